@@ -1,0 +1,218 @@
+/**
+ * System and firewall audit logs. Records are appended as JSON lines and fsynced, because an
+ * audit trail that loses its last lines in a crash is exactly the one an investigator needs.
+ * Each log keeps at most `maxEntries`; past that the oldest are overwritten and the overwrite
+ * is itself audited, as the manual's "Audit log overwrite" event describes.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fail } from '../../sdk/errors.js';
+import { Mutex, writeFileDurable } from '../durable/index.js';
+import { AUDIT_EVENTS, renderText, type AuditEventKey, type AuditLogName, type Severity } from './events.js';
+
+export * from './events.js';
+
+export interface AuditRecord {
+  seq: number;
+  time: string;
+  log: AuditLogName;
+  event: AuditEventKey;
+  name: string;
+  text: string;
+  severity: Severity;
+  subject: string;
+  details?: Record<string, unknown>;
+}
+
+export interface AuditFilter {
+  log?: AuditLogName;
+  severity?: Severity[];
+  subject?: string[];
+  /** ISO times, inclusive. */
+  from?: string;
+  to?: string;
+  /** Newest first, at most this many. */
+  limit?: number;
+}
+
+/** What subsystems depend on: record an event; read the trail. */
+export interface Audit {
+  record(event: AuditEventKey, values?: Record<string, string | number>, details?: Record<string, unknown>): Promise<AuditRecord>;
+  list(filter?: AuditFilter): AuditRecord[];
+}
+
+export interface AuditLogOptions {
+  /** Entries kept per log before the oldest are overwritten. */
+  maxEntries?: number;
+  clock?: () => Date;
+}
+
+export const AUDIT_DEFAULTS = { maxEntries: 10_000 } as const;
+
+function matches(record: AuditRecord, filter: AuditFilter): boolean {
+  if (filter.log && record.log !== filter.log) return false;
+  if (filter.severity?.length && !filter.severity.includes(record.severity)) return false;
+  if (filter.subject?.length && !filter.subject.includes(record.subject)) return false;
+  if (filter.from && record.time < filter.from) return false;
+  if (filter.to && record.time > filter.to) return false;
+  return true;
+}
+
+function select(records: AuditRecord[], filter: AuditFilter): AuditRecord[] {
+  const chosen = records.filter((record) => matches(record, filter)).reverse();
+  return filter.limit === undefined ? chosen : chosen.slice(0, filter.limit);
+}
+
+export function validateAuditOptions(options: AuditLogOptions): Required<AuditLogOptions> {
+  const maxEntries = options.maxEntries ?? AUDIT_DEFAULTS.maxEntries;
+  if (!Number.isInteger(maxEntries) || maxEntries < 16) {
+    throw fail('E_OPTION', `audit option maxEntries must be an integer of at least 16, got ${String(maxEntries)}`);
+  }
+  return { maxEntries, clock: options.clock ?? (() => new Date()) };
+}
+
+export class FileAuditLog implements Audit {
+  readonly #dir: string;
+  readonly #options: Required<AuditLogOptions>;
+  readonly #records: Record<AuditLogName, AuditRecord[]> = { system: [], firewall: [] };
+  readonly #writes = new Mutex();
+  #seq = 0;
+
+  private constructor(dir: string, options: Required<AuditLogOptions>) {
+    this.#dir = dir;
+    this.#options = options;
+  }
+
+  static async open(dir: string, options: AuditLogOptions = {}): Promise<FileAuditLog> {
+    const log = new FileAuditLog(dir, validateAuditOptions(options));
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    for (const name of ['system', 'firewall'] as const) {
+      log.#records[name] = await readRecords(log.#file(name));
+      for (const record of log.#records[name]) log.#seq = Math.max(log.#seq, record.seq);
+    }
+    await log.record('auditStart');
+    return log;
+  }
+
+  #file(name: AuditLogName): string {
+    return path.join(this.#dir, `${name}.jsonl`);
+  }
+
+  record(event: AuditEventKey, values: Record<string, string | number> = {}, details?: Record<string, unknown>): Promise<AuditRecord> {
+    return this.#writes.run(async () => {
+      const spec = AUDIT_EVENTS[event];
+      const record: AuditRecord = {
+        seq: ++this.#seq,
+        time: this.#options.clock().toISOString(),
+        log: spec.log,
+        event,
+        name: spec.name,
+        text: renderText(spec.text, values),
+        severity: spec.severity,
+        subject: spec.subject,
+        ...(details ? { details } : {}),
+      };
+      const records = this.#records[spec.log];
+      if (records.length >= this.#options.maxEntries) {
+        await this.#overwrite(spec.log, record);
+      } else {
+        await appendLine(this.#file(spec.log), record);
+        records.push(record);
+      }
+      return record;
+    });
+  }
+
+  async #overwrite(name: AuditLogName, record: AuditRecord): Promise<void> {
+    const overwrite: AuditRecord = {
+      ...record,
+      event: 'auditOverwrite',
+      name: AUDIT_EVENTS.auditOverwrite.name,
+      text: AUDIT_EVENTS.auditOverwrite.text,
+      severity: AUDIT_EVENTS.auditOverwrite.severity,
+      subject: AUDIT_EVENTS.auditOverwrite.subject,
+      log: name,
+      details: undefined,
+    };
+    delete overwrite.details;
+    const nextRecord = { ...record, seq: ++this.#seq };
+    // Keep the newest three quarters so that overwrites (and their rewrites) stay rare.
+    const kept = this.#records[name].slice(-Math.floor(this.#options.maxEntries * 0.75));
+    const next = [...kept, overwrite, nextRecord];
+    await writeFileDurable(this.#file(name), next.map((r) => JSON.stringify(r)).join('\n') + '\n', { mode: 0o600 });
+    this.#records[name] = next;
+  }
+
+  list(filter: AuditFilter = {}): AuditRecord[] {
+    const logs: AuditLogName[] = filter.log ? [filter.log] : ['system', 'firewall'];
+    const merged = logs.flatMap((name) => this.#records[name]).sort((a, b) => a.seq - b.seq);
+    return structuredClone(select(merged, filter));
+  }
+}
+
+async function appendLine(file: string, record: AuditRecord): Promise<void> {
+  const handle = await fs.open(file, 'a', 0o600);
+  try {
+    await handle.appendFile(`${JSON.stringify(record)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readRecords(file: string): Promise<AuditRecord[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const records: AuditRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      records.push(JSON.parse(line) as AuditRecord);
+    } catch {
+      // A crash can tear only the last, unacknowledged line; every fsynced line parses.
+    }
+  }
+  return records;
+}
+
+/** Same interface, no disk: for unit tests of subsystems that audit. */
+export class MemoryAuditLog implements Audit {
+  readonly records: AuditRecord[] = [];
+  #seq = 0;
+
+  async record(event: AuditEventKey, values: Record<string, string | number> = {}, details?: Record<string, unknown>): Promise<AuditRecord> {
+    const spec = AUDIT_EVENTS[event];
+    const record: AuditRecord = {
+      seq: ++this.#seq, time: new Date().toISOString(), log: spec.log, event, name: spec.name,
+      text: renderText(spec.text, values), severity: spec.severity, subject: spec.subject, ...(details ? { details } : {}),
+    };
+    this.records.push(record);
+    return record;
+  }
+
+  list(filter: AuditFilter = {}): AuditRecord[] {
+    return structuredClone(select(this.records, filter));
+  }
+
+  events(): AuditEventKey[] {
+    return this.records.map((record) => record.event);
+  }
+}
+
+const CSV_COLUMNS = ['time', 'name', 'text', 'subject', 'severity'] as const;
+
+/** The manual's CSV export: date and time, event name, event text, subject, severity. */
+export function toCsv(records: AuditRecord[]): string {
+  const quote = (value: string): string => {
+    // A leading = + - @ would be a formula in a spreadsheet: neutralise it (CSV injection).
+    const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+    return `"${safe.replace(/"/g, '""')}"`;
+  };
+  const header = ['Date and time', 'Event name', 'Event text', 'Subject ID', 'Severity'].map(quote).join(',');
+  return [header, ...records.map((record) => CSV_COLUMNS.map((column) => quote(record[column])).join(','))].join('\r\n') + '\r\n';
+}

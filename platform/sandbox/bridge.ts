@@ -1,0 +1,86 @@
+/**
+ * The declared protocol across the isolation boundary, in the manner of VS Code's
+ * extHost.protocol: `AppHost` is everything an app may ask of the platform (each service
+ * already scoped to that one app, built by `capabilities.ts` from its manifest), `AppGuest` is
+ * everything the platform may ask of a running app. Data crosses only as copies: plain JSON
+ * values, strings and byte arrays, never a host object.
+ *
+ * The in-app SDK (`sdk/app-api.d.ts`, module "isogate:sdk") is checked against these shapes.
+ */
+
+/** The manual's application log levels: each level includes the ones before it. */
+export const LOG_LEVELS = { critical: 0, error: 1, warning: 2, info: 3, debug: 4, trace: 5 } as const;
+export type LogLevelName = keyof typeof LOG_LEVELS;
+export type LogLevelCode = (typeof LOG_LEVELS)[LogLevelName];
+
+/** A message on an endpoint: a JSON value (json), a string (text) or bytes (binary). */
+export type EndpointMessage = unknown;
+
+export interface StorageHost {
+  get(key: string): Promise<string | Uint8Array | undefined>;
+  put(key: string, value: string | Uint8Array): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  list(prefix: string): Promise<string[]>;
+  /** Bytes used and the quota, both in bytes. */
+  usage(): Promise<{ used: number; quota: number }>;
+}
+
+export interface EgressRequest {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string | Uint8Array;
+  timeoutMs?: number;
+}
+
+export interface EgressResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+export interface EgressStreamEvents {
+  data(chunk: Uint8Array): void;
+  close(error?: { code: string; message: string }): void;
+}
+
+export interface EgressStream {
+  write(chunk: Uint8Array): Promise<void>;
+  end(): Promise<void>;
+}
+
+export interface EgressHost {
+  /** HTTPS request to an `https` target named in the manifest. */
+  fetch(target: string, request: EgressRequest): Promise<EgressResponse>;
+  /** MQTT publish over TLS to an `mqtts` target named in the manifest. */
+  publish(target: string, topic: string, payload: string | Uint8Array, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  /** A TLS byte stream to a `tls` target named in the manifest. */
+  connect(target: string, events: EgressStreamEvents): Promise<EgressStream>;
+}
+
+/** Everything one app may ask of the platform. Capability checks happen before any of these. */
+export interface AppHost {
+  readonly packageId: string;
+  log(level: LogLevelCode, message: string): void;
+  storage: StorageHost;
+  /** The app's current configuration object (a copy), or undefined when it has none. */
+  config(): Record<string, unknown> | undefined;
+  /** Hands a message from one of the app's source endpoints to the router. */
+  emit(endpoint: string, message: EndpointMessage): Promise<void>;
+  egress: EgressHost;
+}
+
+/** A message handed to a destination endpoint, with where it came from. */
+export interface DeliveredMessage {
+  message: EndpointMessage;
+  routeId: string;
+  source: { application_id: string; endpoint: string };
+}
+
+/** Everything the platform may ask of a running app. */
+export interface AppGuest {
+  /** Runs the app's handlers for a batch of messages on one destination endpoint, in order. */
+  deliver(endpoint: string, messages: DeliveredMessage[]): Promise<void>;
+  /** Tells the app its configuration changed (its `config.onChange` handlers run). */
+  configChanged(config: Record<string, unknown> | undefined): Promise<void>;
+}

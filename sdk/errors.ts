@@ -1,0 +1,146 @@
+/**
+ * The one registry of isogate error codes.
+ *
+ * It lives in the SDK because app developers see these codes too: inside an isolate a failed
+ * platform call rejects with an error whose `code` is one of these. The platform, the store and
+ * the CLIs throw only `IsogateError`s built from this table; the REST API and the control socket
+ * map `status` once, in one place, and the CLIs print `code: message`.
+ */
+
+interface ErrorSpec {
+  /** HTTP status the API answers with. */
+  readonly status: number;
+  /** What the code means, for documentation and for the UI's fallback sentence. */
+  readonly summary: string;
+}
+
+export const ERROR_CODES = {
+  // Input at any interface
+  E_BAD_REQUEST: { status: 400, summary: 'The request is malformed.' },
+  E_USAGE: { status: 400, summary: 'The command line is not valid.' },
+  E_OPTION: { status: 400, summary: 'An option has an invalid value.' },
+  E_NOT_FOUND: { status: 404, summary: 'No such object.' },
+  E_CONFLICT: { status: 409, summary: 'The request conflicts with the current state.' },
+  E_INTERNAL: { status: 500, summary: 'An internal error occurred.' },
+  E_UNAVAILABLE: { status: 503, summary: 'The service is not reachable.' },
+
+  // Manifest and package format
+  E_MANIFEST: { status: 422, summary: 'The app manifest is not valid.' },
+  E_PACKAGE_FORMAT: { status: 422, summary: 'The package is not a well-formed isogate package.' },
+  E_PACKAGE_LIMIT: { status: 422, summary: 'The package exceeds a size or count limit.' },
+  E_PACKAGE_PATH: { status: 422, summary: 'The package contains an unsafe entry.' },
+  E_DIGEST: { status: 422, summary: 'A file does not match its signed digest.' },
+  E_FILE_SET: { status: 422, summary: 'The package files differ from the signed file list.' },
+  E_SIGNATURE: { status: 422, summary: 'The package signature could not be verified.' },
+  E_CERTIFICATE: { status: 422, summary: 'A certificate is not acceptable.' },
+  E_BUILD: { status: 422, summary: 'The app could not be built.' },
+
+  // Store and orchestrator
+  E_STORE: { status: 502, summary: 'The app store failed or answered unexpectedly.' },
+  E_DOWNLOAD: { status: 502, summary: 'The package download failed.' },
+  E_CATALOG_MISMATCH: { status: 422, summary: 'The package does not match its catalog entry.' },
+  E_COMPROMISED: { status: 409, summary: 'The app is marked compromised and cannot be installed.' },
+  E_DELISTED: { status: 404, summary: 'That app version is no longer offered.' },
+  E_APP_LIMIT: { status: 409, summary: 'The limit on the number of installed apps is reached.' },
+  E_ALREADY_INSTALLED: { status: 409, summary: 'The app is already installed.' },
+  E_NEW_VERSION: { status: 409, summary: 'Another version of the app is installed; uninstall it first.' },
+  E_NOT_INSTALLED: { status: 404, summary: 'The app is not installed.' },
+  E_BUSY: { status: 409, summary: 'Another operation on this app is in progress.' },
+  E_INSTALL: { status: 500, summary: 'The app could not be installed.' },
+  E_UNINSTALL: { status: 500, summary: 'The app could not be uninstalled.' },
+
+  // Launcher, sandbox, integrity
+  E_STATE: { status: 409, summary: 'The app is not in a state that allows this.' },
+  E_BLOCKED: { status: 409, summary: 'The app is blocked from starting.' },
+  E_PENDING: { status: 409, summary: 'The app needs its required configuration first.' },
+  E_INTEGRITY: { status: 409, summary: 'The installed app failed its integrity check.' },
+  E_INCOMPATIBLE: { status: 409, summary: 'The app was built for an incompatible SDK version.' },
+  E_LAUNCH: { status: 500, summary: 'The app could not be started.' },
+  E_APP_FAILED: { status: 500, summary: 'The app failed.' },
+  E_MEMORY_LIMIT: { status: 500, summary: 'The app exceeded its memory limit.' },
+  E_CPU_LIMIT: { status: 500, summary: 'The app exceeded its CPU time limit.' },
+  E_CAPABILITY: { status: 403, summary: 'The app has no capability for this.' },
+  E_TIMER_LIMIT: { status: 429, summary: 'The app has too many timers.' },
+
+  // Configuration
+  E_CONFIG: { status: 422, summary: 'The configuration is not valid.' },
+
+  // Storage
+  E_STORAGE_KEY: { status: 400, summary: 'The storage key is not valid.' },
+  E_STORAGE_QUOTA: { status: 413, summary: 'The app storage quota is exceeded.' },
+  E_STORAGE_CORRUPT: { status: 500, summary: 'A stored record failed authentication.' },
+
+  // Logs
+  E_LOG_EMPTY: { status: 404, summary: 'The app has no log records yet.' },
+
+  // Router
+  E_ROUTE: { status: 422, summary: 'The route is not valid.' },
+  E_ROUTE_DUPLICATE: { status: 409, summary: 'The same route exists already.' },
+  E_ROUTE_DIRECTION: { status: 422, summary: 'The route goes against the gateway mode.' },
+  E_MESSAGE: { status: 422, summary: 'The message is not valid for its endpoint.' },
+  E_MESSAGE_SIZE: { status: 413, summary: 'The message is too large.' },
+
+  // Egress and certificates
+  E_EGRESS_TARGET: { status: 403, summary: 'The egress target is not declared in the manifest.' },
+  E_EGRESS_TLS: { status: 502, summary: 'The TLS connection to the target failed.' },
+  E_EGRESS_TIMEOUT: { status: 504, summary: 'The egress request timed out.' },
+  E_EGRESS_LIMIT: { status: 429, summary: 'An egress limit was reached.' },
+  E_EGRESS_PROTOCOL: { status: 422, summary: 'The target does not support this protocol.' },
+  E_CERT_FILE: { status: 422, summary: 'The certificate or key file is not valid.' },
+  E_CERT_KEY_MISMATCH: { status: 422, summary: 'The client certificate and key do not match.' },
+
+  // Authentication (API, control socket)
+  E_AUTH: { status: 401, summary: 'Authentication failed.' },
+  E_FORBIDDEN: { status: 403, summary: 'Not allowed.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class IsogateError extends Error {
+  override readonly name = 'IsogateError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Readonly<Record<string, unknown>> = {},
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details: Readonly<Record<string, unknown>> } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** Builds a coded error; the sentence should say what was wrong and, where it helps, what to do. */
+export function fail(code: ErrorCode, message: string, details: Record<string, unknown> = {}): IsogateError {
+  return new IsogateError(code, message, details);
+}
+
+export function isIsogateError(value: unknown, code?: ErrorCode): value is IsogateError {
+  return value instanceof IsogateError && (code === undefined || value.code === code);
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+/**
+ * Turns anything thrown into an IsogateError without losing a code that crossed a boundary as
+ * plain data (worker threads, the control socket, an isolate). Unknown errors become E_INTERNAL.
+ */
+export function toIsogateError(error: unknown): IsogateError {
+  if (error instanceof IsogateError) return error;
+  if (error && typeof error === 'object') {
+    const { code, message, details } = error as { code?: unknown; message?: unknown; details?: unknown };
+    if (isErrorCode(code)) {
+      return new IsogateError(code, String(message ?? ERROR_CODES[code].summary),
+        details && typeof details === 'object' ? (details as Record<string, unknown>) : {});
+    }
+    if (typeof message === 'string') return new IsogateError('E_INTERNAL', message);
+  }
+  return new IsogateError('E_INTERNAL', String(error));
+}
