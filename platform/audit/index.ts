@@ -168,14 +168,13 @@ async function readRecords(file: string): Promise<AuditRecord[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
+  // A crash can tear only the last, unacknowledged line. Cut it off, or the next append would
+  // be glued to it and lost with it.
+  const end = text.lastIndexOf('\n') + 1;
+  if (end < text.length) await fs.truncate(file, Buffer.byteLength(text.slice(0, end)));
   const records: AuditRecord[] = [];
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    try {
-      records.push(JSON.parse(line) as AuditRecord);
-    } catch {
-      // A crash can tear only the last, unacknowledged line; every fsynced line parses.
-    }
+  for (const line of text.slice(0, end).split('\n')) {
+    if (line) records.push(JSON.parse(line) as AuditRecord);
   }
   return records;
 }

@@ -1,0 +1,161 @@
+/**
+ * The local control socket: how `isogate` commands reach a running gateway. It lives in the
+ * data directory with mode 0600, so file permissions are its authentication (the same
+ * principle as the Docker socket). The protocol is one JSON object per line:
+ *   -> {"id":1,"op":"apps.install","params":{...}}
+ *   <- {"id":1,"progress":{...}}*  then  {"id":1,"result":...} or {"id":1,"error":{code,message,details}}
+ */
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import { fail, toIsogateError } from '../../sdk/errors.js';
+
+export const MAX_REQUEST_LINE_BYTES = 1024 * 1024;
+/** sun_path is 108 bytes on Linux, including the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+export interface ControlRequestContext {
+  progress(update: unknown): void;
+}
+
+export type ControlDispatch = (op: string, params: unknown, context: ControlRequestContext) => Promise<unknown>;
+
+export interface ControlServer {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+function send(socket: net.Socket, message: unknown): void {
+  if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`);
+}
+
+function parseRequest(line: string): { id: unknown; op: string; params: unknown } {
+  let request: unknown;
+  try {
+    request = JSON.parse(line);
+  } catch {
+    throw fail('E_BAD_REQUEST', 'The request is not JSON');
+  }
+  if (!request || typeof request !== 'object' || Array.isArray(request)) throw fail('E_BAD_REQUEST', 'The request must be a JSON object');
+  const { id, op, params } = request as Record<string, unknown>;
+  if (typeof op !== 'string' || op.length > 64) throw fail('E_BAD_REQUEST', 'The request needs an "op" string');
+  return { id, op, params: params ?? {} };
+}
+
+function handleConnection(socket: net.Socket, dispatch: ControlDispatch): void {
+  let buffered = '';
+  socket.setEncoding('utf8');
+  socket.on('error', () => socket.destroy());
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    if (Buffer.byteLength(buffered) > MAX_REQUEST_LINE_BYTES && !buffered.includes('\n')) {
+      send(socket, { id: null, error: fail('E_BAD_REQUEST', `A request line may be at most ${MAX_REQUEST_LINE_BYTES} bytes`).toJSON() });
+      socket.end();
+      return;
+    }
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      if (line.trim()) void answer(socket, line, dispatch);
+    }
+  });
+}
+
+async function answer(socket: net.Socket, line: string, dispatch: ControlDispatch): Promise<void> {
+  let id: unknown = null;
+  try {
+    const request = parseRequest(line);
+    id = request.id;
+    const result = await dispatch(request.op, request.params, { progress: (update) => send(socket, { id, progress: update }) });
+    send(socket, { id, result: result ?? null });
+  } catch (error) {
+    send(socket, { id, error: toIsogateError(error).toJSON() });
+  }
+}
+
+async function socketInUse(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+export async function serveControlSocket(socketPath: string, dispatch: ControlDispatch): Promise<ControlServer> {
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
+    throw fail('E_OPTION', `The control socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes; use a shorter data directory`);
+  }
+  if (await socketInUse(socketPath)) {
+    throw fail('E_CONFLICT', `A gateway is already running with this data directory (${socketPath} answers)`);
+  }
+  await fs.rm(socketPath, { force: true });
+  const server = net.createServer((socket) => handleConnection(socket, dispatch));
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  // The socket file gets its mode from the umask at bind time; make it 0600 from the start.
+  const previousMask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+  } finally {
+    process.umask(previousMask);
+  }
+  return {
+    path: socketPath,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await fs.rm(socketPath, { force: true });
+    },
+  };
+}
+
+/** One request over the control socket. Progress updates go to `onProgress`. */
+export async function callControl(socketPath: string, op: string, params: unknown = {}, onProgress?: (update: unknown) => void): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    let buffered = '';
+    let settled = false;
+    const settle = (action: () => void): void => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      action();
+    };
+    socket.setEncoding('utf8');
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      const missing = error.code === 'ENOENT' || error.code === 'ECONNREFUSED';
+      settle(() => reject(missing
+        ? fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; start one with "isogate start --data DIR"`)
+        : fail('E_UNAVAILABLE', `The control socket ${socketPath} failed: ${error.message}`)));
+    });
+    socket.once('connect', () => socket.write(`${JSON.stringify({ id: 1, op, params })}\n`));
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        let message: { progress?: unknown; result?: unknown; error?: unknown };
+        try {
+          message = JSON.parse(line) as typeof message;
+        } catch {
+          settle(() => reject(fail('E_INTERNAL', 'The gateway answered with something that is not JSON')));
+          return;
+        }
+        if ('progress' in message) onProgress?.(message.progress);
+        else if ('error' in message) settle(() => reject(toIsogateError(message.error)));
+        else if ('result' in message) settle(() => resolve(message.result));
+      }
+    });
+    socket.once('close', () => settle(() => reject(fail('E_UNAVAILABLE', 'The gateway closed the control connection before answering'))));
+  });
+}

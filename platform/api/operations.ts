@@ -1,0 +1,203 @@
+/**
+ * The service layer: every operation an admin can perform, with the JSON Schema of its
+ * parameters. The control socket dispatches here today and the REST API will map its routes
+ * onto the same table, so a rule enforced here holds for every client. Handlers read like
+ * sentences; the work is done by the subsystems behind `GatewayServices`.
+ */
+import { fail } from '../../sdk/errors.js';
+import { assertValid, compileSchema } from '../../sdk/schema.js';
+import type { GatewayServices } from './services.js';
+
+export interface OperationContext {
+  /** Streams an intermediate update to the caller (install progress, archive chunks). */
+  progress(update: unknown): void;
+}
+
+interface Operation {
+  summary: string;
+  params: Record<string, unknown>;
+  run(services: GatewayServices, params: any, context: OperationContext): Promise<unknown>;
+}
+
+const PACKAGE_ID = { type: 'string', minLength: 3, maxLength: 128, pattern: '^[a-z][a-z0-9-]*(\\.[a-z0-9][a-z0-9-]*)+$' };
+const ROUTE_END = { type: 'string', minLength: 3, maxLength: 200, pattern: '^[^:\\s]+:[^:\\s]+$' };
+const BASE64 = { type: 'string', maxLength: 4 * 1024 * 1024, pattern: '^[A-Za-z0-9+/=\\s]*$' };
+const FILE_NAME = { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^/\\\\\\u0000-\\u001f]+$' };
+
+function params(properties: Record<string, unknown>, required: string[] = []): Record<string, unknown> {
+  return { type: 'object', additionalProperties: false, properties, required };
+}
+
+/** `APP:ENDPOINT` on the command line and in the API; the manual's route shape inside. */
+function routeEnd(text: string): { application_id: string; endpoint: string } {
+  const [application_id, endpoint] = text.split(':') as [string, string];
+  return { application_id, endpoint };
+}
+
+/** The CLI and UI say what the manual's web interface says; the document keeps the manual's values. */
+const LAUNCH_RULES = { auto: 'auto', manual: 'none', blocked: 'forbidden' } as const;
+
+export const OPERATIONS: Record<string, Operation> = {
+  'status': {
+    summary: 'Gateway status: version, modes, apps by status, store',
+    params: params({}),
+    run: async (services) => services.status(),
+  },
+  'apps.available': {
+    summary: "The store's apps with the installed version beside each",
+    params: params({}),
+    run: async ({ orchestrator }) => orchestrator.available(),
+  },
+  'apps.list': {
+    summary: 'Installed apps with status, launch rule, manifest and signature state',
+    params: params({}),
+    run: async (services) => services.installedApps(),
+  },
+  'apps.install': {
+    summary: 'Download, verify and install an app from the store',
+    params: params({ id: PACKAGE_ID, version: { type: 'string', maxLength: 64 } }, ['id']),
+    run: async ({ orchestrator }, { id, version }: { id: string; version?: string }, context) => {
+      const app = await orchestrator.install(id, { version, onProgress: (progress) => context.progress(progress) });
+      return { package_id: app.packageId, name: app.manifest.name, version: app.version };
+    },
+  },
+  'apps.uninstall': {
+    summary: 'Uninstall an app and everything it owned',
+    params: params({ id: PACKAGE_ID }, ['id']),
+    run: async ({ orchestrator }, { id }: { id: string }) => {
+      await orchestrator.uninstall(id);
+      return { package_id: id, uninstalled: true };
+    },
+  },
+  'apps.start': {
+    summary: 'Start an installed app',
+    params: params({ id: PACKAGE_ID }, ['id']),
+    run: async ({ launcher }, { id }: { id: string }) => launcher.start(id),
+  },
+  'apps.stop': {
+    summary: 'Stop a running app',
+    params: params({ id: PACKAGE_ID }, ['id']),
+    run: async ({ launcher }, { id }: { id: string }) => launcher.stop(id),
+  },
+  'apps.rule': {
+    summary: 'Set the start rule: auto (Autostart), manual (Manual start) or blocked (Block start)',
+    params: params({ id: PACKAGE_ID, rule: { enum: Object.keys(LAUNCH_RULES) } }, ['id', 'rule']),
+    run: async ({ launcher }, { id, rule }: { id: string; rule: keyof typeof LAUNCH_RULES }) => launcher.setLaunchRule(id, LAUNCH_RULES[rule]),
+  },
+  'apps.logLevel': {
+    summary: 'Set the app log level (0 critical .. 5 all)',
+    params: params({ id: PACKAGE_ID, level: { type: 'integer', minimum: 0, maximum: 5 } }, ['id', 'level']),
+    run: async ({ launcher }, { id, level }: { id: string; level: 0 | 1 | 2 | 3 | 4 | 5 }) => launcher.setLogLevel(id, level),
+  },
+  'apps.config.get': {
+    summary: "Read an app's configuration",
+    params: params({ id: PACKAGE_ID }, ['id']),
+    run: async ({ launcher }, { id }: { id: string }) => launcher.getConfiguration(id) ?? null,
+  },
+  'apps.config.set': {
+    summary: "Replace an app's configuration (validated against its manifest's schema)",
+    params: params({ id: PACKAGE_ID, value: { type: 'object' } }, ['id', 'value']),
+    run: async ({ launcher }, { id, value }: { id: string; value: Record<string, unknown> }) => launcher.setConfiguration(id, value),
+  },
+  'apps.logs.info': {
+    summary: "What an app's log archive holds and its size, before downloading it",
+    params: params({ id: PACKAGE_ID }, ['id']),
+    run: async (services, { id }: { id: string }) => services.logArchiveInfo(id),
+  },
+  'apps.logs.archive': {
+    summary: "Stream an app's log archive (log_files_<app_id>.tar.gz) as base64 chunks",
+    params: params({ id: PACKAGE_ID }, ['id']),
+    run: async (services, { id }: { id: string }, context) => {
+      const info = await services.logArchiveInfo(id);
+      let bytes = 0;
+      for await (const chunk of await services.logArchive(id)) {
+        bytes += (chunk as Buffer).length;
+        context.progress({ data: (chunk as Buffer).toString('base64'), bytes });
+      }
+      await services.audit.record('logExport', {}, { packageId: id, bytes });
+      return { fileName: info.fileName, bytes };
+    },
+  },
+  'routes.list': {
+    summary: 'Routes with status, ends and counters; searchable and sortable',
+    params: params({
+      search: { type: 'string', maxLength: 200 },
+      sortBy: { enum: ['status', 'source', 'destination'] },
+      order: { enum: ['asc', 'desc'] },
+    }),
+    run: async ({ router }, query: { search?: string; sortBy?: 'status' | 'source' | 'destination'; order?: 'asc' | 'desc' }) => router.list(query),
+  },
+  'routes.add': {
+    summary: 'Route a source endpoint to a destination endpoint (APP:ENDPOINT each)',
+    params: params({ source: ROUTE_END, destination: ROUTE_END }, ['source', 'destination']),
+    run: async ({ router }, { source, destination }: { source: string; destination: string }) => router.add(routeEnd(source), routeEnd(destination)),
+  },
+  'routes.update': {
+    summary: 'Change a route: its ends or whether it is active',
+    params: params({ id: { type: 'string', maxLength: 64 }, source: ROUTE_END, destination: ROUTE_END, active: { type: 'boolean' } }, ['id']),
+    run: async ({ router }, { id, source, destination, active }: { id: string; source?: string; destination?: string; active?: boolean }) =>
+      router.update(id, {
+        ...(source ? { source: routeEnd(source) } : {}),
+        ...(destination ? { destination: routeEnd(destination) } : {}),
+        ...(active === undefined ? {} : { active }),
+      }),
+  },
+  'routes.remove': {
+    summary: 'Delete a route',
+    params: params({ id: { type: 'string', maxLength: 64 } }, ['id']),
+    run: async ({ router }, { id }: { id: string }) => {
+      await router.remove(id);
+      return { id, removed: true };
+    },
+  },
+  'certs.list': {
+    summary: "An app's CA and client certificates: file name, subject, issuer, valid until",
+    params: params({ id: PACKAGE_ID }, ['id']),
+    run: async (services, { id }: { id: string }) => {
+      services.requireInstalled(id);
+      return services.certificates.list(id);
+    },
+  },
+  'certs.setCa': {
+    summary: "Upload or replace an app's CA certificate (PEM or DER)",
+    params: params({ id: PACKAGE_ID, fileName: FILE_NAME, content: BASE64 }, ['id', 'fileName', 'content']),
+    run: async (services, { id, fileName, content }: { id: string; fileName: string; content: string }) => {
+      services.requireInstalled(id);
+      return services.certificates.setCa(id, fileName, Buffer.from(content, 'base64'));
+    },
+  },
+  'certs.setClient': {
+    summary: "Upload or replace an app's client certificate with its key (only together, only matching)",
+    params: params({ id: PACKAGE_ID, certFileName: FILE_NAME, cert: BASE64, keyFileName: FILE_NAME, key: BASE64 }, ['id', 'certFileName', 'cert', 'keyFileName', 'key']),
+    run: async (services, p: { id: string; certFileName: string; cert: string; keyFileName: string; key: string }) => {
+      services.requireInstalled(p.id);
+      return services.certificates.setClient(p.id, p.certFileName, Buffer.from(p.cert, 'base64'), p.keyFileName, Buffer.from(p.key, 'base64'));
+    },
+  },
+  'certs.delete': {
+    summary: "Delete an app's CA or client certificate",
+    params: params({ id: PACKAGE_ID, kind: { enum: ['ca', 'client'] } }, ['id', 'kind']),
+    run: async (services, { id, kind }: { id: string; kind: 'ca' | 'client' }) => {
+      services.requireInstalled(id);
+      await services.certificates.delete(id, kind);
+      return { package_id: id, kind, deleted: true };
+    },
+  },
+  'audit.list': {
+    summary: 'Audit records, newest first',
+    params: params({
+      log: { enum: ['system', 'firewall'] },
+      severity: { type: 'array', items: { enum: ['Informational', 'Warning', 'Critical'] }, maxItems: 3 },
+      limit: { type: 'integer', minimum: 1, maximum: 10_000 },
+    }),
+    run: async ({ audit }, filter: { log?: 'system' | 'firewall'; severity?: ('Informational' | 'Warning' | 'Critical')[]; limit?: number }) => audit.list(filter),
+  },
+};
+
+/** Validates the parameters at the edge, then runs the operation. */
+export async function invokeOperation(services: GatewayServices, name: string, input: unknown, context: OperationContext): Promise<unknown> {
+  const operation = Object.hasOwn(OPERATIONS, name) ? OPERATIONS[name] : undefined;
+  if (!operation) throw fail('E_BAD_REQUEST', `Unknown operation "${name}"`, { known: Object.keys(OPERATIONS) });
+  assertValid(compileSchema(operation.params), input, 'E_BAD_REQUEST', `Parameters of ${name}`);
+  return operation.run(services, input, context);
+}

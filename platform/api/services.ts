@@ -1,0 +1,66 @@
+/**
+ * What the service layer reaches: the subsystems' doors plus a few views that combine them.
+ * platform/main.ts builds the one implementation; tests may build smaller ones.
+ */
+import type { Readable } from 'node:stream';
+import type { Audit } from '../audit/index.js';
+import type { ConfigStore } from '../config/index.js';
+import type { CertificateStore } from '../egress/index.js';
+import type { Launcher } from '../launcher/index.js';
+import type { Orchestrator } from '../orchestrator/index.js';
+import type { Router } from '../router/index.js';
+
+export interface GatewayStatus {
+  version: string;
+  sdkVersion: string;
+  uptimeSeconds: number;
+  dataDir: string;
+  /** The manual's network device types. */
+  mode: 'router' | 'unidirectional gateway';
+  developerMode: boolean;
+  store: string;
+  apps: { installed: number; limit: number; byStatus: Record<string, number> };
+  routes: { active: number; error: number };
+}
+
+/** One row of the Installed apps table (the manual's columns) with the machine fields. */
+export interface InstalledAppView {
+  package_id: string;
+  name: string;
+  publisher: string;
+  version: string;
+  type: string;
+  status: string;
+  state: number;
+  launch_rule: 'auto' | 'manual' | 'blocked';
+  log_level: number;
+  configured: boolean;
+  restarts: number;
+  last_error?: { code: string; message: string; at: string };
+  signature: 'verified' | 'unsigned';
+  signer: { subject: string; issuer: string; fingerprint256: string; validTo: string } | null;
+  installed_at: string;
+  manifest: unknown;
+}
+
+export interface LogArchiveInfo {
+  fileName: string;
+  files: number;
+  uncompressedBytes: number;
+  estimatedBytes: number;
+}
+
+export interface GatewayServices {
+  orchestrator: Orchestrator;
+  launcher: Launcher;
+  router: Router;
+  certificates: CertificateStore;
+  audit: Audit;
+  config: ConfigStore;
+  status(): GatewayStatus;
+  installedApps(): InstalledAppView[];
+  logArchiveInfo(packageId: string): Promise<LogArchiveInfo>;
+  logArchive(packageId: string): Promise<Readable>;
+  /** E_NOT_INSTALLED unless the app is installed. */
+  requireInstalled(packageId: string): void;
+}

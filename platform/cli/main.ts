@@ -1,0 +1,309 @@
+/**
+ * `isogate`: runs a gateway (`start`) and talks to a running one through its control socket.
+ * Every command exits non-zero with `CODE: sentence` on failure; `--json` prints machine output.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { fail, toIsogateError } from '../../sdk/errors.js';
+import { callControl } from '../api/control-socket.js';
+import { formatBytes, ProgressLine, table } from './format.js';
+
+const USAGE = `isogate — the gateway's application platform
+
+  isogate start [--data DIR] [--port N] [--store URL --trust ROOT] [--demo]
+  isogate status
+  isogate apps available | list
+  isogate apps install ID [--version V] | uninstall ID | start ID | stop ID
+  isogate apps rule ID auto|manual|blocked | log-level ID 0-5
+  isogate apps logs ID [-o FILE] | config ID [--set FILE]
+  isogate routes list [--search TEXT] [--sort status|source|destination] [--desc]
+  isogate routes add APP:ENDPOINT APP:ENDPOINT | remove ROUTE | enable ROUTE | disable ROUTE
+  isogate certs list ID | set-ca ID FILE | set-client ID CERT KEY | delete ID ca|client
+  isogate audit [--log system|firewall] [--limit N]
+
+Every command takes --data DIR (default: $ISOGATE_DATA, else ./.isogate-demo) and --json.`;
+
+type Values = Record<string, string | boolean | undefined>;
+
+interface Invocation {
+  positionals: string[];
+  values: Values;
+  json: boolean;
+  socket: string;
+  dataDir: string;
+}
+
+const COMMON_OPTIONS = {
+  data: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+function parse(args: string[], options: ParseArgsConfig['options'] = {}): Invocation {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw fail('E_USAGE', (error as Error).message);
+  }
+  const values = parsed.values as Values;
+  const dataDir = path.resolve(String(values.data ?? process.env.ISOGATE_DATA ?? '.isogate-demo'));
+  return { positionals: parsed.positionals, values, json: values.json === true, dataDir, socket: path.join(dataDir, 'control.sock') };
+}
+
+function need(invocation: Invocation, count: number, what: string): string[] {
+  const rest = invocation.positionals;
+  if (rest.length !== count) throw fail('E_USAGE', `Expected ${what}`);
+  return rest;
+}
+
+function print(invocation: Invocation, value: unknown, human: () => string): void {
+  process.stdout.write(`${invocation.json ? JSON.stringify(value, null, 2) : human()}\n`);
+}
+
+async function call(invocation: Invocation, op: string, params: Record<string, unknown> = {}, onProgress?: (update: unknown) => void): Promise<any> {
+  return callControl(invocation.socket, op, params, onProgress);
+}
+
+async function apps(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  const inv = parse(rest, { version: { type: 'string' }, output: { type: 'string', short: 'o' }, set: { type: 'string' } });
+  switch (sub) {
+    case 'available': {
+      need(inv, 0, 'no arguments');
+      const list = await call(inv, 'apps.available');
+      return print(inv, list, () => table(list.map((app: any) => ({ ...app, size: formatBytes(app.size), categories: app.categories.join(', '), published_at: app.published_at.slice(0, 10), installed: app.installedVersion ?? '' })),
+        [['package_id', 'ID'], ['name', 'NAME'], ['title', 'TITLE'], ['version', 'VERSION'], ['size', 'SIZE'], ['categories', 'CATEGORY'], ['published_at', 'PUBLISHED'], ['status', 'STATUS'], ['installed', 'INSTALLED']]));
+    }
+    case 'list': {
+      need(inv, 0, 'no arguments');
+      const list = await call(inv, 'apps.list');
+      return print(inv, list, () => table(list.map((app: any) => ({ ...app, status: app.status[0].toUpperCase() + app.status.slice(1) })),
+        [['package_id', 'ID'], ['name', 'NAME'], ['publisher', 'ISSUER'], ['version', 'VERSION'], ['type', 'TYPE'], ['launch_rule', 'START RULE'], ['status', 'STATUS'], ['signature', 'SIGNATURE']]));
+    }
+    case 'install': {
+      const [id] = need(inv, 1, 'install ID [--version V]');
+      const bar = inv.json ? undefined : new ProgressLine(process.stderr, `Installing ${id}`);
+      const result = await call(inv, 'apps.install', { id, ...(inv.values.version ? { version: inv.values.version } : {}) }, (update: any) => {
+        bar?.update(update.percent, update.phase === 'download' ? `${formatBytes(update.received)} of ${formatBytes(update.total)}` : update.phase);
+      });
+      bar?.done();
+      return print(inv, result, () => `Installed ${result.name} ${result.version}`);
+    }
+    case 'uninstall': {
+      const [id] = need(inv, 1, 'uninstall ID');
+      const result = await call(inv, 'apps.uninstall', { id });
+      return print(inv, result, () => `Uninstalled ${id}`);
+    }
+    case 'start':
+    case 'stop': {
+      const [id] = need(inv, 1, `${sub} ID`);
+      const result = await call(inv, `apps.${sub}`, { id });
+      return print(inv, result, () => `${result.name ?? id}: ${result.status}`);
+    }
+    case 'rule': {
+      const [id, rule] = need(inv, 2, 'rule ID auto|manual|blocked');
+      const result = await call(inv, 'apps.rule', { id, rule });
+      return print(inv, result, () => `${result.name ?? id}: start rule ${rule}`);
+    }
+    case 'log-level': {
+      const [id, level] = need(inv, 2, 'log-level ID 0-5');
+      if (!/^[0-5]$/.test(level!)) throw fail('E_USAGE', 'The log level is a number from 0 (critical) to 5 (all)');
+      const result = await call(inv, 'apps.logLevel', { id, level: Number(level) });
+      return print(inv, result, () => `${result.name ?? id}: log level ${level}`);
+    }
+    case 'logs': {
+      const [id] = need(inv, 1, 'logs ID [-o FILE]');
+      const info = await call(inv, 'apps.logs.info', { id });
+      const target = path.resolve(String(inv.values.output ?? info.fileName));
+      const handle = await fs.open(target, 'w', 0o600);
+      const bar = inv.json ? undefined : new ProgressLine(process.stderr, `Downloading ${info.fileName} (about ${formatBytes(info.estimatedBytes)})`);
+      try {
+        let pending = Promise.resolve();
+        const result = await call(inv, 'apps.logs.archive', { id }, (update: any) => {
+          const chunk = Buffer.from(update.data, 'base64');
+          pending = pending.then(async () => { await handle.write(chunk); });
+          bar?.update(Math.min(99, (update.bytes / Math.max(info.estimatedBytes, 1)) * 100), formatBytes(update.bytes));
+        });
+        await pending;
+        bar?.update(100, formatBytes(result.bytes));
+        bar?.done();
+        return print(inv, { ...result, path: target }, () => `Saved ${target} (${formatBytes(result.bytes)})`);
+      } finally {
+        await handle.close();
+      }
+    }
+    case 'config': {
+      const [id] = need(inv, 1, 'config ID [--set FILE]');
+      if (inv.values.set) {
+        let value: unknown;
+        try {
+          value = JSON.parse(await fs.readFile(String(inv.values.set), 'utf8'));
+        } catch (error) {
+          throw fail('E_CONFIG', `${String(inv.values.set)} is not a readable JSON file: ${(error as Error).message}`);
+        }
+        const result = await call(inv, 'apps.config.set', { id, value });
+        return print(inv, result, () => `${result.name ?? id}: configuration saved (${result.status})`);
+      }
+      const config = await call(inv, 'apps.config.get', { id });
+      return print(inv, config, () => JSON.stringify(config, null, 2));
+    }
+    default:
+      throw fail('E_USAGE', `Unknown apps command "${sub ?? ''}"`);
+  }
+}
+
+function routeRows(routes: any[]): string {
+  return table(routes.map((route) => ({
+    ...route,
+    source_app: route.sourceName ?? route.source.application_id,
+    source_ep: route.source.endpoint,
+    destination_app: route.destinationName ?? route.destination.application_id,
+    destination_ep: route.destination.endpoint,
+    counts: `${route.counters.delivered}/${route.counters.dropped}/${route.counters.invalid}`,
+  })), [['id', 'ID'], ['status', 'STATUS'], ['source_app', 'SOURCE APP'], ['source_ep', 'SOURCE POINT'], ['destination_app', 'DESTINATION APP'], ['destination_ep', 'DESTINATION POINT'], ['counts', 'DELIVERED/DROPPED/INVALID']]);
+}
+
+async function routes(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  const inv = parse(rest, { search: { type: 'string' }, sort: { type: 'string' }, desc: { type: 'boolean' } });
+  switch (sub) {
+    case 'list': {
+      need(inv, 0, 'no arguments');
+      const query = {
+        ...(inv.values.search ? { search: inv.values.search } : {}),
+        ...(inv.values.sort ? { sortBy: inv.values.sort } : {}),
+        ...(inv.values.desc ? { order: 'desc' } : {}),
+      };
+      const list = await call(inv, 'routes.list', query);
+      return print(inv, list, () => routeRows(list));
+    }
+    case 'add': {
+      const [source, destination] = need(inv, 2, 'add APP:ENDPOINT APP:ENDPOINT');
+      const route = await call(inv, 'routes.add', { source, destination });
+      return print(inv, route, () => `Route ${route.id} added (${route.status})`);
+    }
+    case 'remove': {
+      const [id] = need(inv, 1, 'remove ROUTE');
+      return print(inv, await call(inv, 'routes.remove', { id }), () => `Route ${id} removed`);
+    }
+    case 'enable':
+    case 'disable': {
+      const [id] = need(inv, 1, `${sub} ROUTE`);
+      const route = await call(inv, 'routes.update', { id, active: sub === 'enable' });
+      return print(inv, route, () => `Route ${id}: ${route.status}`);
+    }
+    default:
+      throw fail('E_USAGE', `Unknown routes command "${sub ?? ''}"`);
+  }
+}
+
+async function readBase64(file: string): Promise<string> {
+  try {
+    return (await fs.readFile(file)).toString('base64');
+  } catch (error) {
+    throw fail('E_CERT_FILE', `${file} cannot be read: ${(error as Error).message}`);
+  }
+}
+
+async function certs(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  const inv = parse(rest);
+  switch (sub) {
+    case 'list': {
+      const [id] = need(inv, 1, 'list ID');
+      const list = await call(inv, 'certs.list', { id });
+      return print(inv, list, () => table(list.map((c: any) => ({ ...c, validTo: c.validTo.slice(0, 10) })),
+        [['kind', 'KIND'], ['fileName', 'FILE'], ['subject', 'SUBJECT'], ['issuer', 'ISSUER'], ['validTo', 'VALID UNTIL'], ['expiresInDays', 'DAYS LEFT']]));
+    }
+    case 'set-ca': {
+      const [id, file] = need(inv, 2, 'set-ca ID FILE');
+      const info = await call(inv, 'certs.setCa', { id, fileName: path.basename(file!), content: await readBase64(file!) });
+      return print(inv, info, () => `CA certificate for ${id}: ${info.subject}, valid until ${info.validTo}`);
+    }
+    case 'set-client': {
+      const [id, cert, key] = need(inv, 3, 'set-client ID CERT KEY');
+      const info = await call(inv, 'certs.setClient', {
+        id, certFileName: path.basename(cert!), cert: await readBase64(cert!), keyFileName: path.basename(key!), key: await readBase64(key!),
+      });
+      return print(inv, info, () => `Client certificate for ${id}: ${info.subject}, valid until ${info.validTo}`);
+    }
+    case 'delete': {
+      const [id, kind] = need(inv, 2, 'delete ID ca|client');
+      if (kind !== 'ca' && kind !== 'client') throw fail('E_USAGE', 'Say which certificate to delete: ca or client');
+      return print(inv, await call(inv, 'certs.delete', { id, kind }), () => `Deleted the ${kind} certificate of ${id}`);
+    }
+    default:
+      throw fail('E_USAGE', `Unknown certs command "${sub ?? ''}"`);
+  }
+}
+
+async function status(args: string[]): Promise<void> {
+  const inv = parse(args);
+  need(inv, 0, 'no arguments');
+  const result = await call(inv, 'status');
+  print(inv, result, () => [
+    `isogate ${result.version} (SDK ${result.sdkVersion}), up ${Math.round(result.uptimeSeconds)} s, data ${result.dataDir}`,
+    `mode: ${result.mode}${result.developerMode ? ', developer mode' : ''}`,
+    `store: ${result.store}`,
+    `apps: ${result.apps.installed} installed of ${result.apps.limit}; ${Object.entries(result.apps.byStatus).map(([s, n]) => `${n} ${s}`).join(', ') || 'none running'}`,
+    `routes: ${result.routes.active} active, ${result.routes.error} in error`,
+  ].join('\n'));
+}
+
+async function audit(args: string[]): Promise<void> {
+  const inv = parse(args, { log: { type: 'string' }, limit: { type: 'string' } });
+  need(inv, 0, 'no arguments');
+  const limit = inv.values.limit === undefined ? 50 : Number(inv.values.limit);
+  const records = await call(inv, 'audit.list', { ...(inv.values.log ? { log: inv.values.log } : {}), limit });
+  print(inv, records, () => table(records, [['time', 'DATE AND TIME'], ['severity', 'SEVERITY'], ['subject', 'SUBJECT'], ['name', 'EVENT'], ['text', 'TEXT']]));
+}
+
+async function start(args: string[], demo: boolean): Promise<void> {
+  const inv = parse(args, { port: { type: 'string' }, store: { type: 'string' }, trust: { type: 'string' }, demo: { type: 'boolean' }, host: { type: 'string' } });
+  need(inv, 0, 'no positional arguments');
+  if (Boolean(inv.values.store) !== Boolean(inv.values.trust)) throw fail('E_USAGE', '--store and --trust go together');
+  const port = inv.values.port === undefined ? undefined : Number(inv.values.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw fail('E_USAGE', '--port is a TCP port number');
+  const { runGateway } = await import('../main.js');
+  await runGateway({
+    dataDir: inv.dataDir,
+    ...(port === undefined ? {} : { port }),
+    ...(inv.values.store ? { storeUrl: String(inv.values.store), trustRootFile: String(inv.values.trust) } : {}),
+    demo: demo || inv.values.demo === true,
+    json: inv.json,
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const json = argv.includes('--json');
+  try {
+    switch (command) {
+      case 'start': await start(rest, false); break;
+      case 'demo': await start(rest, true); break;
+      case 'status': await status(rest); break;
+      case 'apps': await apps(rest); break;
+      case 'routes': await routes(rest); break;
+      case 'certs': await certs(rest); break;
+      case 'audit': await audit(rest); break;
+      case undefined: case 'help': case '--help': case '-h':
+        process.stdout.write(`${USAGE}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        throw fail('E_USAGE', `Unknown command "${command}"`);
+    }
+    return 0;
+  } catch (error) {
+    const coded = toIsogateError(error);
+    if (json) process.stdout.write(`${JSON.stringify({ error: coded.toJSON() }, null, 2)}\n`);
+    process.stderr.write(`${coded.code}: ${coded.message}\n`);
+    if (coded.code === 'E_USAGE') process.stderr.write(`\n${USAGE}\n`);
+    return coded.code === 'E_USAGE' ? 2 : 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await main(process.argv.slice(2));
+}

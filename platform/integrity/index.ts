@@ -1,0 +1,111 @@
+/**
+ * Integrity records and checks. At install the orchestrator records the signed digest of
+ * every file, MAC'd with a device-derived key so the record itself cannot be edited to match
+ * tampered files. Before every launch the launcher re-hashes the installed files against it
+ * and runs exactly the bytes it checked (no time-of-check/time-of-use gap).
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fail } from '../../sdk/errors.js';
+import type { DeviceKeys } from '../device/index.js';
+
+export interface SignerSummary {
+  subject: string;
+  issuer: string;
+  serialNumber: string;
+  fingerprint256: string;
+  validTo: string;
+}
+
+export interface IntegrityRecord {
+  package_id: string;
+  version: string;
+  installedAt: string;
+  packageSha256: string;
+  /** package path -> SHA-256 hex: exactly the signed set. */
+  digests: Record<string, string>;
+  signer: SignerSummary | null;
+  mac: string;
+}
+
+export type UnsignedRecord = Omit<IntegrityRecord, 'mac'>;
+
+/** Canonical bytes the MAC covers: keys sorted at every level, so the JSON layout cannot matter. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function sealRecord(record: UnsignedRecord, keys: DeviceKeys): IntegrityRecord {
+  return { ...record, mac: keys.mac('integrity', record.package_id, canonical(record)) };
+}
+
+export function recordIsAuthentic(record: IntegrityRecord, keys: DeviceKeys): boolean {
+  const { mac, ...rest } = record;
+  return typeof mac === 'string' && keys.verifyMac('integrity', record.package_id, canonical(rest), mac);
+}
+
+export interface IntegrityViolation {
+  path: string;
+  problem: 'modified' | 'missing' | 'unexpected' | 'not-a-regular-file' | 'record';
+}
+
+async function listFiles(root: string, prefix = ''): Promise<{ path: string; regular: boolean }[]> {
+  const found: { path: string; regular: boolean }[] = [];
+  for (const entry of await fs.readdir(path.join(root, prefix), { withFileTypes: true })) {
+    const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) found.push(...(await listFiles(root, relative)));
+    else found.push({ path: relative, regular: entry.isFile() });
+  }
+  return found;
+}
+
+/**
+ * Checks every file under `packageDir` against `record` and returns the verified contents.
+ * Throws E_INTEGRITY listing what is wrong (details.violations) when anything differs.
+ */
+export async function verifyInstalledFiles(packageDir: string, record: IntegrityRecord, keys: DeviceKeys): Promise<Map<string, Buffer>> {
+  if (!recordIsAuthentic(record, keys)) {
+    throw fail('E_INTEGRITY', `The integrity record of ${record.package_id} is not authentic`, {
+      violations: [{ path: 'record.json', problem: 'record' }],
+    });
+  }
+  const violations: IntegrityViolation[] = [];
+  const contents = new Map<string, Buffer>();
+  let present: { path: string; regular: boolean }[];
+  try {
+    present = await listFiles(packageDir);
+  } catch (error) {
+    throw fail('E_INTEGRITY', `The files of ${record.package_id} cannot be read: ${(error as Error).message}`);
+  }
+  const expected = new Set(Object.keys(record.digests));
+  for (const file of present) {
+    if (!expected.has(file.path)) {
+      violations.push({ path: file.path, problem: 'unexpected' });
+      continue;
+    }
+    expected.delete(file.path);
+    if (!file.regular) {
+      violations.push({ path: file.path, problem: 'not-a-regular-file' });
+      continue;
+    }
+    const bytes = await fs.readFile(path.join(packageDir, file.path));
+    if (createHash('sha256').update(bytes).digest('hex') !== record.digests[file.path]) {
+      violations.push({ path: file.path, problem: 'modified' });
+    } else {
+      contents.set(file.path, bytes);
+    }
+  }
+  for (const missing of expected) violations.push({ path: missing, problem: 'missing' });
+  if (violations.length) {
+    const summary = violations.slice(0, 5).map((v) => `${v.path} ${v.problem}`).join(', ');
+    throw fail('E_INTEGRITY', `Integrity check of ${record.package_id} failed: ${summary}${violations.length > 5 ? ', ...' : ''}`, { violations });
+  }
+  return contents;
+}

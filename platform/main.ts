@@ -1,0 +1,266 @@
+/**
+ * The one place that wires the gateway together. Subsystems know each other only through the
+ * interfaces injected here; reading this file tells how data and control flow between them.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fail, toIsogateError } from '../sdk/errors.js';
+import { SDK_VERSION } from '../sdk/version.js';
+import { invokeOperation } from './api/operations.js';
+import { serveControlSocket, type ControlServer } from './api/control-socket.js';
+import type { GatewayServices, GatewayStatus, InstalledAppView } from './api/services.js';
+import { FileAuditLog } from './audit/index.js';
+import { ensureDemoCredentials, type DemoCredentials } from './bootstrap/demo-credentials.js';
+import { startEmbeddedStore, type EmbeddedStore } from './bootstrap/embedded-store.js';
+import { ConfigStore } from './config/index.js';
+import { openDeviceKeys } from './device/index.js';
+import { CertificateStore, EgressService } from './egress/index.js';
+import { Launcher } from './launcher/index.js';
+import { AppLogs } from './logs/index.js';
+import { HttpStoreClient, Orchestrator, type InstalledApp } from './orchestrator/index.js';
+import { Router } from './router/index.js';
+import { createAppSandbox } from './sandbox/index.js';
+import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
+import { StorageService } from './storage/index.js';
+
+export const PLATFORM_VERSION = '0.1.0';
+const MAX_PACKAGE_BYTES = 64 * 1024 * 1024;
+
+export interface GatewayOptions {
+  dataDir: string;
+  /** An external store and the root its publishers chain to; without them an embedded store runs. */
+  storeUrl?: string;
+  trustRootFile?: string;
+  /** Port of the REST API and web UI (arrive with the admin UI milestone). */
+  port?: number;
+}
+
+export interface Gateway {
+  services: GatewayServices;
+  dataDir: string;
+  controlSocket: string;
+  storeUrl: string;
+  demo: DemoCredentials;
+  close(): Promise<void>;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const dataDir = path.resolve(options.dataDir);
+  const dir = (name: string): string => path.join(dataDir, name);
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const startedAt = Date.now();
+  const closers: (() => Promise<void>)[] = [];
+  const close = async (): Promise<void> => {
+    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+  };
+
+  try {
+    const keys = await openDeviceKeys(dir('device'));
+    const audit = await FileAuditLog.open(dir('audit'));
+    const config = await ConfigStore.open(dir('config.json'), `isogate\n\nVersion: ${PLATFORM_VERSION}\n\nisogate SDK version: ${SDK_VERSION}`);
+    const demo = await ensureDemoCredentials(dir('demo'));
+
+    let embedded: EmbeddedStore | undefined;
+    let storeUrl: string;
+    let trustRootsPem: string[];
+    if (options.storeUrl) {
+      if (!options.trustRootFile) throw fail('E_OPTION', 'An external store needs --trust ROOT, the root certificate its publishers chain to');
+      storeUrl = options.storeUrl;
+      trustRootsPem = [await fs.readFile(options.trustRootFile, 'utf8').catch((error: Error) => {
+        throw fail('E_OPTION', `The trust root ${options.trustRootFile} cannot be read: ${error.message}`);
+      })];
+    } else {
+      embedded = await startEmbeddedStore(dir('store'));
+      closers.push(() => embedded!.close());
+      storeUrl = embedded.url;
+      trustRootsPem = [embedded.rootCertPem];
+    }
+
+    const logs = new AppLogs({ root: dir('logs') });
+    closers.push(() => logs.close());
+    const appLog = (packageId: string, level: LogLevelCode, message: string): void => logs.writer(packageId).write(level, message, 'platform');
+    const storage = new StorageService({ root: dir('storage'), keys });
+    closers.push(() => storage.closeAll());
+    const certificates = new CertificateStore({ root: dir('certs'), keys, audit });
+    const egress = new EgressService({ certificates, appLog });
+    closers.push(() => egress.close());
+
+    // The launcher and the router refer to each other (routes deliver into running apps,
+    // apps emit into routes); they meet only through these two late-bound functions.
+    let launcher: Launcher | undefined;
+    let orchestrator: Orchestrator | undefined;
+    const router = new Router({
+      config, audit, appLog,
+      manifestOf: (packageId) => orchestrator?.get(packageId)?.manifest,
+      guestOf: (packageId) => launcher?.guest(packageId),
+    });
+    closers.push(() => router.close());
+
+    orchestrator = await Orchestrator.open({
+      dataDir, config, audit, keys, trustRootsPem,
+      store: new HttpStoreClient({ url: storeUrl, maxPackageBytes: MAX_PACKAGE_BYTES }),
+      beforeUninstall: [
+        (id) => launcher!.forget(id),
+        (id) => egress.closeApp(id),
+        (id) => storage.wipe(id),
+        (id) => logs.remove(id),
+        (id) => certificates.remove(id),
+        (id) => router.appRemoved(id),
+      ],
+    });
+    closers.push(() => orchestrator!.close());
+    const installed = orchestrator;
+
+    const hostFor = (app: InstalledApp): AppHost => {
+      const id = app.packageId;
+      const quota = app.manifest.resources.storageMb * 1024 * 1024;
+      const appStorage = () => storage.open(id, quota);
+      return {
+        packageId: id,
+        log: (level, message) => logs.writer(id).write(level, message, 'app'),
+        storage: {
+          get: async (key) => (await appStorage()).get(key),
+          put: async (key, value) => (await appStorage()).put(key, value),
+          delete: async (key) => (await appStorage()).delete(key),
+          list: async (prefix) => (await appStorage()).list(prefix),
+          usage: async () => (await appStorage()).usage(),
+        },
+        config: () => launcher!.getConfiguration(id),
+        emit: (endpoint, message) => router.emit(id, endpoint, message),
+        egress: egress.forApp(id, app.manifest.egress ?? []),
+      };
+    };
+
+    launcher = new Launcher({
+      config, audit, appLog,
+      apps: installed,
+      platformSdkVersion: SDK_VERSION,
+      verifyIntegrity: (app) => installed.verifyIntegrity(app.packageId),
+      createSandbox: (app, files, onFailure) => createAppSandbox({ manifest: (app as InstalledApp).manifest, files, host: hostFor(installed.get(app.packageId)!), onFailure }),
+    });
+    const running = launcher;
+    closers.push(() => running.shutdown());
+    running.on('status', (info) => {
+      logs.setLevel(info.packageId, info.logLevel);
+      if (info.status === 'running') router.appStarted(info.packageId);
+      if (info.status === 'stopped' || info.status === 'error') {
+        router.appStopped(info.packageId);
+        void egress.closeApp(info.packageId);
+      }
+    });
+    for (const info of running.list()) logs.setLevel(info.packageId, info.logLevel);
+
+    const services: GatewayServices = {
+      orchestrator: installed, launcher: running, router, certificates, audit, config,
+      status: () => gatewayStatus(),
+      installedApps: () => installed.list().map((app) => installedAppView(app, running)),
+      logArchiveInfo: (id) => {
+        services.requireInstalled(id);
+        return logs.archiveInfo(id);
+      },
+      logArchive: (id) => {
+        services.requireInstalled(id);
+        return logs.archive(id);
+      },
+      requireInstalled: (id) => {
+        if (!installed.get(id)) throw fail('E_NOT_INSTALLED', `${id} is not installed`, { packageId: id });
+      },
+    };
+
+    const gatewayStatus = (): GatewayStatus => {
+      const byStatus: Record<string, number> = {};
+      for (const info of running.list()) byStatus[info.status] = (byStatus[info.status] ?? 0) + 1;
+      const routes = router.list();
+      const modes = config.read((doc) => doc.MODE_SWITCH);
+      return {
+        version: PLATFORM_VERSION,
+        sdkVersion: SDK_VERSION,
+        uptimeSeconds: (Date.now() - startedAt) / 1000,
+        dataDir,
+        mode: modes.router_mode === false ? 'unidirectional gateway' : 'router',
+        developerMode: modes.is_developer_mode === true,
+        store: storeUrl,
+        apps: { installed: installed.list().length, limit: 20, byStatus },
+        routes: { active: routes.filter((r) => r.status === 'Active').length, error: routes.filter((r) => r.status === 'Error').length },
+      };
+    };
+
+    const control: ControlServer = await serveControlSocket(path.join(dataDir, 'control.sock'),
+      (op, params, context) => invokeOperation(services, op, params, context));
+    closers.splice(0, 0, () => control.close());
+
+    await running.startAutostartApps();
+    return { services, dataDir, controlSocket: control.path, storeUrl, demo, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+function installedAppView(app: InstalledApp, launcher: Launcher): InstalledAppView {
+  const info = launcher.status(app.packageId);
+  const rules = { auto: 'auto', none: 'manual', forbidden: 'blocked' } as const;
+  return {
+    package_id: app.packageId,
+    name: app.manifest.name,
+    publisher: app.manifest.publisher,
+    version: app.version,
+    type: app.manifest.type,
+    status: info.status,
+    state: info.state,
+    launch_rule: rules[info.launchRule],
+    log_level: info.logLevel,
+    configured: info.configured,
+    restarts: info.restarts,
+    ...(info.lastError ? { last_error: info.lastError } : {}),
+    signature: app.record.signer ? 'verified' : 'unsigned',
+    signer: app.record.signer && { subject: app.record.signer.subject, issuer: app.record.signer.issuer, fingerprint256: app.record.signer.fingerprint256, validTo: app.record.signer.validTo },
+    installed_at: app.record.installedAt,
+    manifest: app.manifest,
+  };
+}
+
+export interface RunOptions extends GatewayOptions {
+  demo?: boolean;
+  json?: boolean;
+}
+
+/** `isogate start`: runs until SIGINT/SIGTERM, printing where everything is. */
+export async function runGateway(options: RunOptions): Promise<void> {
+  const gateway = await startGateway(options);
+  const say = (text: string): void => {
+    if (!options.json) process.stdout.write(`${text}\n`);
+  };
+  if (options.demo) {
+    const { setUpDemo } = await import('./bootstrap/demo.js');
+    await setUpDemo(gateway.services, (line) => say(line));
+  }
+  const info = {
+    dataDir: gateway.dataDir, controlSocket: gateway.controlSocket, store: gateway.storeUrl,
+    demo: gateway.demo, status: gateway.services.status(),
+  };
+  if (options.json) process.stdout.write(`${JSON.stringify(info)}\n`);
+  say([
+    `isogate ${PLATFORM_VERSION} is running.`,
+    `  data directory   ${gateway.dataDir}`,
+    `  control socket   ${gateway.controlSocket}   (isogate apps list --data ${gateway.dataDir})`,
+    `  app store        ${gateway.storeUrl}`,
+    `  demo root CA     ${gateway.demo.rootCertFile}`,
+    `  admin identity   ${gateway.demo.adminP12File} (password "${gateway.demo.p12Password}"), ${gateway.demo.adminCertFile}, ${gateway.demo.adminKeyFile}`,
+    `  first login      ${gateway.demo.firstLoginFile}`,
+    'Press Ctrl-C to stop.',
+  ].join('\n'));
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  say('Stopping...');
+  await gateway.close().catch((error: unknown) => {
+    process.stderr.write(`${toIsogateError(error).code}: ${toIsogateError(error).message}\n`);
+  });
+}

@@ -1,0 +1,404 @@
+/**
+ * The orchestrator: install apps from the store (download, verify, atomic install, integrity
+ * record) and uninstall them (everything the app owned goes). Follows the manual's "Managing
+ * apps": at most 20 apps, no automatic updates (a second version needs an uninstall first),
+ * compromised apps cannot be installed, and every step is in the system audit log.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import semver from 'semver';
+import { fail, isIsogateError, toIsogateError, type ErrorCode } from '../../sdk/errors.js';
+import { validateManifest, type AppManifest } from '../../sdk/manifest.js';
+import type { Audit } from '../audit/index.js';
+import type { ApplicationEntry, ConfigStore } from '../config/index.js';
+import { APP_STATE } from '../config/index.js';
+import type { DeviceKeys } from '../device/index.js';
+import { eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
+import { recordIsAuthentic, sealRecord, verifyInstalledFiles, type IntegrityRecord } from '../integrity/index.js';
+import type { CatalogEntry, StoreClient } from './store-client.js';
+import { WorkerPackageVerifier, type PackageVerifier } from './verifier.js';
+
+export interface InstalledApp {
+  packageId: string;
+  version: string;
+  manifest: AppManifest;
+  /** Root of the installed package files (manifest.json, app/, META-INF/). */
+  dir: string;
+  record: IntegrityRecord;
+}
+
+export type InstallPhase = 'download' | 'verify' | 'install' | 'done';
+
+export interface InstallProgress {
+  packageId: string;
+  phase: InstallPhase;
+  /** Bytes downloaded so far and the package size (download phase). */
+  received: number;
+  total: number;
+  /** 0..100 over the whole install. */
+  percent: number;
+}
+
+export interface AvailableApp extends CatalogEntry {
+  /** The installed version of this app, if any. */
+  installedVersion: string | null;
+}
+
+export interface OrchestratorOptions {
+  /** Data directory: installed apps live in DATA/apps, work in progress in DATA/staging. */
+  dataDir: string;
+  store: StoreClient;
+  /** Roots a package signature must chain to. */
+  trustRootsPem: string[];
+  config: ConfigStore;
+  audit: Audit;
+  keys: DeviceKeys;
+  /** The manual's limit is 20 apps. */
+  maxApps?: number;
+  /** Unsigned packages are accepted only in developer mode (the debug service). */
+  allowUnsigned?: () => boolean;
+  verifier?: PackageVerifier;
+  /** Run, in order, before an app's files go: stop it, wipe its storage, logs, certificates, routes. */
+  beforeUninstall?: ((packageId: string) => Promise<void>)[];
+  clock?: () => Date;
+}
+
+export const ORCHESTRATOR_DEFAULTS = { maxApps: 20 } as const;
+
+/** Failures that mean "this package is not authentic": audited as signature errors (Critical). */
+const AUTHENTICITY_FAILURES = new Set<ErrorCode>(['E_SIGNATURE', 'E_CERTIFICATE', 'E_DIGEST', 'E_FILE_SET']);
+
+export interface OrchestratorEvents {
+  installed: [InstalledApp];
+  uninstalled: [string];
+  progress: [InstallProgress];
+}
+
+export class Orchestrator extends EventEmitter<OrchestratorEvents> {
+  readonly #options: Required<Omit<OrchestratorOptions, 'verifier'>> & { verifier: PackageVerifier };
+  readonly #apps = new Map<string, InstalledApp>();
+  readonly #busy = new Set<string>();
+  #installsInProgress = 0;
+
+  private constructor(options: OrchestratorOptions) {
+    super();
+    const maxApps = options.maxApps ?? ORCHESTRATOR_DEFAULTS.maxApps;
+    if (!Number.isInteger(maxApps) || maxApps < 1 || maxApps > 20) {
+      throw fail('E_OPTION', `orchestrator option maxApps must be an integer from 1 to 20, got ${String(maxApps)}`);
+    }
+    if (!Array.isArray(options.trustRootsPem) || options.trustRootsPem.length === 0) {
+      throw fail('E_OPTION', 'orchestrator option trustRootsPem must name at least one trusted root certificate');
+    }
+    this.#options = {
+      maxApps,
+      allowUnsigned: () => false,
+      beforeUninstall: [],
+      clock: () => new Date(),
+      ...options,
+      verifier: options.verifier ?? new WorkerPackageVerifier(),
+    };
+  }
+
+  static async open(options: OrchestratorOptions): Promise<Orchestrator> {
+    const orchestrator = new Orchestrator(options);
+    await orchestrator.#reconcile();
+    return orchestrator;
+  }
+
+  get #appsDir(): string {
+    return path.join(this.#options.dataDir, 'apps');
+  }
+
+  get #stagingDir(): string {
+    return path.join(this.#options.dataDir, 'staging');
+  }
+
+  get #trashDir(): string {
+    return path.join(this.#options.dataDir, 'trash');
+  }
+
+  /**
+   * Brings disk and configuration back in line after a crash: half-done work in staging and
+   * trash is erased; an app whose directory was renamed in but whose configuration entry was
+   * not written is finished; an entry whose directory is gone is dropped.
+   */
+  async #reconcile(): Promise<void> {
+    for (const dir of [this.#appsDir, this.#stagingDir, this.#trashDir]) await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    for (const leftover of await fs.readdir(this.#stagingDir)) await eraseTree(path.join(this.#stagingDir, leftover));
+    for (const leftover of await fs.readdir(this.#trashDir)) await eraseTree(path.join(this.#trashDir, leftover));
+
+    for (const name of await fs.readdir(this.#appsDir)) {
+      const root = path.join(this.#appsDir, name);
+      const app = await this.#loadInstalled(root);
+      if (app && app.packageId === name) {
+        this.#apps.set(name, app);
+      } else {
+        // Not something this orchestrator installed, or a record that fails its MAC: the
+        // launcher would refuse it anyway; moving it aside keeps the 20-app count honest.
+        await renameDurable(root, path.join(this.#trashDir, `${name}-${randomBytes(4).toString('hex')}`));
+      }
+    }
+    const entries = this.#options.config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.map((a) => a.package_id));
+    const missingEntries = [...this.#apps.values()].filter((app) => !entries.includes(app.packageId));
+    const orphanEntries = entries.filter((id) => !this.#apps.has(id));
+    if (missingEntries.length || orphanEntries.length) {
+      await this.#options.config.update((doc) => {
+        const list = doc.APPLICATIONS.APPS_CONTROL.applications.filter((entry) => !orphanEntries.includes(entry.package_id));
+        for (const app of missingEntries) list.push(this.#newEntry(app.manifest));
+        doc.APPLICATIONS.APPS_CONTROL.applications = list;
+      });
+    }
+  }
+
+  async #loadInstalled(root: string): Promise<InstalledApp | undefined> {
+    const record = await readJsonIfExists<IntegrityRecord>(path.join(root, 'record.json')).catch(() => undefined);
+    if (!record || !recordIsAuthentic(record, this.#options.keys)) return undefined;
+    try {
+      const manifest = validateManifest(JSON.parse(await fs.readFile(path.join(root, 'package', 'manifest.json'), 'utf8')));
+      return { packageId: record.package_id, version: record.version, manifest, dir: path.join(root, 'package'), record };
+    } catch {
+      return undefined;
+    }
+  }
+
+  list(): InstalledApp[] {
+    return [...this.#apps.values()].sort((a, b) => a.manifest.name.localeCompare(b.manifest.name));
+  }
+
+  get(packageId: string): InstalledApp | undefined {
+    return this.#apps.get(packageId);
+  }
+
+  /** The store's catalog with each app's installed version beside it. */
+  async available(): Promise<AvailableApp[]> {
+    const catalog = await this.#options.store.catalog();
+    return catalog
+      .map((entry) => ({ ...entry, installedVersion: this.#apps.get(entry.package_id)?.version ?? null }))
+      .sort((a, b) => a.name.localeCompare(b.name) || semver.compareLoose(a.version, b.version));
+  }
+
+  #newEntry(manifest: AppManifest): ApplicationEntry {
+    const hasConfig = this.#options.config.read((doc) => doc[manifest.package_id] !== undefined);
+    return {
+      package_id: manifest.package_id,
+      name: manifest.name,
+      version: manifest.version,
+      type: manifest.type,
+      manifest: JSON.stringify(manifest),
+      configured: !manifest.configuration?.required || hasConfig || manifest.configuration.defaults !== undefined,
+      execute: false,
+      restart_on_failure: manifest.restartOnFailure ?? true,
+      state: APP_STATE.stopped,
+      // The manual: "By default, the manual start rule is applied to the application after it is installed."
+      launchRule: 'none',
+      logLevel: 3,
+    };
+  }
+
+  async #chooseEntry(packageId: string, version: string | undefined): Promise<CatalogEntry> {
+    const offered = (await this.#options.store.catalog()).filter((entry) => entry.package_id === packageId);
+    if (offered.length === 0) throw fail('E_NOT_FOUND', `The store offers no app ${packageId}`, { packageId });
+    if (version !== undefined) {
+      const exact = offered.find((entry) => entry.version === version);
+      if (!exact) {
+        throw fail('E_DELISTED', `The store no longer offers version ${version} of ${packageId} (it may have been delisted); offered: ${offered.map((e) => e.version).join(', ')}`, { packageId, version });
+      }
+      return exact;
+    }
+    const available = offered.filter((entry) => entry.status === 'available');
+    const pool = available.length ? available : offered;
+    return pool.reduce((best, entry) => (semver.gt(entry.version, best.version, true) ? entry : best));
+  }
+
+  /**
+   * Installs `packageId` (the newest available version, or `version`). Nothing is left on
+   * disk or in the configuration when any step fails.
+   */
+  async install(packageId: string, options: { version?: string; onProgress?: (progress: InstallProgress) => void } = {}): Promise<InstalledApp> {
+    if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
+    this.#busy.add(packageId);
+    try {
+      return await this.#install(packageId, options);
+    } finally {
+      this.#busy.delete(packageId);
+    }
+  }
+
+  async #install(packageId: string, options: { version?: string; onProgress?: (progress: InstallProgress) => void }): Promise<InstalledApp> {
+    const audit = this.#options.audit;
+    const installed = this.#apps.get(packageId);
+    if (installed) {
+      if (options.version === undefined || options.version === installed.version) {
+        throw fail('E_ALREADY_INSTALLED', `${installed.manifest.name} ${installed.version} is installed already`, { packageId, version: installed.version });
+      }
+      // The manual: apps are not updated in place; uninstall first, then install the new version.
+      await audit.record('newVersionAttempt', {}, { packageId, installed: installed.version, requested: options.version });
+      throw fail('E_NEW_VERSION', `${installed.manifest.name} ${installed.version} is installed; uninstall it before installing ${options.version}`, { packageId });
+    }
+
+    const entry = await this.#chooseEntry(packageId, options.version);
+    const appName = entry.name;
+    if (entry.status === 'compromised') {
+      await audit.record('installError', { 'application name': appName }, { packageId, version: entry.version, code: 'E_COMPROMISED' });
+      throw fail('E_COMPROMISED', `${appName} ${entry.version} is marked compromised in the store and cannot be installed`, { packageId, version: entry.version });
+    }
+    if (this.#apps.size + this.#installsInProgress >= this.#options.maxApps) {
+      await audit.record('installLimitError', { 'application name': appName }, { packageId, limit: this.#options.maxApps });
+      throw fail('E_APP_LIMIT', `${this.#options.maxApps} apps are installed; uninstall one before installing ${appName}`, { limit: this.#options.maxApps });
+    }
+
+    this.#installsInProgress += 1;
+    const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
+    const report = (phase: InstallPhase, received: number, percent: number): void => {
+      const progress = { packageId, phase, received, total: entry.size, percent };
+      options.onProgress?.(progress);
+      this.emit('progress', progress);
+    };
+    try {
+      await fs.mkdir(path.join(work, 'package'), { recursive: true, mode: 0o700 });
+      const download = path.join(work, 'package.igp');
+
+      await audit.record('downloadStarted', { 'application name': appName }, { packageId, version: entry.version });
+      report('download', 0, 0);
+      try {
+        await this.#options.store.download(entry, download, ({ received, total }) =>
+          report('download', received, Math.floor((received / Math.max(total, 1)) * 70)));
+      } catch (error) {
+        await audit.record('downloadError', { 'application name': appName }, { packageId, code: toIsogateError(error).code });
+        throw error;
+      }
+      await audit.record('downloadSucceeded', { 'application name': appName }, { packageId, bytes: entry.size });
+
+      report('verify', entry.size, 70);
+      const verified = await this.#verify(download, path.join(work, 'package'), entry, appName);
+
+      report('install', entry.size, 90);
+      const app = await this.#commit(work, verified.manifest, verified.digests, verified.packageSha256, verified.signer);
+      await audit.record('installSucceeded', { 'application name': appName }, { packageId, version: app.version });
+      report('done', entry.size, 100);
+      this.emit('installed', app);
+      return app;
+    } catch (error) {
+      await eraseTree(work);
+      throw error;
+    } finally {
+      this.#installsInProgress -= 1;
+    }
+  }
+
+  async #verify(file: string, extractTo: string, entry: CatalogEntry, appName: string) {
+    const audit = this.#options.audit;
+    try {
+      const verified = await this.#options.verifier.verify({
+        file, extractTo, trustRootsPem: this.#options.trustRootsPem,
+        allowUnsigned: this.#options.allowUnsigned(), now: this.#options.clock().getTime(),
+      });
+      if (verified.manifest.package_id !== entry.package_id || verified.manifest.version !== entry.version) {
+        throw fail('E_CATALOG_MISMATCH',
+          `The package is ${verified.manifest.package_id} ${verified.manifest.version} but the catalog offered ${entry.package_id} ${entry.version}`,
+          { expected: { package_id: entry.package_id, version: entry.version }, actual: { package_id: verified.manifest.package_id, version: verified.manifest.version } });
+      }
+      return verified;
+    } catch (error) {
+      const coded = toIsogateError(error);
+      const event = AUTHENTICITY_FAILURES.has(coded.code) ? 'signatureError' : 'installError';
+      await audit.record(event, { 'application name': appName }, { packageId: entry.package_id, version: entry.version, code: coded.code, reason: coded.message });
+      throw coded;
+    }
+  }
+
+  /** Staging -> apps/<id> in one rename, then the configuration entry; undone if that fails. */
+  async #commit(work: string, manifest: AppManifest, signedDigests: Record<string, string>,
+    packageSha256: string, signer: { subject: string; issuer: string; serialNumber: string; fingerprint256: string; validTo: string } | null): Promise<InstalledApp> {
+    const packageDir = path.join(work, 'package');
+    // The signature files are not in the signed list; record their digests too so that the
+    // launch-time check covers every file on disk, not only the signed ones.
+    const digests: Record<string, string> = { ...signedDigests };
+    for (const name of await fs.readdir(path.join(packageDir, 'META-INF')).catch(() => [] as string[])) {
+      const bytes = await fs.readFile(path.join(packageDir, 'META-INF', name));
+      digests[`META-INF/${name}`] = createHash('sha256').update(bytes).digest('hex');
+    }
+    const record = sealRecord({
+      package_id: manifest.package_id,
+      version: manifest.version,
+      installedAt: this.#options.clock().toISOString(),
+      packageSha256,
+      digests,
+      signer: signer && { subject: signer.subject, issuer: signer.issuer, serialNumber: signer.serialNumber, fingerprint256: signer.fingerprint256, validTo: signer.validTo },
+    }, this.#options.keys);
+    await fs.rm(path.join(work, 'package.igp'), { force: true });
+    await writeJsonDurable(path.join(work, 'record.json'), record, { mode: 0o600 });
+    await fsyncTree(work);
+
+    const root = path.join(this.#appsDir, manifest.package_id);
+    await renameDurable(work, root);
+    const app: InstalledApp = { packageId: manifest.package_id, version: manifest.version, manifest, dir: path.join(root, 'package'), record };
+    try {
+      await this.#options.config.update((doc) => {
+        doc.APPLICATIONS.APPS_CONTROL.applications.push(this.#newEntry(manifest));
+      });
+    } catch (error) {
+      await eraseTree(root);
+      throw fail('E_INSTALL', `The configuration could not record ${manifest.name}: ${toIsogateError(error).message}`);
+    }
+    this.#apps.set(app.packageId, app);
+    return app;
+  }
+
+  /**
+   * Uninstalls an app: the hooks stop it and wipe what other subsystems keep for it, then its
+   * files and configuration go. The manual: "The application and its configuration, log, and
+   * files are removed"; deleted objects are overwritten before unlinking.
+   */
+  async uninstall(packageId: string): Promise<void> {
+    const app = this.#apps.get(packageId);
+    if (!app) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
+    if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
+    this.#busy.add(packageId);
+    const audit = this.#options.audit;
+    const appName = app.manifest.name;
+    try {
+      await audit.record('uninstallStarted', { 'application name': appName }, { packageId });
+      try {
+        for (const hook of this.#options.beforeUninstall) await hook(packageId);
+        const trash = path.join(this.#trashDir, `${packageId}-${randomBytes(4).toString('hex')}`);
+        await renameDurable(path.join(this.#appsDir, packageId), trash);
+        this.#apps.delete(packageId);
+        await this.#options.config.update((doc) => {
+          doc.APPLICATIONS.APPS_CONTROL.applications = doc.APPLICATIONS.APPS_CONTROL.applications.filter((entry) => entry.package_id !== packageId);
+          delete doc[packageId];
+        });
+        await eraseTree(trash);
+      } catch (error) {
+        await audit.record('uninstallError', { 'application name': appName }, { packageId, code: toIsogateError(error).code });
+        if (isIsogateError(error)) throw error;
+        throw fail('E_UNINSTALL', `${appName} could not be uninstalled: ${(error as Error).message}`);
+      }
+      await audit.record('uninstallSucceeded', { 'application name': appName }, { packageId });
+      this.emit('uninstalled', packageId);
+    } finally {
+      this.#busy.delete(packageId);
+    }
+  }
+
+  /**
+   * The launch-time check: the record is re-read from disk (its MAC proves it is the one the
+   * gateway wrote) and every file is re-hashed. Returns the verified file contents.
+   */
+  async verifyIntegrity(packageId: string): Promise<Map<string, Buffer>> {
+    const app = this.#apps.get(packageId);
+    if (!app) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
+    const record = await readJsonIfExists<IntegrityRecord>(path.join(this.#appsDir, packageId, 'record.json')).catch(() => undefined);
+    if (!record) throw fail('E_INTEGRITY', `The integrity record of ${packageId} is missing or unreadable`);
+    if (record.package_id !== packageId || record.version !== app.version) {
+      throw fail('E_INTEGRITY', `The integrity record of ${packageId} names another app or version`);
+    }
+    return verifyInstalledFiles(app.dir, record, this.#options.keys);
+  }
+
+  async close(): Promise<void> {
+    await this.#options.verifier.close();
+  }
+}

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { callControl, serveControlSocket, type ControlServer } from '../../platform/api/control-socket.js';
+import { fail, isIsogateError } from '../../sdk/errors.js';
+import { makeTempDir, removeDir } from '../fixtures/temp.js';
+
+describe('control socket', () => {
+  let dir: string;
+  let socketPath: string;
+  let server: ControlServer | undefined;
+  beforeEach(async () => {
+    dir = await makeTempDir();
+    socketPath = path.join(dir, 'control.sock');
+  });
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+    await removeDir(dir);
+  });
+
+  it('answers a request, streaming progress before the result', async () => {
+    server = await serveControlSocket(socketPath, async (op, params, context) => {
+      context.progress({ step: 1 });
+      context.progress({ step: 2 });
+      return { op, params };
+    });
+    const updates: unknown[] = [];
+    const result = await callControl(socketPath, 'apps.list', { a: 1 }, (update) => updates.push(update));
+    assert.deepEqual(result, { op: 'apps.list', params: { a: 1 } });
+    assert.deepEqual(updates, [{ step: 1 }, { step: 2 }]);
+  });
+
+  it('is readable and writable by its owner only', async () => {
+    server = await serveControlSocket(socketPath, async () => null);
+    assert.equal((await fs.stat(socketPath)).mode & 0o777, 0o600);
+  });
+
+  it('carries error codes to the client', async () => {
+    server = await serveControlSocket(socketPath, async () => {
+      throw fail('E_APP_LIMIT', 'too many', { limit: 20 });
+    });
+    await assert.rejects(callControl(socketPath, 'apps.install'), (error: unknown) =>
+      isIsogateError(error, 'E_APP_LIMIT') && error.details.limit === 20);
+  });
+
+  it('answers malformed lines with E_BAD_REQUEST and keeps serving', async () => {
+    server = await serveControlSocket(socketPath, async () => 'fine');
+    const raw = await new Promise<string>((resolve) => {
+      const socket = net.connect(socketPath, () => socket.write('not json\n[1,2]\n{"id":3}\n'));
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+        if (text.split('\n').length > 3) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+    });
+    const answers = raw.trim().split('\n').map((line) => JSON.parse(line) as { error?: { code: string } });
+    assert.deepEqual(answers.map((a) => a.error?.code), ['E_BAD_REQUEST', 'E_BAD_REQUEST', 'E_BAD_REQUEST']);
+    assert.equal(await callControl(socketPath, 'status'), 'fine');
+  });
+
+  it('refuses an endless line without a newline', async () => {
+    server = await serveControlSocket(socketPath, async () => 'fine');
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect(socketPath, () => socket.write('x'.repeat(1024 * 1024 + 10)));
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => { text += chunk; });
+      socket.on('close', () => resolve(text));
+    });
+    assert.equal((JSON.parse(answer.trim()) as { error: { code: string } }).error.code, 'E_BAD_REQUEST');
+  });
+
+  it('refuses to start a second gateway on the same data directory', async () => {
+    server = await serveControlSocket(socketPath, async () => null);
+    await assert.rejects(serveControlSocket(socketPath, async () => null), (error: unknown) => isIsogateError(error, 'E_CONFLICT'));
+  });
+
+  it('replaces a stale socket file left by a crash', async () => {
+    await fs.writeFile(socketPath, '');
+    server = await serveControlSocket(socketPath, async () => 'up');
+    assert.equal(await callControl(socketPath, 'status'), 'up');
+  });
+
+  it('tells the client when no gateway runs', async () => {
+    await assert.rejects(callControl(socketPath, 'status'), (error: unknown) => isIsogateError(error, 'E_UNAVAILABLE') && /isogate start/.test(error.message));
+  });
+});

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { eraseFile, eraseTree, Mutex, writeFileDurable } from '../../platform/durable/index.js';
+import { makeTempDir, removeDir } from '../fixtures/temp.js';
+
+describe('durable writes', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await makeTempDir();
+  });
+  afterEach(() => removeDir(dir));
+
+  it('replaces a file whole and leaves no temporary file behind', async () => {
+    const target = path.join(dir, 'doc.json');
+    await writeFileDurable(target, 'old');
+    await writeFileDurable(target, 'new', { mode: 0o600 });
+    assert.equal(await fs.readFile(target, 'utf8'), 'new');
+    assert.deepEqual(await fs.readdir(dir), ['doc.json']);
+  });
+
+  it('keeps the old content when the write fails', async () => {
+    const target = path.join(dir, 'doc.json');
+    await writeFileDurable(target, 'old');
+    await assert.rejects(writeFileDurable(path.join(dir, 'missing-dir', 'doc.json'), 'x'));
+    assert.equal(await fs.readFile(target, 'utf8'), 'old');
+  });
+
+  it('overwrites a file before unlinking it', async () => {
+    const target = path.join(dir, 'secret');
+    await fs.writeFile(target, 'top secret value');
+    const handle = await fs.open(target, 'r');
+    await eraseFile(target);
+    const { bytesRead, buffer } = await handle.read(Buffer.alloc(16), 0, 16, 0);
+    await handle.close();
+    // The descriptor opened before the erase still sees the inode: it must hold zeros now.
+    assert.equal(bytesRead, 16);
+    assert.deepEqual(buffer, Buffer.alloc(16, 0));
+    await assert.rejects(fs.stat(target), { code: 'ENOENT' });
+  });
+
+  it('erases a whole tree', async () => {
+    await fs.mkdir(path.join(dir, 'a', 'b'), { recursive: true });
+    await fs.writeFile(path.join(dir, 'a', 'b', 'f'), 'x');
+    await eraseTree(path.join(dir, 'a'));
+    assert.deepEqual(await fs.readdir(dir), []);
+  });
+
+  it('runs critical sections one at a time, even after a failure', async () => {
+    const mutex = new Mutex();
+    const order: string[] = [];
+    const first = mutex.run(async () => {
+      order.push('a-start');
+      await new Promise((resolve) => setImmediate(resolve));
+      order.push('a-end');
+      throw new Error('boom');
+    });
+    const second = mutex.run(async () => {
+      order.push('b');
+    });
+    await assert.rejects(first);
+    await second;
+    assert.deepEqual(order, ['a-start', 'a-end', 'b']);
+  });
+});
