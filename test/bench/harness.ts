@@ -1,0 +1,84 @@
+/**
+ * Benchmarks measure a figure and, in the same run, the baseline it is judged against, and
+ * report the ratio: on a shared, noisy machine only a same-run comparison means anything.
+ * Each side is measured in alternating rounds and the median round is kept, so a burst of
+ * noise hits both sides alike.
+ */
+
+export interface BenchResult {
+  name: string;
+  /** What the figure is (e.g. 'ms per install', 'messages/s'). */
+  unit: string;
+  value: number;
+  baselineName: string;
+  baseline: number;
+  /** value / baseline when higher is better, baseline / value when lower is better: >= 1 is "as good as the baseline". */
+  ratio: number;
+  /** The target on the ratio, e.g. 1/1.5 for "within 1.5x of the baseline". */
+  target: number;
+  pass: boolean;
+  notes?: string[];
+}
+
+export interface Comparison {
+  name: string;
+  unit: string;
+  baselineName: string;
+  higherIsBetter: boolean;
+  target: number;
+  rounds?: number;
+  /** One measurement of the subject (returns the figure for that round). */
+  subject(): Promise<number>;
+  baseline(): Promise<number>;
+  notes?: () => string[];
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export async function compare(comparison: Comparison): Promise<BenchResult> {
+  const rounds = comparison.rounds ?? 5;
+  const values: number[] = [];
+  const baselines: number[] = [];
+  for (let round = 0; round < rounds; round += 1) {
+    // Alternate which side goes first so warm-up effects do not favour one.
+    if (round % 2 === 0) {
+      baselines.push(await comparison.baseline());
+      values.push(await comparison.subject());
+    } else {
+      values.push(await comparison.subject());
+      baselines.push(await comparison.baseline());
+    }
+  }
+  const value = median(values);
+  const baseline = median(baselines);
+  const ratio = comparison.higherIsBetter ? value / baseline : baseline / value;
+  return {
+    name: comparison.name, unit: comparison.unit, value, baselineName: comparison.baselineName, baseline,
+    ratio, target: comparison.target, pass: ratio >= comparison.target, ...(comparison.notes ? { notes: comparison.notes() } : {}),
+  };
+}
+
+function fixed(value: number): string {
+  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2);
+}
+
+export function report(results: BenchResult[]): string {
+  const rows = results.map((r) => [
+    r.pass ? 'PASS' : 'FAIL', r.name, `${fixed(r.value)} ${r.unit}`, `${r.baselineName}: ${fixed(r.baseline)} ${r.unit}`,
+    `${r.ratio.toFixed(2)}x`, `>= ${r.target.toFixed(2)}x`,
+  ]);
+  const header = ['', 'benchmark', 'isogate', 'baseline (same run)', 'ratio', 'target'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  const notes = results.flatMap((r) => (r.notes ?? []).map((n) => `  ${r.name}: ${n}`));
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), ...(notes.length ? ['', ...notes] : [])].join('\n');
+}
