@@ -105,7 +105,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         (id) => storage.wipe(id),
         (id) => logs.remove(id),
         (id) => certificates.remove(id),
-        (id) => router.appRemoved(id),
+        async (id) => router.appRemoved(id),
       ],
     });
     closers.push(() => orchestrator!.close());

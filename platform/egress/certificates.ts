@@ -1,0 +1,167 @@
+/**
+ * Each app's TLS credentials: the CA certificate its servers chain to and its client
+ * certificate with key. Kept encrypted at rest (AES-256-GCM under a key derived for the app),
+ * parsed with node-forge for what the admin sees, and read fresh for every new connection, so
+ * a change applies to the app's next connection without a restart.
+ */
+import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import forge from 'node-forge';
+import { fail } from '../../sdk/errors.js';
+import { keyMatchesCertificate, parseCertificates } from '../../sdk/pki.js';
+import type { Audit } from '../audit/index.js';
+import type { DeviceKeys } from '../device/index.js';
+import { eraseFile, eraseTree, writeFileDurable } from '../durable/index.js';
+
+export type CertificateKind = 'ca' | 'client';
+
+export interface CertificateInfo {
+  kind: CertificateKind;
+  fileName: string;
+  subject: string;
+  issuer: string;
+  validFrom: string;
+  validTo: string;
+  /** Days until it expires; negative once expired. */
+  daysLeft: number;
+  /** Expired, or expiring within 30 days. */
+  warning?: string;
+  keyFileName?: string;
+}
+
+export interface TlsCredentials {
+  ca?: string[];
+  cert?: string;
+  key?: string;
+  /** Changes whenever the credentials do, so connections made with older ones are retired. */
+  version: string;
+}
+
+interface StoredCredential {
+  fileName: string;
+  pem: string[];
+  keyFileName?: string;
+  keyPem?: string;
+}
+
+const MAX_FILE_BYTES = 256 * 1024;
+const WARN_DAYS = 30;
+
+function distinguishedName(attributes: forge.pki.CertificateField[]): string {
+  return attributes.map((a) => `${a.shortName ?? a.name}=${String(a.value)}`).join(', ');
+}
+
+function describe(kind: CertificateKind, stored: StoredCredential, now = Date.now()): CertificateInfo {
+  const cert = forge.pki.certificateFromPem(stored.pem[0]!);
+  const daysLeft = Math.floor((cert.validity.notAfter.getTime() - now) / 86_400_000);
+  const warning = daysLeft < 0 ? 'expired' : daysLeft <= WARN_DAYS ? `expires in ${daysLeft} days` : undefined;
+  return {
+    kind, fileName: stored.fileName,
+    subject: distinguishedName(cert.subject.attributes), issuer: distinguishedName(cert.issuer.attributes),
+    validFrom: cert.validity.notBefore.toISOString(), validTo: cert.validity.notAfter.toISOString(),
+    daysLeft, ...(warning ? { warning } : {}),
+    ...(stored.keyFileName ? { keyFileName: stored.keyFileName } : {}),
+  };
+}
+
+export class CertificateStore {
+  readonly #versions = new Map<string, number>();
+
+  constructor(private readonly options: { root: string; keys: DeviceKeys; audit: Audit }) {}
+
+  #file(packageId: string, kind: CertificateKind): string {
+    return path.join(this.options.root, packageId, `${kind}.enc`);
+  }
+
+  #aad(packageId: string, kind: CertificateKind): Buffer {
+    return Buffer.from(`isogate-certs-v1\u0000${packageId}\u0000${kind}`);
+  }
+
+  async #read(packageId: string, kind: CertificateKind): Promise<StoredCredential | undefined> {
+    const sealed = await fs.readFile(this.#file(packageId, kind)).catch(() => undefined);
+    if (!sealed) return undefined;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.options.keys.derive('certificates', packageId), sealed.subarray(0, 12));
+      decipher.setAAD(this.#aad(packageId, kind));
+      decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+      return JSON.parse(Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]).toString('utf8')) as StoredCredential;
+    } catch {
+      throw fail('E_STORAGE_CORRUPT', `The ${kind} certificate of ${packageId} fails authentication`);
+    }
+  }
+
+  async #write(packageId: string, kind: CertificateKind, value: StoredCredential): Promise<void> {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.options.keys.derive('certificates', packageId), iv);
+    cipher.setAAD(this.#aad(packageId, kind));
+    const body = Buffer.concat([cipher.update(JSON.stringify(value)), cipher.final()]);
+    await fs.mkdir(path.dirname(this.#file(packageId, kind)), { recursive: true, mode: 0o700 });
+    await writeFileDurable(this.#file(packageId, kind), Buffer.concat([iv, body, cipher.getAuthTag()]), { mode: 0o600 });
+    this.#bump(packageId);
+  }
+
+  #bump(packageId: string): void {
+    this.#versions.set(packageId, (this.#versions.get(packageId) ?? 0) + 1);
+  }
+
+  async list(packageId: string): Promise<CertificateInfo[]> {
+    const out: CertificateInfo[] = [];
+    for (const kind of ['ca', 'client'] as const) {
+      const stored = await this.#read(packageId, kind);
+      if (stored) out.push(describe(kind, stored));
+    }
+    return out;
+  }
+
+  async setCa(packageId: string, fileName: string, content: Uint8Array): Promise<CertificateInfo> {
+    if (content.byteLength > MAX_FILE_BYTES) throw fail('E_CERT_FILE', `A certificate file is at most ${MAX_FILE_BYTES} bytes`);
+    const pem = parseCertificates(content);
+    const stored = { fileName, pem };
+    describe('ca', stored);
+    await this.#write(packageId, 'ca', stored);
+    await this.options.audit.record('uploadAppCertificate', {}, { packageId, kind: 'ca', fileName });
+    return describe('ca', stored);
+  }
+
+  /** Only together and only if they match: a half-replaced pair would fail every handshake. */
+  async setClient(packageId: string, certFileName: string, cert: Uint8Array, keyFileName: string, key: Uint8Array): Promise<CertificateInfo> {
+    if (cert.byteLength > MAX_FILE_BYTES || key.byteLength > MAX_FILE_BYTES) throw fail('E_CERT_FILE', `A certificate or key file is at most ${MAX_FILE_BYTES} bytes`);
+    const pem = parseCertificates(cert);
+    let keyPem: string;
+    try {
+      const text = Buffer.from(key).toString('utf8');
+      keyPem = createPrivateKey(text.includes('-----BEGIN') ? text : { key: Buffer.from(key), format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString();
+    } catch {
+      throw fail('E_CERT_FILE', `${keyFileName} is not a readable, unencrypted private key (PEM or PKCS#8 DER)`);
+    }
+    if (!keyMatchesCertificate(keyPem, pem[0]!)) throw fail('E_CERT_KEY_MISMATCH', `The key ${keyFileName} does not belong to the certificate ${certFileName}`);
+    const stored = { fileName: certFileName, pem, keyFileName, keyPem };
+    await this.#write(packageId, 'client', stored);
+    await this.options.audit.record('uploadAppCertificate', {}, { packageId, kind: 'client', fileName: certFileName });
+    return describe('client', stored);
+  }
+
+  async delete(packageId: string, kind: CertificateKind): Promise<void> {
+    const file = this.#file(packageId, kind);
+    if (!(await fs.stat(file).then(() => true, () => false))) throw fail('E_NOT_FOUND', `${packageId} has no ${kind} certificate`);
+    await eraseFile(file);
+    this.#bump(packageId);
+  }
+
+  async remove(packageId: string): Promise<void> {
+    await eraseTree(path.join(this.options.root, packageId));
+    this.#versions.delete(packageId);
+  }
+
+  /** What a new connection of this app presents and trusts. */
+  async credentials(packageId: string): Promise<TlsCredentials> {
+    const ca = await this.#read(packageId, 'ca');
+    const client = await this.#read(packageId, 'client');
+    return {
+      ...(ca ? { ca: ca.pem } : {}),
+      ...(client ? { cert: client.pem.join(''), key: client.keyPem } : {}),
+      version: `${this.#versions.get(packageId) ?? 0}`,
+    };
+  }
+}

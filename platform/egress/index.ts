@@ -1,0 +1,294 @@
+/**
+ * The TLS terminator: the only way out for apps. An app names a target from its manifest; the
+ * platform connects to the declared host and port with TLS 1.2 or later, verifies the server
+ * against the app's CA certificate (the system roots when none is uploaded) and the declared
+ * host name, and presents the app's client certificate when it has one. There is no option to
+ * skip verification, to reach another host or to speak plain TCP: the code has no such path.
+ */
+import https from 'node:https';
+import tls from 'node:tls';
+import mqtt from 'mqtt';
+import { fail, isIsogateError } from '../../sdk/errors.js';
+import type { EgressProtocol, EgressTarget } from '../../sdk/manifest.js';
+import type { EgressHost, EgressRequest, EgressResponse, EgressStream, EgressStreamEvents, LogLevelCode } from '../sandbox/bridge.js';
+import type { CertificateStore, TlsCredentials } from './certificates.js';
+
+export { CertificateStore } from './certificates.js';
+export type { CertificateInfo, CertificateKind, TlsCredentials } from './certificates.js';
+
+export interface EgressLimits {
+  timeoutMs: number;
+  maxResponseBytes: number;
+  maxRequestBytes: number;
+  /** Concurrent connections one app may hold, over all its targets. */
+  maxConnections: number;
+}
+
+export const DEFAULT_EGRESS_LIMITS: Readonly<EgressLimits> = Object.freeze({
+  timeoutMs: 10_000, maxResponseBytes: 1024 * 1024, maxRequestBytes: 1024 * 1024, maxConnections: 8,
+});
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+/** Headers the platform owns: the app cannot redirect the request or smuggle a second one. */
+const RESERVED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'te', 'trailer', 'keep-alive']);
+
+/** A TLS failure in the words an admin can act on. */
+function tlsError(target: EgressTarget, error: NodeJS.ErrnoException): Error {
+  const code = error.code ?? '';
+  const reasons: Record<string, string> = {
+    CERT_HAS_EXPIRED: 'the server certificate has expired',
+    CERT_NOT_YET_VALID: 'the server certificate is not yet valid',
+    ERR_TLS_CERT_ALTNAME_INVALID: `the server certificate is not for ${target.host}`,
+    DEPTH_ZERO_SELF_SIGNED_CERT: 'the server certificate is self-signed and not trusted',
+    SELF_SIGNED_CERT_IN_CHAIN: 'the server certificate chains to an untrusted root',
+    UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server certificate does not chain to the app\'s CA certificate',
+    UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the server certificate does not chain to the app\'s CA certificate',
+  };
+  if (reasons[code]) return fail('E_EGRESS_TLS', `TLS to ${target.name} (${target.host}:${target.port}) refused: ${reasons[code]}`, { tlsCode: code });
+  if (code === 'ETIMEDOUT' || code === 'E_EGRESS_TIMEOUT') return fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer in time`);
+  if (/alert|handshake|certificate/i.test(error.message) || code.startsWith('ERR_SSL')) {
+    return fail('E_EGRESS_TLS', `TLS to ${target.name} (${target.host}:${target.port}) failed: ${error.message} (the server may require a client certificate the app does not have)`, { tlsCode: code });
+  }
+  return fail('E_EGRESS_TARGET', `${target.name} (${target.host}:${target.port}) cannot be reached: ${code || error.message}`, { code });
+}
+
+function tlsOptions(target: EgressTarget, credentials: TlsCredentials): tls.ConnectionOptions {
+  return {
+    host: target.host,
+    port: target.port,
+    servername: /^[\d.]+$|:/.test(target.host) ? undefined : target.host,
+    minVersion: 'TLSv1.2',
+    rejectUnauthorized: true,
+    ...(credentials.ca ? { ca: credentials.ca } : {}),
+    ...(credentials.cert && credentials.key ? { cert: credentials.cert, key: credentials.key } : {}),
+  };
+}
+
+interface AppConnections {
+  agents: Map<string, { version: string; agent: https.Agent }>;
+  brokers: Map<string, { version: string; client: Promise<mqtt.MqttClient> }>;
+  streams: Set<tls.TLSSocket>;
+  open: number;
+}
+
+export class EgressService {
+  readonly #apps = new Map<string, AppConnections>();
+  readonly #limits: EgressLimits;
+
+  constructor(private readonly options: {
+    certificates: Pick<CertificateStore, 'credentials'>;
+    appLog(packageId: string, level: LogLevelCode, message: string): void;
+    limits?: Partial<EgressLimits>;
+  }) {
+    this.#limits = { ...DEFAULT_EGRESS_LIMITS, ...options.limits };
+  }
+
+  #connections(packageId: string): AppConnections {
+    let connections = this.#apps.get(packageId);
+    if (!connections) {
+      connections = { agents: new Map(), brokers: new Map(), streams: new Set(), open: 0 };
+      this.#apps.set(packageId, connections);
+    }
+    return connections;
+  }
+
+  /** The egress an app's sandbox gets: only its declared targets exist. */
+  forApp(packageId: string, targets: readonly EgressTarget[]): EgressHost {
+    const declared = new Map(targets.map((t) => [t.name, t]));
+    const resolve = (name: string, protocol: EgressProtocol): EgressTarget => {
+      const target = declared.get(name);
+      if (!target) throw fail('E_EGRESS_TARGET', `The manifest of ${packageId} declares no egress target "${name}"`);
+      if (target.protocol !== protocol) throw fail('E_EGRESS_PROTOCOL', `The egress target "${name}" is ${target.protocol}, not ${protocol}`);
+      return target;
+    };
+    // Every refusal reaches the app as an error and its log as a line.
+    const logged = <T>(name: string, work: () => Promise<T>): Promise<T> => work().catch((error: unknown) => {
+      const coded = isIsogateError(error) ? error : fail('E_EGRESS_TARGET', String((error as Error)?.message ?? error));
+      this.options.appLog(packageId, 1, `Egress to "${name}" refused: ${coded.code}: ${coded.message}`);
+      throw coded;
+    });
+    return {
+      fetch: (name, request) => logged(name, () => this.#fetch(packageId, resolve(name, 'https'), request)),
+      publish: (name, topic, payload, options) => logged(name, () => this.#publish(packageId, resolve(name, 'mqtts'), topic, payload, options)),
+      connect: (name, events) => logged(name, () => this.#connect(packageId, resolve(name, 'tls'), events)),
+    };
+  }
+
+  #acquire(packageId: string): () => void {
+    const connections = this.#connections(packageId);
+    if (connections.open >= this.#limits.maxConnections) {
+      throw fail('E_EGRESS_LIMIT', `${packageId} has ${connections.open} egress requests open, its limit`);
+    }
+    connections.open += 1;
+    let released = false;
+    return () => {
+      if (!released) connections.open -= 1;
+      released = true;
+    };
+  }
+
+  async #agent(packageId: string, target: EgressTarget): Promise<https.Agent> {
+    const credentials = await this.options.certificates.credentials(packageId);
+    const connections = this.#connections(packageId);
+    const existing = connections.agents.get(target.name);
+    if (existing?.version === credentials.version) return existing.agent;
+    existing?.agent.destroy();
+    const agent = new https.Agent({ keepAlive: true, maxSockets: this.#limits.maxConnections, ...tlsOptions(target, credentials) });
+    connections.agents.set(target.name, { version: credentials.version, agent });
+    return agent;
+  }
+
+  async #fetch(packageId: string, target: EgressTarget, request: EgressRequest): Promise<EgressResponse> {
+    const method = (request.method ?? 'GET').toUpperCase();
+    if (!METHODS.has(method)) throw fail('E_BAD_REQUEST', `The method ${method} is not allowed`);
+    const requestPath = request.path ?? '/';
+    if (!requestPath.startsWith('/') || /[\s\u0000-\u001f]/.test(requestPath) || requestPath.length > 2048) throw fail('E_BAD_REQUEST', 'A request path starts with / and has no spaces or control characters');
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(request.headers ?? {})) {
+      if (RESERVED_HEADERS.has(name.toLowerCase())) throw fail('E_BAD_REQUEST', `The header ${name} is set by the platform`);
+      if (typeof value !== 'string' || /[\r\n\u0000]/.test(value) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw fail('E_BAD_REQUEST', `The header ${name} is not valid`);
+      headers[name] = value;
+    }
+    const body = request.body === undefined ? undefined : Buffer.from(request.body);
+    if (body && body.length > this.#limits.maxRequestBytes) throw fail('E_EGRESS_LIMIT', `A request body is at most ${this.#limits.maxRequestBytes} bytes`);
+    const release = this.#acquire(packageId);
+    const agent = await this.#agent(packageId, target).catch((error) => { release(); throw error; });
+    const timeoutMs = Math.min(request.timeoutMs ?? this.#limits.timeoutMs, this.#limits.timeoutMs);
+    return new Promise<EgressResponse>((resolve, reject) => {
+      const done = (error?: Error, response?: EgressResponse): void => {
+        release();
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve(response!);
+      };
+      const outgoing = https.request({
+        agent, host: target.host, port: target.port, method, path: requestPath,
+        headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
+      }, (incoming) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        incoming.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > this.#limits.maxResponseBytes) {
+            incoming.destroy();
+            outgoing.destroy();
+            done(fail('E_EGRESS_LIMIT', `The response from ${target.name} is over ${this.#limits.maxResponseBytes} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        incoming.on('end', () => {
+          if (size > this.#limits.maxResponseBytes) return;
+          const responseHeaders: Record<string, string> = {};
+          for (const [name, value] of Object.entries(incoming.headers)) if (value !== undefined) responseHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
+          done(undefined, { status: incoming.statusCode ?? 0, headers: responseHeaders, body: new Uint8Array(Buffer.concat(chunks)) });
+        });
+        incoming.on('error', (error) => done(tlsError(target, error)));
+      });
+      const timer = setTimeout(() => {
+        outgoing.destroy();
+        done(fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      outgoing.on('error', (error) => done(tlsError(target, error)));
+      outgoing.end(body);
+    });
+  }
+
+  async #broker(packageId: string, target: EgressTarget): Promise<mqtt.MqttClient> {
+    const credentials = await this.options.certificates.credentials(packageId);
+    const connections = this.#connections(packageId);
+    const existing = connections.brokers.get(target.name);
+    if (existing?.version === credentials.version) {
+      const client = await existing.client.catch(() => undefined);
+      if (client?.connected) return client;
+    }
+    connections.brokers.delete(target.name);
+    void existing?.client.then((client) => client.end(true), () => undefined);
+    const options = tlsOptions(target, credentials);
+    const client = new Promise<mqtt.MqttClient>((resolve, reject) => {
+      const connecting = mqtt.connect({
+        protocol: 'mqtts', host: target.host, port: target.port,
+        servername: options.servername, rejectUnauthorized: true, minVersion: 'TLSv1.2',
+        ca: options.ca, cert: options.cert, key: options.key,
+        clientId: `isogate-${packageId}-${target.name}`.slice(0, 64),
+        connectTimeout: this.#limits.timeoutMs, reconnectPeriod: 0,
+      } as mqtt.IClientOptions);
+      const timer = setTimeout(() => {
+        connecting.end(true);
+        reject(fail('E_EGRESS_TIMEOUT', `The broker ${target.name} did not accept the connection in time`));
+      }, this.#limits.timeoutMs);
+      connecting.once('connect', () => { clearTimeout(timer); resolve(connecting); });
+      connecting.once('error', (error) => {
+        clearTimeout(timer);
+        connecting.end(true);
+        reject(tlsError(target, error as NodeJS.ErrnoException));
+      });
+      connecting.once('close', () => {
+        clearTimeout(timer);
+        reject(fail('E_EGRESS_TLS', `The broker ${target.name} closed the connection during the handshake (a client certificate it requires may be missing)`));
+      });
+    });
+    connections.brokers.set(target.name, { version: credentials.version, client });
+    client.catch(() => connections.brokers.delete(target.name));
+    return client;
+  }
+
+  async #publish(packageId: string, target: EgressTarget, topic: string, payload: string | Uint8Array, options: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
+    if (typeof topic !== 'string' || topic.length === 0 || topic.length > 1024 || /[#+\u0000]/.test(topic)) throw fail('E_BAD_REQUEST', 'A topic is 1 to 1024 characters without wildcards or NUL');
+    const bytes = Buffer.from(payload);
+    if (bytes.length > this.#limits.maxRequestBytes) throw fail('E_EGRESS_LIMIT', `A payload is at most ${this.#limits.maxRequestBytes} bytes`);
+    const release = this.#acquire(packageId);
+    try {
+      const client = await this.#broker(packageId, target);
+      await client.publishAsync(topic, bytes, { qos: options.qos ?? 1, retain: options.retain ?? false });
+    } catch (error) {
+      throw isIsogateError(error) ? error : tlsError(target, error as NodeJS.ErrnoException);
+    } finally {
+      release();
+    }
+  }
+
+  async #connect(packageId: string, target: EgressTarget, events: EgressStreamEvents): Promise<EgressStream> {
+    const release = this.#acquire(packageId);
+    const credentials = await this.options.certificates.credentials(packageId).catch((error) => { release(); throw error; });
+    const connections = this.#connections(packageId);
+    return new Promise<EgressStream>((resolve, reject) => {
+      const socket = tls.connect(tlsOptions(target, credentials));
+      socket.setTimeout(this.#limits.timeoutMs, () => socket.destroy(fail('E_EGRESS_TIMEOUT', `${target.name} was idle too long`)));
+      connections.streams.add(socket);
+      let connected = false;
+      socket.once('secureConnect', () => {
+        connected = true;
+        resolve({
+          write: (chunk) => new Promise<void>((done, failWrite) => socket.write(chunk, (error) => (error ? failWrite(error) : done()))),
+          end: () => new Promise<void>((done) => socket.end(done)),
+        });
+      });
+      socket.on('data', (chunk: Buffer) => events.data(new Uint8Array(chunk)));
+      socket.once('close', () => {
+        connections.streams.delete(socket);
+        release();
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) => {
+        const coded = isIsogateError(error) ? error : tlsError(target, error);
+        if (!connected) reject(coded);
+        else events.close({ code: (coded as { code?: string }).code ?? 'E_EGRESS_TARGET', message: coded.message });
+      });
+      socket.once('end', () => events.close());
+    });
+  }
+
+  /** Closes an app's connections (it stopped or was removed). */
+  async closeApp(packageId: string): Promise<void> {
+    const connections = this.#apps.get(packageId);
+    if (!connections) return;
+    this.#apps.delete(packageId);
+    for (const { agent } of connections.agents.values()) agent.destroy();
+    for (const socket of connections.streams) socket.destroy();
+    await Promise.all([...connections.brokers.values()].map(({ client }) => client.then((c) => c.endAsync(true), () => undefined)));
+  }
+
+  async close(): Promise<void> {
+    for (const packageId of [...this.#apps.keys()]) await this.closeApp(packageId);
+  }
+}

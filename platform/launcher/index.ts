@@ -1,0 +1,413 @@
+/**
+ * The launcher: runs installed apps, one sandbox each, following the manual's states (0
+ * starting, 1 running, 4 stopped, 5 stopping; Pending and Error derived), start rules (auto /
+ * none / forbidden), restart on failure, and the checks before every launch: the start rule,
+ * the configuration, the SDK version and the integrity of every file.
+ */
+import { EventEmitter } from 'node:events';
+import semver from 'semver';
+import { fail, isIsogateError, toIsogateError } from '../../sdk/errors.js';
+import type { AppManifest } from '../../sdk/manifest.js';
+import type { Audit } from '../audit/index.js';
+import { APP_STATE, type ApplicationEntry, type AppStateCode, type ConfigStore, type LaunchRule, type LogLevel } from '../config/index.js';
+import { Mutex } from '../durable/index.js';
+import type { AppGuest, LogLevelCode } from '../sandbox/bridge.js';
+import { effectiveConfiguration, validateAppConfiguration } from './configuration.js';
+import { FailureHistory, restartPolicy, type RestartPolicy } from './supervision.js';
+
+export { DEFAULT_RESTART_POLICY, type RestartPolicy } from './supervision.js';
+
+/** The launcher's view of an installed app. */
+export interface LaunchableApp {
+  packageId: string;
+  version: string;
+  manifest: AppManifest;
+}
+
+export interface LaunchedSandbox extends AppGuest {
+  start(): Promise<void>;
+  stop(deadlineMs?: number): Promise<void>;
+  dispose(): void;
+}
+
+export interface LaunchFailure {
+  code: string;
+  message: string;
+}
+
+export interface LauncherOptions {
+  config: ConfigStore;
+  audit: Audit;
+  apps: { list(): LaunchableApp[]; get(packageId: string): LaunchableApp | undefined };
+  /** Checks every file against the install record and returns the verified contents: the launcher runs exactly what was checked. */
+  verifyIntegrity(app: LaunchableApp): Promise<Map<string, Buffer>>;
+  createSandbox(app: LaunchableApp, files: Map<string, Buffer>, onFailure: (failure: LaunchFailure) => void): Promise<LaunchedSandbox>;
+  appLog(packageId: string, level: LogLevelCode, message: string): void;
+  platformSdkVersion: string;
+  restart?: Partial<RestartPolicy>;
+  stopDeadlineMs?: number;
+  clock?: () => number;
+}
+
+export type AppStatus = 'starting' | 'running' | 'stopping' | 'stopped' | 'pending' | 'error';
+
+export interface AppStatusInfo {
+  packageId: string;
+  name: string;
+  version: string;
+  status: AppStatus;
+  /** The manual's state code. */
+  state: AppStateCode;
+  launchRule: LaunchRule;
+  logLevel: LogLevel;
+  configured: boolean;
+  restartOnFailure: boolean;
+  restarts: number;
+  lastError?: { code: string; message: string; at: string };
+  startedAt?: string;
+}
+
+interface Runtime {
+  status: 'starting' | 'running' | 'stopping' | 'stopped' | 'error';
+  sandbox?: LaunchedSandbox;
+  restarts: number;
+  failures: FailureHistory;
+  restartTimer?: NodeJS.Timeout;
+  lastError?: AppStatusInfo['lastError'];
+  startedAt?: string;
+}
+
+const STATE_OF: Record<Runtime['status'], AppStateCode> = {
+  starting: APP_STATE.starting, running: APP_STATE.running, stopping: APP_STATE.stopping, stopped: APP_STATE.stopped, error: APP_STATE.stopped,
+};
+
+export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
+  readonly #options: LauncherOptions;
+  readonly #policy: RestartPolicy;
+  readonly #runtimes = new Map<string, Runtime>();
+  readonly #locks = new Map<string, Mutex>();
+  #shuttingDown = false;
+
+  constructor(options: LauncherOptions) {
+    super();
+    if (!semver.valid(options.platformSdkVersion)) throw fail('E_OPTION', 'platformSdkVersion is a semantic version');
+    if (options.stopDeadlineMs !== undefined && !(options.stopDeadlineMs > 0)) throw fail('E_OPTION', 'stopDeadlineMs is a positive number of milliseconds');
+    this.#options = options;
+    this.#policy = restartPolicy(options.restart);
+  }
+
+  #now(): number {
+    return this.#options.clock?.() ?? Date.now();
+  }
+
+  #app(packageId: string): LaunchableApp {
+    const app = this.#options.apps.get(packageId);
+    if (!app) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
+    return app;
+  }
+
+  #entry(packageId: string): ApplicationEntry {
+    const entry = this.#options.config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId));
+    if (!entry) throw fail('E_NOT_INSTALLED', `${packageId} has no entry in the configuration document`, { packageId });
+    return entry;
+  }
+
+  async #updateEntry(packageId: string, change: (entry: ApplicationEntry) => void): Promise<void> {
+    await this.#options.config.update((doc) => {
+      const entry = doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId);
+      if (entry) change(entry);
+    });
+  }
+
+  #runtime(packageId: string): Runtime {
+    let runtime = this.#runtimes.get(packageId);
+    if (!runtime) {
+      runtime = { status: 'stopped', restarts: 0, failures: new FailureHistory(this.#policy) };
+      this.#runtimes.set(packageId, runtime);
+    }
+    return runtime;
+  }
+
+  #lock(packageId: string): Mutex {
+    let lock = this.#locks.get(packageId);
+    if (!lock) {
+      lock = new Mutex();
+      this.#locks.set(packageId, lock);
+    }
+    return lock;
+  }
+
+  #appName(packageId: string): string {
+    return this.#options.apps.get(packageId)?.manifest.name ?? packageId;
+  }
+
+  status(packageId: string): AppStatusInfo {
+    const app = this.#app(packageId);
+    const entry = this.#entry(packageId);
+    const runtime = this.#runtime(packageId);
+    const configured = entry.configured !== false;
+    const status: AppStatus = runtime.status === 'stopped' && !configured ? 'pending' : runtime.status;
+    return {
+      packageId, name: app.manifest.name, version: app.version, status, state: STATE_OF[runtime.status],
+      launchRule: entry.launchRule, logLevel: entry.logLevel, configured,
+      restartOnFailure: entry.restart_on_failure ?? app.manifest.restartOnFailure ?? true,
+      restarts: runtime.restarts,
+      ...(runtime.lastError ? { lastError: runtime.lastError } : {}),
+      ...(runtime.startedAt && runtime.status === 'running' ? { startedAt: runtime.startedAt } : {}),
+    };
+  }
+
+  list(): AppStatusInfo[] {
+    return this.#options.apps.list().map((app) => this.status(app.packageId)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  guest(packageId: string): AppGuest | undefined {
+    const runtime = this.#runtimes.get(packageId);
+    return runtime?.status === 'running' ? runtime.sandbox : undefined;
+  }
+
+  #announce(packageId: string): AppStatusInfo {
+    const info = this.status(packageId);
+    this.emit('status', info);
+    return info;
+  }
+
+  async #setStatus(packageId: string, status: Runtime['status'], execute?: boolean): Promise<void> {
+    this.#runtime(packageId).status = status;
+    await this.#updateEntry(packageId, (entry) => {
+      entry.state = STATE_OF[status];
+      if (execute !== undefined) entry.execute = execute;
+    });
+    this.#announce(packageId);
+  }
+
+  start(packageId: string): Promise<AppStatusInfo> {
+    return this.#lock(packageId).run(async () => {
+      const runtime = this.#runtime(packageId);
+      if (runtime.restartTimer) clearTimeout(runtime.restartTimer);
+      runtime.restartTimer = undefined;
+      // Starting by hand forgives earlier failures: the admin has looked.
+      runtime.failures.reset();
+      await this.#launch(packageId);
+      return this.status(packageId);
+    });
+  }
+
+  /** Every check the manual asks for, then the sandbox. Throws with the refusal's code. */
+  async #launch(packageId: string): Promise<void> {
+    const app = this.#app(packageId);
+    const entry = this.#entry(packageId);
+    const runtime = this.#runtime(packageId);
+    const name = app.manifest.name;
+    if (runtime.status === 'running' || runtime.status === 'starting' || runtime.status === 'stopping') {
+      throw fail('E_STATE', `${packageId} is already ${runtime.status}`);
+    }
+    if (entry.launchRule === 'forbidden') {
+      await this.#options.audit.record('launchBlocked', { 'application name': name }, { packageId });
+      throw fail('E_BLOCKED', `${packageId} has the Block start rule`, { packageId });
+    }
+    if (entry.configured === false) throw fail('E_PENDING', `${packageId} needs its configuration before it can start`, { packageId });
+    const built = app.manifest.buildSdkVersion;
+    const platform = this.#options.platformSdkVersion;
+    if (semver.major(built) !== semver.major(platform) || semver.gt(built, platform)) {
+      await this.#options.audit.record('launchIncompatible', { 'application name': name }, { packageId, buildSdkVersion: built, platformSdkVersion: platform });
+      throw fail('E_INCOMPATIBLE', `${packageId} was built with SDK ${built}; this gateway runs SDK ${platform}`, { packageId });
+    }
+
+    await this.#setStatus(packageId, 'starting');
+    let files: Map<string, Buffer>;
+    try {
+      files = await this.#options.verifyIntegrity(app);
+    } catch (error) {
+      const coded = toIsogateError(error);
+      await this.#options.audit.record('launchUntrusted', { 'application name': name }, { packageId, code: coded.code, reason: coded.message });
+      this.#options.appLog(packageId, 0, `Launch refused: ${coded.message}`);
+      await this.#recordError(packageId, { code: 'E_INTEGRITY', message: coded.message });
+      throw fail('E_INTEGRITY', `${packageId} failed its integrity check: ${coded.message}`, { packageId });
+    }
+
+    let sandbox: LaunchedSandbox | undefined;
+    try {
+      sandbox = await this.#options.createSandbox(app, files, (failure) => void this.#onFailure(packageId, sandbox!, failure));
+      runtime.sandbox = sandbox;
+      await sandbox.start();
+    } catch (error) {
+      sandbox?.dispose();
+      runtime.sandbox = undefined;
+      const coded = toIsogateError(error);
+      await this.#options.audit.record('launchError', { 'application name': name }, { packageId, code: coded.code, reason: coded.message });
+      this.#options.appLog(packageId, 1, `Start failed: ${coded.code}: ${coded.message}`);
+      await this.#recordError(packageId, { code: coded.code, message: coded.message });
+      throw isIsogateError(error) && error.code !== 'E_INTERNAL' ? error : fail('E_LAUNCH', `${packageId} failed to start: ${coded.message}`);
+    }
+    runtime.startedAt = new Date(this.#now()).toISOString();
+    runtime.lastError = undefined;
+    await this.#setStatus(packageId, 'running', true);
+    await this.#options.audit.record('launchStarted', { 'application name': name }, { packageId, version: app.version });
+    this.#options.appLog(packageId, 3, `Started ${name} ${app.version}`);
+  }
+
+  async #recordError(packageId: string, error: { code: string; message: string }): Promise<void> {
+    this.#runtime(packageId).lastError = { ...error, at: new Date(this.#now()).toISOString() };
+    await this.#setStatus(packageId, 'error');
+  }
+
+  async #onFailure(packageId: string, sandbox: LaunchedSandbox, failure: LaunchFailure): Promise<void> {
+    await this.#lock(packageId).run(async () => {
+      const runtime = this.#runtimes.get(packageId);
+      if (!runtime || runtime.sandbox !== sandbox || runtime.status !== 'running') return;
+      sandbox.dispose();
+      runtime.sandbox = undefined;
+      await this.#options.audit.record('appFailed', { 'application name': this.#appName(packageId) }, { packageId, code: failure.code, reason: failure.message });
+      this.#options.appLog(packageId, 0, `The app failed: ${failure.code}: ${failure.message}`);
+      await this.#recordError(packageId, failure);
+      this.#scheduleRestart(packageId);
+    }).catch(() => undefined);
+  }
+
+  #scheduleRestart(packageId: string): void {
+    const info = this.status(packageId);
+    const runtime = this.#runtime(packageId);
+    if (!info.restartOnFailure || this.#shuttingDown) return;
+    const delay = runtime.failures.recordFailure(this.#now());
+    if (delay === undefined) {
+      this.#options.appLog(packageId, 1, `Not restarting: ${runtime.failures.recent} failures within ${this.#policy.windowMs / 1000} s. Start it by hand once the cause is fixed.`);
+      return;
+    }
+    this.#options.appLog(packageId, 2, `Restarting in ${delay} ms (failure ${runtime.failures.recent} of at most ${this.#policy.maxRestarts})`);
+    runtime.restartTimer = setTimeout(() => {
+      runtime.restartTimer = undefined;
+      void this.#lock(packageId).run(async () => {
+        if (runtime.status !== 'error' || !this.#options.apps.get(packageId)) return;
+        runtime.restarts += 1;
+        try {
+          await this.#launch(packageId);
+        } catch {
+          // Audited and logged by #launch; a refusal (a rule changed to Block start) ends the retries.
+          if (this.#runtime(packageId).status === 'error' && this.#entry(packageId).launchRule !== 'forbidden') this.#scheduleRestart(packageId);
+        }
+      });
+    }, delay);
+    runtime.restartTimer.unref();
+  }
+
+  stop(packageId: string): Promise<AppStatusInfo> {
+    return this.#lock(packageId).run(async () => {
+      this.#app(packageId);
+      const runtime = this.#runtime(packageId);
+      if (runtime.restartTimer) {
+        clearTimeout(runtime.restartTimer);
+        runtime.restartTimer = undefined;
+        await this.#setStatus(packageId, 'stopped', false);
+        return this.status(packageId);
+      }
+      if (runtime.status !== 'running') throw fail('E_STATE', `${packageId} is not running (${this.status(packageId).status})`);
+      await this.#halt(packageId, false);
+      await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId });
+      this.#options.appLog(packageId, 3, 'Stopped');
+      return this.status(packageId);
+    });
+  }
+
+  async #halt(packageId: string, execute: boolean): Promise<void> {
+    const runtime = this.#runtime(packageId);
+    await this.#setStatus(packageId, 'stopping');
+    const sandbox = runtime.sandbox;
+    runtime.sandbox = undefined;
+    await sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch(() => sandbox.dispose());
+    await this.#setStatus(packageId, 'stopped', execute);
+  }
+
+  /** The new rule governs the next launch; a running app keeps running until it stops. */
+  setLaunchRule(packageId: string, rule: LaunchRule): Promise<AppStatusInfo> {
+    return this.#lock(packageId).run(async () => {
+      this.#app(packageId);
+      if (!['auto', 'none', 'forbidden'].includes(rule)) throw fail('E_BAD_REQUEST', `Unknown launch rule "${String(rule)}"`);
+      if (this.#entry(packageId).configured === false) {
+        await this.#options.audit.record('autorunChangeError', {}, { packageId, reason: 'not configured' });
+        throw fail('E_PENDING', `${packageId} needs its configuration before its start rule can be set`);
+      }
+      await this.#updateEntry(packageId, (entry) => {
+        entry.launchRule = rule;
+      });
+      await this.#options.audit.record('autorunChanged', {}, { packageId, launchRule: rule });
+      return this.#announce(packageId);
+    });
+  }
+
+  setLogLevel(packageId: string, level: LogLevel): Promise<AppStatusInfo> {
+    return this.#lock(packageId).run(async () => {
+      this.#app(packageId);
+      if (!Number.isInteger(level) || level < 0 || level > 5) throw fail('E_BAD_REQUEST', 'A log level is 0 to 5');
+      await this.#updateEntry(packageId, (entry) => {
+        entry.logLevel = level;
+      });
+      return this.#announce(packageId);
+    });
+  }
+
+  setRestartOnFailure(packageId: string, enabled: boolean): Promise<AppStatusInfo> {
+    return this.#lock(packageId).run(async () => {
+      this.#app(packageId);
+      await this.#updateEntry(packageId, (entry) => {
+        entry.restart_on_failure = enabled;
+      });
+      return this.#announce(packageId);
+    });
+  }
+
+  getConfiguration(packageId: string): Record<string, unknown> | undefined {
+    const app = this.#app(packageId);
+    return effectiveConfiguration(app.manifest, this.#options.config.read((doc) => doc[packageId]));
+  }
+
+  /** Validated before anything changes; a running app is told, not restarted. */
+  setConfiguration(packageId: string, value: unknown): Promise<AppStatusInfo> {
+    return this.#lock(packageId).run(async () => {
+      const app = this.#app(packageId);
+      const valid = validateAppConfiguration(app.manifest, value);
+      await this.#options.config.update((doc) => {
+        doc[packageId] = valid;
+        const entry = doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId);
+        if (entry) entry.configured = true;
+      });
+      const guest = this.guest(packageId);
+      if (guest) await guest.configChanged(this.getConfiguration(packageId)).catch(() => undefined);
+      return this.#announce(packageId);
+    });
+  }
+
+  /** At gateway start: every Autostart app, each on its own (one failure does not stop the others). */
+  async startAutostartApps(): Promise<void> {
+    for (const app of this.#options.apps.list()) {
+      const entry = this.#options.config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === app.packageId));
+      if (entry?.launchRule !== 'auto') continue;
+      await this.start(app.packageId).catch(() => undefined);
+    }
+  }
+
+  /** Before uninstall: stop it, cancel restarts, forget it. */
+  async forget(packageId: string): Promise<void> {
+    await this.#lock(packageId).run(async () => {
+      const runtime = this.#runtimes.get(packageId);
+      if (runtime?.restartTimer) clearTimeout(runtime.restartTimer);
+      if (runtime?.sandbox) {
+        const sandbox = runtime.sandbox;
+        runtime.sandbox = undefined;
+        await sandbox.stop(this.#options.stopDeadlineMs ?? 2000).catch(() => sandbox.dispose());
+        await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId });
+      }
+      this.#runtimes.delete(packageId);
+    });
+    this.#locks.delete(packageId);
+  }
+
+  /** Gateway exit: apps stop, but keep `execute`, so Autostart apps come back. */
+  async shutdown(): Promise<void> {
+    this.#shuttingDown = true;
+    for (const [packageId, runtime] of this.#runtimes) {
+      if (runtime.restartTimer) clearTimeout(runtime.restartTimer);
+      if (runtime.status === 'running') await this.#lock(packageId).run(() => this.#halt(packageId, true)).catch(() => undefined);
+    }
+  }
+}

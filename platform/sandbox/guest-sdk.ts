@@ -1,0 +1,257 @@
+/**
+ * The code that runs inside each app's isolate before the app: it turns the raw bridge
+ * references into the frozen `isogate:sdk` module and the timer and console globals, then
+ * removes every trace of the references from the global object, so the app holds only the
+ * shims. It is plain JavaScript kept as a string because it never runs in Node.
+ *
+ * Data crosses only as copies: JSON messages and configuration cross as strings and are parsed
+ * on the other side (no prototype, getter or function can cross), bytes as copied Uint8Arrays.
+ */
+
+/** Run with `context.evalClosure`: $0 log, $1 host call, $2 timer, $3 ready; $4 the grants as JSON. */
+export const GUEST_BOOTSTRAP = String.raw`
+'use strict';
+const logRef = $0, callRef = $1, timerRef = $2, readyRef = $3;
+const grants = JSON.parse($4);
+const LEVELS = Object.freeze({ critical: 0, error: 1, warning: 2, info: 3, debug: 4, trace: 5 });
+const sources = new Map(grants.sources);
+const destinations = new Map(grants.destinations);
+const copyArgs = { arguments: { copy: true } };
+
+function codedError(code, message) {
+  const error = new Error(message);
+  error.code = code;
+  return error;
+}
+
+function show(value) {
+  if (typeof value === 'string') return value;
+  if (value instanceof Error) return value.stack || String(value);
+  try {
+    const text = JSON.stringify(value);
+    return text === undefined ? String(value) : text;
+  } catch {
+    return String(value);
+  }
+}
+
+function writeLog(level, values) {
+  let text = values.map(show).join(' ');
+  if (text.length > grants.maxLogLineChars) text = text.slice(0, grants.maxLogLineChars) + '...[truncated]';
+  logRef.applyIgnored(undefined, [level, text], copyArgs);
+}
+
+async function call(op, args) {
+  const answer = await callRef.apply(undefined, [op, args], { arguments: { copy: true }, result: { promise: true, copy: true } });
+  if (answer.error) throw codedError(answer.error.code, answer.error.message);
+  return answer.value;
+}
+
+const log = Object.freeze({
+  critical: (...values) => writeLog(LEVELS.critical, values),
+  error: (...values) => writeLog(LEVELS.error, values),
+  warning: (...values) => writeLog(LEVELS.warning, values),
+  info: (...values) => writeLog(LEVELS.info, values),
+  debug: (...values) => writeLog(LEVELS.debug, values),
+  trace: (...values) => writeLog(LEVELS.trace, values),
+});
+
+const handlers = new Map();
+function on(endpoint, handler) {
+  if (!destinations.has(endpoint)) throw codedError('E_CAPABILITY', 'The manifest declares no destination endpoint "' + String(endpoint) + '" to handle');
+  if (typeof handler !== 'function') throw new TypeError('on(endpoint, handler): the handler is a function');
+  const list = handlers.get(endpoint) || [];
+  list.push(handler);
+  handlers.set(endpoint, list);
+}
+
+function encode(format, message) {
+  if (format === 'json') {
+    const text = JSON.stringify(message);
+    if (text === undefined) throw codedError('E_MESSAGE', 'A json endpoint carries JSON values; this message has none');
+    return text;
+  }
+  if (format === 'text') {
+    if (typeof message !== 'string') throw codedError('E_MESSAGE', 'A text endpoint carries strings');
+    return message;
+  }
+  if (!(message instanceof Uint8Array)) throw codedError('E_MESSAGE', 'A binary endpoint carries Uint8Array bytes');
+  return message;
+}
+
+function emit(endpoint, message) {
+  const declared = sources.get(endpoint);
+  if (!declared) {
+    throw codedError('E_CAPABILITY', destinations.has(endpoint)
+      ? '"' + endpoint + '" is a destination endpoint: an app emits only on its source endpoints'
+      : 'The manifest declares no source endpoint "' + String(endpoint) + '"');
+  }
+  const sent = call('emit', [endpoint, encode(declared.format, message)]);
+  // An app that does not await its emits still hears about refusals, in its log.
+  sent.catch((error) => writeLog(LEVELS.warning, ['emit on "' + endpoint + '" refused: ' + error.code + ': ' + error.message]));
+  return sent;
+}
+
+const stopHandlers = [];
+function onStop(handler) {
+  if (typeof handler !== 'function') throw new TypeError('onStop(handler): the handler is a function');
+  stopHandlers.push(handler);
+}
+
+function checkValue(value) {
+  if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw codedError('E_STORAGE_KEY', 'A stored value is a string or a Uint8Array');
+  return value;
+}
+const storage = Object.freeze({
+  get: (key) => call('storage.get', [key]),
+  put: (key, value) => call('storage.put', [key, checkValue(value)]),
+  delete: (key) => call('storage.delete', [key]),
+  list: (prefix = '') => call('storage.list', [prefix]),
+  usage: () => call('storage.usage', []),
+});
+
+function deepFreeze(value) {
+  if (value && typeof value === 'object') {
+    for (const key of Object.keys(value)) deepFreeze(value[key]);
+    Object.freeze(value);
+  }
+  return value;
+}
+let configuration = deepFreeze(JSON.parse(grants.config));
+const configHandlers = [];
+const config = Object.freeze({
+  get: () => configuration,
+  onChange(handler) {
+    if (typeof handler !== 'function') throw new TypeError('config.onChange(handler): the handler is a function');
+    configHandlers.push(handler);
+  },
+});
+
+const egress = Object.freeze({
+  async fetch(target, request = {}) {
+    const response = await call('egress.fetch', [target, {
+      method: request.method, path: request.path, headers: request.headers, body: request.body,
+    }]);
+    return Object.freeze({ status: response.status, headers: Object.freeze(response.headers), body: response.body });
+  },
+  publish: (target, topic, payload, options = {}) => call('egress.publish', [target, topic, payload, { qos: options.qos, retain: options.retain }]),
+});
+
+const app = Object.freeze({ packageId: grants.packageId, version: grants.version, name: grants.name });
+
+// Timers run on the host's clock; each firing is an event under the app's CPU limit.
+const timers = new Map();
+let nextTimer = 1;
+function addTimer(callback, ms, repeat) {
+  if (typeof callback !== 'function') throw new TypeError('A timer callback is a function');
+  if (timers.size >= grants.maxTimers) throw codedError('E_TIMER_LIMIT', 'At most ' + grants.maxTimers + ' timers may be pending at once');
+  const id = nextTimer++;
+  const delay = Math.max(repeat ? grants.minIntervalMs : 0, Number(ms) > 0 ? Math.floor(Number(ms)) : 0);
+  timers.set(id, { callback, repeat });
+  timerRef.applyIgnored(undefined, ['set', id, delay, repeat], copyArgs);
+  return id;
+}
+function clearTimer(id) {
+  if (timers.delete(id)) timerRef.applyIgnored(undefined, ['clear', id], copyArgs);
+}
+const globals = {
+  setTimeout: (callback, ms) => addTimer(callback, ms, false),
+  setInterval: (callback, ms) => addTimer(callback, ms, true),
+  clearTimeout: clearTimer,
+  clearInterval: clearTimer,
+  queueMicrotask: (callback) => { Promise.resolve().then(callback); },
+  console: Object.freeze({
+    log: log.info, info: log.info, warn: log.warning, error: log.error, debug: log.debug, trace: log.trace,
+  }),
+};
+for (const [name, value] of Object.entries(globals)) {
+  Object.defineProperty(globalThis, name, { value: Object.freeze(value), writable: false, configurable: false, enumerable: false });
+}
+
+async function runAll(list, args, what) {
+  for (const handler of list) {
+    try {
+      await handler(...args);
+    } catch (error) {
+      writeLog(LEVELS.error, [what + ' failed:', error]);
+      throw error;
+    }
+  }
+}
+
+const sdk = Object.freeze({ app, log, on, emit, onStop, storage, config, egress });
+
+// What the host calls. The references are held by the host only.
+const guest = Object.freeze({
+  async deliver(endpoint, payloads) {
+    const declared = destinations.get(endpoint);
+    const list = handlers.get(endpoint) || [];
+    let failed = 0;
+    for (const payload of payloads) {
+      const message = declared && declared.format === 'json' ? JSON.parse(payload) : payload;
+      for (const handler of list) {
+        try {
+          await handler(message);
+        } catch (error) {
+          failed += 1;
+          writeLog(LEVELS.error, ['handler for "' + endpoint + '" failed:', error]);
+        }
+      }
+    }
+    return { handled: list.length > 0 ? payloads.length : 0, failed };
+  },
+  fire(id) {
+    const timer = timers.get(id);
+    if (!timer) return;
+    if (!timer.repeat) timers.delete(id);
+    try {
+      const result = timer.callback();
+      if (result && typeof result.then === 'function') {
+        result.then(undefined, (error) => writeLog(LEVELS.error, ['timer callback failed:', error]));
+      }
+    } catch (error) {
+      writeLog(LEVELS.error, ['timer callback failed:', error]);
+    }
+  },
+  async configChanged(json) {
+    configuration = deepFreeze(JSON.parse(json));
+    await runAll(configHandlers, [configuration], 'config.onChange handler').catch(() => undefined);
+  },
+  async stop() {
+    await runAll(stopHandlers, [], 'onStop handler').catch(() => undefined);
+  },
+  ready() {
+    readyRef.applyIgnored(undefined, [], copyArgs);
+  },
+});
+
+Object.defineProperty(globalThis, '__isogate_sdk__', { value: sdk, configurable: true, enumerable: false, writable: false });
+Object.defineProperty(globalThis, '__isogate_ready__', { value: guest.ready, configurable: true, enumerable: false, writable: false });
+return guest;
+`;
+
+/** The `isogate:sdk` module: takes the frozen SDK and removes its only global trace. */
+export const SDK_MODULE_SOURCE = `
+const sdk = globalThis.__isogate_sdk__;
+delete globalThis.__isogate_sdk__;
+export const { app, log, on, emit, onStop, storage, config, egress } = sdk;
+export default sdk;
+`;
+
+export const READY_MODULE = 'isogate:ready';
+
+/** Only the readiness module may import it; it too removes its global before app code runs. */
+export const READY_MODULE_SOURCE = `
+const ready = globalThis.__isogate_ready__;
+delete globalThis.__isogate_ready__;
+export default ready;
+`;
+
+/**
+ * The module the platform evaluates. isolated-vm 5.0.4 does not wait for a module's top-level
+ * await, but a module body runs only after its imports finished theirs: so the app has started
+ * when this body runs.
+ */
+export function readinessModuleSource(entry: string): string {
+  return `import ready from '${READY_MODULE}';\nimport 'isogate:sdk';\nimport ${JSON.stringify(entry)};\nready();\n`;
+}

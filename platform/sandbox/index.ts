@@ -1,0 +1,395 @@
+/**
+ * One app in one V8 isolate (isolated-vm). The app sees the `isogate:sdk` module, timers and
+ * console, nothing else: no Node API, no host object, no module but its own files and the SDK.
+ *
+ * Limits are enforced twice. isolated-vm enforces the heap limit and a timeout per call into the
+ * isolate; but code that runs after awaiting a host call runs outside any call's timeout, so a
+ * watchdog also samples the isolate's CPU time and ends an app that stays busy longer than its
+ * per-event budget. A failed app is disposed at once and reported once.
+ */
+import path from 'node:path';
+import ivm from 'isolated-vm';
+import { fail, toIsogateError } from '../../sdk/errors.js';
+import type { AppManifest } from '../../sdk/manifest.js';
+import type { AppGuest, AppHost, DeliveredMessage, LogLevelCode } from './bridge.js';
+import { checkEgress, checkEmit, grantsFor, maxMessageBytes, PLATFORM_LIMITS, type AppGrants } from './capabilities.js';
+import { GUEST_BOOTSTRAP, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-sdk.js';
+
+export { grantsFor, PLATFORM_LIMITS } from './capabilities.js';
+export type { AppGrants } from './capabilities.js';
+
+export type SandboxFailureCode = 'E_MEMORY_LIMIT' | 'E_CPU_LIMIT' | 'E_APP_FAILED';
+
+export interface SandboxFailure {
+  code: SandboxFailureCode;
+  message: string;
+}
+
+export interface SandboxLimits {
+  startDeadlineMs: number;
+  maxTimers: number;
+  minIntervalMs: number;
+  /** How often the watchdog samples CPU time. */
+  watchdogIntervalMs: number;
+}
+
+export interface SandboxOptions {
+  manifest: AppManifest;
+  /** Package path -> contents, as verified against the install record. */
+  files: ReadonlyMap<string, string | Uint8Array>;
+  host: AppHost;
+  limits?: Partial<SandboxLimits>;
+  onFailure?: (failure: SandboxFailure) => void;
+}
+
+export interface SandboxStats {
+  heapUsedBytes: number;
+  heapLimitBytes: number;
+  cpuTimeMs: number;
+  wallTimeMs: number;
+  timers: number;
+}
+
+export interface AppSandbox extends AppGuest {
+  start(): Promise<void>;
+  stop(deadlineMs?: number): Promise<void>;
+  dispose(): void;
+  readonly disposed: boolean;
+  stats(): SandboxStats;
+}
+
+type GuestReferences = { deliver: ivm.Reference; fire: ivm.Reference; configChanged: ivm.Reference; stop: ivm.Reference };
+type HostAnswer = { value: unknown } | { error: { code: string; message: string } };
+const SDK_MODULE = 'isogate:sdk';
+
+class IsolateSandbox implements AppSandbox {
+  readonly #grants: AppGrants;
+  readonly #limits: SandboxLimits;
+  readonly #isolate: ivm.Isolate;
+  readonly #timers = new Map<number, { handle: NodeJS.Timeout; repeat: boolean; firing: boolean }>();
+  readonly #references: ivm.Reference[] = [];
+  #guest: GuestReferences | undefined;
+  /** Counts slices of app work (events and resumptions after host calls) for the watchdog. */
+  #slices = 0;
+  #failure: SandboxFailure | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  #disposed = false;
+  #onReady: (() => void) | undefined;
+  #onFailed: ((failure: SandboxFailure) => void) | undefined;
+
+  constructor(private readonly options: SandboxOptions) {
+    this.#grants = grantsFor(options.manifest);
+    this.#limits = {
+      startDeadlineMs: PLATFORM_LIMITS.startDeadlineMs, maxTimers: PLATFORM_LIMITS.maxTimers,
+      minIntervalMs: PLATFORM_LIMITS.minIntervalMs, watchdogIntervalMs: 50, ...options.limits,
+    };
+    this.#isolate = new ivm.Isolate({ memoryLimit: this.#grants.limits.memoryMb });
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  get #cpuMs(): number {
+    return this.#grants.limits.cpuMsPerEvent;
+  }
+
+  #reference<T>(value: T): ivm.Reference<T> {
+    const reference = new ivm.Reference(value);
+    this.#references.push(reference);
+    return reference;
+  }
+
+  async start(): Promise<void> {
+    const { manifest, files, host } = this.options;
+    const context = await this.#isolate.createContext();
+    const guestGrants = JSON.stringify({
+      packageId: manifest.package_id, version: manifest.version, name: manifest.name,
+      sources: [...this.#grants.sourceEndpoints].map(([name, e]) => [name, { format: e.format }]),
+      destinations: [...this.#grants.destinationEndpoints].map(([name, e]) => [name, { format: e.format }]),
+      maxTimers: this.#limits.maxTimers, minIntervalMs: this.#limits.minIntervalMs,
+      maxLogLineChars: PLATFORM_LIMITS.maxLogLineBytes,
+      config: JSON.stringify(host.config() ?? {}),
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      this.#onReady = resolve;
+      this.#onFailed = (failure) => reject(fail(failure.code, failure.message));
+    });
+    const guest = await context.evalClosure(GUEST_BOOTSTRAP, [
+      this.#reference((level: LogLevelCode, text: string) => this.#log(level, text)),
+      this.#reference((op: string, args: unknown) => this.#hostCall(op, args)),
+      this.#reference((action: string, id: number, ms?: number, repeat?: boolean) => this.#timer(action, id, ms, repeat)),
+      this.#reference(() => this.#onReady?.()),
+      guestGrants,
+    ], { result: { reference: true } }) as ivm.Reference;
+    this.#guest = {
+      deliver: await guest.get('deliver', { reference: true }),
+      fire: await guest.get('fire', { reference: true }),
+      configChanged: await guest.get('configChanged', { reference: true }),
+      stop: await guest.get('stop', { reference: true }),
+    };
+
+    const names = new Map<ivm.Module, string>();
+    const compiled = new Map<string, ivm.Module>();
+    const compile = async (name: string, source: string): Promise<ivm.Module> => {
+      let module = compiled.get(name);
+      if (!module) {
+        module = await this.#isolate.compileModule(source, { filename: name });
+        compiled.set(name, module);
+        names.set(module, name);
+      }
+      return module;
+    };
+    const resolve = async (specifier: string, referrer: ivm.Module): Promise<ivm.Module> => {
+      const from = names.get(referrer) ?? '';
+      if (specifier === SDK_MODULE) return compile(SDK_MODULE, SDK_MODULE_SOURCE);
+      if (specifier === READY_MODULE && from === 'isogate:main') return compile(READY_MODULE, READY_MODULE_SOURCE);
+      const target = specifier.startsWith('./') || specifier.startsWith('../')
+        ? path.posix.normalize(path.posix.join(path.posix.dirname(from), specifier))
+        : from === 'isogate:main' ? specifier : undefined;
+      const content = target?.startsWith('app/') ? files.get(target) : undefined;
+      if (!target || content === undefined) {
+        throw new Error(`import of "${specifier}" from ${from} is not allowed: an app imports only ${SDK_MODULE} and its own files`);
+      }
+      return compile(target, typeof content === 'string' ? content : Buffer.from(content).toString('utf8'));
+    };
+
+    this.#startWatchdog();
+    try {
+      const main = await compile('isogate:main', readinessModuleSource(manifest.entry));
+      await main.instantiate(context, resolve);
+      await main.evaluate({ timeout: this.#cpuMs });
+      let deadline: NodeJS.Timeout | undefined;
+      await Promise.race([ready, new Promise<never>((_, reject) => {
+        deadline = setTimeout(() => reject(fail('E_LAUNCH', `${manifest.package_id} did not finish its start-up within ${this.#limits.startDeadlineMs} ms`)), this.#limits.startDeadlineMs);
+      })]).finally(() => clearTimeout(deadline));
+    } catch (error) {
+      const failure = this.#failure ?? this.#classify(error);
+      this.dispose();
+      throw fail(failure.code === 'E_APP_FAILED' ? 'E_LAUNCH' : failure.code, `${manifest.package_id} failed to start: ${failure.message}`);
+    }
+  }
+
+  #log(level: LogLevelCode, text: string): void {
+    const bounded = Number.isInteger(level) && level >= 0 && level <= 5 ? level : 3;
+    this.options.host.log(bounded as LogLevelCode, String(text).slice(0, PLATFORM_LIMITS.maxLogLineBytes));
+  }
+
+  /** Every call from the app lands here; each operation starts with its capability check. */
+  async #hostCall(op: string, args: unknown): Promise<HostAnswer> {
+    const { host } = this.options;
+    try {
+      return await this.#dispatch(host, op, args);
+    } catch (error) {
+      const coded = toIsogateError(error);
+      return { error: { code: coded.code, message: coded.message } };
+    } finally {
+      this.#slices += 1;
+    }
+  }
+
+  async #dispatch(host: AppHost, op: string, args: unknown): Promise<HostAnswer> {
+    {
+      if (!Array.isArray(args)) throw fail('E_BAD_REQUEST', 'Malformed call');
+      const text = (value: unknown, what: string): string => {
+        if (typeof value !== 'string') throw fail('E_BAD_REQUEST', `${what} is a string`);
+        return value;
+      };
+      switch (op) {
+        case 'storage.get': return { value: await host.storage.get(text(args[0], 'A storage key')) };
+        case 'storage.put': return { value: await host.storage.put(text(args[0], 'A storage key'), args[1] as string | Uint8Array) };
+        case 'storage.delete': return { value: await host.storage.delete(text(args[0], 'A storage key')) };
+        case 'storage.list': return { value: await host.storage.list(text(args[0] ?? '', 'A prefix')) };
+        case 'storage.usage': return { value: await host.storage.usage() };
+        case 'emit': {
+          const endpoint = checkEmit(this.#grants, args[0]);
+          const payload = args[1];
+          const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload instanceof Uint8Array ? payload.byteLength : -1;
+          if (bytes < 0) throw fail('E_MESSAGE', `A ${endpoint.format} message is ${endpoint.format === 'binary' ? 'bytes' : 'text'}`);
+          if (bytes > maxMessageBytes(endpoint)) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${maxMessageBytes(endpoint)} bytes; this one is ${bytes}`);
+          let message: unknown = payload;
+          if (endpoint.format === 'json') {
+            try {
+              message = JSON.parse(payload as string);
+            } catch {
+              throw fail('E_MESSAGE', `The message on "${endpoint.name}" is not JSON`);
+            }
+          }
+          await host.emit(endpoint.name, message);
+          return { value: undefined };
+        }
+        case 'egress.fetch': {
+          const target = checkEgress(this.#grants, args[0], 'https');
+          const request = (args[1] ?? {}) as Record<string, unknown>;
+          const response = await host.egress.fetch(target.name, {
+            ...(typeof request.method === 'string' ? { method: request.method } : {}),
+            ...(typeof request.path === 'string' ? { path: request.path } : {}),
+            ...(request.headers && typeof request.headers === 'object' ? { headers: request.headers as Record<string, string> } : {}),
+            ...(typeof request.body === 'string' || request.body instanceof Uint8Array ? { body: request.body } : {}),
+          });
+          return { value: { status: response.status, headers: response.headers, body: Buffer.from(response.body).toString('utf8') } };
+        }
+        case 'egress.publish': {
+          const target = checkEgress(this.#grants, args[0], 'mqtts');
+          const payload = args[2];
+          if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) throw fail('E_BAD_REQUEST', 'An MQTT payload is a string or bytes');
+          const options = (args[3] ?? {}) as { qos?: unknown; retain?: unknown };
+          await host.egress.publish(target.name, text(args[1], 'A topic'), payload, {
+            ...(options.qos === 0 || options.qos === 1 ? { qos: options.qos } : {}),
+            ...(typeof options.retain === 'boolean' ? { retain: options.retain } : {}),
+          });
+          return { value: undefined };
+        }
+        default:
+          throw fail('E_BAD_REQUEST', `Unknown platform call "${op}"`);
+      }
+    }
+  }
+
+  #timer(action: string, id: number, ms = 0, repeat = false): void {
+    if (this.#disposed || !Number.isSafeInteger(id)) return;
+    if (action === 'clear') {
+      const timer = this.#timers.get(id);
+      if (timer) (timer.repeat ? clearInterval : clearTimeout)(timer.handle);
+      this.#timers.delete(id);
+      return;
+    }
+    // The guest enforces the cap with an error the app sees; this is the host's own bound.
+    if (action !== 'set' || this.#timers.size >= this.#limits.maxTimers) return;
+    const delay = Math.max(repeat ? this.#limits.minIntervalMs : 0, Math.min(Number(ms) || 0, 2 ** 31 - 1));
+    const fire = (): void => {
+      const timer = this.#timers.get(id);
+      if (!timer || timer.firing || !this.#guest) return;
+      if (!timer.repeat) this.#timers.delete(id);
+      // An interval whose last run is still going skips a beat instead of piling up.
+      timer.firing = true;
+      this.#slices += 1;
+      this.#guest.fire.apply(undefined, [id], { timeout: this.#cpuMs })
+        .catch((error: unknown) => this.#fail(this.#classify(error)))
+        .finally(() => { timer.firing = false; });
+    };
+    const handle = repeat ? setInterval(fire, delay) : setTimeout(fire, delay);
+    this.#timers.set(id, { handle, repeat, firing: false });
+  }
+
+  async deliver(endpoint: string, messages: DeliveredMessage[]): Promise<void> {
+    const guest = this.#live();
+    const declared = this.#grants.destinationEndpoints.get(endpoint);
+    if (!declared) throw fail('E_CAPABILITY', `The manifest declares no destination endpoint "${endpoint}"`);
+    const payloads = messages.map(({ message }) => (declared.format === 'json' ? JSON.stringify(message) : message));
+    try {
+      await guest.deliver.apply(undefined, [endpoint, payloads], {
+        timeout: this.#cpuMs * Math.max(1, payloads.length),
+        arguments: { copy: true }, result: { promise: true, copy: true },
+      });
+    } catch (error) {
+      const failure = this.#classify(error);
+      this.#fail(failure);
+      throw fail(failure.code, failure.message);
+    }
+  }
+
+  async configChanged(configuration: Record<string, unknown> | undefined): Promise<void> {
+    const guest = this.#live();
+    await guest.configChanged.apply(undefined, [JSON.stringify(configuration ?? {})], {
+      timeout: this.#cpuMs, arguments: { copy: true }, result: { promise: true },
+    }).catch((error: unknown) => {
+      const failure = this.#classify(error);
+      this.#fail(failure);
+      throw fail(failure.code, failure.message);
+    });
+  }
+
+  async stop(deadlineMs = 2000): Promise<void> {
+    if (this.#disposed) return;
+    this.#clearTimers();
+    try {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.#guest?.stop.apply(undefined, [], { timeout: Math.min(deadlineMs, this.#cpuMs * 10), result: { promise: true } }),
+        new Promise((resolve) => { timer = setTimeout(resolve, deadlineMs); }),
+      ]).finally(() => clearTimeout(timer));
+    } catch {
+      // An app that fails while stopping is stopped all the same.
+    }
+    this.dispose();
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#clearTimers();
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    for (const reference of this.#references) reference.release();
+    if (!this.#isolate.isDisposed) this.#isolate.dispose();
+  }
+
+  stats(): SandboxStats {
+    const heap = this.#isolate.isDisposed ? undefined : this.#isolate.getHeapStatisticsSync();
+    return {
+      heapUsedBytes: heap?.used_heap_size ?? 0,
+      heapLimitBytes: this.#grants.limits.memoryMb * 1024 * 1024,
+      cpuTimeMs: this.#isolate.isDisposed ? 0 : Number(this.#isolate.cpuTime) / 1e6,
+      wallTimeMs: this.#isolate.isDisposed ? 0 : Number(this.#isolate.wallTime) / 1e6,
+      timers: this.#timers.size,
+    };
+  }
+
+  #live(): GuestReferences {
+    this.#slices += 1;
+    if (this.#failure) throw fail('E_APP_FAILED', `${this.options.manifest.package_id} has failed: ${this.#failure.message}`);
+    if (this.#disposed || !this.#guest) throw fail('E_STATE', `${this.options.manifest.package_id} is not running`);
+    return this.#guest;
+  }
+
+  #clearTimers(): void {
+    for (const timer of this.#timers.values()) (timer.repeat ? clearInterval : clearTimeout)(timer.handle);
+    this.#timers.clear();
+  }
+
+  #classify(error: unknown): SandboxFailure {
+    const message = error instanceof Error ? error.message : String(error);
+    if (this.#failure) return this.#failure;
+    if (/memory limit/i.test(message)) return { code: 'E_MEMORY_LIMIT', message: `exceeded its memory limit of ${this.#grants.limits.memoryMb} MB` };
+    if (/timed out/i.test(message)) return { code: 'E_CPU_LIMIT', message: `exceeded its CPU limit of ${this.#cpuMs} ms for one event` };
+    return { code: 'E_APP_FAILED', message };
+  }
+
+  #fail(failure: SandboxFailure): void {
+    if (this.#failure || this.#disposed) return;
+    this.#failure = failure;
+    this.dispose();
+    this.#onFailed?.(failure);
+    this.options.onFailure?.(failure);
+  }
+
+  /** Ends an app whose isolate stays busy past its per-event budget, wherever that time is spent. */
+  #startWatchdog(): void {
+    let lastCpu = Number(this.#isolate.cpuTime) / 1e6;
+    let lastWall = performance.now();
+    let busyMs = 0;
+    let slices = this.#slices;
+    const budget = this.#cpuMs + 250;
+    this.#watchdog = setInterval(() => {
+      if (this.#isolate.isDisposed) {
+        if (!this.#disposed) this.#fail({ code: 'E_MEMORY_LIMIT', message: `exceeded its memory limit of ${this.#grants.limits.memoryMb} MB` });
+        return;
+      }
+      const cpu = Number(this.#isolate.cpuTime) / 1e6;
+      const wall = performance.now();
+      const used = cpu - lastCpu;
+      // Busy across a whole sample with no new event or host answer: one slice is running long.
+      const sameSlice = slices === this.#slices;
+      busyMs = used >= 0.7 * (wall - lastWall) ? (sameSlice ? busyMs : 0) + used : 0;
+      slices = this.#slices;
+      lastCpu = cpu;
+      lastWall = wall;
+      if (busyMs > budget) this.#fail({ code: 'E_CPU_LIMIT', message: `kept running past its CPU limit of ${this.#cpuMs} ms for one event` });
+    }, this.#limits.watchdogIntervalMs);
+    this.#watchdog.unref();
+  }
+}
+
+export async function createAppSandbox(options: SandboxOptions): Promise<AppSandbox> {
+  return new IsolateSandbox(options);
+}

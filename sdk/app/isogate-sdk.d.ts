@@ -1,0 +1,66 @@
+/**
+ * What an isogate app can call. The platform provides the module `isogate:sdk` inside the app's
+ * isolate; nothing else is importable, and there is no Node API. Values crossing into or out of
+ * the app are copied (structured clone), never shared.
+ */
+declare module 'isogate:sdk' {
+  export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+  /** The running app's identity, from its manifest. */
+  export const app: { readonly packageId: string; readonly version: string; readonly name: string };
+
+  /** The app log; levels as in the gateway's settings (0 critical .. 5 all). `console.*` lands here too. */
+  export const log: {
+    critical(...values: unknown[]): void;
+    error(...values: unknown[]): void;
+    warning(...values: unknown[]): void;
+    info(...values: unknown[]): void;
+    debug(...values: unknown[]): void;
+    trace(...values: unknown[]): void;
+  };
+
+  /** Handles messages arriving at a `destination` endpoint declared in the manifest. */
+  export function on(endpoint: string, handler: (message: unknown) => void | Promise<void>): void;
+
+  /**
+   * Sends a message from a `source` endpoint declared in the manifest to every route from it.
+   * Throws E_MESSAGE when the message breaks the endpoint's schema or format.
+   */
+  export function emit(endpoint: string, message: unknown): void;
+
+  /** Called once when the platform stops the app; finish quickly. */
+  export function onStop(handler: () => void | Promise<void>): void;
+
+  /** The app's encrypted key-value storage, within the manifest's quota. */
+  export const storage: {
+    get(key: string): Promise<string | Uint8Array | undefined>;
+    put(key: string, value: string | Uint8Array): Promise<void>;
+    delete(key: string): Promise<boolean>;
+    list(prefix?: string): Promise<string[]>;
+    usage(): Promise<{ used: number; quota: number }>;
+  };
+
+  /** The app's configuration as the admin set it, validated against the manifest's schema. */
+  export const config: {
+    get(): { [key: string]: JsonValue };
+    onChange(handler: (configuration: { [key: string]: JsonValue }) => void): void;
+  };
+
+  export interface EgressRequest {
+    method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string | Uint8Array;
+  }
+  export interface EgressResponse {
+    status: number;
+    headers: Record<string, string>;
+    body: string;
+  }
+
+  /** The only way out of the gateway: through the platform's TLS terminator, to targets the manifest declares. */
+  export const egress: {
+    fetch(target: string, request?: EgressRequest): Promise<EgressResponse>;
+    publish(target: string, topic: string, payload: string | Uint8Array, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  };
+}

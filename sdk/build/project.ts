@@ -1,0 +1,108 @@
+/**
+ * Builds an app project into an unsigned package: bundles its source into the manifest's entry
+ * with esbuild and adds its assets. Used by `isogate-sdk build` and by the embedded store,
+ * which builds the sample apps the same way a developer would.
+ */
+import { promises as fs } from 'node:fs';
+import { builtinModules } from 'node:module';
+import path from 'node:path';
+import * as esbuild from 'esbuild';
+import { fail, isIsogateError } from '../errors.js';
+import { parseManifest, type AppManifest } from '../manifest.js';
+import { buildPackage } from '../package/index.js';
+
+export const SDK_MODULE = 'isogate:sdk';
+const SOURCE_CANDIDATES = ['src/main.ts', 'src/main.js', 'src/main.mjs'];
+const NODE_BUILTINS = new Set([...builtinModules, ...builtinModules.map((name) => `node:${name}`)]);
+const MAX_ASSET_FILES = 1000;
+
+export interface BuildOptions {
+  /** The source entry, relative to the project; default src/main.ts or src/main.js. */
+  source?: string;
+  minify?: boolean;
+}
+
+export interface BuiltProject {
+  manifest: AppManifest;
+  packageBytes: Buffer;
+  files: Map<string, Uint8Array>;
+}
+
+export async function buildProject(projectDir: string, options: BuildOptions = {}): Promise<BuiltProject> {
+  const dir = path.resolve(projectDir);
+  const manifestBytes = await fs.readFile(path.join(dir, 'manifest.json')).catch(() => {
+    throw fail('E_BUILD', `${dir} has no manifest.json: is it an isogate project? (isogate-sdk init creates one)`);
+  });
+  const manifest = parseManifest(manifestBytes);
+  const source = options.source ?? await firstExisting(dir, SOURCE_CANDIDATES);
+  if (!source) throw fail('E_BUILD', `${dir} has none of ${SOURCE_CANDIDATES.join(', ')}; give the entry with --src`);
+
+  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
+  try {
+    result = await esbuild.build({
+      entryPoints: [path.resolve(dir, source)],
+      bundle: true,
+      format: 'esm',
+      platform: 'neutral',
+      target: 'es2022',
+      write: false,
+      outfile: path.join(dir, manifest.entry),
+      external: [SDK_MODULE],
+      minify: options.minify ?? false,
+      sourcemap: false,
+      logLevel: 'silent',
+      absWorkingDir: dir,
+      plugins: [{
+        name: 'isogate-no-node',
+        setup(build) {
+          // An app runs in a bare V8 isolate: a Node built-in would bundle as a dangling import
+          // and fail only at launch on the gateway, so it fails here, with a sentence.
+          build.onResolve({ filter: /.*/ }, (args) => {
+            if (NODE_BUILTINS.has(args.path)) {
+              return { errors: [{ text: `"${args.path}" is a Node API, which apps cannot use; the gateway gives apps ${SDK_MODULE} only` }] };
+            }
+            return undefined;
+          });
+        },
+      }],
+    });
+  } catch (error) {
+    const failure = error as esbuild.BuildFailure;
+    const first = failure.errors?.[0];
+    const where = first?.location ? `${first.location.file}:${first.location.line}:${first.location.column}: ` : '';
+    throw fail('E_BUILD', `The app does not build: ${where}${first?.text ?? (error as Error).message}`, {
+      errors: (failure.errors ?? []).map((e) => ({ text: e.text, file: e.location?.file, line: e.location?.line })),
+    });
+  }
+  const bundle = result.outputFiles.find((file) => file.path.endsWith('.js'));
+  if (!bundle) throw fail('E_BUILD', 'esbuild produced no JavaScript');
+
+  const files = new Map<string, Uint8Array>([[manifest.entry, bundle.contents]]);
+  await addAssets(path.join(dir, 'assets'), 'app/assets', files);
+  try {
+    return { manifest, packageBytes: await buildPackage(manifest, files), files };
+  } catch (error) {
+    if (isIsogateError(error)) throw error;
+    throw fail('E_BUILD', `The package cannot be written: ${(error as Error).message}`);
+  }
+}
+
+async function firstExisting(dir: string, candidates: string[]): Promise<string | undefined> {
+  for (const candidate of candidates) {
+    if (await fs.stat(path.join(dir, candidate)).then((s) => s.isFile(), () => false)) return candidate;
+  }
+  return undefined;
+}
+
+async function addAssets(from: string, as: string, files: Map<string, Uint8Array>): Promise<void> {
+  const entries = await fs.readdir(from, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const source = path.join(from, entry.name);
+    const target = `${as}/${entry.name}`;
+    if (entry.isDirectory()) await addAssets(source, target, files);
+    else if (entry.isFile()) {
+      if (files.size >= MAX_ASSET_FILES) throw fail('E_BUILD', `More than ${MAX_ASSET_FILES} asset files`);
+      files.set(target, await fs.readFile(source));
+    } else throw fail('E_BUILD', `${source} is neither a file nor a directory; packages hold plain files only`);
+  }
+}
