@@ -1,0 +1,178 @@
+import { strict as assert } from 'node:assert';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { MemoryAuditLog } from '../../platform/audit/index.js';
+import { ConfigStore } from '../../platform/config/index.js';
+import { Launcher, type LaunchableApp, type LaunchedSandbox, type LaunchFailure } from '../../platform/launcher/index.js';
+import { fail } from '../../sdk/errors.js';
+import { sampleManifest } from '../fixtures/packages.js';
+import { makeTempDir, removeDir } from '../fixtures/temp.js';
+
+interface FakeSandbox extends LaunchedSandbox {
+  failWith(failure: LaunchFailure): void;
+  configs: unknown[];
+  stopped: boolean;
+}
+
+describe('launcher', () => {
+  let dir: string;
+  let config: ConfigStore;
+  let audit: MemoryAuditLog;
+  let apps: Map<string, LaunchableApp>;
+  let sandboxes: FakeSandbox[];
+  let integrityOk: boolean;
+  let startError: Error | undefined;
+  const id = sampleManifest().package_id;
+
+  async function install(manifest = sampleManifest()): Promise<void> {
+    apps.set(manifest.package_id, { packageId: manifest.package_id, version: manifest.version, manifest });
+    await config.update((doc) => {
+      doc.APPLICATIONS.APPS_CONTROL.applications.push({
+        package_id: manifest.package_id, name: manifest.name, version: manifest.version, execute: false, state: 4,
+        launchRule: 'none', logLevel: 3, configured: !manifest.configuration?.required, restart_on_failure: true,
+      });
+    });
+  }
+
+  function launcher(restart = { initialBackoffMs: 10, maxBackoffMs: 40, multiplier: 2, maxRestarts: 2, windowMs: 60_000 }): Launcher {
+    return new Launcher({
+      config, audit, restart,
+      apps: { list: () => [...apps.values()], get: (packageId) => apps.get(packageId) },
+      platformSdkVersion: '1.0.0',
+      appLog: () => undefined,
+      verifyIntegrity: async () => {
+        if (!integrityOk) throw fail('E_INTEGRITY', 'app/main.js differs from the install record');
+        return new Map([['app/main.js', Buffer.from('')]]);
+      },
+      createSandbox: async (_app, _files, onFailure) => {
+        const sandbox: FakeSandbox = {
+          configs: [], stopped: false,
+          start: async () => { if (startError) throw startError; },
+          stop: async () => { sandbox.stopped = true; },
+          dispose: () => undefined,
+          deliver: async () => undefined,
+          configChanged: async (value) => { sandbox.configs.push(value); },
+          failWith: (failure) => onFailure(failure),
+        };
+        sandboxes.push(sandbox);
+        return sandbox;
+      },
+    });
+  }
+
+  beforeEach(async () => {
+    dir = await makeTempDir('isogate-launcher-');
+    config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+    audit = new MemoryAuditLog();
+    apps = new Map();
+    sandboxes = [];
+    integrityOk = true;
+    startError = undefined;
+    await install();
+  });
+  afterEach(() => removeDir(dir));
+
+  it('starts and stops with the manual\'s state codes and audit events', async () => {
+    const l = launcher();
+    const seen: string[] = [];
+    l.on('status', (info) => seen.push(info.status));
+    assert.equal(l.status(id).status, 'stopped');
+    const started = await l.start(id);
+    assert.equal(started.status, 'running');
+    assert.equal(config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications[0]!.state), 1);
+    await assert.rejects(l.start(id), { code: 'E_STATE' });
+    const stopped = await l.stop(id);
+    assert.equal(stopped.state, 4);
+    assert.deepEqual(seen, ['starting', 'running', 'stopping', 'stopped']);
+    assert.deepEqual(audit.events(), ['launchStarted', 'appStopped']);
+    assert.equal(audit.records[0]!.text, `The application ${sampleManifest().name} was started`);
+    await assert.rejects(l.stop(id), { code: 'E_STATE' });
+  });
+
+  it('refuses a blocked app, an incompatible SDK and a failed integrity check, each audited', async () => {
+    const l = launcher();
+    await l.setLaunchRule(id, 'forbidden');
+    await assert.rejects(l.start(id), { code: 'E_BLOCKED' });
+    await l.setLaunchRule(id, 'none');
+    integrityOk = false;
+    await assert.rejects(l.start(id), { code: 'E_INTEGRITY' });
+    assert.equal(l.status(id).status, 'error');
+    const untrusted = audit.records.find((r) => r.event === 'launchUntrusted')!;
+    assert.equal(untrusted.severity, 'Critical');
+    await install(sampleManifest({ package_id: 'dev.isogate.tests.newer', buildSdkVersion: '2.0.0' }));
+    await assert.rejects(launcher().start('dev.isogate.tests.newer'), { code: 'E_INCOMPATIBLE' });
+    assert.deepEqual(audit.events().filter((e) => e.startsWith('launch')), ['launchBlocked', 'launchUntrusted', 'launchIncompatible']);
+    assert.equal(sandboxes.length, 0, 'no sandbox was made for a refused launch');
+  });
+
+  it('keeps an app with required configuration Pending until it is configured, validating it', async () => {
+    const manifest = sampleManifest({
+      package_id: 'dev.isogate.tests.configured',
+      configuration: { schema: { type: 'object', required: ['rate'], additionalProperties: false, properties: { rate: { type: 'integer', minimum: 1 } } }, required: true },
+    });
+    await install(manifest);
+    const l = launcher();
+    assert.equal(l.status(manifest.package_id).status, 'pending');
+    await assert.rejects(l.start(manifest.package_id), { code: 'E_PENDING' });
+    const before = await fs.readFile(path.join(dir, 'config.json'));
+    await assert.rejects(l.setConfiguration(manifest.package_id, { rate: 0 }), { code: 'E_CONFIG' });
+    await assert.rejects(l.setConfiguration(manifest.package_id, JSON.parse('{"rate": 1, "__proto__": {"x": 1}}')), { code: 'E_CONFIG' });
+    assert.deepEqual(await fs.readFile(path.join(dir, 'config.json')), before);
+    assert.equal(({} as Record<string, unknown>).x, undefined);
+    await l.setConfiguration(manifest.package_id, { rate: 5 });
+    assert.equal(l.status(manifest.package_id).status, 'stopped');
+    await l.start(manifest.package_id);
+    await l.setConfiguration(manifest.package_id, { rate: 6 });
+    assert.deepEqual(sandboxes[0]!.configs, [{ rate: 6 }]);
+    assert.deepEqual(l.getConfiguration(manifest.package_id), { rate: 6 });
+  });
+
+  it('restarts a failed app with backoff, then gives up after the cap', async () => {
+    const l = launcher();
+    await l.start(id);
+    sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
+    await waitFor(() => sandboxes.length === 2 && l.status(id).status === 'running');
+    assert.equal(l.status(id).restarts, 1);
+    sandboxes[1]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
+    await waitFor(() => sandboxes.length === 3 && l.status(id).status === 'running');
+    sandboxes[2]!.failWith({ code: 'E_MEMORY_LIMIT', message: 'big' });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(sandboxes.length, 3, 'no third restart within the window');
+    assert.equal(l.status(id).status, 'error');
+    assert.equal(l.status(id).lastError?.code, 'E_MEMORY_LIMIT');
+    assert.equal(audit.events().filter((e) => e === 'appFailed').length, 3);
+  });
+
+  it('a rule changed to Block start while running lets it run, and blocks its restart', async () => {
+    const l = launcher();
+    await l.start(id);
+    await l.setLaunchRule(id, 'forbidden');
+    assert.equal(l.status(id).status, 'running');
+    sandboxes[0]!.failWith({ code: 'E_APP_FAILED', message: 'x' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(sandboxes.length, 1);
+    assert.ok(audit.events().includes('launchBlocked'));
+  });
+
+  it('starts Autostart apps when the gateway starts again, and a failing start is audited', async () => {
+    const first = launcher();
+    await first.setLaunchRule(id, 'auto');
+    await first.start(id);
+    await first.shutdown();
+    const second = launcher();
+    await second.startAutostartApps();
+    assert.equal(second.status(id).status, 'running');
+    await second.stop(id);
+    startError = new Error('boom');
+    await assert.rejects(second.start(id), { code: 'E_LAUNCH' });
+    assert.ok(audit.events().includes('launchError'));
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

@@ -1,0 +1,150 @@
+import { strict as assert } from 'node:assert';
+import path from 'node:path';
+import { MemoryAuditLog } from '../../platform/audit/index.js';
+import { ConfigStore } from '../../platform/config/index.js';
+import { Router } from '../../platform/router/index.js';
+import type { AppGuest, DeliveredMessage } from '../../platform/sandbox/bridge.js';
+import type { AppManifest } from '../../sdk/manifest.js';
+import { sampleManifest } from '../fixtures/packages.js';
+import { makeTempDir, removeDir } from '../fixtures/temp.js';
+
+const READING = { type: 'object', required: ['v'], additionalProperties: false, properties: { v: { type: 'number' } } };
+
+const apps: Record<string, AppManifest> = {
+  'dev.t.source': sampleManifest({ package_id: 'dev.t.source', name: 'source', networkZone: 'lan', endpoints: [
+    { name: 'out', direction: 'source', dataType: 'reading', format: 'json', schema: READING, maxMessageBytes: 200 },
+    { name: 'text', direction: 'source', dataType: 'line', format: 'text' },
+    { name: 'in', direction: 'destination', dataType: 'reading', format: 'json' },
+  ] }),
+  'dev.t.sink': sampleManifest({ package_id: 'dev.t.sink', name: 'sink', networkZone: 'wan', endpoints: [
+    { name: 'in', direction: 'destination', dataType: 'reading', format: 'json' },
+    { name: 'out', direction: 'source', dataType: 'reading', format: 'json' },
+  ] }),
+  'dev.t.other': sampleManifest({ package_id: 'dev.t.other', name: 'other', networkZone: 'lan', endpoints: [
+    { name: 'in', direction: 'destination', dataType: 'reading', format: 'json' },
+    { name: 'wrongtype', direction: 'destination', dataType: 'alert', format: 'json' },
+  ] }),
+};
+
+class RecordingGuest implements AppGuest {
+  received: unknown[] = [];
+  constructor(private readonly behaviour: 'ok' | 'throw' | 'slow' = 'ok') {}
+  async deliver(_endpoint: string, messages: DeliveredMessage[]): Promise<void> {
+    if (this.behaviour === 'throw') throw Object.assign(new Error('crashed'), { code: 'E_APP_FAILED' });
+    if (this.behaviour === 'slow') await new Promise((resolve) => setTimeout(resolve, 50));
+    this.received.push(...messages.map((m) => m.message));
+  }
+  async configChanged(): Promise<void> {}
+}
+
+describe('router', () => {
+  let dir: string;
+  let config: ConfigStore;
+  let audit: MemoryAuditLog;
+  let guests: Map<string, AppGuest>;
+  let installed: Set<string>;
+  let logs: string[];
+  let router: Router;
+
+  beforeEach(async () => {
+    dir = await makeTempDir('isogate-router-');
+    config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+    audit = new MemoryAuditLog();
+    guests = new Map();
+    installed = new Set(Object.keys(apps));
+    logs = [];
+    router = new Router({
+      config, audit, queueLimit: 10,
+      appLog: (_id, _level, message) => logs.push(message),
+      manifestOf: (id) => (installed.has(id) ? apps[id] : undefined),
+      guestOf: (id) => guests.get(id),
+    });
+  });
+  afterEach(() => removeDir(dir));
+
+  const end = (text: string) => ({ application_id: text.split(':')[0]!, endpoint: text.split(':')[1]! });
+
+  it('refuses invalid routes with the field that is wrong, and changes nothing', async () => {
+    const cases: [string, string, string, RegExp][] = [
+      ['dev.t.nobody:out', 'dev.t.sink:in', 'E_ROUTE', /No app dev\.t\.nobody/],
+      ['dev.t.source:nothing', 'dev.t.sink:in', 'E_ROUTE', /no endpoint "nothing"/],
+      ['dev.t.sink:in', 'dev.t.source:in', 'E_ROUTE', /destination endpoint; a route goes from a source/],
+      ['dev.t.source:out', 'dev.t.other:wrongtype', 'E_ROUTE', /disagree on dataType/],
+      ['dev.t.source:text', 'dev.t.sink:in', 'E_ROUTE', /disagree on dataType/],
+      ['dev.t.source:out', 'dev.t.source:in', 'E_ROUTE', /to itself/],
+    ];
+    for (const [source, destination, code, message] of cases) {
+      await assert.rejects(router.add(end(source), end(destination)), (error: { code: string; message: string }) => error.code === code && message.test(error.message), `${source} -> ${destination}`);
+    }
+    await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
+    await assert.rejects(router.add(end('dev.t.source:out'), end('dev.t.sink:in')), { code: 'E_ROUTE_DUPLICATE' });
+    assert.equal(config.read((doc) => doc.APPLICATIONS.APPS_ROUTING.routes.length), 1);
+    assert.deepEqual(audit.events(), ['routesChanged']);
+  });
+
+  it('in unidirectional gateway mode carries data only from lan to wan', async () => {
+    await config.update((doc) => { doc.MODE_SWITCH.router_mode = false; });
+    await assert.rejects(router.add(end('dev.t.sink:out'), end('dev.t.other:in')), { code: 'E_ROUTE_DIRECTION' });
+    await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
+  });
+
+  it('delivers in order, fans out, validates against the schema and counts', async () => {
+    const sink = new RecordingGuest();
+    const other = new RecordingGuest();
+    guests.set('dev.t.sink', sink);
+    guests.set('dev.t.other', other);
+    const toSink = await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
+    await router.add(end('dev.t.source:out'), end('dev.t.other:in'));
+    for (let v = 0; v < 5; v += 1) await router.emit('dev.t.source', 'out', { v });
+    await assert.rejects(router.emit('dev.t.source', 'out', { v: 'not a number' }), { code: 'E_MESSAGE' });
+    await assert.rejects(router.emit('dev.t.source', 'out', JSON.parse('{"v": 1, "__proto__": {"x": 1}}')), { code: 'E_MESSAGE' });
+    await assert.rejects(router.emit('dev.t.source', 'out', { v: 1, pad: 'x'.repeat(300) }), { code: 'E_MESSAGE_SIZE' });
+    await waitFor(() => sink.received.length === 5 && other.received.length === 5);
+    assert.deepEqual(sink.received, [0, 1, 2, 3, 4].map((v) => ({ v })));
+    const view = router.get(toSink.id);
+    assert.equal(view.counters.delivered, 5);
+    assert.equal(view.counters.invalid, 3);
+    assert.equal(router.endpointCounters()['dev.t.source:out']!.emitted, 5);
+  });
+
+  it('keeps a crashed or slow destination from stopping the others, and drops past the bound', async () => {
+    const crashed = new RecordingGuest('throw');
+    const slow = new RecordingGuest('slow');
+    guests.set('dev.t.sink', crashed);
+    guests.set('dev.t.other', slow);
+    const toCrashed = await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
+    const toSlow = await router.add(end('dev.t.source:out'), end('dev.t.other:in'));
+    for (let v = 0; v < 30; v += 1) await router.emit('dev.t.source', 'out', { v });
+    await waitFor(() => router.get(toSlow.id).counters.delivered + router.get(toSlow.id).counters.dropped === 30);
+    assert.ok(router.get(toCrashed.id).counters.dropped > 0);
+    assert.equal(router.get(toCrashed.id).counters.lastError?.code, 'E_APP_FAILED');
+    const slowCounters = router.get(toSlow.id).counters;
+    assert.equal(slowCounters.delivered + slowCounters.dropped, 30);
+    assert.ok(slowCounters.dropped > 0, 'a full queue drops');
+    assert.ok(logs.some((line) => /is full/.test(line)));
+  });
+
+  it('shows Error for a route whose app was removed, holds messages for a stopped destination', async () => {
+    const route = await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
+    await router.emit('dev.t.source', 'out', { v: 1 });
+    assert.equal(router.get(route.id).queued, 1);
+    const sink = new RecordingGuest();
+    guests.set('dev.t.sink', sink);
+    router.appStarted('dev.t.sink');
+    await waitFor(() => sink.received.length === 1);
+    installed.delete('dev.t.sink');
+    router.appRemoved('dev.t.sink');
+    assert.equal(router.get(route.id).status, 'Error');
+    assert.deepEqual(router.list({ search: 'error' }).map((r) => r.id), [route.id]);
+    await router.remove(route.id);
+    assert.deepEqual(router.list(), []);
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
