@@ -102,7 +102,7 @@ export class EgressService {
       return target;
     };
     // Every refusal reaches the app as an error and its log as a line.
-    const logged = <T>(name: string, work: () => Promise<T>): Promise<T> => work().catch((error: unknown) => {
+    const logged = <T>(name: string, work: () => Promise<T>): Promise<T> => Promise.resolve().then(work).catch((error: unknown) => {
       const coded = isIsogateError(error) ? error : fail('E_EGRESS_TARGET', String((error as Error)?.message ?? error));
       this.options.appLog(packageId, 1, `Egress to "${name}" refused: ${coded.code}: ${coded.message}`);
       throw coded;
@@ -130,11 +130,13 @@ export class EgressService {
   async #agent(packageId: string, target: EgressTarget): Promise<https.Agent> {
     const credentials = await this.options.certificates.credentials(packageId);
     const connections = this.#connections(packageId);
-    const existing = connections.agents.get(target.name);
+    // Agent options override request options in Node, so an agent serves one host and port only.
+    const key = `${target.name}|${target.host}|${target.port}`;
+    const existing = connections.agents.get(key);
     if (existing?.version === credentials.version) return existing.agent;
     existing?.agent.destroy();
     const agent = new https.Agent({ keepAlive: true, maxSockets: this.#limits.maxConnections, ...tlsOptions(target, credentials) });
-    connections.agents.set(target.name, { version: credentials.version, agent });
+    connections.agents.set(key, { version: credentials.version, agent });
     return agent;
   }
 
@@ -197,12 +199,13 @@ export class EgressService {
   async #broker(packageId: string, target: EgressTarget): Promise<mqtt.MqttClient> {
     const credentials = await this.options.certificates.credentials(packageId);
     const connections = this.#connections(packageId);
-    const existing = connections.brokers.get(target.name);
+    const key = `${target.name}|${target.host}|${target.port}`;
+    const existing = connections.brokers.get(key);
     if (existing?.version === credentials.version) {
       const client = await existing.client.catch(() => undefined);
       if (client?.connected) return client;
     }
-    connections.brokers.delete(target.name);
+    connections.brokers.delete(key);
     void existing?.client.then((client) => client.end(true), () => undefined);
     const options = tlsOptions(target, credentials);
     const client = new Promise<mqtt.MqttClient>((resolve, reject) => {
@@ -228,8 +231,8 @@ export class EgressService {
         reject(fail('E_EGRESS_TLS', `The broker ${target.name} closed the connection during the handshake (a client certificate it requires may be missing)`));
       });
     });
-    connections.brokers.set(target.name, { version: credentials.version, client });
-    client.catch(() => connections.brokers.delete(target.name));
+    connections.brokers.set(key, { version: credentials.version, client });
+    client.catch(() => connections.brokers.delete(key));
     return client;
   }
 

@@ -121,4 +121,42 @@ describe('isogate start and the CLI', function () {
       await removeDir(elsewhere);
     }
   });
+
+  it('runs the sample pipeline: installs, wires, starts, and data flows through both routes', async () => {
+    const THRESHOLD = 'dev.isogate.samples.threshold';
+    const UPLINK = 'dev.isogate.samples.uplink';
+    for (const id of [TELEMETRY, THRESHOLD, UPLINK]) await json(['apps', 'install', id, '--data', dir]);
+    const settings = path.join(dir, 'telemetry.json');
+    await fs.writeFile(settings, JSON.stringify({ intervalMs: 50, sensors: ['temperature'] }));
+    await json(['apps', 'config', TELEMETRY, '--set', settings, '--data', dir]);
+    const limits = path.join(dir, 'limits.json');
+    await fs.writeFile(limits, JSON.stringify({ limits: { temperature: { warning: -1000, critical: 1000 } } }));
+    await json(['apps', 'config', THRESHOLD, '--set', limits, '--data', dir]);
+    const wrong = await isogate(['routes', 'add', `${TELEMETRY}:readings`, `${UPLINK}:alerts`, '--data', dir, '--json']);
+    assert.equal(JSON.parse(wrong.stdout).error.code, 'E_ROUTE');
+    await json(['routes', 'add', `${TELEMETRY}:readings`, `${THRESHOLD}:readings`, '--data', dir]);
+    await json(['routes', 'add', `${THRESHOLD}:alerts`, `${UPLINK}:alerts`, '--data', dir]);
+    for (const id of [UPLINK, THRESHOLD, TELEMETRY]) assert.equal((await json(['apps', 'start', id, '--data', dir])).status, 'running');
+
+    let routes: any[] = [];
+    for (let attempt = 0; attempt < 100; attempt += 1) {
+      routes = await json(['routes', 'list', '--data', dir]);
+      if (routes.every((route) => route.counters.delivered > 0)) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.ok(routes.every((route) => route.status === 'Active' && route.counters.delivered > 0), JSON.stringify(routes));
+
+    const listed = await json(['apps', 'list', '--data', dir]);
+    assert.deepEqual(listed.map((app: any) => app.status), ['running', 'running', 'running']);
+    await json(['apps', 'stop', TELEMETRY, '--data', dir]);
+    const archive = path.join(dir, 'telemetry-logs.tar.gz');
+    const saved = await json(['apps', 'logs', TELEMETRY, '-o', archive, '--data', dir]);
+    assert.equal(saved.fileName, `log_files_${TELEMETRY}.tar.gz`);
+    assert.ok((await fs.stat(archive)).size > 0);
+
+    await json(['apps', 'uninstall', THRESHOLD, '--data', dir]);
+    const after = await json(['routes', 'list', '--data', dir]);
+    assert.deepEqual(after.map((route: any) => route.status), ['Error', 'Error']);
+    await assert.rejects(fs.stat(path.join(dir, 'storage', THRESHOLD)), { code: 'ENOENT' });
+  });
 });

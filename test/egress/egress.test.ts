@@ -1,0 +1,175 @@
+/**
+ * The TLS terminator against real peers on loopback: Node's https server requiring a client
+ * certificate, and Debian's mosquitto with `require_certificate true` checked by mosquitto_sub.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { MemoryAuditLog } from '../../platform/audit/index.js';
+import { memoryDeviceKeys } from '../../platform/device/index.js';
+import { CertificateStore, EgressService } from '../../platform/egress/index.js';
+import type { EgressTarget } from '../../sdk/manifest.js';
+import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
+import { makeTempDir, removeDir } from '../fixtures/temp.js';
+
+interface Identity { certPem: string; keyPem: string }
+
+function issue(name: string, usage: 'ca' | 'server' | 'client', issuer?: Identity, extra: { altNames?: string[]; notBefore?: Date; notAfter?: Date } = {}): Identity {
+  const keys = generateKeyPair();
+  const certPem = createCertificate({ subject: { commonName: name }, publicKeyPem: keys.publicKeyPem, usage, ...(issuer ? { issuer } : { signingKeyPem: keys.keyPem }), ...extra });
+  return { certPem, keyPem: keys.keyPem };
+}
+
+const APP = 'dev.isogate.tests.uplink';
+
+describe('TLS egress', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let ca: Identity;
+  let otherCa: Identity;
+  let client: Identity;
+  let server: https.Server;
+  let port: number;
+  let certificates: CertificateStore;
+  let egress: EgressService;
+  let audit: MemoryAuditLog;
+  let appLog: string[];
+  const received: { path: string; body: string; clientCn: string }[] = [];
+
+  async function serve(identity: Identity): Promise<{ server: https.Server; port: number }> {
+    const s = https.createServer({ ...{ cert: identity.certPem, key: identity.keyPem }, ca: [ca.certPem], requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      let body = '';
+      req.on('data', (c) => { body += c; });
+      req.on('end', () => {
+        const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        received.push({ path: req.url ?? '', body, clientCn: String(peer.subject?.CN) });
+        res.setHeader('content-type', 'application/json');
+        res.end(req.url === '/big' ? 'x'.repeat(2 * 1024 * 1024) : JSON.stringify({ ok: true }));
+      });
+    });
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    return { server: s, port: (s.address() as AddressInfo).port };
+  }
+
+  const target = (p: number, host = 'localhost'): EgressTarget => ({ name: 'cloud', host, port: p, protocol: 'https' });
+
+  before(async () => {
+    dir = await makeTempDir('isogate-egress-');
+    ca = issue('Plant cloud CA', 'ca');
+    otherCa = issue('Other CA', 'ca');
+    client = issue('gateway-uplink', 'client', ca);
+    ({ server, port } = await serve(issue('localhost', 'server', ca, { altNames: ['localhost', '127.0.0.1'] })));
+    audit = new MemoryAuditLog();
+    appLog = [];
+    certificates = new CertificateStore({ root: path.join(dir, 'certs'), keys: memoryDeviceKeys(), audit });
+    egress = new EgressService({ certificates, appLog: (_id, _level, line) => appLog.push(line), limits: { timeoutMs: 3000, maxResponseBytes: 1024 * 1024 } });
+  });
+  after(async () => {
+    await egress.close();
+    server.close();
+    await removeDir(dir);
+  });
+
+  it('refuses a client certificate with a key that is not its own, changing nothing', async () => {
+    const stranger = issue('stranger', 'client', ca);
+    await assert.rejects(certificates.setClient(APP, 'client.crt', Buffer.from(client.certPem), 'client.key', Buffer.from(stranger.keyPem)), { code: 'E_CERT_KEY_MISMATCH' });
+    await assert.rejects(certificates.setCa(APP, 'ca.crt', Buffer.from('not a certificate')), { code: 'E_CERT_FILE' });
+    assert.deepEqual(await certificates.list(APP), []);
+  });
+
+  it('without the app\'s CA the server is not trusted (system roots only)', async () => {
+    await assert.rejects(egress.forApp(APP, [target(port)]).fetch('cloud', {}), { code: 'E_EGRESS_TLS' });
+    assert.ok(appLog.some((line) => /Egress to "cloud" refused: E_EGRESS_TLS/.test(line)));
+  });
+
+  it('with the CA but no client certificate the server refuses the handshake', async () => {
+    const ca_der = Buffer.from(ca.certPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const info = await certificates.setCa(APP, 'ca.cer', ca_der);
+    assert.equal(info.subject, 'CN=Plant cloud CA');
+    await assert.rejects(egress.forApp(APP, [target(port)]).fetch('cloud', {}), (error: { code: string }) => ['E_EGRESS_TLS', 'E_EGRESS_TARGET'].includes(error.code));
+  });
+
+  it('mutually authenticated, a request reaches the server, and a change applies without restart', async () => {
+    const info = await certificates.setClient(APP, 'client.crt', Buffer.from(client.certPem), 'client.key', Buffer.from(client.keyPem));
+    assert.equal(info.keyFileName, 'client.key');
+    assert.ok(audit.events().includes('uploadAppCertificate'));
+    const host = egress.forApp(APP, [target(port)]);
+    const response = await host.fetch('cloud', { method: 'POST', path: '/api/alerts', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+    assert.equal(response.status, 200);
+    assert.deepEqual(JSON.parse(Buffer.from(response.body).toString()), { ok: true });
+    assert.deepEqual(received.at(-1), { path: '/api/alerts', body: '{"a":1}', clientCn: 'gateway-uplink' });
+    await certificates.delete(APP, 'client');
+    await assert.rejects(host.fetch('cloud', {}), (error: { code: string }) => error.code.startsWith('E_EGRESS'));
+    await certificates.setClient(APP, 'client.crt', Buffer.from(client.certPem), 'client.key', Buffer.from(client.keyPem));
+  });
+
+  it('refuses undeclared targets, wrong protocols, reserved headers and oversized responses', async () => {
+    const host = egress.forApp(APP, [target(port)]);
+    await assert.rejects(host.fetch('elsewhere', {}), { code: 'E_EGRESS_TARGET' });
+    await assert.rejects(host.publish('cloud', 't', 'x'), { code: 'E_EGRESS_PROTOCOL' });
+    await assert.rejects(host.fetch('cloud', { headers: { Host: 'evil.example' } }), { code: 'E_BAD_REQUEST' });
+    await assert.rejects(host.fetch('cloud', { path: '/x HTTP/1.1\r\nX: y' }), { code: 'E_BAD_REQUEST' });
+    await assert.rejects(host.fetch('cloud', { path: '/big' }), { code: 'E_EGRESS_LIMIT' });
+  });
+
+  it('refuses a host-name mismatch, an expired server certificate and a server under another CA', async () => {
+    const wrongName = await serve(issue('elsewhere.example', 'server', ca, { altNames: ['elsewhere.example'] }));
+    const expired = await serve(issue('localhost', 'server', ca, { altNames: ['localhost'], notBefore: new Date(Date.now() - 10 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) }));
+    const foreign = await serve(issue('localhost', 'server', otherCa, { altNames: ['localhost'] }));
+    try {
+      for (const [peer, pattern] of [[wrongName, /not for localhost/], [expired, /expired/], [foreign, /chain/]] as const) {
+        await assert.rejects(egress.forApp(APP, [target(peer.port)]).fetch('cloud', {}), (error: { code: string; message: string }) => {
+          assert.equal(error.code, 'E_EGRESS_TLS');
+          assert.match(error.message, pattern);
+          return true;
+        });
+      }
+    } finally {
+      for (const peer of [wrongName, expired, foreign]) peer.server.close();
+    }
+  });
+
+  describe('MQTT over TLS to mosquitto', () => {
+    let broker: ChildProcess | undefined;
+    let brokerPort: number;
+
+    before(async function () {
+      if (spawnSync('which', ['mosquitto']).status !== 0) this.skip();
+      const serverId = issue('localhost', 'server', ca, { altNames: ['localhost', '127.0.0.1'] });
+      const files = { ca: path.join(dir, 'm-ca.pem'), cert: path.join(dir, 'm-cert.pem'), key: path.join(dir, 'm-key.pem'), conf: path.join(dir, 'mosquitto.conf'), ccert: path.join(dir, 'c-cert.pem'), ckey: path.join(dir, 'c-key.pem') };
+      await fs.writeFile(files.ca, ca.certPem);
+      await fs.writeFile(files.cert, serverId.certPem);
+      await fs.writeFile(files.key, serverId.keyPem);
+      await fs.writeFile(files.ccert, client.certPem);
+      await fs.writeFile(files.ckey, client.keyPem);
+      // mosquitto started as root drops to its own user, which must read these throwaway files.
+      await fs.chmod(dir, 0o755);
+      for (const file of [files.ca, files.cert, files.key]) await fs.chmod(file, 0o644);
+      brokerPort = 20000 + Math.floor(Math.random() * 20000);
+      await fs.writeFile(files.conf, [`listener ${brokerPort} 127.0.0.1`, `cafile ${files.ca}`, `certfile ${files.cert}`, `keyfile ${files.key}`, 'require_certificate true', 'allow_anonymous true', 'tls_version tlsv1.2', ''].join('\n'));
+      broker = spawn('mosquitto', ['-c', files.conf], { stdio: 'ignore' });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });
+    after(() => { broker?.kill(); });
+
+    it('publishes with the client certificate, seen by mosquitto_sub; refused without it', async () => {
+      const sub = spawn('mosquitto_sub', ['-h', 'localhost', '-p', String(brokerPort), '--cafile', path.join(dir, 'm-ca.pem'), '--cert', path.join(dir, 'c-cert.pem'), '--key', path.join(dir, 'c-key.pem'), '-t', 'plant/alerts/#', '-C', '1', '-W', '10']);
+      let seen = '';
+      sub.stdout.on('data', (chunk) => { seen += chunk; });
+      const exited = new Promise((resolve) => sub.on('close', resolve));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const host = egress.forApp(APP, [{ name: 'broker', host: 'localhost', port: brokerPort, protocol: 'mqtts' }]);
+      await host.publish('broker', 'plant/alerts/temperature', '{"v":92}', { qos: 1 });
+      await exited;
+      assert.equal(seen.trim(), '{"v":92}');
+
+      const bare = 'dev.isogate.tests.nocert';
+      await certificates.setCa(bare, 'ca.pem', Buffer.from(ca.certPem));
+      await assert.rejects(egress.forApp(bare, [{ name: 'broker', host: 'localhost', port: brokerPort, protocol: 'mqtts' }]).publish('broker', 't', 'x'),
+        (error: { code: string }) => error.code.startsWith('E_EGRESS'));
+    });
+  });
+});
