@@ -126,7 +126,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           usage: async () => (await appStorage()).usage(),
         },
         config: () => launcher!.getConfiguration(id),
-        emit: (endpoint, message) => router.emit(id, endpoint, message),
+        emit: (endpoint, message, json) => router.emit(id, endpoint, message, json),
         egress: egress.forApp(id, app.manifest.egress ?? []),
       };
     };

@@ -28,7 +28,7 @@ export interface RouterOptions {
   guestOf(packageId: string): AppGuest | undefined;
   /** Messages a route holds before it drops; default 1000. */
   queueLimit?: number;
-  /** Messages handed to a destination in one crossing; default 64. */
+  /** Messages handed to a destination in one crossing; default 256. */
   batchSize?: number;
   maxRoutes?: number;
 }
@@ -71,9 +71,13 @@ export class Router {
   readonly #lanes = new Map<string, Lane>();
   readonly #endpointCounters = new Map<string, Counters & { emitted: number }>();
   #closed = false;
+  /** Routes by source end, rebuilt when the configuration changes: emit is the hot path. */
+  #bySource: Map<string, RouteEntry[]> | undefined;
+  readonly #invalidate = (): void => { this.#bySource = undefined; };
 
   constructor(options: RouterOptions) {
-    this.#options = { queueLimit: 1000, batchSize: 64, maxRoutes: 400, ...options };
+    this.#options = { queueLimit: 1000, batchSize: 256, maxRoutes: 400, ...options };
+    this.#options.config.on('change', this.#invalidate);
     for (const name of ['queueLimit', 'batchSize', 'maxRoutes'] as const) {
       if (!Number.isInteger(this.#options[name]) || this.#options[name] < 1) throw fail('E_OPTION', `${name} is a positive integer`);
     }
@@ -81,6 +85,17 @@ export class Router {
 
   #routes(): RouteEntry[] {
     return this.#options.config.read((doc) => doc.APPLICATIONS.APPS_ROUTING.routes);
+  }
+
+  #routesFrom(source: RouteEnd): RouteEntry[] {
+    if (!this.#bySource) {
+      this.#bySource = new Map();
+      for (const route of this.#routes()) {
+        const key = endKey(route.source);
+        this.#bySource.set(key, [...(this.#bySource.get(key) ?? []), route]);
+      }
+    }
+    return this.#bySource.get(endKey(source)) ?? [];
   }
 
   #lane(routeId: string): Lane {
@@ -215,22 +230,22 @@ export class Router {
   }
 
   /** Checks the message against its source endpoint, then queues it on every active route. */
-  async emit(packageId: string, endpointName: string, message: unknown): Promise<void> {
+  async emit(packageId: string, endpointName: string, message: unknown, json?: string): Promise<void> {
     const source = { application_id: packageId, endpoint: endpointName };
     const endpoint = this.#endpoint(source, 'source');
     const counters = this.#counters(endKey(source));
     try {
-      checkMessage(endpoint, message);
+      checkMessage(endpoint, message, json);
     } catch (error) {
       const coded = toIsogateError(error);
       counters.invalid += 1;
       counters.lastError = { code: coded.code, message: coded.message, at: new Date().toISOString() };
-      for (const route of this.#routes()) if (sameEnd(route.source, source)) this.#lane(route.id).counters.invalid += 1;
+      for (const route of this.#routesFrom(source)) this.#lane(route.id).counters.invalid += 1;
       throw error;
     }
     counters.emitted += 1;
-    for (const route of this.#routes()) {
-      if (!route.active || !sameEnd(route.source, source)) continue;
+    for (const route of this.#routesFrom(source)) {
+      if (!route.active) continue;
       const lane = this.#lane(route.id);
       if (lane.queue.length >= this.#options.queueLimit) {
         lane.counters.dropped += 1;
@@ -242,7 +257,7 @@ export class Router {
         }
         continue;
       }
-      lane.queue.push({ message, routeId: route.id, source });
+      lane.queue.push({ message, ...(json === undefined ? {} : { json }), routeId: route.id, source });
       this.#drain(route);
     }
   }
@@ -295,14 +310,15 @@ export class Router {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#options.config.off('change', this.#invalidate);
   }
 }
 
 /** The source endpoint's contract: format, size and, for json, its JSON Schema (compiled once). */
-export function checkMessage(endpoint: EndpointDeclaration, message: unknown): void {
+export function checkMessage(endpoint: EndpointDeclaration, message: unknown, json?: string): void {
   const limit = maxMessageBytes(endpoint);
   if (endpoint.format === 'json') {
-    const text = JSON.stringify(message);
+    const text = json ?? JSON.stringify(message);
     if (text === undefined) throw fail('E_MESSAGE', `A message on "${endpoint.name}" is a JSON value`);
     if (Buffer.byteLength(text) > limit) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${limit} bytes`);
     if (endpoint.schema) assertValid(compileSchema(endpoint.schema, 'E_MANIFEST', `schema of ${endpoint.name}`), message, 'E_MESSAGE', `The message on "${endpoint.name}"`);

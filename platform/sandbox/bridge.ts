@@ -66,13 +66,15 @@ export interface AppHost {
   /** The app's current configuration object (a copy), or undefined when it has none. */
   config(): Record<string, unknown> | undefined;
   /** Hands a message from one of the app's source endpoints to the router. */
-  emit(endpoint: string, message: EndpointMessage): Promise<void>;
+  emit(endpoint: string, message: EndpointMessage, json?: string): Promise<void>;
   egress: EgressHost;
 }
 
 /** A message handed to a destination endpoint, with where it came from. */
 export interface DeliveredMessage {
   message: EndpointMessage;
+  /** A json message's text as the source emitted it, so it is not serialised again per destination. */
+  json?: string;
   routeId: string;
   source: { application_id: string; endpoint: string };
 }

@@ -79,6 +79,25 @@ function encode(format, message) {
   return message;
 }
 
+// Emits cross to the host in batches (one crossing per microtask turn or per EMIT_BATCH
+// messages), which keeps order and per-message errors but not the per-message cost.
+const EMIT_BATCH = 512;
+let pendingEmits = [];
+let flushScheduled = false;
+function flushEmits() {
+  const batch = pendingEmits;
+  pendingEmits = [];
+  flushScheduled = false;
+  if (batch.length === 0) return;
+  call('emit.batch', [batch.map((item) => [item.endpoint, item.payload])]).then((errors) => {
+    batch.forEach((item, index) => {
+      const error = errors[index];
+      if (error) item.reject(codedError(error.code, error.message));
+      else item.resolve();
+    });
+  }, (error) => batch.forEach((item) => item.reject(error)));
+}
+
 function emit(endpoint, message) {
   const declared = sources.get(endpoint);
   if (!declared) {
@@ -86,7 +105,13 @@ function emit(endpoint, message) {
       ? '"' + endpoint + '" is a destination endpoint: an app emits only on its source endpoints'
       : 'The manifest declares no source endpoint "' + String(endpoint) + '"');
   }
-  const sent = call('emit', [endpoint, encode(declared.format, message)]);
+  const payload = encode(declared.format, message);
+  const sent = new Promise((resolve, reject) => pendingEmits.push({ endpoint, payload, resolve, reject }));
+  if (pendingEmits.length >= EMIT_BATCH) flushEmits();
+  else if (!flushScheduled) {
+    flushScheduled = true;
+    Promise.resolve().then(flushEmits);
+  }
   // An app that does not await its emits still hears about refusals, in its log.
   sent.catch((error) => writeLog(LEVELS.warning, ['emit on "' + endpoint + '" refused: ' + error.code + ': ' + error.message]));
   return sent;

@@ -201,22 +201,20 @@ class IsolateSandbox implements AppSandbox {
         case 'storage.delete': return { value: await host.storage.delete(text(args[0], 'A storage key')) };
         case 'storage.list': return { value: await host.storage.list(text(args[0] ?? '', 'A prefix')) };
         case 'storage.usage': return { value: await host.storage.usage() };
-        case 'emit': {
-          const endpoint = checkEmit(this.#grants, args[0]);
-          const payload = args[1];
-          const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload instanceof Uint8Array ? payload.byteLength : -1;
-          if (bytes < 0) throw fail('E_MESSAGE', `A ${endpoint.format} message is ${endpoint.format === 'binary' ? 'bytes' : 'text'}`);
-          if (bytes > maxMessageBytes(endpoint)) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${maxMessageBytes(endpoint)} bytes; this one is ${bytes}`);
-          let message: unknown = payload;
-          if (endpoint.format === 'json') {
+        case 'emit.batch': {
+          if (!Array.isArray(args[0]) || args[0].length > 4096) throw fail('E_BAD_REQUEST', 'Malformed emit batch');
+          const errors: ({ code: string; message: string } | null)[] = [];
+          for (const item of args[0] as unknown[]) {
             try {
-              message = JSON.parse(payload as string);
-            } catch {
-              throw fail('E_MESSAGE', `The message on "${endpoint.name}" is not JSON`);
+              if (!Array.isArray(item)) throw fail('E_BAD_REQUEST', 'Malformed emit');
+              await this.#emit(host, item[0], item[1]);
+              errors.push(null);
+            } catch (error) {
+              const coded = toIsogateError(error);
+              errors.push({ code: coded.code, message: coded.message });
             }
           }
-          await host.emit(endpoint.name, message);
-          return { value: undefined };
+          return { value: errors };
         }
         case 'egress.fetch': {
           const target = checkEgress(this.#grants, args[0], 'https');
@@ -244,6 +242,22 @@ class IsolateSandbox implements AppSandbox {
           throw fail('E_BAD_REQUEST', `Unknown platform call "${op}"`);
       }
     }
+  }
+
+  async #emit(host: AppHost, endpointName: unknown, payload: unknown): Promise<void> {
+    const endpoint = checkEmit(this.#grants, endpointName);
+    const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload instanceof Uint8Array ? payload.byteLength : -1;
+    if (bytes < 0) throw fail('E_MESSAGE', `A ${endpoint.format} message is ${endpoint.format === 'binary' ? 'bytes' : 'text'}`);
+    if (bytes > maxMessageBytes(endpoint)) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${maxMessageBytes(endpoint)} bytes; this one is ${bytes}`);
+    let message: unknown = payload;
+    if (endpoint.format === 'json') {
+      try {
+        message = JSON.parse(payload as string);
+      } catch {
+        throw fail('E_MESSAGE', `The message on "${endpoint.name}" is not JSON`);
+      }
+    }
+    await host.emit(endpoint.name, message, endpoint.format === 'json' ? payload as string : undefined);
   }
 
   #timer(action: string, id: number, ms = 0, repeat = false): void {
@@ -276,7 +290,7 @@ class IsolateSandbox implements AppSandbox {
     const guest = this.#live();
     const declared = this.#grants.destinationEndpoints.get(endpoint);
     if (!declared) throw fail('E_CAPABILITY', `The manifest declares no destination endpoint "${endpoint}"`);
-    const payloads = messages.map(({ message }) => (declared.format === 'json' ? JSON.stringify(message) : message));
+    const payloads = messages.map(({ message, json }) => (declared.format === 'json' ? json ?? JSON.stringify(message) : message));
     try {
       await guest.deliver.apply(undefined, [endpoint, payloads], {
         timeout: this.#cpuMs * Math.max(1, payloads.length),

@@ -9,6 +9,9 @@ type Bench = { name: string; run: () => Promise<BenchResult[]> };
 const BENCHES: Bench[] = [
   { name: 'install', run: async () => (await import('./install.bench.js')).default() },
   { name: 'storage', run: async () => (await import('./storage.bench.js')).default() },
+  { name: 'cold-start', run: async () => (await import('./cold-start.bench.js')).default() },
+  { name: 'memory', run: async () => (await import('./memory.bench.js')).default() },
+  { name: 'router', run: async () => (await import('./router.bench.js')).default() },
 ];
 
 const filter = process.argv[2];

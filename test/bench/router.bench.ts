@@ -1,0 +1,86 @@
+/**
+ * 200-byte JSON messages from one app to another through a route, beside worker_threads
+ * postMessage of the same messages between two threads. Target: throughput at least 1x.
+ */
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { MemoryAuditLog } from '../../platform/audit/index.js';
+import { ConfigStore } from '../../platform/config/index.js';
+import { Router } from '../../platform/router/index.js';
+import { createAppSandbox, type AppSandbox } from '../../platform/sandbox/index.js';
+import type { AppManifest } from '../../sdk/manifest.js';
+import { fakeHost } from '../fixtures/fake-host.js';
+import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { compare, type BenchResult } from './harness.js';
+
+const COUNT = 20_000;
+const PAYLOAD = { sensor: 'temperature', unit: 'degC', at: '2026-11-25T00:00:00.000Z', note: 'x'.repeat(120), value: 0 };
+
+const manifest = (id: string, endpoints: AppManifest['endpoints']): AppManifest => ({
+  manifestVersion: 1, package_id: id, name: id.split('.').at(-1)!, title: id, version: '1.0.0', publisher: 'bench',
+  type: 'service', buildSdkVersion: '1.0.0', entry: 'app/main.js', networkZone: 'lan',
+  resources: { memoryMb: 128, cpuMsPerEvent: 10_000, storageMb: 1 }, endpoints,
+});
+
+const SOURCE = manifest('dev.isogate.bench.source', [{ name: 'out', direction: 'source', dataType: 'reading', format: 'json' }]);
+const SINK = manifest('dev.isogate.bench.sink', [{ name: 'in', direction: 'destination', dataType: 'reading', format: 'json' }]);
+
+async function throughThePlatform(dir: string): Promise<number> {
+  const config = await ConfigStore.open(path.join(dir, `config-${Math.random()}.json`), 'bench');
+  const sandboxes = new Map<string, AppSandbox>();
+  const router = new Router({
+    config, audit: new MemoryAuditLog(), appLog: () => undefined, queueLimit: COUNT,
+    manifestOf: (id) => [SOURCE, SINK].find((m) => m.package_id === id), guestOf: (id) => sandboxes.get(id),
+  });
+  await router.add({ application_id: SOURCE.package_id, endpoint: 'out' }, { application_id: SINK.package_id, endpoint: 'in' });
+  const sinkHost = fakeHost(SINK.package_id);
+  const sink = await createAppSandbox({ manifest: SINK, host: sinkHost, files: new Map([['app/main.js',
+    `import { on, log } from 'isogate:sdk'; let n = 0; on('in', () => { n += 1; if (n === ${COUNT}) log.info('done'); });`]]) });
+  await sink.start();
+  sandboxes.set(SINK.package_id, sink);
+  const sourceHost = { ...fakeHost(SOURCE.package_id), emit: (endpoint: string, message: unknown, json?: string) => router.emit(SOURCE.package_id, endpoint, message, json) };
+  const source = await createAppSandbox({ manifest: SOURCE, host: sourceHost, files: new Map([['app/main.js',
+    `import { on, emit } from 'isogate:sdk'; const base = ${JSON.stringify(PAYLOAD)}; globalThis.go = () => { for (let i = 0; i < ${COUNT}; i++) emit('out', { ...base, value: i }); };
+     setTimeout(() => globalThis.go(), 0);`]]) });
+  const started = performance.now();
+  await source.start();
+  await sinkHost.waitForLog(/^done$/, 120_000);
+  const seconds = (performance.now() - started) / 1000;
+  source.dispose();
+  sink.dispose();
+  await router.close();
+  return COUNT / seconds;
+}
+
+async function throughWorkers(): Promise<number> {
+  const code = `const { parentPort } = require('node:worker_threads');
+    parentPort.once('message', ({ role, port, count, payload }) => {
+      if (role === 'source') { for (let i = 0; i < count; i++) port.postMessage({ ...payload, value: i }); }
+      else { let n = 0; port.on('message', () => { n += 1; if (n === count) parentPort.postMessage('done'); }); }
+    });`;
+  const { port1, port2 } = new MessageChannel();
+  const source = new Worker(code, { eval: true });
+  const sink = new Worker(code, { eval: true });
+  const started = performance.now();
+  const done = new Promise((resolve) => sink.once('message', resolve));
+  sink.postMessage({ role: 'sink', port: port2, count: COUNT }, [port2 as never]);
+  source.postMessage({ role: 'source', port: port1, count: COUNT, payload: PAYLOAD }, [port1 as never]);
+  await done;
+  const seconds = (performance.now() - started) / 1000;
+  await source.terminate();
+  await sink.terminate();
+  return COUNT / seconds;
+}
+
+export default async function routerBench(): Promise<BenchResult[]> {
+  const dir = await makeTempDir('isogate-bench-router-');
+  try {
+    return [await compare({
+      name: `route throughput, ${COUNT} messages of ~200 bytes`, unit: 'msg/s', baselineName: 'worker_threads postMessage',
+      higherIsBetter: true, target: 1, rounds: 3,
+      subject: () => throughThePlatform(dir), baseline: throughWorkers,
+    })];
+  } finally {
+    await removeDir(dir);
+  }
+}
