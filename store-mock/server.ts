@@ -90,6 +90,10 @@ export function createStoreServer(store: StoreData): Koa {
     }
   });
   app.use(router.routes()).use(router.allowedMethods());
+  // A client that stops reading a download (a gateway cancelling, a Range probe) is routine.
+  app.on('error', (error: NodeJS.ErrnoException) => {
+    if (!['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE'].includes(error.code ?? '')) process.stderr.write(`store: ${error.message}\n`);
+  });
   return app;
 }
 

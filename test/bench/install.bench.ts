@@ -44,6 +44,7 @@ export default async function installBench(): Promise<BenchResult[]> {
     const rootFile = path.join(dir, 'root.pem');
     await fs.writeFile(rootFile, store.rootCertPem);
 
+    await fs.mkdir(path.join(dir, 'gateway'), { recursive: true });
     const config = await ConfigStore.open(path.join(dir, 'gateway', 'config.json'), 'bench');
     const orchestrator = await Orchestrator.open({
       dataDir: path.join(dir, 'gateway'), config, audit: new MemoryAuditLog(), keys: memoryDeviceKeys(),
