@@ -28,7 +28,7 @@ export interface RouterOptions {
   guestOf(packageId: string): AppGuest | undefined;
   /** Messages a route holds before it drops; default 1000. */
   queueLimit?: number;
-  /** Messages handed to a destination in one crossing; default 256. */
+  /** Messages handed to a destination in one crossing; default 512. */
   batchSize?: number;
   maxRoutes?: number;
 }
@@ -76,7 +76,7 @@ export class Router {
   readonly #invalidate = (): void => { this.#bySource = undefined; };
 
   constructor(options: RouterOptions) {
-    this.#options = { queueLimit: 1000, batchSize: 256, maxRoutes: 400, ...options };
+    this.#options = { queueLimit: 1000, batchSize: 512, maxRoutes: 400, ...options };
     this.#options.config.on('change', this.#invalidate);
     for (const name of ['queueLimit', 'batchSize', 'maxRoutes'] as const) {
       if (!Number.isInteger(this.#options[name]) || this.#options[name] < 1) throw fail('E_OPTION', `${name} is a positive integer`);

@@ -212,8 +212,8 @@ const guest = Object.freeze({
     const declared = destinations.get(endpoint);
     const list = handlers.get(endpoint) || [];
     let failed = 0;
-    for (const payload of payloads) {
-      const message = declared && declared.format === 'json' ? JSON.parse(payload) : payload;
+    const batch = declared && declared.format === 'json' ? JSON.parse(payloads) : payloads;
+    for (const message of batch) {
       for (const handler of list) {
         try {
           await handler(message);
@@ -223,7 +223,7 @@ const guest = Object.freeze({
         }
       }
     }
-    return { handled: list.length > 0 ? payloads.length : 0, failed };
+    return { handled: list.length > 0 ? batch.length : 0, failed };
   },
   fire(id) {
     const timer = timers.get(id);

@@ -25,61 +25,74 @@ const manifest = (id: string, endpoints: AppManifest['endpoints']): AppManifest 
 const SOURCE = manifest('dev.isogate.bench.source', [{ name: 'out', direction: 'source', dataType: 'reading', format: 'json' }]);
 const SINK = manifest('dev.isogate.bench.sink', [{ name: 'in', direction: 'destination', dataType: 'reading', format: 'json' }]);
 
-async function throughThePlatform(dir: string): Promise<number> {
+/** Messages per second delivered: COUNT emitted, each to every one of `fanOut` destinations. */
+async function throughThePlatform(dir: string, fanOut: number): Promise<number> {
   const config = await ConfigStore.open(path.join(dir, `config-${Math.random()}.json`), 'bench');
+  const sinks = Array.from({ length: fanOut }, (_, i) => ({ ...SINK, package_id: `${SINK.package_id}${i}` }));
   const sandboxes = new Map<string, AppSandbox>();
   const router = new Router({
     config, audit: new MemoryAuditLog(), appLog: () => undefined, queueLimit: COUNT,
-    manifestOf: (id) => [SOURCE, SINK].find((m) => m.package_id === id), guestOf: (id) => sandboxes.get(id),
+    manifestOf: (id) => [SOURCE, ...sinks].find((m) => m.package_id === id), guestOf: (id) => sandboxes.get(id),
   });
-  await router.add({ application_id: SOURCE.package_id, endpoint: 'out' }, { application_id: SINK.package_id, endpoint: 'in' });
-  const sinkHost = fakeHost(SINK.package_id);
-  const sink = await createAppSandbox({ manifest: SINK, host: sinkHost, files: new Map([['app/main.js',
-    `import { on, log } from 'isogate:sdk'; let n = 0; on('in', () => { n += 1; if (n === ${COUNT}) log.info('done'); });`]]) });
-  await sink.start();
-  sandboxes.set(SINK.package_id, sink);
+  const hosts = [];
+  for (const sinkManifest of sinks) {
+    await router.add({ application_id: SOURCE.package_id, endpoint: 'out' }, { application_id: sinkManifest.package_id, endpoint: 'in' });
+    const sinkHost = fakeHost(sinkManifest.package_id);
+    const sink = await createAppSandbox({ manifest: sinkManifest, host: sinkHost, files: new Map([['app/main.js',
+      `import { on, log } from 'isogate:sdk'; let n = 0; on('in', () => { n += 1; if (n === ${COUNT}) log.info('done'); });`]]) });
+    await sink.start();
+    sandboxes.set(sinkManifest.package_id, sink);
+    hosts.push(sinkHost);
+  }
   const sourceHost = { ...fakeHost(SOURCE.package_id), emit: (endpoint: string, message: unknown, json?: string) => router.emit(SOURCE.package_id, endpoint, message, json) };
   const source = await createAppSandbox({ manifest: SOURCE, host: sourceHost, files: new Map([['app/main.js',
     `import { on, emit } from 'isogate:sdk'; const base = ${JSON.stringify(PAYLOAD)}; globalThis.go = () => { for (let i = 0; i < ${COUNT}; i++) emit('out', { ...base, value: i }); };
      setTimeout(() => globalThis.go(), 0);`]]) });
   const started = performance.now();
   await source.start();
-  await sinkHost.waitForLog(/^done$/, 120_000);
+  await Promise.all(hosts.map((host) => host.waitForLog(/^done$/, 120_000)));
   const seconds = (performance.now() - started) / 1000;
   source.dispose();
-  sink.dispose();
+  for (const sink of sandboxes.values()) sink.dispose();
   await router.close();
-  return COUNT / seconds;
+  return (COUNT * fanOut) / seconds;
 }
 
-async function throughWorkers(): Promise<number> {
+async function throughWorkers(fanOut: number): Promise<number> {
   const code = `const { parentPort } = require('node:worker_threads');
-    parentPort.once('message', ({ role, port, count, payload }) => {
-      if (role === 'source') { for (let i = 0; i < count; i++) port.postMessage({ ...payload, value: i }); }
-      else { let n = 0; port.on('message', () => { n += 1; if (n === count) parentPort.postMessage('done'); }); }
+    parentPort.once('message', ({ role, ports, count, payload }) => {
+      if (role === 'source') { for (let i = 0; i < count; i++) for (const port of ports) port.postMessage({ ...payload, value: i }); }
+      else { let n = 0; ports[0].on('message', () => { n += 1; if (n === count) parentPort.postMessage('done'); }); }
     });`;
-  const { port1, port2 } = new MessageChannel();
+  const channels = Array.from({ length: fanOut }, () => new MessageChannel());
   const source = new Worker(code, { eval: true });
-  const sink = new Worker(code, { eval: true });
+  const sinks = channels.map(() => new Worker(code, { eval: true }));
   const started = performance.now();
-  const done = new Promise((resolve) => sink.once('message', resolve));
-  sink.postMessage({ role: 'sink', port: port2, count: COUNT }, [port2 as never]);
-  source.postMessage({ role: 'source', port: port1, count: COUNT, payload: PAYLOAD }, [port1 as never]);
+  const done = Promise.all(sinks.map((sink) => new Promise((resolve) => sink.once('message', resolve))));
+  sinks.forEach((sink, i) => sink.postMessage({ role: 'sink', ports: [channels[i]!.port2], count: COUNT }, [channels[i]!.port2 as never]));
+  const sourcePorts = channels.map((channel) => channel.port1);
+  source.postMessage({ role: 'source', ports: sourcePorts, count: COUNT, payload: PAYLOAD }, sourcePorts as never[]);
   await done;
   const seconds = (performance.now() - started) / 1000;
-  await source.terminate();
-  await sink.terminate();
-  return COUNT / seconds;
+  await Promise.all([source, ...sinks].map((worker) => worker.terminate()));
+  return (COUNT * fanOut) / seconds;
 }
 
 export default async function routerBench(): Promise<BenchResult[]> {
   const dir = await makeTempDir('isogate-bench-router-');
   try {
-    return [await compare({
-      name: `route throughput, ${COUNT} messages of ~200 bytes`, unit: 'msg/s', baselineName: 'worker_threads postMessage',
-      higherIsBetter: true, target: 1, rounds: 3,
-      subject: () => throughThePlatform(dir), baseline: throughWorkers,
-    })];
+    return [
+      await compare({
+        name: `route throughput, ${COUNT} messages of ~200 bytes`, unit: 'msg/s', baselineName: 'worker_threads postMessage',
+        higherIsBetter: true, target: 1, rounds: 5,
+        subject: () => throughThePlatform(dir, 1), baseline: () => throughWorkers(1),
+      }),
+      await compare({
+        name: 'fan-out to 10 destinations, deliveries', unit: 'msg/s', baselineName: 'postMessage to 10 worker threads',
+        higherIsBetter: true, target: 1, rounds: 3,
+        subject: () => throughThePlatform(dir, 10), baseline: () => throughWorkers(10),
+      }),
+    ];
   } finally {
     await removeDir(dir);
   }
