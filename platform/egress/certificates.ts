@@ -67,6 +67,8 @@ function describe(kind: CertificateKind, stored: StoredCredential, now = Date.no
 
 export class CertificateStore {
   readonly #versions = new Map<string, number>();
+  /** Decrypted credentials per app, dropped whenever they change: read on every connection. */
+  readonly #cache = new Map<string, Promise<TlsCredentials>>();
 
   constructor(private readonly options: { root: string; keys: DeviceKeys; audit: Audit }) {}
 
@@ -102,6 +104,7 @@ export class CertificateStore {
   }
 
   #bump(packageId: string): void {
+    this.#cache.delete(packageId);
     this.#versions.set(packageId, (this.#versions.get(packageId) ?? 0) + 1);
   }
 
@@ -152,10 +155,21 @@ export class CertificateStore {
   async remove(packageId: string): Promise<void> {
     await eraseTree(path.join(this.options.root, packageId));
     this.#versions.delete(packageId);
+    this.#cache.delete(packageId);
   }
 
   /** What a new connection of this app presents and trusts. */
-  async credentials(packageId: string): Promise<TlsCredentials> {
+  credentials(packageId: string): Promise<TlsCredentials> {
+    let cached = this.#cache.get(packageId);
+    if (!cached) {
+      cached = this.#load(packageId);
+      cached.catch(() => this.#cache.delete(packageId));
+      this.#cache.set(packageId, cached);
+    }
+    return cached;
+  }
+
+  async #load(packageId: string): Promise<TlsCredentials> {
     const ca = await this.#read(packageId, 'ca');
     const client = await this.#read(packageId, 'client');
     return {

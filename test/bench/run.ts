@@ -12,6 +12,7 @@ const BENCHES: Bench[] = [
   { name: 'cold-start', run: async () => (await import('./cold-start.bench.js')).default() },
   { name: 'memory', run: async () => (await import('./memory.bench.js')).default() },
   { name: 'router', run: async () => (await import('./router.bench.js')).default() },
+  { name: 'egress', run: async () => (await import('./egress.bench.js')).default() },
 ];
 
 const filter = process.argv[2];
