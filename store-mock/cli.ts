@@ -3,8 +3,9 @@
  * serving store re-reads, so publish, delist and compromise act at once.
  */
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { fail, toIsogateError } from '../sdk/errors.js';
+import type { ParseArgsConfig } from 'node:util';
+import { parseCommandLine, reportFailure } from '../sdk/cli/shell.js';
+import { fail } from '../sdk/errors.js';
 import { formatBytes, table } from '../platform/cli/format.js';
 import { serveStore } from './server.js';
 import { StoreData } from './store.js';
@@ -31,12 +32,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human}\n`);
   };
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-    } catch (error) {
-      throw fail('E_USAGE', (error as Error).message);
-    }
+    const parsed = parseCommandLine(argv, OPTIONS);
     const [command, ...rest] = parsed.positionals;
     const values = parsed.values;
     const expect = (count: number, what: string): string[] => {
@@ -104,11 +100,7 @@ export async function main(argv: string[]): Promise<number> {
         throw fail('E_USAGE', `Unknown command "${command}"`);
     }
   } catch (error) {
-    const coded = toIsogateError(error);
-    if (json) process.stdout.write(`${JSON.stringify({ error: coded.toJSON() }, null, 2)}\n`);
-    process.stderr.write(`${coded.code}: ${coded.message}\n`);
-    if (coded.code === 'E_USAGE') process.stderr.write(`\n${USAGE}\n`);
-    return coded.code === 'E_USAGE' ? 2 : 1;
+    return reportFailure(error, json, USAGE);
   }
 }
 

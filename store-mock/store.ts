@@ -8,8 +8,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import semver from 'semver';
 import { fail, isIsogateError } from '../sdk/errors.js';
-import { readPackage } from '../sdk/package/index.js';
-import { parseManifest, type AppManifest } from '../sdk/manifest.js';
+import { readManifestUnverified, readPackage } from '../sdk/package/index.js';
+import type { AppManifest } from '../sdk/manifest.js';
 import { createCertificate, generateKeyPair } from '../sdk/pki.js';
 import { readJsonIfExists, writeFileDurable, writeJsonDurable } from '../platform/durable/index.js';
 import type { CatalogEntry } from '../platform/orchestrator/store-client.js';
@@ -96,9 +96,8 @@ export class StoreData {
       : Buffer.from(source);
     let manifest: Partial<AppManifest>;
     if (options.unchecked) {
-      manifest = await readPackage(bytes, { trust: { inspectOnly: true } }).then((p) => p.manifest as Partial<AppManifest>)
-        .catch(() => looseManifest(bytes))
-        .catch(() => ({}));
+      // Even a package whose digests no longer match still names itself in its manifest.
+      manifest = await readManifestUnverified(bytes).catch(() => ({}));
       manifest = { ...manifest, ...(options.packageId ? { package_id: options.packageId } : {}), ...(options.version ? { version: options.version } : {}) };
       if (typeof manifest.package_id !== 'string' || typeof manifest.version !== 'string') {
         throw fail('E_USAGE', 'These bytes carry no readable manifest: give the listing a package id and a version');
@@ -182,18 +181,4 @@ function str(value: unknown, fallback: string): string {
 function sortCatalog(entries: CatalogEntry[]): CatalogEntry[] {
   return [...entries].sort((a, b) => a.name.localeCompare(b.name) || a.package_id.localeCompare(b.package_id)
     || (semver.valid(a.version) && semver.valid(b.version) ? semver.compare(a.version, b.version) : a.version.localeCompare(b.version)));
-}
-
-/** An unchecked listing still takes the manifest from a package whose signature is broken. */
-async function looseManifest(bytes: Buffer): Promise<Partial<AppManifest>> {
-  const { gunzipSync } = await import('node:zlib');
-  const tar = gunzipSync(bytes, { maxOutputLength: 64 * 1024 * 1024 });
-  for (let offset = 0; offset + 512 <= tar.length;) {
-    const name = tar.subarray(offset, offset + 100).toString('utf8').replace(/\0.*$/s, '');
-    const size = parseInt(tar.subarray(offset + 124, offset + 136).toString('utf8').replace(/\0.*$/s, '').trim() || '0', 8);
-    if (!name) break;
-    if (name === 'manifest.json') return parseManifest(tar.subarray(offset + 512, offset + 512 + size)) as Partial<AppManifest>;
-    offset += 512 + Math.ceil(size / 512) * 512;
-  }
-  throw fail('E_PACKAGE_FORMAT', 'no manifest.json');
 }

@@ -4,8 +4,9 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { fail, toIsogateError } from '../../sdk/errors.js';
+import type { ParseArgsConfig } from 'node:util';
+import { parseCommandLine, reportFailure } from '../../sdk/cli/shell.js';
+import { fail } from '../../sdk/errors.js';
 import { callControl } from '../api/control-socket.js';
 import { formatBytes, ProgressLine, table } from './format.js';
 
@@ -41,12 +42,7 @@ const COMMON_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 function parse(args: string[], options: ParseArgsConfig['options'] = {}): Invocation {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw fail('E_USAGE', (error as Error).message);
-  }
+  const parsed = parseCommandLine(args, { ...COMMON_OPTIONS, ...options });
   const values = parsed.values as Values;
   const dataDir = path.resolve(String(values.data ?? process.env.ISOGATE_DATA ?? '.isogate-demo'));
   return { positionals: parsed.positionals, values, json: values.json === true, dataDir, socket: path.join(dataDir, 'control.sock') };
@@ -296,11 +292,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (error) {
-    const coded = toIsogateError(error);
-    if (json) process.stdout.write(`${JSON.stringify({ error: coded.toJSON() }, null, 2)}\n`);
-    process.stderr.write(`${coded.code}: ${coded.message}\n`);
-    if (coded.code === 'E_USAGE') process.stderr.write(`\n${USAGE}\n`);
-    return coded.code === 'E_USAGE' ? 2 : 1;
+    return reportFailure(error, json, USAGE);
   }
 }
 

@@ -45,7 +45,7 @@ function tlsError(target: EgressTarget, error: NodeJS.ErrnoException): Error {
     UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the server certificate does not chain to the app\'s CA certificate',
   };
   if (reasons[code]) return fail('E_EGRESS_TLS', `TLS to ${target.name} (${target.host}:${target.port}) refused: ${reasons[code]}`, { tlsCode: code });
-  if (code === 'ETIMEDOUT' || code === 'E_EGRESS_TIMEOUT') return fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer in time`);
+  if (code === 'ETIMEDOUT') return fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer in time`);
   if (/alert|handshake|certificate/i.test(error.message) || code.startsWith('ERR_SSL')) {
     return fail('E_EGRESS_TLS', `TLS to ${target.name} (${target.host}:${target.port}) failed: ${error.message} (the server may require a client certificate the app does not have)`, { tlsCode: code });
   }

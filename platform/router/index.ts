@@ -149,7 +149,7 @@ export class Router {
     else if (!destinationApp) problem = `${route.destination.application_id} is not installed`;
     const lane = this.#lanes.get(route.id);
     return {
-      ...structuredClone(route),
+      ...route,
       status: problem ? 'Error' : 'Active',
       ...(problem ? { problem } : {}),
       ...(sourceApp ? { sourceName: sourceApp.name } : {}),

@@ -62,6 +62,12 @@ type GuestReferences = { deliver: ivm.Reference; fire: ivm.Reference; configChan
 type HostAnswer = { value: unknown } | { error: { code: string; message: string } };
 const SDK_MODULE = 'isogate:sdk';
 
+/** What of an error crosses into the app: its code and sentence, never a host object. */
+function codeAndMessage(error: unknown): { code: string; message: string } {
+  const coded = toIsogateError(error);
+  return { code: coded.code, message: coded.message };
+}
+
 class IsolateSandbox implements AppSandbox {
   readonly #grants: AppGrants;
   readonly #limits: SandboxLimits;
@@ -181,66 +187,63 @@ class IsolateSandbox implements AppSandbox {
     try {
       return await this.#dispatch(host, op, args);
     } catch (error) {
-      const coded = toIsogateError(error);
-      return { error: { code: coded.code, message: coded.message } };
+      return { error: codeAndMessage(error) };
     } finally {
       this.#slices += 1;
     }
   }
 
   async #dispatch(host: AppHost, op: string, args: unknown): Promise<HostAnswer> {
-    {
-      if (!Array.isArray(args)) throw fail('E_BAD_REQUEST', 'Malformed call');
-      const text = (value: unknown, what: string): string => {
-        if (typeof value !== 'string') throw fail('E_BAD_REQUEST', `${what} is a string`);
-        return value;
-      };
-      switch (op) {
-        case 'storage.get': return { value: await host.storage.get(text(args[0], 'A storage key')) };
-        case 'storage.put': return { value: await host.storage.put(text(args[0], 'A storage key'), args[1] as string | Uint8Array) };
-        case 'storage.delete': return { value: await host.storage.delete(text(args[0], 'A storage key')) };
-        case 'storage.list': return { value: await host.storage.list(text(args[0] ?? '', 'A prefix')) };
-        case 'storage.usage': return { value: await host.storage.usage() };
-        case 'emit.batch': {
-          if (!Array.isArray(args[0]) || args[0].length > 4096) throw fail('E_BAD_REQUEST', 'Malformed emit batch');
-          const errors: ({ code: string; message: string } | null)[] = [];
-          for (const item of args[0] as unknown[]) {
-            try {
-              if (!Array.isArray(item)) throw fail('E_BAD_REQUEST', 'Malformed emit');
-              await this.#emit(host, item[0], item[1]);
-              errors.push(null);
-            } catch (error) {
-              const coded = toIsogateError(error);
-              errors.push({ code: coded.code, message: coded.message });
-            }
+    if (!Array.isArray(args)) throw fail('E_BAD_REQUEST', 'Malformed call');
+    const text = (value: unknown, what: string): string => {
+      if (typeof value !== 'string') throw fail('E_BAD_REQUEST', `${what} is a string`);
+      return value;
+    };
+    switch (op) {
+      case 'storage.get': return { value: await host.storage.get(text(args[0], 'A storage key')) };
+      case 'storage.put': return { value: await host.storage.put(text(args[0], 'A storage key'), args[1] as string | Uint8Array) };
+      case 'storage.delete': return { value: await host.storage.delete(text(args[0], 'A storage key')) };
+      case 'storage.list': return { value: await host.storage.list(text(args[0] ?? '', 'A prefix')) };
+      case 'storage.usage': return { value: await host.storage.usage() };
+      case 'emit.batch': {
+        if (!Array.isArray(args[0]) || args[0].length > 4096) throw fail('E_BAD_REQUEST', 'Malformed emit batch');
+        const errors: ({ code: string; message: string } | null)[] = [];
+        for (const item of args[0] as unknown[]) {
+          try {
+            if (!Array.isArray(item)) throw fail('E_BAD_REQUEST', 'Malformed emit');
+            await this.#emit(host, item[0], item[1]);
+            errors.push(null);
+          } catch (error) {
+            const coded = toIsogateError(error);
+            errors.push({ code: coded.code, message: coded.message });
           }
-          return { value: errors };
         }
-        case 'egress.fetch': {
-          const target = checkEgress(this.#grants, args[0], 'https');
-          const request = (args[1] ?? {}) as Record<string, unknown>;
-          const response = await host.egress.fetch(target.name, {
-            ...(typeof request.method === 'string' ? { method: request.method } : {}),
-            ...(typeof request.path === 'string' ? { path: request.path } : {}),
-            ...(request.headers && typeof request.headers === 'object' ? { headers: request.headers as Record<string, string> } : {}),
-            ...(typeof request.body === 'string' || request.body instanceof Uint8Array ? { body: request.body } : {}),
-          });
-          return { value: { status: response.status, headers: response.headers, body: Buffer.from(response.body).toString('utf8') } };
-        }
-        case 'egress.publish': {
-          const target = checkEgress(this.#grants, args[0], 'mqtts');
-          const payload = args[2];
-          if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) throw fail('E_BAD_REQUEST', 'An MQTT payload is a string or bytes');
-          const options = (args[3] ?? {}) as { qos?: unknown; retain?: unknown };
-          await host.egress.publish(target.name, text(args[1], 'A topic'), payload, {
-            ...(options.qos === 0 || options.qos === 1 ? { qos: options.qos } : {}),
-            ...(typeof options.retain === 'boolean' ? { retain: options.retain } : {}),
-          });
-          return { value: undefined };
-        }
-        default:
-          throw fail('E_BAD_REQUEST', `Unknown platform call "${op}"`);
+        return { value: errors };
       }
+      case 'egress.fetch': {
+        const target = checkEgress(this.#grants, args[0], 'https');
+        const request = (args[1] ?? {}) as Record<string, unknown>;
+        const response = await host.egress.fetch(target.name, {
+          ...(typeof request.method === 'string' ? { method: request.method } : {}),
+          ...(typeof request.path === 'string' ? { path: request.path } : {}),
+          ...(request.headers && typeof request.headers === 'object' ? { headers: request.headers as Record<string, string> } : {}),
+          ...(typeof request.body === 'string' || request.body instanceof Uint8Array ? { body: request.body } : {}),
+        });
+        return { value: { status: response.status, headers: response.headers, body: Buffer.from(response.body).toString('utf8') } };
+      }
+      case 'egress.publish': {
+        const target = checkEgress(this.#grants, args[0], 'mqtts');
+        const payload = args[2];
+        if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) throw fail('E_BAD_REQUEST', 'An MQTT payload is a string or bytes');
+        const options = (args[3] ?? {}) as { qos?: unknown; retain?: unknown };
+        await host.egress.publish(target.name, text(args[1], 'A topic'), payload, {
+          ...(options.qos === 0 || options.qos === 1 ? { qos: options.qos } : {}),
+          ...(typeof options.retain === 'boolean' ? { retain: options.retain } : {}),
+        });
+        return { value: undefined };
+      }
+      default:
+        throw fail('E_BAD_REQUEST', `Unknown platform call "${op}"`);
     }
   }
 

@@ -5,13 +5,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { fail, toIsogateError } from '../errors.js';
+import type { ParseArgsConfig } from 'node:util';
+import { fail } from '../errors.js';
 import { buildProject } from '../build/project.js';
 import { readPackage, signPackage } from '../package/index.js';
 import { createCertificate, createCsr, generateKeyPair, keyMatchesCertificate, parseCertificates } from '../pki.js';
 import { SDK_VERSION } from '../version.js';
 import { writeFileDurable } from '../../platform/durable/index.js';
+import { parseCommandLine, reportFailure } from './shell.js';
 import { MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest, projectReadme } from './templates.js';
 
 const USAGE = `isogate-sdk ${SDK_VERSION} — build and sign isogate apps
@@ -146,12 +147,7 @@ async function inspect(rest: string[]): Promise<[unknown, string]> {
 export async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-    } catch (error) {
-      throw fail('E_USAGE', (error as Error).message);
-    }
+    const parsed = parseCommandLine(argv, OPTIONS);
     const [command, ...rest] = parsed.positionals;
     const values = parsed.values as Values;
     if (command === undefined || command === 'help' || values.help) {
@@ -173,11 +169,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${json ? JSON.stringify(machine, null, 2) : human}\n`);
     return 0;
   } catch (error) {
-    const coded = toIsogateError(error);
-    if (json) process.stdout.write(`${JSON.stringify({ error: coded.toJSON() }, null, 2)}\n`);
-    process.stderr.write(`${coded.code}: ${coded.message}\n`);
-    if (coded.code === 'E_USAGE') process.stderr.write(`\n${USAGE}\n`);
-    return coded.code === 'E_USAGE' ? 2 : 1;
+    return reportFailure(error, json, USAGE);
   }
 }
 

@@ -267,3 +267,13 @@ export async function readPackageFiles(source: Uint8Array | string, options: Rea
   for (const [file, info] of unpacked.files) contents.set(file, file === MANIFEST_PATH ? verified.manifestBytes : info.bytes!);
   return { verified, contents };
 }
+
+/**
+ * The manifest of a package whose signature or digests may be broken, read within the same
+ * bounds as any package and trusted for nothing: an unchecked store listing needs its id.
+ */
+export async function readManifestUnverified(source: Uint8Array | string): Promise<AppManifest> {
+  const manifest = (await unpack(source, resolveLimits(), undefined, false)).meta.get(MANIFEST_PATH);
+  if (!manifest) throw fail('E_FILE_SET', 'The package has no manifest.json');
+  return parseManifest(manifest);
+}

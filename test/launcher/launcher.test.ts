@@ -7,6 +7,7 @@ import { Launcher, type LaunchableApp, type LaunchedSandbox, type LaunchFailure 
 import { fail } from '../../sdk/errors.js';
 import { sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { waitFor } from '../fixtures/wait.js';
 
 interface FakeSandbox extends LaunchedSandbox {
   failWith(failure: LaunchFailure): void;
@@ -168,11 +169,3 @@ describe('launcher', () => {
     assert.ok(audit.events().includes('launchError'));
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}

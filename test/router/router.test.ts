@@ -7,6 +7,7 @@ import type { AppGuest, DeliveredMessage } from '../../platform/sandbox/bridge.j
 import type { AppManifest } from '../../sdk/manifest.js';
 import { sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { waitFor } from '../fixtures/wait.js';
 
 const READING = { type: 'object', required: ['v'], additionalProperties: false, properties: { v: { type: 'number' } } };
 
@@ -140,11 +141,3 @@ describe('router', () => {
     assert.deepEqual(router.list(), []);
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}

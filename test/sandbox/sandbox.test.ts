@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { createAppSandbox, type AppSandbox, type SandboxFailure } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { fakeHost, type FakeHost } from '../fixtures/fake-host.js';
+import { waitFor } from '../fixtures/wait.js';
 
 function manifest(overrides: Partial<AppManifest> = {}): AppManifest {
   return {
@@ -43,14 +44,6 @@ async function assertNeighbourWorks(): Promise<void> {
   await neighbour.sandbox.deliver('in', [{ message: { ok: 1 }, routeId: 'r', source: { application_id: 'x', endpoint: 'y' } }]);
   await waitFor(() => neighbour.host.emitted.length === 1);
   assert.deepEqual(neighbour.host.emitted[0], { endpoint: 'out', message: { ok: 1 } });
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 const delivered = (message: unknown) => ({ message, routeId: 'r1', source: { application_id: 'dev.isogate.src', endpoint: 'o' } });
