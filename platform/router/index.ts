@@ -230,7 +230,7 @@ export class Router {
   }
 
   /** Checks the message against its source endpoint, then queues it on every active route. */
-  async emit(packageId: string, endpointName: string, message: unknown, json?: string): Promise<void> {
+  emit(packageId: string, endpointName: string, message: unknown, json?: string): void {
     const source = { application_id: packageId, endpoint: endpointName };
     const endpoint = this.#endpoint(source, 'source');
     const counters = this.#counters(endKey(source));

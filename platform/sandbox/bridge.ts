@@ -65,8 +65,8 @@ export interface AppHost {
   storage: StorageHost;
   /** The app's current configuration object (a copy), or undefined when it has none. */
   config(): Record<string, unknown> | undefined;
-  /** Hands a message from one of the app's source endpoints to the router. */
-  emit(endpoint: string, message: EndpointMessage, json?: string): Promise<void>;
+  /** Hands a message from one of the app's source endpoints to the router; throws when it is refused. */
+  emit(endpoint: string, message: EndpointMessage, json?: string): void;
   egress: EgressHost;
 }
 

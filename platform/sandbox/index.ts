@@ -10,7 +10,7 @@
 import path from 'node:path';
 import ivm from 'isolated-vm';
 import { fail, toIsogateError } from '../../sdk/errors.js';
-import type { AppManifest } from '../../sdk/manifest.js';
+import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
 import type { AppGuest, AppHost, DeliveredMessage, LogLevelCode } from './bridge.js';
 import { checkEgress, checkEmit, grantsFor, maxMessageBytes, PLATFORM_LIMITS, type AppGrants } from './capabilities.js';
 import { GUEST_BOOTSTRAP, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-sdk.js';
@@ -61,6 +61,8 @@ export interface AppSandbox extends AppGuest {
 type GuestReferences = { deliver: ivm.Reference; fire: ivm.Reference; configChanged: ivm.Reference; stop: ivm.Reference };
 type HostAnswer = { value: unknown } | { error: { code: string; message: string } };
 const SDK_MODULE = 'isogate:sdk';
+/** The guest SDK sends at most 512; anything far beyond that is not the SDK talking. */
+const MAX_EMIT_BATCH = 4096;
 
 /** What of an error crosses into the app: its code and sentence, never a host object. */
 function codeAndMessage(error: unknown): { code: string; message: string } {
@@ -205,21 +207,7 @@ class IsolateSandbox implements AppSandbox {
       case 'storage.delete': return { value: await host.storage.delete(text(args[0], 'A storage key')) };
       case 'storage.list': return { value: await host.storage.list(text(args[0] ?? '', 'A prefix')) };
       case 'storage.usage': return { value: await host.storage.usage() };
-      case 'emit.batch': {
-        if (!Array.isArray(args[0]) || args[0].length > 4096) throw fail('E_BAD_REQUEST', 'Malformed emit batch');
-        const errors: ({ code: string; message: string } | null)[] = [];
-        for (const item of args[0] as unknown[]) {
-          try {
-            if (!Array.isArray(item)) throw fail('E_BAD_REQUEST', 'Malformed emit');
-            await this.#emit(host, item[0], item[1]);
-            errors.push(null);
-          } catch (error) {
-            const coded = toIsogateError(error);
-            errors.push({ code: coded.code, message: coded.message });
-          }
-        }
-        return { value: errors };
-      }
+      case 'emit.batch': return { value: this.#emitBatch(host, args[0]) };
       case 'egress.fetch': {
         const target = checkEgress(this.#grants, args[0], 'https');
         const request = (args[1] ?? {}) as Record<string, unknown>;
@@ -247,20 +235,59 @@ class IsolateSandbox implements AppSandbox {
     }
   }
 
-  async #emit(host: AppHost, endpointName: unknown, payload: unknown): Promise<void> {
-    const endpoint = checkEmit(this.#grants, endpointName);
+  /**
+   * A batch from the guest SDK: runs of [endpoint, payloads], a json run being one text of
+   * newline-joined messages. Messages are numbered across the batch; the answer lists only the
+   * refused ones, as [index, code, message].
+   */
+  #emitBatch(host: AppHost, runs: unknown): [number, string, string][] {
+    if (!Array.isArray(runs)) throw fail('E_BAD_REQUEST', 'Malformed emit batch');
+    const refusals: [number, string, string][] = [];
+    let index = 0;
+    const refuse = (error: unknown): void => {
+      const coded = toIsogateError(error);
+      refusals.push([index, coded.code, coded.message]);
+    };
+    for (const run of runs as unknown[]) {
+      if (index >= MAX_EMIT_BATCH) throw fail('E_BAD_REQUEST', `At most ${MAX_EMIT_BATCH} messages cross in one emit batch`);
+      const [endpointName, payloads] = Array.isArray(run) ? run : [];
+      let endpoint: EndpointDeclaration;
+      let messages: unknown[];
+      try {
+        endpoint = checkEmit(this.#grants, endpointName);
+        messages = endpoint.format === 'json' && typeof payloads === 'string' ? payloads.split('\n') : Array.isArray(payloads) ? payloads : [payloads];
+      } catch (error) {
+        refuse(error);
+        index += 1;
+        continue;
+      }
+      for (const payload of messages.slice(0, MAX_EMIT_BATCH - index)) {
+        try {
+          this.#emit(host, endpoint, payload);
+        } catch (error) {
+          refuse(error);
+        }
+        index += 1;
+      }
+    }
+    return refusals;
+  }
+
+  #emit(host: AppHost, endpoint: EndpointDeclaration, payload: unknown): void {
     const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload instanceof Uint8Array ? payload.byteLength : -1;
     if (bytes < 0) throw fail('E_MESSAGE', `A ${endpoint.format} message is ${endpoint.format === 'binary' ? 'bytes' : 'text'}`);
     if (bytes > maxMessageBytes(endpoint)) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${maxMessageBytes(endpoint)} bytes; this one is ${bytes}`);
-    let message: unknown = payload;
-    if (endpoint.format === 'json') {
-      try {
-        message = JSON.parse(payload as string);
-      } catch {
-        throw fail('E_MESSAGE', `The message on "${endpoint.name}" is not JSON`);
-      }
+    if (endpoint.format !== 'json') {
+      host.emit(endpoint.name, payload);
+      return;
     }
-    await host.emit(endpoint.name, message, endpoint.format === 'json' ? payload as string : undefined);
+    let message: unknown;
+    try {
+      message = JSON.parse(payload as string);
+    } catch {
+      throw fail('E_MESSAGE', `The message on "${endpoint.name}" is not JSON`);
+    }
+    host.emit(endpoint.name, message, payload as string);
   }
 
   #timer(action: string, id: number, ms = 0, repeat = false): void {

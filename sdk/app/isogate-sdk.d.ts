@@ -24,9 +24,19 @@ declare module 'isogate:sdk' {
 
   /**
    * Sends a message from a `source` endpoint declared in the manifest to every route from it.
-   * Throws E_MESSAGE when the message breaks the endpoint's schema or format.
+   * Throws at once E_CAPABILITY for an endpoint that is not one of the app's sources and
+   * E_MESSAGE for a value the endpoint's format cannot carry. Emits cross to the platform in
+   * batches; await the result to learn whether the message was accepted (it rejects with
+   * E_MESSAGE or E_MESSAGE_SIZE when it breaks the endpoint's schema or size). A refusal that
+   * nobody awaits is written to the app's log as a warning.
    */
-  export function emit(endpoint: string, message: unknown): void;
+  export function emit(endpoint: string, message: unknown): Emitted;
+
+  /** What `emit` returns: awaitable, and cheap when it is not awaited. */
+  export interface Emitted extends PromiseLike<void> {
+    catch<T = never>(onRefused: (error: Error & { code: string }) => T | PromiseLike<T>): Promise<void | T>;
+    finally(onSettled: () => void): Promise<void>;
+  }
 
   /** Called once when the platform stops the app; finish quickly. */
   export function onStop(handler: () => void | Promise<void>): void;

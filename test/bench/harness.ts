@@ -67,8 +67,24 @@ export async function compare(comparison: Comparison): Promise<BenchResult> {
   };
 }
 
+/**
+ * One percentile of latency samples gathered over the rounds of both sides (lower is better),
+ * for figures where the spread matters more than one round's median.
+ */
+export function latencyResult(options: {
+  name: string; baselineName: string; p: number; target: number; subject: number[]; baseline: number[];
+}): BenchResult {
+  const value = percentile(options.subject, options.p);
+  const baseline = percentile(options.baseline, options.p);
+  const ratio = baseline / value;
+  return {
+    name: `${options.name}, p${options.p}`, unit: 'ms', value, baselineName: options.baselineName, baseline,
+    ratio, target: options.target, pass: ratio >= options.target,
+  };
+}
+
 function fixed(value: number): string {
-  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2);
+  return Math.abs(value) >= 100 ? value.toFixed(0) : Math.abs(value) >= 1 ? value.toFixed(2) : value.toFixed(3);
 }
 
 export function report(results: BenchResult[]): string {

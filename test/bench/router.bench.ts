@@ -1,6 +1,10 @@
 /**
  * 200-byte JSON messages from one app to another through a route, beside worker_threads
  * postMessage of the same messages between two threads. Target: throughput at least 1x.
+ *
+ * Latency is one message at a time, timed in the main thread from handing it to the source to
+ * hearing from the destination: host -> source app -> router -> destination app -> host on the
+ * platform, main -> source thread -> destination thread -> main for the baseline.
  */
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -11,9 +15,19 @@ import { createAppSandbox, type AppSandbox } from '../../platform/sandbox/index.
 import type { AppManifest } from '../../sdk/manifest.js';
 import { fakeHost } from '../fixtures/fake-host.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
-import { compare, type BenchResult } from './harness.js';
+import { compare, latencyResult, type BenchResult } from './harness.js';
 
 const COUNT = 20_000;
+const LATENCY_SAMPLES = 2000;
+/** Messages sent before timing starts, on both sides: steady state is what a running gateway sees. */
+const LATENCY_WARMUP = 500;
+/**
+ * The issue sets no latency target. These guard against regressions: every routed message
+ * crosses into the source isolate, out to the router and into the destination isolate, each an
+ * isolated-vm task hop of about 40 us, where the baseline has plain thread hops; and the p99
+ * catches a young-generation collection in one of two isolates.
+ */
+const LATENCY_TARGETS: Record<number, number> = { 50: 0.25, 99: 0.05 };
 const PAYLOAD = { sensor: 'temperature', unit: 'degC', at: '2026-11-25T00:00:00.000Z', note: 'x'.repeat(120), value: 0 };
 
 const manifest = (id: string, endpoints: AppManifest['endpoints']): AppManifest => ({
@@ -22,7 +36,10 @@ const manifest = (id: string, endpoints: AppManifest['endpoints']): AppManifest 
   resources: { memoryMb: 128, cpuMsPerEvent: 10_000, storageMb: 1 }, endpoints,
 });
 
-const SOURCE = manifest('dev.isogate.bench.source', [{ name: 'out', direction: 'source', dataType: 'reading', format: 'json' }]);
+const SOURCE = manifest('dev.isogate.bench.source', [
+  { name: 'out', direction: 'source', dataType: 'reading', format: 'json' },
+  { name: 'trigger', direction: 'destination', dataType: 'reading', format: 'json' },
+]);
 const SINK = manifest('dev.isogate.bench.sink', [{ name: 'in', direction: 'destination', dataType: 'reading', format: 'json' }]);
 
 /** Messages per second delivered: COUNT emitted, each to every one of `fanOut` destinations. */
@@ -58,6 +75,65 @@ async function throughThePlatform(dir: string, fanOut: number): Promise<number> 
   return (COUNT * fanOut) / seconds;
 }
 
+/** Milliseconds for each of LATENCY_SAMPLES messages, one in flight at a time. */
+async function latencyThroughThePlatform(dir: string): Promise<number[]> {
+  const config = await ConfigStore.open(path.join(dir, `config-${Math.random()}.json`), 'bench');
+  const sandboxes = new Map<string, AppSandbox>();
+  const router = new Router({
+    config, audit: new MemoryAuditLog(), appLog: () => undefined,
+    manifestOf: (id) => [SOURCE, SINK].find((m) => m.package_id === id), guestOf: (id) => sandboxes.get(id),
+  });
+  await router.add({ application_id: SOURCE.package_id, endpoint: 'out' }, { application_id: SINK.package_id, endpoint: 'in' });
+  let heard: (() => void) | undefined;
+  const sinkHost = { ...fakeHost(SINK.package_id), log: () => heard?.() };
+  const sink = await createAppSandbox({ manifest: SINK, host: sinkHost, files: new Map([['app/main.js',
+    `import { on, log } from 'isogate:sdk'; on('in', (m) => log.info(m.value));`]]) });
+  const sourceHost = { ...fakeHost(SOURCE.package_id), emit: (endpoint: string, message: unknown, json?: string) => router.emit(SOURCE.package_id, endpoint, message, json) };
+  const source = await createAppSandbox({ manifest: SOURCE, host: sourceHost, files: new Map([['app/main.js',
+    `import { on, emit } from 'isogate:sdk'; on('trigger', (m) => emit('out', m));`]]) });
+  await sink.start();
+  sandboxes.set(SINK.package_id, sink);
+  await source.start();
+  const samples: number[] = [];
+  for (let i = 0; i < LATENCY_WARMUP + LATENCY_SAMPLES; i += 1) {
+    const arrived = new Promise<void>((resolve) => { heard = resolve; });
+    const started = performance.now();
+    await source.deliver('trigger', [{ message: { ...PAYLOAD, value: i }, routeId: 'bench', source: { application_id: 'bench', endpoint: 'bench' } }]);
+    await arrived;
+    if (i >= LATENCY_WARMUP) samples.push(performance.now() - started);
+  }
+  source.dispose();
+  sink.dispose();
+  await router.close();
+  return samples;
+}
+
+async function latencyThroughWorkers(): Promise<number[]> {
+  const code = `const { parentPort } = require('node:worker_threads');
+    parentPort.once('message', ({ from, to }) => from.on('message', (message) => to.postMessage(message)));`;
+  const toSource = new MessageChannel();
+  const sourceToSink = new MessageChannel();
+  const fromSink = new MessageChannel();
+  const source = new Worker(code, { eval: true });
+  const sink = new Worker(code, { eval: true });
+  source.postMessage({ from: toSource.port2, to: sourceToSink.port1 }, [toSource.port2, sourceToSink.port1] as never[]);
+  sink.postMessage({ from: sourceToSink.port2, to: fromSink.port1 }, [sourceToSink.port2, fromSink.port1] as never[]);
+  let heard: (() => void) | undefined;
+  fromSink.port2.on('message', () => heard?.());
+  const samples: number[] = [];
+  for (let i = 0; i < LATENCY_WARMUP + LATENCY_SAMPLES; i += 1) {
+    const arrived = new Promise<void>((resolve) => { heard = resolve; });
+    const started = performance.now();
+    toSource.port1.postMessage({ ...PAYLOAD, value: i });
+    await arrived;
+    if (i >= LATENCY_WARMUP) samples.push(performance.now() - started);
+  }
+  toSource.port1.close();
+  fromSink.port2.close();
+  await Promise.all([source.terminate(), sink.terminate()]);
+  return samples;
+}
+
 async function throughWorkers(fanOut: number): Promise<number> {
   const code = `const { parentPort } = require('node:worker_threads');
     parentPort.once('message', ({ role, ports, count, payload }) => {
@@ -81,7 +157,19 @@ async function throughWorkers(fanOut: number): Promise<number> {
 export default async function routerBench(): Promise<BenchResult[]> {
   const dir = await makeTempDir('isogate-bench-router-');
   try {
+    const platformLatency: number[] = [];
+    const workerLatency: number[] = [];
+    for (let round = 0; round < 3; round += 1) {
+      platformLatency.push(...await latencyThroughThePlatform(dir));
+      workerLatency.push(...await latencyThroughWorkers());
+    }
+    const latency = (p: number): BenchResult => latencyResult({
+      name: 'route latency, one message at a time', baselineName: 'worker_threads postMessage', p, target: LATENCY_TARGETS[p]!,
+      subject: platformLatency, baseline: workerLatency,
+    });
     return [
+      latency(50),
+      latency(99),
       await compare({
         name: `route throughput, ${COUNT} messages of ~200 bytes`, unit: 'msg/s', baselineName: 'worker_threads postMessage',
         higherIsBetter: true, target: 1, rounds: 5,

@@ -96,10 +96,10 @@ describe('router', () => {
     guests.set('dev.t.other', other);
     const toSink = await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
     await router.add(end('dev.t.source:out'), end('dev.t.other:in'));
-    for (let v = 0; v < 5; v += 1) await router.emit('dev.t.source', 'out', { v });
-    await assert.rejects(router.emit('dev.t.source', 'out', { v: 'not a number' }), { code: 'E_MESSAGE' });
-    await assert.rejects(router.emit('dev.t.source', 'out', JSON.parse('{"v": 1, "__proto__": {"x": 1}}')), { code: 'E_MESSAGE' });
-    await assert.rejects(router.emit('dev.t.source', 'out', { v: 1, pad: 'x'.repeat(300) }), { code: 'E_MESSAGE_SIZE' });
+    for (let v = 0; v < 5; v += 1) router.emit('dev.t.source', 'out', { v });
+    assert.throws(() => router.emit('dev.t.source', 'out', { v: 'not a number' }), { code: 'E_MESSAGE' });
+    assert.throws(() => router.emit('dev.t.source', 'out', JSON.parse('{"v": 1, "__proto__": {"x": 1}}')), { code: 'E_MESSAGE' });
+    assert.throws(() => router.emit('dev.t.source', 'out', { v: 1, pad: 'x'.repeat(300) }), { code: 'E_MESSAGE_SIZE' });
     await waitFor(() => sink.received.length === 5 && other.received.length === 5);
     assert.deepEqual(sink.received, [0, 1, 2, 3, 4].map((v) => ({ v })));
     const view = router.get(toSink.id);
@@ -115,7 +115,7 @@ describe('router', () => {
     guests.set('dev.t.other', slow);
     const toCrashed = await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
     const toSlow = await router.add(end('dev.t.source:out'), end('dev.t.other:in'));
-    for (let v = 0; v < 30; v += 1) await router.emit('dev.t.source', 'out', { v });
+    for (let v = 0; v < 30; v += 1) router.emit('dev.t.source', 'out', { v });
     await waitFor(() => router.get(toSlow.id).counters.delivered + router.get(toSlow.id).counters.dropped === 30);
     assert.ok(router.get(toCrashed.id).counters.dropped > 0);
     assert.equal(router.get(toCrashed.id).counters.lastError?.code, 'E_APP_FAILED');
@@ -127,7 +127,7 @@ describe('router', () => {
 
   it('shows Error for a route whose app was removed, holds messages for a stopped destination', async () => {
     const route = await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
-    await router.emit('dev.t.source', 'out', { v: 1 });
+    router.emit('dev.t.source', 'out', { v: 1 });
     assert.equal(router.get(route.id).queued, 1);
     const sink = new RecordingGuest();
     guests.set('dev.t.sink', sink);

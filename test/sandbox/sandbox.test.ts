@@ -99,6 +99,34 @@ describe('sandbox', function () {
       assert.equal(sandbox.disposed, true);
       assert.equal(sandbox.stats().timers, 0);
     });
+    it('keeps the order of emits across endpoints; an awaited emit hears of a refusal, an unawaited one is logged', async () => {
+      const host = fakeHost();
+      host.emit = (endpoint, message) => {
+        if ((message as { refuse?: boolean }).refuse) throw Object.assign(new Error('fails the schema'), { code: 'E_MESSAGE' });
+        host.emitted.push({ endpoint, message });
+      };
+      const sandbox = await createAppSandbox({
+        manifest: manifest({ endpoints: [
+          { name: 'out', direction: 'source', dataType: 't', format: 'json' },
+          { name: 'note', direction: 'source', dataType: 'n', format: 'text' },
+        ] }),
+        host, files: new Map([['app/main.js', `import { emit, log } from 'isogate:sdk';
+          for (let i = 0; i < 1200; i++) emit(i % 100 === 0 ? 'note' : 'out', i % 100 === 0 ? 'note ' + i : { i });
+          emit('out', { refuse: true, unawaited: true });
+          try { await emit('out', { refuse: true }); log.info('accepted'); } catch (e) { log.info('refused ' + e.code); }
+          await emit('out', { last: true }).then(() => log.info('then works'));
+          emit('out', { last: 2 }).catch(() => {}).finally(() => log.info('finally works'));`]]),
+      });
+      running.push(sandbox);
+      await sandbox.start();
+      await host.waitForLog(/^finally works$/);
+      assert.ok(host.logs.some((l) => l.message === 'refused E_MESSAGE'));
+      assert.ok(host.logs.some((l) => l.message === 'then works'));
+      assert.ok(host.logs.some((l) => l.level === 2 && /emit on "out" refused: E_MESSAGE: fails the schema/.test(l.message)), 'the unawaited refusal is in the log');
+      const expected = Array.from({ length: 1200 }, (_, i) => (i % 100 === 0 ? { endpoint: 'note', message: `note ${i}` } : { endpoint: 'out', message: { i } }));
+      assert.deepEqual(host.emitted.slice(0, 1200), expected);
+      assert.deepEqual(host.emitted.slice(1200), [{ endpoint: 'out', message: { last: true } }, { endpoint: 'out', message: { last: 2 } }]);
+    });
   });
 
   describe('hostile apps', () => {
@@ -186,6 +214,20 @@ describe('sandbox', function () {
         { manifest: { resources: { memoryMb: 32, cpuMsPerEvent: 5000, storageMb: 1 } } });
       await waitFor(() => host.logs.length === 500);
       assert.ok(host.logs.every((l) => l.message.length <= 8 * 1024));
+    });
+
+    it('cannot hand the router text that is not JSON by replacing JSON.stringify or Array.prototype.join', async () => {
+      const { host } = await run(`import { emit, log } from 'isogate:sdk';
+        const codes = [];
+        const join = Array.prototype.join;
+        JSON.stringify = () => '{not json';
+        try { await emit('out', { a: 1 }); } catch (e) { codes.push(e.code); }
+        Array.prototype.join = function () { return '["x"'; };
+        try { await emit('out', { a: 1 }); } catch (e) { codes.push(e.code); }
+        Array.prototype.join = join;
+        log.info('codes ' + codes.join(','));`);
+      assert.equal((await host.waitForLog(/^codes /)), 'codes E_MESSAGE,E_MESSAGE');
+      assert.deepEqual(host.emitted, []);
     });
 
     it('counts a handler that throws and keeps running', async () => {
