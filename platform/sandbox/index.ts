@@ -58,11 +58,13 @@ export interface AppSandbox extends AppGuest {
   stats(): SandboxStats;
 }
 
-type GuestReferences = { deliver: ivm.Reference; fire: ivm.Reference; configChanged: ivm.Reference; stop: ivm.Reference };
+type GuestReferences = { answer: ivm.Reference; deliver: ivm.Reference; fire: ivm.Reference; configChanged: ivm.Reference; stop: ivm.Reference };
 type HostAnswer = { value: unknown } | { error: { code: string; message: string } };
 const SDK_MODULE = 'isogate:sdk';
 /** The guest SDK sends at most 512; anything far beyond that is not the SDK talking. */
 const MAX_EMIT_BATCH = 4096;
+/** Platform calls one app may have in flight; past this it hears E_BUSY instead of queueing more. */
+const MAX_PENDING_CALLS = 4096;
 
 /** What of an error crosses into the app: its code and sentence, never a host object. */
 function codeAndMessage(error: unknown): { code: string; message: string } {
@@ -76,6 +78,9 @@ class IsolateSandbox implements AppSandbox {
   readonly #isolate: ivm.Isolate;
   readonly #timers = new Map<number, { handle: NodeJS.Timeout; repeat: boolean; firing: boolean }>();
   readonly #references: ivm.Reference[] = [];
+  #pendingCalls = 0;
+  #answers: [number, HostAnswer][] = [];
+  #answersScheduled = false;
   #guest: GuestReferences | undefined;
   /** Counts slices of app work (events and resumptions after host calls) for the watchdog. */
   #slices = 0;
@@ -125,12 +130,13 @@ class IsolateSandbox implements AppSandbox {
     });
     const guest = await context.evalClosure(GUEST_BOOTSTRAP, [
       this.#reference((level: LogLevelCode, text: string) => this.#log(level, text)),
-      this.#reference((op: string, args: unknown) => this.#hostCall(op, args)),
+      this.#reference((text: unknown, withBytes: unknown) => this.#receive(text, withBytes)),
       this.#reference((action: string, id: number, ms?: number, repeat?: boolean) => this.#timer(action, id, ms, repeat)),
       this.#reference(() => this.#onReady?.()),
       guestGrants,
     ], { result: { reference: true } }) as ivm.Reference;
     this.#guest = {
+      answer: await guest.get('answer', { reference: true }),
       deliver: await guest.get('deliver', { reference: true }),
       fire: await guest.get('fire', { reference: true }),
       configChanged: await guest.get('configChanged', { reference: true }),
@@ -183,16 +189,68 @@ class IsolateSandbox implements AppSandbox {
     this.options.host.log(bounded as LogLevelCode, String(text).slice(0, PLATFORM_LIMITS.maxLogLineBytes));
   }
 
-  /** Every call from the app lands here; each operation starts with its capability check. */
-  async #hostCall(op: string, args: unknown): Promise<HostAnswer> {
-    const { host } = this.options;
+  /**
+   * A batch of calls from the app, each [id, op, args]: those with plain data as one JSON text,
+   * those carrying bytes as a structured copy. They start in the order the app made them.
+   */
+  #receive(text: unknown, withBytes: unknown): void {
+    if (this.#disposed) return;
+    let calls: unknown[];
     try {
-      return await this.#dispatch(host, op, args);
+      const plain: unknown = typeof text === 'string' ? JSON.parse(text) : [];
+      calls = [...(Array.isArray(plain) ? plain : []), ...(Array.isArray(withBytes) ? withBytes : [])];
+    } catch {
+      return; // Not the SDK talking: there is no id to answer.
+    }
+    const ids = calls.map((entry) => (Array.isArray(entry) && Number.isSafeInteger(entry[0]) ? entry[0] as number : undefined));
+    const order = calls.map((_, index) => index).filter((index) => ids[index] !== undefined).sort((a, b) => ids[a]! - ids[b]!);
+    for (const index of order) {
+      const [id, op, args] = calls[index] as [number, unknown, unknown];
+      if (this.#pendingCalls >= MAX_PENDING_CALLS) {
+        this.#answer(id, { error: { code: 'E_BUSY', message: `At most ${MAX_PENDING_CALLS} platform calls may be in flight at once` } });
+        continue;
+      }
+      this.#pendingCalls += 1;
+      void this.#hostCall(op, args).then((answer) => {
+        this.#pendingCalls -= 1;
+        this.#answer(id, answer);
+      });
+    }
+  }
+
+  /** Every call from the app lands here; each operation starts with its capability check. */
+  async #hostCall(op: unknown, args: unknown): Promise<HostAnswer> {
+    try {
+      if (typeof op !== 'string') throw fail('E_BAD_REQUEST', 'Malformed call');
+      return await this.#dispatch(this.options.host, op, args);
     } catch (error) {
       return { error: codeAndMessage(error) };
-    } finally {
-      this.#slices += 1;
     }
+  }
+
+  /**
+   * Answers that finish in one turn of the event loop cross back together: under load an app
+   * with many calls in flight gets them in a few crossings, and an idle one waits no longer
+   * than the rest of the current turn.
+   */
+  #answer(id: number, answer: HostAnswer): void {
+    this.#answers.push([id, answer]);
+    if (this.#answersScheduled) return;
+    this.#answersScheduled = true;
+    setImmediate(() => this.#sendAnswers());
+  }
+
+  #sendAnswers(): void {
+    this.#answersScheduled = false;
+    const answers = this.#answers;
+    this.#answers = [];
+    if (answers.length === 0 || this.#disposed || !this.#guest) return;
+    this.#slices += 1;
+    // Bytes (a stored value) need a structured copy; everything else crosses as JSON text.
+    const plain = answers.filter(([, answer]) => !('value' in answer && answer.value instanceof Uint8Array));
+    const withBytes = plain.length === answers.length ? [] : answers.filter(([, answer]) => 'value' in answer && answer.value instanceof Uint8Array);
+    this.#guest.answer.apply(undefined, [JSON.stringify(plain), withBytes], { timeout: this.#cpuMs, arguments: { copy: true } })
+      .catch((error: unknown) => this.#fail(this.#classify(error)));
   }
 
   async #dispatch(host: AppHost, op: string, args: unknown): Promise<HostAnswer> {

@@ -216,18 +216,19 @@ describe('sandbox', function () {
       assert.ok(host.logs.every((l) => l.message.length <= 8 * 1024));
     });
 
-    it('cannot hand the router text that is not JSON by replacing JSON.stringify or Array.prototype.join', async () => {
+    it('changes nothing in its SDK by replacing JSON, and cannot hand the router text that is not JSON', async () => {
       const { host } = await run(`import { emit, log } from 'isogate:sdk';
         const codes = [];
-        const join = Array.prototype.join;
         JSON.stringify = () => '{not json';
-        try { await emit('out', { a: 1 }); } catch (e) { codes.push(e.code); }
-        Array.prototype.join = function () { return '["x"'; };
-        try { await emit('out', { a: 1 }); } catch (e) { codes.push(e.code); }
+        JSON.parse = () => ({ forged: true });
+        await emit('out', { a: 1 });
+        const join = Array.prototype.join;
+        Array.prototype.join = function (separator) { return separator === '\\n' ? '["x"' : join.call(this, separator); };
+        try { await emit('out', { a: 2 }); } catch (e) { codes.push(e.code); }
         Array.prototype.join = join;
         log.info('codes ' + codes.join(','));`);
-      assert.equal((await host.waitForLog(/^codes /)), 'codes E_MESSAGE,E_MESSAGE');
-      assert.deepEqual(host.emitted, []);
+      assert.equal((await host.waitForLog(/^codes /)), 'codes E_MESSAGE');
+      assert.deepEqual(host.emitted, [{ endpoint: 'out', message: { a: 1 } }]);
     });
 
     it('counts a handler that throws and keeps running', async () => {
