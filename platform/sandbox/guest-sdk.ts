@@ -47,12 +47,13 @@ function writeLog(level, values) {
 // calls made in one microtask turn cross in one message, and the host answers everything that
 // finished in one turn of its event loop in one message. A crossing costs tens of microseconds,
 // far more than most calls, so an app with many calls in flight pays for a few crossings only.
-// Calls cross as JSON text, a third of the cost of a structured copy; the few that carry bytes
-// cross as a structured copy beside it.
+// Small calls cross as JSON text, a third of the cost of a structured copy; calls that carry
+// bytes or large texts (which JSON would escape character by character) cross as a structured
+// copy beside it.
 const waiting = new Map();
 let nextCall = 1;
 let outboxText = [];
-let outboxBytes = [];
+let outboxCopied = [];
 let outboxScheduled = false;
 
 function refuseCall(id, error) {
@@ -61,16 +62,17 @@ function refuseCall(id, error) {
 
 function flushOutbox() {
   outboxScheduled = false;
+  if (outboxText.length === 0 && outboxCopied.length === 0) return;
   const texts = outboxText;
-  const withBytes = outboxBytes;
+  const copied = outboxCopied;
   outboxText = [];
-  outboxBytes = [];
+  outboxCopied = [];
   try {
-    sendRef.applyIgnored(undefined, ['[' + texts.join(',') + ']', withBytes], copyArgs);
+    sendRef.applyIgnored(undefined, ['[' + texts.join(',') + ']', copied], copyArgs);
   } catch {
-    // Something in the bytes batch cannot be copied: send the others and refuse only the culprits.
+    // Something in the copied batch cannot be copied: send the others and refuse only the culprits.
     sendRef.applyIgnored(undefined, ['[' + texts.join(',') + ']', []], copyArgs);
-    for (const single of withBytes) {
+    for (const single of copied) {
       try {
         sendRef.applyIgnored(undefined, ['[]', [single]], copyArgs);
       } catch (error) {
@@ -80,11 +82,13 @@ function flushOutbox() {
   }
 }
 
-function call(op, args, carriesBytes = false) {
+// { copyAsIs } sends the call as a structured copy; { now } sends the outbox at once instead of
+// at the end of the turn, for a full emit batch that the host can start on while the app runs.
+function call(op, args, { copyAsIs = false, now = false } = {}) {
   return new Promise((resolve, reject) => {
     const id = nextCall++;
     waiting.set(id, { resolve, reject });
-    if (carriesBytes) outboxBytes.push([id, op, args]);
+    if (copyAsIs) outboxCopied.push([id, op, args]);
     else {
       try {
         outboxText.push(stringify([id, op, args]));
@@ -93,7 +97,8 @@ function call(op, args, carriesBytes = false) {
         return;
       }
     }
-    if (!outboxScheduled) {
+    if (now) flushOutbox();
+    else if (!outboxScheduled) {
       outboxScheduled = true;
       Promise.resolve().then(flushOutbox);
     }
@@ -193,16 +198,13 @@ function flushEmits() {
   pendingPayloads = [];
   pendingReceipts = [];
   const runs = [];
-  let carriesBytes = false;
   for (let start = 0, end = 1; end <= endpoints.length; end += 1) {
     if (end < endpoints.length && endpoints[end] === endpoints[start]) continue;
     const run = payloads.slice(start, end);
-    const format = sources.get(endpoints[start]).format;
-    carriesBytes = carriesBytes || format === 'binary';
-    runs.push([endpoints[start], format === 'json' ? run.join('\n') : run]);
+    runs.push([endpoints[start], sources.get(endpoints[start]).format === 'json' ? run.join('\n') : run]);
     start = end;
   }
-  call('emit.batch', [runs], carriesBytes).then((refusals) => {
+  call('emit.batch', [runs], { copyAsIs: true, now: true }).then((refusals) => {
     const refused = new Map();
     for (const [index, code, message] of refusals) refused.set(index, codedError(code, message));
     for (let index = 0; index < receipts.length; index += 1) settleEmit(receipts[index], refused.get(index));
@@ -241,7 +243,7 @@ function checkValue(value) {
 }
 const storage = Object.freeze({
   get: (key) => call('storage.get', [key]),
-  put: (key, value) => call('storage.put', [key, checkValue(value)], value instanceof Uint8Array),
+  put: (key, value) => call('storage.put', [key, checkValue(value)], { copyAsIs: true }),
   delete: (key) => call('storage.delete', [key]),
   list: (prefix = '') => call('storage.list', [prefix]),
   usage: () => call('storage.usage', []),
@@ -268,10 +270,10 @@ const egress = Object.freeze({
   async fetch(target, request = {}) {
     const response = await call('egress.fetch', [target, {
       method: request.method, path: request.path, headers: request.headers, body: request.body,
-    }], request.body instanceof Uint8Array);
+    }], { copyAsIs: request.body instanceof Uint8Array || (typeof request.body === 'string' && request.body.length > 1024) });
     return Object.freeze({ status: response.status, headers: Object.freeze(response.headers), body: response.body });
   },
-  publish: (target, topic, payload, options = {}) => call('egress.publish', [target, topic, payload, { qos: options.qos, retain: options.retain }], payload instanceof Uint8Array),
+  publish: (target, topic, payload, options = {}) => call('egress.publish', [target, topic, payload, { qos: options.qos, retain: options.retain }], { copyAsIs: typeof payload !== 'string' || payload.length > 1024 }),
 });
 
 const app = Object.freeze({ packageId: grants.packageId, version: grants.version, name: grants.name });
@@ -320,9 +322,9 @@ const sdk = Object.freeze({ app, log, on, emit, onStop, storage, config, egress 
 
 // What the host calls. The references are held by the host only.
 const guest = Object.freeze({
-  answer(text, withBytes) {
+  answer(text, copied) {
     for (const [id, answer] of parse(text)) answerCall(id, answer);
-    for (const [id, answer] of withBytes) answerCall(id, answer);
+    for (const [id, answer] of copied) answerCall(id, answer);
   },
   async deliver(endpoint, payloads) {
     const declared = destinations.get(endpoint);

@@ -66,6 +66,17 @@ const MAX_EMIT_BATCH = 4096;
 /** Platform calls one app may have in flight; past this it hears E_BUSY instead of queueing more. */
 const MAX_PENDING_CALLS = 4096;
 
+/**
+ * Whether an answer crosses as a structured copy rather than JSON text: bytes cannot be JSON,
+ * and a large text (a stored value, a response body) would be escaped character by character.
+ */
+function copiedAsIs(answer: HostAnswer): boolean {
+  if (!('value' in answer)) return false;
+  const large = (value: unknown): boolean => value instanceof Uint8Array || (typeof value === 'string' && value.length > 1024);
+  const { value } = answer;
+  return large(value) || (typeof value === 'object' && value !== null && Object.values(value).some(large));
+}
+
 /** What of an error crosses into the app: its code and sentence, never a host object. */
 function codeAndMessage(error: unknown): { code: string; message: string } {
   const coded = toIsogateError(error);
@@ -130,7 +141,7 @@ class IsolateSandbox implements AppSandbox {
     });
     const guest = await context.evalClosure(GUEST_BOOTSTRAP, [
       this.#reference((level: LogLevelCode, text: string) => this.#log(level, text)),
-      this.#reference((text: unknown, withBytes: unknown) => this.#receive(text, withBytes)),
+      this.#reference((text: unknown, copied: unknown) => this.#receive(text, copied)),
       this.#reference((action: string, id: number, ms?: number, repeat?: boolean) => this.#timer(action, id, ms, repeat)),
       this.#reference(() => this.#onReady?.()),
       guestGrants,
@@ -190,15 +201,15 @@ class IsolateSandbox implements AppSandbox {
   }
 
   /**
-   * A batch of calls from the app, each [id, op, args]: those with plain data as one JSON text,
-   * those carrying bytes as a structured copy. They start in the order the app made them.
+   * A batch of calls from the app, each [id, op, args]: small ones as one JSON text, those with
+   * bytes or large texts as a structured copy. They start in the order the app made them.
    */
-  #receive(text: unknown, withBytes: unknown): void {
+  #receive(text: unknown, copied: unknown): void {
     if (this.#disposed) return;
     let calls: unknown[];
     try {
       const plain: unknown = typeof text === 'string' ? JSON.parse(text) : [];
-      calls = [...(Array.isArray(plain) ? plain : []), ...(Array.isArray(withBytes) ? withBytes : [])];
+      calls = [...(Array.isArray(plain) ? plain : []), ...(Array.isArray(copied) ? copied : [])];
     } catch {
       return; // Not the SDK talking: there is no id to answer.
     }
@@ -246,10 +257,9 @@ class IsolateSandbox implements AppSandbox {
     this.#answers = [];
     if (answers.length === 0 || this.#disposed || !this.#guest) return;
     this.#slices += 1;
-    // Bytes (a stored value) need a structured copy; everything else crosses as JSON text.
-    const plain = answers.filter(([, answer]) => !('value' in answer && answer.value instanceof Uint8Array));
-    const withBytes = plain.length === answers.length ? [] : answers.filter(([, answer]) => 'value' in answer && answer.value instanceof Uint8Array);
-    this.#guest.answer.apply(undefined, [JSON.stringify(plain), withBytes], { timeout: this.#cpuMs, arguments: { copy: true } })
+    const plain = answers.filter(([, answer]) => !copiedAsIs(answer));
+    const copied = plain.length === answers.length ? [] : answers.filter(([, answer]) => copiedAsIs(answer));
+    this.#guest.answer.apply(undefined, [JSON.stringify(plain), copied], { timeout: this.#cpuMs, arguments: { copy: true } })
       .catch((error: unknown) => this.#fail(this.#classify(error)));
   }
 
