@@ -86,6 +86,8 @@ export const ERROR_CODES = {
   E_EGRESS_TIMEOUT: { status: 504, summary: 'The egress request timed out.' },
   E_EGRESS_LIMIT: { status: 429, summary: 'An egress limit was reached.' },
   E_EGRESS_PROTOCOL: { status: 422, summary: 'The target does not support this protocol.' },
+  E_EGRESS_CLOSED: { status: 409, summary: 'The egress connection is closed.' },
+  E_CALL_LIMIT: { status: 429, summary: 'Too many platform calls from one app are in flight at once.' },
   E_CERT_FILE: { status: 422, summary: 'The certificate or key file is not valid.' },
   E_CERT_KEY_MISMATCH: { status: 422, summary: 'The client certificate and key do not match.' },
 

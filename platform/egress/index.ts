@@ -260,24 +260,41 @@ export class EgressService {
       socket.setTimeout(this.#limits.timeoutMs, () => socket.destroy(fail('E_EGRESS_TIMEOUT', `${target.name} was idle too long`)));
       connections.streams.add(socket);
       let connected = false;
+      let closed = false;
+      const close = (error?: { code: string; message: string }): void => {
+        if (closed || !connected) return;
+        closed = true;
+        events.close(error);
+      };
       socket.once('secureConnect', () => {
         connected = true;
         resolve({
-          write: (chunk) => new Promise<void>((done, failWrite) => socket.write(chunk, (error) => (error ? failWrite(error) : done()))),
+          write: (chunk) => {
+            if (chunk.byteLength > this.#limits.maxRequestBytes) return Promise.reject(fail('E_EGRESS_LIMIT', `A chunk is at most ${this.#limits.maxRequestBytes} bytes`));
+            if (socket.destroyed || socket.writableEnded) return Promise.reject(fail('E_EGRESS_CLOSED', `The connection to ${target.name} is closed`));
+            return new Promise<void>((done, failWrite) => socket.write(chunk, (error) => (error ? failWrite(tlsError(target, error)) : done())));
+          },
           end: () => new Promise<void>((done) => socket.end(done)),
+          destroy: () => socket.destroy(),
         });
       });
-      socket.on('data', (chunk: Buffer) => events.data(new Uint8Array(chunk)));
+      socket.on('data', (chunk: Buffer) => {
+        const taken = events.data(new Uint8Array(chunk));
+        if (!taken) return;
+        // Backpressure: the server's bytes wait in the socket until the app took this chunk.
+        socket.pause();
+        void taken.finally(() => socket.resume());
+      });
       socket.once('close', () => {
         connections.streams.delete(socket);
         release();
+        close();
       });
       socket.once('error', (error: NodeJS.ErrnoException) => {
         const coded = isIsogateError(error) ? error : tlsError(target, error);
         if (!connected) reject(coded);
-        else events.close({ code: (coded as { code?: string }).code ?? 'E_EGRESS_TARGET', message: coded.message });
+        else close({ code: (coded as { code?: string }).code ?? 'E_EGRESS_TARGET', message: coded.message });
       });
-      socket.once('end', () => events.close());
     });
   }
 

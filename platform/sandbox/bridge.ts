@@ -40,13 +40,18 @@ export interface EgressResponse {
 }
 
 export interface EgressStreamEvents {
-  data(chunk: Uint8Array): void;
+  /** A chunk from the server; the stream reads no further until the promise settles. */
+  data(chunk: Uint8Array): void | Promise<void>;
+  /** Once, when the stream ends, with the error that ended it if any. */
   close(error?: { code: string; message: string }): void;
 }
 
 export interface EgressStream {
   write(chunk: Uint8Array): Promise<void>;
+  /** Ends the app's side; the server's side may still send until it closes. */
   end(): Promise<void>;
+  /** Closes at once (the app stopped). */
+  destroy(): void;
 }
 
 export interface EgressHost {

@@ -266,7 +266,76 @@ const config = Object.freeze({
   },
 });
 
+// TLS byte streams to the app's tls targets. The platform holds the socket; the app holds a
+// number and this object. A chunk that arrives before the app listens waits, and so does the
+// socket behind it: the host reads no further until the app has taken the chunk.
+const connections = new Map();
+let nextConnection = 1;
+
+function checkChunk(chunk) {
+  if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) throw codedError('E_BAD_REQUEST', 'A chunk is a string or a Uint8Array');
+  return chunk;
+}
+
+function openConnection(id, target) {
+  const state = { dataHandlers: [], closeHandlers: [], waitingForListener: [], closed: false };
+  connections.set(id, state);
+  const connection = Object.freeze({
+    target,
+    on(event, handler) {
+      if (typeof handler !== 'function') throw new TypeError('on(event, handler): the handler is a function');
+      if (event === 'data') {
+        state.dataHandlers.push(handler);
+        for (const release of state.waitingForListener.splice(0)) release();
+      } else if (event === 'close') state.closeHandlers.push(handler);
+      else throw new TypeError('A connection has "data" and "close" events');
+    },
+    write: (chunk) => call('egress.write', [id, checkChunk(chunk)], { copyAsIs: true }),
+    end: () => call('egress.end', [id]),
+  });
+  state.connection = connection;
+  return state;
+}
+
+async function connectionEvent(id, kind, payload) {
+  const state = connections.get(id);
+  if (!state) return;
+  if (kind === 'data') {
+    if (state.dataHandlers.length === 0) await new Promise((release) => state.waitingForListener.push(release));
+    for (const handler of state.dataHandlers) {
+      try {
+        const result = handler(payload);
+        if (result && typeof result.then === 'function') await result;
+      } catch (error) {
+        writeLog(LEVELS.error, ['data handler of the connection to "' + state.connection.target + '" failed:', error]);
+      }
+    }
+    return;
+  }
+  connections.delete(id);
+  state.closed = true;
+  const error = payload ? codedError(payload.code, payload.message) : undefined;
+  for (const handler of state.closeHandlers) {
+    try {
+      handler(error);
+    } catch (failure) {
+      writeLog(LEVELS.error, ['close handler of the connection to "' + state.connection.target + '" failed:', failure]);
+    }
+  }
+}
+
 const egress = Object.freeze({
+  async connect(target) {
+    const id = nextConnection++;
+    const state = openConnection(id, target);
+    try {
+      await call('egress.connect', [target, id]);
+    } catch (error) {
+      connections.delete(id);
+      throw error;
+    }
+    return state.connection;
+  },
   async fetch(target, request = {}) {
     const response = await call('egress.fetch', [target, {
       method: request.method, path: request.path, headers: request.headers, body: request.body,
@@ -326,6 +395,7 @@ const guest = Object.freeze({
     for (const [id, answer] of parse(text)) answerCall(id, answer);
     for (const [id, answer] of copied) answerCall(id, answer);
   },
+  connectionEvent,
   async deliver(endpoint, payloads) {
     const declared = destinations.get(endpoint);
     const list = handlers.get(endpoint) || [];

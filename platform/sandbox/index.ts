@@ -11,7 +11,7 @@ import path from 'node:path';
 import ivm from 'isolated-vm';
 import { fail, toIsogateError } from '../../sdk/errors.js';
 import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
-import type { AppGuest, AppHost, DeliveredMessage, LogLevelCode } from './bridge.js';
+import type { AppGuest, AppHost, DeliveredMessage, EgressStream, LogLevelCode } from './bridge.js';
 import { checkEgress, checkEmit, grantsFor, maxMessageBytes, PLATFORM_LIMITS, type AppGrants } from './capabilities.js';
 import { GUEST_BOOTSTRAP, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-sdk.js';
 
@@ -58,12 +58,12 @@ export interface AppSandbox extends AppGuest {
   stats(): SandboxStats;
 }
 
-type GuestReferences = { answer: ivm.Reference; deliver: ivm.Reference; fire: ivm.Reference; configChanged: ivm.Reference; stop: ivm.Reference };
+type GuestReferences = { answer: ivm.Reference; connectionEvent: ivm.Reference; deliver: ivm.Reference; fire: ivm.Reference; configChanged: ivm.Reference; stop: ivm.Reference };
 type HostAnswer = { value: unknown } | { error: { code: string; message: string } };
 const SDK_MODULE = 'isogate:sdk';
 /** The guest SDK sends at most 512; anything far beyond that is not the SDK talking. */
 const MAX_EMIT_BATCH = 4096;
-/** Platform calls one app may have in flight; past this it hears E_BUSY instead of queueing more. */
+/** Platform calls one app may have in flight; past this it hears E_CALL_LIMIT instead of queueing more. */
 const MAX_PENDING_CALLS = 4096;
 
 /**
@@ -90,6 +90,8 @@ class IsolateSandbox implements AppSandbox {
   readonly #timers = new Map<number, { handle: NodeJS.Timeout; repeat: boolean; firing: boolean }>();
   readonly #references: ivm.Reference[] = [];
   #pendingCalls = 0;
+  /** The app's open TLS streams, by the number its SDK gave them. */
+  readonly #connections = new Map<number, EgressStream>();
   #answers: [number, HostAnswer][] = [];
   #answersScheduled = false;
   #guest: GuestReferences | undefined;
@@ -148,6 +150,7 @@ class IsolateSandbox implements AppSandbox {
     ], { result: { reference: true } }) as ivm.Reference;
     this.#guest = {
       answer: await guest.get('answer', { reference: true }),
+      connectionEvent: await guest.get('connectionEvent', { reference: true }),
       deliver: await guest.get('deliver', { reference: true }),
       fire: await guest.get('fire', { reference: true }),
       configChanged: await guest.get('configChanged', { reference: true }),
@@ -218,7 +221,7 @@ class IsolateSandbox implements AppSandbox {
     for (const index of order) {
       const [id, op, args] = calls[index] as [number, unknown, unknown];
       if (this.#pendingCalls >= MAX_PENDING_CALLS) {
-        this.#answer(id, { error: { code: 'E_BUSY', message: `At most ${MAX_PENDING_CALLS} platform calls may be in flight at once` } });
+        this.#answer(id, { error: { code: 'E_CALL_LIMIT', message: `At most ${MAX_PENDING_CALLS} platform calls may be in flight at once` } });
         continue;
       }
       this.#pendingCalls += 1;
@@ -298,6 +301,30 @@ class IsolateSandbox implements AppSandbox {
         });
         return { value: undefined };
       }
+      case 'egress.connect': {
+        const target = checkEgress(this.#grants, args[0], 'tls');
+        const id = args[1];
+        if (!Number.isSafeInteger(id) || this.#connections.has(id as number)) throw fail('E_BAD_REQUEST', 'Malformed connect');
+        const connection = await host.egress.connect(target.name, {
+          data: (chunk) => this.#connectionEvent(id as number, 'data', chunk),
+          close: (error) => {
+            this.#connections.delete(id as number);
+            void this.#connectionEvent(id as number, 'close', error);
+          },
+        });
+        if (this.#disposed) connection.destroy();
+        else this.#connections.set(id as number, connection);
+        return { value: undefined };
+      }
+      case 'egress.write': {
+        const chunk = args[1];
+        if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) throw fail('E_BAD_REQUEST', 'A chunk is a string or a Uint8Array');
+        await this.#connection(args[0]).write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+        return { value: undefined };
+      }
+      case 'egress.end':
+        await this.#connection(args[0]).end();
+        return { value: undefined };
       default:
         throw fail('E_BAD_REQUEST', `Unknown platform call "${op}"`);
     }
@@ -339,6 +366,21 @@ class IsolateSandbox implements AppSandbox {
       }
     }
     return refusals;
+  }
+
+  #connection(id: unknown): EgressStream {
+    const connection = typeof id === 'number' ? this.#connections.get(id) : undefined;
+    if (!connection) throw fail('E_EGRESS_CLOSED', 'The connection is closed');
+    return connection;
+  }
+
+  /** Hands a connection's data or close to the app; the socket waits until the app took it. */
+  async #connectionEvent(id: number, kind: 'data' | 'close', payload: unknown): Promise<void> {
+    if (this.#disposed || !this.#guest) return;
+    this.#slices += 1;
+    await this.#guest.connectionEvent.apply(undefined, [id, kind, payload], {
+      timeout: this.#cpuMs, arguments: { copy: true }, result: { promise: true },
+    }).catch((error: unknown) => this.#fail(this.#classify(error)));
   }
 
   #emit(host: AppHost, endpoint: EndpointDeclaration, payload: unknown): void {
@@ -435,6 +477,8 @@ class IsolateSandbox implements AppSandbox {
     this.#disposed = true;
     this.#clearTimers();
     if (this.#watchdog) clearInterval(this.#watchdog);
+    for (const connection of this.#connections.values()) connection.destroy();
+    this.#connections.clear();
     for (const reference of this.#references) reference.release();
     if (!this.#isolate.isDisposed) this.#isolate.dispose();
   }

@@ -70,7 +70,26 @@ declare module 'isogate:sdk' {
 
   /** The only way out of the gateway: through the platform's TLS terminator, to targets the manifest declares. */
   export const egress: {
+    /** An HTTPS request to an `https` target; the platform verifies the server and may present the app's client certificate. */
     fetch(target: string, request?: EgressRequest): Promise<EgressResponse>;
+    /** An MQTT publish over TLS to an `mqtts` target (QoS 1 unless told). */
     publish(target: string, topic: string, payload: string | Uint8Array, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+    /** A TLS byte stream to a `tls` target; resolves once the handshake succeeded. */
+    connect(target: string): Promise<EgressConnection>;
   };
+
+  /**
+   * A TLS stream the platform holds for the app. Chunks that arrive before a `data` handler is
+   * set wait for it, and the platform reads no further from the server until the app took them.
+   */
+  export interface EgressConnection {
+    readonly target: string;
+    on(event: 'data', handler: (chunk: Uint8Array) => void | Promise<void>): void;
+    /** Once: without an error when the server ended the stream, with one when it failed. */
+    on(event: 'close', handler: (error?: Error & { code: string }) => void): void;
+    /** Rejects with E_EGRESS_CLOSED once the stream is closed, E_EGRESS_LIMIT past 1 MiB. */
+    write(chunk: string | Uint8Array): Promise<void>;
+    /** Ends the app's side; the server may still send until it closes. */
+    end(): Promise<void>;
+  }
 }

@@ -8,12 +8,18 @@ import { promises as fs } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { CertificateStore, EgressService } from '../../platform/egress/index.js';
-import type { EgressTarget } from '../../sdk/manifest.js';
+import { createAppSandbox, type AppSandbox } from '../../platform/sandbox/index.js';
+import { buildProject } from '../../sdk/build/project.js';
+import type { AppManifest, EgressTarget } from '../../sdk/manifest.js';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
+import { fakeHost } from '../fixtures/fake-host.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { waitFor } from '../fixtures/wait.js';
 
 interface Identity { certPem: string; keyPem: string }
 
@@ -24,6 +30,15 @@ function issue(name: string, usage: 'ca' | 'server' | 'client', issuer?: Identit
 }
 
 const APP = 'dev.isogate.tests.uplink';
+const UPLINK_PROJECT = fileURLToPath(new URL('../../sample-apps/uplink/', import.meta.url));
+
+function appManifest(packageId: string, egress: EgressTarget[]): AppManifest {
+  return {
+    manifestVersion: 1, package_id: packageId, name: 'streamer', title: 'Streamer', version: '1.0.0', publisher: 'tests',
+    type: 'service', buildSdkVersion: '1.0.0', entry: 'app/main.js', networkZone: 'wan',
+    resources: { memoryMb: 32, cpuMsPerEvent: 1000, storageMb: 1 }, egress,
+  };
+}
 
 describe('TLS egress', function () {
   this.timeout(30_000);
@@ -132,6 +147,71 @@ describe('TLS egress', function () {
     }
   });
 
+  describe('a TLS stream from an app (egress.connect)', () => {
+    let plc: tls.Server;
+    let plcPort: number;
+    const sandboxes: AppSandbox[] = [];
+
+    before(async () => {
+      // A server that requires the client certificate, greets first and answers each line in capitals.
+      const identity = issue('localhost', 'server', ca, { altNames: ['localhost'] });
+      plc = tls.createServer({ cert: identity.certPem, key: identity.keyPem, ca: [ca.certPem], requestCert: true, rejectUnauthorized: true }, (socket) => {
+        socket.write(`hello ${String(socket.getPeerCertificate().subject?.CN)}\n`);
+        socket.on('data', (chunk) => socket.write(chunk.toString().toUpperCase()));
+        socket.on('end', () => socket.end('bye\n'));
+      });
+      await new Promise<void>((resolve) => plc.listen(0, '127.0.0.1', resolve));
+      plcPort = (plc.address() as AddressInfo).port;
+    });
+    after(() => {
+      for (const sandbox of sandboxes) sandbox.dispose();
+      plc.close();
+    });
+
+    async function streamer(source: string, targets: EgressTarget[]): Promise<ReturnType<typeof fakeHost>> {
+      const host = { ...fakeHost(APP), egress: egress.forApp(APP, targets) };
+      const sandbox = await createAppSandbox({ manifest: appManifest(APP, targets), host, files: new Map([['app/main.js', source]]) });
+      sandboxes.push(sandbox);
+      await sandbox.start();
+      return host;
+    }
+
+    it('talks both ways over mutual TLS, the platform holding the socket, and hears the close', async () => {
+      const host = await streamer(`import { egress, log } from 'isogate:sdk';
+        const connection = await egress.connect('plc');
+        let text = '';
+        connection.on('data', (chunk) => { text += String.fromCharCode(...chunk); });
+        connection.on('close', (error) => log.info('closed ' + (error ? error.code : 'cleanly') + ' ' + JSON.stringify(text)));
+        await connection.write('ping\\n');
+        await connection.write(new Uint8Array([111, 107, 10]));
+        setTimeout(async () => {
+          await connection.end();
+          try { await connection.write('late'); } catch (e) { log.info('late write ' + e.code); }
+        }, 200);`, [{ name: 'plc', host: 'localhost', port: plcPort, protocol: 'tls' }]);
+      const line = await host.waitForLog(/^closed /, 10_000);
+      assert.equal(line, `closed cleanly ${JSON.stringify('hello gateway-uplink\nPING\nOK\nbye\n')}`);
+      assert.equal(await host.waitForLog(/^late write /), 'late write E_EGRESS_CLOSED');
+    });
+
+    it('refuses a stream to an undeclared target, over the wrong protocol, or to a server it cannot verify', async () => {
+      const otherName = issue('elsewhere.example', 'server', ca, { altNames: ['elsewhere.example'] });
+      const wrongName = tls.createServer({ cert: otherName.certPem, key: otherName.keyPem }, (socket) => socket.end());
+      await new Promise<void>((resolve) => wrongName.listen(0, '127.0.0.1', resolve));
+      try {
+        const host = await streamer(`import { egress, log } from 'isogate:sdk';
+          const codes = [];
+          for (const target of ['nowhere', 'cloud', 'mismatch']) { try { await egress.connect(target); codes.push('connected'); } catch (e) { codes.push(e.code); } }
+          log.info('codes ' + codes.join(','));`, [
+          { name: 'cloud', host: 'localhost', port, protocol: 'https' },
+          { name: 'mismatch', host: 'localhost', port: (wrongName.address() as AddressInfo).port, protocol: 'tls' },
+        ]);
+        assert.equal(await host.waitForLog(/^codes /, 10_000), 'codes E_CAPABILITY,E_EGRESS_PROTOCOL,E_EGRESS_TLS');
+      } finally {
+        wrongName.close();
+      }
+    });
+  });
+
   describe('MQTT over TLS to mosquitto', () => {
     let broker: ChildProcess | undefined;
     let brokerPort: number;
@@ -154,6 +234,39 @@ describe('TLS egress', function () {
       await new Promise((resolve) => setTimeout(resolve, 500));
     });
     after(() => { broker?.kill(); });
+
+    it('the uplink sample app, built with the SDK, forwards an alert to the HTTPS server and to mosquitto', async () => {
+      const built = await buildProject(UPLINK_PROJECT);
+      const uplinkId = built.manifest.package_id;
+      await certificates.setCa(uplinkId, 'ca.pem', Buffer.from(ca.certPem));
+      await certificates.setClient(uplinkId, 'client.crt', Buffer.from(client.certPem), 'client.key', Buffer.from(client.keyPem));
+      // The sample declares the plant's fixed ports; here its servers listen where the test put them.
+      const targets = built.manifest.egress!.map((t) => ({ ...t, port: t.protocol === 'https' ? port : brokerPort }));
+      const manifest = { ...built.manifest, egress: targets };
+      const base = fakeHost(uplinkId);
+      base.configuration = { sendTo: ['cloud', 'broker'], path: '/api/alerts', topic: 'plant/alerts' };
+      const host = { ...base, egress: egress.forApp(uplinkId, targets) };
+      const sandbox = await createAppSandbox({ manifest, host, files: new Map([...built.files].map(([name, bytes]) => [name, Buffer.from(bytes).toString('utf8')])) });
+      const sub = spawn('mosquitto_sub', ['-h', 'localhost', '-p', String(brokerPort), '--cafile', path.join(dir, 'm-ca.pem'), '--cert', path.join(dir, 'c-cert.pem'), '--key', path.join(dir, 'c-key.pem'), '-t', 'plant/alerts/#', '-v', '-C', '1', '-W', '10']);
+      let seen = '';
+      sub.stdout.on('data', (chunk) => { seen += chunk; });
+      const exited = new Promise((resolve) => sub.on('close', resolve));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      try {
+        await sandbox.start();
+        const alert = { sensor: 'boiler-2', value: 97.5, limit: 90, severity: 'critical', at: '2026-11-25T10:00:00.000Z', count: 3 };
+        const before = received.length;
+        await sandbox.deliver('alerts', [{ message: alert, routeId: 'r', source: { application_id: 'dev.isogate.samples.threshold', endpoint: 'alerts' } }]);
+        await exited;
+        assert.equal(seen.trim(), `plant/alerts/boiler-2 ${JSON.stringify(alert)}`);
+        await waitFor(() => received.length > before);
+        assert.deepEqual(received.at(-1), { path: '/api/alerts', body: JSON.stringify(alert), clientCn: 'gateway-uplink' });
+        assert.ok(!host.logs.some((l) => l.level <= 1), JSON.stringify(host.logs));
+      } finally {
+        sandbox.dispose();
+        sub.kill();
+      }
+    });
 
     it('publishes with the client certificate, seen by mosquitto_sub; refused without it', async () => {
       const sub = spawn('mosquitto_sub', ['-h', 'localhost', '-p', String(brokerPort), '--cafile', path.join(dir, 'm-ca.pem'), '--cert', path.join(dir, 'c-cert.pem'), '--key', path.join(dir, 'c-key.pem'), '-t', 'plant/alerts/#', '-C', '1', '-W', '10']);

@@ -231,6 +231,19 @@ describe('sandbox', function () {
       assert.deepEqual(host.emitted, [{ endpoint: 'out', message: { a: 1 } }]);
     });
 
+    it('bounds the platform calls one app has in flight with E_CALL_LIMIT, and answers the rest', async () => {
+      const { host } = await run(`import { storage, log } from 'isogate:sdk';
+        const results = await Promise.allSettled(Array.from({ length: 5000 }, () => storage.usage()));
+        const refused = results.filter((r) => r.status === 'rejected');
+        log.info('answered ' + results.length + ' refused ' + refused.length + ' ' + [...new Set(refused.map((r) => r.reason.code))].join(','));`,
+      { manifest: { resources: { memoryMb: 32, cpuMsPerEvent: 2000, storageMb: 1 } } });
+      const line = await host.waitForLog(/^answered /);
+      const [, answered, refused, codes] = /^answered (\d+) refused (\d+) (.*)$/.exec(line)!;
+      assert.equal(answered, '5000');
+      assert.ok(Number(refused) >= 5000 - 4096 && Number(refused) < 5000, line);
+      assert.equal(codes, 'E_CALL_LIMIT');
+    });
+
     it('counts a handler that throws and keeps running', async () => {
       const { sandbox, host, failures } = await run(`import { on, emit } from 'isogate:sdk'; on('in', (m) => { if (m.bad) throw new Error('bad message'); emit('out', m); });`);
       await sandbox.deliver('in', [delivered({ bad: true }), delivered({ n: 1 })]);
