@@ -278,7 +278,7 @@ function checkChunk(chunk) {
 }
 
 function openConnection(id, target) {
-  const state = { dataHandlers: [], closeHandlers: [], waitingForListener: [], closed: false };
+  const state = { dataHandlers: [], closeHandlers: [], waitingForListener: [] };
   connections.set(id, state);
   const connection = Object.freeze({
     target,
@@ -313,7 +313,8 @@ async function connectionEvent(id, kind, payload) {
     return;
   }
   connections.delete(id);
-  state.closed = true;
+  // Data still waiting for a listener is dropped with the connection.
+  for (const release of state.waitingForListener.splice(0)) release();
   const error = payload ? codedError(payload.code, payload.message) : undefined;
   for (const handler of state.closeHandlers) {
     try {
