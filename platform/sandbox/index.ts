@@ -337,30 +337,29 @@ class IsolateSandbox implements AppSandbox {
    */
   #emitBatch(host: AppHost, runs: unknown): [number, string, string][] {
     if (!Array.isArray(runs)) throw fail('E_BAD_REQUEST', 'Malformed emit batch');
+    // The whole batch is taken apart and counted first, so one that is too large emits nothing.
+    const parts = (runs as unknown[]).map((run) => {
+      const [endpointName, payloads] = Array.isArray(run) ? run : [];
+      try {
+        const endpoint = checkEmit(this.#grants, endpointName);
+        const messages: unknown[] = endpoint.format === 'json' && typeof payloads === 'string' ? payloads.split('\n') : Array.isArray(payloads) ? payloads : [payloads];
+        return { endpoint, messages };
+      } catch (error) {
+        return { refusal: toIsogateError(error), messages: [undefined] };
+      }
+    });
+    const total = parts.reduce((sum, part) => sum + part.messages.length, 0);
+    if (total > MAX_EMIT_BATCH) throw fail('E_BAD_REQUEST', `At most ${MAX_EMIT_BATCH} messages cross in one emit batch; this one has ${total}`);
     const refusals: [number, string, string][] = [];
     let index = 0;
-    const refuse = (error: unknown): void => {
-      const coded = toIsogateError(error);
-      refusals.push([index, coded.code, coded.message]);
-    };
-    for (const run of runs as unknown[]) {
-      if (index >= MAX_EMIT_BATCH) throw fail('E_BAD_REQUEST', `At most ${MAX_EMIT_BATCH} messages cross in one emit batch`);
-      const [endpointName, payloads] = Array.isArray(run) ? run : [];
-      let endpoint: EndpointDeclaration;
-      let messages: unknown[];
-      try {
-        endpoint = checkEmit(this.#grants, endpointName);
-        messages = endpoint.format === 'json' && typeof payloads === 'string' ? payloads.split('\n') : Array.isArray(payloads) ? payloads : [payloads];
-      } catch (error) {
-        refuse(error);
-        index += 1;
-        continue;
-      }
-      for (const payload of messages.slice(0, MAX_EMIT_BATCH - index)) {
+    for (const part of parts) {
+      for (const payload of part.messages) {
         try {
-          this.#emit(host, endpoint, payload);
+          if (part.refusal) throw part.refusal;
+          this.#emit(host, part.endpoint!, payload);
         } catch (error) {
-          refuse(error);
+          const coded = toIsogateError(error);
+          refusals.push([index, coded.code, coded.message]);
         }
         index += 1;
       }

@@ -231,6 +231,21 @@ describe('sandbox', function () {
       assert.deepEqual(host.emitted, [{ endpoint: 'out', message: { a: 1 } }]);
     });
 
+    it('refuses an emit batch past 4096 messages as a whole, emitting none of it', async () => {
+      const { host } = await run(`import { emit, log } from 'isogate:sdk';
+        const slice = Array.prototype.slice;
+        Array.prototype.slice = function (start, end) {
+          const part = slice.call(this, start, end);
+          return part.length === 1 && typeof part[0] === 'string' ? new Array(5000).fill(part[0]) : part;
+        };
+        let outcome = 'accepted';
+        try { await emit('out', { a: 1 }); } catch (e) { outcome = e.code; }
+        Array.prototype.slice = slice;
+        log.info('outcome ' + outcome);`, { manifest: { resources: { memoryMb: 32, cpuMsPerEvent: 2000, storageMb: 1 } } });
+      assert.equal(await host.waitForLog(/^outcome /), 'outcome E_BAD_REQUEST');
+      assert.deepEqual(host.emitted, []);
+    });
+
     it('bounds the platform calls one app has in flight with E_CALL_LIMIT, and answers the rest', async () => {
       const { host } = await run(`import { storage, log } from 'isogate:sdk';
         const results = await Promise.allSettled(Array.from({ length: 5000 }, () => storage.usage()));
