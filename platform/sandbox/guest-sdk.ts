@@ -82,6 +82,9 @@ function flushOutbox() {
   }
 }
 
+// What JSON cannot carry or would escape character by character.
+const copiedAsIs = (value) => value instanceof Uint8Array || (typeof value === 'string' && value.length > 1024);
+
 // { copyAsIs } sends the call as a structured copy; { now } sends the outbox at once instead of
 // at the end of the turn, for a full emit batch that the host can start on while the app runs.
 function call(op, args, { copyAsIs = false, now = false } = {}) {
@@ -340,10 +343,10 @@ const egress = Object.freeze({
   async fetch(target, request = {}) {
     const response = await call('egress.fetch', [target, {
       method: request.method, path: request.path, headers: request.headers, body: request.body,
-    }], { copyAsIs: request.body instanceof Uint8Array || (typeof request.body === 'string' && request.body.length > 1024) });
+    }], { copyAsIs: copiedAsIs(request.body) });
     return Object.freeze({ status: response.status, headers: Object.freeze(response.headers), body: response.body });
   },
-  publish: (target, topic, payload, options = {}) => call('egress.publish', [target, topic, payload, { qos: options.qos, retain: options.retain }], { copyAsIs: typeof payload !== 'string' || payload.length > 1024 }),
+  publish: (target, topic, payload, options = {}) => call('egress.publish', [target, topic, payload, { qos: options.qos, retain: options.retain }], { copyAsIs: copiedAsIs(payload) }),
 });
 
 const app = Object.freeze({ packageId: grants.packageId, version: grants.version, name: grants.name });
