@@ -42,18 +42,27 @@ const SOURCE = manifest('dev.isogate.bench.source', [
 ]);
 const SINK = manifest('dev.isogate.bench.sink', [{ name: 'in', direction: 'destination', dataType: 'reading', format: 'json' }]);
 
-/** Messages per second delivered: COUNT emitted, each to every one of `fanOut` destinations. */
-async function throughThePlatform(dir: string, fanOut: number): Promise<number> {
+/** A router from SOURCE:out to each sink's `in`, and the host a source sandbox emits through. */
+async function wire(dir: string, sinks: AppManifest[], queueLimit?: number) {
   const config = await ConfigStore.open(path.join(dir, `config-${Math.random()}.json`), 'bench');
-  const sinks = Array.from({ length: fanOut }, (_, i) => ({ ...SINK, package_id: `${SINK.package_id}${i}` }));
   const sandboxes = new Map<string, AppSandbox>();
   const router = new Router({
-    config, audit: new MemoryAuditLog(), appLog: () => undefined, queueLimit: COUNT,
+    config, audit: new MemoryAuditLog(), appLog: () => undefined, ...(queueLimit ? { queueLimit } : {}),
     manifestOf: (id) => [SOURCE, ...sinks].find((m) => m.package_id === id), guestOf: (id) => sandboxes.get(id),
   });
+  for (const sink of sinks) {
+    await router.add({ application_id: SOURCE.package_id, endpoint: 'out' }, { application_id: sink.package_id, endpoint: 'in' });
+  }
+  const sourceHost = { ...fakeHost(SOURCE.package_id), emit: (endpoint: string, message: unknown, json?: string) => router.emit(SOURCE.package_id, endpoint, message, json) };
+  return { router, sandboxes, sourceHost };
+}
+
+/** Messages per second delivered: COUNT emitted, each to every one of `fanOut` destinations. */
+async function throughThePlatform(dir: string, fanOut: number): Promise<number> {
+  const sinks = Array.from({ length: fanOut }, (_, i) => ({ ...SINK, package_id: `${SINK.package_id}${i}` }));
+  const { router, sandboxes, sourceHost } = await wire(dir, sinks, COUNT);
   const hosts = [];
   for (const sinkManifest of sinks) {
-    await router.add({ application_id: SOURCE.package_id, endpoint: 'out' }, { application_id: sinkManifest.package_id, endpoint: 'in' });
     const sinkHost = fakeHost(sinkManifest.package_id);
     const sink = await createAppSandbox({ manifest: sinkManifest, host: sinkHost, files: new Map([['app/main.js',
       `import { on, log } from 'isogate:sdk'; let n = 0; on('in', () => { n += 1; if (n === ${COUNT}) log.info('done'); });`]]) });
@@ -61,7 +70,6 @@ async function throughThePlatform(dir: string, fanOut: number): Promise<number> 
     sandboxes.set(sinkManifest.package_id, sink);
     hosts.push(sinkHost);
   }
-  const sourceHost = { ...fakeHost(SOURCE.package_id), emit: (endpoint: string, message: unknown, json?: string) => router.emit(SOURCE.package_id, endpoint, message, json) };
   const source = await createAppSandbox({ manifest: SOURCE, host: sourceHost, files: new Map([['app/main.js',
     `import { on, emit } from 'isogate:sdk'; const base = ${JSON.stringify(PAYLOAD)}; globalThis.go = () => { for (let i = 0; i < ${COUNT}; i++) emit('out', { ...base, value: i }); };
      setTimeout(() => globalThis.go(), 0);`]]) });
@@ -77,18 +85,11 @@ async function throughThePlatform(dir: string, fanOut: number): Promise<number> 
 
 /** Milliseconds for each of LATENCY_SAMPLES messages, one in flight at a time. */
 async function latencyThroughThePlatform(dir: string): Promise<number[]> {
-  const config = await ConfigStore.open(path.join(dir, `config-${Math.random()}.json`), 'bench');
-  const sandboxes = new Map<string, AppSandbox>();
-  const router = new Router({
-    config, audit: new MemoryAuditLog(), appLog: () => undefined,
-    manifestOf: (id) => [SOURCE, SINK].find((m) => m.package_id === id), guestOf: (id) => sandboxes.get(id),
-  });
-  await router.add({ application_id: SOURCE.package_id, endpoint: 'out' }, { application_id: SINK.package_id, endpoint: 'in' });
+  const { router, sandboxes, sourceHost } = await wire(dir, [SINK]);
   let heard: (() => void) | undefined;
   const sinkHost = { ...fakeHost(SINK.package_id), log: () => heard?.() };
   const sink = await createAppSandbox({ manifest: SINK, host: sinkHost, files: new Map([['app/main.js',
     `import { on, log } from 'isogate:sdk'; on('in', (m) => log.info(m.value));`]]) });
-  const sourceHost = { ...fakeHost(SOURCE.package_id), emit: (endpoint: string, message: unknown, json?: string) => router.emit(SOURCE.package_id, endpoint, message, json) };
   const source = await createAppSandbox({ manifest: SOURCE, host: sourceHost, files: new Map([['app/main.js',
     `import { on, emit } from 'isogate:sdk'; on('trigger', (m) => emit('out', m));`]]) });
   await sink.start();
