@@ -1,8 +1,9 @@
 /**
  * Each app's TLS credentials: the CA certificate its servers chain to and its client
  * certificate with key. Kept encrypted at rest (AES-256-GCM under a key derived for the app),
- * parsed with node-forge for what the admin sees, and read fresh for every new connection, so
- * a change applies to the app's next connection without a restart.
+ * parsed with node-forge for what the admin sees. Decrypted credentials are kept until they
+ * change, and every change bumps their version, so it applies to the app's next connection
+ * without a restart.
  */
 import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -121,10 +122,11 @@ export class CertificateStore {
     if (content.byteLength > MAX_FILE_BYTES) throw fail('E_CERT_FILE', `A certificate file is at most ${MAX_FILE_BYTES} bytes`);
     const pem = parseCertificates(content);
     const stored = { fileName, pem };
-    describe('ca', stored);
+    // Described before it is written: a certificate node-forge cannot read is refused unstored.
+    const info = describe('ca', stored);
     await this.#write(packageId, 'ca', stored);
     await this.options.audit.record('uploadAppCertificate', {}, { packageId, kind: 'ca', fileName });
-    return describe('ca', stored);
+    return info;
   }
 
   /** Only together and only if they match: a half-replaced pair would fail every handshake. */
