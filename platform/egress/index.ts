@@ -64,6 +64,9 @@ function tlsOptions(target: EgressTarget, credentials: TlsCredentials): tls.Conn
   };
 }
 
+/** One kept connection (agent or broker client) per target name, host and port. */
+const connectionKey = (target: EgressTarget): string => `${target.name}|${target.host}|${target.port}`;
+
 interface AppConnections {
   agents: Map<string, { version: string; agent: https.Agent }>;
   brokers: Map<string, { version: string; client: Promise<mqtt.MqttClient> }>;
@@ -131,7 +134,7 @@ export class EgressService {
     const credentials = await this.options.certificates.credentials(packageId);
     const connections = this.#connections(packageId);
     // Agent options override request options in Node, so an agent serves one host and port only.
-    const key = `${target.name}|${target.host}|${target.port}`;
+    const key = connectionKey(target);
     const existing = connections.agents.get(key);
     if (existing?.version === credentials.version) return existing.agent;
     existing?.agent.destroy();
@@ -199,7 +202,7 @@ export class EgressService {
   async #broker(packageId: string, target: EgressTarget): Promise<mqtt.MqttClient> {
     const credentials = await this.options.certificates.credentials(packageId);
     const connections = this.#connections(packageId);
-    const key = `${target.name}|${target.host}|${target.port}`;
+    const key = connectionKey(target);
     const existing = connections.brokers.get(key);
     if (existing?.version === credentials.version) {
       const client = await existing.client.catch(() => undefined);
