@@ -60,8 +60,12 @@ export function checkStorageKey(key: unknown, maxKeyBytes = 512): string {
   return key;
 }
 
+function valueBytes(value: Value): number {
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.byteLength;
+}
+
 function entrySize(key: string, value: Value): number {
-  return Buffer.byteLength(key) + (typeof value === 'string' ? Buffer.byteLength(value) : value.byteLength);
+  return Buffer.byteLength(key) + valueBytes(value);
 }
 
 class LogStorage implements AppStorage {
@@ -187,7 +191,7 @@ class LogStorage implements AppStorage {
   async put(key: string, value: Value): Promise<void> {
     checkStorageKey(key, this.options.maxKeyBytes);
     if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw fail('E_STORAGE_KEY', 'A stored value is a string or bytes');
-    const size = typeof value === 'string' ? Buffer.byteLength(value) : value.byteLength;
+    const size = valueBytes(value);
     if (size > this.options.maxValueBytes) throw fail('E_STORAGE_QUOTA', `A value is at most ${this.options.maxValueBytes} bytes; this one is ${size}`);
     await this.#mutex.run(async () => {
       const previous = this.#values.get(key);
