@@ -27,6 +27,12 @@ export interface Comparison {
   higherIsBetter: boolean;
   target: number;
   rounds?: number;
+  /**
+   * Rounds of each side run first and not counted, so neither side is judged on code V8 has
+   * not optimised yet: a gateway's services run for months, and the baseline warms the same
+   * process for the subject (or the other way round) in the first counted round otherwise.
+   */
+  warmupRounds?: number;
   /** One measurement of the subject (returns the figure for that round). */
   subject(): Promise<number>;
   baseline(): Promise<number>;
@@ -46,6 +52,10 @@ export function percentile(values: number[], p: number): number {
 
 export async function compare(comparison: Comparison): Promise<BenchResult> {
   const rounds = comparison.rounds ?? 5;
+  for (let round = 0; round < (comparison.warmupRounds ?? 0); round += 1) {
+    await comparison.baseline();
+    await comparison.subject();
+  }
   const values: number[] = [];
   const baselines: number[] = [];
   for (let round = 0; round < rounds; round += 1) {
