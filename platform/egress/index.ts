@@ -5,9 +5,9 @@
  * host name, and presents the app's client certificate when it has one. There is no option to
  * skip verification, to reach another host or to speak plain TCP: the code has no such path.
  */
-import https from 'node:https';
 import tls from 'node:tls';
 import mqtt from 'mqtt';
+import { Pool, type Dispatcher } from 'undici';
 import { fail, isIsogateError } from '../../sdk/errors.js';
 import type { EgressProtocol, EgressTarget } from '../../sdk/manifest.js';
 import type { EgressHost, EgressRequest, EgressResponse, EgressStream, EgressStreamEvents, LogLevelCode } from '../sandbox/bridge.js';
@@ -33,7 +33,7 @@ const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 const RESERVED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'te', 'trailer', 'keep-alive']);
 
 /** A TLS failure in the words an admin can act on. */
-function tlsError(target: EgressTarget, error: NodeJS.ErrnoException): Error {
+function tlsError(target: EgressTarget, error: NodeJS.ErrnoException, presentsClientCertificate = true): Error {
   const code = error.code ?? '';
   const reasons: Record<string, string> = {
     CERT_HAS_EXPIRED: 'the server certificate has expired',
@@ -45,7 +45,10 @@ function tlsError(target: EgressTarget, error: NodeJS.ErrnoException): Error {
     UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the server certificate does not chain to the app\'s CA certificate',
   };
   if (reasons[code]) return fail('E_EGRESS_TLS', `TLS to ${target.name} (${target.host}:${target.port}) refused: ${reasons[code]}`, { tlsCode: code });
-  if (code === 'ETIMEDOUT') return fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer in time`);
+  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer in time`);
+  if (code === 'UND_ERR_SOCKET' && !presentsClientCertificate) {
+    return fail('E_EGRESS_TARGET', `${target.name} (${target.host}:${target.port}) closed the connection without answering (a server that requires a client certificate does this, and the app has none)`, { code });
+  }
   if (/alert|handshake|certificate/i.test(error.message) || code.startsWith('ERR_SSL')) {
     return fail('E_EGRESS_TLS', `TLS to ${target.name} (${target.host}:${target.port}) failed: ${error.message} (the server may require a client certificate the app does not have)`, { tlsCode: code });
   }
@@ -68,7 +71,7 @@ function tlsOptions(target: EgressTarget, credentials: TlsCredentials): tls.Conn
 const connectionKey = (target: EgressTarget): string => `${target.name}|${target.host}|${target.port}`;
 
 interface AppConnections {
-  agents: Map<string, { version: string; agent: https.Agent }>;
+  pools: Map<string, { version: string; pool: Pool; presentsClientCertificate: boolean }>;
   brokers: Map<string, { version: string; client: Promise<mqtt.MqttClient> }>;
   streams: Set<tls.TLSSocket>;
   open: number;
@@ -89,7 +92,7 @@ export class EgressService {
   #connections(packageId: string): AppConnections {
     let connections = this.#apps.get(packageId);
     if (!connections) {
-      connections = { agents: new Map(), brokers: new Map(), streams: new Set(), open: 0 };
+      connections = { pools: new Map(), brokers: new Map(), streams: new Set(), open: 0 };
       this.#apps.set(packageId, connections);
     }
     return connections;
@@ -130,17 +133,27 @@ export class EgressService {
     };
   }
 
-  async #agent(packageId: string, target: EgressTarget): Promise<https.Agent> {
+  /**
+   * The app's connection pool for a target, rebuilt when its certificates change so the next
+   * request presents the new ones. undici rather than Node's https client: the same TLS, with
+   * about a third less CPU per request, which is most of what the terminator adds to a request.
+   */
+  async #pool(packageId: string, target: EgressTarget): Promise<{ pool: Pool; presentsClientCertificate: boolean }> {
     const credentials = await this.options.certificates.credentials(packageId);
     const connections = this.#connections(packageId);
-    // Agent options override request options in Node, so an agent serves one host and port only.
     const key = connectionKey(target);
-    const existing = connections.agents.get(key);
-    if (existing?.version === credentials.version) return existing.agent;
-    existing?.agent.destroy();
-    const agent = new https.Agent({ keepAlive: true, maxSockets: this.#limits.maxConnections, ...tlsOptions(target, credentials) });
-    connections.agents.set(key, { version: credentials.version, agent });
-    return agent;
+    const existing = connections.pools.get(key);
+    if (existing?.version === credentials.version) return existing;
+    void existing?.pool.close().catch(() => undefined);
+    const origin = `https://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+    const pool = new Pool(origin, {
+      connections: this.#limits.maxConnections,
+      connectTimeout: this.#limits.timeoutMs,
+      connect: tlsOptions(target, credentials),
+    });
+    const kept = { version: credentials.version, pool, presentsClientCertificate: Boolean(credentials.cert && credentials.key) };
+    connections.pools.set(key, kept);
+    return kept;
   }
 
   async #fetch(packageId: string, target: EgressTarget, request: EgressRequest): Promise<EgressResponse> {
@@ -154,48 +167,62 @@ export class EgressService {
       if (typeof value !== 'string' || /[\r\n\u0000]/.test(value) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw fail('E_BAD_REQUEST', `The header ${name} is not valid`);
       headers[name] = value;
     }
-    const body = request.body === undefined ? undefined : Buffer.from(request.body);
-    if (body && body.length > this.#limits.maxRequestBytes) throw fail('E_EGRESS_LIMIT', `A request body is at most ${this.#limits.maxRequestBytes} bytes`);
+    const body = request.body;
+    const bodyBytes = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+    if (bodyBytes > this.#limits.maxRequestBytes) throw fail('E_EGRESS_LIMIT', `A request body is at most ${this.#limits.maxRequestBytes} bytes`);
+    const timeoutMs = request.timeoutMs !== undefined && request.timeoutMs > 0 ? Math.min(request.timeoutMs, this.#limits.timeoutMs) : this.#limits.timeoutMs;
     const release = this.#acquire(packageId);
-    const agent = await this.#agent(packageId, target).catch((error) => { release(); throw error; });
-    const timeoutMs = Math.min(request.timeoutMs ?? this.#limits.timeoutMs, this.#limits.timeoutMs);
+    const { pool, presentsClientCertificate } = await this.#pool(packageId, target).catch((error) => { release(); throw error; });
+    const maxResponseBytes = this.#limits.maxResponseBytes;
     return new Promise<EgressResponse>((resolve, reject) => {
-      const done = (error?: Error, response?: EgressResponse): void => {
-        release();
+      let controller: Dispatcher.DispatchController | undefined;
+      let refusal: Error | undefined;
+      let settled = false;
+      const settle = (error: Error | undefined, response?: EgressResponse): void => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         if (error) reject(error);
         else resolve(response!);
       };
-      const outgoing = https.request({
-        agent, host: target.host, port: target.port, method, path: requestPath,
-        headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
-      }, (incoming) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        incoming.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > this.#limits.maxResponseBytes) {
-            incoming.destroy();
-            outgoing.destroy();
-            done(fail('E_EGRESS_LIMIT', `The response from ${target.name} is over ${this.#limits.maxResponseBytes} bytes`));
-            return;
+      // The app hears of a refusal at once; its connection slot frees only when undici has let
+      // go of the request, so the cap counts what is really open.
+      const refuse = (error: Error): void => {
+        refusal ??= error;
+        controller?.abort(error);
+        settle(error);
+      };
+      const finish = (error?: Error, response?: EgressResponse): void => {
+        release();
+        settle(error, response);
+      };
+      const timer = setTimeout(() => refuse(fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer within ${timeoutMs} ms`)), timeoutMs);
+      let status = 0;
+      let responseHeaders: Record<string, string> = {};
+      const chunks: Buffer[] = [];
+      let size = 0;
+      pool.dispatch({ method, path: requestPath, headers, body }, {
+        onRequestStart: (started) => {
+          controller = started;
+          if (refusal) started.abort(refusal);
+        },
+        onResponseStart: (_controller, statusCode, incomingHeaders) => {
+          // Called again after a 1xx informational response: only the final one counts.
+          status = statusCode;
+          responseHeaders = {};
+          for (const name in incomingHeaders) {
+            const value = incomingHeaders[name];
+            if (value !== undefined) responseHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
           }
-          chunks.push(chunk);
-        });
-        incoming.on('end', () => {
-          if (size > this.#limits.maxResponseBytes) return;
-          const responseHeaders: Record<string, string> = {};
-          for (const [name, value] of Object.entries(incoming.headers)) if (value !== undefined) responseHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
-          done(undefined, { status: incoming.statusCode ?? 0, headers: responseHeaders, body: new Uint8Array(Buffer.concat(chunks)) });
-        });
-        incoming.on('error', (error) => done(tlsError(target, error)));
+        },
+        onResponseData: (_controller, chunk) => {
+          size += chunk.length;
+          if (size > maxResponseBytes) refuse(fail('E_EGRESS_LIMIT', `The response from ${target.name} is over ${maxResponseBytes} bytes`));
+          else chunks.push(chunk);
+        },
+        onResponseEnd: () => finish(undefined, { status, headers: responseHeaders, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }),
+        onResponseError: (_controller, error) => finish(refusal ?? tlsError(target, error, presentsClientCertificate)),
       });
-      const timer = setTimeout(() => {
-        outgoing.destroy();
-        done(fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      outgoing.on('error', (error) => done(tlsError(target, error)));
-      outgoing.end(body);
     });
   }
 
@@ -306,7 +333,7 @@ export class EgressService {
     const connections = this.#apps.get(packageId);
     if (!connections) return;
     this.#apps.delete(packageId);
-    for (const { agent } of connections.agents.values()) agent.destroy();
+    for (const { pool } of connections.pools.values()) void pool.destroy().catch(() => undefined);
     for (const socket of connections.streams) socket.destroy();
     await Promise.all([...connections.brokers.values()].map(({ client }) => client.then((c) => c.endAsync(true), () => undefined)));
   }

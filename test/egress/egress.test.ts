@@ -62,6 +62,7 @@ describe('TLS egress', function () {
         const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
         received.push({ path: req.url ?? '', body, clientCn: String(peer.subject?.CN) });
         res.setHeader('content-type', 'application/json');
+        res.setHeader('x-via', ['edge', 'core']);
         res.end(req.url === '/big' ? 'x'.repeat(2 * 1024 * 1024) : JSON.stringify({ ok: true }));
       });
     });
@@ -104,7 +105,11 @@ describe('TLS egress', function () {
     const ca_der = Buffer.from(ca.certPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     const info = await certificates.setCa(APP, 'ca.cer', ca_der);
     assert.equal(info.subject, 'CN=Plant cloud CA');
-    await assert.rejects(egress.forApp(APP, [target(port)]).fetch('cloud', {}), (error: { code: string }) => ['E_EGRESS_TLS', 'E_EGRESS_TARGET'].includes(error.code));
+    await assert.rejects(egress.forApp(APP, [target(port)]).fetch('cloud', {}), (error: { code: string; message: string }) => {
+      assert.ok(['E_EGRESS_TLS', 'E_EGRESS_TARGET'].includes(error.code), error.code);
+      assert.match(error.message, /client certificate/);
+      return true;
+    });
   });
 
   it('mutually authenticated, a request reaches the server, and a change applies without restart', async () => {
@@ -114,6 +119,8 @@ describe('TLS egress', function () {
     const host = egress.forApp(APP, [target(port)]);
     const response = await host.fetch('cloud', { method: 'POST', path: '/api/alerts', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
     assert.equal(response.status, 200);
+    assert.equal(response.headers['content-type'], 'application/json');
+    assert.equal(response.headers['x-via'], 'edge, core');
     assert.deepEqual(JSON.parse(Buffer.from(response.body).toString()), { ok: true });
     assert.deepEqual(received.at(-1), { path: '/api/alerts', body: '{"a":1}', clientCn: 'gateway-uplink' });
     await certificates.delete(APP, 'client');
@@ -128,6 +135,27 @@ describe('TLS egress', function () {
     await assert.rejects(host.fetch('cloud', { headers: { Host: 'evil.example' } }), { code: 'E_BAD_REQUEST' });
     await assert.rejects(host.fetch('cloud', { path: '/x HTTP/1.1\r\nX: y' }), { code: 'E_BAD_REQUEST' });
     await assert.rejects(host.fetch('cloud', { path: '/big' }), { code: 'E_EGRESS_LIMIT' });
+  });
+
+  it('gives up on a server that does not answer in time, caps the requests an app has open, and frees them', async () => {
+    const silentIdentity = issue('localhost', 'server', ca, { altNames: ['localhost'] });
+    const silent = https.createServer({ cert: silentIdentity.certPem, key: silentIdentity.keyPem }, () => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const limited = new EgressService({ certificates, appLog: (_id, _level, line) => appLog.push(line), limits: { timeoutMs: 400, maxConnections: 2 } });
+    try {
+      const host = limited.forApp(APP, [{ name: 'silent', host: 'localhost', port: (silent.address() as AddressInfo).port, protocol: 'https' }, target(port)]);
+      const hanging = [host.fetch('silent', { path: '/a' }), host.fetch('silent', { path: '/b' })];
+      await assert.rejects(host.fetch('cloud', {}), { code: 'E_EGRESS_LIMIT' });
+      for (const request of hanging) await assert.rejects(request, { code: 'E_EGRESS_TIMEOUT' });
+      assert.ok(appLog.some((line) => /Egress to "silent" refused: E_EGRESS_TIMEOUT/.test(line)));
+      // Both slots come back once the timed-out requests are let go.
+      const [first, second] = await Promise.all([host.fetch('cloud', {}), host.fetch('cloud', {})]);
+      assert.deepEqual([first.status, second.status], [200, 200]);
+    } finally {
+      await limited.close();
+      silent.closeAllConnections();
+      silent.close();
+    }
   });
 
   it('refuses a host-name mismatch, an expired server certificate and a server under another CA', async () => {
