@@ -70,8 +70,16 @@ function tlsOptions(target: EgressTarget, credentials: TlsCredentials): tls.Conn
 /** One kept connection (agent or broker client) per target name, host and port. */
 const connectionKey = (target: EgressTarget): string => `${target.name}|${target.host}|${target.port}`;
 
+interface KeptPool {
+  version: string;
+  /** The store's promise of the credentials the pool was made with (or last found current). */
+  credentials: Promise<TlsCredentials>;
+  pool: Pool;
+  presentsClientCertificate: boolean;
+}
+
 interface AppConnections {
-  pools: Map<string, { version: string; pool: Pool; presentsClientCertificate: boolean }>;
+  pools: Map<string, KeptPool>;
   brokers: Map<string, { version: string; client: Promise<mqtt.MqttClient> }>;
   streams: Set<tls.TLSSocket>;
   open: number;
@@ -107,12 +115,20 @@ export class EgressService {
       if (target.protocol !== protocol) throw fail('E_EGRESS_PROTOCOL', `The egress target "${name}" is ${target.protocol}, not ${protocol}`);
       return target;
     };
-    // Every refusal reaches the app as an error and its log as a line.
-    const logged = <T>(name: string, work: () => Promise<T>): Promise<T> => Promise.resolve().then(work).catch((error: unknown) => {
+    // Every refusal reaches the app as an error and its log as a line, whether the work throws
+    // before it starts or fails later.
+    const refused = (name: string, error: unknown): Error => {
       const coded = isIsogateError(error) ? error : fail('E_EGRESS_TARGET', String((error as Error)?.message ?? error));
       this.options.appLog(packageId, 1, `Egress to "${name}" refused: ${coded.code}: ${coded.message}`);
-      throw coded;
-    });
+      return coded;
+    };
+    const logged = <T>(name: string, work: () => Promise<T>): Promise<T> => {
+      try {
+        return work().catch((error: unknown) => { throw refused(name, error); });
+      } catch (error) {
+        return Promise.reject(refused(name, error));
+      }
+    };
     return {
       fetch: (name, request) => logged(name, () => this.#fetch(packageId, resolve(name, 'https'), request)),
       publish: (name, topic, payload, options) => logged(name, () => this.#publish(packageId, resolve(name, 'mqtts'), topic, payload, options)),
@@ -138,12 +154,16 @@ export class EgressService {
    * request presents the new ones. undici rather than Node's https client: the same TLS, with
    * about a third less CPU per request, which is most of what the terminator adds to a request.
    */
-  async #pool(packageId: string, target: EgressTarget): Promise<{ pool: Pool; presentsClientCertificate: boolean }> {
-    const credentials = await this.options.certificates.credentials(packageId);
+  async #pool(packageId: string, target: EgressTarget): Promise<KeptPool> {
+    const pending = this.options.certificates.credentials(packageId);
+    const credentials = await pending;
     const connections = this.#connections(packageId);
     const key = connectionKey(target);
     const existing = connections.pools.get(key);
-    if (existing?.version === credentials.version) return existing;
+    if (existing?.version === credentials.version) {
+      existing.credentials = pending;
+      return existing;
+    }
     void existing?.pool.close().catch(() => undefined);
     const origin = `https://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
     const pool = new Pool(origin, {
@@ -151,12 +171,21 @@ export class EgressService {
       connectTimeout: this.#limits.timeoutMs,
       connect: tlsOptions(target, credentials),
     });
-    const kept = { version: credentials.version, pool, presentsClientCertificate: Boolean(credentials.cert && credentials.key) };
+    const kept = { version: credentials.version, credentials: pending, pool, presentsClientCertificate: Boolean(credentials.cert && credentials.key) };
     connections.pools.set(key, kept);
     return kept;
   }
 
-  async #fetch(packageId: string, target: EgressTarget, request: EgressRequest): Promise<EgressResponse> {
+  /**
+   * The kept pool when the app's credentials are still the ones it was made with, without a
+   * turn of the event loop: the store hands out the same promise until the credentials change.
+   */
+  #currentPool(packageId: string, target: EgressTarget): KeptPool | undefined {
+    const kept = this.#apps.get(packageId)?.pools.get(connectionKey(target));
+    return kept && kept.credentials === this.options.certificates.credentials(packageId) ? kept : undefined;
+  }
+
+  #fetch(packageId: string, target: EgressTarget, request: EgressRequest): Promise<EgressResponse> {
     const method = (request.method ?? 'GET').toUpperCase();
     if (!METHODS.has(method)) throw fail('E_BAD_REQUEST', `The method ${method} is not allowed`);
     const requestPath = request.path ?? '/';
@@ -172,7 +201,17 @@ export class EgressService {
     if (bodyBytes > this.#limits.maxRequestBytes) throw fail('E_EGRESS_LIMIT', `A request body is at most ${this.#limits.maxRequestBytes} bytes`);
     const timeoutMs = request.timeoutMs !== undefined && request.timeoutMs > 0 ? Math.min(request.timeoutMs, this.#limits.timeoutMs) : this.#limits.timeoutMs;
     const release = this.#acquire(packageId);
-    const { pool, presentsClientCertificate } = await this.#pool(packageId, target).catch((error) => { release(); throw error; });
+    const send = (kept: KeptPool): Promise<EgressResponse> => this.#send(kept, target, { method, path: requestPath, headers, body }, timeoutMs, release);
+    const current = this.#currentPool(packageId, target);
+    if (current) return send(current);
+    return this.#pool(packageId, target).then(send, (error: unknown) => {
+      release();
+      throw error;
+    });
+  }
+
+  #send(kept: KeptPool, target: EgressTarget, request: Dispatcher.DispatchOptions, timeoutMs: number, release: () => void): Promise<EgressResponse> {
+    const { pool, presentsClientCertificate } = kept;
     const maxResponseBytes = this.#limits.maxResponseBytes;
     return new Promise<EgressResponse>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined;
@@ -201,7 +240,7 @@ export class EgressService {
       let responseHeaders: Record<string, string> = {};
       const chunks: Buffer[] = [];
       let size = 0;
-      pool.dispatch({ method, path: requestPath, headers, body }, {
+      pool.dispatch(request, {
         onRequestStart: (started) => {
           controller = started;
           if (refusal) started.abort(refusal);

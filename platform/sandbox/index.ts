@@ -288,7 +288,8 @@ class IsolateSandbox implements AppSandbox {
           ...(request.headers && typeof request.headers === 'object' ? { headers: request.headers as Record<string, string> } : {}),
           ...(typeof request.body === 'string' || request.body instanceof Uint8Array ? { body: request.body } : {}),
         });
-        return { value: { status: response.status, headers: response.headers, body: Buffer.from(response.body).toString('utf8') } };
+        const body = response.body;
+        return { value: { status: response.status, headers: response.headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') } };
       }
       case 'egress.publish': {
         const target = checkEgress(this.#grants, args[0], 'mqtts');
