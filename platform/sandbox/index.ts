@@ -14,6 +14,7 @@ import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
 import type { AppGuest, AppHost, DeliveredMessage, EgressStream, LogLevelCode } from './bridge.js';
 import { checkEgress, checkEmit, grantsFor, maxMessageBytes, PLATFORM_LIMITS, type AppGrants } from './capabilities.js';
 import { GUEST_BOOTSTRAP, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-sdk.js';
+import { hotLoop } from './hot-loop.js';
 
 export { grantsFor, PLATFORM_LIMITS } from './capabilities.js';
 export type { AppGrants } from './capabilities.js';
@@ -65,6 +66,12 @@ const SDK_MODULE = 'isogate:sdk';
 const MAX_EMIT_BATCH = 4096;
 /** Platform calls one app may have in flight; past this it hears E_CALL_LIMIT instead of queueing more. */
 const MAX_PENDING_CALLS = 4096;
+/**
+ * How long the host keeps polling for an app's next calls after answering it. An app in a
+ * call-and-answer loop replies within a few hundred microseconds; one that does not is not
+ * waited for again until it does.
+ */
+const REPLY_WINDOW_MS = 0.5;
 
 /**
  * Whether an answer crosses as a structured copy rather than JSON text: bytes cannot be JSON,
@@ -94,6 +101,10 @@ class IsolateSandbox implements AppSandbox {
   readonly #connections = new Map<number, EgressStream>();
   #answers: [number, HostAnswer][] = [];
   #answersScheduled = false;
+  /** When the last answers crossed, until the app's next calls arrive. */
+  #answeredAt: number | undefined;
+  /** Whether the app replied to its last answers within the reply window. */
+  #conversing = true;
   #guest: GuestReferences | undefined;
   /** Counts slices of app work (events and resumptions after host calls) for the watchdog. */
   #slices = 0;
@@ -209,6 +220,11 @@ class IsolateSandbox implements AppSandbox {
    */
   #receive(text: unknown, copied: unknown): void {
     if (this.#disposed) return;
+    hotLoop.release(this);
+    if (this.#answeredAt !== undefined) {
+      this.#conversing = performance.now() - this.#answeredAt <= REPLY_WINDOW_MS;
+      this.#answeredAt = undefined;
+    }
     let calls: unknown[];
     try {
       const plain: unknown = typeof text === 'string' ? JSON.parse(text) : [];
@@ -264,6 +280,9 @@ class IsolateSandbox implements AppSandbox {
     const copied = plain.length === answers.length ? [] : answers.filter(([, answer]) => copiedAsIs(answer));
     this.#guest.answer.apply(undefined, [JSON.stringify(plain), copied], { timeout: this.#cpuMs, arguments: { copy: true } })
       .catch((error: unknown) => this.#fail(this.#classify(error)));
+    // Wait for the app's reply polling rather than asleep: being woken costs more than the wait.
+    this.#answeredAt = performance.now();
+    if (this.#conversing) hotLoop.hold(this, REPLY_WINDOW_MS, () => { this.#conversing = false; });
   }
 
   async #dispatch(host: AppHost, op: string, args: unknown): Promise<HostAnswer> {
@@ -475,6 +494,7 @@ class IsolateSandbox implements AppSandbox {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    hotLoop.release(this);
     this.#clearTimers();
     if (this.#watchdog) clearInterval(this.#watchdog);
     for (const connection of this.#connections.values()) connection.destroy();

@@ -48,7 +48,7 @@ export default async function egressBench(): Promise<BenchResult[]> {
   try {
     const throughput = await compare({
       name: `HTTPS requests from an app through the terminator (keep-alive, ${REQUESTS} requests, ${CONCURRENCY} at a time)`, unit: 'req/s',
-      baselineName: 'Node https client, directly', higherIsBetter: true, target: 0.8, rounds: 5, warmupRounds: 2,
+      baselineName: 'Node https client, directly', higherIsBetter: true, target: 0.8, rounds: 7, warmupRounds: 2,
       subject: async ({ warmup }) => {
         const host = { ...fakeHost(packageId), egress: egress.forApp(packageId, manifest.egress!) };
         const sandbox = await createAppSandbox({ manifest, host, files: new Map([['app/main.js', `import { egress, log, on } from 'isogate:sdk';
