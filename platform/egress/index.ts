@@ -85,6 +85,102 @@ interface AppConnections {
   open: number;
 }
 
+/**
+ * One request's exchange with undici: gathers the response within its size limit and settles
+ * once, on whichever comes first of the answer, a refusal and the deadline. One object per
+ * request rather than a closure per callback: this runs for every request an app makes.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly response: Promise<EgressResponse>;
+  #resolve!: (response: EgressResponse) => void;
+  #reject!: (error: Error) => void;
+  #settled = false;
+  #controller: Dispatcher.DispatchController | undefined;
+  #refusal: Error | undefined;
+  #status = 0;
+  #headers: Record<string, string> = {};
+  #chunks: Buffer[] = [];
+  #size = 0;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly target: EgressTarget,
+    private readonly timeoutMs: number,
+    private readonly maxResponseBytes: number,
+    private readonly presentsClientCertificate: boolean,
+    private readonly release: () => void,
+  ) {
+    this.response = new Promise<EgressResponse>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.#timer = setTimeout(expireExchange, timeoutMs, this);
+  }
+
+  expire(): void {
+    const { target } = this;
+    this.#refuse(fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer within ${this.timeoutMs} ms`));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#refusal) controller.abort(this.#refusal);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, incomingHeaders: Record<string, string | string[] | undefined>): void {
+    // Called again after a 1xx informational response: only the final one counts.
+    this.#status = statusCode;
+    const headers: Record<string, string> = {};
+    for (const name in incomingHeaders) {
+      const value = incomingHeaders[name];
+      if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    this.#headers = headers;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#size += chunk.length;
+    if (this.#size > this.maxResponseBytes) this.#refuse(fail('E_EGRESS_LIMIT', `The response from ${this.target.name} is over ${this.maxResponseBytes} bytes`));
+    else this.#chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    const chunks = this.#chunks;
+    this.#finish(undefined, { status: this.#status, headers: this.#headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#finish(this.#refusal ?? tlsError(this.target, error as NodeJS.ErrnoException, this.presentsClientCertificate));
+  }
+
+  /**
+   * The app hears of a refusal at once; its connection slot frees only when undici has let go
+   * of the request, so the cap counts what is really open.
+   */
+  #refuse(error: Error): void {
+    this.#refusal ??= error;
+    this.#controller?.abort(error);
+    this.#settle(error);
+  }
+
+  #finish(error: Error | undefined, response?: EgressResponse): void {
+    this.release();
+    this.#settle(error, response);
+  }
+
+  #settle(error: Error | undefined, response?: EgressResponse): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    if (error) this.#reject(error);
+    else this.#resolve(response!);
+  }
+}
+
+function expireExchange(exchange: Exchange): void {
+  exchange.expire();
+}
+
 export class EgressService {
   readonly #apps = new Map<string, AppConnections>();
   readonly #limits: EgressLimits;
@@ -201,68 +297,19 @@ export class EgressService {
     if (bodyBytes > this.#limits.maxRequestBytes) throw fail('E_EGRESS_LIMIT', `A request body is at most ${this.#limits.maxRequestBytes} bytes`);
     const timeoutMs = request.timeoutMs !== undefined && request.timeoutMs > 0 ? Math.min(request.timeoutMs, this.#limits.timeoutMs) : this.#limits.timeoutMs;
     const release = this.#acquire(packageId);
-    const send = (kept: KeptPool): Promise<EgressResponse> => this.#send(kept, target, { method, path: requestPath, headers, body }, timeoutMs, release);
+    const exchange = { method, path: requestPath, headers, body };
     const current = this.#currentPool(packageId, target);
-    if (current) return send(current);
-    return this.#pool(packageId, target).then(send, (error: unknown) => {
+    if (current) return this.#send(current, target, exchange, timeoutMs, release);
+    return this.#pool(packageId, target).then((kept) => this.#send(kept, target, exchange, timeoutMs, release), (error: unknown) => {
       release();
       throw error;
     });
   }
 
   #send(kept: KeptPool, target: EgressTarget, request: Dispatcher.DispatchOptions, timeoutMs: number, release: () => void): Promise<EgressResponse> {
-    const { pool, presentsClientCertificate } = kept;
-    const maxResponseBytes = this.#limits.maxResponseBytes;
-    return new Promise<EgressResponse>((resolve, reject) => {
-      let controller: Dispatcher.DispatchController | undefined;
-      let refusal: Error | undefined;
-      let settled = false;
-      const settle = (error: Error | undefined, response?: EgressResponse): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (error) reject(error);
-        else resolve(response!);
-      };
-      // The app hears of a refusal at once; its connection slot frees only when undici has let
-      // go of the request, so the cap counts what is really open.
-      const refuse = (error: Error): void => {
-        refusal ??= error;
-        controller?.abort(error);
-        settle(error);
-      };
-      const finish = (error?: Error, response?: EgressResponse): void => {
-        release();
-        settle(error, response);
-      };
-      const timer = setTimeout(() => refuse(fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer within ${timeoutMs} ms`)), timeoutMs);
-      let status = 0;
-      let responseHeaders: Record<string, string> = {};
-      const chunks: Buffer[] = [];
-      let size = 0;
-      pool.dispatch(request, {
-        onRequestStart: (started) => {
-          controller = started;
-          if (refusal) started.abort(refusal);
-        },
-        onResponseStart: (_controller, statusCode, incomingHeaders) => {
-          // Called again after a 1xx informational response: only the final one counts.
-          status = statusCode;
-          responseHeaders = {};
-          for (const name in incomingHeaders) {
-            const value = incomingHeaders[name];
-            if (value !== undefined) responseHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
-          }
-        },
-        onResponseData: (_controller, chunk) => {
-          size += chunk.length;
-          if (size > maxResponseBytes) refuse(fail('E_EGRESS_LIMIT', `The response from ${target.name} is over ${maxResponseBytes} bytes`));
-          else chunks.push(chunk);
-        },
-        onResponseEnd: () => finish(undefined, { status, headers: responseHeaders, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }),
-        onResponseError: (_controller, error) => finish(refusal ?? tlsError(target, error, presentsClientCertificate)),
-      });
-    });
+    const exchange = new Exchange(target, timeoutMs, this.#limits.maxResponseBytes, kept.presentsClientCertificate, release);
+    kept.pool.dispatch(request, exchange);
+    return exchange.response;
   }
 
   async #broker(packageId: string, target: EgressTarget): Promise<mqtt.MqttClient> {

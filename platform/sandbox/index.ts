@@ -73,6 +73,12 @@ const MAX_PENDING_CALLS = 4096;
  */
 const REPLY_WINDOW_MS = 0.5;
 
+/** A call's argument that must be text. */
+function text(value: unknown, what: string): string {
+  if (typeof value !== 'string') throw fail('E_BAD_REQUEST', `${what} is a string`);
+  return value;
+}
+
 /**
  * Whether an answer crosses as a structured copy rather than JSON text: bytes cannot be JSON,
  * and a large text (a stored value, a response body) would be escaped character by character.
@@ -287,10 +293,6 @@ class IsolateSandbox implements AppSandbox {
 
   async #dispatch(host: AppHost, op: string, args: unknown): Promise<HostAnswer> {
     if (!Array.isArray(args)) throw fail('E_BAD_REQUEST', 'Malformed call');
-    const text = (value: unknown, what: string): string => {
-      if (typeof value !== 'string') throw fail('E_BAD_REQUEST', `${what} is a string`);
-      return value;
-    };
     switch (op) {
       case 'storage.get': return { value: await host.storage.get(text(args[0], 'A storage key')) };
       case 'storage.put': return { value: await host.storage.put(text(args[0], 'A storage key'), args[1] as string | Uint8Array) };
