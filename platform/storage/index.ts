@@ -137,13 +137,19 @@ class LogStorage implements AppStorage {
       offset = end;
       goodEnd = end;
     }
-    this.#handle = await fs.open(this.#file, 'a+', 0o600);
-    if (goodEnd < bytes.length) {
-      await this.#handle.truncate(goodEnd);
-      await this.#handle.datasync();
+    const handle = await fs.open(this.#file, 'a+', 0o600);
+    try {
+      if (goodEnd < bytes.length) {
+        await handle.truncate(goodEnd);
+        await handle.datasync();
+      }
+      await fsyncDirectory(this.options.dir);
+    } catch (error) {
+      await handle.close();
+      throw error;
     }
+    this.#handle = handle;
     this.#fileBytes = goodEnd;
-    await fsyncDirectory(this.options.dir);
   }
 
   #apply(plain: Buffer): void {

@@ -66,7 +66,9 @@ describe('encrypted storage', () => {
     assert.equal((await fs.stat(file)).size, good.length);
     await reopened.put('k', 'new');
     await reopened.close();
-    assert.equal(await (await open()).get('k'), 'new');
+    const again = await open();
+    assert.equal(await again.get('k'), 'new');
+    await again.close();
   });
 
   it('detects a record altered in the middle', async () => {
@@ -97,7 +99,9 @@ describe('encrypted storage', () => {
     const size = (await fs.stat(path.join(root, 'dev.isogate.a', 'data.log'))).size;
     assert.ok(size < 100 * 1024, `log is ${size} bytes after compaction`);
     await storage.close();
-    assert.equal(await (await open('dev.isogate.a', 1024 * 1024)).get('counter'), 'x'.repeat(1000) + 199);
+    const reopened = await open('dev.isogate.a', 1024 * 1024);
+    assert.equal(await reopened.get('counter'), 'x'.repeat(1000) + 199);
+    await reopened.close();
   });
 
   it('wipes an app\'s storage on uninstall, leaving nothing', async () => {
