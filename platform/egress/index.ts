@@ -67,7 +67,7 @@ function tlsOptions(target: EgressTarget, credentials: TlsCredentials): tls.Conn
   };
 }
 
-/** One kept connection (agent or broker client) per target name, host and port. */
+/** One kept connection (pool or broker client) per target name, host and port. */
 const connectionKey = (target: EgressTarget): string => `${target.name}|${target.host}|${target.port}`;
 
 interface KeptPool {
@@ -297,10 +297,10 @@ export class EgressService {
     if (bodyBytes > this.#limits.maxRequestBytes) throw fail('E_EGRESS_LIMIT', `A request body is at most ${this.#limits.maxRequestBytes} bytes`);
     const timeoutMs = request.timeoutMs !== undefined && request.timeoutMs > 0 ? Math.min(request.timeoutMs, this.#limits.timeoutMs) : this.#limits.timeoutMs;
     const release = this.#acquire(packageId);
-    const exchange = { method, path: requestPath, headers, body };
+    const outgoing = { method, path: requestPath, headers, body };
     const current = this.#currentPool(packageId, target);
-    if (current) return this.#send(current, target, exchange, timeoutMs, release);
-    return this.#pool(packageId, target).then((kept) => this.#send(kept, target, exchange, timeoutMs, release), (error: unknown) => {
+    if (current) return this.#send(current, target, outgoing, timeoutMs, release);
+    return this.#pool(packageId, target).then((kept) => this.#send(kept, target, outgoing, timeoutMs, release), (error: unknown) => {
       release();
       throw error;
     });
