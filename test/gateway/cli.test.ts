@@ -7,6 +7,8 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { X509Certificate } from 'node:crypto';
+import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 const ISOGATE = path.resolve('bin/isogate.mjs');
@@ -158,5 +160,56 @@ describe('isogate start and the CLI', function () {
     const after = await json(['routes', 'list', '--data', dir]);
     assert.deepEqual(after.map((route: any) => route.status), ['Error', 'Error']);
     await assert.rejects(fs.stat(path.join(dir, 'storage', THRESHOLD)), { code: 'ENOENT' });
+  });
+
+  it('manages an app\'s certificates: uploads show their details, a mismatched key changes nothing, deletion, audit', async () => {
+    const THRESHOLD = 'dev.isogate.samples.threshold';
+    await json(['apps', 'install', THRESHOLD, '--data', dir]);
+    try {
+      const caKeys = generateKeyPair();
+      const ca = { certPem: createCertificate({ subject: { commonName: 'Plant cloud CA' }, publicKeyPem: caKeys.publicKeyPem, signingKeyPem: caKeys.keyPem, usage: 'ca' }), keyPem: caKeys.keyPem };
+      const clientKeys = generateKeyPair();
+      const clientPem = createCertificate({ subject: { commonName: 'gateway-7' }, publicKeyPem: clientKeys.publicKeyPem, issuer: ca, usage: 'client' });
+      const caFile = path.join(dir, 'cloud-ca.pem');
+      const certFile = path.join(dir, 'gateway-7.cer');
+      const keyFile = path.join(dir, 'gateway-7.key');
+      const strangerFile = path.join(dir, 'stranger.key');
+      await fs.writeFile(caFile, ca.certPem);
+      await fs.writeFile(certFile, new X509Certificate(clientPem).raw);
+      await fs.writeFile(keyFile, clientKeys.keyPem);
+      await fs.writeFile(strangerFile, generateKeyPair().keyPem);
+
+      assert.equal((await json(['certs', 'set-ca', THRESHOLD, caFile, '--data', dir])).subject, 'CN=Plant cloud CA');
+      const client = await json(['certs', 'set-client', THRESHOLD, certFile, keyFile, '--data', dir]);
+      assert.deepEqual([client.subject, client.issuer], ['CN=gateway-7', 'CN=Plant cloud CA']);
+      const listed = await json(['certs', 'list', THRESHOLD, '--data', dir]);
+      assert.deepEqual(listed.map((c: any) => [c.kind, c.fileName, c.subject, c.issuer]), [
+        ['ca', 'cloud-ca.pem', 'CN=Plant cloud CA', 'CN=Plant cloud CA'],
+        ['client', 'gateway-7.cer', 'CN=gateway-7', 'CN=Plant cloud CA'],
+      ]);
+      assert.ok(listed.every((c: any) => Date.parse(c.validTo) > Date.now()));
+      assert.ok((await fs.readdir(path.join(dir, 'certs', THRESHOLD))).length > 0, 'kept (encrypted) under the data directory');
+      const table = await isogate(['certs', 'list', THRESHOLD, '--data', dir]);
+      assert.match(table.stdout, /VALID UNTIL/);
+      assert.match(table.stdout, /gateway-7\.cer/);
+
+      const mismatched = await isogate(['certs', 'set-client', THRESHOLD, certFile, strangerFile, '--data', dir]);
+      assert.equal(mismatched.code, 1);
+      assert.match(mismatched.stderr, /^E_CERT_KEY_MISMATCH: /m);
+      const missing = await isogate(['certs', 'set-ca', THRESHOLD, path.join(dir, 'nowhere.pem'), '--data', dir]);
+      assert.match(missing.stderr, /^E_CERT_FILE: /m);
+      const badKind = await isogate(['certs', 'delete', THRESHOLD, 'server', '--data', dir]);
+      assert.equal(badKind.code, 2);
+      assert.deepEqual(await json(['certs', 'list', THRESHOLD, '--data', dir]), listed);
+
+      await json(['certs', 'delete', THRESHOLD, 'client', '--data', dir]);
+      assert.deepEqual((await json(['certs', 'list', THRESHOLD, '--data', dir])).map((c: any) => c.kind), ['ca']);
+      const names = (await json(['audit', '--data', dir])).map((record: any) => record.name);
+      assert.ok(names.includes('KscController: Uploading the application certificate'));
+    } finally {
+      await json(['apps', 'uninstall', THRESHOLD, '--data', dir]);
+    }
+    // The app's certificates go with it.
+    await assert.rejects(fs.stat(path.join(dir, 'certs', THRESHOLD)), { code: 'ENOENT' });
   });
 });
