@@ -211,19 +211,19 @@ async function certs(args: string[]): Promise<void> {
       const [id] = need(inv, 1, 'list ID');
       const list = await call(inv, 'certs.list', { id });
       return print(inv, list, () => table(list.map((c: any) => ({ ...c, validTo: c.validTo.slice(0, 10) })),
-        [['kind', 'KIND'], ['fileName', 'FILE'], ['subject', 'SUBJECT'], ['issuer', 'ISSUER'], ['validTo', 'VALID UNTIL'], ['expiresInDays', 'DAYS LEFT']]));
+        [['kind', 'KIND'], ['fileName', 'FILE'], ['subject', 'SUBJECT'], ['issuer', 'ISSUER'], ['validTo', 'VALID UNTIL'], ['daysLeft', 'DAYS LEFT'], ['warning', 'WARNING']]));
     }
     case 'set-ca': {
       const [id, file] = need(inv, 2, 'set-ca ID FILE');
       const info = await call(inv, 'certs.setCa', { id, fileName: path.basename(file!), content: await readBase64(file!) });
-      return print(inv, info, () => `CA certificate for ${id}: ${info.subject}, valid until ${info.validTo}`);
+      return print(inv, info, () => `CA certificate for ${id}: ${info.subject}, valid until ${info.validTo}${info.warning ? ` (${info.warning})` : ''}`);
     }
     case 'set-client': {
       const [id, cert, key] = need(inv, 3, 'set-client ID CERT KEY');
       const info = await call(inv, 'certs.setClient', {
         id, certFileName: path.basename(cert!), cert: await readBase64(cert!), keyFileName: path.basename(key!), key: await readBase64(key!),
       });
-      return print(inv, info, () => `Client certificate for ${id}: ${info.subject}, valid until ${info.validTo}`);
+      return print(inv, info, () => `Client certificate for ${id}: ${info.subject}, valid until ${info.validTo}${info.warning ? ` (${info.warning})` : ''}`);
     }
     case 'delete': {
       const [id, kind] = need(inv, 2, 'delete ID ca|client');

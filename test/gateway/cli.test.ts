@@ -179,6 +179,17 @@ describe('isogate start and the CLI', function () {
       await fs.writeFile(keyFile, clientKeys.keyPem);
       await fs.writeFile(strangerFile, generateKeyPair().keyPem);
 
+      // A CA about to expire is accepted with a warning, then replaced.
+      const expiringKeys = generateKeyPair();
+      const expiringFile = path.join(dir, 'expiring-ca.pem');
+      await fs.writeFile(expiringFile, createCertificate({
+        subject: { commonName: 'Old plant CA' }, publicKeyPem: expiringKeys.publicKeyPem, signingKeyPem: expiringKeys.keyPem, usage: 'ca',
+        notAfter: new Date(Date.now() + 10.5 * 86_400_000),
+      }));
+      const expiring = await isogate(['certs', 'set-ca', THRESHOLD, expiringFile, '--data', dir]);
+      assert.match(expiring.stdout, /Old plant CA.*\(expires in 10 days\)/);
+      const warned = await isogate(['certs', 'list', THRESHOLD, '--data', dir]);
+      assert.match(warned.stdout, /^ca\s+expiring-ca\.pem\s.*\s10\s+expires in 10 days$/m);
       assert.equal((await json(['certs', 'set-ca', THRESHOLD, caFile, '--data', dir])).subject, 'CN=Plant cloud CA');
       const client = await json(['certs', 'set-client', THRESHOLD, certFile, keyFile, '--data', dir]);
       assert.deepEqual([client.subject, client.issuer], ['CN=gateway-7', 'CN=Plant cloud CA']);
@@ -187,7 +198,7 @@ describe('isogate start and the CLI', function () {
         ['ca', 'cloud-ca.pem', 'CN=Plant cloud CA', 'CN=Plant cloud CA'],
         ['client', 'gateway-7.cer', 'CN=gateway-7', 'CN=Plant cloud CA'],
       ]);
-      assert.ok(listed.every((c: any) => Date.parse(c.validTo) > Date.now()));
+      assert.ok(listed.every((c: any) => c.daysLeft > 30 && c.warning === undefined));
       assert.ok((await fs.readdir(path.join(dir, 'certs', THRESHOLD))).length > 0, 'kept (encrypted) under the data directory');
       const table = await isogate(['certs', 'list', THRESHOLD, '--data', dir]);
       assert.match(table.stdout, /VALID UNTIL/);
