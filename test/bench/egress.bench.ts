@@ -1,7 +1,8 @@
 /**
  * HTTPS requests per second from an app, through its sandbox and the TLS terminator, to a
  * loopback server with keep-alive, beside Node's own https client making the same requests
- * directly with the same TLS settings. Target: at least 0.8x; p50 and p99 per request beside.
+ * directly with the same TLS settings. Target: at least 0.8x. Then the latency one request adds,
+ * at p50 and p99, from requests made one at a time on both sides.
  */
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,11 +14,21 @@ import type { AppManifest } from '../../sdk/manifest.js';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
 import { fakeHost } from '../fixtures/fake-host.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
-import { compare, percentile, type BenchResult } from './harness.js';
+import { compare, latencyResult, type BenchResult } from './harness.js';
 
 const REQUESTS = 2000;
 /** Requests in flight at once on both sides, as an uplink draining a backlog would have. */
 const CONCURRENCY = 8;
+/** One-at-a-time requests per latency round, after as many again not counted, on both sides. */
+const LATENCY_SAMPLES = 1000;
+const LATENCY_ROUNDS = 3;
+/**
+ * The issue sets no latency target, only asks for the figure. These guard against regressions:
+ * a request through the platform crosses into the app's isolate and out again, two thread hops
+ * of tens of microseconds each that the direct client, at under 0.1 ms a request on loopback,
+ * does not make; the p99 catches a collection in the isolate or the host.
+ */
+const LATENCY_TARGETS: Record<number, number> = { 50: 0.25, 99: 0.1 };
 
 export default async function egressBench(): Promise<BenchResult[]> {
   const dir = await makeTempDir('isogate-bench-egress-');
@@ -42,58 +53,98 @@ export default async function egressBench(): Promise<BenchResult[]> {
   };
   // One terminator for the whole run, as a gateway has one for its whole life.
   const egress = new EgressService({ certificates, appLog: () => undefined });
-  // From the counted rounds only: warm-up rounds are left out of the percentiles.
-  const platformLatencies: number[] = [];
-  const directLatencies: number[] = [];
+
+  /**
+   * `count` requests from an app, `concurrency` at a time; returns requests per second.
+   * `arrived` hears of each request as it reaches the terminator.
+   */
+  const throughThePlatform = async (count: number, concurrency: number, arrived?: () => void): Promise<number> => {
+    const forApp = egress.forApp(packageId, manifest.egress!);
+    const fetch: typeof forApp.fetch = (name, request) => {
+      arrived?.();
+      return forApp.fetch(name, request);
+    };
+    const host = { ...fakeHost(packageId), egress: { ...forApp, fetch } };
+    const sandbox = await createAppSandbox({ manifest, host, files: new Map([['app/main.js', `import { egress, log, on } from 'isogate:sdk';
+      let next = 0;
+      async function worker() { while (next < ${count}) { const i = next++; await egress.fetch('cloud', { method: 'POST', path: '/alerts', body: '{"n":' + i + '}' }); } }
+      on('go', () => { Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() => log.info('done')); });`]]) });
+    try {
+      // Timing starts once the app runs, as the baseline's starts once its agent exists.
+      await sandbox.start();
+      const started = performance.now();
+      await sandbox.deliver('go', [{ message: {}, routeId: 'bench', source: { application_id: 'bench', endpoint: 'bench' } }]);
+      await host.waitForLog(/^done$/, 120_000);
+      return count / ((performance.now() - started) / 1000);
+    } finally {
+      sandbox.dispose();
+      await egress.closeApp(packageId);
+    }
+  };
+
+  /** The same requests from Node's https client; `took` hears each one's milliseconds. */
+  const directly = async (count: number, concurrency: number, took?: (ms: number) => void): Promise<number> => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: concurrency, ca: [ca.certPem], servername: 'localhost', minVersion: 'TLSv1.2' });
+    const started = performance.now();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < count) {
+        const i = next;
+        next += 1;
+        const t = performance.now();
+        await new Promise<void>((resolve, reject) => {
+          const request = https.request({ agent, host: 'localhost', port, method: 'POST', path: '/alerts' }, (response) => {
+            response.resume();
+            response.on('end', resolve);
+          });
+          request.on('error', reject);
+          request.end(`{"n":${i}}`);
+        });
+        took?.(performance.now() - t);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const seconds = (performance.now() - started) / 1000;
+    agent.destroy();
+    return count / seconds;
+  };
+
   try {
     const throughput = await compare({
       name: `HTTPS requests from an app through the terminator (keep-alive, ${REQUESTS} requests, ${CONCURRENCY} at a time)`, unit: 'req/s',
       baselineName: 'Node https client, directly', higherIsBetter: true, target: 0.8, rounds: 7, warmupRounds: 2,
-      subject: async ({ warmup }) => {
-        const host = { ...fakeHost(packageId), egress: egress.forApp(packageId, manifest.egress!) };
-        const sandbox = await createAppSandbox({ manifest, host, files: new Map([['app/main.js', `import { egress, log, on } from 'isogate:sdk';
-          let next = 0; const times = [];
-          async function worker() { while (next < ${REQUESTS}) { const i = next++; const t = Date.now(); await egress.fetch('cloud', { method: 'POST', path: '/alerts', body: '{"n":' + i + '}' }); times.push(Date.now() - t); } }
-          on('go', () => { Promise.all(Array.from({ length: ${CONCURRENCY} }, worker)).then(() => log.info('done ' + JSON.stringify(times))); });`]]) });
-        // Timing starts once the app runs, as the baseline's starts once its agent exists.
-        await sandbox.start();
-        const started = performance.now();
-        await sandbox.deliver('go', [{ message: {}, routeId: 'bench', source: { application_id: 'bench', endpoint: 'bench' } }]);
-        const line = await host.waitForLog(/^done /, 120_000);
-        const seconds = (performance.now() - started) / 1000;
-        if (!warmup) platformLatencies.push(...(JSON.parse(line.slice(5)) as number[]));
-        sandbox.dispose();
-        await egress.closeApp(packageId);
-        return REQUESTS / seconds;
-      },
-      baseline: async ({ warmup }) => {
-        const agent = new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: [ca.certPem], servername: 'localhost', minVersion: 'TLSv1.2' });
-        const started = performance.now();
-        let next = 0;
-        const worker = async (): Promise<void> => {
-          while (next < REQUESTS) {
-            const i = next;
-            next += 1;
-            const t = performance.now();
-            await new Promise<void>((resolve, reject) => {
-              const request = https.request({ agent, host: 'localhost', port, method: 'POST', path: '/alerts' }, (response) => {
-                response.resume();
-                response.on('end', resolve);
-              });
-              request.on('error', reject);
-              request.end(`{"n":${i}}`);
-            });
-            if (!warmup) directLatencies.push(performance.now() - t);
-          }
-        };
-        await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-        const seconds = (performance.now() - started) / 1000;
-        agent.destroy();
-        return REQUESTS / seconds;
-      },
-      notes: () => [`latency per request p50 ${percentile(platformLatencies, 50)} ms / p99 ${percentile(platformLatencies, 99)} ms through the platform (whole ms, measured in the app), ${percentile(directLatencies, 50).toFixed(2)} ms / ${percentile(directLatencies, 99).toFixed(2)} ms direct`],
+      subject: () => throughThePlatform(REQUESTS, CONCURRENCY),
+      baseline: () => directly(REQUESTS, CONCURRENCY),
     });
-    return [throughput];
+
+    // One at a time, a request reaches the terminator only once the app has its previous answer:
+    // the time between two arrivals is what one request costs the app, timed on the host's
+    // clock, where the app's own clock has whole milliseconds only.
+    const platformLatencies: number[] = [];
+    const directLatencies: number[] = [];
+    for (let round = 0; round < LATENCY_ROUNDS; round += 1) {
+      let arrivals = 0;
+      let last = 0;
+      await throughThePlatform(2 * LATENCY_SAMPLES, 1, () => {
+        const now = performance.now();
+        arrivals += 1;
+        if (arrivals > LATENCY_SAMPLES + 1) platformLatencies.push(now - last);
+        last = now;
+      });
+      let requests = 0;
+      await directly(2 * LATENCY_SAMPLES, 1, (ms) => {
+        requests += 1;
+        if (requests > LATENCY_SAMPLES) directLatencies.push(ms);
+      });
+    }
+    const latency = (p: number): BenchResult => latencyResult({
+      name: 'HTTPS request latency, one at a time', baselineName: 'Node https client, directly', p, target: LATENCY_TARGETS[p]!,
+      subject: platformLatencies, baseline: directLatencies,
+    });
+    const [p50, p99] = [latency(50), latency(99)];
+    const addedUs = (result: BenchResult): string => ((result.value - result.baseline) * 1000).toFixed(0);
+    p50.notes = [`added per request by the platform: ${addedUs(p50)} us at p50, ${addedUs(p99)} us at p99`];
+    return [throughput, p50, p99];
   } finally {
     await egress.close();
     server.close();

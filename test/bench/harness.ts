@@ -20,11 +20,6 @@ export interface BenchResult {
   notes?: string[];
 }
 
-/** Told to each measurement, so a side can leave a warm-up round out of what it gathers. */
-export interface Round {
-  warmup: boolean;
-}
-
 export interface Comparison {
   name: string;
   unit: string;
@@ -39,8 +34,8 @@ export interface Comparison {
    */
   warmupRounds?: number;
   /** One measurement of the subject (returns the figure for that round). */
-  subject(round: Round): Promise<number>;
-  baseline(round: Round): Promise<number>;
+  subject(): Promise<number>;
+  baseline(): Promise<number>;
   notes?: () => string[];
 }
 
@@ -57,22 +52,20 @@ export function percentile(values: number[], p: number): number {
 
 export async function compare(comparison: Comparison): Promise<BenchResult> {
   const rounds = comparison.rounds ?? 5;
-  const warmup = { warmup: true };
-  const counted = { warmup: false };
   for (let round = 0; round < (comparison.warmupRounds ?? 0); round += 1) {
-    await comparison.baseline(warmup);
-    await comparison.subject(warmup);
+    await comparison.baseline();
+    await comparison.subject();
   }
   const values: number[] = [];
   const baselines: number[] = [];
   for (let round = 0; round < rounds; round += 1) {
     // Alternate which side goes first so warm-up effects do not favour one.
     if (round % 2 === 0) {
-      baselines.push(await comparison.baseline(counted));
-      values.push(await comparison.subject(counted));
+      baselines.push(await comparison.baseline());
+      values.push(await comparison.subject());
     } else {
-      values.push(await comparison.subject(counted));
-      baselines.push(await comparison.baseline(counted));
+      values.push(await comparison.subject());
+      baselines.push(await comparison.baseline());
     }
   }
   const value = median(values);
