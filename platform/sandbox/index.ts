@@ -284,8 +284,17 @@ class IsolateSandbox implements AppSandbox {
     this.#slices += 1;
     const plain = answers.filter(([, answer]) => !copiedAsIs(answer));
     const copied = plain.length === answers.length ? [] : answers.filter(([, answer]) => copiedAsIs(answer));
-    this.#guest.answer.apply(undefined, [JSON.stringify(plain), copied], { timeout: this.#cpuMs, arguments: { copy: true } })
-      .catch((error: unknown) => this.#fail(this.#classify(error)));
+    // Ignored: nothing crosses back when the app is done with its answers, which would cost the
+    // gateway's thread another wake per round trip. The app's continuations are still bounded:
+    // the watchdog ends a slice that keeps the isolate busy past its CPU limit, and an isolate
+    // that ran out of memory is found disposed.
+    try {
+      this.#guest.answer.applyIgnored(undefined, [JSON.stringify(plain), copied], { arguments: { copy: true } });
+    } catch (error) {
+      // The isolate is gone (its memory limit) or an answer cannot cross: either way the app is done.
+      this.#fail(this.#classify(error));
+      return;
+    }
     // Wait for the app's reply polling rather than asleep: being woken costs more than the wait.
     this.#answeredAt = performance.now();
     if (this.#conversing) hotLoop.hold(this, REPLY_WINDOW_MS, () => { this.#conversing = false; });
@@ -531,7 +540,8 @@ class IsolateSandbox implements AppSandbox {
   #classify(error: unknown): SandboxFailure {
     const message = error instanceof Error ? error.message : String(error);
     if (this.#failure) return this.#failure;
-    if (/memory limit/i.test(message)) return { code: 'E_MEMORY_LIMIT', message: `exceeded its memory limit of ${this.#grants.limits.memoryMb} MB` };
+    // isolated-vm disposes an isolate that runs out of memory; a later call finds it so.
+    if (/memory limit/i.test(message) || (this.#isolate.isDisposed && !this.#disposed)) return { code: 'E_MEMORY_LIMIT', message: `exceeded its memory limit of ${this.#grants.limits.memoryMb} MB` };
     if (/timed out/i.test(message)) return { code: 'E_CPU_LIMIT', message: `exceeded its CPU limit of ${this.#cpuMs} ms for one event` };
     return { code: 'E_APP_FAILED', message };
   }

@@ -176,6 +176,16 @@ describe('sandbox', function () {
       await assertNeighbourWorks();
     });
 
+    it('ends allocation past the memory limit after an awaited host call with E_MEMORY_LIMIT', async () => {
+      const { sandbox, failures } = await run(`import { storage } from 'isogate:sdk';
+        setTimeout(async () => { await storage.get('x'); const keep = []; for (;;) keep.push(new Array(100000).fill(1.5)); }, 1);`,
+      { manifest: { resources: { memoryMb: 16, cpuMsPerEvent: 10000, storageMb: 1 } } });
+      await waitFor(() => failures.length > 0);
+      assert.deepEqual(failures.map((f) => f.code), ['E_MEMORY_LIMIT']);
+      assert.equal(sandbox.disposed, true);
+      await assertNeighbourWorks();
+    });
+
     it('bounds a timer storm with E_TIMER_LIMIT inside the app and leaves no timer behind', async () => {
       const { sandbox, host } = await run(`import { log } from 'isogate:sdk';
         try { for (let i = 0; i < 100000; i++) setInterval(() => {}, 0); } catch (e) { log.info(e.code); }`);
