@@ -203,6 +203,11 @@ async function readBase64(file: string): Promise<string> {
   }
 }
 
+/** An uploaded certificate in one line, with its expiry warning when it has one. */
+function validity(info: { subject: string; validTo: string; warning?: string }): string {
+  return `${info.subject}, valid until ${info.validTo}${info.warning ? ` (${info.warning})` : ''}`;
+}
+
 async function certs(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   const inv = parse(rest);
@@ -216,14 +221,14 @@ async function certs(args: string[]): Promise<void> {
     case 'set-ca': {
       const [id, file] = need(inv, 2, 'set-ca ID FILE');
       const info = await call(inv, 'certs.setCa', { id, fileName: path.basename(file!), content: await readBase64(file!) });
-      return print(inv, info, () => `CA certificate for ${id}: ${info.subject}, valid until ${info.validTo}${info.warning ? ` (${info.warning})` : ''}`);
+      return print(inv, info, () => `CA certificate for ${id}: ${validity(info)}`);
     }
     case 'set-client': {
       const [id, cert, key] = need(inv, 3, 'set-client ID CERT KEY');
       const info = await call(inv, 'certs.setClient', {
         id, certFileName: path.basename(cert!), cert: await readBase64(cert!), keyFileName: path.basename(key!), key: await readBase64(key!),
       });
-      return print(inv, info, () => `Client certificate for ${id}: ${info.subject}, valid until ${info.validTo}${info.warning ? ` (${info.warning})` : ''}`);
+      return print(inv, info, () => `Client certificate for ${id}: ${validity(info)}`);
     }
     case 'delete': {
       const [id, kind] = need(inv, 2, 'delete ID ca|client');

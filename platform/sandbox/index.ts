@@ -537,11 +537,19 @@ class IsolateSandbox implements AppSandbox {
     this.#timers.clear();
   }
 
+  /** isolated-vm disposes an isolate that runs out of memory; the sandbox disposes it otherwise. */
+  get #disposedForMemory(): boolean {
+    return this.#isolate.isDisposed && !this.#disposed;
+  }
+
+  get #memoryExhausted(): SandboxFailure {
+    return { code: 'E_MEMORY_LIMIT', message: `exceeded its memory limit of ${this.#grants.limits.memoryMb} MB` };
+  }
+
   #classify(error: unknown): SandboxFailure {
     const message = error instanceof Error ? error.message : String(error);
     if (this.#failure) return this.#failure;
-    // isolated-vm disposes an isolate that runs out of memory; a later call finds it so.
-    if (/memory limit/i.test(message) || (this.#isolate.isDisposed && !this.#disposed)) return { code: 'E_MEMORY_LIMIT', message: `exceeded its memory limit of ${this.#grants.limits.memoryMb} MB` };
+    if (/memory limit/i.test(message) || this.#disposedForMemory) return this.#memoryExhausted;
     if (/timed out/i.test(message)) return { code: 'E_CPU_LIMIT', message: `exceeded its CPU limit of ${this.#cpuMs} ms for one event` };
     return { code: 'E_APP_FAILED', message };
   }
@@ -563,7 +571,7 @@ class IsolateSandbox implements AppSandbox {
     const budget = this.#cpuMs + 250;
     this.#watchdog = setInterval(() => {
       if (this.#isolate.isDisposed) {
-        if (!this.#disposed) this.#fail({ code: 'E_MEMORY_LIMIT', message: `exceeded its memory limit of ${this.#grants.limits.memoryMb} MB` });
+        if (this.#disposedForMemory) this.#fail(this.#memoryExhausted);
         return;
       }
       const cpu = Number(this.#isolate.cpuTime) / 1e6;
