@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   E_CATALOG_MISMATCH: { status: 422, summary: 'The package does not match its catalog entry.' },
   E_COMPROMISED: { status: 409, summary: 'The app is marked compromised and cannot be installed.' },
   E_DELISTED: { status: 404, summary: 'That app version is no longer offered.' },
+  E_VERSION_EXISTS: { status: 409, summary: 'That app version is already published with other content.' },
+  E_RANGE: { status: 416, summary: 'The requested byte range is outside the package.' },
   E_APP_LIMIT: { status: 409, summary: 'The limit on the number of installed apps is reached.' },
   E_ALREADY_INSTALLED: { status: 409, summary: 'The app is already installed.' },
   E_NEW_VERSION: { status: 409, summary: 'Another version of the app is installed; uninstall it first.' },
@@ -104,8 +106,9 @@ export class IsogateError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details: Readonly<Record<string, unknown>> = {},
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 
   get status(): number {
@@ -142,7 +145,8 @@ export function toIsogateError(error: unknown): IsogateError {
       return new IsogateError(code, String(message ?? ERROR_CODES[code].summary),
         details && typeof details === 'object' ? (details as Record<string, unknown>) : {});
     }
-    if (typeof message === 'string') return new IsogateError('E_INTERNAL', message);
+    // The original stays reachable as `cause` (with its stack) for logs and debugging.
+    if (typeof message === 'string') return new IsogateError('E_INTERNAL', message, {}, { cause: error });
   }
-  return new IsogateError('E_INTERNAL', String(error));
+  return new IsogateError('E_INTERNAL', String(error), {}, { cause: error });
 }

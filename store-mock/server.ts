@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import Koa from 'koa';
-import { isIsogateError } from '../sdk/errors.js';
+import { ERROR_CODES, isIsogateError, type ErrorCode } from '../sdk/errors.js';
 import { StoreData, type CatalogEntry } from './store.js';
 
 interface CachedCatalog {
@@ -30,8 +30,9 @@ export function createStoreServer(store: StoreData): Koa {
 
   const app = new Koa();
   const router = new Router({ prefix: '/api/v1' });
-  const error = (ctx: Koa.Context, status: number, code: string, message: string): void => {
-    ctx.status = status;
+  // Every answer's status comes from the code's entry in the registry, as the gateway's API does.
+  const error = (ctx: Koa.Context, code: ErrorCode, message: string): void => {
+    ctx.status = ERROR_CODES[code].status;
     ctx.body = { error: { code, message } };
   };
 
@@ -44,7 +45,7 @@ export function createStoreServer(store: StoreData): Koa {
   });
   router.get('/apps/:id', async (ctx) => {
     const versions = (await catalog()).filter((e) => e.package_id === ctx.params.id);
-    if (versions.length === 0) return error(ctx, 404, 'E_NOT_FOUND', `No app ${ctx.params.id} in this store`);
+    if (versions.length === 0) return error(ctx, 'E_NOT_FOUND', `No app ${ctx.params.id} in this store`);
     ctx.body = { apps: versions };
   });
   router.get('/apps/:id/:version/package', async (ctx) => {
@@ -52,11 +53,11 @@ export function createStoreServer(store: StoreData): Koa {
     const entry = (await catalog()).find((e) => e.package_id === id && e.version === version);
     if (!entry) {
       const known = (await catalog()).some((e) => e.package_id === id);
-      return error(ctx, 404, known ? 'E_DELISTED' : 'E_NOT_FOUND', known ? `${id} ${version} is not listed (delisted or never published)` : `No app ${id} in this store`);
+      return error(ctx, known ? 'E_DELISTED' : 'E_NOT_FOUND', known ? `${id} ${version} is not listed (delisted or never published)` : `No app ${id} in this store`);
     }
     const file = await store.packageFile(id, version);
     const stat = file ? await fs.stat(file).catch(() => undefined) : undefined;
-    if (!file || !stat) return error(ctx, 404, 'E_DELISTED', `${id} ${version} has been removed from the store`);
+    if (!file || !stat) return error(ctx, 'E_DELISTED', `${id} ${version} has been removed from the store`);
     const etag = `"${entry.sha256}"`;
     ctx.set('Accept-Ranges', 'bytes');
     ctx.set('ETag', etag);
@@ -66,7 +67,7 @@ export function createStoreServer(store: StoreData): Koa {
     const ifRange = ctx.get('If-Range');
     if (range === 'unsatisfiable') {
       ctx.set('Content-Range', `bytes */${stat.size}`);
-      return error(ctx, 416, 'E_RANGE', `The range ${ctx.get('Range')} is outside the package's ${stat.size} bytes`);
+      return error(ctx, 'E_RANGE', `The range ${ctx.get('Range')} is outside the package's ${stat.size} bytes`);
     }
     if (range && (!ifRange || ifRange === etag)) {
       ctx.status = 206;
@@ -82,11 +83,11 @@ export function createStoreServer(store: StoreData): Koa {
   app.use(async (ctx, next) => {
     try {
       await next();
-      if (ctx.status === 404 && !ctx.body) error(ctx, 404, 'E_NOT_FOUND', `Nothing at ${ctx.path}`);
+      if (ctx.status === 404 && !ctx.body) error(ctx, 'E_NOT_FOUND', `Nothing at ${ctx.path}`);
     } catch (caught) {
       // Never a stack trace to a client: the code and a sentence.
-      if (isIsogateError(caught)) error(ctx, 400, caught.code, caught.message);
-      else error(ctx, 500, 'E_INTERNAL', 'The store failed to answer');
+      if (isIsogateError(caught)) error(ctx, caught.code, caught.message);
+      else error(ctx, 'E_INTERNAL', 'The store failed to answer');
     }
   });
   app.use(router.routes()).use(router.allowedMethods());

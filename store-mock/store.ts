@@ -89,7 +89,11 @@ export class StoreData {
     return files;
   }
 
-  /** Checks (unless unchecked) and lists a package; replaces a listing of the same id and version. */
+  /**
+   * Checks (unless unchecked) and lists a package. A published version never changes: the same
+   * bytes again are a no-op, other bytes under a listed id and version are refused. Only
+   * `unchecked`, standing for a compromised store, can swap what a listed version is.
+   */
   async publish(source: Uint8Array | string, options: PublishOptions = {}): Promise<CatalogEntry> {
     const bytes = typeof source === 'string'
       ? await fs.readFile(source).catch((error: Error) => { throw fail('E_NOT_FOUND', `The package ${source} cannot be read: ${error.message}`); })
@@ -113,6 +117,12 @@ export class StoreData {
     const id = manifest.package_id!;
     const version = manifest.version!;
     if (!PACKAGE_ID.test(id) || !/^[0-9A-Za-z.+-]{1,64}$/.test(version)) throw fail('E_USAGE', `"${id}" "${version}" cannot name a file in the store`);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const listed = (await this.catalog()).find((e) => e.package_id === id && e.version === version);
+    if (listed && !options.unchecked) {
+      if (listed.sha256 === sha256) return listed;
+      throw fail('E_VERSION_EXISTS', `${id} ${version} is already published with other content; a published version never changes: publish a new version`, { packageId: id, version });
+    }
     const file = path.join(this.dir, 'packages', id, `${version}.igp`);
     await fs.mkdir(path.dirname(file), { recursive: true });
     await writeFileDurable(file, bytes);
@@ -123,7 +133,7 @@ export class StoreData {
       ...(manifest.description ? { description: manifest.description } : {}),
       version,
       size: bytes.length,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
+      sha256,
       categories: Array.isArray(manifest.categories) ? manifest.categories : [],
       published_at: (options.now ?? new Date()).toISOString(),
       status: 'available',

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
 import { serveStore, type ServingStore } from '../../store-mock/server.js';
-import { sampleManifest, SAMPLE_FILES } from '../fixtures/packages.js';
+import { packageEntries, rawPackage, replace, sampleManifest, SAMPLE_FILES } from '../fixtures/packages.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
@@ -13,14 +13,14 @@ describe('store-mock', () => {
   let dir: string;
   let serving: ServingStore;
   let signed: Buffer;
+  let signer: { keyPem: string; certPem: string };
 
   before(async () => {
     dir = await makeTempDir('isogate-store-');
     serving = await serveStore({ dir: path.join(dir, 'store'), port: 0 });
     const publisher = await serving.store.issuePublisher('Test publisher', path.join(dir, 'publisher'));
-    signed = await signPackage(await buildPackage(sampleManifest(), files()), {
-      keyPem: await fs.readFile(publisher.keyPath, 'utf8'), certPem: await fs.readFile(publisher.certPath, 'utf8'),
-    });
+    signer = { keyPem: await fs.readFile(publisher.keyPath, 'utf8'), certPem: await fs.readFile(publisher.certPath, 'utf8') };
+    signed = await signPackage(await buildPackage(sampleManifest(), files()), signer);
   });
   after(async () => {
     await serving.close();
@@ -49,7 +49,20 @@ describe('store-mock', () => {
     assert.deepEqual(Buffer.from(await partial.arrayBuffer()), signed.subarray(10, 20));
     const suffix = await get(url, { Range: 'bytes=-5' });
     assert.deepEqual(Buffer.from(await suffix.arrayBuffer()), signed.subarray(signed.length - 5));
-    assert.equal((await get(url, { Range: `bytes=${signed.length}-` })).status, 416);
+    const unsatisfiable = await get(url, { Range: `bytes=${signed.length}-` });
+    assert.equal(unsatisfiable.status, 416);
+    assert.equal(((await unsatisfiable.json()) as { error: { code: string } }).error.code, 'E_RANGE');
+  });
+
+  it('never changes a published version: the same bytes again are a no-op, other bytes are refused', async () => {
+    const [entry] = (await serving.store.catalog()).filter((e) => e.package_id === sampleManifest().package_id);
+    const catalogBefore = await fs.readFile(serving.store.catalogFile, 'utf8');
+    assert.deepEqual(await serving.store.publish(signed), entry);
+    const other = await signPackage(await buildPackage(sampleManifest(), new Map([...files(), ['app/extra.js', Buffer.from('// other content')]])), signer);
+    await assert.rejects(serving.store.publish(other), { code: 'E_VERSION_EXISTS' });
+    assert.equal(await fs.readFile(serving.store.catalogFile, 'utf8'), catalogBefore);
+    const served = await get(`/api/v1/apps/${entry!.package_id}/${entry!.version}/package`);
+    assert.deepEqual(Buffer.from(await served.arrayBuffer()), signed);
   });
 
   it('refuses, unchanged, a package signed under another root or tampered; --unchecked lists it', async () => {
@@ -57,9 +70,8 @@ describe('store-mock', () => {
     const foreign = await signPackage(await buildPackage(sampleManifest({ package_id: 'dev.isogate.tests.foreign' }), files()), pki.otherPublisher);
     const before = await fs.readFile(serving.store.catalogFile, 'utf8');
     await assert.rejects(serving.store.publish(foreign), { code: 'E_CERTIFICATE' });
-    const tampered = Buffer.from(signed);
-    tampered[tampered.length - 30] ^= 0xff;
-    await assert.rejects(serving.store.publish(tampered));
+    const tampered = await rawPackage(replace(await packageEntries(signed), 'app/main.js', Buffer.from('globalThis.evil = true;')));
+    await assert.rejects(serving.store.publish(tampered), { code: 'E_DIGEST' });
     assert.equal(await fs.readFile(serving.store.catalogFile, 'utf8'), before);
     const listed = await serving.store.publish(foreign, { unchecked: true });
     assert.equal(listed.package_id, 'dev.isogate.tests.foreign');
