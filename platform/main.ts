@@ -181,7 +181,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         developerMode: modes.is_developer_mode === true,
         store: storeUrl,
         apps: { installed: installed.list().length, limit: 20, byStatus },
-        routes: { active: routes.filter((r) => r.status === 'Active').length, error: routes.filter((r) => r.status === 'Error').length },
+        routes: {
+          active: routes.filter((r) => r.status === 'Active').length,
+          inactive: routes.filter((r) => r.status === 'Inactive').length,
+          error: routes.filter((r) => r.status === 'Error').length,
+        },
       };
     };
 

@@ -20,7 +20,8 @@ interface Operation {
 }
 
 const PACKAGE_ID = { type: 'string', minLength: 3, maxLength: 128, pattern: '^[a-z][a-z0-9-]*(\\.[a-z0-9][a-z0-9-]*)+$' };
-const ROUTE_END = { type: 'string', minLength: 3, maxLength: 200, pattern: '^[^:\\s]+:[^:\\s]+$' };
+// The app part may be an id or a name (names have spaces); the endpoint part never has either.
+const ROUTE_END = { type: 'string', minLength: 3, maxLength: 200, pattern: '^[^:\\u0000-\\u001f]+:[^:\\s]+$' };
 const BASE64 = { type: 'string', maxLength: 4 * 1024 * 1024, pattern: '^[A-Za-z0-9+/=\\s]*$' };
 const FILE_NAME = { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^/\\\\\\u0000-\\u001f]+$' };
 
@@ -28,10 +29,21 @@ function params(properties: Record<string, unknown>, required: string[] = []): R
   return { type: 'object', additionalProperties: false, properties, required };
 }
 
-/** `APP:ENDPOINT` on the command line and in the API; the manual's route shape inside. */
-function routeEnd(text: string): { application_id: string; endpoint: string } {
-  const [application_id, endpoint] = text.split(':') as [string, string];
-  return { application_id, endpoint };
+/**
+ * `APP:ENDPOINT` on the command line and in the API, where APP is an installed app's id or,
+ * where exactly one installed app has it, its name (`routes list` shows both); the manual's
+ * route shape inside. An APP that is neither stays as given, so the router says it is not installed.
+ */
+function routeEnd(services: GatewayServices, text: string): { application_id: string; endpoint: string } {
+  const [app, endpoint] = text.split(':') as [string, string];
+  const given = app.trim();
+  const installed = services.orchestrator.list();
+  if (installed.some((candidate) => candidate.packageId === given)) return { application_id: given, endpoint };
+  const named = installed.filter((candidate) => candidate.manifest.name.toLowerCase() === given.toLowerCase());
+  if (named.length > 1) {
+    throw fail('E_ROUTE', `"${given}" names ${named.length} installed apps (${named.map((candidate) => candidate.packageId).join(', ')}): give the app's id`);
+  }
+  return { application_id: named[0]?.packageId ?? given, endpoint };
 }
 
 /** The CLI and UI say what the manual's web interface says; the document keeps the manual's values. */
@@ -130,15 +142,16 @@ export const OPERATIONS: Record<string, Operation> = {
   'routes.add': {
     summary: 'Route a source endpoint to a destination endpoint (APP:ENDPOINT each)',
     params: params({ source: ROUTE_END, destination: ROUTE_END }, ['source', 'destination']),
-    run: async ({ router }, { source, destination }: { source: string; destination: string }) => router.add(routeEnd(source), routeEnd(destination)),
+    run: async (services, { source, destination }: { source: string; destination: string }) =>
+      services.router.add(routeEnd(services, source), routeEnd(services, destination)),
   },
   'routes.update': {
     summary: 'Change a route: its ends or whether it is active',
     params: params({ id: { type: 'string', maxLength: 64 }, source: ROUTE_END, destination: ROUTE_END, active: { type: 'boolean' } }, ['id']),
-    run: async ({ router }, { id, source, destination, active }: { id: string; source?: string; destination?: string; active?: boolean }) =>
-      router.update(id, {
-        ...(source ? { source: routeEnd(source) } : {}),
-        ...(destination ? { destination: routeEnd(destination) } : {}),
+    run: async (services, { id, source, destination, active }: { id: string; source?: string; destination?: string; active?: boolean }) =>
+      services.router.update(id, {
+        ...(source ? { source: routeEnd(services, source) } : {}),
+        ...(destination ? { destination: routeEnd(services, destination) } : {}),
         ...(active === undefined ? {} : { active }),
       }),
   },

@@ -20,7 +20,7 @@ export interface GatewayStatus {
   developerMode: boolean;
   store: string;
   apps: { installed: number; limit: number; byStatus: Record<string, number> };
-  routes: { active: number; error: number };
+  routes: { active: number; inactive: number; error: number };
 }
 
 /** One row of the Installed apps table (the manual's columns) with the machine fields. */

@@ -153,12 +153,17 @@ async function apps(args: string[]): Promise<void> {
 function routeRows(routes: any[]): string {
   return table(routes.map((route) => ({
     ...route,
-    source_app: route.sourceName ?? route.source.application_id,
+    // The name is what an admin recognises, the id what `routes add` and scripts take.
+    source_app: appLabel(route.sourceName, route.source.application_id),
     source_ep: route.source.endpoint,
-    destination_app: route.destinationName ?? route.destination.application_id,
+    destination_app: appLabel(route.destinationName, route.destination.application_id),
     destination_ep: route.destination.endpoint,
     counts: `${route.counters.delivered}/${route.counters.dropped}/${route.counters.invalid}`,
-  })), [['id', 'ID'], ['status', 'STATUS'], ['source_app', 'SOURCE APP'], ['source_ep', 'SOURCE POINT'], ['destination_app', 'DESTINATION APP'], ['destination_ep', 'DESTINATION POINT'], ['counts', 'DELIVERED/DROPPED/INVALID']]);
+  })), [['id', 'ID'], ['status', 'STATUS'], ['source_app', 'SOURCE APP'], ['source_ep', 'SOURCE POINT'], ['destination_app', 'DESTINATION APP'], ['destination_ep', 'DESTINATION POINT'], ['queued', 'QUEUED'], ['counts', 'DELIVERED/DROPPED/INVALID']]);
+}
+
+function appLabel(name: string | undefined, id: string): string {
+  return name ? `${name} (${id})` : id;
 }
 
 async function routes(args: string[]): Promise<void> {
@@ -249,7 +254,7 @@ async function status(args: string[]): Promise<void> {
     `mode: ${result.mode}${result.developerMode ? ', developer mode' : ''}`,
     `store: ${result.store}`,
     `apps: ${result.apps.installed} installed of ${result.apps.limit}; ${Object.entries(result.apps.byStatus).map(([s, n]) => `${n} ${s}`).join(', ') || 'none running'}`,
-    `routes: ${result.routes.active} active, ${result.routes.error} in error`,
+    `routes: ${result.routes.active} active, ${result.routes.inactive} inactive, ${result.routes.error} in error`,
   ].join('\n'));
 }
 

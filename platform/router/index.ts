@@ -41,8 +41,9 @@ export interface Counters {
 }
 
 export interface RouteView extends RouteEntry {
-  status: 'Active' | 'Error';
-  /** Why the route is in Error, when it is. */
+  /** The manual's states; `Inactive` is a route an admin disabled (`active: false`). */
+  status: 'Active' | 'Inactive' | 'Error';
+  /** Why the route is in Error, or would be once enabled. */
   problem?: string;
   sourceName?: string;
   destinationName?: string;
@@ -150,7 +151,7 @@ export class Router {
     const lane = this.#lanes.get(route.id);
     return {
       ...route,
-      status: problem ? 'Error' : 'Active',
+      status: !route.active ? 'Inactive' : problem ? 'Error' : 'Active',
       ...(problem ? { problem } : {}),
       ...(sourceApp ? { sourceName: sourceApp.name } : {}),
       ...(destinationApp ? { destinationName: destinationApp.name } : {}),

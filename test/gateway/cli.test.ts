@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import { X509Certificate } from 'node:crypto';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { waitForAsync } from '../fixtures/wait.js';
 
 const ISOGATE = path.resolve('bin/isogate.mjs');
 const TELEMETRY = 'dev.isogate.samples.telemetry';
@@ -137,16 +138,25 @@ describe('isogate start and the CLI', function () {
     const wrong = await isogate(['routes', 'add', `${TELEMETRY}:readings`, `${UPLINK}:alerts`, '--data', dir, '--json']);
     assert.equal(JSON.parse(wrong.stdout).error.code, 'E_ROUTE');
     await json(['routes', 'add', `${TELEMETRY}:readings`, `${THRESHOLD}:readings`, '--data', dir]);
-    await json(['routes', 'add', `${THRESHOLD}:alerts`, `${UPLINK}:alerts`, '--data', dir]);
+    // By name, as `routes list` shows them, where the name is unambiguous.
+    const byName = await json(['routes', 'add', 'threshold-filter:alerts', `${UPLINK}:alerts`, '--data', dir]);
+    assert.equal(byName.source.application_id, THRESHOLD);
     for (const id of [UPLINK, THRESHOLD, TELEMETRY]) assert.equal((await json(['apps', 'start', id, '--data', dir])).status, 'running');
 
     let routes: any[] = [];
-    for (let attempt = 0; attempt < 100; attempt += 1) {
+    await waitForAsync(async () => {
       routes = await json(['routes', 'list', '--data', dir]);
-      if (routes.every((route) => route.counters.delivered > 0)) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+      return routes.every((route) => route.counters.delivered > 0);
+    });
     assert.ok(routes.every((route) => route.status === 'Active' && route.counters.delivered > 0), JSON.stringify(routes));
+
+    const disabled = await isogate(['routes', 'disable', byName.id, '--data', dir]);
+    assert.equal(disabled.stdout.trim(), `Route ${byName.id}: Inactive`);
+    assert.deepEqual((await json(['status', '--data', dir])).routes, { active: 1, inactive: 1, error: 0 });
+    const table = (await isogate(['routes', 'list', '--data', dir])).stdout;
+    assert.match(table, /QUEUED/);
+    assert.match(table, new RegExp(`threshold-filter \\(${THRESHOLD.replaceAll('.', '\\.')}\\)`));
+    await json(['routes', 'enable', byName.id, '--data', dir]);
 
     const listed = await json(['apps', 'list', '--data', dir]);
     assert.deepEqual(listed.map((app: any) => app.status), ['running', 'running', 'running']);

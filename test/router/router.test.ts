@@ -140,4 +140,19 @@ describe('router', () => {
     await router.remove(route.id);
     assert.deepEqual(router.list(), []);
   });
+
+  it('reads Inactive while disabled, carries nothing then, and Active again once enabled', async () => {
+    const sink = new RecordingGuest();
+    guests.set('dev.t.sink', sink);
+    router.appStarted('dev.t.sink');
+    const route = await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
+    assert.equal((await router.update(route.id, { active: false })).status, 'Inactive');
+    assert.deepEqual(router.list({ search: 'inactive' }).map((r) => r.id), [route.id]);
+    router.emit('dev.t.source', 'out', { v: 1 });
+    assert.equal(router.get(route.id).queued, 0);
+    assert.equal((await router.update(route.id, { active: true })).status, 'Active');
+    router.emit('dev.t.source', 'out', { v: 2 });
+    await waitFor(() => sink.received.length === 1);
+    assert.deepEqual(sink.received, [{ v: 2 }]);
+  });
 });
