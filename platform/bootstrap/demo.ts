@@ -1,7 +1,8 @@
 /**
  * `npm start` / `isogate demo`: the sample pipeline installed, wired and running, so a newcomer
  * sees data flow at once. Every step goes through the same services an admin uses, and each is
- * skipped when already done, so a second start of the same data directory changes nothing.
+ * skipped when already done, so a second start of the same data directory changes nothing:
+ * apps that are running start again by their own Autostart rule, like on any gateway.
  */
 import type { GatewayServices } from '../api/services.js';
 
@@ -20,8 +21,12 @@ export const DEMO_ROUTES = [
 
 export async function setUpDemo(services: GatewayServices, say: (line: string) => void): Promise<void> {
   const { orchestrator, launcher, router } = services;
+  // Only what this start installed is set to Autostart and started: on a data directory the
+  // demo set up before, the admin's start rules and stopped apps are the admin's decisions.
+  const installedNow: string[] = [];
   for (const id of DEMO_APPS) {
     if (orchestrator.get(id)) continue;
+    installedNow.push(id);
     let lastLine = '';
     const app = await orchestrator.install(id, {
       onProgress: (progress) => {
@@ -44,7 +49,7 @@ export async function setUpDemo(services: GatewayServices, say: (line: string) =
   }
 
   // Start downstream first, so the first readings find their destinations running.
-  for (const id of [...DEMO_APPS].reverse()) {
+  for (const id of [...DEMO_APPS].reverse().filter((app) => installedNow.includes(app))) {
     const info = launcher.status(id);
     if (info.launchRule !== 'auto') await launcher.setLaunchRule(id, 'auto');
     if (info.status !== 'running' && info.status !== 'starting') {

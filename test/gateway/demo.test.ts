@@ -1,0 +1,45 @@
+/**
+ * `npm start` on a data directory it set up before: the admin's start rules and stopped apps
+ * stay as the admin left them.
+ */
+import { strict as assert } from 'node:assert';
+import { setUpDemo, DEMO_APPS } from '../../platform/bootstrap/demo.js';
+import { startGateway } from '../../platform/main.js';
+import { makeTempDir, removeDir } from '../fixtures/temp.js';
+
+describe('the demo on a data directory it set up before', function () {
+  this.timeout(120_000);
+  let dir: string;
+  before(async () => {
+    dir = await makeTempDir('isogate-demo-');
+  });
+  after(() => removeDir(dir));
+
+  it('keeps the admin\'s Block start and Manual start rules and a stopped app stopped', async () => {
+    const [telemetry, threshold, uplink] = DEMO_APPS;
+    const first = await startGateway({ dataDir: dir });
+    try {
+      await setUpDemo(first.services, () => undefined);
+      assert.deepEqual(DEMO_APPS.map((id) => first.services.launcher.status(id).status), ['running', 'running', 'running']);
+      await first.services.launcher.stop(threshold);
+      await first.services.launcher.setLaunchRule(threshold, 'none');
+      await first.services.launcher.stop(uplink);
+      await first.services.launcher.setLaunchRule(uplink, 'forbidden');
+    } finally {
+      await first.close();
+    }
+
+    const second = await startGateway({ dataDir: dir });
+    try {
+      const auditedBefore = second.services.audit.list().length;
+      await setUpDemo(second.services, () => undefined);
+      const { launcher } = second.services;
+      assert.deepEqual([telemetry, threshold, uplink].map((id) => [launcher.status(id).launchRule, launcher.status(id).status]),
+        [['auto', 'running'], ['none', 'stopped'], ['forbidden', 'stopped']]);
+      assert.deepEqual(second.services.audit.list().slice(0, second.services.audit.list().length - auditedBefore)
+        .filter((record) => /autorun|launch/i.test(record.event)), []);
+    } finally {
+      await second.close();
+    }
+  });
+});
