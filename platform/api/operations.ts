@@ -111,6 +111,11 @@ export const OPERATIONS: Record<string, Operation> = {
     params: params({ id: PACKAGE_ID, value: { type: 'object' } }, ['id', 'value']),
     run: async ({ launcher }, { id, value }: { id: string; value: Record<string, unknown> }) => launcher.setConfiguration(id, value),
   },
+  'apps.config.merge': {
+    summary: "Change some keys of an app's configuration (an RFC 7396 merge patch: null returns a key to its default)",
+    params: params({ id: PACKAGE_ID, patch: { type: 'object' } }, ['id', 'patch']),
+    run: async ({ launcher }, { id, patch }: { id: string; patch: Record<string, unknown> }) => launcher.mergeConfiguration(id, patch),
+  },
   'apps.logs.info': {
     summary: "What an app's log archive holds and its size, before downloading it",
     params: params({ id: PACKAGE_ID }, ['id']),

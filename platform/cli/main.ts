@@ -8,6 +8,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { parseCommandLine, reportFailure } from '../../sdk/cli/shell.js';
 import { fail } from '../../sdk/errors.js';
 import { callControl } from '../api/control-socket.js';
+import { patchForKey } from '../config/merge-patch.js';
 import { formatBytes, ProgressLine, table } from './format.js';
 
 const USAGE = `isogate — the gateway's application platform
@@ -17,7 +18,8 @@ const USAGE = `isogate — the gateway's application platform
   isogate apps available | list
   isogate apps install ID [--version V] | uninstall ID | start ID | stop ID
   isogate apps rule ID auto|manual|blocked | log-level ID 0-5
-  isogate apps logs ID [-o FILE] | config ID [--set FILE]
+  isogate apps logs ID [-o FILE]
+  isogate apps config ID [--set FILE | --merge FILE | KEY VALUE]
   isogate routes list [--search TEXT] [--sort status|source|destination] [--desc]
   isogate routes add APP:ENDPOINT APP:ENDPOINT | remove ROUTE | enable ROUTE | disable ROUTE
   isogate certs list ID | set-ca ID FILE | set-client ID CERT KEY | delete ID ca|client
@@ -64,7 +66,7 @@ async function call(invocation: Invocation, op: string, params: Record<string, u
 
 async function apps(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
-  const inv = parse(rest, { version: { type: 'string' }, output: { type: 'string', short: 'o' }, set: { type: 'string' } });
+  const inv = parse(rest, { version: { type: 'string' }, output: { type: 'string', short: 'o' }, set: { type: 'string' }, merge: { type: 'string' } });
   switch (sub) {
     case 'available': {
       need(inv, 0, 'no arguments');
@@ -131,16 +133,26 @@ async function apps(args: string[]): Promise<void> {
       }
     }
     case 'config': {
-      const [id] = need(inv, 1, 'config ID [--set FILE]');
-      if (inv.values.set) {
-        let value: unknown;
+      // --set replaces the whole configuration; --merge and KEY VALUE change only what they name.
+      const [id, key, value] = inv.positionals;
+      if (!id || (key !== undefined && value === undefined) || inv.positionals.length > 3
+        || [inv.values.set, inv.values.merge, key].filter((given) => given !== undefined).length > 1) {
+        throw fail('E_USAGE', 'Expected config ID, config ID --set FILE, config ID --merge FILE or config ID KEY VALUE');
+      }
+      const save = async (op: string, params: Record<string, unknown>): Promise<void> => {
+        const result = await call(inv, op, params);
+        print(inv, result, () => `${result.name ?? id}: configuration saved (${result.status})`);
+      };
+      if (inv.values.set) return save('apps.config.set', { id, value: await readJsonFile(String(inv.values.set)) });
+      if (inv.values.merge) return save('apps.config.merge', { id, patch: await readJsonFile(String(inv.values.merge)) });
+      if (key !== undefined) {
+        let patch: Record<string, unknown>;
         try {
-          value = JSON.parse(await fs.readFile(String(inv.values.set), 'utf8'));
+          patch = patchForKey(key, value!);
         } catch (error) {
-          throw fail('E_CONFIG', `${String(inv.values.set)} is not a readable JSON file: ${(error as Error).message}`);
+          throw fail('E_USAGE', (error as Error).message);
         }
-        const result = await call(inv, 'apps.config.set', { id, value });
-        return print(inv, result, () => `${result.name ?? id}: configuration saved (${result.status})`);
+        return save('apps.config.merge', { id, patch });
       }
       const config = await call(inv, 'apps.config.get', { id });
       return print(inv, config, () => JSON.stringify(config, null, 2));
@@ -197,6 +209,14 @@ async function routes(args: string[]): Promise<void> {
     }
     default:
       throw fail('E_USAGE', `Unknown routes command "${sub ?? ''}"`);
+  }
+}
+
+async function readJsonFile(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (error) {
+    throw fail('E_CONFIG', `${file} is not a readable JSON file: ${(error as Error).message}`);
   }
 }
 

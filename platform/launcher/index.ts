@@ -12,6 +12,7 @@ import type { Audit } from '../audit/index.js';
 import { APP_STATE, type ApplicationEntry, type AppStateCode, type ConfigStore, type LaunchRule, type LogLevel } from '../config/index.js';
 import { Mutex } from '../durable/index.js';
 import type { AppGuest, LogLevelCode } from '../sandbox/bridge.js';
+import { applyMergePatch } from '../config/merge-patch.js';
 import { effectiveConfiguration, validateAppConfiguration } from './configuration.js';
 import { FailureHistory, restartPolicy, type RestartPolicy } from './supervision.js';
 
@@ -363,18 +364,29 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
 
   /** Validated before anything changes; a running app is told, not restarted. */
   setConfiguration(packageId: string, value: unknown): Promise<AppStatusInfo> {
-    return this.#lock(packageId).run(async () => {
-      const app = this.#app(packageId);
-      const valid = validateAppConfiguration(app.manifest, value);
-      await this.#options.config.update((doc) => {
-        doc[packageId] = valid;
-        const entry = doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId);
-        if (entry) entry.configured = true;
-      });
-      const guest = this.guest(packageId);
-      if (guest) await guest.configChanged(this.getConfiguration(packageId)).catch(() => undefined);
-      return this.#announce(packageId);
+    return this.#lock(packageId).run(() => this.#writeConfiguration(packageId, value));
+  }
+
+  /**
+   * An RFC 7396 merge patch over the app's current configuration: keys the patch leaves out keep
+   * their values, a key set to null returns to its default. Read and written under the app's
+   * lock, so two admins' changes to different keys both survive.
+   */
+  mergeConfiguration(packageId: string, patch: unknown): Promise<AppStatusInfo> {
+    return this.#lock(packageId).run(() => this.#writeConfiguration(packageId, applyMergePatch(this.getConfiguration(packageId) ?? {}, patch)));
+  }
+
+  async #writeConfiguration(packageId: string, value: unknown): Promise<AppStatusInfo> {
+    const app = this.#app(packageId);
+    const valid = validateAppConfiguration(app.manifest, value);
+    await this.#options.config.update((doc) => {
+      doc[packageId] = valid;
+      const entry = doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId);
+      if (entry) entry.configured = true;
     });
+    const guest = this.guest(packageId);
+    if (guest) await guest.configChanged(this.getConfiguration(packageId)).catch(() => undefined);
+    return this.#announce(packageId);
   }
 
   /** At gateway start: every Autostart app, each on its own (one failure does not stop the others). */

@@ -132,6 +132,17 @@ describe('isogate start and the CLI', function () {
     const settings = path.join(dir, 'telemetry.json');
     await fs.writeFile(settings, JSON.stringify({ intervalMs: 50, sensors: ['temperature'] }));
     await json(['apps', 'config', TELEMETRY, '--set', settings, '--data', dir]);
+    // One key changes, the others keep what was set; null returns a key to its default.
+    await json(['apps', 'config', TELEMETRY, 'intervalMs', '60', '--data', dir]);
+    assert.deepEqual(await json(['apps', 'config', TELEMETRY, '--data', dir]), { intervalMs: 60, sensors: ['temperature'] });
+    const refused = await isogate(['apps', 'config', TELEMETRY, 'intervalMs', '10', '--data', dir, '--json']);
+    assert.equal(JSON.parse(refused.stdout).error.code, 'E_CONFIG');
+    assert.deepEqual(await json(['apps', 'config', TELEMETRY, '--data', dir]), { intervalMs: 60, sensors: ['temperature'] });
+    const patch = path.join(dir, 'patch.json');
+    await fs.writeFile(patch, JSON.stringify({ intervalMs: 50, sensors: null }));
+    await json(['apps', 'config', TELEMETRY, '--merge', patch, '--data', dir]);
+    assert.deepEqual(await json(['apps', 'config', TELEMETRY, '--data', dir]), { intervalMs: 50, sensors: ['temperature', 'pressure', 'vibration'] });
+    await json(['apps', 'config', TELEMETRY, '--set', settings, '--data', dir]);
     const limits = path.join(dir, 'limits.json');
     await fs.writeFile(limits, JSON.stringify({ limits: { temperature: { warning: -1000, critical: 1000 } } }));
     await json(['apps', 'config', THRESHOLD, '--set', limits, '--data', dir]);
