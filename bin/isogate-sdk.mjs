@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { launch } from './launch.mjs';
+import { run } from './run.mjs';
 
-launch('../sdk/cli/main.ts');
+await run('../dist/sdk/cli/main.js');

@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { launch } from './launch.mjs';
+import { run } from './run.mjs';
 
-launch('../store-mock/cli.ts');
+await run('../dist/store-mock/cli.js');

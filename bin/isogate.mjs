@@ -1,4 +1,7 @@
 #!/usr/bin/env node
-import { launch } from './launch.mjs';
+import { run } from './run.mjs';
 
-launch('../platform/cli/main.ts');
+// Only the gateway itself runs isolates; every other command talks to it over its socket.
+const GATEWAY_COMMANDS = new Set(['start', 'demo']);
+const command = process.argv[2];
+await run('../dist/platform/cli/main.js', { needsIsolates: GATEWAY_COMMANDS.has(command) && !process.argv.includes('--help') && !process.argv.includes('-h') });

@@ -325,7 +325,3 @@ export async function main(argv: string[]): Promise<number> {
     return reportFailure(error, json, USAGE);
   }
 }
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  process.exitCode = await main(process.argv.slice(2));
-}

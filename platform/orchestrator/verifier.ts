@@ -1,4 +1,6 @@
 /** Package verification off the event loop, in a small piscina pool created on first use. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { toIsogateError, type ErrorCode } from '../../sdk/errors.js';
 import type { VerifiedPackage } from '../../sdk/package/index.js';
@@ -27,7 +29,8 @@ export class WorkerPackageVerifier implements PackageVerifier {
   async verify(task: VerifyTask): Promise<VerifiedPackage> {
     // Two threads at most: the machine this runs on has few cores and apps need one.
     this.#pool ??= new Piscina({
-      filename: new URL('./verify-worker.ts', import.meta.url).href,
+      // The worker beside this module, compiled (.js) or run from source (.ts) alike.
+      filename: new URL(`./verify-worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url).href,
       minThreads: 0,
       maxThreads: 2,
       idleTimeout: 30_000,

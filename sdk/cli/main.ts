@@ -172,5 +172,3 @@ export async function main(argv: string[]): Promise<number> {
     return reportFailure(error, json, USAGE);
   }
 }
-
-process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,30 @@
+// Shared by the isogate* commands. They run the compiled JavaScript in dist/ (`npm ci` builds it).
+// A command runs in this process, so a client command costs one Node start; only a command that
+// runs isolates starts Node once more, with --no-node-snapshot, which isolated-vm needs on Node 20.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ISOLATE_FLAG = '--no-node-snapshot';
+
+/** `entry` is the compiled module, relative to this file; it exports `main(argv) -> exit code`. */
+export async function run(entry, { needsIsolates = false } = {}) {
+  const script = fileURLToPath(new URL(entry, import.meta.url));
+  if (!existsSync(script)) {
+    process.stderr.write(`E_INTERNAL: ${script} is missing: isogate is not built. Run \`npm ci\` (or \`npm run build\`) in ${fileURLToPath(new URL('..', import.meta.url))}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  if (needsIsolates && !process.execArgv.includes(ISOLATE_FLAG)) {
+    // The same command again, so the child takes the in-process path below.
+    const child = spawn(process.execPath, [ISOLATE_FLAG, process.argv[1], ...process.argv.slice(2)], { stdio: 'inherit' });
+    // The child handles Ctrl-C itself (the gateway shuts down cleanly); don't die before it.
+    for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+    child.on('exit', (code, signal) => {
+      process.exitCode = code ?? (signal ? 128 : 1);
+    });
+    return;
+  }
+  const { main } = await import(pathToFileURL(script).href);
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// Compiles the platform, the SDK and the store to JavaScript in dist/, which is what the isogate*
+// commands run (`npm ci` runs this through the prepare script; `npm test` runs it before the tests
+// so that the commands the tests start are never older than the sources). Beside the compiled
+// code it puts what that code finds relative to itself: the JSON Schemas, the in-app type
+// declarations and the sample apps' sources.
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = path.join(root, 'dist');
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+
+execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+
+// Copies, not links: dist/ is then a self-contained install of the same version.
+rmSync(path.join(dist, 'manifests'), { recursive: true, force: true });
+cpSync(path.join(root, 'manifests'), path.join(dist, 'manifests'), { recursive: true });
+mkdirSync(path.join(dist, 'sdk', 'app'), { recursive: true });
+cpSync(path.join(root, 'sdk', 'app'), path.join(dist, 'sdk', 'app'), {
+  recursive: true,
+  filter: (source) => !path.extname(source) || source.endsWith('.d.ts'),
+});
+// The embedded store builds the sample apps from their sources with the SDK, as a developer would.
+const samples = path.join(dist, 'sample-apps');
+if (!existsSync(samples)) symlinkSync(path.join('..', 'sample-apps'), samples, 'dir');
