@@ -11,7 +11,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { callControl } from '../../platform/api/control-socket.js';
 import { FORMAT_FILE, LOCK_FILE } from '../../platform/datadir/index.js';
-import { FileDeviceKeyProvider } from '../../platform/device/index.js';
+import { FileDeviceKeyProvider, memoryDeviceKeys } from '../../platform/device/index.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../platform/main.js';
 import { isIsogateError, type ErrorCode } from '../../sdk/errors.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
@@ -356,6 +356,17 @@ describe('secrets at rest', function () {
     assert.deepEqual(await fs.readdir(device), ['device.key']);
     const again = await new FileDeviceKeyProvider(device).open();
     assert.deepEqual(again.derive('storage', 'x'), keys.derive('storage', 'x'));
+  });
+
+  it('takes its device key from the provider it is given (a TPM-backed one on a real device), writing no key file', async () => {
+    const data = path.join(work, 'data');
+    const trust = writeTrustRoot(work);
+    let opened = 0;
+    const provider = { description: 'test provider', open: async () => { opened += 1; return memoryDeviceKeys(); } };
+    const gateway = await startGateway({ dataDir: data, storeUrl: 'http://127.0.0.1:9', trustRootFile: trust, deviceKeys: provider });
+    await gateway.close();
+    assert.equal(opened, 1);
+    await assert.rejects(fs.access(path.join(data, 'device', 'device.key')));
   });
 
   it('a gateway refuses to start on an unsafe device key before opening anything that needs it', async () => {
