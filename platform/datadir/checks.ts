@@ -59,7 +59,10 @@ export async function checkAncestors(dir: string, what: string, uid = currentUid
   // The real path of the nearest existing ancestor, with the rest of the path appended.
   let existing = absolute;
   while (!(await lstatOrUndefined(existing)) && path.dirname(existing) !== existing) existing = path.dirname(existing);
-  const real = path.join(await fs.realpath(existing), path.relative(existing, absolute));
+  const resolved = await fs.realpath(existing).catch((error: NodeJS.ErrnoException) => {
+    throw fail('E_DATA_DIR_UNSAFE', `${existing}, on the way to ${what}, cannot be resolved (${error.code === 'ENOENT' ? 'a link to nothing' : error.message}); give the real path`, { path: existing });
+  });
+  const real = path.join(resolved, path.relative(existing, absolute));
   if (real !== absolute) chains.push(real);
 
   for (const chain of chains) {
