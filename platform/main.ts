@@ -13,7 +13,8 @@ import { FileAuditLog } from './audit/index.js';
 import { ensureDemoCredentials, type DemoCredentials } from './bootstrap/demo-credentials.js';
 import { startEmbeddedStore, type EmbeddedStore } from './bootstrap/embedded-store.js';
 import { ConfigStore } from './config/index.js';
-import { openDeviceKeys } from './device/index.js';
+import { openDataDirectory, ensureOwnDirectory } from './datadir/index.js';
+import { FileDeviceKeyProvider, type DeviceKeyProvider } from './device/index.js';
 import { CertificateStore, EgressService } from './egress/index.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
@@ -31,6 +32,10 @@ export interface GatewayOptions {
   /** An external store and the root its publishers chain to; without them an embedded store runs. */
   storeUrl?: string;
   trustRootFile?: string;
+  /** The embedded store's own directory; by default `<dataDir>-store`, beside the data directory. */
+  storeDataDir?: string;
+  /** Where the device's master key comes from; by default a 0600 key file in DATA/device. */
+  deviceKeys?: DeviceKeyProvider;
   /** Port of the REST API and web UI (arrive with the admin UI milestone). */
   port?: number;
 }
@@ -40,22 +45,30 @@ export interface Gateway {
   dataDir: string;
   controlSocket: string;
   storeUrl: string;
+  /** The embedded store's directory, when the embedded store runs. */
+  storeDir?: string;
+  /** What opening the data directory migrated (empty when it was current). */
+  migrated: string[];
   demo: DemoCredentials;
   close(): Promise<void>;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const dataDir = path.resolve(options.dataDir);
+  // Checked, locked and migrated before anything in it is read or written (see platform/datadir).
+  const opened = await openDataDirectory({ dataDir: options.dataDir, ...(options.storeDataDir ? { storeDir: options.storeDataDir } : {}) });
+  const { dataDir } = opened;
   const dir = (name: string): string => path.join(dataDir, name);
-  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const startedAt = Date.now();
   const closers: (() => Promise<void>)[] = [];
   const close = async (): Promise<void> => {
     for (const closer of closers.reverse()) await closer().catch(() => undefined);
+    closers.length = 0;
+    // Last: another gateway may take the directory only once this one has let go of everything.
+    opened.lock.release();
   };
 
   try {
-    const keys = await openDeviceKeys(dir('device'));
+    const keys = await (options.deviceKeys ?? new FileDeviceKeyProvider(dir('device'))).open();
     const audit = await FileAuditLog.open(dir('audit'));
     const config = await ConfigStore.open(dir('config.json'), `isogate\n\nVersion: ${PLATFORM_VERSION}\n\nisogate SDK version: ${SDK_VERSION}`);
     const demo = await ensureDemoCredentials(dir('demo'));
@@ -70,7 +83,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         throw fail('E_OPTION', `The trust root ${options.trustRootFile} cannot be read: ${error.message}`);
       })];
     } else {
-      embedded = await startEmbeddedStore(dir('store'));
+      embedded = await startEmbeddedStore(await ensureOwnDirectory(opened.storeDir, "the embedded store's directory"));
       closers.push(() => embedded!.close());
       storeUrl = embedded.url;
       trustRootsPem = [embedded.rootCertPem];
@@ -194,7 +207,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     closers.splice(0, 0, () => control.close());
 
     await running.startAutostartApps();
-    return { services, dataDir, controlSocket: control.path, storeUrl, demo, close };
+    return {
+      services, dataDir, controlSocket: control.path, storeUrl, demo, close,
+      ...(embedded ? { storeDir: opened.storeDir } : {}), migrated: opened.migration.applied,
+    };
   } catch (error) {
     await close();
     throw error;
@@ -241,6 +257,7 @@ export async function runGateway(options: RunOptions): Promise<void> {
   }
   const info = {
     dataDir: gateway.dataDir, controlSocket: gateway.controlSocket, store: gateway.storeUrl,
+    ...(gateway.storeDir ? { storeDir: gateway.storeDir } : {}), migrated: gateway.migrated,
     demo: gateway.demo, status: gateway.services.status(),
   };
   if (options.json) process.stdout.write(`${JSON.stringify(info)}\n`);
@@ -248,7 +265,8 @@ export async function runGateway(options: RunOptions): Promise<void> {
     `isogate ${PLATFORM_VERSION} is running.`,
     `  data directory   ${gateway.dataDir}`,
     `  control socket   ${gateway.controlSocket}   (isogate apps list --data ${gateway.dataDir})`,
-    `  app store        ${gateway.storeUrl}`,
+    ...gateway.migrated.map((step) => `  migrated         ${step}`),
+    `  app store        ${gateway.storeUrl}${gateway.storeDir ? ` (its data, CA and publisher keys in ${gateway.storeDir})` : ''}`,
     `  demo root CA     ${gateway.demo.rootCertFile}`,
     `  admin identity   ${gateway.demo.adminP12File} (password "${gateway.demo.p12Password}"), ${gateway.demo.adminCertFile}, ${gateway.demo.adminKeyFile}`,
     `  first login      ${gateway.demo.firstLoginFile}`,

@@ -93,6 +93,14 @@ export const ERROR_CODES = {
   E_CERT_FILE: { status: 422, summary: 'The certificate or key file is not valid.' },
   E_CERT_KEY_MISMATCH: { status: 422, summary: 'The client certificate and key do not match.' },
 
+  // Data directory, device key, control socket (start-up and the local user)
+  E_DATA_DIR_UNSAFE: { status: 500, summary: 'The data directory, or a directory above it, can be changed by another user.' },
+  E_DATA_DIR_LOCKED: { status: 409, summary: 'Another gateway is using the data directory.' },
+  E_DATA_DIR_FORMAT: { status: 500, summary: 'The data directory has a format this version cannot read.' },
+  E_MIGRATION: { status: 500, summary: 'The data directory could not be brought to the current format.' },
+  E_DEVICE_KEY_UNSAFE: { status: 500, summary: 'The device key is readable or replaceable by someone other than the gateway.' },
+  E_CONTROL_SOCKET_UNSAFE: { status: 403, summary: 'The control socket does not belong to the data directory\'s owner; nothing was sent.' },
+
   // Authentication (API, control socket)
   E_AUTH: { status: 401, summary: 'Authentication failed.' },
   E_FORBIDDEN: { status: 403, summary: 'Not allowed.' },

@@ -7,7 +7,9 @@
  */
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { fail, toIsogateError } from '../../sdk/errors.js';
+import { checkAncestors, currentUid } from '../datadir/checks.js';
 
 export const MAX_REQUEST_LINE_BYTES = 1024 * 1024;
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
@@ -118,8 +120,47 @@ export async function serveControlSocket(socketPath: string, dispatch: ControlDi
   };
 }
 
+function octal(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+/**
+ * Before a client sends anything (later requests carry private keys): the socket must be the
+ * one its gateway made. Its data directory must belong to the invoking user or root and be
+ * writable by its owner alone, with the directories above it safe by the data directory's rule
+ * (platform/datadir/checks.ts); the socket itself must be a socket, not a link, owned by the
+ * data directory's owner and open to that owner alone (0600, as the gateway binds it). Anyone
+ * else who could plant a socket there could answer in the gateway's place.
+ */
+export async function checkControlSocket(socketPath: string, uid = currentUid()): Promise<void> {
+  const dir = path.dirname(path.resolve(socketPath));
+  const dirStat = await fs.stat(dir).catch(() => undefined);
+  if (!dirStat) throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}: ${dir} does not exist; start one with "isogate start --data DIR"`);
+  await checkAncestors(dir, 'the data directory', uid);
+  if (dirStat.uid !== uid && dirStat.uid !== 0) {
+    throw fail('E_CONTROL_SOCKET_UNSAFE', `The data directory ${dir} belongs to uid ${dirStat.uid}, neither you (uid ${uid}) nor root, so its control socket may answer for someone else; nothing was sent. Use your own gateway's --data`, { path: dir, uid: dirStat.uid });
+  }
+  if ((dirStat.mode & 0o022) !== 0) {
+    throw fail('E_CONTROL_SOCKET_UNSAFE', `The data directory ${dir} is writable by group or others (mode ${octal(dirStat.mode)}), so anyone could have replaced its control socket; nothing was sent. Its gateway refuses such a directory too: "chmod 700 ${dir}" and restart it`, { path: dir, mode: octal(dirStat.mode) });
+  }
+  const stat = await fs.lstat(socketPath).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; start one with "isogate start --data DIR"`);
+    throw fail('E_UNAVAILABLE', `The control socket ${socketPath} cannot be examined: ${error.message}`);
+  });
+  if (!stat.isSocket()) {
+    throw fail('E_CONTROL_SOCKET_UNSAFE', `${socketPath} is ${stat.isSymbolicLink() ? 'a symbolic link' : 'not a socket'}, not a gateway's control socket; nothing was sent`, { path: socketPath });
+  }
+  if (stat.uid !== dirStat.uid) {
+    throw fail('E_CONTROL_SOCKET_UNSAFE', `The control socket ${socketPath} belongs to uid ${stat.uid}, not to its data directory's owner (uid ${dirStat.uid}): someone else put it there; nothing was sent. Stop whatever serves it and restart the gateway`, { path: socketPath, uid: stat.uid });
+  }
+  if ((stat.mode & 0o077) !== 0) {
+    throw fail('E_CONTROL_SOCKET_UNSAFE', `The control socket ${socketPath} is open to group or others (mode ${octal(stat.mode)}), not as a gateway makes it (0600); nothing was sent`, { path: socketPath, mode: octal(stat.mode) });
+  }
+}
+
 /** One request over the control socket. Progress updates go to `onProgress`. */
 export async function callControl(socketPath: string, op: string, params: unknown = {}, onProgress?: (update: unknown) => void): Promise<unknown> {
+  await checkControlSocket(socketPath);
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath);
     let buffered = '';

@@ -13,7 +13,7 @@ import { formatBytes, ProgressLine, table } from './format.js';
 
 const USAGE = `isogate — the gateway's application platform
 
-  isogate start [--data DIR] [--port N] [--store URL --trust ROOT] [--demo]
+  isogate start [--data DIR] [--port N] [--store URL --trust ROOT | --store-data DIR] [--demo]
   isogate status
   isogate apps available | list
   isogate apps install ID [--version V] | uninstall ID | start ID | stop ID
@@ -25,7 +25,8 @@ const USAGE = `isogate — the gateway's application platform
   isogate certs list ID | set-ca ID FILE | set-client ID CERT KEY | delete ID ca|client
   isogate audit [--log system|firewall] [--limit N]
 
-Every command takes --data DIR (default: $ISOGATE_DATA, else ./.isogate-demo) and --json.`;
+Every command takes --data DIR (default: $ISOGATE_DATA, else ./.isogate-demo) and --json.
+The embedded store keeps its data in --store-data DIR (default: the data directory's name + "-store").`;
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -287,9 +288,10 @@ async function audit(args: string[]): Promise<void> {
 }
 
 async function start(args: string[], demo: boolean): Promise<void> {
-  const inv = parse(args, { port: { type: 'string' }, store: { type: 'string' }, trust: { type: 'string' }, demo: { type: 'boolean' }, host: { type: 'string' } });
+  const inv = parse(args, { port: { type: 'string' }, store: { type: 'string' }, trust: { type: 'string' }, 'store-data': { type: 'string' }, demo: { type: 'boolean' }, host: { type: 'string' } });
   need(inv, 0, 'no positional arguments');
   if (Boolean(inv.values.store) !== Boolean(inv.values.trust)) throw fail('E_USAGE', '--store and --trust go together');
+  if (inv.values.store && inv.values['store-data']) throw fail('E_USAGE', '--store-data is the embedded store\'s directory; with --store no embedded store runs');
   const port = inv.values.port === undefined ? undefined : Number(inv.values.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw fail('E_USAGE', '--port is a TCP port number');
   const { runGateway } = await import('../main.js');
@@ -297,6 +299,7 @@ async function start(args: string[], demo: boolean): Promise<void> {
     dataDir: inv.dataDir,
     ...(port === undefined ? {} : { port }),
     ...(inv.values.store ? { storeUrl: String(inv.values.store), trustRootFile: String(inv.values.trust) } : {}),
+    ...(inv.values['store-data'] ? { storeDataDir: String(inv.values['store-data']) } : {}),
     demo: demo || inv.values.demo === true,
     json: inv.json,
   });

@@ -1,13 +1,21 @@
 /**
- * The device key: 32 random bytes generated on first start, kept 0600 in the data directory.
- * Every per-app secret (storage keys, certificate-store keys, integrity-record MACs) is derived
- * from it with HKDF, so one app's key says nothing about another's and nothing is committed.
+ * The device key: the one master secret every per-app secret (storage keys, certificate-store
+ * keys, integrity-record MACs) is derived from with HKDF, so one app's key says nothing about
+ * another's and nothing is committed.
+ *
+ * Where the master key lives is a `DeviceKeyProvider`'s business. This build has one provider,
+ * a key file (32 random bytes generated on first start, 0600 in a 0700 directory of the
+ * gateway's user): anyone who can read that file, or the disk it is on, can decrypt every app's
+ * storage, so the file is refused, not repaired, when anyone else could have read it. A real
+ * device keeps the master key in a TPM or secure element instead (see docs/security.md): the
+ * provider hands out a `DeviceKeys` whose derivations run inside the chip, and the key itself
+ * never reaches the disk or the gateway's memory.
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../../sdk/errors.js';
-import { writeFileDurable } from '../durable/index.js';
+import { fsyncDirectory } from '../durable/index.js';
 
 export type KeyPurpose = 'storage' | 'certificates' | 'integrity' | 'logs';
 
@@ -19,11 +27,24 @@ export interface DeviceKeys {
   verifyMac(purpose: KeyPurpose, subject: string, data: string | Uint8Array, mac: string): boolean;
 }
 
+/**
+ * Where the device's master key comes from. `open` is called once at start, before anything
+ * that needs a key; it creates the key on first use where the provider can, and refuses with
+ * E_DEVICE_KEY_UNSAFE when the key cannot be trusted to be secret.
+ */
+export interface DeviceKeyProvider {
+  /** Where the key is, for the start-up output and for messages. */
+  readonly description: string;
+  open(): Promise<DeviceKeys>;
+}
+
+const MASTER_KEY_BYTES = 32;
+
 class HkdfDeviceKeys implements DeviceKeys {
   readonly #master: Buffer;
 
   constructor(master: Buffer) {
-    if (master.length !== 32) throw fail('E_INTERNAL', 'The device key must be 32 bytes');
+    if (master.length !== MASTER_KEY_BYTES) throw fail('E_INTERNAL', 'The device key must be 32 bytes');
     this.#master = master;
   }
 
@@ -42,18 +63,82 @@ class HkdfDeviceKeys implements DeviceKeys {
   }
 }
 
-/** Opens the device key in `dir`, generating it on first start. */
-export async function openDeviceKeys(dir: string): Promise<DeviceKeys> {
-  const file = path.join(dir, 'device.key');
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  try {
-    return new HkdfDeviceKeys(Buffer.from((await fs.readFile(file, 'utf8')).trim(), 'base64'));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+function octal(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+/** The key file DIR/device.key: base64 of 32 bytes, 0600, in a 0700 directory of the gateway's user. */
+export class FileDeviceKeyProvider implements DeviceKeyProvider {
+  readonly file: string;
+
+  constructor(readonly dir: string, private readonly uid: number = process.geteuid?.() ?? 0) {
+    this.file = path.join(dir, 'device.key');
   }
-  const master = randomBytes(32);
-  await writeFileDurable(file, `${master.toString('base64')}\n`, { mode: 0o600 });
-  return new HkdfDeviceKeys(master);
+
+  get description(): string {
+    return `key file ${this.file}`;
+  }
+
+  async open(): Promise<DeviceKeys> {
+    await this.#checkDirectory();
+    const existing = await this.#read();
+    if (existing) return new HkdfDeviceKeys(existing);
+    return new HkdfDeviceKeys(await this.#create());
+  }
+
+  async #checkDirectory(): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const stat = await fs.lstat(this.dir);
+    if (!stat.isDirectory() || stat.uid !== this.uid || (stat.mode & 0o077) !== 0) {
+      throw fail('E_DEVICE_KEY_UNSAFE', `The device key's directory ${this.dir} must be a directory of uid ${this.uid} with mode 0700 (it is ${stat.isDirectory() ? `uid ${stat.uid}, mode ${octal(stat.mode)}` : 'not a directory'}); others could read or replace the key. If no one else has used this machine, run "chown ${this.uid} ${this.dir} && chmod 700 ${this.dir}"`, { path: this.dir });
+    }
+  }
+
+  async #read(): Promise<Buffer | undefined> {
+    let handle;
+    try {
+      handle = await fs.open(this.file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      throw fail('E_DEVICE_KEY_UNSAFE', `The device key ${this.file} cannot be opened (${code === 'ELOOP' ? 'it is a symbolic link' : (error as Error).message})`, { path: this.file });
+    }
+    try {
+      // Checked on the handle that is read, so the file cannot change between check and read.
+      const stat = await handle.stat();
+      if (!stat.isFile() || stat.uid !== this.uid || (stat.mode & 0o077) !== 0) {
+        // Refused, not repaired: a key someone else could read may already be copied, and
+        // quietly tightening the mode would hide that.
+        throw fail('E_DEVICE_KEY_UNSAFE', `The device key ${this.file} must be a file of uid ${this.uid} readable by it alone (mode 0600; it is ${stat.isFile() ? `uid ${stat.uid}, mode ${octal(stat.mode)}` : 'not a regular file'}). Whoever could read it can decrypt every app's storage: if that cannot have happened, run "chown ${this.uid} ${this.file} && chmod 600 ${this.file}"; otherwise treat the stored data as disclosed`, { path: this.file, mode: octal(stat.mode), uid: stat.uid });
+      }
+      const master = Buffer.from((await handle.readFile('utf8')).trim(), 'base64');
+      if (master.length !== MASTER_KEY_BYTES) throw fail('E_DEVICE_KEY_UNSAFE', `The device key ${this.file} does not hold ${MASTER_KEY_BYTES} bytes in base64; restore it from a backup`, { path: this.file });
+      return master;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async #create(): Promise<Buffer> {
+    const master = randomBytes(MASTER_KEY_BYTES);
+    // O_EXCL with O_NOFOLLOW: a file or link planted meanwhile makes this fail instead of being written through.
+    const temporary = path.join(this.dir, `.device.key.${randomBytes(6).toString('hex')}.tmp`);
+    const handle = await fs.open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      await handle.writeFile(`${master.toString('base64')}\n`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.link(temporary, this.file).finally(() => fs.rm(temporary, { force: true }));
+    await fsyncDirectory(this.dir);
+    return master;
+  }
+}
+
+/** Opens the device key file in `dir`, generating it on first start. */
+export async function openDeviceKeys(dir: string): Promise<DeviceKeys> {
+  return new FileDeviceKeyProvider(dir).open();
 }
 
 /** A device key that lives only in memory: for tests. */

@@ -59,12 +59,14 @@ describe('isogate start and the CLI', function () {
       await exited;
     }
     await removeDir(dir);
+    await removeDir(`${dir}-store`); // the embedded store's own directory, beside the data directory
   });
 
   it('prints where its socket, store and demo credentials are, with nothing installed', async () => {
     assert.equal(startInfo.dataDir, dir);
     assert.equal(startInfo.controlSocket, path.join(dir, 'control.sock'));
     assert.match(startInfo.store, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(startInfo.storeDir, `${dir}-store`, 'the embedded store keeps its keys outside the data directory');
     assert.match(await fs.readFile(startInfo.demo.rootCertFile, 'utf8'), /BEGIN CERTIFICATE/);
     assert.equal(((await fs.stat(startInfo.demo.adminKeyFile)).mode & 0o077), 0, 'the admin key is private to its owner');
     assert.deepEqual(await json(['apps', 'list', '--data', dir]), []);
