@@ -12,7 +12,7 @@ import { readPackage, signPackage } from '../package/index.js';
 import { createCertificate, createCsr, generateKeyPair, keyMatchesCertificate, parseCertificates } from '../pki.js';
 import { SDK_VERSION } from '../version.js';
 import { writeFileDurable } from '../../platform/durable/index.js';
-import { escapeControlsDeep } from '../text.js';
+import { escapeControls, escapeControlsDeep } from '../text.js';
 import { parseCommandLine, printJson, reportFailure } from './shell.js';
 import { MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest, projectReadme } from './templates.js';
 
@@ -76,8 +76,8 @@ async function init(rest: string[], values: Values): Promise<Outcome> {
   await fs.writeFile(path.join(dir, 'README.md'), projectReadme(id, name));
   await fs.writeFile(path.join(dir, '.gitignore'), 'dist/\nkeys/\n');
   for (const file of ['isogate-sdk.d.ts', 'globals.d.ts']) await fs.copyFile(path.join(TYPES_DIR, file), path.join(dir, 'types', file));
-  return [{ dir, package_id: id, name, relative: path.relative(process.cwd(), dir) || '.' },
-    (shown) => `Created ${shown.name} (${shown.package_id}) in ${shown.dir}\nNext: cd ${shown.relative} && npx isogate-sdk build`];
+  const relative = escapeControls(path.relative(process.cwd(), dir) || '.');
+  return [{ dir, package_id: id, name }, (shown) => `Created ${shown.name} (${shown.package_id}) in ${shown.dir}\nNext: cd ${relative} && npx isogate-sdk build`];
 }
 
 async function build(rest: string[], values: Values): Promise<Outcome> {
