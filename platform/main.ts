@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fail, toIsogateError } from '../sdk/errors.js';
+import { escapeControls } from '../sdk/text.js';
 import { SDK_VERSION } from '../sdk/version.js';
 import { invokeOperation } from './api/operations.js';
 import { serveControlSocket, type ControlServer } from './api/control-socket.js';
@@ -283,6 +284,6 @@ export async function runGateway(options: RunOptions): Promise<void> {
   });
   say('Stopping...');
   await gateway.close().catch((error: unknown) => {
-    process.stderr.write(`${toIsogateError(error).code}: ${toIsogateError(error).message}\n`);
+    process.stderr.write(`${toIsogateError(error).code}: ${escapeControls(toIsogateError(error).message)}\n`);
   });
 }

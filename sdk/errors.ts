@@ -37,6 +37,7 @@ export const ERROR_CODES = {
 
   // Store and orchestrator
   E_STORE: { status: 502, summary: 'The app store failed or answered unexpectedly.' },
+  E_STORE_REDIRECT: { status: 502, summary: 'The app store answered with a redirect, which the gateway never follows.' },
   E_DOWNLOAD: { status: 502, summary: 'The package download failed.' },
   E_CATALOG_MISMATCH: { status: 422, summary: 'The package does not match its catalog entry.' },
   E_COMPROMISED: { status: 409, summary: 'The app is marked compromised and cannot be installed.' },

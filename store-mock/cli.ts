@@ -4,8 +4,9 @@
  */
 import path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { parseCommandLine, reportFailure } from '../sdk/cli/shell.js';
+import { parseCommandLine, printJson, reportFailure } from '../sdk/cli/shell.js';
 import { fail } from '../sdk/errors.js';
+import { escapeControlsDeep } from '../sdk/text.js';
 import { formatBytes, table } from '../platform/cli/format.js';
 import { serveStore } from './server.js';
 import { StoreData } from './store.js';
@@ -28,8 +29,11 @@ const OPTIONS = {
 
 export async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
-  const output = (value: unknown, human: string): void => {
-    process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human}\n`);
+  // Human lines are built from a copy with every string escaped (sdk/text.ts): a listing made
+  // with --unchecked may carry any text a compromised publisher chose.
+  const output = <T>(value: T, human: (shown: T) => string): void => {
+    if (json) printJson(value);
+    else process.stdout.write(`${human(escapeControlsDeep(value))}\n`);
   };
   try {
     const parsed = parseCommandLine(argv, OPTIONS);
@@ -51,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
         const port = values.port === undefined ? 8470 : Number(values.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535) throw fail('E_USAGE', '--port is a TCP port number');
         const serving = await serveStore({ dir, port, host: values.host ?? '127.0.0.1' });
-        output({ url: serving.url, rootCert: path.join(dir, 'ca', 'root.cert.pem') }, `store serving ${serving.url}\nroot CA ${path.join(dir, 'ca', 'root.cert.pem')}\nPress Ctrl-C to stop.`);
+        output({ url: serving.url, rootCert: path.join(dir, 'ca', 'root.cert.pem') }, (shown) => `store serving ${shown.url}\nroot CA ${shown.rootCert}\nPress Ctrl-C to stop.`);
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
@@ -63,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
         expect(0, 'no arguments');
         if (!values.name || !values.out) throw fail('E_USAGE', 'issue-publisher needs --name NAME and --out DIR');
         const files = await (await StoreData.open(dir)).issuePublisher(values.name, path.resolve(values.out));
-        output(files, `key    ${files.keyPath}\ncert   ${files.certPath}\nchain  ${files.chainPath}`);
+        output(files, (files) => `key    ${files.keyPath}\ncert   ${files.certPath}\nchain  ${files.chainPath}`);
         return 0;
       }
       case 'publish': {
@@ -74,25 +78,25 @@ export async function main(argv: string[]): Promise<number> {
           ...(values.id ? { packageId: values.id } : {}),
           ...(values.version ? { version: values.version } : {}),
         });
-        output(entry, `published ${entry.package_id} ${entry.version} (${formatBytes(entry.size)})${values.unchecked ? ' UNCHECKED' : ''}`);
+        output(entry, (entry) => `published ${entry.package_id} ${entry.version} (${formatBytes(entry.size)})${values.unchecked ? ' UNCHECKED' : ''}`);
         return 0;
       }
       case 'delist': {
         const [id, version] = expect(2, 'ID VERSION');
         await (await StoreData.open(dir)).delist(id!, version!);
-        output({ package_id: id, version, delisted: true }, `delisted ${id} ${version}`);
+        output({ package_id: id, version, delisted: true }, (shown) => `delisted ${shown.package_id} ${shown.version}`);
         return 0;
       }
       case 'compromise': {
         const [id, version] = expect(2, 'ID VERSION');
         const entry = await (await StoreData.open(dir)).compromise(id!, version!);
-        output(entry, `${id} ${version} is marked compromised`);
+        output(entry, (entry) => `${entry.package_id} ${entry.version} is marked compromised`);
         return 0;
       }
       case 'catalog': {
         expect(0, 'no arguments');
         const entries = await (await StoreData.open(dir)).catalog();
-        output({ apps: entries }, table(entries.map((e) => ({ ...e, size: formatBytes(e.size), categories: e.categories.join(', '), published_at: e.published_at.slice(0, 10) })),
+        output({ apps: entries }, () => table(entries.map((e) => ({ ...e, size: formatBytes(e.size), categories: e.categories.join(', '), published_at: e.published_at.slice(0, 10) })),
           [['name', 'NAME'], ['title', 'TITLE'], ['version', 'VERSION'], ['size', 'SIZE'], ['categories', 'CATEGORY'], ['published_at', 'PUBLISHED'], ['status', 'STATUS']]));
         return 0;
       }

@@ -3,6 +3,8 @@
  * "Firewall audit events" tables. `<...>` in a text is a placeholder filled when the event is
  * recorded. Events are referred to by key so a typo is a compile error, not a silent new event.
  */
+import { escapeControls } from '../../sdk/text.js';
+
 export type Severity = 'Informational' | 'Warning' | 'Critical';
 export type AuditLogName = 'system' | 'firewall';
 
@@ -68,7 +70,11 @@ export const AUDIT_EVENTS = {
 
 export type AuditEventKey = keyof typeof AUDIT_EVENTS;
 
-/** Fills `<placeholder>`s; a placeholder without a value stays visible rather than vanishing. */
+/**
+ * Fills `<placeholder>`s; a placeholder without a value stays visible rather than vanishing.
+ * Values come from outside (an app's name is what a store or a publisher called it), so their
+ * control characters are stored escaped: the event text reads the same wherever it is shown.
+ */
 export function renderText(template: string, values: Readonly<Record<string, string | number>>): string {
-  return template.replace(/<([^<>]+)>/g, (whole, key: string) => (Object.hasOwn(values, key) ? String(values[key]) : whole));
+  return template.replace(/<([^<>]+)>/g, (whole, key: string) => (Object.hasOwn(values, key) ? escapeControls(String(values[key])) : whole));
 }

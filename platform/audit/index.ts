@@ -3,10 +3,17 @@
  * audit trail that loses its last lines in a crash is exactly the one an investigator needs.
  * Each log keeps at most `maxEntries`; past that the oldest are overwritten and the overwrite
  * is itself audited, as the manual's "Audit log overwrite" event describes.
+ *
+ * One record is one line, for any reader: JSON escapes the C0 controls (a newline in a field
+ * cannot start a record of its own) and `safeJson` the rest that a Unicode-aware reader would
+ * split a line at or a terminal would act on (NEL U+0085, U+2028, CSI U+009B, bidi controls).
+ * Placeholder values are stored with their controls escaped (`renderText`), so an event's text
+ * is safe to show as it is; details keep their values exactly.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../../sdk/errors.js';
+import { escapeControls, safeJson } from '../../sdk/text.js';
 import { Mutex, writeFileDurable } from '../durable/index.js';
 import { AUDIT_EVENTS, renderText, type AuditEventKey, type AuditLogName, type Severity } from './events.js';
 
@@ -139,7 +146,7 @@ export class FileAuditLog implements Audit {
     // Keep the newest three quarters so that overwrites (and their rewrites) stay rare.
     const kept = this.#records[name].slice(-Math.floor(this.#options.maxEntries * 0.75));
     const next = [...kept, overwrite, nextRecord];
-    await writeFileDurable(this.#file(name), next.map((r) => JSON.stringify(r)).join('\n') + '\n', { mode: 0o600 });
+    await writeFileDurable(this.#file(name), next.map((r) => safeJson(r)).join('\n') + '\n', { mode: 0o600 });
     this.#records[name] = next;
   }
 
@@ -153,7 +160,7 @@ export class FileAuditLog implements Audit {
 async function appendLine(file: string, record: AuditRecord): Promise<void> {
   const handle = await fs.open(file, 'a', 0o600);
   try {
-    await handle.appendFile(`${JSON.stringify(record)}\n`);
+    await handle.appendFile(`${safeJson(record)}\n`);
     await handle.sync();
   } finally {
     await handle.close();
@@ -209,7 +216,8 @@ const CSV_COLUMNS = ['time', 'name', 'text', 'subject', 'severity'] as const;
 export function toCsv(records: AuditRecord[]): string {
   const quote = (value: string): string => {
     // A leading = + - @ would be a formula in a spreadsheet: neutralise it (CSV injection).
-    const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+    // Controls are escaped too: a spreadsheet is not the only reader of an export.
+    const safe = escapeControls(/^[=+\-@\t\r]/.test(value) ? `'${value}` : value);
     return `"${safe.replace(/"/g, '""')}"`;
   };
   const header = ['Date and time', 'Event name', 'Event text', 'Subject ID', 'Severity'].map(quote).join(',');

@@ -5,8 +5,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { parseCommandLine, reportFailure } from '../../sdk/cli/shell.js';
+import { parseCommandLine, printJson, reportFailure } from '../../sdk/cli/shell.js';
 import { fail } from '../../sdk/errors.js';
+import { escapeControls, escapeControlsDeep, safeJson } from '../../sdk/text.js';
 import { callControl } from '../api/control-socket.js';
 import { patchForKey } from '../config/merge-patch.js';
 import { formatBytes, ProgressLine, table } from './format.js';
@@ -57,8 +58,15 @@ function need(invocation: Invocation, count: number, what: string): string[] {
   return rest;
 }
 
-function print(invocation: Invocation, value: unknown, human: () => string): void {
-  process.stdout.write(`${invocation.json ? JSON.stringify(value, null, 2) : human()}\n`);
+/**
+ * Human output is built from a copy of the value with every string escaped (sdk/text.ts): a
+ * line built from it takes the copy as its argument, under the value's own name, so the raw
+ * value is out of its reach (tables escape every cell themselves). --json prints the value
+ * itself, as JSON with C1 and bidi controls escaped too.
+ */
+function print<T>(invocation: Invocation, value: T, human: (shown: T) => string): void {
+  if (invocation.json) printJson(value);
+  else process.stdout.write(`${human(escapeControlsDeep(value))}\n`);
 }
 
 async function call(invocation: Invocation, op: string, params: Record<string, unknown> = {}, onProgress?: (update: unknown) => void): Promise<any> {
@@ -88,29 +96,29 @@ async function apps(args: string[]): Promise<void> {
         bar?.update(update.percent, update.phase === 'download' ? `${formatBytes(update.received)} of ${formatBytes(update.total)}` : update.phase);
       });
       bar?.done();
-      return print(inv, result, () => `Installed ${result.name} ${result.version}`);
+      return print(inv, result, (result) => `Installed ${result.name} ${result.version}`);
     }
     case 'uninstall': {
       const [id] = need(inv, 1, 'uninstall ID');
       const result = await call(inv, 'apps.uninstall', { id });
-      return print(inv, result, () => `Uninstalled ${id}`);
+      return print(inv, result, () => `Uninstalled ${escapeControls(id!)}`);
     }
     case 'start':
     case 'stop': {
       const [id] = need(inv, 1, `${sub} ID`);
       const result = await call(inv, `apps.${sub}`, { id });
-      return print(inv, result, () => `${result.name ?? id}: ${result.status}`);
+      return print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: ${result.status}`);
     }
     case 'rule': {
       const [id, rule] = need(inv, 2, 'rule ID auto|manual|blocked');
       const result = await call(inv, 'apps.rule', { id, rule });
-      return print(inv, result, () => `${result.name ?? id}: start rule ${rule}`);
+      return print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: start rule ${escapeControls(rule!)}`);
     }
     case 'log-level': {
       const [id, level] = need(inv, 2, 'log-level ID 0-5');
       if (!/^[0-5]$/.test(level!)) throw fail('E_USAGE', 'The log level is a number from 0 (critical) to 5 (all)');
       const result = await call(inv, 'apps.logLevel', { id, level: Number(level) });
-      return print(inv, result, () => `${result.name ?? id}: log level ${level}`);
+      return print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: log level ${level}`);
     }
     case 'logs': {
       const [id] = need(inv, 1, 'logs ID [-o FILE]');
@@ -128,7 +136,7 @@ async function apps(args: string[]): Promise<void> {
         await pending;
         bar?.update(100, formatBytes(result.bytes));
         bar?.done();
-        return print(inv, { ...result, path: target }, () => `Saved ${target} (${formatBytes(result.bytes)})`);
+        return print(inv, { ...result, path: target }, (saved) => `Saved ${saved.path} (${formatBytes(saved.bytes)})`);
       } finally {
         await handle.close();
       }
@@ -142,7 +150,7 @@ async function apps(args: string[]): Promise<void> {
       }
       const save = async (op: string, params: Record<string, unknown>): Promise<void> => {
         const result = await call(inv, op, params);
-        print(inv, result, () => `${result.name ?? id}: configuration saved (${result.status})`);
+        print(inv, result, (shown) => `${shown.name ?? escapeControls(id)}: configuration saved (${shown.status})`);
       };
       if (inv.values.set) return save('apps.config.set', { id, value: await readJsonFile(String(inv.values.set)) });
       if (inv.values.merge) return save('apps.config.merge', { id, patch: await readJsonFile(String(inv.values.merge)) });
@@ -156,7 +164,8 @@ async function apps(args: string[]): Promise<void> {
         return save('apps.config.merge', { id, patch });
       }
       const config = await call(inv, 'apps.config.get', { id });
-      return print(inv, config, () => JSON.stringify(config, null, 2));
+      // Shown as JSON, which escapes every control in it without changing a value.
+      return print(inv, config, () => safeJson(config, 2));
     }
     default:
       throw fail('E_USAGE', `Unknown apps command "${sub ?? ''}"`);
@@ -196,17 +205,17 @@ async function routes(args: string[]): Promise<void> {
     case 'add': {
       const [source, destination] = need(inv, 2, 'add APP:ENDPOINT APP:ENDPOINT');
       const route = await call(inv, 'routes.add', { source, destination });
-      return print(inv, route, () => `Route ${route.id} added (${route.status})`);
+      return print(inv, route, (route) => `Route ${route.id} added (${route.status})`);
     }
     case 'remove': {
       const [id] = need(inv, 1, 'remove ROUTE');
-      return print(inv, await call(inv, 'routes.remove', { id }), () => `Route ${id} removed`);
+      return print(inv, await call(inv, 'routes.remove', { id }), () => `Route ${escapeControls(id!)} removed`);
     }
     case 'enable':
     case 'disable': {
       const [id] = need(inv, 1, `${sub} ROUTE`);
       const route = await call(inv, 'routes.update', { id, active: sub === 'enable' });
-      return print(inv, route, () => `Route ${id}: ${route.status}`);
+      return print(inv, route, (route) => `Route ${escapeControls(id!)}: ${route.status}`);
     }
     default:
       throw fail('E_USAGE', `Unknown routes command "${sub ?? ''}"`);
@@ -247,19 +256,19 @@ async function certs(args: string[]): Promise<void> {
     case 'set-ca': {
       const [id, file] = need(inv, 2, 'set-ca ID FILE');
       const info = await call(inv, 'certs.setCa', { id, fileName: path.basename(file!), content: await readBase64(file!) });
-      return print(inv, info, () => `CA certificate for ${id}: ${validity(info)}`);
+      return print(inv, info, (info) => `CA certificate for ${escapeControls(id!)}: ${validity(info)}`);
     }
     case 'set-client': {
       const [id, cert, key] = need(inv, 3, 'set-client ID CERT KEY');
       const info = await call(inv, 'certs.setClient', {
         id, certFileName: path.basename(cert!), cert: await readBase64(cert!), keyFileName: path.basename(key!), key: await readBase64(key!),
       });
-      return print(inv, info, () => `Client certificate for ${id}: ${validity(info)}`);
+      return print(inv, info, (info) => `Client certificate for ${escapeControls(id!)}: ${validity(info)}`);
     }
     case 'delete': {
       const [id, kind] = need(inv, 2, 'delete ID ca|client');
       if (kind !== 'ca' && kind !== 'client') throw fail('E_USAGE', 'Say which certificate to delete: ca or client');
-      return print(inv, await call(inv, 'certs.delete', { id, kind }), () => `Deleted the ${kind} certificate of ${id}`);
+      return print(inv, await call(inv, 'certs.delete', { id, kind }), () => `Deleted the ${kind} certificate of ${escapeControls(id!)}`);
     }
     default:
       throw fail('E_USAGE', `Unknown certs command "${sub ?? ''}"`);
@@ -270,7 +279,7 @@ async function status(args: string[]): Promise<void> {
   const inv = parse(args);
   need(inv, 0, 'no arguments');
   const result = await call(inv, 'status');
-  print(inv, result, () => [
+  print(inv, result, (result) => [
     `isogate ${result.version} (SDK ${result.sdkVersion}), up ${Math.round(result.uptimeSeconds)} s, data ${result.dataDir}`,
     `mode: ${result.mode}${result.developerMode ? ', developer mode' : ''}`,
     `store: ${result.store}`,

@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { fail } from '../../sdk/errors.js';
+import { escapeControls } from '../../sdk/text.js';
 import type { LogArchiveInfo } from '../api/services.js';
 import { eraseTree } from '../durable/index.js';
 import { LOG_LEVELS, type LogLevelCode } from '../sandbox/bridge.js';
@@ -37,10 +38,15 @@ const CURRENT = 'app.log';
 const LEVEL_NAMES = Object.fromEntries(Object.entries(LOG_LEVELS).map(([name, code]) => [code, name.toUpperCase()])) as Record<number, string>;
 const DEFAULT_LEVEL: LogLevelCode = 3;
 
-/** Escapes what could forge a line or a terminal sequence; the message stays readable. */
+/**
+ * One record is one line: every control, bidi and line-separator character is escaped
+ * (sdk/text.ts), so a multi-line message stays one record with its newlines shown as \n, and
+ * neither a C1 NEL (a line break for Unicode-aware readers) nor a CSI reaches the file raw.
+ * Backslashes are doubled first, so an escape in the file always stands for a character the
+ * app wrote, never for the four characters it typed.
+ */
 function escapeMessage(message: string): string {
-  // eslint-disable-next-line no-control-regex
-  return message.replace(/[\u0000-\u001f\u007f\u2028\u2029\\]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  return escapeControls(message.replace(/\\/g, '\\\\'));
 }
 
 function truncateUtf8(text: string, maxBytes: number): string {

@@ -12,7 +12,8 @@ import { readPackage, signPackage } from '../package/index.js';
 import { createCertificate, createCsr, generateKeyPair, keyMatchesCertificate, parseCertificates } from '../pki.js';
 import { SDK_VERSION } from '../version.js';
 import { writeFileDurable } from '../../platform/durable/index.js';
-import { parseCommandLine, reportFailure } from './shell.js';
+import { escapeControls, escapeControlsDeep } from '../text.js';
+import { parseCommandLine, printJson, reportFailure } from './shell.js';
 import { MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest, projectReadme } from './templates.js';
 
 const USAGE = `isogate-sdk ${SDK_VERSION} — build and sign isogate apps
@@ -38,6 +39,14 @@ type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extend
 const PACKAGE_ID = /^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$/;
 const TYPES_DIR = fileURLToPath(new URL('../app/', import.meta.url));
 
+/**
+ * A command's machine output and how to say it to a person. The sentence is built from a copy
+ * of the machine output with every string escaped (sdk/text.ts): a package being inspected or
+ * verified may come from anyone, and its manifest and certificates must not reach the terminal
+ * raw.
+ */
+type Outcome<T = any> = [machine: T, human: (shown: T) => string];
+
 async function readText(file: string, what: string): Promise<string> {
   return fs.readFile(path.resolve(file), 'utf8').catch((error: NodeJS.ErrnoException) => {
     throw fail('E_NOT_FOUND', `The ${what} ${file} cannot be read (${error.code ?? error.message})`);
@@ -50,7 +59,7 @@ async function readBytes(file: string): Promise<Buffer> {
   });
 }
 
-async function init(rest: string[], values: Values): Promise<[unknown, string]> {
+async function init(rest: string[], values: Values): Promise<Outcome> {
   if (rest.length !== 1) throw fail('E_USAGE', 'init expects the new project directory');
   const dir = path.resolve(rest[0]!);
   const name = values.name ?? path.basename(dir);
@@ -67,10 +76,11 @@ async function init(rest: string[], values: Values): Promise<[unknown, string]> 
   await fs.writeFile(path.join(dir, 'README.md'), projectReadme(id, name));
   await fs.writeFile(path.join(dir, '.gitignore'), 'dist/\nkeys/\n');
   for (const file of ['isogate-sdk.d.ts', 'globals.d.ts']) await fs.copyFile(path.join(TYPES_DIR, file), path.join(dir, 'types', file));
-  return [{ dir, package_id: id, name }, `Created ${name} (${id}) in ${dir}\nNext: cd ${path.relative(process.cwd(), dir) || '.'} && npx isogate-sdk build`];
+  const relative = escapeControls(path.relative(process.cwd(), dir) || '.');
+  return [{ dir, package_id: id, name }, (shown) => `Created ${shown.name} (${shown.package_id}) in ${shown.dir}\nNext: cd ${relative} && npx isogate-sdk build`];
 }
 
-async function build(rest: string[], values: Values): Promise<[unknown, string]> {
+async function build(rest: string[], values: Values): Promise<Outcome> {
   if (rest.length > 1) throw fail('E_USAGE', 'build expects at most the project directory');
   const dir = path.resolve(rest[0] ?? '.');
   const built = await buildProject(dir, { ...(values.src ? { source: values.src } : {}), minify: values.minify === true });
@@ -79,10 +89,10 @@ async function build(rest: string[], values: Values): Promise<[unknown, string]>
   await writeFileDurable(output, built.packageBytes);
   const info = await readPackage(built.packageBytes, { trust: { inspectOnly: true } });
   return [{ package: output, package_id: built.manifest.package_id, version: built.manifest.version, size: info.packageBytes, sha256: info.packageSha256, signed: false },
-    `Built ${output}\n  ${built.manifest.package_id} ${built.manifest.version}, ${info.packageBytes} bytes, sha256 ${info.packageSha256}\n  unsigned: sign it with isogate-sdk sign`];
+    (shown) => `Built ${shown.package}\n  ${shown.package_id} ${shown.version}, ${shown.size} bytes, sha256 ${shown.sha256}\n  unsigned: sign it with isogate-sdk sign`];
 }
 
-async function keygen(rest: string[], values: Values): Promise<[unknown, string]> {
+async function keygen(rest: string[], values: Values): Promise<Outcome> {
   if (rest.length !== 0 || !values.out) throw fail('E_USAGE', 'keygen expects --out DIR');
   const dir = path.resolve(values.out);
   const keyPath = path.join(dir, 'key.pem');
@@ -94,14 +104,14 @@ async function keygen(rest: string[], values: Values): Promise<[unknown, string]
   if (values['self-signed']) {
     const certPath = path.join(dir, 'cert.pem');
     await writeFileDurable(certPath, createCertificate({ subject: { commonName }, publicKeyPem: pair.publicKeyPem, signingKeyPem: pair.keyPem, usage: 'code-signing', days: 365 }));
-    return [{ key: keyPath, cert: certPath }, `key  ${keyPath} (keep it secret)\ncert ${certPath} (self-signed: for local use; a gateway trusts only its store's CA)`];
+    return [{ key: keyPath, cert: certPath }, (shown) => `key  ${shown.key} (keep it secret)\ncert ${shown.cert} (self-signed: for local use; a gateway trusts only its store's CA)`];
   }
   const csrPath = path.join(dir, 'csr.pem');
   await writeFileDurable(csrPath, createCsr(pair.keyPem, { commonName }));
-  return [{ key: keyPath, csr: csrPath }, `key ${keyPath} (keep it secret)\ncsr ${csrPath}: send it to your store operator for a code-signing certificate`];
+  return [{ key: keyPath, csr: csrPath }, (shown) => `key ${shown.key} (keep it secret)\ncsr ${shown.csr}: send it to your store operator for a code-signing certificate`];
 }
 
-async function sign(rest: string[], values: Values): Promise<[unknown, string]> {
+async function sign(rest: string[], values: Values): Promise<Outcome> {
   if (rest.length !== 1 || !values.key || !values.cert) throw fail('E_USAGE', 'sign expects PKG --key KEY --cert CERT');
   const input = path.resolve(rest[0]!);
   const keyPem = await readText(values.key, 'key');
@@ -113,35 +123,35 @@ async function sign(rest: string[], values: Values): Promise<[unknown, string]> 
   await writeFileDurable(output, signed);
   const info = await readPackage(signed, { trust: { inspectOnly: true } });
   return [{ package: output, signer: info.signer?.subject, sha256: info.packageSha256, size: info.packageBytes },
-    `Signed ${output}\n  signer ${info.signer?.subject}\n  sha256 ${info.packageSha256}`];
+    (shown) => `Signed ${shown.package}\n  signer ${shown.signer}\n  sha256 ${shown.sha256}`];
 }
 
-async function verify(rest: string[], values: Values): Promise<[unknown, string]> {
+async function verify(rest: string[], values: Values): Promise<Outcome> {
   if (rest.length !== 1 || !values.trust) throw fail('E_USAGE', 'verify expects PKG --trust ROOT');
   const roots = parseCertificates(await readText(values.trust, 'trust root'));
   const info = await readPackage(await readBytes(rest[0]!), { trust: { trustRootsPem: roots } });
   return [{ ok: true, package_id: info.manifest.package_id, version: info.manifest.version, signer: info.signer?.subject, issuer: info.signer?.issuer, validTo: info.signer?.validTo, files: info.files.length },
-    `OK ${info.manifest.package_id} ${info.manifest.version}: signed by ${info.signer?.subject} (issuer ${info.signer?.issuer}), ${info.files.length} files, every digest matches`];
+    (shown) => `OK ${shown.package_id} ${shown.version}: signed by ${shown.signer} (issuer ${shown.issuer}), ${shown.files} files, every digest matches`];
 }
 
-async function inspect(rest: string[]): Promise<[unknown, string]> {
+async function inspect(rest: string[]): Promise<Outcome> {
   if (rest.length !== 1) throw fail('E_USAGE', 'inspect expects PKG');
   const info = await readPackage(await readBytes(rest[0]!), { trust: { inspectOnly: true } });
   const signer = info.signer && { subject: info.signer.subject, issuer: info.signer.issuer, validFrom: info.signer.validFrom, validTo: info.signer.validTo, fingerprint256: info.signer.fingerprint256, chainLength: info.signer.chain.length };
   const files = info.files.map((file) => ({ ...file, sha256: info.digests[file.path] }));
-  const m = info.manifest;
-  const human = [
+  const machine = { ...info.manifest, files, signer, packageSha256: info.packageSha256, packageBytes: info.packageBytes };
+  const human = ({ files, signer, packageBytes, packageSha256, ...m }: typeof machine): string => [
     `${m.title} (${m.package_id} ${m.version}) by ${m.publisher}`,
     `  type ${m.type}, zone ${m.networkZone}, SDK ${m.buildSdkVersion}, entry ${m.entry}`,
     `  resources: ${m.resources.memoryMb} MB memory, ${m.resources.cpuMsPerEvent} ms CPU per event, ${m.resources.storageMb} MB storage`,
     `  endpoints: ${(m.endpoints ?? []).map((e) => `${e.name} (${e.direction}, ${e.dataType}, ${e.format})`).join(', ') || 'none'}`,
     `  egress: ${(m.egress ?? []).map((e) => `${e.name} ${e.protocol}://${e.host}:${e.port}`).join(', ') || 'none'}`,
     `  signer: ${signer ? `${signer.subject} (issuer ${signer.issuer}, valid to ${signer.validTo}); not checked against a trust root, use verify` : 'UNSIGNED'}`,
-    `  package: ${info.packageBytes} bytes, sha256 ${info.packageSha256}`,
+    `  package: ${packageBytes} bytes, sha256 ${packageSha256}`,
     '  files:',
     ...files.map((file) => `    ${file.path}  ${file.size} bytes  ${file.sha256 ?? '(unlisted)'}`),
   ].join('\n');
-  return [{ ...m, files, signer, packageSha256: info.packageSha256, packageBytes: info.packageBytes }, human];
+  return [machine, human];
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -154,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return command === undefined && !values.help ? 2 : 0;
     }
-    const commands: Record<string, () => Promise<[unknown, string]>> = {
+    const commands: Record<string, () => Promise<Outcome>> = {
       init: () => init(rest, values),
       build: () => build(rest, values),
       keygen: () => keygen(rest, values),
@@ -166,7 +176,8 @@ export async function main(argv: string[]): Promise<number> {
     const run = Object.hasOwn(commands, command) ? commands[command] : undefined;
     if (!run) throw fail('E_USAGE', `Unknown command "${command}"`);
     const [machine, human] = await run();
-    process.stdout.write(`${json ? JSON.stringify(machine, null, 2) : human}\n`);
+    if (json) printJson(machine);
+    else process.stdout.write(`${human(escapeControlsDeep(machine))}\n`);
     return 0;
   } catch (error) {
     return reportFailure(error, json, USAGE);

@@ -5,6 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { fail, toIsogateError } from '../errors.js';
+import { escapeControls, safeJson } from '../text.js';
 
 export function parseCommandLine<T extends ParseArgsConfig['options']>(args: string[], options: T) {
   try {
@@ -14,11 +15,20 @@ export function parseCommandLine<T extends ParseArgsConfig['options']>(args: str
   }
 }
 
+/**
+ * Machine output: JSON, with what JSON.stringify leaves raw (C1 and bidi controls) escaped too,
+ * because `--json` output is read on terminals as well as by programs.
+ */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${safeJson(value, 2)}\n`);
+}
+
 /** Reports a failure the way every command does; returns the exit code. */
 export function reportFailure(error: unknown, json: boolean, usage: string): number {
   const coded = toIsogateError(error);
-  if (json) process.stdout.write(`${JSON.stringify({ error: coded.toJSON() }, null, 2)}\n`);
-  process.stderr.write(`${coded.code}: ${coded.message}\n`);
+  if (json) printJson({ error: coded.toJSON() });
+  // A message may quote what a store, a package or an app said.
+  process.stderr.write(`${coded.code}: ${escapeControls(coded.message)}\n`);
   if (coded.code === 'E_USAGE') process.stderr.write(`\n${usage}\n`);
   return coded.code === 'E_USAGE' ? 2 : 1;
 }

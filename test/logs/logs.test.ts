@@ -37,7 +37,25 @@ describe('app logs', () => {
     const lines = text.trimEnd().split('\n');
     assert.equal(lines.length, 2);
     assert.match(lines[0]!, /ERROR +\[app\] an error$/);
-    assert.match(lines[1]!, /fake\\n2026.*forged\\u001b\[31m$/);
+    assert.match(lines[1]!, /fake\\n2026.*forged\\x1b\[31m$/);
+  });
+
+  it('writes C1 controls (CSI, NEL), bidi overrides and line separators escaped: one record a message for any reader', async () => {
+    const logs = new AppLogs({ root });
+    const writer = logs.writer(id);
+    writer.write(1, 'csi \u009b2J\u009b31mred');
+    writer.write(1, 'nel\u00852026-01-01T00:00:00.000Z CRITICAL [platform] forged');
+    writer.write(1, 'first\nsecond\u2028third \u202egnp.exe \\u{85} typed', 'platform');
+    await logs.flush(id);
+    const text = await fs.readFile(path.join(root, id, 'app.log'), 'utf8');
+    // eslint-disable-next-line no-control-regex
+    assert.equal(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/.exec(text), null, JSON.stringify(text));
+    const lines = text.trimEnd().split(/\r\n|[\n\r\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/);
+    assert.equal(lines.length, 3);
+    assert.match(lines[0]!, /\[app\] csi \\u\{9b\}2J\\u\{9b\}31mred$/);
+    assert.match(lines[1]!, /\[app\] nel\\u\{85\}2026-01-01T00:00:00\.000Z CRITICAL \[platform\] forged$/);
+    // A backslash the app typed is doubled, so it cannot pass for an escape.
+    assert.match(lines[2]!, /\[platform\] first\\nsecond\\u\{2028\}third \\u\{202e\}gnp\.exe \\\\u\{85\} typed$/);
   });
 
   it('keeps at most five files of at most the bound under a flood, oldest dropped', async () => {

@@ -83,6 +83,24 @@ describe('audit log', () => {
     assert.match(formula, /"'=1\+1"/);
   });
 
+  it('cannot be made to hold a forged record: a hostile name stays one line for every reader and is stored escaped', async () => {
+    const forged = 'x\u001b[2J\n{"seq":999,"event":"installSucceeded"}\r\u0085NEL\u2028LS\u009b31m\u202eevil';
+    const audit = await FileAuditLog.open(dir);
+    const record = await audit.record('installSucceeded', { 'application name': forged }, { reason: forged });
+    assert.equal(record.text, 'The application x\\x1b[2J\\n{"seq":999,"event":"installSucceeded"}\\r\\u{85}NEL\\u{2028}LS\\u{9b}31m\\u{202e}evil was successfully installed');
+    const text = await fs.readFile(path.join(dir, 'system.jsonl'), 'utf8');
+    // eslint-disable-next-line no-control-regex
+    assert.equal(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/.exec(text), null, 'no raw control in the file');
+    // Every line break some reader honours, not only \n: auditStart and the install, two records.
+    const lines = text.split(/\r\n|[\n\r\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/).filter(Boolean);
+    assert.deepEqual(lines.map((line) => (JSON.parse(line) as { event: string }).event), ['auditStart', 'installSucceeded']);
+    assert.equal((JSON.parse(lines[1]!) as { details: { reason: string } }).details.reason, forged, 'details keep their value exactly');
+    const reopened = await FileAuditLog.open(dir);
+    assert.deepEqual(reopened.list({ log: 'system' }).map((r) => r.event), ['auditStart', 'installSucceeded', 'auditStart']);
+    const csv = toCsv([{ ...record, text: `\t${forged}` }]);
+    assert.equal(csv.trimEnd().split(/\r\n|[\n\r\u0085\u2028\u2029]/).length, 2, 'header and one row');
+  });
+
   it('names every Orchestrator and Launcher event of the manual', () => {
     const names = Object.values(AUDIT_EVENTS).map((e) => e.name);
     for (const expected of [
