@@ -17,7 +17,7 @@ import { isIsogateError, type ErrorCode } from '../../sdk/errors.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
 
 const NOBODY = 65534;
-const CLI_ENTRY = path.resolve('platform/cli/main.ts');
+const ISOGATE = path.resolve('bin/isogate.mjs');
 
 function refusedWith(code: ErrorCode, pattern?: RegExp) {
   return (error: unknown): boolean => {
@@ -242,9 +242,9 @@ describe('one gateway per data directory', function () {
   });
 
   it('names the holder of the lock, a gateway in another process; once it is killed (SIGKILL) a new gateway starts', async () => {
-    // The CLI's entry run directly (bin/isogate.mjs would put a wrapper process in between), so
-    // the child is the gateway itself and SIGKILL leaves it no chance to clean up.
-    child = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', CLI_ENTRY, 'start', '--data', data, '--store', 'http://127.0.0.1:9', '--trust', trust, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Started with the isolate flag, bin/isogate.mjs runs the gateway in its own process instead of
+    // starting a second one, so the child is the gateway itself and SIGKILL leaves it no chance to clean up.
+    child = spawn(process.execPath, ['--no-node-snapshot', ISOGATE, 'start', '--data', data, '--store', 'http://127.0.0.1:9', '--trust', trust, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stderr!.on('data', (chunk) => { output += chunk; });
     await new Promise((resolve, reject) => {
