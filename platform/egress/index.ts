@@ -396,7 +396,7 @@ export class EgressService {
       release();
       throw error;
     }
-    return new Promise<EgressStream>((resolve, reject) => {
+    return new Promise<EgressStream>((resolve) => {
       socket.setTimeout(this.#limits.timeoutMs, () => socket.destroy(fail('E_EGRESS_TIMEOUT', `${target.name} was idle too long`)));
       connections.streams.add(socket);
       let closed = false;
