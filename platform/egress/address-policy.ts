@@ -148,8 +148,9 @@ export class AddressPolicy {
 
 export function refusedAddress(describe: string, host: string, address: string, reason: string): Error {
   const where = host === address ? address : `${host} (${address})`;
+  const article = /^[aeiou]/i.test(reason) ? 'an' : 'a';
   return fail('E_EGRESS_ADDRESS',
-    `${describe}: ${where} is a ${reason} address, on the gateway's own side; egress there is refused unless the admin adds its range to EGRESS.allowed_ranges in the configuration`,
+    `${describe}: ${where} is ${article} ${reason} address, on the gateway's own side; egress there is refused unless the admin adds its range to EGRESS.allowed_ranges in the configuration`,
     { address, reason });
 }
 

@@ -112,7 +112,12 @@ export async function openTls(options: OpenOptions): Promise<tls.TLSSocket> {
       socket.on('error', (error) => reject(egressError(target, error, false)));
       socket.once('connect', () => {
         // The address really connected to decides, whatever led there.
-        const remote = socket.remoteAddress ?? '';
+        const remote = socket.remoteAddress;
+        if (!remote) {
+          socket.destroy();
+          reject(unreachable(target, 'closed as it connected'));
+          return;
+        }
         const reason = policy.refusal(remote);
         if (reason) {
           socket.destroy();
