@@ -16,7 +16,7 @@ import { startEmbeddedStore, type EmbeddedStore } from './bootstrap/embedded-sto
 import { ConfigStore } from './config/index.js';
 import { openDataDirectory, ensureOwnDirectory } from './datadir/index.js';
 import { FileDeviceKeyProvider, type DeviceKeyProvider } from './device/index.js';
-import { CertificateStore, EgressService } from './egress/index.js';
+import { AddressPolicy, CertificateStore, EgressService } from './egress/index.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
 import { HttpStoreClient, Orchestrator, type InstalledApp } from './orchestrator/index.js';
@@ -96,8 +96,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const storage = new StorageService({ root: dir('storage'), keys });
     closers.push(() => storage.closeAll());
     const certificates = new CertificateStore({ root: dir('certs'), keys, audit });
-    const egress = new EgressService({ certificates, appLog });
+    // EGRESS.allowed_ranges is checked on every configuration change and applied live.
+    const egress = new EgressService({ certificates, appLog, allowedRanges: config.read((doc) => doc.EGRESS?.allowed_ranges) });
     closers.push(() => egress.close());
+    config.addCheck((doc) => AddressPolicy.fromRanges(doc.EGRESS?.allowed_ranges));
+    config.on('change', ({ after }) => egress.setAllowedRanges(after.EGRESS?.allowed_ranges));
 
     // The launcher and the router refer to each other (routes deliver into running apps,
     // apps emit into routes); they meet only through these two late-bound functions.

@@ -83,10 +83,24 @@ export const ERROR_CODES = {
   E_MESSAGE: { status: 422, summary: 'The message is not valid for its endpoint.' },
   E_MESSAGE_SIZE: { status: 413, summary: 'The message is too large.' },
 
-  // Egress and certificates
+  // Egress and certificates. What each egress code means to an app, and nothing else:
+  //   E_CAPABILITY (above)   the manifest declares no such target (the sandbox's check);
+  //   E_EGRESS_TARGET        the same, refused by the terminator itself (a host calling it directly);
+  //   E_EGRESS_PROTOCOL      the target is declared for another protocol;
+  //   E_EGRESS_ADDRESS       the target's address (as written, or any DNS answer, or the address
+  //                          connected to) is on the gateway's own side and not in EGRESS.allowed_ranges;
+  //   E_EGRESS_UNREACHABLE   no TLS connection came about: refused, reset, closed, not TLS, no DNS
+  //                          answer or no answer in time; one sentence whatever the cause, so it
+  //                          cannot be used to scan ports (the cause goes to the app's log);
+  //   E_EGRESS_TLS           the server spoke TLS but is not trusted, or refused the handshake;
+  //   E_EGRESS_TIMEOUT       kept for a verified server that was connected but did not answer
+  //                          (or, for MQTT, accept the session) in time;
+  //   E_EGRESS_LIMIT, E_EGRESS_CLOSED  the app's own limits and a stream it used after its end.
   E_EGRESS_TARGET: { status: 403, summary: 'The egress target is not declared in the manifest.' },
+  E_EGRESS_ADDRESS: { status: 403, summary: 'The egress target\'s address is on the gateway\'s own side and not in the allowed ranges.' },
+  E_EGRESS_UNREACHABLE: { status: 502, summary: 'The egress target cannot be reached.' },
   E_EGRESS_TLS: { status: 502, summary: 'The TLS connection to the target failed.' },
-  E_EGRESS_TIMEOUT: { status: 504, summary: 'The egress request timed out.' },
+  E_EGRESS_TIMEOUT: { status: 504, summary: 'The connected egress target did not answer in time.' },
   E_EGRESS_LIMIT: { status: 429, summary: 'An egress limit was reached.' },
   E_EGRESS_PROTOCOL: { status: 422, summary: 'The target does not support this protocol.' },
   E_EGRESS_CLOSED: { status: 409, summary: 'The egress connection is closed.' },

@@ -19,8 +19,18 @@ export const DEMO_ROUTES = [
   { source: { application_id: THRESHOLD, endpoint: 'alerts' }, destination: { application_id: UPLINK, endpoint: 'alerts' } },
 ];
 
+/**
+ * The sample uplink's servers are on this machine (localhost:8443 and :8883), and a gateway
+ * refuses egress to its own side unless the admin allows the range: the demo allows loopback.
+ */
+export const DEMO_ALLOWED_RANGES = ['127.0.0.0/8', '::1/128'] as const;
+
 export async function setUpDemo(services: GatewayServices, say: (line: string) => void): Promise<void> {
-  const { orchestrator, launcher, router } = services;
+  const { orchestrator, launcher, router, config } = services;
+  if (config.read((doc) => doc.EGRESS) === undefined) {
+    await config.update((doc) => { doc.EGRESS = { allowed_ranges: [...DEMO_ALLOWED_RANGES] }; });
+    say(`Egress allowed to ${DEMO_ALLOWED_RANGES.join(' and ')} (EGRESS.allowed_ranges), where the sample uplink's servers are`);
+  }
   // Only what this start installed is set to Autostart and started: on a data directory the
   // demo set up before, the admin's start rules and stopped apps are the admin's decisions.
   const installedNow: string[] = [];

@@ -47,6 +47,8 @@ export interface ConfigDocument {
   MODE_SWITCH: { is_developer_mode?: boolean; is_no_secure_mode?: boolean; router_mode?: boolean };
   NETWORK: Record<string, unknown>;
   SETTINGS: Record<string, unknown>;
+  /** The egress address policy (not in the manual); platform/egress reads and checks it. */
+  EGRESS?: { allowed_ranges?: string[] };
   /** App configuration objects, keyed by package_id. */
   [packageId: string]: unknown;
 }

@@ -36,6 +36,7 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
   readonly #file: string;
   #document: ConfigDocument;
   readonly #writes = new Mutex();
+  readonly #checks: ((document: Readonly<ConfigDocument>) => void)[] = [];
 
   private constructor(file: string, document: ConfigDocument) {
     super();
@@ -65,6 +66,15 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
     return new ConfigStore(file, validateDocument(parsed));
   }
 
+  /**
+   * A subsystem's own rule for its part of the document, for what a schema cannot say (that a
+   * string is a CIDR range): it runs after the schema on every change and throws E_CONFIG, so a
+   * document it refuses is never written.
+   */
+  addCheck(check: (document: Readonly<ConfigDocument>) => void): void {
+    this.#checks.push(check);
+  }
+
   /** A deep copy of the current document: callers may not change the live one. */
   snapshot(): ConfigDocument {
     return structuredClone(this.#document);
@@ -84,6 +94,7 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
       const draft = structuredClone(this.#document);
       const result = await mutate(draft);
       validateDocument(draft);
+      for (const check of this.#checks) check(draft);
       await writeJsonDurable(this.#file, draft, { mode: 0o600 });
       const before = this.#document;
       this.#document = draft;

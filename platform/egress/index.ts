@@ -8,16 +8,21 @@
 import tls from 'node:tls';
 import mqtt from 'mqtt';
 import { Pool, type Dispatcher } from 'undici';
-import { fail, isIsogateError } from '../../sdk/errors.js';
+import { fail, isIsogateError, type IsogateError } from '../../sdk/errors.js';
 import type { EgressProtocol, EgressTarget } from '../../sdk/manifest.js';
 import type { EgressHost, EgressRequest, EgressResponse, EgressStream, EgressStreamEvents, LogLevelCode } from '../sandbox/bridge.js';
+import { AddressPolicy } from './address-policy.js';
 import type { CertificateStore, TlsCredentials } from './certificates.js';
+import { causeOf, egressError, openTls, unreachable } from './connector.js';
 
+export { AddressPolicy } from './address-policy.js';
 export { CertificateStore } from './certificates.js';
 export type { CertificateInfo, CertificateKind, TlsCredentials } from './certificates.js';
 
 export interface EgressLimits {
   timeoutMs: number;
+  /** For a new connection: DNS, TCP and the TLS handshake together. */
+  connectTimeoutMs: number;
   maxResponseBytes: number;
   maxRequestBytes: number;
   /** Concurrent connections one app may hold, over all its targets. */
@@ -25,41 +30,16 @@ export interface EgressLimits {
 }
 
 export const DEFAULT_EGRESS_LIMITS: Readonly<EgressLimits> = Object.freeze({
-  timeoutMs: 10_000, maxResponseBytes: 1024 * 1024, maxRequestBytes: 1024 * 1024, maxConnections: 8,
+  timeoutMs: 10_000, connectTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024, maxRequestBytes: 1024 * 1024, maxConnections: 8,
 });
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 /** Headers the platform owns: the app cannot redirect the request or smuggle a second one. */
 const RESERVED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'te', 'trailer', 'keep-alive']);
 
-/** A TLS failure in the words an admin can act on. */
-function tlsError(target: EgressTarget, error: NodeJS.ErrnoException, presentsClientCertificate = true): Error {
-  const code = error.code ?? '';
-  const reasons: Record<string, string> = {
-    CERT_HAS_EXPIRED: 'the server certificate has expired',
-    CERT_NOT_YET_VALID: 'the server certificate is not yet valid',
-    ERR_TLS_CERT_ALTNAME_INVALID: `the server certificate is not for ${target.host}`,
-    DEPTH_ZERO_SELF_SIGNED_CERT: 'the server certificate is self-signed and not trusted',
-    SELF_SIGNED_CERT_IN_CHAIN: 'the server certificate chains to an untrusted root',
-    UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server certificate does not chain to the app\'s CA certificate',
-    UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the server certificate does not chain to the app\'s CA certificate',
-  };
-  if (reasons[code]) return fail('E_EGRESS_TLS', `TLS to ${target.name} (${target.host}:${target.port}) refused: ${reasons[code]}`, { tlsCode: code });
-  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer in time`);
-  if (code === 'UND_ERR_SOCKET' && !presentsClientCertificate) {
-    return fail('E_EGRESS_TARGET', `${target.name} (${target.host}:${target.port}) closed the connection without answering (a server that requires a client certificate does this, and the app has none)`, { code });
-  }
-  if (/alert|handshake|certificate/i.test(error.message) || code.startsWith('ERR_SSL')) {
-    return fail('E_EGRESS_TLS', `TLS to ${target.name} (${target.host}:${target.port}) failed: ${error.message} (the server may require a client certificate the app does not have)`, { tlsCode: code });
-  }
-  return fail('E_EGRESS_TARGET', `${target.name} (${target.host}:${target.port}) cannot be reached: ${code || error.message}`, { code });
-}
-
-function tlsOptions(target: EgressTarget, credentials: TlsCredentials): tls.ConnectionOptions {
+/** Trust, client certificate and versions; where to connect is the connector's. */
+function tlsOptions(credentials: TlsCredentials): tls.ConnectionOptions {
   return {
-    host: target.host,
-    port: target.port,
-    servername: /^[\d.]+$|:/.test(target.host) ? undefined : target.host,
     minVersion: 'TLSv1.2',
     rejectUnauthorized: true,
     ...(credentials.ca ? { ca: credentials.ca } : {}),
@@ -117,9 +97,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#timer = setTimeout(expireExchange, timeoutMs, this);
   }
 
+  /**
+   * undici starts a request only on a connection whose TLS is up: before that, no answer in time
+   * is an unreachable target like any other, so the request's deadline tells the app nothing
+   * about the port.
+   */
   expire(): void {
     const { target } = this;
-    this.#refuse(fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer within ${this.timeoutMs} ms`));
+    this.#refuse(this.#controller
+      ? fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer within ${this.timeoutMs} ms`)
+      : unreachable(target, `no connection within the request's ${this.timeoutMs} ms`));
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -150,7 +137,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.#finish(this.#refusal ?? tlsError(this.target, error as NodeJS.ErrnoException, this.presentsClientCertificate));
+    this.#finish(this.#refusal ?? egressError(this.target, error, this.#controller !== undefined, this.presentsClientCertificate));
   }
 
   /**
@@ -184,13 +171,37 @@ function expireExchange(exchange: Exchange): void {
 export class EgressService {
   readonly #apps = new Map<string, AppConnections>();
   readonly #limits: EgressLimits;
+  #policy: AddressPolicy;
 
   constructor(private readonly options: {
     certificates: Pick<CertificateStore, 'credentials'>;
     appLog(packageId: string, level: LogLevelCode, message: string): void;
     limits?: Partial<EgressLimits>;
+    /** The configuration's EGRESS.allowed_ranges: internal ranges the admin lets apps reach. */
+    allowedRanges?: readonly string[];
   }) {
     this.#limits = { ...DEFAULT_EGRESS_LIMITS, ...options.limits };
+    this.#policy = AddressPolicy.fromRanges(options.allowedRanges);
+  }
+
+  /**
+   * Applies a changed EGRESS.allowed_ranges (E_CONFIG for a range that is not CIDR, changing
+   * nothing). Kept connections were checked against the old list: they close, and the next
+   * request connects under the new one.
+   */
+  setAllowedRanges(ranges: readonly string[] | undefined): void {
+    const policy = AddressPolicy.fromRanges(ranges);
+    if (JSON.stringify(policy.ranges) === JSON.stringify(this.#policy.ranges)) return;
+    this.#policy = policy;
+    for (const connections of this.#apps.values()) {
+      for (const { pool } of connections.pools.values()) void pool.destroy().catch(() => undefined);
+      connections.pools.clear();
+      for (const { client } of connections.brokers.values()) void client.then((c) => c.end(true), () => undefined);
+      connections.brokers.clear();
+      for (const socket of connections.streams) {
+        if (policy.refusal(socket.remoteAddress ?? '')) socket.destroy();
+      }
+    }
   }
 
   #connections(packageId: string): AppConnections {
@@ -214,8 +225,10 @@ export class EgressService {
     // Every refusal reaches the app as an error and its log as a line, whether the work throws
     // before it starts or fails later.
     const refused = (name: string, error: unknown): Error => {
-      const coded = isIsogateError(error) ? error : fail('E_EGRESS_TARGET', String((error as Error)?.message ?? error));
-      this.options.appLog(packageId, 1, `Egress to "${name}" refused: ${coded.code}: ${coded.message}`);
+      const target = declared.get(name);
+      const coded = isIsogateError(error) ? error : target ? egressError(target, error, false) as IsogateError : fail('E_INTERNAL', 'Egress failed');
+      const cause = causeOf(coded);
+      this.options.appLog(packageId, 1, `Egress to "${name}" refused: ${coded.code}: ${coded.message}${cause ? ` (${cause})` : ''}`);
       return coded;
     };
     const logged = <T>(name: string, work: () => Promise<T>): Promise<T> => {
@@ -262,10 +275,17 @@ export class EgressService {
     }
     void existing?.pool.close().catch(() => undefined);
     const origin = `https://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+    const options = { ...tlsOptions(credentials), ALPNProtocols: ['http/1.1'] };
+    // New connections resume the last TLS session, as undici's own connector would.
+    const sessions: { session?: Buffer } = {};
     const pool = new Pool(origin, {
       connections: this.#limits.maxConnections,
-      connectTimeout: this.#limits.timeoutMs,
-      connect: tlsOptions(target, credentials),
+      connect: (_where, callback) => {
+        openTls({ target, policy: this.#policy, tls: options, timeoutMs: this.#limits.connectTimeoutMs, sessions }).then((socket) => {
+          socket.setKeepAlive(true, 60_000);
+          callback(null, socket);
+        }, (error: Error) => callback(error, null));
+      },
     });
     const kept = { version: credentials.version, credentials: pending, pool, presentsClientCertificate: Boolean(credentials.cert && credentials.key) };
     connections.pools.set(key, kept);
@@ -323,15 +343,13 @@ export class EgressService {
     }
     connections.brokers.delete(key);
     void existing?.client.then((client) => client.end(true), () => undefined);
-    const options = tlsOptions(target, credentials);
-    const client = new Promise<mqtt.MqttClient>((resolve, reject) => {
-      const connecting = mqtt.connect({
-        protocol: 'mqtts', host: target.host, port: target.port,
-        servername: options.servername, rejectUnauthorized: true, minVersion: 'TLSv1.2',
-        ca: options.ca, cert: options.cert, key: options.key,
+    const client = openTls({ target, policy: this.#policy, tls: tlsOptions(credentials), timeoutMs: this.#limits.connectTimeoutMs }).then((socket) => new Promise<mqtt.MqttClient>((resolve, reject) => {
+      // The client gets the connection the connector checked, never a host to dial itself; with
+      // no reconnects it asks for a stream once.
+      const connecting = new mqtt.MqttClient(() => socket, {
         clientId: `isogate-${packageId}-${target.name}`.slice(0, 64),
         connectTimeout: this.#limits.timeoutMs, reconnectPeriod: 0,
-      } as mqtt.IClientOptions);
+      });
       const timer = setTimeout(() => {
         connecting.end(true);
         reject(fail('E_EGRESS_TIMEOUT', `The broker ${target.name} did not accept the connection in time`));
@@ -340,13 +358,13 @@ export class EgressService {
       connecting.once('error', (error) => {
         clearTimeout(timer);
         connecting.end(true);
-        reject(tlsError(target, error as NodeJS.ErrnoException));
+        reject(egressError(target, error, true));
       });
       connecting.once('close', () => {
         clearTimeout(timer);
         reject(fail('E_EGRESS_TLS', `The broker ${target.name} closed the connection during the handshake (a client certificate it requires may be missing)`));
       });
-    });
+    }));
     connections.brokers.set(key, { version: credentials.version, client });
     client.catch(() => connections.brokers.delete(key));
     return client;
@@ -361,7 +379,7 @@ export class EgressService {
       const client = await this.#broker(packageId, target);
       await client.publishAsync(topic, bytes, { qos: options.qos ?? 1, retain: options.retain ?? false });
     } catch (error) {
-      throw isIsogateError(error) ? error : tlsError(target, error as NodeJS.ErrnoException);
+      throw egressError(target, error, true);
     } finally {
       release();
     }
@@ -371,28 +389,30 @@ export class EgressService {
     const release = this.#acquire(packageId);
     const credentials = await this.options.certificates.credentials(packageId).catch((error) => { release(); throw error; });
     const connections = this.#connections(packageId);
-    return new Promise<EgressStream>((resolve, reject) => {
-      const socket = tls.connect(tlsOptions(target, credentials));
+    let socket: tls.TLSSocket;
+    try {
+      socket = await openTls({ target, policy: this.#policy, tls: tlsOptions(credentials), timeoutMs: this.#limits.connectTimeoutMs });
+    } catch (error) {
+      release();
+      throw error;
+    }
+    return new Promise<EgressStream>((resolve) => {
       socket.setTimeout(this.#limits.timeoutMs, () => socket.destroy(fail('E_EGRESS_TIMEOUT', `${target.name} was idle too long`)));
       connections.streams.add(socket);
-      let connected = false;
       let closed = false;
       const close = (error?: { code: string; message: string }): void => {
-        if (closed || !connected) return;
+        if (closed) return;
         closed = true;
         events.close(error);
       };
-      socket.once('secureConnect', () => {
-        connected = true;
-        resolve({
-          write: (chunk) => {
-            if (chunk.byteLength > this.#limits.maxRequestBytes) return Promise.reject(fail('E_EGRESS_LIMIT', `A chunk is at most ${this.#limits.maxRequestBytes} bytes`));
-            if (socket.destroyed || socket.writableEnded) return Promise.reject(fail('E_EGRESS_CLOSED', `The connection to ${target.name} is closed`));
-            return new Promise<void>((done, failWrite) => socket.write(chunk, (error) => (error ? failWrite(tlsError(target, error)) : done())));
-          },
-          end: () => new Promise<void>((done) => socket.end(done)),
-          destroy: () => socket.destroy(),
-        });
+      resolve({
+        write: (chunk) => {
+          if (chunk.byteLength > this.#limits.maxRequestBytes) return Promise.reject(fail('E_EGRESS_LIMIT', `A chunk is at most ${this.#limits.maxRequestBytes} bytes`));
+          if (socket.destroyed || socket.writableEnded) return Promise.reject(fail('E_EGRESS_CLOSED', `The connection to ${target.name} is closed`));
+          return new Promise<void>((done, failWrite) => socket.write(chunk, (error) => (error ? failWrite(egressError(target, error, true)) : done())));
+        },
+        end: () => new Promise<void>((done) => socket.end(done)),
+        destroy: () => socket.destroy(),
       });
       socket.on('data', (chunk: Buffer) => {
         const taken = events.data(new Uint8Array(chunk));
@@ -407,9 +427,8 @@ export class EgressService {
         close();
       });
       socket.once('error', (error: NodeJS.ErrnoException) => {
-        const coded = isIsogateError(error) ? error : tlsError(target, error);
-        if (!connected) reject(coded);
-        else close({ code: (coded as { code?: string }).code ?? 'E_EGRESS_TARGET', message: coded.message });
+        const coded = egressError(target, error, true) as IsogateError;
+        close({ code: coded.code, message: coded.message });
       });
     });
   }

@@ -68,7 +68,15 @@ declare module 'isogate:sdk' {
     body: string;
   }
 
-  /** The only way out of the gateway: through the platform's TLS terminator, to targets the manifest declares. */
+  /**
+   * The only way out of the gateway: through the platform's TLS terminator, to targets the
+   * manifest declares. A call rejects with E_CAPABILITY for a target the manifest does not
+   * declare, E_EGRESS_ADDRESS when the target's address is on the gateway's own side (loopback,
+   * private, link-local ...) and the admin has not allowed its range, E_EGRESS_UNREACHABLE when
+   * no connection came about (the same sentence whatever the cause), E_EGRESS_TLS when the server
+   * is not trusted or refuses the handshake, E_EGRESS_TIMEOUT when a connected server does not
+   * answer in time.
+   */
   export const egress: {
     /** An HTTPS request to an `https` target; the platform verifies the server and may present the app's client certificate. */
     fetch(target: string, request?: EgressRequest): Promise<EgressResponse>;

@@ -30,6 +30,8 @@ function issue(name: string, usage: 'ca' | 'server' | 'client', issuer?: Identit
 }
 
 const APP = 'dev.isogate.tests.uplink';
+/** The test servers listen on loopback, which the gateway refuses unless the admin allows it. */
+const LOOPBACK = ['127.0.0.0/8', '::1/128'];
 const UPLINK_PROJECT = fileURLToPath(new URL('../../sample-apps/uplink/', import.meta.url));
 
 function appManifest(packageId: string, egress: EgressTarget[]): AppManifest {
@@ -81,7 +83,7 @@ describe('TLS egress', function () {
     audit = new MemoryAuditLog();
     appLog = [];
     certificates = new CertificateStore({ root: path.join(dir, 'certs'), keys: memoryDeviceKeys(), audit });
-    egress = new EgressService({ certificates, appLog: (_id, _level, line) => appLog.push(line), limits: { timeoutMs: 3000, maxResponseBytes: 1024 * 1024 } });
+    egress = new EgressService({ certificates, appLog: (_id, _level, line) => appLog.push(line), limits: { timeoutMs: 3000, maxResponseBytes: 1024 * 1024 }, allowedRanges: LOOPBACK });
   });
   after(async () => {
     await egress.close();
@@ -141,7 +143,7 @@ describe('TLS egress', function () {
     const silentIdentity = issue('localhost', 'server', ca, { altNames: ['localhost'] });
     const silent = https.createServer({ cert: silentIdentity.certPem, key: silentIdentity.keyPem }, () => undefined);
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const limited = new EgressService({ certificates, appLog: (_id, _level, line) => appLog.push(line), limits: { timeoutMs: 400, maxConnections: 2 } });
+    const limited = new EgressService({ certificates, appLog: (_id, _level, line) => appLog.push(line), limits: { timeoutMs: 400, maxConnections: 2 }, allowedRanges: LOOPBACK });
     try {
       const host = limited.forApp(APP, [{ name: 'silent', host: 'localhost', port: (silent.address() as AddressInfo).port, protocol: 'https' }, target(port)]);
       const hanging = [host.fetch('silent', { path: '/a' }), host.fetch('silent', { path: '/b' })];

@@ -1,0 +1,167 @@
+/**
+ * Which addresses egress may reach. An app's declared target is a host name or an address on the
+ * internet; the gateway's own side (its loopback, the plant's private networks, link-local
+ * services such as a cloud metadata endpoint) is refused unless the admin lists the range in the
+ * configuration document's `EGRESS.allowed_ranges`. The decision is made on addresses, never on
+ * spellings: a host is read by the WHATWG URL host parser (which turns `2130706433`,
+ * `0x7f000001`, `0` and `127.1` into dotted IPv4), a name is resolved here and every answer is
+ * checked, and the connection is made to a checked address and checked again once made.
+ */
+import dns from 'node:dns';
+import net from 'node:net';
+import { fail } from '../../sdk/errors.js';
+
+type Family = 'ipv4' | 'ipv6';
+
+function blockList(ranges: readonly (readonly [string, number])[], family: Family): net.BlockList {
+  const list = new net.BlockList();
+  for (const [address, prefix] of ranges) list.addSubnet(address, prefix, family);
+  return list;
+}
+
+/** Ranges that are not somewhere on the internet, with the word an admin reads in a refusal. */
+const INTERNAL: readonly { label: string; family: Family; list: net.BlockList }[] = ([
+  ['unspecified', 'ipv4', [['0.0.0.0', 8]]],
+  ['loopback', 'ipv4', [['127.0.0.0', 8]]],
+  ['private', 'ipv4', [['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16]]],
+  ['carrier-grade NAT', 'ipv4', [['100.64.0.0', 10]]],
+  ['link-local', 'ipv4', [['169.254.0.0', 16]]],
+  ['special-purpose', 'ipv4', [['192.0.0.0', 24], ['198.18.0.0', 15]]],
+  ['multicast', 'ipv4', [['224.0.0.0', 4]]],
+  ['reserved or broadcast', 'ipv4', [['240.0.0.0', 4]]],
+  ['unspecified', 'ipv6', [['::', 128]]],
+  ['loopback', 'ipv6', [['::1', 128]]],
+  ['link-local', 'ipv6', [['fe80::', 10]]],
+  ['private', 'ipv6', [['fc00::', 7], ['fec0::', 10]]],
+  ['multicast', 'ipv6', [['ff00::', 8]]],
+  ['special-purpose', 'ipv6', [['64:ff9b:1::', 48], ['100::', 64]]],
+] as const).map(([label, family, ranges]) => ({ label, family, list: blockList(ranges, family) }));
+
+/**
+ * IPv6 forms that carry an IPv4 address, and where: a connection to one of these reaches (or is
+ * translated to) the IPv4 address inside, so that address decides.
+ */
+const EMBEDDINGS: readonly { form: string; list: net.BlockList; hextet: number }[] = ([
+  ['IPv4-mapped', '::ffff:0:0', 96, 6],
+  ['IPv4-translated', '::ffff:0:0:0', 96, 6],
+  ['NAT64', '64:ff9b::', 96, 6],
+  ['IPv4-compatible', '::', 96, 6],
+  ['6to4', '2002::', 16, 1],
+] as const).map(([form, prefix, bits, hextet]) => ({ form, list: blockList([[prefix, bits]], 'ipv6'), hextet }));
+
+/** The eight 16-bit groups of an IPv6 address in the URL parser's canonical (compressed) form. */
+function hextets(canonical: string): number[] {
+  const [head = '', tail] = canonical.split('::');
+  const first = head ? head.split(':') : [];
+  const last = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? first : [...first, ...Array<string>(8 - first.length - last.length).fill('0'), ...last];
+  return groups.map((group) => Number.parseInt(group, 16));
+}
+
+/** An IPv6 address as the WHATWG URL parser writes it: lower case, compressed, no dotted quad. */
+function canonicalIpv6(address: string): string {
+  return new URL(`https://[${address}]/`).hostname.slice(1, -1);
+}
+
+/**
+ * A target's host as an address when it is one in any spelling the URL parser accepts, else as
+ * the host name to resolve. Undefined when it is neither.
+ */
+export function canonicalHost(host: string): { address: string; family: 4 | 6 } | { name: string } | undefined {
+  // A zone (fe80::1%eth0) is kept: the URL parser refuses it, and the address decides anyway.
+  if (net.isIPv6(host)) return { address: host.includes('%') ? host : canonicalIpv6(host), family: 6 };
+  let hostname: string;
+  try {
+    hostname = new URL(`https://${host}/`).hostname;
+  } catch {
+    return undefined;
+  }
+  if (hostname.startsWith('[')) return { address: hostname.slice(1, -1), family: 6 };
+  if (net.isIPv4(hostname)) return { address: hostname, family: 4 };
+  return hostname.length > 0 && !/[/?#@:[\]%\s]/.test(hostname) ? { name: hostname } : undefined;
+}
+
+export class AddressPolicy {
+  /** The admin's list as written, to tell whether a new document changes it. */
+  readonly ranges: readonly string[];
+  readonly #allowed: net.BlockList;
+
+  private constructor(ranges: readonly string[], allowed: net.BlockList) {
+    this.ranges = ranges;
+    this.#allowed = allowed;
+  }
+
+  /** The policy for `EGRESS.allowed_ranges`; a range that is not CIDR is E_CONFIG, naming it. */
+  static fromRanges(ranges: unknown): AddressPolicy {
+    if (ranges === undefined) return new AddressPolicy([], new net.BlockList());
+    if (!Array.isArray(ranges)) throw fail('E_CONFIG', 'EGRESS.allowed_ranges is a list of CIDR ranges, for example ["127.0.0.0/8", "::1/128"]');
+    const allowed = new net.BlockList();
+    ranges.forEach((range: unknown, index) => {
+      const problem = cidrProblem(range);
+      if (problem) throw fail('E_CONFIG', `EGRESS.allowed_ranges[${index}] ${JSON.stringify(range)} is not a CIDR range: ${problem}. Write ADDRESS/PREFIX, for example 10.20.0.0/16 or fd00:1::/64`, { index });
+      const [address, prefix] = (range as string).split('/') as [string, string];
+      allowed.addSubnet(address, Number(prefix), net.isIPv4(address) ? 'ipv4' : 'ipv6');
+    });
+    return new AddressPolicy([...ranges] as string[], allowed);
+  }
+
+  /**
+   * Why `address` may not be reached (for example "loopback", "private (IPv4-mapped)"), or
+   * undefined when it may: outside every internal range, or inside a range the admin allowed.
+   */
+  refusal(address: string): string | undefined {
+    const bare = address.split('%')[0]!;
+    const family = net.isIP(bare);
+    if (family === 0) return 'not an IP address';
+    const type: Family = family === 4 ? 'ipv4' : 'ipv6';
+    if (this.#allowed.check(bare, type)) return undefined;
+    const internal = INTERNAL.find((range) => range.family === type && range.list.check(bare, type));
+    if (internal) return internal.label;
+    if (type === 'ipv4') return undefined;
+    const embedding = EMBEDDINGS.find((form) => form.list.check(bare, 'ipv6'));
+    if (!embedding) return undefined;
+    const groups = hextets(canonicalIpv6(bare));
+    const high = groups[embedding.hextet]!;
+    const low = groups[embedding.hextet + 1]!;
+    const inner = `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+    const reason = this.refusal(inner);
+    return reason && `${reason} (${inner}, ${embedding.form})`;
+  }
+
+  /**
+   * The addresses to connect to for `host`, every one allowed: a host name whose DNS answer
+   * holds any refused address is refused as a whole, so a rebinding answer cannot slip one in.
+   */
+  async addresses(host: string, describe: string): Promise<dns.LookupAddress[]> {
+    const canonical = canonicalHost(host);
+    if (!canonical) throw fail('E_EGRESS_ADDRESS', `${describe}: "${host}" is not a host name or address`);
+    const found = 'address' in canonical
+      ? [{ address: canonical.address, family: canonical.family }]
+      : await dns.promises.lookup(canonical.name, { all: true, verbatim: true });
+    for (const { address } of found) {
+      const reason = this.refusal(address);
+      if (reason) throw refusedAddress(describe, host, address, reason);
+    }
+    return found;
+  }
+}
+
+export function refusedAddress(describe: string, host: string, address: string, reason: string): Error {
+  const where = host === address ? address : `${host} (${address})`;
+  const article = /^[aeiou]/i.test(reason) ? 'an' : 'a';
+  return fail('E_EGRESS_ADDRESS',
+    `${describe}: ${where} is ${article} ${reason} address, on the gateway's own side; egress there is refused unless the admin adds its range to EGRESS.allowed_ranges in the configuration`,
+    { address, reason });
+}
+
+function cidrProblem(range: unknown): string | undefined {
+  if (typeof range !== 'string') return 'it is not a string';
+  const parts = range.split('/');
+  if (parts.length !== 2) return 'it has no /PREFIX';
+  const [address, prefix] = parts as [string, string];
+  const family = net.isIP(address);
+  if (family === 0) return `${JSON.stringify(address)} is not an IPv4 or IPv6 address`;
+  const bits = family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) return `the prefix length of an IPv${family} range is 0 to ${bits}`;
+  return undefined;
+}
