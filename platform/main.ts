@@ -12,7 +12,7 @@ import { serveControlSocket, type ControlServer } from './api/control-socket.js'
 import type { GatewayServices, GatewayStatus, InstalledAppView } from './api/services.js';
 import { FileAuditLog } from './audit/index.js';
 import { ensureDemoCredentials, type DemoCredentials } from './bootstrap/demo-credentials.js';
-import { startEmbeddedStore, type EmbeddedStore } from './bootstrap/embedded-store.js';
+import type { EmbeddedStore } from './bootstrap/embedded-store.js';
 import { ConfigStore } from './config/index.js';
 import { openDataDirectory, ensureOwnDirectory } from './datadir/index.js';
 import { FileDeviceKeyProvider, type DeviceKeyProvider } from './device/index.js';
@@ -33,6 +33,8 @@ export interface GatewayOptions {
   /** An external store and the root its publishers chain to; without them an embedded store runs. */
   storeUrl?: string;
   trustRootFile?: string;
+  /** Starts the store that runs when no external one is given; by default store-mock with the sample apps. */
+  embeddedStore?: (storeDir: string) => Promise<EmbeddedStore>;
   /** The embedded store's own directory; by default `<dataDir>-store`, beside the data directory. */
   storeDataDir?: string;
   /** Where the device's master key comes from; by default a 0600 key file in DATA/device. */
@@ -84,7 +86,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         throw fail('E_OPTION', `The trust root ${options.trustRootFile} cannot be read: ${error.message}`);
       })];
     } else {
-      embedded = await startEmbeddedStore(await ensureOwnDirectory(opened.storeDir, "the embedded store's directory"));
+      // Loaded only here: the store brings koa and esbuild, which a gateway with an external store never needs.
+      const startStore = options.embeddedStore ?? (await import('./bootstrap/embedded-store.js')).startEmbeddedStore;
+      embedded = await startStore(await ensureOwnDirectory(opened.storeDir, "the embedded store's directory"));
       closers.push(() => embedded!.close());
       storeUrl = embedded.url;
       trustRootsPem = [embedded.rootCertPem];
