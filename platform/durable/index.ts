@@ -5,6 +5,9 @@
  * The recipe is the classic one: write a temporary file beside the target, fsync it, rename it
  * over the target, fsync the directory so the rename itself is on disk. A crash at any instant
  * leaves either the previous or the next content, never a mix.
+ *
+ * Every path goes through DataDir (safe-path.ts), so none of these follows a link planted in
+ * the data directory: writing, renaming, syncing and erasing refuse one with E_UNSAFE_PATH.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
