@@ -230,6 +230,8 @@ class LogStorage implements AppStorage {
   #compactRetryAt = 0;
   /** A compacted log renamed in whose directory entry is not yet known to be on disk. */
   #directorySyncOwed = false;
+  /** Bytes past #fileBytes from a write that failed. */
+  #tailUncommitted = false;
 
   private constructor(private readonly options: Required<Omit<StorageOptions, 'root' | 'cache'>>, dir: DataDir, cache: ValueCache) {
     this.#dir = dir;
@@ -372,11 +374,21 @@ class LogStorage implements AppStorage {
       await this.#dir.syncDirectory();
       this.#directorySyncOwed = false;
     }
+    if (this.#tailUncommitted) {
+      await file.handle.truncate(this.#fileBytes);
+      this.#tailUncommitted = false;
+    }
     const record = this.#seal(plain, this.#sequence);
-    // At an explicit offset, not O_APPEND: a record whose write or sync failed is overwritten by
-    // the next one instead of staying in the middle of the log as a bad record.
-    await file.write(record, this.#fileBytes);
-    await file.handle.datasync();
+    // At an explicit offset, not O_APPEND, and cut off before the next one: a record whose write
+    // or sync failed was never acknowledged and must not stay in the log, where it would take
+    // the position (and so the additional data) of the next record, which does get acknowledged.
+    try {
+      await file.write(record, this.#fileBytes);
+      await file.handle.datasync();
+    } catch (error) {
+      this.#tailUncommitted = true;
+      throw error;
+    }
     const entry = { offset: this.#fileBytes, length: record.length, sequence: this.#sequence, bytes: 0 };
     this.#sequence += 1;
     this.#fileBytes += record.length;
@@ -522,6 +534,7 @@ class LogStorage implements AppStorage {
     // New entries, not the old ones changed: a read under way keeps the place it started from.
     entries.forEach(([key], i) => this.#index.set(key, placed[i]!));
     this.#file = target;
+    this.#tailUncommitted = false;
     this.#sequence = sequence;
     this.#fileBytes = bytes;
     source.retire();

@@ -164,3 +164,40 @@ describe('storage on disk: values out of memory, compaction that cannot take a w
     await reopened.close();
   });
 });
+
+describe('storage: a write that failed leaves nothing behind', () => {
+  let root: string;
+  const keys = memoryDeviceKeys();
+  const id = 'dev.isogate.torn';
+  beforeEach(async () => { root = await makeTempDir('isogate-storage-torn-'); });
+  afterEach(async () => {
+    sinon.restore();
+    await removeDir(root);
+  });
+  const open = () => openAppStorage({ dir: path.join(root, id), packageId: id, key: keys.derive('storage', id), quotaBytes: 1024 * 1024 });
+
+  it('a put whose sync failed is not in the log, and the put after it survives reopening', async () => {
+    const storage = await open();
+    await storage.put('a', 'first');
+    const handle = await fs.open(path.join(root, id, 'probe'), 'w');
+    const prototype = Object.getPrototypeOf(handle) as { datasync: () => Promise<void> };
+    await handle.close();
+    const realSync = prototype.datasync;
+    let failed = 0;
+    sinon.stub(prototype, 'datasync').callsFake(function (this: unknown) {
+      if (failed === 0) {
+        failed += 1;
+        return Promise.reject(Object.assign(new Error('EIO: injected'), { code: 'EIO' }));
+      }
+      return realSync.call(this);
+    });
+    await assert.rejects(storage.put('b', 'x'.repeat(5000)), /EIO: injected/);
+    await storage.put('c', 'acknowledged');
+    sinon.restore();
+    await storage.close();
+    const reopened = await open();
+    assert.deepEqual(await reopened.list(''), ['a', 'c']);
+    assert.equal(await reopened.get('c'), 'acknowledged');
+    await reopened.close();
+  });
+});
