@@ -100,7 +100,7 @@ export class DataDir {
   /** `absolute` as a path relative to this directory; refused if it lies outside. */
   relative(absolute: string): string {
     const relative = path.relative(this.path(), path.resolve(absolute));
-    if (relative.startsWith('..') || path.isAbsolute(relative)) throw fail('E_UNSAFE_PATH', `${absolute} is outside ${this.path()}`, { path: absolute });
+    if (relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative)) throw fail('E_UNSAFE_PATH', `${absolute} is outside ${this.path()}`, { path: absolute });
     return relative;
   }
 
