@@ -73,6 +73,9 @@ export const ERROR_CODES = {
   E_STORAGE_QUOTA: { status: 413, summary: 'The app storage quota is exceeded.' },
   E_STORAGE_CORRUPT: { status: 500, summary: 'A stored record failed authentication.' },
 
+  // Files in the data directory
+  E_UNSAFE_PATH: { status: 500, summary: 'A path in the data directory is a link or not the kind of file expected; it was not followed.' },
+
   // Logs
   E_LOG_EMPTY: { status: 404, summary: 'The app has no log records yet.' },
 

@@ -5,134 +5,140 @@
  * The recipe is the classic one: write a temporary file beside the target, fsync it, rename it
  * over the target, fsync the directory so the rename itself is on disk. A crash at any instant
  * leaves either the previous or the next content, never a mix.
+ *
+ * Every path goes through DataDir (safe-path.ts), so none of these follows a link planted in
+ * the data directory: writing, renaming, syncing and erasing refuse one with E_UNSAFE_PATH.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs, constants as fsConstants } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { fail } from '../../sdk/errors.js';
+import { DataDir } from './safe-path.js';
 
-export async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await fs.open(dir, fsConstants.O_RDONLY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+export { DataDir } from './safe-path.js';
+
+/**
+ * Where a path is checked from. Subsystems pass their DataDir, so every component below the
+ * data directory is checked; without one, only the path's last component is (for files that
+ * are not in the data directory: the SDK's output, the store's folder), and it is still never
+ * followed if it is a link.
+ */
+function locate(target: string, root: DataDir | undefined): { dir: DataDir; relative: string } {
+  if (root) return { dir: root, relative: root.relative(target) };
+  const full = path.resolve(target);
+  return { dir: new DataDir(path.dirname(full)), relative: path.basename(full) };
 }
 
-function temporaryPathBeside(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+export async function fsyncDirectory(dir: string, root?: DataDir): Promise<void> {
+  if (root) {
+    await root.syncDirectory(root.relative(dir));
+    return;
+  }
+  await new DataDir(path.resolve(dir)).syncDirectory();
+}
+
+function temporaryPathBeside(relative: string): string {
+  return path.join(path.dirname(relative), `.${path.basename(relative)}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
 export interface WriteOptions {
   /** File mode for a new file; secrets use 0o600. */
   mode?: number;
+  /** The data-directory folder `target` lies in, checked from its root down. */
+  root?: DataDir;
 }
 
 export async function writeFileDurable(target: string, data: string | Uint8Array, options: WriteOptions = {}): Promise<void> {
-  const temporary = temporaryPathBeside(target);
-  const handle = await fs.open(temporary, 'wx', options.mode ?? 0o644);
+  const { dir, relative } = locate(target, options.root);
+  const temporary = temporaryPathBeside(relative);
+  const handle = await dir.open(temporary, 'wx', options.mode ?? 0o644);
   try {
     await handle.writeFile(data);
     await handle.sync();
   } catch (error) {
     await handle.close();
-    await fs.rm(temporary, { force: true });
+    await dir.remove(temporary).catch(() => undefined);
     throw error;
   }
   await handle.close();
   try {
-    await fs.rename(temporary, target);
+    await dir.rename(temporary, relative);
   } catch (error) {
-    await fs.rm(temporary, { force: true });
+    await dir.remove(temporary).catch(() => undefined);
     throw error;
   }
-  await fsyncDirectory(path.dirname(target));
+  await dir.syncDirectory(path.dirname(relative));
 }
 
 export async function writeJsonDurable(target: string, value: unknown, options: WriteOptions = {}): Promise<void> {
   await writeFileDurable(target, `${JSON.stringify(value, null, 2)}\n`, options);
 }
 
-/** Renames and makes the rename durable in both directories. */
-export async function renameDurable(from: string, to: string): Promise<void> {
-  await fs.rename(from, to);
-  await fsyncDirectory(path.dirname(to));
-  if (path.dirname(from) !== path.dirname(to)) await fsyncDirectory(path.dirname(from));
-}
-
-/** fsyncs every file and directory below `root` (for a staged tree before it is renamed in). */
-export async function fsyncTree(root: string): Promise<void> {
-  const entries = await fs.readdir(root, { withFileTypes: true });
-  for (const entry of entries) {
-    const full = path.join(root, entry.name);
-    if (entry.isDirectory()) {
-      await fsyncTree(full);
-    } else if (entry.isFile()) {
-      const handle = await fs.open(full, fsConstants.O_RDONLY);
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+/** Renames and makes the rename durable in both directories; neither end may be a link. */
+export async function renameDurable(from: string, to: string, root?: DataDir): Promise<void> {
+  if (root) {
+    const source = root.relative(from);
+    const target = root.relative(to);
+    await root.rename(source, target);
+    await root.syncDirectory(path.dirname(target));
+    if (path.dirname(source) !== path.dirname(target)) await root.syncDirectory(path.dirname(source));
+    return;
+  }
+  const source = locate(from, undefined);
+  const target = locate(to, undefined);
+  for (const end of [source, target]) {
+    if ((await end.dir.lstat(end.relative))?.isSymbolicLink()) {
+      throw fail('E_UNSAFE_PATH', `${end.dir.path(end.relative)} is a symbolic link; it is not renamed over or moved`, { path: end.dir.path(end.relative) });
     }
   }
-  await fsyncDirectory(root);
+  await fs.rename(source.dir.path(source.relative), target.dir.path(target.relative));
+  await target.dir.syncDirectory();
+  if (source.dir.path() !== target.dir.path()) await source.dir.syncDirectory();
+}
+
+/** fsyncs every file and directory below `root` (for a staged tree before it is renamed in); a link in it is refused. */
+export async function fsyncTree(tree: string, root?: DataDir): Promise<void> {
+  const dir = root ? root.sub(root.relative(tree)) : DataDir.of(tree);
+  const walk = async (relative: string): Promise<void> => {
+    for (const entry of await dir.readdir(relative)) {
+      const child = path.join(relative, entry.name);
+      if (entry.isDirectory()) {
+        await walk(child);
+      } else {
+        const handle = await dir.open(child, 'r');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }
+    }
+    await dir.syncDirectory(relative);
+  };
+  await walk('');
 }
 
 /**
  * Deletes a file after overwriting its content twice (ones, then zeros), as the manual's
  * "Processing and storing data" section describes for deleted objects. On journalling or
  * copy-on-write file systems this is best effort; the storage is encrypted anyway, so the
- * overwrite is a second line of defence.
+ * overwrite is a second line of defence. A link is refused, never followed.
  */
-export async function eraseFile(file: string): Promise<void> {
-  let handle;
-  try {
-    handle = await fs.open(file, 'r+');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  try {
-    const { size } = await handle.stat();
-    const chunk = 64 * 1024;
-    for (const fill of [0xff, 0x00]) {
-      const block = Buffer.alloc(Math.min(chunk, Math.max(size, 1)), fill);
-      for (let offset = 0; offset < size; offset += block.length) {
-        await handle.write(block, 0, Math.min(block.length, size - offset), offset);
-      }
-      await handle.sync();
-    }
-  } finally {
-    await handle.close();
-  }
-  await fs.unlink(file);
+export async function eraseFile(file: string, root?: DataDir): Promise<void> {
+  const { dir, relative } = locate(file, root);
+  await dir.remove(relative, { overwrite: true });
 }
 
-/** Erases every regular file below `root`, then removes the tree. */
-export async function eraseTree(root: string): Promise<void> {
-  let entries;
-  try {
-    entries = await fs.readdir(root, { withFileTypes: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  for (const entry of entries) {
-    const full = path.join(root, entry.name);
-    if (entry.isDirectory()) await eraseTree(full);
-    else if (entry.isFile()) await eraseFile(full);
-  }
-  await fs.rm(root, { recursive: true, force: true });
+/** Erases every regular file below `tree`, then removes the tree; a link anywhere in it is refused first. */
+export async function eraseTree(tree: string, root?: DataDir): Promise<void> {
+  const { dir, relative } = locate(tree, root);
+  await dir.remove(relative, { overwrite: true });
 }
 
-export async function readJsonIfExists<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+export async function readJsonIfExists<T>(file: string, root?: DataDir): Promise<T | undefined> {
+  const { dir, relative } = locate(file, root);
+  const bytes = await dir.readFile(relative);
+  return bytes === undefined ? undefined : (JSON.parse(bytes.toString('utf8')) as T);
 }
 
 /** Serialises async critical sections (one writer per document). */

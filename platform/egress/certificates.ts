@@ -6,14 +6,13 @@
  * without a restart.
  */
 import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import forge from 'node-forge';
 import { fail } from '../../sdk/errors.js';
 import { keyMatchesCertificate, parseCertificates } from '../../sdk/pki.js';
 import type { Audit } from '../audit/index.js';
 import type { DeviceKeys } from '../device/index.js';
-import { eraseFile, eraseTree, writeFileDurable } from '../durable/index.js';
+import { DataDir, eraseFile, eraseTree, writeFileDurable } from '../durable/index.js';
 
 export type CertificateKind = 'ca' | 'client';
 
@@ -71,10 +70,15 @@ export class CertificateStore {
   /** Decrypted credentials per app, dropped whenever they change: read on every connection. */
   readonly #cache = new Map<string, Promise<TlsCredentials>>();
 
-  constructor(private readonly options: { root: string; keys: DeviceKeys; audit: Audit }) {}
+  /** Every file access goes through it: a link planted among the certificates is refused, not followed. */
+  readonly #root: DataDir;
+
+  constructor(private readonly options: { root: string; keys: DeviceKeys; audit: Audit }) {
+    this.#root = DataDir.of(options.root);
+  }
 
   #file(packageId: string, kind: CertificateKind): string {
-    return path.join(this.options.root, packageId, `${kind}.enc`);
+    return this.#root.path(path.join(packageId, `${kind}.enc`));
   }
 
   #aad(packageId: string, kind: CertificateKind): Buffer {
@@ -82,7 +86,7 @@ export class CertificateStore {
   }
 
   async #read(packageId: string, kind: CertificateKind): Promise<StoredCredential | undefined> {
-    const sealed = await fs.readFile(this.#file(packageId, kind)).catch(() => undefined);
+    const sealed = await this.#root.readFile(this.#root.relative(this.#file(packageId, kind)));
     if (!sealed) return undefined;
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.options.keys.derive('certificates', packageId), sealed.subarray(0, 12));
@@ -99,8 +103,8 @@ export class CertificateStore {
     const cipher = createCipheriv('aes-256-gcm', this.options.keys.derive('certificates', packageId), iv);
     cipher.setAAD(this.#aad(packageId, kind));
     const body = Buffer.concat([cipher.update(JSON.stringify(value)), cipher.final()]);
-    await fs.mkdir(path.dirname(this.#file(packageId, kind)), { recursive: true, mode: 0o700 });
-    await writeFileDurable(this.#file(packageId, kind), Buffer.concat([iv, body, cipher.getAuthTag()]), { mode: 0o600 });
+    await this.#root.mkdir(packageId, 0o700);
+    await writeFileDurable(this.#file(packageId, kind), Buffer.concat([iv, body, cipher.getAuthTag()]), { mode: 0o600, root: this.#root });
     this.#bump(packageId);
   }
 
@@ -149,13 +153,13 @@ export class CertificateStore {
 
   async delete(packageId: string, kind: CertificateKind): Promise<void> {
     const file = this.#file(packageId, kind);
-    if (!(await fs.stat(file).then(() => true, () => false))) throw fail('E_NOT_FOUND', `${packageId} has no ${kind} certificate`);
-    await eraseFile(file);
+    if (!(await this.#root.statFile(this.#root.relative(file)))) throw fail('E_NOT_FOUND', `${packageId} has no ${kind} certificate`);
+    await eraseFile(file, this.#root);
     this.#bump(packageId);
   }
 
   async remove(packageId: string): Promise<void> {
-    await eraseTree(path.join(this.options.root, packageId));
+    await eraseTree(this.#root.path(packageId), this.#root);
     this.#versions.delete(packageId);
     this.#cache.delete(packageId);
   }

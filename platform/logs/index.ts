@@ -7,16 +7,14 @@
  * queue in memory up to a bound and are appended by one writer per app; past the bound they
  * are dropped and counted, and the count is written once the queue drains.
  */
-import { createReadStream, promises as fs } from 'node:fs';
-import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
-import { fail } from '../../sdk/errors.js';
+import { fail, toIsogateError } from '../../sdk/errors.js';
 import { escapeControls } from '../../sdk/text.js';
 import type { LogArchiveInfo } from '../api/services.js';
-import { eraseTree } from '../durable/index.js';
+import { DataDir, eraseTree } from '../durable/index.js';
 import { LOG_LEVELS, type LogLevelCode } from '../sandbox/bridge.js';
 
 export interface AppLogOptions {
@@ -26,6 +24,8 @@ export interface AppLogOptions {
   maxLineBytes?: number;
   maxPendingBytes?: number;
   clock?: () => Date;
+  /** A write that failed (the lines are dropped and counted); process warnings if not given. */
+  onError?: (packageId: string, error: Error) => void;
 }
 
 export interface AppLogWriter {
@@ -62,9 +62,11 @@ class FileWriter implements AppLogWriter {
   #droppedUnreported = 0;
   #draining: Promise<void> | undefined;
   #currentBytes: number | undefined;
+  /** Why the last drain failed, until a flush reports it. */
+  #failure: Error | undefined;
   level: LogLevelCode = DEFAULT_LEVEL;
 
-  constructor(private readonly dir: string, private readonly options: Required<AppLogOptions>) {}
+  constructor(private readonly packageId: string, private readonly dir: DataDir, private readonly options: Required<AppLogOptions>) {}
 
   write(level: LogLevelCode, message: string, source: 'app' | 'platform' = 'app'): void {
     if (level > this.level) return;
@@ -81,10 +83,23 @@ class FileWriter implements AppLogWriter {
     }
     this.#queue.push(line);
     this.#queuedBytes += bytes;
-    this.#draining ??= this.#drain().finally(() => {
+    this.#draining ??= this.#drain().catch((error: unknown) => this.#failed(error)).finally(() => {
       this.#draining = undefined;
       if (this.#queue.length > 0 || this.#droppedUnreported > 0) this.#enqueueReport();
     });
+  }
+
+  /**
+   * The queued lines are dropped and counted, but not announced: the announcement would fail
+   * the same way. The app's next line tries again.
+   */
+  #failed(error: unknown): void {
+    this.#failure = toIsogateError(error);
+    this.#dropped += this.#queue.length;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#currentBytes = undefined;
+    this.options.onError(this.packageId, this.#failure);
   }
 
   #enqueueReport(): void {
@@ -93,7 +108,7 @@ class FileWriter implements AppLogWriter {
       this.#droppedUnreported = 0;
       this.#enqueue(`${this.options.clock().toISOString()} ${'WARNING'.padEnd(8)} [platform] ${count} log records dropped: the app logged faster than they could be written`);
     } else if (this.#queue.length > 0) {
-      this.#draining ??= this.#drain().finally(() => { this.#draining = undefined; });
+      this.#draining ??= this.#drain().catch((error: unknown) => this.#failed(error)).finally(() => { this.#draining = undefined; });
     }
   }
 
@@ -102,9 +117,8 @@ class FileWriter implements AppLogWriter {
   }
 
   async #drain(): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const current = path.join(this.dir, CURRENT);
-    this.#currentBytes ??= await fs.stat(current).then((s) => s.size, () => 0);
+    await this.dir.mkdir('', 0o700);
+    this.#currentBytes ??= (await this.dir.statFile(CURRENT))?.size ?? 0;
     while (this.#queue.length > 0) {
       // Fill the current file up to its bound in one append, then rotate.
       let chunk = '';
@@ -118,7 +132,12 @@ class FileWriter implements AppLogWriter {
         this.#queuedBytes -= lineBytes;
       }
       if (chunkBytes > 0) {
-        await fs.appendFile(current, chunk, { mode: 0o600 });
+        const handle = await this.dir.open(CURRENT, 'a', 0o600);
+        try {
+          await handle.writeFile(chunk);
+        } finally {
+          await handle.close();
+        }
         this.#currentBytes += chunkBytes;
       }
       if (this.#queue.length > 0) await this.#rotate();
@@ -127,38 +146,46 @@ class FileWriter implements AppLogWriter {
 
   async #rotate(): Promise<void> {
     const max = this.options.maxFiles;
-    await fs.rm(path.join(this.dir, `app.${max - 1}.log`), { force: true });
-    for (let index = max - 2; index >= 1; index -= 1) {
-      await fs.rename(path.join(this.dir, `app.${index}.log`), path.join(this.dir, `app.${index + 1}.log`)).catch(() => undefined);
-    }
-    await fs.rename(path.join(this.dir, CURRENT), path.join(this.dir, 'app.1.log')).catch(() => undefined);
+    await this.dir.remove(`app.${max - 1}.log`);
+    const renameIfThere = (from: string, to: string): Promise<void> => this.dir.rename(from, to).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    for (let index = max - 2; index >= 1; index -= 1) await renameIfThere(`app.${index}.log`, `app.${index + 1}.log`);
+    await renameIfThere(CURRENT, 'app.1.log');
     this.#currentBytes = 0;
   }
 
+  /** Waits until the queue is written; rejects once with the error of a drain that failed. */
   async flush(): Promise<void> {
     while (this.#draining) await this.#draining;
+    const failure = this.#failure;
+    this.#failure = undefined;
+    if (failure) throw failure;
   }
 }
 
 export class AppLogs {
   readonly #writers = new Map<string, FileWriter>();
   readonly #options: Required<AppLogOptions>;
+  readonly #root: DataDir;
 
   constructor(options: AppLogOptions) {
     this.#options = {
       maxFiles: 5, maxFileBytes: 10 * 1024 * 1024, maxLineBytes: 8 * 1024, maxPendingBytes: 1024 * 1024, clock: () => new Date(),
+      onError: (packageId, error) => process.emitWarning(`log of ${packageId}: lines could not be written: ${error.message}`, { code: 'ISOGATE_APP_LOG' }),
       ...options,
     };
+    this.#root = DataDir.of(this.#options.root);
   }
 
-  #dir(packageId: string): string {
-    return path.join(this.#options.root, packageId);
+  #dir(packageId: string): DataDir {
+    return this.#root.sub(packageId);
   }
 
   writer(packageId: string): AppLogWriter {
     let writer = this.#writers.get(packageId);
     if (!writer) {
-      writer = new FileWriter(this.#dir(packageId), this.#options);
+      writer = new FileWriter(packageId, this.#dir(packageId), this.#options);
       this.#writers.set(packageId, writer);
     }
     return writer;
@@ -171,11 +198,18 @@ export class AppLogs {
 
   /** Oldest first, so an archive reads in order. */
   async files(packageId: string): Promise<{ name: string; size: number }[]> {
-    await this.flush(packageId);
-    const names = await fs.readdir(this.#dir(packageId)).catch(() => [] as string[]);
+    // A failed write was reported already; what is on disk is listed (and a link in it refused).
+    await this.flush(packageId).catch(() => undefined);
+    const dir = this.#dir(packageId);
+    const names = (await dir.readdir()).map((entry) => entry.name);
     const order = (name: string): number => (name === CURRENT ? 0 : Number(/^app\.(\d+)\.log$/.exec(name)?.[1] ?? -1));
     const logs = names.filter((name) => order(name) >= 0).sort((a, b) => order(b) - order(a));
-    return Promise.all(logs.map(async (name) => ({ name, size: (await fs.stat(path.join(this.#dir(packageId), name))).size })));
+    const files: { name: string; size: number }[] = [];
+    for (const name of logs) {
+      const stats = await dir.statFile(name);
+      if (stats) files.push({ name, size: stats.size });
+    }
+    return files;
   }
 
   async archiveInfo(packageId: string): Promise<LogArchiveInfo> {
@@ -195,11 +229,18 @@ export class AppLogs {
     void (async () => {
       for (const file of files) {
         // The size is fixed when the file is reached; lines appended meanwhile wait for the next archive.
-        const full = path.join(this.#dir(packageId), file.name);
-        const { size, mtime } = await fs.stat(full);
+        const handle = await this.#dir(packageId).open(file.name, 'r');
+        const { size, mtime } = await handle.stat().catch(async (error: Error) => {
+          await handle.close();
+          throw error;
+        });
         const header = { name: `${packageId}/${file.name}`, size, mtime, mode: 0o600 };
-        if (size === 0) pack.entry(header, '');
-        else await pipeline(createReadStream(full, { start: 0, end: size - 1 }), pack.entry(header));
+        if (size === 0) {
+          await handle.close();
+          pack.entry(header, '');
+        } else {
+          await pipeline(handle.createReadStream({ start: 0, end: size - 1 }), pack.entry(header));
+        }
       }
       pack.finalize();
     })().catch((error: Error) => pack.destroy(error));
@@ -210,8 +251,9 @@ export class AppLogs {
   async remove(packageId: string): Promise<void> {
     const writer = this.#writers.get(packageId);
     this.#writers.delete(packageId);
-    await writer?.flush();
-    await eraseTree(this.#dir(packageId));
+    // A write that failed was reported already; the files go either way.
+    await writer?.flush().catch(() => undefined);
+    await eraseTree(this.#root.path(packageId), this.#root);
   }
 
   async flush(packageId?: string): Promise<void> {

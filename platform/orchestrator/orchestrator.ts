@@ -6,7 +6,6 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import semver from 'semver';
 import { fail, isIsogateError, toIsogateError, type ErrorCode } from '../../sdk/errors.js';
@@ -15,7 +14,7 @@ import type { Audit } from '../audit/index.js';
 import type { ApplicationEntry, ConfigStore } from '../config/index.js';
 import { APP_STATE } from '../config/index.js';
 import type { DeviceKeys } from '../device/index.js';
-import { eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
+import { DataDir, eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
 import { recordIsAuthentic, sealRecord, verifyInstalledFiles, type IntegrityRecord } from '../integrity/index.js';
 import type { CatalogEntry, StoreClient } from './store-client.js';
 import { WorkerPackageVerifier, type PackageVerifier } from './verifier.js';
@@ -80,6 +79,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   readonly #options: Required<Omit<OrchestratorOptions, 'verifier'>> & { verifier: PackageVerifier };
   readonly #apps = new Map<string, InstalledApp>();
   readonly #busy = new Set<string>();
+  /** Every file access below the data directory goes through it: no link there is followed. */
+  readonly #data: DataDir;
   #installsInProgress = 0;
 
   private constructor(options: OrchestratorOptions) {
@@ -99,6 +100,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       ...options,
       verifier: options.verifier ?? new WorkerPackageVerifier(),
     };
+    this.#data = new DataDir(options.dataDir);
   }
 
   static async open(options: OrchestratorOptions): Promise<Orchestrator> {
@@ -125,11 +127,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * not written is finished; an entry whose directory is gone is dropped.
    */
   async #reconcile(): Promise<void> {
-    for (const dir of [this.#appsDir, this.#stagingDir, this.#trashDir]) await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    for (const leftover of await fs.readdir(this.#stagingDir)) await eraseTree(path.join(this.#stagingDir, leftover));
-    for (const leftover of await fs.readdir(this.#trashDir)) await eraseTree(path.join(this.#trashDir, leftover));
+    const data = this.#data;
+    for (const dir of [this.#appsDir, this.#stagingDir, this.#trashDir]) await data.mkdir(data.relative(dir), 0o700);
+    for (const { name: leftover } of await data.readdir('staging')) await eraseTree(path.join(this.#stagingDir, leftover), data);
+    for (const { name: leftover } of await data.readdir('trash')) await eraseTree(path.join(this.#trashDir, leftover), data);
 
-    for (const name of await fs.readdir(this.#appsDir)) {
+    for (const { name } of await data.readdir('apps')) {
       const root = path.join(this.#appsDir, name);
       const app = await this.#loadInstalled(root);
       if (app && app.packageId === name) {
@@ -137,7 +140,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       } else {
         // Not something this orchestrator installed, or a record that fails its MAC: the
         // launcher would refuse it anyway; moving it aside keeps the 20-app count honest.
-        await renameDurable(root, path.join(this.#trashDir, `${name}-${randomBytes(4).toString('hex')}`));
+        await renameDurable(root, path.join(this.#trashDir, `${name}-${randomBytes(4).toString('hex')}`), data);
       }
     }
     const entries = this.#options.config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.map((a) => a.package_id));
@@ -153,10 +156,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   async #loadInstalled(root: string): Promise<InstalledApp | undefined> {
-    const record = await readJsonIfExists<IntegrityRecord>(path.join(root, 'record.json')).catch(() => undefined);
+    const record = await readJsonIfExists<IntegrityRecord>(path.join(root, 'record.json'), this.#data).catch(() => undefined);
     if (!record || !recordIsAuthentic(record, this.#options.keys)) return undefined;
     try {
-      const manifest = validateManifest(JSON.parse(await fs.readFile(path.join(root, 'package', 'manifest.json'), 'utf8')));
+      const manifest = validateManifest(JSON.parse((await this.#data.readFile(this.#data.relative(path.join(root, 'package', 'manifest.json'))))?.toString('utf8') ?? ''));
       return { packageId: record.package_id, version: record.version, manifest, dir: path.join(root, 'package'), record };
     } catch {
       return undefined;
@@ -257,7 +260,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.emit('progress', progress);
     };
     try {
-      await fs.mkdir(path.join(work, 'package'), { recursive: true, mode: 0o700 });
+      await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
       const download = path.join(work, 'package.igp');
 
       await audit.record('downloadStarted', { 'application name': appName }, { packageId, version: entry.version });
@@ -281,7 +284,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.emit('installed', app);
       return app;
     } catch (error) {
-      await eraseTree(work);
+      await eraseTree(work, this.#data);
       throw error;
     } finally {
       this.#installsInProgress -= 1;
@@ -316,8 +319,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     // The signature files are not in the signed list; record their digests too so that the
     // launch-time check covers every file on disk, not only the signed ones.
     const digests: Record<string, string> = { ...signedDigests };
-    for (const name of await fs.readdir(path.join(packageDir, 'META-INF')).catch(() => [] as string[])) {
-      const bytes = await fs.readFile(path.join(packageDir, 'META-INF', name));
+    const data = this.#data;
+    for (const { name } of await data.readdir(data.relative(path.join(packageDir, 'META-INF')))) {
+      const bytes = await data.readFile(data.relative(path.join(packageDir, 'META-INF', name)));
+      if (!bytes) throw fail('E_INSTALL', `META-INF/${name} disappeared from the staged package`);
       digests[`META-INF/${name}`] = createHash('sha256').update(bytes).digest('hex');
     }
     const record = sealRecord({
@@ -328,19 +333,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       digests,
       signer: signer && { subject: signer.subject, issuer: signer.issuer, serialNumber: signer.serialNumber, fingerprint256: signer.fingerprint256, validTo: signer.validTo },
     }, this.#options.keys);
-    await fs.rm(path.join(work, 'package.igp'), { force: true });
-    await writeJsonDurable(path.join(work, 'record.json'), record, { mode: 0o600 });
-    await fsyncTree(work);
+    await data.remove(data.relative(path.join(work, 'package.igp')));
+    await writeJsonDurable(path.join(work, 'record.json'), record, { mode: 0o600, root: data });
+    await fsyncTree(work, data);
 
     const root = path.join(this.#appsDir, manifest.package_id);
-    await renameDurable(work, root);
+    await renameDurable(work, root, data);
     const app: InstalledApp = { packageId: manifest.package_id, version: manifest.version, manifest, dir: path.join(root, 'package'), record };
     try {
       await this.#options.config.update((doc) => {
         doc.APPLICATIONS.APPS_CONTROL.applications.push(this.#newEntry(manifest));
       });
     } catch (error) {
-      await eraseTree(root);
+      await eraseTree(root, data);
       throw fail('E_INSTALL', `The configuration could not record ${manifest.name}: ${toIsogateError(error).message}`);
     }
     this.#apps.set(app.packageId, app);
@@ -364,13 +369,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       try {
         for (const hook of this.#options.beforeUninstall) await hook(packageId);
         const trash = path.join(this.#trashDir, `${packageId}-${randomBytes(4).toString('hex')}`);
-        await renameDurable(path.join(this.#appsDir, packageId), trash);
+        await renameDurable(path.join(this.#appsDir, packageId), trash, this.#data);
         this.#apps.delete(packageId);
         await this.#options.config.update((doc) => {
           doc.APPLICATIONS.APPS_CONTROL.applications = doc.APPLICATIONS.APPS_CONTROL.applications.filter((entry) => entry.package_id !== packageId);
           delete doc[packageId];
         });
-        await eraseTree(trash);
+        await eraseTree(trash, this.#data);
       } catch (error) {
         await audit.record('uninstallError', { 'application name': appName }, { packageId, code: toIsogateError(error).code });
         if (isIsogateError(error)) throw error;
@@ -390,7 +395,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   async verifyIntegrity(packageId: string): Promise<Map<string, Buffer>> {
     const app = this.#apps.get(packageId);
     if (!app) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
-    const record = await readJsonIfExists<IntegrityRecord>(path.join(this.#appsDir, packageId, 'record.json')).catch(() => undefined);
+    const record = await readJsonIfExists<IntegrityRecord>(path.join(this.#appsDir, packageId, 'record.json'), this.#data).catch(() => undefined);
     if (!record) throw fail('E_INTEGRITY', `The integrity record of ${packageId} is missing or unreadable`);
     if (record.package_id !== packageId || record.version !== app.version) {
       throw fail('E_INTEGRITY', `The integrity record of ${packageId} names another app or version`);

@@ -6,22 +6,30 @@
  * tail, which the next open cuts off, so a key keeps its old value or has the new one, never a
  * mix. Records are AES-256-GCM under a key derived for this app from the device key; the
  * additional data binds each record to the app and to its position in the log, so a record
- * moved to another app, another log or another place fails authentication. The live values sit
- * in memory (the quota bounds them); the log is compacted when dead records outweigh live ones.
+ * moved to another app, another log or another place fails authentication.
+ *
+ * Only the index lives in memory: for each live key, where its latest record starts in the log,
+ * how long it is, its position (for the additional data) and its size. Values stay on disk and
+ * are read back with one positional read and authenticated again on every cache miss, so a value
+ * altered on disk after the open fails with E_STORAGE_CORRUPT too. Decrypted values are kept in
+ * one LRU cache bounded in bytes and shared by every app of a gateway (ValueCache), so what the
+ * gateway holds does not grow with what its apps store. The log is compacted when dead records
+ * outweigh live ones; compaction is housekeeping after a write is acknowledged, never part of it.
  *
  * Record: [u32 BE length of what follows][12-byte IV][ciphertext][16-byte tag]
  * Plaintext: [u8 op (1 put, 2 delete)][u8 type (1 string, 2 bytes)][u16 BE key length][key][value]
+ * (the format 0.1.0 wrote, unchanged)
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import path from 'node:path';
-import { fail } from '../../sdk/errors.js';
+import { LRUCache } from 'lru-cache';
+import { fail, toIsogateError } from '../../sdk/errors.js';
 import type { DeviceKeys } from '../device/index.js';
-import { eraseTree, fsyncDirectory, Mutex, renameDurable } from '../durable/index.js';
+import { DataDir, eraseTree, Mutex } from '../durable/index.js';
 import type { StorageHost } from '../sandbox/bridge.js';
 
 const LOG_FILE = 'data.log';
+const COMPACT_FILE = 'data.log.compact';
 const AAD_PREFIX = 'isogate-storage-v1';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
@@ -30,6 +38,21 @@ const OP_DELETE = 2;
 const TYPE_STRING = 1;
 const TYPE_BYTES = 2;
 const COMPACT_MIN_BYTES = 64 * 1024;
+/** Reads and writes of whole stretches of the log (opening, compaction) go in pieces of this size. */
+const IO_CHUNK_BYTES = 1024 * 1024;
+/**
+ * What a cached entry costs beyond its value: the key (kept as a JS string, up to 2 bytes a
+ * character) and the cache's own node and map entry. Counting it keeps a flood of tiny values
+ * within the bound as well.
+ */
+const CACHE_ENTRY_OVERHEAD = 96;
+/**
+ * The cache bound of a gateway: 8 MiB for all its apps together. That holds any 7 values of
+ * the largest size (1 MiB) or tens of thousands of small readings (the common case, which is
+ * what makes a get after a put cost no read), and stays a fifth of the 40 MB the memory
+ * benchmark allows 20 running apps in all.
+ */
+export const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
 
 export interface StorageOptions {
   /** The app's storage directory. */
@@ -40,9 +63,17 @@ export interface StorageOptions {
   quotaBytes: number;
   maxKeyBytes?: number;
   maxValueBytes?: number;
+  /** The app's storage directory as checked from the data directory's root; `DataDir.of(dir)` if not given. */
+  root?: DataDir;
+  /** Shared by every app of a gateway; a store of its own (DEFAULT_CACHE_BYTES) if not given. */
+  cache?: ValueCache;
+  /** A failure of background work (compaction): the write that led to it has succeeded already. */
+  onError?: (error: Error) => void;
 }
 
 export interface AppStorage extends StorageHost {
+  /** Bytes of this app's decrypted values (with their keys' overhead) held in memory now. */
+  readonly cachedBytes: number;
   close(): Promise<void>;
 }
 
@@ -68,26 +99,163 @@ function entrySize(key: string, value: Value): number {
   return Buffer.byteLength(key) + valueBytes(value);
 }
 
+function copyOut(value: Value): Value {
+  return typeof value === 'string' ? value : new Uint8Array(value);
+}
+
+/** Where a key's latest record is in the log. */
+interface IndexEntry {
+  /** Byte offset of the record's length prefix. */
+  offset: number;
+  /** The whole record, length prefix included. */
+  length: number;
+  /** Its position in the log, bound into the additional data. */
+  sequence: number;
+  /** Key plus value bytes, what the quota counts. */
+  bytes: number;
+}
+
+interface CacheScope {
+  readonly prefix: string;
+  bytes: number;
+  readonly keys: Set<string>;
+}
+
+interface Cached {
+  readonly value: Value;
+  readonly size: number;
+  readonly scope: CacheScope;
+  readonly key: string;
+}
+
+/** Decrypted values of every app of a gateway, bounded in bytes (lru-cache's maxSize). */
+export class ValueCache {
+  readonly #lru: LRUCache<string, Cached>;
+  #scopes = 0;
+
+  constructor(readonly maxBytes: number = DEFAULT_CACHE_BYTES) {
+    this.#lru = new LRUCache<string, Cached>({
+      maxSize: maxBytes,
+      sizeCalculation: (entry) => entry.size,
+      dispose: (entry) => {
+        entry.scope.bytes -= entry.size;
+        entry.scope.keys.delete(entry.key);
+      },
+    });
+  }
+
+  /** Bytes held for all apps together; never above maxBytes. */
+  get bytes(): number {
+    return this.#lru.calculatedSize;
+  }
+
+  scope(): CacheScope {
+    this.#scopes += 1;
+    return { prefix: `${this.#scopes}\u0000`, bytes: 0, keys: new Set() };
+  }
+
+  get(scope: CacheScope, key: string): Value | undefined {
+    return this.#lru.get(scope.prefix + key)?.value;
+  }
+
+  set(scope: CacheScope, key: string, value: Value): void {
+    const entry: Cached = { value, size: valueBytes(value) + 2 * key.length + CACHE_ENTRY_OVERHEAD, scope, key };
+    this.#lru.set(scope.prefix + key, entry);
+    // A value larger than the whole bound is not kept (and an older one for the key is dropped).
+    if (this.#lru.peek(scope.prefix + key) === entry) {
+      scope.bytes += entry.size;
+      scope.keys.add(key);
+    }
+  }
+
+  delete(scope: CacheScope, key: string): void {
+    this.#lru.delete(scope.prefix + key);
+  }
+
+  clear(scope: CacheScope): void {
+    for (const key of [...scope.keys]) this.#lru.delete(scope.prefix + key);
+  }
+}
+
+/** An open log file; a handle retired by compaction or close stays open for reads under way. */
+class LogFile {
+  readers = 0;
+  #retired = false;
+
+  constructor(readonly handle: FileHandle) {}
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.readers += 1;
+    try {
+      const buffer = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await this.handle.read(buffer, done, length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done === length ? buffer : buffer.subarray(0, done);
+    } finally {
+      this.readers -= 1;
+      if (this.#retired && this.readers === 0) void this.handle.close().catch(() => undefined);
+    }
+  }
+
+  async write(data: Buffer, offset: number): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  retire(): void {
+    this.#retired = true;
+    if (this.readers === 0) void this.handle.close().catch(() => undefined);
+  }
+}
+
 class LogStorage implements AppStorage {
-  readonly #values = new Map<string, Value>();
+  readonly #index = new Map<string, IndexEntry>();
   readonly #mutex = new Mutex();
-  #handle: FileHandle | undefined;
+  readonly #dir: DataDir;
+  readonly #cache: ValueCache;
+  readonly #scope: CacheScope;
+  #file: LogFile | undefined;
   #sequence = 0;
   #fileBytes = 0;
   #liveBytes = 0;
+  #compactionQueued = false;
+  /** After a failed compaction the next attempt waits until the log has grown this far. */
+  #compactRetryAt = 0;
+  /** A compacted log renamed in whose directory entry is not yet known to be on disk. */
+  #directorySyncOwed = false;
+  /** Bytes past #fileBytes from a write that failed. */
+  #tailUncommitted = false;
 
-  private constructor(private readonly options: Required<StorageOptions>) {}
+  private constructor(private readonly options: Required<Omit<StorageOptions, 'root' | 'cache'>>, dir: DataDir, cache: ValueCache) {
+    this.#dir = dir;
+    this.#cache = cache;
+    this.#scope = cache.scope();
+  }
 
   static async open(options: StorageOptions): Promise<LogStorage> {
     if (options.key.length !== 32) throw fail('E_INTERNAL', 'A storage key is 32 bytes');
-    const storage = new LogStorage({ maxKeyBytes: 512, maxValueBytes: 1024 * 1024, ...options });
-    await fs.mkdir(options.dir, { recursive: true, mode: 0o700 });
+    const { root, cache, ...rest } = options;
+    const storage = new LogStorage(
+      { maxKeyBytes: 512, maxValueBytes: 1024 * 1024, onError: reportInBackground(options.packageId), ...rest },
+      root ?? DataDir.of(options.dir), cache ?? new ValueCache());
+    await storage.#dir.mkdir('', 0o700);
     await storage.#load();
     return storage;
   }
 
-  get #file(): string {
-    return path.join(this.options.dir, LOG_FILE);
+  get cachedBytes(): number {
+    return this.#scope.bytes;
+  }
+
+  get #maxRecordBytes(): number {
+    return 4 + IV_BYTES + 4 + this.options.maxKeyBytes + this.options.maxValueBytes + TAG_BYTES;
   }
 
   #aad(sequence: number): Buffer {
@@ -115,58 +283,77 @@ class LogStorage implements AppStorage {
     }
   }
 
-  async #load(): Promise<void> {
-    const bytes = await fs.readFile(this.#file).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return Buffer.alloc(0);
-      throw error;
-    });
-    let offset = 0;
-    let goodEnd = 0;
-    while (offset + 4 <= bytes.length) {
-      const length = bytes.readUInt32BE(offset);
-      const end = offset + 4 + length;
-      if (length < IV_BYTES + TAG_BYTES + 4 || end > bytes.length) break;
-      const plain = this.#open(bytes.subarray(offset + 4, end), this.#sequence);
-      if (!plain) {
-        // A bad last record is a torn append; a bad record with good ones after it is tampering.
-        if (end === bytes.length) break;
-        throw fail('E_STORAGE_CORRUPT', `The storage of ${this.options.packageId} fails authentication at byte ${offset}: it was altered or belongs to another app`);
-      }
-      this.#apply(plain);
-      this.#sequence += 1;
-      offset = end;
-      goodEnd = end;
-    }
-    const handle = await fs.open(this.#file, 'a+', 0o600);
-    try {
-      if (goodEnd < bytes.length) {
-        await handle.truncate(goodEnd);
-        await handle.datasync();
-      }
-      await fsyncDirectory(this.options.dir);
-    } catch (error) {
-      await handle.close();
-      throw error;
-    }
-    this.#handle = handle;
-    this.#fileBytes = goodEnd;
+  #corrupt(offset: number): Error {
+    return fail('E_STORAGE_CORRUPT', `The storage of ${this.options.packageId} fails authentication at byte ${offset}: it was altered or belongs to another app`);
   }
 
-  #apply(plain: Buffer): void {
-    const op = plain[0];
-    const type = plain[1];
+  /**
+   * Reads the log front to back in pieces (never whole), authenticating every record and
+   * keeping only where each live key's latest record is.
+   */
+  async #load(): Promise<void> {
+    const file = new LogFile(await this.#dir.open(LOG_FILE, 'rw+', 0o600));
+    try {
+      const size = (await file.handle.stat()).size;
+      let window: Buffer = Buffer.alloc(0);
+      let windowStart = 0;
+      const bytesAt = async (offset: number, length: number): Promise<Buffer> => {
+        if (offset < windowStart || offset + length > windowStart + window.length) {
+          window = await file.read(offset, Math.min(Math.max(length, IO_CHUNK_BYTES), size - offset));
+          windowStart = offset;
+        }
+        return window.subarray(offset - windowStart, offset - windowStart + length);
+      };
+      let offset = 0;
+      while (offset + 4 <= size) {
+        const length = (await bytesAt(offset, 4)).readUInt32BE(0);
+        const end = offset + 4 + length;
+        if (length < IV_BYTES + TAG_BYTES + 4 || end > size) break;
+        // No record this store writes is longer; one that claims to be cannot authenticate, so
+        // it is judged like a failed record without reading it into memory.
+        const plain = 4 + length <= this.#maxRecordBytes ? this.#open(await bytesAt(offset + 4, length), this.#sequence) : undefined;
+        if (!plain) {
+          // A bad last record is a torn append; a bad record with good ones after it is tampering.
+          if (end === size) break;
+          throw this.#corrupt(offset);
+        }
+        this.#apply(plain, { offset, length: 4 + length, sequence: this.#sequence, bytes: 0 });
+        this.#sequence += 1;
+        offset = end;
+      }
+      if (offset < size) {
+        await file.handle.truncate(offset);
+        await file.handle.datasync();
+      }
+      await this.#dir.syncDirectory();
+      this.#fileBytes = offset;
+    } catch (error) {
+      await file.handle.close();
+      throw error;
+    }
+    this.#file = file;
+  }
+
+  #apply(plain: Buffer, entry: IndexEntry): void {
     const keyLength = plain.readUInt16BE(2);
     const key = plain.subarray(4, 4 + keyLength).toString('utf8');
-    const previous = this.#values.get(key);
-    if (previous !== undefined) this.#liveBytes -= entrySize(key, previous);
-    if (op === OP_DELETE) {
-      this.#values.delete(key);
+    const previous = this.#index.get(key);
+    if (previous) this.#liveBytes -= previous.bytes;
+    if (plain[0] === OP_DELETE) {
+      this.#index.delete(key);
       return;
     }
+    entry.bytes = keyLength + (plain.length - 4 - keyLength);
+    this.#index.set(key, entry);
+    this.#liveBytes += entry.bytes;
+  }
+
+  #decode(plain: Buffer): { key: string; value: Value | undefined } {
+    const keyLength = plain.readUInt16BE(2);
+    const key = plain.subarray(4, 4 + keyLength).toString('utf8');
+    if (plain[0] !== OP_PUT) return { key, value: undefined };
     const raw = plain.subarray(4 + keyLength);
-    const value = type === TYPE_STRING ? raw.toString('utf8') : new Uint8Array(raw);
-    this.#values.set(key, value);
-    this.#liveBytes += entrySize(key, value);
+    return { key, value: plain[1] === TYPE_STRING ? raw.toString('utf8') : new Uint8Array(raw) };
   }
 
   #encode(op: number, key: string, value?: Value): Buffer {
@@ -179,19 +366,59 @@ class LogStorage implements AppStorage {
     return Buffer.concat([header, keyBytes, valueBytes]);
   }
 
-  async #append(plain: Buffer): Promise<void> {
-    if (!this.#handle) throw fail('E_STATE', 'This storage is closed');
+  /** One record written at the end of what is committed and synced; returns where it is. */
+  async #append(plain: Buffer): Promise<IndexEntry> {
+    const file = this.#file;
+    if (!file) throw fail('E_STATE', 'This storage is closed');
+    if (this.#directorySyncOwed) {
+      await this.#dir.syncDirectory();
+      this.#directorySyncOwed = false;
+    }
+    if (this.#tailUncommitted) {
+      await file.handle.truncate(this.#fileBytes);
+      this.#tailUncommitted = false;
+    }
     const record = this.#seal(plain, this.#sequence);
-    await this.#handle.write(record, 0, record.length, this.#fileBytes);
-    await this.#handle.datasync();
+    // At an explicit offset, not O_APPEND, and cut off before the next one: a record whose write
+    // or sync failed was never acknowledged and must not stay in the log, where it would take
+    // the position (and so the additional data) of the next record, which does get acknowledged.
+    try {
+      await file.write(record, this.#fileBytes);
+      await file.handle.datasync();
+    } catch (error) {
+      this.#tailUncommitted = true;
+      throw error;
+    }
+    const entry = { offset: this.#fileBytes, length: record.length, sequence: this.#sequence, bytes: 0 };
     this.#sequence += 1;
     this.#fileBytes += record.length;
+    return entry;
+  }
+
+  /** The record of `entry` authenticated and decrypted, from `file`. */
+  async #readPlain(file: LogFile, entry: IndexEntry): Promise<Buffer> {
+    const { offset, length, sequence } = entry;
+    const record = await file.read(offset, length);
+    const plain = record.length === length && record.readUInt32BE(0) === length - 4 ? this.#open(record.subarray(4), sequence) : undefined;
+    if (!plain) throw this.#corrupt(offset);
+    return plain;
   }
 
   async get(key: string): Promise<Value | undefined> {
     checkStorageKey(key, this.options.maxKeyBytes);
-    const value = this.#values.get(key);
-    return value instanceof Uint8Array ? new Uint8Array(value) : value;
+    const cached = this.#cache.get(this.#scope, key);
+    if (cached !== undefined) return copyOut(cached);
+    // The entry and the file are taken together: compaction swaps both at once, and a retired
+    // file stays open until this read is done.
+    const entry = this.#index.get(key);
+    const file = this.#file;
+    if (!entry) return undefined;
+    if (!file) throw fail('E_STATE', 'This storage is closed');
+    const { key: stored, value } = this.#decode(await this.#readPlain(file, entry));
+    if (stored !== key || value === undefined) throw this.#corrupt(entry.offset);
+    // Cached only if no put or delete of this key came in meanwhile.
+    if (this.#index.get(key) === entry) this.#cache.set(this.#scope, key, value);
+    return copyOut(value);
   }
 
   async put(key: string, value: Value): Promise<void> {
@@ -200,92 +427,176 @@ class LogStorage implements AppStorage {
     const size = valueBytes(value);
     if (size > this.options.maxValueBytes) throw fail('E_STORAGE_QUOTA', `A value is at most ${this.options.maxValueBytes} bytes; this one is ${size}`);
     await this.#mutex.run(async () => {
-      const previous = this.#values.get(key);
-      const after = this.#liveBytes - (previous === undefined ? 0 : entrySize(key, previous)) + entrySize(key, value);
+      const previous = this.#index.get(key);
+      const bytes = entrySize(key, value);
+      const after = this.#liveBytes - (previous?.bytes ?? 0) + bytes;
       if (after > this.options.quotaBytes) {
         throw fail('E_STORAGE_QUOTA', `Storage quota of ${this.options.quotaBytes} bytes exceeded: ${after} bytes needed`, { quota: this.options.quotaBytes, needed: after });
       }
-      const copy = typeof value === 'string' ? value : new Uint8Array(value);
-      await this.#append(this.#encode(OP_PUT, key, copy));
-      this.#values.set(key, copy);
+      const copy = copyOut(value);
+      const entry = await this.#append(this.#encode(OP_PUT, key, copy));
+      entry.bytes = bytes;
+      this.#index.set(key, entry);
       this.#liveBytes = after;
-      await this.#compactIfWorthIt();
+      this.#cache.set(this.#scope, key, copy);
     });
+    this.#compactLater();
   }
 
   async delete(key: string): Promise<boolean> {
     checkStorageKey(key, this.options.maxKeyBytes);
-    return this.#mutex.run(async () => {
-      const previous = this.#values.get(key);
-      if (previous === undefined) return false;
+    const deleted = await this.#mutex.run(async () => {
+      const previous = this.#index.get(key);
+      if (!previous) return false;
       await this.#append(this.#encode(OP_DELETE, key));
-      this.#values.delete(key);
-      this.#liveBytes -= entrySize(key, previous);
-      await this.#compactIfWorthIt();
+      this.#index.delete(key);
+      this.#cache.delete(this.#scope, key);
+      this.#liveBytes -= previous.bytes;
       return true;
     });
+    if (deleted) this.#compactLater();
+    return deleted;
   }
 
   async list(prefix = ''): Promise<string[]> {
     if (typeof prefix !== 'string') throw fail('E_STORAGE_KEY', 'A prefix is a string');
-    return [...this.#values.keys()].filter((key) => key.startsWith(prefix)).sort();
+    return [...this.#index.keys()].filter((key) => key.startsWith(prefix)).sort();
   }
 
   async usage(): Promise<{ used: number; quota: number }> {
     return { used: this.#liveBytes, quota: this.options.quotaBytes };
   }
 
-  /** Rewrites the live records into a new log, atomically, when the dead ones dominate. */
-  async #compactIfWorthIt(): Promise<void> {
-    if (this.#fileBytes < COMPACT_MIN_BYTES || this.#fileBytes < 3 * this.#liveBytes) return;
-    const temporary = `${this.#file}.compact`;
-    const handle = await fs.open(temporary, 'w', 0o600);
+  #compactionWorthIt(): boolean {
+    return this.#fileBytes >= COMPACT_MIN_BYTES && this.#fileBytes >= 3 * this.#liveBytes && this.#fileBytes >= this.#compactRetryAt;
+  }
+
+  /**
+   * Queues a compaction behind the write that made it worth it. The write is acknowledged
+   * already; a failed compaction is reported and tried again once the log has grown by half.
+   */
+  #compactLater(): void {
+    if (this.#compactionQueued || !this.#compactionWorthIt()) return;
+    this.#compactionQueued = true;
+    void this.#mutex.run(async () => {
+      this.#compactionQueued = false;
+      if (!this.#file || !this.#compactionWorthIt()) return;
+      try {
+        await this.#compact(this.#file);
+        this.#compactRetryAt = 0;
+      } catch (error) {
+        this.#compactRetryAt = this.#fileBytes + Math.max(COMPACT_MIN_BYTES, this.#fileBytes / 2);
+        this.options.onError(toIsogateError(error));
+      }
+    });
+  }
+
+  /**
+   * Rewrites the live records into a new log and renames it over the old one. Until the rename
+   * has happened the old log and its handle stay as they are, so a failure anywhere before it
+   * leaves the store working on its old file; from the rename on, the new file is the log.
+   */
+  async #compact(source: LogFile): Promise<void> {
+    await this.#dir.remove(COMPACT_FILE);
+    const target = new LogFile(await this.#dir.open(COMPACT_FILE, 'wx+', 0o600));
+    const entries = [...this.#index].sort(([, a], [, b]) => a.offset - b.offset);
+    const placed: IndexEntry[] = [];
     let sequence = 0;
     let bytes = 0;
     try {
-      for (const [key, value] of this.#values) {
-        const record = this.#seal(this.#encode(OP_PUT, key, value), sequence);
-        await handle.write(record);
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
+      let batchStart = 0;
+      const flush = async (): Promise<void> => {
+        if (batchBytes === 0) return;
+        await target.write(Buffer.concat(batch, batchBytes), batchStart);
+        batch = [];
+        batchStart += batchBytes;
+        batchBytes = 0;
+      };
+      for (const [, entry] of entries) {
+        const record = this.#seal(await this.#readPlain(source, entry), sequence);
+        placed.push({ offset: bytes, length: record.length, sequence, bytes: entry.bytes });
+        batch.push(record);
+        batchBytes += record.length;
         sequence += 1;
         bytes += record.length;
+        if (batchBytes >= IO_CHUNK_BYTES) await flush();
       }
-      await handle.sync();
-    } finally {
-      await handle.close();
+      await flush();
+      await target.handle.sync();
+      await this.#dir.rename(COMPACT_FILE, LOG_FILE);
+    } catch (error) {
+      await target.handle.close().catch(() => undefined);
+      await this.#dir.remove(COMPACT_FILE).catch(() => undefined);
+      throw error;
     }
-    await this.#handle!.close();
-    await renameDurable(temporary, this.#file);
-    this.#handle = await fs.open(this.#file, 'a+', 0o600);
+    // New entries, not the old ones changed: a read under way keeps the place it started from.
+    entries.forEach(([key], i) => this.#index.set(key, placed[i]!));
+    this.#file = target;
+    this.#tailUncommitted = false;
     this.#sequence = sequence;
     this.#fileBytes = bytes;
+    source.retire();
+    try {
+      await this.#dir.syncDirectory();
+    } catch (error) {
+      // The rename is done but maybe not on disk yet: no write is acknowledged until it is.
+      this.#directorySyncOwed = true;
+      throw error;
+    }
   }
 
   async close(): Promise<void> {
     await this.#mutex.run(async () => {
-      await this.#handle?.close();
-      this.#handle = undefined;
+      this.#file?.retire();
+      this.#file = undefined;
+      this.#cache.clear(this.#scope);
     });
   }
+}
+
+/** Background failures go to the process's warnings unless the caller routes them elsewhere. */
+function reportInBackground(packageId: string): (error: Error) => void {
+  return (error) => process.emitWarning(`storage of ${packageId}: compaction failed and will be retried: ${error.message}`, { code: 'ISOGATE_STORAGE_COMPACTION' });
 }
 
 export async function openAppStorage(options: StorageOptions): Promise<AppStorage> {
   return LogStorage.open(options);
 }
 
-/** Every app's storage under one root, one open log per app. */
+/** Every app's storage under one root, one open log per app, one value cache for all. */
 export class StorageService {
   readonly #open = new Map<string, Promise<AppStorage>>();
+  readonly #root: DataDir;
+  readonly #cache: ValueCache;
 
-  constructor(private readonly options: { root: string; keys: DeviceKeys }) {}
+  constructor(private readonly options: {
+    root: string;
+    keys: DeviceKeys;
+    /** Bound of the decrypted values held for all apps together. */
+    cacheBytes?: number;
+    /** Background failures (compaction) of an app's storage; process warnings if not given. */
+    onError?: (packageId: string, error: Error) => void;
+  }) {
+    this.#root = DataDir.of(options.root);
+    this.#cache = new ValueCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
+  }
 
-  #dir(packageId: string): string {
-    return path.join(this.options.root, packageId);
+  /** Bytes of decrypted values held for all apps; at most the cache bound. */
+  get cachedBytes(): number {
+    return this.#cache.bytes;
   }
 
   open(packageId: string, quotaBytes: number): Promise<AppStorage> {
     let storage = this.#open.get(packageId);
     if (!storage) {
-      storage = openAppStorage({ dir: this.#dir(packageId), packageId, key: this.options.keys.derive('storage', packageId), quotaBytes });
+      const onError = this.options.onError;
+      storage = openAppStorage({
+        dir: this.#root.path(packageId), root: this.#root.sub(packageId), cache: this.#cache,
+        packageId, key: this.options.keys.derive('storage', packageId), quotaBytes,
+        ...(onError ? { onError: (error: Error) => onError(packageId, error) } : {}),
+      });
       storage.catch(() => this.#open.delete(packageId));
       this.#open.set(packageId, storage);
     }
@@ -298,10 +609,10 @@ export class StorageService {
     await (await storage?.catch(() => undefined))?.close();
   }
 
-  /** Closes and erases an app's storage (overwritten before unlink). */
+  /** Closes and erases an app's storage (overwritten before unlink); a link in it is refused, not followed. */
   async wipe(packageId: string): Promise<void> {
     await this.close(packageId);
-    await eraseTree(this.#dir(packageId));
+    await eraseTree(this.#root.path(packageId), this.#root);
   }
 
   async closeAll(): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { eraseFile, eraseTree, Mutex, writeFileDurable } from '../../platform/durable/index.js';
+import { eraseFile, eraseTree, Mutex, readJsonIfExists, writeFileDurable } from '../../platform/durable/index.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 describe('durable writes', () => {
@@ -44,6 +44,24 @@ describe('durable writes', () => {
     await fs.writeFile(path.join(dir, 'a', 'b', 'f'), 'x');
     await eraseTree(path.join(dir, 'a'));
     assert.deepEqual(await fs.readdir(dir), []);
+  });
+
+  it('refuses to write over, erase or read through a link, leaving what it names as it was', async () => {
+    const outside = await makeTempDir('isogate-outside-');
+    try {
+      await fs.writeFile(path.join(outside, 'target'), 'theirs');
+      await fs.symlink(path.join(outside, 'target'), path.join(dir, 'doc.json'));
+      await fs.symlink(outside, path.join(dir, 'tree'));
+      await assert.rejects(writeFileDurable(path.join(dir, 'doc.json'), 'ours'), { code: 'E_UNSAFE_PATH' });
+      await assert.rejects(eraseFile(path.join(dir, 'doc.json')), { code: 'E_UNSAFE_PATH' });
+      await assert.rejects(eraseTree(path.join(dir, 'tree')), { code: 'E_UNSAFE_PATH' });
+      await assert.rejects(readJsonIfExists(path.join(dir, 'doc.json')), { code: 'E_UNSAFE_PATH' });
+      assert.equal(await fs.readFile(path.join(outside, 'target'), 'utf8'), 'theirs');
+      assert.deepEqual(await fs.readdir(outside), ['target']);
+      assert.deepEqual((await fs.readdir(dir)).sort(), ['doc.json', 'tree']);
+    } finally {
+      await removeDir(outside);
+    }
   });
 
   it('runs critical sections one at a time, even after a failure', async () => {
