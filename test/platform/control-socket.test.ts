@@ -73,7 +73,7 @@ describe('control socket', () => {
       socket.on('data', (chunk: string) => { text += chunk; });
       socket.on('close', () => resolve(text));
     });
-    assert.equal((JSON.parse(answer.trim()) as { error: { code: string } }).error.code, 'E_BAD_REQUEST');
+    assert.equal((JSON.parse(answer.trim()) as { error: { code: string } }).error.code, 'E_DOCUMENT_LIMIT');
   });
 
   it('refuses to start a second gateway on the same data directory', async () => {
