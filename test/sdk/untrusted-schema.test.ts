@@ -46,9 +46,12 @@ describe('schemas from packages', () => {
       refusedWith('E_SCHEMA_PATTERN', /\/endpoints\/1\/schema\/patternProperties\/\^\(a\)\\1\$/));
   });
 
-  it('refuses a pattern whose RE2 program is past the bound', () => {
+  it('refuses a pattern whose RE2 program is past the bound, and patterns that together are', () => {
     const pattern = `^${'[a-z]{1000}'.repeat(2)}$`;
     assert.throws(() => compileUntrustedSchema({ pattern }, 'x'), refusedWith('E_SCHEMA_PATTERN', /RE2 instructions/));
+    // Each within the bound, together past the schema's: they would all run on the same string.
+    const stacked = { allOf: Array.from({ length: 5 }, (_, i) => ({ pattern: `[a-z]{${500 + i}}` })) };
+    assert.throws(() => compileUntrustedSchema(stacked, 'x'), refusedWith('E_SCHEMA_PATTERN', new RegExp(`more than ${SCHEMA_LIMITS.maxExpandedPatternProgram} RE2 instructions`)));
   });
 
   it('refuses recursive and outside references, and references that expand past the bound, with E_SCHEMA_LIMIT', () => {
