@@ -75,3 +75,26 @@ describe('configuration document bounds', () => {
     assert.deepEqual(await fs.readFile(file), before);
   });
 });
+
+describe('gateway start on a 0.1.0 config.json with an app configuration past the bounds', function () {
+  this.timeout(60_000);
+  let dir: string | undefined;
+  afterEach(() => removeDir(dir));
+
+  it('starts, and audits the removed configuration as an object integrity violation naming the app and what to do', async () => {
+    const { startGateway } = await import('../../platform/main.js');
+    dir = await makeTempDir();
+    const old = defaultDocument('isogate 0.1.0');
+    old['com.example.victim'] = deepValue();
+    await fs.writeFile(path.join(dir, 'config.json'), `${JSON.stringify(old, null, 2)}\n`, { mode: 0o600 });
+    const gateway = await startGateway({ dataDir: dir });
+    try {
+      const records = gateway.services.audit.list().filter((record) => record.event === 'integrityViolation');
+      assert.equal(records.length, 1);
+      assert.match(records[0]!.text, /The configuration of com\.example\.victim integrity violated: .*deeper than 32 levels.*isogate apps config com\.example\.victim --set FILE/);
+      assert.equal(gateway.services.config.snapshot()['com.example.victim'], undefined);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
