@@ -74,6 +74,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const keys = await (options.deviceKeys ?? new FileDeviceKeyProvider(dir('device'))).open();
     const audit = await FileAuditLog.open(dir('audit'));
     const config = await ConfigStore.open(dir('config.json'), `isogate\n\nVersion: ${PLATFORM_VERSION}\n\nisogate SDK version: ${SDK_VERSION}`);
+    for (const repair of config.repairs) {
+      await audit.record('integrityViolation', { object: `The configuration of ${repair.packageId}`, description: `${repair.reason}; it was removed, set it again with "isogate apps config ${repair.packageId} --set FILE"` }, { packageId: repair.packageId });
+    }
     const demo = await ensureDemoCredentials(dir('demo'));
 
     let embedded: EmbeddedStore | undefined;

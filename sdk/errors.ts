@@ -17,6 +17,7 @@ interface ErrorSpec {
 export const ERROR_CODES = {
   // Input at any interface
   E_BAD_REQUEST: { status: 400, summary: 'The request is malformed.' },
+  E_DOCUMENT_LIMIT: { status: 413, summary: 'A document (request, configuration, message, manifest) nests deeper or is larger than the gateway accepts.' },
   E_USAGE: { status: 400, summary: 'The command line is not valid.' },
   E_OPTION: { status: 400, summary: 'An option has an invalid value.' },
   E_NOT_FOUND: { status: 404, summary: 'No such object.' },
@@ -34,6 +35,9 @@ export const ERROR_CODES = {
   E_SIGNATURE: { status: 422, summary: 'The package signature could not be verified.' },
   E_CERTIFICATE: { status: 422, summary: 'A certificate is not acceptable.' },
   E_BUILD: { status: 422, summary: 'The app could not be built.' },
+  E_SCHEMA_PATTERN: { status: 422, summary: "A regular expression in a package's schema cannot run on the gateway's linear-time engine (RE2)." },
+  E_SCHEMA_FORMAT: { status: 422, summary: "A package's schema uses a format the gateway does not check." },
+  E_SCHEMA_LIMIT: { status: 422, summary: "A package's schema is larger, deeper or more self-referencing than the gateway validates in bounded time." },
 
   // Store and orchestrator
   E_STORE: { status: 502, summary: 'The app store failed or answered unexpectedly.' },
@@ -50,6 +54,7 @@ export const ERROR_CODES = {
   E_NOT_INSTALLED: { status: 404, summary: 'The app is not installed.' },
   E_BUSY: { status: 409, summary: 'Another operation on this app is in progress.' },
   E_INSTALL: { status: 500, summary: 'The app could not be installed.' },
+  E_VERIFY_TIMEOUT: { status: 504, summary: 'Package verification took too long and was stopped.' },
   E_UNINSTALL: { status: 500, summary: 'The app could not be uninstalled.' },
 
   // Launcher, sandbox, integrity

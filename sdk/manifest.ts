@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { fail } from './errors.js';
-import { assertValid, compileSchema } from './schema.js';
+import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds, DOCUMENT_LIMITS } from './limits.js';
+import { assertValid, compileSchema, compileUntrustedSchema } from './schema.js';
 
 export type EndpointDirection = 'source' | 'destination';
 export type EndpointFormat = 'json' | 'text' | 'binary';
@@ -57,7 +58,7 @@ export interface AppManifest {
 }
 
 export const MANIFEST_SCHEMA_PATH = fileURLToPath(new URL('../manifests/app-manifest.schema.json', import.meta.url));
-export const MANIFEST_MAX_BYTES = 256 * 1024;
+export const MANIFEST_MAX_BYTES = DOCUMENT_LIMITS.manifestBytes;
 
 let manifestSchema: object | undefined;
 function schema(): object {
@@ -77,18 +78,24 @@ function assertUniqueNames(items: { name: string }[] | undefined, pointer: strin
   });
 }
 
-/** Validates a parsed manifest; throws E_MANIFEST naming the JSON pointer and the rule broken. */
+/**
+ * Validates a parsed manifest; throws E_MANIFEST naming the JSON pointer and the rule broken.
+ * Its schemas are the publisher's: checked and compiled as untrusted (sdk/schema.ts), so a
+ * pattern RE2 cannot run is E_SCHEMA_PATTERN here, at install, not a stall at the first message.
+ */
 export function validateManifest(value: unknown): AppManifest {
+  assertDocumentBounds(value, { maxDepth: DOCUMENT_LIMITS.manifestDepth }, 'The manifest');
   assertValid(compileSchema(schema(), 'E_INTERNAL', 'manifest schema'), value, 'E_MANIFEST', 'Manifest');
   const manifest = value as AppManifest;
   assertUniqueNames(manifest.endpoints, '/endpoints');
   assertUniqueNames(manifest.egress, '/egress');
   manifest.endpoints?.forEach((endpoint, index) => {
-    if (endpoint.schema) compileSchema(endpoint.schema, 'E_MANIFEST', `schema of endpoint /endpoints/${index}`);
+    if (endpoint.schema) compileUntrustedSchema(endpoint.schema, `/endpoints/${index}/schema`);
   });
   if (manifest.configuration) {
-    const validateConfig = compileSchema(manifest.configuration.schema, 'E_MANIFEST', 'configuration schema /configuration/schema');
+    const validateConfig = compileUntrustedSchema(manifest.configuration.schema, '/configuration/schema');
     if (manifest.configuration.defaults) {
+      assertDocumentBounds(manifest.configuration.defaults, APP_CONFIGURATION_BOUNDS, 'Manifest /configuration/defaults');
       assertValid(validateConfig, manifest.configuration.defaults, 'E_MANIFEST', 'Manifest /configuration/defaults');
     }
   }

@@ -1,16 +1,28 @@
 /**
- * JSON Schema validation with ajv (draft 2020-12), shared by the manifest check, the
- * configuration document, endpoint messages and app configuration. Compiled validators are
- * cached by the schema's text so that a schema seen again (every message on a route, every
- * configuration change) is never compiled twice.
+ * JSON Schema validation with ajv (draft 2020-12), in two kinds:
+ *
+ * - Platform schemas (manifests/*.json, the control socket's parameters, the store's catalog):
+ *   written by us, trusted, compiled by `compileSchema` with JavaScript regular expressions
+ *   (they use lookahead) and every ajv-formats format.
+ * - Schemas from packages (endpoint and configuration schemas in a manifest): hostile until
+ *   checked. `compileUntrustedSchema` is the one door for them. It checks the schema's size,
+ *   depth, references, patterns and formats, then compiles it in an ajv instance of its own
+ *   whose every regular expression runs on RE2 (re2js), which matches in time linear in the
+ *   input: a publisher's `^(a+)+$` cannot stall the gateway's thread.
+ *
+ * Both kinds are compiled once per schema object (the manifests the gateway holds do not change),
+ * never re-serialised per message.
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import * as addFormatsModule from 'ajv-formats';
-import { LRUCache } from 'lru-cache';
-import { fail, type ErrorCode } from './errors.js';
+import * as formatsModule from 'ajv-formats/dist/formats.js';
+import { RE2JS } from 're2js';
+import { fail, IsogateError, type ErrorCode } from './errors.js';
+import { jsonDepth, SCHEMA_LIMITS } from './limits.js';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
 const addFormats = (addFormatsModule as unknown as { default: (ajv: Ajv2020) => Ajv2020 }).default;
+const { fullFormats } = formatsModule as unknown as { fullFormats: Record<string, unknown> };
 
 export interface SchemaViolation {
   /** JSON pointer of the offending value ("" for the document itself). */
@@ -20,6 +32,413 @@ export interface SchemaViolation {
   message: string;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Regular expressions on a linear-time engine
+
+export interface UntrustedRegExp {
+  readonly source: string;
+  readonly flags: string;
+  /** Whether the expression matches anywhere in `input` (as RegExp.prototype.test). */
+  test(input: string): boolean;
+  /** Also ajv's cache key for a compiled pattern: it must differ between expressions. */
+  toString(): string;
+}
+
+const RE2_FLAGS: Readonly<Record<string, number>> = {
+  i: RE2JS.CASE_INSENSITIVE,
+  m: RE2JS.MULTILINE,
+  s: RE2JS.DOTALL,
+  // RE2 always matches by code point, which is what ECMAScript's `u` asks for.
+  u: 0,
+};
+
+/**
+ * ECMAScript spells a code point `\uXXXX` or `\u{X}`, RE2 `\x{X}`; JSON Schemas use the former
+ * for control characters. Every other escape is passed as written: RE2 refuses what it lacks.
+ */
+function toRe2Syntax(source: string): string {
+  let out = '';
+  for (let i = 0; i < source.length; i += 1) {
+    const char = source[i];
+    if (char !== '\\' || i + 1 >= source.length) {
+      out += char;
+      continue;
+    }
+    const next = source[i + 1];
+    if (next === 'u') {
+      const fixed = /^[0-9A-Fa-f]{4}/.exec(source.slice(i + 2, i + 6));
+      const braced = /^\{([0-9A-Fa-f]{1,6})\}/.exec(source.slice(i + 2, i + 10));
+      if (fixed) {
+        out += `\\x{${fixed[0]}}`;
+        i += 5;
+        continue;
+      }
+      if (braced) {
+        out += `\\x{${braced[1]}}`;
+        i += 1 + braced[0].length;
+        continue;
+      }
+    }
+    out += char + next;
+    i += 1;
+  }
+  return out;
+}
+
+/**
+ * Compiles a regular expression from outside the platform (a schema's `pattern`, a Network
+ * Protector rule's `pcre`) on RE2: matching takes time linear in the input. RE2 has no
+ * lookaround and no backreferences; such an expression, an unknown flag or a program larger than
+ * SCHEMA_LIMITS.maxPatternProgram is refused with `code`. Differences from ECMAScript kept: `\s`
+ * is ASCII white space, `.` excludes only `\n` (without `s`), `\d` `\w` `\b` are ASCII as in
+ * ECMAScript.
+ */
+export function compileUntrustedRegExp(source: string, flags = '', what = 'The regular expression', code: ErrorCode = 'E_SCHEMA_PATTERN'): UntrustedRegExp {
+  return compileRe2(source, flags, what, code).regexp;
+}
+
+function compileRe2(source: string, flags: string, what: string, code: ErrorCode, bounded = true): { regexp: UntrustedRegExp; program: number } {
+  if (typeof source !== 'string') throw fail(code, `${what} is not a string`);
+  if (bounded && source.length > SCHEMA_LIMITS.maxPatternLength) {
+    throw fail(code, `${what} is ${source.length} characters; the limit is ${SCHEMA_LIMITS.maxPatternLength}`);
+  }
+  let bits = 0;
+  for (const flag of new Set(flags)) {
+    if (!Object.hasOwn(RE2_FLAGS, flag)) throw fail(code, `${what} has flag "${flag}"; the flags allowed are i, m, s and u`);
+    bits |= RE2_FLAGS[flag]!;
+  }
+  let compiled: RE2JS;
+  try {
+    compiled = RE2JS.compile(toRe2Syntax(source), bits);
+  } catch (error) {
+    throw fail(code, `${what} /${source}/ cannot run on the gateway's linear-time engine (RE2 has no lookahead, lookbehind or backreferences): ${(error as Error).message}`, { pattern: source });
+  }
+  const program = compiled.programSize();
+  if (bounded && program > SCHEMA_LIMITS.maxPatternProgram) {
+    throw fail(code, `${what} /${source}/ compiles to ${program} RE2 instructions; the limit is ${SCHEMA_LIMITS.maxPatternProgram} (write fewer or smaller counted repeats)`, { pattern: source });
+  }
+  const text = `/${source}/${flags}`;
+  return { regexp: { source, flags, test: (input) => compiled.test(input), toString: () => text }, program };
+}
+
+/** ajv's `code.regExp` engine: ajv calls it with a schema's pattern and "u". */
+const re2Engine = Object.assign((pattern: string, flags: string) => compileUntrustedRegExp(pattern, flags, `Pattern "${pattern}"`), {
+  code: 'compileUntrustedRegExp',
+});
+
+// ---------------------------------------------------------------------------------------------
+// Formats a package's schema may use
+
+type FormatDefinition = { type?: 'string' | 'number'; validate: ((value: never) => boolean) | true; compare?: unknown };
+
+/** ajv-formats' own expressions: ours to trust for size (one is 1157 characters), run on RE2 all the same. */
+function re2Format(source: string, flags: string): FormatDefinition {
+  const expression = compileRe2(source, flags, `format expression ${source}`, 'E_INTERNAL', false).regexp;
+  return { validate: (value: string) => expression.test(value) };
+}
+
+function fromAjvFormats(name: string): RegExp {
+  const format = fullFormats[name];
+  if (!(format instanceof RegExp)) throw new Error(`ajv-formats no longer defines ${name} as a regular expression`);
+  return format;
+}
+
+function buildUntrustedFormats(): Record<string, FormatDefinition> {
+  const reuse = (name: string): FormatDefinition => fullFormats[name] as FormatDefinition;
+  const viaRe2 = (name: string): FormatDefinition => {
+    const regex = fromAjvFormats(name);
+    return re2Format(regex.source, regex.flags);
+  };
+  const hostname = fromAjvFormats('hostname');
+  const hostnameBody = re2Format(hostname.source.replace('(?=.{1,253}\\.?$)', ''), hostname.flags);
+  const duration = fromAjvFormats('duration');
+  const durationBody = re2Format(duration.source.replace('(?!$)', '').replace('(?=\\d)', ''), duration.flags);
+  const uriReference = viaRe2('uri-reference');
+  const uriScheme = compileUntrustedRegExp('^[a-z][a-z0-9+\\-.]*:', 'i', 'uri scheme', 'E_INTERNAL');
+  const notFragment = compileUntrustedRegExp('[/:]', '', 'uri separator', 'E_INTERNAL');
+  return {
+    // Functions of ajv-formats whose own expressions are anchored, fixed-width or a single `\d+`:
+    // linear on V8, reused as they are.
+    date: reuse('date'),
+    time: reuse('time'),
+    'date-time': reuse('date-time'),
+    'iso-time': reuse('iso-time'),
+    'iso-date-time': reuse('iso-date-time'),
+    int32: reuse('int32'),
+    int64: reuse('int64'),
+    float: reuse('float'),
+    double: reuse('double'),
+    password: { validate: true },
+    binary: { validate: true },
+    // ajv-formats' expressions, run on RE2 instead of V8.
+    email: viaRe2('email'),
+    ipv4: viaRe2('ipv4'),
+    ipv6: viaRe2('ipv6'),
+    uuid: viaRe2('uuid'),
+    'uri-reference': uriReference,
+    'uri-template': viaRe2('uri-template'),
+    'json-pointer': viaRe2('json-pointer'),
+    'json-pointer-uri-fragment': viaRe2('json-pointer-uri-fragment'),
+    'relative-json-pointer': viaRe2('relative-json-pointer'),
+    byte: re2Format('^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$', ''),
+    // Lookahead rewritten as plain checks around the rest of the expression.
+    hostname: {
+      validate: (value: string) => {
+        const bare = value.endsWith('.') ? value.slice(0, -1) : value;
+        return bare.length >= 1 && bare.length <= 253 && (hostnameBody.validate as (v: string) => boolean)(value);
+      },
+    },
+    duration: {
+      validate: (value: string) => value !== 'P' && !value.endsWith('T') && (durationBody.validate as (v: string) => boolean)(value),
+    },
+    uri: {
+      validate: (value: string) => notFragment.test(value) && uriScheme.test(value) && (uriReference.validate as (v: string) => boolean)(value),
+    },
+    // Not offered: `url` (an expression with negative lookahead and nested repeats, slow on V8
+    // for some inputs) and `regex` (it would compile the data as an ECMAScript expression).
+  };
+}
+
+let untrustedFormats: Record<string, FormatDefinition> | undefined;
+/** The formats a package's schema may name; anything else is refused at install (E_SCHEMA_FORMAT). */
+export function untrustedFormatNames(): string[] {
+  untrustedFormats ??= buildUntrustedFormats();
+  return Object.keys(untrustedFormats);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks on a package's schema before it is compiled
+
+/** Keywords whose value is a subschema, a map of subschemas or an array of them (2020-12, draft-07). */
+const SUBSCHEMA = ['not', 'if', 'then', 'else', 'items', 'additionalItems', 'additionalProperties', 'unevaluatedItems', 'unevaluatedProperties', 'contains', 'propertyNames'];
+const SUBSCHEMA_MAP = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas', 'dependencies'];
+const SUBSCHEMA_ARRAY = ['allOf', 'anyOf', 'oneOf', 'prefixItems', 'items'];
+/** Keywords that move the base of `$ref` or reach outside the schema: references would not be ours to count. */
+const REFUSED_KEYWORDS = ['$dynamicRef', '$recursiveRef', '$dynamicAnchor', '$recursiveAnchor', '$anchor'];
+
+const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
+
+interface Cost {
+  nodes: number;
+  program: number;
+}
+
+class SchemaCheck {
+  readonly #root: unknown;
+  readonly #place: string;
+  readonly #code: ErrorCode;
+  readonly #memo = new Map<string, Cost>();
+  readonly #active = new Set<string>();
+  readonly #programs = new Map<string, number>();
+  readonly #formats = new Set(untrustedFormatNames());
+
+  constructor(root: unknown, place: string, code: ErrorCode) {
+    this.#root = root;
+    this.#place = place;
+    this.#code = code;
+  }
+
+  #at(pointer: string): string {
+    return `${this.#place}${pointer}`;
+  }
+
+  #limit(message: string, pointer: string): IsogateError {
+    return fail('E_SCHEMA_LIMIT', `The schema ${this.#place}: ${message} (at ${this.#at(pointer) || '/'})`, { pointer: this.#at(pointer) });
+  }
+
+  #pattern(source: unknown, flags: string, pointer: string): number {
+    const what = `The pattern at ${this.#at(pointer)}`;
+    if (typeof source !== 'string') throw fail(this.#code, `${what} is not a string`);
+    let size = this.#programs.get(source);
+    if (size === undefined) {
+      size = compileRe2(source, flags, what, 'E_SCHEMA_PATTERN').program;
+      this.#programs.set(source, size);
+    }
+    return size;
+  }
+
+  #resolve(ref: unknown, pointer: string): string {
+    if (typeof ref !== 'string' || !(ref === '#' || ref.startsWith('#/'))) {
+      throw this.#limit(`$ref ${JSON.stringify(ref)} does not point inside the schema; only "#" and "#/..." references are allowed`, pointer);
+    }
+    let target: string;
+    try {
+      target = decodeURIComponent(ref.slice(1));
+    } catch {
+      throw fail(this.#code, `The schema ${this.#place}: $ref ${ref} at ${this.#at(pointer)} is not a valid URI fragment`);
+    }
+    let node: unknown = this.#root;
+    for (const segment of target.split('/').slice(1)) {
+      const key = segment.replace(/~1/g, '/').replace(/~0/g, '~');
+      if (!node || typeof node !== 'object' || !Object.hasOwn(node, key)) {
+        throw fail(this.#code, `The schema ${this.#place}: $ref ${ref} at ${this.#at(pointer)} points at nothing`);
+      }
+      node = (node as Record<string, unknown>)[key];
+    }
+    return target;
+  }
+
+  #node(pointer: string): unknown {
+    let node: unknown = this.#root;
+    for (const segment of pointer.split('/').slice(1)) node = (node as Record<string, unknown>)[segment.replace(/~1/g, '/').replace(/~0/g, '~')];
+    return node;
+  }
+
+  /** Subschemas ajv evaluates for `schema` once references are expanded, and their RE2 instructions. */
+  cost(schema: unknown, pointer: string, level: number): Cost {
+    const known = this.#memo.get(pointer);
+    if (known) return known;
+    if (level > SCHEMA_LIMITS.maxDepth * 2) throw this.#limit(`subschemas and references nest more than ${SCHEMA_LIMITS.maxDepth * 2} deep`, pointer);
+    const total: Cost = { nodes: 1, program: 0 };
+    if (!schema || typeof schema !== 'object' || Array.isArray(schema)) {
+      this.#memo.set(pointer, total);
+      return total;
+    }
+    const node = schema as Record<string, unknown>;
+    this.#active.add(pointer);
+    const add = (cost: Cost): void => {
+      total.nodes += cost.nodes;
+      total.program += cost.program;
+      if (total.nodes > SCHEMA_LIMITS.maxExpandedNodes) {
+        throw this.#limit(`it stands for more than ${SCHEMA_LIMITS.maxExpandedNodes} subschemas once its references are expanded`, pointer);
+      }
+      if (total.program > SCHEMA_LIMITS.maxExpandedPatternProgram) {
+        throw fail('E_SCHEMA_PATTERN', `The schema ${this.#place}: its patterns compile to more than ${SCHEMA_LIMITS.maxExpandedPatternProgram} RE2 instructions once its references are expanded (at ${this.#at(pointer) || '/'})`, { pointer: this.#at(pointer) });
+      }
+    };
+    for (const keyword of REFUSED_KEYWORDS) {
+      if (Object.hasOwn(node, keyword)) throw this.#limit(`${keyword} is not supported in a package's schema; use "$ref": "#/$defs/NAME"`, `${pointer}/${escapePointer(keyword)}`);
+    }
+    if (pointer !== '' && Object.hasOwn(node, '$id')) throw this.#limit('$id is allowed only at the top of a schema', `${pointer}/$id`);
+    if (Object.hasOwn(node, 'pattern')) add({ nodes: 0, program: this.#pattern(node.pattern, 'u', `${pointer}/pattern`) });
+    if (Object.hasOwn(node, 'format')) {
+      if (typeof node.format !== 'string' || !this.#formats.has(node.format)) {
+        throw fail('E_SCHEMA_FORMAT', `The schema ${this.#place}: format ${JSON.stringify(node.format)} at ${this.#at(`${pointer}/format`)} is not one the gateway checks; use one of ${[...this.#formats].join(', ')}, or a pattern`, { pointer: this.#at(`${pointer}/format`) });
+      }
+    }
+    for (const keyword of SUBSCHEMA) {
+      const value = node[keyword];
+      if (Object.hasOwn(node, keyword) && (typeof value === 'boolean' || (value && typeof value === 'object' && !Array.isArray(value)))) {
+        add(this.cost(value, `${pointer}/${keyword}`, level + 1));
+      }
+    }
+    for (const keyword of SUBSCHEMA_ARRAY) {
+      const value = node[keyword];
+      if (Object.hasOwn(node, keyword) && Array.isArray(value)) value.forEach((item, index) => add(this.cost(item, `${pointer}/${keyword}/${index}`, level + 1)));
+    }
+    for (const keyword of SUBSCHEMA_MAP) {
+      const value = node[keyword];
+      if (!Object.hasOwn(node, keyword) || !value || typeof value !== 'object' || Array.isArray(value)) continue;
+      for (const [key, item] of Object.entries(value)) {
+        const at = `${pointer}/${keyword}/${escapePointer(key)}`;
+        if (keyword === 'patternProperties') add({ nodes: 0, program: this.#pattern(key, 'u', at) });
+        if (typeof item === 'boolean' || (item && typeof item === 'object' && !Array.isArray(item))) add(this.cost(item, at, level + 1));
+      }
+    }
+    if (Object.hasOwn(node, '$ref')) {
+      const target = this.#resolve(node.$ref, `${pointer}/$ref`);
+      if (this.#active.has(target)) {
+        throw this.#limit(`$ref ${JSON.stringify(node.$ref)} refers back to a schema that contains it; recursive schemas are not accepted from packages`, `${pointer}/$ref`);
+      }
+      add(this.cost(this.#node(target), target, level + 1));
+    }
+    this.#active.delete(pointer);
+    this.#memo.set(pointer, total);
+    return total;
+  }
+}
+
+/**
+ * Refuses a package's schema the gateway cannot validate in bounded time: larger or deeper than
+ * SCHEMA_LIMITS (E_SCHEMA_LIMIT), references outside itself or recursive (E_SCHEMA_LIMIT),
+ * a pattern RE2 cannot run (E_SCHEMA_PATTERN), a format not offered (E_SCHEMA_FORMAT).
+ * `place` names the schema in messages ("/endpoints/0/schema").
+ */
+export function checkUntrustedSchema(schema: unknown, place: string, code: ErrorCode = 'E_MANIFEST'): void {
+  if (typeof schema !== 'boolean' && (!schema || typeof schema !== 'object' || Array.isArray(schema))) {
+    throw fail(code, `The schema ${place} is not a JSON Schema (an object or a boolean)`);
+  }
+  const depth = jsonDepth(schema, SCHEMA_LIMITS.maxDepth);
+  if (depth > SCHEMA_LIMITS.maxDepth) {
+    throw fail('E_SCHEMA_LIMIT', `The schema ${place} nests deeper than ${SCHEMA_LIMITS.maxDepth} levels`, { pointer: place });
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(schema));
+  if (bytes > SCHEMA_LIMITS.maxBytes) {
+    throw fail('E_SCHEMA_LIMIT', `The schema ${place} is ${bytes} bytes as JSON; the limit is ${SCHEMA_LIMITS.maxBytes}`, { pointer: place });
+  }
+  new SchemaCheck(schema, place, code).cost(schema, '', 0);
+}
+
+/** A value's JSON with object keys sorted, so that equal JSON values give equal text. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** uniqueItems in time near-linear in the array: ajv's own compares every pair of objects. */
+function addLinearUniqueItems(ajv: Ajv2020): void {
+  ajv.removeKeyword('uniqueItems');
+  ajv.addKeyword({
+    keyword: 'uniqueItems',
+    type: 'array',
+    schemaType: 'boolean',
+    error: { message: 'must NOT have duplicate items' },
+    validate: (unique: boolean, data: unknown[]) => {
+      if (!unique) return true;
+      const seen = new Set<string>();
+      for (const item of data) {
+        const key = canonicalJson(item);
+        if (seen.has(key)) return false;
+        seen.add(key);
+      }
+      return true;
+    },
+  });
+}
+
+let untrustedAjv: Ajv2020 | undefined;
+function sharedUntrustedAjv(): Ajv2020 {
+  if (!untrustedAjv) {
+    untrustedAjv = new Ajv2020({ allErrors: true, strict: false, allowUnionTypes: true, logger: false, code: { regExp: re2Engine } });
+    untrustedFormats ??= buildUntrustedFormats();
+    for (const [name, definition] of Object.entries(untrustedFormats)) untrustedAjv.addFormat(name, definition as never);
+    addLinearUniqueItems(untrustedAjv);
+  }
+  return untrustedAjv;
+}
+
+const untrustedCompiled = new WeakMap<object, ValidateFunction>();
+
+/**
+ * The one way to compile a schema that came in a package. Checks it (checkUntrustedSchema), then
+ * compiles it once per schema object in the instance for package schemas. The schema is taken out
+ * of ajv's registry right after: publishers' `$id`s never meet (a nested `$id` is refused) and the
+ * instance does not keep manifests of uninstalled apps. A schema ajv refuses is `code`.
+ */
+export function compileUntrustedSchema(schema: object, place: string, code: ErrorCode = 'E_MANIFEST'): ValidateFunction {
+  let validate = untrustedCompiled.get(schema);
+  if (validate) return validate;
+  checkUntrustedSchema(schema, place, code);
+  const ajv = sharedUntrustedAjv();
+  try {
+    validate = ajv.compile(schema);
+  } catch (error) {
+    if (error instanceof IsogateError) throw error;
+    throw fail(code, `The schema ${place} is not a valid JSON Schema: ${(error as Error).message}`);
+  } finally {
+    ajv.removeSchema(schema);
+  }
+  untrustedCompiled.set(schema, validate);
+  return validate;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Platform schemas
+
 function newAjv(): Ajv2020 {
   const ajv = new Ajv2020({ allErrors: true, strict: false, allowUnionTypes: true });
   addFormats(ajv);
@@ -27,12 +446,14 @@ function newAjv(): Ajv2020 {
 }
 
 const sharedAjv = newAjv();
-const compiled = new LRUCache<string, ValidateFunction>({ max: 512 });
+const compiled = new WeakMap<object, ValidateFunction>();
 
-/** Compiles (or returns the cached validator of) a schema; a schema that does not compile is `code`. */
+/**
+ * Compiles (or returns the cached validator of) one of the platform's own schemas; a schema that
+ * does not compile is `code`. Never for a schema from a package: that is compileUntrustedSchema.
+ */
 export function compileSchema(schema: object, code: ErrorCode = 'E_BAD_REQUEST', what = 'schema'): ValidateFunction {
-  const key = JSON.stringify(schema);
-  let validate = compiled.get(key);
+  let validate = compiled.get(schema);
   if (!validate) {
     try {
       // A schema with its own $id would collide when compiled twice in one Ajv instance.
@@ -40,7 +461,7 @@ export function compileSchema(schema: object, code: ErrorCode = 'E_BAD_REQUEST',
     } catch (error) {
       throw fail(code, `The ${what} is not a valid JSON Schema: ${(error as Error).message}`);
     }
-    compiled.set(key, validate);
+    compiled.set(schema, validate);
   }
   return validate;
 }

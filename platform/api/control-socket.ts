@@ -9,9 +9,10 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fail, toIsogateError } from '../../sdk/errors.js';
+import { assertDocumentBounds, DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { checkAncestors, currentUid } from '../datadir/checks.js';
 
-export const MAX_REQUEST_LINE_BYTES = 1024 * 1024;
+export const MAX_REQUEST_LINE_BYTES = DOCUMENT_LIMITS.controlRequestBytes;
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -38,28 +39,39 @@ function parseRequest(line: string): { id: unknown; op: string; params: unknown 
     throw fail('E_BAD_REQUEST', 'The request is not JSON');
   }
   if (!request || typeof request !== 'object' || Array.isArray(request)) throw fail('E_BAD_REQUEST', 'The request must be a JSON object');
+  assertDocumentBounds(request, { maxDepth: DOCUMENT_LIMITS.controlRequestDepth }, 'The request');
   const { id, op, params } = request as Record<string, unknown>;
   if (typeof op !== 'string' || op.length > 64) throw fail('E_BAD_REQUEST', 'The request needs an "op" string');
   return { id, op, params: params ?? {} };
 }
 
+/**
+ * Every line is bounded, complete or not: a line past the bound is refused and the connection
+ * ended before the line is parsed (or kept growing), whether or not its newline came with it.
+ */
 function handleConnection(socket: net.Socket, dispatch: ControlDispatch): void {
   let buffered = '';
+  let refused = false;
   socket.setEncoding('utf8');
   socket.on('error', () => socket.destroy());
+  const refuse = (): void => {
+    refused = true;
+    buffered = '';
+    send(socket, { id: null, error: fail('E_DOCUMENT_LIMIT', `A request line may be at most ${MAX_REQUEST_LINE_BYTES} bytes; send a smaller request`).toJSON() });
+    socket.end();
+  };
   socket.on('data', (chunk: string) => {
+    if (refused) return;
     buffered += chunk;
-    if (Buffer.byteLength(buffered) > MAX_REQUEST_LINE_BYTES && !buffered.includes('\n')) {
-      send(socket, { id: null, error: fail('E_BAD_REQUEST', `A request line may be at most ${MAX_REQUEST_LINE_BYTES} bytes`).toJSON() });
-      socket.end();
-      return;
-    }
     let newline: number;
     while ((newline = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
+      if (Buffer.byteLength(line) > MAX_REQUEST_LINE_BYTES) return refuse();
       if (line.trim()) void answer(socket, line, dispatch);
     }
+    // A string's UTF-8 length is at most three bytes per UTF-16 unit: count only when it may be over.
+    if (buffered.length * 3 > MAX_REQUEST_LINE_BYTES && Buffer.byteLength(buffered) > MAX_REQUEST_LINE_BYTES) refuse();
   });
 }
 

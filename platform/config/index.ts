@@ -7,7 +7,8 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { fail } from '../../sdk/errors.js';
+import { fail, isIsogateError } from '../../sdk/errors.js';
+import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds, DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
 import { Mutex, writeJsonDurable } from '../durable/index.js';
 import { defaultDocument, type ConfigDocument } from './document.js';
@@ -17,7 +18,17 @@ export * from './document.js';
 const SCHEMA_PATH = fileURLToPath(new URL('../../manifests/config.schema.json', import.meta.url));
 let documentSchema: object | undefined;
 
+/** The whole document's bounds; each app's configuration has its own, smaller ones (the launcher). */
+export const CONFIG_DOCUMENT_BOUNDS = { maxDepth: DOCUMENT_LIMITS.configDocumentDepth, maxBytes: DOCUMENT_LIMITS.configDocumentBytes } as const;
+/** Top-level keys that are an app's configuration (the schema's propertyNames: package ids). */
+const PACKAGE_ID = /^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$/;
+
+/**
+ * Validates a whole document. Its bounds come first, so that whatever passes can be serialised
+ * and written again: a value nested 2000 deep once made every later write of config.json fail.
+ */
 export function validateDocument(value: unknown): ConfigDocument {
+  assertDocumentBounds(value, CONFIG_DOCUMENT_BOUNDS, 'The configuration document');
   documentSchema ??= JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as object;
   assertValid(compileSchema(documentSchema, 'E_INTERNAL', 'configuration schema'), value, 'E_CONFIG', 'Configuration document');
   return value as ConfigDocument;
@@ -26,6 +37,36 @@ export function validateDocument(value: unknown): ConfigDocument {
 export interface ConfigChange {
   before: ConfigDocument;
   after: ConfigDocument;
+}
+
+/** An app's configuration found past its bounds in config.json when it was opened, and removed. */
+export interface ConfigRepair {
+  packageId: string;
+  reason: string;
+}
+
+/**
+ * Version 0.1.0 accepted app configurations of any depth and size. Opening such a document
+ * removes that app's configuration (the app then waits in Pending for a new one) instead of
+ * refusing to start: the gateway is an appliance, and its admin cannot edit config.json by hand.
+ * Every removal is returned, for the caller to audit.
+ */
+function repairAppConfigurations(document: Record<string, unknown>): ConfigRepair[] {
+  const repairs: ConfigRepair[] = [];
+  for (const key of Object.keys(document)) {
+    if (!PACKAGE_ID.test(key)) continue;
+    try {
+      assertDocumentBounds(document[key], APP_CONFIGURATION_BOUNDS, `The configuration of ${key}`);
+    } catch (error) {
+      if (!isIsogateError(error, 'E_DOCUMENT_LIMIT')) throw error;
+      delete document[key];
+      const applications = (document.APPLICATIONS as ConfigDocument['APPLICATIONS'] | undefined)?.APPS_CONTROL?.applications;
+      const entry = Array.isArray(applications) ? applications.find((app) => app?.package_id === key) : undefined;
+      if (entry) entry.configured = false;
+      repairs.push({ packageId: key, reason: error.message });
+    }
+  }
+  return repairs;
 }
 
 export interface ConfigStoreEvents {
@@ -37,11 +78,14 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
   #document: ConfigDocument;
   readonly #writes = new Mutex();
   readonly #checks: ((document: Readonly<ConfigDocument>) => void)[] = [];
+  /** App configurations removed when the document was opened (see repairAppConfigurations). */
+  readonly repairs: readonly ConfigRepair[];
 
-  private constructor(file: string, document: ConfigDocument) {
+  private constructor(file: string, document: ConfigDocument, repairs: ConfigRepair[] = []) {
     super();
     this.#file = file;
     this.#document = document;
+    this.repairs = repairs;
   }
 
   /** Opens the document at `file`, creating it with defaults when it does not exist yet. */
@@ -63,7 +107,16 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
     } catch (error) {
       throw fail('E_CONFIG', `Configuration document ${file} is not JSON: ${(error as Error).message}`);
     }
-    return new ConfigStore(file, validateDocument(parsed));
+    const repairs = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? repairAppConfigurations(parsed as Record<string, unknown>) : [];
+    let document: ConfigDocument;
+    try {
+      document = validateDocument(parsed);
+    } catch (error) {
+      if (!isIsogateError(error, 'E_DOCUMENT_LIMIT')) throw error;
+      throw fail('E_DOCUMENT_LIMIT', `${error.message} (${file}); move config.json aside and start the gateway again: it begins a fresh configuration document, keeps the installed apps, and their configurations and routes are set again`);
+    }
+    if (repairs.length > 0) await writeJsonDurable(file, document, { mode: 0o600 });
+    return new ConfigStore(file, document, repairs);
   }
 
   /**

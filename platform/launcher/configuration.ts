@@ -4,7 +4,9 @@
  */
 import { fail } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
-import { assertValid, compileSchema } from '../../sdk/schema.js';
+import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds } from '../../sdk/limits.js';
+import { assertValid, compileUntrustedSchema } from '../../sdk/schema.js';
+
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -23,8 +25,10 @@ function assertNoPrototypeKeys(value: unknown, pointer = ''): void {
 export function validateAppConfiguration(manifest: AppManifest, value: unknown): Record<string, unknown> {
   if (!manifest.configuration) throw fail('E_CONFIG', `${manifest.package_id} declares no configuration`);
   if (!value || typeof value !== 'object' || Array.isArray(value)) throw fail('E_CONFIG', 'Configuration is not valid: it is an object');
+  // Bounds first: the checks after this one, and every later write of config.json, recurse.
+  assertDocumentBounds(value, APP_CONFIGURATION_BOUNDS, `The configuration of ${manifest.package_id}`);
   assertNoPrototypeKeys(value);
-  assertValid(compileSchema(manifest.configuration.schema, 'E_CONFIG', `${manifest.package_id} configuration schema`), value, 'E_CONFIG', 'Configuration');
+  assertValid(compileUntrustedSchema(manifest.configuration.schema, `/configuration/schema of ${manifest.package_id}`, 'E_CONFIG'), value, 'E_CONFIG', 'Configuration');
   return JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
 }
 

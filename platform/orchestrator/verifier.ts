@@ -2,7 +2,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { toIsogateError, type ErrorCode } from '../../sdk/errors.js';
+import { fail, toIsogateError, type ErrorCode } from '../../sdk/errors.js';
+import { VERIFY_LIMITS } from '../../sdk/limits.js';
 import type { VerifiedPackage } from '../../sdk/package/index.js';
 
 export interface VerifyTask {
@@ -23,19 +24,39 @@ export interface PackageVerifier {
   close(): Promise<void>;
 }
 
+export interface WorkerVerifierOptions {
+  /** Default VERIFY_LIMITS.timeoutMs. */
+  timeoutMs?: number;
+  /** The worker module; tests put a stuck one in its place. */
+  workerUrl?: string;
+}
+
 export class WorkerPackageVerifier implements PackageVerifier {
   #pool: Piscina | undefined;
+  readonly #timeoutMs: number;
+  readonly #workerUrl: string;
+
+  constructor(options: WorkerVerifierOptions = {}) {
+    this.#timeoutMs = options.timeoutMs ?? VERIFY_LIMITS.timeoutMs;
+    // The worker beside this module, compiled (.js) or run from source (.ts) alike.
+    this.#workerUrl = options.workerUrl ?? new URL(`./verify-worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url).href;
+  }
 
   async verify(task: VerifyTask): Promise<VerifiedPackage> {
     // Two threads at most: the machine this runs on has few cores and apps need one.
     this.#pool ??= new Piscina({
-      // The worker beside this module, compiled (.js) or run from source (.ts) alike.
-      filename: new URL(`./verify-worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url).href,
+      filename: this.#workerUrl,
       minThreads: 0,
       maxThreads: 2,
       idleTimeout: 30_000,
     });
-    const outcome = (await this.#pool.run(task).catch((error: unknown) => {
+    // On abort piscina ends the worker running the task (or drops it from the queue) and starts
+    // a fresh one when needed: a stuck verification cannot hold a thread for later installs.
+    const signal = AbortSignal.timeout(this.#timeoutMs);
+    const outcome = (await this.#pool.run(task, { signal }).catch((error: unknown) => {
+      if (signal.aborted) {
+        throw fail('E_VERIFY_TIMEOUT', `Verifying the package took longer than ${this.#timeoutMs / 1000} s and was stopped; the package was not installed. Try again; if it fails again, report the package to its publisher`);
+      }
       throw toIsogateError(error);
     })) as VerifyOutcome;
     if (!outcome.ok) throw toIsogateError(outcome.error);

@@ -14,7 +14,8 @@
 import { randomUUID } from 'node:crypto';
 import { fail, toIsogateError } from '../../sdk/errors.js';
 import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
-import { assertValid, compileSchema } from '../../sdk/schema.js';
+import { DOCUMENT_LIMITS, jsonDepth } from '../../sdk/limits.js';
+import { assertValid, compileUntrustedSchema } from '../../sdk/schema.js';
 import type { Audit } from '../audit/index.js';
 import type { ConfigStore, RouteEnd, RouteEntry } from '../config/index.js';
 import type { AppGuest, DeliveredMessage, LogLevelCode } from '../sandbox/bridge.js';
@@ -315,14 +316,21 @@ export class Router {
   }
 }
 
-/** The source endpoint's contract: format, size and, for json, its JSON Schema (compiled once). */
+/**
+ * The source endpoint's contract: format, size and, for json, nesting and its JSON Schema (the
+ * publisher's, compiled once per manifest on the linear-time engine). Depth is checked before
+ * anything serialises, validates or copies the message to its destination: those recurse.
+ */
 export function checkMessage(endpoint: EndpointDeclaration, message: unknown, json?: string): void {
   const limit = maxMessageBytes(endpoint);
   if (endpoint.format === 'json') {
+    if (jsonDepth(message, DOCUMENT_LIMITS.maxDepth) > DOCUMENT_LIMITS.maxDepth) {
+      throw fail('E_DOCUMENT_LIMIT', `A message on "${endpoint.name}" nests deeper than ${DOCUMENT_LIMITS.maxDepth} levels; flatten it`);
+    }
     const text = json ?? JSON.stringify(message);
     if (text === undefined) throw fail('E_MESSAGE', `A message on "${endpoint.name}" is a JSON value`);
     if (Buffer.byteLength(text) > limit) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${limit} bytes`);
-    if (endpoint.schema) assertValid(compileSchema(endpoint.schema, 'E_MANIFEST', `schema of ${endpoint.name}`), message, 'E_MESSAGE', `The message on "${endpoint.name}"`);
+    if (endpoint.schema) assertValid(compileUntrustedSchema(endpoint.schema, `schema of endpoint "${endpoint.name}"`), message, 'E_MESSAGE', `The message on "${endpoint.name}"`);
   } else if (endpoint.format === 'text') {
     if (typeof message !== 'string') throw fail('E_MESSAGE', `A message on "${endpoint.name}" is text`);
     if (Buffer.byteLength(message) > limit) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${limit} bytes`);

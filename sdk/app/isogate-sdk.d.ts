@@ -27,7 +27,8 @@ declare module 'isogate:sdk' {
    * Throws at once E_CAPABILITY for an endpoint that is not one of the app's sources and
    * E_MESSAGE for a value the endpoint's format cannot carry. Emits cross to the platform in
    * batches; await the result to learn whether the message was accepted (it rejects with
-   * E_MESSAGE or E_MESSAGE_SIZE when it breaks the endpoint's schema or size). A refusal that
+   * E_MESSAGE or E_MESSAGE_SIZE when it breaks the endpoint's schema or size, E_DOCUMENT_LIMIT
+   * when it nests deeper than 32 levels). A refusal that
    * nobody awaits is written to the app's log as a warning.
    */
   export function emit(endpoint: string, message: unknown): Emitted;

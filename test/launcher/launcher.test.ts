@@ -106,6 +106,20 @@ describe('launcher', () => {
     assert.equal(sandboxes.length, 0, 'no sandbox was made for a refused launch');
   });
 
+  it('refuses a configuration nested 2000 deep or larger than 64 KB with E_DOCUMENT_LIMIT; config.json stays byte for byte and later writes work', async () => {
+    const manifest = sampleManifest({ package_id: 'dev.isogate.tests.open', configuration: { schema: { type: 'object' } } });
+    await install(manifest);
+    const l = launcher();
+    let deep: Record<string, unknown> = { text: 'x'.repeat(4096) };
+    for (let i = 0; i < 2000; i += 1) deep = { nested: deep };
+    const before = await fs.readFile(path.join(dir, 'config.json'));
+    await assert.rejects(l.setConfiguration(manifest.package_id, deep), (error: { code: string; message: string }) => error.code === 'E_DOCUMENT_LIMIT' && /deeper than 32 levels/.test(error.message));
+    await assert.rejects(l.setConfiguration(manifest.package_id, { blob: 'x'.repeat(65 * 1024) }), (error: { code: string; message: string }) => error.code === 'E_DOCUMENT_LIMIT' && /bytes as JSON/.test(error.message));
+    assert.deepEqual(await fs.readFile(path.join(dir, 'config.json')), before);
+    await l.setConfiguration(manifest.package_id, { nested: { ok: true } });
+    assert.deepEqual(l.getConfiguration(manifest.package_id), { nested: { ok: true } });
+  });
+
   it('keeps an app with required configuration Pending until it is configured, validating it', async () => {
     const manifest = sampleManifest({
       package_id: 'dev.isogate.tests.configured',

@@ -73,7 +73,41 @@ describe('control socket', () => {
       socket.on('data', (chunk: string) => { text += chunk; });
       socket.on('close', () => resolve(text));
     });
-    assert.equal((JSON.parse(answer.trim()) as { error: { code: string } }).error.code, 'E_BAD_REQUEST');
+    assert.equal((JSON.parse(answer.trim()) as { error: { code: string } }).error.code, 'E_DOCUMENT_LIMIT');
+  });
+
+  /** Writes `data` raw and collects every answer line until the gateway closes the connection. */
+  function rawExchange(data: string): Promise<{ code: string }[]> {
+    return new Promise((resolve) => {
+      const socket = net.connect(socketPath, () => socket.write(data));
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+        if (text.endsWith('\n')) socket.end();
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(text.trim().split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { error: { code: string } }).error)));
+    });
+  }
+
+  it('refuses an oversized request line that comes with its newline with E_DOCUMENT_LIMIT, before parsing or dispatching it', async () => {
+    const dispatched: string[] = [];
+    server = await serveControlSocket(socketPath, async (op) => { dispatched.push(op); return 'done'; });
+    // A valid request 2 MB long: today's check looked only at lines still missing their newline.
+    const request = JSON.stringify({ id: 1, op: 'apps.config', params: { value: { blob: 'x'.repeat(2 * 1024 * 1024) } } });
+    const answers = await rawExchange(`${request}\n`);
+    assert.deepEqual(answers.map((a) => a.code), ['E_DOCUMENT_LIMIT']);
+    assert.deepEqual(dispatched, []);
+    assert.equal(await callControl(socketPath, 'status'), 'done');
+  });
+
+  it('refuses a request nested past the bound with E_DOCUMENT_LIMIT and does not dispatch it', async () => {
+    const dispatched: string[] = [];
+    server = await serveControlSocket(socketPath, async (op) => { dispatched.push(op); return 'done'; });
+    const deep = `${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}`;
+    await assert.rejects(callControl(socketPath, 'apps.config', JSON.parse(deep)), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT'));
+    assert.deepEqual(dispatched, []);
   });
 
   it('refuses to start a second gateway on the same data directory', async () => {

@@ -1,0 +1,104 @@
+/**
+ * Messages against publishers' schemas (issue 11, findings 5 and 6): the finding's pattern and
+ * emit are refused while the gateway's thread keeps answering, and a message nested past the
+ * bound is refused before anything serialises or delivers it.
+ */
+import { strict as assert } from 'node:assert';
+import path from 'node:path';
+import { callControl, serveControlSocket, type ControlServer } from '../../platform/api/control-socket.js';
+import { MemoryAuditLog } from '../../platform/audit/index.js';
+import { ConfigStore } from '../../platform/config/index.js';
+import { Router } from '../../platform/router/index.js';
+import type { AppGuest, DeliveredMessage } from '../../platform/sandbox/bridge.js';
+import { isIsogateError } from '../../sdk/errors.js';
+import type { AppManifest } from '../../sdk/manifest.js';
+import { sampleManifest } from '../fixtures/packages.js';
+import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { waitFor } from '../fixtures/wait.js';
+
+const apps: Record<string, AppManifest> = {
+  'dev.t.hostile': sampleManifest({ package_id: 'dev.t.hostile', name: 'hostile', endpoints: [
+    { name: 'out', direction: 'source', dataType: 'word', format: 'json', schema: { type: 'string', pattern: '^(a+)+$' } },
+    { name: 'free', direction: 'source', dataType: 'any', format: 'json', schema: { type: 'array' } },
+  ] }),
+  'dev.t.sink': sampleManifest({ package_id: 'dev.t.sink', name: 'sink', endpoints: [
+    { name: 'in', direction: 'destination', dataType: 'word', format: 'json' },
+    { name: 'any', direction: 'destination', dataType: 'any', format: 'json' },
+  ] }),
+};
+
+describe('router: messages from a hostile publisher', () => {
+  let dir: string;
+  let config: ConfigStore;
+  let router: Router;
+  let received: unknown[];
+  let control: ControlServer | undefined;
+
+  beforeEach(async () => {
+    dir = await makeTempDir('isogate-router-');
+    config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+    received = [];
+    const sink: AppGuest = {
+      deliver: async (_endpoint: string, messages: DeliveredMessage[]) => { received.push(...messages.map((m) => m.message)); },
+      configChanged: async () => undefined,
+    };
+    router = new Router({
+      config, audit: new MemoryAuditLog(), appLog: () => undefined,
+      manifestOf: (id) => apps[id], guestOf: (id) => (id === 'dev.t.sink' ? sink : undefined),
+    });
+    await router.add({ application_id: 'dev.t.hostile', endpoint: 'out' }, { application_id: 'dev.t.sink', endpoint: 'in' });
+    await router.add({ application_id: 'dev.t.hostile', endpoint: 'free' }, { application_id: 'dev.t.sink', endpoint: 'any' });
+  });
+  afterEach(async () => {
+    await control?.close();
+    control = undefined;
+    await router.close();
+    await removeDir(dir);
+  });
+
+  it('refuses the finding\'s 29-character emit on ^(a+)+$ with E_MESSAGE while the control socket and a timer keep answering', async () => {
+    control = await serveControlSocket(path.join(dir, 'control.sock'), async () => 'up');
+    const hostile = `${'a'.repeat(28)}!`;
+    const codes: string[] = [];
+    let ticks = 0;
+    const timer = setInterval(() => { ticks += 1; }, 1);
+    try {
+      // One emit per turn of the event loop, as emits arrive from an app: with a backtracking
+      // engine each one held the thread for seconds, and twenty of them outlast the test's timeout.
+      const emits = (async () => {
+        for (let i = 0; i < 20; i += 1) {
+          await new Promise((resolve) => setImmediate(resolve));
+          try {
+            router.emit('dev.t.hostile', 'out', hostile, JSON.stringify(hostile));
+          } catch (error) {
+            codes.push(isIsogateError(error) ? error.code : String(error));
+          }
+        }
+      })();
+      assert.equal(await callControl(control.path, 'status'), 'up');
+      await emits;
+      await waitFor(() => ticks >= 2);
+    } finally {
+      clearInterval(timer);
+    }
+    assert.deepEqual(codes, Array(20).fill('E_MESSAGE'));
+    router.emit('dev.t.hostile', 'out', 'aaaa', '"aaaa"');
+    await waitFor(() => received.length === 1);
+    assert.deepEqual(received, ['aaaa']);
+    assert.equal(router.endpointCounters()['dev.t.hostile:out']?.invalid, 20);
+  });
+
+  it('refuses a message nested past the bound with E_DOCUMENT_LIMIT and delivers nothing', async () => {
+    let deep: unknown = [];
+    for (let i = 0; i < 2000; i += 1) deep = [deep];
+    // As an app sends it: JSON text, parsed by the sandbox (which does not recurse), then routed.
+    const text = '['.repeat(2001) + ']'.repeat(2001);
+    assert.throws(() => router.emit('dev.t.hostile', 'free', JSON.parse(text), text), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT') && /32 levels/.test(error.message));
+    // Without the text the router would have to serialise it, which is where it used to overflow.
+    assert.throws(() => router.emit('dev.t.hostile', 'free', deep), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT'));
+    router.emit('dev.t.hostile', 'free', [[1]], '[[1]]');
+    await waitFor(() => received.length === 1);
+    assert.deepEqual(received, [[[1]]]);
+    assert.equal(router.endpointCounters()['dev.t.hostile:free']?.invalid, 2);
+  });
+});
