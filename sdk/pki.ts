@@ -227,14 +227,25 @@ export interface VerifiedCertificate extends CertificateDetails {
   issuingCa: { subject: string; spkiSha256: string };
 }
 
-/** Why pkijs found no acceptable path, in the reasons this module has always used. */
-function pathFailure(chain: X509Certificate[], time: number, message: string): never {
-  for (const [index, cert] of chain.entries()) {
+/**
+ * Why pkijs found no acceptable path, as precisely as can be said: a validity window, else the
+ * project's rule the chain as presented breaks (pkijs refuses some of those itself, with a
+ * vaguer message), else no path to a trusted root. The refusal is decided already; this only
+ * words it.
+ */
+function pathFailure(chain: PathCertificate[], roots: PathCertificate[], usage: CertificatePurpose, time: number, message: string): never {
+  for (const [index, { node: cert }] of chain.entries()) {
     const role = index === 0 ? 'signer certificate' : `intermediate certificate ${index}`;
     if (time < new Date(cert.validFrom).getTime()) throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) is not valid before ${cert.validFrom}`, { reason: 'not-yet-valid' });
     if (time > new Date(cert.validTo).getTime()) throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) expired on ${cert.validTo}`, { reason: 'expired' });
   }
-  throw fail('E_CERTIFICATE', `The certificate chain of ${oneLine(chain[0]!.subject)} does not lead to a trusted root: ${message}`, { reason: 'untrusted-root' });
+  // Names and signatures only: Node's checkIssued also applies keyUsage, a rule worded below.
+  const issuedBy = (cert: X509Certificate, issuer: X509Certificate): boolean => cert.issuer === issuer.subject && cert.verify(issuer.publicKey);
+  const links = chain.every((cert, index) => index === 0 || issuedBy(chain[index - 1]!.node, cert.node));
+  const top = chain[chain.length - 1]!.node;
+  const anchor = roots.find((root) => root.node.fingerprint256 === top.fingerprint256 || issuedBy(top, root.node));
+  if (links && anchor) checkCertificatePolicy(anchor.node.fingerprint256 === top.fingerprint256 ? chain : [...chain, anchor], usage);
+  throw fail('E_CERTIFICATE', `The certificate chain of ${oneLine(chain[0]!.node.subject)} does not lead to a trusted root: ${message}`, { reason: 'untrusted-root' });
 }
 
 /**
@@ -249,26 +260,25 @@ export async function verifyCertificateChain(chainPem: string[], trustRootsPem: 
   if (chainPem.length > MAX_CHAIN) throw fail('E_CERTIFICATE', `The certificate chain is longer than ${MAX_CHAIN}`);
   const chain = chainPem.map(x509);
   const roots = trustRootsPem.map(x509);
-  const byParsed = new Map<pkijs.Certificate, X509Certificate>();
-  const parse = (cert: X509Certificate): pkijs.Certificate => {
-    const parsed = parsePkijs(cert);
-    byParsed.set(parsed, cert);
-    return parsed;
-  };
+  const presented = chain.map((node) => ({ parsed: parsePkijs(node), node }));
+  const anchors = roots.map((node) => ({ parsed: parsePkijs(node), node }));
+  const byParsed = new Map<pkijs.Certificate, X509Certificate>([...presented, ...anchors].map((cert) => [cert.parsed, cert.node]));
   const validator = new pkijs.CertificateChainValidationEngine({
-    trustedCerts: roots.map(parse),
+    trustedCerts: anchors.map((cert) => cert.parsed),
     // pkijs takes the last certificate of `certs` as the end entity.
-    certs: chain.map(parse).reverse(),
+    certs: presented.map((cert) => cert.parsed).reverse(),
     checkDate: now,
   });
   let result: pkijs.CertificateChainValidationEngineVerifyResult;
   try {
     result = await validator.verify({}, engine());
   } catch (error) {
-    return pathFailure(chain, now.getTime(), (error as Error).message);
+    // pkijs throws either an Error or its own { resultMessage } result.
+    const reason = error as { resultMessage?: string; message?: string };
+    return pathFailure(presented, anchors, usage, now.getTime(), reason.resultMessage ?? reason.message ?? String(error));
   }
   if (!result.result || !result.certificatePath || result.certificatePath.length < 2) {
-    return pathFailure(chain, now.getTime(), result.resultMessage || 'no valid path');
+    return pathFailure(presented, anchors, usage, now.getTime(), result.resultMessage || 'no valid path');
   }
   const path: PathCertificate[] = result.certificatePath.map((parsed) => ({ parsed, node: byParsed.get(parsed)! }));
   if (path.some((cert) => !cert.node) || path[0]!.node.fingerprint256 !== chain[0]!.fingerprint256) {
