@@ -244,6 +244,9 @@ function pathFailure(chain: PathCertificate[], roots: PathCertificate[], usage: 
   const links = chain.every((cert, index) => index === 0 || issuedBy(chain[index - 1]!.node, cert.node));
   const top = chain[chain.length - 1]!.node;
   const anchor = roots.find((root) => root.node.fingerprint256 === top.fingerprint256 || issuedBy(top, root.node));
+  if (anchor && (time < new Date(anchor.node.validFrom).getTime() || time > new Date(anchor.node.validTo).getTime())) {
+    throw fail('E_CERTIFICATE', `The trusted root certificate (${oneLine(anchor.node.subject)}) is outside its validity period`, { reason: 'root-expired' });
+  }
   if (links && anchor) checkCertificatePolicy(anchor.node.fingerprint256 === top.fingerprint256 ? chain : [...chain, anchor], usage);
   throw fail('E_CERTIFICATE', `The certificate chain of ${oneLine(chain[0]!.node.subject)} does not lead to a trusted root: ${message}`, { reason: 'untrusted-root' });
 }

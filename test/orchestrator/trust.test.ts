@@ -89,6 +89,9 @@ describe('orchestrator trust: who signed what', function () {
       const first = await orchestrator.install(PLANT_APP);
       await routePlantToUplink();
       await orchestrator.uninstall(PLANT_APP);
+      const uninstalled = audit.records.at(-1)!;
+      assert.equal(uninstalled.event, 'uninstallSucceeded');
+      assert.deepEqual(uninstalled.details!.signer, { subject: first.record.signer!.subject, issuer: first.record.signer!.issuer, spkiSha256: first.record.signer!.spkiSha256 });
 
       // The attacker: a valid certificate from the same store root, a higher version, the victim's publisher text.
       await publish(chains.secondPublisher, { version: '2.0.0' });
