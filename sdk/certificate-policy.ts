@@ -144,9 +144,9 @@ export function checkCertificatePolicy(path: readonly PathCertificate[], purpose
     checkKey(cert, role);
     checkIdentifiers(cert, extensions, role, index === path.length - 1);
     if (index === 0) {
-      if (extensions.isCa || extensions.pathLength !== undefined || extensions.keyUsage?.has('keyCertSign')) {
-        if (purpose !== 'server' || !extensions.isCa) refuse('leaf-not-ca', `The signer certificate (${name(cert)}) is a CA certificate`);
-      }
+      const caLike = extensions.isCa || extensions.pathLength !== undefined || extensions.keyUsage?.has('keyCertSign') === true;
+      // A TLS server may present a CA certificate as its own (some appliances do); a signer or a client may not.
+      if (caLike && !(purpose === 'server' && extensions.isCa)) refuse('leaf-not-ca', `The signer certificate (${name(cert)}) is a CA certificate`);
       if (!extensions.keyUsage) refuse('leaf-key-usage', `The signer certificate (${name(cert)}) has no keyUsage extension`);
       if (!extensions.keyUsage.has('digitalSignature')) {
         refuse('leaf-key-usage', `The signer certificate (${name(cert)}) does not allow digital signatures (its keyUsage is ${[...extensions.keyUsage].join(', ') || 'empty'})`);
