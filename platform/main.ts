@@ -13,12 +13,14 @@ import type { GatewayServices, GatewayStatus, InstalledAppView } from './api/ser
 import { FileAuditLog } from './audit/index.js';
 import { ensureDemoCredentials, type DemoCredentials } from './bootstrap/demo-credentials.js';
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
+import { ensurePlatformRoot } from './bootstrap/platform-root.js';
 import { ConfigStore } from './config/index.js';
 import { openDataDirectory, ensureOwnDirectory } from './datadir/index.js';
 import { FileDeviceKeyProvider, type DeviceKeyProvider } from './device/index.js';
 import { AddressPolicy, CertificateStore, EgressService } from './egress/index.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
+import { originOf } from './integrity/index.js';
 import { HttpStoreClient, Orchestrator, type InstalledApp } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import { createAppSandbox } from './sandbox/index.js';
@@ -39,6 +41,13 @@ export interface GatewayOptions {
   storeDataDir?: string;
   /** Where the device's master key comes from; by default a 0600 key file in DATA/device. */
   deviceKeys?: DeviceKeyProvider;
+  /**
+   * The root the platform's own packages chain to, distinct from the store's. Without it the
+   * gateway makes one on first start in DATA/platform-ca (the demo's stand-in for a vendor key).
+   */
+  platformTrustRootFile?: string;
+  /** A directory of the gateway's image with pre-installed packages (*.igp), installed at start when absent. */
+  imageDir?: string;
   /** Port of the REST API and web UI (arrive with the admin UI milestone). */
   port?: number;
 }
@@ -97,6 +106,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       trustRootsPem = [embedded.rootCertPem];
     }
 
+    const platformTrustRootsPem = [options.platformTrustRootFile
+      ? await fs.readFile(options.platformTrustRootFile, 'utf8').catch((error: Error) => {
+        throw fail('E_OPTION', `The platform root ${options.platformTrustRootFile} cannot be read: ${error.message}`);
+      })
+      : await fs.readFile((await ensurePlatformRoot(dir('platform-ca'))).rootCertFile, 'utf8')];
+
     const logs = new AppLogs({ root: dir('logs') });
     closers.push(() => logs.close());
     const appLog = (packageId: string, level: LogLevelCode, message: string): void => logs.writer(packageId).write(level, message, 'platform');
@@ -121,7 +136,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     closers.push(() => router.close());
 
     orchestrator = await Orchestrator.open({
-      dataDir, config, audit, keys, trustRootsPem,
+      dataDir, config, audit, keys, trustRootsPem, platformTrustRootsPem,
       store: new HttpStoreClient({ url: storeUrl, maxPackageBytes: MAX_PACKAGE_BYTES }),
       beforeUninstall: [
         (id) => launcher!.forget(id),
@@ -134,6 +149,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
     closers.push(() => orchestrator!.close());
     const installed = orchestrator;
+    if (options.imageDir) await installImagePackages(installed, options.imageDir);
 
     const hostFor = (app: InstalledApp): AppHost => {
       const id = app.packageId;
@@ -160,7 +176,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       apps: installed,
       platformSdkVersion: SDK_VERSION,
       verifyIntegrity: (app) => installed.verifyIntegrity(app.packageId),
-      createSandbox: (app, files, onFailure) => createAppSandbox({ manifest: (app as InstalledApp).manifest, files, host: hostFor(installed.get(app.packageId)!), onFailure }),
+      createSandbox: (app, files, onFailure) => {
+        const record = installed.get(app.packageId)!;
+        return createAppSandbox({ manifest: record.manifest, files, host: hostFor(record), origin: originOf(record.record), onFailure });
+      },
     });
     const running = launcher;
     closers.push(() => running.shutdown());
@@ -228,13 +247,33 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 }
 
+/**
+ * Installs the image's packages that are not installed yet. One that fails verification is
+ * audited by the orchestrator and reported here; the gateway still starts.
+ */
+async function installImagePackages(orchestrator: Orchestrator, imageDir: string): Promise<void> {
+  const names = await fs.readdir(imageDir).catch((error: Error) => {
+    throw fail('E_OPTION', `The image directory ${imageDir} cannot be read: ${error.message}`);
+  });
+  for (const name of names.filter((file) => file.endsWith('.igp')).sort()) {
+    try {
+      await orchestrator.installFromImage(path.join(imageDir, name));
+    } catch (error) {
+      const coded = toIsogateError(error);
+      if (coded.code !== 'E_ALREADY_INSTALLED') process.stderr.write(`image package ${name}: ${coded.code}: ${coded.message}\n`);
+    }
+  }
+}
+
 function installedAppView(app: InstalledApp, launcher: Launcher): InstalledAppView {
   const info = launcher.status(app.packageId);
   const rules = { auto: 'auto', none: 'manual', forbidden: 'blocked' } as const;
   return {
     package_id: app.packageId,
     name: app.manifest.name,
-    publisher: app.manifest.publisher,
+    publisher: app.record.signer?.subject ?? 'unsigned',
+    publisher_claim: app.manifest.publisher,
+    origin: originOf(app.record),
     version: app.version,
     type: app.manifest.type,
     status: info.status,
@@ -245,7 +284,10 @@ function installedAppView(app: InstalledApp, launcher: Launcher): InstalledAppVi
     restarts: info.restarts,
     ...(info.lastError ? { last_error: info.lastError } : {}),
     signature: app.record.signer ? 'verified' : 'unsigned',
-    signer: app.record.signer && { subject: app.record.signer.subject, issuer: app.record.signer.issuer, fingerprint256: app.record.signer.fingerprint256, validTo: app.record.signer.validTo },
+    signer: app.record.signer && {
+      subject: app.record.signer.subject, issuer: app.record.signer.issuer, fingerprint256: app.record.signer.fingerprint256,
+      spkiSha256: app.record.signer.spkiSha256 ?? null, validTo: app.record.signer.validTo,
+    },
     installed_at: app.record.installedAt,
     manifest: app.manifest,
   };

@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   E_FILE_SET: { status: 422, summary: 'The package files differ from the signed file list.' },
   E_SIGNATURE: { status: 422, summary: 'The package signature could not be verified.' },
   E_CERTIFICATE: { status: 422, summary: 'A certificate is not acceptable.' },
+  E_SIGNER_MISMATCH: { status: 409, summary: 'The package id is bound to another signer; the admin must forget the binding first.' },
+  E_RESERVED_CAPABILITY: { status: 403, summary: "The package claims a capability only the platform's own apps may hold." },
   E_BUILD: { status: 422, summary: 'The app could not be built.' },
   E_SCHEMA_PATTERN: { status: 422, summary: "A regular expression in a package's schema cannot run on the gateway's linear-time engine (RE2)." },
   E_SCHEMA_FORMAT: { status: 422, summary: "A package's schema uses a format the gateway does not check." },

@@ -13,6 +13,16 @@ export type EndpointFormat = 'json' | 'text' | 'binary';
 export type EgressProtocol = 'https' | 'tls' | 'mqtts';
 export type NetworkZone = 'lan' | 'wan';
 export type Capability = 'traffic.inspect' | 'traffic.block';
+
+/**
+ * Capabilities only the platform's own apps may hold: decided by where a package comes from
+ * (the gateway's image, signed by a platform root), never by its id, name or publisher text.
+ */
+export const RESERVED_CAPABILITIES: ReadonlySet<Capability> = new Set(['traffic.inspect', 'traffic.block']);
+
+export function reservedCapabilitiesOf(manifest: Pick<AppManifest, 'capabilities'>): Capability[] {
+  return (manifest.capabilities ?? []).filter((capability) => RESERVED_CAPABILITIES.has(capability));
+}
 export type AppType = 'service' | 'connector' | 'security' | 'debug';
 
 export interface EndpointDeclaration {

@@ -1,11 +1,12 @@
 /**
- * Keys and X.509 certificates. Node's crypto generates keys and verifies chains natively
- * (fast, constant-time, no hand-written crypto); node-forge is used only to *create*
- * certificates and CSRs, which Node cannot do, and to read the keyUsage bits Node does not
- * expose.
+ * Keys and X.509 certificates. Node's crypto generates keys; pkijs validates certificate
+ * paths (with Node's WebCrypto underneath) and sdk/certificate-policy.ts adds the project's
+ * rules; node-forge is used only to *create* RSA certificates and CSRs, which Node cannot do.
  */
-import { createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
+import * as pkijs from 'pkijs';
+import { checkCertificatePolicy, type CertificatePurpose, type PathCertificate } from './certificate-policy.js';
 import { fail } from './errors.js';
 
 export interface DistinguishedName {
@@ -136,6 +137,8 @@ export interface CertificateDetails {
   validFrom: string;
   validTo: string;
   fingerprint256: string;
+  /** SHA-256 of the certified public key (DER SubjectPublicKeyInfo), hex. */
+  spkiSha256: string;
   isCa: boolean;
   /** Extended key usages by name: codeSigning, serverAuth, clientAuth, ... */
   extKeyUsage: string[];
@@ -171,6 +174,7 @@ export function certificateDetails(pem: string): CertificateDetails {
     validFrom: new Date(cert.validFrom).toISOString(),
     validTo: new Date(cert.validTo).toISOString(),
     fingerprint256: cert.fingerprint256,
+    spkiSha256: spkiSha256(cert),
     isCa: cert.ca,
     extKeyUsage: (cert.keyUsage ?? []).map((oid) => EKU_NAMES[oid] ?? oid),
     altNames: (cert.subjectAltName ?? '').split(', ').filter(Boolean).map((entry) => entry.replace(/^(DNS|IP Address):/, '')),
@@ -195,59 +199,97 @@ export function parseCertificates(input: string | Uint8Array): string[] {
   }
 }
 
-/** keyUsage bits Node does not expose; undefined when the extension is absent. */
-function keyUsageOf(pem: string): { digitalSignature: boolean; keyCertSign: boolean } | undefined {
+const MAX_CHAIN = 5;
+
+/** The engine pkijs verifies signatures with: Node's own WebCrypto, in whichever thread runs this. */
+let cryptoEngine: pkijs.CryptoEngine | undefined;
+function engine(): pkijs.CryptoEngine {
+  cryptoEngine ??= new pkijs.CryptoEngine({ name: 'node-webcrypto', crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'] });
+  return cryptoEngine;
+}
+
+function parsePkijs(cert: X509Certificate): pkijs.Certificate {
   try {
-    const extension = forge.pki.certificateFromPem(pem).getExtension('keyUsage') as { digitalSignature?: boolean; keyCertSign?: boolean } | null;
-    return extension ? { digitalSignature: extension.digitalSignature === true, keyCertSign: extension.keyCertSign === true } : undefined;
-  } catch {
-    // forge reads RSA certificates only; for other keys the extension check is skipped here
-    // and the extended key usage (which Node reads) still decides.
-    return undefined;
+    return pkijs.Certificate.fromBER(new Uint8Array(cert.raw));
+  } catch (error) {
+    throw fail('E_CERTIFICATE', `Not a readable X.509 certificate: ${(error as Error).message}`);
   }
 }
 
-const MAX_CHAIN = 5;
-const USAGE_EKU = { 'code-signing': 'codeSigning', server: 'serverAuth', client: 'clientAuth' } as const;
+/** SHA-256 of the DER SubjectPublicKeyInfo, lower-case hex: the key's identity, whatever certifies it. */
+export function spkiSha256(cert: X509Certificate | string): string {
+  const node = typeof cert === 'string' ? x509(cert) : cert;
+  return createHash('sha256').update(node.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+export interface VerifiedCertificate extends CertificateDetails {
+  /** The CA certificate that issued the leaf, as the validated path has it. */
+  issuingCa: { subject: string; spkiSha256: string };
+}
 
 /**
- * Verifies chain[0] (the leaf) up through chain[1..] to one of `trustRootsPem` at `now`:
- * signatures, validity windows, issuers being CAs, and the leaf's usage. Returns the leaf's
- * details or throws E_CERTIFICATE with the reason.
+ * Why pkijs found no acceptable path, as precisely as can be said: a validity window, else the
+ * project's rule the chain as presented breaks (pkijs refuses some of those itself, with a
+ * vaguer message), else no path to a trusted root. The refusal is decided already; this only
+ * words it.
  */
-export function verifyCertificateChain(chainPem: string[], trustRootsPem: string[], usage: 'code-signing' | 'server' | 'client', now: Date = new Date()): CertificateDetails {
+function pathFailure(chain: PathCertificate[], roots: PathCertificate[], usage: CertificatePurpose, time: number, message: string): never {
+  for (const [index, { node: cert }] of chain.entries()) {
+    const role = index === 0 ? 'signer certificate' : `intermediate certificate ${index}`;
+    if (time < new Date(cert.validFrom).getTime()) throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) is not valid before ${cert.validFrom}`, { reason: 'not-yet-valid' });
+    if (time > new Date(cert.validTo).getTime()) throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) expired on ${cert.validTo}`, { reason: 'expired' });
+  }
+  // Names and signatures only: Node's checkIssued also applies keyUsage, a rule worded below.
+  const issuedBy = (cert: X509Certificate, issuer: X509Certificate): boolean => cert.issuer === issuer.subject && cert.verify(issuer.publicKey);
+  const links = chain.every((cert, index) => index === 0 || issuedBy(chain[index - 1]!.node, cert.node));
+  const top = chain[chain.length - 1]!.node;
+  const anchor = roots.find((root) => root.node.fingerprint256 === top.fingerprint256 || issuedBy(top, root.node));
+  if (anchor && (time < new Date(anchor.node.validFrom).getTime() || time > new Date(anchor.node.validTo).getTime())) {
+    throw fail('E_CERTIFICATE', `The trusted root certificate (${oneLine(anchor.node.subject)}) is outside its validity period`, { reason: 'root-expired' });
+  }
+  if (links && anchor) checkCertificatePolicy(anchor.node.fingerprint256 === top.fingerprint256 ? chain : [...chain, anchor], usage);
+  throw fail('E_CERTIFICATE', `The certificate chain of ${oneLine(chain[0]!.node.subject)} does not lead to a trusted root: ${message}`, { reason: 'untrusted-root' });
+}
+
+/**
+ * Verifies chain[0] (the leaf) through the certificates after it to one of `trustRootsPem` at
+ * `now`. pkijs' chain validation engine builds the path and checks signatures, names and
+ * validity windows; the project's rules (sdk/certificate-policy.ts) then apply to the path it
+ * built. Returns the leaf's details and its issuing CA, or throws E_CERTIFICATE whose
+ * details.reason says why.
+ */
+export async function verifyCertificateChain(chainPem: string[], trustRootsPem: string[], usage: CertificatePurpose, now: Date = new Date()): Promise<VerifiedCertificate> {
   if (chainPem.length === 0) throw fail('E_CERTIFICATE', 'There is no signer certificate');
   if (chainPem.length > MAX_CHAIN) throw fail('E_CERTIFICATE', `The certificate chain is longer than ${MAX_CHAIN}`);
   const chain = chainPem.map(x509);
   const roots = trustRootsPem.map(x509);
-  const time = now.getTime();
-  for (const [index, cert] of chain.entries()) {
-    const role = index === 0 ? 'signer certificate' : `intermediate certificate ${index}`;
-    if (time < new Date(cert.validFrom).getTime()) throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) is not valid before ${cert.validFrom}`, { reason: 'not-yet-valid' });
-    if (time > new Date(cert.validTo).getTime()) throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) expired on ${cert.validTo}`, { reason: 'expired' });
-    if (index > 0 && !cert.ca) throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) is not a CA certificate`, { reason: 'issuer-not-ca' });
-    const next = chain[index + 1];
-    if (next && !(cert.checkIssued(next) && cert.verify(next.publicKey))) {
-      throw fail('E_CERTIFICATE', `The ${role} is not signed by the next certificate in the chain`, { reason: 'broken-chain' });
-    }
+  const presented = chain.map((node) => ({ parsed: parsePkijs(node), node }));
+  const anchors = roots.map((node) => ({ parsed: parsePkijs(node), node }));
+  const byParsed = new Map<pkijs.Certificate, X509Certificate>([...presented, ...anchors].map((cert) => [cert.parsed, cert.node]));
+  const validator = new pkijs.CertificateChainValidationEngine({
+    trustedCerts: anchors.map((cert) => cert.parsed),
+    // pkijs takes the last certificate of `certs` as the end entity.
+    certs: presented.map((cert) => cert.parsed).reverse(),
+    checkDate: now,
+  });
+  let result: pkijs.CertificateChainValidationEngineVerifyResult;
+  try {
+    result = await validator.verify({}, engine());
+  } catch (error) {
+    // pkijs throws either an Error or its own { resultMessage } result.
+    const reason = error as { resultMessage?: string; message?: string };
+    return pathFailure(presented, anchors, usage, now.getTime(), reason.resultMessage ?? reason.message ?? String(error));
   }
-  const top = chain[chain.length - 1]!;
-  const anchor = roots.find((root) => top.fingerprint256 === root.fingerprint256 || (top.checkIssued(root) && top.verify(root.publicKey)));
-  if (!anchor) throw fail('E_CERTIFICATE', `The certificate chain of ${oneLine(chain[0]!.subject)} does not lead to a trusted root`, { reason: 'untrusted-root' });
-  if (time > new Date(anchor.validTo).getTime() || time < new Date(anchor.validFrom).getTime()) {
-    throw fail('E_CERTIFICATE', 'The trusted root certificate is outside its validity period', { reason: 'root-expired' });
+  if (!result.result || !result.certificatePath || result.certificatePath.length < 2) {
+    return pathFailure(presented, anchors, usage, now.getTime(), result.resultMessage || 'no valid path');
   }
-  const leaf = chain[0]!;
-  const details = certificateDetails(chainPem[0]!);
-  if (leaf.ca && usage !== 'server') throw fail('E_CERTIFICATE', 'A CA certificate cannot sign packages or act as a client', { reason: 'leaf-is-ca' });
-  if (!details.extKeyUsage.includes(USAGE_EKU[usage])) {
-    throw fail('E_CERTIFICATE', `The certificate of ${details.subject} lacks the ${USAGE_EKU[usage]} extended key usage`, { reason: 'wrong-usage' });
+  const path: PathCertificate[] = result.certificatePath.map((parsed) => ({ parsed, node: byParsed.get(parsed)! }));
+  if (path.some((cert) => !cert.node) || path[0]!.node.fingerprint256 !== chain[0]!.fingerprint256) {
+    throw fail('E_CERTIFICATE', `The certificate chain of ${oneLine(chain[0]!.subject)} did not validate as a path from the signer certificate`, { reason: 'broken-chain' });
   }
-  const keyUsage = keyUsageOf(chainPem[0]!);
-  if (keyUsage && !keyUsage.digitalSignature) {
-    throw fail('E_CERTIFICATE', `The certificate of ${details.subject} does not allow digital signatures`, { reason: 'wrong-usage' });
-  }
-  return details;
+  checkCertificatePolicy(path, usage);
+  const issuer = path[1]!.node;
+  return { ...certificateDetails(chainPem[0]!), issuingCa: { subject: oneLine(issuer.subject), spkiSha256: spkiSha256(issuer) } };
 }
 
 /** True when `keyPem` is the private key of `certPem`. */

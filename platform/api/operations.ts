@@ -81,6 +81,14 @@ export const OPERATIONS: Record<string, Operation> = {
       return { package_id: id, uninstalled: true };
     },
   },
+  'apps.forget': {
+    summary: "Forget the signer an uninstalled app's id is bound to, so that another signer may install that id",
+    params: params({ id: PACKAGE_ID }, ['id']),
+    run: async ({ orchestrator }, { id }: { id: string }) => {
+      const binding = await orchestrator.forgetSigner(id);
+      return { package_id: id, forgotten: true, signer: { subject: binding.subject, issuer: binding.issuer, spkiSha256: binding.spkiSha256 } };
+    },
+  },
   'apps.start': {
     summary: 'Start an installed app',
     params: params({ id: PACKAGE_ID }, ['id']),

@@ -27,7 +27,11 @@ export interface GatewayStatus {
 export interface InstalledAppView {
   package_id: string;
   name: string;
+  /** The verified signer's subject ('unsigned' without one): what ISSUER shows. Never the manifest's text. */
   publisher: string;
+  /** The manifest's free-text publisher: a claim nobody checked. */
+  publisher_claim: string;
+  origin: 'store' | 'image';
   version: string;
   type: string;
   status: string;
@@ -38,7 +42,7 @@ export interface InstalledAppView {
   restarts: number;
   last_error?: { code: string; message: string; at: string };
   signature: 'verified' | 'unsigned';
-  signer: { subject: string; issuer: string; fingerprint256: string; validTo: string } | null;
+  signer: { subject: string; issuer: string; fingerprint256: string; spkiSha256: string | null; validTo: string } | null;
   installed_at: string;
   manifest: unknown;
 }

@@ -27,6 +27,8 @@ export const AUDIT_EVENTS = {
   auditRunningOut: system('Audit: Audit log is running out of space', 'The audit log will be overwritten after <number or entries>', 'Warning', 'System: Audit'),
   logExport: system('admin: Log export', 'The log is exported', 'Informational', 'Administrator'),
   logExportError: system('admin: Log export error', 'Failed to export the log', 'Warning', 'Administrator'),
+  // Not in the manual (it has no publisher bindings); worded after its admin events.
+  signerForgotten: system('admin: Forgetting the application publisher', 'The publisher bound to the application <application name> is forgotten; the next installation binds a new publisher', 'Warning', 'Administrator'),
 
   uploadAppCertificate: system('KscController: Uploading the application certificate', 'Application certificate is uploaded to the certificate storage', 'Informational', 'System: KscController'),
 

@@ -14,10 +14,10 @@ import { formatBytes, ProgressLine, table } from './format.js';
 
 const USAGE = `isogate — the gateway's application platform
 
-  isogate start [--data DIR] [--port N] [--store URL --trust ROOT | --store-data DIR] [--demo]
+  isogate start [--data DIR] [--port N] [--store URL --trust ROOT | --store-data DIR] [--platform-trust ROOT] [--image DIR] [--demo]
   isogate status
   isogate apps available | list
-  isogate apps install ID [--version V] | uninstall ID | start ID | stop ID
+  isogate apps install ID [--version V] | uninstall ID | forget ID | start ID | stop ID
   isogate apps rule ID auto|manual|blocked | log-level ID 0-5
   isogate apps logs ID [-o FILE]
   isogate apps config ID [--set FILE | --merge FILE | KEY VALUE]
@@ -102,6 +102,11 @@ async function apps(args: string[]): Promise<void> {
       const [id] = need(inv, 1, 'uninstall ID');
       const result = await call(inv, 'apps.uninstall', { id });
       return print(inv, result, () => `Uninstalled ${escapeControls(id!)}`);
+    }
+    case 'forget': {
+      const [id] = need(inv, 1, 'forget ID');
+      const result = await call(inv, 'apps.forget', { id });
+      return print(inv, result, () => `Forgot the signer of ${id} (${result.signer.subject}); the next installation of ${id} binds its signer`);
     }
     case 'start':
     case 'stop': {
@@ -297,7 +302,8 @@ async function audit(args: string[]): Promise<void> {
 }
 
 async function start(args: string[], demo: boolean): Promise<void> {
-  const inv = parse(args, { port: { type: 'string' }, store: { type: 'string' }, trust: { type: 'string' }, 'store-data': { type: 'string' }, demo: { type: 'boolean' }, host: { type: 'string' } });
+  const inv = parse(args, { port: { type: 'string' }, store: { type: 'string' }, trust: { type: 'string' }, 'store-data': { type: 'string' }, demo: { type: 'boolean' }, host: { type: 'string' },
+    'platform-trust': { type: 'string' }, image: { type: 'string' } });
   need(inv, 0, 'no positional arguments');
   if (Boolean(inv.values.store) !== Boolean(inv.values.trust)) throw fail('E_USAGE', '--store and --trust go together');
   if (inv.values.store && inv.values['store-data']) throw fail('E_USAGE', '--store-data is the embedded store\'s directory; with --store no embedded store runs');
@@ -309,6 +315,8 @@ async function start(args: string[], demo: boolean): Promise<void> {
     ...(port === undefined ? {} : { port }),
     ...(inv.values.store ? { storeUrl: String(inv.values.store), trustRootFile: String(inv.values.trust) } : {}),
     ...(inv.values['store-data'] ? { storeDataDir: String(inv.values['store-data']) } : {}),
+    ...(inv.values['platform-trust'] ? { platformTrustRootFile: String(inv.values['platform-trust']) } : {}),
+    ...(inv.values.image ? { imageDir: path.resolve(String(inv.values.image)) } : {}),
     demo: demo || inv.values.demo === true,
     json: inv.json,
   });

@@ -16,6 +16,20 @@ export interface SignerSummary {
   serialNumber: string;
   fingerprint256: string;
   validTo: string;
+  /** The signer's and its issuing CA's public keys (SHA-256 of DER SPKI); absent in 0.1.0 records. */
+  spkiSha256?: string;
+  issuerSpkiSha256?: string;
+}
+
+/**
+ * Where an installed package came from: the store, or the gateway's own image (signed by a
+ * platform root store publishers do not have). Only `image` apps may hold reserved
+ * capabilities. Records written by 0.1.0 have no origin and are `store`.
+ */
+export type AppOrigin = 'store' | 'image';
+
+export function originOf(record: Pick<IntegrityRecord, 'origin'>): AppOrigin {
+  return record.origin === 'image' ? 'image' : 'store';
 }
 
 export interface IntegrityRecord {
@@ -26,29 +40,30 @@ export interface IntegrityRecord {
   /** package path -> SHA-256 hex: exactly the signed set. */
   digests: Record<string, string>;
   signer: SignerSummary | null;
+  origin?: AppOrigin;
   mac: string;
 }
 
 export type UnsignedRecord = Omit<IntegrityRecord, 'mac'>;
 
 /** Canonical bytes the MAC covers: keys sorted at every level, so the JSON layout cannot matter. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
 }
 
 export function sealRecord(record: UnsignedRecord, keys: DeviceKeys): IntegrityRecord {
-  return { ...record, mac: keys.mac('integrity', record.package_id, canonical(record)) };
+  return { ...record, mac: keys.mac('integrity', record.package_id, canonicalJson(record)) };
 }
 
 export function recordIsAuthentic(record: IntegrityRecord, keys: DeviceKeys): boolean {
   const { mac, ...rest } = record;
-  return typeof mac === 'string' && keys.verifyMac('integrity', record.package_id, canonical(rest), mac);
+  return typeof mac === 'string' && keys.verifyMac('integrity', record.package_id, canonicalJson(rest), mac);
 }
 
 export interface IntegrityViolation {

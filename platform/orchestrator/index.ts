@@ -4,3 +4,5 @@ export { HttpStoreClient } from './store-client.js';
 export type { CatalogEntry, DownloadProgress, StoreClient } from './store-client.js';
 export { WorkerPackageVerifier } from './verifier.js';
 export type { PackageVerifier, VerifyTask } from './verifier.js';
+export { SIGNER_BINDINGS_FILE, SignerBindings } from './signer-bindings.js';
+export type { SignerBinding, SignerIdentity } from './signer-bindings.js';

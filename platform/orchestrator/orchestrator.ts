@@ -9,13 +9,15 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import semver from 'semver';
 import { fail, isIsogateError, toIsogateError, type ErrorCode } from '../../sdk/errors.js';
-import { validateManifest, type AppManifest } from '../../sdk/manifest.js';
+import { reservedCapabilitiesOf, validateManifest, type AppManifest } from '../../sdk/manifest.js';
+import { readManifestUnverified, type SignerInfo, type VerifiedPackage } from '../../sdk/package/index.js';
 import type { Audit } from '../audit/index.js';
 import type { ApplicationEntry, ConfigStore } from '../config/index.js';
 import { APP_STATE } from '../config/index.js';
 import type { DeviceKeys } from '../device/index.js';
 import { DataDir, eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
-import { recordIsAuthentic, sealRecord, verifyInstalledFiles, type IntegrityRecord } from '../integrity/index.js';
+import { originOf, recordIsAuthentic, sealRecord, verifyInstalledFiles, type AppOrigin, type IntegrityRecord } from '../integrity/index.js';
+import { SignerBindings, type SignerBinding, type SignerIdentity } from './signer-bindings.js';
 import type { CatalogEntry, StoreClient } from './store-client.js';
 import { WorkerPackageVerifier, type PackageVerifier } from './verifier.js';
 
@@ -49,8 +51,13 @@ export interface OrchestratorOptions {
   /** Data directory: installed apps live in DATA/apps, work in progress in DATA/staging. */
   dataDir: string;
   store: StoreClient;
-  /** Roots a package signature must chain to. */
+  /** Roots a store package's signature must chain to. */
   trustRootsPem: string[];
+  /**
+   * Roots of the platform's own packages (pre-installed from the gateway's image): distinct
+   * from the store's roots, held by no store publisher. Without them nothing installs from an image.
+   */
+  platformTrustRootsPem?: string[];
   config: ConfigStore;
   audit: Audit;
   keys: DeviceKeys;
@@ -67,7 +74,7 @@ export interface OrchestratorOptions {
 export const ORCHESTRATOR_DEFAULTS = { maxApps: 20 } as const;
 
 /** Failures that mean "this package is not authentic": audited as signature errors (Critical). */
-const AUTHENTICITY_FAILURES = new Set<ErrorCode>(['E_SIGNATURE', 'E_CERTIFICATE', 'E_DIGEST', 'E_FILE_SET']);
+const AUTHENTICITY_FAILURES = new Set<ErrorCode>(['E_SIGNATURE', 'E_CERTIFICATE', 'E_DIGEST', 'E_FILE_SET', 'E_SIGNER_MISMATCH']);
 
 export interface OrchestratorEvents {
   installed: [InstalledApp];
@@ -77,6 +84,7 @@ export interface OrchestratorEvents {
 
 export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   readonly #options: Required<Omit<OrchestratorOptions, 'verifier'>> & { verifier: PackageVerifier };
+  #bindings!: SignerBindings;
   readonly #apps = new Map<string, InstalledApp>();
   readonly #busy = new Set<string>();
   /** Every file access below the data directory goes through it: no link there is followed. */
@@ -92,8 +100,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (!Array.isArray(options.trustRootsPem) || options.trustRootsPem.length === 0) {
       throw fail('E_OPTION', 'orchestrator option trustRootsPem must name at least one trusted root certificate');
     }
+    const storeRoots = new Set(options.trustRootsPem.map((pem) => createHash('sha256').update(pem.replace(/\s+/g, '')).digest('hex')));
+    if ((options.platformTrustRootsPem ?? []).some((pem) => storeRoots.has(createHash('sha256').update(pem.replace(/\s+/g, '')).digest('hex')))) {
+      throw fail('E_OPTION', "orchestrator option platformTrustRootsPem must not repeat a store root: the platform's roots are its own");
+    }
     this.#options = {
       maxApps,
+      platformTrustRootsPem: [],
       allowUnsigned: () => false,
       beforeUninstall: [],
       clock: () => new Date(),
@@ -105,7 +118,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   static async open(options: OrchestratorOptions): Promise<Orchestrator> {
     const orchestrator = new Orchestrator(options);
+    orchestrator.#bindings = await SignerBindings.open(options.dataDir, options.keys);
     await orchestrator.#reconcile();
+    // Every installed app is bound to its signer, also in a data directory written before
+    // bindings existed, and after a crash between an install's commit and its binding.
+    await orchestrator.#bindings.seed([...orchestrator.#apps.values()], [...options.trustRootsPem, ...(options.platformTrustRootsPem ?? [])], orchestrator.#options.clock());
     return orchestrator;
   }
 
@@ -275,11 +292,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await audit.record('downloadSucceeded', { 'application name': appName }, { packageId, bytes: entry.size });
 
       report('verify', entry.size, 70);
-      const verified = await this.#verify(download, path.join(work, 'package'), entry, appName);
+      const verified = await this.#verify(download, path.join(work, 'package'), entry, appName, 'store');
 
       report('install', entry.size, 90);
-      const app = await this.#commit(work, verified.manifest, verified.digests, verified.packageSha256, verified.signer);
-      await audit.record('installSucceeded', { 'application name': appName }, { packageId, version: app.version });
+      const app = await this.#commit(work, verified, 'store');
+      await audit.record('installSucceeded', { 'application name': appName }, { packageId, version: app.version, origin: 'store', signer: signerDetails(app.record) });
       report('done', entry.size, 100);
       this.emit('installed', app);
       return app;
@@ -291,30 +308,47 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
   }
 
-  async #verify(file: string, extractTo: string, entry: CatalogEntry, appName: string) {
+  /**
+   * Verifies a package against the roots of its origin only (the store's, or the platform's
+   * for an image), then the rules that need the verified manifest and signer: the catalog
+   * entry it was offered as, reserved capabilities, and the id's bound signer. Nothing is
+   * committed before all of them hold.
+   */
+  async #verify(file: string, extractTo: string, entry: { package_id: string; version: string }, appName: string, origin: AppOrigin): Promise<VerifiedPackage> {
     const audit = this.#options.audit;
     try {
+      const roots = origin === 'image' ? this.#options.platformTrustRootsPem : this.#options.trustRootsPem;
+      if (roots.length === 0) throw fail('E_SIGNATURE', 'No platform root is configured, so no package can be installed from the image');
       const verified = await this.#options.verifier.verify({
-        file, extractTo, trustRootsPem: this.#options.trustRootsPem,
-        allowUnsigned: this.#options.allowUnsigned(), now: this.#options.clock().getTime(),
+        file, extractTo, trustRootsPem: roots,
+        allowUnsigned: origin === 'store' && this.#options.allowUnsigned(), now: this.#options.clock().getTime(),
       });
       if (verified.manifest.package_id !== entry.package_id || verified.manifest.version !== entry.version) {
         throw fail('E_CATALOG_MISMATCH',
           `The package is ${verified.manifest.package_id} ${verified.manifest.version} but the catalog offered ${entry.package_id} ${entry.version}`,
           { expected: { package_id: entry.package_id, version: entry.version }, actual: { package_id: verified.manifest.package_id, version: verified.manifest.version } });
       }
+      const reserved = reservedCapabilitiesOf(verified.manifest);
+      if (reserved.length && origin !== 'image') {
+        throw fail('E_RESERVED_CAPABILITY', `${verified.manifest.package_id} claims ${reserved.join(', ')}, which only the platform's own apps (pre-installed from the gateway's image and signed by a platform root) may hold; a store package cannot. Nothing was installed.`,
+          { packageId: verified.manifest.package_id, capabilities: reserved });
+      }
+      this.#bindings.check(verified.manifest.package_id, signerIdentity(verified.signer));
       return verified;
     } catch (error) {
       const coded = toIsogateError(error);
       const event = AUTHENTICITY_FAILURES.has(coded.code) ? 'signatureError' : 'installError';
-      await audit.record(event, { 'application name': appName }, { packageId: entry.package_id, version: entry.version, code: coded.code, reason: coded.message });
+      await audit.record(event, { 'application name': appName }, {
+        packageId: entry.package_id, version: entry.version, origin, code: coded.code, reason: coded.message,
+        ...(coded.code === 'E_SIGNER_MISMATCH' ? { bound: coded.details.bound, offered: coded.details.offered } : {}),
+      });
       throw coded;
     }
   }
 
-  /** Staging -> apps/<id> in one rename, then the configuration entry; undone if that fails. */
-  async #commit(work: string, manifest: AppManifest, signedDigests: Record<string, string>,
-    packageSha256: string, signer: { subject: string; issuer: string; serialNumber: string; fingerprint256: string; validTo: string } | null): Promise<InstalledApp> {
+  /** Staging -> apps/<id> in one rename, then the configuration entry (undone if that fails), then the signer binding. */
+  async #commit(work: string, verified: VerifiedPackage, origin: AppOrigin): Promise<InstalledApp> {
+    const { manifest, digests: signedDigests, packageSha256, signer } = verified;
     const packageDir = path.join(work, 'package');
     // The signature files are not in the signed list; record their digests too so that the
     // launch-time check covers every file on disk, not only the signed ones.
@@ -331,7 +365,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       installedAt: this.#options.clock().toISOString(),
       packageSha256,
       digests,
-      signer: signer && { subject: signer.subject, issuer: signer.issuer, serialNumber: signer.serialNumber, fingerprint256: signer.fingerprint256, validTo: signer.validTo },
+      signer: signer && {
+        subject: signer.subject, issuer: signer.issuer, serialNumber: signer.serialNumber, fingerprint256: signer.fingerprint256, validTo: signer.validTo,
+        spkiSha256: signer.spkiSha256, ...(signer.issuingCa ? { issuerSpkiSha256: signer.issuingCa.spkiSha256 } : {}),
+      },
+      origin,
     }, this.#options.keys);
     await data.remove(data.relative(path.join(work, 'package.igp')));
     await writeJsonDurable(path.join(work, 'record.json'), record, { mode: 0o600, root: data });
@@ -349,7 +387,62 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       throw fail('E_INSTALL', `The configuration could not record ${manifest.name}: ${toIsogateError(error).message}`);
     }
     this.#apps.set(app.packageId, app);
+    // Should this write fail, the next start binds the id from the record just committed.
+    const identity = signerIdentity(signer);
+    if (identity) await this.#bindings.bind(app.packageId, identity, this.#options.clock());
     return app;
+  }
+
+  /**
+   * Installs one of the platform's own packages from a directory of the gateway's image,
+   * verified against the platform roots only: the one way an app gets origin `image` and
+   * with it the reserved capabilities its manifest claims.
+   */
+  async installFromImage(packageFile: string): Promise<InstalledApp> {
+    const manifest = await readImageManifest(packageFile);
+    const packageId = manifest.package_id;
+    if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
+    if (this.#apps.has(packageId)) throw fail('E_ALREADY_INSTALLED', `${manifest.name} ${this.#apps.get(packageId)!.version} is installed already`, { packageId });
+    if (this.#apps.size + this.#installsInProgress >= this.#options.maxApps) {
+      await this.#options.audit.record('installLimitError', { 'application name': manifest.name }, { packageId, limit: this.#options.maxApps });
+      throw fail('E_APP_LIMIT', `${this.#options.maxApps} apps are installed; uninstall one before installing ${manifest.name}`, { limit: this.#options.maxApps });
+    }
+    this.#busy.add(packageId);
+    this.#installsInProgress += 1;
+    const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
+    try {
+      await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
+      // The image's own file, read in place: the signature, not the path, makes it the platform's.
+      const verified = await this.#verify(packageFile, path.join(work, 'package'), manifest, manifest.name, 'image');
+      const app = await this.#commit(work, verified, 'image');
+      await this.#options.audit.record('installSucceeded', { 'application name': manifest.name }, { packageId, version: app.version, origin: 'image', signer: signerDetails(app.record) });
+      this.emit('installed', app);
+      return app;
+    } catch (error) {
+      await eraseTree(work, this.#data);
+      throw error;
+    } finally {
+      this.#installsInProgress -= 1;
+      this.#busy.delete(packageId);
+    }
+  }
+
+  /** The signer bound to a package id, installed or not. */
+  signerBinding(packageId: string): SignerBinding | undefined {
+    return this.#bindings.get(packageId);
+  }
+
+  /**
+   * `isogate apps forget ID`: drops the binding of an uninstalled app's id to its signer, so
+   * that another signer may install that id. Refused while the app is installed.
+   */
+  async forgetSigner(packageId: string): Promise<SignerBinding> {
+    if (this.#apps.has(packageId) || this.#busy.has(packageId)) {
+      throw fail('E_CONFLICT', `${packageId} is installed; uninstall it before forgetting its signer`, { packageId });
+    }
+    const binding = await this.#bindings.forget(packageId);
+    await this.#options.audit.record('signerForgotten', { 'application name': packageId }, { packageId, signer: binding });
+    return binding;
   }
 
   /**
@@ -365,7 +458,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const audit = this.#options.audit;
     const appName = app.manifest.name;
     try {
-      await audit.record('uninstallStarted', { 'application name': appName }, { packageId });
+      await audit.record('uninstallStarted', { 'application name': appName }, { packageId, signer: signerDetails(app.record) });
       try {
         for (const hook of this.#options.beforeUninstall) await hook(packageId);
         const trash = path.join(this.#trashDir, `${packageId}-${randomBytes(4).toString('hex')}`);
@@ -381,7 +474,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         if (isIsogateError(error)) throw error;
         throw fail('E_UNINSTALL', `${appName} could not be uninstalled: ${(error as Error).message}`);
       }
-      await audit.record('uninstallSucceeded', { 'application name': appName }, { packageId });
+      await audit.record('uninstallSucceeded', { 'application name': appName }, { packageId, origin: originOf(app.record), signer: signerDetails(app.record) });
       this.emit('uninstalled', packageId);
     } finally {
       this.#busy.delete(packageId);
@@ -405,5 +498,29 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   async close(): Promise<void> {
     await this.#options.verifier.close();
+  }
+}
+
+/** The verified signer as the binding compares it; null for an unsigned package. */
+function signerIdentity(signer: SignerInfo | null): SignerIdentity | null {
+  if (!signer) return null;
+  return {
+    subject: signer.subject, spkiSha256: signer.spkiSha256, fingerprint256: signer.fingerprint256,
+    issuer: signer.issuingCa?.subject ?? signer.issuer, issuerSpkiSha256: signer.issuingCa?.spkiSha256 ?? null,
+  };
+}
+
+/** The verified signer of an installed app for audit records: never the manifest's publisher text. */
+function signerDetails(record: IntegrityRecord): { subject: string; issuer: string; spkiSha256: string | null } | null {
+  return record.signer && { subject: record.signer.subject, issuer: record.signer.issuer, spkiSha256: record.signer.spkiSha256 ?? null };
+}
+
+/** An image package's manifest, to name it before it is verified (the verification decides everything). */
+async function readImageManifest(packageFile: string): Promise<AppManifest> {
+  try {
+    return await readManifestUnverified(packageFile);
+  } catch (error) {
+    const coded = toIsogateError(error);
+    throw fail(coded.code, `The image package ${packageFile} cannot be read: ${coded.message}`, coded.details as Record<string, unknown>);
   }
 }

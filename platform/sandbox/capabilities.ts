@@ -4,7 +4,7 @@
  * quota and its resource limits (bounded by the platform). Every bridge call starts here.
  */
 import { fail } from '../../sdk/errors.js';
-import type { AppManifest, EgressProtocol, EgressTarget, EndpointDeclaration } from '../../sdk/manifest.js';
+import { RESERVED_CAPABILITIES, type AppManifest, type Capability, type EgressProtocol, type EgressTarget, type EndpointDeclaration } from '../../sdk/manifest.js';
 
 export const PLATFORM_LIMITS = Object.freeze({
   minMemoryMb: 8,
@@ -26,12 +26,15 @@ export interface AppGrants {
   egressTargets: ReadonlyMap<string, EgressTarget>;
   storageQuotaBytes: number;
   limits: { memoryMb: number; cpuMsPerEvent: number };
+  /** Special capabilities held: a reserved one only for an app installed from the gateway's image. */
+  capabilities: ReadonlySet<Capability>;
 }
 
 const clamp = (value: number, min: number, max: number): number => Math.min(max, Math.max(min, value));
 
-export function grantsFor(manifest: AppManifest): AppGrants {
+export function grantsFor(manifest: AppManifest, origin: 'store' | 'image' = 'store'): AppGrants {
   const endpoints = manifest.endpoints ?? [];
+  const capabilities = (manifest.capabilities ?? []).filter((capability) => origin === 'image' || !RESERVED_CAPABILITIES.has(capability));
   return Object.freeze({
     packageId: manifest.package_id,
     sourceEndpoints: new Map(endpoints.filter((e) => e.direction === 'source').map((e) => [e.name, e])),
@@ -42,6 +45,7 @@ export function grantsFor(manifest: AppManifest): AppGrants {
       memoryMb: clamp(manifest.resources.memoryMb, PLATFORM_LIMITS.minMemoryMb, PLATFORM_LIMITS.maxMemoryMb),
       cpuMsPerEvent: clamp(manifest.resources.cpuMsPerEvent, PLATFORM_LIMITS.minCpuMsPerEvent, PLATFORM_LIMITS.maxCpuMsPerEvent),
     },
+    capabilities: new Set(capabilities),
   });
 }
 

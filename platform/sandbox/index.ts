@@ -10,7 +10,8 @@
 import path from 'node:path';
 import ivm from 'isolated-vm';
 import { fail, toIsogateError } from '../../sdk/errors.js';
-import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
+import { reservedCapabilitiesOf, type AppManifest, type EndpointDeclaration } from '../../sdk/manifest.js';
+import type { AppOrigin } from '../integrity/index.js';
 import type { AppGuest, AppHost, DeliveredMessage, EgressStream, LogLevelCode } from './bridge.js';
 import { checkEgress, checkEmit, grantsFor, maxMessageBytes, PLATFORM_LIMITS, type AppGrants } from './capabilities.js';
 import { GUEST_BOOTSTRAP, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-sdk.js';
@@ -39,6 +40,8 @@ export interface SandboxOptions {
   /** Package path -> contents, as verified against the install record. */
   files: ReadonlyMap<string, string | Uint8Array>;
   host: AppHost;
+  /** Where the app was installed from (its install record); reserved capabilities need `image`. Default `store`. */
+  origin?: AppOrigin;
   limits?: Partial<SandboxLimits>;
   onFailure?: (failure: SandboxFailure) => void;
 }
@@ -121,7 +124,7 @@ class IsolateSandbox implements AppSandbox {
   #onFailed: ((failure: SandboxFailure) => void) | undefined;
 
   constructor(private readonly options: SandboxOptions) {
-    this.#grants = grantsFor(options.manifest);
+    this.#grants = grantsFor(options.manifest, options.origin ?? 'store');
     this.#limits = {
       startDeadlineMs: PLATFORM_LIMITS.startDeadlineMs, maxTimers: PLATFORM_LIMITS.maxTimers,
       minIntervalMs: PLATFORM_LIMITS.minIntervalMs, watchdogIntervalMs: 50, ...options.limits,
@@ -590,5 +593,11 @@ class IsolateSandbox implements AppSandbox {
 }
 
 export async function createAppSandbox(options: SandboxOptions): Promise<AppSandbox> {
+  // Defence in depth behind the orchestrator's install check: an app whose record does not
+  // say `image` never runs with a reserved capability, whatever its manifest claims.
+  const reserved = reservedCapabilitiesOf(options.manifest);
+  if (reserved.length && options.origin !== 'image') {
+    throw fail('E_RESERVED_CAPABILITY', `${options.manifest.package_id} claims ${reserved.join(', ')} but was not installed from the gateway's image; it is not started`, { packageId: options.manifest.package_id, capabilities: reserved });
+  }
   return new IsolateSandbox(options);
 }

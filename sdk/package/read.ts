@@ -23,6 +23,8 @@ import { CHAIN_PATH, checkEntryPath, DIGESTS_PATH, MANIFEST_PATH, META_PATHS, re
 
 export interface SignerInfo extends CertificateDetails {
   chain: string[];
+  /** The CA that issued the signer certificate on the validated path (absent when only inspected). */
+  issuingCa?: { subject: string; spkiSha256: string };
 }
 
 export interface VerifiedPackage {
@@ -183,7 +185,7 @@ function parseDigests(bytes: Buffer | undefined): Record<string, string> {
   return (parsed as { files: Record<string, string> }).files;
 }
 
-function checkSignature(unpacked: Unpacked, trust: TrustPolicy, now: Date): { signer: SignerInfo | null; checked: boolean } {
+async function checkSignature(unpacked: Unpacked, trust: TrustPolicy, now: Date): Promise<{ signer: SignerInfo | null; checked: boolean }> {
   const signature = unpacked.meta.get(SIGNATURE_PATH);
   const chainBytes = unpacked.meta.get(CHAIN_PATH);
   const digestsBytes = unpacked.meta.get(DIGESTS_PATH)!;
@@ -201,7 +203,7 @@ function checkSignature(unpacked: Unpacked, trust: TrustPolicy, now: Date): { si
   if ('inspectOnly' in trust) return { signer: { ...certificateDetails(chain[0]!), chain }, checked: false };
   const roots = trust.trustRootsPem ?? [];
   if (roots.length === 0) throw fail('E_SIGNATURE', 'No trusted root is configured to check the signature against');
-  const details = verifyCertificateChain(chain, roots, 'code-signing', now);
+  const details = await verifyCertificateChain(chain, roots, 'code-signing', now);
   const publicKey = new X509Certificate(chain[0]!).publicKey;
   if (!verifySignature('sha256', digestsBytes, publicKey, signature)) {
     throw fail('E_SIGNATURE', `The signature does not match ${DIGESTS_PATH} for signer ${details.subject}`);
@@ -229,7 +231,7 @@ async function emptyDirectory(dir: string): Promise<void> {
 
 async function verifyUnpacked(unpacked: Unpacked, options: ReadPackageOptions): Promise<VerifiedPackage> {
   const digests = parseDigests(unpacked.meta.get(DIGESTS_PATH));
-  const { signer, checked } = checkSignature(unpacked, options.trust, options.now ?? new Date());
+  const { signer, checked } = await checkSignature(unpacked, options.trust, options.now ?? new Date());
   checkFileSet(unpacked, digests);
   const manifestBytes = unpacked.meta.get(MANIFEST_PATH);
   if (!manifestBytes) throw fail('E_MANIFEST', `The package has no ${MANIFEST_PATH}`);

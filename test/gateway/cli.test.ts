@@ -89,6 +89,17 @@ describe('isogate start and the CLI', function () {
     assert.equal(list[0].package_id, TELEMETRY);
     assert.equal(list[0].signature, 'verified');
     assert.equal(list[0].manifest.package_id, TELEMETRY);
+    // ISSUER is the verified signer; the manifest's free text is only a labelled claim.
+    assert.equal(list[0].publisher, 'CN=isogate samples, O=isogate samples');
+    assert.equal(list[0].publisher_claim, 'isogate samples');
+    assert.equal(list[0].origin, 'store');
+    assert.match(list[0].signer.spkiSha256, /^[0-9a-f]{64}$/);
+    const table = await isogate(['apps', 'list', '--data', dir]);
+    assert.match(table.stdout, /^ID\s+NAME\s+ISSUER\s/m);
+    assert.match(table.stdout, new RegExp(`^${TELEMETRY.replace(/\./g, '\\.')}\\s+\\S+\\s+CN=isogate samples, O=isogate samples\\s`, 'm'));
+    const early = await isogate(['apps', 'forget', TELEMETRY, '--data', dir]);
+    assert.equal(early.code, 1);
+    assert.match(early.stderr, /^E_CONFLICT: .*uninstall it/m);
     assert.ok(await fs.stat(path.join(dir, 'apps', TELEMETRY, 'package', 'manifest.json')));
 
     const again = await isogate(['apps', 'install', TELEMETRY, '--data', dir]);
@@ -98,10 +109,16 @@ describe('isogate start and the CLI', function () {
     await json(['apps', 'uninstall', TELEMETRY, '--data', dir]);
     assert.deepEqual(await json(['apps', 'list', '--data', dir]), []);
     await assert.rejects(fs.stat(path.join(dir, 'apps', TELEMETRY)), { code: 'ENOENT' });
+    const forgotten = await isogate(['apps', 'forget', TELEMETRY, '--data', dir]);
+    assert.equal(forgotten.code, 0, forgotten.stderr);
+    assert.match(forgotten.stdout, /Forgot the signer of dev\.isogate\.samples\.telemetry \(CN=isogate samples, O=isogate samples\)/);
+    const again2 = await isogate(['apps', 'forget', TELEMETRY, '--data', dir]);
+    assert.match(again2.stderr, /^E_NOT_FOUND: /m);
     const audit = await json(['audit', '--data', dir]);
     const names = audit.map((record: any) => record.name);
     assert.ok(names.includes('Orchestrator: Successful application installation'));
     assert.ok(names.includes('Orchestrator: Successful application uninstallation'));
+    assert.ok(names.includes('admin: Forgetting the application publisher'));
   });
 
   it('answers an unknown app with E_NOT_FOUND and changes nothing', async () => {
