@@ -11,6 +11,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../../sdk/errors.js';
 import { checkAncestors } from './checks.js';
+import { LOCK_FILE } from './lock.js';
 import { eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
 
 export const FORMAT_FILE = 'format.json';
@@ -106,6 +107,12 @@ export async function migrateDataDirectory(context: MigrationContext, steps: rea
   const from = await readFormat(context.dataDir);
   if (from > target) {
     throw fail('E_DATA_DIR_FORMAT', `The data directory ${context.dataDir} has format ${from}, written by a newer isogate; this one knows formats up to ${target}. Run the newer version, or restore a backup made for this one`, { path: context.dataDir, format: from, known: target });
+  }
+  // A directory this start just created (nothing in it but the lock) is born at the current
+  // format: there is nothing to migrate, and saying it was migrated would be wrong.
+  if (from === FIRST_FORMAT && (await fs.readdir(context.dataDir)).every((name) => name === LOCK_FILE)) {
+    await writeJsonDurable(path.join(context.dataDir, FORMAT_FILE), { format: target }, { mode: 0o600 });
+    return { from: target, to: target, applied: [] };
   }
   const applied: string[] = [];
   let format = from;

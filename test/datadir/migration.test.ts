@@ -15,6 +15,7 @@ import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { startGateway } from '../../platform/main.js';
 import { StorageService } from '../../platform/storage/index.js';
 import { isIsogateError } from '../../sdk/errors.js';
+import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/data-0.1.0/', import.meta.url));
@@ -153,8 +154,23 @@ describe('a data directory written by 0.1.0', function () {
     await assert.rejects(migrateDataDirectory({ dataDir: data, storeDir: `${data}-store` }), (error: unknown) => isIsogateError(error, 'E_DATA_DIR_FORMAT'));
   });
 
+  it('creates a new data directory at the current format, with nothing said to be migrated', async () => {
+    const keys = generateKeyPair();
+    const trust = `${data}-trust.pem`;
+    await fs.writeFile(trust, createCertificate({ subject: { commonName: 'test root' }, publicKeyPem: keys.publicKeyPem, signingKeyPem: keys.keyPem, usage: 'ca' }));
+    const gateway = await startGateway({ dataDir: data, storeUrl: 'http://127.0.0.1:9', trustRootFile: trust });
+    try {
+      assert.deepEqual(gateway.migrated, []);
+      assert.deepEqual(JSON.parse(await fs.readFile(path.join(data, FORMAT_FILE), 'utf8')), { format: CURRENT_FORMAT });
+    } finally {
+      await gateway.close();
+    }
+  });
+
   it('runs steps in order, writing the version after each, so a failed step is retried from where it stopped', async () => {
     await fs.mkdir(data, { mode: 0o700 });
+    // Something of an old gateway's, so the directory is not taken for a new one.
+    await fs.writeFile(path.join(data, 'config.json'), '{}');
     const ran: string[] = [];
     let failOnce = true;
     const steps: MigrationStep[] = [
