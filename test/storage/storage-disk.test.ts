@@ -78,7 +78,7 @@ describe('storage on disk: values out of memory, compaction that cannot take a w
     await storage.put('b', 'second value');
     const file = path.join(root, id, 'data.log');
     const bytes = await fs.readFile(file);
-    bytes[20] ^= 0x01;
+    bytes[20]! ^= 0x01;
     await fs.writeFile(file, bytes);
     await assert.rejects(storage.get('a'), { code: 'E_STORAGE_CORRUPT' });
     assert.equal(await storage.get('b'), 'second value');

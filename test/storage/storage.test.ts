@@ -78,7 +78,7 @@ describe('encrypted storage', () => {
     await storage.close();
     const file = path.join(root, 'dev.isogate.a', 'data.log');
     const bytes = await fs.readFile(file);
-    bytes[20] ^= 0x01;
+    bytes[20]! ^= 0x01;
     await fs.writeFile(file, bytes);
     await assert.rejects(open(), { code: 'E_STORAGE_CORRUPT' });
   });
