@@ -36,6 +36,9 @@ export function lockDataDirectory(dataDir: string): DataDirectoryLock {
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw fail('E_DATA_DIR_UNSAFE', `The lock file ${file} is not a regular file; remove it`, { path: file });
+    // O_NOFOLLOW stops a symbolic link, not a hard link: a lock file that is another name of a
+    // file elsewhere would have that file truncated and overwritten with our pid below.
+    if (stat.nlink !== 1) throw fail('E_DATA_DIR_UNSAFE', `The lock file ${file} has ${stat.nlink} names (a hard link to another file); find out who made it, remove it and start again`, { path: file });
     try {
       flockSync(fd, 'exnb');
     } catch (error) {

@@ -279,6 +279,15 @@ describe('one gateway per data directory', function () {
     assert.equal(await fs.readFile(victim, 'utf8'), 'precious');
     assert.deepEqual(await fs.readdir(data), [LOCK_FILE]);
   });
+
+  it('refuses a lock file that is a hard link to a file elsewhere, with E_DATA_DIR_UNSAFE, leaving that file as it was', async () => {
+    await fs.mkdir(data, { mode: 0o700 });
+    const victim = path.join(work, 'victim');
+    await fs.writeFile(victim, 'IMPORTANT CONTENT');
+    await fs.link(victim, path.join(data, LOCK_FILE));
+    await assert.rejects(startGateway(options()), refusedWith('E_DATA_DIR_UNSAFE', /hard link/));
+    assert.equal(await fs.readFile(victim, 'utf8'), 'IMPORTANT CONTENT');
+  });
 });
 
 describe('secrets at rest', function () {
