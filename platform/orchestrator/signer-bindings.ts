@@ -11,13 +11,12 @@
  * public key. The signer's own key, serial and validity may all change. Anything else (a new
  * subject, another intermediate, a re-keyed intermediate) is another signer.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { X509Certificate, createHash } from 'node:crypto';
 import { fail } from '../../sdk/errors.js';
 import { parseCertificates, spkiSha256 } from '../../sdk/pki.js';
 import type { DeviceKeys } from '../device/index.js';
-import { Mutex, readJsonIfExists, writeJsonDurable } from '../durable/index.js';
+import { DataDir, Mutex, readJsonIfExists, writeJsonDurable } from '../durable/index.js';
 import { canonicalJson, type IntegrityRecord } from '../integrity/index.js';
 
 export const SIGNER_BINDINGS_FILE = 'signer-bindings.json';
@@ -172,7 +171,8 @@ async function identityFromRecord(app: { dir: string; record: IntegrityRecord },
     spkiSha256: signer.spkiSha256 ?? null, issuerSpkiSha256: signer.issuerSpkiSha256 ?? null,
   };
   if (identity.spkiSha256 && identity.issuerSpkiSha256) return identity;
-  const bytes = await fs.readFile(path.join(app.dir, 'META-INF', 'CHAIN.pem')).catch(() => undefined);
+  // Through DataDir like every read in the data directory: a planted link is refused, not followed.
+  const bytes = await DataDir.of(app.dir).readFile('META-INF/CHAIN.pem');
   if (!bytes || createHash('sha256').update(bytes).digest('hex') !== app.record.digests['META-INF/CHAIN.pem']) return identity;
   let chain: X509Certificate[];
   try {
