@@ -146,6 +146,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         (id) => certificates.remove(id),
         async (id) => router.appRemoved(id),
       ],
+      // An update stops the app and keeps its storage, logs, certificates and routes; storage is
+      // closed so that it opens again with the new version's quota.
+      updateHooks: {
+        hold: async (id) => {
+          const wasRunning = await launcher!.hold(id);
+          await egress.closeApp(id);
+          await storage.close(id);
+          return wasRunning;
+        },
+        run: (id, watchMs) => launcher!.runHeld(id, watchMs),
+        halt: (id) => launcher!.haltHeld(id),
+        release: (id) => launcher!.release(id),
+        replaced: (id) => router.appReplaced(id),
+      },
     });
     closers.push(() => orchestrator!.close());
     const installed = orchestrator;
