@@ -48,6 +48,8 @@ export interface GatewayOptions {
   platformTrustRootFile?: string;
   /** A directory of the gateway's image with pre-installed packages (*.igp), installed at start when absent. */
   imageDir?: string;
+  /** How long an updated app must run before its update is committed (ms; default 5000): a failure within it rolls back. */
+  updateWatchMs?: number;
   /** Port of the REST API and web UI (arrive with the admin UI milestone). */
   port?: number;
 }
@@ -138,6 +140,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     orchestrator = await Orchestrator.open({
       dataDir, config, audit, keys, trustRootsPem, platformTrustRootsPem,
       store: new HttpStoreClient({ url: storeUrl, maxPackageBytes: MAX_PACKAGE_BYTES }),
+      ...(options.updateWatchMs === undefined ? {} : { updateWatchMs: options.updateWatchMs }),
       beforeUninstall: [
         (id) => launcher!.forget(id),
         (id) => egress.closeApp(id),

@@ -61,8 +61,9 @@ export function carryConfiguration(manifest: AppManifest, stored: unknown): Carr
   const defaults = (manifest.configuration.defaults ?? {}) as Record<string, unknown>;
   const candidate = JSON.parse(JSON.stringify(stored)) as Record<string, unknown>;
   const reset = new Set<string>();
-  // Each round resets at least one key to its default or removes it, so this ends within 2 rounds a key.
-  for (let round = 0; round <= 2 * keys.length + 1; round += 1) {
+  // Each round sets at least one key to its default or removes it: a key is touched at most twice.
+  const rounds = 2 * new Set([...keys, ...Object.keys(defaults)]).size + 1;
+  for (let round = 0; round <= rounds; round += 1) {
     let violations: { pointer: string }[];
     try {
       validateAppConfiguration(manifest, candidate);
