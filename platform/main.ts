@@ -48,6 +48,8 @@ export interface GatewayOptions {
   platformTrustRootFile?: string;
   /** A directory of the gateway's image with pre-installed packages (*.igp), installed at start when absent. */
   imageDir?: string;
+  /** How long an updated app must run before its update is committed (ms; default 5000): a failure within it rolls back. */
+  updateWatchMs?: number;
   /** Port of the REST API and web UI (arrive with the admin UI milestone). */
   port?: number;
 }
@@ -138,6 +140,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     orchestrator = await Orchestrator.open({
       dataDir, config, audit, keys, trustRootsPem, platformTrustRootsPem,
       store: new HttpStoreClient({ url: storeUrl, maxPackageBytes: MAX_PACKAGE_BYTES }),
+      ...(options.updateWatchMs === undefined ? {} : { updateWatchMs: options.updateWatchMs }),
       beforeUninstall: [
         (id) => launcher!.forget(id),
         (id) => egress.closeApp(id),
@@ -146,6 +149,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         (id) => certificates.remove(id),
         async (id) => router.appRemoved(id),
       ],
+      // An update stops the app and keeps its storage, logs, certificates and routes; storage is
+      // closed so that it opens again with the new version's quota.
+      updateHooks: {
+        hold: async (id) => {
+          const wasRunning = await launcher!.hold(id);
+          await egress.closeApp(id);
+          await storage.close(id);
+          return wasRunning;
+        },
+        run: (id, watchMs) => launcher!.runHeld(id, watchMs),
+        halt: (id) => launcher!.haltHeld(id),
+        release: (id) => launcher!.release(id),
+        replaced: (id) => router.appReplaced(id),
+      },
     });
     closers.push(() => orchestrator!.close());
     const installed = orchestrator;

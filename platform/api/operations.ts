@@ -73,6 +73,17 @@ export const OPERATIONS: Record<string, Operation> = {
       return { package_id: app.packageId, name: app.manifest.name, version: app.version };
     },
   },
+  'apps.update': {
+    summary: 'Update an installed app in place to another version from the store, keeping its storage, certificates, valid configuration and routes',
+    params: params({ id: PACKAGE_ID, version: { type: 'string', maxLength: 64 }, allowDowngrade: { type: 'boolean' } }, ['id']),
+    run: async ({ orchestrator }, { id, version, allowDowngrade }: { id: string; version?: string; allowDowngrade?: boolean }, context) => {
+      const result = await orchestrator.update(id, { version, allowDowngrade, onProgress: (progress) => context.progress(progress) });
+      return {
+        package_id: result.app.packageId, name: result.app.manifest.name, version: result.app.version, previous_version: result.previousVersion,
+        reset_keys: result.resetKeys, routes_in_error: result.routesInError, started: result.started,
+      };
+    },
+  },
   'apps.uninstall': {
     summary: 'Uninstall an app and everything it owned',
     params: params({ id: PACKAGE_ID }, ['id']),

@@ -55,6 +55,11 @@ export const AUDIT_EVENTS = {
   installError: system('Orchestrator: Application installation error', 'Failed to install the application <application name>', 'Warning', 'System: Orchestrator'),
   installLimitError: system('Orchestrator: Application installation error', 'Failed to install the application <application name>. You have reached the limit on the number of applications that can be installed on the device.', 'Warning', 'System: Orchestrator'),
   uninstallError: system('Orchestrator: Application uninstallation error', 'Failed to uninstall the application <application name>', 'Warning', 'System: Orchestrator'),
+  // In-place updates of an app are not in the manual (it uninstalls first); worded after its Updater events.
+  updateStarted: system('Updater: Application update', 'Update of the application <application name> from version <installed version> to version <new version> is started', 'Informational', 'System: Updater'),
+  updateSucceeded: system('Updater: Application update successful', 'The application <application name> was successfully updated to version <new version>', 'Informational', 'System: Updater'),
+  updateError: system('Updater: Application update error', 'Failed to update the application <application name>: <description>. Version <installed version> is unchanged', 'Warning', 'System: Updater'),
+  updateRolledBack: system('Updater: Application update rolled back', 'Error <description> occurred during the update of the application <application name>; version <installed version> is restored', 'Critical', 'System: Updater'),
 
   emergencyMode: system('EmergencyManager: Enabling the Emergency support mode', 'A critical operating system error is detected. Emergency support mode is enabled: <description>', 'Critical', 'System: EmergencyManager'),
   emergencyLimits: system('EmergencyManager: Limiting the operating system functions', 'Operating system functions (<description>) are limited as emergency support mode is active', 'Critical', 'System: EmergencyManager'),

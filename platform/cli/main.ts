@@ -18,6 +18,7 @@ const USAGE = `isogate — the gateway's application platform
   isogate status
   isogate apps available | list
   isogate apps install ID [--version V] | uninstall ID | forget ID | start ID | stop ID
+  isogate apps update ID [--version V] [--allow-downgrade]
   isogate apps rule ID auto|manual|blocked | log-level ID 0-5
   isogate apps logs ID [-o FILE]
   isogate apps config ID [--set FILE | --merge FILE | KEY VALUE]
@@ -75,7 +76,7 @@ async function call(invocation: Invocation, op: string, params: Record<string, u
 
 async function apps(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
-  const inv = parse(rest, { version: { type: 'string' }, output: { type: 'string', short: 'o' }, set: { type: 'string' }, merge: { type: 'string' } });
+  const inv = parse(rest, { version: { type: 'string' }, 'allow-downgrade': { type: 'boolean' }, output: { type: 'string', short: 'o' }, set: { type: 'string' }, merge: { type: 'string' } });
   switch (sub) {
     case 'available': {
       need(inv, 0, 'no arguments');
@@ -97,6 +98,21 @@ async function apps(args: string[]): Promise<void> {
       });
       bar?.done();
       return print(inv, result, (result) => `Installed ${result.name} ${result.version}`);
+    }
+    case 'update': {
+      const [id] = need(inv, 1, 'update ID [--version V] [--allow-downgrade]');
+      const bar = inv.json ? undefined : new ProgressLine(process.stderr, `Updating ${id}`);
+      const result = await call(inv, 'apps.update', {
+        id, ...(inv.values.version ? { version: inv.values.version } : {}), ...(inv.values['allow-downgrade'] ? { allowDowngrade: true } : {}),
+      }, (update: any) => {
+        bar?.update(update.percent, update.phase === 'download' ? `${formatBytes(update.received)} of ${formatBytes(update.total)}` : update.phase);
+      });
+      bar?.done();
+      return print(inv, result, (result) => [
+        `Updated ${result.name} from ${result.previous_version} to ${result.version}${result.started ? ', running' : ''}`,
+        ...(result.reset_keys.length ? [`  configuration keys reset to their defaults: ${result.reset_keys.join(', ')}`] : []),
+        ...result.routes_in_error.map((route: { id: string; problem: string }) => `  route ${route.id} kept, in Error: ${route.problem}`),
+      ].join('\n'));
     }
     case 'uninstall': {
       const [id] = need(inv, 1, 'uninstall ID');

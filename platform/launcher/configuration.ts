@@ -38,3 +38,53 @@ export function effectiveConfiguration(manifest: AppManifest, stored: unknown): 
   if (stored === undefined && defaults === undefined) return undefined;
   return { ...(defaults ?? {}), ...((stored as Record<string, unknown> | undefined) ?? {}) };
 }
+
+export interface CarriedConfiguration {
+  /** What to store for the new version; undefined when nothing the admin set survives. */
+  value: Record<string, unknown> | undefined;
+  /** Top-level keys the admin had set that the new version's schema refuses: back to its default (or gone). */
+  reset: string[];
+}
+
+/**
+ * An in-place update keeps what the admin set where the new version's schema still accepts it.
+ * Checked by top-level key (what `apps config ID KEY VALUE` names first): a key the new schema
+ * refuses, or the whole of which it refuses below, returns to the new version's default, or goes
+ * when the new version has none; repeated until the document is valid. What cannot be made valid
+ * that way (a newly required key without a default) leaves nothing stored, so the app is Pending
+ * until the admin configures it.
+ */
+export function carryConfiguration(manifest: AppManifest, stored: unknown): CarriedConfiguration {
+  if (!stored || typeof stored !== 'object' || Array.isArray(stored)) return { value: undefined, reset: [] };
+  const keys = Object.keys(stored);
+  if (!manifest.configuration) return { value: undefined, reset: keys.sort() };
+  const defaults = (manifest.configuration.defaults ?? {}) as Record<string, unknown>;
+  const candidate = JSON.parse(JSON.stringify(stored)) as Record<string, unknown>;
+  const reset = new Set<string>();
+  // Each round sets at least one key to its default or removes it: a key is touched at most twice.
+  const rounds = 2 * new Set([...keys, ...Object.keys(defaults)]).size + 1;
+  for (let round = 0; round <= rounds; round += 1) {
+    let violations: { pointer: string }[];
+    try {
+      validateAppConfiguration(manifest, candidate);
+      return { value: candidate, reset: [...reset].sort() };
+    } catch (error) {
+      violations = ((error as { details?: { violations?: { pointer: string }[] } }).details?.violations) ?? [];
+    }
+    const named = new Set(violations.map((v) => decodePointerToken(v.pointer.split('/')[1] ?? '')).filter((key) => key !== ''));
+    // A key the admin set that is refused, or one the new version requires and has a default for.
+    const changeable = [...named].filter((key) => Object.hasOwn(candidate, key) || Object.hasOwn(defaults, key));
+    if (changeable.length === 0) break;
+    for (const key of changeable) {
+      const atDefault = Object.hasOwn(candidate, key) && Object.hasOwn(defaults, key) && JSON.stringify(candidate[key]) === JSON.stringify(defaults[key]);
+      if (Object.hasOwn(defaults, key) && !atDefault) candidate[key] = structuredClone(defaults[key]);
+      else delete candidate[key];
+      if (Object.hasOwn(stored, key)) reset.add(key);
+    }
+  }
+  return { value: undefined, reset: keys.sort() };
+}
+
+function decodePointerToken(token: string): string {
+  return token.replace(/~1/g, '/').replace(/~0/g, '~');
+}

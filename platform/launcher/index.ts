@@ -87,6 +87,8 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   readonly #policy: RestartPolicy;
   readonly #runtimes = new Map<string, Runtime>();
   readonly #locks = new Map<string, Mutex>();
+  /** Apps an in-place update holds stopped: nothing starts them or changes their configuration but the update. */
+  readonly #held = new Set<string>();
   #shuttingDown = false;
 
   constructor(options: LauncherOptions) {
@@ -182,8 +184,13 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     this.#announce(packageId);
   }
 
+  #refuseHeld(packageId: string): void {
+    if (this.#held.has(packageId)) throw fail('E_BUSY', `${packageId} is being updated; try again when the update has finished`, { packageId });
+  }
+
   start(packageId: string): Promise<AppStatusInfo> {
     return this.#lock(packageId).run(async () => {
+      this.#refuseHeld(packageId);
       const runtime = this.#runtime(packageId);
       if (runtime.restartTimer) clearTimeout(runtime.restartTimer);
       runtime.restartTimer = undefined;
@@ -269,7 +276,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   #scheduleRestart(packageId: string): void {
     const info = this.status(packageId);
     const runtime = this.#runtime(packageId);
-    if (!info.restartOnFailure || this.#shuttingDown) return;
+    if (!info.restartOnFailure || this.#shuttingDown || this.#held.has(packageId)) return;
     const delay = runtime.failures.recordFailure(this.#now());
     if (delay === undefined) {
       this.#options.appLog(packageId, 1, `Not restarting: ${runtime.failures.recent} failures within ${this.#policy.windowMs / 1000} s. Start it by hand once the cause is fixed.`);
@@ -279,7 +286,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     runtime.restartTimer = setTimeout(() => {
       runtime.restartTimer = undefined;
       void this.#lock(packageId).run(async () => {
-        if (runtime.status !== 'error' || !this.#options.apps.get(packageId)) return;
+        if (runtime.status !== 'error' || !this.#options.apps.get(packageId) || this.#held.has(packageId)) return;
         runtime.restarts += 1;
         try {
           await this.#launch(packageId);
@@ -377,6 +384,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   }
 
   async #writeConfiguration(packageId: string, value: unknown): Promise<AppStatusInfo> {
+    this.#refuseHeld(packageId);
     const app = this.#app(packageId);
     const valid = validateAppConfiguration(app.manifest, value);
     await this.#options.config.update((doc) => {
@@ -387,6 +395,75 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     const guest = this.guest(packageId);
     if (guest) await guest.configChanged(this.getConfiguration(packageId)).catch(() => undefined);
     return this.#announce(packageId);
+  }
+
+  /**
+   * An in-place update begins: the app stops (a pending restart is cancelled) and stays held
+   * until `release`, so that no admin command or restart launches it while its files change.
+   * Says whether it was running or about to run again, so the update starts the new version.
+   */
+  hold(packageId: string): Promise<boolean> {
+    return this.#lock(packageId).run(async () => {
+      this.#app(packageId);
+      this.#refuseHeld(packageId);
+      const runtime = this.#runtime(packageId);
+      const restarting = runtime.restartTimer !== undefined;
+      if (runtime.restartTimer) clearTimeout(runtime.restartTimer);
+      runtime.restartTimer = undefined;
+      this.#held.add(packageId);
+      const active = runtime.status === 'running' || runtime.status === 'starting';
+      if (runtime.status === 'running') {
+        // `execute` stays true: the app is meant to run, and after a crash mid-update it comes back with its Autostart rule.
+        await this.#halt(packageId, true);
+        await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId, reason: 'update' });
+        this.#options.appLog(packageId, 3, 'Stopped for an update');
+      } else if (runtime.status === 'error') {
+        await this.#setStatus(packageId, 'stopped');
+      }
+      return active || restarting;
+    });
+  }
+
+  /**
+   * Starts a held app (the start rule and configuration checks apply as always) and watches it
+   * for `watchMs`: resolves when it is still running then, rejects with the failure when it
+   * could not start or failed within the window. A failed app is left stopped, never restarted
+   * while held.
+   */
+  async runHeld(packageId: string, watchMs: number): Promise<void> {
+    if (!this.#held.has(packageId)) throw fail('E_STATE', `${packageId} is not held for an update`);
+    let failed: ((failure: { code: string; message: string }) => void) | undefined;
+    const failure = new Promise<{ code: string; message: string }>((resolve) => { failed = resolve; });
+    const watch = (info: AppStatusInfo): void => {
+      if (info.packageId === packageId && info.status === 'error') failed!(info.lastError ?? { code: 'E_APP_FAILED', message: `${packageId} failed` });
+    };
+    await this.#lock(packageId).run(async () => {
+      this.#runtime(packageId).failures.reset();
+      await this.#launch(packageId);
+      this.on('status', watch);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const outcome = await Promise.race([failure, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), watchMs); })]);
+      if (outcome) throw fail('E_APP_FAILED', `${packageId} failed within ${watchMs} ms of its start: ${outcome.code}: ${outcome.message}`, { packageId, failure: outcome });
+    } finally {
+      clearTimeout(timer);
+      this.off('status', watch);
+    }
+  }
+
+  /** Stops a held app that is running (the new version that has to go), quietly keeping `execute`. */
+  haltHeld(packageId: string): Promise<void> {
+    return this.#lock(packageId).run(async () => {
+      const runtime = this.#runtime(packageId);
+      if (runtime.status === 'running') await this.#halt(packageId, true);
+      else if (runtime.status === 'error') await this.#setStatus(packageId, 'stopped');
+    });
+  }
+
+  /** The update has finished (either way): the app is the admin's again. */
+  release(packageId: string): void {
+    this.#held.delete(packageId);
   }
 
   /** At gateway start: every Autostart app, each on its own (one failure does not stop the others). */

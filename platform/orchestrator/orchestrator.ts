@@ -1,22 +1,24 @@
 /**
  * The orchestrator: install apps from the store (download, verify, atomic install, integrity
  * record) and uninstall them (everything the app owned goes). Follows the manual's "Managing
- * apps": at most 20 apps, no automatic updates (a second version needs an uninstall first),
- * compromised apps cannot be installed, and every step is in the system audit log.
+ * apps": at most 20 apps, no automatic updates (a second version needs an uninstall first, or
+ * the admin's in-place `update`, which keeps the app's data), compromised apps cannot be
+ * installed, and every step is in the system audit log.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import semver from 'semver';
-import { fail, isIsogateError, toIsogateError, type ErrorCode } from '../../sdk/errors.js';
+import { fail, isIsogateError, IsogateError, toIsogateError, type ErrorCode } from '../../sdk/errors.js';
 import { reservedCapabilitiesOf, validateManifest, type AppManifest } from '../../sdk/manifest.js';
 import { readManifestUnverified, type SignerInfo, type VerifiedPackage } from '../../sdk/package/index.js';
 import type { Audit } from '../audit/index.js';
-import type { ApplicationEntry, ConfigStore } from '../config/index.js';
+import type { ApplicationEntry, ConfigDocument, ConfigStore } from '../config/index.js';
 import { APP_STATE } from '../config/index.js';
 import type { DeviceKeys } from '../device/index.js';
 import { DataDir, eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
-import { originOf, recordIsAuthentic, sealRecord, verifyInstalledFiles, type AppOrigin, type IntegrityRecord } from '../integrity/index.js';
+import { canonicalJson, originOf, recordIsAuthentic, sealRecord, verifyInstalledFiles, type AppOrigin, type IntegrityRecord } from '../integrity/index.js';
+import { carryConfiguration } from '../launcher/configuration.js';
 import { SignerBindings, type SignerBinding, type SignerIdentity } from './signer-bindings.js';
 import type { CatalogEntry, StoreClient } from './store-client.js';
 import { WorkerPackageVerifier, type PackageVerifier } from './verifier.js';
@@ -30,7 +32,7 @@ export interface InstalledApp {
   record: IntegrityRecord;
 }
 
-export type InstallPhase = 'download' | 'verify' | 'install' | 'done';
+export type InstallPhase = 'download' | 'verify' | 'install' | 'start' | 'done';
 
 export interface InstallProgress {
   packageId: string;
@@ -68,10 +70,66 @@ export interface OrchestratorOptions {
   verifier?: PackageVerifier;
   /** Run, in order, before an app's files go: stop it, wipe its storage, logs, certificates, routes. */
   beforeUninstall?: ((packageId: string) => Promise<void>)[];
+  /** What an in-place update needs of the launcher and the router; without it `update` is refused. */
+  updateHooks?: UpdateHooks;
+  /**
+   * How long a new version must run after an update's start before the update is committed: a
+   * failure within it (a start failure, or the app failing) rolls the update back. Default 5 s.
+   */
+  updateWatchMs?: number;
+  /** Called after each step of an update; tests stop there to stand for a crash. */
+  onUpdateStep?: (step: UpdateStep, packageId: string) => void | Promise<void>;
   clock?: () => Date;
 }
 
-export const ORCHESTRATOR_DEFAULTS = { maxApps: 20 } as const;
+export const ORCHESTRATOR_DEFAULTS = { maxApps: 20, updateWatchMs: 5000 } as const;
+
+/** The launcher's and the router's part in an update, wired in platform/main.ts. */
+export interface UpdateHooks {
+  /** Stops the app if it runs and holds it (nothing starts it) until `release`; true if it ran or was about to. */
+  hold(packageId: string): Promise<boolean>;
+  /** Starts the held app and watches it for `watchMs`; rejects with its failure (the app then stopped). */
+  run(packageId: string, watchMs: number): Promise<void>;
+  /** Stops the held app if it runs (the new version that failed). */
+  halt(packageId: string): Promise<void>;
+  release(packageId: string): void;
+  /** The app's files changed version: its routes whose endpoints no longer fit, now in Error. */
+  replaced(packageId: string): { id: string; problem?: string }[];
+}
+
+/**
+ * The steps of an update, in order. Up to `committed` a crash leaves the old version (rolled
+ * back at the next start); from `committed` on, the new one.
+ */
+export type UpdateStep = 'staged' | 'old-moved' | 'new-moved' | 'configured' | 'started' | 'committed';
+
+export interface UpdateResult {
+  app: InstalledApp;
+  previousVersion: string;
+  /** Configuration keys the admin had set that the new schema refuses: back to their defaults. */
+  resetKeys: string[];
+  /** The app's routes whose endpoints the new version no longer has (or changed): kept, in Error. */
+  routesInError: { id: string; problem: string }[];
+  /** Whether the new version was started (it is when the old one was running). */
+  started: boolean;
+}
+
+/**
+ * DATA/updates/<id>/journal.json: what an update interrupted by a crash needs to be undone,
+ * sealed with the device key like the install records (a forged one could restore any files
+ * and configuration it liked).
+ */
+interface UpdateJournal {
+  package_id: string;
+  from: string;
+  to: string;
+  phase: 'swapping' | 'committed';
+  startedAt: string;
+  /** The app's entry and stored configuration before the update (null: none). */
+  entry: ApplicationEntry;
+  configuration: unknown;
+  mac: string;
+}
 
 /** Failures that mean "this package is not authentic": audited as signature errors (Critical). */
 const AUTHENTICITY_FAILURES = new Set<ErrorCode>(['E_SIGNATURE', 'E_CERTIFICATE', 'E_DIGEST', 'E_FILE_SET', 'E_SIGNER_MISMATCH']);
@@ -83,7 +141,7 @@ export interface OrchestratorEvents {
 }
 
 export class Orchestrator extends EventEmitter<OrchestratorEvents> {
-  readonly #options: Required<Omit<OrchestratorOptions, 'verifier'>> & { verifier: PackageVerifier };
+  readonly #options: Required<Omit<OrchestratorOptions, 'verifier' | 'updateHooks' | 'onUpdateStep'>> & Pick<OrchestratorOptions, 'updateHooks' | 'onUpdateStep'> & { verifier: PackageVerifier };
   #bindings!: SignerBindings;
   readonly #apps = new Map<string, InstalledApp>();
   readonly #busy = new Set<string>();
@@ -104,8 +162,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if ((options.platformTrustRootsPem ?? []).some((pem) => storeRoots.has(createHash('sha256').update(pem.replace(/\s+/g, '')).digest('hex')))) {
       throw fail('E_OPTION', "orchestrator option platformTrustRootsPem must not repeat a store root: the platform's roots are its own");
     }
+    const updateWatchMs = options.updateWatchMs ?? ORCHESTRATOR_DEFAULTS.updateWatchMs;
+    if (!Number.isInteger(updateWatchMs) || updateWatchMs < 0 || updateWatchMs > 600_000) {
+      throw fail('E_OPTION', `orchestrator option updateWatchMs must be an integer from 0 to 600000 (ms), got ${String(updateWatchMs)}`);
+    }
     this.#options = {
       maxApps,
+      updateWatchMs,
       platformTrustRootsPem: [],
       allowUnsigned: () => false,
       beforeUninstall: [],
@@ -119,6 +182,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   static async open(options: OrchestratorOptions): Promise<Orchestrator> {
     const orchestrator = new Orchestrator(options);
     orchestrator.#bindings = await SignerBindings.open(options.dataDir, options.keys);
+    // Before #reconcile: an update interrupted between its two renames has no apps/<id>, which
+    // #reconcile would take for an uninstalled app and drop its configuration entry.
+    await orchestrator.#resumeUpdates();
     await orchestrator.#reconcile();
     // Every installed app is bound to its signer, also in a data directory written before
     // bindings existed, and after a crash between an install's commit and its binding.
@@ -136,6 +202,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   get #trashDir(): string {
     return path.join(this.#options.dataDir, 'trash');
+  }
+
+  get #updatesDir(): string {
+    return path.join(this.#options.dataDir, 'updates');
   }
 
   /**
@@ -253,9 +323,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       if (options.version === undefined || options.version === installed.version) {
         throw fail('E_ALREADY_INSTALLED', `${installed.manifest.name} ${installed.version} is installed already`, { packageId, version: installed.version });
       }
-      // The manual: apps are not updated in place; uninstall first, then install the new version.
+      // The manual: an install does not replace an installed version; uninstall first (which
+      // erases the app's data), or update it in place with `update`, which keeps it.
       await audit.record('newVersionAttempt', {}, { packageId, installed: installed.version, requested: options.version });
-      throw fail('E_NEW_VERSION', `${installed.manifest.name} ${installed.version} is installed; uninstall it before installing ${options.version}`, { packageId });
+      throw fail('E_NEW_VERSION', `${installed.manifest.name} ${installed.version} is installed; run "isogate apps update ${packageId} --version ${options.version}" to update it keeping its data, or uninstall it before installing ${options.version}`, { packageId });
     }
 
     const entry = await this.#chooseEntry(packageId, options.version);
@@ -277,20 +348,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.emit('progress', progress);
     };
     try {
-      await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
-      const download = path.join(work, 'package.igp');
-
-      await audit.record('downloadStarted', { 'application name': appName }, { packageId, version: entry.version });
-      report('download', 0, 0);
-      try {
-        await this.#options.store.download(entry, download, ({ received, total }) =>
-          report('download', received, Math.floor((received / Math.max(total, 1)) * 70)));
-      } catch (error) {
-        await audit.record('downloadError', { 'application name': appName }, { packageId, code: toIsogateError(error).code });
-        throw error;
-      }
-      await audit.record('downloadSucceeded', { 'application name': appName }, { packageId, bytes: entry.size });
-
+      const download = await this.#download(entry, work, appName, report);
       report('verify', entry.size, 70);
       const verified = await this.#verify(download, path.join(work, 'package'), entry, appName, 'store');
 
@@ -306,6 +364,25 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     } finally {
       this.#installsInProgress -= 1;
     }
+  }
+
+  /** Downloads a catalog entry into `work`/package.igp, audited as the manual's download events. */
+  async #download(entry: CatalogEntry, work: string, appName: string, report: (phase: InstallPhase, received: number, percent: number) => void): Promise<string> {
+    const audit = this.#options.audit;
+    const packageId = entry.package_id;
+    await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
+    const download = path.join(work, 'package.igp');
+    await audit.record('downloadStarted', { 'application name': appName }, { packageId, version: entry.version });
+    report('download', 0, 0);
+    try {
+      await this.#options.store.download(entry, download, ({ received, total }) =>
+        report('download', received, Math.floor((received / Math.max(total, 1)) * 70)));
+    } catch (error) {
+      await audit.record('downloadError', { 'application name': appName }, { packageId, code: toIsogateError(error).code });
+      throw error;
+    }
+    await audit.record('downloadSucceeded', { 'application name': appName }, { packageId, bytes: entry.size });
+    return download;
   }
 
   /**
@@ -348,6 +425,29 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   /** Staging -> apps/<id> in one rename, then the configuration entry (undone if that fails), then the signer binding. */
   async #commit(work: string, verified: VerifiedPackage, origin: AppOrigin): Promise<InstalledApp> {
+    const { manifest, signer } = verified;
+    const data = this.#data;
+    const record = await this.#seal(work, verified, origin);
+    const root = path.join(this.#appsDir, manifest.package_id);
+    await renameDurable(work, root, data);
+    const app: InstalledApp = { packageId: manifest.package_id, version: manifest.version, manifest, dir: path.join(root, 'package'), record };
+    try {
+      await this.#options.config.update((doc) => {
+        doc.APPLICATIONS.APPS_CONTROL.applications.push(this.#newEntry(manifest));
+      });
+    } catch (error) {
+      await eraseTree(root, data);
+      throw fail('E_INSTALL', `The configuration could not record ${manifest.name}: ${toIsogateError(error).message}`);
+    }
+    this.#apps.set(app.packageId, app);
+    // Should this write fail, the next start binds the id from the record just committed.
+    const identity = signerIdentity(signer);
+    if (identity) await this.#bindings.bind(app.packageId, identity, this.#options.clock());
+    return app;
+  }
+
+  /** Writes the 0.1.0-compatible, MAC'd install record beside a verified package in `work`, and syncs it all to disk. */
+  async #seal(work: string, verified: VerifiedPackage, origin: AppOrigin): Promise<IntegrityRecord> {
     const { manifest, digests: signedDigests, packageSha256, signer } = verified;
     const packageDir = path.join(work, 'package');
     // The signature files are not in the signed list; record their digests too so that the
@@ -374,23 +474,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     await data.remove(data.relative(path.join(work, 'package.igp')));
     await writeJsonDurable(path.join(work, 'record.json'), record, { mode: 0o600, root: data });
     await fsyncTree(work, data);
-
-    const root = path.join(this.#appsDir, manifest.package_id);
-    await renameDurable(work, root, data);
-    const app: InstalledApp = { packageId: manifest.package_id, version: manifest.version, manifest, dir: path.join(root, 'package'), record };
-    try {
-      await this.#options.config.update((doc) => {
-        doc.APPLICATIONS.APPS_CONTROL.applications.push(this.#newEntry(manifest));
-      });
-    } catch (error) {
-      await eraseTree(root, data);
-      throw fail('E_INSTALL', `The configuration could not record ${manifest.name}: ${toIsogateError(error).message}`);
-    }
-    this.#apps.set(app.packageId, app);
-    // Should this write fail, the next start binds the id from the record just committed.
-    const identity = signerIdentity(signer);
-    if (identity) await this.#bindings.bind(app.packageId, identity, this.#options.clock());
-    return app;
+    return record;
   }
 
   /**
@@ -424,6 +508,253 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     } finally {
       this.#installsInProgress -= 1;
       this.#busy.delete(packageId);
+    }
+  }
+
+  /**
+   * `isogate apps update ID [--version V] [--allow-downgrade]`: replaces an installed app by
+   * another version of itself in place, keeping what the app owns beside its files (storage,
+   * certificates, logs), its start rule, the configuration values the new schema still accepts
+   * and its routes. The manual's uninstall-then-install path stays as it is.
+   *
+   * Atomicity. The new version is downloaded, verified (the id's bound signer or its renewal,
+   * no reserved capability) and sealed in staging while the old one keeps running; nothing has
+   * changed yet. Then, with the app stopped and held:
+   *   1. staging -> DATA/updates/<id>/new, and the sealed journal (old entry and configuration)
+   *      is written: `staged`;
+   *   2. apps/<id> -> updates/<id>/old: `old-moved`;
+   *   3. updates/<id>/new -> apps/<id>: `new-moved`;
+   *   4. the configuration entry and values for the new version: `configured`;
+   *   5. the new version starts and runs for the watch window: `started`;
+   *   6. the journal's phase becomes `committed`: THE COMMIT POINT;
+   *   7. updates/<id> (the old version) is erased.
+   * A failure at 2-5 is undone at once (files, record, configuration, the old version started
+   * again if it ran). A crash anywhere is resolved by the next open (`#resumeUpdates`): no
+   * journal, or one not committed, means the old version (moved back, its entry and
+   * configuration restored from the journal); a committed journal means the new one (the old
+   * files erased). Every rename is within the data directory and made durable before the next
+   * step, so each state on disk is one of these.
+   */
+  async update(packageId: string, options: { version?: string; allowDowngrade?: boolean; onProgress?: (progress: InstallProgress) => void } = {}): Promise<UpdateResult> {
+    const installed = this.#apps.get(packageId);
+    if (!installed) throw fail('E_NOT_INSTALLED', `${packageId} is not installed; install it with "isogate apps install ${packageId}"`, { packageId });
+    if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed, updated or uninstalled already`);
+    const hooks = this.#options.updateHooks;
+    if (!hooks) throw fail('E_UNAVAILABLE', 'In-place updates are not wired in this gateway');
+    if (originOf(installed.record) === 'image') {
+      throw fail('E_CONFLICT', `${installed.manifest.name} comes from the gateway's image and is updated with the image, not from the store`, { packageId });
+    }
+    this.#busy.add(packageId);
+    try {
+      return await this.#update(installed, hooks, options);
+    } finally {
+      this.#busy.delete(packageId);
+    }
+  }
+
+  async #update(installed: InstalledApp, hooks: UpdateHooks, options: { version?: string; allowDowngrade?: boolean; onProgress?: (progress: InstallProgress) => void }): Promise<UpdateResult> {
+    const audit = this.#options.audit;
+    const { packageId } = installed;
+    const appName = installed.manifest.name;
+    const from = installed.version;
+    const entry = await this.#chooseEntry(packageId, options.version);
+    if (semver.eq(entry.version, from, true)) {
+      throw fail('E_ALREADY_INSTALLED', `${appName} ${from} is installed already${options.version === undefined ? ': it is the newest version the store offers' : ''}; nothing was changed`, { packageId, version: from });
+    }
+    if (semver.lt(entry.version, from, true) && !options.allowDowngrade) {
+      throw fail('E_DOWNGRADE', `${appName} ${from} is installed and ${entry.version} is older; to go back to it, add --allow-downgrade. Nothing was changed.`, { packageId, installed: from, requested: entry.version });
+    }
+    const names = { 'application name': appName, 'installed version': from, 'new version': entry.version };
+    const refused = async (error: unknown): Promise<never> => {
+      const coded = toIsogateError(error);
+      await audit.record('updateError', { ...names, description: coded.code }, { packageId, from, to: entry.version, code: coded.code, reason: coded.message });
+      throw coded;
+    };
+    if (entry.status === 'compromised') {
+      await refused(fail('E_COMPROMISED', `${appName} ${entry.version} is marked compromised in the store and cannot be installed; ${from} is unchanged`, { packageId, version: entry.version }));
+    }
+    await audit.record('updateStarted', names, { packageId, from, to: entry.version });
+
+    const report = (phase: InstallPhase, received: number, percent: number): void => {
+      const progress = { packageId, phase, received, total: entry.size, percent };
+      options.onProgress?.(progress);
+      this.emit('progress', progress);
+    };
+    const data = this.#data;
+    const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
+    let verified: VerifiedPackage;
+    try {
+      const download = await this.#download(entry, work, appName, report);
+      report('verify', entry.size, 70);
+      verified = await this.#verify(download, path.join(work, 'package'), entry, appName, 'store');
+      await this.#seal(work, verified, 'store');
+    } catch (error) {
+      await eraseTree(work, data);
+      return refused(error);
+    }
+
+    const manifest = verified.manifest;
+    const oldEntry = this.#options.config.read((doc) => structuredClone(doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId)));
+    if (!oldEntry) {
+      await eraseTree(work, data);
+      return refused(fail('E_INSTALL', `${packageId} has no entry in the configuration document`));
+    }
+    const oldConfiguration = this.#options.config.read((doc) => (doc[packageId] === undefined ? null : structuredClone(doc[packageId])));
+    const carried = carryConfiguration(manifest, oldConfiguration ?? undefined);
+    const newEntry: ApplicationEntry = {
+      ...oldEntry,
+      name: manifest.name, version: manifest.version, type: manifest.type, manifest: JSON.stringify(manifest),
+      configured: !manifest.configuration?.required || carried.value !== undefined || manifest.configuration.defaults !== undefined,
+    };
+
+    report('install', entry.size, 80);
+    const dir = path.join(this.#updatesDir, packageId);
+    const step = async (name: UpdateStep): Promise<void> => {
+      await this.#options.onUpdateStep?.(name, packageId);
+    };
+    const root = path.join(this.#appsDir, packageId);
+    let wasRunning: boolean;
+    try {
+      wasRunning = await hooks.hold(packageId);
+    } catch (error) {
+      await eraseTree(work, data);
+      return refused(error);
+    }
+    const journal: Omit<UpdateJournal, 'mac'> = {
+      package_id: packageId, from, to: manifest.version, phase: 'swapping', startedAt: this.#options.clock().toISOString(), entry: oldEntry, configuration: oldConfiguration,
+    };
+    let swapped = false;
+    let configured = false;
+    let starting = false;
+    const newApp: InstalledApp = { packageId, version: manifest.version, manifest, dir: path.join(root, 'package'), record: {} as IntegrityRecord };
+    try {
+      let routesInError: UpdateResult['routesInError'];
+      try {
+        await data.mkdir(data.relative(this.#updatesDir), 0o700);
+        await eraseTree(dir, data);
+        await data.mkdir(data.relative(dir), 0o700);
+        await renameDurable(work, path.join(dir, 'new'), data);
+        await this.#writeJournal(dir, journal);
+        await step('staged');
+        const record = await readJsonIfExists<IntegrityRecord>(path.join(dir, 'new', 'record.json'), data);
+        if (!record) throw fail('E_INSTALL', 'The staged record of the new version disappeared');
+        newApp.record = record;
+
+        await renameDurable(root, path.join(dir, 'old'), data);
+        swapped = true;
+        await step('old-moved');
+        await renameDurable(path.join(dir, 'new'), root, data);
+        this.#apps.set(packageId, newApp);
+        await step('new-moved');
+        await this.#options.config.update((doc) => this.#applyEntry(doc, newEntry, carried.value));
+        configured = true;
+        routesInError = hooks.replaced(packageId).map((route) => ({ id: route.id, problem: route.problem ?? 'its endpoints no longer fit' }));
+        await step('configured');
+        if (wasRunning) {
+          report('start', entry.size, 90);
+          starting = true;
+          await hooks.run(packageId, this.#options.updateWatchMs);
+          await step('started');
+        }
+      } catch (error) {
+        // Undone at once: the old files, record, entry and configuration, and the old version running again if it ran.
+        const coded = toIsogateError(error);
+        if (starting) await hooks.halt(packageId);
+        await this.#undoUpdate(installed, dir, { swapped, configured, oldEntry, oldConfiguration });
+        hooks.replaced(packageId);
+        let restarted = false;
+        if (wasRunning) restarted = await hooks.run(packageId, 0).then(() => true, () => false);
+        await audit.record('updateRolledBack', { ...names, description: coded.code }, { packageId, from, to: manifest.version, code: coded.code, reason: coded.message, restarted });
+        if (!starting) throw coded;
+        throw new IsogateError('E_UPDATE_ROLLED_BACK',
+          `${appName} ${manifest.version} failed to start (${coded.code}: ${coded.message}); ${from} was restored with its configuration${restarted ? ' and runs again' : ''}. Nothing the app stored was lost.`,
+          { packageId, from, to: manifest.version, failure: { code: coded.code, message: coded.message }, restarted });
+      }
+
+      // The commit point: from here on a crash leaves the new version.
+      await this.#writeJournal(dir, { ...journal, phase: 'committed' });
+      await step('committed');
+      await eraseTree(dir, data);
+      const identity = signerIdentity(verified.signer);
+      if (identity) await this.#bindings.bind(packageId, identity, this.#options.clock());
+      await audit.record('updateSucceeded', names, {
+        packageId, from, to: manifest.version, resetKeys: carried.reset, routesInError: routesInError.map((route) => route.id), signer: signerDetails(newApp.record),
+      });
+      report('done', entry.size, 100);
+      this.emit('installed', newApp);
+      return { app: newApp, previousVersion: from, resetKeys: carried.reset, routesInError, started: wasRunning };
+    } finally {
+      hooks.release(packageId);
+    }
+  }
+
+  /** The new version's entry and configuration, or the old ones restored (`configuration` null: none stored). */
+  #applyEntry(doc: ConfigDocument, entry: ApplicationEntry, configuration: unknown): void {
+    const list = doc.APPLICATIONS.APPS_CONTROL.applications;
+    const at = list.findIndex((e) => e.package_id === entry.package_id);
+    if (at >= 0) list[at] = structuredClone(entry);
+    else list.push(structuredClone(entry));
+    if (configuration === undefined || configuration === null) delete doc[entry.package_id];
+    else doc[entry.package_id] = structuredClone(configuration);
+  }
+
+  /** Back to the old version within the running gateway: the same moves #resumeUpdates makes after a crash. */
+  async #undoUpdate(old: InstalledApp, dir: string, state: { swapped: boolean; configured: boolean; oldEntry: ApplicationEntry; oldConfiguration: unknown }): Promise<void> {
+    const data = this.#data;
+    const root = path.join(this.#appsDir, old.packageId);
+    if (state.swapped) {
+      if (await data.lstat(data.relative(root))) await renameDurable(root, path.join(dir, 'failed'), data);
+      await renameDurable(path.join(dir, 'old'), root, data);
+    }
+    this.#apps.set(old.packageId, old);
+    if (state.configured) await this.#options.config.update((doc) => this.#applyEntry(doc, state.oldEntry, state.oldConfiguration));
+    await eraseTree(dir, data);
+  }
+
+  async #writeJournal(dir: string, body: Omit<UpdateJournal, 'mac'>): Promise<void> {
+    await writeJsonDurable(path.join(dir, 'journal.json'), { ...body, mac: this.#options.keys.mac('integrity', `#update:${body.package_id}`, canonicalJson(body)) }, { mode: 0o600, root: this.#data });
+  }
+
+  /** The journal if it is there and authentic; undefined otherwise. */
+  async #readJournal(dir: string): Promise<UpdateJournal | undefined> {
+    const journal = await readJsonIfExists<UpdateJournal>(path.join(dir, 'journal.json'), this.#data);
+    if (!journal || typeof journal !== 'object' || typeof journal.package_id !== 'string' || typeof journal.mac !== 'string') return undefined;
+    const { mac, ...body } = journal;
+    return this.#options.keys.verifyMac('integrity', `#update:${body.package_id}`, canonicalJson(body), mac) ? journal : undefined;
+  }
+
+  /**
+   * At open, before anything else reads DATA/apps: finishes or undoes each update a crash
+   * interrupted (see `update`). A committed journal keeps the new version; anything else
+   * restores the old one, its entry and its configuration, and says so in the audit log.
+   */
+  async #resumeUpdates(): Promise<void> {
+    const data = this.#data;
+    await data.mkdir(data.relative(this.#updatesDir), 0o700);
+    for (const { name } of await data.readdir('updates')) {
+      const dir = path.join(this.#updatesDir, name);
+      const root = path.join(this.#appsDir, name);
+      const journal = await this.#readJournal(dir).catch(() => undefined);
+      const hasOld = (await data.lstat(data.relative(path.join(dir, 'old')))) !== undefined;
+      if (journal && journal.package_id === name && journal.phase === 'committed') {
+        await eraseTree(dir, data);
+        await this.#options.audit.record('updateSucceeded', { 'application name': journal.entry.name ?? name, 'new version': journal.to }, { packageId: name, from: journal.from, to: journal.to, resumed: true });
+        continue;
+      }
+      if (hasOld) {
+        if (await data.lstat(data.relative(root))) await renameDurable(root, path.join(dir, 'failed'), data);
+        await renameDurable(path.join(dir, 'old'), root, data);
+      }
+      if (journal && journal.package_id === name) {
+        await this.#options.config.update((doc) => this.#applyEntry(doc, journal.entry, journal.configuration));
+        await this.#options.audit.record('updateRolledBack',
+          { 'application name': journal.entry.name ?? name, 'installed version': journal.from, description: 'the gateway stopped' },
+          { packageId: name, from: journal.from, to: journal.to, reason: 'The gateway stopped before the update was committed' });
+      } else if (hasOld) {
+        // Cannot happen from a crash (the journal is written before apps/<id> moves): someone changed the directory.
+        await this.#options.audit.record('integrityViolation', { object: `The update journal of ${name}`, description: 'it is missing or fails its authentication; the previous files were put back' }, { packageId: name });
+      }
+      await eraseTree(dir, data);
     }
   }
 

@@ -93,6 +93,8 @@ export class Router {
     if (!this.#bySource) {
       this.#bySource = new Map();
       for (const route of this.#routes()) {
+        // A route whose ends no longer fit (an update dropped or changed an endpoint) carries nothing.
+        if (this.#endpointProblem(route)) continue;
         const key = endKey(route.source);
         this.#bySource.set(key, [...(this.#bySource.get(key) ?? []), route]);
       }
@@ -143,12 +145,32 @@ export class Router {
     }
   }
 
+  /**
+   * Why the installed apps' endpoints no longer carry the route: after an in-place update an
+   * endpoint may be gone or changed. Undefined while both ends fit, or while an app is not
+   * installed (that route waits in Error for its app, as before).
+   */
+  #endpointProblem(route: RouteEntry): string | undefined {
+    if (!this.#options.manifestOf(route.source.application_id) || !this.#options.manifestOf(route.destination.application_id)) return undefined;
+    try {
+      const from = this.#endpoint(route.source, 'source');
+      const to = this.#endpoint(route.destination, 'destination');
+      for (const field of ['dataType', 'format'] as const) {
+        if (from[field] !== to[field]) return `the endpoints disagree on ${field}: ${endKey(route.source)} has "${from[field]}", ${endKey(route.destination)} has "${to[field]}"`;
+      }
+      return undefined;
+    } catch (error) {
+      return toIsogateError(error).message;
+    }
+  }
+
   #view(route: RouteEntry): RouteView {
     const sourceApp = this.#options.manifestOf(route.source.application_id);
     const destinationApp = this.#options.manifestOf(route.destination.application_id);
     let problem: string | undefined;
     if (!sourceApp) problem = `${route.source.application_id} is not installed`;
     else if (!destinationApp) problem = `${route.destination.application_id} is not installed`;
+    else problem = this.#endpointProblem(route);
     const lane = this.#lanes.get(route.id);
     return {
       ...route,
@@ -301,6 +323,28 @@ export class Router {
 
   appStopped(_packageId: string): void {
     // Queued messages wait, within the bound, for the destination to come back.
+  }
+
+  /**
+   * An app was replaced by another version of itself (an update, or its rollback). Its routes
+   * are kept, all of them: those whose endpoints still fit carry on, those whose endpoint is gone
+   * or changed stay in Error (with the reason) until the admin edits or deletes them, as the
+   * routes of a removed app do, and work again should a later version bring the endpoint back.
+   * Their queues are emptied: the messages were meant for an endpoint that is not there.
+   * Returns the app's routes now in Error.
+   */
+  appReplaced(packageId: string): RouteView[] {
+    this.#invalidate();
+    const broken: RouteView[] = [];
+    for (const route of this.#routes()) {
+      if (route.destination.application_id !== packageId && route.source.application_id !== packageId) continue;
+      const view = this.#view(route);
+      if (view.problem) {
+        this.#lanes.get(route.id)?.queue.splice(0);
+        broken.push(view);
+      }
+    }
+    return broken;
   }
 
   /** Routes of a removed app stay, in Error, until the admin edits or deletes them (the manual). */

@@ -73,6 +73,40 @@ describe('launcher', () => {
   });
   afterEach(() => removeDir(dir));
 
+  it('holds an app for an update: stopped, no start, restart or configuration change until released; a failure in the watch window rejects', async () => {
+    const configured = sampleManifest({ package_id: 'com.example.configured', configuration: { schema: { type: 'object' }, defaults: { a: 1 } } });
+    await install(configured);
+    const l = launcher();
+    await l.start(configured.package_id);
+    assert.equal(await l.hold(configured.package_id), true, 'it was running');
+    assert.equal(sandboxes[0]!.stopped, true);
+    assert.equal(l.status(configured.package_id).status, 'stopped');
+    const document = await fs.readFile(path.join(dir, 'config.json'), 'utf8');
+    await assert.rejects(l.start(configured.package_id), { code: 'E_BUSY' });
+    await assert.rejects(l.setConfiguration(configured.package_id, { a: 2 }), { code: 'E_BUSY' });
+    await assert.rejects(l.hold(configured.package_id), { code: 'E_BUSY' });
+    assert.equal(await fs.readFile(path.join(dir, 'config.json'), 'utf8'), document, 'nothing changed');
+    assert.equal(sandboxes.length, 1, 'nothing started');
+
+    // Fails within the window: rejected, left stopped, no restart scheduled while held.
+    const watched = l.runHeld(configured.package_id, 60_000);
+    await waitFor(() => sandboxes.length === 2 && l.status(configured.package_id).status === 'running');
+    sandboxes[1]!.failWith({ code: 'E_CPU_LIMIT', message: 'spun' });
+    await assert.rejects(watched, (error: Error & { code: string }) => error.code === 'E_APP_FAILED' && /E_CPU_LIMIT: spun/.test(error.message));
+    await l.haltHeld(configured.package_id);
+    assert.equal(l.status(configured.package_id).status, 'stopped');
+    // A start that fails is the start's own error.
+    startError = fail('E_LAUNCH', 'no');
+    await assert.rejects(l.runHeld(configured.package_id, 0), { code: 'E_LAUNCH' });
+    startError = undefined;
+    await l.runHeld(configured.package_id, 0);
+    assert.equal(l.status(configured.package_id).status, 'running');
+    l.release(configured.package_id);
+    await l.stop(configured.package_id);
+    await l.start(configured.package_id);
+    assert.equal(sandboxes.length, 5, 'no restart ran while it was held');
+  });
+
   it('starts and stops with the manual\'s state codes and audit events', async () => {
     const l = launcher();
     const seen: string[] = [];

@@ -65,6 +65,36 @@ describe('router', () => {
 
   const end = (text: string) => ({ application_id: text.split(':')[0]!, endpoint: text.split(':')[1]! });
 
+  it('keeps a route whose endpoint an update dropped or changed in Error, carrying nothing, and carries it again when the endpoint is back', async () => {
+    const sink = new RecordingGuest();
+    guests.set('dev.t.sink', sink);
+    const route = await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
+    const original = apps['dev.t.sink']!;
+    try {
+      // The sink's new version has no "in" any more.
+      apps['dev.t.sink'] = { ...original, version: '2.0.0', endpoints: original.endpoints!.filter((e) => e.name !== 'in') };
+      const broken = router.appReplaced('dev.t.sink');
+      assert.deepEqual(broken.map((view) => view.id), [route.id]);
+      assert.equal(router.get(route.id).status, 'Error');
+      assert.match(router.get(route.id).problem!, /declares no endpoint "in"/);
+      router.emit('dev.t.source', 'out', { v: 1 });
+      assert.equal(router.get(route.id).queued, 0, 'nothing is queued for an endpoint that is not there');
+      // A version whose "in" takes another data type: still Error.
+      apps['dev.t.sink'] = { ...original, version: '3.0.0', endpoints: original.endpoints!.map((e) => (e.name === 'in' ? { ...e, dataType: 'alert' } : e)) };
+      router.appReplaced('dev.t.sink');
+      assert.match(router.get(route.id).problem!, /disagree on dataType/);
+
+      apps['dev.t.sink'] = original;
+      assert.deepEqual(router.appReplaced('dev.t.sink'), []);
+      assert.equal(router.get(route.id).status, 'Active');
+      router.emit('dev.t.source', 'out', { v: 2 });
+      await waitFor(() => sink.received.length === 1);
+      assert.deepEqual(sink.received, [{ v: 2 }]);
+    } finally {
+      apps['dev.t.sink'] = original;
+    }
+  });
+
   it('refuses invalid routes with the field that is wrong, and changes nothing', async () => {
     const cases: [string, string, string, RegExp][] = [
       ['dev.t.nobody:out', 'dev.t.sink:in', 'E_ROUTE', /No app dev\.t\.nobody/],

@@ -1,0 +1,350 @@
+/**
+ * In-place updates in the orchestrator, with the launcher's and router's part played by a
+ * recording stand-in: the version rules, the signer rule, what happens to the configuration, the
+ * rollback when the new version does not start, and a crash at every step of the swap resolving
+ * to the old or the new version at the next open.
+ */
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { MemoryAuditLog } from '../../platform/audit/index.js';
+import { ConfigStore } from '../../platform/config/index.js';
+import { memoryDeviceKeys } from '../../platform/device/index.js';
+import { Orchestrator, WorkerPackageVerifier, type UpdateHooks, type UpdateStep } from '../../platform/orchestrator/index.js';
+import { fail, isIsogateError } from '../../sdk/errors.js';
+import type { AppManifest } from '../../sdk/manifest.js';
+import { buildPackage, signPackage } from '../../sdk/package/index.js';
+import { sampleManifest } from '../fixtures/packages.js';
+import { createTestPki, type TestIdentity, type TestPki } from '../fixtures/pki.js';
+import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
+import { MemoryStoreClient } from './memory-store.js';
+
+const ID = 'com.example.sample';
+
+/** The launcher and router as an update sees them: records what it is asked, fails a start on demand. */
+class FakeRunner implements UpdateHooks {
+  running = true;
+  held = false;
+  calls: string[] = [];
+  /** Versions whose start fails, and how. */
+  failing = new Map<string, Error>();
+  brokenRoutes: { id: string; problem: string }[] = [];
+  constructor(readonly versionOf: () => string | undefined) {}
+  async hold(id: string): Promise<boolean> {
+    this.calls.push(`hold ${id}`);
+    this.held = true;
+    const was = this.running;
+    this.running = false;
+    return was;
+  }
+  async run(id: string): Promise<void> {
+    const version = this.versionOf();
+    this.calls.push(`run ${id} ${version}`);
+    const failure = this.failing.get(version ?? '');
+    if (failure) throw failure;
+    this.running = true;
+  }
+  async halt(id: string): Promise<void> {
+    this.calls.push(`halt ${id}`);
+    this.running = false;
+  }
+  release(id: string): void {
+    this.calls.push(`release ${id}`);
+    this.held = false;
+  }
+  replaced(id: string): { id: string; problem?: string }[] {
+    this.calls.push(`replaced ${id}`);
+    return this.brokenRoutes;
+  }
+}
+
+const V1_CONFIG = {
+  schema: {
+    type: 'object', additionalProperties: false,
+    properties: { intervalMs: { type: 'integer', minimum: 10 }, mode: { enum: ['fast', 'slow'] }, label: { type: 'string' } },
+  },
+  defaults: { intervalMs: 1000, mode: 'fast' },
+};
+// intervalMs keeps its meaning, "slow" is gone from mode, label is gone, retries is new.
+const V2_CONFIG = {
+  schema: {
+    type: 'object', additionalProperties: false, required: ['retries'],
+    properties: { intervalMs: { type: 'integer', minimum: 100 }, mode: { enum: ['fast', 'eco'] }, retries: { type: 'integer' } },
+  },
+  defaults: { intervalMs: 2000, mode: 'eco', retries: 3 },
+};
+
+describe('orchestrator: in-place update', function () {
+  this.timeout(60_000);
+  let pki: TestPki;
+  let dir: string;
+  let store: MemoryStoreClient;
+  let audit: MemoryAuditLog;
+  let config: ConfigStore;
+  let runner: FakeRunner;
+  let current: Orchestrator | undefined;
+  const keys = memoryDeviceKeys();
+  const verifier = new WorkerPackageVerifier();
+
+  before(async () => {
+    pki = await createTestPki();
+  });
+  after(() => verifier.close());
+
+  beforeEach(async () => {
+    dir = await makeTempDir();
+    store = new MemoryStoreClient();
+    audit = new MemoryAuditLog();
+    config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+    runner = new FakeRunner(() => current?.get(ID)?.version);
+  });
+  afterEach(async () => {
+    current = undefined;
+    await removeDir(dir);
+  });
+
+  async function open(onUpdateStep?: (step: UpdateStep) => void | Promise<void>): Promise<Orchestrator> {
+    current = await Orchestrator.open({
+      dataDir: dir, store, config, audit, keys, verifier, trustRootsPem: [pki.root.certPem], updateHooks: runner, updateWatchMs: 0,
+      ...(onUpdateStep ? { onUpdateStep } : {}),
+    });
+    return current;
+  }
+
+  async function publish(overrides: Partial<AppManifest>, signer: TestIdentity = pki.publisher, main = 'import { log } from "isogate:sdk";\nlog.info("v");\n'): Promise<AppManifest> {
+    const manifest = sampleManifest(overrides);
+    const unsigned = await buildPackage(manifest, new Map([['app/main.js', Buffer.from(`${main}// ${manifest.version}\n`)]]));
+    const signed = await signPackage(unsigned, { keyPem: signer.keyPem, certPem: signer.certPem, chainPem: signer.chainPem ?? [] });
+    store.list(signed, { package_id: manifest.package_id, version: manifest.version, name: manifest.name });
+    return manifest;
+  }
+
+  /** v1 installed and configured by the admin: intervalMs 500, mode slow, label "north". */
+  async function installedV1(): Promise<Orchestrator> {
+    await publish({ version: '1.0.0', configuration: V1_CONFIG });
+    const orchestrator = await open();
+    await orchestrator.install(ID);
+    await config.update((doc) => {
+      doc[ID] = { intervalMs: 500, mode: 'slow', label: 'north' };
+    });
+    return orchestrator;
+  }
+
+  async function state(): Promise<unknown> {
+    return {
+      apps: await snapshotTree(path.join(dir, 'apps')),
+      updates: await snapshotTree(path.join(dir, 'updates')),
+      staging: await snapshotTree(path.join(dir, 'staging')),
+      config: await fs.readFile(path.join(dir, 'config.json'), 'utf8'),
+      bindings: await fs.readFile(path.join(dir, 'signer-bindings.json'), 'utf8'),
+    };
+  }
+
+  const entryOf = (store: ConfigStore) => store.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === ID));
+
+  it('updates in place: new files and record, the start rule kept, valid keys kept, the others reset and named, the app started again', async () => {
+    const orchestrator = await installedV1();
+    await config.update((doc) => {
+      doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === ID)!.launchRule = 'auto';
+    });
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    runner.brokenRoutes = [{ id: 'r1', problem: 'com.example.sample declares no endpoint "old"' }];
+
+    const result = await orchestrator.update(ID);
+
+    assert.equal(result.app.version, '2.0.0');
+    assert.equal(result.previousVersion, '1.0.0');
+    assert.deepEqual(result.resetKeys, ['label', 'mode']);
+    assert.deepEqual(result.routesInError, runner.brokenRoutes);
+    assert.equal(result.started, true);
+    assert.equal(orchestrator.get(ID)!.version, '2.0.0');
+    await orchestrator.verifyIntegrity(ID);
+    assert.match(await fs.readFile(path.join(dir, 'apps', ID, 'package', 'app', 'main.js'), 'utf8'), /\/\/ 2\.0\.0/);
+    assert.deepEqual(config.read((doc) => doc[ID]), { intervalMs: 500, mode: 'eco', retries: 3 });
+    const entry = entryOf(config)!;
+    assert.equal(entry.version, '2.0.0');
+    assert.equal(entry.launchRule, 'auto');
+    assert.equal(JSON.parse(entry.manifest!).version, '2.0.0');
+    assert.deepEqual(runner.calls, [`hold ${ID}`, `replaced ${ID}`, `run ${ID} 2.0.0`, `release ${ID}`]);
+    assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+    const names = audit.records.map((r) => r.name);
+    assert.ok(names.indexOf('Updater: Application update') < names.indexOf('Updater: Application update successful'));
+    const done = audit.records.find((r) => r.event === 'updateSucceeded')!;
+    assert.equal(done.text, 'The application Sample was successfully updated to version 2.0.0');
+    assert.deepEqual(done.details?.resetKeys, ['label', 'mode']);
+    assert.ok(!names.includes('Launcher: Attempting to download a new version of the application'), 'an update is not the refused install');
+  });
+
+  it('does not start an app that was stopped before the update', async () => {
+    const orchestrator = await installedV1();
+    await publish({ version: '1.1.0', configuration: V1_CONFIG });
+    runner.running = false;
+    const result = await orchestrator.update(ID);
+    assert.equal(result.started, false);
+    assert.deepEqual(result.resetKeys, []);
+    assert.deepEqual(config.read((doc) => doc[ID]), { intervalMs: 500, mode: 'slow', label: 'north' });
+    assert.ok(!runner.calls.some((call) => call.startsWith('run')));
+  });
+
+  it('refuses the same version with E_ALREADY_INSTALLED and changes nothing', async () => {
+    const orchestrator = await installedV1();
+    const before = await state();
+    await assert.rejects(orchestrator.update(ID, { version: '1.0.0' }), (error: unknown) => isIsogateError(error, 'E_ALREADY_INSTALLED'));
+    await assert.rejects(orchestrator.update(ID), (error: unknown) => isIsogateError(error, 'E_ALREADY_INSTALLED') && /newest version/.test(error.message));
+    assert.deepEqual(await state(), before);
+    assert.deepEqual(runner.calls, []);
+  });
+
+  it('refuses a downgrade with E_DOWNGRADE unless it is allowed', async () => {
+    await publish({ version: '0.9.0', configuration: V1_CONFIG });
+    const orchestrator = await installedV1();
+    const before = await state();
+    await assert.rejects(orchestrator.update(ID, { version: '0.9.0' }), (error: unknown) => isIsogateError(error, 'E_DOWNGRADE') && /--allow-downgrade/.test(error.message));
+    assert.deepEqual(await state(), before);
+    assert.equal(store.downloads, 1, 'nothing was downloaded');
+    assert.deepEqual(runner.calls, []);
+
+    const result = await orchestrator.update(ID, { version: '0.9.0', allowDowngrade: true });
+    assert.equal(result.app.version, '0.9.0');
+    assert.deepEqual(config.read((doc) => doc[ID]), { intervalMs: 500, mode: 'slow', label: 'north' });
+  });
+
+  it('refuses a version signed by another signer with E_SIGNER_MISMATCH: nothing changed, the app never stopped', async () => {
+    const orchestrator = await installedV1();
+    // Same subject, same store root, another issuing CA: another signer.
+    await publish({ version: '2.0.0', configuration: V1_CONFIG }, pki.publisherSubjectOtherCa);
+    const before = await state();
+    await assert.rejects(orchestrator.update(ID), (error: unknown) => isIsogateError(error, 'E_SIGNER_MISMATCH'));
+    assert.deepEqual(await state(), before);
+    assert.equal(orchestrator.get(ID)!.version, '1.0.0');
+    assert.deepEqual(runner.calls, [], 'the app was not stopped');
+    assert.ok(audit.records.some((r) => r.event === 'signatureError' && r.severity === 'Critical'));
+    assert.equal(audit.records.at(-1)!.event, 'updateError');
+  });
+
+  it('refuses a version claiming a reserved capability with E_RESERVED_CAPABILITY and changes nothing', async () => {
+    const orchestrator = await installedV1();
+    await publish({ version: '2.0.0', configuration: V1_CONFIG, capabilities: ['traffic.inspect'] } as Partial<AppManifest>);
+    const before = await state();
+    await assert.rejects(orchestrator.update(ID), (error: unknown) => isIsogateError(error, 'E_RESERVED_CAPABILITY'));
+    assert.deepEqual(await state(), before);
+    assert.deepEqual(runner.calls, []);
+  });
+
+  it('refuses an app that is not installed with E_NOT_INSTALLED', async () => {
+    await publish({ version: '2.0.0' });
+    const orchestrator = await open();
+    await assert.rejects(orchestrator.update(ID), (error: unknown) => isIsogateError(error, 'E_NOT_INSTALLED'));
+    assert.deepEqual(await fs.readdir(path.join(dir, 'apps')), []);
+  });
+
+  it('rolls back when the new version fails to start: old files, record, entry and configuration back, the old version started again', async () => {
+    const orchestrator = await installedV1();
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    const before = await state();
+    runner.failing.set('2.0.0', fail('E_APP_FAILED', 'boom at start'));
+
+    await assert.rejects(orchestrator.update(ID), (error: unknown) => {
+      assert.ok(isIsogateError(error, 'E_UPDATE_ROLLED_BACK'), String(error));
+      assert.match(error.message, /E_APP_FAILED: boom at start/);
+      assert.equal(error.details.restarted, true);
+      return true;
+    });
+    assert.deepEqual(await state(), before);
+    assert.equal(orchestrator.get(ID)!.version, '1.0.0');
+    await orchestrator.verifyIntegrity(ID);
+    assert.deepEqual(runner.calls, [`hold ${ID}`, `replaced ${ID}`, `run ${ID} 2.0.0`, `halt ${ID}`, `replaced ${ID}`, `run ${ID} 1.0.0`, `release ${ID}`]);
+    assert.equal(runner.running, true);
+    const rolledBack = audit.records.at(-1)!;
+    assert.equal(rolledBack.name, 'Updater: Application update rolled back');
+    assert.equal(rolledBack.text, 'Error E_APP_FAILED occurred during the update of the application Sample; version 1.0.0 is restored');
+  });
+
+  for (const crashAt of ['staged', 'old-moved', 'new-moved', 'configured', 'started'] as const) {
+    it(`a crash after step "${crashAt}" leaves the old version at the next open, with its entry and configuration`, async () => {
+      await publish({ version: '1.0.0', configuration: V1_CONFIG });
+      let crashed!: () => void;
+      const reached = new Promise<void>((resolve) => { crashed = resolve; });
+      const first = await open(async (step) => {
+        if (step !== crashAt) return;
+        crashed();
+        await new Promise(() => undefined); // the process is gone: nothing after this step runs
+      });
+      await first.install(ID);
+      await config.update((doc) => {
+        doc[ID] = { intervalMs: 500, mode: 'slow', label: 'north' };
+      });
+      const configBefore = await fs.readFile(path.join(dir, 'config.json'), 'utf8');
+      const filesBefore = await snapshotTree(path.join(dir, 'apps'));
+      await publish({ version: '2.0.0', configuration: V2_CONFIG });
+      void first.update(ID);
+      await reached;
+
+      // A new gateway process: the configuration and the orchestrator read again from disk.
+      config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+      const reopened = await open();
+      assert.equal(reopened.get(ID)!.version, '1.0.0');
+      await reopened.verifyIntegrity(ID);
+      assert.deepEqual(await snapshotTree(path.join(dir, 'apps')), filesBefore);
+      assert.equal(await fs.readFile(path.join(dir, 'config.json'), 'utf8'), configBefore);
+      assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+      const rolledBack = audit.records.at(-1)!;
+      assert.equal(rolledBack.event, 'updateRolledBack');
+      assert.match(rolledBack.text, /the gateway stopped/);
+    });
+  }
+
+  it('a crash after the commit point leaves the new version at the next open, and the old files go', async () => {
+    await publish({ version: '1.0.0', configuration: V1_CONFIG });
+    let crashed!: () => void;
+    const reached = new Promise<void>((resolve) => { crashed = resolve; });
+    const first = await open(async (step) => {
+      if (step !== 'committed') return;
+      crashed();
+      await new Promise(() => undefined);
+    });
+    await first.install(ID);
+    await config.update((doc) => {
+      doc[ID] = { intervalMs: 500, mode: 'slow', label: 'north' };
+    });
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    void first.update(ID);
+    await reached;
+    assert.ok((await fs.readdir(path.join(dir, 'updates', ID))).includes('old'), 'the old version is still on disk at the crash');
+
+    config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+    const reopened = await open();
+    assert.equal(reopened.get(ID)!.version, '2.0.0');
+    await reopened.verifyIntegrity(ID);
+    assert.equal(entryOf(config)!.version, '2.0.0');
+    assert.deepEqual(config.read((doc) => doc[ID]), { intervalMs: 500, mode: 'eco', retries: 3 });
+    assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+    assert.equal(audit.records.at(-1)!.event, 'updateSucceeded');
+  });
+
+  it('a forged update journal is not followed: the old files are put back and the forgery audited', async () => {
+    await publish({ version: '1.0.0', configuration: V1_CONFIG });
+    let crashed!: () => void;
+    const reached = new Promise<void>((resolve) => { crashed = resolve; });
+    const first = await open(async (step) => {
+      if (step !== 'new-moved') return;
+      crashed();
+      await new Promise(() => undefined);
+    });
+    await first.install(ID);
+    await publish({ version: '2.0.0', configuration: V1_CONFIG });
+    void first.update(ID);
+    await reached;
+    // Someone with access to the data directory marks the update committed without the device key.
+    const journalFile = path.join(dir, 'updates', ID, 'journal.json');
+    const journal = JSON.parse(await fs.readFile(journalFile, 'utf8')) as Record<string, unknown>;
+    await fs.writeFile(journalFile, JSON.stringify({ ...journal, phase: 'committed' }));
+
+    config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+    const reopened = await open();
+    assert.equal(reopened.get(ID)!.version, '1.0.0');
+    await reopened.verifyIntegrity(ID);
+    assert.equal(audit.records.at(-1)!.event, 'integrityViolation');
+    assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+  });
+});
