@@ -235,6 +235,8 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     const entry = this.#entry(packageId);
     const runtime = this.#runtime(packageId);
     const name = app.manifest.name;
+    // A start queued behind the shutdown (a command or a restart in flight) would outlive it.
+    if (this.#shuttingDown) throw fail('E_UNAVAILABLE', `The gateway is shutting down; ${packageId} is not started`);
     if (runtime.status === 'running' || runtime.status === 'starting' || runtime.status === 'stopping') {
       throw fail('E_STATE', `${packageId} is already ${runtime.status}`);
     }

@@ -353,4 +353,12 @@ describe('launcher', () => {
     assert.equal(config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === other.package_id)!.execute), true, 'an Autostart app comes back');
     assert.ok(logged(/^Stopping at gateway shutdown failed: E_INTERNAL: EIO/));
   });
+
+  it('starts nothing once shutdown has begun (a command or restart queued behind it would outlive it): E_UNAVAILABLE, no sandbox', async () => {
+    const l = launcher();
+    await l.shutdown();
+    await assert.rejects(l.start(id), (error: { code: string; message: string }) => error.code === 'E_UNAVAILABLE' && /shutting down/.test(error.message));
+    assert.equal(sandboxes.length, 0);
+    assert.equal(l.status(id).status, 'stopped');
+  });
 });
