@@ -376,7 +376,10 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     await this.#setStatus(packageId, 'stopping').catch((error: unknown) => { unwritten = error; });
     const sandbox = runtime.sandbox;
     runtime.sandbox = undefined;
-    await sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch(() => sandbox.dispose());
+    await sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch((error: unknown) => {
+      this.#report(packageId, 2, 'Its stop failed, so it was ended', error);
+      sandbox.dispose();
+    });
     await this.#setStatus(packageId, 'stopped', execute).catch((error: unknown) => { unwritten ??= error; });
     if (unwritten !== undefined) throw unwritten;
   }
