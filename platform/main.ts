@@ -14,6 +14,7 @@ import { FileAuditLog } from './audit/index.js';
 import { ensureDemoCredentials, type DemoCredentials } from './bootstrap/demo-credentials.js';
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
 import { ensurePlatformRoot } from './bootstrap/platform-root.js';
+import { describeCloseFailures, ShutdownSequence, type CloseFailure } from './bootstrap/shutdown.js';
 import { ConfigStore } from './config/index.js';
 import { openDataDirectory, ensureOwnDirectory } from './datadir/index.js';
 import { FileDeviceKeyProvider, type DeviceKeyProvider } from './device/index.js';
@@ -64,8 +65,22 @@ export interface Gateway {
   /** What opening the data directory migrated (empty when it was current). */
   migrated: string[];
   demo: DemoCredentials;
-  close(): Promise<void>;
+  /**
+   * Closes everything, in SHUTDOWN_ORDER, and answers with what failed to close (empty when
+   * all closed cleanly). A second call runs nothing again and settles when the first has.
+   */
+  close(): Promise<CloseFailure[]>;
 }
+
+/**
+ * The order the gateway closes in. The control socket first, so that no command arrives while
+ * the rest goes; the shutdown recorded; the apps stopped while everything they use still
+ * works; then the subsystems, users before what they use; the data-directory lock last, for
+ * another gateway may take the directory only once this one has let go of everything in it.
+ */
+const SHUTDOWN_ORDER = [
+  'control socket', 'audit', 'launcher', 'orchestrator', 'router', 'egress', 'storage', 'logs', 'embedded store', 'data directory lock',
+] as const;
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Checked, locked and migrated before anything in it is read or written (see platform/datadir).
@@ -73,17 +88,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { dataDir } = opened;
   const dir = (name: string): string => path.join(dataDir, name);
   const startedAt = Date.now();
-  const closers: (() => Promise<void>)[] = [];
-  const close = async (): Promise<void> => {
-    for (const closer of closers.reverse()) await closer().catch(() => undefined);
-    closers.length = 0;
-    // Last: another gateway may take the directory only once this one has let go of everything.
-    opened.lock.release();
-  };
+  const shutdown = new ShutdownSequence(SHUTDOWN_ORDER);
+  shutdown.set('data directory lock', () => opened.lock.release());
 
   try {
     const keys = await (options.deviceKeys ?? new FileDeviceKeyProvider(dir('device'))).open();
     const audit = await FileAuditLog.open(dir('audit'));
+    shutdown.set('audit', () => audit.record('deviceShutdown'));
     const config = await ConfigStore.open(dir('config.json'), `isogate\n\nVersion: ${PLATFORM_VERSION}\n\nisogate SDK version: ${SDK_VERSION}`);
     for (const repair of config.repairs) {
       await audit.record('integrityViolation', { object: `The configuration of ${repair.packageId}`, description: `${repair.reason}; it was removed, set it again with "isogate apps config ${repair.packageId} --set FILE"` }, { packageId: repair.packageId });
@@ -103,7 +114,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // Loaded only here: the store brings koa and esbuild, which a gateway with an external store never needs.
       const startStore = options.embeddedStore ?? (await import('./bootstrap/embedded-store.js')).startEmbeddedStore;
       embedded = await startStore(await ensureOwnDirectory(opened.storeDir, "the embedded store's directory"));
-      closers.push(() => embedded!.close());
+      shutdown.set('embedded store', () => embedded!.close());
       storeUrl = embedded.url;
       trustRootsPem = [embedded.rootCertPem];
     }
@@ -115,14 +126,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       : await fs.readFile((await ensurePlatformRoot(dir('platform-ca'))).rootCertFile, 'utf8')];
 
     const logs = new AppLogs({ root: dir('logs') });
-    closers.push(() => logs.close());
+    shutdown.set('logs', () => logs.close());
     const appLog = (packageId: string, level: LogLevelCode, message: string): void => logs.writer(packageId).write(level, message, 'platform');
     const storage = new StorageService({ root: dir('storage'), keys });
-    closers.push(() => storage.closeAll());
+    shutdown.set('storage', () => storage.closeAll());
     const certificates = new CertificateStore({ root: dir('certs'), keys, audit });
     // EGRESS.allowed_ranges is checked on every configuration change and applied live.
     const egress = new EgressService({ certificates, appLog, allowedRanges: config.read((doc) => doc.EGRESS?.allowed_ranges) });
-    closers.push(() => egress.close());
+    shutdown.set('egress', () => egress.close());
     config.addCheck((doc) => AddressPolicy.fromRanges(doc.EGRESS?.allowed_ranges));
     config.on('change', ({ after }) => egress.setAllowedRanges(after.EGRESS?.allowed_ranges));
 
@@ -135,7 +146,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       manifestOf: (packageId) => orchestrator?.get(packageId)?.manifest,
       guestOf: (packageId) => launcher?.guest(packageId),
     });
-    closers.push(() => router.close());
+    shutdown.set('router', () => router.close());
 
     orchestrator = await Orchestrator.open({
       dataDir, config, audit, keys, trustRootsPem, platformTrustRootsPem,
@@ -164,7 +175,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         replaced: (id) => router.appReplaced(id),
       },
     });
-    closers.push(() => orchestrator!.close());
+    shutdown.set('orchestrator', () => orchestrator!.close());
     const installed = orchestrator;
     if (options.imageDir) await installImagePackages(installed, options.imageDir);
 
@@ -199,7 +210,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       },
     });
     const running = launcher;
-    closers.push(() => running.shutdown());
+    shutdown.set('launcher', () => running.shutdown());
     running.on('status', (info) => {
       logs.setLevel(info.packageId, info.logLevel);
       if (info.status === 'running') router.appStarted(info.packageId);
@@ -240,7 +251,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         mode: modes.router_mode === false ? 'unidirectional gateway' : 'router',
         developerMode: modes.is_developer_mode === true,
         store: storeUrl,
-        apps: { installed: installed.list().length, limit: 20, byStatus },
+        apps: { installed: installed.list().length, limit: installed.maxApps, byStatus },
         routes: {
           active: routes.filter((r) => r.status === 'Active').length,
           inactive: routes.filter((r) => r.status === 'Inactive').length,
@@ -251,15 +262,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     const control: ControlServer = await serveControlSocket(path.join(dataDir, 'control.sock'),
       (op, params, context) => invokeOperation(services, op, params, context));
-    closers.splice(0, 0, () => control.close());
+    shutdown.set('control socket', () => control.close());
 
     await running.startAutostartApps();
     return {
-      services, dataDir, controlSocket: control.path, storeUrl, demo, close,
+      services, dataDir, controlSocket: control.path, storeUrl, demo, close: () => shutdown.close(),
       ...(embedded ? { storeDir: opened.storeDir } : {}), migrated: opened.migration.applied,
     };
   } catch (error) {
-    await close();
+    // The start-up error is the one to report; what then failed to close is said beside it.
+    const failures = await shutdown.close();
+    if (failures.length > 0) process.stderr.write(`closing after a failed start: ${escapeControls(describeCloseFailures(failures))}\n`);
     throw error;
   }
 }
@@ -352,7 +365,7 @@ export async function runGateway(options: RunOptions): Promise<void> {
     process.on('SIGTERM', stop);
   });
   say('Stopping...');
-  await gateway.close().catch((error: unknown) => {
-    process.stderr.write(`${toIsogateError(error).code}: ${escapeControls(toIsogateError(error).message)}\n`);
-  });
+  const failures = await gateway.close();
+  // The CLI prints it (each part with its code and message) and exits non-zero.
+  if (failures.length > 0) throw fail('E_SHUTDOWN', `The gateway stopped, but ${failures.length} part(s) did not close cleanly: ${describeCloseFailures(failures)}`, { failures });
 }

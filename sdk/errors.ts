@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   E_CONFLICT: { status: 409, summary: 'The request conflicts with the current state.' },
   E_INTERNAL: { status: 500, summary: 'An internal error occurred.' },
   E_UNAVAILABLE: { status: 503, summary: 'The service is not reachable.' },
+  E_SHUTDOWN: { status: 500, summary: 'The gateway stopped, but a part of it did not close cleanly.' },
 
   // Manifest and package format
   E_MANIFEST: { status: 422, summary: 'The app manifest is not valid.' },

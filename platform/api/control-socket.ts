@@ -106,22 +106,36 @@ export async function serveControlSocket(socketPath: string, dispatch: ControlDi
     throw fail('E_CONFLICT', `A gateway is already running with this data directory (${socketPath} answers)`);
   }
   await fs.rm(socketPath, { force: true });
-  const server = net.createServer((socket) => handleConnection(socket, dispatch));
+  let serving = false;
+  // Nothing is served before the socket's mode is confirmed below.
+  const server = net.createServer((socket) => (serving ? handleConnection(socket, dispatch) : socket.destroy()));
   const sockets = new Set<net.Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
-  // The socket file gets its mode from the umask at bind time; make it 0600 from the start.
+  const listening = new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', () => resolve());
+  });
+  // The socket file takes its mode from the umask when it is bound, and for a path in the main
+  // process Node binds inside listen() itself. The mask is process-wide: it is set and restored
+  // around that one call, in one synchronous step, never across an await, so no other file the
+  // gateway creates meanwhile (on the thread pool, too) is made under it.
   const previousMask = process.umask(0o177);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, () => resolve());
-    });
+    server.listen(socketPath);
   } finally {
     process.umask(previousMask);
   }
+  await listening;
+  const stat = await fs.lstat(socketPath);
+  if (!stat.isSocket() || (stat.mode & 0o077) !== 0) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await fs.rm(socketPath, { force: true });
+    throw fail('E_INTERNAL', `The control socket ${socketPath} was not created private to its owner (mode ${octal(stat.mode)}); nothing was served`);
+  }
+  serving = true;
   return {
     path: socketPath,
     close: async () => {

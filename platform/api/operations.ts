@@ -106,7 +106,7 @@ export const OPERATIONS: Record<string, Operation> = {
     run: async ({ launcher }, { id }: { id: string }) => launcher.start(id),
   },
   'apps.stop': {
-    summary: 'Stop a running app',
+    summary: 'Stop a running app, or one in Error (waiting to restart or given up on)',
     params: params({ id: PACKAGE_ID }, ['id']),
     run: async ({ launcher }, { id }: { id: string }) => launcher.stop(id),
   },

@@ -30,6 +30,12 @@ export const AUDIT_EVENTS = {
   // Not in the manual (it has no publisher bindings); worded after its admin events.
   signerForgotten: system('admin: Forgetting the application publisher', 'The publisher bound to the application <application name> is forgotten; the next installation binds a new publisher', 'Warning', 'Administrator'),
 
+  // Not in the manual's tables, which record a reboot and a change of routes but neither a
+  // shutdown nor a change of an app's configuration; worded after "KscController: Rebooting
+  // the device" and "KscController: Changing the application routes".
+  deviceShutdown: system('KscController: Shutting down the device', 'The device is being shut down', 'Informational', 'System: KscController'),
+  appConfigChanged: system('KscController: Changing the application configuration', 'The configuration of the application <application name> is changed', 'Informational', 'System: KscController'),
+  appConfigChangeError: system('KscController: Error changing the application configuration', 'Failed to change the configuration of the application <application name>', 'Warning', 'System: KscController'),
   uploadAppCertificate: system('KscController: Uploading the application certificate', 'Application certificate is uploaded to the certificate storage', 'Informational', 'System: KscController'),
 
   launchIncompatible: system('Launcher: Attempting to launch an incompatible version of the application', 'An attempt to launch the application version incompatible with the system was detected', 'Warning', 'System: Launcher'),

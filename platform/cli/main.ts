@@ -171,7 +171,8 @@ async function apps(args: string[]): Promise<void> {
       }
       const save = async (op: string, params: Record<string, unknown>): Promise<void> => {
         const result = await call(inv, op, params);
-        print(inv, result, (shown) => `${shown.name ?? escapeControls(id)}: configuration saved (${shown.status})`);
+        print(inv, result, (shown) => `${shown.name ?? escapeControls(id)}: configuration saved (${shown.status})`
+          + (shown.deliveryError ? `; the running app failed while taking it: ${shown.deliveryError.code}: ${escapeControls(shown.deliveryError.message)}` : ''));
       };
       if (inv.values.set) return save('apps.config.set', { id, value: await readJsonFile(String(inv.values.set)) });
       if (inv.values.merge) return save('apps.config.merge', { id, patch: await readJsonFile(String(inv.values.merge)) });

@@ -68,6 +68,19 @@ export interface AppStatusInfo {
   startedAt?: string;
 }
 
+/** What a configuration change returns: the app's status, and whether the running app took it. */
+export interface ConfigurationChange extends AppStatusInfo {
+  /**
+   * The configuration is saved, but the running app failed while taking it (a CPU or memory
+   * limit in its handler): that failure is handled as any other (audited, restarted with the
+   * saved configuration by the restart rule). Absent when the app took it or was not running.
+   */
+  deliveryError?: { code: string; message: string };
+}
+
+/** Top-level keys a configuration change named, at most this many (names only: values may be secrets). */
+const AUDITED_KEYS = 32;
+
 interface Runtime {
   status: 'starting' | 'running' | 'stopping' | 'stopped' | 'error';
   sandbox?: LaunchedSandbox;
@@ -175,13 +188,35 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     return info;
   }
 
+  /** What went wrong where nobody waits for an answer goes to the app's log, which the admin reads. */
+  #report(packageId: string, level: LogLevelCode, what: string, error: unknown): void {
+    const coded = toIsogateError(error);
+    this.#options.appLog(packageId, level, `${what}: ${coded.code}: ${coded.message}`);
+  }
+
+  /**
+   * A step whose failure must not end the work around it (recording a failure, a stop, a
+   * start that already happened): a full disk must not also keep an app from restarting.
+   */
+  async #attempt(packageId: string, what: string, step: () => Promise<unknown>): Promise<void> {
+    try {
+      await step();
+    } catch (error) {
+      this.#report(packageId, 0, `Could not ${what}`, error);
+    }
+  }
+
+  /** The status changes in memory, and is announced, even when writing it to the document fails. */
   async #setStatus(packageId: string, status: Runtime['status'], execute?: boolean): Promise<void> {
     this.#runtime(packageId).status = status;
-    await this.#updateEntry(packageId, (entry) => {
-      entry.state = STATE_OF[status];
-      if (execute !== undefined) entry.execute = execute;
-    });
-    this.#announce(packageId);
+    try {
+      await this.#updateEntry(packageId, (entry) => {
+        entry.state = STATE_OF[status];
+        if (execute !== undefined) entry.execute = execute;
+      });
+    } finally {
+      this.#announce(packageId);
+    }
   }
 
   #refuseHeld(packageId: string): void {
@@ -207,30 +242,40 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     const entry = this.#entry(packageId);
     const runtime = this.#runtime(packageId);
     const name = app.manifest.name;
+    // A start queued behind the shutdown (a command or a restart in flight) would outlive it.
+    if (this.#shuttingDown) throw fail('E_UNAVAILABLE', `The gateway is shutting down; ${packageId} is not started`);
     if (runtime.status === 'running' || runtime.status === 'starting' || runtime.status === 'stopping') {
       throw fail('E_STATE', `${packageId} is already ${runtime.status}`);
     }
+    // A refusal stands even when its audit record cannot be written; that failure goes to the app's log.
     if (entry.launchRule === 'forbidden') {
-      await this.#options.audit.record('launchBlocked', { 'application name': name }, { packageId });
+      await this.#attempt(packageId, 'audit the refusal', () => this.#options.audit.record('launchBlocked', { 'application name': name }, { packageId }));
       throw fail('E_BLOCKED', `${packageId} has the Block start rule`, { packageId });
     }
     if (entry.configured === false) throw fail('E_PENDING', `${packageId} needs its configuration before it can start`, { packageId });
     const built = app.manifest.buildSdkVersion;
     const platform = this.#options.platformSdkVersion;
     if (semver.major(built) !== semver.major(platform) || semver.gt(built, platform)) {
-      await this.#options.audit.record('launchIncompatible', { 'application name': name }, { packageId, buildSdkVersion: built, platformSdkVersion: platform });
+      await this.#attempt(packageId, 'audit the refusal', () => this.#options.audit.record('launchIncompatible', { 'application name': name }, { packageId, buildSdkVersion: built, platformSdkVersion: platform }));
       throw fail('E_INCOMPATIBLE', `${packageId} was built with SDK ${built}; this gateway runs SDK ${platform}`, { packageId });
     }
 
-    await this.#setStatus(packageId, 'starting');
+    try {
+      await this.#setStatus(packageId, 'starting');
+    } catch (error) {
+      // Not left Starting, which nothing leaves: Error, from which a start or a stop goes on.
+      const coded = toIsogateError(error);
+      await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, { code: coded.code, message: coded.message }));
+      throw error;
+    }
     let files: Map<string, Buffer>;
     try {
       files = await this.#options.verifyIntegrity(app);
     } catch (error) {
       const coded = toIsogateError(error);
-      await this.#options.audit.record('launchUntrusted', { 'application name': name }, { packageId, code: coded.code, reason: coded.message });
       this.#options.appLog(packageId, 0, `Launch refused: ${coded.message}`);
-      await this.#recordError(packageId, { code: 'E_INTEGRITY', message: coded.message });
+      await this.#attempt(packageId, 'audit the refusal', () => this.#options.audit.record('launchUntrusted', { 'application name': name }, { packageId, code: coded.code, reason: coded.message }));
+      await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, { code: 'E_INTEGRITY', message: coded.message }));
       throw fail('E_INTEGRITY', `${packageId} failed its integrity check: ${coded.message}`, { packageId });
     }
 
@@ -243,16 +288,17 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       sandbox?.dispose();
       runtime.sandbox = undefined;
       const coded = toIsogateError(error);
-      await this.#options.audit.record('launchError', { 'application name': name }, { packageId, code: coded.code, reason: coded.message });
       this.#options.appLog(packageId, 1, `Start failed: ${coded.code}: ${coded.message}`);
-      await this.#recordError(packageId, { code: coded.code, message: coded.message });
+      await this.#attempt(packageId, 'audit the failed start', () => this.#options.audit.record('launchError', { 'application name': name }, { packageId, code: coded.code, reason: coded.message }));
+      await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, { code: coded.code, message: coded.message }));
       throw isIsogateError(error) && error.code !== 'E_INTERNAL' ? error : fail('E_LAUNCH', `${packageId} failed to start: ${coded.message}`);
     }
     runtime.startedAt = new Date(this.#now()).toISOString();
     runtime.lastError = undefined;
-    await this.#setStatus(packageId, 'running', true);
-    await this.#options.audit.record('launchStarted', { 'application name': name }, { packageId, version: app.version });
+    // The app runs: a record that cannot be written is reported, and the start is not undone.
     this.#options.appLog(packageId, 3, `Started ${name} ${app.version}`);
+    await this.#attempt(packageId, 'record the Running state', () => this.#setStatus(packageId, 'running', true));
+    await this.#attempt(packageId, 'audit the start', () => this.#options.audit.record('launchStarted', { 'application name': name }, { packageId, version: app.version }));
   }
 
   async #recordError(packageId: string, error: { code: string; message: string }): Promise<void> {
@@ -266,11 +312,11 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       if (!runtime || runtime.sandbox !== sandbox || runtime.status !== 'running') return;
       sandbox.dispose();
       runtime.sandbox = undefined;
-      await this.#options.audit.record('appFailed', { 'application name': this.#appName(packageId) }, { packageId, code: failure.code, reason: failure.message });
       this.#options.appLog(packageId, 0, `The app failed: ${failure.code}: ${failure.message}`);
-      await this.#recordError(packageId, failure);
+      await this.#attempt(packageId, 'audit the failure', () => this.#options.audit.record('appFailed', { 'application name': this.#appName(packageId) }, { packageId, code: failure.code, reason: failure.message }));
+      await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, failure));
       this.#scheduleRestart(packageId);
-    }).catch(() => undefined);
+    }).catch((error: unknown) => this.#report(packageId, 0, 'Handling the failure failed', error));
   }
 
   #scheduleRestart(packageId: string): void {
@@ -290,40 +336,59 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
         runtime.restarts += 1;
         try {
           await this.#launch(packageId);
-        } catch {
-          // Audited and logged by #launch; a refusal (a rule changed to Block start) ends the retries.
+        } catch (error) {
+          // #launch audits its refusals and failures; this says what became of the attempt, and
+          // carries what #launch could not write down (a failed audit or configuration write).
+          this.#report(packageId, 1, `Restart ${runtime.restarts} did not start the app`, error);
+          // A refusal (a rule changed to Block start) ends the retries.
           if (this.#runtime(packageId).status === 'error' && this.#entry(packageId).launchRule !== 'forbidden') this.#scheduleRestart(packageId);
         }
-      });
+      }).catch((error: unknown) => this.#report(packageId, 0, 'The restart failed', error));
     }, delay);
     runtime.restartTimer.unref();
   }
 
+  /**
+   * Stops a running app, and also one in Error, waiting to be restarted or given up on: either
+   * way it ends in Stopped, which no restart leaves, with the stop audited.
+   */
   stop(packageId: string): Promise<AppStatusInfo> {
     return this.#lock(packageId).run(async () => {
       this.#app(packageId);
       const runtime = this.#runtime(packageId);
-      if (runtime.restartTimer) {
+      const name = this.#appName(packageId);
+      if (runtime.status === 'error') {
+        const waiting = runtime.restartTimer !== undefined;
         clearTimeout(runtime.restartTimer);
         runtime.restartTimer = undefined;
         await this.#setStatus(packageId, 'stopped', false);
+        await this.#options.audit.record('appStopped', { 'application name': name }, { packageId, from: waiting ? 'restart backoff' : 'error' });
+        this.#options.appLog(packageId, 3, waiting ? 'Stopped; the pending restart is cancelled' : 'Stopped after its failure; it is restarted no more');
         return this.status(packageId);
       }
       if (runtime.status !== 'running') throw fail('E_STATE', `${packageId} is not running (${this.status(packageId).status})`);
-      await this.#halt(packageId, false);
-      await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId });
+      // Stopped and audited even if its state cannot be written; the caller then hears of that.
+      const unwritten = await this.#halt(packageId, false).then(() => undefined, (error: unknown) => error);
+      await this.#options.audit.record('appStopped', { 'application name': name }, { packageId });
       this.#options.appLog(packageId, 3, 'Stopped');
+      if (unwritten !== undefined) throw unwritten;
       return this.status(packageId);
     });
   }
 
+  /** The app stops whatever can be written; a failed write of its state is thrown after. */
   async #halt(packageId: string, execute: boolean): Promise<void> {
     const runtime = this.#runtime(packageId);
-    await this.#setStatus(packageId, 'stopping');
+    let unwritten: unknown;
+    await this.#setStatus(packageId, 'stopping').catch((error: unknown) => { unwritten = error; });
     const sandbox = runtime.sandbox;
     runtime.sandbox = undefined;
-    await sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch(() => sandbox.dispose());
-    await this.#setStatus(packageId, 'stopped', execute);
+    await sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch((error: unknown) => {
+      this.#report(packageId, 2, 'Its stop failed, so it was ended', error);
+      sandbox.dispose();
+    });
+    await this.#setStatus(packageId, 'stopped', execute).catch((error: unknown) => { unwritten ??= error; });
+    if (unwritten !== undefined) throw unwritten;
   }
 
   /** The new rule governs the next launch; a running app keeps running until it stops. */
@@ -370,8 +435,8 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   }
 
   /** Validated before anything changes; a running app is told, not restarted. */
-  setConfiguration(packageId: string, value: unknown): Promise<AppStatusInfo> {
-    return this.#lock(packageId).run(() => this.#writeConfiguration(packageId, value));
+  setConfiguration(packageId: string, value: unknown): Promise<ConfigurationChange> {
+    return this.#lock(packageId).run(() => this.#changeConfiguration(packageId, 'set', () => value));
   }
 
   /**
@@ -379,22 +444,43 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
    * their values, a key set to null returns to its default. Read and written under the app's
    * lock, so two admins' changes to different keys both survive.
    */
-  mergeConfiguration(packageId: string, patch: unknown): Promise<AppStatusInfo> {
-    return this.#lock(packageId).run(() => this.#writeConfiguration(packageId, applyMergePatch(this.getConfiguration(packageId) ?? {}, patch)));
+  mergeConfiguration(packageId: string, patch: unknown): Promise<ConfigurationChange> {
+    return this.#lock(packageId).run(() => this.#changeConfiguration(packageId, 'merge', () => applyMergePatch(this.getConfiguration(packageId) ?? {}, patch)));
   }
 
-  async #writeConfiguration(packageId: string, value: unknown): Promise<AppStatusInfo> {
+  /** Every change is audited, made or refused; the caller learns whether a running app took it. */
+  async #changeConfiguration(packageId: string, how: 'set' | 'merge', compute: () => unknown): Promise<ConfigurationChange> {
     this.#refuseHeld(packageId);
     const app = this.#app(packageId);
-    const valid = validateAppConfiguration(app.manifest, value);
-    await this.#options.config.update((doc) => {
-      doc[packageId] = valid;
-      const entry = doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId);
-      if (entry) entry.configured = true;
-    });
+    const name = app.manifest.name;
+    const before = this.#options.config.read((doc) => doc[packageId]);
+    let valid: Record<string, unknown>;
+    try {
+      valid = validateAppConfiguration(app.manifest, compute());
+      await this.#options.config.update((doc) => {
+        doc[packageId] = valid;
+        const entry = doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId);
+        if (entry) entry.configured = true;
+      });
+    } catch (error) {
+      const coded = toIsogateError(error);
+      await this.#options.audit.record('appConfigChangeError', { 'application name': name }, { packageId, how, code: coded.code, reason: coded.message });
+      throw error;
+    }
+    const keys = changedKeys(before, valid);
+    await this.#options.audit.record('appConfigChanged', { 'application name': name }, { packageId, how, keys: keys.slice(0, AUDITED_KEYS), keyCount: keys.length });
+    let deliveryError: ConfigurationChange['deliveryError'];
     const guest = this.guest(packageId);
-    if (guest) await guest.configChanged(this.getConfiguration(packageId)).catch(() => undefined);
-    return this.#announce(packageId);
+    if (guest) {
+      try {
+        await guest.configChanged(this.getConfiguration(packageId));
+      } catch (error) {
+        const coded = toIsogateError(error);
+        deliveryError = { code: coded.code, message: coded.message };
+        this.#report(packageId, 1, 'The new configuration is saved, but the app failed while taking it', coded);
+      }
+    }
+    return { ...this.#announce(packageId), ...(deliveryError ? { deliveryError } : {}) };
   }
 
   /**
@@ -471,7 +557,9 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     for (const app of this.#options.apps.list()) {
       const entry = this.#options.config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === app.packageId));
       if (entry?.launchRule !== 'auto') continue;
-      await this.start(app.packageId).catch(() => undefined);
+      // Refusals and failures are audited by the launch; this also tells of the ones it cannot
+      // audit (a Pending app, a failed write), which would otherwise leave no trace at all.
+      await this.start(app.packageId).catch((error: unknown) => this.#report(app.packageId, 1, 'Not started at gateway start', error));
     }
   }
 
@@ -491,12 +579,39 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     this.#locks.delete(packageId);
   }
 
-  /** Gateway exit: apps stop, but keep `execute`, so Autostart apps come back. */
+  /**
+   * Gateway exit: apps stop, each audited, but keep `execute`, so Autostart apps come back. An
+   * app that cannot be stopped cleanly does not keep the others running: all are stopped, then
+   * the ones that failed are reported together.
+   */
   async shutdown(): Promise<void> {
     this.#shuttingDown = true;
+    const failed: string[] = [];
     for (const [packageId, runtime] of this.#runtimes) {
-      if (runtime.restartTimer) clearTimeout(runtime.restartTimer);
-      if (runtime.status === 'running') await this.#lock(packageId).run(() => this.#halt(packageId, true)).catch(() => undefined);
+      clearTimeout(runtime.restartTimer);
+      runtime.restartTimer = undefined;
+      if (runtime.status !== 'running') continue;
+      try {
+        await this.#lock(packageId).run(async () => {
+          if (runtime.status !== 'running') return;
+          const unwritten = await this.#halt(packageId, true).then(() => undefined, (error: unknown) => error);
+          await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId, from: 'gateway shutdown' });
+          this.#options.appLog(packageId, 3, 'Stopped: the gateway is shutting down');
+          if (unwritten !== undefined) throw unwritten;
+        });
+      } catch (error) {
+        const coded = toIsogateError(error);
+        this.#report(packageId, 0, 'Stopping at gateway shutdown failed', coded);
+        failed.push(`${packageId}: ${coded.code}: ${coded.message}`);
+      }
     }
+    if (failed.length > 0) throw fail('E_SHUTDOWN', `${failed.length} app(s) did not stop cleanly: ${failed.join('; ')}`, { failed });
   }
+}
+
+/** Top-level keys whose values differ between two stored configurations, added and removed ones too. */
+function changedKeys(before: unknown, after: Record<string, unknown>): string[] {
+  const old = before && typeof before === 'object' && !Array.isArray(before) ? before as Record<string, unknown> : {};
+  const keys = new Set([...Object.keys(old), ...Object.keys(after)]);
+  return [...keys].filter((key) => JSON.stringify(old[key]) !== JSON.stringify(after[key])).sort();
 }

@@ -192,6 +192,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return orchestrator;
   }
 
+  /** How many apps may be installed at once (the status shows it beside the count). */
+  get maxApps(): number {
+    return this.#options.maxApps;
+  }
+
   get #appsDir(): string {
     return path.join(this.#options.dataDir, 'apps');
   }

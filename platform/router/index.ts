@@ -79,10 +79,11 @@ export class Router {
 
   constructor(options: RouterOptions) {
     this.#options = { queueLimit: 1000, batchSize: 512, maxRoutes: 400, ...options };
-    this.#options.config.on('change', this.#invalidate);
     for (const name of ['queueLimit', 'batchSize', 'maxRoutes'] as const) {
       if (!Number.isInteger(this.#options[name]) || this.#options[name] < 1) throw fail('E_OPTION', `${name} is a positive integer`);
     }
+    // Only once the options hold: a router refused here must leave nothing attached to the store.
+    this.#options.config.on('change', this.#invalidate);
   }
 
   #routes(): RouteEntry[] {

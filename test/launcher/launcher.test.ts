@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import sinon from 'sinon';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
@@ -23,6 +24,8 @@ describe('launcher', () => {
   let sandboxes: FakeSandbox[];
   let integrityOk: boolean;
   let startError: Error | undefined;
+  let configError: Error | undefined;
+  let appLogs: { packageId: string; level: number; message: string }[];
   const id = sampleManifest().package_id;
 
   async function install(manifest = sampleManifest()): Promise<void> {
@@ -40,7 +43,7 @@ describe('launcher', () => {
       config, audit, restart,
       apps: { list: () => [...apps.values()], get: (packageId) => apps.get(packageId) },
       platformSdkVersion: '1.0.0',
-      appLog: () => undefined,
+      appLog: (packageId, level, message) => { appLogs.push({ packageId, level, message }); },
       verifyIntegrity: async () => {
         if (!integrityOk) throw fail('E_INTEGRITY', 'app/main.js differs from the install record');
         return new Map([['app/main.js', Buffer.from('')]]);
@@ -52,7 +55,14 @@ describe('launcher', () => {
           stop: async () => { sandbox.stopped = true; },
           dispose: () => undefined,
           deliver: async () => undefined,
-          configChanged: async (value) => { sandbox.configs.push(value); },
+          configChanged: async (value) => {
+            // As the real sandbox does: a handler over its limits fails the app, then the call rejects.
+            if (configError) {
+              onFailure({ code: 'E_CPU_LIMIT', message: configError.message });
+              throw fail('E_CPU_LIMIT', configError.message);
+            }
+            sandbox.configs.push(value);
+          },
           failWith: (failure) => onFailure(failure),
         };
         sandboxes.push(sandbox);
@@ -69,9 +79,38 @@ describe('launcher', () => {
     sandboxes = [];
     integrityOk = true;
     startError = undefined;
+    configError = undefined;
+    appLogs = [];
     await install();
   });
-  afterEach(() => removeDir(dir));
+  afterEach(async () => {
+    sinon.restore();
+    await removeDir(dir);
+  });
+
+  const logged = (pattern: RegExp): boolean => appLogs.some((line) => pattern.test(line.message));
+
+  /** The audit refuses the named events, as a full or failing disk would. */
+  function failAudit(...events: string[]): void {
+    const record = audit.record.bind(audit);
+    sinon.stub(audit, 'record').callsFake(async (event, values, details) => {
+      if (events.includes(event)) throw Object.assign(new Error(`ENOSPC: no space left on device, write (${event})`), { code: 'ENOSPC' });
+      return record(event, values, details);
+    });
+  }
+
+  /** The next `count` writes of the configuration document fail. */
+  function failConfigWrites(count: number): void {
+    const update = config.update.bind(config);
+    let left = count;
+    sinon.stub(config, 'update').callsFake(async (change) => {
+      if (left > 0) {
+        left -= 1;
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      }
+      return update(change);
+    });
+  }
 
   it('holds an app for an update: stopped, no start, restart or configuration change until released; a failure in the watch window rejects', async () => {
     const configured = sampleManifest({ package_id: 'com.example.configured', configuration: { schema: { type: 'object' }, defaults: { a: 1 } } });
@@ -215,5 +254,145 @@ describe('launcher', () => {
     startError = new Error('boom');
     await assert.rejects(second.start(id), { code: 'E_LAUNCH' });
     assert.ok(audit.events().includes('launchError'));
+  });
+
+  it('stops an app waiting in restart backoff: Stopped, the restart cancelled, the stop audited', async () => {
+    const l = launcher({ initialBackoffMs: 60_000, maxBackoffMs: 60_000, multiplier: 1, maxRestarts: 2, windowMs: 60_000 });
+    await l.start(id);
+    sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
+    await waitFor(() => logged(/Restarting in 60000 ms/));
+    const stopped = await l.stop(id);
+    assert.equal(stopped.status, 'stopped');
+    assert.equal(stopped.state, 4);
+    assert.equal(config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications[0]!.execute), false);
+    const record = audit.records.at(-1)!;
+    assert.equal(record.event, 'appStopped');
+    assert.deepEqual(record.details, { packageId: id, from: 'restart backoff' });
+    assert.equal(sandboxes.length, 1, 'no restart');
+    await assert.rejects(l.stop(id), { code: 'E_STATE' });
+  });
+
+  it('stops an app in Error after its last restart attempt (it was E_STATE): Stopped, audited, and it starts again by hand', async () => {
+    const l = launcher({ initialBackoffMs: 1, maxBackoffMs: 1, multiplier: 1, maxRestarts: 1, windowMs: 60_000 });
+    await l.start(id);
+    sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
+    await waitFor(() => sandboxes.length === 2 && l.status(id).status === 'running');
+    sandboxes[1]!.failWith({ code: 'E_MEMORY_LIMIT', message: 'big' });
+    await waitFor(() => logged(/Not restarting/));
+    assert.equal(l.status(id).status, 'error');
+    const stopped = await l.stop(id);
+    assert.equal(stopped.status, 'stopped');
+    assert.equal(stopped.lastError?.code, 'E_MEMORY_LIMIT', 'why it had stopped stays visible');
+    const record = audit.records.at(-1)!;
+    assert.equal(record.event, 'appStopped');
+    assert.equal(record.text, `The application ${sampleManifest().name} was stopped`);
+    assert.deepEqual(record.details, { packageId: id, from: 'error' });
+    assert.equal((await l.start(id)).status, 'running');
+  });
+
+  it('audits a configuration change with the keys it changed (never their values), and a refused one', async () => {
+    const manifest = sampleManifest({
+      package_id: 'dev.isogate.tests.audited',
+      configuration: { schema: { type: 'object', properties: { rate: { type: 'integer', minimum: 1 }, secret: { type: 'string' } } }, defaults: { rate: 1 } },
+    });
+    await install(manifest);
+    const l = launcher();
+    await l.setConfiguration(manifest.package_id, { rate: 5, secret: 'hunter2' });
+    await l.mergeConfiguration(manifest.package_id, { rate: 6 });
+    const before = await fs.readFile(path.join(dir, 'config.json'));
+    await assert.rejects(l.mergeConfiguration(manifest.package_id, { rate: 0 }), { code: 'E_CONFIG' });
+    assert.deepEqual(await fs.readFile(path.join(dir, 'config.json')), before, 'a refused change changes nothing');
+    assert.deepEqual(audit.events(), ['appConfigChanged', 'appConfigChanged', 'appConfigChangeError']);
+    const [set, merge, refused] = audit.records;
+    assert.equal(set!.name, 'KscController: Changing the application configuration');
+    assert.equal(set!.text, `The configuration of the application ${manifest.name} is changed`);
+    assert.equal(set!.subject, 'System: KscController');
+    assert.deepEqual(set!.details, { packageId: manifest.package_id, how: 'set', keys: ['rate', 'secret'], keyCount: 2 });
+    assert.deepEqual(merge!.details, { packageId: manifest.package_id, how: 'merge', keys: ['rate'], keyCount: 1 });
+    assert.equal(refused!.severity, 'Warning');
+    assert.equal(refused!.details?.code, 'E_CONFIG');
+    assert.ok(!JSON.stringify(audit.records).includes('hunter2'), 'no configuration value is in the audit');
+  });
+
+  it('tells the caller and the app log when the running app fails while taking a new configuration, which stays saved', async () => {
+    const manifest = sampleManifest({ package_id: 'dev.isogate.tests.taking', configuration: { schema: { type: 'object' } } });
+    await install(manifest);
+    const l = launcher();
+    await l.start(manifest.package_id);
+    configError = new Error('the onChange handler ran out of CPU time');
+    const change = await l.setConfiguration(manifest.package_id, { mode: 'fast' });
+    assert.deepEqual(change.deliveryError, { code: 'E_CPU_LIMIT', message: 'the onChange handler ran out of CPU time' });
+    assert.deepEqual(l.getConfiguration(manifest.package_id), { mode: 'fast' });
+    assert.ok(appLogs.some((line) => line.packageId === manifest.package_id && line.level === 1
+      && line.message === 'The new configuration is saved, but the app failed while taking it: E_CPU_LIMIT: the onChange handler ran out of CPU time'));
+    // And the failure itself is handled as any other: audited, then restarted with the saved configuration.
+    configError = undefined;
+    await waitFor(() => sandboxes.length === 2 && l.status(manifest.package_id).status === 'running');
+    assert.ok(audit.events().includes('appFailed'));
+    assert.equal((await l.setConfiguration(manifest.package_id, { mode: 'slow' })).deliveryError, undefined);
+  });
+
+  it('restarts a failed app even when its failure cannot be audited or its Error state written, and says so in its log', async () => {
+    const l = launcher();
+    await l.start(id);
+    failAudit('appFailed');
+    failConfigWrites(1);
+    sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
+    await waitFor(() => sandboxes.length === 2 && l.status(id).status === 'running');
+    assert.ok(logged(/^Could not audit the failure: E_INTERNAL: ENOSPC: no space left on device/), JSON.stringify(appLogs));
+    assert.ok(logged(/^Could not record the Error state: E_INTERNAL: EIO/), JSON.stringify(appLogs));
+    assert.equal(l.status(id).restarts, 1);
+  });
+
+  it('does not leave an app Starting when a restart cannot write its state: it is in Error, the attempt logged, and it stops', async () => {
+    const l = launcher({ initialBackoffMs: 1, maxBackoffMs: 1, multiplier: 1, maxRestarts: 1, windowMs: 60_000 });
+    await l.start(id);
+    failConfigWrites(100);
+    sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
+    await waitFor(() => logged(/^Restart 1 did not start the app: E_INTERNAL: EIO/));
+    assert.equal(l.status(id).status, 'error');
+    assert.equal(sandboxes.length, 1, 'no sandbox without its state written');
+    sinon.restore();
+    assert.equal((await l.stop(id)).status, 'stopped');
+  });
+
+  it('logs why an Autostart app did not start at gateway start when nothing else would (a Pending app)', async () => {
+    const manifest = sampleManifest({ package_id: 'dev.isogate.tests.pending', configuration: { schema: { type: 'object' }, required: true } });
+    await install(manifest);
+    await config.update((doc) => {
+      for (const entry of doc.APPLICATIONS.APPS_CONTROL.applications) entry.launchRule = 'auto';
+    });
+    const l = launcher();
+    await l.startAutostartApps();
+    assert.equal(l.status(id).status, 'running', 'the other app starts');
+    assert.ok(appLogs.some((line) => line.packageId === manifest.package_id && /^Not started at gateway start: E_PENDING: /.test(line.message)), JSON.stringify(appLogs));
+  });
+
+  it('audits each app stopped by a gateway shutdown; one that cannot be stopped cleanly is reported and the others still stop', async () => {
+    const other = sampleManifest({ package_id: 'dev.isogate.tests.other', name: 'Other' });
+    await install(other);
+    const l = launcher();
+    await l.start(id);
+    await l.start(other.package_id);
+    failConfigWrites(1);
+    await assert.rejects(l.shutdown(), (error: { code: string; message: string }) => {
+      assert.equal(error.code, 'E_SHUTDOWN');
+      assert.match(error.message, /^1 app\(s\) did not stop cleanly: /);
+      return true;
+    });
+    assert.ok(sandboxes.every((sandbox) => sandbox.stopped), 'both sandboxes stopped');
+    assert.deepEqual(l.list().map((info) => info.status), ['stopped', 'stopped']);
+    const stops = audit.records.filter((record) => record.event === 'appStopped');
+    assert.deepEqual(stops.map((record) => record.details), [{ packageId: id, from: 'gateway shutdown' }, { packageId: other.package_id, from: 'gateway shutdown' }]);
+    assert.equal(config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === other.package_id)!.execute), true, 'an Autostart app comes back');
+    assert.ok(logged(/^Stopping at gateway shutdown failed: E_INTERNAL: EIO/));
+  });
+
+  it('starts nothing once shutdown has begun (a command or restart queued behind it would outlive it): E_UNAVAILABLE, no sandbox', async () => {
+    const l = launcher();
+    await l.shutdown();
+    await assert.rejects(l.start(id), (error: { code: string; message: string }) => error.code === 'E_UNAVAILABLE' && /shutting down/.test(error.message));
+    assert.equal(sandboxes.length, 0);
+    assert.equal(l.status(id).status, 'stopped');
   });
 });

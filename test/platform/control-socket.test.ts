@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import sinon from 'sinon';
 import { callControl, serveControlSocket, type ControlServer } from '../../platform/api/control-socket.js';
 import { fail, isIsogateError } from '../../sdk/errors.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
@@ -35,6 +36,36 @@ describe('control socket', () => {
   it('is readable and writable by its owner only', async () => {
     server = await serveControlSocket(socketPath, async () => null);
     assert.equal((await fs.stat(socketPath)).mode & 0o777, 0o600);
+  });
+
+  it('binds 0600 under any process umask, never leaving the process under another umask across an await', async () => {
+    const realUmask = process.umask.bind(process);
+    // Reading the mask means setting it: process.umask() without a mask is deprecated for that reason.
+    const currentMask = (): number => {
+      const mask = realUmask(0o077);
+      realUmask(mask);
+      return mask;
+    };
+    // Whatever runs at the next await (a continuation, a file opened by another subsystem) sees the mask left then.
+    const seenAtAwaits: number[] = [];
+    const callerMask = realUmask(0o002);
+    try {
+      sinon.replace(process, 'umask', ((mask?: number | string) => {
+        const previous = mask === undefined ? realUmask() : realUmask(mask);
+        queueMicrotask(() => seenAtAwaits.push(currentMask()));
+        return previous;
+      }) as typeof process.umask);
+      server = await serveControlSocket(socketPath, async () => null);
+    } finally {
+      sinon.restore();
+      realUmask(callerMask);
+    }
+    assert.ok(seenAtAwaits.length >= 2, 'the mask was set and restored');
+    assert.deepEqual(seenAtAwaits.filter((mask) => mask !== 0o002), [], 'every await saw the caller\'s mask');
+    const stat = await fs.lstat(socketPath);
+    assert.ok(stat.isSocket());
+    assert.equal(stat.mode & 0o777, 0o600);
+    assert.equal(await callControl(socketPath, 'status'), null);
   });
 
   it('carries error codes to the client', async () => {

@@ -113,6 +113,15 @@ describe('router', () => {
     assert.deepEqual(audit.events(), ['routesChanged']);
   });
 
+  it('refuses invalid options with E_OPTION before attaching anything to the configuration store', () => {
+    const listeners = config.listenerCount('change');
+    for (const bad of [{ queueLimit: 0 }, { batchSize: 1.5 }, { maxRoutes: -1 }]) {
+      assert.throws(() => new Router({ config, audit, appLog: () => undefined, manifestOf: () => undefined, guestOf: () => undefined, ...bad }),
+        (error: { code: string; message: string }) => error.code === 'E_OPTION' && new RegExp(`^${Object.keys(bad)[0]} is a positive integer$`).test(error.message));
+    }
+    assert.equal(config.listenerCount('change'), listeners, 'no listener left behind by a refused router');
+  });
+
   it('in unidirectional gateway mode carries data only from lan to wan', async () => {
     await config.update((doc) => { doc.MODE_SWITCH.router_mode = false; });
     await assert.rejects(router.add(end('dev.t.sink:out'), end('dev.t.other:in')), { code: 'E_ROUTE_DIRECTION' });
