@@ -114,16 +114,12 @@ describe('package format', function () {
       const bytes = await hostile.make(pki);
       const out = path.join(dir, 'extract');
       await fs.mkdir(out);
-      const started = process.hrtime.bigint();
       await assert.rejects(readPackage(bytes, { trust: { trustRootsPem: [pki.root.certPem] }, extractTo: out }), (error: unknown) => {
         assert.ok(isIsogateError(error), String(error));
         assert.equal(error.code, hostile.expectedCode, error.message);
         return true;
       });
       assert.deepEqual(await fs.readdir(out), []);
-      // Bounded time is a property of the design (streaming, early limits), checked loosely
-      // here only to catch an unbounded loop; the figures live in the benchmarks.
-      assert.ok(Number(process.hrtime.bigint() - started) / 1e9 < 20);
     });
   }
 });
