@@ -6,6 +6,10 @@
  * Writing never blocks the caller (an app logging in a loop must not stall the gateway): lines
  * queue in memory up to a bound and are appended by one writer per app; past the bound they
  * are dropped and counted, and the count is written once the queue drains.
+ *
+ * A file is rotated only when the next line does not fit in it. Readers (`follow`) get the
+ * lines the files hold and then each line as it is appended; a reader that falls behind holds
+ * at most `maxFollowerBytes` (256 KiB) and loses what comes past it, counted and announced.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
