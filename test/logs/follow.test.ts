@@ -160,6 +160,31 @@ describe('following an app log through the control socket', () => {
     await waitFor(() => followers[0]!.closed);
   });
 
+  it('isogate apps logs refuses a bad --tail or --level, and -o with -f, with E_USAGE before asking the gateway', async function () {
+    this.timeout(60_000);
+    await serve();
+    const run = (args: string[]): Promise<{ code: number | null; stdout: string }> => new Promise((resolve) => {
+      const child = spawn(process.execPath, [CLI, 'apps', 'logs', id, ...args, '--data', dir, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
+      child.once('close', (code) => resolve({ code, stdout }));
+    });
+    for (const [args, pattern] of [
+      [['--tail', 'ten'], /--tail is a number of lines from 0 to 10000, not "ten"/],
+      [['-f', '--tail', '10001'], /--tail is a number of lines/],
+      [['--level', '6'], /--level is a log level from 0 \(critical\) to 5 \(all\), not "6"/],
+      [['-f', '-o', path.join(dir, 'out.tar.gz')], /-o FILE downloads the log archive/],
+    ] as const) {
+      const result = await run([...args]);
+      assert.equal(result.code, 2, result.stdout);
+      const error = (JSON.parse(result.stdout) as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, 'E_USAGE');
+      assert.match(error.message, pattern);
+    }
+    assert.deepEqual(followers, []);
+    await assert.rejects(fs.stat(path.join(dir, 'out.tar.gz')), { code: 'ENOENT' });
+  });
+
   it('isogate apps logs -f prints the tail and new lines escaped, and its follower ends with the process', async function () {
     this.timeout(60_000);
     const socketPath = await serve();
