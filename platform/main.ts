@@ -233,6 +233,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         services.requireInstalled(id);
         return logs.archive(id);
       },
+      followLog: async (id, followOptions) => {
+        services.requireInstalled(id);
+        return logs.follow(id, followOptions);
+      },
       requireInstalled: (id) => {
         if (!installed.get(id)) throw fail('E_NOT_INSTALLED', `${id} is not installed`, { packageId: id });
       },

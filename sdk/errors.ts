@@ -88,6 +88,7 @@ export const ERROR_CODES = {
 
   // Logs
   E_LOG_EMPTY: { status: 404, summary: 'The app has no log records yet.' },
+  E_LOG_ROTATE: { status: 500, summary: "The app's log could not be rotated; lines past its size bound are dropped and counted until it can be." },
 
   // Router
   E_ROUTE: { status: 422, summary: 'The route is not valid.' },

@@ -18,6 +18,12 @@ const MAX_SOCKET_PATH_BYTES = 107;
 
 export interface ControlRequestContext {
   progress(update: unknown): void;
+  /** Aborted when the client's connection closes: a streaming operation ends then. */
+  signal: AbortSignal;
+  /** Bytes sent to the client that it has not read yet. */
+  backlog(): number;
+  /** Resolves once the client has read what was sent, or has gone. */
+  drained(): Promise<void>;
 }
 
 export type ControlDispatch = (op: string, params: unknown, context: ControlRequestContext) => Promise<unknown>;
@@ -75,12 +81,33 @@ function handleConnection(socket: net.Socket, dispatch: ControlDispatch): void {
   });
 }
 
+function closedSignal(socket: net.Socket): AbortSignal {
+  const controller = new AbortController();
+  if (socket.destroyed) controller.abort();
+  else socket.once('close', () => controller.abort());
+  return controller.signal;
+}
+
 async function answer(socket: net.Socket, line: string, dispatch: ControlDispatch): Promise<void> {
   let id: unknown = null;
   try {
     const request = parseRequest(line);
     id = request.id;
-    const result = await dispatch(request.op, request.params, { progress: (update) => send(socket, { id, progress: update }) });
+    const result = await dispatch(request.op, request.params, {
+      progress: (update) => send(socket, { id, progress: update }),
+      signal: closedSignal(socket),
+      backlog: () => socket.writableLength,
+      drained: () => new Promise<void>((resolve) => {
+        if (socket.destroyed || socket.writableLength === 0) return resolve();
+        const done = (): void => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.on('drain', done);
+        socket.on('close', done);
+      }),
+    });
     send(socket, { id, result: result ?? null });
   } catch (error) {
     send(socket, { id, error: toIsogateError(error).toJSON() });

@@ -6,12 +6,22 @@
  */
 import { fail } from '../../sdk/errors.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
+import { MAX_TAIL_LINES } from '../logs/index.js';
 import type { GatewayServices } from './services.js';
 
 export interface OperationContext {
-  /** Streams an intermediate update to the caller (install progress, archive chunks). */
+  /** Streams an intermediate update to the caller (install progress, archive chunks, log lines). */
   progress(update: unknown): void;
+  /** Aborted when the caller goes away; a caller without one stays until the operation ends. */
+  signal?: AbortSignal;
+  /** Bytes sent to the caller and not yet taken by it (0 for a caller without a connection). */
+  backlog?(): number;
+  /** Resolves once the caller has taken what was sent, or has gone. */
+  drained?(): Promise<void>;
 }
+
+/** A follower sends more lines only while the caller has less than this unread; what waits beyond is the follower's own bounded buffer. */
+const FOLLOW_BACKLOG_BYTES = 64 * 1024;
 
 interface Operation {
   summary: string;
@@ -152,6 +162,34 @@ export const OPERATIONS: Record<string, Operation> = {
       }
       await services.audit.record('logExport', {}, { packageId: id, bytes });
       return { fileName: info.fileName, bytes };
+    },
+  },
+  'apps.logs.lines': {
+    summary: "An app's log lines, oldest first: the last `tail` (every line without) at `level` or more severe; with `follow`, then each line as it is written, across rotations, until the caller goes. Progress updates carry the lines",
+    params: params({
+      id: PACKAGE_ID,
+      tail: { type: 'integer', minimum: 0, maximum: MAX_TAIL_LINES },
+      level: { type: 'integer', minimum: 0, maximum: 5 },
+      follow: { type: 'boolean' },
+    }, ['id']),
+    run: async (services, { id, tail, level, follow }: { id: string; tail?: number; level?: 0 | 1 | 2 | 3 | 4 | 5; follow?: boolean }, context) => {
+      const follower = await services.followLog(id, { ...(tail === undefined ? {} : { tail }), ...(level === undefined ? {} : { level }), follow: follow === true });
+      const stop = (): void => void follower.close();
+      context.signal?.addEventListener('abort', stop, { once: true });
+      if (context.signal?.aborted) stop();
+      let lines = 0;
+      try {
+        for (let batch = await follower.next(); batch; batch = await follower.next()) {
+          lines += batch.length;
+          context.progress({ lines: batch });
+          // A reader that does not keep up leaves lines in the follower's buffer, which drops past its bound.
+          while ((context.backlog?.() ?? 0) > FOLLOW_BACKLOG_BYTES && !context.signal?.aborted) await context.drained!();
+        }
+      } finally {
+        context.signal?.removeEventListener('abort', stop);
+        await follower.close();
+      }
+      return { package_id: id, lines, dropped: follower.dropped() };
     },
   },
   'routes.list': {

@@ -7,6 +7,7 @@ import type { Audit } from '../audit/index.js';
 import type { ConfigStore } from '../config/index.js';
 import type { CertificateStore } from '../egress/index.js';
 import type { Launcher } from '../launcher/index.js';
+import type { FollowOptions, LogFollower } from '../logs/index.js';
 import type { Orchestrator } from '../orchestrator/index.js';
 import type { Router } from '../router/index.js';
 
@@ -65,6 +66,8 @@ export interface GatewayServices {
   installedApps(): InstalledAppView[];
   logArchiveInfo(packageId: string): Promise<LogArchiveInfo>;
   logArchive(packageId: string): Promise<Readable>;
+  /** A reader of the app's log lines (E_NOT_INSTALLED unless installed); the caller closes it. */
+  followLog(packageId: string, options: FollowOptions): Promise<LogFollower>;
   /** E_NOT_INSTALLED unless the app is installed. */
   requireInstalled(packageId: string): void;
 }

@@ -20,7 +20,7 @@ const USAGE = `isogate — the gateway's application platform
   isogate apps install ID [--version V] | uninstall ID | forget ID | start ID | stop ID
   isogate apps update ID [--version V] [--allow-downgrade]
   isogate apps rule ID auto|manual|blocked | log-level ID 0-5
-  isogate apps logs ID [-o FILE]
+  isogate apps logs ID [-o FILE] | logs ID -f [--tail N] [--level 0-5] | logs ID --tail N
   isogate apps config ID [--set FILE | --merge FILE | KEY VALUE]
   isogate routes list [--search TEXT] [--sort status|source|destination] [--desc]
   isogate routes add APP:ENDPOINT APP:ENDPOINT | remove ROUTE | enable ROUTE | disable ROUTE
@@ -76,7 +76,8 @@ async function call(invocation: Invocation, op: string, params: Record<string, u
 
 async function apps(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
-  const inv = parse(rest, { version: { type: 'string' }, 'allow-downgrade': { type: 'boolean' }, output: { type: 'string', short: 'o' }, set: { type: 'string' }, merge: { type: 'string' } });
+  const inv = parse(rest, { version: { type: 'string' }, 'allow-downgrade': { type: 'boolean' }, output: { type: 'string', short: 'o' }, set: { type: 'string' }, merge: { type: 'string' },
+    follow: { type: 'boolean', short: 'f' }, tail: { type: 'string' }, level: { type: 'string' } });
   switch (sub) {
     case 'available': {
       need(inv, 0, 'no arguments');
@@ -142,7 +143,8 @@ async function apps(args: string[]): Promise<void> {
       return print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: log level ${level}`);
     }
     case 'logs': {
-      const [id] = need(inv, 1, 'logs ID [-o FILE]');
+      const [id] = need(inv, 1, 'logs ID [-o FILE] or logs ID [-f] [--tail N] [--level 0-5]');
+      if (inv.values.follow || inv.values.tail !== undefined || inv.values.level !== undefined) return logLines(inv, id!);
       const info = await call(inv, 'apps.logs.info', { id });
       const target = path.resolve(String(inv.values.output ?? info.fileName));
       const handle = await fs.open(target, 'w', 0o600);
@@ -192,6 +194,26 @@ async function apps(args: string[]): Promise<void> {
     default:
       throw fail('E_USAGE', `Unknown apps command "${sub ?? ''}"`);
   }
+}
+
+/**
+ * The log's lines on stdout, escaped like every output (--json: one JSON string a line). With
+ * -f it runs until interrupted; the gateway ends its follower when the connection closes.
+ */
+async function logLines(inv: Invocation, id: string): Promise<void> {
+  if (inv.values.output !== undefined) throw fail('E_USAGE', '-o FILE downloads the log archive; -f, --tail and --level print lines instead: give one or the other');
+  const number = (name: string, text: string | boolean | undefined, max: number, what: string): number | undefined => {
+    if (text === undefined) return undefined;
+    if (typeof text !== 'string' || !/^\d{1,6}$/.test(text) || Number(text) > max) throw fail('E_USAGE', `--${name} is ${what}, not "${escapeControls(String(text))}"`);
+    return Number(text);
+  };
+  const follow = inv.values.follow === true;
+  const tail = number('tail', inv.values.tail, 10_000, 'a number of lines from 0 to 10000') ?? (follow ? 10 : undefined);
+  const level = number('level', inv.values.level, 5, 'a log level from 0 (critical) to 5 (all)');
+  await call(inv, 'apps.logs.lines', { id, follow, ...(tail === undefined ? {} : { tail }), ...(level === undefined ? {} : { level }) }, (update: any) => {
+    const lines = Array.isArray(update?.lines) ? update.lines.map(String) : [];
+    process.stdout.write(lines.map((line: string) => `${inv.json ? safeJson(line) : escapeControls(line)}\n`).join(''));
+  });
 }
 
 function routeRows(routes: any[]): string {

@@ -180,6 +180,24 @@ describe('isogate start and the CLI', function () {
     });
     assert.ok(routes.every((route) => route.status === 'Active' && route.counters.delivered > 0), JSON.stringify(routes));
 
+    // Live logs of a running app: the last line, then the ones written after the follow started.
+    const lastOne = await isogate(['apps', 'logs', TELEMETRY, '--tail', '1', '--data', dir]);
+    assert.equal(lastOne.code, 0, lastOne.stderr);
+    assert.equal(lastOne.stdout.trimEnd().split('\n').length, 1, lastOne.stdout);
+    const follow = spawn(process.execPath, [ISOGATE, 'apps', 'logs', TELEMETRY, '-f', '--tail', '1', '--level', '3', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let followed = '';
+    follow.stdout!.setEncoding('utf8').on('data', (chunk: string) => { followed += chunk; });
+    const followEnded = new Promise((resolve) => follow.once('exit', resolve));
+    await waitForAsync(async () => followed.includes('\n') || follow.exitCode !== null);
+    assert.equal(followed, lastOne.stdout);
+    await json(['apps', 'stop', TELEMETRY, '--data', dir]);
+    await json(['apps', 'start', TELEMETRY, '--data', dir]);
+    await waitForAsync(async () => /INFO +\[app\] emitting temperature every 50 ms\n/.test(followed.slice(lastOne.stdout.length)) || follow.exitCode !== null);
+    assert.equal(follow.exitCode, null);
+    follow.kill('SIGINT');
+    await followEnded;
+    assert.doesNotMatch(followed, /DEBUG|TRACE/);
+
     const disabled = await isogate(['routes', 'disable', byName.id, '--data', dir]);
     assert.equal(disabled.stdout.trim(), `Route ${byName.id}: Inactive`);
     assert.deepEqual((await json(['status', '--data', dir])).routes, { active: 1, inactive: 1, error: 0 });

@@ -3,9 +3,30 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import sinon from 'sinon';
 import tar from 'tar-stream';
-import { AppLogs } from '../../platform/logs/index.js';
-import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { AppLogs, type LogFollower } from '../../platform/logs/index.js';
+import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
+import { waitFor } from '../fixtures/wait.js';
+
+/** The files' lines, oldest file first. */
+async function linesOnDisk(logs: AppLogs, dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  for (const file of await logs.files(path.basename(dir))) lines.push(...(await fs.readFile(path.join(dir, file.name), 'utf8')).split('\n').filter(Boolean));
+  return lines;
+}
+
+/** What a follower hands out until `until` holds of everything taken so far. */
+async function take(follower: LogFollower, until: (lines: string[]) => boolean, taken: string[] = []): Promise<string[]> {
+  while (!until(taken)) {
+    const batch = await follower.next();
+    if (!batch) break;
+    taken.push(...batch);
+  }
+  return taken;
+}
+
+const message = (line: string): string => line.replace(/^\S+ +\S+ +\[\w+\] /, '');
 
 async function readArchive(stream: Readable): Promise<Map<string, string>> {
   const extract = tar.extract();
@@ -23,7 +44,72 @@ describe('app logs', () => {
   let root: string;
   const id = 'dev.isogate.logs';
   beforeEach(async () => { root = await makeTempDir('isogate-logs-'); });
-  afterEach(() => removeDir(root));
+  afterEach(async () => {
+    sinon.restore();
+    await removeDir(root);
+  });
+
+  it('rotates only past its size bound when lines keep arriving while it appends, every line kept in order across the files', async () => {
+    // The finding: a line queued during an append rotated the file at any size (69 B, 132 B, ...).
+    const maxFileBytes = 2048;
+    const logs = new AppLogs({ root, maxFileBytes, maxFiles: 20 });
+    const writer = logs.writer(id);
+    const written: string[] = [];
+    let bursts = 0;
+    const burst = (): void => {
+      for (let i = 0; i < 5; i += 1) {
+        written.push(`burst ${bursts} line ${i}`);
+        writer.write(3, `burst ${bursts} line ${i}`);
+      }
+      bursts += 1;
+    };
+    // The next burst arrives each time the writer opens app.log to append the last one.
+    const realOpen = fs.open.bind(fs);
+    sinon.stub(fs, 'open').callsFake((async (file: string, ...rest: unknown[]) => {
+      const handle = await (realOpen as (...args: unknown[]) => Promise<unknown>)(file, ...rest);
+      if (path.basename(String(file)) === 'app.log' && bursts < 60) burst();
+      return handle;
+    }) as typeof fs.open);
+    burst();
+    await waitFor(() => bursts === 60);
+    await logs.flush(id);
+    const files = await logs.files(id);
+    assert.ok(files.length > 2, JSON.stringify(files));
+    // Every file but the newest was rotated full: the next line (under 64 bytes) did not fit.
+    for (const file of files.slice(0, -1)) assert.ok(file.size > maxFileBytes - 64 && file.size <= maxFileBytes, JSON.stringify(files));
+    assert.deepEqual((await linesOnDisk(logs, path.join(root, id))).map(message), written);
+    assert.equal(writer.dropped(), 0);
+  });
+
+  it('reports a rotation whose rename fails (E_LOG_ROTATE, through onError and the next flush) and writes nothing past the bound', async () => {
+    const errors: Error[] = [];
+    const logs = new AppLogs({ root, maxFileBytes: 1024, onError: (_, error) => errors.push(error) });
+    const writer = logs.writer(id);
+    for (let i = 0; i < 10; i += 1) writer.write(3, `first ${i} ${'x'.repeat(60)}`);
+    await logs.flush(id);
+    const rename = sinon.stub(fs, 'rename').callsFake(async () => {
+      throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' });
+    });
+    for (let i = 0; i < 10; i += 1) writer.write(3, `second ${i} ${'x'.repeat(60)}`);
+    const rotateFailed = (error: { code?: string; message: string }): boolean => error.code === 'E_LOG_ROTATE'
+      && /could not be rotated: renaming app\.(\d\.)?log to app\.\d\.log failed \(EIO/.test(error.message);
+    await assert.rejects(logs.flush(id), rotateFailed);
+    assert.deepEqual(errors.map((error) => (error as { code?: string }).code), ['E_LOG_ROTATE']);
+    assert.ok(rename.called);
+    assert.ok((await logs.files(id)).every((file) => file.size <= 1024));
+    // While it cannot rotate, the full file is not written past its bound and nothing is moved.
+    const before = await snapshotTree(root);
+    const dropped = writer.dropped();
+    for (let i = 0; i < 10; i += 1) writer.write(3, `third ${i} ${'x'.repeat(60)}`);
+    await assert.rejects(logs.flush(id), rotateFailed);
+    assert.equal(errors.length, 2);
+    assert.deepEqual(await snapshotTree(root), before);
+    assert.equal(writer.dropped(), dropped + 10);
+    rename.restore();
+    writer.write(3, 'after the fault');
+    await logs.flush(id);
+    assert.match(await fs.readFile(path.join(root, id, 'app.log'), 'utf8'), /after the fault\n$/);
+  });
 
   it('filters by level and escapes what could forge a line', async () => {
     const logs = new AppLogs({ root });
@@ -81,6 +167,71 @@ describe('app logs', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     await logs.flush(id);
     assert.match(await fs.readFile(path.join(root, id, 'app.log'), 'utf8'), /\d+ log records dropped/);
+  });
+
+  describe('following', () => {
+    it('gives the last lines at a level across the rotated files, then each new line as it is written, across a rotation', async () => {
+      const logs = new AppLogs({ root, maxFileBytes: 512, maxFiles: 20 });
+      const writer = logs.writer(id);
+      for (let i = 0; i < 30; i += 1) writer.write(i % 3 === 0 ? 1 : 3, `before ${i}`);
+      await logs.flush(id);
+      assert.ok((await logs.files(id)).length >= 3);
+      const follower = await logs.follow(id, { tail: 4, level: 2, follow: true });
+      const tail = await take(follower, (lines) => lines.length >= 4);
+      assert.deepEqual(tail.map(message), ['before 18', 'before 21', 'before 24', 'before 27']);
+      const filesBefore = (await logs.files(id)).length;
+      for (let i = 0; i < 30; i += 1) writer.write(i % 3 === 0 ? 0 : 4, `after ${i}`);
+      const live = await take(follower, (lines) => lines.length >= 10);
+      assert.deepEqual(live.map(message), Array.from({ length: 10 }, (_, n) => `after ${n * 3}`));
+      assert.ok((await logs.files(id)).length > filesBefore, 'the new lines rotated the file');
+      assert.match(live[0]!, / CRITICAL \[app\] after 0$/);
+      await follower.close();
+      assert.equal(await follower.next(), undefined);
+    });
+
+    it('without follow, gives the last lines and ends; without a tail, every line', async () => {
+      const logs = new AppLogs({ root, maxFileBytes: 256 });
+      for (let i = 0; i < 20; i += 1) logs.writer(id).write(3, `line ${i}`);
+      await logs.flush(id);
+      const last = await logs.follow(id, { tail: 3 });
+      assert.deepEqual((await take(last, () => false)).map(message), ['line 17', 'line 18', 'line 19']);
+      assert.equal(await last.next(), undefined);
+      const all = await logs.follow(id, {});
+      const lines = (await take(all, () => false)).map(message);
+      // The oldest files fell off at five; what is left is in order, through the last line.
+      assert.deepEqual(lines, lines.map((_, n) => `line ${20 - lines.length + n}`));
+      await assert.rejects(logs.follow(id, { tail: 10_001 }), { code: 'E_OPTION' });
+    });
+
+    it('holds at most its bound of lines for a reader that does not take them: the rest dropped, counted and announced where they were', async () => {
+      const maxFollowerBytes = 4096;
+      const logs = new AppLogs({ root, maxFollowerBytes });
+      const follower = await logs.follow(id, { tail: 0, follow: true });
+      for (let round = 0; round < 10; round += 1) {
+        for (let i = 0; i < 100; i += 1) logs.writer(id).write(3, `round ${round} line ${i} ${'y'.repeat(50)}`);
+        await logs.flush(id);
+      }
+      assert.ok(follower.dropped() > 900, String(follower.dropped()));
+      const batch = (await follower.next())!;
+      const kept = batch.slice(0, -1);
+      assert.ok(kept.reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0) <= maxFollowerBytes);
+      assert.deepEqual(kept.map(message), kept.map((_, n) => `round 0 line ${n} ${'y'.repeat(50)}`));
+      assert.match(batch.at(-1)!, new RegExp(`WARNING +\\[platform\\] ${1000 - kept.length} log lines not shown here: this reader fell more than 4096 bytes behind`));
+      // Taken, it gets new lines again.
+      logs.writer(id).write(3, 'after catching up');
+      assert.deepEqual((await take(follower, (lines) => lines.length > 0)).map(message), ['after catching up']);
+      await follower.close();
+    });
+
+    it('ends its followers when the app is removed', async () => {
+      const logs = new AppLogs({ root });
+      logs.writer(id).write(3, 'one');
+      const follower = await logs.follow(id, { follow: true });
+      assert.deepEqual((await take(follower, (lines) => lines.length > 0)).map(message), ['one']);
+      const waiting = follower.next();
+      await logs.remove(id);
+      assert.equal(await waiting, undefined);
+    });
   });
 
   it('archives as log_files_<id>.tar.gz with its size shown first, and is removed on uninstall', async () => {
