@@ -101,11 +101,15 @@ export const ERROR_CODES = {
   //   E_CAPABILITY (above)   the manifest declares no such target (the sandbox's check);
   //   E_EGRESS_TARGET        the same, refused by the terminator itself (a host calling it directly);
   //   E_EGRESS_PROTOCOL      the target is declared for another protocol;
-  //   E_EGRESS_ADDRESS       the target's address (as written, or any DNS answer, or the address
-  //                          connected to) is on the gateway's own side and not in EGRESS.allowed_ranges;
-  //   E_EGRESS_UNREACHABLE   no TLS connection came about: refused, reset, closed, not TLS, no DNS
-  //                          answer or no answer in time; one sentence whatever the cause, so it
-  //                          cannot be used to scan ports (the cause goes to the app's log);
+  //   E_EGRESS_UNREACHABLE   no TLS connection came about: no DNS answer, an address the policy
+  //                          refuses, refused, reset, closed, not TLS or no answer in time; one
+  //                          sentence whatever the cause, so it cannot be used to scan ports nor to
+  //                          tell which declared names resolve to the plant's side (the cause, and
+  //                          any refused address, go to the app's log for the admin);
+  //   E_EGRESS_ADDRESS       never reaches an app: the admin's log names it as the cause of an
+  //                          E_EGRESS_UNREACHABLE whose address (as written, any DNS answer, the
+  //                          address connected to, or that address once the handshake is done) is
+  //                          on the gateway's own side and not in EGRESS.allowed_ranges;
   //   E_EGRESS_TLS           the server spoke TLS but is not trusted, or refused the handshake;
   //   E_EGRESS_TIMEOUT       kept for a verified server that was connected but did not answer
   //                          (or, for MQTT, accept the session) in time;

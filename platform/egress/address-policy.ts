@@ -5,11 +5,14 @@
  * configuration document's `EGRESS.allowed_ranges`. The decision is made on addresses, never on
  * spellings: a host is read by the WHATWG URL host parser (which turns `2130706433`,
  * `0x7f000001`, `0` and `127.1` into dotted IPv4), a name is resolved here and every answer is
- * checked, and the connection is made to a checked address and checked again once made.
+ * checked, and the connection is made to a checked address and checked again once made and
+ * once its handshake is done. IPv4 and IPv6 addresses are each judged by their own family's
+ * ranges. A refusal says the address and why only to the app's log: the app is told its target
+ * is unreachable (see connector.ts).
  */
 import dns from 'node:dns';
 import net from 'node:net';
-import { fail } from '../../sdk/errors.js';
+import { fail, type IsogateError } from '../../sdk/errors.js';
 
 type Family = 'ipv4' | 'ipv6';
 
@@ -84,39 +87,45 @@ export function canonicalHost(host: string): { address: string; family: 4 | 6 } 
 export class AddressPolicy {
   /** The admin's list as written, to tell whether a new document changes it. */
   readonly ranges: readonly string[];
-  readonly #allowed: net.BlockList;
+  // One list per family: a BlockList matches an IPv4 address against IPv6 rules through
+  // ::ffff:0:0/96, so "::/64" in a shared list allowed 127.0.0.1, 10.0.0.1 and 169.254.169.254.
+  readonly #allowed: Readonly<Record<Family, net.BlockList>>;
 
-  private constructor(ranges: readonly string[], allowed: net.BlockList) {
+  private constructor(ranges: readonly string[], allowed: Readonly<Record<Family, net.BlockList>>) {
     this.ranges = ranges;
     this.#allowed = allowed;
   }
 
   /** The policy for `EGRESS.allowed_ranges`; a range that is not CIDR is E_CONFIG, naming it. */
   static fromRanges(ranges: unknown): AddressPolicy {
-    if (ranges === undefined) return new AddressPolicy([], new net.BlockList());
+    const allowed = { ipv4: new net.BlockList(), ipv6: new net.BlockList() };
+    if (ranges === undefined) return new AddressPolicy([], allowed);
     if (!Array.isArray(ranges)) throw fail('E_CONFIG', 'EGRESS.allowed_ranges is a list of CIDR ranges, for example ["127.0.0.0/8", "::1/128"]');
-    const allowed = new net.BlockList();
     ranges.forEach((range: unknown, index) => {
       const problem = cidrProblem(range);
       if (problem) throw fail('E_CONFIG', `EGRESS.allowed_ranges[${index}] ${JSON.stringify(range)} is not a CIDR range: ${problem}. Write ADDRESS/PREFIX, for example 10.20.0.0/16 or fd00:1::/64`, { index });
       const [address, prefix] = (range as string).split('/') as [string, string];
-      allowed.addSubnet(address, Number(prefix), net.isIPv4(address) ? 'ipv4' : 'ipv6');
+      const family: Family = net.isIPv4(address) ? 'ipv4' : 'ipv6';
+      allowed[family].addSubnet(address, Number(prefix), family);
     });
     return new AddressPolicy([...ranges] as string[], allowed);
   }
 
   /**
    * Why `address` may not be reached (for example "loopback", "private (IPv4-mapped)"), or
-   * undefined when it may: outside every internal range, or inside a range the admin allowed.
+   * undefined when it may: outside every internal range, or inside a range the admin allowed
+   * for its own family. An IPv6 address that carries an IPv4 one is judged by that IPv4 address
+   * against the IPv4 ranges alone, so no IPv6 range lets an internal IPv4 address through.
    */
   refusal(address: string): string | undefined {
     const bare = address.split('%')[0]!;
     const family = net.isIP(bare);
     if (family === 0) return 'not an IP address';
     const type: Family = family === 4 ? 'ipv4' : 'ipv6';
-    if (this.#allowed.check(bare, type)) return undefined;
+    // Checked against its own family's lists only (see #allowed); :: and ::1 are IPv6's own
+    // before they are IPv4-compatible forms.
     const internal = INTERNAL.find((range) => range.family === type && range.list.check(bare, type));
-    if (internal) return internal.label;
+    if (internal) return this.#allowed[type].check(bare, type) ? undefined : internal.label;
     if (type === 'ipv4') return undefined;
     const embedding = EMBEDDINGS.find((form) => form.list.check(bare, 'ipv6'));
     if (!embedding) return undefined;
@@ -146,7 +155,37 @@ export class AddressPolicy {
   }
 }
 
-export function refusedAddress(describe: string, host: string, address: string, reason: string): Error {
+/**
+ * The policy in force, asked afresh at every step of a connection (DNS answer, the address
+ * connected to, the finished handshake): an `EGRESS.allowed_ranges` change reaches connections
+ * still being opened, not only the ones already handed to an app.
+ */
+export class PolicyInForce {
+  #current: AddressPolicy;
+
+  constructor(policy: AddressPolicy) {
+    this.#current = policy;
+  }
+
+  get current(): AddressPolicy {
+    return this.#current;
+  }
+
+  set(policy: AddressPolicy): void {
+    this.#current = policy;
+  }
+
+  refusal(address: string): string | undefined {
+    return this.#current.refusal(address);
+  }
+
+  addresses(host: string, describe: string): Promise<dns.LookupAddress[]> {
+    return this.#current.addresses(host, describe);
+  }
+}
+
+/** The admin's sentence (E_EGRESS_ADDRESS) for a refused address; the app is told only that the target is unreachable. */
+export function refusedAddress(describe: string, host: string, address: string, reason: string): IsogateError {
   const where = host === address ? address : `${host} (${address})`;
   const article = /^[aeiou]/i.test(reason) ? 'an' : 'a';
   return fail('E_EGRESS_ADDRESS',

@@ -2,10 +2,11 @@
  * The one way the terminator opens a connection, for all three egress kinds: the target's
  * addresses resolved and checked here, TCP to one of them (pinned: nothing resolves the name
  * again behind the check), the peer's address checked once connected, and only then TLS, with
- * the server name and the certificate check still the declared host's. Anything that goes wrong
- * before TLS is up is one code and one sentence, E_EGRESS_UNREACHABLE, so an app cannot tell a
- * closed port from one that resets or one that never answers; the cause goes to the app's log,
- * for the admin.
+ * the server name and the certificate check still the declared host's, and the address judged
+ * once more when the handshake is done. Anything that goes wrong before TLS is up is one code
+ * and one sentence, E_EGRESS_UNREACHABLE, so an app cannot tell a closed port from one that
+ * resets or one that never answers, nor a name that does not resolve from one the address
+ * policy refuses; the cause (with any refused address) goes to the app's log, for the admin.
  */
 import type { LookupAddress } from 'node:dns';
 import net from 'node:net';
@@ -20,11 +21,21 @@ export function describeTarget(target: EgressTarget): string {
   return `${target.name} (${target.host}:${target.port})`;
 }
 
-/** The sentence every unreachable target gets; `cause` is kept apart for the log. */
+/**
+ * The sentence every unreachable target gets; `cause` is kept apart for the log. An address the
+ * policy refuses is one of these causes: told apart, a declared name that resolves to a plant
+ * address (E_EGRESS_ADDRESS) and one that does not resolve would let an app map the plant's
+ * internal DNS through its targets, and the address itself would tell it the plant's IPs.
+ */
 export function unreachable(target: EgressTarget, cause: string): IsogateError {
-  const error = fail('E_EGRESS_UNREACHABLE', `${describeTarget(target)} cannot be reached: the connection was refused, reset or not answered in time`);
+  const error = fail('E_EGRESS_UNREACHABLE', `${describeTarget(target)} cannot be reached: it has no address the gateway's egress policy allows, or the connection was refused, reset or not answered in time`);
   causes.set(error, cause);
   return error;
+}
+
+/** A policy refusal as the app sees it: unreachable; the address and the range go to the log. */
+function hidden(target: EgressTarget, refusal: IsogateError): IsogateError {
+  return unreachable(target, `${refusal.code}: ${refusal.message}`);
 }
 
 /** What really happened to an E_EGRESS_UNREACHABLE, for the admin's log; never shown to the app. */
@@ -66,7 +77,8 @@ export function egressError(target: EgressTarget, error: unknown, connected: boo
 
 export interface OpenOptions {
   target: EgressTarget;
-  policy: AddressPolicy;
+  /** Asked at each step, so it is the policy in force (a PolicyInForce), not a copy taken at the start. */
+  policy: Pick<AddressPolicy, 'refusal' | 'addresses'>;
   /** TLS settings: trust, client certificate, versions; host, port and server name are set here. */
   tls: tls.ConnectionOptions;
   /** For DNS, TCP and the TLS handshake together. */
@@ -91,7 +103,7 @@ export async function openTls(options: OpenOptions): Promise<tls.TLSSocket> {
     try {
       addresses = await policy.addresses(target.host, describe);
     } catch (error) {
-      throw isIsogateError(error) ? error : unreachable(target, (error as NodeJS.ErrnoException).code ?? String(error));
+      throw isIsogateError(error) ? hidden(target, error) : unreachable(target, (error as NodeJS.ErrnoException).code ?? String(error));
     }
     if (abandoned) throw unreachable(target, 'abandoned');
     return new Promise<tls.TLSSocket>((resolve, reject) => {
@@ -121,7 +133,7 @@ export async function openTls(options: OpenOptions): Promise<tls.TLSSocket> {
         const reason = policy.refusal(remote);
         if (reason) {
           socket.destroy();
-          reject(refusedAddress(describe, target.host, remote, reason));
+          reject(hidden(target, refusedAddress(describe, target.host, remote, reason)));
           return;
         }
         const canonical = canonicalHost(target.host);
@@ -138,7 +150,17 @@ export async function openTls(options: OpenOptions): Promise<tls.TLSSocket> {
           const sessions = options.sessions;
           secure.on('session', (session: Buffer) => { sessions.session = session; });
         }
-        secure.once('secureConnect', () => resolve(secure!));
+        secure.once('secureConnect', () => {
+          // The admin may have removed the range while the handshake ran: the connection is
+          // judged again by the policy in force as it is handed over, so none outlives a change.
+          const late = policy.refusal(remote);
+          if (late) {
+            secure!.destroy();
+            reject(hidden(target, refusedAddress(describe, target.host, remote, late)));
+            return;
+          }
+          resolve(secure!);
+        });
         secure.on('error', (error) => reject(egressError(target, error, false)));
       });
     });

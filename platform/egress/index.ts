@@ -11,7 +11,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { fail, isIsogateError, type IsogateError } from '../../sdk/errors.js';
 import type { EgressProtocol, EgressTarget } from '../../sdk/manifest.js';
 import type { EgressHost, EgressRequest, EgressResponse, EgressStream, EgressStreamEvents, LogLevelCode } from '../sandbox/bridge.js';
-import { AddressPolicy } from './address-policy.js';
+import { AddressPolicy, PolicyInForce } from './address-policy.js';
 import type { CertificateStore, TlsCredentials } from './certificates.js';
 import { causeOf, egressError, openTls, unreachable } from './connector.js';
 
@@ -171,7 +171,7 @@ function expireExchange(exchange: Exchange): void {
 export class EgressService {
   readonly #apps = new Map<string, AppConnections>();
   readonly #limits: EgressLimits;
-  #policy: AddressPolicy;
+  readonly #policy: PolicyInForce;
 
   constructor(private readonly options: {
     certificates: Pick<CertificateStore, 'credentials'>;
@@ -181,18 +181,19 @@ export class EgressService {
     allowedRanges?: readonly string[];
   }) {
     this.#limits = { ...DEFAULT_EGRESS_LIMITS, ...options.limits };
-    this.#policy = AddressPolicy.fromRanges(options.allowedRanges);
+    this.#policy = new PolicyInForce(AddressPolicy.fromRanges(options.allowedRanges));
   }
 
   /**
    * Applies a changed EGRESS.allowed_ranges (E_CONFIG for a range that is not CIDR, changing
    * nothing). Kept connections were checked against the old list: they close, and the next
-   * request connects under the new one.
+   * request connects under the new one; one still opening is judged by the new list when its
+   * handshake is done (the connector asks the policy in force).
    */
   setAllowedRanges(ranges: readonly string[] | undefined): void {
     const policy = AddressPolicy.fromRanges(ranges);
-    if (JSON.stringify(policy.ranges) === JSON.stringify(this.#policy.ranges)) return;
-    this.#policy = policy;
+    if (JSON.stringify(policy.ranges) === JSON.stringify(this.#policy.current.ranges)) return;
+    this.#policy.set(policy);
     for (const connections of this.#apps.values()) {
       for (const { pool } of connections.pools.values()) void pool.destroy().catch(() => undefined);
       connections.pools.clear();

@@ -72,9 +72,9 @@ declare module 'isogate:sdk' {
   /**
    * The only way out of the gateway: through the platform's TLS terminator, to targets the
    * manifest declares. A call rejects with E_CAPABILITY for a target the manifest does not
-   * declare, E_EGRESS_ADDRESS when the target's address is on the gateway's own side (loopback,
-   * private, link-local ...) and the admin has not allowed its range, E_EGRESS_UNREACHABLE when
-   * no connection came about (the same sentence whatever the cause), E_EGRESS_TLS when the server
+   * declare, E_EGRESS_UNREACHABLE when no connection came about (the same sentence whatever the
+   * cause: no DNS answer, an address on the gateway's own side that the admin has not allowed,
+   * a closed, resetting or silent port; the cause is in the app's log), E_EGRESS_TLS when the server
    * is not trusted or refuses the handshake, E_EGRESS_TIMEOUT when a connected server does not
    * answer in time.
    */

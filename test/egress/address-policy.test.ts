@@ -1,8 +1,10 @@
 /**
  * Egress to the gateway's own side: every spelling and every DNS answer that leads to a refused
- * address is E_EGRESS_ADDRESS before any connection is made, unless the admin's
- * EGRESS.allowed_ranges includes it; and a declared target that cannot be reached gives one
- * code and one sentence whether its port is closed, resets or never answers.
+ * address is refused before any connection is made, unless the admin's EGRESS.allowed_ranges
+ * includes it (each family by its own ranges); a change of the list reaches connections still
+ * in their handshake; and the app hears one code and one sentence, E_EGRESS_UNREACHABLE,
+ * whether the address is refused (E_EGRESS_ADDRESS, with the address, only in its log for the
+ * admin), the name does not resolve, or the port is closed, resets or never answers.
  */
 import { strict as assert } from 'node:assert';
 import dns from 'node:dns';
@@ -11,6 +13,8 @@ import https from 'node:https';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
+import mqttPacket from 'mqtt-packet';
 import sinon from 'sinon';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
@@ -43,6 +47,10 @@ async function attempt(host: EgressHost, kind: EgressProtocol, name: string): Pr
   stream.destroy();
   return stream;
 }
+
+/** What the app is told about any declared target it cannot reach, refused address or not. */
+const unreachableSentence = (host: string, p: number | string): string =>
+  `cloud (${host}:${p}) cannot be reached: it has no address the gateway's egress policy allows, or the connection was refused, reset or not answered in time`;
 
 /** Spellings of the gateway's own side a manifest's host pattern lets through. */
 const SPELLINGS = ['127.0.0.1', '0', '2130706433', '0x7f000001', '127.1', '0177.0.0.1', '169.254.169.254', '10.0.0.1', 'localhost'];
@@ -158,17 +166,18 @@ describe('egress address policy', function () {
   });
 
   for (const kind of KINDS) {
-    it(`${kind}: refuses each spelling of the gateway's own side with E_EGRESS_ADDRESS, connecting nowhere`, async () => {
+    it(`${kind}: refuses each spelling of the gateway's own side, connecting nowhere; the app hears E_EGRESS_UNREACHABLE, the admin's log E_EGRESS_ADDRESS and why`, async () => {
       const egress = service();
       for (const host of [...SPELLINGS, ...IPV6_SPELLINGS]) {
         await assert.rejects(attempt(egress.forApp(APP, [target(kind, host)]), kind, 'cloud'), (error: unknown) => {
-          assert.ok(isIsogateError(error, 'E_EGRESS_ADDRESS'), `${host}: ${String(error)}`);
-          assert.match(error.message, /EGRESS\.allowed_ranges/);
+          assert.ok(isIsogateError(error, 'E_EGRESS_UNREACHABLE'), `${host}: ${String(error)}`);
+          assert.equal(error.message, unreachableSentence(host, port));
+          assert.deepEqual(Object.keys(error.details), []);
           return true;
         });
       }
       assert.equal(accepted, 0);
-      assert.ok(appLog.some((line) => /refused: E_EGRESS_ADDRESS: .*localhost \(127\.0\.0\.1\) is a loopback address/.test(line)), appLog.join('\n'));
+      assert.ok(appLog.some((line) => /refused: E_EGRESS_UNREACHABLE: .*\(E_EGRESS_ADDRESS: .*localhost \(127\.0\.0\.1\) is a loopback address.*EGRESS\.allowed_ranges/.test(line)), appLog.join('\n'));
     });
   }
 
@@ -178,13 +187,60 @@ describe('egress address policy', function () {
     try {
       const egress = service(['127.0.0.0/8']);
       for (const kind of KINDS) {
-        await assert.rejects(attempt(egress.forApp(APP, [target(kind, 'plant-cloud.example')]), kind, 'cloud'), (error: unknown) => isIsogateError(error, 'E_EGRESS_ADDRESS') && /plant-cloud\.example \(10\.1\.2\.3\) is a private address/.test(error.message));
+        await assert.rejects(attempt(egress.forApp(APP, [target(kind, 'plant-cloud.example')]), kind, 'cloud'), (error: unknown) => isIsogateError(error, 'E_EGRESS_UNREACHABLE') && error.message === unreachableSentence('plant-cloud.example', port));
       }
       assert.equal(lookup.callCount, KINDS.length);
       assert.equal(accepted, 0);
+      assert.equal(appLog.filter((line) => /\(E_EGRESS_ADDRESS: .*plant-cloud\.example \(10\.1\.2\.3\) is a private address/.test(line)).length, KINDS.length, appLog.join('\n'));
     } finally {
       lookup.restore();
     }
+  });
+
+  for (const kind of KINDS) {
+    it(`${kind}: tells the app nothing that separates a name resolving to a plant address from a name that does not exist`, async () => {
+      // An app that declares plant names as targets must not learn which exist, nor their addresses.
+      const plant: Record<string, string> = { 'nas.corp.example': '10.20.30.40', 'scada-hmi.corp.example': '192.168.7.12', 'metadata.corp.example': 'fd00::7' };
+      const lookup = sinon.stub(dns.promises, 'lookup').callsFake((async (name: string) => {
+        const address = plant[name];
+        if (address) return [{ address, family: net.isIP(address) }];
+        throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+      }) as never);
+      try {
+        const egress = service();
+        const seen: string[] = [];
+        for (const name of [...Object.keys(plant), 'printer.corp.example']) {
+          await assert.rejects(attempt(egress.forApp(APP, [target(kind, name)]), kind, 'cloud'), (error: unknown) => {
+            assert.ok(isIsogateError(error, 'E_EGRESS_UNREACHABLE'), `${name}: ${String(error)}`);
+            assert.deepEqual(Object.keys(error.details), [], name);
+            seen.push(`${error.code} ${error.message.replace(name, 'NAME')}`);
+            for (const address of Object.values(plant)) assert.ok(!error.message.includes(address), error.message);
+            assert.doesNotMatch(error.message, /private|IPv[46]|10\.|192\.168|fd00/);
+            return true;
+          });
+        }
+        assert.equal(new Set(seen).size, 1, seen.join('\n'));
+        assert.equal(accepted, 0);
+        // The admin's log says which was which, with the address.
+        assert.ok(appLog.some((line) => line.includes('(E_EGRESS_ADDRESS: ') && line.includes('nas.corp.example (10.20.30.40) is a private address')), appLog.join('\n'));
+        assert.ok(appLog.some((line) => line.includes('printer.corp.example') && line.endsWith('(ENOTFOUND)')), appLog.join('\n'));
+      } finally {
+        lookup.restore();
+      }
+    });
+  }
+
+  it('judges each address only by its own family\'s allowed ranges: no IPv6 range allows an IPv4 address, nor the reverse', () => {
+    const internalIpv4 = ['127.0.0.1', '169.254.169.254', '10.0.0.1', '192.168.1.1', '::ffff:127.0.0.1', '::ffff:a9fe:a9fe', '::7f00:1', '64:ff9b::a00:1', '2002:7f00:1::'];
+    for (const range of ['::/0', '::/8', '::/64', '::/96', '::ffff:0:0/96', '64:ff9b::/96']) {
+      const policy = AddressPolicy.fromRanges([range]);
+      for (const address of internalIpv4) assert.notEqual(policy.refusal(address), undefined, `${range} let ${address} through`);
+    }
+    const everyIpv6 = AddressPolicy.fromRanges(['::/0']);
+    for (const address of ['::1', 'fe80::1', 'fd00::1', '::']) assert.equal(everyIpv6.refusal(address), undefined, address);
+    const everyIpv4 = AddressPolicy.fromRanges(['0.0.0.0/0']);
+    for (const address of ['127.0.0.1', '10.0.0.1', '::ffff:127.0.0.1', '64:ff9b::a9fe:a9fe']) assert.equal(everyIpv4.refusal(address), undefined, address);
+    for (const address of ['::1', 'fe80::1', 'fd00::1', '::']) assert.notEqual(everyIpv4.refusal(address), undefined, address);
   });
 
   it('reaches loopback in every spelling once EGRESS.allowed_ranges includes it, the certificate checked for the declared host', async () => {
@@ -194,7 +250,8 @@ describe('egress address policy', function () {
       assert.equal(response.status, 200, host);
     }
     // Allowing ::1 does not allow 127.0.0.1 written as IPv6.
-    await assert.rejects(service(['::1/128']).forApp(APP, [target('https', '::ffff:127.0.0.1')]).fetch('cloud', {}), { code: 'E_EGRESS_ADDRESS' });
+    await assert.rejects(service(['::1/128']).forApp(APP, [target('https', '::ffff:127.0.0.1')]).fetch('cloud', {}), { code: 'E_EGRESS_UNREACHABLE' });
+    assert.match(appLog.at(-1) ?? '', /E_EGRESS_ADDRESS: .*loopback \(127\.0\.0\.1, IPv4-mapped\)/);
   });
 
   it('applies a changed list at once, closing connections the new list refuses, and refuses a bad list changing nothing', async () => {
@@ -205,7 +262,7 @@ describe('egress address policy', function () {
     config.addCheck((doc) => AddressPolicy.fromRanges(doc.EGRESS?.allowed_ranges));
     config.on('change', ({ after }) => egress.setAllowedRanges(after.EGRESS?.allowed_ranges));
     const host = egress.forApp(APP, [target('https', 'localhost')]);
-    await assert.rejects(host.fetch('cloud', {}), { code: 'E_EGRESS_ADDRESS' });
+    await assert.rejects(host.fetch('cloud', {}), { code: 'E_EGRESS_UNREACHABLE', message: unreachableSentence('localhost', port) });
     await config.update((doc) => { doc.EGRESS = { allowed_ranges: ['127.0.0.0/8', '::1/128'] }; });
     assert.equal((await host.fetch('cloud', {})).status, 200);
     assert.equal(accepted, 1);
@@ -218,8 +275,94 @@ describe('egress address policy', function () {
     assert.equal(accepted, 1, 'the kept connection served it');
 
     await config.update((doc) => { delete doc.EGRESS; });
-    await assert.rejects(host.fetch('cloud', {}), { code: 'E_EGRESS_ADDRESS' });
+    await assert.rejects(host.fetch('cloud', {}), { code: 'E_EGRESS_UNREACHABLE', message: unreachableSentence('localhost', port) });
     await waitFor(() => open.size === 0);
+  });
+
+  describe('an EGRESS.allowed_ranges change while a connection is in its TLS handshake', () => {
+    // A proxy that accepts TCP at once (the address check on connect passes) and lets the TLS
+    // handshake through only when the test says so, after the admin removed the range.
+    let proxy: net.Server;
+    let proxyPort: number;
+    let forwardTo = 0;
+    const waiting: net.Socket[] = [];
+    const peers: net.Socket[] = [];
+    const backends = {} as Record<EgressProtocol, { server: net.Server; port: number }>;
+    /** What the servers behind the proxy heard from the app: echoed bytes, requests, publishes. */
+    const heard: Record<EgressProtocol, number> = { https: 0, mqtts: 0, tls: 0 };
+
+    const release = (client: net.Socket): void => {
+      const upstream = net.connect(forwardTo, '127.0.0.1', () => {
+        client.pipe(upstream);
+        upstream.pipe(client);
+        client.resume();
+      });
+      peers.push(client, upstream);
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+      client.on('close', () => upstream.destroy());
+    };
+    const use = async (host: EgressHost, kind: EgressProtocol): Promise<unknown> => {
+      if (kind !== 'tls') return attempt(host, kind, 'cloud');
+      const stream = await host.connect('cloud', { data: () => undefined, close: () => undefined });
+      await stream.write(new TextEncoder().encode('still talking to 127.0.0.1 after the range was removed'));
+      return stream;
+    };
+
+    before(async () => {
+      const identity = issue('127.0.0.1', 'server', ca, ['127.0.0.1']);
+      const credentials = { cert: identity.certPem, key: identity.keyPem };
+      backends.tls = { server: tls.createServer(credentials, (socket) => socket.on('data', (chunk: Buffer) => { heard.tls += chunk.length; socket.write(chunk); })), port: 0 };
+      backends.https = { server: https.createServer(credentials, (_req, res) => { heard.https += 1; res.end('{}'); }), port: 0 };
+      backends.mqtts = {
+        server: tls.createServer(credentials, (socket) => {
+          const parser = mqttPacket.parser();
+          parser.on('packet', (packet) => {
+            if (packet.cmd === 'connect') socket.write(mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }));
+            if (packet.cmd === 'publish') {
+              heard.mqtts += 1;
+              if (packet.qos === 1) socket.write(mqttPacket.generate({ cmd: 'puback', messageId: packet.messageId! }));
+            }
+          });
+          socket.on('data', (chunk: Buffer) => parser.parse(chunk));
+        }),
+        port: 0,
+      };
+      for (const backend of Object.values(backends)) {
+        await new Promise<void>((resolve) => backend.server.listen(0, '127.0.0.1', resolve));
+        backend.port = (backend.server.address() as AddressInfo).port;
+      }
+      proxy = net.createServer((client) => {
+        client.pause();
+        waiting.push(client);
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      proxyPort = (proxy.address() as AddressInfo).port;
+    });
+    after(() => {
+      for (const socket of [...waiting, ...peers]) socket.destroy();
+      proxy.close();
+      for (const backend of Object.values(backends)) backend.server.close();
+    });
+
+    for (const kind of KINDS) {
+      it(`${kind}: a connection whose TCP was checked under the old list is refused when its handshake completes; the server hears nothing`, async () => {
+        forwardTo = backends[kind].port;
+        const before = heard[kind];
+        const egress = service(['127.0.0.0/8']);
+        const outcome = use(egress.forApp(APP, [target(kind, '127.0.0.1', proxyPort)]), kind);
+        outcome.catch(() => undefined);
+        await waitFor(() => waiting.length === 1);
+        egress.setAllowedRanges([]);
+        release(waiting.shift()!);
+        await assert.rejects(outcome, (error: unknown) => isIsogateError(error, 'E_EGRESS_UNREACHABLE') && error.message === unreachableSentence('127.0.0.1', proxyPort));
+        // https: the change destroys the app's pool and the request with it, before the handshake
+        // ends (the connector's late check then drops the socket); the others meet the late check.
+        const cause = kind === 'https' ? /\(UND_ERR_DESTROYED\)$/ : /\(E_EGRESS_ADDRESS: .*127\.0\.0\.1 is a loopback address/;
+        assert.ok(appLog.some((line) => cause.test(line)), appLog.join('\n'));
+        assert.equal(heard[kind], before);
+      });
+    }
   });
 
   describe('a declared target that cannot be reached', () => {
@@ -256,7 +399,7 @@ describe('egress address policy', function () {
             return true;
           });
         }
-        assert.deepEqual(messages, Array(3).fill('cloud (localhost:PORT) cannot be reached: the connection was refused, reset or not answered in time'));
+        assert.deepEqual(messages, Array(3).fill(unreachableSentence('localhost', 'PORT')));
         // The admin still learns what happened, from the app's log.
         assert.ok(appLog.some((line) => /E_EGRESS_UNREACHABLE: .*\(ECONNREFUSED\)$/.test(line)), appLog.join('\n'));
         assert.ok(appLog.some((line) => /E_EGRESS_UNREACHABLE: .*\(no connection within 300 ms\)$/.test(line)), appLog.join('\n'));
@@ -266,7 +409,7 @@ describe('egress address policy', function () {
     it('https: a request whose own deadline passes before a connection is made is unreachable too, not a timeout', async () => {
       const egress = service(['127.0.0.0/8'], { connectTimeoutMs: 10_000, timeoutMs: 200 });
       await assert.rejects(egress.forApp(APP, [target('https', 'localhost', (silent.address() as AddressInfo).port)]).fetch('cloud', {}),
-        (error: unknown) => isIsogateError(error, 'E_EGRESS_UNREACHABLE') && error.message === `cloud (localhost:${(silent.address() as AddressInfo).port}) cannot be reached: the connection was refused, reset or not answered in time`);
+        (error: unknown) => isIsogateError(error, 'E_EGRESS_UNREACHABLE') && error.message === unreachableSentence('localhost', (silent.address() as AddressInfo).port));
     });
   });
 });
