@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   // Store and orchestrator
   E_STORE: { status: 502, summary: 'The app store failed or answered unexpectedly.' },
   E_STORE_REDIRECT: { status: 502, summary: 'The app store answered with a redirect, which the gateway never follows.' },
+  E_STORE_TIMEOUT: { status: 504, summary: 'The app store sent nothing for longer than the idle timeout.' },
   E_DOWNLOAD: { status: 502, summary: 'The package download failed.' },
   E_CATALOG_MISMATCH: { status: 422, summary: 'The package does not match its catalog entry.' },
   E_COMPROMISED: { status: 409, summary: 'The app is marked compromised and cannot be installed.' },
@@ -77,6 +78,7 @@ export const ERROR_CODES = {
 
   // Storage
   E_STORAGE_KEY: { status: 400, summary: 'The storage key is not valid.' },
+  E_STORAGE_VALUE: { status: 400, summary: 'A stored value is a string or bytes.' },
   E_STORAGE_QUOTA: { status: 413, summary: 'The app storage quota is exceeded.' },
   E_STORAGE_CORRUPT: { status: 500, summary: 'A stored record failed authentication.' },
 
