@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -238,6 +238,34 @@ describe('TLS egress', function () {
         assert.equal(await host.waitForLog(/^codes /, 10_000), 'codes E_CAPABILITY,E_EGRESS_PROTOCOL,E_EGRESS_TLS');
       } finally {
         wrongName.close();
+      }
+    });
+
+    it('settles a stream still in its TLS handshake when the app is closed: E_EGRESS_CLOSED, the socket released', async () => {
+      // A peer that takes the TCP connection and reads, but never answers the ClientHello.
+      const peers: net.Socket[] = [];
+      const mute = net.createServer((socket) => { peers.push(socket); socket.resume(); });
+      await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+      // A connect deadline far past the test's own: only the close may settle the stream.
+      const patient = new EgressService({ certificates, appLog: () => undefined, limits: { connectTimeoutMs: 600_000 }, allowedRanges: LOOPBACK });
+      try {
+        const closes: unknown[] = [];
+        const pending = patient.forApp(APP, [{ name: 'mute', host: 'localhost', port: (mute.address() as AddressInfo).port, protocol: 'tls' }])
+          .connect('mute', { data: () => undefined, close: (error) => { closes.push(error); } });
+        await waitFor(() => peers.length === 1);
+        const peerClosed = new Promise<void>((resolve) => peers[0]!.once('close', () => resolve()));
+        await patient.closeApp(APP);
+        await assert.rejects(pending, (error: { code: string; message: string }) => {
+          assert.equal(error.code, 'E_EGRESS_CLOSED');
+          assert.match(error.message, /closed before the connection to mute was made/);
+          return true;
+        });
+        await peerClosed;
+        assert.deepEqual(closes, [], 'a stream that never opened has no close event');
+      } finally {
+        await patient.close();
+        for (const peer of peers) peer.destroy();
+        mute.close();
       }
     });
   });
