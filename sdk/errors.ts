@@ -107,7 +107,8 @@ export const ERROR_CODES = {
   //   E_EGRESS_TLS           the server spoke TLS but is not trusted, or refused the handshake;
   //   E_EGRESS_TIMEOUT       kept for a verified server that was connected but did not answer
   //                          (or, for MQTT, accept the session) in time;
-  //   E_EGRESS_LIMIT, E_EGRESS_CLOSED  the app's own limits and a stream it used after its end.
+  //   E_EGRESS_LIMIT, E_EGRESS_CLOSED  the app's own limits, and a stream it used after its end or
+  //                          that was still connecting when the app was closed.
   E_EGRESS_TARGET: { status: 403, summary: 'The egress target is not declared in the manifest.' },
   E_EGRESS_ADDRESS: { status: 403, summary: 'The egress target\'s address is on the gateway\'s own side and not in the allowed ranges.' },
   E_EGRESS_UNREACHABLE: { status: 502, summary: 'The egress target cannot be reached.' },
