@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   // Store and orchestrator
   E_STORE: { status: 502, summary: 'The app store failed or answered unexpectedly.' },
   E_STORE_REDIRECT: { status: 502, summary: 'The app store answered with a redirect, which the gateway never follows.' },
+  E_STORE_TIMEOUT: { status: 504, summary: 'The app store sent nothing for longer than the idle timeout.' },
   E_DOWNLOAD: { status: 502, summary: 'The package download failed.' },
   E_CATALOG_MISMATCH: { status: 422, summary: 'The package does not match its catalog entry.' },
   E_COMPROMISED: { status: 409, summary: 'The app is marked compromised and cannot be installed.' },
@@ -80,6 +81,7 @@ export const ERROR_CODES = {
 
   // Storage
   E_STORAGE_KEY: { status: 400, summary: 'The storage key is not valid.' },
+  E_STORAGE_VALUE: { status: 400, summary: 'A stored value is a string or bytes.' },
   E_STORAGE_QUOTA: { status: 413, summary: 'The app storage quota is exceeded.' },
   E_STORAGE_CORRUPT: { status: 500, summary: 'A stored record failed authentication.' },
 
@@ -113,7 +115,8 @@ export const ERROR_CODES = {
   //   E_EGRESS_TLS           the server spoke TLS but is not trusted, or refused the handshake;
   //   E_EGRESS_TIMEOUT       kept for a verified server that was connected but did not answer
   //                          (or, for MQTT, accept the session) in time;
-  //   E_EGRESS_LIMIT, E_EGRESS_CLOSED  the app's own limits and a stream it used after its end.
+  //   E_EGRESS_LIMIT, E_EGRESS_CLOSED  the app's own limits, and a stream it used after its end or
+  //                          that was still connecting when the app was closed.
   E_EGRESS_TARGET: { status: 403, summary: 'The egress target is not declared in the manifest.' },
   E_EGRESS_ADDRESS: { status: 403, summary: 'The egress target\'s address is on the gateway\'s own side and not in the allowed ranges.' },
   E_EGRESS_UNREACHABLE: { status: 502, summary: 'The egress target cannot be reached.' },

@@ -85,6 +85,8 @@ export interface OpenOptions {
   timeoutMs: number;
   /** A session to resume and the place to keep the next one (a pool's new connections). */
   sessions?: { session?: Buffer };
+  /** Aborting gives the connection up at once, whatever stage it is at, and frees its socket. */
+  signal?: AbortSignal;
 }
 
 /** A TLS connection to a checked address of `target`, once its handshake is done. */
@@ -95,8 +97,12 @@ export async function openTls(options: OpenOptions): Promise<tls.TLSSocket> {
   let secure: tls.TLSSocket | undefined;
   let timer: NodeJS.Timeout | undefined;
   let abandoned = false;
+  let onAbort: (() => void) | undefined;
   const deadline = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(unreachable(target, `no connection within ${options.timeoutMs} ms`)), options.timeoutMs);
+    onAbort = () => reject(unreachable(target, 'abandoned'));
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
   });
   const connecting = (async () => {
     let addresses: LookupAddress[];
@@ -175,5 +181,6 @@ export async function openTls(options: OpenOptions): Promise<tls.TLSSocket> {
     throw error;
   } finally {
     clearTimeout(timer);
+    if (onAbort) options.signal?.removeEventListener('abort', onAbort);
   }
 }

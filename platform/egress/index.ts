@@ -62,6 +62,10 @@ interface AppConnections {
   pools: Map<string, KeptPool>;
   brokers: Map<string, { version: string; client: Promise<mqtt.MqttClient> }>;
   streams: Set<tls.TLSSocket>;
+  /** Streams still connecting: closing the app aborts them, so none outlives it unsettled. */
+  connecting: Set<AbortController>;
+  /** Set by closeApp: a stream whose credentials were being read when the app closed never opens. */
+  closed: boolean;
   open: number;
 }
 
@@ -208,7 +212,7 @@ export class EgressService {
   #connections(packageId: string): AppConnections {
     let connections = this.#apps.get(packageId);
     if (!connections) {
-      connections = { pools: new Map(), brokers: new Map(), streams: new Set(), open: 0 };
+      connections = { pools: new Map(), brokers: new Map(), streams: new Set(), connecting: new Set(), closed: false, open: 0 };
       this.#apps.set(packageId, connections);
     }
     return connections;
@@ -388,14 +392,24 @@ export class EgressService {
 
   async #connect(packageId: string, target: EgressTarget, events: EgressStreamEvents): Promise<EgressStream> {
     const release = this.#acquire(packageId);
-    const credentials = await this.options.certificates.credentials(packageId).catch((error) => { release(); throw error; });
     const connections = this.#connections(packageId);
+    const closedError = (): IsogateError => fail('E_EGRESS_CLOSED', `${packageId} was closed before the connection to ${target.name} was made`);
+    const connecting = new AbortController();
+    connections.connecting.add(connecting);
     let socket: tls.TLSSocket;
     try {
-      socket = await openTls({ target, policy: this.#policy, tls: tlsOptions(credentials), timeoutMs: this.#limits.connectTimeoutMs });
+      const credentials = await this.options.certificates.credentials(packageId);
+      if (connections.closed) throw closedError();
+      socket = await openTls({ target, policy: this.#policy, tls: tlsOptions(credentials), timeoutMs: this.#limits.connectTimeoutMs, signal: connecting.signal });
+      if (connections.closed) {
+        socket.destroy();
+        throw closedError();
+      }
     } catch (error) {
       release();
-      throw error;
+      throw connecting.signal.aborted ? closedError() : error;
+    } finally {
+      connections.connecting.delete(connecting);
     }
     return new Promise<EgressStream>((resolve) => {
       socket.setTimeout(this.#limits.timeoutMs, () => socket.destroy(fail('E_EGRESS_TIMEOUT', `${target.name} was idle too long`)));
@@ -439,6 +453,8 @@ export class EgressService {
     const connections = this.#apps.get(packageId);
     if (!connections) return;
     this.#apps.delete(packageId);
+    connections.closed = true;
+    for (const connecting of connections.connecting) connecting.abort();
     for (const { pool } of connections.pools.values()) void pool.destroy().catch(() => undefined);
     for (const socket of connections.streams) socket.destroy();
     await Promise.all([...connections.brokers.values()].map(({ client }) => client.then((c) => c.endAsync(true), () => undefined)));

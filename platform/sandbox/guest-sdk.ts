@@ -241,7 +241,7 @@ function onStop(handler) {
 }
 
 function checkValue(value) {
-  if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw codedError('E_STORAGE_KEY', 'A stored value is a string or a Uint8Array');
+  if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw codedError('E_STORAGE_VALUE', 'A stored value is a string or a Uint8Array, not ' + (value === null ? 'null' : typeof value));
   return value;
 }
 const storage = Object.freeze({

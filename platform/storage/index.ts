@@ -423,7 +423,7 @@ class LogStorage implements AppStorage {
 
   async put(key: string, value: Value): Promise<void> {
     checkStorageKey(key, this.options.maxKeyBytes);
-    if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw fail('E_STORAGE_KEY', 'A stored value is a string or bytes');
+    if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw fail('E_STORAGE_VALUE', `A stored value is a string or bytes, not ${value === null ? 'null' : typeof value}`);
     const size = valueBytes(value);
     if (size > this.options.maxValueBytes) throw fail('E_STORAGE_QUOTA', `A value is at most ${this.options.maxValueBytes} bytes; this one is ${size}`);
     await this.#mutex.run(async () => {

@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,7 @@ import type { AppManifest, EgressTarget } from '../../sdk/manifest.js';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
 import { fakeHost } from '../fixtures/fake-host.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
-import { waitFor } from '../fixtures/wait.js';
+import { waitFor, waitForAsync } from '../fixtures/wait.js';
 
 interface Identity { certPem: string; keyPem: string }
 
@@ -32,6 +32,14 @@ function issue(name: string, usage: 'ca' | 'server' | 'client', issuer?: Identit
 const APP = 'dev.isogate.tests.uplink';
 /** The test servers listen on loopback, which the gateway refuses unless the admin allows it. */
 const LOOPBACK = ['127.0.0.0/8', '::1/128'];
+/** Whether something accepts TCP connections on the loopback port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect({ host: '127.0.0.1', port }, () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
+  });
+}
+
 const UPLINK_PROJECT = fileURLToPath(new URL('../../sample-apps/uplink/', import.meta.url));
 
 function appManifest(packageId: string, egress: EgressTarget[]): AppManifest {
@@ -108,7 +116,7 @@ describe('TLS egress', function () {
     const info = await certificates.setCa(APP, 'ca.cer', ca_der);
     assert.equal(info.subject, 'CN=Plant cloud CA');
     await assert.rejects(egress.forApp(APP, [target(port)]).fetch('cloud', {}), (error: { code: string; message: string }) => {
-      assert.ok(['E_EGRESS_TLS', 'E_EGRESS_TARGET'].includes(error.code), error.code);
+      assert.equal(error.code, 'E_EGRESS_TLS');
       assert.match(error.message, /client certificate/);
       return true;
     });
@@ -126,7 +134,11 @@ describe('TLS egress', function () {
     assert.deepEqual(JSON.parse(Buffer.from(response.body).toString()), { ok: true });
     assert.deepEqual(received.at(-1), { path: '/api/alerts', body: '{"a":1}', clientCn: 'gateway-uplink' });
     await certificates.delete(APP, 'client');
-    await assert.rejects(host.fetch('cloud', {}), (error: { code: string }) => error.code.startsWith('E_EGRESS'));
+    await assert.rejects(host.fetch('cloud', {}), (error: { code: string; message: string }) => {
+      assert.equal(error.code, 'E_EGRESS_TLS');
+      assert.match(error.message, /requires a client certificate does this, and the app has none/);
+      return true;
+    });
     await certificates.setClient(APP, 'client.crt', Buffer.from(client.certPem), 'client.key', Buffer.from(client.keyPem));
   });
 
@@ -240,6 +252,34 @@ describe('TLS egress', function () {
         wrongName.close();
       }
     });
+
+    it('settles a stream still in its TLS handshake when the app is closed: E_EGRESS_CLOSED, the socket released', async () => {
+      // A peer that takes the TCP connection and reads, but never answers the ClientHello.
+      const peers: net.Socket[] = [];
+      const mute = net.createServer((socket) => { peers.push(socket); socket.resume(); });
+      await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+      // A connect deadline far past the test's own: only the close may settle the stream.
+      const patient = new EgressService({ certificates, appLog: () => undefined, limits: { connectTimeoutMs: 600_000 }, allowedRanges: LOOPBACK });
+      try {
+        const closes: unknown[] = [];
+        const pending = patient.forApp(APP, [{ name: 'mute', host: 'localhost', port: (mute.address() as AddressInfo).port, protocol: 'tls' }])
+          .connect('mute', { data: () => undefined, close: (error) => { closes.push(error); } });
+        await waitFor(() => peers.length === 1);
+        const peerClosed = new Promise<void>((resolve) => peers[0]!.once('close', () => resolve()));
+        await patient.closeApp(APP);
+        await assert.rejects(pending, (error: { code: string; message: string }) => {
+          assert.equal(error.code, 'E_EGRESS_CLOSED');
+          assert.match(error.message, /closed before the connection to mute was made/);
+          return true;
+        });
+        await peerClosed;
+        assert.deepEqual(closes, [], 'a stream that never opened has no close event');
+      } finally {
+        await patient.close();
+        for (const peer of peers) peer.destroy();
+        mute.close();
+      }
+    });
   });
 
   describe('MQTT over TLS to mosquitto', () => {
@@ -260,10 +300,41 @@ describe('TLS egress', function () {
       for (const file of [files.ca, files.cert, files.key]) await fs.chmod(file, 0o644);
       brokerPort = 20000 + Math.floor(Math.random() * 20000);
       await fs.writeFile(files.conf, [`listener ${brokerPort} 127.0.0.1`, `cafile ${files.ca}`, `certfile ${files.cert}`, `keyfile ${files.key}`, 'require_certificate true', 'allow_anonymous true', 'tls_version tlsv1.2', ''].join('\n'));
-      broker = spawn('mosquitto', ['-c', files.conf], { stdio: 'ignore' });
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      const started = spawn('mosquitto', ['-c', files.conf], { stdio: 'ignore' });
+      broker = started;
+      let exited = false;
+      started.once('exit', () => { exited = true; });
+      await waitForAsync(async () => {
+        if (exited) throw new Error(`mosquitto exited at start (port ${brokerPort} taken?)`);
+        return accepts(brokerPort);
+      }, 10_000, 20);
     });
     after(() => { broker?.kill(); });
+
+    /**
+     * mosquitto_sub for one message on plant/alerts/#. With -d it reports its SUBACK, which is
+     * awaited before anything is published (no sleep standing in for it); its other debug lines
+     * are left out of the message.
+     */
+    function subscribe(extra: string[]): { process: ChildProcess; subscribed: Promise<void>; message: Promise<string> } {
+      // Line-buffered: piped, its debug lines would wait in stdio's buffer until it exits.
+      const child = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-h', 'localhost', '-p', String(brokerPort), '--cafile', path.join(dir, 'm-ca.pem'), '--cert', path.join(dir, 'c-cert.pem'), '--key', path.join(dir, 'c-key.pem'), '-t', 'plant/alerts/#', '-d', ...extra, '-C', '1', '-W', '10']);
+      let out = '';
+      let onSubscribed!: () => void;
+      const subscribed = new Promise<void>((resolve) => { onSubscribed = resolve; });
+      child.stdout.on('data', (chunk) => {
+        out += chunk;
+        if (/^Subscribed \(mid: \d+\)/m.test(out)) onSubscribed();
+      });
+      const message = new Promise<string>((resolve, reject) => {
+        child.once('close', () => {
+          if (!/^Subscribed /m.test(out)) reject(new Error(`mosquitto_sub never subscribed: ${out}`));
+          resolve(out.split('\n').filter((line) => line && !/^(Client \S+ |Subscribed \()/.test(line)).join('\n'));
+        });
+      });
+      // A subscriber that dies before its SUBACK fails the test instead of hanging it.
+      return { process: child, subscribed: Promise.race([subscribed, message.then(() => undefined)]), message };
+    }
 
     it('the uplink sample app, built with the SDK, forwards an alert to the HTTPS server and to mosquitto', async () => {
       const built = await buildProject(UPLINK_PROJECT);
@@ -277,42 +348,38 @@ describe('TLS egress', function () {
       base.configuration = { sendTo: ['cloud', 'broker'], path: '/api/alerts', topic: 'plant/alerts' };
       const host = { ...base, egress: egress.forApp(uplinkId, targets) };
       const sandbox = await createAppSandbox({ manifest, host, files: new Map([...built.files].map(([name, bytes]) => [name, Buffer.from(bytes).toString('utf8')])) });
-      const sub = spawn('mosquitto_sub', ['-h', 'localhost', '-p', String(brokerPort), '--cafile', path.join(dir, 'm-ca.pem'), '--cert', path.join(dir, 'c-cert.pem'), '--key', path.join(dir, 'c-key.pem'), '-t', 'plant/alerts/#', '-v', '-C', '1', '-W', '10']);
-      let seen = '';
-      sub.stdout.on('data', (chunk) => { seen += chunk; });
-      const exited = new Promise((resolve) => sub.on('close', resolve));
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      const sub = subscribe(['-v']);
+      await sub.subscribed;
       try {
         await sandbox.start();
         const alert = { sensor: 'boiler-2', value: 97.5, limit: 90, severity: 'critical', at: '2026-11-25T10:00:00.000Z', count: 3 };
         const before = received.length;
         await sandbox.deliver('alerts', [{ message: alert, routeId: 'r', source: { application_id: 'dev.isogate.samples.threshold', endpoint: 'alerts' } }]);
-        await exited;
-        assert.equal(seen.trim(), `plant/alerts/boiler-2 ${JSON.stringify(alert)}`);
+        assert.equal(await sub.message, `plant/alerts/boiler-2 ${JSON.stringify(alert)}`);
         await waitFor(() => received.length > before);
         assert.deepEqual(received.at(-1), { path: '/api/alerts', body: JSON.stringify(alert), clientCn: 'gateway-uplink' });
         assert.ok(!host.logs.some((l) => l.level <= 1), JSON.stringify(host.logs));
       } finally {
         sandbox.dispose();
-        sub.kill();
+        sub.process.kill();
       }
     });
 
     it('publishes with the client certificate, seen by mosquitto_sub; refused without it', async () => {
-      const sub = spawn('mosquitto_sub', ['-h', 'localhost', '-p', String(brokerPort), '--cafile', path.join(dir, 'm-ca.pem'), '--cert', path.join(dir, 'c-cert.pem'), '--key', path.join(dir, 'c-key.pem'), '-t', 'plant/alerts/#', '-C', '1', '-W', '10']);
-      let seen = '';
-      sub.stdout.on('data', (chunk) => { seen += chunk; });
-      const exited = new Promise((resolve) => sub.on('close', resolve));
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      const sub = subscribe([]);
+      await sub.subscribed;
       const host = egress.forApp(APP, [{ name: 'broker', host: 'localhost', port: brokerPort, protocol: 'mqtts' }]);
       await host.publish('broker', 'plant/alerts/temperature', '{"v":92}', { qos: 1 });
-      await exited;
-      assert.equal(seen.trim(), '{"v":92}');
+      assert.equal(await sub.message, '{"v":92}');
 
       const bare = 'dev.isogate.tests.nocert';
       await certificates.setCa(bare, 'ca.pem', Buffer.from(ca.certPem));
       await assert.rejects(egress.forApp(bare, [{ name: 'broker', host: 'localhost', port: brokerPort, protocol: 'mqtts' }]).publish('broker', 't', 'x'),
-        (error: { code: string }) => error.code.startsWith('E_EGRESS'));
+        (error: { code: string; message: string }) => {
+          assert.equal(error.code, 'E_EGRESS_TLS');
+          assert.match(error.message, /certificate required/);
+          return true;
+        });
     });
   });
 });

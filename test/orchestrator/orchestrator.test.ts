@@ -4,13 +4,14 @@ import path from 'node:path';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
-import { Orchestrator, WorkerPackageVerifier, type InstallProgress } from '../../platform/orchestrator/index.js';
+import { HttpStoreClient, Orchestrator, WorkerPackageVerifier, type InstallProgress } from '../../platform/orchestrator/index.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
 import { HOSTILE_PACKAGES, sampleManifest } from '../fixtures/packages.js';
 import { createTestPki, type TestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
+import { serveStore } from '../../store-mock/server.js';
 import { MemoryStoreClient } from './memory-store.js';
 
 const MAIN_JS = 'import { log } from "isogate:sdk";\nlog.info("hello");\n';
@@ -99,24 +100,35 @@ describe('orchestrator', function () {
     assert.deepEqual(available.map((a) => [a.package_id, a.installedVersion]), [['com.example.one', first.version], ['com.example.two', null]]);
   });
 
-  for (const hostile of HOSTILE_PACKAGES) {
-    it(`refuses a hostile package (${hostile.name}) with ${hostile.expectedCode} and changes nothing`, async () => {
-      const bytes = await hostile.make(pki);
-      store.list(bytes, { package_id: 'com.example.hostile', version: '1.0.0', name: 'Hostile' });
-      const orchestrator = await open();
-      const before = await diskAndConfig();
-      await assert.rejects(orchestrator.install('com.example.hostile'), (error: unknown) => {
-        assert.ok(isIsogateError(error), String(error));
-        // A package may be refused for its catalog mismatch before its own flaw is reached
-        // only when the flaw is in the manifest's id or version.
-        assert.ok(error.code === hostile.expectedCode || error.code === 'E_CATALOG_MISMATCH', `${error.code}: ${error.message}`);
-        return true;
+  describe('hostile packages from the store, end to end', () => {
+    let storeDir: string;
+    before(async () => { storeDir = await makeTempDir('isogate-store-'); });
+    after(() => removeDir(storeDir));
+
+    for (const hostile of HOSTILE_PACKAGES) {
+      it(`refuses a hostile package (${hostile.name}) with ${hostile.expectedCode} and changes nothing`, async () => {
+        const bytes = await hostile.make(pki);
+        // Listed as what its manifest names, with the catalog entry made from these very bytes: what
+        // the gateway finds is the package's own defect, never a mismatch with the catalog.
+        const served = await serveStore({ dir: storeDir });
+        try {
+          await served.store.publish(bytes, { unchecked: true, packageId: 'com.example.hostile', version: '1.0.0' });
+          const orchestrator = await open({ store: new HttpStoreClient({ url: served.url, maxPackageBytes: 64 * 1024 * 1024 }) });
+          const before = await diskAndConfig();
+          await assert.rejects(orchestrator.install('com.example.hostile'), (error: unknown) => {
+            assert.ok(isIsogateError(error, hostile.expectedCode), `${String((error as { code?: unknown }).code)}: ${(error as Error).message}`);
+            return true;
+          });
+          assert.deepEqual(await diskAndConfig(), before);
+          assert.equal(orchestrator.list().length, 0);
+          const refusal = audit.records.find((r) => r.event === 'signatureError' || r.event === 'installError');
+          assert.equal(refusal?.details?.code, hostile.expectedCode, audit.events().join());
+        } finally {
+          await served.close();
+        }
       });
-      assert.deepEqual(await diskAndConfig(), before);
-      assert.equal(orchestrator.list().length, 0);
-      assert.ok(audit.events().some((e) => e === 'signatureError' || e === 'installError'), audit.events().join());
-    });
-  }
+    }
+  });
 
   it('audits an authenticity failure as a Critical signature verification error', async () => {
     const manifest = sampleManifest();

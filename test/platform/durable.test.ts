@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import sinon from 'sinon';
 import { eraseFile, eraseTree, Mutex, readJsonIfExists, writeFileDurable } from '../../platform/durable/index.js';
+import { DataDir } from '../../platform/durable/safe-path.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 describe('durable writes', () => {
@@ -19,11 +21,35 @@ describe('durable writes', () => {
     assert.deepEqual(await fs.readdir(dir), ['doc.json']);
   });
 
-  it('keeps the old content when the write fails', async () => {
-    const target = path.join(dir, 'doc.json');
-    await writeFileDurable(target, 'old');
-    await assert.rejects(writeFileDurable(path.join(dir, 'missing-dir', 'doc.json'), 'x'));
-    assert.equal(await fs.readFile(target, 'utf8'), 'old');
+  describe('a failing write of the same file', () => {
+    afterEach(() => sinon.restore());
+
+    it('keeps the old content and no temporary file when the disk fills mid-write', async () => {
+      const target = path.join(dir, 'doc.json');
+      await writeFileDurable(target, 'old');
+      const open = DataDir.prototype.open;
+      // The temporary file gets half the bytes, then the disk is full.
+      sinon.stub(DataDir.prototype, 'open').callsFake(async function (this: DataDir, ...args: Parameters<DataDir['open']>) {
+        const handle = await open.apply(this, args);
+        sinon.stub(handle, 'writeFile').callsFake(async (data: unknown) => {
+          await handle.write(Buffer.from(String(data)).subarray(0, 3));
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        });
+        return handle;
+      });
+      await assert.rejects(writeFileDurable(target, 'new content'), { code: 'ENOSPC' });
+      assert.equal(await fs.readFile(target, 'utf8'), 'old');
+      assert.deepEqual(await fs.readdir(dir), ['doc.json']);
+    });
+
+    it('keeps the old content and no temporary file when the rename into place fails', async () => {
+      const target = path.join(dir, 'doc.json');
+      await writeFileDurable(target, 'old');
+      sinon.stub(DataDir.prototype, 'rename').rejects(Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' }));
+      await assert.rejects(writeFileDurable(target, 'new content'), { code: 'EIO' });
+      assert.equal(await fs.readFile(target, 'utf8'), 'old');
+      assert.deepEqual(await fs.readdir(dir), ['doc.json']);
+    });
   });
 
   it('overwrites a file before unlinking it', async () => {

@@ -209,12 +209,12 @@ describe('sandbox', function () {
       const { host } = await run(`import { emit, on, storage, egress, log } from 'isogate:sdk';
         const codes = [];
         for (const attempt of [() => emit('nowhere', {}), () => emit('in', {}), () => on('out', () => {})]) { try { attempt(); } catch (e) { codes.push(e.code); } }
-        for (const attempt of [() => storage.put('../etc/passwd', 'x'), () => storage.put('a\\u0000b', 'x'), () => storage.put('big', 'x'.repeat(5000)), () => egress.fetch('elsewhere'), () => egress.publish('cloud', 't', 'p')]) {
+        for (const attempt of [() => storage.put('../etc/passwd', 'x'), () => storage.put('a\\u0000b', 'x'), () => storage.put('big', 'x'.repeat(5000)), () => storage.put('ok', 42), () => egress.fetch('elsewhere'), () => egress.publish('cloud', 't', 'p')]) {
           try { await attempt(); } catch (e) { codes.push(e.code); } }
         try { await emit('out', { big: 'x'.repeat(2000) }); } catch (e) { codes.push(e.code); }
         log.info(codes.join(','));`);
       assert.equal(host.logs.find((l) => l.message.startsWith('E_'))?.message,
-        'E_CAPABILITY,E_CAPABILITY,E_CAPABILITY,E_STORAGE_KEY,E_STORAGE_KEY,E_STORAGE_QUOTA,E_CAPABILITY,E_EGRESS_PROTOCOL,E_MESSAGE_SIZE');
+        'E_CAPABILITY,E_CAPABILITY,E_CAPABILITY,E_STORAGE_KEY,E_STORAGE_KEY,E_STORAGE_QUOTA,E_STORAGE_VALUE,E_CAPABILITY,E_EGRESS_PROTOCOL,E_MESSAGE_SIZE');
       assert.deepEqual(host.emitted, []);
       assert.equal(host.store.size, 0);
     });

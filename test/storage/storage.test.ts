@@ -49,8 +49,13 @@ describe('encrypted storage', () => {
       await assert.rejects(storage.put(key, 'v'), { code: 'E_STORAGE_KEY' }, JSON.stringify(key));
     }
     await assert.rejects(storage.put('big', 'x'.repeat(200)), { code: 'E_STORAGE_QUOTA' });
+    // A bad value under a good key is the value's fault, not the key's.
+    for (const value of [42, null, undefined, { a: 1 }, ['v'], true]) {
+      await assert.rejects(storage.put('ok', value as unknown as string), { code: 'E_STORAGE_VALUE' }, JSON.stringify(value));
+    }
     assert.equal((await fs.stat(file)).size, size);
     assert.equal(await storage.get('big'), undefined);
+    assert.equal(await storage.get('ok'), 'v');
     await storage.close();
   });
 
