@@ -6,7 +6,7 @@
  * is chosen so that whatever passes also passes `openssl verify -x509_strict`; the rules that
  * go further than openssl's `-purpose any` are the leaf's purpose (LEAF_PURPOSE_RULES).
  */
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import type * as pkijs from 'pkijs';
 import { fail } from './errors.js';
 

@@ -26,6 +26,7 @@ const FOLLOW_BACKLOG_BYTES = 64 * 1024;
 interface Operation {
   summary: string;
   params: Record<string, unknown>;
+  // biome-ignore lint/suspicious/noExplicitAny: params are checked against `params` (the schema) before run, and each run names their shape
   run(services: GatewayServices, params: any, context: OperationContext): Promise<unknown>;
 }
 

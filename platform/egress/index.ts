@@ -5,7 +5,7 @@
  * host name, and presents the app's client certificate when it has one. There is no option to
  * skip verification, to reach another host or to speak plain TCP: the code has no such path.
  */
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import mqtt from 'mqtt';
 import { Pool, type Dispatcher } from 'undici';
 import { fail, isIsogateError, type IsogateError } from '../../sdk/errors.js';

@@ -13,7 +13,7 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 /** Keys that would pollute prototypes wherever the object is merged later. */
 function assertNoPrototypeKeys(value: unknown, pointer = ''): void {
   if (Array.isArray(value)) {
-    value.forEach((item, index) => assertNoPrototypeKeys(item, `${pointer}/${index}`));
+    for (const [index, item] of value.entries()) assertNoPrototypeKeys(item, `${pointer}/${index}`);
   } else if (value && typeof value === 'object') {
     for (const key of Object.keys(value)) {
       if (FORBIDDEN_KEYS.has(key)) throw fail('E_CONFIG', `Configuration is not valid: ${pointer}/${key} is a reserved name`, { violations: [{ pointer: `${pointer}/${key}`, rule: 'reserved' }] });

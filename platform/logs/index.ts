@@ -91,8 +91,7 @@ async function* readLines(handle: FileHandle, start: number, end: number): Async
     position += bytesRead;
     const data = carry.length > 0 ? Buffer.concat([carry, block.subarray(0, bytesRead)]) : block.subarray(0, bytesRead);
     let from = 0;
-    let newline: number;
-    while ((newline = data.indexOf(0x0a, from)) >= 0) {
+    for (let newline = data.indexOf(0x0a, from); newline >= 0; newline = data.indexOf(0x0a, from)) {
       yield { offset: carryOffset + from, line: data.toString('utf8', from, newline) };
       from = newline + 1;
     }

@@ -532,7 +532,7 @@ class LogStorage implements AppStorage {
       throw error;
     }
     // New entries, not the old ones changed: a read under way keeps the place it started from.
-    entries.forEach(([key], i) => this.#index.set(key, placed[i]!));
+    for (const [i, [key]] of entries.entries()) this.#index.set(key, placed[i]!);
     this.#file = target;
     this.#tailUncommitted = false;
     this.#sequence = sequence;

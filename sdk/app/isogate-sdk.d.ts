@@ -35,6 +35,7 @@ declare module 'isogate:sdk' {
 
   /** What `emit` returns: awaitable, and cheap when it is not awaited. */
   export interface Emitted extends PromiseLike<void> {
+    // biome-ignore lint/suspicious/noConfusingVoidType: the same type as Promise<void>.catch in TypeScript's own lib
     catch<T = never>(onRefused: (error: Error & { code: string }) => T | PromiseLike<T>): Promise<void | T>;
     finally(onSettled: () => void): Promise<void>;
   }

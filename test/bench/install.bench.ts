@@ -80,7 +80,8 @@ export default async function installBench(): Promise<BenchResult[]> {
         return elapsed;
       },
       baseline: async () => {
-        const work = path.join(dir, `baseline-${round += 1}`);
+        round += 1;
+        const work = path.join(dir, `baseline-${round}`);
         await fs.mkdir(work);
         const started = performance.now();
         await run('sh', ['-c', baselineScript, 'baseline', work]);

@@ -146,7 +146,7 @@ async function throughWorkers(fanOut: number): Promise<number> {
   const sinks = channels.map(() => new Worker(code, { eval: true }));
   const started = performance.now();
   const done = Promise.all(sinks.map((sink) => new Promise((resolve) => sink.once('message', resolve))));
-  sinks.forEach((sink, i) => sink.postMessage({ role: 'sink', ports: [channels[i]!.port2], count: COUNT }, [channels[i]!.port2 as never]));
+  for (const [i, sink] of sinks.entries()) sink.postMessage({ role: 'sink', ports: [channels[i]!.port2], count: COUNT }, [channels[i]!.port2 as never]);
   const sourcePorts = channels.map((channel) => channel.port1);
   source.postMessage({ role: 'source', ports: sourcePorts, count: COUNT, payload: PAYLOAD }, sourcePorts as never[]);
   await done;

@@ -27,7 +27,8 @@ export default async function storageBench(): Promise<BenchResult[]> {
       higherIsBetter: true,
       target: 0.8,
       subject: async () => {
-        const packageId = `dev.isogate.bench.storage${round += 1}`;
+        round += 1;
+        const packageId = `dev.isogate.bench.storage${round}`;
         const storage = await service.open(packageId, 64 * 1024 * 1024);
         const started = performance.now();
         for (let i = 0; i < VALUES; i += 1) {
@@ -40,7 +41,8 @@ export default async function storageBench(): Promise<BenchResult[]> {
         return VALUES / seconds;
       },
       baseline: async () => {
-        const work = path.join(dir, `plain-${round += 1}`);
+        round += 1;
+        const work = path.join(dir, `plain-${round}`);
         await fs.mkdir(work);
         const started = performance.now();
         for (let i = 0; i < VALUES; i += 1) {

@@ -76,8 +76,7 @@ describe('following an app log through the control socket', () => {
     if (read) {
       socket.on('data', (chunk: string) => {
         buffered += chunk;
-        let newline: number;
-        while ((newline = buffered.indexOf('\n')) >= 0) {
+        for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
           const answer = JSON.parse(buffered.slice(0, newline)) as { progress?: { lines: string[] }; result?: unknown; error?: unknown };
           buffered = buffered.slice(newline + 1);
           if (answer.progress) lines.push(...answer.progress.lines);
@@ -187,7 +186,7 @@ describe('following an app log through the control socket', () => {
 
   it('isogate apps logs -f prints the tail and new lines escaped, and its follower ends with the process', async function () {
     this.timeout(60_000);
-    const socketPath = await serve();
+    await serve();
     await fs.mkdir(path.join(dir, 'logs', id), { recursive: true, mode: 0o700 });
     // A line this module would have escaped, planted raw: the CLI escapes what it prints too.
     await fs.writeFile(path.join(dir, 'logs', id, 'app.log'), '2026-01-01T00:00:00.000Z ERROR    [app] planted \u001b[2J\u009b31m\n', { mode: 0o600 });

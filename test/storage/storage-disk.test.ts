@@ -40,7 +40,7 @@ describe('storage on disk: values out of memory, compaction that cannot take a w
     this.timeout(120_000);
     const service = new StorageService({ root, keys });
     const count = 64;
-    const valueOf = (i: number): Uint8Array => new Uint8Array(1024 * 1024).fill(i);
+    const valueFor = (i: number): Uint8Array => new Uint8Array(1024 * 1024).fill(i);
     const storage = await service.open(id, 80 * 1024 * 1024);
     assert.equal(typeof storage.cachedBytes, 'number');
     let most = 0;
@@ -49,11 +49,11 @@ describe('storage on disk: values out of memory, compaction that cannot take a w
       assert.ok(storage.cachedBytes <= DEFAULT_CACHE_BYTES && service.cachedBytes <= DEFAULT_CACHE_BYTES, `${storage.cachedBytes} bytes cached`);
     };
     for (let i = 0; i < count; i += 1) {
-      await storage.put(`v/${i}`, valueOf(i));
+      await storage.put(`v/${i}`, valueFor(i));
       check();
     }
     for (let i = 0; i < count; i += 1) {
-      assert.deepEqual(await storage.get(`v/${i}`), valueOf(i), `value ${i}`);
+      assert.deepEqual(await storage.get(`v/${i}`), valueFor(i), `value ${i}`);
       check();
     }
     // The bound was used, not merely never reached: the newest values are held.
@@ -64,7 +64,7 @@ describe('storage on disk: values out of memory, compaction that cannot take a w
     const reopened = await service.open(id, 80 * 1024 * 1024);
     assert.equal(reopened.cachedBytes, 0, 'opening reads the index only');
     for (let i = count - 1; i >= 0; i -= 1) {
-      assert.deepEqual(await reopened.get(`v/${i}`), valueOf(i), `value ${i} after reopening`);
+      assert.deepEqual(await reopened.get(`v/${i}`), valueFor(i), `value ${i} after reopening`);
       assert.ok(reopened.cachedBytes <= DEFAULT_CACHE_BYTES);
     }
     assert.deepEqual(await reopened.usage(), { used: count * 1024 * 1024 + (await reopened.list('v/')).reduce((sum, key) => sum + key.length, 0), quota: 80 * 1024 * 1024 });
