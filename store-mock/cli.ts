@@ -33,7 +33,7 @@ async function serve(command: ParsedCommand): Promise<void> {
   const port = values.port === undefined ? 8470 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw fail('E_USAGE', '--port is a TCP port number');
   const serving = await serveStore({ dir, port, host: String(values.host ?? '127.0.0.1') });
-  output(command.json, { url: serving.url, rootCert: path.join(dir, 'ca', 'root.cert.pem') }, (shown) => `store serving ${shown.url}\nroot CA ${shown.rootCert}\nPress Ctrl-C to stop.`);
+  output(command.json, { url: serving.url, rootCert: serving.store.rootCertFile }, (shown) => `store serving ${shown.url}\nroot CA ${shown.rootCert}\nPress Ctrl-C to stop.`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

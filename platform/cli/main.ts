@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { printJson, runCli, type CliSpec, type OptionSpecs, type ParsedCommand } from '../../sdk/cli/shell.js';
-import { checkOutputFile, pathError } from '../../sdk/cli/paths.js';
+import { checkOutputFile, pathError } from '../../sdk/paths.js';
 import { fail } from '../../sdk/errors.js';
 import { escapeControls, escapeControlsDeep, safeJson } from '../../sdk/text.js';
 import { callControl } from '../api/control-socket.js';

@@ -19,6 +19,7 @@
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../../sdk/errors.js';
+import { makeDirectories } from '../../sdk/paths.js';
 
 const GROUP_OTHER_WRITE = 0o022;
 const STICKY = 0o1000;
@@ -123,33 +124,9 @@ export async function ensureOwnDirectory(dir: string, what: string, uid = curren
   const absolute = path.resolve(dir);
   await checkAncestors(absolute, what, uid);
   if (!(await lstatOrUndefined(absolute))) {
-    await makeDirectories(absolute, what);
+    await makeDirectories(absolute, what, 0o700);
     await checkAncestors(absolute, what, uid);
   }
   await checkOwnDirectory(absolute, what, uid);
   return absolute;
-}
-
-/**
- * `mkdir -p` with mode 0700, one level at a time. Not fs.mkdir's `recursive`: on Node 20 it
- * loops for ever where a level cannot be made for a reason other than a missing parent (under
- * /proc, for one). A level that cannot be made is E_PATH naming it, and the levels made before
- * it are removed again, so a failed start leaves nothing behind.
- */
-async function makeDirectories(absolute: string, what: string): Promise<void> {
-  const missing: string[] = [];
-  for (let at = absolute; !(await lstatOrUndefined(at)); at = path.dirname(at)) missing.unshift(at);
-  const made: string[] = [];
-  try {
-    for (const level of missing) {
-      await fs.mkdir(level, { mode: 0o700 });
-      made.push(level);
-    }
-  } catch (error) {
-    for (const level of made.reverse()) await fs.rmdir(level).catch(() => undefined);
-    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    const level = missing[made.length] ?? absolute;
-    const why = { ENOENT: 'the file system there takes no new directories', EACCES: 'permission denied', EPERM: 'not permitted', EROFS: 'a read-only file system', ENOSPC: 'no space left' }[code] ?? code;
-    throw fail('E_PATH', `${what} ${absolute} cannot be created: making ${level} failed (${why}, ${code}); choose a directory in a writable place, such as below your home directory`, { path: absolute, level, errno: code });
-  }
 }

@@ -11,6 +11,7 @@ import { readPackage, signPackage } from '../package/index.js';
 import { createCertificate, createCsr, generateKeyPair, keyMatchesCertificate, parseCertificates } from '../pki.js';
 import { SDK_VERSION } from '../version.js';
 import { writeFileDurable } from '../../platform/durable/index.js';
+import { makeDirectories } from '../paths.js';
 import { escapeControls, escapeControlsDeep } from '../text.js';
 import { printJson, runCli, type CliSpec, type CommandSpec, type OptionSpecs, type ParsedCommand } from './shell.js';
 import { MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest, projectReadme } from './templates.js';
@@ -51,8 +52,8 @@ async function init(rest: string[], values: Values): Promise<Outcome> {
   const existing = await fs.readdir(dir).catch(() => []);
   if (existing.length > 0) throw fail('E_CONFLICT', `${dir} is not empty; init writes a new project into an empty or new directory`);
   const manifest = projectManifest(id, name);
-  await fs.mkdir(path.join(dir, 'src'), { recursive: true });
-  await fs.mkdir(path.join(dir, 'types'), { recursive: true });
+  await makeDirectories(path.join(dir, 'src'), 'The project directory');
+  await makeDirectories(path.join(dir, 'types'), 'The project directory');
   await fs.writeFile(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   await fs.writeFile(path.join(dir, 'src', 'main.ts'), MAIN_SOURCE);
   await fs.writeFile(path.join(dir, 'tsconfig.json'), PROJECT_TSCONFIG);
@@ -67,7 +68,7 @@ async function build(rest: string[], values: Values): Promise<Outcome> {
   const dir = path.resolve(rest[0] ?? '.');
   const built = await buildProject(dir, { ...(values.src ? { source: values.src } : {}), minify: values.minify === true });
   const output = path.resolve(values.output ?? path.join(dir, 'dist', `${built.manifest.package_id}-${built.manifest.version}.igp`));
-  await fs.mkdir(path.dirname(output), { recursive: true });
+  await makeDirectories(path.dirname(output), 'The package\'s folder');
   await writeFileDurable(output, built.packageBytes);
   const info = await readPackage(built.packageBytes, { trust: { inspectOnly: true } });
   return [{ package: output, package_id: built.manifest.package_id, version: built.manifest.version, size: info.packageBytes, sha256: info.packageSha256, signed: false },
@@ -80,7 +81,7 @@ async function keygen(rest: string[], values: Values): Promise<Outcome> {
   if (await fs.stat(keyPath).then(() => true, () => false)) throw fail('E_CONFLICT', `${keyPath} exists; keygen never overwrites a key`);
   const commonName = values.name ?? 'isogate app publisher';
   const pair = generateKeyPair();
-  await fs.mkdir(dir, { recursive: true });
+  await makeDirectories(dir, 'The --out directory');
   await writeFileDurable(keyPath, pair.keyPem, { mode: 0o600 });
   if (values['self-signed']) {
     const certPath = path.join(dir, 'cert.pem');

@@ -1,11 +1,11 @@
 /**
- * Path mistakes on a command line (a folder that does not exist, a directory where a file is
- * to be written) are the user's to fix, not internal errors: each is E_PATH with a sentence
- * naming the path and what to do, found before anything is written or anyone is asked.
+ * Path mistakes (a folder that does not exist, a directory where a file is to be written, a
+ * place no directory can be made) are the user's to fix, not internal errors: each is E_PATH
+ * with a sentence naming the path and what to do, found before anything is written.
  */
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fail, type IsogateError } from '../errors.js';
+import { fail, type IsogateError } from './errors.js';
 
 /** E_PATH for a failed file-system call on `target`, by what the operating system said. */
 export function pathError(error: unknown, target: string, what: string): IsogateError {
@@ -43,4 +43,39 @@ export async function checkOutputFile(file: string, what: string, suggestedName 
     throw pathError(Object.assign(error as object, { code: 'EACCES' }), target, what);
   });
   return target;
+}
+
+/**
+ * `mkdir -p`, one level at a time. Not fs.mkdir's `recursive`: on Node 20 it loops for ever
+ * where a level cannot be made for a reason other than a missing parent (below /proc, for
+ * one). A level that cannot be made is E_PATH naming it, and the levels made before it are
+ * removed again, so a failure leaves nothing behind. Returns the levels it made, top first.
+ */
+export async function makeDirectories(dir: string, what: string, mode = 0o777): Promise<string[]> {
+  const absolute = path.resolve(dir);
+  const missing: string[] = [];
+  for (let at = absolute; !(await exists(at, what)); at = path.dirname(at)) missing.unshift(at);
+  const made: string[] = [];
+  try {
+    for (const level of missing) {
+      await fs.mkdir(level, { mode });
+      made.push(level);
+    }
+  } catch (error) {
+    for (const level of [...made].reverse()) await fs.rmdir(level).catch(() => undefined);
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    const level = missing[made.length] ?? absolute;
+    const why = ({ ENOENT: 'the file system there takes no new directories', ENOTDIR: 'a part of the path is a file', EACCES: 'permission denied', EPERM: 'not permitted', EROFS: 'a read-only file system', ENOSPC: 'no space left' } as Record<string, string>)[code] ?? code;
+    throw fail('E_PATH', `${what} ${absolute} cannot be created: making ${level} failed (${why}, ${code}); choose a directory in a writable place, such as below your home directory`, { path: absolute, level, errno: code });
+  }
+  const last = await fs.stat(absolute);
+  if (!last.isDirectory()) throw fail('E_PATH', `${what} ${absolute} is a file, not a directory; choose another path`, { path: absolute });
+  return made;
+}
+
+async function exists(at: string, what: string): Promise<boolean> {
+  return fs.lstat(at).then(() => true, (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return false;
+    throw pathError(error, at, what);
+  });
 }
