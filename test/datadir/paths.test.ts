@@ -12,6 +12,9 @@ import { ensureOwnDirectory } from '../../platform/datadir/index.js';
 import { startGateway } from '../../platform/main.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import { makeDirectories } from '../../sdk/paths.js';
+import { main as sdkMain } from '../../sdk/cli/main.js';
+import { main as storeMain } from '../../store-mock/cli.js';
+import { runMain } from '../fixtures/cli.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
 
 function refusedWithPath(pattern: RegExp) {
@@ -55,6 +58,15 @@ describe('data directory path mistakes', () => {
   it('a data directory below /proc, where mkdir can never succeed: E_PATH at once instead of a silent endless loop', async () => {
     const target = `/proc/isogate-nope-${process.pid}/data`;
     await assert.rejects(ensureOwnDirectory(target, 'the data directory'), refusedWithPath(/the data directory \/proc\/isogate-nope-\d+\/data cannot be created: making \/proc\/isogate-nope-\d+ failed .*ENOENT/));
+  });
+
+  it('the store and SDK CLIs make their directories the same way: below /proc, E_PATH at once', async () => {
+    const store = await runMain(storeMain, ['catalog', '--data', `/proc/isogate-nope-${process.pid}`]);
+    assert.equal(store.code, 1);
+    assert.match(store.stderr, /^E_PATH: The store's directory \/proc\/isogate-nope-\d+\/packages cannot be created/);
+    const sdk = await runMain(sdkMain, ['init', `/proc/isogate-nope-${process.pid}/app`]);
+    assert.equal(sdk.code, 1);
+    assert.match(sdk.stderr, /^E_PATH: The project directory .* cannot be created/);
   });
 
   it('a level that cannot be made removes the levels made before it', async () => {
