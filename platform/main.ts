@@ -62,6 +62,8 @@ export interface Gateway {
   storeUrl: string;
   /** The embedded store's directory, when the embedded store runs. */
   storeDir?: string;
+  /** The root the store's packages chain to, as a file (`isogate-sdk verify --trust` takes it). */
+  storeRootCertFile?: string;
   /** What opening the data directory migrated (empty when it was current). */
   migrated: string[];
   demo: DemoCredentials;
@@ -264,6 +266,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       };
     };
 
+    const storeRootCertFile = embedded ? embedded.rootCertFile : path.resolve(options.trustRootFile!);
     const control: ControlServer = await serveControlSocket(path.join(dataDir, 'control.sock'),
       (op, params, context) => invokeOperation(services, op, params, context));
     shutdown.set('control socket', () => control.close());
@@ -272,6 +275,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return {
       services, dataDir, controlSocket: control.path, storeUrl, demo, close: () => shutdown.close(),
       ...(embedded ? { storeDir: opened.storeDir } : {}), migrated: opened.migration.applied,
+      ...(storeRootCertFile ? { storeRootCertFile } : {}),
     };
   } catch (error) {
     // The start-up error is the one to report; what then failed to close is said beside it.
@@ -345,6 +349,7 @@ export async function runGateway(options: RunOptions): Promise<void> {
   const info = {
     dataDir: gateway.dataDir, controlSocket: gateway.controlSocket, store: gateway.storeUrl,
     ...(gateway.storeDir ? { storeDir: gateway.storeDir } : {}), migrated: gateway.migrated,
+    ...(gateway.storeRootCertFile ? { storeRootCert: gateway.storeRootCertFile } : {}),
     demo: gateway.demo, status: gateway.services.status(),
   };
   if (options.json) process.stdout.write(`${JSON.stringify(info)}\n`);
@@ -354,7 +359,8 @@ export async function runGateway(options: RunOptions): Promise<void> {
     `  control socket   ${gateway.controlSocket}   (isogate apps list --data ${gateway.dataDir})`,
     ...gateway.migrated.map((step) => `  migrated         ${step}`),
     `  app store        ${gateway.storeUrl}${gateway.storeDir ? ` (its data, CA and publisher keys in ${gateway.storeDir})` : ''}`,
-    `  demo root CA     ${gateway.demo.rootCertFile}`,
+    ...(gateway.storeRootCertFile ? [`  store root CA    ${gateway.storeRootCertFile}   (what its packages chain to: isogate-sdk verify PKG --trust ${gateway.storeRootCertFile})`] : []),
+    `  demo root CA     ${gateway.demo.rootCertFile}   (of the demo admin identity below; not the store's)`,
     `  admin identity   ${gateway.demo.adminP12File} (password "${gateway.demo.p12Password}"), ${gateway.demo.adminCertFile}, ${gateway.demo.adminKeyFile}`,
     `  first login      ${gateway.demo.firstLoginFile}`,
     'Press Ctrl-C to stop.',

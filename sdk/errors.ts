@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   E_DOCUMENT_LIMIT: { status: 413, summary: 'A document (request, configuration, message, manifest) nests deeper or is larger than the gateway accepts.' },
   E_USAGE: { status: 400, summary: 'The command line is not valid.' },
   E_OPTION: { status: 400, summary: 'An option has an invalid value.' },
+  E_PATH: { status: 400, summary: 'A path given is missing, the wrong kind (a file where a directory belongs, or the reverse) or cannot be created.' },
   E_NOT_FOUND: { status: 404, summary: 'No such object.' },
   E_CONFLICT: { status: 409, summary: 'The request conflicts with the current state.' },
   E_INTERNAL: { status: 500, summary: 'An internal error occurred.' },

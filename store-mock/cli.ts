@@ -3,107 +3,107 @@
  * serving store re-reads, so publish, delist and compromise act at once.
  */
 import path from 'node:path';
-import type { ParseArgsConfig } from 'node:util';
-import { parseCommandLine, printJson, reportFailure } from '../sdk/cli/shell.js';
+import { printJson, runCli, type CliSpec, type OptionSpecs, type ParsedCommand } from '../sdk/cli/shell.js';
 import { fail } from '../sdk/errors.js';
 import { escapeControlsDeep } from '../sdk/text.js';
 import { formatBytes, table } from '../platform/cli/format.js';
 import { serveStore } from './server.js';
 import { StoreData } from './store.js';
 
-const USAGE = `isogate-store — the app store stand-in
-
-  isogate-store serve --data DIR [--port N] [--host H]
-  isogate-store issue-publisher --data DIR --name NAME --out DIR
-  isogate-store publish PKG --data DIR [--unchecked [--id ID --version V]]
-  isogate-store delist ID VERSION --data DIR
-  isogate-store compromise ID VERSION --data DIR
-  isogate-store catalog --data DIR
-
-Every command takes --json.`;
+const DATA = { type: 'string', value: 'DIR', summary: "the store's directory (its catalog, packages, CA and publisher keys)", required: true } as const;
 
 const OPTIONS = {
-  data: { type: 'string' }, json: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' },
-  name: { type: 'string' }, out: { type: 'string' }, unchecked: { type: 'boolean' }, id: { type: 'string' }, version: { type: 'string' },
-} as const satisfies ParseArgsConfig['options'];
+  json: { type: 'boolean', summary: 'machine output (JSON)' },
+} as const satisfies OptionSpecs;
+
+// Human lines are built from a copy with every string escaped (sdk/text.ts): a listing made
+// with --unchecked may carry any text a compromised publisher chose.
+function output<T>(json: boolean, value: T, human: (shown: T) => string): void {
+  if (json) printJson(value);
+  else process.stdout.write(`${human(escapeControlsDeep(value))}\n`);
+}
+
+function storeDir(command: ParsedCommand): string {
+  return path.resolve(String(command.values.data));
+}
+
+async function serve(command: ParsedCommand): Promise<void> {
+  const { values } = command;
+  const dir = storeDir(command);
+  const port = values.port === undefined ? 8470 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw fail('E_USAGE', '--port is a TCP port number');
+  const serving = await serveStore({ dir, port, host: String(values.host ?? '127.0.0.1') });
+  output(command.json, { url: serving.url, rootCert: serving.store.rootCertFile }, (shown) => `store serving ${shown.url}\nroot CA ${shown.rootCert}\nPress Ctrl-C to stop.`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await serving.close();
+}
+
+async function issuePublisher(command: ParsedCommand): Promise<void> {
+  const { name, out } = command.values as { name: string; out: string };
+  const files = await (await StoreData.open(storeDir(command))).issuePublisher(name, path.resolve(out));
+  output(command.json, files, (files) => `key    ${files.keyPath}\ncert   ${files.certPath}\nchain  ${files.chainPath}`);
+}
+
+async function publish(command: ParsedCommand): Promise<void> {
+  const values = command.values as { unchecked?: boolean; id?: string; version?: string };
+  const [pkg] = command.positionals;
+  if ((values.id || values.version) && !values.unchecked) throw fail('E_USAGE', '--id and --version only name an --unchecked listing');
+  const entry = await (await StoreData.open(storeDir(command))).publish(path.resolve(pkg!), {
+    unchecked: values.unchecked === true,
+    ...(values.id ? { packageId: values.id } : {}),
+    ...(values.version ? { version: values.version } : {}),
+  });
+  output(command.json, entry, (entry) => `published ${entry.package_id} ${entry.version} (${formatBytes(entry.size)})${values.unchecked ? ' UNCHECKED' : ''}`);
+}
+
+async function delist(command: ParsedCommand): Promise<void> {
+  const [id, version] = command.positionals;
+  await (await StoreData.open(storeDir(command))).delist(id!, version!);
+  output(command.json, { package_id: id, version, delisted: true }, (shown) => `delisted ${shown.package_id} ${shown.version}`);
+}
+
+async function compromise(command: ParsedCommand): Promise<void> {
+  const [id, version] = command.positionals;
+  const entry = await (await StoreData.open(storeDir(command))).compromise(id!, version!);
+  output(command.json, entry, (entry) => `${entry.package_id} ${entry.version} is marked compromised`);
+}
+
+async function catalog(command: ParsedCommand): Promise<void> {
+  const entries = await (await StoreData.open(storeDir(command))).catalog();
+  output(command.json, { apps: entries }, () => table(entries.map((e) => ({ ...e, size: formatBytes(e.size), categories: e.categories.join(', '), published_at: e.published_at.slice(0, 10) })),
+    [['name', 'NAME'], ['title', 'TITLE'], ['version', 'VERSION'], ['size', 'SIZE'], ['categories', 'CATEGORY'], ['published_at', 'PUBLISHED'], ['status', 'STATUS']]));
+}
+
+export const STORE_CLI: CliSpec = {
+  name: 'isogate-store',
+  title: 'isogate-store — the app store stand-in',
+  common: OPTIONS,
+  commands: [
+    { name: 'serve', summary: 'Serve the catalog and packages over HTTP until Ctrl-C; prints its URL and root CA.', options: {
+      data: DATA,
+      port: { type: 'string', value: 'N', summary: 'TCP port (default: 8470; 0 for any free port)' },
+      host: { type: 'string', value: 'H', summary: 'address to listen on (default: 127.0.0.1)' },
+    }, run: serve },
+    { name: 'issue-publisher', summary: "Issue a publisher a code-signing key and certificate from the store's CA.", options: {
+      data: DATA,
+      name: { type: 'string', value: 'NAME', summary: "the publisher's name (1 to 64 characters)", required: true },
+      out: { type: 'string', value: 'DIR', summary: 'where to write publisher.key.pem, publisher.cert.pem and chain.pem: keep it out of any repository', required: true },
+    }, run: issuePublisher },
+    { name: 'publish', summary: 'List a signed package in the catalog, after the checks a gateway makes.', args: ['PKG'], options: {
+      data: DATA,
+      unchecked: { type: 'boolean', summary: 'list it without any check (stands in for a compromised store)' },
+      id: { type: 'string', value: 'ID', summary: 'the package id of an --unchecked listing' },
+      version: { type: 'string', value: 'V', summary: 'the version of an --unchecked listing' },
+    }, run: publish },
+    { name: 'delist', summary: 'Stop offering a version.', args: ['ID', 'VERSION'], options: { data: DATA }, run: delist },
+    { name: 'compromise', summary: 'Mark a version compromised: gateways refuse to install it.', args: ['ID', 'VERSION'], options: { data: DATA }, run: compromise },
+    { name: 'catalog', summary: 'The catalog as a gateway sees it.', options: { data: DATA }, run: catalog },
+  ],
+};
 
 export async function main(argv: string[]): Promise<number> {
-  const json = argv.includes('--json');
-  // Human lines are built from a copy with every string escaped (sdk/text.ts): a listing made
-  // with --unchecked may carry any text a compromised publisher chose.
-  const output = <T>(value: T, human: (shown: T) => string): void => {
-    if (json) printJson(value);
-    else process.stdout.write(`${human(escapeControlsDeep(value))}\n`);
-  };
-  try {
-    const parsed = parseCommandLine(argv, OPTIONS);
-    const [command, ...rest] = parsed.positionals;
-    const values = parsed.values;
-    const expect = (count: number, what: string): string[] => {
-      if (rest.length !== count) throw fail('E_USAGE', `${command} expects ${what}`);
-      return rest;
-    };
-    if (command === undefined || command === 'help') {
-      process.stdout.write(`${USAGE}\n`);
-      return command === undefined ? 2 : 0;
-    }
-    if (!values.data) throw fail('E_USAGE', `${command} needs --data DIR, the store's directory`);
-    const dir = path.resolve(values.data);
-    switch (command) {
-      case 'serve': {
-        expect(0, 'no arguments');
-        const port = values.port === undefined ? 8470 : Number(values.port);
-        if (!Number.isInteger(port) || port < 0 || port > 65535) throw fail('E_USAGE', '--port is a TCP port number');
-        const serving = await serveStore({ dir, port, host: values.host ?? '127.0.0.1' });
-        output({ url: serving.url, rootCert: path.join(dir, 'ca', 'root.cert.pem') }, (shown) => `store serving ${shown.url}\nroot CA ${shown.rootCert}\nPress Ctrl-C to stop.`);
-        await new Promise<void>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
-        await serving.close();
-        return 0;
-      }
-      case 'issue-publisher': {
-        expect(0, 'no arguments');
-        if (!values.name || !values.out) throw fail('E_USAGE', 'issue-publisher needs --name NAME and --out DIR');
-        const files = await (await StoreData.open(dir)).issuePublisher(values.name, path.resolve(values.out));
-        output(files, (files) => `key    ${files.keyPath}\ncert   ${files.certPath}\nchain  ${files.chainPath}`);
-        return 0;
-      }
-      case 'publish': {
-        const [pkg] = expect(1, 'the package file');
-        if ((values.id || values.version) && !values.unchecked) throw fail('E_USAGE', '--id and --version only name an --unchecked listing');
-        const entry = await (await StoreData.open(dir)).publish(path.resolve(pkg!), {
-          unchecked: values.unchecked === true,
-          ...(values.id ? { packageId: values.id } : {}),
-          ...(values.version ? { version: values.version } : {}),
-        });
-        output(entry, (entry) => `published ${entry.package_id} ${entry.version} (${formatBytes(entry.size)})${values.unchecked ? ' UNCHECKED' : ''}`);
-        return 0;
-      }
-      case 'delist': {
-        const [id, version] = expect(2, 'ID VERSION');
-        await (await StoreData.open(dir)).delist(id!, version!);
-        output({ package_id: id, version, delisted: true }, (shown) => `delisted ${shown.package_id} ${shown.version}`);
-        return 0;
-      }
-      case 'compromise': {
-        const [id, version] = expect(2, 'ID VERSION');
-        const entry = await (await StoreData.open(dir)).compromise(id!, version!);
-        output(entry, (entry) => `${entry.package_id} ${entry.version} is marked compromised`);
-        return 0;
-      }
-      case 'catalog': {
-        expect(0, 'no arguments');
-        const entries = await (await StoreData.open(dir)).catalog();
-        output({ apps: entries }, () => table(entries.map((e) => ({ ...e, size: formatBytes(e.size), categories: e.categories.join(', '), published_at: e.published_at.slice(0, 10) })),
-          [['name', 'NAME'], ['title', 'TITLE'], ['version', 'VERSION'], ['size', 'SIZE'], ['categories', 'CATEGORY'], ['published_at', 'PUBLISHED'], ['status', 'STATUS']]));
-        return 0;
-      }
-      default:
-        throw fail('E_USAGE', `Unknown command "${command}"`);
-    }
-  } catch (error) {
-    return reportFailure(error, json, USAGE);
-  }
+  return runCli(STORE_CLI, argv);
 }

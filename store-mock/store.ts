@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import semver from 'semver';
 import { fail, isIsogateError } from '../sdk/errors.js';
+import { makeDirectories } from '../sdk/paths.js';
 import { readManifestUnverified, readPackage } from '../sdk/package/index.js';
 import type { AppManifest } from '../sdk/manifest.js';
 import { createCertificate, generateKeyPair } from '../sdk/pki.js';
@@ -37,13 +38,22 @@ export interface PublisherFiles {
 export class StoreData {
   private constructor(readonly dir: string, readonly rootCertPem: string, private readonly rootKeyPem: string) {}
 
+  /** The store's root CA certificate: what publishers chain to, so what a gateway or `isogate-sdk verify` trusts. */
+  static rootCertFile(dir: string): string {
+    return path.join(path.resolve(dir), 'ca', 'root.cert.pem');
+  }
+
+  get rootCertFile(): string {
+    return StoreData.rootCertFile(this.dir);
+  }
+
   /** Opens a store directory, creating it and its root CA on first use. */
   static async open(dir: string): Promise<StoreData> {
     const root = path.resolve(dir);
     const caDir = path.join(root, 'ca');
-    await fs.mkdir(path.join(root, 'packages'), { recursive: true });
-    await fs.mkdir(caDir, { recursive: true, mode: 0o700 });
-    const certFile = path.join(caDir, 'root.cert.pem');
+    await makeDirectories(path.join(root, 'packages'), "The store's directory");
+    await makeDirectories(caDir, "The store's directory", 0o700);
+    const certFile = StoreData.rootCertFile(root);
     const keyFile = path.join(caDir, 'root.key.pem');
     let certPem = await fs.readFile(certFile, 'utf8').catch(() => undefined);
     let keyPem = await fs.readFile(keyFile, 'utf8').catch(() => undefined);
@@ -72,7 +82,7 @@ export class StoreData {
   /** A code-signing certificate issued by the store CA, as an app centre issues to a publisher. */
   async issuePublisher(name: string, outDir: string, days = 365): Promise<PublisherFiles> {
     if (!name.trim() || name.length > 64) throw fail('E_USAGE', 'A publisher name is 1 to 64 characters');
-    await fs.mkdir(outDir, { recursive: true });
+    await makeDirectories(outDir, "The publisher's key directory");
     const pair = generateKeyPair();
     const certPem = createCertificate({
       subject: { commonName: name, organizationName: name }, publicKeyPem: pair.publicKeyPem,

@@ -16,6 +16,8 @@ export const SAMPLE_APPS_DIR = fileURLToPath(new URL('../../sample-apps/', impor
 export interface EmbeddedStore {
   url: string;
   rootCertPem: string;
+  /** Where the store keeps that root: what `isogate-sdk verify --trust` takes for its packages. */
+  rootCertFile?: string;
   close(): Promise<void>;
 }
 
@@ -27,7 +29,7 @@ export async function startEmbeddedStore(dir: string): Promise<EmbeddedStore> {
     await serving.close();
     throw error;
   }
-  return { url: serving.url, rootCertPem: serving.store.rootCertPem, close: serving.close };
+  return { url: serving.url, rootCertPem: serving.store.rootCertPem, rootCertFile: serving.store.rootCertFile, close: serving.close };
 }
 
 type Store = Awaited<ReturnType<typeof serveStore>>['store'];

@@ -4,31 +4,13 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { ParseArgsConfig } from 'node:util';
-import { parseCommandLine, printJson, reportFailure } from '../../sdk/cli/shell.js';
+import { printJson, runCli, type CliSpec, type OptionSpecs, type ParsedCommand } from '../../sdk/cli/shell.js';
+import { checkOutputFile, pathError } from '../../sdk/paths.js';
 import { fail } from '../../sdk/errors.js';
 import { escapeControls, escapeControlsDeep, safeJson } from '../../sdk/text.js';
 import { callControl } from '../api/control-socket.js';
 import { patchForKey } from '../config/merge-patch.js';
 import { formatBytes, ProgressLine, table } from './format.js';
-
-const USAGE = `isogate — the gateway's application platform
-
-  isogate start [--data DIR] [--port N] [--store URL --trust ROOT | --store-data DIR] [--platform-trust ROOT] [--image DIR] [--demo]
-  isogate status
-  isogate apps available | list
-  isogate apps install ID [--version V] | uninstall ID | forget ID | start ID | stop ID
-  isogate apps update ID [--version V] [--allow-downgrade]
-  isogate apps rule ID auto|manual|blocked | log-level ID 0-5
-  isogate apps logs ID [-o FILE] | logs ID -f [--tail N] [--level 0-5] | logs ID --tail N
-  isogate apps config ID [--set FILE | --merge FILE | KEY VALUE]
-  isogate routes list [--search TEXT] [--sort status|source|destination] [--desc]
-  isogate routes add APP:ENDPOINT APP:ENDPOINT | remove ROUTE | enable ROUTE | disable ROUTE
-  isogate certs list ID | set-ca ID FILE | set-client ID CERT KEY | delete ID ca|client
-  isogate audit [--log system|firewall] [--limit N]
-
-Every command takes --data DIR (default: $ISOGATE_DATA, else ./.isogate-demo) and --json.
-The embedded store keeps its data in --store-data DIR (default: the data directory's name + "-store").`;
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -41,22 +23,14 @@ interface Invocation {
 }
 
 const COMMON_OPTIONS = {
-  data: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
+  data: { type: 'string', value: 'DIR', summary: "the gateway's data directory (default: $ISOGATE_DATA, else ./.isogate-demo)" },
+  json: { type: 'boolean', summary: 'machine output (JSON)' },
+} as const satisfies OptionSpecs;
 
-function parse(args: string[], options: ParseArgsConfig['options'] = {}): Invocation {
-  const parsed = parseCommandLine(args, { ...COMMON_OPTIONS, ...options });
-  const values = parsed.values as Values;
+function invocation(command: ParsedCommand): Invocation {
+  const { values } = command;
   const dataDir = path.resolve(String(values.data ?? process.env.ISOGATE_DATA ?? '.isogate-demo'));
-  return { positionals: parsed.positionals, values, json: values.json === true, dataDir, socket: path.join(dataDir, 'control.sock') };
-}
-
-function need(invocation: Invocation, count: number, what: string): string[] {
-  const rest = invocation.positionals;
-  if (rest.length !== count) throw fail('E_USAGE', `Expected ${what}`);
-  return rest;
+  return { positionals: command.positionals, values, json: command.json, dataDir, socket: path.join(dataDir, 'control.sock') };
 }
 
 /**
@@ -74,125 +48,83 @@ async function call(invocation: Invocation, op: string, params: Record<string, u
   return callControl(invocation.socket, op, params, onProgress);
 }
 
-async function apps(args: string[]): Promise<void> {
-  const [sub, ...rest] = args;
-  const inv = parse(rest, { version: { type: 'string' }, 'allow-downgrade': { type: 'boolean' }, output: { type: 'string', short: 'o' }, set: { type: 'string' }, merge: { type: 'string' },
-    follow: { type: 'boolean', short: 'f' }, tail: { type: 'string' }, level: { type: 'string' } });
-  switch (sub) {
-    case 'available': {
-      need(inv, 0, 'no arguments');
-      const list = await call(inv, 'apps.available');
-      return print(inv, list, () => table(list.map((app: any) => ({ ...app, size: formatBytes(app.size), categories: app.categories.join(', '), published_at: app.published_at.slice(0, 10), installed: app.installedVersion ?? '' })),
-        [['package_id', 'ID'], ['name', 'NAME'], ['title', 'TITLE'], ['version', 'VERSION'], ['size', 'SIZE'], ['categories', 'CATEGORY'], ['published_at', 'PUBLISHED'], ['status', 'STATUS'], ['installed', 'INSTALLED']]));
-    }
-    case 'list': {
-      need(inv, 0, 'no arguments');
-      const list = await call(inv, 'apps.list');
-      return print(inv, list, () => table(list.map((app: any) => ({ ...app, status: app.status[0].toUpperCase() + app.status.slice(1) })),
-        [['package_id', 'ID'], ['name', 'NAME'], ['publisher', 'ISSUER'], ['version', 'VERSION'], ['type', 'TYPE'], ['launch_rule', 'START RULE'], ['status', 'STATUS'], ['signature', 'SIGNATURE']]));
-    }
-    case 'install': {
-      const [id] = need(inv, 1, 'install ID [--version V]');
-      const bar = inv.json ? undefined : new ProgressLine(process.stderr, `Installing ${id}`);
-      const result = await call(inv, 'apps.install', { id, ...(inv.values.version ? { version: inv.values.version } : {}) }, (update: any) => {
-        bar?.update(update.percent, update.phase === 'download' ? `${formatBytes(update.received)} of ${formatBytes(update.total)}` : update.phase);
-      });
-      bar?.done();
-      return print(inv, result, (result) => `Installed ${result.name} ${result.version}`);
-    }
-    case 'update': {
-      const [id] = need(inv, 1, 'update ID [--version V] [--allow-downgrade]');
-      const bar = inv.json ? undefined : new ProgressLine(process.stderr, `Updating ${id}`);
-      const result = await call(inv, 'apps.update', {
-        id, ...(inv.values.version ? { version: inv.values.version } : {}), ...(inv.values['allow-downgrade'] ? { allowDowngrade: true } : {}),
-      }, (update: any) => {
-        bar?.update(update.percent, update.phase === 'download' ? `${formatBytes(update.received)} of ${formatBytes(update.total)}` : update.phase);
-      });
-      bar?.done();
-      return print(inv, result, (result) => [
-        `Updated ${result.name} from ${result.previous_version} to ${result.version}${result.started ? ', running' : ''}`,
-        ...(result.reset_keys.length ? [`  configuration keys reset to their defaults: ${result.reset_keys.join(', ')}`] : []),
-        ...result.routes_in_error.map((route: { id: string; problem: string }) => `  route ${route.id} kept, in Error: ${route.problem}`),
-      ].join('\n'));
-    }
-    case 'uninstall': {
-      const [id] = need(inv, 1, 'uninstall ID');
-      const result = await call(inv, 'apps.uninstall', { id });
-      return print(inv, result, () => `Uninstalled ${escapeControls(id!)}`);
-    }
-    case 'forget': {
-      const [id] = need(inv, 1, 'forget ID');
-      const result = await call(inv, 'apps.forget', { id });
-      return print(inv, result, () => `Forgot the signer of ${id} (${result.signer.subject}); the next installation of ${id} binds its signer`);
-    }
-    case 'start':
-    case 'stop': {
-      const [id] = need(inv, 1, `${sub} ID`);
-      const result = await call(inv, `apps.${sub}`, { id });
-      return print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: ${result.status}`);
-    }
-    case 'rule': {
-      const [id, rule] = need(inv, 2, 'rule ID auto|manual|blocked');
-      const result = await call(inv, 'apps.rule', { id, rule });
-      return print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: start rule ${escapeControls(rule!)}`);
-    }
-    case 'log-level': {
-      const [id, level] = need(inv, 2, 'log-level ID 0-5');
-      if (!/^[0-5]$/.test(level!)) throw fail('E_USAGE', 'The log level is a number from 0 (critical) to 5 (all)');
-      const result = await call(inv, 'apps.logLevel', { id, level: Number(level) });
-      return print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: log level ${level}`);
-    }
-    case 'logs': {
-      const [id] = need(inv, 1, 'logs ID [-o FILE] or logs ID [-f] [--tail N] [--level 0-5]');
-      if (inv.values.follow || inv.values.tail !== undefined || inv.values.level !== undefined) return logLines(inv, id!);
-      const info = await call(inv, 'apps.logs.info', { id });
-      const target = path.resolve(String(inv.values.output ?? info.fileName));
-      const handle = await fs.open(target, 'w', 0o600);
-      const bar = inv.json ? undefined : new ProgressLine(process.stderr, `Downloading ${info.fileName} (about ${formatBytes(info.estimatedBytes)})`);
-      try {
-        let pending = Promise.resolve();
-        const result = await call(inv, 'apps.logs.archive', { id }, (update: any) => {
-          const chunk = Buffer.from(update.data, 'base64');
-          pending = pending.then(async () => { await handle.write(chunk); });
-          bar?.update(Math.min(99, (update.bytes / Math.max(info.estimatedBytes, 1)) * 100), formatBytes(update.bytes));
-        });
-        await pending;
-        bar?.update(100, formatBytes(result.bytes));
-        bar?.done();
-        return print(inv, { ...result, path: target }, (saved) => `Saved ${saved.path} (${formatBytes(saved.bytes)})`);
-      } finally {
-        await handle.close();
-      }
-    }
-    case 'config': {
-      // --set replaces the whole configuration; --merge and KEY VALUE change only what they name.
-      const [id, key, value] = inv.positionals;
-      if (!id || (key !== undefined && value === undefined) || inv.positionals.length > 3
-        || [inv.values.set, inv.values.merge, key].filter((given) => given !== undefined).length > 1) {
-        throw fail('E_USAGE', 'Expected config ID, config ID --set FILE, config ID --merge FILE or config ID KEY VALUE');
-      }
-      const save = async (op: string, params: Record<string, unknown>): Promise<void> => {
-        const result = await call(inv, op, params);
-        print(inv, result, (shown) => `${shown.name ?? escapeControls(id)}: configuration saved (${shown.status})`
-          + (shown.deliveryError ? `; the running app failed while taking it: ${shown.deliveryError.code}: ${escapeControls(shown.deliveryError.message)}` : ''));
-      };
-      if (inv.values.set) return save('apps.config.set', { id, value: await readJsonFile(String(inv.values.set)) });
-      if (inv.values.merge) return save('apps.config.merge', { id, patch: await readJsonFile(String(inv.values.merge)) });
-      if (key !== undefined) {
-        let patch: Record<string, unknown>;
-        try {
-          patch = patchForKey(key, value!);
-        } catch (error) {
-          throw fail('E_USAGE', (error as Error).message);
-        }
-        return save('apps.config.merge', { id, patch });
-      }
-      const config = await call(inv, 'apps.config.get', { id });
-      // Shown as JSON, which escapes every control in it without changing a value.
-      return print(inv, config, () => safeJson(config, 2));
-    }
-    default:
-      throw fail('E_USAGE', `Unknown apps command "${sub ?? ''}"`);
+/** A client command: the arguments are checked against its description before this runs. */
+function client(run: (inv: Invocation, args: string[]) => Promise<void>): (command: ParsedCommand) => Promise<void> {
+  return (command) => {
+    const inv = invocation(command);
+    return run(inv, inv.positionals);
+  };
+}
+
+function capitalised(status: string): string {
+  return status[0]!.toUpperCase() + status.slice(1);
+}
+
+/** Why an app is in Error, in one line: its last failure's code and sentence. */
+function reason(app: { status: string; last_error?: { code: string; message: string } }): string {
+  return app.status === 'error' && app.last_error ? `${app.last_error.code}: ${app.last_error.message}` : '';
+}
+
+async function appsList(inv: Invocation): Promise<void> {
+  const list = await call(inv, 'apps.list');
+  print(inv, list, () => table(list.map((app: any) => ({ ...app, status: capitalised(app.status), reason: reason(app) })),
+    [['package_id', 'ID'], ['name', 'NAME'], ['publisher', 'ISSUER'], ['version', 'VERSION'], ['type', 'TYPE'], ['launch_rule', 'START RULE'], ['status', 'STATUS'], ['signature', 'SIGNATURE'],
+      // Only when some app is in Error, so a healthy list stays as wide as before.
+      ...(list.some((app: any) => reason(app) !== '') ? [['reason', 'REASON'] as [string, string]] : [])]));
+}
+
+async function appsInstall(inv: Invocation, [id]: string[]): Promise<void> {
+  const bar = inv.json ? undefined : new ProgressLine(process.stderr, `Installing ${id}`);
+  const result = await call(inv, 'apps.install', { id, ...(inv.values.version ? { version: inv.values.version } : {}) }, (update: any) => {
+    bar?.update(update.percent, update.phase === 'download' ? `${formatBytes(update.received)} of ${formatBytes(update.total)}` : update.phase);
+  });
+  bar?.done();
+  print(inv, result, (result) => `Installed ${result.name} ${result.version}`);
+}
+
+async function appsUpdate(inv: Invocation, [id]: string[]): Promise<void> {
+  const bar = inv.json ? undefined : new ProgressLine(process.stderr, `Updating ${id}`);
+  const result = await call(inv, 'apps.update', {
+    id, ...(inv.values.version ? { version: inv.values.version } : {}), ...(inv.values['allow-downgrade'] ? { allowDowngrade: true } : {}),
+  }, (update: any) => {
+    bar?.update(update.percent, update.phase === 'download' ? `${formatBytes(update.received)} of ${formatBytes(update.total)}` : update.phase);
+  });
+  bar?.done();
+  print(inv, result, (result) => [
+    `Updated ${result.name} from ${result.previous_version} to ${result.version}${result.started ? ', running' : ''}`,
+    ...(result.reset_keys.length ? [`  configuration keys reset to their defaults: ${result.reset_keys.join(', ')}`] : []),
+    ...result.routes_in_error.map((route: { id: string; problem: string }) => `  route ${route.id} kept, in Error: ${route.problem}`),
+  ].join('\n'));
+}
+
+async function appsStartStop(inv: Invocation, [id]: string[], op: 'start' | 'stop'): Promise<void> {
+  const result = await call(inv, `apps.${op}`, { id });
+  print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: ${result.status}`);
+}
+
+async function appsLogs(inv: Invocation, [id]: string[]): Promise<void> {
+  if (inv.values.follow || inv.values.tail !== undefined || inv.values.level !== undefined) return logLines(inv, id!);
+  // A path mistake is found before the gateway is asked for anything, and nothing is written.
+  const chosen = inv.values.output === undefined ? undefined : await checkOutputFile(String(inv.values.output), 'The -o file', `log_files_${id}.tar.gz`);
+  const info = await call(inv, 'apps.logs.info', { id });
+  const target = chosen ?? await checkOutputFile(info.fileName, 'The archive');
+  const handle = await fs.open(target, 'w', 0o600).catch((error: unknown) => {
+    throw pathError(error, target, 'The archive');
+  });
+  const bar = inv.json ? undefined : new ProgressLine(process.stderr, `Downloading ${info.fileName} (about ${formatBytes(info.estimatedBytes)})`);
+  try {
+    let pending = Promise.resolve();
+    const result = await call(inv, 'apps.logs.archive', { id }, (update: any) => {
+      const chunk = Buffer.from(update.data, 'base64');
+      pending = pending.then(async () => { await handle.write(chunk); });
+      bar?.update(Math.min(99, (update.bytes / Math.max(info.estimatedBytes, 1)) * 100), formatBytes(update.bytes));
+    });
+    await pending;
+    bar?.update(100, formatBytes(result.bytes));
+    bar?.done();
+    print(inv, { ...result, path: target }, (saved) => `Saved ${saved.path} (${formatBytes(saved.bytes)})`);
+  } finally {
+    await handle.close();
   }
 }
 
@@ -216,6 +148,33 @@ async function logLines(inv: Invocation, id: string): Promise<void> {
   });
 }
 
+async function appsConfig(inv: Invocation, [id, key, value]: string[]): Promise<void> {
+  // --set replaces the whole configuration; --merge and KEY VALUE change only what they name.
+  if ((key !== undefined && value === undefined)
+    || [inv.values.set, inv.values.merge, key].filter((given) => given !== undefined).length > 1) {
+    throw fail('E_USAGE', 'Expected config ID, config ID --set FILE, config ID --merge FILE or config ID KEY VALUE');
+  }
+  const save = async (op: string, params: Record<string, unknown>): Promise<void> => {
+    const result = await call(inv, op, params);
+    print(inv, result, (shown) => `${shown.name ?? escapeControls(id!)}: configuration saved (${shown.status})`
+      + (shown.deliveryError ? `; the running app failed while taking it: ${shown.deliveryError.code}: ${escapeControls(shown.deliveryError.message)}` : ''));
+  };
+  if (inv.values.set) return save('apps.config.set', { id, value: await readJsonFile(String(inv.values.set)) });
+  if (inv.values.merge) return save('apps.config.merge', { id, patch: await readJsonFile(String(inv.values.merge)) });
+  if (key !== undefined) {
+    let patch: Record<string, unknown>;
+    try {
+      patch = patchForKey(key, value!);
+    } catch (error) {
+      throw fail('E_USAGE', (error as Error).message);
+    }
+    return save('apps.config.merge', { id, patch });
+  }
+  const config = await call(inv, 'apps.config.get', { id });
+  // Shown as JSON, which escapes every control in it without changing a value.
+  print(inv, config, () => safeJson(config, 2));
+}
+
 function routeRows(routes: any[]): string {
   return table(routes.map((route) => ({
     ...route,
@@ -232,38 +191,19 @@ function appLabel(name: string | undefined, id: string): string {
   return name ? `${name} (${id})` : id;
 }
 
-async function routes(args: string[]): Promise<void> {
-  const [sub, ...rest] = args;
-  const inv = parse(rest, { search: { type: 'string' }, sort: { type: 'string' }, desc: { type: 'boolean' } });
-  switch (sub) {
-    case 'list': {
-      need(inv, 0, 'no arguments');
-      const query = {
-        ...(inv.values.search ? { search: inv.values.search } : {}),
-        ...(inv.values.sort ? { sortBy: inv.values.sort } : {}),
-        ...(inv.values.desc ? { order: 'desc' } : {}),
-      };
-      const list = await call(inv, 'routes.list', query);
-      return print(inv, list, () => routeRows(list));
-    }
-    case 'add': {
-      const [source, destination] = need(inv, 2, 'add APP:ENDPOINT APP:ENDPOINT');
-      const route = await call(inv, 'routes.add', { source, destination });
-      return print(inv, route, (route) => `Route ${route.id} added (${route.status})`);
-    }
-    case 'remove': {
-      const [id] = need(inv, 1, 'remove ROUTE');
-      return print(inv, await call(inv, 'routes.remove', { id }), () => `Route ${escapeControls(id!)} removed`);
-    }
-    case 'enable':
-    case 'disable': {
-      const [id] = need(inv, 1, `${sub} ROUTE`);
-      const route = await call(inv, 'routes.update', { id, active: sub === 'enable' });
-      return print(inv, route, (route) => `Route ${escapeControls(id!)}: ${route.status}`);
-    }
-    default:
-      throw fail('E_USAGE', `Unknown routes command "${sub ?? ''}"`);
-  }
+async function routesList(inv: Invocation): Promise<void> {
+  const query = {
+    ...(inv.values.search ? { search: inv.values.search } : {}),
+    ...(inv.values.sort ? { sortBy: inv.values.sort } : {}),
+    ...(inv.values.desc ? { order: 'desc' } : {}),
+  };
+  const list = await call(inv, 'routes.list', query);
+  print(inv, list, () => routeRows(list));
+}
+
+async function routesEnable(inv: Invocation, [id]: string[], active: boolean): Promise<void> {
+  const route = await call(inv, 'routes.update', { id, active });
+  print(inv, route, (route) => `Route ${escapeControls(id!)}: ${route.status}`);
 }
 
 async function readJsonFile(file: string): Promise<unknown> {
@@ -287,63 +227,54 @@ function validity(info: { subject: string; validTo: string; warning?: string }):
   return `${info.subject}, valid until ${info.validTo}${info.warning ? ` (${info.warning})` : ''}`;
 }
 
-async function certs(args: string[]): Promise<void> {
-  const [sub, ...rest] = args;
-  const inv = parse(rest);
-  switch (sub) {
-    case 'list': {
-      const [id] = need(inv, 1, 'list ID');
-      const list = await call(inv, 'certs.list', { id });
-      return print(inv, list, () => table(list.map((c: any) => ({ ...c, validTo: c.validTo.slice(0, 10) })),
-        [['kind', 'KIND'], ['fileName', 'FILE'], ['subject', 'SUBJECT'], ['issuer', 'ISSUER'], ['validTo', 'VALID UNTIL'], ['daysLeft', 'DAYS LEFT'], ['warning', 'WARNING']]));
-    }
-    case 'set-ca': {
-      const [id, file] = need(inv, 2, 'set-ca ID FILE');
-      const info = await call(inv, 'certs.setCa', { id, fileName: path.basename(file!), content: await readBase64(file!) });
-      return print(inv, info, (info) => `CA certificate for ${escapeControls(id!)}: ${validity(info)}`);
-    }
-    case 'set-client': {
-      const [id, cert, key] = need(inv, 3, 'set-client ID CERT KEY');
-      const info = await call(inv, 'certs.setClient', {
-        id, certFileName: path.basename(cert!), cert: await readBase64(cert!), keyFileName: path.basename(key!), key: await readBase64(key!),
-      });
-      return print(inv, info, (info) => `Client certificate for ${escapeControls(id!)}: ${validity(info)}`);
-    }
-    case 'delete': {
-      const [id, kind] = need(inv, 2, 'delete ID ca|client');
-      if (kind !== 'ca' && kind !== 'client') throw fail('E_USAGE', 'Say which certificate to delete: ca or client');
-      return print(inv, await call(inv, 'certs.delete', { id, kind }), () => `Deleted the ${kind} certificate of ${escapeControls(id!)}`);
-    }
-    default:
-      throw fail('E_USAGE', `Unknown certs command "${sub ?? ''}"`);
-  }
+async function certsList(inv: Invocation, [id]: string[]): Promise<void> {
+  const list = await call(inv, 'certs.list', { id });
+  print(inv, list, () => table(list.map((c: any) => ({ ...c, validTo: c.validTo.slice(0, 10) })),
+    [['kind', 'KIND'], ['fileName', 'FILE'], ['subject', 'SUBJECT'], ['issuer', 'ISSUER'], ['validTo', 'VALID UNTIL'], ['daysLeft', 'DAYS LEFT'], ['warning', 'WARNING']]));
 }
 
-async function status(args: string[]): Promise<void> {
-  const inv = parse(args);
-  need(inv, 0, 'no arguments');
+async function certsSetCa(inv: Invocation, [id, file]: string[]): Promise<void> {
+  const info = await call(inv, 'certs.setCa', { id, fileName: path.basename(file!), content: await readBase64(file!) });
+  print(inv, info, (info) => `CA certificate for ${escapeControls(id!)}: ${validity(info)}`);
+}
+
+async function certsSetClient(inv: Invocation, [id, cert, key]: string[]): Promise<void> {
+  const info = await call(inv, 'certs.setClient', {
+    id, certFileName: path.basename(cert!), cert: await readBase64(cert!), keyFileName: path.basename(key!), key: await readBase64(key!),
+  });
+  print(inv, info, (info) => `Client certificate for ${escapeControls(id!)}: ${validity(info)}`);
+}
+
+async function certsDelete(inv: Invocation, [id, kind]: string[]): Promise<void> {
+  if (kind !== 'ca' && kind !== 'client') throw fail('E_USAGE', 'Say which certificate to delete: ca or client');
+  print(inv, await call(inv, 'certs.delete', { id, kind }), () => `Deleted the ${kind} certificate of ${escapeControls(id!)}`);
+}
+
+async function status(inv: Invocation): Promise<void> {
   const result = await call(inv, 'status');
-  print(inv, result, (result) => [
-    `isogate ${result.version} (SDK ${result.sdkVersion}), up ${Math.round(result.uptimeSeconds)} s, data ${result.dataDir}`,
-    `mode: ${result.mode}${result.developerMode ? ', developer mode' : ''}`,
-    `store: ${result.store}`,
-    `apps: ${result.apps.installed} installed of ${result.apps.limit}; ${Object.entries(result.apps.byStatus).map(([s, n]) => `${n} ${s}`).join(', ') || 'none running'}`,
-    `routes: ${result.routes.active} active, ${result.routes.inactive} inactive, ${result.routes.error} in error`,
+  // The apps in Error, each with why: asked for only when there are any.
+  const failing = (result.apps.byStatus.error ?? 0) > 0
+    ? (await call(inv, 'apps.list')).filter((app: any) => app.status === 'error').map((app: any) => ({ package_id: app.package_id, name: app.name, reason: reason(app) }))
+    : [];
+  const shown = inv.json ? result : { ...result, failing };
+  print(inv, shown, (shown) => [
+    `isogate ${shown.version} (SDK ${shown.sdkVersion}), up ${Math.round(shown.uptimeSeconds)} s, data ${shown.dataDir}`,
+    `mode: ${shown.mode}${shown.developerMode ? ', developer mode' : ''}`,
+    `store: ${shown.store}`,
+    `apps: ${shown.apps.installed} installed of ${shown.apps.limit}; ${Object.entries(shown.apps.byStatus).map(([s, n]) => `${n} ${s}`).join(', ') || 'none running'}`,
+    ...shown.failing.map((app: any) => `  in error: ${app.name} (${app.package_id}): ${app.reason || 'no reason recorded'}`),
+    `routes: ${shown.routes.active} active, ${shown.routes.inactive} inactive, ${shown.routes.error} in error`,
   ].join('\n'));
 }
 
-async function audit(args: string[]): Promise<void> {
-  const inv = parse(args, { log: { type: 'string' }, limit: { type: 'string' } });
-  need(inv, 0, 'no arguments');
+async function audit(inv: Invocation): Promise<void> {
   const limit = inv.values.limit === undefined ? 50 : Number(inv.values.limit);
   const records = await call(inv, 'audit.list', { ...(inv.values.log ? { log: inv.values.log } : {}), limit });
   print(inv, records, () => table(records, [['time', 'DATE AND TIME'], ['severity', 'SEVERITY'], ['subject', 'SUBJECT'], ['name', 'EVENT'], ['text', 'TEXT']]));
 }
 
-async function start(args: string[], demo: boolean): Promise<void> {
-  const inv = parse(args, { port: { type: 'string' }, store: { type: 'string' }, trust: { type: 'string' }, 'store-data': { type: 'string' }, demo: { type: 'boolean' }, host: { type: 'string' },
-    'platform-trust': { type: 'string' }, image: { type: 'string' } });
-  need(inv, 0, 'no positional arguments');
+async function start(command: ParsedCommand, demo: boolean): Promise<void> {
+  const inv = invocation(command);
   if (Boolean(inv.values.store) !== Boolean(inv.values.trust)) throw fail('E_USAGE', '--store and --trust go together');
   if (inv.values.store && inv.values['store-data']) throw fail('E_USAGE', '--store-data is the embedded store\'s directory; with --store no embedded store runs');
   const port = inv.values.port === undefined ? undefined : Number(inv.values.port);
@@ -361,26 +292,111 @@ async function start(args: string[], demo: boolean): Promise<void> {
   });
 }
 
+const START_OPTIONS = {
+  port: { type: 'string', value: 'N', summary: 'port of the REST API and web UI (taken now; they arrive with the admin UI)' },
+  store: { type: 'string', value: 'URL', summary: 'an external app store instead of the embedded one (with --trust)' },
+  trust: { type: 'string', value: 'ROOT', summary: "the external store's root CA certificate (PEM), which every package must chain to" },
+  'store-data': { type: 'string', value: 'DIR', summary: "the embedded store's directory (default: the data directory's name + \"-store\", beside it)" },
+  'platform-trust': { type: 'string', value: 'ROOT', summary: "the platform root the image's packages must chain to" },
+  image: { type: 'string', value: 'DIR', summary: "install the *.igp packages of the gateway's own image from DIR" },
+  demo: { type: 'boolean', summary: 'install, wire and start the sample apps' },
+} as const satisfies OptionSpecs;
+
+const ID = 'ID';
+
+export const ISOGATE_CLI: CliSpec = {
+  name: 'isogate',
+  title: "isogate — the gateway's application platform",
+  common: COMMON_OPTIONS,
+  commands: [
+    { name: 'start', summary: 'Run a gateway on the data directory, with an embedded store unless --store is given, until Ctrl-C.', options: START_OPTIONS, run: (command) => start(command, false) },
+    { name: 'demo', summary: 'Run a demo gateway: start --demo (what npm start runs).', options: START_OPTIONS, run: (command) => start(command, true) },
+    { name: 'status', summary: 'Version, mode, store, apps by status (and why any is in Error), routes.', run: client(status) },
+    {
+      name: 'apps', summary: 'Install, start, stop, configure and inspect apps.',
+      commands: [
+        { name: 'available', summary: "The store's catalog: name, title, version, size, category, status.", run: client(async (inv) => {
+          const list = await call(inv, 'apps.available');
+          print(inv, list, () => table(list.map((app: any) => ({ ...app, size: formatBytes(app.size), categories: app.categories.join(', '), published_at: app.published_at.slice(0, 10), installed: app.installedVersion ?? '' })),
+            [['package_id', 'ID'], ['name', 'NAME'], ['title', 'TITLE'], ['version', 'VERSION'], ['size', 'SIZE'], ['categories', 'CATEGORY'], ['published_at', 'PUBLISHED'], ['status', 'STATUS'], ['installed', 'INSTALLED']]));
+        }) },
+        { name: 'list', summary: 'Installed apps: status (with the reason of an Error), start rule, signature.', run: client(appsList) },
+        { name: 'install', summary: 'Download, verify and install an app from the store.', args: [ID],
+          options: { version: { type: 'string', value: 'V', summary: 'the version to install (default: the newest offered)' } }, run: client(appsInstall) },
+        { name: 'update', summary: 'Update an installed app in place: storage, certificates, valid configuration keys and routes are kept; the old version comes back if the new one fails to start.', args: [ID],
+          options: {
+            version: { type: 'string', value: 'V', summary: 'the version to update to (default: the newest offered)' },
+            'allow-downgrade': { type: 'boolean', summary: 'allow a version lower than the installed one' },
+          }, run: client(appsUpdate) },
+        { name: 'uninstall', summary: "Stop and remove an app with its storage, configuration and routes.", args: [ID], run: client(async (inv, [id]) => {
+          const result = await call(inv, 'apps.uninstall', { id });
+          print(inv, result, () => `Uninstalled ${escapeControls(id!)}`);
+        }) },
+        { name: 'forget', summary: "Forget the signer an uninstalled app's id is bound to, so the next install binds a new one.", args: [ID], run: client(async (inv, [id]) => {
+          const result = await call(inv, 'apps.forget', { id });
+          print(inv, result, () => `Forgot the signer of ${id} (${result.signer.subject}); the next installation of ${id} binds its signer`);
+        }) },
+        { name: 'start', summary: 'Start an app.', args: [ID], run: client((inv, args) => appsStartStop(inv, args, 'start')) },
+        { name: 'stop', summary: 'Stop an app.', args: [ID], run: client((inv, args) => appsStartStop(inv, args, 'stop')) },
+        { name: 'rule', summary: 'Set the start rule: Autostart (auto), Manual start (manual), Block start (blocked).', args: [ID, 'auto|manual|blocked'], run: client(async (inv, [id, rule]) => {
+          const result = await call(inv, 'apps.rule', { id, rule });
+          print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: start rule ${escapeControls(rule!)}`);
+        }) },
+        { name: 'log-level', summary: "Set an app's log level, 0 (critical) to 5 (all).", args: [ID, '0-5'], run: client(async (inv, [id, level]) => {
+          if (!/^[0-5]$/.test(level!)) throw fail('E_USAGE', 'The log level is a number from 0 (critical) to 5 (all)');
+          const result = await call(inv, 'apps.logLevel', { id, level: Number(level) });
+          print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: log level ${level}`);
+        }) },
+        { name: 'logs', summary: "Download an app's logs as log_files_<app_id>.tar.gz, or print its lines (-f follows them as they are written).", args: [ID],
+          options: {
+            output: { type: 'string', short: 'o', value: 'FILE', summary: 'the file to save the archive as, in an existing folder (default: its own name, here)' },
+            follow: { type: 'boolean', short: 'f', summary: 'print the last lines, then new ones as they are written, until Ctrl-C' },
+            tail: { type: 'string', value: 'N', summary: 'print the last N lines (with -f, default 10)' },
+            level: { type: 'string', value: 'L', summary: 'only lines at level L or more severe, 0 (critical) to 5 (all)' },
+          }, run: client(appsLogs) },
+        { name: 'config', summary: "Show an app's configuration (defaults under what an admin set), or change it.", args: [ID, '[KEY]', '[VALUE]'],
+          details: 'KEY VALUE changes one key (dotted for nested keys: limits.temperature.warning; VALUE is JSON, else a string).\n--merge FILE changes the keys a JSON merge patch names (null puts a key back to its default).\n--set FILE replaces the whole configuration: keys it leaves out go back to their defaults.',
+          options: {
+            set: { type: 'string', value: 'FILE', summary: 'replace the whole configuration with the JSON document in FILE' },
+            merge: { type: 'string', value: 'FILE', summary: 'apply the JSON merge patch in FILE' },
+          }, run: client(appsConfig) },
+      ],
+    },
+    {
+      name: 'routes', summary: 'Wire app endpoints together and see what flows.',
+      commands: [
+        { name: 'list', summary: 'Routes with their status, endpoints, queued messages and delivered/dropped/invalid counters.', options: {
+          search: { type: 'string', value: 'TEXT', summary: 'only routes whose apps or endpoints contain TEXT' },
+          sort: { type: 'string', value: 'status|source|destination', summary: 'sort by this column' },
+          desc: { type: 'boolean', summary: 'sort in descending order' },
+        }, run: client(routesList) },
+        { name: 'add', summary: "Route an app's output endpoint to another app's input endpoint.", args: ['APP:ENDPOINT', 'APP:ENDPOINT'], run: client(async (inv, [source, destination]) => {
+          const route = await call(inv, 'routes.add', { source, destination });
+          print(inv, route, (route) => `Route ${route.id} added (${route.status})`);
+        }) },
+        { name: 'remove', summary: 'Remove a route.', args: ['ROUTE'], run: client(async (inv, [id]) => {
+          print(inv, await call(inv, 'routes.remove', { id }), () => `Route ${escapeControls(id!)} removed`);
+        }) },
+        { name: 'enable', summary: 'Enable a route.', args: ['ROUTE'], run: client((inv, args) => routesEnable(inv, args, true)) },
+        { name: 'disable', summary: 'Disable a route: nothing is delivered on it until it is enabled.', args: ['ROUTE'], run: client((inv, args) => routesEnable(inv, args, false)) },
+      ],
+    },
+    {
+      name: 'certs', summary: "An app's certificates for reaching its servers.",
+      commands: [
+        { name: 'list', summary: "An app's CA and client certificates with their expiry.", args: [ID], run: client(certsList) },
+        { name: 'set-ca', summary: "Upload the CA certificate (PEM) that issued the app's servers' certificates, e.g. the plant cloud's CA.", args: [ID, 'FILE'], run: client(certsSetCa) },
+        { name: 'set-client', summary: "Upload the app's client certificate and its key (PEM), only together.", args: [ID, 'CERT', 'KEY'], run: client(certsSetClient) },
+        { name: 'delete', summary: "Delete an app's CA or client certificate.", args: [ID, 'ca|client'], run: client(certsDelete) },
+      ],
+    },
+    { name: 'audit', summary: 'The system and firewall audit logs, newest first.', options: {
+      log: { type: 'string', value: 'system|firewall', summary: 'which audit log (default: system)' },
+      limit: { type: 'string', value: 'N', summary: 'at most N records (default: 50)' },
+    }, run: client(audit) },
+  ],
+};
+
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  const json = argv.includes('--json');
-  try {
-    switch (command) {
-      case 'start': await start(rest, false); break;
-      case 'demo': await start(rest, true); break;
-      case 'status': await status(rest); break;
-      case 'apps': await apps(rest); break;
-      case 'routes': await routes(rest); break;
-      case 'certs': await certs(rest); break;
-      case 'audit': await audit(rest); break;
-      case undefined: case 'help': case '--help': case '-h':
-        process.stdout.write(`${USAGE}\n`);
-        return command === undefined ? 2 : 0;
-      default:
-        throw fail('E_USAGE', `Unknown command "${command}"`);
-    }
-    return 0;
-  } catch (error) {
-    return reportFailure(error, json, USAGE);
-  }
+  return runCli(ISOGATE_CLI, argv);
 }

@@ -19,6 +19,7 @@
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../../sdk/errors.js';
+import { makeDirectories } from '../../sdk/paths.js';
 
 const GROUP_OTHER_WRITE = 0o022;
 const STICKY = 0o1000;
@@ -34,6 +35,8 @@ function modeText(stat: Stats): string {
 async function lstatOrUndefined(target: string): Promise<Stats | undefined> {
   return fs.lstat(target).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
+    // A file where a folder of the path belongs is a mistake in the path given, not a threat.
+    if (error.code === 'ENOTDIR') throw fail('E_PATH', `${target}: a part of this path is a file, not a directory; choose another place`, { path: target });
     throw fail('E_DATA_DIR_UNSAFE', `${target} cannot be examined: ${error.message}`, { path: target });
   });
 }
@@ -85,7 +88,7 @@ export async function checkAncestors(dir: string, what: string, uid = currentUid
 }
 
 function checkAncestor(ancestor: string, stat: Stats, below: Stats | undefined, belowPath: string, what: string, uid: number): void {
-  if (!stat.isDirectory()) throw fail('E_DATA_DIR_UNSAFE', `${ancestor}, above ${what}, is not a directory`, { path: ancestor });
+  if (!stat.isDirectory()) throw fail('E_PATH', `${ancestor}, above ${what}, is a file, not a directory; choose another place`, { path: ancestor });
   if (stat.uid !== uid && stat.uid !== 0) {
     throw fail('E_DATA_DIR_UNSAFE', `${ancestor}, above ${what}, is owned by uid ${stat.uid}, who could replace everything below it; use a directory whose parents belong to root or to uid ${uid}`, { path: ancestor, uid: stat.uid });
   }
@@ -104,7 +107,7 @@ export async function checkOwnDirectory(dir: string, what: string, uid = current
     // The link's target is what will be used; the link's place was checked as an ancestor.
     return checkOwnDirectory(await fs.realpath(dir), what, uid);
   }
-  if (!stat.isDirectory()) throw fail('E_DATA_DIR_UNSAFE', `${what} ${dir} is not a directory`, { path: dir });
+  if (!stat.isDirectory()) throw fail('E_PATH', `${what} ${dir} is a file, not a directory; give a directory (a missing one is created)`, { path: dir });
   if (stat.uid !== uid) {
     throw fail('E_DATA_DIR_UNSAFE', `${what} ${dir} is owned by uid ${stat.uid}, not by the gateway's user (uid ${uid}); whoever owns it can replace its keys and its control socket. Use a directory of your own, or "chown ${uid} ${dir}" if you trust its content`, { path: dir, uid: stat.uid });
   }
@@ -121,7 +124,7 @@ export async function ensureOwnDirectory(dir: string, what: string, uid = curren
   const absolute = path.resolve(dir);
   await checkAncestors(absolute, what, uid);
   if (!(await lstatOrUndefined(absolute))) {
-    await fs.mkdir(absolute, { recursive: true, mode: 0o700 });
+    await makeDirectories(absolute, what, 0o700);
     await checkAncestors(absolute, what, uid);
   }
   await checkOwnDirectory(absolute, what, uid);

@@ -1,15 +1,14 @@
 /**
  * Each app's TLS credentials: the CA certificate its servers chain to and its client
  * certificate with key. Kept encrypted at rest (AES-256-GCM under a key derived for the app),
- * parsed with node-forge for what the admin sees. Decrypted credentials are kept until they
+ * parsed with node:crypto's X509 for what the admin sees. Decrypted credentials are kept until they
  * change, and every change bumps their version, so it applies to the app's next connection
  * without a restart.
  */
 import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes } from 'node:crypto';
 import path from 'node:path';
-import forge from 'node-forge';
 import { fail } from '../../sdk/errors.js';
-import { keyMatchesCertificate, parseCertificates } from '../../sdk/pki.js';
+import { certificateDetails, keyMatchesCertificate, parseCertificates } from '../../sdk/pki.js';
 import type { Audit } from '../audit/index.js';
 import type { DeviceKeys } from '../device/index.js';
 import { DataDir, eraseFile, eraseTree, writeFileDurable } from '../durable/index.js';
@@ -48,18 +47,21 @@ interface StoredCredential {
 const MAX_FILE_BYTES = 256 * 1024;
 const WARN_DAYS = 30;
 
-function distinguishedName(attributes: forge.pki.CertificateField[]): string {
-  return attributes.map((a) => `${a.shortName ?? a.name}=${String(a.value)}`).join(', ');
-}
-
 function describe(kind: CertificateKind, stored: StoredCredential, now = Date.now()): CertificateInfo {
-  const cert = forge.pki.certificateFromPem(stored.pem[0]!);
-  const daysLeft = Math.floor((cert.validity.notAfter.getTime() - now) / 86_400_000);
+  // node:crypto's X509, not node-forge, which reads RSA keys only: an EC certificate (today's
+  // usual kind) failed here with E_INTERNAL after it was stored.
+  let cert: ReturnType<typeof certificateDetails>;
+  try {
+    cert = certificateDetails(stored.pem[0]!);
+  } catch (error) {
+    throw fail('E_CERT_FILE', `${stored.fileName} is not a readable X.509 certificate: ${(error as Error).message}`);
+  }
+  const daysLeft = Math.floor((new Date(cert.validTo).getTime() - now) / 86_400_000);
   const warning = daysLeft < 0 ? 'expired' : daysLeft <= WARN_DAYS ? `expires in ${daysLeft} days` : undefined;
   return {
     kind, fileName: stored.fileName,
-    subject: distinguishedName(cert.subject.attributes), issuer: distinguishedName(cert.issuer.attributes),
-    validFrom: cert.validity.notBefore.toISOString(), validTo: cert.validity.notAfter.toISOString(),
+    subject: cert.subject, issuer: cert.issuer,
+    validFrom: cert.validFrom, validTo: cert.validTo,
     daysLeft, ...(warning ? { warning } : {}),
     ...(stored.keyFileName ? { keyFileName: stored.keyFileName } : {}),
   };
@@ -146,9 +148,10 @@ export class CertificateStore {
     }
     if (!keyMatchesCertificate(keyPem, pem[0]!)) throw fail('E_CERT_KEY_MISMATCH', `The key ${keyFileName} does not belong to the certificate ${certFileName}`);
     const stored = { fileName: certFileName, pem, keyFileName, keyPem };
+    const info = describe('client', stored); // before it is written, as for a CA
     await this.#write(packageId, 'client', stored);
     await this.options.audit.record('uploadAppCertificate', {}, { packageId, kind: 'client', fileName: certFileName });
-    return describe('client', stored);
+    return info;
   }
 
   async delete(packageId: string, kind: CertificateKind): Promise<void> {

@@ -5,37 +5,22 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ParseArgsConfig } from 'node:util';
 import { fail } from '../errors.js';
 import { buildProject } from '../build/project.js';
 import { readPackage, signPackage } from '../package/index.js';
 import { createCertificate, createCsr, generateKeyPair, keyMatchesCertificate, parseCertificates } from '../pki.js';
 import { SDK_VERSION } from '../version.js';
 import { writeFileDurable } from '../../platform/durable/index.js';
+import { makeDirectories } from '../paths.js';
 import { escapeControls, escapeControlsDeep } from '../text.js';
-import { parseCommandLine, printJson, reportFailure } from './shell.js';
+import { printJson, runCli, type CliSpec, type CommandSpec, type OptionSpecs, type ParsedCommand } from './shell.js';
 import { MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest, projectReadme } from './templates.js';
 
-const USAGE = `isogate-sdk ${SDK_VERSION} — build and sign isogate apps
-
-  isogate-sdk init DIR [--id com.example.app] [--name NAME]
-  isogate-sdk build [DIR] [--src FILE] [-o PKG] [--minify]
-  isogate-sdk keygen --out DIR [--name CN] [--self-signed]
-  isogate-sdk sign PKG --key KEY --cert CERT [--chain PEM] [-o OUT]
-  isogate-sdk verify PKG --trust ROOT
-  isogate-sdk inspect PKG
-
-Coming with developer mode: test, run, push, logs, debug.
-Every command takes --json.`;
-
 const OPTIONS = {
-  json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-  id: { type: 'string' }, name: { type: 'string' }, src: { type: 'string' }, output: { type: 'string', short: 'o' },
-  minify: { type: 'boolean' }, out: { type: 'string' }, 'self-signed': { type: 'boolean' },
-  key: { type: 'string' }, cert: { type: 'string' }, chain: { type: 'string' }, trust: { type: 'string' },
-} as const satisfies ParseArgsConfig['options'];
+  json: { type: 'boolean', summary: 'machine output (JSON)' },
+} as const satisfies OptionSpecs;
 
-type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+type Values = Partial<Record<'id' | 'name' | 'src' | 'output' | 'out' | 'key' | 'cert' | 'chain' | 'trust', string>> & Partial<Record<'json' | 'minify' | 'self-signed', boolean>>;
 const PACKAGE_ID = /^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$/;
 const TYPES_DIR = fileURLToPath(new URL('../app/', import.meta.url));
 
@@ -60,7 +45,6 @@ async function readBytes(file: string): Promise<Buffer> {
 }
 
 async function init(rest: string[], values: Values): Promise<Outcome> {
-  if (rest.length !== 1) throw fail('E_USAGE', 'init expects the new project directory');
   const dir = path.resolve(rest[0]!);
   const name = values.name ?? path.basename(dir);
   const id = values.id ?? `com.example.${name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^[^a-z]+/, '') || 'app'}`;
@@ -68,8 +52,8 @@ async function init(rest: string[], values: Values): Promise<Outcome> {
   const existing = await fs.readdir(dir).catch(() => []);
   if (existing.length > 0) throw fail('E_CONFLICT', `${dir} is not empty; init writes a new project into an empty or new directory`);
   const manifest = projectManifest(id, name);
-  await fs.mkdir(path.join(dir, 'src'), { recursive: true });
-  await fs.mkdir(path.join(dir, 'types'), { recursive: true });
+  await makeDirectories(path.join(dir, 'src'), 'The project directory');
+  await makeDirectories(path.join(dir, 'types'), 'The project directory');
   await fs.writeFile(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   await fs.writeFile(path.join(dir, 'src', 'main.ts'), MAIN_SOURCE);
   await fs.writeFile(path.join(dir, 'tsconfig.json'), PROJECT_TSCONFIG);
@@ -81,11 +65,10 @@ async function init(rest: string[], values: Values): Promise<Outcome> {
 }
 
 async function build(rest: string[], values: Values): Promise<Outcome> {
-  if (rest.length > 1) throw fail('E_USAGE', 'build expects at most the project directory');
   const dir = path.resolve(rest[0] ?? '.');
   const built = await buildProject(dir, { ...(values.src ? { source: values.src } : {}), minify: values.minify === true });
   const output = path.resolve(values.output ?? path.join(dir, 'dist', `${built.manifest.package_id}-${built.manifest.version}.igp`));
-  await fs.mkdir(path.dirname(output), { recursive: true });
+  await makeDirectories(path.dirname(output), 'The package\'s folder');
   await writeFileDurable(output, built.packageBytes);
   const info = await readPackage(built.packageBytes, { trust: { inspectOnly: true } });
   return [{ package: output, package_id: built.manifest.package_id, version: built.manifest.version, size: info.packageBytes, sha256: info.packageSha256, signed: false },
@@ -93,13 +76,12 @@ async function build(rest: string[], values: Values): Promise<Outcome> {
 }
 
 async function keygen(rest: string[], values: Values): Promise<Outcome> {
-  if (rest.length !== 0 || !values.out) throw fail('E_USAGE', 'keygen expects --out DIR');
-  const dir = path.resolve(values.out);
+  const dir = path.resolve(values.out!);
   const keyPath = path.join(dir, 'key.pem');
   if (await fs.stat(keyPath).then(() => true, () => false)) throw fail('E_CONFLICT', `${keyPath} exists; keygen never overwrites a key`);
   const commonName = values.name ?? 'isogate app publisher';
   const pair = generateKeyPair();
-  await fs.mkdir(dir, { recursive: true });
+  await makeDirectories(dir, 'The --out directory');
   await writeFileDurable(keyPath, pair.keyPem, { mode: 0o600 });
   if (values['self-signed']) {
     const certPath = path.join(dir, 'cert.pem');
@@ -112,10 +94,9 @@ async function keygen(rest: string[], values: Values): Promise<Outcome> {
 }
 
 async function sign(rest: string[], values: Values): Promise<Outcome> {
-  if (rest.length !== 1 || !values.key || !values.cert) throw fail('E_USAGE', 'sign expects PKG --key KEY --cert CERT');
   const input = path.resolve(rest[0]!);
-  const keyPem = await readText(values.key, 'key');
-  const certPem = await readText(values.cert, 'certificate');
+  const keyPem = await readText(values.key!, 'key');
+  const certPem = await readText(values.cert!, 'certificate');
   const chainPem = values.chain ? parseCertificates(await readText(values.chain, 'chain')) : [];
   if (!keyMatchesCertificate(keyPem, certPem)) throw fail('E_CERT_KEY_MISMATCH', `The key ${values.key} does not belong to the certificate ${values.cert}`);
   const signed = await signPackage(await readBytes(input), { keyPem, certPem, chainPem });
@@ -127,15 +108,13 @@ async function sign(rest: string[], values: Values): Promise<Outcome> {
 }
 
 async function verify(rest: string[], values: Values): Promise<Outcome> {
-  if (rest.length !== 1 || !values.trust) throw fail('E_USAGE', 'verify expects PKG --trust ROOT');
-  const roots = parseCertificates(await readText(values.trust, 'trust root'));
+  const roots = parseCertificates(await readText(values.trust!, 'trust root'));
   const info = await readPackage(await readBytes(rest[0]!), { trust: { trustRootsPem: roots } });
   return [{ ok: true, package_id: info.manifest.package_id, version: info.manifest.version, signer: info.signer?.subject, issuer: info.signer?.issuer, validTo: info.signer?.validTo, files: info.files.length },
     (shown) => `OK ${shown.package_id} ${shown.version}: signed by ${shown.signer} (issuer ${shown.issuer}), ${shown.files} files, every digest matches`];
 }
 
 async function inspect(rest: string[]): Promise<Outcome> {
-  if (rest.length !== 1) throw fail('E_USAGE', 'inspect expects PKG');
   const info = await readPackage(await readBytes(rest[0]!), { trust: { inspectOnly: true } });
   const signer = info.signer && { subject: info.signer.subject, issuer: info.signer.issuer, validFrom: info.signer.validFrom, validTo: info.signer.validTo, fingerprint256: info.signer.fingerprint256, chainLength: info.signer.chain.length };
   const files = info.files.map((file) => ({ ...file, sha256: info.digests[file.path] }));
@@ -154,32 +133,58 @@ async function inspect(rest: string[]): Promise<Outcome> {
   return [machine, human];
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const json = argv.includes('--json');
-  try {
-    const parsed = parseCommandLine(argv, OPTIONS);
-    const [command, ...rest] = parsed.positionals;
-    const values = parsed.values as Values;
-    if (command === undefined || command === 'help' || values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      return command === undefined && !values.help ? 2 : 0;
-    }
-    const commands: Record<string, () => Promise<Outcome>> = {
-      init: () => init(rest, values),
-      build: () => build(rest, values),
-      keygen: () => keygen(rest, values),
-      sign: () => sign(rest, values),
-      verify: () => verify(rest, values),
-      inspect: () => inspect(rest),
-    };
-    if (['test', 'run', 'push', 'logs', 'debug'].includes(command)) throw fail('E_USAGE', `'${command}' arrives with developer mode`);
-    const run = Object.hasOwn(commands, command) ? commands[command] : undefined;
-    if (!run) throw fail('E_USAGE', `Unknown command "${command}"`);
-    const [machine, human] = await run();
-    if (json) printJson(machine);
+/** A command of this CLI: its outcome printed as JSON with --json, else as its sentence. */
+function command(run: (rest: string[], values: Values) => Promise<Outcome>): (parsed: ParsedCommand) => Promise<void> {
+  return async (parsed) => {
+    const [machine, human] = await run(parsed.positionals, parsed.values as Values);
+    if (parsed.json) printJson(machine);
     else process.stdout.write(`${human(escapeControlsDeep(machine))}\n`);
-    return 0;
-  } catch (error) {
-    return reportFailure(error, json, USAGE);
-  }
+  };
+}
+
+/** What developer mode brings: named, so that trying one says so instead of "unknown". */
+function comingWithDeveloperMode(name: string): CommandSpec {
+  return { name, summary: 'Arrives with developer mode.', hidden: true, args: ['[ARG...]'], run: async () => {
+    throw fail('E_USAGE', `'${name}' arrives with developer mode`);
+  } };
+}
+
+const PKG_OUT = { type: 'string', short: 'o', value: 'PKG', summary: 'where to write the package' } as const;
+
+export const SDK_CLI: CliSpec = {
+  name: 'isogate-sdk',
+  title: `isogate-sdk ${SDK_VERSION} — build and sign isogate apps`,
+  common: OPTIONS,
+  footer: 'Coming with developer mode: test, run, push, logs, debug.',
+  commands: [
+    { name: 'init', summary: 'Create a new app project (manifest.json, src/main.ts, types) in a new or empty directory.', args: ['DIR'], options: {
+      id: { type: 'string', value: 'ID', summary: 'its reverse-DNS package id (default: com.example.<name>)' },
+      name: { type: 'string', value: 'NAME', summary: "its name (default: the directory's name)" },
+    }, run: command(init) },
+    { name: 'build', summary: 'Bundle a project (esbuild) into an unsigned package, dist/<id>-<version>.igp by default.', args: ['[DIR]'], options: {
+      src: { type: 'string', value: 'FILE', summary: 'the entry source file (default: src/main.ts)' },
+      output: { ...PKG_OUT, summary: 'where to write the package (default: DIR/dist/<id>-<version>.igp)' },
+      minify: { type: 'boolean', summary: 'minify the bundle' },
+    }, run: command(build) },
+    { name: 'keygen', summary: 'Make a publisher key and a certificate signing request for your store (or a self-signed certificate).', options: {
+      out: { type: 'string', value: 'DIR', summary: 'the directory to write key.pem and csr.pem (or cert.pem) to', required: true },
+      name: { type: 'string', value: 'CN', summary: "the certificate's common name" },
+      'self-signed': { type: 'boolean', summary: 'a self-signed certificate for local use instead of a request' },
+    }, run: command(keygen) },
+    { name: 'sign', summary: 'Sign a package with a publisher key and certificate.', args: ['PKG'], options: {
+      key: { type: 'string', value: 'KEY', summary: "the publisher's private key (PEM)", required: true },
+      cert: { type: 'string', value: 'CERT', summary: "the publisher's certificate (PEM)", required: true },
+      chain: { type: 'string', value: 'PEM', summary: 'the intermediate certificates up to the root (PEM)' },
+      output: { ...PKG_OUT, summary: 'where to write the signed package (default: over PKG)' },
+    }, run: command(sign) },
+    { name: 'verify', summary: "Verify a package as a gateway does: its signature chain to ROOT and every file's digest.", args: ['PKG'], options: {
+      trust: { type: 'string', value: 'ROOT', summary: "the root CA certificate (PEM) the signer must chain to: the store's root", required: true },
+    }, run: command(verify) },
+    { name: 'inspect', summary: "Show a package's manifest, signer and files without checking them against a root.", args: ['PKG'], run: command((rest) => inspect(rest)) },
+    ...['test', 'run', 'push', 'logs', 'debug'].map(comingWithDeveloperMode),
+  ],
+};
+
+export async function main(argv: string[]): Promise<number> {
+  return runCli(SDK_CLI, argv);
 }

@@ -68,6 +68,10 @@ describe('isogate start and the CLI', function () {
     assert.match(startInfo.store, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(startInfo.storeDir, `${dir}-store`, 'the embedded store keeps its keys outside the data directory');
     assert.match(await fs.readFile(startInfo.demo.rootCertFile, 'utf8'), /BEGIN CERTIFICATE/);
+    // The root `isogate-sdk verify --trust` needs for the store's packages is the store's, in its own directory.
+    assert.equal(startInfo.storeRootCert, path.join(`${dir}-store`, 'ca', 'root.cert.pem'));
+    const storeRoot = new X509Certificate(await fs.readFile(startInfo.storeRootCert));
+    assert.ok(storeRoot.ca && storeRoot.subject.includes('CN=isogate store-mock root CA'), storeRoot.subject);
     assert.equal(((await fs.stat(startInfo.demo.adminKeyFile)).mode & 0o077), 0, 'the admin key is private to its owner');
     assert.deepEqual(await json(['apps', 'list', '--data', dir]), []);
   });
