@@ -272,6 +272,14 @@ interface Cost {
    * item (members, keys and items are disjoint bytes of the value).
    */
   perByte: number;
+  /** The single check that costs most in it: named when a schema is refused. */
+  worst?: Leaf;
+}
+
+interface Leaf {
+  keyword: string;
+  at: string;
+  cost: number;
 }
 
 class SchemaCheck {
@@ -356,12 +364,15 @@ class SchemaCheck {
         throw this.#limit(`it stands for more than ${SCHEMA_LIMITS.maxExpandedNodes} subschemas once its references are expanded`, pointer);
       }
     };
-    const charge = (perByte: number, keyword: string, at: string): void => {
+    const charge = (perByte: number, keyword: string, at: string, worst: Leaf | undefined = { keyword, at, cost: perByte }): void => {
       total.perByte += perByte;
+      if (worst && worst.cost > (total.worst?.cost ?? 0)) total.worst = worst;
       if (total.perByte > SCHEMA_LIMITS.maxCostPerByte) {
-        throw this.#limit(`its checks cost more than ${SCHEMA_LIMITS.maxCostPerByte} per byte of message once references and repeated subschemas are expanded; "${keyword}" at ${this.#at(at) || '/'} brings it to ${total.perByte} (check a value once: one uniqueItems, one format or pattern per value, no repeated allOf entries)`, pointer);
+        const costliest = total.worst ? `; the costliest check in it is "${total.worst.keyword}" at ${this.#at(total.worst.at) || '/'} (${total.worst.cost})` : '';
+        throw this.#limit(`its checks cost more than ${SCHEMA_LIMITS.maxCostPerByte} per byte of message once references and repeated subschemas are expanded; "${keyword}" at ${this.#at(at) || '/'} brings it to ${total.perByte}${costliest} (check a value once: one uniqueItems, one format or pattern per value)`, pointer);
       }
     };
+    const worstOf = (at: string): Leaf | undefined => this.#memo.get(at)?.worst;
     /** A subschema: its nodes always count; its work per byte is the caller's to place. */
     const sub = (value: unknown, at: string): number => {
       if (!isSchema(value)) return 0;
@@ -398,7 +409,7 @@ class SchemaCheck {
     }
 
     // Subschemas applied to the same value: each adds its whole cost.
-    for (const keyword of SAME_VALUE) charge(sub(node[keyword], `${pointer}/${keyword}`), keyword, `${pointer}/${keyword}`);
+    for (const keyword of SAME_VALUE) charge(sub(node[keyword], `${pointer}/${keyword}`), keyword, `${pointer}/${keyword}`, worstOf(`${pointer}/${keyword}`));
     for (const keyword of SAME_VALUE_ARRAY) {
       // The same subschema twice in one list checks the value twice for nothing but the cost.
       const seen = new Map<string, number>();
@@ -407,11 +418,11 @@ class SchemaCheck {
         const first = seen.get(text);
         if (first !== undefined) throw this.#limit(`${keyword}/${index} repeats ${keyword}/${first}; list each subschema once`, `${pointer}/${keyword}/${index}`);
         seen.set(text, index);
-        charge(sub(item, `${pointer}/${keyword}/${index}`), keyword, `${pointer}/${keyword}/${index}`);
+        charge(sub(item, `${pointer}/${keyword}/${index}`), keyword, `${pointer}/${keyword}/${index}`, worstOf(`${pointer}/${keyword}/${index}`));
       });
     }
     for (const keyword of SAME_VALUE_MAP) {
-      for (const [key, item] of entries(keyword)) charge(sub(item, `${pointer}/${keyword}/${escapePointer(key)}`), keyword, `${pointer}/${keyword}/${escapePointer(key)}`);
+      for (const [key, item] of entries(keyword)) charge(sub(item, `${pointer}/${keyword}/${escapePointer(key)}`), keyword, `${pointer}/${keyword}/${escapePointer(key)}`, worstOf(`${pointer}/${keyword}/${escapePointer(key)}`));
     }
     if (Object.hasOwn(node, '$ref')) {
       const target = this.#resolve(node.$ref, `${pointer}/$ref`);
@@ -420,7 +431,7 @@ class SchemaCheck {
       }
       const cost = this.cost(this.#node(target), target, level + 1);
       nodes(cost.nodes);
-      charge(cost.perByte, '$ref', `${pointer}/$ref`);
+      charge(cost.perByte, '$ref', `${pointer}/$ref`, cost.worst);
     }
     // Definitions count as subschemas (ajv compiles them) but cost only where a $ref applies them.
     for (const keyword of DEFINITIONS) for (const [key, item] of entries(keyword)) sub(item, `${pointer}/${keyword}/${escapePointer(key)}`);
@@ -428,30 +439,44 @@ class SchemaCheck {
     // One member of an object: the costliest `properties` entry, every `patternProperties` entry
     // (a name may match them all) and the catch-alls. One key: every patternProperties expression
     // and propertyNames. One item: the costliest positional schema, plus items, contains and the rest.
-    let member = 0;
-    let memberKeyword = `${pointer}/properties`;
-    let key = 0;
-    for (const [name, item] of entries('properties')) {
-      const cost = sub(item, `${pointer}/properties/${escapePointer(name)}`);
-      if (cost > member) [member, memberKeyword] = [cost, `${pointer}/properties/${escapePointer(name)}`];
+    const group = () => ({ sum: 0, worst: undefined as Leaf | undefined });
+    const add = (into: ReturnType<typeof group>, cost: number, worst: Leaf | undefined): void => {
+      into.sum += cost;
+      if (worst && worst.cost > (into.worst?.cost ?? 0)) into.worst = worst;
+    };
+    const member = group();
+    const key = group();
+    const item = group();
+    let widest = { sum: 0, worst: undefined as Leaf | undefined };
+    for (const [name, entry] of entries('properties')) {
+      const at = `${pointer}/properties/${escapePointer(name)}`;
+      const cost = sub(entry, at);
+      if (cost > widest.sum) widest = { sum: cost, worst: worstOf(at) };
     }
-    for (const [name, item] of entries('patternProperties')) {
+    add(member, widest.sum, widest.worst);
+    for (const [name, entry] of entries('patternProperties')) {
       const at = `${pointer}/patternProperties/${escapePointer(name)}`;
-      key += this.#pattern(name, 'u', at);
-      member += sub(item, at);
+      const program = this.#pattern(name, 'u', at);
+      add(key, program, { keyword: 'patternProperties', at, cost: program });
+      add(member, sub(entry, at), worstOf(at));
     }
-    for (const keyword of MEMBER) member += sub(node[keyword], `${pointer}/${keyword}`);
-    key += sub(node.propertyNames, `${pointer}/propertyNames`);
-    let item = 0;
+    for (const keyword of MEMBER) add(member, sub(node[keyword], `${pointer}/${keyword}`), worstOf(`${pointer}/${keyword}`));
+    add(key, sub(node.propertyNames, `${pointer}/propertyNames`), worstOf(`${pointer}/propertyNames`));
+    widest = { sum: 0, worst: undefined };
     for (const keyword of ['prefixItems', 'items']) list(keyword).forEach((entry, index) => {
-      item = Math.max(item, sub(entry, `${pointer}/${keyword}/${index}`));
+      const at = `${pointer}/${keyword}/${index}`;
+      const cost = sub(entry, at);
+      if (cost > widest.sum) widest = { sum: cost, worst: worstOf(at) };
     });
-    if (!Array.isArray(node.items)) item += sub(node.items, `${pointer}/items`);
-    for (const keyword of ITEM) item += sub(node[keyword], `${pointer}/${keyword}`);
-    const inner = Math.max(member, key, item);
-    if (inner === member) charge(member, 'properties', memberKeyword);
-    else if (inner === key) charge(key, 'patternProperties/propertyNames', pointer);
-    else charge(item, 'items', `${pointer}/items`);
+    add(item, widest.sum, widest.worst);
+    if (!Array.isArray(node.items)) add(item, sub(node.items, `${pointer}/items`), worstOf(`${pointer}/items`));
+    for (const keyword of ITEM) add(item, sub(node[keyword], `${pointer}/${keyword}`), worstOf(`${pointer}/${keyword}`));
+    const inner = [
+      { ...member, keyword: 'properties', at: `${pointer}/properties` },
+      { ...key, keyword: 'propertyNames', at: `${pointer}/propertyNames` },
+      { ...item, keyword: 'items', at: `${pointer}/items` },
+    ].reduce((a, b) => (b.sum > a.sum ? b : a));
+    charge(inner.sum, inner.keyword, inner.at, inner.worst);
 
     this.#active.delete(pointer);
     this.#memo.set(pointer, total);
