@@ -254,10 +254,12 @@ const REFUSED_KEYWORDS = ['$dynamicRef', '$recursiveRef', '$dynamicAnchor', '$re
  * of SCHEMA_LIMITS.maxCostPerByte (one RE2 instruction per byte). Measured by
  * test/bench/schema.bench.ts on the 2-core development machine, in ns per byte of value:
  * uniqueItems 45 to 320 (canonical JSON is a sort and a stringify of every item), so at most
- * four apply to one value; an enum 3 ns per value compared, per item however short; const and
- * each required name about 1.
+ * four apply to one value; an enum 3 ns per value compared, per item however short; const,
+ * each required name and a length or key count (minLength, maxProperties ...) about 1.
  */
-const KEYWORD_COST = Object.freeze({ uniqueItems: 500, equality: 1, enumValue: 4, requiredName: 1 });
+const KEYWORD_COST = Object.freeze({ uniqueItems: 500, equality: 1, enumValue: 4, requiredName: 1, count: 1 });
+/** Keywords that count the value's characters (ajv counts code points) or keys: one pass each. */
+const COUNTING = ['minLength', 'maxLength', 'minProperties', 'maxProperties'];
 
 const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
 
@@ -403,6 +405,7 @@ class SchemaCheck {
     if (node.uniqueItems === true) charge(KEYWORD_COST.uniqueItems, 'uniqueItems', `${pointer}/uniqueItems`);
     if (Object.hasOwn(node, 'const')) charge(KEYWORD_COST.equality, 'const', `${pointer}/const`);
     if (Array.isArray(node.enum)) charge(KEYWORD_COST.enumValue * node.enum.length, 'enum', `${pointer}/enum`);
+    for (const keyword of COUNTING) if (Object.hasOwn(node, keyword)) charge(KEYWORD_COST.count, keyword, `${pointer}/${keyword}`);
     if (Array.isArray(node.required)) charge(KEYWORD_COST.requiredName * node.required.length, 'required', `${pointer}/required`);
     for (const [key, names] of entries('dependentRequired')) {
       if (Array.isArray(names)) charge(KEYWORD_COST.requiredName * (1 + names.length), 'dependentRequired', `${pointer}/dependentRequired/${escapePointer(key)}`);
