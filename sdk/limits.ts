@@ -97,13 +97,15 @@ export const SCHEMA_LIMITS = Object.freeze({
    * past this is refused at install with E_SCHEMA_LIMIT naming the keyword and its place.
    *
    * Worst case measured (test/bench/schema.bench.ts, `npm run bench -- schema`, 256 KB message,
-   * 2-core machine shared with other work): uniqueItems x4 and an enum of 500 values each about
-   * 0.4 s per message; RE2 programs vary most: ipv6's 1373 instructions run at 0.01 ns per
-   * instruction and byte, uri-template's 51 at up to 12 ns, so 39 different patterns as slow as
-   * uri-template's at one value (each RE2 program counted at its size) took 6.4 s for one 256 KB
-   * message (4.1 s as 39 uri-template formats). Program size is what RE2 offers to bound matching;
-   * the bound per message is therefore about 2000 x 12 ns = 24 us per byte, 6.4 s at 256 KB,
-   * while real schemas (one format or pattern per field) run in milliseconds.
+   * 2-core development machine; in brackets the same run while a full test run shared the
+   * machine): four uniqueItems 55 to 131 ms (0.4 s), 20 to 47 times JSON.parse of the message; an
+   * enum of 495 values under `items` 63 to 71 ms, 33 to 45 times. RE2 programs vary most: ipv6's
+   * 1373 instructions run at 0.01 ns per instruction and byte, ajv-formats' uri-template's 51 at
+   * up to 12 ns, so 39 different patterns as slow as uri-template's at one value (each counted at
+   * its program size) took 1.0 to 1.2 s per message, about 3000 times parsing (6.4 s). Program
+   * size is what RE2 offers to bound matching before running; the bound is therefore about
+   * 2000 x 2.5 ns = 5 us per byte of message (24 us on a loaded machine), while real schemas (one
+   * format or pattern per field) run in milliseconds.
    */
   maxCostPerByte: 2000,
 });
