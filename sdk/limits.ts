@@ -93,13 +93,15 @@ export const SCHEMA_LIMITS = Object.freeze({
    * runs, uniqueItems 500, each value of an enum 4, const, each required name and each
    * length or key count (minLength, maxProperties ...) 1. Subschemas
    * applied to the same value add up; those applied to different members or items do not (they
-   * read different bytes); one subschema twice in an allOf, anyOf or oneOf is refused. A schema
+   * read different bytes); one subschema twice in an allOf, anyOf or oneOf is refused, and so
+   * is a second uniqueItems applying to the same value. A schema
    * past this is refused at install with E_SCHEMA_LIMIT naming the keyword and its place.
    *
    * Worst case measured (test/bench/schema.bench.ts, `npm run bench -- schema`, 256 KB message,
    * 2-core development machine; in brackets the same run while a full test run shared the
-   * machine): four uniqueItems 55 to 131 ms (0.4 s), 20 to 47 times JSON.parse of the message; an
-   * enum of 495 values under `items` 63 to 71 ms, 33 to 45 times. RE2 programs vary most: ipv6's
+   * machine): uniqueItems on four nested arrays 34 ms, 30 times JSON.parse of the message, over
+   * an array of objects 28 ms (7 times); an enum of 495 values under `items` 57 to 71 ms, 33 to 47
+   * times. RE2 programs vary most: ipv6's
    * 1373 instructions run at 0.01 ns per instruction and byte, ajv-formats' uri-template's 51 at
    * up to 12 ns, so 39 different patterns as slow as uri-template's at one value (each counted at
    * its program size) took 1.0 to 1.2 s per message, about 3000 times parsing (6.4 s). Program

@@ -253,8 +253,8 @@ const REFUSED_KEYWORDS = ['$dynamicRef', '$recursiveRef', '$dynamicAnchor', '$re
  * Costs per byte of message of the keywords that scan the whole value they check, in the units
  * of SCHEMA_LIMITS.maxCostPerByte (one RE2 instruction per byte). Measured by
  * test/bench/schema.bench.ts on the 2-core development machine, in ns per byte of value:
- * uniqueItems 45 to 320 (canonical JSON is a sort and a stringify of every item), so at most
- * four apply to one value; an enum 3 ns per value compared, per item however short; const,
+ * uniqueItems 45 to 320 (canonical JSON is a sort and a stringify of every item), so it applies
+ * once per value (a second one at the same value is refused) and to four nested arrays at most; an enum 3 ns per value compared, per item however short; const,
  * each required name and a length or key count (minLength, maxProperties ...) about 1.
  */
 const KEYWORD_COST = Object.freeze({ uniqueItems: 500, equality: 1, enumValue: 4, requiredName: 1, count: 1 });
@@ -276,6 +276,8 @@ interface Cost {
   perByte: number;
   /** The single check that costs most in it: named when a schema is refused. */
   worst?: Leaf;
+  /** Where uniqueItems applies to this very value (through allOf, $ref ...), if anywhere. */
+  unique?: string;
 }
 
 interface Leaf {
@@ -375,6 +377,13 @@ class SchemaCheck {
       }
     };
     const worstOf = (at: string): Leaf | undefined => this.#memo.get(at)?.worst;
+    // uniqueItems reads the whole array; once per value is all it can mean.
+    const unique = (at: string | undefined): void => {
+      if (at === undefined) return;
+      if (total.unique !== undefined) throw this.#limit(`uniqueItems at ${this.#at(at)} and at ${this.#at(total.unique)} apply to the same value; keep one`, at);
+      total.unique = at;
+    };
+    const uniqueOf = (at: string): void => unique(this.#memo.get(at)?.unique);
     /** A subschema: its nodes always count; its work per byte is the caller's to place. */
     const sub = (value: unknown, at: string): number => {
       if (!isSchema(value)) return 0;
@@ -402,6 +411,7 @@ class SchemaCheck {
       }
       charge(cost, `format: ${node.format as string}`, `${pointer}/format`);
     }
+    if (node.uniqueItems === true) unique(`${pointer}/uniqueItems`);
     if (node.uniqueItems === true) charge(KEYWORD_COST.uniqueItems, 'uniqueItems', `${pointer}/uniqueItems`);
     if (Object.hasOwn(node, 'const')) charge(KEYWORD_COST.equality, 'const', `${pointer}/const`);
     if (Array.isArray(node.enum)) charge(KEYWORD_COST.enumValue * node.enum.length, 'enum', `${pointer}/enum`);
@@ -412,7 +422,10 @@ class SchemaCheck {
     }
 
     // Subschemas applied to the same value: each adds its whole cost.
-    for (const keyword of SAME_VALUE) charge(sub(node[keyword], `${pointer}/${keyword}`), keyword, `${pointer}/${keyword}`, worstOf(`${pointer}/${keyword}`));
+    for (const keyword of SAME_VALUE) {
+      charge(sub(node[keyword], `${pointer}/${keyword}`), keyword, `${pointer}/${keyword}`, worstOf(`${pointer}/${keyword}`));
+      uniqueOf(`${pointer}/${keyword}`);
+    }
     for (const keyword of SAME_VALUE_ARRAY) {
       // The same subschema twice in one list checks the value twice for nothing but the cost.
       const seen = new Map<string, number>();
@@ -422,10 +435,15 @@ class SchemaCheck {
         if (first !== undefined) throw this.#limit(`${keyword}/${index} repeats ${keyword}/${first}; list each subschema once`, `${pointer}/${keyword}/${index}`);
         seen.set(text, index);
         charge(sub(item, `${pointer}/${keyword}/${index}`), keyword, `${pointer}/${keyword}/${index}`, worstOf(`${pointer}/${keyword}/${index}`));
+        uniqueOf(`${pointer}/${keyword}/${index}`);
       });
     }
     for (const keyword of SAME_VALUE_MAP) {
-      for (const [key, item] of entries(keyword)) charge(sub(item, `${pointer}/${keyword}/${escapePointer(key)}`), keyword, `${pointer}/${keyword}/${escapePointer(key)}`, worstOf(`${pointer}/${keyword}/${escapePointer(key)}`));
+      for (const [key, item] of entries(keyword)) {
+        const at = `${pointer}/${keyword}/${escapePointer(key)}`;
+        charge(sub(item, at), keyword, at, worstOf(at));
+        uniqueOf(at);
+      }
     }
     if (Object.hasOwn(node, '$ref')) {
       const target = this.#resolve(node.$ref, `${pointer}/$ref`);
@@ -435,6 +453,7 @@ class SchemaCheck {
       const cost = this.cost(this.#node(target), target, level + 1);
       nodes(cost.nodes);
       charge(cost.perByte, '$ref', `${pointer}/$ref`, cost.worst);
+      unique(cost.unique);
     }
     // Definitions count as subschemas (ajv compiles them) but cost only where a $ref applies them.
     for (const keyword of DEFINITIONS) for (const [key, item] of entries(keyword)) sub(item, `${pointer}/${keyword}/${escapePointer(key)}`);

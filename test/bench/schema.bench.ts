@@ -37,6 +37,13 @@ function objects(bytes: number): unknown[] {
   return out;
 }
 
+/** Arrays four deep, all distinct at every level, filling about `bytes` of JSON. */
+function nested(bytes: number): unknown[] {
+  const leaves = Math.floor(bytes / 8 / 8 / 8 / 6);
+  let next = 0;
+  return Array.from({ length: 8 }, () => Array.from({ length: 8 }, () => Array.from({ length: 8 }, () => Array.from({ length: leaves }, () => next++ % 100_000))));
+}
+
 interface Case { name: string; schema: object; message: unknown }
 
 function cases(): Case[] {
@@ -46,7 +53,9 @@ function cases(): Case[] {
   const last = enumValues.at(-1)!;
   const enumItems = Array.from({ length: Math.floor(BYTES / (String(last).length + 1)) - 1 }, () => last);
   return [
-    { name: 'uniqueItems stacked', schema: stacked((i) => ({ uniqueItems: true, $comment: String(i) }), 500), message: objects(BYTES) },
+    // uniqueItems applies once per value, so its worst is four nested arrays, each byte read four times.
+    { name: 'uniqueItems on 4 nested levels', schema: { uniqueItems: true, items: { uniqueItems: true, items: { uniqueItems: true, items: { uniqueItems: true } } } }, message: nested(BYTES) },
+    { name: 'uniqueItems over objects', schema: { uniqueItems: true }, message: objects(BYTES) },
     { name: 'format uri-template stacked', schema: stacked((i) => ({ format: 'uri-template', $comment: String(i) }), 51), message: string },
     { name: 'pattern uri-template stacked', schema: stacked((i) => ({ pattern: `${'(?:)'.repeat(i)}${uriTemplate}` }), 51), message: string },
     // ipv6 last: the first violation ends validation, so the twelve that pass run first.

@@ -31,10 +31,18 @@ describe('the cost of a package schema per byte of message', () => {
     const before = JSON.stringify(manifest);
     assert.throws(() => validateManifest(manifest), refusedWith('E_SCHEMA_LIMIT', /allOf\/1 repeats allOf\/0.*\(at \/endpoints\/0\/schema\/allOf\/1\)/));
     assert.equal(JSON.stringify(manifest), before);
-    // Made distinct, the copies are refused by their cost: the fifth uniqueItems crosses it.
-    const distinct = { type: 'array', allOf: Array.from({ length: 10 }, (_, i) => ({ uniqueItems: true, $comment: String(i) })) };
+    // Made distinct, the copies are refused all the same: uniqueItems applies once to a value.
+    const distinct = { type: 'array', allOf: Array.from({ length: 1000 }, (_, i) => ({ uniqueItems: true, $comment: String(i) })) };
     assert.throws(() => validateManifest(endpointManifest(distinct)),
-      refusedWith('E_SCHEMA_LIMIT', new RegExp(`cost more than ${SCHEMA_LIMITS.maxCostPerByte} per byte.*"allOf" at /endpoints/0/schema/allOf/4 .*costliest check in it is "uniqueItems" at /endpoints/0/schema/allOf/0/uniqueItems \\(500\\)`)));
+      refusedWith('E_SCHEMA_LIMIT', /uniqueItems at \/endpoints\/0\/schema\/allOf\/1\/uniqueItems and at \/endpoints\/0\/schema\/allOf\/0\/uniqueItems apply to the same value/));
+  });
+
+  it('allows uniqueItems once per value, through $ref or not, and on nested arrays each costs its 500', () => {
+    assert.throws(() => compileUntrustedSchema({ $defs: { u: { uniqueItems: true } }, uniqueItems: true, $ref: '#/$defs/u' }, 'x'), refusedWith('E_SCHEMA_LIMIT', /apply to the same value/));
+    assert.throws(() => compileUntrustedSchema({ if: { uniqueItems: true }, then: { uniqueItems: true, minItems: 1 } }, 'x'), refusedWith('E_SCHEMA_LIMIT', /apply to the same value/));
+    const nested = { uniqueItems: true, items: { uniqueItems: true, items: { uniqueItems: true, items: { uniqueItems: true } } } };
+    assert.equal(schemaCostPerByte(nested, 'x'), 2000);
+    assert.throws(() => compileUntrustedSchema({ ...nested, items: { ...nested } }, 'x'), refusedWith('E_SCHEMA_LIMIT', /costliest check in it is "uniqueItems"/));
   });
 
   it('refuses the finding\'s 1990 x format uri-reference schema with E_SCHEMA_LIMIT naming the format', () => {
@@ -81,18 +89,21 @@ describe('the cost of a package schema per byte of message', () => {
   });
 
   it('installs a schema just under the bound, and it validates the largest message an endpoint takes by default', () => {
-    const schema = { type: 'array', allOf: [{ uniqueItems: true }, { uniqueItems: true, minItems: 0 }, { uniqueItems: true, maxItems: 1e9 }], items: { type: 'integer', enum: Array.from({ length: 120 }, (_, i) => i) } };
+    const schema = { type: 'array', uniqueItems: true, items: { type: 'integer', enum: Array.from({ length: 375 }, (_, i) => i) } };
     const cost = schemaCostPerByte(schema, 'x');
-    assert.equal(cost, 3 * 500 + 4 * 120);
-    assert.ok(cost <= SCHEMA_LIMITS.maxCostPerByte);
+    assert.equal(cost, 500 + 4 * 375);
+    assert.equal(cost, SCHEMA_LIMITS.maxCostPerByte);
     const manifest = validateManifest(endpointManifest(schema));
     const validate = compileUntrustedSchema(manifest.endpoints![0]!.schema as object, '/endpoints/0/schema');
-    // Only 120 distinct values fit the enum, so a 256 KB array of them is refused for its duplicates, after reading it whole.
-    const distinct = Array.from({ length: 120 }, (_, i) => i);
+    // Only 375 distinct values fit the enum, so a 256 KB array of them is refused for its duplicates, after reading it whole.
+    const distinct = Array.from({ length: 375 }, (_, i) => i);
     assert.equal(validate(distinct), true);
-    const large = Array.from({ length: 256 * 1024 / 4 }, (_, i) => i % 120);
+    const large = Array.from({ length: 256 * 1024 / 4 }, (_, i) => i % 375);
     assert.ok(JSON.stringify(large).length <= 256 * 1024);
     assert.equal(validate(large), false);
     assert.equal(validate.errors?.[0]?.keyword, 'uniqueItems');
+    // One more enum value and it no longer installs.
+    const over = { ...schema, items: { ...schema.items, enum: [...schema.items.enum, 375] } };
+    assert.throws(() => validateManifest(endpointManifest(over)), refusedWith('E_SCHEMA_LIMIT', /brings it to 2004/));
   });
 });
