@@ -89,13 +89,13 @@ export const SCHEMA_LIMITS = Object.freeze({
   /**
    * Work one message may cost per byte, summed over every keyword that scans the value it checks,
    * once references and repeated subschemas are expanded (sdk/schema.ts `SchemaCheck.cost`): a
-   * pattern or patternProperties name costs its RE2 program size, a format the RE2 program it
-   * runs, uniqueItems 500, each value of an enum 4, const, each required name and each
-   * length or key count (minLength, maxProperties ...) 1. Subschemas
-   * applied to the same value add up; those applied to different members or items do not (they
-   * read different bytes); one subschema twice in an allOf, anyOf or oneOf is refused, and so
-   * is a second uniqueItems applying to the same value. A schema
-   * past this is refused at install with E_SCHEMA_LIMIT naming the keyword and its place.
+   * pattern or patternProperties name costs its RE2 program size, a format the RE2 program it runs,
+   * uniqueItems 500, each value of an enum 4, const, each required name and each length or key
+   * count (minLength, maxProperties ...) 1. Subschemas applied to the same value add up; those
+   * applied to different members or items do not (they read different bytes); one subschema twice
+   * in an allOf, anyOf or oneOf is refused, and so is a second uniqueItems applying to the same
+   * value. A schema past this is refused at install with E_SCHEMA_LIMIT naming the keyword and its
+   * place.
    *
    * Worst case measured (test/bench/schema.bench.ts, `npm run bench -- schema`, 256 KB message,
    * 2-core development machine; in brackets the same run while a full test run shared the

@@ -250,12 +250,13 @@ const DEFINITIONS = ['$defs', 'definitions'];
 const REFUSED_KEYWORDS = ['$dynamicRef', '$recursiveRef', '$dynamicAnchor', '$recursiveAnchor', '$anchor'];
 
 /**
- * Costs per byte of message of the keywords that scan the whole value they check, in the units
- * of SCHEMA_LIMITS.maxCostPerByte (one RE2 instruction per byte). Measured by
+ * Costs per byte of message of the keywords that scan the whole value they check, in the units of
+ * SCHEMA_LIMITS.maxCostPerByte (one RE2 instruction per byte). Measured by
  * test/bench/schema.bench.ts on the 2-core development machine, in ns per byte of value:
  * uniqueItems 45 to 320 (canonical JSON is a sort and a stringify of every item), so it applies
- * once per value (a second one at the same value is refused) and to four nested arrays at most; an enum 3 ns per value compared, per item however short; const,
- * each required name and a length or key count (minLength, maxProperties ...) about 1.
+ * once per value (a second one at the same value is refused) and to four nested arrays at most; an
+ * enum 3 ns per value compared, per item however short; const, each required name and a length or
+ * key count (minLength, maxProperties ...) about 1.
  */
 const KEYWORD_COST = Object.freeze({ uniqueItems: 500, equality: 1, enumValue: 4, requiredName: 1, count: 1 });
 /** Keywords that count the value's characters (ajv counts code points) or keys: one pass each. */
