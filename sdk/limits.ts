@@ -8,6 +8,35 @@
  */
 import { fail, type ErrorCode } from './errors.js';
 
+/** A manifest file (sdk/manifest.ts); a manifest is declarations, not payload. */
+const MANIFEST_BYTES = 256 * 1024;
+/**
+ * An app's configuration object, serialised. Configuration is settings, not data: 64 KB holds
+ * thousands of values.
+ */
+const APP_CONFIGURATION_BYTES = 64 * 1024;
+
+/** The manual's limit on installed apps ("up to 20 applications"). */
+export const MAX_APPS = 20;
+
+/**
+ * Room for the routes, the document's own settings and every entry's fixed fields, generously:
+ * a route is two ids and two endpoint names (well under 1 KB), and 20 apps with a few endpoints
+ * each make at most a few hundred routes.
+ */
+const CONFIG_DOCUMENT_HEADROOM = 1024 * 1024;
+
+/**
+ * What one app can take in the configuration document at most: its manifest kept as a JSON
+ * string (Orchestrator's entry holds JSON.stringify(manifest) as a string value, so each `"` and
+ * `\\` of the manifest's JSON doubles: twice the manifest bound at worst, since the manifest
+ * file was read as strict UTF-8 and re-serialising it never grows it), plus its configuration.
+ */
+export const APP_CONFIG_DOCUMENT_BYTES = 2 * MANIFEST_BYTES + 2 + APP_CONFIGURATION_BYTES;
+
+/** 20 apps at their worst plus routes and headroom: 12.25 MB; a document the other bounds allow always fits. */
+export const CONFIG_DOCUMENT_BYTES = MAX_APPS * APP_CONFIG_DOCUMENT_BYTES + CONFIG_DOCUMENT_HEADROOM;
+
 export const DOCUMENT_LIMITS = Object.freeze({
   /**
    * Nesting of a data document (a message, an app's configuration, an API parameter): 32 levels
@@ -15,20 +44,17 @@ export const DOCUMENT_LIMITS = Object.freeze({
    * depth at which the recursive JSON functions of Node run out of stack.
    */
   maxDepth: 32,
+  /** An app's configuration object, serialised (APP_CONFIGURATION_BYTES). */
+  appConfigurationBytes: APP_CONFIGURATION_BYTES,
   /**
-   * An app's configuration object, serialised. Configuration is settings, not data: 64 KB holds
-   * thousands of values, and twenty apps at the bound add 1.3 MB to config.json.
+   * The whole configuration document, serialised: CONFIG_DOCUMENT_BYTES above, computed from
+   * the bounds it must hold.
    */
-  appConfigurationBytes: 64 * 1024,
-  /**
-   * The whole configuration document, serialised: 20 apps, each with its manifest kept as a
-   * string (at most 256 KB) and its configuration (64 KB), plus routes, with room to spare.
-   */
-  configDocumentBytes: 8 * 1024 * 1024,
+  configDocumentBytes: CONFIG_DOCUMENT_BYTES,
   /** The configuration document holds apps' configurations one level down, so one level more. */
   configDocumentDepth: 32 + 1,
-  /** A manifest file (sdk/manifest.ts); a manifest is declarations, not payload. */
-  manifestBytes: 256 * 1024,
+  /** A manifest file (MANIFEST_BYTES). */
+  manifestBytes: MANIFEST_BYTES,
   /** A manifest nests schemas four levels down (/endpoints/N/schema, /configuration/schema). */
   manifestDepth: 72 + 4,
   /** One control-socket request line: the largest is a configuration, far below this. */
@@ -61,12 +87,29 @@ export const SCHEMA_LIMITS = Object.freeze({
    */
   maxPatternProgram: 1000,
   /**
-   * RE2 instructions of all patterns in one schema once expanded: bounds the cost per message
-   * byte. Measured worst case about 0.5 ns per instruction and character, so a message of the
-   * default 256 KB costs at most about 0.25 s however its schema is written (1 s at the 1 MB an
-   * endpoint may declare); real anchored patterns run far below that.
+   * Work one message may cost per byte, summed over every keyword that scans the value it checks,
+   * once references and repeated subschemas are expanded (sdk/schema.ts `SchemaCheck.cost`): a
+   * pattern or patternProperties name costs its RE2 program size, a format the RE2 program it runs,
+   * uniqueItems 500, each value of an enum 4, const, each required name and each length or key
+   * count (minLength, maxProperties ...) 1. Subschemas applied to the same value add up; those
+   * applied to different members or items do not (they read different bytes); one subschema twice
+   * in an allOf, anyOf or oneOf is refused, and so is a second uniqueItems applying to the same
+   * value. A schema past this is refused at install with E_SCHEMA_LIMIT naming the keyword and its
+   * place.
+   *
+   * Worst case measured (test/bench/schema.bench.ts, `npm run bench -- schema`, 256 KB message,
+   * 2-core development machine; in brackets the same run while a full test run shared the
+   * machine): uniqueItems on four nested arrays 34 ms, 30 times JSON.parse of the message, over
+   * an array of objects 28 ms (7 times); an enum of 495 values under `items` 57 to 71 ms, 33 to 47
+   * times. RE2 programs vary most: ipv6's
+   * 1373 instructions run at 0.01 ns per instruction and byte, ajv-formats' uri-template's 51 at
+   * up to 12 ns, so 39 different patterns as slow as uri-template's at one value (each counted at
+   * its program size) took 1.0 to 1.2 s per message, about 3000 times parsing (6.4 s). Program
+   * size is what RE2 offers to bound matching before running; the bound is therefore about
+   * 2000 x 2.5 ns = 5 us per byte of message (24 us on a loaded machine), while real schemas (one
+   * format or pattern per field) run in milliseconds.
    */
-  maxExpandedPatternProgram: 2000,
+  maxCostPerByte: 2000,
 });
 
 export const VERIFY_LIMITS = Object.freeze({

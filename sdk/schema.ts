@@ -131,10 +131,23 @@ const re2Engine = Object.assign((pattern: string, flags: string) => compileUntru
 
 type FormatDefinition = { type?: 'string' | 'number'; validate: ((value: never) => boolean) | true; compare?: unknown };
 
+/**
+ * A format the gateway offers, and what it costs per byte of the string it checks, in the units
+ * of SCHEMA_LIMITS.maxCostPerByte: its RE2 program size, or for a function of ajv-formats a fixed
+ * cost (those scan the string once with an anchored, fixed-width expression).
+ */
+interface UntrustedFormat {
+  definition: FormatDefinition;
+  cost: number;
+}
+
+/** ajv-formats' date, time and number functions: measured below 0.5 ns per byte, the cost of a small RE2 program. */
+const FUNCTION_FORMAT_COST = 16;
+
 /** ajv-formats' own expressions: ours to trust for size (one is 1157 characters), run on RE2 all the same. */
-function re2Format(source: string, flags: string): FormatDefinition {
-  const expression = compileRe2(source, flags, `format expression ${source}`, 'E_INTERNAL', false).regexp;
-  return { validate: (value: string) => expression.test(value) };
+function re2Format(source: string, flags: string): UntrustedFormat {
+  const { regexp, program } = compileRe2(source, flags, `format expression ${source}`, 'E_INTERNAL', false);
+  return { definition: { validate: (value: string) => regexp.test(value) }, cost: program };
 }
 
 function fromAjvFormats(name: string): RegExp {
@@ -143,19 +156,20 @@ function fromAjvFormats(name: string): RegExp {
   return format;
 }
 
-function buildUntrustedFormats(): Record<string, FormatDefinition> {
-  const reuse = (name: string): FormatDefinition => fullFormats[name] as FormatDefinition;
-  const viaRe2 = (name: string): FormatDefinition => {
+function buildUntrustedFormats(): Record<string, UntrustedFormat> {
+  const reuse = (name: string): UntrustedFormat => ({ definition: fullFormats[name] as FormatDefinition, cost: FUNCTION_FORMAT_COST });
+  const viaRe2 = (name: string): UntrustedFormat => {
     const regex = fromAjvFormats(name);
     return re2Format(regex.source, regex.flags);
   };
+  const test = (format: UntrustedFormat) => format.definition.validate as (value: string) => boolean;
   const hostname = fromAjvFormats('hostname');
   const hostnameBody = re2Format(hostname.source.replace('(?=.{1,253}\\.?$)', ''), hostname.flags);
   const duration = fromAjvFormats('duration');
   const durationBody = re2Format(duration.source.replace('(?!$)', '').replace('(?=\\d)', ''), duration.flags);
   const uriReference = viaRe2('uri-reference');
-  const uriScheme = compileUntrustedRegExp('^[a-z][a-z0-9+\\-.]*:', 'i', 'uri scheme', 'E_INTERNAL');
-  const notFragment = compileUntrustedRegExp('[/:]', '', 'uri separator', 'E_INTERNAL');
+  const uriScheme = compileRe2('^[a-z][a-z0-9+\\-.]*:', 'i', 'uri scheme', 'E_INTERNAL');
+  const notFragment = compileRe2('[/:]', '', 'uri separator', 'E_INTERNAL');
   return {
     // Functions of ajv-formats whose own expressions are anchored, fixed-width or a single `\d+`:
     // linear on V8, reused as they are.
@@ -168,8 +182,8 @@ function buildUntrustedFormats(): Record<string, FormatDefinition> {
     int64: reuse('int64'),
     float: reuse('float'),
     double: reuse('double'),
-    password: { validate: true },
-    binary: { validate: true },
+    password: { definition: { validate: true }, cost: 0 },
+    binary: { definition: { validate: true }, cost: 0 },
     // ajv-formats' expressions, run on RE2 instead of V8.
     email: viaRe2('email'),
     ipv4: viaRe2('ipv4'),
@@ -183,44 +197,94 @@ function buildUntrustedFormats(): Record<string, FormatDefinition> {
     byte: re2Format('^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$', ''),
     // Lookahead rewritten as plain checks around the rest of the expression.
     hostname: {
-      validate: (value: string) => {
-        const bare = value.endsWith('.') ? value.slice(0, -1) : value;
-        return bare.length >= 1 && bare.length <= 253 && (hostnameBody.validate as (v: string) => boolean)(value);
+      definition: {
+        validate: (value: string) => {
+          const bare = value.endsWith('.') ? value.slice(0, -1) : value;
+          return bare.length >= 1 && bare.length <= 253 && test(hostnameBody)(value);
+        },
       },
+      cost: hostnameBody.cost,
     },
     duration: {
-      validate: (value: string) => value !== 'P' && !value.endsWith('T') && (durationBody.validate as (v: string) => boolean)(value),
+      definition: { validate: (value: string) => value !== 'P' && !value.endsWith('T') && test(durationBody)(value) },
+      cost: durationBody.cost,
     },
     uri: {
-      validate: (value: string) => notFragment.test(value) && uriScheme.test(value) && (uriReference.validate as (v: string) => boolean)(value),
+      definition: { validate: (value: string) => notFragment.regexp.test(value) && uriScheme.regexp.test(value) && test(uriReference)(value) },
+      cost: notFragment.program + uriScheme.program + uriReference.cost,
     },
     // Not offered: `url` (an expression with negative lookahead and nested repeats, slow on V8
     // for some inputs) and `regex` (it would compile the data as an ECMAScript expression).
   };
 }
 
-let untrustedFormats: Record<string, FormatDefinition> | undefined;
+let untrustedFormats: Record<string, UntrustedFormat> | undefined;
+function formats(): Record<string, UntrustedFormat> {
+  untrustedFormats ??= buildUntrustedFormats();
+  return untrustedFormats;
+}
+
 /** The formats a package's schema may name; anything else is refused at install (E_SCHEMA_FORMAT). */
 export function untrustedFormatNames(): string[] {
-  untrustedFormats ??= buildUntrustedFormats();
-  return Object.keys(untrustedFormats);
+  return Object.keys(formats());
+}
+
+/** What `format` costs per byte of the string it checks (SCHEMA_LIMITS.maxCostPerByte's units). */
+export function untrustedFormatCost(name: string): number | undefined {
+  return Object.hasOwn(formats(), name) ? formats()[name]!.cost : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Checks on a package's schema before it is compiled
 
-/** Keywords whose value is a subschema, a map of subschemas or an array of them (2020-12, draft-07). */
-const SUBSCHEMA = ['not', 'if', 'then', 'else', 'items', 'additionalItems', 'additionalProperties', 'unevaluatedItems', 'unevaluatedProperties', 'contains', 'propertyNames'];
-const SUBSCHEMA_MAP = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas', 'dependencies'];
-const SUBSCHEMA_ARRAY = ['allOf', 'anyOf', 'oneOf', 'prefixItems', 'items'];
+/** Keywords whose subschemas apply to the value itself (its every byte again). */
+const SAME_VALUE = ['not', 'if', 'then', 'else'];
+const SAME_VALUE_ARRAY = ['allOf', 'anyOf', 'oneOf'];
+const SAME_VALUE_MAP = ['dependentSchemas', 'dependencies'];
+/** Keywords whose subschemas apply to the members of an object or the items of an array. */
+const MEMBER = ['additionalProperties', 'unevaluatedProperties'];
+const ITEM = ['additionalItems', 'unevaluatedItems', 'contains'];
+/** Keywords whose subschemas apply only where a `$ref` points at them. */
+const DEFINITIONS = ['$defs', 'definitions'];
 /** Keywords that move the base of `$ref` or reach outside the schema: references would not be ours to count. */
 const REFUSED_KEYWORDS = ['$dynamicRef', '$recursiveRef', '$dynamicAnchor', '$recursiveAnchor', '$anchor'];
 
+/**
+ * Costs per byte of message of the keywords that scan the whole value they check, in the units of
+ * SCHEMA_LIMITS.maxCostPerByte (one RE2 instruction per byte). Measured by
+ * test/bench/schema.bench.ts on the 2-core development machine, in ns per byte of value:
+ * uniqueItems 45 to 320 (canonical JSON is a sort and a stringify of every item), so it applies
+ * once per value (a second one at the same value is refused) and to four nested arrays at most; an
+ * enum 3 ns per value compared, per item however short; const, each required name and a length or
+ * key count (minLength, maxProperties ...) about 1.
+ */
+const KEYWORD_COST = Object.freeze({ uniqueItems: 500, equality: 1, enumValue: 4, requiredName: 1, count: 1 });
+/** Keywords that count the value's characters (ajv counts code points) or keys: one pass each. */
+const COUNTING = ['minLength', 'maxLength', 'minProperties', 'maxProperties'];
+
 const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
 
+const isSchema = (value: unknown): boolean => typeof value === 'boolean' || (!!value && typeof value === 'object' && !Array.isArray(value));
+
 interface Cost {
+  /** Subschemas once references are expanded (compile size). */
   nodes: number;
-  program: number;
+  /**
+   * Work per byte of the value this subschema checks: its own keywords, plus every subschema
+   * applied to the same value, plus the costliest of what applies to one member, one key or one
+   * item (members, keys and items are disjoint bytes of the value).
+   */
+  perByte: number;
+  /** The single check that costs most in it: named when a schema is refused. */
+  worst?: Leaf;
+  /** Where uniqueItems applies to this very value (through allOf, $ref ...), if anywhere. */
+  unique?: string;
+}
+
+interface Leaf {
+  keyword: string;
+  at: string;
+  cost: number;
 }
 
 class SchemaCheck {
@@ -230,7 +294,6 @@ class SchemaCheck {
   readonly #memo = new Map<string, Cost>();
   readonly #active = new Set<string>();
   readonly #programs = new Map<string, number>();
-  readonly #formats = new Set(untrustedFormatNames());
 
   constructor(root: unknown, place: string, code: ErrorCode) {
     this.#root = root;
@@ -284,55 +347,103 @@ class SchemaCheck {
     return node;
   }
 
-  /** Subschemas ajv evaluates for `schema` once references are expanded, and their RE2 instructions. */
+  /**
+   * What ajv evaluates for `schema` once references are expanded: its subschemas and its work
+   * per byte of the value. A subschema reached by several `$ref`s or repeated in an `allOf` counts
+   * each time it applies. Refuses past SCHEMA_LIMITS naming the keyword that crossed the bound.
+   */
   cost(schema: unknown, pointer: string, level: number): Cost {
     const known = this.#memo.get(pointer);
     if (known) return known;
     if (level > SCHEMA_LIMITS.maxDepth * 2) throw this.#limit(`subschemas and references nest more than ${SCHEMA_LIMITS.maxDepth * 2} deep`, pointer);
-    const total: Cost = { nodes: 1, program: 0 };
+    const total: Cost = { nodes: 1, perByte: 0 };
     if (!schema || typeof schema !== 'object' || Array.isArray(schema)) {
       this.#memo.set(pointer, total);
       return total;
     }
     const node = schema as Record<string, unknown>;
     this.#active.add(pointer);
-    const add = (cost: Cost): void => {
-      total.nodes += cost.nodes;
-      total.program += cost.program;
+    const nodes = (count: number): void => {
+      total.nodes += count;
       if (total.nodes > SCHEMA_LIMITS.maxExpandedNodes) {
         throw this.#limit(`it stands for more than ${SCHEMA_LIMITS.maxExpandedNodes} subschemas once its references are expanded`, pointer);
       }
-      if (total.program > SCHEMA_LIMITS.maxExpandedPatternProgram) {
-        throw fail('E_SCHEMA_PATTERN', `The schema ${this.#place}: its patterns compile to more than ${SCHEMA_LIMITS.maxExpandedPatternProgram} RE2 instructions once its references are expanded (at ${this.#at(pointer) || '/'})`, { pointer: this.#at(pointer) });
+    };
+    const charge = (perByte: number, keyword: string, at: string, worst: Leaf | undefined = { keyword, at, cost: perByte }): void => {
+      total.perByte += perByte;
+      if (worst && worst.cost > (total.worst?.cost ?? 0)) total.worst = worst;
+      if (total.perByte > SCHEMA_LIMITS.maxCostPerByte) {
+        const costliest = total.worst ? `; the costliest check in it is "${total.worst.keyword}" at ${this.#at(total.worst.at) || '/'} (${total.worst.cost})` : '';
+        throw this.#limit(`its checks cost more than ${SCHEMA_LIMITS.maxCostPerByte} per byte of message once references and repeated subschemas are expanded; "${keyword}" at ${this.#at(at) || '/'} brings it to ${total.perByte}${costliest} (check a value once: one uniqueItems, one format or pattern per value)`, pointer);
       }
     };
+    const worstOf = (at: string): Leaf | undefined => this.#memo.get(at)?.worst;
+    // uniqueItems reads the whole array; once per value is all it can mean.
+    const unique = (at: string | undefined): void => {
+      if (at === undefined) return;
+      if (total.unique !== undefined) throw this.#limit(`uniqueItems at ${this.#at(at)} and at ${this.#at(total.unique)} apply to the same value; keep one`, at);
+      total.unique = at;
+    };
+    const uniqueOf = (at: string): void => unique(this.#memo.get(at)?.unique);
+    /** A subschema: its nodes always count; its work per byte is the caller's to place. */
+    const sub = (value: unknown, at: string): number => {
+      if (!isSchema(value)) return 0;
+      const cost = this.cost(value, at, level + 1);
+      nodes(cost.nodes);
+      return cost.perByte;
+    };
+    const entries = (keyword: string): [string, unknown][] => {
+      const value = node[keyword];
+      return Object.hasOwn(node, keyword) && value && typeof value === 'object' && !Array.isArray(value) ? Object.entries(value) : [];
+    };
+    const list = (keyword: string): unknown[] => (Object.hasOwn(node, keyword) && Array.isArray(node[keyword]) ? (node[keyword] as unknown[]) : []);
+
     for (const keyword of REFUSED_KEYWORDS) {
       if (Object.hasOwn(node, keyword)) throw this.#limit(`${keyword} is not supported in a package's schema; use "$ref": "#/$defs/NAME"`, `${pointer}/${escapePointer(keyword)}`);
     }
     if (pointer !== '' && Object.hasOwn(node, '$id')) throw this.#limit('$id is allowed only at the top of a schema', `${pointer}/$id`);
-    if (Object.hasOwn(node, 'pattern')) add({ nodes: 0, program: this.#pattern(node.pattern, 'u', `${pointer}/pattern`) });
+
+    // Keywords of this subschema that scan the value.
+    if (Object.hasOwn(node, 'pattern')) charge(this.#pattern(node.pattern, 'u', `${pointer}/pattern`), 'pattern', `${pointer}/pattern`);
     if (Object.hasOwn(node, 'format')) {
-      if (typeof node.format !== 'string' || !this.#formats.has(node.format)) {
-        throw fail('E_SCHEMA_FORMAT', `The schema ${this.#place}: format ${JSON.stringify(node.format)} at ${this.#at(`${pointer}/format`)} is not one the gateway checks; use one of ${[...this.#formats].join(', ')}, or a pattern`, { pointer: this.#at(`${pointer}/format`) });
+      const cost = typeof node.format === 'string' ? untrustedFormatCost(node.format) : undefined;
+      if (cost === undefined) {
+        throw fail('E_SCHEMA_FORMAT', `The schema ${this.#place}: format ${JSON.stringify(node.format)} at ${this.#at(`${pointer}/format`)} is not one the gateway checks; use one of ${untrustedFormatNames().join(', ')}, or a pattern`, { pointer: this.#at(`${pointer}/format`) });
       }
+      charge(cost, `format: ${node.format as string}`, `${pointer}/format`);
     }
-    for (const keyword of SUBSCHEMA) {
-      const value = node[keyword];
-      if (Object.hasOwn(node, keyword) && (typeof value === 'boolean' || (value && typeof value === 'object' && !Array.isArray(value)))) {
-        add(this.cost(value, `${pointer}/${keyword}`, level + 1));
-      }
+    if (node.uniqueItems === true) unique(`${pointer}/uniqueItems`);
+    if (node.uniqueItems === true) charge(KEYWORD_COST.uniqueItems, 'uniqueItems', `${pointer}/uniqueItems`);
+    if (Object.hasOwn(node, 'const')) charge(KEYWORD_COST.equality, 'const', `${pointer}/const`);
+    if (Array.isArray(node.enum)) charge(KEYWORD_COST.enumValue * node.enum.length, 'enum', `${pointer}/enum`);
+    for (const keyword of COUNTING) if (Object.hasOwn(node, keyword)) charge(KEYWORD_COST.count, keyword, `${pointer}/${keyword}`);
+    if (Array.isArray(node.required)) charge(KEYWORD_COST.requiredName * node.required.length, 'required', `${pointer}/required`);
+    for (const [key, names] of entries('dependentRequired')) {
+      if (Array.isArray(names)) charge(KEYWORD_COST.requiredName * (1 + names.length), 'dependentRequired', `${pointer}/dependentRequired/${escapePointer(key)}`);
     }
-    for (const keyword of SUBSCHEMA_ARRAY) {
-      const value = node[keyword];
-      if (Object.hasOwn(node, keyword) && Array.isArray(value)) value.forEach((item, index) => add(this.cost(item, `${pointer}/${keyword}/${index}`, level + 1)));
+
+    // Subschemas applied to the same value: each adds its whole cost.
+    for (const keyword of SAME_VALUE) {
+      charge(sub(node[keyword], `${pointer}/${keyword}`), keyword, `${pointer}/${keyword}`, worstOf(`${pointer}/${keyword}`));
+      uniqueOf(`${pointer}/${keyword}`);
     }
-    for (const keyword of SUBSCHEMA_MAP) {
-      const value = node[keyword];
-      if (!Object.hasOwn(node, keyword) || !value || typeof value !== 'object' || Array.isArray(value)) continue;
-      for (const [key, item] of Object.entries(value)) {
+    for (const keyword of SAME_VALUE_ARRAY) {
+      // The same subschema twice in one list checks the value twice for nothing but the cost.
+      const seen = new Map<string, number>();
+      list(keyword).forEach((item, index) => {
+        const text = canonicalJson(item);
+        const first = seen.get(text);
+        if (first !== undefined) throw this.#limit(`${keyword}/${index} repeats ${keyword}/${first}; list each subschema once`, `${pointer}/${keyword}/${index}`);
+        seen.set(text, index);
+        charge(sub(item, `${pointer}/${keyword}/${index}`), keyword, `${pointer}/${keyword}/${index}`, worstOf(`${pointer}/${keyword}/${index}`));
+        uniqueOf(`${pointer}/${keyword}/${index}`);
+      });
+    }
+    for (const keyword of SAME_VALUE_MAP) {
+      for (const [key, item] of entries(keyword)) {
         const at = `${pointer}/${keyword}/${escapePointer(key)}`;
-        if (keyword === 'patternProperties') add({ nodes: 0, program: this.#pattern(key, 'u', at) });
-        if (typeof item === 'boolean' || (item && typeof item === 'object' && !Array.isArray(item))) add(this.cost(item, at, level + 1));
+        charge(sub(item, at), keyword, at, worstOf(at));
+        uniqueOf(at);
       }
     }
     if (Object.hasOwn(node, '$ref')) {
@@ -340,8 +451,56 @@ class SchemaCheck {
       if (this.#active.has(target)) {
         throw this.#limit(`$ref ${JSON.stringify(node.$ref)} refers back to a schema that contains it; recursive schemas are not accepted from packages`, `${pointer}/$ref`);
       }
-      add(this.cost(this.#node(target), target, level + 1));
+      const cost = this.cost(this.#node(target), target, level + 1);
+      nodes(cost.nodes);
+      charge(cost.perByte, '$ref', `${pointer}/$ref`, cost.worst);
+      unique(cost.unique);
     }
+    // Definitions count as subschemas (ajv compiles them) but cost only where a $ref applies them.
+    for (const keyword of DEFINITIONS) for (const [key, item] of entries(keyword)) sub(item, `${pointer}/${keyword}/${escapePointer(key)}`);
+
+    // One member of an object: the costliest `properties` entry, every `patternProperties` entry
+    // (a name may match them all) and the catch-alls. One key: every patternProperties expression
+    // and propertyNames. One item: the costliest positional schema, plus items, contains and the rest.
+    const group = () => ({ sum: 0, worst: undefined as Leaf | undefined });
+    const add = (into: ReturnType<typeof group>, cost: number, worst: Leaf | undefined): void => {
+      into.sum += cost;
+      if (worst && worst.cost > (into.worst?.cost ?? 0)) into.worst = worst;
+    };
+    const member = group();
+    const key = group();
+    const item = group();
+    let widest = { sum: 0, worst: undefined as Leaf | undefined };
+    for (const [name, entry] of entries('properties')) {
+      const at = `${pointer}/properties/${escapePointer(name)}`;
+      const cost = sub(entry, at);
+      if (cost > widest.sum) widest = { sum: cost, worst: worstOf(at) };
+    }
+    add(member, widest.sum, widest.worst);
+    for (const [name, entry] of entries('patternProperties')) {
+      const at = `${pointer}/patternProperties/${escapePointer(name)}`;
+      const program = this.#pattern(name, 'u', at);
+      add(key, program, { keyword: 'patternProperties', at, cost: program });
+      add(member, sub(entry, at), worstOf(at));
+    }
+    for (const keyword of MEMBER) add(member, sub(node[keyword], `${pointer}/${keyword}`), worstOf(`${pointer}/${keyword}`));
+    add(key, sub(node.propertyNames, `${pointer}/propertyNames`), worstOf(`${pointer}/propertyNames`));
+    widest = { sum: 0, worst: undefined };
+    for (const keyword of ['prefixItems', 'items']) list(keyword).forEach((entry, index) => {
+      const at = `${pointer}/${keyword}/${index}`;
+      const cost = sub(entry, at);
+      if (cost > widest.sum) widest = { sum: cost, worst: worstOf(at) };
+    });
+    add(item, widest.sum, widest.worst);
+    if (!Array.isArray(node.items)) add(item, sub(node.items, `${pointer}/items`), worstOf(`${pointer}/items`));
+    for (const keyword of ITEM) add(item, sub(node[keyword], `${pointer}/${keyword}`), worstOf(`${pointer}/${keyword}`));
+    const inner = [
+      { ...member, keyword: 'properties', at: `${pointer}/properties` },
+      { ...key, keyword: 'propertyNames', at: `${pointer}/propertyNames` },
+      { ...item, keyword: 'items', at: `${pointer}/items` },
+    ].reduce((a, b) => (b.sum > a.sum ? b : a));
+    charge(inner.sum, inner.keyword, inner.at, inner.worst);
+
     this.#active.delete(pointer);
     this.#memo.set(pointer, total);
     return total;
@@ -354,10 +513,11 @@ class SchemaCheck {
  * a pattern RE2 cannot run (E_SCHEMA_PATTERN), a format not offered (E_SCHEMA_FORMAT).
  * `place` names the schema in messages ("/endpoints/0/schema").
  */
-export function checkUntrustedSchema(schema: unknown, place: string, code: ErrorCode = 'E_MANIFEST'): void {
+export function checkUntrustedSchema(schema: unknown, place: string, code: ErrorCode = 'E_MANIFEST'): number {
   if (typeof schema !== 'boolean' && (!schema || typeof schema !== 'object' || Array.isArray(schema))) {
     throw fail(code, `The schema ${place} is not a JSON Schema (an object or a boolean)`);
   }
+  if (typeof schema === 'boolean') return 0;
   const depth = jsonDepth(schema, SCHEMA_LIMITS.maxDepth);
   if (depth > SCHEMA_LIMITS.maxDepth) {
     throw fail('E_SCHEMA_LIMIT', `The schema ${place} nests deeper than ${SCHEMA_LIMITS.maxDepth} levels`, { pointer: place });
@@ -366,7 +526,12 @@ export function checkUntrustedSchema(schema: unknown, place: string, code: Error
   if (bytes > SCHEMA_LIMITS.maxBytes) {
     throw fail('E_SCHEMA_LIMIT', `The schema ${place} is ${bytes} bytes as JSON; the limit is ${SCHEMA_LIMITS.maxBytes}`, { pointer: place });
   }
-  new SchemaCheck(schema, place, code).cost(schema, '', 0);
+  return new SchemaCheck(schema, place, code).cost(schema, '', 0).perByte;
+}
+
+/** A package's schema's work per byte of message (SCHEMA_LIMITS.maxCostPerByte's units), after the checks of checkUntrustedSchema. */
+export function schemaCostPerByte(schema: unknown, place: string): number {
+  return checkUntrustedSchema(schema, place);
 }
 
 /** A value's JSON with object keys sorted, so that equal JSON values give equal text. */
@@ -403,9 +568,11 @@ function addLinearUniqueItems(ajv: Ajv2020): void {
 let untrustedAjv: Ajv2020 | undefined;
 function sharedUntrustedAjv(): Ajv2020 {
   if (!untrustedAjv) {
-    untrustedAjv = new Ajv2020({ allErrors: true, strict: false, allowUnionTypes: true, logger: false, code: { regExp: re2Engine } });
-    untrustedFormats ??= buildUntrustedFormats();
-    for (const [name, definition] of Object.entries(untrustedFormats)) untrustedAjv.addFormat(name, definition as never);
+    // allErrors off: with it ajv keeps an error object per failed keyword per value, so one
+    // `required` list under `items` made millions of objects for one message. The first violation
+    // is reported, which is what a refused emit or configuration needs.
+    untrustedAjv = new Ajv2020({ allErrors: false, strict: false, allowUnionTypes: true, logger: false, code: { regExp: re2Engine } });
+    for (const [name, format] of Object.entries(formats())) untrustedAjv.addFormat(name, format.definition as never);
     addLinearUniqueItems(untrustedAjv);
   }
   return untrustedAjv;

@@ -13,6 +13,7 @@ const BENCHES: Bench[] = [
   { name: 'memory', run: async () => (await import('./memory.bench.js')).default() },
   { name: 'router', run: async () => (await import('./router.bench.js')).default() },
   { name: 'egress', run: async () => (await import('./egress.bench.js')).default() },
+  { name: 'schema', run: async () => (await import('./schema.bench.js')).default() },
   { name: 'cli', run: async () => (await import('./cli.bench.js')).default() },
 ];
 

@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ConfigStore, defaultDocument } from '../../platform/config/index.js';
 import { isIsogateError } from '../../sdk/errors.js';
+import { DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 /** The finding's value: 4 KB of text nested 2000 deep under a {"type": "object"} schema. */
@@ -39,7 +40,7 @@ describe('configuration document bounds', () => {
   it('refuses a document larger than the bound with E_DOCUMENT_LIMIT', async () => {
     const store = await ConfigStore.open(file, 'x');
     const before = await fs.readFile(file);
-    await assert.rejects(store.update((doc) => { doc.SETTINGS.blob = 'x'.repeat(9 * 1024 * 1024); }), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT') && /bytes as JSON/.test(error.message));
+    await assert.rejects(store.update((doc) => { doc.SETTINGS.blob = 'x'.repeat(DOCUMENT_LIMITS.configDocumentBytes); }), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT') && /bytes as JSON/.test(error.message));
     assert.deepEqual(await fs.readFile(file), before);
   });
 
