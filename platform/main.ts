@@ -110,7 +110,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ? await fs.readFile(options.platformTrustRootFile, 'utf8').catch((error: Error) => {
         throw fail('E_OPTION', `The platform root ${options.platformTrustRootFile} cannot be read: ${error.message}`);
       })
-      : await fs.readFile((await ensurePlatformRoot(dir('platform-ca'))).rootCertFile, 'utf8')];
+      : (await ensurePlatformRoot(dir('platform-ca'))).rootCertPem];
 
     const logs = new AppLogs({ root: dir('logs') });
     closers.push(() => logs.close());
