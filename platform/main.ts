@@ -14,14 +14,14 @@ import { FileAuditLog } from './audit/index.js';
 import { ensureDemoCredentials, type DemoCredentials } from './bootstrap/demo-credentials.js';
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
 import { ensurePlatformRoot } from './bootstrap/platform-root.js';
-import { ConfigStore } from './config/index.js';
+import { APP_STATE, ConfigStore } from './config/index.js';
 import { openDataDirectory, ensureOwnDirectory } from './datadir/index.js';
 import { FileDeviceKeyProvider, type DeviceKeyProvider } from './device/index.js';
 import { AddressPolicy, CertificateStore, EgressService } from './egress/index.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
 import { originOf } from './integrity/index.js';
-import { HttpStoreClient, Orchestrator, type InstalledApp } from './orchestrator/index.js';
+import { HttpStoreClient, Orchestrator, type InstalledApp, type QuarantinedApp } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import { createAppSandbox } from './sandbox/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
@@ -196,7 +196,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const services: GatewayServices = {
       orchestrator: installed, launcher: running, router, certificates, audit, config,
       status: () => gatewayStatus(),
-      installedApps: () => installed.list().map((app) => installedAppView(app, running)),
+      installedApps: () => [
+        ...installed.list().map((app) => installedAppView(app, running)),
+        ...installed.quarantined().map((app) => quarantinedAppView(app, config)),
+      ].sort((a, b) => a.name.localeCompare(b.name)),
       logArchiveInfo: (id) => {
         services.requireInstalled(id);
         return logs.archiveInfo(id);
@@ -213,6 +216,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const gatewayStatus = (): GatewayStatus => {
       const byStatus: Record<string, number> = {};
       for (const info of running.list()) byStatus[info.status] = (byStatus[info.status] ?? 0) + 1;
+      const quarantined = installed.quarantined().length;
+      if (quarantined > 0) byStatus.quarantined = quarantined;
       const routes = router.list();
       const modes = config.read((doc) => doc.MODE_SWITCH);
       return {
@@ -223,7 +228,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         mode: modes.router_mode === false ? 'unidirectional gateway' : 'router',
         developerMode: modes.is_developer_mode === true,
         store: storeUrl,
-        apps: { installed: installed.list().length, limit: 20, byStatus },
+        apps: { installed: installed.list().length + quarantined, limit: 20, byStatus },
         routes: {
           active: routes.filter((r) => r.status === 'Active').length,
           inactive: routes.filter((r) => r.status === 'Inactive').length,
@@ -290,6 +295,33 @@ function installedAppView(app: InstalledApp, launcher: Launcher): InstalledAppVi
     },
     installed_at: app.record.installedAt,
     manifest: app.manifest,
+  };
+}
+
+/** A quarantined app's row: what its configuration entry (written at install) says, and why it is quarantined. */
+function quarantinedAppView(app: QuarantinedApp, config: ConfigStore): InstalledAppView {
+  const entry = config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((candidate) => candidate.package_id === app.packageId));
+  const rules = { auto: 'auto', none: 'manual', forbidden: 'blocked' } as const;
+  return {
+    package_id: app.packageId,
+    name: app.name,
+    publisher: app.record?.signer?.subject ?? (app.record ? 'unsigned' : 'unknown'),
+    publisher_claim: '',
+    origin: app.record ? originOf(app.record) : 'store',
+    version: app.version ?? '',
+    type: entry?.type ?? '',
+    status: 'quarantined',
+    state: APP_STATE.stopped,
+    launch_rule: rules[entry?.launchRule ?? 'none'],
+    log_level: entry?.logLevel ?? 3,
+    configured: entry?.configured !== false,
+    restarts: 0,
+    reason: app.reason,
+    last_error: { code: 'E_INTEGRITY', message: app.reason, at: app.detectedAt },
+    signature: 'untrusted',
+    signer: null,
+    installed_at: app.record?.installedAt ?? '',
+    manifest: null,
   };
 }
 

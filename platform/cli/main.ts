@@ -86,8 +86,11 @@ async function apps(args: string[]): Promise<void> {
     case 'list': {
       need(inv, 0, 'no arguments');
       const list = await call(inv, 'apps.list');
-      return print(inv, list, () => table(list.map((app: any) => ({ ...app, status: app.status[0].toUpperCase() + app.status.slice(1) })),
-        [['package_id', 'ID'], ['name', 'NAME'], ['publisher', 'ISSUER'], ['version', 'VERSION'], ['type', 'TYPE'], ['launch_rule', 'START RULE'], ['status', 'STATUS'], ['signature', 'SIGNATURE']]));
+      return print(inv, list, (shown) => [table(shown.map((app: any) => ({ ...app, status: app.status[0].toUpperCase() + app.status.slice(1) })),
+        [['package_id', 'ID'], ['name', 'NAME'], ['publisher', 'ISSUER'], ['version', 'VERSION'], ['type', 'TYPE'], ['launch_rule', 'START RULE'], ['status', 'STATUS'], ['signature', 'SIGNATURE']]),
+      // A quarantined app's reason is a sentence, too long for a column.
+      ...shown.filter((app: any) => app.status === 'quarantined').map((app: any) => `${app.package_id} is quarantined (never started, its files kept; "isogate apps uninstall ${app.package_id}" removes it): ${app.reason}`),
+      ].join('\n'));
     }
     case 'install': {
       const [id] = need(inv, 1, 'install ID [--version V]');
