@@ -15,14 +15,14 @@ import { ensureDemoCredentials, type DemoCredentials } from './bootstrap/demo-cr
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
 import { ensurePlatformRoot } from './bootstrap/platform-root.js';
 import { describeCloseFailures, ShutdownSequence, type CloseFailure } from './bootstrap/shutdown.js';
-import { ConfigStore } from './config/index.js';
+import { APP_STATE, ConfigStore } from './config/index.js';
 import { openDataDirectory, ensureOwnDirectory } from './datadir/index.js';
 import { FileDeviceKeyProvider, type DeviceKeyProvider } from './device/index.js';
 import { AddressPolicy, CertificateStore, EgressService } from './egress/index.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
 import { originOf } from './integrity/index.js';
-import { HttpStoreClient, Orchestrator, type InstalledApp } from './orchestrator/index.js';
+import { HttpStoreClient, Orchestrator, type InstalledApp, type QuarantinedApp } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import { createAppSandbox } from './sandbox/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
@@ -125,7 +125,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ? await fs.readFile(options.platformTrustRootFile, 'utf8').catch((error: Error) => {
         throw fail('E_OPTION', `The platform root ${options.platformTrustRootFile} cannot be read: ${error.message}`);
       })
-      : await fs.readFile((await ensurePlatformRoot(dir('platform-ca'))).rootCertFile, 'utf8')];
+      : (await ensurePlatformRoot(dir('platform-ca'))).rootCertPem];
 
     const logs = new AppLogs({ root: dir('logs') });
     shutdown.set('logs', () => logs.close());
@@ -226,7 +226,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const services: GatewayServices = {
       orchestrator: installed, launcher: running, router, certificates, audit, config,
       status: () => gatewayStatus(),
-      installedApps: () => installed.list().map((app) => installedAppView(app, running)),
+      installedApps: () => [
+        ...installed.list().map((app) => installedAppView(app, running)),
+        ...installed.quarantined().map((app) => quarantinedAppView(app, config)),
+      ].sort((a, b) => a.name.localeCompare(b.name)),
       logArchiveInfo: (id) => {
         services.requireInstalled(id);
         return logs.archiveInfo(id);
@@ -247,6 +250,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const gatewayStatus = (): GatewayStatus => {
       const byStatus: Record<string, number> = {};
       for (const info of running.list()) byStatus[info.status] = (byStatus[info.status] ?? 0) + 1;
+      const quarantined = installed.quarantined().length;
+      if (quarantined > 0) byStatus.quarantined = quarantined;
       const routes = router.list();
       const modes = config.read((doc) => doc.MODE_SWITCH);
       return {
@@ -257,7 +262,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         mode: modes.router_mode === false ? 'unidirectional gateway' : 'router',
         developerMode: modes.is_developer_mode === true,
         store: storeUrl,
-        apps: { installed: installed.list().length, limit: installed.maxApps, byStatus },
+        apps: { installed: installed.list().length + quarantined, limit: installed.maxApps, byStatus },
         routes: {
           active: routes.filter((r) => r.status === 'Active').length,
           inactive: routes.filter((r) => r.status === 'Inactive').length,
@@ -328,6 +333,33 @@ function installedAppView(app: InstalledApp, launcher: Launcher): InstalledAppVi
     },
     installed_at: app.record.installedAt,
     manifest: app.manifest,
+  };
+}
+
+/** A quarantined app's row: what its configuration entry (written at install) says, and why it is quarantined. */
+function quarantinedAppView(app: QuarantinedApp, config: ConfigStore): InstalledAppView {
+  const entry = config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((candidate) => candidate.package_id === app.packageId));
+  const rules = { auto: 'auto', none: 'manual', forbidden: 'blocked' } as const;
+  return {
+    package_id: app.packageId,
+    name: app.name,
+    publisher: app.record?.signer?.subject ?? (app.record ? 'unsigned' : 'unknown'),
+    publisher_claim: '',
+    origin: app.record ? originOf(app.record) : 'store',
+    version: app.version ?? '',
+    type: entry?.type ?? '',
+    status: 'quarantined',
+    state: APP_STATE.stopped,
+    launch_rule: rules[entry?.launchRule ?? 'none'],
+    log_level: entry?.logLevel ?? 3,
+    configured: entry?.configured !== false,
+    restarts: 0,
+    reason: app.reason,
+    last_error: { code: 'E_INTEGRITY', message: app.reason, at: app.detectedAt },
+    signature: 'untrusted',
+    signer: null,
+    installed_at: app.record?.installedAt ?? '',
+    manifest: null,
   };
 }
 

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fail, toIsogateError } from '../../sdk/errors.js';
 import { assertDocumentBounds, DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { checkAncestors, currentUid } from '../datadir/checks.js';
+import { DataDir } from '../durable/index.js';
 
 export const MAX_REQUEST_LINE_BYTES = DOCUMENT_LIMITS.controlRequestBytes;
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
@@ -125,6 +126,24 @@ async function socketInUse(socketPath: string): Promise<boolean> {
   });
 }
 
+/**
+ * Removes what a gateway that stopped without closing left at the socket's path: only a
+ * socket. A link, a file or a directory there is not the gateway's and is refused
+ * (E_UNSAFE_PATH), not removed; checked from the data directory down, so a linked parent is too.
+ */
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  const full = path.resolve(socketPath);
+  const dir = new DataDir(path.dirname(full));
+  const stats = await dir.lstat(path.basename(full));
+  if (!stats) return;
+  if (!stats.isSocket()) {
+    throw fail('E_UNSAFE_PATH', `${full} is ${stats.isSymbolicLink() ? 'a symbolic link' : stats.isDirectory() ? 'a directory' : 'not a socket'}, not a control socket a gateway left; the gateway does not follow links or act on unexpected files in its data directory. Find out who put it there, remove it and try again`, { path: full });
+  }
+  await fs.unlink(full).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+}
+
 export async function serveControlSocket(socketPath: string, dispatch: ControlDispatch): Promise<ControlServer> {
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
     throw fail('E_OPTION', `The control socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes; use a shorter data directory`);
@@ -132,7 +151,7 @@ export async function serveControlSocket(socketPath: string, dispatch: ControlDi
   if (await socketInUse(socketPath)) {
     throw fail('E_CONFLICT', `A gateway is already running with this data directory (${socketPath} answers)`);
   }
-  await fs.rm(socketPath, { force: true });
+  await removeStaleSocket(socketPath);
   let serving = false;
   // Nothing is served before the socket's mode is confirmed below.
   const server = net.createServer((socket) => (serving ? handleConnection(socket, dispatch) : socket.destroy()));
@@ -168,7 +187,7 @@ export async function serveControlSocket(socketPath: string, dispatch: ControlDi
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await fs.rm(socketPath, { force: true });
+      await removeStaleSocket(socketPath);
     },
   };
 }

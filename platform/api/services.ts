@@ -42,7 +42,10 @@ export interface InstalledAppView {
   configured: boolean;
   restarts: number;
   last_error?: { code: string; message: string; at: string };
-  signature: 'verified' | 'unsigned';
+  /** Why a `quarantined` app is: its integrity check at start failed (never started, files kept). */
+  reason?: string;
+  /** `untrusted` for a quarantined app: nothing of it is vouched for any more. */
+  signature: 'verified' | 'unsigned' | 'untrusted';
   signer: { subject: string; issuer: string; fingerprint256: string; spkiSha256: string | null; validTo: string } | null;
   installed_at: string;
   manifest: unknown;

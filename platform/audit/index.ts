@@ -10,11 +10,9 @@
  * Placeholder values are stored with their controls escaped (`renderText`), so an event's text
  * is safe to show as it is; details keep their values exactly.
  */
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { fail } from '../../sdk/errors.js';
 import { escapeControls, safeJson } from '../../sdk/text.js';
-import { Mutex, writeFileDurable } from '../durable/index.js';
+import { DataDir, Mutex, writeFileDurable } from '../durable/index.js';
 import { AUDIT_EVENTS, renderText, type AuditEventKey, type AuditLogName, type Severity } from './events.js';
 
 export * from './events.js';
@@ -79,22 +77,23 @@ export function validateAuditOptions(options: AuditLogOptions): Required<AuditLo
 }
 
 export class FileAuditLog implements Audit {
-  readonly #dir: string;
+  /** The audit directory, checked from the data directory down: a planted link is refused, never appended to or truncated. */
+  readonly #dir: DataDir;
   readonly #options: Required<AuditLogOptions>;
   readonly #records: Record<AuditLogName, AuditRecord[]> = { system: [], firewall: [] };
   readonly #writes = new Mutex();
   #seq = 0;
 
   private constructor(dir: string, options: Required<AuditLogOptions>) {
-    this.#dir = dir;
+    this.#dir = DataDir.of(dir);
     this.#options = options;
   }
 
   static async open(dir: string, options: AuditLogOptions = {}): Promise<FileAuditLog> {
     const log = new FileAuditLog(dir, validateAuditOptions(options));
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    await log.#dir.mkdir('', 0o700);
     for (const name of ['system', 'firewall'] as const) {
-      log.#records[name] = await readRecords(log.#file(name));
+      log.#records[name] = await readRecords(log.#dir, log.#file(name));
       for (const record of log.#records[name]) log.#seq = Math.max(log.#seq, record.seq);
     }
     await log.record('auditStart');
@@ -102,7 +101,7 @@ export class FileAuditLog implements Audit {
   }
 
   #file(name: AuditLogName): string {
-    return path.join(this.#dir, `${name}.jsonl`);
+    return `${name}.jsonl`;
   }
 
   record(event: AuditEventKey, values: Record<string, string | number> = {}, details?: Record<string, unknown>): Promise<AuditRecord> {
@@ -123,7 +122,7 @@ export class FileAuditLog implements Audit {
       if (records.length >= this.#options.maxEntries) {
         await this.#overwrite(spec.log, record);
       } else {
-        await appendLine(this.#file(spec.log), record);
+        await appendLine(this.#dir, this.#file(spec.log), record);
         records.push(record);
       }
       return record;
@@ -146,7 +145,7 @@ export class FileAuditLog implements Audit {
     // Keep the newest three quarters so that overwrites (and their rewrites) stay rare.
     const kept = this.#records[name].slice(-Math.floor(this.#options.maxEntries * 0.75));
     const next = [...kept, overwrite, nextRecord];
-    await writeFileDurable(this.#file(name), next.map((r) => safeJson(r)).join('\n') + '\n', { mode: 0o600 });
+    await writeFileDurable(this.#dir.path(this.#file(name)), next.map((r) => safeJson(r)).join('\n') + '\n', { mode: 0o600, root: this.#dir });
     this.#records[name] = next;
   }
 
@@ -157,8 +156,8 @@ export class FileAuditLog implements Audit {
   }
 }
 
-async function appendLine(file: string, record: AuditRecord): Promise<void> {
-  const handle = await fs.open(file, 'a', 0o600);
+async function appendLine(dir: DataDir, file: string, record: AuditRecord): Promise<void> {
+  const handle = await dir.open(file, 'a', 0o600);
   try {
     await handle.appendFile(`${safeJson(record)}\n`);
     await handle.sync();
@@ -167,20 +166,32 @@ async function appendLine(file: string, record: AuditRecord): Promise<void> {
   }
 }
 
-async function readRecords(file: string): Promise<AuditRecord[]> {
-  let text: string;
+async function readRecords(dir: DataDir, file: string): Promise<AuditRecord[]> {
+  // Opened for writing (so a file with other hard links is refused) and truncated on this very
+  // handle, never by path: a link swapped in after the read cannot be cut short.
+  let handle;
   try {
-    text = await fs.readFile(file, 'utf8');
+    handle = await dir.open(file, 'r+');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  // A crash can tear only the last, unacknowledged line. Cut it off, or the next append would
-  // be glued to it and lost with it.
-  const end = text.lastIndexOf('\n') + 1;
-  if (end < text.length) await fs.truncate(file, Buffer.byteLength(text.slice(0, end)));
+  let text: string;
+  try {
+    text = await handle.readFile('utf8');
+    // A crash can tear only the last, unacknowledged line. Cut it off, or the next append would
+    // be glued to it and lost with it.
+    const end = text.lastIndexOf('\n') + 1;
+    if (end < text.length) {
+      text = text.slice(0, end);
+      await handle.truncate(Buffer.byteLength(text));
+      await handle.sync();
+    }
+  } finally {
+    await handle.close();
+  }
   const records: AuditRecord[] = [];
-  for (const line of text.slice(0, end).split('\n')) {
+  for (const line of text.split('\n')) {
     if (line) records.push(JSON.parse(line) as AuditRecord);
   }
   return records;

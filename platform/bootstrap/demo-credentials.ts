@@ -6,11 +6,10 @@
  * them for the first connection only, then replace them.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import forge from 'node-forge';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
-import { writeFileDurable } from '../durable/index.js';
+import { DataDir, writeFileDurable } from '../durable/index.js';
 
 /** The manual's default password of TlsClientAdmin.p12; ARCHITECTURE.md fixes it for the demo. */
 export const DEMO_P12_PASSWORD = 'adminadmin';
@@ -25,11 +24,12 @@ export interface DemoCredentials {
   p12Password: string;
 }
 
-async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(() => true, () => false);
-}
-
+/**
+ * `dir` lies in the data directory: it and every file in it are checked from there down and
+ * never followed if a link, so a planted one cannot have the demo's keys written elsewhere.
+ */
 export async function ensureDemoCredentials(dir: string): Promise<DemoCredentials> {
+  const data = DataDir.of(dir);
   const credentials: DemoCredentials = {
     dir,
     rootCertFile: path.join(dir, 'root.pem'),
@@ -39,8 +39,8 @@ export async function ensureDemoCredentials(dir: string): Promise<DemoCredential
     firstLoginFile: path.join(dir, 'first-login.txt'),
     p12Password: DEMO_P12_PASSWORD,
   };
-  if (await exists(credentials.firstLoginFile)) return credentials;
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  if (await data.statFile('first-login.txt')) return credentials;
+  await data.mkdir('', 0o700);
 
   const rootKeys = generateKeyPair();
   const rootCertPem = createCertificate({
@@ -60,11 +60,11 @@ export async function ensureDemoCredentials(dir: string): Promise<DemoCredential
   );
   const password = randomBytes(12).toString('base64url');
 
-  await writeFileDurable(credentials.rootCertFile, rootCertPem);
-  await writeFileDurable(path.join(dir, 'root.key.pem'), rootKeys.keyPem, { mode: 0o600 });
-  await writeFileDurable(credentials.adminCertFile, adminCertPem);
-  await writeFileDurable(credentials.adminKeyFile, adminKeys.keyPem, { mode: 0o600 });
-  await writeFileDurable(credentials.adminP12File, Buffer.from(forge.asn1.toDer(p12).getBytes(), 'binary'), { mode: 0o600 });
+  await writeFileDurable(credentials.rootCertFile, rootCertPem, { root: data });
+  await writeFileDurable(path.join(dir, 'root.key.pem'), rootKeys.keyPem, { mode: 0o600, root: data });
+  await writeFileDurable(credentials.adminCertFile, adminCertPem, { root: data });
+  await writeFileDurable(credentials.adminKeyFile, adminKeys.keyPem, { mode: 0o600, root: data });
+  await writeFileDurable(credentials.adminP12File, Buffer.from(forge.asn1.toDer(p12).getBytes(), 'binary'), { mode: 0o600, root: data });
   // Written last: its presence means the set is complete.
   await writeFileDurable(credentials.firstLoginFile, [
     'isogate first-login credentials (change them at first login)',
@@ -72,6 +72,6 @@ export async function ensureDemoCredentials(dir: string): Promise<DemoCredential
     `password: ${password}`,
     `client certificate: ${credentials.adminP12File} (password "${DEMO_P12_PASSWORD}")`,
     '',
-  ].join('\n'), { mode: 0o600 });
+  ].join('\n'), { mode: 0o600, root: data });
   return credentials;
 }

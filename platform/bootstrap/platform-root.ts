@@ -5,10 +5,9 @@
  * makes a root and a signer on first start, in their own directory beside (never inside)
  * the embedded store's, so the store's CA can never sign a platform package.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
-import { writeFileDurable } from '../durable/index.js';
+import { DataDir, writeFileDurable } from '../durable/index.js';
 
 export interface PlatformRoot {
   dir: string;
@@ -16,17 +15,22 @@ export interface PlatformRoot {
   /** The signer image packages are signed with (code-signing, issued by the root). */
   signerCertFile: string;
   signerKeyFile: string;
+  /** The root certificate itself, read without following a link (a planted root would make its holder's packages the platform's). */
+  rootCertPem: string;
 }
 
+/** `dir` lies in the data directory: it and every file in it are checked from there down, never followed if a link. */
 export async function ensurePlatformRoot(dir: string): Promise<PlatformRoot> {
-  const root: PlatformRoot = {
+  const data = DataDir.of(dir);
+  const files = {
     dir,
     rootCertFile: path.join(dir, 'platform-root.pem'),
     signerCertFile: path.join(dir, 'platform-signer.cert.pem'),
     signerKeyFile: path.join(dir, 'platform-signer.key.pem'),
   };
-  if (await fs.access(root.rootCertFile).then(() => true, () => false)) return root;
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const existing = await data.readFile('platform-root.pem');
+  if (existing) return { ...files, rootCertPem: existing.toString('utf8') };
+  await data.mkdir('', 0o700);
   const rootKeys = generateKeyPair();
   const rootCertPem = createCertificate({
     subject: { commonName: 'isogate platform root', organizationName: 'isogate demo' },
@@ -37,10 +41,10 @@ export async function ensurePlatformRoot(dir: string): Promise<PlatformRoot> {
     subject: { commonName: 'isogate platform', organizationName: 'isogate demo' },
     publicKeyPem: signerKeys.publicKeyPem, issuer: { certPem: rootCertPem, keyPem: rootKeys.keyPem }, usage: 'code-signing',
   });
-  await writeFileDurable(root.signerCertFile, signerCertPem);
-  await writeFileDurable(root.signerKeyFile, signerKeys.keyPem, { mode: 0o600 });
+  await writeFileDurable(files.signerCertFile, signerCertPem, { root: data });
+  await writeFileDurable(files.signerKeyFile, signerKeys.keyPem, { mode: 0o600, root: data });
   // The root's key is not kept: the signer above is all the demo signs with. Written last,
   // its presence means the set is complete.
-  await writeFileDurable(root.rootCertFile, rootCertPem);
-  return root;
+  await writeFileDurable(files.rootCertFile, rootCertPem, { root: data });
+  return { ...files, rootCertPem };
 }

@@ -67,10 +67,13 @@ function reason(app: { status: string; last_error?: { code: string; message: str
 
 async function appsList(inv: Invocation): Promise<void> {
   const list = await call(inv, 'apps.list');
-  print(inv, list, () => table(list.map((app: any) => ({ ...app, status: capitalised(app.status), reason: reason(app) })),
+  print(inv, list, (shown) => [table(shown.map((app: any) => ({ ...app, status: capitalised(app.status), reason: reason(app) })),
     [['package_id', 'ID'], ['name', 'NAME'], ['publisher', 'ISSUER'], ['version', 'VERSION'], ['type', 'TYPE'], ['launch_rule', 'START RULE'], ['status', 'STATUS'], ['signature', 'SIGNATURE'],
       // Only when some app is in Error, so a healthy list stays as wide as before.
-      ...(list.some((app: any) => reason(app) !== '') ? [['reason', 'REASON'] as [string, string]] : [])]));
+      ...(shown.some((app: any) => reason(app) !== '') ? [['reason', 'REASON'] as [string, string]] : [])]),
+    // A quarantined app's reason is a sentence, too long for a column.
+    ...shown.filter((app: any) => app.status === 'quarantined').map((app: any) => `${app.package_id} is quarantined (never started, its files kept; "isogate apps uninstall ${app.package_id}" removes it): ${app.reason}`),
+  ].join('\n'));
 }
 
 async function appsInstall(inv: Invocation, [id]: string[]): Promise<void> {

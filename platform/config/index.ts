@@ -5,12 +5,12 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail, isIsogateError } from '../../sdk/errors.js';
 import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds, DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
-import { Mutex, writeJsonDurable } from '../durable/index.js';
+import { DataDir, Mutex, writeJsonDurable } from '../durable/index.js';
 import { defaultDocument, type ConfigDocument } from './document.js';
 
 export * from './document.js';
@@ -90,12 +90,9 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
 
   /** Opens the document at `file`, creating it with defaults when it does not exist yet. */
   static async open(file: string, aboutText: string): Promise<ConfigStore> {
-    let text: string | undefined;
-    try {
-      text = await fs.readFile(file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
+    // The document lies in the data directory itself: read without following a link planted as
+    // config.json (a root gateway would run on whatever configuration it pointed at). Written the same way.
+    const text = (await new DataDir(path.dirname(path.resolve(file))).readFile(path.basename(file)))?.toString('utf8');
     if (text === undefined) {
       const document = defaultDocument(aboutText);
       await writeJsonDurable(file, document, { mode: 0o600 });

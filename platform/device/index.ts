@@ -12,10 +12,10 @@
  * never reaches the disk or the gateway's memory.
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fail } from '../../sdk/errors.js';
-import { fsyncDirectory } from '../durable/index.js';
+import { fail, isIsogateError } from '../../sdk/errors.js';
+import { DataDir } from '../durable/index.js';
 
 export type KeyPurpose = 'storage' | 'certificates' | 'integrity' | 'logs';
 
@@ -70,9 +70,15 @@ function octal(mode: number): string {
 /** The key file DIR/device.key: base64 of 32 bytes, 0600, in a 0700 directory of the gateway's user. */
 export class FileDeviceKeyProvider implements DeviceKeyProvider {
   readonly file: string;
+  /**
+   * The key's directory checked from its parent (the data directory) down, so neither it nor
+   * the key may be a link: through one, a key someone else chose would encrypt every app's storage.
+   */
+  readonly #data: DataDir;
 
   constructor(readonly dir: string, private readonly uid: number = process.geteuid?.() ?? 0) {
     this.file = path.join(dir, 'device.key');
+    this.#data = DataDir.of(dir);
   }
 
   get description(): string {
@@ -87,8 +93,8 @@ export class FileDeviceKeyProvider implements DeviceKeyProvider {
   }
 
   async #checkDirectory(): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const stat = await fs.lstat(this.dir);
+    await this.#data.mkdir('', 0o700);
+    const stat = (await this.#data.lstat(''))!;
     if (!stat.isDirectory() || stat.uid !== this.uid || (stat.mode & 0o077) !== 0) {
       throw fail('E_DEVICE_KEY_UNSAFE', `The device key's directory ${this.dir} must be a directory of uid ${this.uid} with mode 0700 (it is ${stat.isDirectory() ? `uid ${stat.uid}, mode ${octal(stat.mode)}` : 'not a directory'}); others could read or replace the key. If no one else has used this machine, run "chown ${this.uid} ${this.dir} && chmod 700 ${this.dir}"`, { path: this.dir });
     }
@@ -97,11 +103,11 @@ export class FileDeviceKeyProvider implements DeviceKeyProvider {
   async #read(): Promise<Buffer | undefined> {
     let handle;
     try {
-      handle = await fs.open(this.file, constants.O_RDONLY | constants.O_NOFOLLOW);
+      handle = await this.#data.open('device.key', 'r');
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return undefined;
-      throw fail('E_DEVICE_KEY_UNSAFE', `The device key ${this.file} cannot be opened (${code === 'ELOOP' ? 'it is a symbolic link' : (error as Error).message})`, { path: this.file });
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (isIsogateError(error, 'E_UNSAFE_PATH')) throw error;
+      throw fail('E_DEVICE_KEY_UNSAFE', `The device key ${this.file} cannot be opened (${(error as Error).message})`, { path: this.file });
     }
     try {
       // Checked on the handle that is read, so the file cannot change between check and read.
@@ -122,16 +128,18 @@ export class FileDeviceKeyProvider implements DeviceKeyProvider {
   async #create(): Promise<Buffer> {
     const master = randomBytes(MASTER_KEY_BYTES);
     // O_EXCL with O_NOFOLLOW: a file or link planted meanwhile makes this fail instead of being written through.
-    const temporary = path.join(this.dir, `.device.key.${randomBytes(6).toString('hex')}.tmp`);
-    const handle = await fs.open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const temporary = `.device.key.${randomBytes(6).toString('hex')}.tmp`;
+    const handle = await this.#data.open(temporary, 'wx', 0o600);
     try {
       await handle.writeFile(`${master.toString('base64')}\n`);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await fs.link(temporary, this.file).finally(() => fs.rm(temporary, { force: true }));
-    await fsyncDirectory(this.dir);
+    // link(2) never follows a link at the new name: one planted there makes this fail (EEXIST).
+    // The temporary name is unlinked by path (DataDir.remove refuses a file with two links, as it has now).
+    await fs.link(this.#data.path(temporary), this.file).finally(() => fs.rm(this.#data.path(temporary), { force: true }));
+    await this.#data.syncDirectory();
     return master;
   }
 }

@@ -5,10 +5,9 @@
  * and runs exactly the bytes it checked (no time-of-check/time-of-use gap).
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { fail } from '../../sdk/errors.js';
+import { fail, isIsogateError } from '../../sdk/errors.js';
 import type { DeviceKeys } from '../device/index.js';
+import type { DataDir } from '../durable/index.js';
 
 export interface SignerSummary {
   subject: string;
@@ -71,9 +70,9 @@ export interface IntegrityViolation {
   problem: 'modified' | 'missing' | 'unexpected' | 'not-a-regular-file' | 'record';
 }
 
-async function listFiles(root: string, prefix = ''): Promise<{ path: string; regular: boolean }[]> {
+async function listFiles(root: DataDir, prefix = ''): Promise<{ path: string; regular: boolean }[]> {
   const found: { path: string; regular: boolean }[] = [];
-  for (const entry of await fs.readdir(path.join(root, prefix), { withFileTypes: true })) {
+  for (const entry of await root.readdir(prefix)) {
     const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
     if (entry.isDirectory()) found.push(...(await listFiles(root, relative)));
     else found.push({ path: relative, regular: entry.isFile() });
@@ -83,9 +82,12 @@ async function listFiles(root: string, prefix = ''): Promise<{ path: string; reg
 
 /**
  * Checks every file under `packageDir` against `record` and returns the verified contents.
- * Throws E_INTEGRITY listing what is wrong (details.violations) when anything differs.
+ * Throws E_INTEGRITY listing what is wrong (details.violations) when anything differs. The
+ * files are read through DataDir: the package directory, or a file in it, swapped for a link
+ * after the listing is refused with E_UNSAFE_PATH, never read (a root gateway would otherwise
+ * hash, and run, whatever it pointed at).
  */
-export async function verifyInstalledFiles(packageDir: string, record: IntegrityRecord, keys: DeviceKeys): Promise<Map<string, Buffer>> {
+export async function verifyInstalledFiles(packageDir: DataDir, record: IntegrityRecord, keys: DeviceKeys): Promise<Map<string, Buffer>> {
   if (!recordIsAuthentic(record, keys)) {
     throw fail('E_INTEGRITY', `The integrity record of ${record.package_id} is not authentic`, {
       violations: [{ path: 'record.json', problem: 'record' }],
@@ -97,6 +99,7 @@ export async function verifyInstalledFiles(packageDir: string, record: Integrity
   try {
     present = await listFiles(packageDir);
   } catch (error) {
+    if (isIsogateError(error, 'E_UNSAFE_PATH')) throw error;
     throw fail('E_INTEGRITY', `The files of ${record.package_id} cannot be read: ${(error as Error).message}`);
   }
   const expected = new Set(Object.keys(record.digests));
@@ -110,8 +113,10 @@ export async function verifyInstalledFiles(packageDir: string, record: Integrity
       violations.push({ path: file.path, problem: 'not-a-regular-file' });
       continue;
     }
-    const bytes = await fs.readFile(path.join(packageDir, file.path));
-    if (createHash('sha256').update(bytes).digest('hex') !== record.digests[file.path]) {
+    const bytes = await packageDir.readFile(file.path);
+    if (bytes === undefined) {
+      violations.push({ path: file.path, problem: 'missing' });
+    } else if (createHash('sha256').update(bytes).digest('hex') !== record.digests[file.path]) {
       violations.push({ path: file.path, problem: 'modified' });
     } else {
       contents.set(file.path, bytes);

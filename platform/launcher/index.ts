@@ -39,7 +39,8 @@ export interface LaunchFailure {
 export interface LauncherOptions {
   config: ConfigStore;
   audit: Audit;
-  apps: { list(): LaunchableApp[]; get(packageId: string): LaunchableApp | undefined };
+  /** `getQuarantined`: an installed app that failed its check at start (never launched, see the orchestrator). */
+  apps: { list(): LaunchableApp[]; get(packageId: string): LaunchableApp | undefined; getQuarantined?(packageId: string): { name: string; reason: string } | undefined };
   /** Checks every file against the install record and returns the verified contents: the launcher runs exactly what was checked. */
   verifyIntegrity(app: LaunchableApp): Promise<Map<string, Buffer>>;
   createSandbox(app: LaunchableApp, files: Map<string, Buffer>, onFailure: (failure: LaunchFailure) => void): Promise<LaunchedSandbox>;
@@ -117,6 +118,10 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   }
 
   #app(packageId: string): LaunchableApp {
+    const quarantined = this.#options.apps.getQuarantined?.(packageId);
+    if (quarantined) {
+      throw fail('E_INTEGRITY', `${packageId} is quarantined: ${quarantined.reason}. It is never started or changed; uninstall it ("isogate apps uninstall ${packageId}") and install it again`, { packageId, quarantined: true });
+    }
     const app = this.#options.apps.get(packageId);
     if (!app) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
     return app;
@@ -225,6 +230,11 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
 
   start(packageId: string): Promise<AppStatusInfo> {
     return this.#lock(packageId).run(async () => {
+      const quarantined = this.#options.apps.getQuarantined?.(packageId);
+      if (quarantined) {
+        await this.#options.audit.record('launchUntrusted', { 'application name': quarantined.name }, { packageId, code: 'E_INTEGRITY', reason: quarantined.reason, quarantined: true });
+        this.#app(packageId);
+      }
       this.#refuseHeld(packageId);
       const runtime = this.#runtime(packageId);
       if (runtime.restartTimer) clearTimeout(runtime.restartTimer);

@@ -1,5 +1,5 @@
 export { Orchestrator, ORCHESTRATOR_DEFAULTS } from './orchestrator.js';
-export type { AvailableApp, InstalledApp, InstallPhase, InstallProgress, OrchestratorOptions, UpdateHooks, UpdateResult, UpdateStep } from './orchestrator.js';
+export type { AvailableApp, InstalledApp, InstallPhase, InstallProgress, OrchestratorOptions, QuarantinedApp, UpdateHooks, UpdateResult, UpdateStep } from './orchestrator.js';
 export { HttpStoreClient } from './store-client.js';
 export type { CatalogEntry, DownloadProgress, StoreClient } from './store-client.js';
 export { WorkerPackageVerifier } from './verifier.js';

@@ -32,6 +32,26 @@ export interface InstalledApp {
   record: IntegrityRecord;
 }
 
+/**
+ * An installed app that failed the check at start (the manual's integrity violation): its
+ * record fails its MAC, cannot be read or parsed, or its manifest no longer validates. It is
+ * never started and its files stay where they are, for the integrity report, until the admin
+ * uninstalls it; each start that finds it records an "Object integrity violation".
+ */
+export interface QuarantinedApp {
+  packageId: string;
+  /** From the configuration entry written at install (verified then), else the package id. */
+  name: string;
+  version: string | null;
+  /** What the check found, in a sentence. */
+  reason: string;
+  detectedAt: string;
+  /** The app's directory, DATA/apps/<id>. */
+  dir: string;
+  /** The install record, when it is authentic (a manifest that no longer validates). */
+  record?: IntegrityRecord;
+}
+
 export type InstallPhase = 'download' | 'verify' | 'install' | 'start' | 'done';
 
 export interface InstallProgress {
@@ -144,6 +164,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   readonly #options: Required<Omit<OrchestratorOptions, 'verifier' | 'updateHooks' | 'onUpdateStep'>> & Pick<OrchestratorOptions, 'updateHooks' | 'onUpdateStep'> & { verifier: PackageVerifier };
   #bindings!: SignerBindings;
   readonly #apps = new Map<string, InstalledApp>();
+  readonly #quarantined = new Map<string, QuarantinedApp>();
   readonly #busy = new Set<string>();
   /** Every file access below the data directory goes through it: no link there is followed. */
   readonly #data: DataDir;
@@ -216,7 +237,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /**
    * Brings disk and configuration back in line after a crash: half-done work in staging and
    * trash is erased; an app whose directory was renamed in but whose configuration entry was
-   * not written is finished; an entry whose directory is gone is dropped.
+   * not written is finished; an entry whose directory is gone is dropped. An app that fails
+   * the check is quarantined, never moved or erased: its files are the evidence.
    */
   async #reconcile(): Promise<void> {
     const data = this.#data;
@@ -224,20 +246,28 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     for (const { name: leftover } of await data.readdir('staging')) await eraseTree(path.join(this.#stagingDir, leftover), data);
     for (const { name: leftover } of await data.readdir('trash')) await eraseTree(path.join(this.#trashDir, leftover), data);
 
+    const entries = this.#options.config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.map((a) => ({ id: a.package_id, name: a.name, version: a.version })));
     for (const { name } of await data.readdir('apps')) {
-      const root = path.join(this.#appsDir, name);
-      const app = await this.#loadInstalled(root);
-      if (app && app.packageId === name) {
-        this.#apps.set(name, app);
-      } else {
-        // Not something this orchestrator installed, or a record that fails its MAC: the
-        // launcher would refuse it anyway; moving it aside keeps the 20-app count honest.
-        await renameDurable(root, path.join(this.#trashDir, `${name}-${randomBytes(4).toString('hex')}`), data);
+      const loaded = await this.#loadInstalled(name);
+      if ('app' in loaded) {
+        this.#apps.set(name, loaded.app);
+        continue;
       }
+      const entry = entries.find((candidate) => candidate.id === name);
+      const quarantined: QuarantinedApp = {
+        packageId: name, name: entry?.name ?? name, version: entry?.version ?? loaded.record?.version ?? null,
+        reason: loaded.problem, detectedAt: this.#options.clock().toISOString(), dir: path.join(this.#appsDir, name),
+        ...(loaded.record ? { record: loaded.record } : {}),
+      };
+      this.#quarantined.set(name, quarantined);
+      await this.#options.audit.record('integrityViolation', {
+        object: `The app ${name}`,
+        description: `${loaded.problem}. It is quarantined: it is not started, and its files stay in ${quarantined.dir} for the integrity report until it is uninstalled ("isogate apps uninstall ${name}")`,
+      }, { packageId: name, reason: loaded.problem, path: quarantined.dir });
     }
-    const entries = this.#options.config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.map((a) => a.package_id));
-    const missingEntries = [...this.#apps.values()].filter((app) => !entries.includes(app.packageId));
-    const orphanEntries = entries.filter((id) => !this.#apps.has(id));
+    const missingEntries = [...this.#apps.values()].filter((app) => !entries.some((entry) => entry.id === app.packageId));
+    // A quarantined app keeps its entry (start rule, configuration) until it is uninstalled.
+    const orphanEntries = entries.map((entry) => entry.id).filter((id) => !this.#apps.has(id) && !this.#quarantined.has(id));
     if (missingEntries.length || orphanEntries.length) {
       await this.#options.config.update((doc) => {
         const list = doc.APPLICATIONS.APPS_CONTROL.applications.filter((entry) => !orphanEntries.includes(entry.package_id));
@@ -247,15 +277,72 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
   }
 
-  async #loadInstalled(root: string): Promise<InstalledApp | undefined> {
-    const record = await readJsonIfExists<IntegrityRecord>(path.join(root, 'record.json'), this.#data).catch(() => undefined);
-    if (!record || !recordIsAuthentic(record, this.#options.keys)) return undefined;
+  /**
+   * An app's integrity record, read and checked, or what is wrong with it. A link on the way is
+   * not a finding but a refusal (E_UNSAFE_PATH): the gateway acts on nothing planted there.
+   */
+  async #readRecord(name: string): Promise<{ record: IntegrityRecord } | { problem: string; record?: undefined }> {
+    let bytes: Buffer | undefined;
     try {
-      const manifest = validateManifest(JSON.parse((await this.#data.readFile(this.#data.relative(path.join(root, 'package', 'manifest.json'))))?.toString('utf8') ?? ''));
-      return { packageId: record.package_id, version: record.version, manifest, dir: path.join(root, 'package'), record };
-    } catch {
-      return undefined;
+      bytes = await this.#data.readFile(path.join('apps', name, 'record.json'));
+    } catch (error) {
+      if (isIsogateError(error, 'E_UNSAFE_PATH')) throw error;
+      return { problem: `its integrity record cannot be read (${(error as Error).message})` };
     }
+    if (bytes === undefined) return { problem: 'its integrity record (record.json) is missing' };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(bytes.toString('utf8'));
+    } catch (error) {
+      return { problem: `its integrity record is not JSON (${(error as Error).message}): it is truncated or was overwritten` };
+    }
+    if (!isRecordShaped(parsed)) return { problem: 'its integrity record is not an install record (fields are missing or of the wrong type)' };
+    if (!recordIsAuthentic(parsed, this.#options.keys)) {
+      return { problem: 'its integrity record is not authentic: it fails its MAC check, so it was changed after the install or was not written by this gateway' };
+    }
+    if (parsed.package_id !== name) return { problem: `its integrity record is that of another app (${parsed.package_id})` };
+    return { record: parsed };
+  }
+
+  async #loadInstalled(name: string): Promise<{ app: InstalledApp } | { problem: string; record?: IntegrityRecord }> {
+    const read = await this.#readRecord(name);
+    if (!read.record) return read;
+    const { record } = read;
+    const relative = path.join('apps', name, 'package', 'manifest.json');
+    let bytes: Buffer | undefined;
+    try {
+      bytes = await this.#data.readFile(relative);
+    } catch (error) {
+      if (isIsogateError(error, 'E_UNSAFE_PATH')) throw error;
+      return { problem: `its manifest cannot be read (${(error as Error).message})`, record };
+    }
+    if (bytes === undefined) return { problem: 'its manifest (package/manifest.json) is missing', record };
+    // The record's digest first: the launcher would refuse a changed manifest too, but routes and
+    // listings read it before any launch.
+    if (createHash('sha256').update(bytes).digest('hex') !== record.digests['manifest.json']) {
+      return { problem: 'its manifest (package/manifest.json) was changed after the install', record };
+    }
+    let manifest: AppManifest;
+    try {
+      manifest = validateManifest(JSON.parse(bytes.toString('utf8')));
+    } catch (error) {
+      const coded = toIsogateError(error);
+      return { problem: `its manifest no longer validates under this gateway's rules (${coded.code}: ${coded.message}); install a version built for them`, record };
+    }
+    if (manifest.package_id !== record.package_id || manifest.version !== record.version) {
+      return { problem: `its manifest is of ${manifest.package_id} ${manifest.version}, its record of ${record.package_id} ${record.version}`, record };
+    }
+    return { app: { packageId: record.package_id, version: record.version, manifest, dir: path.join(this.#appsDir, name, 'package'), record } };
+  }
+
+  /** Installed apps quarantined at start (see QuarantinedApp), by name. */
+  quarantined(): QuarantinedApp[] {
+    return [...this.#quarantined.values()].map((app) => ({ ...app })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  getQuarantined(packageId: string): QuarantinedApp | undefined {
+    const app = this.#quarantined.get(packageId);
+    return app && { ...app };
   }
 
   list(): InstalledApp[] {
@@ -323,6 +410,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   async #install(packageId: string, options: { version?: string; onProgress?: (progress: InstallProgress) => void }): Promise<InstalledApp> {
     const audit = this.#options.audit;
+    this.#refuseQuarantined(packageId);
     const installed = this.#apps.get(packageId);
     if (installed) {
       if (options.version === undefined || options.version === installed.version) {
@@ -340,7 +428,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await audit.record('installError', { 'application name': appName }, { packageId, version: entry.version, code: 'E_COMPROMISED' });
       throw fail('E_COMPROMISED', `${appName} ${entry.version} is marked compromised in the store and cannot be installed`, { packageId, version: entry.version });
     }
-    if (this.#apps.size + this.#installsInProgress >= this.#options.maxApps) {
+    if (this.#occupied() >= this.#options.maxApps) {
       await audit.record('installLimitError', { 'application name': appName }, { packageId, limit: this.#options.maxApps });
       throw fail('E_APP_LIMIT', `${this.#options.maxApps} apps are installed; uninstall one before installing ${appName}`, { limit: this.#options.maxApps });
     }
@@ -388,6 +476,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     await audit.record('downloadSucceeded', { 'application name': appName }, { packageId, bytes: entry.size });
     return download;
+  }
+
+  /** Slots taken: a quarantined app keeps its slot until it is uninstalled. */
+  #occupied(): number {
+    return this.#apps.size + this.#quarantined.size + this.#installsInProgress;
+  }
+
+  #refuseQuarantined(packageId: string): void {
+    const quarantined = this.#quarantined.get(packageId);
+    if (!quarantined) return;
+    throw fail('E_ALREADY_INSTALLED', `${quarantined.name} is installed and quarantined (${quarantined.reason}); uninstall it ("isogate apps uninstall ${packageId}") before installing it again`, { packageId, quarantined: true });
   }
 
   /**
@@ -491,8 +590,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const manifest = await readImageManifest(packageFile);
     const packageId = manifest.package_id;
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
+    this.#refuseQuarantined(packageId);
     if (this.#apps.has(packageId)) throw fail('E_ALREADY_INSTALLED', `${manifest.name} ${this.#apps.get(packageId)!.version} is installed already`, { packageId });
-    if (this.#apps.size + this.#installsInProgress >= this.#options.maxApps) {
+    if (this.#occupied() >= this.#options.maxApps) {
       await this.#options.audit.record('installLimitError', { 'application name': manifest.name }, { packageId, limit: this.#options.maxApps });
       throw fail('E_APP_LIMIT', `${this.#options.maxApps} apps are installed; uninstall one before installing ${manifest.name}`, { limit: this.#options.maxApps });
     }
@@ -788,18 +888,23 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    */
   async uninstall(packageId: string): Promise<void> {
     const app = this.#apps.get(packageId);
-    if (!app) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
+    const quarantined = this.#quarantined.get(packageId);
+    if (!app && !quarantined) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
     this.#busy.add(packageId);
     const audit = this.#options.audit;
-    const appName = app.manifest.name;
+    const appName = app?.manifest.name ?? quarantined!.name;
+    // A quarantined app's record is shown only when authentic: otherwise nothing in it is the gateway's.
+    const record = app?.record ?? quarantined?.record;
+    const signer = record ? signerDetails(record) : null;
     try {
-      await audit.record('uninstallStarted', { 'application name': appName }, { packageId, signer: signerDetails(app.record) });
+      await audit.record('uninstallStarted', { 'application name': appName }, { packageId, signer, ...(quarantined ? { quarantined: true } : {}) });
       try {
         for (const hook of this.#options.beforeUninstall) await hook(packageId);
         const trash = path.join(this.#trashDir, `${packageId}-${randomBytes(4).toString('hex')}`);
         await renameDurable(path.join(this.#appsDir, packageId), trash, this.#data);
         this.#apps.delete(packageId);
+        this.#quarantined.delete(packageId);
         await this.#options.config.update((doc) => {
           doc.APPLICATIONS.APPS_CONTROL.applications = doc.APPLICATIONS.APPS_CONTROL.applications.filter((entry) => entry.package_id !== packageId);
           delete doc[packageId];
@@ -810,7 +915,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         if (isIsogateError(error)) throw error;
         throw fail('E_UNINSTALL', `${appName} could not be uninstalled: ${(error as Error).message}`);
       }
-      await audit.record('uninstallSucceeded', { 'application name': appName }, { packageId, origin: originOf(app.record), signer: signerDetails(app.record) });
+      await audit.record('uninstallSucceeded', { 'application name': appName }, {
+        packageId, ...(record ? { origin: originOf(record) } : {}), signer, ...(quarantined ? { quarantined: true } : {}),
+      });
       this.emit('uninstalled', packageId);
     } finally {
       this.#busy.delete(packageId);
@@ -824,17 +931,29 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   async verifyIntegrity(packageId: string): Promise<Map<string, Buffer>> {
     const app = this.#apps.get(packageId);
     if (!app) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
-    const record = await readJsonIfExists<IntegrityRecord>(path.join(this.#appsDir, packageId, 'record.json'), this.#data).catch(() => undefined);
-    if (!record) throw fail('E_INTEGRITY', `The integrity record of ${packageId} is missing or unreadable`);
-    if (record.package_id !== packageId || record.version !== app.version) {
-      throw fail('E_INTEGRITY', `The integrity record of ${packageId} names another app or version`);
+    const read = await this.#readRecord(packageId);
+    if (!read.record) throw fail('E_INTEGRITY', `${packageId} failed its integrity check: ${read.problem}`, { packageId, violations: [{ path: 'record.json', problem: 'record' }] });
+    const { record } = read;
+    if (record.version !== app.version) {
+      throw fail('E_INTEGRITY', `The integrity record of ${packageId} names another version (${record.version}, installed ${app.version})`, { packageId });
     }
-    return verifyInstalledFiles(app.dir, record, this.#options.keys);
+    return verifyInstalledFiles(this.#data.sub(this.#data.relative(app.dir)), record, this.#options.keys);
   }
 
   async close(): Promise<void> {
     await this.#options.verifier.close();
   }
+}
+
+/** Enough of an install record to check its MAC and use it; anything else is not one. */
+function isRecordShaped(value: unknown): value is IntegrityRecord {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
+  const record = value as Record<string, unknown>;
+  const digests = record.digests;
+  return typeof record.package_id === 'string' && typeof record.version === 'string' && typeof record.mac === 'string'
+    && typeof record.installedAt === 'string' && !!digests && typeof digests === 'object' && !Array.isArray(digests)
+    && Object.values(digests).every((digest) => typeof digest === 'string')
+    && (record.signer === null || (!!record.signer && typeof record.signer === 'object' && !Array.isArray(record.signer)));
 }
 
 /** The verified signer as the binding compares it; null for an unsigned package. */

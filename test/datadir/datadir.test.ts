@@ -343,7 +343,7 @@ describe('secrets at rest', function () {
     assert.deepEqual(await fs.readdir(device), ['device.key']);
   });
 
-  it('refuses a device key directory others can enter, and a key that is a link, with E_DEVICE_KEY_UNSAFE', async () => {
+  it('refuses a device key directory others can enter with E_DEVICE_KEY_UNSAFE, and a key that is a link with E_UNSAFE_PATH', async () => {
     const device = path.join(work, 'device');
     await fs.mkdir(device, { mode: 0o700 });
     await fs.chmod(device, 0o755);
@@ -354,7 +354,7 @@ describe('secrets at rest', function () {
     const elsewhere = path.join(work, 'elsewhere.key');
     await fs.writeFile(elsewhere, `${Buffer.alloc(32, 9).toString('base64')}\n`, { mode: 0o600 });
     await fs.symlink(elsewhere, path.join(device, 'device.key'));
-    await assert.rejects(new FileDeviceKeyProvider(device).open(), refusedWith('E_DEVICE_KEY_UNSAFE', /symbolic link/));
+    await assert.rejects(new FileDeviceKeyProvider(device).open(), refusedWith('E_UNSAFE_PATH', /device\.key is a symbolic link/));
   });
 
   it('creates the device key 0600 in a 0700 directory and opens the same key again', async () => {

@@ -322,7 +322,7 @@ describe('orchestrator', function () {
       assert.deepEqual(config.snapshot().APPLICATIONS.APPS_CONTROL.applications, []);
     });
 
-    it('moves aside an app directory whose record is not authentic', async () => {
+    it('quarantines in place an app directory whose record is not authentic (test/orchestrator/quarantine.test.ts has the rest)', async () => {
       const manifest = await publish();
       const app = await (await open()).install(manifest.package_id);
       const recordFile = path.join(path.dirname(app.dir), 'record.json');
@@ -331,7 +331,9 @@ describe('orchestrator', function () {
       await fs.writeFile(recordFile, JSON.stringify(record));
       const reopened = await open();
       assert.equal(reopened.list().length, 0);
-      assert.deepEqual(await fs.readdir(path.join(dir, 'apps')), []);
+      assert.deepEqual(reopened.quarantined().map((quarantined) => quarantined.packageId), [manifest.package_id]);
+      assert.deepEqual(await fs.readdir(path.join(dir, 'apps')), [manifest.package_id]);
+      assert.deepEqual(audit.events().filter((event) => event === 'integrityViolation'), ['integrityViolation']);
     });
   });
 

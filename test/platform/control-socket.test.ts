@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -146,8 +148,13 @@ describe('control socket', () => {
     await assert.rejects(serveControlSocket(socketPath, async () => null), (error: unknown) => isIsogateError(error, 'E_CONFLICT'));
   });
 
-  it('replaces a stale socket file left by a crash', async () => {
-    await fs.writeFile(socketPath, '');
+  it('replaces a stale socket left by a crash', async () => {
+    // A process killed while listening leaves its socket behind (a clean close removes it).
+    const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`]);
+    await once(child.stdout, 'data');
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    assert.equal((await fs.lstat(socketPath)).isSocket(), true);
     server = await serveControlSocket(socketPath, async () => 'up');
     assert.equal(await callControl(socketPath, 'status'), 'up');
   });

@@ -6,9 +6,14 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sinon from 'sinon';
-import { MemoryAuditLog } from '../../platform/audit/index.js';
-import { ConfigStore } from '../../platform/config/index.js';
-import { memoryDeviceKeys } from '../../platform/device/index.js';
+import { createHash } from 'node:crypto';
+import { serveControlSocket } from '../../platform/api/control-socket.js';
+import { FileAuditLog, MemoryAuditLog } from '../../platform/audit/index.js';
+import { ensureDemoCredentials } from '../../platform/bootstrap/demo-credentials.js';
+import { ensurePlatformRoot } from '../../platform/bootstrap/platform-root.js';
+import { ConfigStore, defaultDocument } from '../../platform/config/index.js';
+import { FileDeviceKeyProvider, memoryDeviceKeys } from '../../platform/device/index.js';
+import { sealRecord, verifyInstalledFiles } from '../../platform/integrity/index.js';
 import { DataDir, eraseTree, writeFileDurable } from '../../platform/durable/index.js';
 import { CertificateStore } from '../../platform/egress/index.js';
 import { AppLogs } from '../../platform/logs/index.js';
@@ -227,6 +232,153 @@ describe('links planted in the data directory are refused, never followed', () =
       await fs.symlink(outside, path.join(data, 'certs', id));
       await assert.rejects(certificates.setCa(id, 'ca.pem', Buffer.from(pki.root.certPem)), UNSAFE);
       await assert.rejects(certificates.remove(id), UNSAFE);
+      await assertOutsideUnchanged();
+    });
+  });
+  describe('audit logs', () => {
+    it('refuses an audit log that links outside: nothing appended, nothing truncated', async () => {
+      const torn = 'an outside line without its newline';
+      await fs.writeFile(path.join(outside, 'torn'), torn);
+      await fs.mkdir(path.join(data, 'audit'));
+      await fs.symlink(outsideFile, path.join(data, 'audit', 'system.jsonl'));
+      await assert.rejects(FileAuditLog.open(path.join(data, 'audit')), { ...UNSAFE, message: /system\.jsonl is a symbolic link/ });
+      await fs.rm(path.join(data, 'audit', 'system.jsonl'));
+      // A torn last line is cut off on open: never through a link.
+      await fs.symlink(path.join(outside, 'torn'), path.join(data, 'audit', 'firewall.jsonl'));
+      await assert.rejects(FileAuditLog.open(path.join(data, 'audit')), { ...UNSAFE, message: /firewall\.jsonl is a symbolic link/ });
+      await assertOutsideUnchanged({ torn });
+    });
+
+    it('refuses an audit log hard-linked to a file outside, and an audit directory that links outside', async () => {
+      await fs.mkdir(path.join(data, 'audit'));
+      await fs.link(outsideFile, path.join(data, 'audit', 'system.jsonl'));
+      await assert.rejects(FileAuditLog.open(path.join(data, 'audit')), { ...UNSAFE, message: /has 2 hard links/ });
+      await fs.rm(path.join(data, 'audit'), { recursive: true });
+      await fs.symlink(outside, path.join(data, 'audit'));
+      await assert.rejects(FileAuditLog.open(path.join(data, 'audit')), { ...UNSAFE, message: new RegExp(`${path.join(data, 'audit')} is a symbolic link`) });
+      await assertOutsideUnchanged();
+    });
+
+    it('refuses to append through a link planted after the log was opened', async () => {
+      const audit = await FileAuditLog.open(path.join(data, 'audit'));
+      await fs.rm(path.join(data, 'audit', 'system.jsonl'));
+      await fs.symlink(outsideFile, path.join(data, 'audit', 'system.jsonl'));
+      await assert.rejects(audit.record('auditStart'), UNSAFE);
+      await assertOutsideUnchanged();
+    });
+  });
+
+  describe('device key', () => {
+    const keyText = `${Buffer.alloc(32, 9).toString('base64')}\n`;
+
+    it('refuses a device key that links to a key outside: it is never used', async () => {
+      await fs.writeFile(path.join(outside, 'device.key'), keyText, { mode: 0o600 });
+      await fs.mkdir(path.join(data, 'device'), { mode: 0o700 });
+      await fs.symlink(path.join(outside, 'device.key'), path.join(data, 'device', 'device.key'));
+      await assert.rejects(new FileDeviceKeyProvider(path.join(data, 'device')).open(), { ...UNSAFE, message: /device\.key is a symbolic link/ });
+      await assertOutsideUnchanged({ 'device.key': keyText });
+    });
+
+    it('refuses a device key directory that links to a directory outside, and creates no key there', async () => {
+      await fs.chmod(outside, 0o700);
+      await fs.symlink(outside, path.join(data, 'device'));
+      await assert.rejects(new FileDeviceKeyProvider(path.join(data, 'device')).open(), { ...UNSAFE, message: new RegExp(`${path.join(data, 'device')} is a symbolic link`) });
+      await fs.writeFile(path.join(outside, 'device.key'), keyText, { mode: 0o600 });
+      await assert.rejects(new FileDeviceKeyProvider(path.join(data, 'device')).open(), UNSAFE);
+      await assertOutsideUnchanged({ 'device.key': keyText });
+    });
+  });
+
+  describe('configuration document', () => {
+    it('refuses a config.json that links to a document outside: it is not run on', async () => {
+      const planted = `${JSON.stringify(defaultDocument('planted'), null, 2)}\n`;
+      await fs.writeFile(path.join(outside, 'config.json'), planted);
+      await fs.symlink(path.join(outside, 'config.json'), path.join(data, 'config.json'));
+      await assert.rejects(ConfigStore.open(path.join(data, 'config.json'), 'test'), { ...UNSAFE, message: /config\.json is a symbolic link/ });
+      await assertOutsideUnchanged({ 'config.json': planted });
+    });
+  });
+
+  describe('installed files at launch', () => {
+    const files = { 'manifest.json': '{}\n', 'app/main.js': 'log("mine");\n' };
+    const record = () => sealRecord({
+      package_id: id, version: '1.0.0', installedAt: new Date(0).toISOString(), packageSha256: '0'.repeat(64), signer: null,
+      digests: Object.fromEntries(Object.entries(files).map(([name, text]) => [name, createHash('sha256').update(text).digest('hex')])),
+    }, keys);
+    const packageDir = () => new DataDir(data).sub(`apps/${id}/package`);
+
+    async function writePackage(root: string): Promise<void> {
+      for (const [name, text] of Object.entries(files)) {
+        await fs.mkdir(path.dirname(path.join(root, name)), { recursive: true });
+        await fs.writeFile(path.join(root, name), text);
+      }
+    }
+
+    it('refuses a package directory that links to files outside, even ones that match the record', async () => {
+      await writePackage(path.join(outside, 'package'));
+      await fs.mkdir(path.join(data, 'apps', id), { recursive: true });
+      await fs.symlink(path.join(outside, 'package'), path.join(data, 'apps', id, 'package'));
+      await assert.rejects(verifyInstalledFiles(packageDir(), record(), keys), { ...UNSAFE, message: /package is a symbolic link/ });
+      await assertOutsideUnchanged({ 'package/manifest.json': files['manifest.json'], 'package/app/main.js': files['app/main.js'] });
+    });
+
+    it('refuses a file swapped for a link between the listing and the read, never reading through it', async () => {
+      await writePackage(path.join(data, 'apps', id, 'package'));
+      await fs.writeFile(path.join(outside, 'main.js'), files['app/main.js']);
+      const realReaddir = fs.readdir.bind(fs);
+      const appDir = path.join(data, 'apps', id, 'package', 'app');
+      sinon.stub(fs, 'readdir').callsFake((async (dir: string, ...rest: unknown[]) => {
+        const listed = await (realReaddir as (...args: unknown[]) => Promise<unknown>)(dir, ...rest);
+        if (String(dir) === appDir) {
+          await fs.rm(path.join(appDir, 'main.js'));
+          await fs.symlink(path.join(outside, 'main.js'), path.join(appDir, 'main.js'));
+        }
+        return listed;
+      }) as typeof fs.readdir);
+      await assert.rejects(verifyInstalledFiles(packageDir(), record(), keys), { ...UNSAFE, message: /main\.js is a symbolic link/ });
+      await assertOutsideUnchanged({ 'main.js': files['app/main.js'] });
+    });
+  });
+
+  describe('bootstrap', () => {
+    it('refuses a demo directory that links outside: no key is written there', async function () {
+      this.timeout(60_000);
+      await fs.symlink(outside, path.join(data, 'demo'));
+      await assert.rejects(ensureDemoCredentials(path.join(data, 'demo')), { ...UNSAFE, message: new RegExp(`${path.join(data, 'demo')} is a symbolic link`) });
+      await assertOutsideUnchanged();
+    });
+
+    it('refuses a demo credential that links outside instead of taking the set as complete', async () => {
+      await fs.mkdir(path.join(data, 'demo'));
+      await fs.symlink(outsideFile, path.join(data, 'demo', 'first-login.txt'));
+      await assert.rejects(ensureDemoCredentials(path.join(data, 'demo')), { ...UNSAFE, message: /first-login\.txt is a symbolic link/ });
+      await assertOutsideUnchanged();
+    });
+
+    it('refuses a platform root that links to a root outside: its holder\'s packages would be the platform\'s', async function () {
+      this.timeout(60_000);
+      const pki = await createTestPki();
+      await fs.writeFile(path.join(outside, 'platform-root.pem'), pki.root.certPem);
+      await fs.mkdir(path.join(data, 'platform-ca'));
+      await fs.symlink(path.join(outside, 'platform-root.pem'), path.join(data, 'platform-ca', 'platform-root.pem'));
+      await assert.rejects(ensurePlatformRoot(path.join(data, 'platform-ca')), { ...UNSAFE, message: /platform-root\.pem is a symbolic link/ });
+      await fs.rm(path.join(data, 'platform-ca'), { recursive: true });
+      await fs.symlink(outside, path.join(data, 'platform-ca'));
+      await assert.rejects(ensurePlatformRoot(path.join(data, 'platform-ca')), { ...UNSAFE, message: new RegExp(`${path.join(data, 'platform-ca')} is a symbolic link`) });
+      await assertOutsideUnchanged({ 'platform-root.pem': pki.root.certPem });
+    });
+  });
+
+  describe('control socket', () => {
+    it('refuses a link or a file at the socket\'s path instead of removing it', async () => {
+      const socketPath = path.join(data, 'control.sock');
+      await fs.symlink(outsideFile, socketPath);
+      await assert.rejects(serveControlSocket(socketPath, async () => null), { ...UNSAFE, message: /control\.sock is a symbolic link/ });
+      assert.equal((await fs.lstat(socketPath)).isSymbolicLink(), true);
+      await fs.rm(socketPath);
+      await fs.writeFile(socketPath, 'not a socket');
+      await assert.rejects(serveControlSocket(socketPath, async () => null), { ...UNSAFE, message: /control\.sock is not a socket/ });
+      assert.equal(await fs.readFile(socketPath, 'utf8'), 'not a socket');
       await assertOutsideUnchanged();
     });
   });
