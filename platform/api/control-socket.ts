@@ -70,8 +70,7 @@ function handleConnection(socket: net.Socket, dispatch: ControlDispatch): void {
   socket.on('data', (chunk: string) => {
     if (refused) return;
     buffered += chunk;
-    let newline: number;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
+    for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
       if (Buffer.byteLength(line) > MAX_REQUEST_LINE_BYTES) return refuse();
@@ -253,8 +252,7 @@ export async function callControl(socketPath: string, op: string, params: unknow
     socket.once('connect', () => socket.write(`${JSON.stringify({ id: 1, op, params })}\n`));
     socket.on('data', (chunk: string) => {
       buffered += chunk;
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
         const line = buffered.slice(0, newline);
         buffered = buffered.slice(newline + 1);
         let message: { progress?: unknown; result?: unknown; error?: unknown };

@@ -10,6 +10,7 @@
  * Placeholder values are stored with their controls escaped (`renderText`), so an event's text
  * is safe to show as it is; details keep their values exactly.
  */
+import type { FileHandle } from 'node:fs/promises';
 import { fail } from '../../sdk/errors.js';
 import { escapeControls, safeJson } from '../../sdk/text.js';
 import { DataDir, Mutex, writeFileDurable } from '../durable/index.js';
@@ -145,7 +146,7 @@ export class FileAuditLog implements Audit {
     // Keep the newest three quarters so that overwrites (and their rewrites) stay rare.
     const kept = this.#records[name].slice(-Math.floor(this.#options.maxEntries * 0.75));
     const next = [...kept, overwrite, nextRecord];
-    await writeFileDurable(this.#dir.path(this.#file(name)), next.map((r) => safeJson(r)).join('\n') + '\n', { mode: 0o600, root: this.#dir });
+    await writeFileDurable(this.#dir.path(this.#file(name)), `${next.map((r) => safeJson(r)).join('\n')}\n`, { mode: 0o600, root: this.#dir });
     this.#records[name] = next;
   }
 
@@ -169,7 +170,7 @@ async function appendLine(dir: DataDir, file: string, record: AuditRecord): Prom
 async function readRecords(dir: DataDir, file: string): Promise<AuditRecord[]> {
   // Opened for writing (so a file with other hard links is refused) and truncated on this very
   // handle, never by path: a link swapped in after the read cannot be cut short.
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await dir.open(file, 'r+');
   } catch (error) {
@@ -232,5 +233,5 @@ export function toCsv(records: AuditRecord[]): string {
     return `"${safe.replace(/"/g, '""')}"`;
   };
   const header = ['Date and time', 'Event name', 'Event text', 'Subject ID', 'Severity'].map(quote).join(',');
-  return [header, ...records.map((record) => CSV_COLUMNS.map((column) => quote(record[column])).join(','))].join('\r\n') + '\r\n';
+  return `${[header, ...records.map((record) => CSV_COLUMNS.map((column) => quote(record[column])).join(','))].join('\r\n')}\r\n`;
 }

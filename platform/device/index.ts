@@ -13,6 +13,7 @@
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fail, isIsogateError } from '../../sdk/errors.js';
 import { DataDir } from '../durable/index.js';
@@ -101,7 +102,7 @@ export class FileDeviceKeyProvider implements DeviceKeyProvider {
   }
 
   async #read(): Promise<Buffer | undefined> {
-    let handle;
+    let handle: FileHandle;
     try {
       handle = await this.#data.open('device.key', 'r');
     } catch (error) {

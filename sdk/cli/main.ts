@@ -75,7 +75,7 @@ async function build(rest: string[], values: Values): Promise<Outcome> {
     (shown) => `Built ${shown.package}\n  ${shown.package_id} ${shown.version}, ${shown.size} bytes, sha256 ${shown.sha256}\n  unsigned: sign it with isogate-sdk sign`];
 }
 
-async function keygen(rest: string[], values: Values): Promise<Outcome> {
+async function keygen(_rest: string[], values: Values): Promise<Outcome> {
   const dir = path.resolve(values.out!);
   const keyPath = path.join(dir, 'key.pem');
   if (await fs.stat(keyPath).then(() => true, () => false)) throw fail('E_CONFLICT', `${keyPath} exists; keygen never overwrites a key`);

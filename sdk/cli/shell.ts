@@ -39,6 +39,7 @@ export interface CommandSpec {
   readonly options?: OptionSpecs;
   /** A sentence or two shown by `--help` below the summary. */
   readonly details?: string;
+  // biome-ignore lint/suspicious/noConfusingVoidType: a command resolves with its exit code, or with nothing for 0
   readonly run?: (command: ParsedCommand) => Promise<number | void>;
   readonly commands?: readonly CommandSpec[];
   /** Known (its own sentence when used) but not listed: announced elsewhere, not usable yet. */

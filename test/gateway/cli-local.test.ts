@@ -117,7 +117,7 @@ describe('why an app is in Error, in apps list and status', () => {
   it('status names each app in Error with its reason, escaped; --json stays the gateway\'s status', async () => {
     const result = await runMain(main, ['status', '--data', data]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /^apps: 2 installed of 20; 1 error, 1 running\n  in error: failing \(dev\.example\.failing\): E_CPU_LIMIT: The app ran 250 ms on one event \\x1b\[2J\\u\{202e\}\(limit 200 ms\)$/m);
+    assert.match(result.stdout, /^apps: 2 installed of 20; 1 error, 1 running\n {2}in error: failing \(dev\.example\.failing\): E_CPU_LIMIT: The app ran 250 ms on one event \\x1b\[2J\\u\{202e\}\(limit 200 ms\)$/m);
     assert.doesNotMatch(result.stdout, /[\u001b\u202e]/);
     const json = await runMain(main, ['status', '--data', data, '--json']);
     assert.deepEqual(JSON.parse(json.stdout), status);
