@@ -11,7 +11,9 @@ const ISOLATE_FLAG = '--no-node-snapshot';
 export async function run(entry, { needsIsolates = false } = {}) {
   const script = fileURLToPath(new URL(entry, import.meta.url));
   if (!existsSync(script)) {
-    process.stderr.write(`E_INTERNAL: ${script} is missing: isogate is not built. Run \`npm ci\` (or \`npm run build\`) in ${fileURLToPath(new URL('..', import.meta.url))}\n`);
+    process.stderr.write(
+      `E_INTERNAL: ${script} is missing: isogate is not built. Run \`npm ci\` (or \`npm run build\`) in ${fileURLToPath(new URL('..', import.meta.url))}\n`,
+    );
     process.exitCode = 1;
     return;
   }

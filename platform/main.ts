@@ -7,25 +7,25 @@ import path from 'node:path';
 import { fail, toIsogateError } from '../sdk/errors.js';
 import { escapeControls } from '../sdk/text.js';
 import { SDK_VERSION } from '../sdk/version.js';
+import { type ControlServer, serveControlSocket } from './api/control-socket.js';
 import { invokeOperation } from './api/operations.js';
-import { serveControlSocket, type ControlServer } from './api/control-socket.js';
 import type { GatewayServices, GatewayStatus, InstalledAppView } from './api/services.js';
 import { FileAuditLog } from './audit/index.js';
-import { ensureDemoCredentials, type DemoCredentials } from './bootstrap/demo-credentials.js';
+import { type DemoCredentials, ensureDemoCredentials } from './bootstrap/demo-credentials.js';
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
 import { ensurePlatformRoot } from './bootstrap/platform-root.js';
-import { describeCloseFailures, ShutdownSequence, type CloseFailure } from './bootstrap/shutdown.js';
+import { type CloseFailure, describeCloseFailures, ShutdownSequence } from './bootstrap/shutdown.js';
 import { APP_STATE, ConfigStore } from './config/index.js';
-import { openDataDirectory, ensureOwnDirectory } from './datadir/index.js';
-import { FileDeviceKeyProvider, type DeviceKeyProvider } from './device/index.js';
+import { ensureOwnDirectory, openDataDirectory } from './datadir/index.js';
+import { type DeviceKeyProvider, FileDeviceKeyProvider } from './device/index.js';
 import { AddressPolicy, CertificateStore, EgressService } from './egress/index.js';
+import { originOf } from './integrity/index.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
-import { originOf } from './integrity/index.js';
-import { HttpStoreClient, Orchestrator, type InstalledApp, type QuarantinedApp } from './orchestrator/index.js';
+import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp } from './orchestrator/index.js';
 import { Router } from './router/index.js';
-import { createAppSandbox } from './sandbox/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
+import { createAppSandbox } from './sandbox/index.js';
 import { StorageService } from './storage/index.js';
 
 export const PLATFORM_VERSION = '0.1.0';
@@ -81,7 +81,16 @@ export interface Gateway {
  * another gateway may take the directory only once this one has let go of everything in it.
  */
 const SHUTDOWN_ORDER = [
-  'control socket', 'audit', 'launcher', 'orchestrator', 'router', 'egress', 'storage', 'logs', 'embedded store', 'data directory lock',
+  'control socket',
+  'audit',
+  'launcher',
+  'orchestrator',
+  'router',
+  'egress',
+  'storage',
+  'logs',
+  'embedded store',
+  'data directory lock',
 ] as const;
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
@@ -99,7 +108,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     shutdown.set('audit', () => audit.record('deviceShutdown'));
     const config = await ConfigStore.open(dir('config.json'), `isogate\n\nVersion: ${PLATFORM_VERSION}\n\nisogate SDK version: ${SDK_VERSION}`);
     for (const repair of config.repairs) {
-      await audit.record('integrityViolation', { object: `The configuration of ${repair.packageId}`, description: `${repair.reason}; it was removed, set it again with "isogate apps config ${repair.packageId} --set FILE"` }, { packageId: repair.packageId });
+      await audit.record(
+        'integrityViolation',
+        {
+          object: `The configuration of ${repair.packageId}`,
+          description: `${repair.reason}; it was removed, set it again with "isogate apps config ${repair.packageId} --set FILE"`,
+        },
+        { packageId: repair.packageId },
+      );
     }
     const demo = await ensureDemoCredentials(dir('demo'));
 
@@ -109,9 +125,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (options.storeUrl) {
       if (!options.trustRootFile) throw fail('E_OPTION', 'An external store needs --trust ROOT, the root certificate its publishers chain to');
       storeUrl = options.storeUrl;
-      trustRootsPem = [await fs.readFile(options.trustRootFile, 'utf8').catch((error: Error) => {
-        throw fail('E_OPTION', `The trust root ${options.trustRootFile} cannot be read: ${error.message}`);
-      })];
+      trustRootsPem = [
+        await fs.readFile(options.trustRootFile, 'utf8').catch((error: Error) => {
+          throw fail('E_OPTION', `The trust root ${options.trustRootFile} cannot be read: ${error.message}`);
+        }),
+      ];
     } else {
       // Loaded only here: the store brings koa and esbuild, which a gateway with an external store never needs.
       const startStore = options.embeddedStore ?? (await import('./bootstrap/embedded-store.js')).startEmbeddedStore;
@@ -121,11 +139,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       trustRootsPem = [embedded.rootCertPem];
     }
 
-    const platformTrustRootsPem = [options.platformTrustRootFile
-      ? await fs.readFile(options.platformTrustRootFile, 'utf8').catch((error: Error) => {
-        throw fail('E_OPTION', `The platform root ${options.platformTrustRootFile} cannot be read: ${error.message}`);
-      })
-      : (await ensurePlatformRoot(dir('platform-ca'))).rootCertPem];
+    const platformTrustRootsPem = [
+      options.platformTrustRootFile
+        ? await fs.readFile(options.platformTrustRootFile, 'utf8').catch((error: Error) => {
+            throw fail('E_OPTION', `The platform root ${options.platformTrustRootFile} cannot be read: ${error.message}`);
+          })
+        : (await ensurePlatformRoot(dir('platform-ca'))).rootCertPem,
+    ];
 
     const logs = new AppLogs({ root: dir('logs') });
     shutdown.set('logs', () => logs.close());
@@ -144,14 +164,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     let launcher: Launcher | undefined;
     let orchestrator: Orchestrator | undefined;
     const router = new Router({
-      config, audit, appLog,
+      config,
+      audit,
+      appLog,
       manifestOf: (packageId) => orchestrator?.get(packageId)?.manifest,
       guestOf: (packageId) => launcher?.guest(packageId),
     });
     shutdown.set('router', () => router.close());
 
     orchestrator = await Orchestrator.open({
-      dataDir, config, audit, keys, trustRootsPem, platformTrustRootsPem,
+      dataDir,
+      config,
+      audit,
+      keys,
+      trustRootsPem,
+      platformTrustRootsPem,
       store: new HttpStoreClient({ url: storeUrl, maxPackageBytes: MAX_PACKAGE_BYTES }),
       ...(options.updateWatchMs === undefined ? {} : { updateWatchMs: options.updateWatchMs }),
       beforeUninstall: [
@@ -202,7 +229,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     };
 
     launcher = new Launcher({
-      config, audit, appLog,
+      config,
+      audit,
+      appLog,
       apps: installed,
       platformSdkVersion: SDK_VERSION,
       verifyIntegrity: (app) => installed.verifyIntegrity(app.packageId),
@@ -224,12 +253,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     for (const info of running.list()) logs.setLevel(info.packageId, info.logLevel);
 
     const services: GatewayServices = {
-      orchestrator: installed, launcher: running, router, certificates, audit, config,
+      orchestrator: installed,
+      launcher: running,
+      router,
+      certificates,
+      audit,
+      config,
       status: () => gatewayStatus(),
-      installedApps: () => [
-        ...installed.list().map((app) => installedAppView(app, running)),
-        ...installed.quarantined().map((app) => quarantinedAppView(app, config)),
-      ].sort((a, b) => a.name.localeCompare(b.name)),
+      installedApps: () =>
+        [...installed.list().map((app) => installedAppView(app, running)), ...installed.quarantined().map((app) => quarantinedAppView(app, config))].sort(
+          (a, b) => a.name.localeCompare(b.name),
+        ),
       logArchiveInfo: (id) => {
         services.requireInstalled(id);
         return logs.archiveInfo(id);
@@ -272,14 +306,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     };
 
     const storeRootCertFile = embedded ? embedded.rootCertFile : path.resolve(options.trustRootFile!);
-    const control: ControlServer = await serveControlSocket(path.join(dataDir, 'control.sock'),
-      (op, params, context) => invokeOperation(services, op, params, context));
+    const control: ControlServer = await serveControlSocket(path.join(dataDir, 'control.sock'), (op, params, context) =>
+      invokeOperation(services, op, params, context),
+    );
     shutdown.set('control socket', () => control.close());
 
     await running.startAutostartApps();
     return {
-      services, dataDir, controlSocket: control.path, storeUrl, demo, close: () => shutdown.close(),
-      ...(embedded ? { storeDir: opened.storeDir } : {}), migrated: opened.migration.applied,
+      services,
+      dataDir,
+      controlSocket: control.path,
+      storeUrl,
+      demo,
+      close: () => shutdown.close(),
+      ...(embedded ? { storeDir: opened.storeDir } : {}),
+      migrated: opened.migration.applied,
       ...(storeRootCertFile ? { storeRootCertFile } : {}),
     };
   } catch (error) {
@@ -328,8 +369,11 @@ function installedAppView(app: InstalledApp, launcher: Launcher): InstalledAppVi
     ...(info.lastError ? { last_error: info.lastError } : {}),
     signature: app.record.signer ? 'verified' : 'unsigned',
     signer: app.record.signer && {
-      subject: app.record.signer.subject, issuer: app.record.signer.issuer, fingerprint256: app.record.signer.fingerprint256,
-      spkiSha256: app.record.signer.spkiSha256 ?? null, validTo: app.record.signer.validTo,
+      subject: app.record.signer.subject,
+      issuer: app.record.signer.issuer,
+      fingerprint256: app.record.signer.fingerprint256,
+      spkiSha256: app.record.signer.spkiSha256 ?? null,
+      validTo: app.record.signer.validTo,
     },
     installed_at: app.record.installedAt,
     manifest: app.manifest,
@@ -379,24 +423,32 @@ export async function runGateway(options: RunOptions): Promise<void> {
     await setUpDemo(gateway.services, (line) => say(line));
   }
   const info = {
-    dataDir: gateway.dataDir, controlSocket: gateway.controlSocket, store: gateway.storeUrl,
-    ...(gateway.storeDir ? { storeDir: gateway.storeDir } : {}), migrated: gateway.migrated,
+    dataDir: gateway.dataDir,
+    controlSocket: gateway.controlSocket,
+    store: gateway.storeUrl,
+    ...(gateway.storeDir ? { storeDir: gateway.storeDir } : {}),
+    migrated: gateway.migrated,
     ...(gateway.storeRootCertFile ? { storeRootCert: gateway.storeRootCertFile } : {}),
-    demo: gateway.demo, status: gateway.services.status(),
+    demo: gateway.demo,
+    status: gateway.services.status(),
   };
   if (options.json) process.stdout.write(`${JSON.stringify(info)}\n`);
-  say([
-    `isogate ${PLATFORM_VERSION} is running.`,
-    `  data directory   ${gateway.dataDir}`,
-    `  control socket   ${gateway.controlSocket}   (isogate apps list --data ${gateway.dataDir})`,
-    ...gateway.migrated.map((step) => `  migrated         ${step}`),
-    `  app store        ${gateway.storeUrl}${gateway.storeDir ? ` (its data, CA and publisher keys in ${gateway.storeDir})` : ''}`,
-    ...(gateway.storeRootCertFile ? [`  store root CA    ${gateway.storeRootCertFile}   (what its packages chain to: isogate-sdk verify PKG --trust ${gateway.storeRootCertFile})`] : []),
-    `  demo root CA     ${gateway.demo.rootCertFile}   (of the demo admin identity below; not the store's)`,
-    `  admin identity   ${gateway.demo.adminP12File} (password "${gateway.demo.p12Password}"), ${gateway.demo.adminCertFile}, ${gateway.demo.adminKeyFile}`,
-    `  first login      ${gateway.demo.firstLoginFile}`,
-    'Press Ctrl-C to stop.',
-  ].join('\n'));
+  say(
+    [
+      `isogate ${PLATFORM_VERSION} is running.`,
+      `  data directory   ${gateway.dataDir}`,
+      `  control socket   ${gateway.controlSocket}   (isogate apps list --data ${gateway.dataDir})`,
+      ...gateway.migrated.map((step) => `  migrated         ${step}`),
+      `  app store        ${gateway.storeUrl}${gateway.storeDir ? ` (its data, CA and publisher keys in ${gateway.storeDir})` : ''}`,
+      ...(gateway.storeRootCertFile
+        ? [`  store root CA    ${gateway.storeRootCertFile}   (what its packages chain to: isogate-sdk verify PKG --trust ${gateway.storeRootCertFile})`]
+        : []),
+      `  demo root CA     ${gateway.demo.rootCertFile}   (of the demo admin identity below; not the store's)`,
+      `  admin identity   ${gateway.demo.adminP12File} (password "${gateway.demo.p12Password}"), ${gateway.demo.adminCertFile}, ${gateway.demo.adminKeyFile}`,
+      `  first login      ${gateway.demo.firstLoginFile}`,
+      'Press Ctrl-C to stop.',
+    ].join('\n'),
+  );
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -409,5 +461,6 @@ export async function runGateway(options: RunOptions): Promise<void> {
   say('Stopping...');
   const failures = await gateway.close();
   // The CLI prints it (each part with its code and message) and exits non-zero.
-  if (failures.length > 0) throw fail('E_SHUTDOWN', `The gateway stopped, but ${failures.length} part(s) did not close cleanly: ${describeCloseFailures(failures)}`, { failures });
+  if (failures.length > 0)
+    throw fail('E_SHUTDOWN', `The gateway stopped, but ${failures.length} part(s) did not close cleanly: ${describeCloseFailures(failures)}`, { failures });
 }

@@ -13,7 +13,7 @@ import { fail } from './errors.js';
 export const CERTIFICATE_RULES = {
   'issuer-is-ca': 'every issuing certificate carries basicConstraints with cA set',
   'ca-constraints-critical': "a CA certificate's basicConstraints extension is marked critical",
-  'path-length': "no CA issues more CA certificates below it than its pathLenConstraint allows",
+  'path-length': 'no CA issues more CA certificates below it than its pathLenConstraint allows',
   'issuer-key-usage': 'every CA certificate has a keyUsage extension with keyCertSign',
   'key-identifiers': 'every issued certificate names its issuer key (authorityKeyIdentifier), every CA has a subjectKeyIdentifier, neither is critical',
   'critical-extensions': 'no certificate has a critical extension the gateway does not process',
@@ -51,14 +51,33 @@ const OID = {
 } as const;
 
 /** Critical extensions something checks: pkijs (names, policies) or this module. */
-const PROCESSED_CRITICAL = new Set<string>([OID.keyUsage, OID.basicConstraints, OID.extKeyUsage, OID.subjectAltName,
-  OID.nameConstraints, OID.certificatePolicies, OID.policyMappings, OID.policyConstraints, OID.inhibitAnyPolicy]);
+const PROCESSED_CRITICAL = new Set<string>([
+  OID.keyUsage,
+  OID.basicConstraints,
+  OID.extKeyUsage,
+  OID.subjectAltName,
+  OID.nameConstraints,
+  OID.certificatePolicies,
+  OID.policyMappings,
+  OID.policyConstraints,
+  OID.inhibitAnyPolicy,
+]);
 
 const EC_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1', 'P-256', 'P-384', 'P-521']);
 const MIN_RSA_BITS = 2048;
 
 /** keyUsage bits, RFC 5280 4.2.1.3 (bit 0 is the high bit of the first byte). */
-const KEY_USAGE_BITS = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement', 'keyCertSign', 'cRLSign', 'encipherOnly', 'decipherOnly'] as const;
+const KEY_USAGE_BITS = [
+  'digitalSignature',
+  'nonRepudiation',
+  'keyEncipherment',
+  'dataEncipherment',
+  'keyAgreement',
+  'keyCertSign',
+  'cRLSign',
+  'encipherOnly',
+  'decipherOnly',
+] as const;
 type KeyUsageName = (typeof KEY_USAGE_BITS)[number];
 
 /** One certificate of a validated path: pkijs' parse beside Node's (keys, names). */
@@ -79,8 +98,7 @@ function extensionsOf(cert: pkijs.Certificate): Extensions {
   const byOid = new Map((cert.extensions ?? []).map((extension) => [extension.extnID, extension]));
   const constraints = byOid.get(OID.basicConstraints)?.parsedValue as pkijs.BasicConstraints | undefined;
   const rawPathLength = constraints?.pathLenConstraint;
-  const pathLength = rawPathLength === undefined ? undefined
-    : typeof rawPathLength === 'number' ? rawPathLength : rawPathLength.valueBlock.valueDec;
+  const pathLength = rawPathLength === undefined ? undefined : typeof rawPathLength === 'number' ? rawPathLength : rawPathLength.valueBlock.valueDec;
   // pkijs parses keyUsage as an asn1js BIT STRING.
   const usageBits = byOid.get(OID.keyUsage)?.parsedValue as { valueBlock: { valueHexView: Uint8Array } } | undefined;
   let keyUsage: Set<KeyUsageName> | undefined;
@@ -112,7 +130,8 @@ function checkKey(cert: PathCertificate, role: string): void {
     return;
   }
   if (key.asymmetricKeyType === 'ec') {
-    if (!EC_CURVES.has(details.namedCurve ?? '')) refuse('key-strength', `The ${role} (${name(cert)}) has an EC key on the unsupported curve ${details.namedCurve ?? 'with explicit parameters'}`);
+    if (!EC_CURVES.has(details.namedCurve ?? ''))
+      refuse('key-strength', `The ${role} (${name(cert)}) has an EC key on the unsupported curve ${details.namedCurve ?? 'with explicit parameters'}`);
     return;
   }
   refuse('key-strength', `The ${role} (${name(cert)}) has a ${key.asymmetricKeyType ?? 'unknown'} key; RSA and EC keys are supported`);
@@ -149,13 +168,18 @@ export function checkCertificatePolicy(path: readonly PathCertificate[], purpose
       if (caLike && !(purpose === 'server' && extensions.isCa)) refuse('leaf-not-ca', `The signer certificate (${name(cert)}) is a CA certificate`);
       if (!extensions.keyUsage) refuse('leaf-key-usage', `The signer certificate (${name(cert)}) has no keyUsage extension`);
       if (!extensions.keyUsage.has('digitalSignature')) {
-        refuse('leaf-key-usage', `The signer certificate (${name(cert)}) does not allow digital signatures (its keyUsage is ${[...extensions.keyUsage].join(', ') || 'empty'})`);
+        refuse(
+          'leaf-key-usage',
+          `The signer certificate (${name(cert)}) does not allow digital signatures (its keyUsage is ${[...extensions.keyUsage].join(', ') || 'empty'})`,
+        );
       }
-      if (!extensions.extKeyUsage?.includes(eku.oid)) refuse('leaf-extended-key-usage', `The certificate of ${name(cert)} lacks the ${eku.name} extended key usage`);
+      if (!extensions.extKeyUsage?.includes(eku.oid))
+        refuse('leaf-extended-key-usage', `The certificate of ${name(cert)} lacks the ${eku.name} extended key usage`);
       return;
     }
     if (!extensions.isCa) refuse('issuer-is-ca', `The ${role} (${name(cert)}) issues a certificate but is not a CA certificate`);
-    if (!extensions.byOid.get(OID.basicConstraints)!.critical) refuse('ca-constraints-critical', `The ${role} (${name(cert)}) does not mark its basicConstraints critical`);
+    if (!extensions.byOid.get(OID.basicConstraints)!.critical)
+      refuse('ca-constraints-critical', `The ${role} (${name(cert)}) does not mark its basicConstraints critical`);
     if (!extensions.keyUsage?.has('keyCertSign')) refuse('issuer-key-usage', `The ${role} (${name(cert)}) is a CA without the keyCertSign key usage`);
     if (extensions.pathLength !== undefined) {
       // RFC 5280 6.1.4 (l), (m): self-issued intermediates do not count.

@@ -119,7 +119,7 @@ export const ERROR_CODES = {
   //   E_EGRESS_LIMIT, E_EGRESS_CLOSED  the app's own limits, and a stream it used after its end or
   //                          that was still connecting when the app was closed.
   E_EGRESS_TARGET: { status: 403, summary: 'The egress target is not declared in the manifest.' },
-  E_EGRESS_ADDRESS: { status: 403, summary: 'The egress target\'s address is on the gateway\'s own side and not in the allowed ranges.' },
+  E_EGRESS_ADDRESS: { status: 403, summary: "The egress target's address is on the gateway's own side and not in the allowed ranges." },
   E_EGRESS_UNREACHABLE: { status: 502, summary: 'The egress target cannot be reached.' },
   E_EGRESS_TLS: { status: 502, summary: 'The TLS connection to the target failed.' },
   E_EGRESS_TIMEOUT: { status: 504, summary: 'The connected egress target did not answer in time.' },
@@ -136,7 +136,7 @@ export const ERROR_CODES = {
   E_DATA_DIR_FORMAT: { status: 500, summary: 'The data directory has a format this version cannot read.' },
   E_MIGRATION: { status: 500, summary: 'The data directory could not be brought to the current format.' },
   E_DEVICE_KEY_UNSAFE: { status: 500, summary: 'The device key is readable or replaceable by someone other than the gateway.' },
-  E_CONTROL_SOCKET_UNSAFE: { status: 403, summary: 'The control socket does not belong to the data directory\'s owner; nothing was sent.' },
+  E_CONTROL_SOCKET_UNSAFE: { status: 403, summary: "The control socket does not belong to the data directory's owner; nothing was sent." },
 
   // Authentication (API, control socket)
   E_AUTH: { status: 401, summary: 'Authentication failed.' },
@@ -187,8 +187,11 @@ export function toIsogateError(error: unknown): IsogateError {
   if (error && typeof error === 'object') {
     const { code, message, details } = error as { code?: unknown; message?: unknown; details?: unknown };
     if (isErrorCode(code)) {
-      return new IsogateError(code, String(message ?? ERROR_CODES[code].summary),
-        details && typeof details === 'object' ? (details as Record<string, unknown>) : {});
+      return new IsogateError(
+        code,
+        String(message ?? ERROR_CODES[code].summary),
+        details && typeof details === 'object' ? (details as Record<string, unknown>) : {},
+      );
     }
     // The original stays reachable as `cause` (with its stack) for logs and debugging.
     if (typeof message === 'string') return new IsogateError('E_INTERNAL', message, {}, { cause: error });

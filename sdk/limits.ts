@@ -6,7 +6,7 @@
  * write again: JSON.stringify, structuredClone and ajv recurse once per nesting level and fail
  * with "Maximum call stack size exceeded" a few thousand levels down.
  */
-import { fail, type ErrorCode } from './errors.js';
+import { type ErrorCode, fail } from './errors.js';
 
 /** A manifest file (sdk/manifest.ts); a manifest is declarations, not payload. */
 const MANIFEST_BYTES = 256 * 1024;

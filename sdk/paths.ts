@@ -10,15 +10,16 @@ import { fail, type IsogateError } from './errors.js';
 /** E_PATH for a failed file-system call on `target`, by what the operating system said. */
 export function pathError(error: unknown, target: string, what: string): IsogateError {
   const code = (error as NodeJS.ErrnoException).code;
-  const sentence = {
-    ENOENT: `${what} ${target}: a folder on the way does not exist; create it first or choose a path in an existing folder`,
-    ENOTDIR: `${what} ${target}: a part of the path is a file, not a folder; choose another path`,
-    EISDIR: `${what} ${target} is a directory; give a file name (for example ${path.join(target, 'FILE')})`,
-    EEXIST: `${what} ${target} exists and is not a directory; choose another path`,
-    EACCES: `${what} ${target} is not writable by this user (uid ${process.geteuid?.() ?? '?'}); choose a path you may write to`,
-    EPERM: `${what} ${target} may not be written here; choose a path you may write to`,
-    EROFS: `${what} ${target} is on a read-only file system; choose a writable place`,
-  }[code ?? ''] ?? `${what} ${target} cannot be used (${code ?? (error as Error).message}); choose another path`;
+  const sentence =
+    {
+      ENOENT: `${what} ${target}: a folder on the way does not exist; create it first or choose a path in an existing folder`,
+      ENOTDIR: `${what} ${target}: a part of the path is a file, not a folder; choose another path`,
+      EISDIR: `${what} ${target} is a directory; give a file name (for example ${path.join(target, 'FILE')})`,
+      EEXIST: `${what} ${target} exists and is not a directory; choose another path`,
+      EACCES: `${what} ${target} is not writable by this user (uid ${process.geteuid?.() ?? '?'}); choose a path you may write to`,
+      EPERM: `${what} ${target} may not be written here; choose a path you may write to`,
+      EROFS: `${what} ${target} is on a read-only file system; choose a writable place`,
+    }[code ?? ''] ?? `${what} ${target} cannot be used (${code ?? (error as Error).message}); choose another path`;
   return fail('E_PATH', sentence, { path: target, ...(code ? { errno: code } : {}) });
 }
 
@@ -32,12 +33,14 @@ export async function checkOutputFile(file: string, what: string, suggestedName 
   const folderStat = await fs.stat(folder).catch((error: unknown) => {
     throw pathError(error, target, what);
   });
-  if (!folderStat.isDirectory()) throw fail('E_PATH', `${what} ${target}: ${folder} is a file, not a folder; choose a path in an existing folder`, { path: target });
+  if (!folderStat.isDirectory())
+    throw fail('E_PATH', `${what} ${target}: ${folder} is a file, not a folder; choose a path in an existing folder`, { path: target });
   const stat = await fs.stat(target).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw pathError(error, target, what);
   });
-  if (stat?.isDirectory()) throw fail('E_PATH', `${what} ${target} is a directory; give a file name (for example ${path.join(target, suggestedName)})`, { path: target });
+  if (stat?.isDirectory())
+    throw fail('E_PATH', `${what} ${target} is a directory; give a file name (for example ${path.join(target, suggestedName)})`, { path: target });
   if (stat && !stat.isFile()) throw fail('E_PATH', `${what} ${target} exists and is not a regular file; choose another path`, { path: target });
   await fs.access(folder, constants.W_OK).catch((error: unknown) => {
     throw pathError(Object.assign(error as object, { code: 'EACCES' }), target, what);
@@ -65,8 +68,22 @@ export async function makeDirectories(dir: string, what: string, mode = 0o777): 
     for (const level of [...made].reverse()) await fs.rmdir(level).catch(() => undefined);
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     const level = missing[made.length] ?? absolute;
-    const why = ({ ENOENT: 'the file system there takes no new directories', ENOTDIR: 'a part of the path is a file', EACCES: 'permission denied', EPERM: 'not permitted', EROFS: 'a read-only file system', ENOSPC: 'no space left' } as Record<string, string>)[code] ?? code;
-    throw fail('E_PATH', `${what} ${absolute} cannot be created: making ${level} failed (${why}, ${code}); choose a directory in a writable place, such as below your home directory`, { path: absolute, level, errno: code });
+    const why =
+      (
+        {
+          ENOENT: 'the file system there takes no new directories',
+          ENOTDIR: 'a part of the path is a file',
+          EACCES: 'permission denied',
+          EPERM: 'not permitted',
+          EROFS: 'a read-only file system',
+          ENOSPC: 'no space left',
+        } as Record<string, string>
+      )[code] ?? code;
+    throw fail(
+      'E_PATH',
+      `${what} ${absolute} cannot be created: making ${level} failed (${why}, ${code}); choose a directory in a writable place, such as below your home directory`,
+      { path: absolute, level, errno: code },
+    );
   }
   const last = await fs.stat(absolute);
   if (!last.isDirectory()) throw fail('E_PATH', `${what} ${absolute} is a file, not a directory; choose another path`, { path: absolute });
@@ -74,8 +91,11 @@ export async function makeDirectories(dir: string, what: string, mode = 0o777): 
 }
 
 async function exists(at: string, what: string): Promise<boolean> {
-  return fs.lstat(at).then(() => true, (error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return false;
-    throw pathError(error, at, what);
-  });
+  return fs.lstat(at).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw pathError(error, at, what);
+    },
+  );
 }

@@ -6,7 +6,7 @@
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 import * as pkijs from 'pkijs';
-import { checkCertificatePolicy, type CertificatePurpose, type PathCertificate } from './certificate-policy.js';
+import { type CertificatePurpose, checkCertificatePolicy, type PathCertificate } from './certificate-policy.js';
 import { fail } from './errors.js';
 
 export interface DistinguishedName {
@@ -177,7 +177,10 @@ export function certificateDetails(pem: string): CertificateDetails {
     spkiSha256: spkiSha256(cert),
     isCa: cert.ca,
     extKeyUsage: (cert.keyUsage ?? []).map((oid) => EKU_NAMES[oid] ?? oid),
-    altNames: (cert.subjectAltName ?? '').split(', ').filter(Boolean).map((entry) => entry.replace(/^(DNS|IP Address):/, '')),
+    altNames: (cert.subjectAltName ?? '')
+      .split(', ')
+      .filter(Boolean)
+      .map((entry) => entry.replace(/^(DNS|IP Address):/, '')),
   };
 }
 
@@ -204,7 +207,10 @@ const MAX_CHAIN = 5;
 /** The engine pkijs verifies signatures with: Node's own WebCrypto, in whichever thread runs this. */
 let cryptoEngine: pkijs.CryptoEngine | undefined;
 function engine(): pkijs.CryptoEngine {
-  cryptoEngine ??= new pkijs.CryptoEngine({ name: 'node-webcrypto', crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'] });
+  cryptoEngine ??= new pkijs.CryptoEngine({
+    name: 'node-webcrypto',
+    crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'],
+  });
   return cryptoEngine;
 }
 
@@ -219,7 +225,9 @@ function parsePkijs(cert: X509Certificate): pkijs.Certificate {
 /** SHA-256 of the DER SubjectPublicKeyInfo, lower-case hex: the key's identity, whatever certifies it. */
 export function spkiSha256(cert: X509Certificate | string): string {
   const node = typeof cert === 'string' ? x509(cert) : cert;
-  return createHash('sha256').update(node.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(node.publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 export interface VerifiedCertificate extends CertificateDetails {
@@ -236,8 +244,10 @@ export interface VerifiedCertificate extends CertificateDetails {
 function pathFailure(chain: PathCertificate[], roots: PathCertificate[], usage: CertificatePurpose, time: number, message: string): never {
   for (const [index, { node: cert }] of chain.entries()) {
     const role = index === 0 ? 'signer certificate' : `intermediate certificate ${index}`;
-    if (time < new Date(cert.validFrom).getTime()) throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) is not valid before ${cert.validFrom}`, { reason: 'not-yet-valid' });
-    if (time > new Date(cert.validTo).getTime()) throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) expired on ${cert.validTo}`, { reason: 'expired' });
+    if (time < new Date(cert.validFrom).getTime())
+      throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) is not valid before ${cert.validFrom}`, { reason: 'not-yet-valid' });
+    if (time > new Date(cert.validTo).getTime())
+      throw fail('E_CERTIFICATE', `The ${role} (${oneLine(cert.subject)}) expired on ${cert.validTo}`, { reason: 'expired' });
   }
   // Names and signatures only: Node's checkIssued also applies keyUsage, a rule worded below.
   const issuedBy = (cert: X509Certificate, issuer: X509Certificate): boolean => cert.issuer === issuer.subject && cert.verify(issuer.publicKey);
@@ -248,7 +258,9 @@ function pathFailure(chain: PathCertificate[], roots: PathCertificate[], usage: 
     throw fail('E_CERTIFICATE', `The trusted root certificate (${oneLine(anchor.node.subject)}) is outside its validity period`, { reason: 'root-expired' });
   }
   if (links && anchor) checkCertificatePolicy(anchor.node.fingerprint256 === top.fingerprint256 ? chain : [...chain, anchor], usage);
-  throw fail('E_CERTIFICATE', `The certificate chain of ${oneLine(chain[0]!.node.subject)} does not lead to a trusted root: ${message}`, { reason: 'untrusted-root' });
+  throw fail('E_CERTIFICATE', `The certificate chain of ${oneLine(chain[0]!.node.subject)} does not lead to a trusted root: ${message}`, {
+    reason: 'untrusted-root',
+  });
 }
 
 /**
@@ -258,7 +270,12 @@ function pathFailure(chain: PathCertificate[], roots: PathCertificate[], usage: 
  * built. Returns the leaf's details and its issuing CA, or throws E_CERTIFICATE whose
  * details.reason says why.
  */
-export async function verifyCertificateChain(chainPem: string[], trustRootsPem: string[], usage: CertificatePurpose, now: Date = new Date()): Promise<VerifiedCertificate> {
+export async function verifyCertificateChain(
+  chainPem: string[],
+  trustRootsPem: string[],
+  usage: CertificatePurpose,
+  now: Date = new Date(),
+): Promise<VerifiedCertificate> {
   if (chainPem.length === 0) throw fail('E_CERTIFICATE', 'There is no signer certificate');
   if (chainPem.length > MAX_CHAIN) throw fail('E_CERTIFICATE', `The certificate chain is longer than ${MAX_CHAIN}`);
   const chain = chainPem.map(x509);
@@ -285,7 +302,9 @@ export async function verifyCertificateChain(chainPem: string[], trustRootsPem: 
   }
   const path: PathCertificate[] = result.certificatePath.map((parsed) => ({ parsed, node: byParsed.get(parsed)! }));
   if (path.some((cert) => !cert.node) || path[0]!.node.fingerprint256 !== chain[0]!.fingerprint256) {
-    throw fail('E_CERTIFICATE', `The certificate chain of ${oneLine(chain[0]!.subject)} did not validate as a path from the signer certificate`, { reason: 'broken-chain' });
+    throw fail('E_CERTIFICATE', `The certificate chain of ${oneLine(chain[0]!.subject)} did not validate as a path from the signer certificate`, {
+      reason: 'broken-chain',
+    });
   }
   checkCertificatePolicy(path, usage);
   const issuer = path[1]!.node;

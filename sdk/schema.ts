@@ -17,7 +17,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import * as addFormatsModule from 'ajv-formats';
 import * as formatsModule from 'ajv-formats/dist/formats.js';
 import { RE2JS } from 're2js';
-import { fail, IsogateError, type ErrorCode } from './errors.js';
+import { type ErrorCode, fail, IsogateError } from './errors.js';
 import { jsonDepth, SCHEMA_LIMITS } from './limits.js';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
@@ -111,11 +111,19 @@ function compileRe2(source: string, flags: string, what: string, code: ErrorCode
   try {
     compiled = RE2JS.compile(toRe2Syntax(source), bits);
   } catch (error) {
-    throw fail(code, `${what} /${source}/ cannot run on the gateway's linear-time engine (RE2 has no lookahead, lookbehind or backreferences): ${(error as Error).message}`, { pattern: source });
+    throw fail(
+      code,
+      `${what} /${source}/ cannot run on the gateway's linear-time engine (RE2 has no lookahead, lookbehind or backreferences): ${(error as Error).message}`,
+      { pattern: source },
+    );
   }
   const program = compiled.programSize();
   if (bounded && program > SCHEMA_LIMITS.maxPatternProgram) {
-    throw fail(code, `${what} /${source}/ compiles to ${program} RE2 instructions; the limit is ${SCHEMA_LIMITS.maxPatternProgram} (write fewer or smaller counted repeats)`, { pattern: source });
+    throw fail(
+      code,
+      `${what} /${source}/ compiles to ${program} RE2 instructions; the limit is ${SCHEMA_LIMITS.maxPatternProgram} (write fewer or smaller counted repeats)`,
+      { pattern: source },
+    );
   }
   const text = `/${source}/${flags}`;
   return { regexp: { source, flags, test: (input) => compiled.test(input), toString: () => text }, program };
@@ -373,15 +381,21 @@ class SchemaCheck {
       total.perByte += perByte;
       if (worst && worst.cost > (total.worst?.cost ?? 0)) total.worst = worst;
       if (total.perByte > SCHEMA_LIMITS.maxCostPerByte) {
-        const costliest = total.worst ? `; the costliest check in it is "${total.worst.keyword}" at ${this.#at(total.worst.at) || '/'} (${total.worst.cost})` : '';
-        throw this.#limit(`its checks cost more than ${SCHEMA_LIMITS.maxCostPerByte} per byte of message once references and repeated subschemas are expanded; "${keyword}" at ${this.#at(at) || '/'} brings it to ${total.perByte}${costliest} (check a value once: one uniqueItems, one format or pattern per value)`, pointer);
+        const costliest = total.worst
+          ? `; the costliest check in it is "${total.worst.keyword}" at ${this.#at(total.worst.at) || '/'} (${total.worst.cost})`
+          : '';
+        throw this.#limit(
+          `its checks cost more than ${SCHEMA_LIMITS.maxCostPerByte} per byte of message once references and repeated subschemas are expanded; "${keyword}" at ${this.#at(at) || '/'} brings it to ${total.perByte}${costliest} (check a value once: one uniqueItems, one format or pattern per value)`,
+          pointer,
+        );
       }
     };
     const worstOf = (at: string): Leaf | undefined => this.#memo.get(at)?.worst;
     // uniqueItems reads the whole array; once per value is all it can mean.
     const unique = (at: string | undefined): void => {
       if (at === undefined) return;
-      if (total.unique !== undefined) throw this.#limit(`uniqueItems at ${this.#at(at)} and at ${this.#at(total.unique)} apply to the same value; keep one`, at);
+      if (total.unique !== undefined)
+        throw this.#limit(`uniqueItems at ${this.#at(at)} and at ${this.#at(total.unique)} apply to the same value; keep one`, at);
       total.unique = at;
     };
     const uniqueOf = (at: string): void => unique(this.#memo.get(at)?.unique);
@@ -399,7 +413,8 @@ class SchemaCheck {
     const list = (keyword: string): unknown[] => (Object.hasOwn(node, keyword) && Array.isArray(node[keyword]) ? (node[keyword] as unknown[]) : []);
 
     for (const keyword of REFUSED_KEYWORDS) {
-      if (Object.hasOwn(node, keyword)) throw this.#limit(`${keyword} is not supported in a package's schema; use "$ref": "#/$defs/NAME"`, `${pointer}/${escapePointer(keyword)}`);
+      if (Object.hasOwn(node, keyword))
+        throw this.#limit(`${keyword} is not supported in a package's schema; use "$ref": "#/$defs/NAME"`, `${pointer}/${escapePointer(keyword)}`);
     }
     if (pointer !== '' && Object.hasOwn(node, '$id')) throw this.#limit('$id is allowed only at the top of a schema', `${pointer}/$id`);
 
@@ -408,7 +423,11 @@ class SchemaCheck {
     if (Object.hasOwn(node, 'format')) {
       const cost = typeof node.format === 'string' ? untrustedFormatCost(node.format) : undefined;
       if (cost === undefined) {
-        throw fail('E_SCHEMA_FORMAT', `The schema ${this.#place}: format ${JSON.stringify(node.format)} at ${this.#at(`${pointer}/format`)} is not one the gateway checks; use one of ${untrustedFormatNames().join(', ')}, or a pattern`, { pointer: this.#at(`${pointer}/format`) });
+        throw fail(
+          'E_SCHEMA_FORMAT',
+          `The schema ${this.#place}: format ${JSON.stringify(node.format)} at ${this.#at(`${pointer}/format`)} is not one the gateway checks; use one of ${untrustedFormatNames().join(', ')}, or a pattern`,
+          { pointer: this.#at(`${pointer}/format`) },
+        );
       }
       charge(cost, `format: ${node.format as string}`, `${pointer}/format`);
     }
@@ -419,7 +438,8 @@ class SchemaCheck {
     for (const keyword of COUNTING) if (Object.hasOwn(node, keyword)) charge(KEYWORD_COST.count, keyword, `${pointer}/${keyword}`);
     if (Array.isArray(node.required)) charge(KEYWORD_COST.requiredName * node.required.length, 'required', `${pointer}/required`);
     for (const [key, names] of entries('dependentRequired')) {
-      if (Array.isArray(names)) charge(KEYWORD_COST.requiredName * (1 + names.length), 'dependentRequired', `${pointer}/dependentRequired/${escapePointer(key)}`);
+      if (Array.isArray(names))
+        charge(KEYWORD_COST.requiredName * (1 + names.length), 'dependentRequired', `${pointer}/dependentRequired/${escapePointer(key)}`);
     }
 
     // Subschemas applied to the same value: each adds its whole cost.
@@ -433,7 +453,8 @@ class SchemaCheck {
       list(keyword).forEach((item, index) => {
         const text = canonicalJson(item);
         const first = seen.get(text);
-        if (first !== undefined) throw this.#limit(`${keyword}/${index} repeats ${keyword}/${first}; list each subschema once`, `${pointer}/${keyword}/${index}`);
+        if (first !== undefined)
+          throw this.#limit(`${keyword}/${index} repeats ${keyword}/${first}; list each subschema once`, `${pointer}/${keyword}/${index}`);
         seen.set(text, index);
         charge(sub(item, `${pointer}/${keyword}/${index}`), keyword, `${pointer}/${keyword}/${index}`, worstOf(`${pointer}/${keyword}/${index}`));
         uniqueOf(`${pointer}/${keyword}/${index}`);
@@ -449,7 +470,10 @@ class SchemaCheck {
     if (Object.hasOwn(node, '$ref')) {
       const target = this.#resolve(node.$ref, `${pointer}/$ref`);
       if (this.#active.has(target)) {
-        throw this.#limit(`$ref ${JSON.stringify(node.$ref)} refers back to a schema that contains it; recursive schemas are not accepted from packages`, `${pointer}/$ref`);
+        throw this.#limit(
+          `$ref ${JSON.stringify(node.$ref)} refers back to a schema that contains it; recursive schemas are not accepted from packages`,
+          `${pointer}/$ref`,
+        );
       }
       const cost = this.cost(this.#node(target), target, level + 1);
       nodes(cost.nodes);
@@ -486,11 +510,12 @@ class SchemaCheck {
     for (const keyword of MEMBER) add(member, sub(node[keyword], `${pointer}/${keyword}`), worstOf(`${pointer}/${keyword}`));
     add(key, sub(node.propertyNames, `${pointer}/propertyNames`), worstOf(`${pointer}/propertyNames`));
     widest = { sum: 0, worst: undefined };
-    for (const keyword of ['prefixItems', 'items']) list(keyword).forEach((entry, index) => {
-      const at = `${pointer}/${keyword}/${index}`;
-      const cost = sub(entry, at);
-      if (cost > widest.sum) widest = { sum: cost, worst: worstOf(at) };
-    });
+    for (const keyword of ['prefixItems', 'items'])
+      list(keyword).forEach((entry, index) => {
+        const at = `${pointer}/${keyword}/${index}`;
+        const cost = sub(entry, at);
+        if (cost > widest.sum) widest = { sum: cost, worst: worstOf(at) };
+      });
     add(item, widest.sum, widest.worst);
     if (!Array.isArray(node.items)) add(item, sub(node.items, `${pointer}/items`), worstOf(`${pointer}/items`));
     for (const keyword of ITEM) add(item, sub(node[keyword], `${pointer}/${keyword}`), worstOf(`${pointer}/${keyword}`));

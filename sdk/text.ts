@@ -60,6 +60,6 @@ export function escapeControlsDeep<T>(value: T): T {
  */
 export function safeJson(value: unknown, space?: number): string {
   // JSON.stringify gives undefined for undefined; `null` keeps the output JSON.
-  const text = JSON.stringify(value, null, space) as string | undefined ?? 'null';
+  const text = (JSON.stringify(value, null, space) as string | undefined) ?? 'null';
   return text.replace(JSON_RAW_CONTROLS, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

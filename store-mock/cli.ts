@@ -3,10 +3,10 @@
  * serving store re-reads, so publish, delist and compromise act at once.
  */
 import path from 'node:path';
-import { printJson, runCli, type CliSpec, type OptionSpecs, type ParsedCommand } from '../sdk/cli/shell.js';
+import { formatBytes, table } from '../platform/cli/format.js';
+import { type CliSpec, type OptionSpecs, type ParsedCommand, printJson, runCli } from '../sdk/cli/shell.js';
 import { fail } from '../sdk/errors.js';
 import { escapeControlsDeep } from '../sdk/text.js';
-import { formatBytes, table } from '../platform/cli/format.js';
 import { serveStore } from './server.js';
 import { StoreData } from './store.js';
 
@@ -33,7 +33,11 @@ async function serve(command: ParsedCommand): Promise<void> {
   const port = values.port === undefined ? 8470 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw fail('E_USAGE', '--port is a TCP port number');
   const serving = await serveStore({ dir, port, host: String(values.host ?? '127.0.0.1') });
-  output(command.json, { url: serving.url, rootCert: serving.store.rootCertFile }, (shown) => `store serving ${shown.url}\nroot CA ${shown.rootCert}\nPress Ctrl-C to stop.`);
+  output(
+    command.json,
+    { url: serving.url, rootCert: serving.store.rootCertFile },
+    (shown) => `store serving ${shown.url}\nroot CA ${shown.rootCert}\nPress Ctrl-C to stop.`,
+  );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
@@ -73,8 +77,20 @@ async function compromise(command: ParsedCommand): Promise<void> {
 
 async function catalog(command: ParsedCommand): Promise<void> {
   const entries = await (await StoreData.open(storeDir(command))).catalog();
-  output(command.json, { apps: entries }, () => table(entries.map((e) => ({ ...e, size: formatBytes(e.size), categories: e.categories.join(', '), published_at: e.published_at.slice(0, 10) })),
-    [['name', 'NAME'], ['title', 'TITLE'], ['version', 'VERSION'], ['size', 'SIZE'], ['categories', 'CATEGORY'], ['published_at', 'PUBLISHED'], ['status', 'STATUS']]));
+  output(command.json, { apps: entries }, () =>
+    table(
+      entries.map((e) => ({ ...e, size: formatBytes(e.size), categories: e.categories.join(', '), published_at: e.published_at.slice(0, 10) })),
+      [
+        ['name', 'NAME'],
+        ['title', 'TITLE'],
+        ['version', 'VERSION'],
+        ['size', 'SIZE'],
+        ['categories', 'CATEGORY'],
+        ['published_at', 'PUBLISHED'],
+        ['status', 'STATUS'],
+      ],
+    ),
+  );
 }
 
 export const STORE_CLI: CliSpec = {
@@ -82,24 +98,51 @@ export const STORE_CLI: CliSpec = {
   title: 'isogate-store — the app store stand-in',
   common: OPTIONS,
   commands: [
-    { name: 'serve', summary: 'Serve the catalog and packages over HTTP until Ctrl-C; prints its URL and root CA.', options: {
-      data: DATA,
-      port: { type: 'string', value: 'N', summary: 'TCP port (default: 8470; 0 for any free port)' },
-      host: { type: 'string', value: 'H', summary: 'address to listen on (default: 127.0.0.1)' },
-    }, run: serve },
-    { name: 'issue-publisher', summary: "Issue a publisher a code-signing key and certificate from the store's CA.", options: {
-      data: DATA,
-      name: { type: 'string', value: 'NAME', summary: "the publisher's name (1 to 64 characters)", required: true },
-      out: { type: 'string', value: 'DIR', summary: 'where to write publisher.key.pem, publisher.cert.pem and chain.pem: keep it out of any repository', required: true },
-    }, run: issuePublisher },
-    { name: 'publish', summary: 'List a signed package in the catalog, after the checks a gateway makes.', args: ['PKG'], options: {
-      data: DATA,
-      unchecked: { type: 'boolean', summary: 'list it without any check (stands in for a compromised store)' },
-      id: { type: 'string', value: 'ID', summary: 'the package id of an --unchecked listing' },
-      version: { type: 'string', value: 'V', summary: 'the version of an --unchecked listing' },
-    }, run: publish },
+    {
+      name: 'serve',
+      summary: 'Serve the catalog and packages over HTTP until Ctrl-C; prints its URL and root CA.',
+      options: {
+        data: DATA,
+        port: { type: 'string', value: 'N', summary: 'TCP port (default: 8470; 0 for any free port)' },
+        host: { type: 'string', value: 'H', summary: 'address to listen on (default: 127.0.0.1)' },
+      },
+      run: serve,
+    },
+    {
+      name: 'issue-publisher',
+      summary: "Issue a publisher a code-signing key and certificate from the store's CA.",
+      options: {
+        data: DATA,
+        name: { type: 'string', value: 'NAME', summary: "the publisher's name (1 to 64 characters)", required: true },
+        out: {
+          type: 'string',
+          value: 'DIR',
+          summary: 'where to write publisher.key.pem, publisher.cert.pem and chain.pem: keep it out of any repository',
+          required: true,
+        },
+      },
+      run: issuePublisher,
+    },
+    {
+      name: 'publish',
+      summary: 'List a signed package in the catalog, after the checks a gateway makes.',
+      args: ['PKG'],
+      options: {
+        data: DATA,
+        unchecked: { type: 'boolean', summary: 'list it without any check (stands in for a compromised store)' },
+        id: { type: 'string', value: 'ID', summary: 'the package id of an --unchecked listing' },
+        version: { type: 'string', value: 'V', summary: 'the version of an --unchecked listing' },
+      },
+      run: publish,
+    },
     { name: 'delist', summary: 'Stop offering a version.', args: ['ID', 'VERSION'], options: { data: DATA }, run: delist },
-    { name: 'compromise', summary: 'Mark a version compromised: gateways refuse to install it.', args: ['ID', 'VERSION'], options: { data: DATA }, run: compromise },
+    {
+      name: 'compromise',
+      summary: 'Mark a version compromised: gateways refuse to install it.',
+      args: ['ID', 'VERSION'],
+      options: { data: DATA },
+      run: compromise,
+    },
     { name: 'catalog', summary: 'The catalog as a gateway sees it.', options: { data: DATA }, run: catalog },
   ],
 };

@@ -7,8 +7,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import Koa from 'koa';
-import { ERROR_CODES, isIsogateError, type ErrorCode } from '../sdk/errors.js';
-import { StoreData, type CatalogEntry } from './store.js';
+import { ERROR_CODES, type ErrorCode, isIsogateError } from '../sdk/errors.js';
+import { type CatalogEntry, StoreData } from './store.js';
 
 interface CachedCatalog {
   mtimeMs: number;
@@ -53,7 +53,11 @@ export function createStoreServer(store: StoreData): Koa {
     const entry = (await catalog()).find((e) => e.package_id === id && e.version === version);
     if (!entry) {
       const known = (await catalog()).some((e) => e.package_id === id);
-      return error(ctx, known ? 'E_DELISTED' : 'E_NOT_FOUND', known ? `${id} ${version} is not listed (delisted or never published)` : `No app ${id} in this store`);
+      return error(
+        ctx,
+        known ? 'E_DELISTED' : 'E_NOT_FOUND',
+        known ? `${id} ${version} is not listed (delisted or never published)` : `No app ${id} in this store`,
+      );
     }
     const file = await store.packageFile(id, version);
     const stat = file ? await fs.stat(file).catch(() => undefined) : undefined;
@@ -134,9 +138,10 @@ export async function serveStore(options: { dir: string; port?: number; host?: s
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     store,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

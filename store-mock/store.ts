@@ -7,13 +7,13 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import semver from 'semver';
-import { fail, isIsogateError } from '../sdk/errors.js';
-import { makeDirectories } from '../sdk/paths.js';
-import { readManifestUnverified, readPackage } from '../sdk/package/index.js';
-import type { AppManifest } from '../sdk/manifest.js';
-import { createCertificate, generateKeyPair } from '../sdk/pki.js';
 import { readJsonIfExists, writeFileDurable, writeJsonDurable } from '../platform/durable/index.js';
 import type { CatalogEntry } from '../platform/orchestrator/store-client.js';
+import { fail, isIsogateError } from '../sdk/errors.js';
+import type { AppManifest } from '../sdk/manifest.js';
+import { readManifestUnverified, readPackage } from '../sdk/package/index.js';
+import { makeDirectories } from '../sdk/paths.js';
+import { createCertificate, generateKeyPair } from '../sdk/pki.js';
 
 export type { CatalogEntry };
 
@@ -36,7 +36,11 @@ export interface PublisherFiles {
 }
 
 export class StoreData {
-  private constructor(readonly dir: string, readonly rootCertPem: string, private readonly rootKeyPem: string) {}
+  private constructor(
+    readonly dir: string,
+    readonly rootCertPem: string,
+    private readonly rootKeyPem: string,
+  ) {}
 
   /** The store's root CA certificate: what publishers chain to, so what a gateway or `isogate-sdk verify` trusts. */
   static rootCertFile(dir: string): string {
@@ -62,7 +66,10 @@ export class StoreData {
       keyPem = pair.keyPem;
       certPem = createCertificate({
         subject: { commonName: 'isogate store-mock root CA', organizationName: 'isogate store-mock' },
-        publicKeyPem: pair.publicKeyPem, signingKeyPem: pair.keyPem, usage: 'ca', days: 3650,
+        publicKeyPem: pair.publicKeyPem,
+        signingKeyPem: pair.keyPem,
+        usage: 'ca',
+        days: 3650,
       });
       await writeFileDurable(keyFile, keyPem, { mode: 0o600 });
       await writeFileDurable(certFile, certPem);
@@ -85,8 +92,11 @@ export class StoreData {
     await makeDirectories(outDir, "The publisher's key directory");
     const pair = generateKeyPair();
     const certPem = createCertificate({
-      subject: { commonName: name, organizationName: name }, publicKeyPem: pair.publicKeyPem,
-      issuer: { certPem: this.rootCertPem, keyPem: this.rootKeyPem }, usage: 'code-signing', days,
+      subject: { commonName: name, organizationName: name },
+      publicKeyPem: pair.publicKeyPem,
+      issuer: { certPem: this.rootCertPem, keyPem: this.rootKeyPem },
+      usage: 'code-signing',
+      days,
     });
     const files = {
       keyPath: path.join(outDir, 'publisher.key.pem'),
@@ -105,9 +115,12 @@ export class StoreData {
    * `unchecked`, standing for a compromised store, can swap what a listed version is.
    */
   async publish(source: Uint8Array | string, options: PublishOptions = {}): Promise<CatalogEntry> {
-    const bytes = typeof source === 'string'
-      ? await fs.readFile(source).catch((error: Error) => { throw fail('E_NOT_FOUND', `The package ${source} cannot be read: ${error.message}`); })
-      : Buffer.from(source);
+    const bytes =
+      typeof source === 'string'
+        ? await fs.readFile(source).catch((error: Error) => {
+            throw fail('E_NOT_FOUND', `The package ${source} cannot be read: ${error.message}`);
+          })
+        : Buffer.from(source);
     let manifest: Partial<AppManifest>;
     if (options.unchecked) {
       // Even a package whose digests no longer match still names itself in its manifest.
@@ -131,7 +144,10 @@ export class StoreData {
     const listed = (await this.catalog()).find((e) => e.package_id === id && e.version === version);
     if (listed && !options.unchecked) {
       if (listed.sha256 === sha256) return listed;
-      throw fail('E_VERSION_EXISTS', `${id} ${version} is already published with other content; a published version never changes: publish a new version`, { packageId: id, version });
+      throw fail('E_VERSION_EXISTS', `${id} ${version} is already published with other content; a published version never changes: publish a new version`, {
+        packageId: id,
+        version,
+      });
     }
     const file = path.join(this.dir, 'packages', id, `${version}.igp`);
     await fs.mkdir(path.dirname(file), { recursive: true });
@@ -199,6 +215,10 @@ function str(value: unknown, fallback: string): string {
 }
 
 function sortCatalog(entries: CatalogEntry[]): CatalogEntry[] {
-  return [...entries].sort((a, b) => a.name.localeCompare(b.name) || a.package_id.localeCompare(b.package_id)
-    || (semver.valid(a.version) && semver.valid(b.version) ? semver.compare(a.version, b.version) : a.version.localeCompare(b.version)));
+  return [...entries].sort(
+    (a, b) =>
+      a.name.localeCompare(b.name) ||
+      a.package_id.localeCompare(b.package_id) ||
+      (semver.valid(a.version) && semver.valid(b.version) ? semver.compare(a.version, b.version) : a.version.localeCompare(b.version)),
+  );
 }

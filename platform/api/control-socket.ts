@@ -64,7 +64,10 @@ function handleConnection(socket: net.Socket, dispatch: ControlDispatch): void {
   const refuse = (): void => {
     refused = true;
     buffered = '';
-    send(socket, { id: null, error: fail('E_DOCUMENT_LIMIT', `A request line may be at most ${MAX_REQUEST_LINE_BYTES} bytes; send a smaller request`).toJSON() });
+    send(socket, {
+      id: null,
+      error: fail('E_DOCUMENT_LIMIT', `A request line may be at most ${MAX_REQUEST_LINE_BYTES} bytes; send a smaller request`).toJSON(),
+    });
     socket.end();
   };
   socket.on('data', (chunk: string) => {
@@ -97,16 +100,17 @@ async function answer(socket: net.Socket, line: string, dispatch: ControlDispatc
       progress: (update) => send(socket, { id, progress: update }),
       signal: closedSignal(socket),
       backlog: () => socket.writableLength,
-      drained: () => new Promise<void>((resolve) => {
-        if (socket.destroyed || socket.writableLength === 0) return resolve();
-        const done = (): void => {
-          socket.off('drain', done);
-          socket.off('close', done);
-          resolve();
-        };
-        socket.on('drain', done);
-        socket.on('close', done);
-      }),
+      drained: () =>
+        new Promise<void>((resolve) => {
+          if (socket.destroyed || socket.writableLength === 0) return resolve();
+          const done = (): void => {
+            socket.off('drain', done);
+            socket.off('close', done);
+            resolve();
+          };
+          socket.on('drain', done);
+          socket.on('close', done);
+        }),
     });
     send(socket, { id, result: result ?? null });
   } catch (error) {
@@ -136,7 +140,11 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
   const stats = await dir.lstat(path.basename(full));
   if (!stats) return;
   if (!stats.isSocket()) {
-    throw fail('E_UNSAFE_PATH', `${full} is ${stats.isSymbolicLink() ? 'a symbolic link' : stats.isDirectory() ? 'a directory' : 'not a socket'}, not a control socket a gateway left; the gateway does not follow links or act on unexpected files in its data directory. Find out who put it there, remove it and try again`, { path: full });
+    throw fail(
+      'E_UNSAFE_PATH',
+      `${full} is ${stats.isSymbolicLink() ? 'a symbolic link' : stats.isDirectory() ? 'a directory' : 'not a socket'}, not a control socket a gateway left; the gateway does not follow links or act on unexpected files in its data directory. Find out who put it there, remove it and try again`,
+      { path: full },
+    );
   }
   await fs.unlink(full).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'ENOENT') throw error;
@@ -206,26 +214,48 @@ function octal(mode: number): string {
 export async function checkControlSocket(socketPath: string, uid = currentUid()): Promise<void> {
   const dir = path.dirname(path.resolve(socketPath));
   const dirStat = await fs.stat(dir).catch(() => undefined);
-  if (!dirStat) throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}: ${dir} does not exist; start one with "isogate start --data DIR"`);
+  if (!dirStat)
+    throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}: ${dir} does not exist; start one with "isogate start --data DIR"`);
   await checkAncestors(dir, 'the data directory', uid);
   if (dirStat.uid !== uid && dirStat.uid !== 0) {
-    throw fail('E_CONTROL_SOCKET_UNSAFE', `The data directory ${dir} belongs to uid ${dirStat.uid}, neither you (uid ${uid}) nor root, so its control socket may answer for someone else; nothing was sent. Use your own gateway's --data`, { path: dir, uid: dirStat.uid });
+    throw fail(
+      'E_CONTROL_SOCKET_UNSAFE',
+      `The data directory ${dir} belongs to uid ${dirStat.uid}, neither you (uid ${uid}) nor root, so its control socket may answer for someone else; nothing was sent. Use your own gateway's --data`,
+      { path: dir, uid: dirStat.uid },
+    );
   }
   if ((dirStat.mode & 0o022) !== 0) {
-    throw fail('E_CONTROL_SOCKET_UNSAFE', `The data directory ${dir} is writable by group or others (mode ${octal(dirStat.mode)}), so anyone could have replaced its control socket; nothing was sent. Its gateway refuses such a directory too: "chmod 700 ${dir}" and restart it`, { path: dir, mode: octal(dirStat.mode) });
+    throw fail(
+      'E_CONTROL_SOCKET_UNSAFE',
+      `The data directory ${dir} is writable by group or others (mode ${octal(dirStat.mode)}), so anyone could have replaced its control socket; nothing was sent. Its gateway refuses such a directory too: "chmod 700 ${dir}" and restart it`,
+      { path: dir, mode: octal(dirStat.mode) },
+    );
   }
   const stat = await fs.lstat(socketPath).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; start one with "isogate start --data DIR"`);
+    if (error.code === 'ENOENT')
+      throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; start one with "isogate start --data DIR"`);
     throw fail('E_UNAVAILABLE', `The control socket ${socketPath} cannot be examined: ${error.message}`);
   });
   if (!stat.isSocket()) {
-    throw fail('E_CONTROL_SOCKET_UNSAFE', `${socketPath} is ${stat.isSymbolicLink() ? 'a symbolic link' : 'not a socket'}, not a gateway's control socket; nothing was sent`, { path: socketPath });
+    throw fail(
+      'E_CONTROL_SOCKET_UNSAFE',
+      `${socketPath} is ${stat.isSymbolicLink() ? 'a symbolic link' : 'not a socket'}, not a gateway's control socket; nothing was sent`,
+      { path: socketPath },
+    );
   }
   if (stat.uid !== dirStat.uid) {
-    throw fail('E_CONTROL_SOCKET_UNSAFE', `The control socket ${socketPath} belongs to uid ${stat.uid}, not to its data directory's owner (uid ${dirStat.uid}): someone else put it there; nothing was sent. Stop whatever serves it and restart the gateway`, { path: socketPath, uid: stat.uid });
+    throw fail(
+      'E_CONTROL_SOCKET_UNSAFE',
+      `The control socket ${socketPath} belongs to uid ${stat.uid}, not to its data directory's owner (uid ${dirStat.uid}): someone else put it there; nothing was sent. Stop whatever serves it and restart the gateway`,
+      { path: socketPath, uid: stat.uid },
+    );
   }
   if ((stat.mode & 0o077) !== 0) {
-    throw fail('E_CONTROL_SOCKET_UNSAFE', `The control socket ${socketPath} is open to group or others (mode ${octal(stat.mode)}), not as a gateway makes it (0600); nothing was sent`, { path: socketPath, mode: octal(stat.mode) });
+    throw fail(
+      'E_CONTROL_SOCKET_UNSAFE',
+      `The control socket ${socketPath} is open to group or others (mode ${octal(stat.mode)}), not as a gateway makes it (0600); nothing was sent`,
+      { path: socketPath, mode: octal(stat.mode) },
+    );
   }
 }
 
@@ -245,9 +275,13 @@ export async function callControl(socketPath: string, op: string, params: unknow
     socket.setEncoding('utf8');
     socket.once('error', (error: NodeJS.ErrnoException) => {
       const missing = error.code === 'ENOENT' || error.code === 'ECONNREFUSED';
-      settle(() => reject(missing
-        ? fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; start one with "isogate start --data DIR"`)
-        : fail('E_UNAVAILABLE', `The control socket ${socketPath} failed: ${error.message}`)));
+      settle(() =>
+        reject(
+          missing
+            ? fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; start one with "isogate start --data DIR"`)
+            : fail('E_UNAVAILABLE', `The control socket ${socketPath} failed: ${error.message}`),
+        ),
+      );
     });
     socket.once('connect', () => socket.write(`${JSON.stringify({ id: 1, op, params })}\n`));
     socket.on('data', (chunk: string) => {

@@ -61,7 +61,7 @@ function routeEnd(services: GatewayServices, text: string): { application_id: st
 const LAUNCH_RULES = { auto: 'auto', manual: 'none', blocked: 'forbidden' } as const;
 
 export const OPERATIONS: Record<string, Operation> = {
-  'status': {
+  status: {
     summary: 'Gateway status: version, modes, apps by status, store',
     params: params({}),
     run: async (services) => services.status(),
@@ -90,8 +90,13 @@ export const OPERATIONS: Record<string, Operation> = {
     run: async ({ orchestrator }, { id, version, allowDowngrade }: { id: string; version?: string; allowDowngrade?: boolean }, context) => {
       const result = await orchestrator.update(id, { version, allowDowngrade, onProgress: (progress) => context.progress(progress) });
       return {
-        package_id: result.app.packageId, name: result.app.manifest.name, version: result.app.version, previous_version: result.previousVersion,
-        reset_keys: result.resetKeys, routes_in_error: result.routesInError, started: result.started,
+        package_id: result.app.packageId,
+        name: result.app.manifest.name,
+        version: result.app.version,
+        previous_version: result.previousVersion,
+        reset_keys: result.resetKeys,
+        routes_in_error: result.routesInError,
+        started: result.started,
       };
     },
   },
@@ -166,15 +171,23 @@ export const OPERATIONS: Record<string, Operation> = {
     },
   },
   'apps.logs.lines': {
-    summary: "An app's log lines, oldest first: the last `tail` (every line without) at `level` or more severe; with `follow`, then each line as it is written, across rotations, until the caller goes. Progress updates carry the lines",
-    params: params({
-      id: PACKAGE_ID,
-      tail: { type: 'integer', minimum: 0, maximum: MAX_TAIL_LINES },
-      level: { type: 'integer', minimum: 0, maximum: 5 },
-      follow: { type: 'boolean' },
-    }, ['id']),
+    summary:
+      "An app's log lines, oldest first: the last `tail` (every line without) at `level` or more severe; with `follow`, then each line as it is written, across rotations, until the caller goes. Progress updates carry the lines",
+    params: params(
+      {
+        id: PACKAGE_ID,
+        tail: { type: 'integer', minimum: 0, maximum: MAX_TAIL_LINES },
+        level: { type: 'integer', minimum: 0, maximum: 5 },
+        follow: { type: 'boolean' },
+      },
+      ['id'],
+    ),
     run: async (services, { id, tail, level, follow }: { id: string; tail?: number; level?: 0 | 1 | 2 | 3 | 4 | 5; follow?: boolean }, context) => {
-      const follower = await services.followLog(id, { ...(tail === undefined ? {} : { tail }), ...(level === undefined ? {} : { level }), follow: follow === true });
+      const follower = await services.followLog(id, {
+        ...(tail === undefined ? {} : { tail }),
+        ...(level === undefined ? {} : { level }),
+        follow: follow === true,
+      });
       const stop = (): void => void follower.close();
       context.signal?.addEventListener('abort', stop, { once: true });
       if (context.signal?.aborted) stop();
@@ -244,7 +257,13 @@ export const OPERATIONS: Record<string, Operation> = {
   },
   'certs.setClient': {
     summary: "Upload or replace an app's client certificate with its key (only together, only matching)",
-    params: params({ id: PACKAGE_ID, certFileName: FILE_NAME, cert: BASE64, keyFileName: FILE_NAME, key: BASE64 }, ['id', 'certFileName', 'cert', 'keyFileName', 'key']),
+    params: params({ id: PACKAGE_ID, certFileName: FILE_NAME, cert: BASE64, keyFileName: FILE_NAME, key: BASE64 }, [
+      'id',
+      'certFileName',
+      'cert',
+      'keyFileName',
+      'key',
+    ]),
     run: async (services, p: { id: string; certFileName: string; cert: string; keyFileName: string; key: string }) => {
       services.requireInstalled(p.id);
       return services.certificates.setClient(p.id, p.certFileName, Buffer.from(p.cert, 'base64'), p.keyFileName, Buffer.from(p.key, 'base64'));
@@ -266,7 +285,8 @@ export const OPERATIONS: Record<string, Operation> = {
       severity: { type: 'array', items: { enum: ['Informational', 'Warning', 'Critical'] }, maxItems: 3 },
       limit: { type: 'integer', minimum: 1, maximum: 10_000 },
     }),
-    run: async ({ audit }, filter: { log?: 'system' | 'firewall'; severity?: ('Informational' | 'Warning' | 'Critical')[]; limit?: number }) => audit.list(filter),
+    run: async ({ audit }, filter: { log?: 'system' | 'firewall'; severity?: ('Informational' | 'Warning' | 'Critical')[]; limit?: number }) =>
+      audit.list(filter),
   },
 };
 

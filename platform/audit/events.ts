@@ -16,68 +16,226 @@ export interface AuditEventSpec {
   readonly log: AuditLogName;
 }
 
-const system = (name: string, text: string, severity: Severity, subject: string): AuditEventSpec =>
-  ({ name, text, severity, subject, log: 'system' });
-const firewall = (name: string, text: string, severity: Severity, subject: string): AuditEventSpec =>
-  ({ name, text, severity, subject, log: 'firewall' });
+const system = (name: string, text: string, severity: Severity, subject: string): AuditEventSpec => ({ name, text, severity, subject, log: 'system' });
+const firewall = (name: string, text: string, severity: Severity, subject: string): AuditEventSpec => ({ name, text, severity, subject, log: 'firewall' });
 
 export const AUDIT_EVENTS = {
   auditStart: system('Audit: Audit subsystem start', 'Audit subsystem is running', 'Informational', 'System: Audit'),
   auditOverwrite: system('Audit: Audit log overwrite', 'Audit log is overwritten due to full storage', 'Informational', 'System: Audit'),
-  auditRunningOut: system('Audit: Audit log is running out of space', 'The audit log will be overwritten after <number or entries>', 'Warning', 'System: Audit'),
+  auditRunningOut: system(
+    'Audit: Audit log is running out of space',
+    'The audit log will be overwritten after <number or entries>',
+    'Warning',
+    'System: Audit',
+  ),
   logExport: system('admin: Log export', 'The log is exported', 'Informational', 'Administrator'),
   logExportError: system('admin: Log export error', 'Failed to export the log', 'Warning', 'Administrator'),
   // Not in the manual (it has no publisher bindings); worded after its admin events.
-  signerForgotten: system('admin: Forgetting the application publisher', 'The publisher bound to the application <application name> is forgotten; the next installation binds a new publisher', 'Warning', 'Administrator'),
+  signerForgotten: system(
+    'admin: Forgetting the application publisher',
+    'The publisher bound to the application <application name> is forgotten; the next installation binds a new publisher',
+    'Warning',
+    'Administrator',
+  ),
 
   // Not in the manual's tables, which record a reboot and a change of routes but neither a
   // shutdown nor a change of an app's configuration; worded after "KscController: Rebooting
   // the device" and "KscController: Changing the application routes".
   deviceShutdown: system('KscController: Shutting down the device', 'The device is being shut down', 'Informational', 'System: KscController'),
-  appConfigChanged: system('KscController: Changing the application configuration', 'The configuration of the application <application name> is changed', 'Informational', 'System: KscController'),
-  appConfigChangeError: system('KscController: Error changing the application configuration', 'Failed to change the configuration of the application <application name>', 'Warning', 'System: KscController'),
-  uploadAppCertificate: system('KscController: Uploading the application certificate', 'Application certificate is uploaded to the certificate storage', 'Informational', 'System: KscController'),
+  appConfigChanged: system(
+    'KscController: Changing the application configuration',
+    'The configuration of the application <application name> is changed',
+    'Informational',
+    'System: KscController',
+  ),
+  appConfigChangeError: system(
+    'KscController: Error changing the application configuration',
+    'Failed to change the configuration of the application <application name>',
+    'Warning',
+    'System: KscController',
+  ),
+  uploadAppCertificate: system(
+    'KscController: Uploading the application certificate',
+    'Application certificate is uploaded to the certificate storage',
+    'Informational',
+    'System: KscController',
+  ),
 
-  launchIncompatible: system('Launcher: Attempting to launch an incompatible version of the application', 'An attempt to launch the application version incompatible with the system was detected', 'Warning', 'System: Launcher'),
-  launchBlocked: system('Launcher: Attempting to launch a blocked application', 'An attempt to run a blocked application is detected', 'Warning', 'System: Launcher'),
+  launchIncompatible: system(
+    'Launcher: Attempting to launch an incompatible version of the application',
+    'An attempt to launch the application version incompatible with the system was detected',
+    'Warning',
+    'System: Launcher',
+  ),
+  launchBlocked: system(
+    'Launcher: Attempting to launch a blocked application',
+    'An attempt to run a blocked application is detected',
+    'Warning',
+    'System: Launcher',
+  ),
   launchStarted: system('Launcher: Launching an application', 'The application <application name> was started', 'Informational', 'System: Launcher'),
   launchError: system('Launcher: Error launching an application', 'Failed to start the application <application name>', 'Warning', 'System: Launcher'),
-  launchUntrusted: system('Launcher: Untrusted application', 'Failed to verify the integrity of the application <application name>', 'Critical', 'System: Launcher'),
+  launchUntrusted: system(
+    'Launcher: Untrusted application',
+    'Failed to verify the integrity of the application <application name>',
+    'Critical',
+    'System: Launcher',
+  ),
   appStopped: system('Launcher: Stopping an application', 'The application <application name> was stopped', 'Informational', 'System: Launcher'),
   appFailed: system('Launcher: Application has failed', 'The application <application name> failed with an error', 'Warning', 'System: Launcher'),
   autorunChanged: system('Launcher: Changing application autorun', 'The list of applications for autorun is changed', 'Informational', 'System: Launcher'),
-  autorunChangeError: system('Launcher: Error changing application autorun', 'Failed to change the list of applications for autorun', 'Warning', 'System: Launcher'),
-  nonImmuneMode: system('Launcher: Enabling the non-immune mode', 'The device is running in non-immune mode; immunity is not guaranteed', 'Warning', 'System: Launcher'),
+  autorunChangeError: system(
+    'Launcher: Error changing application autorun',
+    'Failed to change the list of applications for autorun',
+    'Warning',
+    'System: Launcher',
+  ),
+  nonImmuneMode: system(
+    'Launcher: Enabling the non-immune mode',
+    'The device is running in non-immune mode; immunity is not guaranteed',
+    'Warning',
+    'System: Launcher',
+  ),
   developerMode: system('Launcher: Enabling the developer mode', 'The device is running in developer mode', 'Warning', 'System: Launcher'),
-  newVersionAttempt: system('Launcher: Attempting to download a new version of the application', 'An attempt to download a new version of an installed application is detected.', 'Critical', 'System: Launcher'),
+  newVersionAttempt: system(
+    'Launcher: Attempting to download a new version of the application',
+    'An attempt to download a new version of an installed application is detected.',
+    'Critical',
+    'System: Launcher',
+  ),
 
-  downloadStarted: system('Orchestrator: Downloading the application', 'Download of the application <application name> was started', 'Informational', 'System: Orchestrator'),
-  downloadSucceeded: system('Orchestrator: Successful application download', 'The application <application name> was successfully downloaded to device', 'Informational', 'System: Orchestrator'),
-  installSucceeded: system('Orchestrator: Successful application installation', 'The application <application name> was successfully installed', 'Informational', 'System: Orchestrator'),
-  uninstallStarted: system('Orchestrator: Uninstalling the application', 'Uninstallation of the application <application name> was started', 'Informational', 'System: Orchestrator'),
-  uninstallSucceeded: system('Orchestrator: Successful application uninstallation', '<application name> was successfully uninstalled', 'Informational', 'System: Orchestrator'),
+  downloadStarted: system(
+    'Orchestrator: Downloading the application',
+    'Download of the application <application name> was started',
+    'Informational',
+    'System: Orchestrator',
+  ),
+  downloadSucceeded: system(
+    'Orchestrator: Successful application download',
+    'The application <application name> was successfully downloaded to device',
+    'Informational',
+    'System: Orchestrator',
+  ),
+  installSucceeded: system(
+    'Orchestrator: Successful application installation',
+    'The application <application name> was successfully installed',
+    'Informational',
+    'System: Orchestrator',
+  ),
+  uninstallStarted: system(
+    'Orchestrator: Uninstalling the application',
+    'Uninstallation of the application <application name> was started',
+    'Informational',
+    'System: Orchestrator',
+  ),
+  uninstallSucceeded: system(
+    'Orchestrator: Successful application uninstallation',
+    '<application name> was successfully uninstalled',
+    'Informational',
+    'System: Orchestrator',
+  ),
   downloadError: system('Orchestrator: Application download error', 'Failed to download the application <application name>', 'Warning', 'System: Orchestrator'),
-  signatureError: system('Orchestrator: Application signature verification error', 'Failed to verify authenticity of the <application name> application signature', 'Critical', 'System: Orchestrator'),
-  installError: system('Orchestrator: Application installation error', 'Failed to install the application <application name>', 'Warning', 'System: Orchestrator'),
-  installLimitError: system('Orchestrator: Application installation error', 'Failed to install the application <application name>. You have reached the limit on the number of applications that can be installed on the device.', 'Warning', 'System: Orchestrator'),
-  uninstallError: system('Orchestrator: Application uninstallation error', 'Failed to uninstall the application <application name>', 'Warning', 'System: Orchestrator'),
+  signatureError: system(
+    'Orchestrator: Application signature verification error',
+    'Failed to verify authenticity of the <application name> application signature',
+    'Critical',
+    'System: Orchestrator',
+  ),
+  installError: system(
+    'Orchestrator: Application installation error',
+    'Failed to install the application <application name>',
+    'Warning',
+    'System: Orchestrator',
+  ),
+  installLimitError: system(
+    'Orchestrator: Application installation error',
+    'Failed to install the application <application name>. You have reached the limit on the number of applications that can be installed on the device.',
+    'Warning',
+    'System: Orchestrator',
+  ),
+  uninstallError: system(
+    'Orchestrator: Application uninstallation error',
+    'Failed to uninstall the application <application name>',
+    'Warning',
+    'System: Orchestrator',
+  ),
   // In-place updates of an app are not in the manual (it uninstalls first); worded after its Updater events.
-  updateStarted: system('Updater: Application update', 'Update of the application <application name> from version <installed version> to version <new version> is started', 'Informational', 'System: Updater'),
-  updateSucceeded: system('Updater: Application update successful', 'The application <application name> was successfully updated to version <new version>', 'Informational', 'System: Updater'),
-  updateError: system('Updater: Application update error', 'Failed to update the application <application name>: <description>. Version <installed version> is unchanged', 'Warning', 'System: Updater'),
-  updateRolledBack: system('Updater: Application update rolled back', 'Error <description> occurred during the update of the application <application name>; version <installed version> is restored', 'Critical', 'System: Updater'),
+  updateStarted: system(
+    'Updater: Application update',
+    'Update of the application <application name> from version <installed version> to version <new version> is started',
+    'Informational',
+    'System: Updater',
+  ),
+  updateSucceeded: system(
+    'Updater: Application update successful',
+    'The application <application name> was successfully updated to version <new version>',
+    'Informational',
+    'System: Updater',
+  ),
+  updateError: system(
+    'Updater: Application update error',
+    'Failed to update the application <application name>: <description>. Version <installed version> is unchanged',
+    'Warning',
+    'System: Updater',
+  ),
+  updateRolledBack: system(
+    'Updater: Application update rolled back',
+    'Error <description> occurred during the update of the application <application name>; version <installed version> is restored',
+    'Critical',
+    'System: Updater',
+  ),
 
-  emergencyMode: system('EmergencyManager: Enabling the Emergency support mode', 'A critical operating system error is detected. Emergency support mode is enabled: <description>', 'Critical', 'System: EmergencyManager'),
-  emergencyLimits: system('EmergencyManager: Limiting the operating system functions', 'Operating system functions (<description>) are limited as emergency support mode is active', 'Critical', 'System: EmergencyManager'),
-  integrityReport: system('admin: Generation of the integrity check report', 'Generation of the integrity check report started: <description>', 'Informational', 'Administrator'),
+  emergencyMode: system(
+    'EmergencyManager: Enabling the Emergency support mode',
+    'A critical operating system error is detected. Emergency support mode is enabled: <description>',
+    'Critical',
+    'System: EmergencyManager',
+  ),
+  emergencyLimits: system(
+    'EmergencyManager: Limiting the operating system functions',
+    'Operating system functions (<description>) are limited as emergency support mode is active',
+    'Critical',
+    'System: EmergencyManager',
+  ),
+  integrityReport: system(
+    'admin: Generation of the integrity check report',
+    'Generation of the integrity check report started: <description>',
+    'Informational',
+    'Administrator',
+  ),
   integrityStatus: system('IntegrityService: Integrity check status', 'Integrity check status: <status>', 'Informational', 'System: IntegrityService'),
-  integrityViolation: system('IntegrityService: Object integrity violation', '<object> integrity violated: <description>', 'Critical', 'System: IntegrityService'),
+  integrityViolation: system(
+    'IntegrityService: Object integrity violation',
+    '<object> integrity violated: <description>',
+    'Critical',
+    'System: IntegrityService',
+  ),
 
   routesChanged: firewall('KscController: Changing the application routes', 'Application routes are changed', 'Informational', 'System: KscController'),
-  trafficBlocked: firewall('TrafficController: Traffic blocking', 'The traffic from the device <IP address> is blocked', 'Warning', 'System: TrafficController'),
-  blockRuleLimit: firewall('TrafficController: Rule creation limit for IDSPProxy', 'Failed to block device <IP address>: maximum limit on blocking rules reached(<maximum number of rules>)', 'Critical', 'System: TrafficController'),
-  firewallRulesChanged: firewall('TrafficController: Changing the configuration of firewall rules', 'Configuration of the firewall rules is changed', 'Informational', 'System: TrafficController'),
-  npEmergencyMode: firewall('Launcher: Switching Kaspersky IoT Secure Gateway Network Protector to emergency mode', 'Emergency mode activated for Kaspersky IoT Secure Gateway Network Protector application', 'Critical', 'System: Launcher'),
+  trafficBlocked: firewall(
+    'TrafficController: Traffic blocking',
+    'The traffic from the device <IP address> is blocked',
+    'Warning',
+    'System: TrafficController',
+  ),
+  blockRuleLimit: firewall(
+    'TrafficController: Rule creation limit for IDSPProxy',
+    'Failed to block device <IP address>: maximum limit on blocking rules reached(<maximum number of rules>)',
+    'Critical',
+    'System: TrafficController',
+  ),
+  firewallRulesChanged: firewall(
+    'TrafficController: Changing the configuration of firewall rules',
+    'Configuration of the firewall rules is changed',
+    'Informational',
+    'System: TrafficController',
+  ),
+  npEmergencyMode: firewall(
+    'Launcher: Switching Kaspersky IoT Secure Gateway Network Protector to emergency mode',
+    'Emergency mode activated for Kaspersky IoT Secure Gateway Network Protector application',
+    'Critical',
+    'System: Launcher',
+  ),
   routeError: firewall('TrafficController: Error creating route', 'User-defined route not applied: <description>', 'Warning', 'System: TrafficController'),
 } as const satisfies Record<string, AuditEventSpec>;
 

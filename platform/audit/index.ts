@@ -14,7 +14,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { fail } from '../../sdk/errors.js';
 import { escapeControls, safeJson } from '../../sdk/text.js';
 import { DataDir, Mutex, writeFileDurable } from '../durable/index.js';
-import { AUDIT_EVENTS, renderText, type AuditEventKey, type AuditLogName, type Severity } from './events.js';
+import { AUDIT_EVENTS, type AuditEventKey, type AuditLogName, renderText, type Severity } from './events.js';
 
 export * from './events.js';
 
@@ -206,8 +206,15 @@ export class MemoryAuditLog implements Audit {
   async record(event: AuditEventKey, values: Record<string, string | number> = {}, details?: Record<string, unknown>): Promise<AuditRecord> {
     const spec = AUDIT_EVENTS[event];
     const record: AuditRecord = {
-      seq: ++this.#seq, time: new Date().toISOString(), log: spec.log, event, name: spec.name,
-      text: renderText(spec.text, values), severity: spec.severity, subject: spec.subject, ...(details ? { details } : {}),
+      seq: ++this.#seq,
+      time: new Date().toISOString(),
+      log: spec.log,
+      event,
+      name: spec.name,
+      text: renderText(spec.text, values),
+      severity: spec.severity,
+      subject: spec.subject,
+      ...(details ? { details } : {}),
     };
     this.records.push(record);
     return record;

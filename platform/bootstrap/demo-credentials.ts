@@ -45,18 +45,23 @@ export async function ensureDemoCredentials(dir: string): Promise<DemoCredential
   const rootKeys = generateKeyPair();
   const rootCertPem = createCertificate({
     subject: { commonName: 'isogate demo root CA', organizationName: 'isogate demo' },
-    publicKeyPem: rootKeys.publicKeyPem, signingKeyPem: rootKeys.keyPem, usage: 'ca',
+    publicKeyPem: rootKeys.publicKeyPem,
+    signingKeyPem: rootKeys.keyPem,
+    usage: 'ca',
   });
   const adminKeys = generateKeyPair();
   const adminCertPem = createCertificate({
     subject: { commonName: 'admin', organizationName: 'isogate demo' },
-    publicKeyPem: adminKeys.publicKeyPem, issuer: { certPem: rootCertPem, keyPem: rootKeys.keyPem }, usage: 'client',
+    publicKeyPem: adminKeys.publicKeyPem,
+    issuer: { certPem: rootCertPem, keyPem: rootKeys.keyPem },
+    usage: 'client',
   });
   // 3DES keeps the file importable by every browser and by openssl 3 without legacy flags.
   const p12 = forge.pkcs12.toPkcs12Asn1(
     forge.pki.privateKeyFromPem(adminKeys.keyPem),
     [forge.pki.certificateFromPem(adminCertPem), forge.pki.certificateFromPem(rootCertPem)],
-    DEMO_P12_PASSWORD, { algorithm: '3des', friendlyName: 'isogate admin' },
+    DEMO_P12_PASSWORD,
+    { algorithm: '3des', friendlyName: 'isogate admin' },
   );
   const password = randomBytes(12).toString('base64url');
 
@@ -66,12 +71,16 @@ export async function ensureDemoCredentials(dir: string): Promise<DemoCredential
   await writeFileDurable(credentials.adminKeyFile, adminKeys.keyPem, { mode: 0o600, root: data });
   await writeFileDurable(credentials.adminP12File, Buffer.from(forge.asn1.toDer(p12).getBytes(), 'binary'), { mode: 0o600, root: data });
   // Written last: its presence means the set is complete.
-  await writeFileDurable(credentials.firstLoginFile, [
-    'isogate first-login credentials (change them at first login)',
-    'user: admin',
-    `password: ${password}`,
-    `client certificate: ${credentials.adminP12File} (password "${DEMO_P12_PASSWORD}")`,
-    '',
-  ].join('\n'), { mode: 0o600, root: data });
+  await writeFileDurable(
+    credentials.firstLoginFile,
+    [
+      'isogate first-login credentials (change them at first login)',
+      'user: admin',
+      `password: ${password}`,
+      `client certificate: ${credentials.adminP12File} (password "${DEMO_P12_PASSWORD}")`,
+      '',
+    ].join('\n'),
+    { mode: 0o600, root: data },
+  );
   return credentials;
 }

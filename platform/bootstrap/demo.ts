@@ -6,11 +6,7 @@
  */
 import type { GatewayServices } from '../api/services.js';
 
-export const DEMO_APPS = [
-  'dev.isogate.samples.telemetry',
-  'dev.isogate.samples.threshold',
-  'dev.isogate.samples.uplink',
-] as const;
+export const DEMO_APPS = ['dev.isogate.samples.telemetry', 'dev.isogate.samples.threshold', 'dev.isogate.samples.uplink'] as const;
 
 const [TELEMETRY, THRESHOLD, UPLINK] = DEMO_APPS;
 
@@ -28,7 +24,9 @@ export const DEMO_ALLOWED_RANGES = ['127.0.0.0/8', '::1/128'] as const;
 export async function setUpDemo(services: GatewayServices, say: (line: string) => void): Promise<void> {
   const { orchestrator, launcher, router, config } = services;
   if (config.read((doc) => doc.EGRESS) === undefined) {
-    await config.update((doc) => { doc.EGRESS = { allowed_ranges: [...DEMO_ALLOWED_RANGES] }; });
+    await config.update((doc) => {
+      doc.EGRESS = { allowed_ranges: [...DEMO_ALLOWED_RANGES] };
+    });
     say(`Egress allowed to ${DEMO_ALLOWED_RANGES.join(' and ')} (EGRESS.allowed_ranges), where the sample uplink's servers are`);
   }
   // Only what this start installed is set to Autostart and started: on a data directory the
@@ -51,8 +49,13 @@ export async function setUpDemo(services: GatewayServices, say: (line: string) =
 
   const existing = router.list();
   for (const route of DEMO_ROUTES) {
-    const present = existing.some((r) => r.source.application_id === route.source.application_id && r.source.endpoint === route.source.endpoint
-      && r.destination.application_id === route.destination.application_id && r.destination.endpoint === route.destination.endpoint);
+    const present = existing.some(
+      (r) =>
+        r.source.application_id === route.source.application_id &&
+        r.source.endpoint === route.source.endpoint &&
+        r.destination.application_id === route.destination.application_id &&
+        r.destination.endpoint === route.destination.endpoint,
+    );
     if (present) continue;
     await router.add(route.source, route.destination);
     say(`Route ${route.source.application_id}:${route.source.endpoint} -> ${route.destination.application_id}:${route.destination.endpoint}`);

@@ -36,8 +36,10 @@ type Store = Awaited<ReturnType<typeof serveStore>>['store'];
 
 async function publishSamples(store: Store, publisherDir: string): Promise<void> {
   const keyPath = path.join(publisherDir, 'publisher.key.pem');
-  const issued = await fs.stat(keyPath).then(() => ({ keyPath, certPath: path.join(publisherDir, 'publisher.cert.pem'), chainPath: path.join(publisherDir, 'chain.pem') }),
-    () => store.issuePublisher('isogate samples', publisherDir));
+  const issued = await fs.stat(keyPath).then(
+    () => ({ keyPath, certPath: path.join(publisherDir, 'publisher.cert.pem'), chainPath: path.join(publisherDir, 'chain.pem') }),
+    () => store.issuePublisher('isogate samples', publisherDir),
+  );
   const signer = {
     keyPem: await fs.readFile(issued.keyPath, 'utf8'),
     certPem: await fs.readFile(issued.certPath, 'utf8'),

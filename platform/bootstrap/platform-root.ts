@@ -34,12 +34,16 @@ export async function ensurePlatformRoot(dir: string): Promise<PlatformRoot> {
   const rootKeys = generateKeyPair();
   const rootCertPem = createCertificate({
     subject: { commonName: 'isogate platform root', organizationName: 'isogate demo' },
-    publicKeyPem: rootKeys.publicKeyPem, signingKeyPem: rootKeys.keyPem, usage: 'ca',
+    publicKeyPem: rootKeys.publicKeyPem,
+    signingKeyPem: rootKeys.keyPem,
+    usage: 'ca',
   });
   const signerKeys = generateKeyPair();
   const signerCertPem = createCertificate({
     subject: { commonName: 'isogate platform', organizationName: 'isogate demo' },
-    publicKeyPem: signerKeys.publicKeyPem, issuer: { certPem: rootCertPem, keyPem: rootKeys.keyPem }, usage: 'code-signing',
+    publicKeyPem: signerKeys.publicKeyPem,
+    issuer: { certPem: rootCertPem, keyPem: rootKeys.keyPem },
+    usage: 'code-signing',
   });
   await writeFileDurable(files.signerCertFile, signerCertPem, { root: data });
   await writeFileDurable(files.signerKeyFile, signerKeys.keyPem, { mode: 0o600, root: data });

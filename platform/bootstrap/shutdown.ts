@@ -5,7 +5,7 @@
  * after another failed, and answers with the failures by part. A second close() is the first
  * one: it runs nothing again and settles when the first has finished.
  */
-import { fail, toIsogateError, type ErrorCode } from '../../sdk/errors.js';
+import { type ErrorCode, fail, toIsogateError } from '../../sdk/errors.js';
 
 export interface CloseFailure {
   /** The part whose closing step failed, as the order names it. */

@@ -7,12 +7,18 @@ import { escapeControls } from '../../sdk/text.js';
 
 export function table(rows: Record<string, unknown>[], columns: [key: string, title: string][]): string {
   if (rows.length === 0) return '(none)';
-  const cells = rows.map((row) => columns.map(([key]) => {
-    const value = row[key];
-    return value === undefined || value === null ? '' : escapeControls(String(value));
-  }));
+  const cells = rows.map((row) =>
+    columns.map(([key]) => {
+      const value = row[key];
+      return value === undefined || value === null ? '' : escapeControls(String(value));
+    }),
+  );
   const widths = columns.map(([, title], index) => Math.max(title.length, ...cells.map((line) => line[index]!.length)));
-  const render = (line: string[]): string => line.map((cell, index) => cell.padEnd(widths[index]!)).join('  ').trimEnd();
+  const render = (line: string[]): string =>
+    line
+      .map((cell, index) => cell.padEnd(widths[index]!))
+      .join('  ')
+      .trimEnd();
   return [render(columns.map(([, title]) => title)), render(widths.map((width) => '-'.repeat(width))), ...cells.map(render)].join('\n');
 }
 
@@ -26,7 +32,10 @@ export function formatBytes(bytes: number): string {
 export class ProgressLine {
   #lastQuarter = -1;
   readonly #label: string;
-  constructor(private readonly stream: NodeJS.WriteStream, label: string) {
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    label: string,
+  ) {
     this.#label = escapeControls(label);
   }
 

@@ -4,9 +4,9 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { printJson, runCli, type CliSpec, type OptionSpecs, type ParsedCommand } from '../../sdk/cli/shell.js';
-import { checkOutputFile, pathError } from '../../sdk/paths.js';
+import { type CliSpec, type OptionSpecs, type ParsedCommand, printJson, runCli } from '../../sdk/cli/shell.js';
 import { fail } from '../../sdk/errors.js';
+import { checkOutputFile, pathError } from '../../sdk/paths.js';
 import { escapeControls, escapeControlsDeep, safeJson } from '../../sdk/text.js';
 import { callControl } from '../api/control-socket.js';
 import { patchForKey } from '../config/merge-patch.js';
@@ -67,13 +67,32 @@ function reason(app: { status: string; last_error?: { code: string; message: str
 
 async function appsList(inv: Invocation): Promise<void> {
   const list = await call(inv, 'apps.list');
-  print(inv, list, (shown) => [table(shown.map((app: any) => ({ ...app, status: capitalised(app.status), reason: reason(app) })),
-    [['package_id', 'ID'], ['name', 'NAME'], ['publisher', 'ISSUER'], ['version', 'VERSION'], ['type', 'TYPE'], ['launch_rule', 'START RULE'], ['status', 'STATUS'], ['signature', 'SIGNATURE'],
-      // Only when some app is in Error, so a healthy list stays as wide as before.
-      ...(shown.some((app: any) => reason(app) !== '') ? [['reason', 'REASON'] as [string, string]] : [])]),
-    // A quarantined app's reason is a sentence, too long for a column.
-    ...shown.filter((app: any) => app.status === 'quarantined').map((app: any) => `${app.package_id} is quarantined (never started, its files kept; "isogate apps uninstall ${app.package_id}" removes it): ${app.reason}`),
-  ].join('\n'));
+  print(inv, list, (shown) =>
+    [
+      table(
+        shown.map((app: any) => ({ ...app, status: capitalised(app.status), reason: reason(app) })),
+        [
+          ['package_id', 'ID'],
+          ['name', 'NAME'],
+          ['publisher', 'ISSUER'],
+          ['version', 'VERSION'],
+          ['type', 'TYPE'],
+          ['launch_rule', 'START RULE'],
+          ['status', 'STATUS'],
+          ['signature', 'SIGNATURE'],
+          // Only when some app is in Error, so a healthy list stays as wide as before.
+          ...(shown.some((app: any) => reason(app) !== '') ? [['reason', 'REASON'] as [string, string]] : []),
+        ],
+      ),
+      // A quarantined app's reason is a sentence, too long for a column.
+      ...shown
+        .filter((app: any) => app.status === 'quarantined')
+        .map(
+          (app: any) =>
+            `${app.package_id} is quarantined (never started, its files kept; "isogate apps uninstall ${app.package_id}" removes it): ${app.reason}`,
+        ),
+    ].join('\n'),
+  );
 }
 
 async function appsInstall(inv: Invocation, [id]: string[]): Promise<void> {
@@ -87,17 +106,26 @@ async function appsInstall(inv: Invocation, [id]: string[]): Promise<void> {
 
 async function appsUpdate(inv: Invocation, [id]: string[]): Promise<void> {
   const bar = inv.json ? undefined : new ProgressLine(process.stderr, `Updating ${id}`);
-  const result = await call(inv, 'apps.update', {
-    id, ...(inv.values.version ? { version: inv.values.version } : {}), ...(inv.values['allow-downgrade'] ? { allowDowngrade: true } : {}),
-  }, (update: any) => {
-    bar?.update(update.percent, update.phase === 'download' ? `${formatBytes(update.received)} of ${formatBytes(update.total)}` : update.phase);
-  });
+  const result = await call(
+    inv,
+    'apps.update',
+    {
+      id,
+      ...(inv.values.version ? { version: inv.values.version } : {}),
+      ...(inv.values['allow-downgrade'] ? { allowDowngrade: true } : {}),
+    },
+    (update: any) => {
+      bar?.update(update.percent, update.phase === 'download' ? `${formatBytes(update.received)} of ${formatBytes(update.total)}` : update.phase);
+    },
+  );
   bar?.done();
-  print(inv, result, (result) => [
-    `Updated ${result.name} from ${result.previous_version} to ${result.version}${result.started ? ', running' : ''}`,
-    ...(result.reset_keys.length ? [`  configuration keys reset to their defaults: ${result.reset_keys.join(', ')}`] : []),
-    ...result.routes_in_error.map((route: { id: string; problem: string }) => `  route ${route.id} kept, in Error: ${route.problem}`),
-  ].join('\n'));
+  print(inv, result, (result) =>
+    [
+      `Updated ${result.name} from ${result.previous_version} to ${result.version}${result.started ? ', running' : ''}`,
+      ...(result.reset_keys.length ? [`  configuration keys reset to their defaults: ${result.reset_keys.join(', ')}`] : []),
+      ...result.routes_in_error.map((route: { id: string; problem: string }) => `  route ${route.id} kept, in Error: ${route.problem}`),
+    ].join('\n'),
+  );
 }
 
 async function appsStartStop(inv: Invocation, [id]: string[], op: 'start' | 'stop'): Promise<void> {
@@ -110,7 +138,7 @@ async function appsLogs(inv: Invocation, [id]: string[]): Promise<void> {
   // A path mistake is found before the gateway is asked for anything, and nothing is written.
   const chosen = inv.values.output === undefined ? undefined : await checkOutputFile(String(inv.values.output), 'The -o file', `log_files_${id}.tar.gz`);
   const info = await call(inv, 'apps.logs.info', { id });
-  const target = chosen ?? await checkOutputFile(info.fileName, 'The archive');
+  const target = chosen ?? (await checkOutputFile(info.fileName, 'The archive'));
   const handle = await fs.open(target, 'w', 0o600).catch((error: unknown) => {
     throw pathError(error, target, 'The archive');
   });
@@ -119,7 +147,9 @@ async function appsLogs(inv: Invocation, [id]: string[]): Promise<void> {
     let pending = Promise.resolve();
     const result = await call(inv, 'apps.logs.archive', { id }, (update: any) => {
       const chunk = Buffer.from(update.data, 'base64');
-      pending = pending.then(async () => { await handle.write(chunk); });
+      pending = pending.then(async () => {
+        await handle.write(chunk);
+      });
       bar?.update(Math.min(99, (update.bytes / Math.max(info.estimatedBytes, 1)) * 100), formatBytes(update.bytes));
     });
     await pending;
@@ -136,10 +166,12 @@ async function appsLogs(inv: Invocation, [id]: string[]): Promise<void> {
  * -f it runs until interrupted; the gateway ends its follower when the connection closes.
  */
 async function logLines(inv: Invocation, id: string): Promise<void> {
-  if (inv.values.output !== undefined) throw fail('E_USAGE', '-o FILE downloads the log archive; -f, --tail and --level print lines instead: give one or the other');
+  if (inv.values.output !== undefined)
+    throw fail('E_USAGE', '-o FILE downloads the log archive; -f, --tail and --level print lines instead: give one or the other');
   const number = (name: string, text: string | boolean | undefined, max: number, what: string): number | undefined => {
     if (text === undefined) return undefined;
-    if (typeof text !== 'string' || !/^\d{1,6}$/.test(text) || Number(text) > max) throw fail('E_USAGE', `--${name} is ${what}, not "${escapeControls(String(text))}"`);
+    if (typeof text !== 'string' || !/^\d{1,6}$/.test(text) || Number(text) > max)
+      throw fail('E_USAGE', `--${name} is ${what}, not "${escapeControls(String(text))}"`);
     return Number(text);
   };
   const follow = inv.values.follow === true;
@@ -153,14 +185,18 @@ async function logLines(inv: Invocation, id: string): Promise<void> {
 
 async function appsConfig(inv: Invocation, [id, key, value]: string[]): Promise<void> {
   // --set replaces the whole configuration; --merge and KEY VALUE change only what they name.
-  if ((key !== undefined && value === undefined)
-    || [inv.values.set, inv.values.merge, key].filter((given) => given !== undefined).length > 1) {
+  if ((key !== undefined && value === undefined) || [inv.values.set, inv.values.merge, key].filter((given) => given !== undefined).length > 1) {
     throw fail('E_USAGE', 'Expected config ID, config ID --set FILE, config ID --merge FILE or config ID KEY VALUE');
   }
   const save = async (op: string, params: Record<string, unknown>): Promise<void> => {
     const result = await call(inv, op, params);
-    print(inv, result, (shown) => `${shown.name ?? escapeControls(id!)}: configuration saved (${shown.status})`
-      + (shown.deliveryError ? `; the running app failed while taking it: ${shown.deliveryError.code}: ${escapeControls(shown.deliveryError.message)}` : ''));
+    print(
+      inv,
+      result,
+      (shown) =>
+        `${shown.name ?? escapeControls(id!)}: configuration saved (${shown.status})` +
+        (shown.deliveryError ? `; the running app failed while taking it: ${shown.deliveryError.code}: ${escapeControls(shown.deliveryError.message)}` : ''),
+    );
   };
   if (inv.values.set) return save('apps.config.set', { id, value: await readJsonFile(String(inv.values.set)) });
   if (inv.values.merge) return save('apps.config.merge', { id, patch: await readJsonFile(String(inv.values.merge)) });
@@ -179,15 +215,27 @@ async function appsConfig(inv: Invocation, [id, key, value]: string[]): Promise<
 }
 
 function routeRows(routes: any[]): string {
-  return table(routes.map((route) => ({
-    ...route,
-    // The name is what an admin recognises, the id what `routes add` and scripts take.
-    source_app: appLabel(route.sourceName, route.source.application_id),
-    source_ep: route.source.endpoint,
-    destination_app: appLabel(route.destinationName, route.destination.application_id),
-    destination_ep: route.destination.endpoint,
-    counts: `${route.counters.delivered}/${route.counters.dropped}/${route.counters.invalid}`,
-  })), [['id', 'ID'], ['status', 'STATUS'], ['source_app', 'SOURCE APP'], ['source_ep', 'SOURCE POINT'], ['destination_app', 'DESTINATION APP'], ['destination_ep', 'DESTINATION POINT'], ['queued', 'QUEUED'], ['counts', 'DELIVERED/DROPPED/INVALID']]);
+  return table(
+    routes.map((route) => ({
+      ...route,
+      // The name is what an admin recognises, the id what `routes add` and scripts take.
+      source_app: appLabel(route.sourceName, route.source.application_id),
+      source_ep: route.source.endpoint,
+      destination_app: appLabel(route.destinationName, route.destination.application_id),
+      destination_ep: route.destination.endpoint,
+      counts: `${route.counters.delivered}/${route.counters.dropped}/${route.counters.invalid}`,
+    })),
+    [
+      ['id', 'ID'],
+      ['status', 'STATUS'],
+      ['source_app', 'SOURCE APP'],
+      ['source_ep', 'SOURCE POINT'],
+      ['destination_app', 'DESTINATION APP'],
+      ['destination_ep', 'DESTINATION POINT'],
+      ['queued', 'QUEUED'],
+      ['counts', 'DELIVERED/DROPPED/INVALID'],
+    ],
+  );
 }
 
 function appLabel(name: string | undefined, id: string): string {
@@ -232,8 +280,20 @@ function validity(info: { subject: string; validTo: string; warning?: string }):
 
 async function certsList(inv: Invocation, [id]: string[]): Promise<void> {
   const list = await call(inv, 'certs.list', { id });
-  print(inv, list, () => table(list.map((c: any) => ({ ...c, validTo: c.validTo.slice(0, 10) })),
-    [['kind', 'KIND'], ['fileName', 'FILE'], ['subject', 'SUBJECT'], ['issuer', 'ISSUER'], ['validTo', 'VALID UNTIL'], ['daysLeft', 'DAYS LEFT'], ['warning', 'WARNING']]));
+  print(inv, list, () =>
+    table(
+      list.map((c: any) => ({ ...c, validTo: c.validTo.slice(0, 10) })),
+      [
+        ['kind', 'KIND'],
+        ['fileName', 'FILE'],
+        ['subject', 'SUBJECT'],
+        ['issuer', 'ISSUER'],
+        ['validTo', 'VALID UNTIL'],
+        ['daysLeft', 'DAYS LEFT'],
+        ['warning', 'WARNING'],
+      ],
+    ),
+  );
 }
 
 async function certsSetCa(inv: Invocation, [id, file]: string[]): Promise<void> {
@@ -243,7 +303,11 @@ async function certsSetCa(inv: Invocation, [id, file]: string[]): Promise<void> 
 
 async function certsSetClient(inv: Invocation, [id, cert, key]: string[]): Promise<void> {
   const info = await call(inv, 'certs.setClient', {
-    id, certFileName: path.basename(cert!), cert: await readBase64(cert!), keyFileName: path.basename(key!), key: await readBase64(key!),
+    id,
+    certFileName: path.basename(cert!),
+    cert: await readBase64(cert!),
+    keyFileName: path.basename(key!),
+    key: await readBase64(key!),
   });
   print(inv, info, (info) => `Client certificate for ${escapeControls(id!)}: ${validity(info)}`);
 }
@@ -256,30 +320,48 @@ async function certsDelete(inv: Invocation, [id, kind]: string[]): Promise<void>
 async function status(inv: Invocation): Promise<void> {
   const result = await call(inv, 'status');
   // The apps in Error, each with why: asked for only when there are any.
-  const failing = (result.apps.byStatus.error ?? 0) > 0
-    ? (await call(inv, 'apps.list')).filter((app: any) => app.status === 'error').map((app: any) => ({ package_id: app.package_id, name: app.name, reason: reason(app) }))
-    : [];
+  const failing =
+    (result.apps.byStatus.error ?? 0) > 0
+      ? (await call(inv, 'apps.list'))
+          .filter((app: any) => app.status === 'error')
+          .map((app: any) => ({ package_id: app.package_id, name: app.name, reason: reason(app) }))
+      : [];
   const shown = inv.json ? result : { ...result, failing };
-  print(inv, shown, (shown) => [
-    `isogate ${shown.version} (SDK ${shown.sdkVersion}), up ${Math.round(shown.uptimeSeconds)} s, data ${shown.dataDir}`,
-    `mode: ${shown.mode}${shown.developerMode ? ', developer mode' : ''}`,
-    `store: ${shown.store}`,
-    `apps: ${shown.apps.installed} installed of ${shown.apps.limit}; ${Object.entries(shown.apps.byStatus).map(([s, n]) => `${n} ${s}`).join(', ') || 'none running'}`,
-    ...shown.failing.map((app: any) => `  in error: ${app.name} (${app.package_id}): ${app.reason || 'no reason recorded'}`),
-    `routes: ${shown.routes.active} active, ${shown.routes.inactive} inactive, ${shown.routes.error} in error`,
-  ].join('\n'));
+  print(inv, shown, (shown) =>
+    [
+      `isogate ${shown.version} (SDK ${shown.sdkVersion}), up ${Math.round(shown.uptimeSeconds)} s, data ${shown.dataDir}`,
+      `mode: ${shown.mode}${shown.developerMode ? ', developer mode' : ''}`,
+      `store: ${shown.store}`,
+      `apps: ${shown.apps.installed} installed of ${shown.apps.limit}; ${
+        Object.entries(shown.apps.byStatus)
+          .map(([s, n]) => `${n} ${s}`)
+          .join(', ') || 'none running'
+      }`,
+      ...shown.failing.map((app: any) => `  in error: ${app.name} (${app.package_id}): ${app.reason || 'no reason recorded'}`),
+      `routes: ${shown.routes.active} active, ${shown.routes.inactive} inactive, ${shown.routes.error} in error`,
+    ].join('\n'),
+  );
 }
 
 async function audit(inv: Invocation): Promise<void> {
   const limit = inv.values.limit === undefined ? 50 : Number(inv.values.limit);
   const records = await call(inv, 'audit.list', { ...(inv.values.log ? { log: inv.values.log } : {}), limit });
-  print(inv, records, () => table(records, [['time', 'DATE AND TIME'], ['severity', 'SEVERITY'], ['subject', 'SUBJECT'], ['name', 'EVENT'], ['text', 'TEXT']]));
+  print(inv, records, () =>
+    table(records, [
+      ['time', 'DATE AND TIME'],
+      ['severity', 'SEVERITY'],
+      ['subject', 'SUBJECT'],
+      ['name', 'EVENT'],
+      ['text', 'TEXT'],
+    ]),
+  );
 }
 
 async function start(command: ParsedCommand, demo: boolean): Promise<void> {
   const inv = invocation(command);
   if (Boolean(inv.values.store) !== Boolean(inv.values.trust)) throw fail('E_USAGE', '--store and --trust go together');
-  if (inv.values.store && inv.values['store-data']) throw fail('E_USAGE', '--store-data is the embedded store\'s directory; with --store no embedded store runs');
+  if (inv.values.store && inv.values['store-data'])
+    throw fail('E_USAGE', "--store-data is the embedded store's directory; with --store no embedded store runs");
   const port = inv.values.port === undefined ? undefined : Number(inv.values.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw fail('E_USAGE', '--port is a TCP port number');
   const { runGateway } = await import('../main.js');
@@ -299,7 +381,7 @@ const START_OPTIONS = {
   port: { type: 'string', value: 'N', summary: 'port of the REST API and web UI (taken now; they arrive with the admin UI)' },
   store: { type: 'string', value: 'URL', summary: 'an external app store instead of the embedded one (with --trust)' },
   trust: { type: 'string', value: 'ROOT', summary: "the external store's root CA certificate (PEM), which every package must chain to" },
-  'store-data': { type: 'string', value: 'DIR', summary: "the embedded store's directory (default: the data directory's name + \"-store\", beside it)" },
+  'store-data': { type: 'string', value: 'DIR', summary: 'the embedded store\'s directory (default: the data directory\'s name + "-store", beside it)' },
   'platform-trust': { type: 'string', value: 'ROOT', summary: "the platform root the image's packages must chain to" },
   image: { type: 'string', value: 'DIR', summary: "install the *.igp packages of the gateway's own image from DIR" },
   demo: { type: 'boolean', summary: 'install, wire and start the sample apps' },
@@ -312,91 +394,205 @@ export const ISOGATE_CLI: CliSpec = {
   title: "isogate — the gateway's application platform",
   common: COMMON_OPTIONS,
   commands: [
-    { name: 'start', summary: 'Run a gateway on the data directory, with an embedded store unless --store is given, until Ctrl-C.', options: START_OPTIONS, run: (command) => start(command, false) },
+    {
+      name: 'start',
+      summary: 'Run a gateway on the data directory, with an embedded store unless --store is given, until Ctrl-C.',
+      options: START_OPTIONS,
+      run: (command) => start(command, false),
+    },
     { name: 'demo', summary: 'Run a demo gateway: start --demo (what npm start runs).', options: START_OPTIONS, run: (command) => start(command, true) },
     { name: 'status', summary: 'Version, mode, store, apps by status (and why any is in Error), routes.', run: client(status) },
     {
-      name: 'apps', summary: 'Install, start, stop, configure and inspect apps.',
+      name: 'apps',
+      summary: 'Install, start, stop, configure and inspect apps.',
       commands: [
-        { name: 'available', summary: "The store's catalog: name, title, version, size, category, status.", run: client(async (inv) => {
-          const list = await call(inv, 'apps.available');
-          print(inv, list, () => table(list.map((app: any) => ({ ...app, size: formatBytes(app.size), categories: app.categories.join(', '), published_at: app.published_at.slice(0, 10), installed: app.installedVersion ?? '' })),
-            [['package_id', 'ID'], ['name', 'NAME'], ['title', 'TITLE'], ['version', 'VERSION'], ['size', 'SIZE'], ['categories', 'CATEGORY'], ['published_at', 'PUBLISHED'], ['status', 'STATUS'], ['installed', 'INSTALLED']]));
-        }) },
+        {
+          name: 'available',
+          summary: "The store's catalog: name, title, version, size, category, status.",
+          run: client(async (inv) => {
+            const list = await call(inv, 'apps.available');
+            print(inv, list, () =>
+              table(
+                list.map((app: any) => ({
+                  ...app,
+                  size: formatBytes(app.size),
+                  categories: app.categories.join(', '),
+                  published_at: app.published_at.slice(0, 10),
+                  installed: app.installedVersion ?? '',
+                })),
+                [
+                  ['package_id', 'ID'],
+                  ['name', 'NAME'],
+                  ['title', 'TITLE'],
+                  ['version', 'VERSION'],
+                  ['size', 'SIZE'],
+                  ['categories', 'CATEGORY'],
+                  ['published_at', 'PUBLISHED'],
+                  ['status', 'STATUS'],
+                  ['installed', 'INSTALLED'],
+                ],
+              ),
+            );
+          }),
+        },
         { name: 'list', summary: 'Installed apps: status (with the reason of an Error), start rule, signature.', run: client(appsList) },
-        { name: 'install', summary: 'Download, verify and install an app from the store.', args: [ID],
-          options: { version: { type: 'string', value: 'V', summary: 'the version to install (default: the newest offered)' } }, run: client(appsInstall) },
-        { name: 'update', summary: 'Update an installed app in place: storage, certificates, valid configuration keys and routes are kept; the old version comes back if the new one fails to start.', args: [ID],
+        {
+          name: 'install',
+          summary: 'Download, verify and install an app from the store.',
+          args: [ID],
+          options: { version: { type: 'string', value: 'V', summary: 'the version to install (default: the newest offered)' } },
+          run: client(appsInstall),
+        },
+        {
+          name: 'update',
+          summary:
+            'Update an installed app in place: storage, certificates, valid configuration keys and routes are kept; the old version comes back if the new one fails to start.',
+          args: [ID],
           options: {
             version: { type: 'string', value: 'V', summary: 'the version to update to (default: the newest offered)' },
             'allow-downgrade': { type: 'boolean', summary: 'allow a version lower than the installed one' },
-          }, run: client(appsUpdate) },
-        { name: 'uninstall', summary: "Stop and remove an app with its storage, configuration and routes.", args: [ID], run: client(async (inv, [id]) => {
-          const result = await call(inv, 'apps.uninstall', { id });
-          print(inv, result, () => `Uninstalled ${escapeControls(id!)}`);
-        }) },
-        { name: 'forget', summary: "Forget the signer an uninstalled app's id is bound to, so the next install binds a new one.", args: [ID], run: client(async (inv, [id]) => {
-          const result = await call(inv, 'apps.forget', { id });
-          print(inv, result, () => `Forgot the signer of ${id} (${result.signer.subject}); the next installation of ${id} binds its signer`);
-        }) },
+          },
+          run: client(appsUpdate),
+        },
+        {
+          name: 'uninstall',
+          summary: 'Stop and remove an app with its storage, configuration and routes.',
+          args: [ID],
+          run: client(async (inv, [id]) => {
+            const result = await call(inv, 'apps.uninstall', { id });
+            print(inv, result, () => `Uninstalled ${escapeControls(id!)}`);
+          }),
+        },
+        {
+          name: 'forget',
+          summary: "Forget the signer an uninstalled app's id is bound to, so the next install binds a new one.",
+          args: [ID],
+          run: client(async (inv, [id]) => {
+            const result = await call(inv, 'apps.forget', { id });
+            print(inv, result, () => `Forgot the signer of ${id} (${result.signer.subject}); the next installation of ${id} binds its signer`);
+          }),
+        },
         { name: 'start', summary: 'Start an app.', args: [ID], run: client((inv, args) => appsStartStop(inv, args, 'start')) },
         { name: 'stop', summary: 'Stop an app.', args: [ID], run: client((inv, args) => appsStartStop(inv, args, 'stop')) },
-        { name: 'rule', summary: 'Set the start rule: Autostart (auto), Manual start (manual), Block start (blocked).', args: [ID, 'auto|manual|blocked'], run: client(async (inv, [id, rule]) => {
-          const result = await call(inv, 'apps.rule', { id, rule });
-          print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: start rule ${escapeControls(rule!)}`);
-        }) },
-        { name: 'log-level', summary: "Set an app's log level, 0 (critical) to 5 (all).", args: [ID, '0-5'], run: client(async (inv, [id, level]) => {
-          if (!/^[0-5]$/.test(level!)) throw fail('E_USAGE', 'The log level is a number from 0 (critical) to 5 (all)');
-          const result = await call(inv, 'apps.logLevel', { id, level: Number(level) });
-          print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: log level ${level}`);
-        }) },
-        { name: 'logs', summary: "Download an app's logs as log_files_<app_id>.tar.gz, or print its lines (-f follows them as they are written).", args: [ID],
+        {
+          name: 'rule',
+          summary: 'Set the start rule: Autostart (auto), Manual start (manual), Block start (blocked).',
+          args: [ID, 'auto|manual|blocked'],
+          run: client(async (inv, [id, rule]) => {
+            const result = await call(inv, 'apps.rule', { id, rule });
+            print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: start rule ${escapeControls(rule!)}`);
+          }),
+        },
+        {
+          name: 'log-level',
+          summary: "Set an app's log level, 0 (critical) to 5 (all).",
+          args: [ID, '0-5'],
+          run: client(async (inv, [id, level]) => {
+            if (!/^[0-5]$/.test(level!)) throw fail('E_USAGE', 'The log level is a number from 0 (critical) to 5 (all)');
+            const result = await call(inv, 'apps.logLevel', { id, level: Number(level) });
+            print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: log level ${level}`);
+          }),
+        },
+        {
+          name: 'logs',
+          summary: "Download an app's logs as log_files_<app_id>.tar.gz, or print its lines (-f follows them as they are written).",
+          args: [ID],
           options: {
-            output: { type: 'string', short: 'o', value: 'FILE', summary: 'the file to save the archive as, in an existing folder (default: its own name, here)' },
+            output: {
+              type: 'string',
+              short: 'o',
+              value: 'FILE',
+              summary: 'the file to save the archive as, in an existing folder (default: its own name, here)',
+            },
             follow: { type: 'boolean', short: 'f', summary: 'print the last lines, then new ones as they are written, until Ctrl-C' },
             tail: { type: 'string', value: 'N', summary: 'print the last N lines (with -f, default 10)' },
             level: { type: 'string', value: 'L', summary: 'only lines at level L or more severe, 0 (critical) to 5 (all)' },
-          }, run: client(appsLogs) },
-        { name: 'config', summary: "Show an app's configuration (defaults under what an admin set), or change it.", args: [ID, '[KEY]', '[VALUE]'],
-          details: 'KEY VALUE changes one key (dotted for nested keys: limits.temperature.warning; VALUE is JSON, else a string).\n--merge FILE changes the keys a JSON merge patch names (null puts a key back to its default).\n--set FILE replaces the whole configuration: keys it leaves out go back to their defaults.',
+          },
+          run: client(appsLogs),
+        },
+        {
+          name: 'config',
+          summary: "Show an app's configuration (defaults under what an admin set), or change it.",
+          args: [ID, '[KEY]', '[VALUE]'],
+          details:
+            'KEY VALUE changes one key (dotted for nested keys: limits.temperature.warning; VALUE is JSON, else a string).\n--merge FILE changes the keys a JSON merge patch names (null puts a key back to its default).\n--set FILE replaces the whole configuration: keys it leaves out go back to their defaults.',
           options: {
             set: { type: 'string', value: 'FILE', summary: 'replace the whole configuration with the JSON document in FILE' },
             merge: { type: 'string', value: 'FILE', summary: 'apply the JSON merge patch in FILE' },
-          }, run: client(appsConfig) },
+          },
+          run: client(appsConfig),
+        },
       ],
     },
     {
-      name: 'routes', summary: 'Wire app endpoints together and see what flows.',
+      name: 'routes',
+      summary: 'Wire app endpoints together and see what flows.',
       commands: [
-        { name: 'list', summary: 'Routes with their status, endpoints, queued messages and delivered/dropped/invalid counters.', options: {
-          search: { type: 'string', value: 'TEXT', summary: 'only routes whose apps or endpoints contain TEXT' },
-          sort: { type: 'string', value: 'status|source|destination', summary: 'sort by this column' },
-          desc: { type: 'boolean', summary: 'sort in descending order' },
-        }, run: client(routesList) },
-        { name: 'add', summary: "Route an app's output endpoint to another app's input endpoint.", args: ['APP:ENDPOINT', 'APP:ENDPOINT'], run: client(async (inv, [source, destination]) => {
-          const route = await call(inv, 'routes.add', { source, destination });
-          print(inv, route, (route) => `Route ${route.id} added (${route.status})`);
-        }) },
-        { name: 'remove', summary: 'Remove a route.', args: ['ROUTE'], run: client(async (inv, [id]) => {
-          print(inv, await call(inv, 'routes.remove', { id }), () => `Route ${escapeControls(id!)} removed`);
-        }) },
+        {
+          name: 'list',
+          summary: 'Routes with their status, endpoints, queued messages and delivered/dropped/invalid counters.',
+          options: {
+            search: { type: 'string', value: 'TEXT', summary: 'only routes whose apps or endpoints contain TEXT' },
+            sort: { type: 'string', value: 'status|source|destination', summary: 'sort by this column' },
+            desc: { type: 'boolean', summary: 'sort in descending order' },
+          },
+          run: client(routesList),
+        },
+        {
+          name: 'add',
+          summary: "Route an app's output endpoint to another app's input endpoint.",
+          args: ['APP:ENDPOINT', 'APP:ENDPOINT'],
+          run: client(async (inv, [source, destination]) => {
+            const route = await call(inv, 'routes.add', { source, destination });
+            print(inv, route, (route) => `Route ${route.id} added (${route.status})`);
+          }),
+        },
+        {
+          name: 'remove',
+          summary: 'Remove a route.',
+          args: ['ROUTE'],
+          run: client(async (inv, [id]) => {
+            print(inv, await call(inv, 'routes.remove', { id }), () => `Route ${escapeControls(id!)} removed`);
+          }),
+        },
         { name: 'enable', summary: 'Enable a route.', args: ['ROUTE'], run: client((inv, args) => routesEnable(inv, args, true)) },
-        { name: 'disable', summary: 'Disable a route: nothing is delivered on it until it is enabled.', args: ['ROUTE'], run: client((inv, args) => routesEnable(inv, args, false)) },
+        {
+          name: 'disable',
+          summary: 'Disable a route: nothing is delivered on it until it is enabled.',
+          args: ['ROUTE'],
+          run: client((inv, args) => routesEnable(inv, args, false)),
+        },
       ],
     },
     {
-      name: 'certs', summary: "An app's certificates for reaching its servers.",
+      name: 'certs',
+      summary: "An app's certificates for reaching its servers.",
       commands: [
         { name: 'list', summary: "An app's CA and client certificates with their expiry.", args: [ID], run: client(certsList) },
-        { name: 'set-ca', summary: "Upload the CA certificate (PEM) that issued the app's servers' certificates, e.g. the plant cloud's CA.", args: [ID, 'FILE'], run: client(certsSetCa) },
-        { name: 'set-client', summary: "Upload the app's client certificate and its key (PEM), only together.", args: [ID, 'CERT', 'KEY'], run: client(certsSetClient) },
+        {
+          name: 'set-ca',
+          summary: "Upload the CA certificate (PEM) that issued the app's servers' certificates, e.g. the plant cloud's CA.",
+          args: [ID, 'FILE'],
+          run: client(certsSetCa),
+        },
+        {
+          name: 'set-client',
+          summary: "Upload the app's client certificate and its key (PEM), only together.",
+          args: [ID, 'CERT', 'KEY'],
+          run: client(certsSetClient),
+        },
         { name: 'delete', summary: "Delete an app's CA or client certificate.", args: [ID, 'ca|client'], run: client(certsDelete) },
       ],
     },
-    { name: 'audit', summary: 'The system and firewall audit logs, newest first.', options: {
-      log: { type: 'string', value: 'system|firewall', summary: 'which audit log (default: system)' },
-      limit: { type: 'string', value: 'N', summary: 'at most N records (default: 50)' },
-    }, run: client(audit) },
+    {
+      name: 'audit',
+      summary: 'The system and firewall audit logs, newest first.',
+      options: {
+        log: { type: 'string', value: 'system|firewall', summary: 'which audit log (default: system)' },
+        limit: { type: 'string', value: 'N', summary: 'at most N records (default: 50)' },
+      },
+      run: client(audit),
+    },
   ],
 };
 

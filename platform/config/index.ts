@@ -11,7 +11,7 @@ import { fail, isIsogateError } from '../../sdk/errors.js';
 import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds, DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
 import { DataDir, Mutex, writeJsonDurable } from '../durable/index.js';
-import { defaultDocument, type ConfigDocument } from './document.js';
+import { type ConfigDocument, defaultDocument } from './document.js';
 
 export * from './document.js';
 
@@ -110,7 +110,10 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
       document = validateDocument(parsed);
     } catch (error) {
       if (!isIsogateError(error, 'E_DOCUMENT_LIMIT')) throw error;
-      throw fail('E_DOCUMENT_LIMIT', `${error.message} (${file}); move config.json aside and start the gateway again: it begins a fresh configuration document, keeps the installed apps, and their configurations and routes are set again`);
+      throw fail(
+        'E_DOCUMENT_LIMIT',
+        `${error.message} (${file}); move config.json aside and start the gateway again: it begins a fresh configuration document, keeps the installed apps, and their configurations and routes are set again`,
+      );
     }
     if (repairs.length > 0) await writeJsonDurable(file, document, { mode: 0o600 });
     return new ConfigStore(file, document, repairs);

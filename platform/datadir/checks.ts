@@ -63,7 +63,11 @@ export async function checkAncestors(dir: string, what: string, uid = currentUid
   let existing = absolute;
   while (!(await lstatOrUndefined(existing)) && path.dirname(existing) !== existing) existing = path.dirname(existing);
   const resolved = await fs.realpath(existing).catch((error: NodeJS.ErrnoException) => {
-    throw fail('E_DATA_DIR_UNSAFE', `${existing}, on the way to ${what}, cannot be resolved (${error.code === 'ENOENT' ? 'a link to nothing' : error.message}); give the real path`, { path: existing });
+    throw fail(
+      'E_DATA_DIR_UNSAFE',
+      `${existing}, on the way to ${what}, cannot be resolved (${error.code === 'ENOENT' ? 'a link to nothing' : error.message}); give the real path`,
+      { path: existing },
+    );
   });
   const real = path.join(resolved, path.relative(existing, absolute));
   if (real !== absolute) chains.push(real);
@@ -90,12 +94,20 @@ export async function checkAncestors(dir: string, what: string, uid = currentUid
 function checkAncestor(ancestor: string, stat: Stats, below: Stats | undefined, belowPath: string, what: string, uid: number): void {
   if (!stat.isDirectory()) throw fail('E_PATH', `${ancestor}, above ${what}, is a file, not a directory; choose another place`, { path: ancestor });
   if (stat.uid !== uid && stat.uid !== 0) {
-    throw fail('E_DATA_DIR_UNSAFE', `${ancestor}, above ${what}, is owned by uid ${stat.uid}, who could replace everything below it; use a directory whose parents belong to root or to uid ${uid}`, { path: ancestor, uid: stat.uid });
+    throw fail(
+      'E_DATA_DIR_UNSAFE',
+      `${ancestor}, above ${what}, is owned by uid ${stat.uid}, who could replace everything below it; use a directory whose parents belong to root or to uid ${uid}`,
+      { path: ancestor, uid: stat.uid },
+    );
   }
   if ((stat.mode & GROUP_OTHER_WRITE) === 0) return;
   const stickyAndSafeBelow = (stat.mode & STICKY) !== 0 && (below === undefined || below.uid === uid || below.uid === 0);
   if (!stickyAndSafeBelow) {
-    throw fail('E_DATA_DIR_UNSAFE', `${ancestor}, above ${what}, is writable by group or others (mode ${modeText(stat)}) without the sticky bit for ${belowPath}, so another user could replace what is below it; run "chmod go-w ${ancestor}" or choose another place`, { path: ancestor, mode: modeText(stat) });
+    throw fail(
+      'E_DATA_DIR_UNSAFE',
+      `${ancestor}, above ${what}, is writable by group or others (mode ${modeText(stat)}) without the sticky bit for ${belowPath}, so another user could replace what is below it; run "chmod go-w ${ancestor}" or choose another place`,
+      { path: ancestor, mode: modeText(stat) },
+    );
   }
 }
 
@@ -109,10 +121,17 @@ export async function checkOwnDirectory(dir: string, what: string, uid = current
   }
   if (!stat.isDirectory()) throw fail('E_PATH', `${what} ${dir} is a file, not a directory; give a directory (a missing one is created)`, { path: dir });
   if (stat.uid !== uid) {
-    throw fail('E_DATA_DIR_UNSAFE', `${what} ${dir} is owned by uid ${stat.uid}, not by the gateway's user (uid ${uid}); whoever owns it can replace its keys and its control socket. Use a directory of your own, or "chown ${uid} ${dir}" if you trust its content`, { path: dir, uid: stat.uid });
+    throw fail(
+      'E_DATA_DIR_UNSAFE',
+      `${what} ${dir} is owned by uid ${stat.uid}, not by the gateway's user (uid ${uid}); whoever owns it can replace its keys and its control socket. Use a directory of your own, or "chown ${uid} ${dir}" if you trust its content`,
+      { path: dir, uid: stat.uid },
+    );
   }
   if ((stat.mode & GROUP_OTHER_WRITE) !== 0) {
-    throw fail('E_DATA_DIR_UNSAFE', `${what} ${dir} is writable by group or others (mode ${modeText(stat)}); run "chmod 700 ${dir}" if you trust its content`, { path: dir, mode: modeText(stat) });
+    throw fail('E_DATA_DIR_UNSAFE', `${what} ${dir} is writable by group or others (mode ${modeText(stat)}); run "chmod 700 ${dir}" if you trust its content`, {
+      path: dir,
+      mode: modeText(stat),
+    });
   }
 }
 

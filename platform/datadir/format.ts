@@ -10,9 +10,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../../sdk/errors.js';
+import { eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
 import { checkAncestors } from './checks.js';
 import { LOCK_FILE } from './lock.js';
-import { eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
 
 export const FORMAT_FILE = 'format.json';
 /** What 0.1.0 wrote (no format file). */
@@ -33,7 +33,10 @@ export interface MigrationStep {
 }
 
 async function exists(target: string): Promise<boolean> {
-  return fs.lstat(target).then(() => true, () => false);
+  return fs.lstat(target).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function sameFile(a: string, b: string): Promise<boolean> {
@@ -58,7 +61,11 @@ async function moveEmbeddedStoreOut({ dataDir, storeDir }: MigrationContext): Pr
       await eraseTree(old);
       return;
     }
-    throw fail('E_MIGRATION', `The data directory holds the 0.1.0 embedded store in ${old}, and ${storeDir}, where it moves to, already holds another one; move one of them away (or start with --store-data DIR to name another place) and start again`, { from: old, to: storeDir });
+    throw fail(
+      'E_MIGRATION',
+      `The data directory holds the 0.1.0 embedded store in ${old}, and ${storeDir}, where it moves to, already holds another one; move one of them away (or start with --store-data DIR to name another place) and start again`,
+      { from: old, to: storeDir },
+    );
   }
   await fs.rm(partial, { recursive: true, force: true });
   try {
@@ -106,7 +113,11 @@ export async function migrateDataDirectory(context: MigrationContext, steps: rea
   const target = steps.reduce((latest, step) => Math.max(latest, step.to), FIRST_FORMAT);
   const from = await readFormat(context.dataDir);
   if (from > target) {
-    throw fail('E_DATA_DIR_FORMAT', `The data directory ${context.dataDir} has format ${from}, written by a newer isogate; this one knows formats up to ${target}. Run the newer version, or restore a backup made for this one`, { path: context.dataDir, format: from, known: target });
+    throw fail(
+      'E_DATA_DIR_FORMAT',
+      `The data directory ${context.dataDir} has format ${from}, written by a newer isogate; this one knows formats up to ${target}. Run the newer version, or restore a backup made for this one`,
+      { path: context.dataDir, format: from, known: target },
+    );
   }
   // A directory this start just created (nothing in it but the lock) is born at the current
   // format: there is nothing to migrate, and saying it was migrated would be wrong.

@@ -6,8 +6,8 @@
 import path from 'node:path';
 import { fail } from '../../sdk/errors.js';
 import { ensureOwnDirectory } from './checks.js';
-import { migrateDataDirectory, type MigrationResult } from './format.js';
-import { lockDataDirectory, type DataDirectoryLock } from './lock.js';
+import { type MigrationResult, migrateDataDirectory } from './format.js';
+import { type DataDirectoryLock, lockDataDirectory } from './lock.js';
 
 export { checkAncestors, checkOwnDirectory, currentUid, ensureOwnDirectory } from './checks.js';
 export { CURRENT_FORMAT, FORMAT_FILE, MIGRATIONS, type MigrationStep } from './format.js';
@@ -32,7 +32,11 @@ export async function openDataDirectory(options: { dataDir: string; storeDir?: s
   const storeDir = path.resolve(options.storeDir ?? defaultStoreDir(dataDir));
   const inside = (a: string, b: string): boolean => !path.relative(a, b).startsWith('..') && !path.isAbsolute(path.relative(a, b));
   if (inside(dataDir, storeDir) || inside(storeDir, dataDir)) {
-    throw fail('E_OPTION', `The embedded store's directory ${storeDir} must be outside the data directory ${dataDir} (and not contain it): the store's CA key must not be readable wherever the gateway's data is`, { storeDir, dataDir });
+    throw fail(
+      'E_OPTION',
+      `The embedded store's directory ${storeDir} must be outside the data directory ${dataDir} (and not contain it): the store's CA key must not be readable wherever the gateway's data is`,
+      { storeDir, dataDir },
+    );
   }
   const lock = lockDataDirectory(dataDir);
   try {

@@ -5,7 +5,7 @@
  * stale lock is ever left to clean up, and a PID in a file is never what decides. The PID the
  * file holds is only there to name the holder in the refusal.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync, ftruncateSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fail } from '../../sdk/errors.js';
@@ -31,22 +31,34 @@ export function lockDataDirectory(dataDir: string): DataDirectoryLock {
   try {
     fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
   } catch (error) {
-    throw fail('E_DATA_DIR_UNSAFE', `The lock file ${file} cannot be opened (${(error as Error).message}); it must be a regular file, not a link`, { path: file });
+    throw fail('E_DATA_DIR_UNSAFE', `The lock file ${file} cannot be opened (${(error as Error).message}); it must be a regular file, not a link`, {
+      path: file,
+    });
   }
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw fail('E_DATA_DIR_UNSAFE', `The lock file ${file} is not a regular file; remove it`, { path: file });
     // O_NOFOLLOW stops a symbolic link, not a hard link: a lock file that is another name of a
     // file elsewhere would have that file truncated and overwritten with our pid below.
-    if (stat.nlink !== 1) throw fail('E_DATA_DIR_UNSAFE', `The lock file ${file} has ${stat.nlink} names (a hard link to another file); find out who made it, remove it and start again`, { path: file });
+    if (stat.nlink !== 1)
+      throw fail(
+        'E_DATA_DIR_UNSAFE',
+        `The lock file ${file} has ${stat.nlink} names (a hard link to another file); find out who made it, remove it and start again`,
+        { path: file },
+      );
     try {
       flockSync(fd, 'exnb');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EAGAIN' && (error as NodeJS.ErrnoException).code !== 'EWOULDBLOCK') throw error;
       const holder = Number.parseInt(readFileSync(fd, 'utf8').trim(), 10);
-      throw fail('E_DATA_DIR_LOCKED', `Another gateway is using the data directory ${dataDir}${Number.isInteger(holder) ? ` (it wrote pid ${holder} into ${file})` : ''}; stop it first, or give this one another --data`, {
-        path: dataDir, ...(Number.isInteger(holder) ? { pid: holder } : {}),
-      });
+      throw fail(
+        'E_DATA_DIR_LOCKED',
+        `Another gateway is using the data directory ${dataDir}${Number.isInteger(holder) ? ` (it wrote pid ${holder} into ${file})` : ''}; stop it first, or give this one another --data`,
+        {
+          path: dataDir,
+          ...(Number.isInteger(holder) ? { pid: holder } : {}),
+        },
+      );
     }
     ftruncateSync(fd, 0);
     writeSync(fd, `${process.pid}\n`, 0);

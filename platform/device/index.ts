@@ -77,7 +77,10 @@ export class FileDeviceKeyProvider implements DeviceKeyProvider {
    */
   readonly #data: DataDir;
 
-  constructor(readonly dir: string, private readonly uid: number = process.geteuid?.() ?? 0) {
+  constructor(
+    readonly dir: string,
+    private readonly uid: number = process.geteuid?.() ?? 0,
+  ) {
     this.file = path.join(dir, 'device.key');
     this.#data = DataDir.of(dir);
   }
@@ -97,7 +100,11 @@ export class FileDeviceKeyProvider implements DeviceKeyProvider {
     await this.#data.mkdir('', 0o700);
     const stat = (await this.#data.lstat(''))!;
     if (!stat.isDirectory() || stat.uid !== this.uid || (stat.mode & 0o077) !== 0) {
-      throw fail('E_DEVICE_KEY_UNSAFE', `The device key's directory ${this.dir} must be a directory of uid ${this.uid} with mode 0700 (it is ${stat.isDirectory() ? `uid ${stat.uid}, mode ${octal(stat.mode)}` : 'not a directory'}); others could read or replace the key. If no one else has used this machine, run "chown ${this.uid} ${this.dir} && chmod 700 ${this.dir}"`, { path: this.dir });
+      throw fail(
+        'E_DEVICE_KEY_UNSAFE',
+        `The device key's directory ${this.dir} must be a directory of uid ${this.uid} with mode 0700 (it is ${stat.isDirectory() ? `uid ${stat.uid}, mode ${octal(stat.mode)}` : 'not a directory'}); others could read or replace the key. If no one else has used this machine, run "chown ${this.uid} ${this.dir} && chmod 700 ${this.dir}"`,
+        { path: this.dir },
+      );
     }
   }
 
@@ -116,10 +123,17 @@ export class FileDeviceKeyProvider implements DeviceKeyProvider {
       if (!stat.isFile() || stat.uid !== this.uid || (stat.mode & 0o077) !== 0) {
         // Refused, not repaired: a key someone else could read may already be copied, and
         // quietly tightening the mode would hide that.
-        throw fail('E_DEVICE_KEY_UNSAFE', `The device key ${this.file} must be a file of uid ${this.uid} readable by it alone (mode 0600; it is ${stat.isFile() ? `uid ${stat.uid}, mode ${octal(stat.mode)}` : 'not a regular file'}). Whoever could read it can decrypt every app's storage: if that cannot have happened, run "chown ${this.uid} ${this.file} && chmod 600 ${this.file}"; otherwise treat the stored data as disclosed`, { path: this.file, mode: octal(stat.mode), uid: stat.uid });
+        throw fail(
+          'E_DEVICE_KEY_UNSAFE',
+          `The device key ${this.file} must be a file of uid ${this.uid} readable by it alone (mode 0600; it is ${stat.isFile() ? `uid ${stat.uid}, mode ${octal(stat.mode)}` : 'not a regular file'}). Whoever could read it can decrypt every app's storage: if that cannot have happened, run "chown ${this.uid} ${this.file} && chmod 600 ${this.file}"; otherwise treat the stored data as disclosed`,
+          { path: this.file, mode: octal(stat.mode), uid: stat.uid },
+        );
       }
       const master = Buffer.from((await handle.readFile('utf8')).trim(), 'base64');
-      if (master.length !== MASTER_KEY_BYTES) throw fail('E_DEVICE_KEY_UNSAFE', `The device key ${this.file} does not hold ${MASTER_KEY_BYTES} bytes in base64; restore it from a backup`, { path: this.file });
+      if (master.length !== MASTER_KEY_BYTES)
+        throw fail('E_DEVICE_KEY_UNSAFE', `The device key ${this.file} does not hold ${MASTER_KEY_BYTES} bytes in base64; restore it from a backup`, {
+          path: this.file,
+        });
       return master;
     } finally {
       await handle.close();

@@ -16,7 +16,7 @@
  * The data directory's own owner and permissions (checked elsewhere) keep other users out of it
  * in the first place; this module is the second wall.
  */
-import { constants as fsConstants, promises as fs, type Dirent, type Stats } from 'node:fs';
+import { type Dirent, promises as fs, constants as fsConstants, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fail, type IsogateError } from '../../sdk/errors.js';
@@ -38,7 +38,11 @@ const FLAGS: Record<OpenMode, number> = {
 };
 
 function unsafe(full: string, why: string): IsogateError {
-  return fail('E_UNSAFE_PATH', `${full} ${why}; the gateway does not follow links or act on unexpected files in its data directory. Find out who put it there, remove it and try again`, { path: full });
+  return fail(
+    'E_UNSAFE_PATH',
+    `${full} ${why}; the gateway does not follow links or act on unexpected files in its data directory. Find out who put it there, remove it and try again`,
+    { path: full },
+  );
 }
 
 /** The error fs itself gives for a missing path, so callers keep testing `code === 'ENOENT'`. */
@@ -100,7 +104,8 @@ export class DataDir {
   /** `absolute` as a path relative to this directory; refused if it lies outside. */
   relative(absolute: string): string {
     const relative = path.relative(this.path(), path.resolve(absolute));
-    if (relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative)) throw fail('E_UNSAFE_PATH', `${absolute} is outside ${this.path()}`, { path: absolute });
+    if (relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative))
+      throw fail('E_UNSAFE_PATH', `${absolute} is outside ${this.path()}`, { path: absolute });
     return relative;
   }
 
@@ -125,10 +130,11 @@ export class DataDir {
   async lstat(relative: string): Promise<Stats | undefined> {
     const segments = this.#segments(relative);
     // The root itself is trusted as it is, even if it is a link (/var/lib/isogate -> /data/isogate).
-    if (segments.length === 0) return fs.stat(this.#root).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
-      throw error;
-    });
+    if (segments.length === 0)
+      return fs.stat(this.#root).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined;
+        throw error;
+      });
     if (!(await this.#checkParents(segments))) return undefined;
     return lstatOrUndefined(path.join(this.#root, ...segments));
   }

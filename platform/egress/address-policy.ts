@@ -23,34 +23,67 @@ function blockList(ranges: readonly (readonly [string, number])[], family: Famil
 }
 
 /** Ranges that are not somewhere on the internet, with the word an admin reads in a refusal. */
-const INTERNAL: readonly { label: string; family: Family; list: net.BlockList }[] = ([
-  ['unspecified', 'ipv4', [['0.0.0.0', 8]]],
-  ['loopback', 'ipv4', [['127.0.0.0', 8]]],
-  ['private', 'ipv4', [['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16]]],
-  ['carrier-grade NAT', 'ipv4', [['100.64.0.0', 10]]],
-  ['link-local', 'ipv4', [['169.254.0.0', 16]]],
-  ['special-purpose', 'ipv4', [['192.0.0.0', 24], ['198.18.0.0', 15]]],
-  ['multicast', 'ipv4', [['224.0.0.0', 4]]],
-  ['reserved or broadcast', 'ipv4', [['240.0.0.0', 4]]],
-  ['unspecified', 'ipv6', [['::', 128]]],
-  ['loopback', 'ipv6', [['::1', 128]]],
-  ['link-local', 'ipv6', [['fe80::', 10]]],
-  ['private', 'ipv6', [['fc00::', 7], ['fec0::', 10]]],
-  ['multicast', 'ipv6', [['ff00::', 8]]],
-  ['special-purpose', 'ipv6', [['64:ff9b:1::', 48], ['100::', 64]]],
-] as const).map(([label, family, ranges]) => ({ label, family, list: blockList(ranges, family) }));
+const INTERNAL: readonly { label: string; family: Family; list: net.BlockList }[] = (
+  [
+    ['unspecified', 'ipv4', [['0.0.0.0', 8]]],
+    ['loopback', 'ipv4', [['127.0.0.0', 8]]],
+    [
+      'private',
+      'ipv4',
+      [
+        ['10.0.0.0', 8],
+        ['172.16.0.0', 12],
+        ['192.168.0.0', 16],
+      ],
+    ],
+    ['carrier-grade NAT', 'ipv4', [['100.64.0.0', 10]]],
+    ['link-local', 'ipv4', [['169.254.0.0', 16]]],
+    [
+      'special-purpose',
+      'ipv4',
+      [
+        ['192.0.0.0', 24],
+        ['198.18.0.0', 15],
+      ],
+    ],
+    ['multicast', 'ipv4', [['224.0.0.0', 4]]],
+    ['reserved or broadcast', 'ipv4', [['240.0.0.0', 4]]],
+    ['unspecified', 'ipv6', [['::', 128]]],
+    ['loopback', 'ipv6', [['::1', 128]]],
+    ['link-local', 'ipv6', [['fe80::', 10]]],
+    [
+      'private',
+      'ipv6',
+      [
+        ['fc00::', 7],
+        ['fec0::', 10],
+      ],
+    ],
+    ['multicast', 'ipv6', [['ff00::', 8]]],
+    [
+      'special-purpose',
+      'ipv6',
+      [
+        ['64:ff9b:1::', 48],
+        ['100::', 64],
+      ],
+    ],
+  ] as const
+).map(([label, family, ranges]) => ({ label, family, list: blockList(ranges, family) }));
 
 /**
  * IPv6 forms that carry an IPv4 address, and where: a connection to one of these reaches (or is
  * translated to) the IPv4 address inside, so that address decides.
  */
-const EMBEDDINGS: readonly { form: string; list: net.BlockList; hextet: number }[] = ([
-  ['IPv4-mapped', '::ffff:0:0', 96, 6],
-  ['IPv4-translated', '::ffff:0:0:0', 96, 6],
-  ['NAT64', '64:ff9b::', 96, 6],
-  ['IPv4-compatible', '::', 96, 6],
-  ['6to4', '2002::', 16, 1],
-] as const).map(([form, prefix, bits, hextet]) => ({ form, list: blockList([[prefix, bits]], 'ipv6'), hextet }));
+const EMBEDDINGS: readonly { form: string; list: net.BlockList; hextet: number }[] = (
+  [
+    ['IPv4-mapped', '::ffff:0:0', 96, 6],
+    ['IPv4-translated', '::ffff:0:0:0', 96, 6],
+    ['NAT64', '64:ff9b::', 96, 6],
+    ['IPv4-compatible', '::', 96, 6],
+    ['6to4', '2002::', 16, 1],
+  ] as const
+).map(([form, prefix, bits, hextet]) => ({ form, list: blockList([[prefix, bits]], 'ipv6'), hextet }));
 
 /** The eight 16-bit groups of an IPv6 address in the URL parser's canonical (compressed) form. */
 function hextets(canonical: string): number[] {
@@ -103,7 +136,12 @@ export class AddressPolicy {
     if (!Array.isArray(ranges)) throw fail('E_CONFIG', 'EGRESS.allowed_ranges is a list of CIDR ranges, for example ["127.0.0.0/8", "::1/128"]');
     ranges.forEach((range: unknown, index) => {
       const problem = cidrProblem(range);
-      if (problem) throw fail('E_CONFIG', `EGRESS.allowed_ranges[${index}] ${JSON.stringify(range)} is not a CIDR range: ${problem}. Write ADDRESS/PREFIX, for example 10.20.0.0/16 or fd00:1::/64`, { index });
+      if (problem)
+        throw fail(
+          'E_CONFIG',
+          `EGRESS.allowed_ranges[${index}] ${JSON.stringify(range)} is not a CIDR range: ${problem}. Write ADDRESS/PREFIX, for example 10.20.0.0/16 or fd00:1::/64`,
+          { index },
+        );
       const [address, prefix] = (range as string).split('/') as [string, string];
       const family: Family = net.isIPv4(address) ? 'ipv4' : 'ipv6';
       allowed[family].addSubnet(address, Number(prefix), family);
@@ -144,9 +182,10 @@ export class AddressPolicy {
   async addresses(host: string, describe: string): Promise<dns.LookupAddress[]> {
     const canonical = canonicalHost(host);
     if (!canonical) throw fail('E_EGRESS_ADDRESS', `${describe}: "${host}" is not a host name or address`);
-    const found = 'address' in canonical
-      ? [{ address: canonical.address, family: canonical.family }]
-      : await dns.promises.lookup(canonical.name, { all: true, verbatim: true });
+    const found =
+      'address' in canonical
+        ? [{ address: canonical.address, family: canonical.family }]
+        : await dns.promises.lookup(canonical.name, { all: true, verbatim: true });
     for (const { address } of found) {
       const reason = this.refusal(address);
       if (reason) throw refusedAddress(describe, host, address, reason);
@@ -188,9 +227,11 @@ export class PolicyInForce {
 export function refusedAddress(describe: string, host: string, address: string, reason: string): IsogateError {
   const where = host === address ? address : `${host} (${address})`;
   const article = /^[aeiou]/i.test(reason) ? 'an' : 'a';
-  return fail('E_EGRESS_ADDRESS',
+  return fail(
+    'E_EGRESS_ADDRESS',
     `${describe}: ${where} is ${article} ${reason} address, on the gateway's own side; egress there is refused unless the admin adds its range to EGRESS.allowed_ranges in the configuration`,
-    { address, reason });
+    { address, reason },
+  );
 }
 
 function cidrProblem(range: unknown): string | undefined {

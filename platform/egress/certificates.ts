@@ -59,10 +59,14 @@ function describe(kind: CertificateKind, stored: StoredCredential, now = Date.no
   const daysLeft = Math.floor((new Date(cert.validTo).getTime() - now) / 86_400_000);
   const warning = daysLeft < 0 ? 'expired' : daysLeft <= WARN_DAYS ? `expires in ${daysLeft} days` : undefined;
   return {
-    kind, fileName: stored.fileName,
-    subject: cert.subject, issuer: cert.issuer,
-    validFrom: cert.validFrom, validTo: cert.validTo,
-    daysLeft, ...(warning ? { warning } : {}),
+    kind,
+    fileName: stored.fileName,
+    subject: cert.subject,
+    issuer: cert.issuer,
+    validFrom: cert.validFrom,
+    validTo: cert.validTo,
+    daysLeft,
+    ...(warning ? { warning } : {}),
     ...(stored.keyFileName ? { keyFileName: stored.keyFileName } : {}),
   };
 }
@@ -137,12 +141,15 @@ export class CertificateStore {
 
   /** Only together and only if they match: a half-replaced pair would fail every handshake. */
   async setClient(packageId: string, certFileName: string, cert: Uint8Array, keyFileName: string, key: Uint8Array): Promise<CertificateInfo> {
-    if (cert.byteLength > MAX_FILE_BYTES || key.byteLength > MAX_FILE_BYTES) throw fail('E_CERT_FILE', `A certificate or key file is at most ${MAX_FILE_BYTES} bytes`);
+    if (cert.byteLength > MAX_FILE_BYTES || key.byteLength > MAX_FILE_BYTES)
+      throw fail('E_CERT_FILE', `A certificate or key file is at most ${MAX_FILE_BYTES} bytes`);
     const pem = parseCertificates(cert);
     let keyPem: string;
     try {
       const text = Buffer.from(key).toString('utf8');
-      keyPem = createPrivateKey(text.includes('-----BEGIN') ? text : { key: Buffer.from(key), format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString();
+      keyPem = createPrivateKey(text.includes('-----BEGIN') ? text : { key: Buffer.from(key), format: 'der', type: 'pkcs8' })
+        .export({ type: 'pkcs8', format: 'pem' })
+        .toString();
     } catch {
       throw fail('E_CERT_FILE', `${keyFileName} is not a readable, unencrypted private key (PEM or PKCS#8 DER)`);
     }

@@ -11,9 +11,9 @@
 import type { LookupAddress } from 'node:dns';
 import net from 'node:net';
 import tls from 'node:tls';
-import { fail, isIsogateError, type IsogateError } from '../../sdk/errors.js';
+import { fail, type IsogateError, isIsogateError } from '../../sdk/errors.js';
 import type { EgressTarget } from '../../sdk/manifest.js';
-import { canonicalHost, refusedAddress, type AddressPolicy } from './address-policy.js';
+import { type AddressPolicy, canonicalHost, refusedAddress } from './address-policy.js';
 
 const causes = new WeakMap<Error, string>();
 
@@ -28,7 +28,10 @@ export function describeTarget(target: EgressTarget): string {
  * internal DNS through its targets, and the address itself would tell it the plant's IPs.
  */
 export function unreachable(target: EgressTarget, cause: string): IsogateError {
-  const error = fail('E_EGRESS_UNREACHABLE', `${describeTarget(target)} cannot be reached: it has no address the gateway's egress policy allows, or the connection was refused, reset or not answered in time`);
+  const error = fail(
+    'E_EGRESS_UNREACHABLE',
+    `${describeTarget(target)} cannot be reached: it has no address the gateway's egress policy allows, or the connection was refused, reset or not answered in time`,
+  );
   causes.set(error, cause);
   return error;
 }
@@ -49,8 +52,8 @@ const CERTIFICATE_REASONS: Record<string, (target: EgressTarget) => string> = {
   ERR_TLS_CERT_ALTNAME_INVALID: (target) => `the server certificate is not for ${target.host}`,
   DEPTH_ZERO_SELF_SIGNED_CERT: () => 'the server certificate is self-signed and not trusted',
   SELF_SIGNED_CERT_IN_CHAIN: () => 'the server certificate chains to an untrusted root',
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: () => 'the server certificate does not chain to the app\'s CA certificate',
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: () => 'the server certificate does not chain to the app\'s CA certificate',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: () => "the server certificate does not chain to the app's CA certificate",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: () => "the server certificate does not chain to the app's CA certificate",
 };
 /** OpenSSL's words for a peer that does not speak TLS at all: a port like any other, for the app. */
 const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST', 'ERR_SSL_RECORD_LAYER_FAILURE']);
@@ -66,10 +69,16 @@ export function egressError(target: EgressTarget, error: unknown, connected: boo
   const reason = CERTIFICATE_REASONS[code];
   if (reason) return fail('E_EGRESS_TLS', `TLS to ${describeTarget(target)} refused: ${reason(target)}`, { tlsCode: code });
   if (connected && code === 'UND_ERR_SOCKET' && !presentsClientCertificate) {
-    return fail('E_EGRESS_TLS', `${describeTarget(target)} closed the connection without answering (a server that requires a client certificate does this, and the app has none)`, { tlsCode: code });
+    return fail(
+      'E_EGRESS_TLS',
+      `${describeTarget(target)} closed the connection without answering (a server that requires a client certificate does this, and the app has none)`,
+      { tlsCode: code },
+    );
   }
   if (!NOT_TLS.has(code) && (code.startsWith('ERR_SSL') || /alert|certificate/i.test(message))) {
-    return fail('E_EGRESS_TLS', `TLS to ${describeTarget(target)} failed: ${message} (the server may require a client certificate the app does not have)`, { tlsCode: code });
+    return fail('E_EGRESS_TLS', `TLS to ${describeTarget(target)} failed: ${message} (the server may require a client certificate the app does not have)`, {
+      tlsCode: code,
+    });
   }
   if (connected && TIMEOUTS.has(code)) return fail('E_EGRESS_TIMEOUT', `${describeTarget(target)} did not answer in time`);
   return unreachable(target, code || message);
@@ -115,15 +124,18 @@ export async function openTls(options: OpenOptions): Promise<tls.TLSSocket> {
     return new Promise<tls.TLSSocket>((resolve, reject) => {
       const [first] = addresses;
       // One address: connect to it. Several: Node tries them in turn, from this list only.
-      tcp = addresses.length === 1
-        ? net.connect({ host: first!.address, port: target.port })
-        : net.connect({
-          host: target.host, port: target.port, autoSelectFamily: true,
-          lookup: (_host, lookupOptions, callback) => {
-            if (lookupOptions.all) (callback as (error: null, all: LookupAddress[]) => void)(null, addresses);
-            else callback(null, first!.address, first!.family);
-          },
-        });
+      tcp =
+        addresses.length === 1
+          ? net.connect({ host: first!.address, port: target.port })
+          : net.connect({
+              host: target.host,
+              port: target.port,
+              autoSelectFamily: true,
+              lookup: (_host, lookupOptions, callback) => {
+                if (lookupOptions.all) (callback as (error: null, all: LookupAddress[]) => void)(null, addresses);
+                else callback(null, first!.address, first!.family);
+              },
+            });
       const socket = tcp;
       socket.setNoDelay(true);
       // Kept for the socket's life: the caller listens on the TLS socket, not on this one.
@@ -154,7 +166,9 @@ export async function openTls(options: OpenOptions): Promise<tls.TLSSocket> {
         });
         if (options.sessions) {
           const sessions = options.sessions;
-          secure.on('session', (session: Buffer) => { sessions.session = session; });
+          secure.on('session', (session: Buffer) => {
+            sessions.session = session;
+          });
         }
         secure.once('secureConnect', () => {
           // The admin may have removed the range while the handshake ran: the connection is

@@ -7,8 +7,8 @@
  */
 import type tls from 'node:tls';
 import mqtt from 'mqtt';
-import { Pool, type Dispatcher } from 'undici';
-import { fail, isIsogateError, type IsogateError } from '../../sdk/errors.js';
+import { type Dispatcher, Pool } from 'undici';
+import { fail, type IsogateError, isIsogateError } from '../../sdk/errors.js';
 import type { EgressProtocol, EgressTarget } from '../../sdk/manifest.js';
 import type { EgressHost, EgressRequest, EgressResponse, EgressStream, EgressStreamEvents, LogLevelCode } from '../sandbox/bridge.js';
 import { AddressPolicy, PolicyInForce } from './address-policy.js';
@@ -16,8 +16,8 @@ import type { CertificateStore, TlsCredentials } from './certificates.js';
 import { causeOf, egressError, openTls, unreachable } from './connector.js';
 
 export { AddressPolicy } from './address-policy.js';
-export { CertificateStore } from './certificates.js';
 export type { CertificateInfo, CertificateKind, TlsCredentials } from './certificates.js';
+export { CertificateStore } from './certificates.js';
 
 export interface EgressLimits {
   timeoutMs: number;
@@ -30,12 +30,26 @@ export interface EgressLimits {
 }
 
 export const DEFAULT_EGRESS_LIMITS: Readonly<EgressLimits> = Object.freeze({
-  timeoutMs: 10_000, connectTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024, maxRequestBytes: 1024 * 1024, maxConnections: 8,
+  timeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  maxResponseBytes: 1024 * 1024,
+  maxRequestBytes: 1024 * 1024,
+  maxConnections: 8,
 });
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 /** Headers the platform owns: the app cannot redirect the request or smuggle a second one. */
-const RESERVED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'te', 'trailer', 'keep-alive']);
+const RESERVED_HEADERS = new Set([
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'keep-alive',
+]);
 
 /** Trust, client certificate and versions; where to connect is the connector's. */
 function tlsOptions(credentials: TlsCredentials): tls.ConnectionOptions {
@@ -108,9 +122,11 @@ class Exchange implements Dispatcher.DispatchHandler {
    */
   expire(): void {
     const { target } = this;
-    this.#refuse(this.#controller
-      ? fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer within ${this.timeoutMs} ms`)
-      : unreachable(target, `no connection within the request's ${this.timeoutMs} ms`));
+    this.#refuse(
+      this.#controller
+        ? fail('E_EGRESS_TIMEOUT', `${target.name} (${target.host}:${target.port}) did not answer within ${this.timeoutMs} ms`)
+        : unreachable(target, `no connection within the request's ${this.timeoutMs} ms`),
+    );
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -131,7 +147,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#size += chunk.length;
-    if (this.#size > this.maxResponseBytes) this.#refuse(fail('E_EGRESS_LIMIT', `The response from ${this.target.name} is over ${this.maxResponseBytes} bytes`));
+    if (this.#size > this.maxResponseBytes)
+      this.#refuse(fail('E_EGRESS_LIMIT', `The response from ${this.target.name} is over ${this.maxResponseBytes} bytes`));
     else this.#chunks.push(chunk);
   }
 
@@ -177,13 +194,15 @@ export class EgressService {
   readonly #limits: EgressLimits;
   readonly #policy: PolicyInForce;
 
-  constructor(private readonly options: {
-    certificates: Pick<CertificateStore, 'credentials'>;
-    appLog(packageId: string, level: LogLevelCode, message: string): void;
-    limits?: Partial<EgressLimits>;
-    /** The configuration's EGRESS.allowed_ranges: internal ranges the admin lets apps reach. */
-    allowedRanges?: readonly string[];
-  }) {
+  constructor(
+    private readonly options: {
+      certificates: Pick<CertificateStore, 'credentials'>;
+      appLog(packageId: string, level: LogLevelCode, message: string): void;
+      limits?: Partial<EgressLimits>;
+      /** The configuration's EGRESS.allowed_ranges: internal ranges the admin lets apps reach. */
+      allowedRanges?: readonly string[];
+    },
+  ) {
     this.#limits = { ...DEFAULT_EGRESS_LIMITS, ...options.limits };
     this.#policy = new PolicyInForce(AddressPolicy.fromRanges(options.allowedRanges));
   }
@@ -201,7 +220,11 @@ export class EgressService {
     for (const connections of this.#apps.values()) {
       for (const { pool } of connections.pools.values()) void pool.destroy().catch(() => undefined);
       connections.pools.clear();
-      for (const { client } of connections.brokers.values()) void client.then((c) => c.end(true), () => undefined);
+      for (const { client } of connections.brokers.values())
+        void client.then(
+          (c) => c.end(true),
+          () => undefined,
+        );
       connections.brokers.clear();
       for (const socket of connections.streams) {
         if (policy.refusal(socket.remoteAddress ?? '')) socket.destroy();
@@ -231,14 +254,16 @@ export class EgressService {
     // before it starts or fails later.
     const refused = (name: string, error: unknown): Error => {
       const target = declared.get(name);
-      const coded = isIsogateError(error) ? error : target ? egressError(target, error, false) as IsogateError : fail('E_INTERNAL', 'Egress failed');
+      const coded = isIsogateError(error) ? error : target ? (egressError(target, error, false) as IsogateError) : fail('E_INTERNAL', 'Egress failed');
       const cause = causeOf(coded);
       this.options.appLog(packageId, 1, `Egress to "${name}" refused: ${coded.code}: ${coded.message}${cause ? ` (${cause})` : ''}`);
       return coded;
     };
     const logged = <T>(name: string, work: () => Promise<T>): Promise<T> => {
       try {
-        return work().catch((error: unknown) => { throw refused(name, error); });
+        return work().catch((error: unknown) => {
+          throw refused(name, error);
+        });
       } catch (error) {
         return Promise.reject(refused(name, error));
       }
@@ -286,10 +311,13 @@ export class EgressService {
     const pool = new Pool(origin, {
       connections: this.#limits.maxConnections,
       connect: (_where, callback) => {
-        openTls({ target, policy: this.#policy, tls: options, timeoutMs: this.#limits.connectTimeoutMs, sessions }).then((socket) => {
-          socket.setKeepAlive(true, 60_000);
-          callback(null, socket);
-        }, (error: Error) => callback(error, null));
+        openTls({ target, policy: this.#policy, tls: options, timeoutMs: this.#limits.connectTimeoutMs, sessions }).then(
+          (socket) => {
+            socket.setKeepAlive(true, 60_000);
+            callback(null, socket);
+          },
+          (error: Error) => callback(error, null),
+        );
       },
     });
     const kept = { version: credentials.version, credentials: pending, pool, presentsClientCertificate: Boolean(credentials.cert && credentials.key) };
@@ -310,11 +338,13 @@ export class EgressService {
     const method = (request.method ?? 'GET').toUpperCase();
     if (!METHODS.has(method)) throw fail('E_BAD_REQUEST', `The method ${method} is not allowed`);
     const requestPath = request.path ?? '/';
-    if (!requestPath.startsWith('/') || /[\s\u0000-\u001f]/.test(requestPath) || requestPath.length > 2048) throw fail('E_BAD_REQUEST', 'A request path starts with / and has no spaces or control characters');
+    if (!requestPath.startsWith('/') || /[\s\u0000-\u001f]/.test(requestPath) || requestPath.length > 2048)
+      throw fail('E_BAD_REQUEST', 'A request path starts with / and has no spaces or control characters');
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(request.headers ?? {})) {
       if (RESERVED_HEADERS.has(name.toLowerCase())) throw fail('E_BAD_REQUEST', `The header ${name} is set by the platform`);
-      if (typeof value !== 'string' || /[\r\n\u0000]/.test(value) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw fail('E_BAD_REQUEST', `The header ${name} is not valid`);
+      if (typeof value !== 'string' || /[\r\n\u0000]/.test(value) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+        throw fail('E_BAD_REQUEST', `The header ${name} is not valid`);
       headers[name] = value;
     }
     const body = request.body;
@@ -325,10 +355,13 @@ export class EgressService {
     const outgoing = { method, path: requestPath, headers, body };
     const current = this.#currentPool(packageId, target);
     if (current) return this.#send(current, target, outgoing, timeoutMs, release);
-    return this.#pool(packageId, target).then((kept) => this.#send(kept, target, outgoing, timeoutMs, release), (error: unknown) => {
-      release();
-      throw error;
-    });
+    return this.#pool(packageId, target).then(
+      (kept) => this.#send(kept, target, outgoing, timeoutMs, release),
+      (error: unknown) => {
+        release();
+        throw error;
+      },
+    );
   }
 
   #send(kept: KeptPool, target: EgressTarget, request: Dispatcher.DispatchOptions, timeoutMs: number, release: () => void): Promise<EgressResponse> {
@@ -347,36 +380,55 @@ export class EgressService {
       if (client?.connected) return client;
     }
     connections.brokers.delete(key);
-    void existing?.client.then((client) => client.end(true), () => undefined);
-    const client = openTls({ target, policy: this.#policy, tls: tlsOptions(credentials), timeoutMs: this.#limits.connectTimeoutMs }).then((socket) => new Promise<mqtt.MqttClient>((resolve, reject) => {
-      // The client gets the connection the connector checked, never a host to dial itself; with
-      // no reconnects it asks for a stream once.
-      const connecting = new mqtt.MqttClient(() => socket, {
-        clientId: `isogate-${packageId}-${target.name}`.slice(0, 64),
-        connectTimeout: this.#limits.timeoutMs, reconnectPeriod: 0,
-      });
-      const timer = setTimeout(() => {
-        connecting.end(true);
-        reject(fail('E_EGRESS_TIMEOUT', `The broker ${target.name} did not accept the connection in time`));
-      }, this.#limits.timeoutMs);
-      connecting.once('connect', () => { clearTimeout(timer); resolve(connecting); });
-      connecting.once('error', (error) => {
-        clearTimeout(timer);
-        connecting.end(true);
-        reject(egressError(target, error, true));
-      });
-      connecting.once('close', () => {
-        clearTimeout(timer);
-        reject(fail('E_EGRESS_TLS', `The broker ${target.name} closed the connection during the handshake (a client certificate it requires may be missing)`));
-      });
-    }));
+    void existing?.client.then(
+      (client) => client.end(true),
+      () => undefined,
+    );
+    const client = openTls({ target, policy: this.#policy, tls: tlsOptions(credentials), timeoutMs: this.#limits.connectTimeoutMs }).then(
+      (socket) =>
+        new Promise<mqtt.MqttClient>((resolve, reject) => {
+          // The client gets the connection the connector checked, never a host to dial itself; with
+          // no reconnects it asks for a stream once.
+          const connecting = new mqtt.MqttClient(() => socket, {
+            clientId: `isogate-${packageId}-${target.name}`.slice(0, 64),
+            connectTimeout: this.#limits.timeoutMs,
+            reconnectPeriod: 0,
+          });
+          const timer = setTimeout(() => {
+            connecting.end(true);
+            reject(fail('E_EGRESS_TIMEOUT', `The broker ${target.name} did not accept the connection in time`));
+          }, this.#limits.timeoutMs);
+          connecting.once('connect', () => {
+            clearTimeout(timer);
+            resolve(connecting);
+          });
+          connecting.once('error', (error) => {
+            clearTimeout(timer);
+            connecting.end(true);
+            reject(egressError(target, error, true));
+          });
+          connecting.once('close', () => {
+            clearTimeout(timer);
+            reject(
+              fail('E_EGRESS_TLS', `The broker ${target.name} closed the connection during the handshake (a client certificate it requires may be missing)`),
+            );
+          });
+        }),
+    );
     connections.brokers.set(key, { version: credentials.version, client });
     client.catch(() => connections.brokers.delete(key));
     return client;
   }
 
-  async #publish(packageId: string, target: EgressTarget, topic: string, payload: string | Uint8Array, options: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
-    if (typeof topic !== 'string' || topic.length === 0 || topic.length > 1024 || /[#+\u0000]/.test(topic)) throw fail('E_BAD_REQUEST', 'A topic is 1 to 1024 characters without wildcards or NUL');
+  async #publish(
+    packageId: string,
+    target: EgressTarget,
+    topic: string,
+    payload: string | Uint8Array,
+    options: { qos?: 0 | 1; retain?: boolean } = {},
+  ): Promise<void> {
+    if (typeof topic !== 'string' || topic.length === 0 || topic.length > 1024 || /[#+\u0000]/.test(topic))
+      throw fail('E_BAD_REQUEST', 'A topic is 1 to 1024 characters without wildcards or NUL');
     const bytes = Buffer.from(payload);
     if (bytes.length > this.#limits.maxRequestBytes) throw fail('E_EGRESS_LIMIT', `A payload is at most ${this.#limits.maxRequestBytes} bytes`);
     const release = this.#acquire(packageId);
@@ -400,7 +452,13 @@ export class EgressService {
     try {
       const credentials = await this.options.certificates.credentials(packageId);
       if (connections.closed) throw closedError();
-      socket = await openTls({ target, policy: this.#policy, tls: tlsOptions(credentials), timeoutMs: this.#limits.connectTimeoutMs, signal: connecting.signal });
+      socket = await openTls({
+        target,
+        policy: this.#policy,
+        tls: tlsOptions(credentials),
+        timeoutMs: this.#limits.connectTimeoutMs,
+        signal: connecting.signal,
+      });
       if (connections.closed) {
         socket.destroy();
         throw closedError();
@@ -422,7 +480,8 @@ export class EgressService {
       };
       resolve({
         write: (chunk) => {
-          if (chunk.byteLength > this.#limits.maxRequestBytes) return Promise.reject(fail('E_EGRESS_LIMIT', `A chunk is at most ${this.#limits.maxRequestBytes} bytes`));
+          if (chunk.byteLength > this.#limits.maxRequestBytes)
+            return Promise.reject(fail('E_EGRESS_LIMIT', `A chunk is at most ${this.#limits.maxRequestBytes} bytes`));
           if (socket.destroyed || socket.writableEnded) return Promise.reject(fail('E_EGRESS_CLOSED', `The connection to ${target.name} is closed`));
           return new Promise<void>((done, failWrite) => socket.write(chunk, (error) => (error ? failWrite(egressError(target, error, true)) : done())));
         },
@@ -457,7 +516,14 @@ export class EgressService {
     for (const connecting of connections.connecting) connecting.abort();
     for (const { pool } of connections.pools.values()) void pool.destroy().catch(() => undefined);
     for (const socket of connections.streams) socket.destroy();
-    await Promise.all([...connections.brokers.values()].map(({ client }) => client.then((c) => c.endAsync(true), () => undefined)));
+    await Promise.all(
+      [...connections.brokers.values()].map(({ client }) =>
+        client.then(
+          (c) => c.endAsync(true),
+          () => undefined,
+        ),
+      ),
+    );
   }
 
   async close(): Promise<void> {

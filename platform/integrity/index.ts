@@ -49,7 +49,8 @@ export type UnsignedRecord = Omit<IntegrityRecord, 'mac'>;
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
@@ -124,7 +125,10 @@ export async function verifyInstalledFiles(packageDir: DataDir, record: Integrit
   }
   for (const missing of expected) violations.push({ path: missing, problem: 'missing' });
   if (violations.length) {
-    const summary = violations.slice(0, 5).map((v) => `${v.path} ${v.problem}`).join(', ');
+    const summary = violations
+      .slice(0, 5)
+      .map((v) => `${v.path} ${v.problem}`)
+      .join(', ');
     throw fail('E_INTEGRITY', `Integrity check of ${record.package_id} failed: ${summary}${violations.length > 5 ? ', ...' : ''}`, { violations });
   }
   return contents;

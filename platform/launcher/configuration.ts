@@ -3,10 +3,9 @@
  * validated against the schema in the app's manifest.
  */
 import { fail } from '../../sdk/errors.js';
-import type { AppManifest } from '../../sdk/manifest.js';
 import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds } from '../../sdk/limits.js';
+import type { AppManifest } from '../../sdk/manifest.js';
 import { assertValid, compileUntrustedSchema } from '../../sdk/schema.js';
-
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -16,7 +15,10 @@ function assertNoPrototypeKeys(value: unknown, pointer = ''): void {
     for (const [index, item] of value.entries()) assertNoPrototypeKeys(item, `${pointer}/${index}`);
   } else if (value && typeof value === 'object') {
     for (const key of Object.keys(value)) {
-      if (FORBIDDEN_KEYS.has(key)) throw fail('E_CONFIG', `Configuration is not valid: ${pointer}/${key} is a reserved name`, { violations: [{ pointer: `${pointer}/${key}`, rule: 'reserved' }] });
+      if (FORBIDDEN_KEYS.has(key))
+        throw fail('E_CONFIG', `Configuration is not valid: ${pointer}/${key} is a reserved name`, {
+          violations: [{ pointer: `${pointer}/${key}`, rule: 'reserved' }],
+        });
       assertNoPrototypeKeys((value as Record<string, unknown>)[key], `${pointer}/${key}`);
     }
   }
@@ -28,7 +30,12 @@ export function validateAppConfiguration(manifest: AppManifest, value: unknown):
   // Bounds first: the checks after this one, and every later write of config.json, recurse.
   assertDocumentBounds(value, APP_CONFIGURATION_BOUNDS, `The configuration of ${manifest.package_id}`);
   assertNoPrototypeKeys(value);
-  assertValid(compileUntrustedSchema(manifest.configuration.schema, `/configuration/schema of ${manifest.package_id}`, 'E_CONFIG'), value, 'E_CONFIG', 'Configuration');
+  assertValid(
+    compileUntrustedSchema(manifest.configuration.schema, `/configuration/schema of ${manifest.package_id}`, 'E_CONFIG'),
+    value,
+    'E_CONFIG',
+    'Configuration',
+  );
   return JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
 }
 
@@ -69,7 +76,7 @@ export function carryConfiguration(manifest: AppManifest, stored: unknown): Carr
       validateAppConfiguration(manifest, candidate);
       return { value: candidate, reset: [...reset].sort() };
     } catch (error) {
-      violations = ((error as { details?: { violations?: { pointer: string }[] } }).details?.violations) ?? [];
+      violations = (error as { details?: { violations?: { pointer: string }[] } }).details?.violations ?? [];
     }
     const named = new Set(violations.map((v) => decodePointerToken(v.pointer.split('/')[1] ?? '')).filter((key) => key !== ''));
     // A key the admin set that is refused, or one the new version requires and has a default for.

@@ -10,11 +10,11 @@ import { fail, isIsogateError, toIsogateError } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import type { Audit } from '../audit/index.js';
 import { APP_STATE, type ApplicationEntry, type AppStateCode, type ConfigStore, type LaunchRule, type LogLevel } from '../config/index.js';
+import { applyMergePatch } from '../config/merge-patch.js';
 import { Mutex } from '../durable/index.js';
 import type { AppGuest, LogLevelCode } from '../sandbox/bridge.js';
-import { applyMergePatch } from '../config/merge-patch.js';
 import { effectiveConfiguration, validateAppConfiguration } from './configuration.js';
-import { FailureHistory, restartPolicy, type RestartPolicy } from './supervision.js';
+import { FailureHistory, type RestartPolicy, restartPolicy } from './supervision.js';
 
 export { DEFAULT_RESTART_POLICY, type RestartPolicy } from './supervision.js';
 
@@ -40,7 +40,11 @@ export interface LauncherOptions {
   config: ConfigStore;
   audit: Audit;
   /** `getQuarantined`: an installed app that failed its check at start (never launched, see the orchestrator). */
-  apps: { list(): LaunchableApp[]; get(packageId: string): LaunchableApp | undefined; getQuarantined?(packageId: string): { name: string; reason: string } | undefined };
+  apps: {
+    list(): LaunchableApp[];
+    get(packageId: string): LaunchableApp | undefined;
+    getQuarantined?(packageId: string): { name: string; reason: string } | undefined;
+  };
   /** Checks every file against the install record and returns the verified contents: the launcher runs exactly what was checked. */
   verifyIntegrity(app: LaunchableApp): Promise<Map<string, Buffer>>;
   createSandbox(app: LaunchableApp, files: Map<string, Buffer>, onFailure: (failure: LaunchFailure) => void): Promise<LaunchedSandbox>;
@@ -93,7 +97,11 @@ interface Runtime {
 }
 
 const STATE_OF: Record<Runtime['status'], AppStateCode> = {
-  starting: APP_STATE.starting, running: APP_STATE.running, stopping: APP_STATE.stopping, stopped: APP_STATE.stopped, error: APP_STATE.stopped,
+  starting: APP_STATE.starting,
+  running: APP_STATE.running,
+  stopping: APP_STATE.stopping,
+  stopped: APP_STATE.stopped,
+  error: APP_STATE.stopped,
 };
 
 export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
@@ -120,7 +128,11 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   #app(packageId: string): LaunchableApp {
     const quarantined = this.#options.apps.getQuarantined?.(packageId);
     if (quarantined) {
-      throw fail('E_INTEGRITY', `${packageId} is quarantined: ${quarantined.reason}. It is never started or changed; uninstall it ("isogate apps uninstall ${packageId}") and install it again`, { packageId, quarantined: true });
+      throw fail(
+        'E_INTEGRITY',
+        `${packageId} is quarantined: ${quarantined.reason}. It is never started or changed; uninstall it ("isogate apps uninstall ${packageId}") and install it again`,
+        { packageId, quarantined: true },
+      );
     }
     const app = this.#options.apps.get(packageId);
     if (!app) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
@@ -169,8 +181,14 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     const configured = entry.configured !== false;
     const status: AppStatus = runtime.status === 'stopped' && !configured ? 'pending' : runtime.status;
     return {
-      packageId, name: app.manifest.name, version: app.version, status, state: STATE_OF[runtime.status],
-      launchRule: entry.launchRule, logLevel: entry.logLevel, configured,
+      packageId,
+      name: app.manifest.name,
+      version: app.version,
+      status,
+      state: STATE_OF[runtime.status],
+      launchRule: entry.launchRule,
+      logLevel: entry.logLevel,
+      configured,
       restartOnFailure: entry.restart_on_failure ?? app.manifest.restartOnFailure ?? true,
       restarts: runtime.restarts,
       ...(runtime.lastError ? { lastError: runtime.lastError } : {}),
@@ -179,7 +197,10 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   }
 
   list(): AppStatusInfo[] {
-    return this.#options.apps.list().map((app) => this.status(app.packageId)).sort((a, b) => a.name.localeCompare(b.name));
+    return this.#options.apps
+      .list()
+      .map((app) => this.status(app.packageId))
+      .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   guest(packageId: string): AppGuest | undefined {
@@ -232,7 +253,11 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     return this.#lock(packageId).run(async () => {
       const quarantined = this.#options.apps.getQuarantined?.(packageId);
       if (quarantined) {
-        await this.#options.audit.record('launchUntrusted', { 'application name': quarantined.name }, { packageId, code: 'E_INTEGRITY', reason: quarantined.reason, quarantined: true });
+        await this.#options.audit.record(
+          'launchUntrusted',
+          { 'application name': quarantined.name },
+          { packageId, code: 'E_INTEGRITY', reason: quarantined.reason, quarantined: true },
+        );
         this.#app(packageId);
       }
       this.#refuseHeld(packageId);
@@ -266,7 +291,9 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     const built = app.manifest.buildSdkVersion;
     const platform = this.#options.platformSdkVersion;
     if (semver.major(built) !== semver.major(platform) || semver.gt(built, platform)) {
-      await this.#attempt(packageId, 'audit the refusal', () => this.#options.audit.record('launchIncompatible', { 'application name': name }, { packageId, buildSdkVersion: built, platformSdkVersion: platform }));
+      await this.#attempt(packageId, 'audit the refusal', () =>
+        this.#options.audit.record('launchIncompatible', { 'application name': name }, { packageId, buildSdkVersion: built, platformSdkVersion: platform }),
+      );
       throw fail('E_INCOMPATIBLE', `${packageId} was built with SDK ${built}; this gateway runs SDK ${platform}`, { packageId });
     }
 
@@ -284,7 +311,9 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     } catch (error) {
       const coded = toIsogateError(error);
       this.#options.appLog(packageId, 0, `Launch refused: ${coded.message}`);
-      await this.#attempt(packageId, 'audit the refusal', () => this.#options.audit.record('launchUntrusted', { 'application name': name }, { packageId, code: coded.code, reason: coded.message }));
+      await this.#attempt(packageId, 'audit the refusal', () =>
+        this.#options.audit.record('launchUntrusted', { 'application name': name }, { packageId, code: coded.code, reason: coded.message }),
+      );
       await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, { code: 'E_INTEGRITY', message: coded.message }));
       throw fail('E_INTEGRITY', `${packageId} failed its integrity check: ${coded.message}`, { packageId });
     }
@@ -299,7 +328,9 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       runtime.sandbox = undefined;
       const coded = toIsogateError(error);
       this.#options.appLog(packageId, 1, `Start failed: ${coded.code}: ${coded.message}`);
-      await this.#attempt(packageId, 'audit the failed start', () => this.#options.audit.record('launchError', { 'application name': name }, { packageId, code: coded.code, reason: coded.message }));
+      await this.#attempt(packageId, 'audit the failed start', () =>
+        this.#options.audit.record('launchError', { 'application name': name }, { packageId, code: coded.code, reason: coded.message }),
+      );
       await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, { code: coded.code, message: coded.message }));
       throw isIsogateError(error) && error.code !== 'E_INTERNAL' ? error : fail('E_LAUNCH', `${packageId} failed to start: ${coded.message}`);
     }
@@ -308,7 +339,9 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     // The app runs: a record that cannot be written is reported, and the start is not undone.
     this.#options.appLog(packageId, 3, `Started ${name} ${app.version}`);
     await this.#attempt(packageId, 'record the Running state', () => this.#setStatus(packageId, 'running', true));
-    await this.#attempt(packageId, 'audit the start', () => this.#options.audit.record('launchStarted', { 'application name': name }, { packageId, version: app.version }));
+    await this.#attempt(packageId, 'audit the start', () =>
+      this.#options.audit.record('launchStarted', { 'application name': name }, { packageId, version: app.version }),
+    );
   }
 
   async #recordError(packageId: string, error: { code: string; message: string }): Promise<void> {
@@ -317,16 +350,20 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   }
 
   async #onFailure(packageId: string, sandbox: LaunchedSandbox, failure: LaunchFailure): Promise<void> {
-    await this.#lock(packageId).run(async () => {
-      const runtime = this.#runtimes.get(packageId);
-      if (!runtime || runtime.sandbox !== sandbox || runtime.status !== 'running') return;
-      sandbox.dispose();
-      runtime.sandbox = undefined;
-      this.#options.appLog(packageId, 0, `The app failed: ${failure.code}: ${failure.message}`);
-      await this.#attempt(packageId, 'audit the failure', () => this.#options.audit.record('appFailed', { 'application name': this.#appName(packageId) }, { packageId, code: failure.code, reason: failure.message }));
-      await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, failure));
-      this.#scheduleRestart(packageId);
-    }).catch((error: unknown) => this.#report(packageId, 0, 'Handling the failure failed', error));
+    await this.#lock(packageId)
+      .run(async () => {
+        const runtime = this.#runtimes.get(packageId);
+        if (!runtime || runtime.sandbox !== sandbox || runtime.status !== 'running') return;
+        sandbox.dispose();
+        runtime.sandbox = undefined;
+        this.#options.appLog(packageId, 0, `The app failed: ${failure.code}: ${failure.message}`);
+        await this.#attempt(packageId, 'audit the failure', () =>
+          this.#options.audit.record('appFailed', { 'application name': this.#appName(packageId) }, { packageId, code: failure.code, reason: failure.message }),
+        );
+        await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, failure));
+        this.#scheduleRestart(packageId);
+      })
+      .catch((error: unknown) => this.#report(packageId, 0, 'Handling the failure failed', error));
   }
 
   #scheduleRestart(packageId: string): void {
@@ -335,25 +372,31 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     if (!info.restartOnFailure || this.#shuttingDown || this.#held.has(packageId)) return;
     const delay = runtime.failures.recordFailure(this.#now());
     if (delay === undefined) {
-      this.#options.appLog(packageId, 1, `Not restarting: ${runtime.failures.recent} failures within ${this.#policy.windowMs / 1000} s. Start it by hand once the cause is fixed.`);
+      this.#options.appLog(
+        packageId,
+        1,
+        `Not restarting: ${runtime.failures.recent} failures within ${this.#policy.windowMs / 1000} s. Start it by hand once the cause is fixed.`,
+      );
       return;
     }
     this.#options.appLog(packageId, 2, `Restarting in ${delay} ms (failure ${runtime.failures.recent} of at most ${this.#policy.maxRestarts})`);
     runtime.restartTimer = setTimeout(() => {
       runtime.restartTimer = undefined;
-      void this.#lock(packageId).run(async () => {
-        if (runtime.status !== 'error' || !this.#options.apps.get(packageId) || this.#held.has(packageId)) return;
-        runtime.restarts += 1;
-        try {
-          await this.#launch(packageId);
-        } catch (error) {
-          // #launch audits its refusals and failures; this says what became of the attempt, and
-          // carries what #launch could not write down (a failed audit or configuration write).
-          this.#report(packageId, 1, `Restart ${runtime.restarts} did not start the app`, error);
-          // A refusal (a rule changed to Block start) ends the retries.
-          if (this.#runtime(packageId).status === 'error' && this.#entry(packageId).launchRule !== 'forbidden') this.#scheduleRestart(packageId);
-        }
-      }).catch((error: unknown) => this.#report(packageId, 0, 'The restart failed', error));
+      void this.#lock(packageId)
+        .run(async () => {
+          if (runtime.status !== 'error' || !this.#options.apps.get(packageId) || this.#held.has(packageId)) return;
+          runtime.restarts += 1;
+          try {
+            await this.#launch(packageId);
+          } catch (error) {
+            // #launch audits its refusals and failures; this says what became of the attempt, and
+            // carries what #launch could not write down (a failed audit or configuration write).
+            this.#report(packageId, 1, `Restart ${runtime.restarts} did not start the app`, error);
+            // A refusal (a rule changed to Block start) ends the retries.
+            if (this.#runtime(packageId).status === 'error' && this.#entry(packageId).launchRule !== 'forbidden') this.#scheduleRestart(packageId);
+          }
+        })
+        .catch((error: unknown) => this.#report(packageId, 0, 'The restart failed', error));
     }, delay);
     runtime.restartTimer.unref();
   }
@@ -378,7 +421,10 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       }
       if (runtime.status !== 'running') throw fail('E_STATE', `${packageId} is not running (${this.status(packageId).status})`);
       // Stopped and audited even if its state cannot be written; the caller then hears of that.
-      const unwritten = await this.#halt(packageId, false).then(() => undefined, (error: unknown) => error);
+      const unwritten = await this.#halt(packageId, false).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
       await this.#options.audit.record('appStopped', { 'application name': name }, { packageId });
       this.#options.appLog(packageId, 3, 'Stopped');
       if (unwritten !== undefined) throw unwritten;
@@ -390,14 +436,18 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   async #halt(packageId: string, execute: boolean): Promise<void> {
     const runtime = this.#runtime(packageId);
     let unwritten: unknown;
-    await this.#setStatus(packageId, 'stopping').catch((error: unknown) => { unwritten = error; });
+    await this.#setStatus(packageId, 'stopping').catch((error: unknown) => {
+      unwritten = error;
+    });
     const sandbox = runtime.sandbox;
     runtime.sandbox = undefined;
     await sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch((error: unknown) => {
       this.#report(packageId, 2, 'Its stop failed, so it was ended', error);
       sandbox.dispose();
     });
-    await this.#setStatus(packageId, 'stopped', execute).catch((error: unknown) => { unwritten ??= error; });
+    await this.#setStatus(packageId, 'stopped', execute).catch((error: unknown) => {
+      unwritten ??= error;
+    });
     if (unwritten !== undefined) throw unwritten;
   }
 
@@ -441,7 +491,10 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
 
   getConfiguration(packageId: string): Record<string, unknown> | undefined {
     const app = this.#app(packageId);
-    return effectiveConfiguration(app.manifest, this.#options.config.read((doc) => doc[packageId]));
+    return effectiveConfiguration(
+      app.manifest,
+      this.#options.config.read((doc) => doc[packageId]),
+    );
   }
 
   /** Validated before anything changes; a running app is told, not restarted. */
@@ -478,7 +531,11 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       throw error;
     }
     const keys = changedKeys(before, valid);
-    await this.#options.audit.record('appConfigChanged', { 'application name': name }, { packageId, how, keys: keys.slice(0, AUDITED_KEYS), keyCount: keys.length });
+    await this.#options.audit.record(
+      'appConfigChanged',
+      { 'application name': name },
+      { packageId, how, keys: keys.slice(0, AUDITED_KEYS), keyCount: keys.length },
+    );
     let deliveryError: ConfigurationChange['deliveryError'];
     const guest = this.guest(packageId);
     if (guest) {
@@ -529,7 +586,9 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   async runHeld(packageId: string, watchMs: number): Promise<void> {
     if (!this.#held.has(packageId)) throw fail('E_STATE', `${packageId} is not held for an update`);
     let failed: ((failure: { code: string; message: string }) => void) | undefined;
-    const failure = new Promise<{ code: string; message: string }>((resolve) => { failed = resolve; });
+    const failure = new Promise<{ code: string; message: string }>((resolve) => {
+      failed = resolve;
+    });
     const watch = (info: AppStatusInfo): void => {
       if (info.packageId === packageId && info.status === 'error') failed!(info.lastError ?? { code: 'E_APP_FAILED', message: `${packageId} failed` });
     };
@@ -540,8 +599,17 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     });
     let timer: NodeJS.Timeout | undefined;
     try {
-      const outcome = await Promise.race([failure, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), watchMs); })]);
-      if (outcome) throw fail('E_APP_FAILED', `${packageId} failed within ${watchMs} ms of its start: ${outcome.code}: ${outcome.message}`, { packageId, failure: outcome });
+      const outcome = await Promise.race([
+        failure,
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), watchMs);
+        }),
+      ]);
+      if (outcome)
+        throw fail('E_APP_FAILED', `${packageId} failed within ${watchMs} ms of its start: ${outcome.code}: ${outcome.message}`, {
+          packageId,
+          failure: outcome,
+        });
     } finally {
       clearTimeout(timer);
       this.off('status', watch);
@@ -604,7 +672,10 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       try {
         await this.#lock(packageId).run(async () => {
           if (runtime.status !== 'running') return;
-          const unwritten = await this.#halt(packageId, true).then(() => undefined, (error: unknown) => error);
+          const unwritten = await this.#halt(packageId, true).then(
+            () => undefined,
+            (error: unknown) => error,
+          );
           await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId, from: 'gateway shutdown' });
           this.#options.appLog(packageId, 3, 'Stopped: the gateway is shutting down');
           if (unwritten !== undefined) throw unwritten;
@@ -621,7 +692,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
 
 /** Top-level keys whose values differ between two stored configurations, added and removed ones too. */
 function changedKeys(before: unknown, after: Record<string, unknown>): string[] {
-  const old = before && typeof before === 'object' && !Array.isArray(before) ? before as Record<string, unknown> : {};
+  const old = before && typeof before === 'object' && !Array.isArray(before) ? (before as Record<string, unknown>) : {};
   const keys = new Set([...Object.keys(old), ...Object.keys(after)]);
   return [...keys].filter((key) => JSON.stringify(old[key]) !== JSON.stringify(after[key])).sort();
 }

@@ -11,7 +11,11 @@ export interface RestartPolicy {
 }
 
 export const DEFAULT_RESTART_POLICY: Readonly<RestartPolicy> = Object.freeze({
-  initialBackoffMs: 1000, maxBackoffMs: 30_000, multiplier: 2, maxRestarts: 5, windowMs: 10 * 60_000,
+  initialBackoffMs: 1000,
+  maxBackoffMs: 30_000,
+  multiplier: 2,
+  maxRestarts: 5,
+  windowMs: 10 * 60_000,
 });
 
 export function restartPolicy(overrides: Partial<RestartPolicy> = {}): RestartPolicy {

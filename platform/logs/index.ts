@@ -155,18 +155,29 @@ class Follower implements LogFollower {
   async next(): Promise<string[] | undefined> {
     if (this.#tail) {
       this.#reading = true;
-      const read = await this.#tail.next().finally(() => { this.#reading = false; });
+      const read = await this.#tail.next().finally(() => {
+        this.#reading = false;
+      });
       if (!read.done && !this.#closed) return read.value;
       this.#tail = undefined;
       await this.#closeSnapshot();
     }
     if (!this.options.follow) await this.close();
-    while (!this.#closed && this.#live.length === 0 && this.#overflowed === 0) await new Promise<void>((resolve) => { this.#wake = resolve; });
+    while (!this.#closed && this.#live.length === 0 && this.#overflowed === 0)
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
     this.#wake = undefined;
     if (this.#closed) return undefined;
     const batch = this.#live;
     if (this.#overflowed > 0) {
-      batch.push(levelLine(this.options.clock, 'WARNING', `${this.#overflowed} log lines not shown here: this reader fell more than ${this.options.maxBytes} bytes behind (the log files keep them)`));
+      batch.push(
+        levelLine(
+          this.options.clock,
+          'WARNING',
+          `${this.#overflowed} log lines not shown here: this reader fell more than ${this.options.maxBytes} bytes behind (the log files keep them)`,
+        ),
+      );
     }
     this.#live = [];
     this.#liveBytes = 0;
@@ -175,7 +186,7 @@ class Follower implements LogFollower {
   }
 
   /** The last `tail` matching lines: one pass notes where each matching line starts (positions only), the next reads from the first kept. */
-  async* #readTail(): AsyncGenerator<string[]> {
+  async *#readTail(): AsyncGenerator<string[]> {
     const { tail, level } = this.options;
     if (tail === 0) return;
     let from = { file: 0, offset: 0 };
@@ -254,7 +265,10 @@ function escapeMessage(message: string): string {
 
 function truncateUtf8(text: string, maxBytes: number): string {
   if (Buffer.byteLength(text) <= maxBytes) return text;
-  const cut = Buffer.from(text).subarray(0, maxBytes - 16).toString('utf8').replace(/\uFFFD$/, '');
+  const cut = Buffer.from(text)
+    .subarray(0, maxBytes - 16)
+    .toString('utf8')
+    .replace(/\uFFFD$/, '');
   return `${cut}...[truncated]`;
 }
 
@@ -278,11 +292,18 @@ class FileWriter implements AppLogWriter {
   readonly #followers = new Set<Follower>();
   level: LogLevelCode = DEFAULT_LEVEL;
 
-  constructor(private readonly packageId: string, private readonly dir: DataDir, private readonly options: Required<AppLogOptions>) {}
+  constructor(
+    private readonly packageId: string,
+    private readonly dir: DataDir,
+    private readonly options: Required<AppLogOptions>,
+  ) {}
 
   write(level: LogLevelCode, message: string, source: 'app' | 'platform' = 'app'): void {
     if (level > this.level) return;
-    const line = truncateUtf8(`${this.options.clock().toISOString()} ${(LEVEL_NAMES[level] ?? String(level)).padEnd(8)} [${source}] ${escapeMessage(String(message))}`, this.options.maxLineBytes);
+    const line = truncateUtf8(
+      `${this.options.clock().toISOString()} ${(LEVEL_NAMES[level] ?? String(level)).padEnd(8)} [${source}] ${escapeMessage(String(message))}`,
+      this.options.maxLineBytes,
+    );
     this.#enqueue(line);
   }
 
@@ -295,10 +316,12 @@ class FileWriter implements AppLogWriter {
     }
     this.#queue.push(line);
     this.#queuedBytes += bytes;
-    this.#draining ??= this.#drain().catch((error: unknown) => this.#failed(error)).finally(() => {
-      this.#draining = undefined;
-      if (this.#queue.length > 0 || this.#droppedUnreported > 0) this.#enqueueReport();
-    });
+    this.#draining ??= this.#drain()
+      .catch((error: unknown) => this.#failed(error))
+      .finally(() => {
+        this.#draining = undefined;
+        if (this.#queue.length > 0 || this.#droppedUnreported > 0) this.#enqueueReport();
+      });
   }
 
   /**
@@ -318,9 +341,15 @@ class FileWriter implements AppLogWriter {
     if (this.#droppedUnreported > 0) {
       const count = this.#droppedUnreported;
       this.#droppedUnreported = 0;
-      this.#enqueue(`${this.options.clock().toISOString()} ${'WARNING'.padEnd(8)} [platform] ${count} log records dropped: the app logged faster than they could be written`);
+      this.#enqueue(
+        `${this.options.clock().toISOString()} ${'WARNING'.padEnd(8)} [platform] ${count} log records dropped: the app logged faster than they could be written`,
+      );
     } else if (this.#queue.length > 0) {
-      this.#draining ??= this.#drain().catch((error: unknown) => this.#failed(error)).finally(() => { this.#draining = undefined; });
+      this.#draining ??= this.#drain()
+        .catch((error: unknown) => this.#failed(error))
+        .finally(() => {
+          this.#draining = undefined;
+        });
     }
   }
 
@@ -342,7 +371,7 @@ class FileWriter implements AppLogWriter {
         let full = false;
         while (this.#queue.length > 0) {
           const lineBytes = Buffer.byteLength(this.#queue[0]!) + 1;
-          if (this.#currentBytes! + chunkBytes + lineBytes > this.options.maxFileBytes && (this.#currentBytes! + chunkBytes) > 0) {
+          if (this.#currentBytes! + chunkBytes + lineBytes > this.options.maxFileBytes && this.#currentBytes! + chunkBytes > 0) {
             full = true;
             break;
           }
@@ -373,7 +402,10 @@ class FileWriter implements AppLogWriter {
    */
   #exclusive<T>(work: () => Promise<T>): Promise<T> {
     const run = this.#lock.then(work);
-    this.#lock = run.then(() => undefined, () => undefined);
+    this.#lock = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -389,15 +421,21 @@ class FileWriter implements AppLogWriter {
         await work();
       } catch (error) {
         if (isIsogateError(error)) throw error;
-        throw fail('E_LOG_ROTATE', `The log of ${this.packageId} could not be rotated: ${what} failed (${(error as Error).message}); `
-          + `lines past its ${this.options.maxFileBytes} bytes are dropped and counted until it can be. Check the log folder's permissions and free space`,
-        { packageId: this.packageId, step: what, cause: (error as NodeJS.ErrnoException).code ?? (error as Error).message });
+        throw fail(
+          'E_LOG_ROTATE',
+          `The log of ${this.packageId} could not be rotated: ${what} failed (${(error as Error).message}); ` +
+            `lines past its ${this.options.maxFileBytes} bytes are dropped and counted until it can be. Check the log folder's permissions and free space`,
+          { packageId: this.packageId, step: what, cause: (error as NodeJS.ErrnoException).code ?? (error as Error).message },
+        );
       }
     };
     await step(`removing app.${max - 1}.log`, () => this.dir.remove(`app.${max - 1}.log`));
-    const renameIfThere = (from: string, to: string): Promise<void> => step(`renaming ${from} to ${to}`, () => this.dir.rename(from, to).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    }));
+    const renameIfThere = (from: string, to: string): Promise<void> =>
+      step(`renaming ${from} to ${to}`, () =>
+        this.dir.rename(from, to).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        }),
+      );
     for (let index = max - 2; index >= 1; index -= 1) await renameIfThere(`app.${index}.log`, `app.${index + 1}.log`);
     await renameIfThere(CURRENT, 'app.1.log');
     this.#currentBytes = 0;
@@ -419,7 +457,10 @@ class FileWriter implements AppLogWriter {
       }
       const follower = new Follower(snapshot, {
         ...(options.tail === undefined ? {} : { tail: options.tail }),
-        level: options.level ?? 5, follow: options.follow === true, maxBytes, clock: this.options.clock,
+        level: options.level ?? 5,
+        follow: options.follow === true,
+        maxBytes,
+        clock: this.options.clock,
         detach: (gone) => this.#followers.delete(gone),
       });
       if (options.follow) this.#followers.add(follower);
@@ -448,7 +489,12 @@ export class AppLogs {
 
   constructor(options: AppLogOptions) {
     this.#options = {
-      maxFiles: 5, maxFileBytes: 10 * 1024 * 1024, maxLineBytes: 8 * 1024, maxPendingBytes: 1024 * 1024, maxFollowerBytes: 256 * 1024, clock: () => new Date(),
+      maxFiles: 5,
+      maxFileBytes: 10 * 1024 * 1024,
+      maxLineBytes: 8 * 1024,
+      maxPendingBytes: 1024 * 1024,
+      maxFollowerBytes: 256 * 1024,
+      clock: () => new Date(),
       onError: (packageId, error) => process.emitWarning(`log of ${packageId}: lines could not be written: ${error.message}`, { code: 'ISOGATE_APP_LOG' }),
       ...options,
     };
@@ -507,7 +553,12 @@ export class AppLogs {
     if (files.length === 0) throw fail('E_LOG_EMPTY', `${packageId} has no log files yet`);
     const uncompressedBytes = files.reduce((sum, file) => sum + file.size, 0);
     // Log text compresses about tenfold; the tar headers add 512 bytes a file plus the trailer.
-    return { fileName: `log_files_${packageId}.tar.gz`, files: files.length, uncompressedBytes, estimatedBytes: Math.ceil(uncompressedBytes / 10) + 512 * (files.length + 2) };
+    return {
+      fileName: `log_files_${packageId}.tar.gz`,
+      files: files.length,
+      uncompressedBytes,
+      estimatedBytes: Math.ceil(uncompressedBytes / 10) + 512 * (files.length + 2),
+    };
   }
 
   /** The archive as a stream: a long log never sits in memory whole. */

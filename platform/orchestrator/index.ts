@@ -1,8 +1,18 @@
-export { Orchestrator, ORCHESTRATOR_DEFAULTS } from './orchestrator.js';
-export type { AvailableApp, InstalledApp, InstallPhase, InstallProgress, OrchestratorOptions, QuarantinedApp, UpdateHooks, UpdateResult, UpdateStep } from './orchestrator.js';
-export { HttpStoreClient } from './store-client.js';
-export type { CatalogEntry, DownloadProgress, StoreClient } from './store-client.js';
-export { WorkerPackageVerifier } from './verifier.js';
-export type { PackageVerifier, VerifyTask } from './verifier.js';
-export { SIGNER_BINDINGS_FILE, SignerBindings } from './signer-bindings.js';
+export type {
+  AvailableApp,
+  InstalledApp,
+  InstallPhase,
+  InstallProgress,
+  OrchestratorOptions,
+  QuarantinedApp,
+  UpdateHooks,
+  UpdateResult,
+  UpdateStep,
+} from './orchestrator.js';
+export { ORCHESTRATOR_DEFAULTS, Orchestrator } from './orchestrator.js';
 export type { SignerBinding, SignerIdentity } from './signer-bindings.js';
+export { SIGNER_BINDINGS_FILE, SignerBindings } from './signer-bindings.js';
+export type { CatalogEntry, DownloadProgress, StoreClient } from './store-client.js';
+export { HttpStoreClient } from './store-client.js';
+export type { PackageVerifier, VerifyTask } from './verifier.js';
+export { WorkerPackageVerifier } from './verifier.js';

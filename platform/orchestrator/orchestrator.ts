@@ -9,19 +9,19 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import semver from 'semver';
-import { fail, isIsogateError, IsogateError, toIsogateError, type ErrorCode } from '../../sdk/errors.js';
-import { reservedCapabilitiesOf, validateManifest, type AppManifest } from '../../sdk/manifest.js';
+import { type ErrorCode, fail, IsogateError, isIsogateError, toIsogateError } from '../../sdk/errors.js';
+import { type AppManifest, reservedCapabilitiesOf, validateManifest } from '../../sdk/manifest.js';
 import { readManifestUnverified, type SignerInfo, type VerifiedPackage } from '../../sdk/package/index.js';
 import type { Audit } from '../audit/index.js';
 import type { ApplicationEntry, ConfigDocument, ConfigStore } from '../config/index.js';
 import { APP_STATE } from '../config/index.js';
 import type { DeviceKeys } from '../device/index.js';
 import { DataDir, eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
-import { canonicalJson, originOf, recordIsAuthentic, sealRecord, verifyInstalledFiles, type AppOrigin, type IntegrityRecord } from '../integrity/index.js';
+import { type AppOrigin, canonicalJson, type IntegrityRecord, originOf, recordIsAuthentic, sealRecord, verifyInstalledFiles } from '../integrity/index.js';
 import { carryConfiguration } from '../launcher/configuration.js';
-import { SignerBindings, type SignerBinding, type SignerIdentity } from './signer-bindings.js';
+import { type SignerBinding, SignerBindings, type SignerIdentity } from './signer-bindings.js';
 import type { CatalogEntry, StoreClient } from './store-client.js';
-import { WorkerPackageVerifier, type PackageVerifier } from './verifier.js';
+import { type PackageVerifier, WorkerPackageVerifier } from './verifier.js';
 
 export interface InstalledApp {
   packageId: string;
@@ -161,7 +161,8 @@ export interface OrchestratorEvents {
 }
 
 export class Orchestrator extends EventEmitter<OrchestratorEvents> {
-  readonly #options: Required<Omit<OrchestratorOptions, 'verifier' | 'updateHooks' | 'onUpdateStep'>> & Pick<OrchestratorOptions, 'updateHooks' | 'onUpdateStep'> & { verifier: PackageVerifier };
+  readonly #options: Required<Omit<OrchestratorOptions, 'verifier' | 'updateHooks' | 'onUpdateStep'>> &
+    Pick<OrchestratorOptions, 'updateHooks' | 'onUpdateStep'> & { verifier: PackageVerifier };
   #bindings!: SignerBindings;
   readonly #apps = new Map<string, InstalledApp>();
   readonly #quarantined = new Map<string, QuarantinedApp>();
@@ -209,7 +210,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     await orchestrator.#reconcile();
     // Every installed app is bound to its signer, also in a data directory written before
     // bindings existed, and after a crash between an install's commit and its binding.
-    await orchestrator.#bindings.seed([...orchestrator.#apps.values()], [...options.trustRootsPem, ...(options.platformTrustRootsPem ?? [])], orchestrator.#options.clock());
+    await orchestrator.#bindings.seed(
+      [...orchestrator.#apps.values()],
+      [...options.trustRootsPem, ...(options.platformTrustRootsPem ?? [])],
+      orchestrator.#options.clock(),
+    );
     return orchestrator;
   }
 
@@ -246,7 +251,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     for (const { name: leftover } of await data.readdir('staging')) await eraseTree(path.join(this.#stagingDir, leftover), data);
     for (const { name: leftover } of await data.readdir('trash')) await eraseTree(path.join(this.#trashDir, leftover), data);
 
-    const entries = this.#options.config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.map((a) => ({ id: a.package_id, name: a.name, version: a.version })));
+    const entries = this.#options.config.read((doc) =>
+      doc.APPLICATIONS.APPS_CONTROL.applications.map((a) => ({ id: a.package_id, name: a.name, version: a.version })),
+    );
     for (const { name } of await data.readdir('apps')) {
       const loaded = await this.#loadInstalled(name);
       if ('app' in loaded) {
@@ -255,15 +262,23 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       }
       const entry = entries.find((candidate) => candidate.id === name);
       const quarantined: QuarantinedApp = {
-        packageId: name, name: entry?.name ?? name, version: entry?.version ?? loaded.record?.version ?? null,
-        reason: loaded.problem, detectedAt: this.#options.clock().toISOString(), dir: path.join(this.#appsDir, name),
+        packageId: name,
+        name: entry?.name ?? name,
+        version: entry?.version ?? loaded.record?.version ?? null,
+        reason: loaded.problem,
+        detectedAt: this.#options.clock().toISOString(),
+        dir: path.join(this.#appsDir, name),
         ...(loaded.record ? { record: loaded.record } : {}),
       };
       this.#quarantined.set(name, quarantined);
-      await this.#options.audit.record('integrityViolation', {
-        object: `The app ${name}`,
-        description: `${loaded.problem}. It is quarantined: it is not started, and its files stay in ${quarantined.dir} for the integrity report until it is uninstalled ("isogate apps uninstall ${name}")`,
-      }, { packageId: name, reason: loaded.problem, path: quarantined.dir });
+      await this.#options.audit.record(
+        'integrityViolation',
+        {
+          object: `The app ${name}`,
+          description: `${loaded.problem}. It is quarantined: it is not started, and its files stay in ${quarantined.dir} for the integrity report until it is uninstalled ("isogate apps uninstall ${name}")`,
+        },
+        { packageId: name, reason: loaded.problem, path: quarantined.dir },
+      );
     }
     const missingEntries = [...this.#apps.values()].filter((app) => !entries.some((entry) => entry.id === app.packageId));
     // A quarantined app keeps its entry (start rule, configuration) until it is uninstalled.
@@ -298,7 +313,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     if (!isRecordShaped(parsed)) return { problem: 'its integrity record is not an install record (fields are missing or of the wrong type)' };
     if (!recordIsAuthentic(parsed, this.#options.keys)) {
-      return { problem: 'its integrity record is not authentic: it fails its MAC check, so it was changed after the install or was not written by this gateway' };
+      return {
+        problem: 'its integrity record is not authentic: it fails its MAC check, so it was changed after the install or was not written by this gateway',
+      };
     }
     if (parsed.package_id !== name) return { problem: `its integrity record is that of another app (${parsed.package_id})` };
     return { record: parsed };
@@ -327,7 +344,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       manifest = validateManifest(JSON.parse(bytes.toString('utf8')));
     } catch (error) {
       const coded = toIsogateError(error);
-      return { problem: `its manifest no longer validates under this gateway's rules (${coded.code}: ${coded.message}); install a version built for them`, record };
+      return {
+        problem: `its manifest no longer validates under this gateway's rules (${coded.code}: ${coded.message}); install a version built for them`,
+        record,
+      };
     }
     if (manifest.package_id !== record.package_id || manifest.version !== record.version) {
       return { problem: `its manifest is of ${manifest.package_id} ${manifest.version}, its record of ${record.package_id} ${record.version}`, record };
@@ -385,7 +405,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (version !== undefined) {
       const exact = offered.find((entry) => entry.version === version);
       if (!exact) {
-        throw fail('E_DELISTED', `The store no longer offers version ${version} of ${packageId} (it may have been delisted); offered: ${offered.map((e) => e.version).join(', ')}`, { packageId, version });
+        throw fail(
+          'E_DELISTED',
+          `The store no longer offers version ${version} of ${packageId} (it may have been delisted); offered: ${offered.map((e) => e.version).join(', ')}`,
+          { packageId, version },
+        );
       }
       return exact;
     }
@@ -419,14 +443,21 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       // The manual: an install does not replace an installed version; uninstall first (which
       // erases the app's data), or update it in place with `update`, which keeps it.
       await audit.record('newVersionAttempt', {}, { packageId, installed: installed.version, requested: options.version });
-      throw fail('E_NEW_VERSION', `${installed.manifest.name} ${installed.version} is installed; run "isogate apps update ${packageId} --version ${options.version}" to update it keeping its data, or uninstall it before installing ${options.version}`, { packageId });
+      throw fail(
+        'E_NEW_VERSION',
+        `${installed.manifest.name} ${installed.version} is installed; run "isogate apps update ${packageId} --version ${options.version}" to update it keeping its data, or uninstall it before installing ${options.version}`,
+        { packageId },
+      );
     }
 
     const entry = await this.#chooseEntry(packageId, options.version);
     const appName = entry.name;
     if (entry.status === 'compromised') {
       await audit.record('installError', { 'application name': appName }, { packageId, version: entry.version, code: 'E_COMPROMISED' });
-      throw fail('E_COMPROMISED', `${appName} ${entry.version} is marked compromised in the store and cannot be installed`, { packageId, version: entry.version });
+      throw fail('E_COMPROMISED', `${appName} ${entry.version} is marked compromised in the store and cannot be installed`, {
+        packageId,
+        version: entry.version,
+      });
     }
     if (this.#occupied() >= this.#options.maxApps) {
       await audit.record('installLimitError', { 'application name': appName }, { packageId, limit: this.#options.maxApps });
@@ -447,7 +478,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
       report('install', entry.size, 90);
       const app = await this.#commit(work, verified, 'store');
-      await audit.record('installSucceeded', { 'application name': appName }, { packageId, version: app.version, origin: 'store', signer: signerDetails(app.record) });
+      await audit.record(
+        'installSucceeded',
+        { 'application name': appName },
+        { packageId, version: app.version, origin: 'store', signer: signerDetails(app.record) },
+      );
       report('done', entry.size, 100);
       this.emit('installed', app);
       return app;
@@ -460,7 +495,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** Downloads a catalog entry into `work`/package.igp, audited as the manual's download events. */
-  async #download(entry: CatalogEntry, work: string, appName: string, report: (phase: InstallPhase, received: number, percent: number) => void): Promise<string> {
+  async #download(
+    entry: CatalogEntry,
+    work: string,
+    appName: string,
+    report: (phase: InstallPhase, received: number, percent: number) => void,
+  ): Promise<string> {
     const audit = this.#options.audit;
     const packageId = entry.package_id;
     await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
@@ -469,7 +509,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     report('download', 0, 0);
     try {
       await this.#options.store.download(entry, download, ({ received, total }) =>
-        report('download', received, Math.floor((received / Math.max(total, 1)) * 70)));
+        report('download', received, Math.floor((received / Math.max(total, 1)) * 70)),
+      );
     } catch (error) {
       await audit.record('downloadError', { 'application name': appName }, { packageId, code: toIsogateError(error).code });
       throw error;
@@ -486,7 +527,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   #refuseQuarantined(packageId: string): void {
     const quarantined = this.#quarantined.get(packageId);
     if (!quarantined) return;
-    throw fail('E_ALREADY_INSTALLED', `${quarantined.name} is installed and quarantined (${quarantined.reason}); uninstall it ("isogate apps uninstall ${packageId}") before installing it again`, { packageId, quarantined: true });
+    throw fail(
+      'E_ALREADY_INSTALLED',
+      `${quarantined.name} is installed and quarantined (${quarantined.reason}); uninstall it ("isogate apps uninstall ${packageId}") before installing it again`,
+      { packageId, quarantined: true },
+    );
   }
 
   /**
@@ -501,28 +546,47 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const roots = origin === 'image' ? this.#options.platformTrustRootsPem : this.#options.trustRootsPem;
       if (roots.length === 0) throw fail('E_SIGNATURE', 'No platform root is configured, so no package can be installed from the image');
       const verified = await this.#options.verifier.verify({
-        file, extractTo, trustRootsPem: roots,
-        allowUnsigned: origin === 'store' && this.#options.allowUnsigned(), now: this.#options.clock().getTime(),
+        file,
+        extractTo,
+        trustRootsPem: roots,
+        allowUnsigned: origin === 'store' && this.#options.allowUnsigned(),
+        now: this.#options.clock().getTime(),
       });
       if (verified.manifest.package_id !== entry.package_id || verified.manifest.version !== entry.version) {
-        throw fail('E_CATALOG_MISMATCH',
+        throw fail(
+          'E_CATALOG_MISMATCH',
           `The package is ${verified.manifest.package_id} ${verified.manifest.version} but the catalog offered ${entry.package_id} ${entry.version}`,
-          { expected: { package_id: entry.package_id, version: entry.version }, actual: { package_id: verified.manifest.package_id, version: verified.manifest.version } });
+          {
+            expected: { package_id: entry.package_id, version: entry.version },
+            actual: { package_id: verified.manifest.package_id, version: verified.manifest.version },
+          },
+        );
       }
       const reserved = reservedCapabilitiesOf(verified.manifest);
       if (reserved.length && origin !== 'image') {
-        throw fail('E_RESERVED_CAPABILITY', `${verified.manifest.package_id} claims ${reserved.join(', ')}, which only the platform's own apps (pre-installed from the gateway's image and signed by a platform root) may hold; a store package cannot. Nothing was installed.`,
-          { packageId: verified.manifest.package_id, capabilities: reserved });
+        throw fail(
+          'E_RESERVED_CAPABILITY',
+          `${verified.manifest.package_id} claims ${reserved.join(', ')}, which only the platform's own apps (pre-installed from the gateway's image and signed by a platform root) may hold; a store package cannot. Nothing was installed.`,
+          { packageId: verified.manifest.package_id, capabilities: reserved },
+        );
       }
       this.#bindings.check(verified.manifest.package_id, signerIdentity(verified.signer));
       return verified;
     } catch (error) {
       const coded = toIsogateError(error);
       const event = AUTHENTICITY_FAILURES.has(coded.code) ? 'signatureError' : 'installError';
-      await audit.record(event, { 'application name': appName }, {
-        packageId: entry.package_id, version: entry.version, origin, code: coded.code, reason: coded.message,
-        ...(coded.code === 'E_SIGNER_MISMATCH' ? { bound: coded.details.bound, offered: coded.details.offered } : {}),
-      });
+      await audit.record(
+        event,
+        { 'application name': appName },
+        {
+          packageId: entry.package_id,
+          version: entry.version,
+          origin,
+          code: coded.code,
+          reason: coded.message,
+          ...(coded.code === 'E_SIGNER_MISMATCH' ? { bound: coded.details.bound, offered: coded.details.offered } : {}),
+        },
+      );
       throw coded;
     }
   }
@@ -563,18 +627,26 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       if (!bytes) throw fail('E_INSTALL', `META-INF/${name} disappeared from the staged package`);
       digests[`META-INF/${name}`] = createHash('sha256').update(bytes).digest('hex');
     }
-    const record = sealRecord({
-      package_id: manifest.package_id,
-      version: manifest.version,
-      installedAt: this.#options.clock().toISOString(),
-      packageSha256,
-      digests,
-      signer: signer && {
-        subject: signer.subject, issuer: signer.issuer, serialNumber: signer.serialNumber, fingerprint256: signer.fingerprint256, validTo: signer.validTo,
-        spkiSha256: signer.spkiSha256, ...(signer.issuingCa ? { issuerSpkiSha256: signer.issuingCa.spkiSha256 } : {}),
+    const record = sealRecord(
+      {
+        package_id: manifest.package_id,
+        version: manifest.version,
+        installedAt: this.#options.clock().toISOString(),
+        packageSha256,
+        digests,
+        signer: signer && {
+          subject: signer.subject,
+          issuer: signer.issuer,
+          serialNumber: signer.serialNumber,
+          fingerprint256: signer.fingerprint256,
+          validTo: signer.validTo,
+          spkiSha256: signer.spkiSha256,
+          ...(signer.issuingCa ? { issuerSpkiSha256: signer.issuingCa.spkiSha256 } : {}),
+        },
+        origin,
       },
-      origin,
-    }, this.#options.keys);
+      this.#options.keys,
+    );
     await data.remove(data.relative(path.join(work, 'package.igp')));
     await writeJsonDurable(path.join(work, 'record.json'), record, { mode: 0o600, root: data });
     await fsyncTree(work, data);
@@ -591,10 +663,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const packageId = manifest.package_id;
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
     this.#refuseQuarantined(packageId);
-    if (this.#apps.has(packageId)) throw fail('E_ALREADY_INSTALLED', `${manifest.name} ${this.#apps.get(packageId)!.version} is installed already`, { packageId });
+    if (this.#apps.has(packageId))
+      throw fail('E_ALREADY_INSTALLED', `${manifest.name} ${this.#apps.get(packageId)!.version} is installed already`, { packageId });
     if (this.#occupied() >= this.#options.maxApps) {
       await this.#options.audit.record('installLimitError', { 'application name': manifest.name }, { packageId, limit: this.#options.maxApps });
-      throw fail('E_APP_LIMIT', `${this.#options.maxApps} apps are installed; uninstall one before installing ${manifest.name}`, { limit: this.#options.maxApps });
+      throw fail('E_APP_LIMIT', `${this.#options.maxApps} apps are installed; uninstall one before installing ${manifest.name}`, {
+        limit: this.#options.maxApps,
+      });
     }
     this.#busy.add(packageId);
     this.#installsInProgress += 1;
@@ -604,7 +679,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       // The image's own file, read in place: the signature, not the path, makes it the platform's.
       const verified = await this.#verify(packageFile, path.join(work, 'package'), manifest, manifest.name, 'image');
       const app = await this.#commit(work, verified, 'image');
-      await this.#options.audit.record('installSucceeded', { 'application name': manifest.name }, { packageId, version: app.version, origin: 'image', signer: signerDetails(app.record) });
+      await this.#options.audit.record(
+        'installSucceeded',
+        { 'application name': manifest.name },
+        { packageId, version: app.version, origin: 'image', signer: signerDetails(app.record) },
+      );
       this.emit('installed', app);
       return app;
     } catch (error) {
@@ -640,7 +719,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * files erased). Every rename is within the data directory and made durable before the next
    * step, so each state on disk is one of these.
    */
-  async update(packageId: string, options: { version?: string; allowDowngrade?: boolean; onProgress?: (progress: InstallProgress) => void } = {}): Promise<UpdateResult> {
+  async update(
+    packageId: string,
+    options: { version?: string; allowDowngrade?: boolean; onProgress?: (progress: InstallProgress) => void } = {},
+  ): Promise<UpdateResult> {
     const installed = this.#apps.get(packageId);
     if (!installed) throw fail('E_NOT_INSTALLED', `${packageId} is not installed; install it with "isogate apps install ${packageId}"`, { packageId });
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed, updated or uninstalled already`);
@@ -657,17 +739,29 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
   }
 
-  async #update(installed: InstalledApp, hooks: UpdateHooks, options: { version?: string; allowDowngrade?: boolean; onProgress?: (progress: InstallProgress) => void }): Promise<UpdateResult> {
+  async #update(
+    installed: InstalledApp,
+    hooks: UpdateHooks,
+    options: { version?: string; allowDowngrade?: boolean; onProgress?: (progress: InstallProgress) => void },
+  ): Promise<UpdateResult> {
     const audit = this.#options.audit;
     const { packageId } = installed;
     const appName = installed.manifest.name;
     const from = installed.version;
     const entry = await this.#chooseEntry(packageId, options.version);
     if (semver.eq(entry.version, from, true)) {
-      throw fail('E_ALREADY_INSTALLED', `${appName} ${from} is installed already${options.version === undefined ? ': it is the newest version the store offers' : ''}; nothing was changed`, { packageId, version: from });
+      throw fail(
+        'E_ALREADY_INSTALLED',
+        `${appName} ${from} is installed already${options.version === undefined ? ': it is the newest version the store offers' : ''}; nothing was changed`,
+        { packageId, version: from },
+      );
     }
     if (semver.lt(entry.version, from, true) && !options.allowDowngrade) {
-      throw fail('E_DOWNGRADE', `${appName} ${from} is installed and ${entry.version} is older; to go back to it, add --allow-downgrade. Nothing was changed.`, { packageId, installed: from, requested: entry.version });
+      throw fail(
+        'E_DOWNGRADE',
+        `${appName} ${from} is installed and ${entry.version} is older; to go back to it, add --allow-downgrade. Nothing was changed.`,
+        { packageId, installed: from, requested: entry.version },
+      );
     }
     const names = { 'application name': appName, 'installed version': from, 'new version': entry.version };
     const refused = async (error: unknown): Promise<never> => {
@@ -676,7 +770,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       throw coded;
     };
     if (entry.status === 'compromised') {
-      await refused(fail('E_COMPROMISED', `${appName} ${entry.version} is marked compromised in the store and cannot be installed; ${from} is unchanged`, { packageId, version: entry.version }));
+      await refused(
+        fail('E_COMPROMISED', `${appName} ${entry.version} is marked compromised in the store and cannot be installed; ${from} is unchanged`, {
+          packageId,
+          version: entry.version,
+        }),
+      );
     }
     await audit.record('updateStarted', names, { packageId, from, to: entry.version });
 
@@ -708,7 +807,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const carried = carryConfiguration(manifest, oldConfiguration ?? undefined);
     const newEntry: ApplicationEntry = {
       ...oldEntry,
-      name: manifest.name, version: manifest.version, type: manifest.type, manifest: JSON.stringify(manifest),
+      name: manifest.name,
+      version: manifest.version,
+      type: manifest.type,
+      manifest: JSON.stringify(manifest),
       configured: !manifest.configuration?.required || carried.value !== undefined || manifest.configuration.defaults !== undefined,
     };
 
@@ -726,7 +828,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       return refused(error);
     }
     const journal: Omit<UpdateJournal, 'mac'> = {
-      package_id: packageId, from, to: manifest.version, phase: 'swapping', startedAt: this.#options.clock().toISOString(), entry: oldEntry, configuration: oldConfiguration,
+      package_id: packageId,
+      from,
+      to: manifest.version,
+      phase: 'swapping',
+      startedAt: this.#options.clock().toISOString(),
+      entry: oldEntry,
+      configuration: oldConfiguration,
     };
     let swapped = false;
     let configured = false;
@@ -768,12 +876,22 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         await this.#undoUpdate(installed, dir, { swapped, configured, oldEntry, oldConfiguration });
         hooks.replaced(packageId);
         let restarted = false;
-        if (wasRunning) restarted = await hooks.run(packageId, 0).then(() => true, () => false);
-        await audit.record('updateRolledBack', { ...names, description: coded.code }, { packageId, from, to: manifest.version, code: coded.code, reason: coded.message, restarted });
+        if (wasRunning)
+          restarted = await hooks.run(packageId, 0).then(
+            () => true,
+            () => false,
+          );
+        await audit.record(
+          'updateRolledBack',
+          { ...names, description: coded.code },
+          { packageId, from, to: manifest.version, code: coded.code, reason: coded.message, restarted },
+        );
         if (!starting) throw coded;
-        throw new IsogateError('E_UPDATE_ROLLED_BACK',
+        throw new IsogateError(
+          'E_UPDATE_ROLLED_BACK',
           `${appName} ${manifest.version} failed to start (${coded.code}: ${coded.message}); ${from} was restored with its configuration${restarted ? ' and runs again' : ''}. Nothing the app stored was lost.`,
-          { packageId, from, to: manifest.version, failure: { code: coded.code, message: coded.message }, restarted });
+          { packageId, from, to: manifest.version, failure: { code: coded.code, message: coded.message }, restarted },
+        );
       }
 
       // The commit point: from here on a crash leaves the new version.
@@ -783,7 +901,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const identity = signerIdentity(verified.signer);
       if (identity) await this.#bindings.bind(packageId, identity, this.#options.clock());
       await audit.record('updateSucceeded', names, {
-        packageId, from, to: manifest.version, resetKeys: carried.reset, routesInError: routesInError.map((route) => route.id), signer: signerDetails(newApp.record),
+        packageId,
+        from,
+        to: manifest.version,
+        resetKeys: carried.reset,
+        routesInError: routesInError.map((route) => route.id),
+        signer: signerDetails(newApp.record),
       });
       report('done', entry.size, 100);
       this.emit('installed', newApp);
@@ -804,7 +927,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** Back to the old version within the running gateway: the same moves #resumeUpdates makes after a crash. */
-  async #undoUpdate(old: InstalledApp, dir: string, state: { swapped: boolean; configured: boolean; oldEntry: ApplicationEntry; oldConfiguration: unknown }): Promise<void> {
+  async #undoUpdate(
+    old: InstalledApp,
+    dir: string,
+    state: { swapped: boolean; configured: boolean; oldEntry: ApplicationEntry; oldConfiguration: unknown },
+  ): Promise<void> {
     const data = this.#data;
     const root = path.join(this.#appsDir, old.packageId);
     if (state.swapped) {
@@ -817,7 +944,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   async #writeJournal(dir: string, body: Omit<UpdateJournal, 'mac'>): Promise<void> {
-    await writeJsonDurable(path.join(dir, 'journal.json'), { ...body, mac: this.#options.keys.mac('integrity', `#update:${body.package_id}`, canonicalJson(body)) }, { mode: 0o600, root: this.#data });
+    await writeJsonDurable(
+      path.join(dir, 'journal.json'),
+      { ...body, mac: this.#options.keys.mac('integrity', `#update:${body.package_id}`, canonicalJson(body)) },
+      { mode: 0o600, root: this.#data },
+    );
   }
 
   /** The journal if it is there and authentic; undefined otherwise. */
@@ -843,7 +974,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const hasOld = (await data.lstat(data.relative(path.join(dir, 'old')))) !== undefined;
       if (journal && journal.package_id === name && journal.phase === 'committed') {
         await eraseTree(dir, data);
-        await this.#options.audit.record('updateSucceeded', { 'application name': journal.entry.name ?? name, 'new version': journal.to }, { packageId: name, from: journal.from, to: journal.to, resumed: true });
+        await this.#options.audit.record(
+          'updateSucceeded',
+          { 'application name': journal.entry.name ?? name, 'new version': journal.to },
+          { packageId: name, from: journal.from, to: journal.to, resumed: true },
+        );
         continue;
       }
       if (hasOld) {
@@ -852,12 +987,18 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       }
       if (journal && journal.package_id === name) {
         await this.#options.config.update((doc) => this.#applyEntry(doc, journal.entry, journal.configuration));
-        await this.#options.audit.record('updateRolledBack',
+        await this.#options.audit.record(
+          'updateRolledBack',
           { 'application name': journal.entry.name ?? name, 'installed version': journal.from, description: 'the gateway stopped' },
-          { packageId: name, from: journal.from, to: journal.to, reason: 'The gateway stopped before the update was committed' });
+          { packageId: name, from: journal.from, to: journal.to, reason: 'The gateway stopped before the update was committed' },
+        );
       } else if (hasOld) {
         // Cannot happen from a crash (the journal is written before apps/<id> moves): someone changed the directory.
-        await this.#options.audit.record('integrityViolation', { object: `The update journal of ${name}`, description: 'it is missing or fails its authentication; the previous files were put back' }, { packageId: name });
+        await this.#options.audit.record(
+          'integrityViolation',
+          { object: `The update journal of ${name}`, description: 'it is missing or fails its authentication; the previous files were put back' },
+          { packageId: name },
+        );
       }
       await eraseTree(dir, data);
     }
@@ -915,9 +1056,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         if (isIsogateError(error)) throw error;
         throw fail('E_UNINSTALL', `${appName} could not be uninstalled: ${(error as Error).message}`);
       }
-      await audit.record('uninstallSucceeded', { 'application name': appName }, {
-        packageId, ...(record ? { origin: originOf(record) } : {}), signer, ...(quarantined ? { quarantined: true } : {}),
-      });
+      await audit.record(
+        'uninstallSucceeded',
+        { 'application name': appName },
+        {
+          packageId,
+          ...(record ? { origin: originOf(record) } : {}),
+          signer,
+          ...(quarantined ? { quarantined: true } : {}),
+        },
+      );
       this.emit('uninstalled', packageId);
     } finally {
       this.#busy.delete(packageId);
@@ -932,7 +1080,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const app = this.#apps.get(packageId);
     if (!app) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
     const read = await this.#readRecord(packageId);
-    if (!read.record) throw fail('E_INTEGRITY', `${packageId} failed its integrity check: ${read.problem}`, { packageId, violations: [{ path: 'record.json', problem: 'record' }] });
+    if (!read.record)
+      throw fail('E_INTEGRITY', `${packageId} failed its integrity check: ${read.problem}`, {
+        packageId,
+        violations: [{ path: 'record.json', problem: 'record' }],
+      });
     const { record } = read;
     if (record.version !== app.version) {
       throw fail('E_INTEGRITY', `The integrity record of ${packageId} names another version (${record.version}, installed ${app.version})`, { packageId });
@@ -950,18 +1102,28 @@ function isRecordShaped(value: unknown): value is IntegrityRecord {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
   const record = value as Record<string, unknown>;
   const digests = record.digests;
-  return typeof record.package_id === 'string' && typeof record.version === 'string' && typeof record.mac === 'string'
-    && typeof record.installedAt === 'string' && !!digests && typeof digests === 'object' && !Array.isArray(digests)
-    && Object.values(digests).every((digest) => typeof digest === 'string')
-    && (record.signer === null || (!!record.signer && typeof record.signer === 'object' && !Array.isArray(record.signer)));
+  return (
+    typeof record.package_id === 'string' &&
+    typeof record.version === 'string' &&
+    typeof record.mac === 'string' &&
+    typeof record.installedAt === 'string' &&
+    !!digests &&
+    typeof digests === 'object' &&
+    !Array.isArray(digests) &&
+    Object.values(digests).every((digest) => typeof digest === 'string') &&
+    (record.signer === null || (!!record.signer && typeof record.signer === 'object' && !Array.isArray(record.signer)))
+  );
 }
 
 /** The verified signer as the binding compares it; null for an unsigned package. */
 function signerIdentity(signer: SignerInfo | null): SignerIdentity | null {
   if (!signer) return null;
   return {
-    subject: signer.subject, spkiSha256: signer.spkiSha256, fingerprint256: signer.fingerprint256,
-    issuer: signer.issuingCa?.subject ?? signer.issuer, issuerSpkiSha256: signer.issuingCa?.spkiSha256 ?? null,
+    subject: signer.subject,
+    spkiSha256: signer.spkiSha256,
+    fingerprint256: signer.fingerprint256,
+    issuer: signer.issuingCa?.subject ?? signer.issuer,
+    issuerSpkiSha256: signer.issuingCa?.spkiSha256 ?? null,
   };
 }
 

@@ -11,8 +11,9 @@
  * public key. The signer's own key, serial and validity may all change. Anything else (a new
  * subject, another intermediate, a re-keyed intermediate) is another signer.
  */
+
+import { createHash, X509Certificate } from 'node:crypto';
 import path from 'node:path';
-import { X509Certificate, createHash } from 'node:crypto';
 import { fail } from '../../sdk/errors.js';
 import { parseCertificates, spkiSha256 } from '../../sdk/pki.js';
 import type { DeviceKeys } from '../device/index.js';
@@ -73,12 +74,20 @@ export class SignerBindings {
     const file = path.join(dataDir, SIGNER_BINDINGS_FILE);
     const stored = await readJsonIfExists<BindingsFile>(file).catch(() => null);
     if (stored === undefined) return new SignerBindings(file, keys, new Map());
-    const authentic = stored !== null && typeof stored === 'object' && stored.version === 1 && typeof stored.mac === 'string'
-      && stored.bindings !== null && typeof stored.bindings === 'object'
-      && keys.verifyMac(MAC_PURPOSE, MAC_SUBJECT, canonicalJson({ version: stored.version, bindings: stored.bindings }), stored.mac);
+    const authentic =
+      stored !== null &&
+      typeof stored === 'object' &&
+      stored.version === 1 &&
+      typeof stored.mac === 'string' &&
+      stored.bindings !== null &&
+      typeof stored.bindings === 'object' &&
+      keys.verifyMac(MAC_PURPOSE, MAC_SUBJECT, canonicalJson({ version: stored.version, bindings: stored.bindings }), stored.mac);
     if (!authentic) {
-      throw fail('E_INTEGRITY', `${file} is unreadable or fails its authentication, so which publisher owns which app id is unknown. `
-        + 'Restore it from a backup, or remove it: the installed apps are then bound again to the signers in their install records, and the bindings of uninstalled apps are lost.');
+      throw fail(
+        'E_INTEGRITY',
+        `${file} is unreadable or fails its authentication, so which publisher owns which app id is unknown. ` +
+          'Restore it from a backup, or remove it: the installed apps are then bound again to the signers in their install records, and the bindings of uninstalled apps are lost.',
+      );
     }
     return new SignerBindings(file, keys, new Map(Object.entries(stored.bindings)));
   }
@@ -96,13 +105,21 @@ export class SignerBindings {
     const binding = this.#bindings.get(packageId);
     if (!binding) return { kind: 'new' };
     if (!signer) {
-      throw fail('E_SIGNER_MISMATCH', `${packageId} belongs to the signer ${describeSigner(binding)}; an unsigned package cannot install it. `
-        + `If the id has really changed hands, run "isogate apps forget ${packageId}" first.`, { packageId, bound: binding, offered: null });
+      throw fail(
+        'E_SIGNER_MISMATCH',
+        `${packageId} belongs to the signer ${describeSigner(binding)}; an unsigned package cannot install it. ` +
+          `If the id has really changed hands, run "isogate apps forget ${packageId}" first.`,
+        { packageId, bound: binding, offered: null },
+      );
     }
     const sameIssuer = signer.issuer === binding.issuer && (binding.issuerSpkiSha256 === null || signer.issuerSpkiSha256 === binding.issuerSpkiSha256);
     if (signer.subject !== binding.subject || !sameIssuer) {
-      throw fail('E_SIGNER_MISMATCH', `${packageId} belongs to the signer ${describeSigner(binding)}; this package is signed by ${describeSigner(signer)}. `
-        + `Nothing was installed. If the id has really changed hands, run "isogate apps forget ${packageId}" first.`, { packageId, bound: binding, offered: signer });
+      throw fail(
+        'E_SIGNER_MISMATCH',
+        `${packageId} belongs to the signer ${describeSigner(binding)}; this package is signed by ${describeSigner(signer)}. ` +
+          `Nothing was installed. If the id has really changed hands, run "isogate apps forget ${packageId}" first.`,
+        { packageId, bound: binding, offered: signer },
+      );
     }
     const same = binding.spkiSha256 !== null && signer.spkiSha256 === binding.spkiSha256 && signer.fingerprint256 === binding.fingerprint256;
     return { kind: same ? 'same' : 'renewed', binding };
@@ -113,7 +130,8 @@ export class SignerBindings {
     return this.#mutex.run(async () => {
       const previous = this.#bindings.get(packageId);
       const binding: SignerBinding = {
-        package_id: packageId, ...signer,
+        package_id: packageId,
+        ...signer,
         // The binding is to the subject and issuing CA; a renewal keeps the issuer key first recorded when there was one.
         issuerSpkiSha256: previous?.issuerSpkiSha256 ?? signer.issuerSpkiSha256,
         boundAt: previous?.boundAt ?? at.toISOString(),
@@ -167,8 +185,11 @@ export class SignerBindings {
 async function identityFromRecord(app: { dir: string; record: IntegrityRecord }, trustRootsPem: string[]): Promise<SignerIdentity> {
   const signer = app.record.signer!;
   const identity: SignerIdentity = {
-    subject: signer.subject, issuer: signer.issuer, fingerprint256: signer.fingerprint256,
-    spkiSha256: signer.spkiSha256 ?? null, issuerSpkiSha256: signer.issuerSpkiSha256 ?? null,
+    subject: signer.subject,
+    issuer: signer.issuer,
+    fingerprint256: signer.fingerprint256,
+    spkiSha256: signer.spkiSha256 ?? null,
+    issuerSpkiSha256: signer.issuerSpkiSha256 ?? null,
   };
   if (identity.spkiSha256 && identity.issuerSpkiSha256) return identity;
   // Through DataDir like every read in the data directory: a planted link is refused, not followed.

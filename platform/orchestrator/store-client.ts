@@ -16,8 +16,8 @@
  * CLI (sdk/text.ts), never refused here: one odd entry must not hide the rest of a catalog.
  */
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
-import { fail, isIsogateError, type IsogateError } from '../../sdk/errors.js';
+import { type FileHandle, open } from 'node:fs/promises';
+import { fail, type IsogateError, isIsogateError } from '../../sdk/errors.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
 import { escapeControls } from '../../sdk/text.js';
 
@@ -59,7 +59,8 @@ const CATALOG_SCHEMA = {
   required: ['apps'],
   properties: {
     apps: {
-      type: 'array', maxItems: 10_000,
+      type: 'array',
+      maxItems: 10_000,
       items: {
         type: 'object',
         required: ['package_id', 'name', 'title', 'version', 'size', 'sha256', 'published_at', 'status'],
@@ -76,7 +77,8 @@ const CATALOG_SCHEMA = {
           published_at: TEXT(64),
           status: { enum: ['available', 'compromised'] },
           developer: {
-            type: 'object', maxProperties: 8,
+            type: 'object',
+            maxProperties: 8,
             additionalProperties: TEXT(512),
           },
           privacy_policy: TEXT(65_536),
@@ -131,7 +133,10 @@ class IdleWatch {
   readonly #controller = new AbortController();
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(readonly ms: number, outer?: AbortSignal) {
+  constructor(
+    readonly ms: number,
+    outer?: AbortSignal,
+  ) {
     this.signal = outer ? AbortSignal.any([outer, this.#controller.signal]) : this.#controller.signal;
     this.touch();
   }
@@ -151,7 +156,9 @@ class IdleWatch {
 }
 
 function idleError(what: string, ms: number): IsogateError {
-  return fail('E_STORE_TIMEOUT', `The store sent nothing for ${ms / 1000} s during ${what}; check the gateway's connection to the store and try again`, { idleTimeoutMs: ms });
+  return fail('E_STORE_TIMEOUT', `The store sent nothing for ${ms / 1000} s during ${what}; check the gateway's connection to the store and try again`, {
+    idleTimeoutMs: ms,
+  });
 }
 
 async function readBounded(response: Response, limit: number, idle: IdleWatch): Promise<Buffer> {
@@ -267,9 +274,11 @@ export class HttpStoreClient implements StoreClient {
     if (response.status >= 300 && response.status < 400) {
       const location = response.headers.get('location');
       await response.body?.cancel().catch(() => undefined);
-      throw fail('E_STORE_REDIRECT',
+      throw fail(
+        'E_STORE_REDIRECT',
         `The store answered ${response.status} for ${what}, redirecting to ${describeLocation(location)}; the gateway follows no redirects from the store. If the store has moved, configure its new URL`,
-        { status: response.status, location: location === null ? null : escapeControls(location.slice(0, MAX_LOCATION_SHOWN)) });
+        { status: response.status, location: location === null ? null : escapeControls(location.slice(0, MAX_LOCATION_SHOWN)) },
+      );
     }
     return response;
   }
@@ -358,7 +367,10 @@ export class HttpStoreClient implements StoreClient {
           // Not the missing bytes of the version begun: drop what was received and start over.
           await response.body?.cancel().catch(() => undefined);
           await target.restart();
-          return fail('E_DOWNLOAD', `The store answered the resume with other bytes (ETag ${escapeControls(String(response.headers.get('etag')).slice(0, 80))}, ${escapeControls(String(response.headers.get('content-range')).slice(0, 80))}); the download starts over`);
+          return fail(
+            'E_DOWNLOAD',
+            `The store answered the resume with other bytes (ETag ${escapeControls(String(response.headers.get('etag')).slice(0, 80))}, ${escapeControls(String(response.headers.get('content-range')).slice(0, 80))}); the download starts over`,
+          );
         }
       } else if (response.status === 200) {
         // A whole package: the store ignored the range or has other bytes now. Start over with these.

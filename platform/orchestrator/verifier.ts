@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { fail, toIsogateError, type ErrorCode } from '../../sdk/errors.js';
+import { type ErrorCode, fail, toIsogateError } from '../../sdk/errors.js';
 import { VERIFY_LIMITS } from '../../sdk/limits.js';
 import type { VerifiedPackage } from '../../sdk/package/index.js';
 
@@ -55,7 +55,10 @@ export class WorkerPackageVerifier implements PackageVerifier {
     const signal = AbortSignal.timeout(this.#timeoutMs);
     const outcome = (await this.#pool.run(task, { signal }).catch((error: unknown) => {
       if (signal.aborted) {
-        throw fail('E_VERIFY_TIMEOUT', `Verifying the package took longer than ${this.#timeoutMs / 1000} s and was stopped; the package was not installed. Try again; if it fails again, report the package to its publisher`);
+        throw fail(
+          'E_VERIFY_TIMEOUT',
+          `Verifying the package took longer than ${this.#timeoutMs / 1000} s and was stopped; the package was not installed. Try again; if it fails again, report the package to its publisher`,
+        );
       }
       throw toIsogateError(error);
     })) as VerifyOutcome;

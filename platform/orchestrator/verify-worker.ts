@@ -8,9 +8,7 @@ import { readPackage } from '../../sdk/package/index.js';
 import type { VerifyOutcome, VerifyTask } from './verifier.js';
 
 export default async function verify(task: VerifyTask): Promise<VerifyOutcome> {
-  const trust = task.allowUnsigned
-    ? { allowUnsigned: true as const, trustRootsPem: task.trustRootsPem }
-    : { trustRootsPem: task.trustRootsPem };
+  const trust = task.allowUnsigned ? { allowUnsigned: true as const, trustRootsPem: task.trustRootsPem } : { trustRootsPem: task.trustRootsPem };
   try {
     return { ok: true, verified: await readPackage(task.file, { trust, extractTo: task.extractTo, now: new Date(task.now) }) };
   } catch (error) {

@@ -13,8 +13,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { fail, toIsogateError } from '../../sdk/errors.js';
-import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
 import { DOCUMENT_LIMITS, jsonDepth } from '../../sdk/limits.js';
+import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
 import { assertValid, compileUntrustedSchema } from '../../sdk/schema.js';
 import type { Audit } from '../audit/index.js';
 import type { ConfigStore, RouteEnd, RouteEntry } from '../config/index.js';
@@ -75,7 +75,9 @@ export class Router {
   #closed = false;
   /** Routes by source end, rebuilt when the configuration changes: emit is the hot path. */
   #bySource: Map<string, RouteEntry[]> | undefined;
-  readonly #invalidate = (): void => { this.#bySource = undefined; };
+  readonly #invalidate = (): void => {
+    this.#bySource = undefined;
+  };
 
   constructor(options: RouterOptions) {
     this.#options = { queueLimit: 1000, batchSize: 512, maxRoutes: 400, ...options };
@@ -118,7 +120,9 @@ export class Router {
     const endpoint = manifest.endpoints?.find((e) => e.name === end.endpoint);
     if (!endpoint) throw fail('E_ROUTE', `${end.application_id} declares no endpoint "${end.endpoint}"`, { field: `${direction}.endpoint` });
     if (endpoint.direction !== direction) {
-      throw fail('E_ROUTE', `${endKey(end)} is a ${endpoint.direction} endpoint; a route goes from a source endpoint to a destination endpoint`, { field: `${direction}.endpoint` });
+      throw fail('E_ROUTE', `${endKey(end)} is a ${endpoint.direction} endpoint; a route goes from a source endpoint to a destination endpoint`, {
+        field: `${direction}.endpoint`,
+      });
     }
     return endpoint;
   }
@@ -130,7 +134,9 @@ export class Router {
     if (source.application_id === destination.application_id) throw fail('E_ROUTE', 'A route connects two different apps; this one goes from an app to itself');
     for (const field of ['dataType', 'format'] as const) {
       if (from[field] !== to[field]) {
-        throw fail('E_ROUTE', `The endpoints disagree on ${field}: ${endKey(source)} has "${from[field]}", ${endKey(destination)} has "${to[field]}"`, { field });
+        throw fail('E_ROUTE', `The endpoints disagree on ${field}: ${endKey(source)} has "${from[field]}", ${endKey(destination)} has "${to[field]}"`, {
+          field,
+        });
       }
     }
     if (this.#routes().some((r) => r.id !== ignoreId && sameEnd(r.source, source) && sameEnd(r.destination, destination))) {
@@ -141,7 +147,10 @@ export class Router {
       const fromZone = this.#options.manifestOf(source.application_id)!.networkZone;
       const toZone = this.#options.manifestOf(destination.application_id)!.networkZone;
       if (fromZone !== 'lan' || toZone !== 'wan') {
-        throw fail('E_ROUTE_DIRECTION', `In unidirectional gateway mode data goes only from lan apps to wan apps; this route goes from ${fromZone} to ${toZone}`);
+        throw fail(
+          'E_ROUTE_DIRECTION',
+          `In unidirectional gateway mode data goes only from lan apps to wan apps; this route goes from ${fromZone} to ${toZone}`,
+        );
       }
     }
   }
@@ -157,7 +166,8 @@ export class Router {
       const from = this.#endpoint(route.source, 'source');
       const to = this.#endpoint(route.destination, 'destination');
       for (const field of ['dataType', 'format'] as const) {
-        if (from[field] !== to[field]) return `the endpoints disagree on ${field}: ${endKey(route.source)} has "${from[field]}", ${endKey(route.destination)} has "${to[field]}"`;
+        if (from[field] !== to[field])
+          return `the endpoints disagree on ${field}: ${endKey(route.source)} has "${from[field]}", ${endKey(route.destination)} has "${to[field]}"`;
       }
       return undefined;
     } catch (error) {
@@ -186,12 +196,21 @@ export class Router {
 
   list(query: RouteQuery = {}): RouteView[] {
     const needle = query.search?.toLowerCase();
-    const views = this.#routes().map((route) => this.#view(route))
-      .filter((view) => !needle || [view.id, view.status, endKey(view.source), endKey(view.destination), view.sourceName, view.destinationName]
-        .some((text) => text?.toLowerCase().includes(needle)));
-    const sortKey = (view: RouteView): string => (query.sortBy === 'status' ? view.status
-      : query.sortBy === 'destination' ? `${view.destinationName ?? view.destination.application_id}:${view.destination.endpoint}`
-        : `${view.sourceName ?? view.source.application_id}:${view.source.endpoint}`);
+    const views = this.#routes()
+      .map((route) => this.#view(route))
+      .filter(
+        (view) =>
+          !needle ||
+          [view.id, view.status, endKey(view.source), endKey(view.destination), view.sourceName, view.destinationName].some((text) =>
+            text?.toLowerCase().includes(needle),
+          ),
+      );
+    const sortKey = (view: RouteView): string =>
+      query.sortBy === 'status'
+        ? view.status
+        : query.sortBy === 'destination'
+          ? `${view.destinationName ?? view.destination.application_id}:${view.destination.endpoint}`
+          : `${view.sourceName ?? view.source.application_id}:${view.source.endpoint}`;
     views.sort((a, b) => sortKey(a).localeCompare(sortKey(b)) * (query.order === 'desc' ? -1 : 1));
     return views;
   }
@@ -278,7 +297,11 @@ export class Router {
         const now = Date.now();
         if (now - lane.lastWarning > 10_000) {
           lane.lastWarning = now;
-          this.#options.appLog(packageId, 2, `Route ${route.id} to ${endKey(route.destination)} is full (${this.#options.queueLimit} messages): dropping the newest (${lane.counters.dropped} dropped so far)`);
+          this.#options.appLog(
+            packageId,
+            2,
+            `Route ${route.id} to ${endKey(route.destination)} is full (${this.#options.queueLimit} messages): dropping the newest (${lane.counters.dropped} dropped so far)`,
+          );
         }
         continue;
       }
@@ -375,7 +398,8 @@ export function checkMessage(endpoint: EndpointDeclaration, message: unknown, js
     const text = json ?? JSON.stringify(message);
     if (text === undefined) throw fail('E_MESSAGE', `A message on "${endpoint.name}" is a JSON value`);
     if (Buffer.byteLength(text) > limit) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${limit} bytes`);
-    if (endpoint.schema) assertValid(compileUntrustedSchema(endpoint.schema, `schema of endpoint "${endpoint.name}"`), message, 'E_MESSAGE', `The message on "${endpoint.name}"`);
+    if (endpoint.schema)
+      assertValid(compileUntrustedSchema(endpoint.schema, `schema of endpoint "${endpoint.name}"`), message, 'E_MESSAGE', `The message on "${endpoint.name}"`);
   } else if (endpoint.format === 'text') {
     if (typeof message !== 'string') throw fail('E_MESSAGE', `A message on "${endpoint.name}" is text`);
     if (Buffer.byteLength(message) > limit) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${limit} bytes`);

@@ -4,7 +4,14 @@
  * quota and its resource limits (bounded by the platform). Every bridge call starts here.
  */
 import { fail } from '../../sdk/errors.js';
-import { RESERVED_CAPABILITIES, type AppManifest, type Capability, type EgressProtocol, type EgressTarget, type EndpointDeclaration } from '../../sdk/manifest.js';
+import {
+  type AppManifest,
+  type Capability,
+  type EgressProtocol,
+  type EgressTarget,
+  type EndpointDeclaration,
+  RESERVED_CAPABILITIES,
+} from '../../sdk/manifest.js';
 
 export const PLATFORM_LIMITS = Object.freeze({
   minMemoryMb: 8,
@@ -53,9 +60,12 @@ export function checkEmit(grants: AppGrants, endpoint: unknown): EndpointDeclara
   const declared = typeof endpoint === 'string' ? grants.sourceEndpoints.get(endpoint) : undefined;
   if (!declared) {
     const isDestination = typeof endpoint === 'string' && grants.destinationEndpoints.has(endpoint);
-    throw fail('E_CAPABILITY', isDestination
-      ? `"${endpoint}" is a destination endpoint: an app emits only on its source endpoints`
-      : `The manifest declares no source endpoint "${String(endpoint)}"`);
+    throw fail(
+      'E_CAPABILITY',
+      isDestination
+        ? `"${endpoint}" is a destination endpoint: an app emits only on its source endpoints`
+        : `The manifest declares no source endpoint "${String(endpoint)}"`,
+    );
   }
   return declared;
 }

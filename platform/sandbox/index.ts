@@ -10,15 +10,15 @@
 import path from 'node:path';
 import ivm from 'isolated-vm';
 import { fail, toIsogateError } from '../../sdk/errors.js';
-import { reservedCapabilitiesOf, type AppManifest, type EndpointDeclaration } from '../../sdk/manifest.js';
+import { type AppManifest, type EndpointDeclaration, reservedCapabilitiesOf } from '../../sdk/manifest.js';
 import type { AppOrigin } from '../integrity/index.js';
 import type { AppGuest, AppHost, DeliveredMessage, EgressStream, LogLevelCode } from './bridge.js';
-import { checkEgress, checkEmit, grantsFor, maxMessageBytes, PLATFORM_LIMITS, type AppGrants } from './capabilities.js';
+import { type AppGrants, checkEgress, checkEmit, grantsFor, maxMessageBytes, PLATFORM_LIMITS } from './capabilities.js';
 import { GUEST_BOOTSTRAP, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-sdk.js';
 import { hotLoop } from './hot-loop.js';
 
-export { grantsFor, PLATFORM_LIMITS } from './capabilities.js';
 export type { AppGrants } from './capabilities.js';
+export { grantsFor, PLATFORM_LIMITS } from './capabilities.js';
 
 export type SandboxFailureCode = 'E_MEMORY_LIMIT' | 'E_CPU_LIMIT' | 'E_APP_FAILED';
 
@@ -62,7 +62,14 @@ export interface AppSandbox extends AppGuest {
   stats(): SandboxStats;
 }
 
-type GuestReferences = { answer: ivm.Reference; connectionEvent: ivm.Reference; deliver: ivm.Reference; fire: ivm.Reference; configChanged: ivm.Reference; stop: ivm.Reference };
+type GuestReferences = {
+  answer: ivm.Reference;
+  connectionEvent: ivm.Reference;
+  deliver: ivm.Reference;
+  fire: ivm.Reference;
+  configChanged: ivm.Reference;
+  stop: ivm.Reference;
+};
 type HostAnswer = { value: unknown } | { error: { code: string; message: string } };
 const SDK_MODULE = 'isogate:sdk';
 /** The guest SDK sends at most 512; anything far beyond that is not the SDK talking. */
@@ -126,8 +133,11 @@ class IsolateSandbox implements AppSandbox {
   constructor(private readonly options: SandboxOptions) {
     this.#grants = grantsFor(options.manifest, options.origin ?? 'store');
     this.#limits = {
-      startDeadlineMs: PLATFORM_LIMITS.startDeadlineMs, maxTimers: PLATFORM_LIMITS.maxTimers,
-      minIntervalMs: PLATFORM_LIMITS.minIntervalMs, watchdogIntervalMs: 50, ...options.limits,
+      startDeadlineMs: PLATFORM_LIMITS.startDeadlineMs,
+      maxTimers: PLATFORM_LIMITS.maxTimers,
+      minIntervalMs: PLATFORM_LIMITS.minIntervalMs,
+      watchdogIntervalMs: 50,
+      ...options.limits,
     };
     this.#isolate = new ivm.Isolate({ memoryLimit: this.#grants.limits.memoryMb });
   }
@@ -150,10 +160,13 @@ class IsolateSandbox implements AppSandbox {
     const { manifest, files, host } = this.options;
     const context = await this.#isolate.createContext();
     const guestGrants = JSON.stringify({
-      packageId: manifest.package_id, version: manifest.version, name: manifest.name,
+      packageId: manifest.package_id,
+      version: manifest.version,
+      name: manifest.name,
       sources: [...this.#grants.sourceEndpoints].map(([name, e]) => [name, { format: e.format }]),
       destinations: [...this.#grants.destinationEndpoints].map(([name, e]) => [name, { format: e.format }]),
-      maxTimers: this.#limits.maxTimers, minIntervalMs: this.#limits.minIntervalMs,
+      maxTimers: this.#limits.maxTimers,
+      minIntervalMs: this.#limits.minIntervalMs,
       maxLogLineChars: PLATFORM_LIMITS.maxLogLineBytes,
       config: JSON.stringify(host.config() ?? {}),
     });
@@ -161,13 +174,17 @@ class IsolateSandbox implements AppSandbox {
       this.#onReady = resolve;
       this.#onFailed = (failure) => reject(fail(failure.code, failure.message));
     });
-    const guest = await context.evalClosure(GUEST_BOOTSTRAP, [
-      this.#reference((level: LogLevelCode, text: string) => this.#log(level, text)),
-      this.#reference((text: unknown, copied: unknown) => this.#receive(text, copied)),
-      this.#reference((action: string, id: number, ms?: number, repeat?: boolean) => this.#timer(action, id, ms, repeat)),
-      this.#reference(() => this.#onReady?.()),
-      guestGrants,
-    ], { result: { reference: true } }) as ivm.Reference;
+    const guest = (await context.evalClosure(
+      GUEST_BOOTSTRAP,
+      [
+        this.#reference((level: LogLevelCode, text: string) => this.#log(level, text)),
+        this.#reference((text: unknown, copied: unknown) => this.#receive(text, copied)),
+        this.#reference((action: string, id: number, ms?: number, repeat?: boolean) => this.#timer(action, id, ms, repeat)),
+        this.#reference(() => this.#onReady?.()),
+        guestGrants,
+      ],
+      { result: { reference: true } },
+    )) as ivm.Reference;
     this.#guest = {
       answer: await guest.get('answer', { reference: true }),
       connectionEvent: await guest.get('connectionEvent', { reference: true }),
@@ -192,9 +209,12 @@ class IsolateSandbox implements AppSandbox {
       const from = names.get(referrer) ?? '';
       if (specifier === SDK_MODULE) return compile(SDK_MODULE, SDK_MODULE_SOURCE);
       if (specifier === READY_MODULE && from === 'isogate:main') return compile(READY_MODULE, READY_MODULE_SOURCE);
-      const target = specifier.startsWith('./') || specifier.startsWith('../')
-        ? path.posix.normalize(path.posix.join(path.posix.dirname(from), specifier))
-        : from === 'isogate:main' ? specifier : undefined;
+      const target =
+        specifier.startsWith('./') || specifier.startsWith('../')
+          ? path.posix.normalize(path.posix.join(path.posix.dirname(from), specifier))
+          : from === 'isogate:main'
+            ? specifier
+            : undefined;
       const content = target?.startsWith('app/') ? files.get(target) : undefined;
       if (!target || content === undefined) {
         throw new Error(`import of "${specifier}" from ${from} is not allowed: an app imports only ${SDK_MODULE} and its own files`);
@@ -208,9 +228,15 @@ class IsolateSandbox implements AppSandbox {
       await main.instantiate(context, resolve);
       await main.evaluate({ timeout: this.#cpuMs });
       let deadline: NodeJS.Timeout | undefined;
-      await Promise.race([ready, new Promise<never>((_, reject) => {
-        deadline = setTimeout(() => reject(fail('E_LAUNCH', `${manifest.package_id} did not finish its start-up within ${this.#limits.startDeadlineMs} ms`)), this.#limits.startDeadlineMs);
-      })]).finally(() => clearTimeout(deadline));
+      await Promise.race([
+        ready,
+        new Promise<never>((_, reject) => {
+          deadline = setTimeout(
+            () => reject(fail('E_LAUNCH', `${manifest.package_id} did not finish its start-up within ${this.#limits.startDeadlineMs} ms`)),
+            this.#limits.startDeadlineMs,
+          );
+        }),
+      ]).finally(() => clearTimeout(deadline));
     } catch (error) {
       const failure = this.#failure ?? this.#classify(error);
       this.dispose();
@@ -241,8 +267,11 @@ class IsolateSandbox implements AppSandbox {
     } catch {
       return; // Not the SDK talking: there is no id to answer.
     }
-    const ids = calls.map((entry) => (Array.isArray(entry) && Number.isSafeInteger(entry[0]) ? entry[0] as number : undefined));
-    const order = calls.map((_, index) => index).filter((index) => ids[index] !== undefined).sort((a, b) => ids[a]! - ids[b]!);
+    const ids = calls.map((entry) => (Array.isArray(entry) && Number.isSafeInteger(entry[0]) ? (entry[0] as number) : undefined));
+    const order = calls
+      .map((_, index) => index)
+      .filter((index) => ids[index] !== undefined)
+      .sort((a, b) => ids[a]! - ids[b]!);
     for (const index of order) {
       const [id, op, args] = calls[index] as [number, unknown, unknown];
       if (this.#pendingCalls >= MAX_PENDING_CALLS) {
@@ -300,18 +329,27 @@ class IsolateSandbox implements AppSandbox {
     }
     // Wait for the app's reply polling rather than asleep: being woken costs more than the wait.
     this.#answeredAt = performance.now();
-    if (this.#conversing) hotLoop.hold(this, REPLY_WINDOW_MS, () => { this.#conversing = false; });
+    if (this.#conversing)
+      hotLoop.hold(this, REPLY_WINDOW_MS, () => {
+        this.#conversing = false;
+      });
   }
 
   async #dispatch(host: AppHost, op: string, args: unknown): Promise<HostAnswer> {
     if (!Array.isArray(args)) throw fail('E_BAD_REQUEST', 'Malformed call');
     switch (op) {
-      case 'storage.get': return { value: await host.storage.get(text(args[0], 'A storage key')) };
-      case 'storage.put': return { value: await host.storage.put(text(args[0], 'A storage key'), args[1] as string | Uint8Array) };
-      case 'storage.delete': return { value: await host.storage.delete(text(args[0], 'A storage key')) };
-      case 'storage.list': return { value: await host.storage.list(text(args[0] ?? '', 'A prefix')) };
-      case 'storage.usage': return { value: await host.storage.usage() };
-      case 'emit.batch': return { value: this.#emitBatch(host, args[0]) };
+      case 'storage.get':
+        return { value: await host.storage.get(text(args[0], 'A storage key')) };
+      case 'storage.put':
+        return { value: await host.storage.put(text(args[0], 'A storage key'), args[1] as string | Uint8Array) };
+      case 'storage.delete':
+        return { value: await host.storage.delete(text(args[0], 'A storage key')) };
+      case 'storage.list':
+        return { value: await host.storage.list(text(args[0] ?? '', 'A prefix')) };
+      case 'storage.usage':
+        return { value: await host.storage.usage() };
+      case 'emit.batch':
+        return { value: this.#emitBatch(host, args[0]) };
       case 'egress.fetch': {
         const target = checkEgress(this.#grants, args[0], 'https');
         const request = (args[1] ?? {}) as Record<string, unknown>;
@@ -322,7 +360,9 @@ class IsolateSandbox implements AppSandbox {
           ...(typeof request.body === 'string' || request.body instanceof Uint8Array ? { body: request.body } : {}),
         });
         const body = response.body;
-        return { value: { status: response.status, headers: response.headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') } };
+        return {
+          value: { status: response.status, headers: response.headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') },
+        };
       }
       case 'egress.publish': {
         const target = checkEgress(this.#grants, args[0], 'mqtts');
@@ -376,7 +416,8 @@ class IsolateSandbox implements AppSandbox {
       const [endpointName, payloads] = Array.isArray(run) ? run : [];
       try {
         const endpoint = checkEmit(this.#grants, endpointName);
-        const messages: unknown[] = endpoint.format === 'json' && typeof payloads === 'string' ? payloads.split('\n') : Array.isArray(payloads) ? payloads : [payloads];
+        const messages: unknown[] =
+          endpoint.format === 'json' && typeof payloads === 'string' ? payloads.split('\n') : Array.isArray(payloads) ? payloads : [payloads];
         return { endpoint, messages };
       } catch (error) {
         return { refusal: toIsogateError(error), messages: [undefined] };
@@ -411,15 +452,20 @@ class IsolateSandbox implements AppSandbox {
   async #connectionEvent(id: number, kind: 'data' | 'close', payload: unknown): Promise<void> {
     if (this.#disposed || !this.#guest) return;
     this.#slices += 1;
-    await this.#guest.connectionEvent.apply(undefined, [id, kind, payload], {
-      timeout: this.#cpuMs, arguments: { copy: true }, result: { promise: true },
-    }).catch((error: unknown) => this.#fail(this.#classify(error)));
+    await this.#guest.connectionEvent
+      .apply(undefined, [id, kind, payload], {
+        timeout: this.#cpuMs,
+        arguments: { copy: true },
+        result: { promise: true },
+      })
+      .catch((error: unknown) => this.#fail(this.#classify(error)));
   }
 
   #emit(host: AppHost, endpoint: EndpointDeclaration, payload: unknown): void {
     const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload instanceof Uint8Array ? payload.byteLength : -1;
     if (bytes < 0) throw fail('E_MESSAGE', `A ${endpoint.format} message is ${endpoint.format === 'binary' ? 'bytes' : 'text'}`);
-    if (bytes > maxMessageBytes(endpoint)) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${maxMessageBytes(endpoint)} bytes; this one is ${bytes}`);
+    if (bytes > maxMessageBytes(endpoint))
+      throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${maxMessageBytes(endpoint)} bytes; this one is ${bytes}`);
     if (endpoint.format !== 'json') {
       host.emit(endpoint.name, payload);
       return;
@@ -451,9 +497,12 @@ class IsolateSandbox implements AppSandbox {
       // An interval whose last run is still going skips a beat instead of piling up.
       timer.firing = true;
       this.#slices += 1;
-      this.#guest.fire.apply(undefined, [id], { timeout: this.#cpuMs })
+      this.#guest.fire
+        .apply(undefined, [id], { timeout: this.#cpuMs })
         .catch((error: unknown) => this.#fail(this.#classify(error)))
-        .finally(() => { timer.firing = false; });
+        .finally(() => {
+          timer.firing = false;
+        });
     };
     const handle = repeat ? setInterval(fire, delay) : setTimeout(fire, delay);
     this.#timers.set(id, { handle, repeat, firing: false });
@@ -464,13 +513,15 @@ class IsolateSandbox implements AppSandbox {
     const declared = this.#grants.destinationEndpoints.get(endpoint);
     if (!declared) throw fail('E_CAPABILITY', `The manifest declares no destination endpoint "${endpoint}"`);
     // A json batch crosses as one array text: one copy and one parse instead of one per message.
-    const payloads = declared.format === 'json'
-      ? `[${messages.map(({ message, json }) => json ?? JSON.stringify(message)).join(',')}]`
-      : messages.map(({ message }) => message);
+    const payloads =
+      declared.format === 'json'
+        ? `[${messages.map(({ message, json }) => json ?? JSON.stringify(message)).join(',')}]`
+        : messages.map(({ message }) => message);
     try {
       await guest.deliver.apply(undefined, [endpoint, payloads], {
         timeout: this.#cpuMs * Math.max(1, messages.length),
-        arguments: { copy: true }, result: { promise: true, copy: true },
+        arguments: { copy: true },
+        result: { promise: true, copy: true },
       });
     } catch (error) {
       const failure = this.#classify(error);
@@ -481,13 +532,17 @@ class IsolateSandbox implements AppSandbox {
 
   async configChanged(configuration: Record<string, unknown> | undefined): Promise<void> {
     const guest = this.#live();
-    await guest.configChanged.apply(undefined, [JSON.stringify(configuration ?? {})], {
-      timeout: this.#cpuMs, arguments: { copy: true }, result: { promise: true },
-    }).catch((error: unknown) => {
-      const failure = this.#classify(error);
-      this.#fail(failure);
-      throw fail(failure.code, failure.message);
-    });
+    await guest.configChanged
+      .apply(undefined, [JSON.stringify(configuration ?? {})], {
+        timeout: this.#cpuMs,
+        arguments: { copy: true },
+        result: { promise: true },
+      })
+      .catch((error: unknown) => {
+        const failure = this.#classify(error);
+        this.#fail(failure);
+        throw fail(failure.code, failure.message);
+      });
   }
 
   async stop(deadlineMs = 2000): Promise<void> {
@@ -497,7 +552,9 @@ class IsolateSandbox implements AppSandbox {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         this.#guest?.stop.apply(undefined, [], { timeout: Math.min(deadlineMs, this.#cpuMs * 10), result: { promise: true } }),
-        new Promise((resolve) => { timer = setTimeout(resolve, deadlineMs); }),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, deadlineMs);
+        }),
       ]).finally(() => clearTimeout(timer));
     } catch {
       // An app that fails while stopping is stopped all the same.
@@ -597,7 +654,11 @@ export async function createAppSandbox(options: SandboxOptions): Promise<AppSand
   // say `image` never runs with a reserved capability, whatever its manifest claims.
   const reserved = reservedCapabilitiesOf(options.manifest);
   if (reserved.length && options.origin !== 'image') {
-    throw fail('E_RESERVED_CAPABILITY', `${options.manifest.package_id} claims ${reserved.join(', ')} but was not installed from the gateway's image; it is not started`, { packageId: options.manifest.package_id, capabilities: reserved });
+    throw fail(
+      'E_RESERVED_CAPABILITY',
+      `${options.manifest.package_id} claims ${reserved.join(', ')} but was not installed from the gateway's image; it is not started`,
+      { packageId: options.manifest.package_id, capabilities: reserved },
+    );
   }
   return new IsolateSandbox(options);
 }

@@ -233,7 +233,11 @@ class LogStorage implements AppStorage {
   /** Bytes past #fileBytes from a write that failed. */
   #tailUncommitted = false;
 
-  private constructor(private readonly options: Required<Omit<StorageOptions, 'root' | 'cache'>>, dir: DataDir, cache: ValueCache) {
+  private constructor(
+    private readonly options: Required<Omit<StorageOptions, 'root' | 'cache'>>,
+    dir: DataDir,
+    cache: ValueCache,
+  ) {
     this.#dir = dir;
     this.#cache = cache;
     this.#scope = cache.scope();
@@ -244,7 +248,9 @@ class LogStorage implements AppStorage {
     const { root, cache, ...rest } = options;
     const storage = new LogStorage(
       { maxKeyBytes: 512, maxValueBytes: 1024 * 1024, onError: reportInBackground(options.packageId), ...rest },
-      root ?? DataDir.of(options.dir), cache ?? new ValueCache());
+      root ?? DataDir.of(options.dir),
+      cache ?? new ValueCache(),
+    );
     await storage.#dir.mkdir('', 0o700);
     await storage.#load();
     return storage;
@@ -284,7 +290,10 @@ class LogStorage implements AppStorage {
   }
 
   #corrupt(offset: number): Error {
-    return fail('E_STORAGE_CORRUPT', `The storage of ${this.options.packageId} fails authentication at byte ${offset}: it was altered or belongs to another app`);
+    return fail(
+      'E_STORAGE_CORRUPT',
+      `The storage of ${this.options.packageId} fails authentication at byte ${offset}: it was altered or belongs to another app`,
+    );
   }
 
   /**
@@ -423,7 +432,8 @@ class LogStorage implements AppStorage {
 
   async put(key: string, value: Value): Promise<void> {
     checkStorageKey(key, this.options.maxKeyBytes);
-    if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw fail('E_STORAGE_VALUE', `A stored value is a string or bytes, not ${value === null ? 'null' : typeof value}`);
+    if (typeof value !== 'string' && !(value instanceof Uint8Array))
+      throw fail('E_STORAGE_VALUE', `A stored value is a string or bytes, not ${value === null ? 'null' : typeof value}`);
     const size = valueBytes(value);
     if (size > this.options.maxValueBytes) throw fail('E_STORAGE_QUOTA', `A value is at most ${this.options.maxValueBytes} bytes; this one is ${size}`);
     await this.#mutex.run(async () => {
@@ -431,7 +441,10 @@ class LogStorage implements AppStorage {
       const bytes = entrySize(key, value);
       const after = this.#liveBytes - (previous?.bytes ?? 0) + bytes;
       if (after > this.options.quotaBytes) {
-        throw fail('E_STORAGE_QUOTA', `Storage quota of ${this.options.quotaBytes} bytes exceeded: ${after} bytes needed`, { quota: this.options.quotaBytes, needed: after });
+        throw fail('E_STORAGE_QUOTA', `Storage quota of ${this.options.quotaBytes} bytes exceeded: ${after} bytes needed`, {
+          quota: this.options.quotaBytes,
+          needed: after,
+        });
       }
       const copy = copyOut(value);
       const entry = await this.#append(this.#encode(OP_PUT, key, copy));
@@ -558,7 +571,8 @@ class LogStorage implements AppStorage {
 
 /** Background failures go to the process's warnings unless the caller routes them elsewhere. */
 function reportInBackground(packageId: string): (error: Error) => void {
-  return (error) => process.emitWarning(`storage of ${packageId}: compaction failed and will be retried: ${error.message}`, { code: 'ISOGATE_STORAGE_COMPACTION' });
+  return (error) =>
+    process.emitWarning(`storage of ${packageId}: compaction failed and will be retried: ${error.message}`, { code: 'ISOGATE_STORAGE_COMPACTION' });
 }
 
 export async function openAppStorage(options: StorageOptions): Promise<AppStorage> {
@@ -571,14 +585,16 @@ export class StorageService {
   readonly #root: DataDir;
   readonly #cache: ValueCache;
 
-  constructor(private readonly options: {
-    root: string;
-    keys: DeviceKeys;
-    /** Bound of the decrypted values held for all apps together. */
-    cacheBytes?: number;
-    /** Background failures (compaction) of an app's storage; process warnings if not given. */
-    onError?: (packageId: string, error: Error) => void;
-  }) {
+  constructor(
+    private readonly options: {
+      root: string;
+      keys: DeviceKeys;
+      /** Bound of the decrypted values held for all apps together. */
+      cacheBytes?: number;
+      /** Background failures (compaction) of an app's storage; process warnings if not given. */
+      onError?: (packageId: string, error: Error) => void;
+    },
+  ) {
     this.#root = DataDir.of(options.root);
     this.#cache = new ValueCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
   }
@@ -593,8 +609,12 @@ export class StorageService {
     if (!storage) {
       const onError = this.options.onError;
       storage = openAppStorage({
-        dir: this.#root.path(packageId), root: this.#root.sub(packageId), cache: this.#cache,
-        packageId, key: this.options.keys.derive('storage', packageId), quotaBytes,
+        dir: this.#root.path(packageId),
+        root: this.#root.sub(packageId),
+        cache: this.#cache,
+        packageId,
+        key: this.options.keys.derive('storage', packageId),
+        quotaBytes,
         ...(onError ? { onError: (error: Error) => onError(packageId, error) } : {}),
       });
       storage.catch(() => this.#open.delete(packageId));

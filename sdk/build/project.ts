@@ -8,7 +8,7 @@ import { builtinModules } from 'node:module';
 import path from 'node:path';
 import * as esbuild from 'esbuild';
 import { fail, isIsogateError } from '../errors.js';
-import { parseManifest, type AppManifest } from '../manifest.js';
+import { type AppManifest, parseManifest } from '../manifest.js';
 import { buildPackage } from '../package/index.js';
 
 export const SDK_MODULE = 'isogate:sdk';
@@ -34,7 +34,7 @@ export async function buildProject(projectDir: string, options: BuildOptions = {
     throw fail('E_BUILD', `${dir} has no manifest.json: is it an isogate project? (isogate-sdk init creates one)`);
   });
   const manifest = parseManifest(manifestBytes);
-  const source = options.source ?? await firstExisting(dir, SOURCE_CANDIDATES);
+  const source = options.source ?? (await firstExisting(dir, SOURCE_CANDIDATES));
   if (!source) throw fail('E_BUILD', `${dir} has none of ${SOURCE_CANDIDATES.join(', ')}; give the entry with --src`);
 
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
@@ -52,19 +52,21 @@ export async function buildProject(projectDir: string, options: BuildOptions = {
       sourcemap: false,
       logLevel: 'silent',
       absWorkingDir: dir,
-      plugins: [{
-        name: 'isogate-no-node',
-        setup(build) {
-          // An app runs in a bare V8 isolate: a Node built-in would bundle as a dangling import
-          // and fail only at launch on the gateway, so it fails here, with a sentence.
-          build.onResolve({ filter: /.*/ }, (args) => {
-            if (NODE_BUILTINS.has(args.path)) {
-              return { errors: [{ text: `"${args.path}" is a Node API, which apps cannot use; the gateway gives apps ${SDK_MODULE} only` }] };
-            }
-            return undefined;
-          });
+      plugins: [
+        {
+          name: 'isogate-no-node',
+          setup(build) {
+            // An app runs in a bare V8 isolate: a Node built-in would bundle as a dangling import
+            // and fail only at launch on the gateway, so it fails here, with a sentence.
+            build.onResolve({ filter: /.*/ }, (args) => {
+              if (NODE_BUILTINS.has(args.path)) {
+                return { errors: [{ text: `"${args.path}" is a Node API, which apps cannot use; the gateway gives apps ${SDK_MODULE} only` }] };
+              }
+              return undefined;
+            });
+          },
         },
-      }],
+      ],
     });
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
@@ -89,7 +91,13 @@ export async function buildProject(projectDir: string, options: BuildOptions = {
 
 async function firstExisting(dir: string, candidates: string[]): Promise<string | undefined> {
   for (const candidate of candidates) {
-    if (await fs.stat(path.join(dir, candidate)).then((s) => s.isFile(), () => false)) return candidate;
+    if (
+      await fs.stat(path.join(dir, candidate)).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      return candidate;
   }
   return undefined;
 }

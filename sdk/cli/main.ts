@@ -5,22 +5,23 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail } from '../errors.js';
-import { buildProject } from '../build/project.js';
-import { readPackage, signPackage } from '../package/index.js';
-import { createCertificate, createCsr, generateKeyPair, keyMatchesCertificate, parseCertificates } from '../pki.js';
-import { SDK_VERSION } from '../version.js';
 import { writeFileDurable } from '../../platform/durable/index.js';
+import { buildProject } from '../build/project.js';
+import { fail } from '../errors.js';
+import { readPackage, signPackage } from '../package/index.js';
 import { makeDirectories } from '../paths.js';
+import { createCertificate, createCsr, generateKeyPair, keyMatchesCertificate, parseCertificates } from '../pki.js';
 import { escapeControls, escapeControlsDeep } from '../text.js';
-import { printJson, runCli, type CliSpec, type CommandSpec, type OptionSpecs, type ParsedCommand } from './shell.js';
+import { SDK_VERSION } from '../version.js';
+import { type CliSpec, type CommandSpec, type OptionSpecs, type ParsedCommand, printJson, runCli } from './shell.js';
 import { MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest, projectReadme } from './templates.js';
 
 const OPTIONS = {
   json: { type: 'boolean', summary: 'machine output (JSON)' },
 } as const satisfies OptionSpecs;
 
-type Values = Partial<Record<'id' | 'name' | 'src' | 'output' | 'out' | 'key' | 'cert' | 'chain' | 'trust', string>> & Partial<Record<'json' | 'minify' | 'self-signed', boolean>>;
+type Values = Partial<Record<'id' | 'name' | 'src' | 'output' | 'out' | 'key' | 'cert' | 'chain' | 'trust', string>> &
+  Partial<Record<'json' | 'minify' | 'self-signed', boolean>>;
 const PACKAGE_ID = /^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$/;
 const TYPES_DIR = fileURLToPath(new URL('../app/', import.meta.url));
 
@@ -47,7 +48,14 @@ async function readBytes(file: string): Promise<Buffer> {
 async function init(rest: string[], values: Values): Promise<Outcome> {
   const dir = path.resolve(rest[0]!);
   const name = values.name ?? path.basename(dir);
-  const id = values.id ?? `com.example.${name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^[^a-z]+/, '') || 'app'}`;
+  const id =
+    values.id ??
+    `com.example.${
+      name
+        .toLowerCase()
+        .replace(/[^a-z0-9-]+/g, '-')
+        .replace(/^[^a-z]+/, '') || 'app'
+    }`;
   if (!PACKAGE_ID.test(id)) throw fail('E_USAGE', `"${id}" is not a reverse-DNS package id such as com.example.my-app`);
   const existing = await fs.readdir(dir).catch(() => []);
   if (existing.length > 0) throw fail('E_CONFLICT', `${dir} is not empty; init writes a new project into an empty or new directory`);
@@ -61,36 +69,64 @@ async function init(rest: string[], values: Values): Promise<Outcome> {
   await fs.writeFile(path.join(dir, '.gitignore'), 'dist/\nkeys/\n');
   for (const file of ['isogate-sdk.d.ts', 'globals.d.ts']) await fs.copyFile(path.join(TYPES_DIR, file), path.join(dir, 'types', file));
   const relative = escapeControls(path.relative(process.cwd(), dir) || '.');
-  return [{ dir, package_id: id, name }, (shown) => `Created ${shown.name} (${shown.package_id}) in ${shown.dir}\nNext: cd ${relative} && npx isogate-sdk build`];
+  return [
+    { dir, package_id: id, name },
+    (shown) => `Created ${shown.name} (${shown.package_id}) in ${shown.dir}\nNext: cd ${relative} && npx isogate-sdk build`,
+  ];
 }
 
 async function build(rest: string[], values: Values): Promise<Outcome> {
   const dir = path.resolve(rest[0] ?? '.');
   const built = await buildProject(dir, { ...(values.src ? { source: values.src } : {}), minify: values.minify === true });
   const output = path.resolve(values.output ?? path.join(dir, 'dist', `${built.manifest.package_id}-${built.manifest.version}.igp`));
-  await makeDirectories(path.dirname(output), 'The package\'s folder');
+  await makeDirectories(path.dirname(output), "The package's folder");
   await writeFileDurable(output, built.packageBytes);
   const info = await readPackage(built.packageBytes, { trust: { inspectOnly: true } });
-  return [{ package: output, package_id: built.manifest.package_id, version: built.manifest.version, size: info.packageBytes, sha256: info.packageSha256, signed: false },
-    (shown) => `Built ${shown.package}\n  ${shown.package_id} ${shown.version}, ${shown.size} bytes, sha256 ${shown.sha256}\n  unsigned: sign it with isogate-sdk sign`];
+  return [
+    {
+      package: output,
+      package_id: built.manifest.package_id,
+      version: built.manifest.version,
+      size: info.packageBytes,
+      sha256: info.packageSha256,
+      signed: false,
+    },
+    (shown) =>
+      `Built ${shown.package}\n  ${shown.package_id} ${shown.version}, ${shown.size} bytes, sha256 ${shown.sha256}\n  unsigned: sign it with isogate-sdk sign`,
+  ];
 }
 
 async function keygen(_rest: string[], values: Values): Promise<Outcome> {
   const dir = path.resolve(values.out!);
   const keyPath = path.join(dir, 'key.pem');
-  if (await fs.stat(keyPath).then(() => true, () => false)) throw fail('E_CONFLICT', `${keyPath} exists; keygen never overwrites a key`);
+  if (
+    await fs.stat(keyPath).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw fail('E_CONFLICT', `${keyPath} exists; keygen never overwrites a key`);
   const commonName = values.name ?? 'isogate app publisher';
   const pair = generateKeyPair();
   await makeDirectories(dir, 'The --out directory');
   await writeFileDurable(keyPath, pair.keyPem, { mode: 0o600 });
   if (values['self-signed']) {
     const certPath = path.join(dir, 'cert.pem');
-    await writeFileDurable(certPath, createCertificate({ subject: { commonName }, publicKeyPem: pair.publicKeyPem, signingKeyPem: pair.keyPem, usage: 'code-signing', days: 365 }));
-    return [{ key: keyPath, cert: certPath }, (shown) => `key  ${shown.key} (keep it secret)\ncert ${shown.cert} (self-signed: for local use; a gateway trusts only its store's CA)`];
+    await writeFileDurable(
+      certPath,
+      createCertificate({ subject: { commonName }, publicKeyPem: pair.publicKeyPem, signingKeyPem: pair.keyPem, usage: 'code-signing', days: 365 }),
+    );
+    return [
+      { key: keyPath, cert: certPath },
+      (shown) => `key  ${shown.key} (keep it secret)\ncert ${shown.cert} (self-signed: for local use; a gateway trusts only its store's CA)`,
+    ];
   }
   const csrPath = path.join(dir, 'csr.pem');
   await writeFileDurable(csrPath, createCsr(pair.keyPem, { commonName }));
-  return [{ key: keyPath, csr: csrPath }, (shown) => `key ${shown.key} (keep it secret)\ncsr ${shown.csr}: send it to your store operator for a code-signing certificate`];
+  return [
+    { key: keyPath, csr: csrPath },
+    (shown) => `key ${shown.key} (keep it secret)\ncsr ${shown.csr}: send it to your store operator for a code-signing certificate`,
+  ];
 }
 
 async function sign(rest: string[], values: Values): Promise<Outcome> {
@@ -103,33 +139,53 @@ async function sign(rest: string[], values: Values): Promise<Outcome> {
   const output = path.resolve(values.output ?? input);
   await writeFileDurable(output, signed);
   const info = await readPackage(signed, { trust: { inspectOnly: true } });
-  return [{ package: output, signer: info.signer?.subject, sha256: info.packageSha256, size: info.packageBytes },
-    (shown) => `Signed ${shown.package}\n  signer ${shown.signer}\n  sha256 ${shown.sha256}`];
+  return [
+    { package: output, signer: info.signer?.subject, sha256: info.packageSha256, size: info.packageBytes },
+    (shown) => `Signed ${shown.package}\n  signer ${shown.signer}\n  sha256 ${shown.sha256}`,
+  ];
 }
 
 async function verify(rest: string[], values: Values): Promise<Outcome> {
   const roots = parseCertificates(await readText(values.trust!, 'trust root'));
   const info = await readPackage(await readBytes(rest[0]!), { trust: { trustRootsPem: roots } });
-  return [{ ok: true, package_id: info.manifest.package_id, version: info.manifest.version, signer: info.signer?.subject, issuer: info.signer?.issuer, validTo: info.signer?.validTo, files: info.files.length },
-    (shown) => `OK ${shown.package_id} ${shown.version}: signed by ${shown.signer} (issuer ${shown.issuer}), ${shown.files} files, every digest matches`];
+  return [
+    {
+      ok: true,
+      package_id: info.manifest.package_id,
+      version: info.manifest.version,
+      signer: info.signer?.subject,
+      issuer: info.signer?.issuer,
+      validTo: info.signer?.validTo,
+      files: info.files.length,
+    },
+    (shown) => `OK ${shown.package_id} ${shown.version}: signed by ${shown.signer} (issuer ${shown.issuer}), ${shown.files} files, every digest matches`,
+  ];
 }
 
 async function inspect(rest: string[]): Promise<Outcome> {
   const info = await readPackage(await readBytes(rest[0]!), { trust: { inspectOnly: true } });
-  const signer = info.signer && { subject: info.signer.subject, issuer: info.signer.issuer, validFrom: info.signer.validFrom, validTo: info.signer.validTo, fingerprint256: info.signer.fingerprint256, chainLength: info.signer.chain.length };
+  const signer = info.signer && {
+    subject: info.signer.subject,
+    issuer: info.signer.issuer,
+    validFrom: info.signer.validFrom,
+    validTo: info.signer.validTo,
+    fingerprint256: info.signer.fingerprint256,
+    chainLength: info.signer.chain.length,
+  };
   const files = info.files.map((file) => ({ ...file, sha256: info.digests[file.path] }));
   const machine = { ...info.manifest, files, signer, packageSha256: info.packageSha256, packageBytes: info.packageBytes };
-  const human = ({ files, signer, packageBytes, packageSha256, ...m }: typeof machine): string => [
-    `${m.title} (${m.package_id} ${m.version}) by ${m.publisher}`,
-    `  type ${m.type}, zone ${m.networkZone}, SDK ${m.buildSdkVersion}, entry ${m.entry}`,
-    `  resources: ${m.resources.memoryMb} MB memory, ${m.resources.cpuMsPerEvent} ms CPU per event, ${m.resources.storageMb} MB storage`,
-    `  endpoints: ${(m.endpoints ?? []).map((e) => `${e.name} (${e.direction}, ${e.dataType}, ${e.format})`).join(', ') || 'none'}`,
-    `  egress: ${(m.egress ?? []).map((e) => `${e.name} ${e.protocol}://${e.host}:${e.port}`).join(', ') || 'none'}`,
-    `  signer: ${signer ? `${signer.subject} (issuer ${signer.issuer}, valid to ${signer.validTo}); not checked against a trust root, use verify` : 'UNSIGNED'}`,
-    `  package: ${packageBytes} bytes, sha256 ${packageSha256}`,
-    '  files:',
-    ...files.map((file) => `    ${file.path}  ${file.size} bytes  ${file.sha256 ?? '(unlisted)'}`),
-  ].join('\n');
+  const human = ({ files, signer, packageBytes, packageSha256, ...m }: typeof machine): string =>
+    [
+      `${m.title} (${m.package_id} ${m.version}) by ${m.publisher}`,
+      `  type ${m.type}, zone ${m.networkZone}, SDK ${m.buildSdkVersion}, entry ${m.entry}`,
+      `  resources: ${m.resources.memoryMb} MB memory, ${m.resources.cpuMsPerEvent} ms CPU per event, ${m.resources.storageMb} MB storage`,
+      `  endpoints: ${(m.endpoints ?? []).map((e) => `${e.name} (${e.direction}, ${e.dataType}, ${e.format})`).join(', ') || 'none'}`,
+      `  egress: ${(m.egress ?? []).map((e) => `${e.name} ${e.protocol}://${e.host}:${e.port}`).join(', ') || 'none'}`,
+      `  signer: ${signer ? `${signer.subject} (issuer ${signer.issuer}, valid to ${signer.validTo}); not checked against a trust root, use verify` : 'UNSIGNED'}`,
+      `  package: ${packageBytes} bytes, sha256 ${packageSha256}`,
+      '  files:',
+      ...files.map((file) => `    ${file.path}  ${file.size} bytes  ${file.sha256 ?? '(unlisted)'}`),
+    ].join('\n');
   return [machine, human];
 }
 
@@ -144,9 +200,15 @@ function command(run: (rest: string[], values: Values) => Promise<Outcome>): (pa
 
 /** What developer mode brings: named, so that trying one says so instead of "unknown". */
 function comingWithDeveloperMode(name: string): CommandSpec {
-  return { name, summary: 'Arrives with developer mode.', hidden: true, args: ['[ARG...]'], run: async () => {
-    throw fail('E_USAGE', `'${name}' arrives with developer mode`);
-  } };
+  return {
+    name,
+    summary: 'Arrives with developer mode.',
+    hidden: true,
+    args: ['[ARG...]'],
+    run: async () => {
+      throw fail('E_USAGE', `'${name}' arrives with developer mode`);
+    },
+  };
 }
 
 const PKG_OUT = { type: 'string', short: 'o', value: 'PKG', summary: 'where to write the package' } as const;
@@ -157,30 +219,64 @@ export const SDK_CLI: CliSpec = {
   common: OPTIONS,
   footer: 'Coming with developer mode: test, run, push, logs, debug.',
   commands: [
-    { name: 'init', summary: 'Create a new app project (manifest.json, src/main.ts, types) in a new or empty directory.', args: ['DIR'], options: {
-      id: { type: 'string', value: 'ID', summary: 'its reverse-DNS package id (default: com.example.<name>)' },
-      name: { type: 'string', value: 'NAME', summary: "its name (default: the directory's name)" },
-    }, run: command(init) },
-    { name: 'build', summary: 'Bundle a project (esbuild) into an unsigned package, dist/<id>-<version>.igp by default.', args: ['[DIR]'], options: {
-      src: { type: 'string', value: 'FILE', summary: 'the entry source file (default: src/main.ts)' },
-      output: { ...PKG_OUT, summary: 'where to write the package (default: DIR/dist/<id>-<version>.igp)' },
-      minify: { type: 'boolean', summary: 'minify the bundle' },
-    }, run: command(build) },
-    { name: 'keygen', summary: 'Make a publisher key and a certificate signing request for your store (or a self-signed certificate).', options: {
-      out: { type: 'string', value: 'DIR', summary: 'the directory to write key.pem and csr.pem (or cert.pem) to', required: true },
-      name: { type: 'string', value: 'CN', summary: "the certificate's common name" },
-      'self-signed': { type: 'boolean', summary: 'a self-signed certificate for local use instead of a request' },
-    }, run: command(keygen) },
-    { name: 'sign', summary: 'Sign a package with a publisher key and certificate.', args: ['PKG'], options: {
-      key: { type: 'string', value: 'KEY', summary: "the publisher's private key (PEM)", required: true },
-      cert: { type: 'string', value: 'CERT', summary: "the publisher's certificate (PEM)", required: true },
-      chain: { type: 'string', value: 'PEM', summary: 'the intermediate certificates up to the root (PEM)' },
-      output: { ...PKG_OUT, summary: 'where to write the signed package (default: over PKG)' },
-    }, run: command(sign) },
-    { name: 'verify', summary: "Verify a package as a gateway does: its signature chain to ROOT and every file's digest.", args: ['PKG'], options: {
-      trust: { type: 'string', value: 'ROOT', summary: "the root CA certificate (PEM) the signer must chain to: the store's root", required: true },
-    }, run: command(verify) },
-    { name: 'inspect', summary: "Show a package's manifest, signer and files without checking them against a root.", args: ['PKG'], run: command((rest) => inspect(rest)) },
+    {
+      name: 'init',
+      summary: 'Create a new app project (manifest.json, src/main.ts, types) in a new or empty directory.',
+      args: ['DIR'],
+      options: {
+        id: { type: 'string', value: 'ID', summary: 'its reverse-DNS package id (default: com.example.<name>)' },
+        name: { type: 'string', value: 'NAME', summary: "its name (default: the directory's name)" },
+      },
+      run: command(init),
+    },
+    {
+      name: 'build',
+      summary: 'Bundle a project (esbuild) into an unsigned package, dist/<id>-<version>.igp by default.',
+      args: ['[DIR]'],
+      options: {
+        src: { type: 'string', value: 'FILE', summary: 'the entry source file (default: src/main.ts)' },
+        output: { ...PKG_OUT, summary: 'where to write the package (default: DIR/dist/<id>-<version>.igp)' },
+        minify: { type: 'boolean', summary: 'minify the bundle' },
+      },
+      run: command(build),
+    },
+    {
+      name: 'keygen',
+      summary: 'Make a publisher key and a certificate signing request for your store (or a self-signed certificate).',
+      options: {
+        out: { type: 'string', value: 'DIR', summary: 'the directory to write key.pem and csr.pem (or cert.pem) to', required: true },
+        name: { type: 'string', value: 'CN', summary: "the certificate's common name" },
+        'self-signed': { type: 'boolean', summary: 'a self-signed certificate for local use instead of a request' },
+      },
+      run: command(keygen),
+    },
+    {
+      name: 'sign',
+      summary: 'Sign a package with a publisher key and certificate.',
+      args: ['PKG'],
+      options: {
+        key: { type: 'string', value: 'KEY', summary: "the publisher's private key (PEM)", required: true },
+        cert: { type: 'string', value: 'CERT', summary: "the publisher's certificate (PEM)", required: true },
+        chain: { type: 'string', value: 'PEM', summary: 'the intermediate certificates up to the root (PEM)' },
+        output: { ...PKG_OUT, summary: 'where to write the signed package (default: over PKG)' },
+      },
+      run: command(sign),
+    },
+    {
+      name: 'verify',
+      summary: "Verify a package as a gateway does: its signature chain to ROOT and every file's digest.",
+      args: ['PKG'],
+      options: {
+        trust: { type: 'string', value: 'ROOT', summary: "the root CA certificate (PEM) the signer must chain to: the store's root", required: true },
+      },
+      run: command(verify),
+    },
+    {
+      name: 'inspect',
+      summary: "Show a package's manifest, signer and files without checking them against a root.",
+      args: ['PKG'],
+      run: command((rest) => inspect(rest)),
+    },
     ...['test', 'run', 'push', 'logs', 'debug'].map(comingWithDeveloperMode),
   ],
 };

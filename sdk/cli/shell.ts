@@ -7,7 +7,7 @@
  * Bad usage is E_USAGE, and a failure ends as `CODE: sentence` on stderr (plus the error as
  * JSON on stdout with --json), exit 2 for usage and 1 otherwise.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { fail, toIsogateError } from '../errors.js';
 import { escapeControls, safeJson } from '../text.js';
 
@@ -103,22 +103,27 @@ function usageLine(cli: CliSpec, path: readonly string[], spec: CommandSpec): st
 }
 
 function optionRows(options: OptionSpecs): string[] {
-  const rows = Object.entries(options).map(([name, option]) => [
-    `${option.short ? `-${option.short}, ` : ''}--${name}${option.type === 'string' ? ` ${option.value ?? 'VALUE'}` : ''}`, option.summary,
-  ] as const);
+  const rows = Object.entries(options).map(
+    ([name, option]) =>
+      [`${option.short ? `-${option.short}, ` : ''}--${name}${option.type === 'string' ? ` ${option.value ?? 'VALUE'}` : ''}`, option.summary] as const,
+  );
   const width = Math.max(...rows.map(([left]) => left.length));
   return rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`);
 }
 
 function leaves(specs: readonly CommandSpec[], path: readonly string[] = []): [string[], CommandSpec][] {
-  return specs.filter((spec) => !spec.hidden).flatMap((spec) => (spec.commands ? leaves(spec.commands, [...path, spec.name]) : [[[...path, spec.name], spec] as [string[], CommandSpec]]));
+  return specs
+    .filter((spec) => !spec.hidden)
+    .flatMap((spec) => (spec.commands ? leaves(spec.commands, [...path, spec.name]) : [[[...path, spec.name], spec] as [string[], CommandSpec]]));
 }
 
 /** The whole CLI in a screen: every command's usage line. */
 export function cliUsage(cli: CliSpec): string {
   return [
-    cli.title, '',
-    ...leaves(cli.commands).map(([path, spec]) => `  ${usageLine(cli, path, spec)}`), '',
+    cli.title,
+    '',
+    ...leaves(cli.commands).map(([path, spec]) => `  ${usageLine(cli, path, spec)}`),
+    '',
     `Run "${cli.name} COMMAND --help" (or "${cli.name} help COMMAND") for what a command does and its options.`,
     ...(cli.footer ? [cli.footer] : []),
   ].join('\n');
@@ -199,7 +204,8 @@ function parseCommand(cli: CliSpec, path: readonly string[], spec: CommandSpec, 
     throw fail('E_USAGE', `${cli.name} ${path.join(' ')} takes ${expected}; ${count === 0 ? 'none was' : `${count} ${count === 1 ? 'was' : 'were'}`} given`);
   }
   for (const [name, option] of Object.entries(options)) {
-    if (option.required && values[name] === undefined) throw fail('E_USAGE', `${cli.name} ${path.join(' ')} needs --${name} ${option.value ?? 'VALUE'}: ${option.summary}`);
+    if (option.required && values[name] === undefined)
+      throw fail('E_USAGE', `${cli.name} ${path.join(' ')} needs --${name} ${option.value ?? 'VALUE'}: ${option.summary}`);
   }
   return { path, positionals: parsed.positionals, values, json: values.json === true };
 }

@@ -1,6 +1,7 @@
 /** What `isogate-sdk init` writes: a project that builds, signs and runs as it is. */
-import { SDK_VERSION } from '../version.js';
+
 import type { AppManifest } from '../manifest.js';
+import { SDK_VERSION } from '../version.js';
 
 export function projectManifest(packageId: string, name: string): AppManifest {
   return {
@@ -17,8 +18,20 @@ export function projectManifest(packageId: string, name: string): AppManifest {
     entry: 'app/main.js',
     resources: { memoryMb: 32, cpuMsPerEvent: 200, storageMb: 1 },
     endpoints: [
-      { name: 'input', direction: 'destination', dataType: 'example.value', format: 'json', schema: { type: 'object', required: ['value'], properties: { value: { type: 'number' } } } },
-      { name: 'output', direction: 'source', dataType: 'example.value', format: 'json', schema: { type: 'object', required: ['value'], properties: { value: { type: 'number' } } } },
+      {
+        name: 'input',
+        direction: 'destination',
+        dataType: 'example.value',
+        format: 'json',
+        schema: { type: 'object', required: ['value'], properties: { value: { type: 'number' } } },
+      },
+      {
+        name: 'output',
+        direction: 'source',
+        dataType: 'example.value',
+        format: 'json',
+        schema: { type: 'object', required: ['value'], properties: { value: { type: 'number' } } },
+      },
     ],
     configuration: {
       schema: { type: 'object', additionalProperties: false, properties: { factor: { type: 'number', minimum: 0, maximum: 1000 } } },
@@ -48,13 +61,23 @@ on('input', async (message) => {
 });
 `;
 
-export const PROJECT_TSCONFIG = `${JSON.stringify({
-  compilerOptions: {
-    target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler', lib: ['ES2022'], types: [],
-    strict: true, noEmit: true, isolatedModules: true,
+export const PROJECT_TSCONFIG = `${JSON.stringify(
+  {
+    compilerOptions: {
+      target: 'ES2022',
+      module: 'ESNext',
+      moduleResolution: 'Bundler',
+      lib: ['ES2022'],
+      types: [],
+      strict: true,
+      noEmit: true,
+      isolatedModules: true,
+    },
+    include: ['src', 'types'],
   },
-  include: ['src', 'types'],
-}, null, 2)}\n`;
+  null,
+  2,
+)}\n`;
 
 export function projectReadme(packageId: string, name: string): string {
   return `# ${name}

@@ -6,7 +6,7 @@ import { createHash, createPrivateKey, sign as signBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { fail } from '../errors.js';
-import { validateManifest, type AppManifest } from '../manifest.js';
+import { type AppManifest, validateManifest } from '../manifest.js';
 import { keyMatchesCertificate, parseCertificates } from '../pki.js';
 import { CHAIN_PATH, checkEntryPath, DIGESTS_PATH, MANIFEST_PATH, PACKAGE_LIMITS, SIGNATURE_PATH } from './format.js';
 import { readPackageFiles } from './read.js';
@@ -16,14 +16,18 @@ const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
 async function writeTar(entries: [string, Buffer][]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (chunk: unknown) => { chunks.push(chunk as Buffer); });
+  pack.on('data', (chunk: unknown) => {
+    chunks.push(chunk as Buffer);
+  });
   const done = new Promise<void>((resolve, reject) => {
     pack.on('end', () => resolve());
     pack.on('error', reject);
   });
   for (const [name, data] of entries) {
     await new Promise<void>((resolve, reject) => {
-      pack.entry({ name, size: data.length, mode: 0o644, mtime: FIXED_MTIME, uid: 0, gid: 0, uname: '', gname: '', type: 'file' }, data, (error) => (error ? reject(error) : resolve()));
+      pack.entry({ name, size: data.length, mode: 0o644, mtime: FIXED_MTIME, uid: 0, gid: 0, uname: '', gname: '', type: 'file' }, data, (error) =>
+        error ? reject(error) : resolve(),
+      );
     });
   }
   pack.finalize();

@@ -7,19 +7,18 @@
  * whatever was extracted: the caller's directory ends as empty as it started.
  */
 import { createHash, verify as verifySignature, X509Certificate } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { fail, isIsogateError } from '../errors.js';
-import { parseManifest, type AppManifest } from '../manifest.js';
-import { certificateDetails, parseCertificates, verifyCertificateChain, type CertificateDetails } from '../pki.js';
+import { type AppManifest, parseManifest } from '../manifest.js';
+import { type CertificateDetails, certificateDetails, parseCertificates, verifyCertificateChain } from '../pki.js';
 import { assertValid, compileSchema } from '../schema.js';
-import { CHAIN_PATH, checkEntryPath, DIGESTS_PATH, MANIFEST_PATH, META_PATHS, resolveLimits, SIGNATURE_PATH, type PackageLimits } from './format.js';
+import { CHAIN_PATH, checkEntryPath, DIGESTS_PATH, MANIFEST_PATH, META_PATHS, type PackageLimits, resolveLimits, SIGNATURE_PATH } from './format.js';
 
 export interface SignerInfo extends CertificateDetails {
   chain: string[];
@@ -40,10 +39,7 @@ export interface VerifiedPackage {
   files: { path: string; size: number }[];
 }
 
-export type TrustPolicy =
-  | { trustRootsPem: string[] }
-  | { allowUnsigned: true; trustRootsPem?: string[] }
-  | { inspectOnly: true };
+export type TrustPolicy = { trustRootsPem: string[] } | { allowUnsigned: true; trustRootsPem?: string[] } | { inspectOnly: true };
 
 export interface ReadPackageOptions {
   trust: TrustPolicy;
@@ -80,7 +76,12 @@ function byteCounter(limit: number, onExceeded: () => Error, onChunk?: (chunk: B
   return counter;
 }
 
-async function writeExtracted(root: string, relative: string, content: AsyncIterable<Buffer> | Iterable<Buffer>, onChunk: (chunk: Buffer) => void): Promise<void> {
+async function writeExtracted(
+  root: string,
+  relative: string,
+  content: AsyncIterable<Buffer> | Iterable<Buffer>,
+  onChunk: (chunk: Buffer) => void,
+): Promise<void> {
   const target = path.join(root, relative);
   await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
   // O_EXCL: a second entry for the same path (or a pre-existing file) can never be overwritten.
@@ -98,12 +99,16 @@ async function writeExtracted(root: string, relative: string, content: AsyncIter
 async function unpack(source: Uint8Array | string, limits: PackageLimits, extractTo: string | undefined, collect: boolean): Promise<Unpacked> {
   const packageHash = createHash('sha256');
   const input = typeof source === 'string' ? createReadStream(source) : Readable.from([Buffer.from(source)]);
-  const compressed = byteCounter(limits.maxPackageBytes,
-    () => fail('E_PACKAGE_LIMIT', `The package is larger than ${limits.maxPackageBytes} bytes`), (chunk) => packageHash.update(chunk));
+  const compressed = byteCounter(
+    limits.maxPackageBytes,
+    () => fail('E_PACKAGE_LIMIT', `The package is larger than ${limits.maxPackageBytes} bytes`),
+    (chunk) => packageHash.update(chunk),
+  );
   // tar headers and padding add at most 1.5 KiB per entry on top of the file bytes.
   const uncompressedLimit = limits.maxTotalBytes + limits.maxEntries * 1536 + 1024 * 1024;
-  const uncompressed = byteCounter(uncompressedLimit,
-    () => fail('E_PACKAGE_LIMIT', `The package unpacks to more than ${limits.maxTotalBytes} bytes (a compression bomb?)`));
+  const uncompressed = byteCounter(uncompressedLimit, () =>
+    fail('E_PACKAGE_LIMIT', `The package unpacks to more than ${limits.maxTotalBytes} bytes (a compression bomb?)`),
+  );
   const gunzip = createGunzip();
   const extract = tar.extract();
   const flowing = pipeline(input, compressed, gunzip, uncompressed, extract).catch((error: unknown) => {
@@ -128,11 +133,19 @@ async function unpack(source: Uint8Array | string, limits: PackageLimits, extrac
         continue;
       }
       if (header.type !== 'file') {
-        throw fail('E_PACKAGE_PATH', `Entry ${JSON.stringify(header.name.slice(0, 300))} is a ${header.type ?? 'special'} entry; packages hold regular files only`, { entry: header.name.slice(0, 300), reason: header.type });
+        throw fail(
+          'E_PACKAGE_PATH',
+          `Entry ${JSON.stringify(header.name.slice(0, 300))} is a ${header.type ?? 'special'} entry; packages hold regular files only`,
+          { entry: header.name.slice(0, 300), reason: header.type },
+        );
       }
       const name = checkEntryPath(header.name, limits);
       const folded = name.toLowerCase();
-      if (seenFolded.has(folded)) throw fail('E_PACKAGE_PATH', `Entry ${JSON.stringify(name)} appears twice (names are compared case-insensitively)`, { entry: name, reason: 'duplicate' });
+      if (seenFolded.has(folded))
+        throw fail('E_PACKAGE_PATH', `Entry ${JSON.stringify(name)} appears twice (names are compared case-insensitively)`, {
+          entry: name,
+          reason: 'duplicate',
+        });
       seenFolded.add(folded);
       const size = header.size ?? 0;
       if (size > limits.maxFileBytes) throw fail('E_PACKAGE_LIMIT', `Entry ${name} is ${size} bytes; the limit is ${limits.maxFileBytes}`);
@@ -217,7 +230,10 @@ function checkFileSet(unpacked: Unpacked, digests: Record<string, string>): void
   const extra = present.filter((file) => !signed.has(file));
   const missing = [...signed].filter((file) => !unpacked.files.has(file));
   if (extra.length || missing.length) {
-    const parts = [extra.length ? `not signed: ${extra.slice(0, 5).join(', ')}` : '', missing.length ? `signed but missing: ${missing.slice(0, 5).join(', ')}` : ''];
+    const parts = [
+      extra.length ? `not signed: ${extra.slice(0, 5).join(', ')}` : '',
+      missing.length ? `signed but missing: ${missing.slice(0, 5).join(', ')}` : '',
+    ];
     throw fail('E_FILE_SET', `The package files differ from the signed list (${parts.filter(Boolean).join('; ')})`, { extra, missing });
   }
   for (const [file, expected] of Object.entries(digests)) {
@@ -236,7 +252,10 @@ async function verifyUnpacked(unpacked: Unpacked, options: ReadPackageOptions): 
   const manifestBytes = unpacked.meta.get(MANIFEST_PATH);
   if (!manifestBytes) throw fail('E_MANIFEST', `The package has no ${MANIFEST_PATH}`);
   const manifest = parseManifest(manifestBytes);
-  if (!unpacked.files.has(manifest.entry)) throw fail('E_MANIFEST', `The manifest's entry ${manifest.entry} is not in the package`, { violations: [{ pointer: '/entry', rule: 'exists', message: 'is not a file of the package' }] });
+  if (!unpacked.files.has(manifest.entry))
+    throw fail('E_MANIFEST', `The manifest's entry ${manifest.entry} is not in the package`, {
+      violations: [{ pointer: '/entry', rule: 'exists', message: 'is not a file of the package' }],
+    });
   return {
     manifest,
     manifestBytes,
@@ -262,7 +281,10 @@ export async function readPackage(source: Uint8Array | string, options: ReadPack
 }
 
 /** Reads a package into memory, verified per `trust` (used to re-sign a package). */
-export async function readPackageFiles(source: Uint8Array | string, options: ReadPackageOptions): Promise<{ verified: VerifiedPackage; contents: Map<string, Buffer> }> {
+export async function readPackageFiles(
+  source: Uint8Array | string,
+  options: ReadPackageOptions,
+): Promise<{ verified: VerifiedPackage; contents: Map<string, Buffer> }> {
   const unpacked = await unpack(source, resolveLimits(options.limits), undefined, true);
   const verified = await verifyUnpacked(unpacked, options);
   const contents = new Map<string, Buffer>();

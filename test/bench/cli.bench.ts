@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { startGateway } from '../../platform/main.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
-import { compare, type BenchResult } from './harness.js';
+import { type BenchResult, compare } from './harness.js';
 
 const ISOGATE = path.resolve('bin/isogate.mjs');
 const RUNS_PER_ROUND = 8;
@@ -31,12 +31,19 @@ export default async function cliBench(): Promise<BenchResult[]> {
   const dir = await makeTempDir('isogate-bench-cli-');
   const gateway = await startGateway({ dataDir: dir });
   try {
-    return [await compare({
-      name: '`isogate status --json` against a running gateway, start to exit',
-      unit: 'ms', baselineName: 'node -e 0', higherIsBetter: false, target: 1 / 3, rounds: 5, warmupRounds: 1,
-      subject: () => meanOf([ISOGATE, 'status', '--json', '--data', dir]),
-      baseline: () => meanOf(['-e', '0']),
-    })];
+    return [
+      await compare({
+        name: '`isogate status --json` against a running gateway, start to exit',
+        unit: 'ms',
+        baselineName: 'node -e 0',
+        higherIsBetter: false,
+        target: 1 / 3,
+        rounds: 5,
+        warmupRounds: 1,
+        subject: () => meanOf([ISOGATE, 'status', '--json', '--data', dir]),
+        baseline: () => meanOf(['-e', '0']),
+      }),
+    ];
   } finally {
     await gateway.close();
     await removeDir(dir);

@@ -14,7 +14,7 @@ import type { AppManifest } from '../../sdk/manifest.js';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
 import { fakeHost } from '../fixtures/fake-host.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
-import { compare, latencyResult, type BenchResult } from './harness.js';
+import { type BenchResult, compare, latencyResult } from './harness.js';
 
 const REQUESTS = 2000;
 /** Requests in flight at once on both sides, as an uplink draining a backlog would have. */
@@ -33,9 +33,18 @@ const LATENCY_TARGETS: Record<number, number> = { 50: 0.25, 99: 0.1 };
 export default async function egressBench(): Promise<BenchResult[]> {
   const dir = await makeTempDir('isogate-bench-egress-');
   const caKeys = generateKeyPair();
-  const ca = { certPem: createCertificate({ subject: { commonName: 'bench CA' }, publicKeyPem: caKeys.publicKeyPem, signingKeyPem: caKeys.keyPem, usage: 'ca' }), keyPem: caKeys.keyPem };
+  const ca = {
+    certPem: createCertificate({ subject: { commonName: 'bench CA' }, publicKeyPem: caKeys.publicKeyPem, signingKeyPem: caKeys.keyPem, usage: 'ca' }),
+    keyPem: caKeys.keyPem,
+  };
   const serverKeys = generateKeyPair();
-  const serverCert = createCertificate({ subject: { commonName: 'localhost' }, publicKeyPem: serverKeys.publicKeyPem, issuer: ca, usage: 'server', altNames: ['localhost'] });
+  const serverCert = createCertificate({
+    subject: { commonName: 'localhost' },
+    publicKeyPem: serverKeys.publicKeyPem,
+    issuer: ca,
+    usage: 'server',
+    altNames: ['localhost'],
+  });
   const server = https.createServer({ cert: serverCert, key: serverKeys.keyPem, keepAliveTimeout: 30_000 }, (req, res) => {
     req.resume();
     req.on('end', () => res.end('{"ok":true}'));
@@ -46,8 +55,17 @@ export default async function egressBench(): Promise<BenchResult[]> {
   const packageId = 'dev.isogate.bench.uplink';
   await certificates.setCa(packageId, 'ca.pem', Buffer.from(ca.certPem));
   const manifest: AppManifest = {
-    manifestVersion: 1, package_id: packageId, name: 'uplink', title: 'Uplink', version: '1.0.0', publisher: 'bench',
-    type: 'service', buildSdkVersion: '1.0.0', entry: 'app/main.js', networkZone: 'wan', resources: { memoryMb: 32, cpuMsPerEvent: 60_000, storageMb: 1 },
+    manifestVersion: 1,
+    package_id: packageId,
+    name: 'uplink',
+    title: 'Uplink',
+    version: '1.0.0',
+    publisher: 'bench',
+    type: 'service',
+    buildSdkVersion: '1.0.0',
+    entry: 'app/main.js',
+    networkZone: 'wan',
+    resources: { memoryMb: 32, cpuMsPerEvent: 60_000, storageMb: 1 },
     egress: [{ name: 'cloud', host: 'localhost', port, protocol: 'https' }],
     endpoints: [{ name: 'go', direction: 'destination', dataType: 'bench.go', format: 'json' }],
   };
@@ -65,10 +83,19 @@ export default async function egressBench(): Promise<BenchResult[]> {
       return forApp.fetch(name, request);
     };
     const host = { ...fakeHost(packageId), egress: { ...forApp, fetch } };
-    const sandbox = await createAppSandbox({ manifest, host, files: new Map([['app/main.js', `import { egress, log, on } from 'isogate:sdk';
+    const sandbox = await createAppSandbox({
+      manifest,
+      host,
+      files: new Map([
+        [
+          'app/main.js',
+          `import { egress, log, on } from 'isogate:sdk';
       let next = 0;
       async function worker() { while (next < ${count}) { const i = next++; await egress.fetch('cloud', { method: 'POST', path: '/alerts', body: '{"n":' + i + '}' }); } }
-      on('go', () => { Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() => log.info('done')); });`]]) });
+      on('go', () => { Promise.all(Array.from({ length: ${concurrency} }, worker)).then(() => log.info('done')); });`,
+        ],
+      ]),
+    });
     try {
       // Timing starts once the app runs, as the baseline's starts once its agent exists.
       await sandbox.start();
@@ -111,8 +138,13 @@ export default async function egressBench(): Promise<BenchResult[]> {
 
   try {
     const throughput = await compare({
-      name: `HTTPS requests from an app through the terminator (keep-alive, ${REQUESTS} requests, ${CONCURRENCY} at a time)`, unit: 'req/s',
-      baselineName: 'Node https client, directly', higherIsBetter: true, target: 0.8, rounds: 7, warmupRounds: 2,
+      name: `HTTPS requests from an app through the terminator (keep-alive, ${REQUESTS} requests, ${CONCURRENCY} at a time)`,
+      unit: 'req/s',
+      baselineName: 'Node https client, directly',
+      higherIsBetter: true,
+      target: 0.8,
+      rounds: 7,
+      warmupRounds: 2,
       subject: () => throughThePlatform(REQUESTS, CONCURRENCY),
       baseline: () => directly(REQUESTS, CONCURRENCY),
     });
@@ -137,10 +169,15 @@ export default async function egressBench(): Promise<BenchResult[]> {
         if (requests > LATENCY_SAMPLES) directLatencies.push(ms);
       });
     }
-    const latency = (p: number): BenchResult => latencyResult({
-      name: 'HTTPS request latency, one at a time', baselineName: 'Node https client, directly', p, target: LATENCY_TARGETS[p]!,
-      subject: platformLatencies, baseline: directLatencies,
-    });
+    const latency = (p: number): BenchResult =>
+      latencyResult({
+        name: 'HTTPS request latency, one at a time',
+        baselineName: 'Node https client, directly',
+        p,
+        target: LATENCY_TARGETS[p]!,
+        subject: platformLatencies,
+        baseline: directLatencies,
+      });
     const [p50, p99] = [latency(50), latency(99)];
     const addedUs = (result: BenchResult): string => ((result.value - result.baseline) * 1000).toFixed(0);
     p50.notes = [`added per request by the platform: ${addedUs(p50)} us at p50, ${addedUs(p99)} us at p99`];

@@ -72,8 +72,15 @@ export async function compare(comparison: Comparison): Promise<BenchResult> {
   const baseline = median(baselines);
   const ratio = comparison.higherIsBetter ? value / baseline : baseline / value;
   return {
-    name: comparison.name, unit: comparison.unit, value, baselineName: comparison.baselineName, baseline,
-    ratio, target: comparison.target, pass: ratio >= comparison.target, ...(comparison.notes ? { notes: comparison.notes() } : {}),
+    name: comparison.name,
+    unit: comparison.unit,
+    value,
+    baselineName: comparison.baselineName,
+    baseline,
+    ratio,
+    target: comparison.target,
+    pass: ratio >= comparison.target,
+    ...(comparison.notes ? { notes: comparison.notes() } : {}),
   };
 }
 
@@ -81,15 +88,19 @@ export async function compare(comparison: Comparison): Promise<BenchResult> {
  * One percentile of latency samples gathered over the rounds of both sides (lower is better),
  * for figures where the spread matters more than one round's median.
  */
-export function latencyResult(options: {
-  name: string; baselineName: string; p: number; target: number; subject: number[]; baseline: number[];
-}): BenchResult {
+export function latencyResult(options: { name: string; baselineName: string; p: number; target: number; subject: number[]; baseline: number[] }): BenchResult {
   const value = percentile(options.subject, options.p);
   const baseline = percentile(options.baseline, options.p);
   const ratio = baseline / value;
   return {
-    name: `${options.name}, p${options.p}`, unit: 'ms', value, baselineName: options.baselineName, baseline,
-    ratio, target: options.target, pass: ratio >= options.target,
+    name: `${options.name}, p${options.p}`,
+    unit: 'ms',
+    value,
+    baselineName: options.baselineName,
+    baseline,
+    ratio,
+    target: options.target,
+    pass: ratio >= options.target,
   };
 }
 
@@ -99,8 +110,12 @@ function fixed(value: number): string {
 
 export function report(results: BenchResult[]): string {
   const rows = results.map((r) => [
-    r.pass ? 'PASS' : 'FAIL', r.name, `${fixed(r.value)} ${r.unit}`, `${r.baselineName}: ${fixed(r.baseline)} ${r.unit}`,
-    `${r.ratio.toFixed(2)}x`, `>= ${r.target.toFixed(2)}x`,
+    r.pass ? 'PASS' : 'FAIL',
+    r.name,
+    `${fixed(r.value)} ${r.unit}`,
+    `${r.baselineName}: ${fixed(r.baseline)} ${r.unit}`,
+    `${r.ratio.toFixed(2)}x`,
+    `>= ${r.target.toFixed(2)}x`,
   ]);
   const header = ['', 'benchmark', 'isogate', 'baseline (same run)', 'ratio', 'target'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

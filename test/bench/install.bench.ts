@@ -17,7 +17,7 @@ import { serveStore } from '../../store-mock/server.js';
 import { StoreData } from '../../store-mock/store.js';
 import { sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
-import { compare, type BenchResult } from './harness.js';
+import { type BenchResult, compare } from './harness.js';
 
 const run = promisify(execFile);
 const PACKAGE_ID = 'dev.isogate.bench.large';
@@ -47,8 +47,12 @@ export default async function installBench(): Promise<BenchResult[]> {
     await fs.mkdir(path.join(dir, 'gateway'), { recursive: true });
     const config = await ConfigStore.open(path.join(dir, 'gateway', 'config.json'), 'bench');
     const orchestrator = await Orchestrator.open({
-      dataDir: path.join(dir, 'gateway'), config, audit: new MemoryAuditLog(), keys: memoryDeviceKeys(),
-      trustRootsPem: [store.rootCertPem], store: new HttpStoreClient({ url: server.url, maxPackageBytes: 64 * 1024 * 1024 }),
+      dataDir: path.join(dir, 'gateway'),
+      config,
+      audit: new MemoryAuditLog(),
+      keys: memoryDeviceKeys(),
+      trustRootsPem: [store.rootCertPem],
+      store: new HttpStoreClient({ url: server.url, maxPackageBytes: 64 * 1024 * 1024 }),
     });
 
     const baselineScript = [
@@ -65,32 +69,34 @@ export default async function installBench(): Promise<BenchResult[]> {
     ].join('\n');
 
     let round = 0;
-    const results = [await compare({
-      name: 'install 5 MB package',
-      unit: 'ms',
-      baselineName: 'curl + openssl + sha256sum + tar',
-      higherIsBetter: false,
-      target: 1 / 1.5,
-      rounds: 7,
-      subject: async () => {
-        const started = performance.now();
-        await orchestrator.install(PACKAGE_ID);
-        const elapsed = performance.now() - started;
-        await orchestrator.uninstall(PACKAGE_ID);
-        return elapsed;
-      },
-      baseline: async () => {
-        round += 1;
-        const work = path.join(dir, `baseline-${round}`);
-        await fs.mkdir(work);
-        const started = performance.now();
-        await run('sh', ['-c', baselineScript, 'baseline', work]);
-        const elapsed = performance.now() - started;
-        await fs.rm(work, { recursive: true, force: true });
-        return elapsed;
-      },
-      notes: () => [`package ${(signed.length / 1024 / 1024).toFixed(1)} MiB; isogate also fsyncs, writes its integrity record and audits`],
-    })];
+    const results = [
+      await compare({
+        name: 'install 5 MB package',
+        unit: 'ms',
+        baselineName: 'curl + openssl + sha256sum + tar',
+        higherIsBetter: false,
+        target: 1 / 1.5,
+        rounds: 7,
+        subject: async () => {
+          const started = performance.now();
+          await orchestrator.install(PACKAGE_ID);
+          const elapsed = performance.now() - started;
+          await orchestrator.uninstall(PACKAGE_ID);
+          return elapsed;
+        },
+        baseline: async () => {
+          round += 1;
+          const work = path.join(dir, `baseline-${round}`);
+          await fs.mkdir(work);
+          const started = performance.now();
+          await run('sh', ['-c', baselineScript, 'baseline', work]);
+          const elapsed = performance.now() - started;
+          await fs.rm(work, { recursive: true, force: true });
+          return elapsed;
+        },
+        notes: () => [`package ${(signed.length / 1024 / 1024).toFixed(1)} MiB; isogate also fsyncs, writes its integrity record and audits`],
+      }),
+    ];
     await orchestrator.close();
     await server.close();
     return results;

@@ -11,11 +11,11 @@ import { Worker } from 'node:worker_threads';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { Router } from '../../platform/router/index.js';
-import { createAppSandbox, type AppSandbox } from '../../platform/sandbox/index.js';
+import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { fakeHost } from '../fixtures/fake-host.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
-import { compare, latencyResult, type BenchResult } from './harness.js';
+import { type BenchResult, compare, latencyResult } from './harness.js';
 
 const COUNT = 20_000;
 const LATENCY_SAMPLES = 2000;
@@ -31,9 +31,18 @@ const LATENCY_TARGETS: Record<number, number> = { 50: 0.25, 99: 0.05 };
 const PAYLOAD = { sensor: 'temperature', unit: 'degC', at: '2026-11-25T00:00:00.000Z', note: 'x'.repeat(120), value: 0 };
 
 const manifest = (id: string, endpoints: AppManifest['endpoints']): AppManifest => ({
-  manifestVersion: 1, package_id: id, name: id.split('.').at(-1)!, title: id, version: '1.0.0', publisher: 'bench',
-  type: 'service', buildSdkVersion: '1.0.0', entry: 'app/main.js', networkZone: 'lan',
-  resources: { memoryMb: 128, cpuMsPerEvent: 10_000, storageMb: 1 }, endpoints,
+  manifestVersion: 1,
+  package_id: id,
+  name: id.split('.').at(-1)!,
+  title: id,
+  version: '1.0.0',
+  publisher: 'bench',
+  type: 'service',
+  buildSdkVersion: '1.0.0',
+  entry: 'app/main.js',
+  networkZone: 'lan',
+  resources: { memoryMb: 128, cpuMsPerEvent: 10_000, storageMb: 1 },
+  endpoints,
 });
 
 const SOURCE = manifest('dev.isogate.bench.source', [
@@ -47,13 +56,20 @@ async function wire(dir: string, sinks: AppManifest[], queueLimit?: number) {
   const config = await ConfigStore.open(path.join(dir, `config-${Math.random()}.json`), 'bench');
   const sandboxes = new Map<string, AppSandbox>();
   const router = new Router({
-    config, audit: new MemoryAuditLog(), appLog: () => undefined, ...(queueLimit ? { queueLimit } : {}),
-    manifestOf: (id) => [SOURCE, ...sinks].find((m) => m.package_id === id), guestOf: (id) => sandboxes.get(id),
+    config,
+    audit: new MemoryAuditLog(),
+    appLog: () => undefined,
+    ...(queueLimit ? { queueLimit } : {}),
+    manifestOf: (id) => [SOURCE, ...sinks].find((m) => m.package_id === id),
+    guestOf: (id) => sandboxes.get(id),
   });
   for (const sink of sinks) {
     await router.add({ application_id: SOURCE.package_id, endpoint: 'out' }, { application_id: sink.package_id, endpoint: 'in' });
   }
-  const sourceHost = { ...fakeHost(SOURCE.package_id), emit: (endpoint: string, message: unknown, json?: string) => router.emit(SOURCE.package_id, endpoint, message, json) };
+  const sourceHost = {
+    ...fakeHost(SOURCE.package_id),
+    emit: (endpoint: string, message: unknown, json?: string) => router.emit(SOURCE.package_id, endpoint, message, json),
+  };
   return { router, sandboxes, sourceHost };
 }
 
@@ -64,15 +80,26 @@ async function throughThePlatform(dir: string, fanOut: number): Promise<number> 
   const hosts = [];
   for (const sinkManifest of sinks) {
     const sinkHost = fakeHost(sinkManifest.package_id);
-    const sink = await createAppSandbox({ manifest: sinkManifest, host: sinkHost, files: new Map([['app/main.js',
-      `import { on, log } from 'isogate:sdk'; let n = 0; on('in', () => { n += 1; if (n === ${COUNT}) log.info('done'); });`]]) });
+    const sink = await createAppSandbox({
+      manifest: sinkManifest,
+      host: sinkHost,
+      files: new Map([['app/main.js', `import { on, log } from 'isogate:sdk'; let n = 0; on('in', () => { n += 1; if (n === ${COUNT}) log.info('done'); });`]]),
+    });
     await sink.start();
     sandboxes.set(sinkManifest.package_id, sink);
     hosts.push(sinkHost);
   }
-  const source = await createAppSandbox({ manifest: SOURCE, host: sourceHost, files: new Map([['app/main.js',
-    `import { on, emit } from 'isogate:sdk'; const base = ${JSON.stringify(PAYLOAD)}; globalThis.go = () => { for (let i = 0; i < ${COUNT}; i++) emit('out', { ...base, value: i }); };
-     setTimeout(() => globalThis.go(), 0);`]]) });
+  const source = await createAppSandbox({
+    manifest: SOURCE,
+    host: sourceHost,
+    files: new Map([
+      [
+        'app/main.js',
+        `import { on, emit } from 'isogate:sdk'; const base = ${JSON.stringify(PAYLOAD)}; globalThis.go = () => { for (let i = 0; i < ${COUNT}; i++) emit('out', { ...base, value: i }); };
+     setTimeout(() => globalThis.go(), 0);`,
+      ],
+    ]),
+  });
   const started = performance.now();
   await source.start();
   await Promise.all(hosts.map((host) => host.waitForLog(/^done$/, 120_000)));
@@ -88,16 +115,24 @@ async function latencyThroughThePlatform(dir: string): Promise<number[]> {
   const { router, sandboxes, sourceHost } = await wire(dir, [SINK]);
   let heard: (() => void) | undefined;
   const sinkHost = { ...fakeHost(SINK.package_id), log: () => heard?.() };
-  const sink = await createAppSandbox({ manifest: SINK, host: sinkHost, files: new Map([['app/main.js',
-    `import { on, log } from 'isogate:sdk'; on('in', (m) => log.info(m.value));`]]) });
-  const source = await createAppSandbox({ manifest: SOURCE, host: sourceHost, files: new Map([['app/main.js',
-    `import { on, emit } from 'isogate:sdk'; on('trigger', (m) => emit('out', m));`]]) });
+  const sink = await createAppSandbox({
+    manifest: SINK,
+    host: sinkHost,
+    files: new Map([['app/main.js', `import { on, log } from 'isogate:sdk'; on('in', (m) => log.info(m.value));`]]),
+  });
+  const source = await createAppSandbox({
+    manifest: SOURCE,
+    host: sourceHost,
+    files: new Map([['app/main.js', `import { on, emit } from 'isogate:sdk'; on('trigger', (m) => emit('out', m));`]]),
+  });
   await sink.start();
   sandboxes.set(SINK.package_id, sink);
   await source.start();
   const samples: number[] = [];
   for (let i = 0; i < LATENCY_WARMUP + LATENCY_SAMPLES; i += 1) {
-    const arrived = new Promise<void>((resolve) => { heard = resolve; });
+    const arrived = new Promise<void>((resolve) => {
+      heard = resolve;
+    });
     const started = performance.now();
     await source.deliver('trigger', [{ message: { ...PAYLOAD, value: i }, routeId: 'bench', source: { application_id: 'bench', endpoint: 'bench' } }]);
     await arrived;
@@ -123,7 +158,9 @@ async function latencyThroughWorkers(): Promise<number[]> {
   fromSink.port2.on('message', () => heard?.());
   const samples: number[] = [];
   for (let i = 0; i < LATENCY_WARMUP + LATENCY_SAMPLES; i += 1) {
-    const arrived = new Promise<void>((resolve) => { heard = resolve; });
+    const arrived = new Promise<void>((resolve) => {
+      heard = resolve;
+    });
     const started = performance.now();
     toSource.port1.postMessage({ ...PAYLOAD, value: i });
     await arrived;
@@ -161,27 +198,44 @@ export default async function routerBench(): Promise<BenchResult[]> {
     const platformLatency: number[] = [];
     const workerLatency: number[] = [];
     for (let round = 0; round < 3; round += 1) {
-      platformLatency.push(...await latencyThroughThePlatform(dir));
-      workerLatency.push(...await latencyThroughWorkers());
+      platformLatency.push(...(await latencyThroughThePlatform(dir)));
+      workerLatency.push(...(await latencyThroughWorkers()));
     }
-    const latency = (p: number): BenchResult => latencyResult({
-      name: 'route latency, one message at a time', baselineName: 'worker_threads postMessage', p, target: LATENCY_TARGETS[p]!,
-      subject: platformLatency, baseline: workerLatency,
-    });
+    const latency = (p: number): BenchResult =>
+      latencyResult({
+        name: 'route latency, one message at a time',
+        baselineName: 'worker_threads postMessage',
+        p,
+        target: LATENCY_TARGETS[p]!,
+        subject: platformLatency,
+        baseline: workerLatency,
+      });
     return [
       latency(50),
       latency(99),
       await compare({
-        name: `route throughput, ${COUNT} messages of ~200 bytes`, unit: 'msg/s', baselineName: 'worker_threads postMessage',
+        name: `route throughput, ${COUNT} messages of ~200 bytes`,
+        unit: 'msg/s',
+        baselineName: 'worker_threads postMessage',
         // The router's path is cold for its first rounds (0.7x to 1.0x, then 1.1x to 1.3x here):
         // a gateway routes for months, so it is judged warm, as the egress bench judges both sides.
-        higherIsBetter: true, target: 1, rounds: 5, warmupRounds: 2,
-        subject: () => throughThePlatform(dir, 1), baseline: () => throughWorkers(1),
+        higherIsBetter: true,
+        target: 1,
+        rounds: 5,
+        warmupRounds: 2,
+        subject: () => throughThePlatform(dir, 1),
+        baseline: () => throughWorkers(1),
       }),
       await compare({
-        name: 'fan-out to 10 destinations, deliveries', unit: 'msg/s', baselineName: 'postMessage to 10 worker threads',
-        higherIsBetter: true, target: 1, rounds: 3, warmupRounds: 1,
-        subject: () => throughThePlatform(dir, 10), baseline: () => throughWorkers(10),
+        name: 'fan-out to 10 destinations, deliveries',
+        unit: 'msg/s',
+        baselineName: 'postMessage to 10 worker threads',
+        higherIsBetter: true,
+        target: 1,
+        rounds: 3,
+        warmupRounds: 1,
+        subject: () => throughThePlatform(dir, 10),
+        baseline: () => throughWorkers(10),
       }),
     ];
   } finally {

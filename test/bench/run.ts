@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark beside its baseline, as ratios. `npm run bench -- storage`
  * runs only the benchmarks whose name contains "storage".
  */
-import { report, type BenchResult } from './harness.js';
+import { type BenchResult, report } from './harness.js';
 
 type Bench = { name: string; run: () => Promise<BenchResult[]> };
 

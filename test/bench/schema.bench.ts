@@ -10,7 +10,7 @@ import * as formatsModule from 'ajv-formats/dist/formats.js';
 import { PLATFORM_LIMITS } from '../../platform/sandbox/capabilities.js';
 import { SCHEMA_LIMITS } from '../../sdk/limits.js';
 import { compileUntrustedSchema, schemaCostPerByte } from '../../sdk/schema.js';
-import { compare, type BenchResult } from './harness.js';
+import { type BenchResult, compare } from './harness.js';
 
 const { fullFormats } = formatsModule as unknown as { fullFormats: Record<string, RegExp> };
 const BYTES = PLATFORM_LIMITS.defaultMaxMessageBytes;
@@ -23,7 +23,9 @@ const BYTES = PLATFORM_LIMITS.defaultMaxMessageBytes;
 const TARGET_RATIO = 20_000;
 
 /** As many variants of `one` in an allOf as the cost bound takes (the same subschema twice is refused). */
-const stacked = (one: (i: number) => object, cost: number) => ({ allOf: Array.from({ length: Math.floor(SCHEMA_LIMITS.maxCostPerByte / cost) }, (_, i) => one(i)) });
+const stacked = (one: (i: number) => object, cost: number) => ({
+  allOf: Array.from({ length: Math.floor(SCHEMA_LIMITS.maxCostPerByte / cost) }, (_, i) => one(i)),
+});
 
 /** An array of small objects filling `bytes` of JSON, all distinct (uniqueItems must read them all). */
 function objects(bytes: number): unknown[] {
@@ -41,10 +43,16 @@ function objects(bytes: number): unknown[] {
 function nested(bytes: number): unknown[] {
   const leaves = Math.floor(bytes / 8 / 8 / 8 / 6);
   let next = 0;
-  return Array.from({ length: 8 }, () => Array.from({ length: 8 }, () => Array.from({ length: 8 }, () => Array.from({ length: leaves }, () => next++ % 100_000))));
+  return Array.from({ length: 8 }, () =>
+    Array.from({ length: 8 }, () => Array.from({ length: 8 }, () => Array.from({ length: leaves }, () => next++ % 100_000))),
+  );
 }
 
-interface Case { name: string; schema: object; message: unknown }
+interface Case {
+  name: string;
+  schema: object;
+  message: unknown;
+}
 
 function cases(): Case[] {
   const uriTemplate = fullFormats['uri-template']!.source;
@@ -54,12 +62,20 @@ function cases(): Case[] {
   const enumItems = Array.from({ length: Math.floor(BYTES / (String(last).length + 1)) - 1 }, () => last);
   return [
     // uniqueItems applies once per value, so its worst is four nested arrays, each byte read four times.
-    { name: 'uniqueItems on 4 nested levels', schema: { uniqueItems: true, items: { uniqueItems: true, items: { uniqueItems: true, items: { uniqueItems: true } } } }, message: nested(BYTES) },
+    {
+      name: 'uniqueItems on 4 nested levels',
+      schema: { uniqueItems: true, items: { uniqueItems: true, items: { uniqueItems: true, items: { uniqueItems: true } } } },
+      message: nested(BYTES),
+    },
     { name: 'uniqueItems over objects', schema: { uniqueItems: true }, message: objects(BYTES) },
     { name: 'format uri-template stacked', schema: stacked((i) => ({ format: 'uri-template', $comment: String(i) }), 51), message: string },
     { name: 'pattern uri-template stacked', schema: stacked((i) => ({ pattern: `${'(?:)'.repeat(i)}${uriTemplate}` }), 51), message: string },
     // ipv6 last: the first violation ends validation, so the twelve that pass run first.
-    { name: '12 uri-template + ipv6 formats', schema: { allOf: [...Array.from({ length: 12 }, (_, i) => ({ format: 'uri-template', $comment: String(i) })), { format: 'ipv6' }] }, message: string },
+    {
+      name: '12 uri-template + ipv6 formats',
+      schema: { allOf: [...Array.from({ length: 12 }, (_, i) => ({ format: 'uri-template', $comment: String(i) })), { format: 'ipv6' }] },
+      message: string,
+    },
     { name: 'enum of 495 under items', schema: { type: 'array', items: { enum: enumValues } }, message: enumItems },
   ];
 }
@@ -79,9 +95,15 @@ export default async function schemaBench(): Promise<BenchResult[]> {
       return Number(process.hrtime.bigint() - start) / 1e6;
     };
     const result = await compare({
-      name: `schema: ${name}`, unit: 'ms per validation', baselineName: 'JSON.parse of the message', higherIsBetter: false,
-      target: 1 / TARGET_RATIO, rounds: 5, warmupRounds: 1,
-      subject: timed(() => validate(message)), baseline: timed(() => JSON.parse(json)),
+      name: `schema: ${name}`,
+      unit: 'ms per validation',
+      baselineName: 'JSON.parse of the message',
+      higherIsBetter: false,
+      target: 1 / TARGET_RATIO,
+      rounds: 5,
+      warmupRounds: 1,
+      subject: timed(() => validate(message)),
+      baseline: timed(() => JSON.parse(json)),
       notes: () => [`cost ${cost} per byte of ${SCHEMA_LIMITS.maxCostPerByte}; message ${json.length} bytes; valid ${valid}`],
     });
     results.push(result);

@@ -4,7 +4,7 @@
  * directory left as it was.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -12,8 +12,8 @@ import readline from 'node:readline';
 import { callControl } from '../../platform/api/control-socket.js';
 import { FORMAT_FILE, LOCK_FILE } from '../../platform/datadir/index.js';
 import { FileDeviceKeyProvider, memoryDeviceKeys } from '../../platform/device/index.js';
-import { startGateway, type Gateway, type GatewayOptions } from '../../platform/main.js';
-import { isIsogateError, type ErrorCode } from '../../sdk/errors.js';
+import { type Gateway, type GatewayOptions, startGateway } from '../../platform/main.js';
+import { type ErrorCode, isIsogateError } from '../../sdk/errors.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
 
 const NOBODY = 65534;
@@ -30,8 +30,27 @@ function refusedWith(code: ErrorCode, pattern?: RegExp) {
 /** A self-signed root from the openssl CLI: what --trust names, for a gateway with no embedded store. */
 function writeTrustRoot(dir: string): string {
   const cert = path.join(dir, 'root.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'root.key'),
-    '-out', cert, '-subj', '/CN=datadir test root', '-days', '2'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      path.join(dir, 'root.key'),
+      '-out',
+      cert,
+      '-subj',
+      '/CN=datadir test root',
+      '-days',
+      '2',
+    ],
+    { stdio: 'ignore' },
+  );
   return cert;
 }
 
@@ -67,7 +86,13 @@ describe('data directory ownership and modes', () => {
     await fs.mkdir(parent);
     await fs.chmod(parent, 0o777);
     const data = path.join(parent, 'data');
-    await assert.rejects(startGateway(options(data)), refusedWith('E_DATA_DIR_UNSAFE', new RegExp(`${parent}, above the data directory, is writable by group or others \\(mode 0777\\) without the sticky bit`)));
+    await assert.rejects(
+      startGateway(options(data)),
+      refusedWith(
+        'E_DATA_DIR_UNSAFE',
+        new RegExp(`${parent}, above the data directory, is writable by group or others \\(mode 0777\\) without the sticky bit`),
+      ),
+    );
     assert.deepEqual(await fs.readdir(parent), []);
   });
 
@@ -89,7 +114,10 @@ describe('data directory ownership and modes', () => {
     await fs.mkdir(planted, { mode: 0o755 });
     await fs.chown(planted, NOBODY, NOBODY);
     // Someone else's directory in /tmp: they may rename it and everything below it.
-    await assert.rejects(startGateway(options(path.join(planted, 'data'))), refusedWith('E_DATA_DIR_UNSAFE', /planted, above the data directory, is owned by uid 65534/));
+    await assert.rejects(
+      startGateway(options(path.join(planted, 'data'))),
+      refusedWith('E_DATA_DIR_UNSAFE', /planted, above the data directory, is owned by uid 65534/),
+    );
     assert.deepEqual(await fs.readdir(planted), []);
 
     const gateway = await startGateway(options(path.join(sticky, 'mine')));
@@ -146,7 +174,10 @@ describe('the CLI client checks the control socket before sending anything', () 
     const socketPath = path.join(data, 'control.sock');
     await serveImpostor(socketPath);
     await fs.lchown(socketPath, NOBODY, NOBODY);
-    await assert.rejects(callControl(socketPath, 'status'), refusedWith('E_CONTROL_SOCKET_UNSAFE', /belongs to uid 65534, not to its data directory's owner \(uid 0\)/));
+    await assert.rejects(
+      callControl(socketPath, 'status'),
+      refusedWith('E_CONTROL_SOCKET_UNSAFE', /belongs to uid 65534, not to its data directory's owner \(uid 0\)/),
+    );
     assert.equal(received, 0);
     assert.equal(connections, 0);
   });
@@ -244,9 +275,13 @@ describe('one gateway per data directory', function () {
   it('names the holder of the lock, a gateway in another process; once it is killed (SIGKILL) a new gateway starts', async () => {
     // Started with the isolate flag, bin/isogate.mjs runs the gateway in its own process instead of
     // starting a second one, so the child is the gateway itself and SIGKILL leaves it no chance to clean up.
-    child = spawn(process.execPath, ['--no-node-snapshot', ISOGATE, 'start', '--data', data, '--store', 'http://127.0.0.1:9', '--trust', trust, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, ['--no-node-snapshot', ISOGATE, 'start', '--data', data, '--store', 'http://127.0.0.1:9', '--trust', trust, '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
-    child.stderr!.on('data', (chunk) => { output += chunk; });
+    child.stderr!.on('data', (chunk) => {
+      output += chunk;
+    });
     await new Promise((resolve, reject) => {
       readline.createInterface({ input: child!.stdout! }).on('line', (line) => {
         output += `${line}\n`;
@@ -309,7 +344,7 @@ describe('secrets at rest', function () {
     try {
       assert.equal(gateway.storeDir, `${data}-store`);
       caKey = await fs.readFile(path.join(gateway.storeDir!, 'ca', 'root.key.pem'), 'utf8');
-      assert.equal(((await fs.stat(gateway.storeDir!)).mode & 0o777), 0o700);
+      assert.equal((await fs.stat(gateway.storeDir!)).mode & 0o777, 0o700);
     } finally {
       await gateway.close();
     }
@@ -319,12 +354,15 @@ describe('secrets at rest', function () {
       assert.ok(!(await fs.readFile(path.join(data, file), 'utf8')).includes(caKey.trim()), `${file} does not hold the store's CA key`);
     }
     const publisherKey = path.join(`${data}-store`, 'publisher', 'publisher.key.pem');
-    assert.ok((await fs.stat(publisherKey)).isFile(), 'the sample publisher\'s key is the store\'s too');
+    assert.ok((await fs.stat(publisherKey)).isFile(), "the sample publisher's key is the store's too");
   });
 
   it('keeps the embedded store where --store-data says, and refuses a place inside the data directory with E_OPTION', async () => {
     const data = path.join(work, 'data');
-    await assert.rejects(startGateway({ dataDir: data, storeDataDir: path.join(data, 'store') }), refusedWith('E_OPTION', /must be outside the data directory/));
+    await assert.rejects(
+      startGateway({ dataDir: data, storeDataDir: path.join(data, 'store') }),
+      refusedWith('E_OPTION', /must be outside the data directory/),
+    );
     assert.deepEqual(await fs.readdir(data), []);
   });
 
@@ -371,7 +409,13 @@ describe('secrets at rest', function () {
     const data = path.join(work, 'data');
     const trust = writeTrustRoot(work);
     let opened = 0;
-    const provider = { description: 'test provider', open: async () => { opened += 1; return memoryDeviceKeys(); } };
+    const provider = {
+      description: 'test provider',
+      open: async () => {
+        opened += 1;
+        return memoryDeviceKeys();
+      },
+    };
     const gateway = await startGateway({ dataDir: data, storeUrl: 'http://127.0.0.1:9', trustRootFile: trust, deviceKeys: provider });
     await gateway.close();
     assert.equal(opened, 1);

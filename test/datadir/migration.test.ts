@@ -4,13 +4,13 @@
  * admin set up lost, the store's CA key out of the data directory, and a second start a no-op.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CURRENT_FORMAT, FORMAT_FILE, MIGRATIONS, type MigrationStep } from '../../platform/datadir/index.js';
 import { migrateDataDirectory } from '../../platform/datadir/format.js';
+import { CURRENT_FORMAT, FORMAT_FILE, MIGRATIONS, type MigrationStep } from '../../platform/datadir/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { startGateway } from '../../platform/main.js';
 import { StorageService } from '../../platform/storage/index.js';
@@ -38,8 +38,29 @@ async function copyFixture(data: string): Promise<{ caKey: string; caCert: strin
   await fs.writeFile(path.join(data, 'device', 'device.key'), `${FIXTURE_DEVICE_KEY.toString('base64')}\n`, { mode: 0o600 });
   // 0.1.0 kept the store's root CA key here; the fixture may not commit one, so one is made now.
   const caDir = path.join(data, 'store', 'ca');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(caDir, 'root.key.pem'), '-out', path.join(caDir, 'root.cert.pem'),
-    '-subj', '/CN=isogate store-mock root CA/O=isogate store-mock', '-days', '30', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      path.join(caDir, 'root.key.pem'),
+      '-out',
+      path.join(caDir, 'root.cert.pem'),
+      '-subj',
+      '/CN=isogate store-mock root CA/O=isogate store-mock',
+      '-days',
+      '30',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    { stdio: 'ignore' },
+  );
   return { caKey: await fs.readFile(path.join(caDir, 'root.key.pem'), 'utf8'), caCert: await fs.readFile(path.join(caDir, 'root.cert.pem'), 'utf8') };
 }
 
@@ -62,14 +83,23 @@ describe('a data directory written by 0.1.0', function () {
     try {
       assert.deepEqual(gateway.migrated, ['The embedded store moves out of the data directory']);
       const { orchestrator, launcher, router } = gateway.services;
-      assert.deepEqual(orchestrator.list().map((app) => app.packageId).sort(), [TELEMETRY, THRESHOLD, UPLINK]);
+      assert.deepEqual(
+        orchestrator
+          .list()
+          .map((app) => app.packageId)
+          .sort(),
+        [TELEMETRY, THRESHOLD, UPLINK],
+      );
       assert.equal(launcher.status(TELEMETRY).launchRule, 'auto');
       assert.equal(launcher.status(THRESHOLD).launchRule, 'none', 'manual kept');
       assert.equal(launcher.status(UPLINK).launchRule, 'forbidden', 'blocked kept');
       // Autostart ran the telemetry app: its integrity record still verifies under the device key.
       assert.equal(launcher.status(TELEMETRY).status, 'running');
       assert.deepEqual(launcher.getConfiguration(TELEMETRY), { intervalMs: 60_000, sensors: ['temperature', 'flow'] });
-      const routes = router.list().map((r) => `${r.source.application_id}:${r.source.endpoint}>${r.destination.application_id}:${r.destination.endpoint}`).sort();
+      const routes = router
+        .list()
+        .map((r) => `${r.source.application_id}:${r.source.endpoint}>${r.destination.application_id}:${r.destination.endpoint}`)
+        .sort();
       assert.deepEqual(routes, [`${TELEMETRY}:readings>${THRESHOLD}:readings`, `${THRESHOLD}:alerts>${UPLINK}:alerts`]);
       assert.equal(gateway.storeDir, storeDir);
     } finally {
@@ -123,13 +153,16 @@ describe('a data directory written by 0.1.0', function () {
     assert.ok((await fs.stat(path.join(storeDir, 'ca', 'root.key.pem'))).isFile());
   });
 
-  it('refuses, changing nothing, when the store\'s new place already holds another store (E_MIGRATION)', async () => {
+  it("refuses, changing nothing, when the store's new place already holds another store (E_MIGRATION)", async () => {
     await copyFixture(data);
     const storeDir = `${data}-store`;
     await fs.mkdir(path.join(storeDir, 'ca'), { recursive: true, mode: 0o700 });
-    await fs.writeFile(path.join(storeDir, 'ca', 'root.cert.pem'), 'another store\'s root');
+    await fs.writeFile(path.join(storeDir, 'ca', 'root.cert.pem'), "another store's root");
     const before = [await snapshotTree(data), await snapshotTree(storeDir)];
-    await assert.rejects(startGateway({ dataDir: data }), (error: unknown) => isIsogateError(error, 'E_MIGRATION') && /already holds another one/.test(error.message));
+    await assert.rejects(
+      startGateway({ dataDir: data }),
+      (error: unknown) => isIsogateError(error, 'E_MIGRATION') && /already holds another one/.test(error.message),
+    );
     // The lock file is the one thing a refused start may leave: it is what made the refusal safe.
     const after = await snapshotTree(data);
     after.delete('gateway.lock');
@@ -140,8 +173,12 @@ describe('a data directory written by 0.1.0', function () {
     await copyFixture(data);
     await fs.writeFile(path.join(data, FORMAT_FILE), JSON.stringify({ format: CURRENT_FORMAT + 1 }));
     const before = await snapshotTree(data);
-    await assert.rejects(startGateway({ dataDir: data }), (error: unknown) => isIsogateError(error, 'E_DATA_DIR_FORMAT')
-      && new RegExp(`format ${CURRENT_FORMAT + 1}, written by a newer isogate; this one knows formats up to ${CURRENT_FORMAT}`).test(error.message));
+    await assert.rejects(
+      startGateway({ dataDir: data }),
+      (error: unknown) =>
+        isIsogateError(error, 'E_DATA_DIR_FORMAT') &&
+        new RegExp(`format ${CURRENT_FORMAT + 1}, written by a newer isogate; this one knows formats up to ${CURRENT_FORMAT}`).test(error.message),
+    );
     const after = await snapshotTree(data);
     after.delete('gateway.lock');
     assert.deepEqual(after, before);
@@ -157,7 +194,10 @@ describe('a data directory written by 0.1.0', function () {
   it('creates a new data directory at the current format, with nothing said to be migrated', async () => {
     const keys = generateKeyPair();
     const trust = `${data}-trust.pem`;
-    await fs.writeFile(trust, createCertificate({ subject: { commonName: 'test root' }, publicKeyPem: keys.publicKeyPem, signingKeyPem: keys.keyPem, usage: 'ca' }));
+    await fs.writeFile(
+      trust,
+      createCertificate({ subject: { commonName: 'test root' }, publicKeyPem: keys.publicKeyPem, signingKeyPem: keys.keyPem, usage: 'ca' }),
+    );
     const gateway = await startGateway({ dataDir: data, storeUrl: 'http://127.0.0.1:9', trustRootFile: trust });
     try {
       assert.deepEqual(gateway.migrated, []);
@@ -175,11 +215,26 @@ describe('a data directory written by 0.1.0', function () {
     let failOnce = true;
     const steps: MigrationStep[] = [
       ...MIGRATIONS,
-      { from: CURRENT_FORMAT, to: CURRENT_FORMAT + 1, description: 'next', run: async () => { ran.push('next'); } },
-      { from: CURRENT_FORMAT + 1, to: CURRENT_FORMAT + 2, description: 'flaky', run: async () => {
-        ran.push('flaky');
-        if (failOnce) { failOnce = false; throw new Error('power cut'); }
-      } },
+      {
+        from: CURRENT_FORMAT,
+        to: CURRENT_FORMAT + 1,
+        description: 'next',
+        run: async () => {
+          ran.push('next');
+        },
+      },
+      {
+        from: CURRENT_FORMAT + 1,
+        to: CURRENT_FORMAT + 2,
+        description: 'flaky',
+        run: async () => {
+          ran.push('flaky');
+          if (failOnce) {
+            failOnce = false;
+            throw new Error('power cut');
+          }
+        },
+      },
     ];
     await assert.rejects(migrateDataDirectory({ dataDir: data, storeDir: `${data}-store` }, steps), /power cut/);
     assert.deepEqual(JSON.parse(await fs.readFile(path.join(data, FORMAT_FILE), 'utf8')), { format: CURRENT_FORMAT + 1 });

@@ -10,9 +10,9 @@ import path from 'node:path';
 import sinon from 'sinon';
 import { ensureOwnDirectory } from '../../platform/datadir/index.js';
 import { startGateway } from '../../platform/main.js';
+import { main as sdkMain } from '../../sdk/cli/main.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import { makeDirectories } from '../../sdk/paths.js';
-import { main as sdkMain } from '../../sdk/cli/main.js';
 import { main as storeMain } from '../../store-mock/cli.js';
 import { runMain } from '../fixtures/cli.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
@@ -26,7 +26,10 @@ function refusedWithPath(pattern: RegExp) {
 }
 
 async function absent(target: string): Promise<boolean> {
-  return fs.lstat(target).then(() => false, (error: NodeJS.ErrnoException) => error.code === 'ENOENT');
+  return fs.lstat(target).then(
+    () => false,
+    (error: NodeJS.ErrnoException) => error.code === 'ENOENT',
+  );
 }
 
 describe('data directory path mistakes', () => {
@@ -43,7 +46,10 @@ describe('data directory path mistakes', () => {
     const file = path.join(work, 'notes.txt');
     await fs.writeFile(file, 'not a data directory\n');
     const before = await snapshotTree(work);
-    await assert.rejects(startGateway({ dataDir: file }), refusedWithPath(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is a file, not a directory`)));
+    await assert.rejects(
+      startGateway({ dataDir: file }),
+      refusedWithPath(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is a file, not a directory`)),
+    );
     assert.deepEqual(await snapshotTree(work), before);
     assert.ok(await absent(`${file}-store`));
   });
@@ -57,7 +63,10 @@ describe('data directory path mistakes', () => {
 
   it('a data directory below /proc, where mkdir can never succeed: E_PATH at once instead of a silent endless loop', async () => {
     const target = `/proc/isogate-nope-${process.pid}/data`;
-    await assert.rejects(ensureOwnDirectory(target, 'the data directory'), refusedWithPath(/the data directory \/proc\/isogate-nope-\d+\/data cannot be created: making \/proc\/isogate-nope-\d+ failed .*ENOENT/));
+    await assert.rejects(
+      ensureOwnDirectory(target, 'the data directory'),
+      refusedWithPath(/the data directory \/proc\/isogate-nope-\d+\/data cannot be created: making \/proc\/isogate-nope-\d+ failed .*ENOENT/),
+    );
   });
 
   it('the store and SDK CLIs make their directories the same way: below /proc, E_PATH at once', async () => {

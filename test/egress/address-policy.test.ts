@@ -10,8 +10,8 @@ import { strict as assert } from 'node:assert';
 import dns from 'node:dns';
 import { promises as fs } from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import mqttPacket from 'mqtt-packet';
@@ -20,19 +20,28 @@ import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { canonicalHost } from '../../platform/egress/address-policy.js';
-import { AddressPolicy, CertificateStore, EgressService, type EgressLimits } from '../../platform/egress/index.js';
+import { AddressPolicy, CertificateStore, type EgressLimits, EgressService } from '../../platform/egress/index.js';
 import type { EgressHost } from '../../platform/sandbox/bridge.js';
-import type { EgressProtocol, EgressTarget } from '../../sdk/manifest.js';
 import { isIsogateError } from '../../sdk/errors.js';
+import type { EgressProtocol, EgressTarget } from '../../sdk/manifest.js';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { waitFor } from '../fixtures/wait.js';
 
-interface Identity { certPem: string; keyPem: string }
+interface Identity {
+  certPem: string;
+  keyPem: string;
+}
 
 function issue(name: string, usage: 'ca' | 'server' | 'client', issuer?: Identity, altNames?: string[]): Identity {
   const keys = generateKeyPair();
-  const certPem = createCertificate({ subject: { commonName: name }, publicKeyPem: keys.publicKeyPem, usage, ...(issuer ? { issuer } : { signingKeyPem: keys.keyPem }), ...(altNames ? { altNames } : {}) });
+  const certPem = createCertificate({
+    subject: { commonName: name },
+    publicKeyPem: keys.publicKeyPem,
+    usage,
+    ...(issuer ? { issuer } : { signingKeyPem: keys.keyPem }),
+    ...(altNames ? { altNames } : {}),
+  });
   return { certPem, keyPem: keys.keyPem };
 }
 
@@ -57,7 +66,20 @@ const SPELLINGS = ['127.0.0.1', '0', '2130706433', '0x7f000001', '127.1', '0177.
 /** What the terminator also refuses when it is handed an IPv6 literal directly. */
 const IPV6_SPELLINGS = ['::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::'];
 /** Hosts that reach this machine's loopback, where a test may connect. */
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost', '0', '0.0.0.0', '2130706433', '0x7f000001', '127.1', '0177.0.0.1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::']);
+const LOOPBACK_HOSTS = new Set([
+  '127.0.0.1',
+  '::1',
+  'localhost',
+  '0',
+  '0.0.0.0',
+  '2130706433',
+  '0x7f000001',
+  '127.1',
+  '0177.0.0.1',
+  '::ffff:127.0.0.1',
+  '::ffff:7f00:1',
+  '::',
+]);
 
 describe('egress address policy', function () {
   this.timeout(30_000);
@@ -74,7 +96,12 @@ describe('egress address policy', function () {
   let tripwire: sinon.SinonStub;
 
   const service = (allowedRanges?: string[], limits: Partial<EgressLimits> = {}): EgressService => {
-    const created = new EgressService({ certificates, appLog: (_id, _level, line) => appLog.push(line), limits: { timeoutMs: 5000, ...limits }, ...(allowedRanges ? { allowedRanges } : {}) });
+    const created = new EgressService({
+      certificates,
+      appLog: (_id, _level, line) => appLog.push(line),
+      limits: { timeoutMs: 5000, ...limits },
+      ...(allowedRanges ? { allowedRanges } : {}),
+    });
     services.push(created);
     return created;
   };
@@ -118,49 +145,92 @@ describe('egress address policy', function () {
   });
 
   it('reads every spelling of an address as the URL host parser does', () => {
-    for (const spelling of ['127.0.0.1', '2130706433', '0x7f000001', '127.1', '0177.0.0.1', '127.0.0.1.']) assert.deepEqual(canonicalHost(spelling), { address: '127.0.0.1', family: 4 }, spelling);
+    for (const spelling of ['127.0.0.1', '2130706433', '0x7f000001', '127.1', '0177.0.0.1', '127.0.0.1.'])
+      assert.deepEqual(canonicalHost(spelling), { address: '127.0.0.1', family: 4 }, spelling);
     assert.deepEqual(canonicalHost('0'), { address: '0.0.0.0', family: 4 });
     assert.deepEqual(canonicalHost('::ffff:127.0.0.1'), { address: '::ffff:7f00:1', family: 6 });
     assert.deepEqual(canonicalHost('Plant.Example'), { name: 'plant.example' });
     assert.equal(canonicalHost('1.2.3.4.5'), undefined);
   });
 
-  it('refuses the gateway\'s own side in every IPv4 and IPv6 form, and allows the internet', () => {
+  it("refuses the gateway's own side in every IPv4 and IPv6 form, and allows the internet", () => {
     const policy = AddressPolicy.fromRanges(undefined);
     const refused: Record<string, string> = {
-      '127.0.0.1': 'loopback', '127.255.0.9': 'loopback', '::1': 'loopback',
-      '0.0.0.0': 'unspecified', '0.1.2.3': 'unspecified', '::': 'unspecified',
-      '169.254.169.254': 'link-local', 'fe80::1': 'link-local', 'fe80::1%eth0': 'link-local',
-      '10.0.0.1': 'private', '172.16.5.4': 'private', '172.31.255.255': 'private', '192.168.1.1': 'private', 'fc00::1': 'private', 'fd12:3456::1': 'private',
-      '100.64.0.1': 'carrier-grade NAT', '100.127.255.254': 'carrier-grade NAT',
-      '224.0.0.251': 'multicast', '239.255.255.250': 'multicast', 'ff02::1': 'multicast',
-      '240.0.0.1': 'reserved or broadcast', '255.255.255.255': 'reserved or broadcast',
-      '::ffff:127.0.0.1': 'loopback (127.0.0.1, IPv4-mapped)', '::ffff:a9fe:a9fe': 'link-local (169.254.169.254, IPv4-mapped)', '::ffff:10.0.0.1': 'private (10.0.0.1, IPv4-mapped)',
-      '::7f00:1': 'loopback (127.0.0.1, IPv4-compatible)', '::a00:1': 'private (10.0.0.1, IPv4-compatible)',
+      '127.0.0.1': 'loopback',
+      '127.255.0.9': 'loopback',
+      '::1': 'loopback',
+      '0.0.0.0': 'unspecified',
+      '0.1.2.3': 'unspecified',
+      '::': 'unspecified',
+      '169.254.169.254': 'link-local',
+      'fe80::1': 'link-local',
+      'fe80::1%eth0': 'link-local',
+      '10.0.0.1': 'private',
+      '172.16.5.4': 'private',
+      '172.31.255.255': 'private',
+      '192.168.1.1': 'private',
+      'fc00::1': 'private',
+      'fd12:3456::1': 'private',
+      '100.64.0.1': 'carrier-grade NAT',
+      '100.127.255.254': 'carrier-grade NAT',
+      '224.0.0.251': 'multicast',
+      '239.255.255.250': 'multicast',
+      'ff02::1': 'multicast',
+      '240.0.0.1': 'reserved or broadcast',
+      '255.255.255.255': 'reserved or broadcast',
+      '::ffff:127.0.0.1': 'loopback (127.0.0.1, IPv4-mapped)',
+      '::ffff:a9fe:a9fe': 'link-local (169.254.169.254, IPv4-mapped)',
+      '::ffff:10.0.0.1': 'private (10.0.0.1, IPv4-mapped)',
+      '::7f00:1': 'loopback (127.0.0.1, IPv4-compatible)',
+      '::a00:1': 'private (10.0.0.1, IPv4-compatible)',
       '::ffff:0:7f00:1': 'loopback (127.0.0.1, IPv4-translated)',
-      '64:ff9b::7f00:1': 'loopback (127.0.0.1, NAT64)', '64:ff9b::a9fe:a9fe': 'link-local (169.254.169.254, NAT64)', '64:ff9b::c0a8:101': 'private (192.168.1.1, NAT64)',
-      '2002:7f00:1::': 'loopback (127.0.0.1, 6to4)', '2002:a00:1::1': 'private (10.0.0.1, 6to4)',
+      '64:ff9b::7f00:1': 'loopback (127.0.0.1, NAT64)',
+      '64:ff9b::a9fe:a9fe': 'link-local (169.254.169.254, NAT64)',
+      '64:ff9b::c0a8:101': 'private (192.168.1.1, NAT64)',
+      '2002:7f00:1::': 'loopback (127.0.0.1, 6to4)',
+      '2002:a00:1::1': 'private (10.0.0.1, 6to4)',
     };
     for (const [address, reason] of Object.entries(refused)) assert.equal(policy.refusal(address), reason, address);
-    for (const address of ['93.184.216.34', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700::1111', '64:ff9b::808:808', '2002:808:808::1', '::ffff:8.8.8.8']) {
+    for (const address of [
+      '93.184.216.34',
+      '8.8.8.8',
+      '172.32.0.1',
+      '100.128.0.1',
+      '2606:4700::1111',
+      '64:ff9b::808:808',
+      '2002:808:808::1',
+      '::ffff:8.8.8.8',
+    ]) {
       assert.equal(policy.refusal(address), undefined, address);
     }
   });
 
   it('allows exactly the ranges the admin lists, in any form of their addresses', () => {
     const policy = AddressPolicy.fromRanges(['127.0.0.0/8', 'fd00:1::/64']);
-    for (const address of ['127.0.0.1', '127.9.9.9', '::ffff:127.0.0.1', '::7f00:1', '64:ff9b::7f00:1', 'fd00:1::5']) assert.equal(policy.refusal(address), undefined, address);
+    for (const address of ['127.0.0.1', '127.9.9.9', '::ffff:127.0.0.1', '::7f00:1', '64:ff9b::7f00:1', 'fd00:1::5'])
+      assert.equal(policy.refusal(address), undefined, address);
     for (const address of ['::1', '10.0.0.1', 'fd00:2::5', '169.254.169.254']) assert.notEqual(policy.refusal(address), undefined, address);
   });
 
   it('refuses a range that is not CIDR with E_CONFIG naming it', () => {
     const bad: [unknown, RegExp][] = [
       ['10.0.0.0/33', /allowed_ranges\[0\] "10\.0\.0\.0\/33".*prefix length of an IPv4 range is 0 to 32/],
-      ['::1/129', /0 to 128/], ['10.0.0.0', /no \/PREFIX/], ['localhost/8', /not an IPv4 or IPv6 address/], ['2130706433/8', /not an IPv4 or IPv6 address/],
-      ['10.0.0.0/8/8', /no \/PREFIX/], ['10.0.0.0/-1', /prefix length/], ['10.0.0.0/ 8', /prefix length/], ['10.0.0.0/', /prefix length/], [42, /not a string/],
+      ['::1/129', /0 to 128/],
+      ['10.0.0.0', /no \/PREFIX/],
+      ['localhost/8', /not an IPv4 or IPv6 address/],
+      ['2130706433/8', /not an IPv4 or IPv6 address/],
+      ['10.0.0.0/8/8', /no \/PREFIX/],
+      ['10.0.0.0/-1', /prefix length/],
+      ['10.0.0.0/ 8', /prefix length/],
+      ['10.0.0.0/', /prefix length/],
+      [42, /not a string/],
     ];
     for (const [range, pattern] of bad) {
-      assert.throws(() => AddressPolicy.fromRanges([range]), (error: unknown) => isIsogateError(error, 'E_CONFIG') && pattern.test(error.message), String(range));
+      assert.throws(
+        () => AddressPolicy.fromRanges([range]),
+        (error: unknown) => isIsogateError(error, 'E_CONFIG') && pattern.test(error.message),
+        String(range),
+      );
     }
     assert.throws(() => AddressPolicy.fromRanges('127.0.0.0/8'), { code: 'E_CONFIG' });
   });
@@ -177,21 +247,36 @@ describe('egress address policy', function () {
         });
       }
       assert.equal(accepted, 0);
-      assert.ok(appLog.some((line) => /refused: E_EGRESS_UNREACHABLE: .*\(E_EGRESS_ADDRESS: .*localhost \(127\.0\.0\.1\) is a loopback address.*EGRESS\.allowed_ranges/.test(line)), appLog.join('\n'));
+      assert.ok(
+        appLog.some((line) =>
+          /refused: E_EGRESS_UNREACHABLE: .*\(E_EGRESS_ADDRESS: .*localhost \(127\.0\.0\.1\) is a loopback address.*EGRESS\.allowed_ranges/.test(line),
+        ),
+        appLog.join('\n'),
+      );
     });
   }
 
   it('refuses a host name when any address of its DNS answer is refused, connecting nowhere', async () => {
     // A rebinding answer: one address the admin allowed, one on the plant's network.
-    const lookup = sinon.stub(dns.promises, 'lookup').resolves([{ address: '127.0.0.1', family: 4 }, { address: '10.1.2.3', family: 4 }] as never);
+    const lookup = sinon.stub(dns.promises, 'lookup').resolves([
+      { address: '127.0.0.1', family: 4 },
+      { address: '10.1.2.3', family: 4 },
+    ] as never);
     try {
       const egress = service(['127.0.0.0/8']);
       for (const kind of KINDS) {
-        await assert.rejects(attempt(egress.forApp(APP, [target(kind, 'plant-cloud.example')]), kind, 'cloud'), (error: unknown) => isIsogateError(error, 'E_EGRESS_UNREACHABLE') && error.message === unreachableSentence('plant-cloud.example', port));
+        await assert.rejects(
+          attempt(egress.forApp(APP, [target(kind, 'plant-cloud.example')]), kind, 'cloud'),
+          (error: unknown) => isIsogateError(error, 'E_EGRESS_UNREACHABLE') && error.message === unreachableSentence('plant-cloud.example', port),
+        );
       }
       assert.equal(lookup.callCount, KINDS.length);
       assert.equal(accepted, 0);
-      assert.equal(appLog.filter((line) => /\(E_EGRESS_ADDRESS: .*plant-cloud\.example \(10\.1\.2\.3\) is a private address/.test(line)).length, KINDS.length, appLog.join('\n'));
+      assert.equal(
+        appLog.filter((line) => /\(E_EGRESS_ADDRESS: .*plant-cloud\.example \(10\.1\.2\.3\) is a private address/.test(line)).length,
+        KINDS.length,
+        appLog.join('\n'),
+      );
     } finally {
       lookup.restore();
     }
@@ -222,16 +307,32 @@ describe('egress address policy', function () {
         assert.equal(new Set(seen).size, 1, seen.join('\n'));
         assert.equal(accepted, 0);
         // The admin's log says which was which, with the address.
-        assert.ok(appLog.some((line) => line.includes('(E_EGRESS_ADDRESS: ') && line.includes('nas.corp.example (10.20.30.40) is a private address')), appLog.join('\n'));
-        assert.ok(appLog.some((line) => line.includes('printer.corp.example') && line.endsWith('(ENOTFOUND)')), appLog.join('\n'));
+        assert.ok(
+          appLog.some((line) => line.includes('(E_EGRESS_ADDRESS: ') && line.includes('nas.corp.example (10.20.30.40) is a private address')),
+          appLog.join('\n'),
+        );
+        assert.ok(
+          appLog.some((line) => line.includes('printer.corp.example') && line.endsWith('(ENOTFOUND)')),
+          appLog.join('\n'),
+        );
       } finally {
         lookup.restore();
       }
     });
   }
 
-  it('judges each address only by its own family\'s allowed ranges: no IPv6 range allows an IPv4 address, nor the reverse', () => {
-    const internalIpv4 = ['127.0.0.1', '169.254.169.254', '10.0.0.1', '192.168.1.1', '::ffff:127.0.0.1', '::ffff:a9fe:a9fe', '::7f00:1', '64:ff9b::a00:1', '2002:7f00:1::'];
+  it("judges each address only by its own family's allowed ranges: no IPv6 range allows an IPv4 address, nor the reverse", () => {
+    const internalIpv4 = [
+      '127.0.0.1',
+      '169.254.169.254',
+      '10.0.0.1',
+      '192.168.1.1',
+      '::ffff:127.0.0.1',
+      '::ffff:a9fe:a9fe',
+      '::7f00:1',
+      '64:ff9b::a00:1',
+      '2002:7f00:1::',
+    ];
     for (const range of ['::/0', '::/8', '::/64', '::/96', '::ffff:0:0/96', '64:ff9b::/96']) {
       const policy = AddressPolicy.fromRanges([range]);
       for (const address of internalIpv4) assert.notEqual(policy.refusal(address), undefined, `${range} let ${address} through`);
@@ -250,7 +351,12 @@ describe('egress address policy', function () {
       assert.equal(response.status, 200, host);
     }
     // Allowing ::1 does not allow 127.0.0.1 written as IPv6.
-    await assert.rejects(service(['::1/128']).forApp(APP, [target('https', '::ffff:127.0.0.1')]).fetch('cloud', {}), { code: 'E_EGRESS_UNREACHABLE' });
+    await assert.rejects(
+      service(['::1/128'])
+        .forApp(APP, [target('https', '::ffff:127.0.0.1')])
+        .fetch('cloud', {}),
+      { code: 'E_EGRESS_UNREACHABLE' },
+    );
     assert.match(appLog.at(-1) ?? '', /E_EGRESS_ADDRESS: .*loopback \(127\.0\.0\.1, IPv4-mapped\)/);
   });
 
@@ -263,18 +369,26 @@ describe('egress address policy', function () {
     config.on('change', ({ after }) => egress.setAllowedRanges(after.EGRESS?.allowed_ranges));
     const host = egress.forApp(APP, [target('https', 'localhost')]);
     await assert.rejects(host.fetch('cloud', {}), { code: 'E_EGRESS_UNREACHABLE', message: unreachableSentence('localhost', port) });
-    await config.update((doc) => { doc.EGRESS = { allowed_ranges: ['127.0.0.0/8', '::1/128'] }; });
+    await config.update((doc) => {
+      doc.EGRESS = { allowed_ranges: ['127.0.0.0/8', '::1/128'] };
+    });
     assert.equal((await host.fetch('cloud', {})).status, 200);
     assert.equal(accepted, 1);
 
     const before = await fs.readFile(file, 'utf8');
-    await assert.rejects(config.update((doc) => { doc.EGRESS = { allowed_ranges: ['127.0.0.0/8', '10.0.0.0/40'] }; }),
-      (error: unknown) => isIsogateError(error, 'E_CONFIG') && /allowed_ranges\[1\] "10\.0\.0\.0\/40"/.test(error.message));
+    await assert.rejects(
+      config.update((doc) => {
+        doc.EGRESS = { allowed_ranges: ['127.0.0.0/8', '10.0.0.0/40'] };
+      }),
+      (error: unknown) => isIsogateError(error, 'E_CONFIG') && /allowed_ranges\[1\] "10\.0\.0\.0\/40"/.test(error.message),
+    );
     assert.equal(await fs.readFile(file, 'utf8'), before);
     assert.equal((await host.fetch('cloud', {})).status, 200, 'the old list still applies');
     assert.equal(accepted, 1, 'the kept connection served it');
 
-    await config.update((doc) => { delete doc.EGRESS; });
+    await config.update((doc) => {
+      delete doc.EGRESS;
+    });
     await assert.rejects(host.fetch('cloud', {}), { code: 'E_EGRESS_UNREACHABLE', message: unreachableSentence('localhost', port) });
     await waitFor(() => open.size === 0);
   });
@@ -312,8 +426,22 @@ describe('egress address policy', function () {
     before(async () => {
       const identity = issue('127.0.0.1', 'server', ca, ['127.0.0.1']);
       const credentials = { cert: identity.certPem, key: identity.keyPem };
-      backends.tls = { server: tls.createServer(credentials, (socket) => socket.on('data', (chunk: Buffer) => { heard.tls += chunk.length; socket.write(chunk); })), port: 0 };
-      backends.https = { server: https.createServer(credentials, (_req, res) => { heard.https += 1; res.end('{}'); }), port: 0 };
+      backends.tls = {
+        server: tls.createServer(credentials, (socket) =>
+          socket.on('data', (chunk: Buffer) => {
+            heard.tls += chunk.length;
+            socket.write(chunk);
+          }),
+        ),
+        port: 0,
+      };
+      backends.https = {
+        server: https.createServer(credentials, (_req, res) => {
+          heard.https += 1;
+          res.end('{}');
+        }),
+        port: 0,
+      };
       backends.mqtts = {
         server: tls.createServer(credentials, (socket) => {
           const parser = mqttPacket.parser();
@@ -355,11 +483,17 @@ describe('egress address policy', function () {
         await waitFor(() => waiting.length === 1);
         egress.setAllowedRanges([]);
         release(waiting.shift()!);
-        await assert.rejects(outcome, (error: unknown) => isIsogateError(error, 'E_EGRESS_UNREACHABLE') && error.message === unreachableSentence('127.0.0.1', proxyPort));
+        await assert.rejects(
+          outcome,
+          (error: unknown) => isIsogateError(error, 'E_EGRESS_UNREACHABLE') && error.message === unreachableSentence('127.0.0.1', proxyPort),
+        );
         // https: the change destroys the app's pool and the request with it, before the handshake
         // ends (the connector's late check then drops the socket); the others meet the late check.
         const cause = kind === 'https' ? /\(UND_ERR_DESTROYED\)$/ : /\(E_EGRESS_ADDRESS: .*127\.0\.0\.1 is a loopback address/;
-        assert.ok(appLog.some((line) => cause.test(line)), appLog.join('\n'));
+        assert.ok(
+          appLog.some((line) => cause.test(line)),
+          appLog.join('\n'),
+        );
         assert.equal(heard[kind], before);
       });
     }
@@ -378,7 +512,9 @@ describe('egress address policy', function () {
       await new Promise((resolve) => probe.close(resolve));
       // Accepts, then resets the connection; and accepts, then never says a word.
       resetting = net.createServer((socket) => socket.resetAndDestroy());
-      silent = net.createServer((socket) => { held.push(socket); });
+      silent = net.createServer((socket) => {
+        held.push(socket);
+      });
       for (const peer of [resetting, silent]) await new Promise<void>((resolve) => peer.listen(0, '127.0.0.1', resolve));
     });
     after(() => {
@@ -401,15 +537,24 @@ describe('egress address policy', function () {
         }
         assert.deepEqual(messages, Array(3).fill(unreachableSentence('localhost', 'PORT')));
         // The admin still learns what happened, from the app's log.
-        assert.ok(appLog.some((line) => /E_EGRESS_UNREACHABLE: .*\(ECONNREFUSED\)$/.test(line)), appLog.join('\n'));
-        assert.ok(appLog.some((line) => /E_EGRESS_UNREACHABLE: .*\(no connection within 300 ms\)$/.test(line)), appLog.join('\n'));
+        assert.ok(
+          appLog.some((line) => /E_EGRESS_UNREACHABLE: .*\(ECONNREFUSED\)$/.test(line)),
+          appLog.join('\n'),
+        );
+        assert.ok(
+          appLog.some((line) => /E_EGRESS_UNREACHABLE: .*\(no connection within 300 ms\)$/.test(line)),
+          appLog.join('\n'),
+        );
       });
     }
 
     it('https: a request whose own deadline passes before a connection is made is unreachable too, not a timeout', async () => {
       const egress = service(['127.0.0.0/8'], { connectTimeoutMs: 10_000, timeoutMs: 200 });
-      await assert.rejects(egress.forApp(APP, [target('https', 'localhost', (silent.address() as AddressInfo).port)]).fetch('cloud', {}),
-        (error: unknown) => isIsogateError(error, 'E_EGRESS_UNREACHABLE') && error.message === unreachableSentence('localhost', (silent.address() as AddressInfo).port));
+      await assert.rejects(
+        egress.forApp(APP, [target('https', 'localhost', (silent.address() as AddressInfo).port)]).fetch('cloud', {}),
+        (error: unknown) =>
+          isIsogateError(error, 'E_EGRESS_UNREACHABLE') && error.message === unreachableSentence('localhost', (silent.address() as AddressInfo).port),
+      );
     });
   });
 });

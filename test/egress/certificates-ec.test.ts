@@ -27,11 +27,38 @@ describe('app certificates with EC keys', () => {
   before(async () => {
     dir = await makeTempDir('isogate-ec-');
     const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-    openssl(['req', '-x509', ...ec, '-keyout', path.join(dir, 'ca.key'), '-out', path.join(dir, 'ca.pem'), '-subj', '/CN=Plant cloud CA/O=Plant', '-days', '365']);
+    openssl([
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      path.join(dir, 'ca.key'),
+      '-out',
+      path.join(dir, 'ca.pem'),
+      '-subj',
+      '/CN=Plant cloud CA/O=Plant',
+      '-days',
+      '365',
+    ]);
     openssl(['req', ...ec, '-keyout', path.join(dir, 'client.key'), '-out', path.join(dir, 'client.csr'), '-subj', '/CN=gateway uplink']);
     await fs.writeFile(path.join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n');
-    openssl(['x509', '-req', '-in', path.join(dir, 'client.csr'), '-CA', path.join(dir, 'ca.pem'), '-CAkey', path.join(dir, 'ca.key'), '-CAcreateserial',
-      '-out', path.join(dir, 'client.pem'), '-days', '365', '-extfile', path.join(dir, 'client.ext')]);
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      path.join(dir, 'client.csr'),
+      '-CA',
+      path.join(dir, 'ca.pem'),
+      '-CAkey',
+      path.join(dir, 'ca.key'),
+      '-CAcreateserial',
+      '-out',
+      path.join(dir, 'client.pem'),
+      '-days',
+      '365',
+      '-extfile',
+      path.join(dir, 'client.ext'),
+    ]);
     openssl(['req', '-x509', ...ec, '-keyout', path.join(dir, 'other.key'), '-out', path.join(dir, 'other.pem'), '-subj', '/CN=Other', '-days', '365']);
     audit = new MemoryAuditLog();
     store = new CertificateStore({ root: path.join(dir, 'certs'), keys: memoryDeviceKeys(), audit });
@@ -46,13 +73,20 @@ describe('app certificates with EC keys', () => {
     assert.ok(ca.daysLeft >= 364);
     const client = await store.setClient(APP, 'client.pem', await read('client.pem'), 'client.key', await read('client.key'));
     assert.deepEqual([client.subject, client.issuer, client.keyFileName], ['CN=gateway uplink', 'CN=Plant cloud CA, O=Plant', 'client.key']);
-    assert.deepEqual((await store.list(APP)).map((info) => [info.kind, info.subject]), [['ca', 'CN=Plant cloud CA, O=Plant'], ['client', 'CN=gateway uplink']]);
+    assert.deepEqual(
+      (await store.list(APP)).map((info) => [info.kind, info.subject]),
+      [
+        ['ca', 'CN=Plant cloud CA, O=Plant'],
+        ['client', 'CN=gateway uplink'],
+      ],
+    );
   });
 
   it('still refuses a key of another certificate with E_CERT_KEY_MISMATCH, storing nothing', async () => {
     const before = await snapshotTree(path.join(dir, 'certs'));
-    await assert.rejects(store.setClient(APP, 'client.pem', await read('client.pem'), 'other.key', await read('other.key')),
-      (error: unknown) => isIsogateError(error, 'E_CERT_KEY_MISMATCH'));
+    await assert.rejects(store.setClient(APP, 'client.pem', await read('client.pem'), 'other.key', await read('other.key')), (error: unknown) =>
+      isIsogateError(error, 'E_CERT_KEY_MISMATCH'),
+    );
     assert.deepEqual(await snapshotTree(path.join(dir, 'certs')), before);
   });
 });

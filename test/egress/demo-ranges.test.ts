@@ -12,32 +12,46 @@ import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 describe('demo egress ranges', () => {
   let dir: string;
-  beforeEach(async () => { dir = await makeTempDir('isogate-demo-ranges-'); });
+  beforeEach(async () => {
+    dir = await makeTempDir('isogate-demo-ranges-');
+  });
   afterEach(() => removeDir(dir));
 
   /** A gateway where the demo's apps and routes exist already, so only its configuration step acts. */
-  const services = (config: ConfigStore): GatewayServices => ({
-    config,
-    orchestrator: { get: () => ({}) },
-    router: { list: () => DEMO_ROUTES },
-    launcher: { status: () => ({ launchRule: 'auto', status: 'running' }) },
-  }) as unknown as GatewayServices;
+  const services = (config: ConfigStore): GatewayServices =>
+    ({
+      config,
+      orchestrator: { get: () => ({}) },
+      router: { list: () => DEMO_ROUTES },
+      launcher: { status: () => ({ launchRule: 'auto', status: 'running' }) },
+    }) as unknown as GatewayServices;
 
-  it('allows loopback when the document has no EGRESS, and the sample uplink\'s localhost passes the policy', async () => {
+  it("allows loopback when the document has no EGRESS, and the sample uplink's localhost passes the policy", async () => {
     const config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
-    assert.equal(config.read((doc) => doc.EGRESS), undefined);
+    assert.equal(
+      config.read((doc) => doc.EGRESS),
+      undefined,
+    );
     const lines: string[] = [];
     await setUpDemo(services(config), (line) => lines.push(line));
-    assert.deepEqual(config.read((doc) => doc.EGRESS), { allowed_ranges: [...DEMO_ALLOWED_RANGES] });
+    assert.deepEqual(
+      config.read((doc) => doc.EGRESS),
+      { allowed_ranges: [...DEMO_ALLOWED_RANGES] },
+    );
     assert.ok(lines.some((line) => /EGRESS\.allowed_ranges/.test(line)));
     const policy = AddressPolicy.fromRanges(config.read((doc) => doc.EGRESS?.allowed_ranges));
     assert.equal((await policy.addresses('localhost', 'demo')).length > 0, true);
   });
 
-  it('leaves an admin\'s EGRESS as it is on a later start', async () => {
+  it("leaves an admin's EGRESS as it is on a later start", async () => {
     const config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
-    await config.update((doc) => { doc.EGRESS = { allowed_ranges: [] }; });
+    await config.update((doc) => {
+      doc.EGRESS = { allowed_ranges: [] };
+    });
     await setUpDemo(services(config), () => undefined);
-    assert.deepEqual(config.read((doc) => doc.EGRESS), { allowed_ranges: [] });
+    assert.deepEqual(
+      config.read((doc) => doc.EGRESS),
+      { allowed_ranges: [] },
+    );
   });
 });

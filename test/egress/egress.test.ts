@@ -3,7 +3,7 @@
  * certificate, and Debian's mosquitto with `require_certificate true` checked by mosquitto_sub.
  */
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { CertificateStore, EgressService } from '../../platform/egress/index.js';
-import { createAppSandbox, type AppSandbox } from '../../platform/sandbox/index.js';
+import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.js';
 import { buildProject } from '../../sdk/build/project.js';
 import type { AppManifest, EgressTarget } from '../../sdk/manifest.js';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
@@ -21,11 +21,25 @@ import { fakeHost } from '../fixtures/fake-host.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { waitFor, waitForAsync } from '../fixtures/wait.js';
 
-interface Identity { certPem: string; keyPem: string }
+interface Identity {
+  certPem: string;
+  keyPem: string;
+}
 
-function issue(name: string, usage: 'ca' | 'server' | 'client', issuer?: Identity, extra: { altNames?: string[]; notBefore?: Date; notAfter?: Date } = {}): Identity {
+function issue(
+  name: string,
+  usage: 'ca' | 'server' | 'client',
+  issuer?: Identity,
+  extra: { altNames?: string[]; notBefore?: Date; notAfter?: Date } = {},
+): Identity {
   const keys = generateKeyPair();
-  const certPem = createCertificate({ subject: { commonName: name }, publicKeyPem: keys.publicKeyPem, usage, ...(issuer ? { issuer } : { signingKeyPem: keys.keyPem }), ...extra });
+  const certPem = createCertificate({
+    subject: { commonName: name },
+    publicKeyPem: keys.publicKeyPem,
+    usage,
+    ...(issuer ? { issuer } : { signingKeyPem: keys.keyPem }),
+    ...extra,
+  });
   return { certPem, keyPem: keys.keyPem };
 }
 
@@ -35,7 +49,10 @@ const LOOPBACK = ['127.0.0.0/8', '::1/128'];
 /** Whether something accepts TCP connections on the loopback port. */
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const probe = net.connect({ host: '127.0.0.1', port }, () => { probe.destroy(); resolve(true); });
+    const probe = net.connect({ host: '127.0.0.1', port }, () => {
+      probe.destroy();
+      resolve(true);
+    });
     probe.once('error', () => resolve(false));
   });
 }
@@ -44,9 +61,18 @@ const UPLINK_PROJECT = fileURLToPath(new URL('../../sample-apps/uplink/', import
 
 function appManifest(packageId: string, egress: EgressTarget[]): AppManifest {
   return {
-    manifestVersion: 1, package_id: packageId, name: 'streamer', title: 'Streamer', version: '1.0.0', publisher: 'tests',
-    type: 'service', buildSdkVersion: '1.0.0', entry: 'app/main.js', networkZone: 'wan',
-    resources: { memoryMb: 32, cpuMsPerEvent: 1000, storageMb: 1 }, egress,
+    manifestVersion: 1,
+    package_id: packageId,
+    name: 'streamer',
+    title: 'Streamer',
+    version: '1.0.0',
+    publisher: 'tests',
+    type: 'service',
+    buildSdkVersion: '1.0.0',
+    entry: 'app/main.js',
+    networkZone: 'wan',
+    resources: { memoryMb: 32, cpuMsPerEvent: 1000, storageMb: 1 },
+    egress,
   };
 }
 
@@ -65,17 +91,22 @@ describe('TLS egress', function () {
   const received: { path: string; body: string; clientCn: string }[] = [];
 
   async function serve(identity: Identity): Promise<{ server: https.Server; port: number }> {
-    const s = https.createServer({ ...{ cert: identity.certPem, key: identity.keyPem }, ca: [ca.certPem], requestCert: true, rejectUnauthorized: true }, (req, res) => {
-      let body = '';
-      req.on('data', (c) => { body += c; });
-      req.on('end', () => {
-        const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
-        received.push({ path: req.url ?? '', body, clientCn: String(peer.subject?.CN) });
-        res.setHeader('content-type', 'application/json');
-        res.setHeader('x-via', ['edge', 'core']);
-        res.end(req.url === '/big' ? 'x'.repeat(2 * 1024 * 1024) : JSON.stringify({ ok: true }));
-      });
-    });
+    const s = https.createServer(
+      { ...{ cert: identity.certPem, key: identity.keyPem }, ca: [ca.certPem], requestCert: true, rejectUnauthorized: true },
+      (req, res) => {
+        let body = '';
+        req.on('data', (c) => {
+          body += c;
+        });
+        req.on('end', () => {
+          const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+          received.push({ path: req.url ?? '', body, clientCn: String(peer.subject?.CN) });
+          res.setHeader('content-type', 'application/json');
+          res.setHeader('x-via', ['edge', 'core']);
+          res.end(req.url === '/big' ? 'x'.repeat(2 * 1024 * 1024) : JSON.stringify({ ok: true }));
+        });
+      },
+    );
     await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
     return { server: s, port: (s.address() as AddressInfo).port };
   }
@@ -91,7 +122,12 @@ describe('TLS egress', function () {
     audit = new MemoryAuditLog();
     appLog = [];
     certificates = new CertificateStore({ root: path.join(dir, 'certs'), keys: memoryDeviceKeys(), audit });
-    egress = new EgressService({ certificates, appLog: (_id, _level, line) => appLog.push(line), limits: { timeoutMs: 3000, maxResponseBytes: 1024 * 1024 }, allowedRanges: LOOPBACK });
+    egress = new EgressService({
+      certificates,
+      appLog: (_id, _level, line) => appLog.push(line),
+      limits: { timeoutMs: 3000, maxResponseBytes: 1024 * 1024 },
+      allowedRanges: LOOPBACK,
+    });
   });
   after(async () => {
     await egress.close();
@@ -101,12 +137,14 @@ describe('TLS egress', function () {
 
   it('refuses a client certificate with a key that is not its own, changing nothing', async () => {
     const stranger = issue('stranger', 'client', ca);
-    await assert.rejects(certificates.setClient(APP, 'client.crt', Buffer.from(client.certPem), 'client.key', Buffer.from(stranger.keyPem)), { code: 'E_CERT_KEY_MISMATCH' });
+    await assert.rejects(certificates.setClient(APP, 'client.crt', Buffer.from(client.certPem), 'client.key', Buffer.from(stranger.keyPem)), {
+      code: 'E_CERT_KEY_MISMATCH',
+    });
     await assert.rejects(certificates.setCa(APP, 'ca.crt', Buffer.from('not a certificate')), { code: 'E_CERT_FILE' });
     assert.deepEqual(await certificates.list(APP), []);
   });
 
-  it('without the app\'s CA the server is not trusted (system roots only)', async () => {
+  it("without the app's CA the server is not trusted (system roots only)", async () => {
     await assert.rejects(egress.forApp(APP, [target(port)]).fetch('cloud', {}), { code: 'E_EGRESS_TLS' });
     assert.ok(appLog.some((line) => /Egress to "cloud" refused: E_EGRESS_TLS/.test(line)));
   });
@@ -155,7 +193,12 @@ describe('TLS egress', function () {
     const silentIdentity = issue('localhost', 'server', ca, { altNames: ['localhost'] });
     const silent = https.createServer({ cert: silentIdentity.certPem, key: silentIdentity.keyPem }, () => undefined);
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const limited = new EgressService({ certificates, appLog: (_id, _level, line) => appLog.push(line), limits: { timeoutMs: 400, maxConnections: 2 }, allowedRanges: LOOPBACK });
+    const limited = new EgressService({
+      certificates,
+      appLog: (_id, _level, line) => appLog.push(line),
+      limits: { timeoutMs: 400, maxConnections: 2 },
+      allowedRanges: LOOPBACK,
+    });
     try {
       const host = limited.forApp(APP, [{ name: 'silent', host: 'localhost', port: (silent.address() as AddressInfo).port, protocol: 'https' }, target(port)]);
       const hanging = [host.fetch('silent', { path: '/a' }), host.fetch('silent', { path: '/b' })];
@@ -174,10 +217,20 @@ describe('TLS egress', function () {
 
   it('refuses a host-name mismatch, an expired server certificate and a server under another CA', async () => {
     const wrongName = await serve(issue('elsewhere.example', 'server', ca, { altNames: ['elsewhere.example'] }));
-    const expired = await serve(issue('localhost', 'server', ca, { altNames: ['localhost'], notBefore: new Date(Date.now() - 10 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) }));
+    const expired = await serve(
+      issue('localhost', 'server', ca, {
+        altNames: ['localhost'],
+        notBefore: new Date(Date.now() - 10 * 86_400_000),
+        notAfter: new Date(Date.now() - 86_400_000),
+      }),
+    );
     const foreign = await serve(issue('localhost', 'server', otherCa, { altNames: ['localhost'] }));
     try {
-      for (const [peer, pattern] of [[wrongName, /not for localhost/], [expired, /expired/], [foreign, /chain/]] as const) {
+      for (const [peer, pattern] of [
+        [wrongName, /not for localhost/],
+        [expired, /expired/],
+        [foreign, /chain/],
+      ] as const) {
         await assert.rejects(egress.forApp(APP, [target(peer.port)]).fetch('cloud', {}), (error: { code: string; message: string }) => {
           assert.equal(error.code, 'E_EGRESS_TLS');
           assert.match(error.message, pattern);
@@ -219,7 +272,8 @@ describe('TLS egress', function () {
     }
 
     it('talks both ways over mutual TLS, the platform holding the socket, and hears the close', async () => {
-      const host = await streamer(`import { egress, log } from 'isogate:sdk';
+      const host = await streamer(
+        `import { egress, log } from 'isogate:sdk';
         const connection = await egress.connect('plc');
         let text = '';
         connection.on('data', (chunk) => { text += String.fromCharCode(...chunk); });
@@ -229,7 +283,9 @@ describe('TLS egress', function () {
         setTimeout(async () => {
           await connection.end();
           try { await connection.write('late'); } catch (e) { log.info('late write ' + e.code); }
-        }, 200);`, [{ name: 'plc', host: 'localhost', port: plcPort, protocol: 'tls' }]);
+        }, 200);`,
+        [{ name: 'plc', host: 'localhost', port: plcPort, protocol: 'tls' }],
+      );
       const line = await host.waitForLog(/^closed /, 10_000);
       assert.equal(line, `closed cleanly ${JSON.stringify('hello gateway-uplink\nPING\nOK\nbye\n')}`);
       assert.equal(await host.waitForLog(/^late write /), 'late write E_EGRESS_CLOSED');
@@ -240,13 +296,16 @@ describe('TLS egress', function () {
       const wrongName = tls.createServer({ cert: otherName.certPem, key: otherName.keyPem }, (socket) => socket.end());
       await new Promise<void>((resolve) => wrongName.listen(0, '127.0.0.1', resolve));
       try {
-        const host = await streamer(`import { egress, log } from 'isogate:sdk';
+        const host = await streamer(
+          `import { egress, log } from 'isogate:sdk';
           const codes = [];
           for (const target of ['nowhere', 'cloud', 'mismatch']) { try { await egress.connect(target); codes.push('connected'); } catch (e) { codes.push(e.code); } }
-          log.info('codes ' + codes.join(','));`, [
-          { name: 'cloud', host: 'localhost', port, protocol: 'https' },
-          { name: 'mismatch', host: 'localhost', port: (wrongName.address() as AddressInfo).port, protocol: 'tls' },
-        ]);
+          log.info('codes ' + codes.join(','));`,
+          [
+            { name: 'cloud', host: 'localhost', port, protocol: 'https' },
+            { name: 'mismatch', host: 'localhost', port: (wrongName.address() as AddressInfo).port, protocol: 'tls' },
+          ],
+        );
         assert.equal(await host.waitForLog(/^codes /, 10_000), 'codes E_CAPABILITY,E_EGRESS_PROTOCOL,E_EGRESS_TLS');
       } finally {
         wrongName.close();
@@ -256,14 +315,23 @@ describe('TLS egress', function () {
     it('settles a stream still in its TLS handshake when the app is closed: E_EGRESS_CLOSED, the socket released', async () => {
       // A peer that takes the TCP connection and reads, but never answers the ClientHello.
       const peers: net.Socket[] = [];
-      const mute = net.createServer((socket) => { peers.push(socket); socket.resume(); });
+      const mute = net.createServer((socket) => {
+        peers.push(socket);
+        socket.resume();
+      });
       await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
       // A connect deadline far past the test's own: only the close may settle the stream.
       const patient = new EgressService({ certificates, appLog: () => undefined, limits: { connectTimeoutMs: 600_000 }, allowedRanges: LOOPBACK });
       try {
         const closes: unknown[] = [];
-        const pending = patient.forApp(APP, [{ name: 'mute', host: 'localhost', port: (mute.address() as AddressInfo).port, protocol: 'tls' }])
-          .connect('mute', { data: () => undefined, close: (error) => { closes.push(error); } });
+        const pending = patient
+          .forApp(APP, [{ name: 'mute', host: 'localhost', port: (mute.address() as AddressInfo).port, protocol: 'tls' }])
+          .connect('mute', {
+            data: () => undefined,
+            close: (error) => {
+              closes.push(error);
+            },
+          });
         await waitFor(() => peers.length === 1);
         const peerClosed = new Promise<void>((resolve) => peers[0]!.once('close', () => resolve()));
         await patient.closeApp(APP);
@@ -289,7 +357,14 @@ describe('TLS egress', function () {
     before(async function () {
       if (spawnSync('which', ['mosquitto']).status !== 0) this.skip();
       const serverId = issue('localhost', 'server', ca, { altNames: ['localhost', '127.0.0.1'] });
-      const files = { ca: path.join(dir, 'm-ca.pem'), cert: path.join(dir, 'm-cert.pem'), key: path.join(dir, 'm-key.pem'), conf: path.join(dir, 'mosquitto.conf'), ccert: path.join(dir, 'c-cert.pem'), ckey: path.join(dir, 'c-key.pem') };
+      const files = {
+        ca: path.join(dir, 'm-ca.pem'),
+        cert: path.join(dir, 'm-cert.pem'),
+        key: path.join(dir, 'm-key.pem'),
+        conf: path.join(dir, 'mosquitto.conf'),
+        ccert: path.join(dir, 'c-cert.pem'),
+        ckey: path.join(dir, 'c-key.pem'),
+      };
       await fs.writeFile(files.ca, ca.certPem);
       await fs.writeFile(files.cert, serverId.certPem);
       await fs.writeFile(files.key, serverId.keyPem);
@@ -299,17 +374,37 @@ describe('TLS egress', function () {
       await fs.chmod(dir, 0o755);
       for (const file of [files.ca, files.cert, files.key]) await fs.chmod(file, 0o644);
       brokerPort = 20000 + Math.floor(Math.random() * 20000);
-      await fs.writeFile(files.conf, [`listener ${brokerPort} 127.0.0.1`, `cafile ${files.ca}`, `certfile ${files.cert}`, `keyfile ${files.key}`, 'require_certificate true', 'allow_anonymous true', 'tls_version tlsv1.2', ''].join('\n'));
+      await fs.writeFile(
+        files.conf,
+        [
+          `listener ${brokerPort} 127.0.0.1`,
+          `cafile ${files.ca}`,
+          `certfile ${files.cert}`,
+          `keyfile ${files.key}`,
+          'require_certificate true',
+          'allow_anonymous true',
+          'tls_version tlsv1.2',
+          '',
+        ].join('\n'),
+      );
       const started = spawn('mosquitto', ['-c', files.conf], { stdio: 'ignore' });
       broker = started;
       let exited = false;
-      started.once('exit', () => { exited = true; });
-      await waitForAsync(async () => {
-        if (exited) throw new Error(`mosquitto exited at start (port ${brokerPort} taken?)`);
-        return accepts(brokerPort);
-      }, 10_000, 20);
+      started.once('exit', () => {
+        exited = true;
+      });
+      await waitForAsync(
+        async () => {
+          if (exited) throw new Error(`mosquitto exited at start (port ${brokerPort} taken?)`);
+          return accepts(brokerPort);
+        },
+        10_000,
+        20,
+      );
     });
-    after(() => { broker?.kill(); });
+    after(() => {
+      broker?.kill();
+    });
 
     /**
      * mosquitto_sub for one message on plant/alerts/#. With -d it reports its SUBACK, which is
@@ -318,10 +413,33 @@ describe('TLS egress', function () {
      */
     function subscribe(extra: string[]): { process: ChildProcess; subscribed: Promise<void>; message: Promise<string> } {
       // Line-buffered: piped, its debug lines would wait in stdio's buffer until it exits.
-      const child = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-h', 'localhost', '-p', String(brokerPort), '--cafile', path.join(dir, 'm-ca.pem'), '--cert', path.join(dir, 'c-cert.pem'), '--key', path.join(dir, 'c-key.pem'), '-t', 'plant/alerts/#', '-d', ...extra, '-C', '1', '-W', '10']);
+      const child = spawn('stdbuf', [
+        '-oL',
+        'mosquitto_sub',
+        '-h',
+        'localhost',
+        '-p',
+        String(brokerPort),
+        '--cafile',
+        path.join(dir, 'm-ca.pem'),
+        '--cert',
+        path.join(dir, 'c-cert.pem'),
+        '--key',
+        path.join(dir, 'c-key.pem'),
+        '-t',
+        'plant/alerts/#',
+        '-d',
+        ...extra,
+        '-C',
+        '1',
+        '-W',
+        '10',
+      ]);
       let out = '';
       let onSubscribed!: () => void;
-      const subscribed = new Promise<void>((resolve) => { onSubscribed = resolve; });
+      const subscribed = new Promise<void>((resolve) => {
+        onSubscribed = resolve;
+      });
       child.stdout.on('data', (chunk) => {
         out += chunk;
         if (/^Subscribed \(mid: \d+\)/m.test(out)) onSubscribed();
@@ -329,7 +447,12 @@ describe('TLS egress', function () {
       const message = new Promise<string>((resolve, reject) => {
         child.once('close', () => {
           if (!/^Subscribed /m.test(out)) reject(new Error(`mosquitto_sub never subscribed: ${out}`));
-          resolve(out.split('\n').filter((line) => line && !/^(Client \S+ |Subscribed \()/.test(line)).join('\n'));
+          resolve(
+            out
+              .split('\n')
+              .filter((line) => line && !/^(Client \S+ |Subscribed \()/.test(line))
+              .join('\n'),
+          );
         });
       });
       // A subscriber that dies before its SUBACK fails the test instead of hanging it.
@@ -347,7 +470,11 @@ describe('TLS egress', function () {
       const base = fakeHost(uplinkId);
       base.configuration = { sendTo: ['cloud', 'broker'], path: '/api/alerts', topic: 'plant/alerts' };
       const host = { ...base, egress: egress.forApp(uplinkId, targets) };
-      const sandbox = await createAppSandbox({ manifest, host, files: new Map([...built.files].map(([name, bytes]) => [name, Buffer.from(bytes).toString('utf8')])) });
+      const sandbox = await createAppSandbox({
+        manifest,
+        host,
+        files: new Map([...built.files].map(([name, bytes]) => [name, Buffer.from(bytes).toString('utf8')])),
+      });
       const sub = subscribe(['-v']);
       await sub.subscribed;
       try {
@@ -374,12 +501,14 @@ describe('TLS egress', function () {
 
       const bare = 'dev.isogate.tests.nocert';
       await certificates.setCa(bare, 'ca.pem', Buffer.from(ca.certPem));
-      await assert.rejects(egress.forApp(bare, [{ name: 'broker', host: 'localhost', port: brokerPort, protocol: 'mqtts' }]).publish('broker', 't', 'x'),
+      await assert.rejects(
+        egress.forApp(bare, [{ name: 'broker', host: 'localhost', port: brokerPort, protocol: 'mqtts' }]).publish('broker', 't', 'x'),
         (error: { code: string; message: string }) => {
           assert.equal(error.code, 'E_EGRESS_TLS');
           assert.match(error.message, /certificate required/);
           return true;
-        });
+        },
+      );
     });
   });
 });

@@ -7,16 +7,31 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { main } from '../../platform/cli/main.js';
-import { fakeGateway, runMain, type FakeGateway } from '../fixtures/cli.js';
+import { type FakeGateway, fakeGateway, runMain } from '../fixtures/cli.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
 
 const APP = 'dev.example.failing';
 
 function installedApp(overrides: Record<string, unknown>): Record<string, unknown> {
   return {
-    package_id: APP, name: 'failing', publisher: 'CN=Example', publisher_claim: 'Example', origin: 'store', version: '1.0.0', type: 'application',
-    status: 'running', state: 0, launch_rule: 'auto', log_level: 3, configured: true, restarts: 0, signature: 'verified', signer: null,
-    installed_at: '2026-01-01T00:00:00.000Z', manifest: {}, ...overrides,
+    package_id: APP,
+    name: 'failing',
+    publisher: 'CN=Example',
+    publisher_claim: 'Example',
+    origin: 'store',
+    version: '1.0.0',
+    type: 'application',
+    status: 'running',
+    state: 0,
+    launch_rule: 'auto',
+    log_level: 3,
+    configured: true,
+    restarts: 0,
+    signature: 'verified',
+    signer: null,
+    installed_at: '2026-01-01T00:00:00.000Z',
+    manifest: {},
+    ...overrides,
   };
 }
 
@@ -52,7 +67,10 @@ describe('isogate apps logs -o: path mistakes', () => {
     const folder = path.join(work, 'logs');
     await fs.mkdir(folder);
     await fs.writeFile(path.join(folder, 'keep.txt'), 'kept');
-    await refused(['apps', 'logs', APP, '-o', folder], new RegExp(`The -o file ${folder} is a directory; give a file name \\(for example ${folder}/log_files_${APP.replaceAll('.', '\\.')}\\.tar\\.gz\\)`));
+    await refused(
+      ['apps', 'logs', APP, '-o', folder],
+      new RegExp(`The -o file ${folder} is a directory; give a file name \\(for example ${folder}/log_files_${APP.replaceAll('.', '\\.')}\\.tar\\.gz\\)`),
+    );
   });
 
   it('-o in a folder that does not exist is E_PATH, and the folder is not created (was ENOENT as E_INTERNAL)', async () => {
@@ -71,7 +89,10 @@ describe('isogate apps logs -o: path mistakes', () => {
     const result = await runMain(main, ['apps', 'logs', APP, '-o', target, '--data', data, '--json']);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(JSON.parse(result.stdout).path, target);
-    assert.deepEqual(gateway.requests.map((request) => request.op), ['apps.logs.info', 'apps.logs.archive']);
+    assert.deepEqual(
+      gateway.requests.map((request) => request.op),
+      ['apps.logs.info', 'apps.logs.archive'],
+    );
   });
 });
 
@@ -79,11 +100,22 @@ describe('why an app is in Error, in apps list and status', () => {
   let work: string;
   let data: string;
   let gateway: FakeGateway;
-  const failing = installedApp({ status: 'error', restarts: 5, last_error: { code: 'E_CPU_LIMIT', message: 'The app ran 250 ms on one event \u001b[2J\u202e(limit 200 ms)', at: '2026-01-01T00:00:00.000Z' } });
+  const failing = installedApp({
+    status: 'error',
+    restarts: 5,
+    last_error: { code: 'E_CPU_LIMIT', message: 'The app ran 250 ms on one event \u001b[2J\u202e(limit 200 ms)', at: '2026-01-01T00:00:00.000Z' },
+  });
   const healthy = installedApp({ package_id: 'dev.example.fine', name: 'fine' });
   const status = {
-    version: '0.1.0', sdkVersion: '1.0.0', uptimeSeconds: 5, dataDir: '/x', mode: 'router', developerMode: false, store: 'http://127.0.0.1:1',
-    apps: { installed: 2, limit: 20, byStatus: { error: 1, running: 1 } }, routes: { active: 0, inactive: 0, error: 0 },
+    version: '0.1.0',
+    sdkVersion: '1.0.0',
+    uptimeSeconds: 5,
+    dataDir: '/x',
+    mode: 'router',
+    developerMode: false,
+    store: 'http://127.0.0.1:1',
+    apps: { installed: 2, limit: 20, byStatus: { error: 1, running: 1 } },
+    routes: { active: 0, inactive: 0, error: 0 },
   };
   beforeEach(async () => {
     work = await makeTempDir();
@@ -114,10 +146,13 @@ describe('why an app is in Error, in apps list and status', () => {
     assert.doesNotMatch(result.stdout, /REASON/);
   });
 
-  it('status names each app in Error with its reason, escaped; --json stays the gateway\'s status', async () => {
+  it("status names each app in Error with its reason, escaped; --json stays the gateway's status", async () => {
     const result = await runMain(main, ['status', '--data', data]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /^apps: 2 installed of 20; 1 error, 1 running\n {2}in error: failing \(dev\.example\.failing\): E_CPU_LIMIT: The app ran 250 ms on one event \\x1b\[2J\\u\{202e\}\(limit 200 ms\)$/m);
+    assert.match(
+      result.stdout,
+      /^apps: 2 installed of 20; 1 error, 1 running\n {2}in error: failing \(dev\.example\.failing\): E_CPU_LIMIT: The app ran 250 ms on one event \\x1b\[2J\\u\{202e\}\(limit 200 ms\)$/m,
+    );
     assert.doesNotMatch(result.stdout, /[\u001b\u202e]/);
     const json = await runMain(main, ['status', '--data', data, '--json']);
     assert.deepEqual(JSON.parse(json.stdout), status);

@@ -3,11 +3,11 @@
  * and the `isogate` CLI talking to it through the control socket.
  */
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { X509Certificate } from 'node:crypto';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { waitForAsync } from '../fixtures/wait.js';
@@ -15,7 +15,11 @@ import { waitForAsync } from '../fixtures/wait.js';
 const ISOGATE = path.resolve('bin/isogate.mjs');
 const TELEMETRY = 'dev.isogate.samples.telemetry';
 
-interface CliResult { code: number; stdout: string; stderr: string }
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function isogate(args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
@@ -41,7 +45,9 @@ describe('isogate start and the CLI', function () {
     dir = await makeTempDir();
     gateway = spawn(process.execPath, [ISOGATE, 'start', '--data', dir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    gateway.stderr!.on('data', (chunk) => { output += chunk; });
+    gateway.stderr!.on('data', (chunk) => {
+      output += chunk;
+    });
     const lines = readline.createInterface({ input: gateway.stdout! });
     startInfo = await new Promise((resolve, reject) => {
       lines.on('line', (line) => {
@@ -72,7 +78,7 @@ describe('isogate start and the CLI', function () {
     assert.equal(startInfo.storeRootCert, path.join(`${dir}-store`, 'ca', 'root.cert.pem'));
     const storeRoot = new X509Certificate(await fs.readFile(startInfo.storeRootCert));
     assert.ok(storeRoot.ca && storeRoot.subject.includes('CN=isogate store-mock root CA'), storeRoot.subject);
-    assert.equal(((await fs.stat(startInfo.demo.adminKeyFile)).mode & 0o077), 0, 'the admin key is private to its owner');
+    assert.equal((await fs.stat(startInfo.demo.adminKeyFile)).mode & 0o077, 0, 'the admin key is private to its owner');
     assert.deepEqual(await json(['apps', 'list', '--data', dir]), []);
   });
 
@@ -182,15 +188,22 @@ describe('isogate start and the CLI', function () {
       routes = await json(['routes', 'list', '--data', dir]);
       return routes.every((route) => route.counters.delivered > 0);
     });
-    assert.ok(routes.every((route) => route.status === 'Active' && route.counters.delivered > 0), JSON.stringify(routes));
+    assert.ok(
+      routes.every((route) => route.status === 'Active' && route.counters.delivered > 0),
+      JSON.stringify(routes),
+    );
 
     // Live logs of a running app: the last line, then the ones written after the follow started.
     const lastOne = await isogate(['apps', 'logs', TELEMETRY, '--tail', '1', '--data', dir]);
     assert.equal(lastOne.code, 0, lastOne.stderr);
     assert.equal(lastOne.stdout.trimEnd().split('\n').length, 1, lastOne.stdout);
-    const follow = spawn(process.execPath, [ISOGATE, 'apps', 'logs', TELEMETRY, '-f', '--tail', '1', '--level', '3', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const follow = spawn(process.execPath, [ISOGATE, 'apps', 'logs', TELEMETRY, '-f', '--tail', '1', '--level', '3', '--data', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let followed = '';
-    follow.stdout!.setEncoding('utf8').on('data', (chunk: string) => { followed += chunk; });
+    follow.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      followed += chunk;
+    });
     const followEnded = new Promise((resolve) => follow.once('exit', resolve));
     await waitForAsync(async () => followed.includes('\n') || follow.exitCode !== null);
     assert.equal(followed, lastOne.stdout);
@@ -211,7 +224,10 @@ describe('isogate start and the CLI', function () {
     await json(['routes', 'enable', byName.id, '--data', dir]);
 
     const listed = await json(['apps', 'list', '--data', dir]);
-    assert.deepEqual(listed.map((app: any) => app.status), ['running', 'running', 'running']);
+    assert.deepEqual(
+      listed.map((app: any) => app.status),
+      ['running', 'running', 'running'],
+    );
     await json(['apps', 'stop', TELEMETRY, '--data', dir]);
     const archive = path.join(dir, 'telemetry-logs.tar.gz');
     const saved = await json(['apps', 'logs', TELEMETRY, '-o', archive, '--data', dir]);
@@ -220,16 +236,22 @@ describe('isogate start and the CLI', function () {
 
     await json(['apps', 'uninstall', THRESHOLD, '--data', dir]);
     const after = await json(['routes', 'list', '--data', dir]);
-    assert.deepEqual(after.map((route: any) => route.status), ['Error', 'Error']);
+    assert.deepEqual(
+      after.map((route: any) => route.status),
+      ['Error', 'Error'],
+    );
     await assert.rejects(fs.stat(path.join(dir, 'storage', THRESHOLD)), { code: 'ENOENT' });
   });
 
-  it('manages an app\'s certificates: uploads show their details, a mismatched key changes nothing, deletion, audit', async () => {
+  it("manages an app's certificates: uploads show their details, a mismatched key changes nothing, deletion, audit", async () => {
     const THRESHOLD = 'dev.isogate.samples.threshold';
     await json(['apps', 'install', THRESHOLD, '--data', dir]);
     try {
       const caKeys = generateKeyPair();
-      const ca = { certPem: createCertificate({ subject: { commonName: 'Plant cloud CA' }, publicKeyPem: caKeys.publicKeyPem, signingKeyPem: caKeys.keyPem, usage: 'ca' }), keyPem: caKeys.keyPem };
+      const ca = {
+        certPem: createCertificate({ subject: { commonName: 'Plant cloud CA' }, publicKeyPem: caKeys.publicKeyPem, signingKeyPem: caKeys.keyPem, usage: 'ca' }),
+        keyPem: caKeys.keyPem,
+      };
       const clientKeys = generateKeyPair();
       const clientPem = createCertificate({ subject: { commonName: 'gateway-7' }, publicKeyPem: clientKeys.publicKeyPem, issuer: ca, usage: 'client' });
       const caFile = path.join(dir, 'cloud-ca.pem');
@@ -244,10 +266,16 @@ describe('isogate start and the CLI', function () {
       // A CA about to expire is accepted with a warning, then replaced.
       const expiringKeys = generateKeyPair();
       const expiringFile = path.join(dir, 'expiring-ca.pem');
-      await fs.writeFile(expiringFile, createCertificate({
-        subject: { commonName: 'Old plant CA' }, publicKeyPem: expiringKeys.publicKeyPem, signingKeyPem: expiringKeys.keyPem, usage: 'ca',
-        notAfter: new Date(Date.now() + 10.5 * 86_400_000),
-      }));
+      await fs.writeFile(
+        expiringFile,
+        createCertificate({
+          subject: { commonName: 'Old plant CA' },
+          publicKeyPem: expiringKeys.publicKeyPem,
+          signingKeyPem: expiringKeys.keyPem,
+          usage: 'ca',
+          notAfter: new Date(Date.now() + 10.5 * 86_400_000),
+        }),
+      );
       const expiring = await isogate(['certs', 'set-ca', THRESHOLD, expiringFile, '--data', dir]);
       assert.match(expiring.stdout, /Old plant CA.*\(expires in 10 days\)/);
       const warned = await isogate(['certs', 'list', THRESHOLD, '--data', dir]);
@@ -256,10 +284,13 @@ describe('isogate start and the CLI', function () {
       const client = await json(['certs', 'set-client', THRESHOLD, certFile, keyFile, '--data', dir]);
       assert.deepEqual([client.subject, client.issuer], ['CN=gateway-7', 'CN=Plant cloud CA']);
       const listed = await json(['certs', 'list', THRESHOLD, '--data', dir]);
-      assert.deepEqual(listed.map((c: any) => [c.kind, c.fileName, c.subject, c.issuer]), [
-        ['ca', 'cloud-ca.pem', 'CN=Plant cloud CA', 'CN=Plant cloud CA'],
-        ['client', 'gateway-7.cer', 'CN=gateway-7', 'CN=Plant cloud CA'],
-      ]);
+      assert.deepEqual(
+        listed.map((c: any) => [c.kind, c.fileName, c.subject, c.issuer]),
+        [
+          ['ca', 'cloud-ca.pem', 'CN=Plant cloud CA', 'CN=Plant cloud CA'],
+          ['client', 'gateway-7.cer', 'CN=gateway-7', 'CN=Plant cloud CA'],
+        ],
+      );
       assert.ok(listed.every((c: any) => c.daysLeft > 30 && c.warning === undefined));
       assert.ok((await fs.readdir(path.join(dir, 'certs', THRESHOLD))).length > 0, 'kept (encrypted) under the data directory');
       const table = await isogate(['certs', 'list', THRESHOLD, '--data', dir]);
@@ -276,7 +307,10 @@ describe('isogate start and the CLI', function () {
       assert.deepEqual(await json(['certs', 'list', THRESHOLD, '--data', dir]), listed);
 
       await json(['certs', 'delete', THRESHOLD, 'client', '--data', dir]);
-      assert.deepEqual((await json(['certs', 'list', THRESHOLD, '--data', dir])).map((c: any) => c.kind), ['ca']);
+      assert.deepEqual(
+        (await json(['certs', 'list', THRESHOLD, '--data', dir])).map((c: any) => c.kind),
+        ['ca'],
+      );
       const names = (await json(['audit', '--data', dir])).map((record: any) => record.name);
       assert.ok(names.includes('KscController: Uploading the application certificate'));
     } finally {

@@ -3,7 +3,7 @@
  * stay as the admin left them.
  */
 import { strict as assert } from 'node:assert';
-import { setUpDemo, DEMO_APPS } from '../../platform/bootstrap/demo.js';
+import { DEMO_APPS, setUpDemo } from '../../platform/bootstrap/demo.js';
 import { startGateway } from '../../platform/main.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
@@ -15,12 +15,15 @@ describe('the demo on a data directory it set up before', function () {
   });
   after(() => removeDir(dir));
 
-  it('keeps the admin\'s Block start and Manual start rules and a stopped app stopped', async () => {
+  it("keeps the admin's Block start and Manual start rules and a stopped app stopped", async () => {
     const [telemetry, threshold, uplink] = DEMO_APPS;
     const first = await startGateway({ dataDir: dir });
     try {
       await setUpDemo(first.services, () => undefined);
-      assert.deepEqual(DEMO_APPS.map((id) => first.services.launcher.status(id).status), ['running', 'running', 'running']);
+      assert.deepEqual(
+        DEMO_APPS.map((id) => first.services.launcher.status(id).status),
+        ['running', 'running', 'running'],
+      );
       await first.services.launcher.stop(threshold);
       await first.services.launcher.setLaunchRule(threshold, 'none');
       await first.services.launcher.stop(uplink);
@@ -34,10 +37,21 @@ describe('the demo on a data directory it set up before', function () {
       const auditedBefore = second.services.audit.list().length;
       await setUpDemo(second.services, () => undefined);
       const { launcher } = second.services;
-      assert.deepEqual([telemetry, threshold, uplink].map((id) => [launcher.status(id).launchRule, launcher.status(id).status]),
-        [['auto', 'running'], ['none', 'stopped'], ['forbidden', 'stopped']]);
-      assert.deepEqual(second.services.audit.list().slice(0, second.services.audit.list().length - auditedBefore)
-        .filter((record) => /autorun|launch/i.test(record.event)), []);
+      assert.deepEqual(
+        [telemetry, threshold, uplink].map((id) => [launcher.status(id).launchRule, launcher.status(id).status]),
+        [
+          ['auto', 'running'],
+          ['none', 'stopped'],
+          ['forbidden', 'stopped'],
+        ],
+      );
+      assert.deepEqual(
+        second.services.audit
+          .list()
+          .slice(0, second.services.audit.list().length - auditedBefore)
+          .filter((record) => /autorun|launch/i.test(record.event)),
+        [],
+      );
     } finally {
       await second.close();
     }

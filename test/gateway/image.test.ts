@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { startGateway, type Gateway } from '../../platform/main.js';
+import { type Gateway, startGateway } from '../../platform/main.js';
 import { buildSignedPackage, sampleManifest } from '../fixtures/packages.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
@@ -29,7 +29,12 @@ describe('pre-installed packages from the gateway image', function () {
     const image = path.join(dir, 'image');
     await fs.mkdir(image);
     const files = { 'app/main.js': 'export {};\n' };
-    const protector = sampleManifest({ package_id: 'dev.isogate.network-protector', name: 'Network Protector', type: 'security', capabilities: ['traffic.inspect', 'traffic.block'] });
+    const protector = sampleManifest({
+      package_id: 'dev.isogate.network-protector',
+      name: 'Network Protector',
+      type: 'security',
+      capabilities: ['traffic.inspect', 'traffic.block'],
+    });
     await fs.writeFile(path.join(image, 'a-protector.igp'), await buildSignedPackage({ manifest: protector, signer: pki.platformSigner, files }));
     const impostor = sampleManifest({ package_id: 'com.example.impostor', name: 'Impostor', capabilities: ['traffic.inspect'] });
     await fs.writeFile(path.join(image, 'b-impostor.igp'), await buildSignedPackage({ manifest: impostor, signer: pki.publisher, files }));
@@ -38,7 +43,10 @@ describe('pre-installed packages from the gateway image', function () {
 
     gateway = await startGateway({ dataDir: path.join(dir, 'data'), imageDir: image, platformTrustRootFile: platformRoot });
     const apps = gateway.services.installedApps();
-    assert.deepEqual(apps.map((app) => [app.package_id, app.origin, app.publisher]), [['dev.isogate.network-protector', 'image', 'CN=isogate platform, O=isogate tests']]);
+    assert.deepEqual(
+      apps.map((app) => [app.package_id, app.origin, app.publisher]),
+      [['dev.isogate.network-protector', 'image', 'CN=isogate platform, O=isogate tests']],
+    );
     const refused = (await gateway.services.audit.list({ limit: 50 })).find((record) => record.event === 'signatureError');
     assert.ok(refused, 'the impostor is audited');
     assert.equal(refused.details?.packageId, 'com.example.impostor');

@@ -9,9 +9,9 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { invokeOperation } from '../../platform/api/operations.js';
-import { startGateway, type Gateway } from '../../platform/main.js';
+import { type Gateway, startGateway } from '../../platform/main.js';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
-import { serveStore, type ServingStore } from '../../store-mock/server.js';
+import { type ServingStore, serveStore } from '../../store-mock/server.js';
 import { sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
@@ -45,7 +45,10 @@ describe('a quarantined app through the gateway', function () {
   it('is listed as quarantined with its reason, counted, audited, never started, and uninstalled', async () => {
     const publisher = path.join(dir, 'publisher');
     await serving.store.issuePublisher('Example Ltd', publisher);
-    const signer = { keyPem: await fs.readFile(path.join(publisher, 'publisher.key.pem'), 'utf8'), certPem: await fs.readFile(path.join(publisher, 'publisher.cert.pem'), 'utf8') };
+    const signer = {
+      keyPem: await fs.readFile(path.join(publisher, 'publisher.key.pem'), 'utf8'),
+      certPem: await fs.readFile(path.join(publisher, 'publisher.cert.pem'), 'utf8'),
+    };
     const manifest = sampleManifest({ package_id: ID, name: 'Quarantined' });
     await serving.store.publish(await signPackage(await buildPackage(manifest, new Map([['app/main.js', Buffer.from('1;\n')]])), signer));
     const trust = path.join(dir, 'store-root.pem');
@@ -81,7 +84,10 @@ describe('a quarantined app through the gateway', function () {
     assert.match(table.stdout, new RegExp(`^${ID.replace(/\./g, '\\.')}\\s+Quarantined\\s.*\\sQuarantined\\s+untrusted$`, 'm'));
     assert.match(table.stdout, new RegExp(`^${ID.replace(/\./g, '\\.')} is quarantined .*: its integrity record is not authentic`, 'm'));
 
-    const audit = (await fs.readFile(path.join(data, 'audit', 'system.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    const audit = (await fs.readFile(path.join(data, 'audit', 'system.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     const violations = audit.filter((entry) => entry.event === 'integrityViolation');
     assert.equal(violations.length, 1);
     assert.equal(violations[0].severity, 'Critical');

@@ -12,10 +12,10 @@ import { invokeOperation } from '../../platform/api/operations.js';
 import type { AuditRecord } from '../../platform/audit/index.js';
 import type { CloseFailure } from '../../platform/bootstrap/shutdown.js';
 import { openDataDirectory } from '../../platform/datadir/index.js';
-import { startGateway, type Gateway } from '../../platform/main.js';
+import { type Gateway, startGateway } from '../../platform/main.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
-import { serveStore, type ServingStore } from '../../store-mock/server.js';
+import { type ServingStore, serveStore } from '../../store-mock/server.js';
 import { sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
@@ -46,11 +46,17 @@ describe('gateway shutdown', function () {
       embeddedStore: async (storeDir) => {
         serving = await serveStore({ dir: storeDir });
         const publisher = await serving.store.issuePublisher('Example Ltd', path.join(storeDir, 'publisher'));
-        const unsigned = await buildPackage(sampleManifest({ package_id: APP, name: 'Shutdown' }), new Map([['app/main.js', Buffer.from('import { log } from "isogate:sdk";\nlog.info("up");\n')]]));
-        await serving.store.publish(await signPackage(unsigned, { keyPem: await fs.readFile(publisher.keyPath, 'utf8'), certPem: await fs.readFile(publisher.certPath, 'utf8') }));
+        const unsigned = await buildPackage(
+          sampleManifest({ package_id: APP, name: 'Shutdown' }),
+          new Map([['app/main.js', Buffer.from('import { log } from "isogate:sdk";\nlog.info("up");\n')]]),
+        );
+        await serving.store.publish(
+          await signPackage(unsigned, { keyPem: await fs.readFile(publisher.keyPath, 'utf8'), certPem: await fs.readFile(publisher.certPath, 'utf8') }),
+        );
         const store = serving;
         return {
-          url: store.url, rootCertPem: store.store.rootCertPem,
+          url: store.url,
+          rootCertPem: store.store.rootCertPem,
           close: async () => {
             storeCloses += 1;
             throw new Error('the store would not let go of its port');
@@ -69,7 +75,10 @@ describe('gateway shutdown', function () {
     services.launcher.on('status', (info) => {
       if (info.packageId !== APP || info.status !== 'stopping' || socketAtStop !== undefined) return;
       socketAtStop = existsSync(controlSocket);
-      commandAtStop = callControl(controlSocket, 'apps.start', { id: APP }).then(() => 'answered', (error: unknown) => error);
+      commandAtStop = callControl(controlSocket, 'apps.start', { id: APP }).then(
+        () => 'answered',
+        (error: unknown) => error,
+      );
     });
 
     const first = gateway.close();
@@ -86,12 +95,18 @@ describe('gateway shutdown', function () {
     assert.ok(isIsogateError(answer, 'E_UNAVAILABLE'), `a command sent while apps stop is refused, not answered: ${String(answer)}`);
     assert.equal(services.launcher.status(APP).status, 'stopped');
 
-    const records = (await fs.readFile(path.join(dataDir, 'audit', 'system.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
+    const records = (await fs.readFile(path.join(dataDir, 'audit', 'system.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as AuditRecord);
     const tail = records.slice(records.findIndex((record) => record.event === 'deviceShutdown'));
-    assert.deepEqual(tail.map((record) => [record.event, record.name, record.text]), [
-      ['deviceShutdown', 'KscController: Shutting down the device', 'The device is being shut down'],
-      ['appStopped', 'Launcher: Stopping an application', 'The application Shutdown was stopped'],
-    ]);
+    assert.deepEqual(
+      tail.map((record) => [record.event, record.name, record.text]),
+      [
+        ['deviceShutdown', 'KscController: Shutting down the device', 'The device is being shut down'],
+        ['appStopped', 'Launcher: Stopping an application', 'The application Shutdown was stopped'],
+      ],
+    );
     assert.deepEqual(tail[1]!.details, { packageId: APP, from: 'gateway shutdown' });
 
     // The parts after the failing one closed too: the lock is free for the next gateway.

@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { invokeOperation } from '../../platform/api/operations.js';
-import { startGateway, type Gateway } from '../../platform/main.js';
+import { type Gateway, startGateway } from '../../platform/main.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
-import { serveStore, type ServingStore } from '../../store-mock/server.js';
+import { type ServingStore, serveStore } from '../../store-mock/server.js';
 import { sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
@@ -38,7 +38,10 @@ describe('package id takeover through the store', function () {
   });
 
   async function publishAs(publisherDir: string, manifest: AppManifest): Promise<void> {
-    const signer = { keyPem: await fs.readFile(path.join(publisherDir, 'publisher.key.pem'), 'utf8'), certPem: await fs.readFile(path.join(publisherDir, 'publisher.cert.pem'), 'utf8') };
+    const signer = {
+      keyPem: await fs.readFile(path.join(publisherDir, 'publisher.key.pem'), 'utf8'),
+      certPem: await fs.readFile(path.join(publisherDir, 'publisher.cert.pem'), 'utf8'),
+    };
     const unsigned = await buildPackage(manifest, new Map([['app/main.js', Buffer.from('import { on } from "isogate:sdk";\n')]]));
     await serving.store.publish(await signPackage(unsigned, signer));
   }
@@ -62,7 +65,10 @@ describe('package id takeover through the store', function () {
     await call('routes.add', { source: `${SENSORS}:readings`, destination: `${PLANT}:readings` });
     await call('apps.uninstall', { id: PLANT });
 
-    await publishAs(mallory, sampleManifest({ package_id: PLANT, name: 'Plant', publisher: 'Acme Corp', version: '2.0.0', endpoints: endpoint('destination') }));
+    await publishAs(
+      mallory,
+      sampleManifest({ package_id: PLANT, name: 'Plant', publisher: 'Acme Corp', version: '2.0.0', endpoints: endpoint('destination') }),
+    );
     const routes = services.router.list();
     const config = await fs.readFile(path.join(dir, 'data', 'config.json'), 'utf8');
     await assert.rejects(call('apps.install', { id: PLANT }), (error: unknown) => {
@@ -71,7 +77,10 @@ describe('package id takeover through the store', function () {
       assert.match(error.message, /CN=Mallory Ltd, O=Mallory Ltd/);
       return true;
     });
-    assert.deepEqual(services.installedApps().map((app) => app.package_id), [SENSORS]);
+    assert.deepEqual(
+      services.installedApps().map((app) => app.package_id),
+      [SENSORS],
+    );
     assert.deepEqual(services.router.list(), routes, 'the routes are as they were');
     assert.equal(await fs.readFile(path.join(dir, 'data', 'config.json'), 'utf8'), config);
     await assert.rejects(fs.stat(path.join(dir, 'data', 'apps', PLANT)), { code: 'ENOENT' });

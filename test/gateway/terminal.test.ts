@@ -6,13 +6,13 @@
  * inspect`. Nothing may reach the terminal raw, and the audit file must keep one record a line.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
-import { serveStore, type ServingStore } from '../../store-mock/server.js';
-import { sampleManifest, SAMPLE_FILES } from '../fixtures/packages.js';
+import { type ServingStore, serveStore } from '../../store-mock/server.js';
+import { SAMPLE_FILES, sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 const ISOGATE = path.resolve('bin/isogate.mjs');
@@ -30,7 +30,11 @@ const RAW_OR_NEWLINE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u20
 /** Every line break some reader honours: a record split by any of them is a forged record. */
 const ANY_LINE_BREAK = /\r\n|[\n\r\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/;
 
-interface CliResult { code: number; stdout: string; stderr: string }
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function run(bin: string, args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
@@ -45,7 +49,7 @@ function assertNoRawControls(output: string, what: string): void {
   assert.equal(match, null, `${what} holds U+${match?.[0].charCodeAt(0).toString(16).padStart(4, '0')}: ${JSON.stringify(output)}`);
 }
 
-describe('hostile text from a store and a publisher on the operator\'s terminal', function () {
+describe("hostile text from a store and a publisher on the operator's terminal", function () {
   this.timeout(120_000);
   let dir: string;
   let store: ServingStore;
@@ -58,18 +62,26 @@ describe('hostile text from a store and a publisher on the operator\'s terminal'
     store = await serveStore({ dir: path.join(dir, 'store'), port: 0 });
     const publisher = await store.store.issuePublisher('Example Ltd', path.join(dir, 'publisher'));
     const unsigned = await buildPackage(sampleManifest({ package_id: APP_ID }), new Map(Object.entries(SAMPLE_FILES).map(([k, v]) => [k, Buffer.from(v)])));
-    await store.store.publish(await signPackage(unsigned, {
-      keyPem: await fs.readFile(publisher.keyPath, 'utf8'), certPem: await fs.readFile(publisher.certPath, 'utf8'),
-    }));
+    await store.store.publish(
+      await signPackage(unsigned, {
+        keyPem: await fs.readFile(publisher.keyPath, 'utf8'),
+        certPem: await fs.readFile(publisher.certPath, 'utf8'),
+      }),
+    );
     // The compromised store renames its listing; the signed package stays as it was.
     const catalog = JSON.parse(await fs.readFile(store.store.catalogFile, 'utf8')) as { package_id: string; name: string }[];
     for (const entry of catalog) if (entry.package_id === APP_ID) entry.name = HOSTILE_NAME;
     await fs.writeFile(store.store.catalogFile, JSON.stringify(catalog));
 
-    gateway = spawn(process.execPath, [ISOGATE, 'start', '--data', data, '--store', store.url, '--trust', path.join(store.store.dir, 'ca', 'root.cert.pem'), '--json'],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
+    gateway = spawn(
+      process.execPath,
+      [ISOGATE, 'start', '--data', data, '--store', store.url, '--trust', path.join(store.store.dir, 'ca', 'root.cert.pem'), '--json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let output = '';
-    gateway.stderr!.on('data', (chunk) => { output += chunk; });
+    gateway.stderr!.on('data', (chunk) => {
+      output += chunk;
+    });
     await new Promise<void>((resolve, reject) => {
       readline.createInterface({ input: gateway.stdout! }).on('line', (line) => {
         output += `${line}\n`;
@@ -121,7 +133,10 @@ describe('hostile text from a store and a publisher on the operator\'s terminal'
     // downloadStarted, downloadSucceeded, installSucceeded: three records, three lines.
     assert.equal(lines.length, recordsBefore + 3);
     const records = lines.map((line) => JSON.parse(line) as { event: string; text: string });
-    assert.deepEqual(records.slice(-3).map((r) => r.event), ['downloadStarted', 'downloadSucceeded', 'installSucceeded']);
+    assert.deepEqual(
+      records.slice(-3).map((r) => r.event),
+      ['downloadStarted', 'downloadSucceeded', 'installSucceeded'],
+    );
     assert.ok(records.at(-1)!.text.startsWith('The application Evil\\x1b[2J\\x1b[31m\\n2026-01-01'), records.at(-1)!.text);
 
     const shown = await isogate(['audit', '--log', 'system', '--limit', '1000']);
@@ -139,9 +154,32 @@ describe('hostile text from a store and a publisher on the operator\'s terminal'
     // openssl writes the subject as UTF-8 as given; node-forge cannot encode a C1 or bidi character.
     const keyFile = path.join(dir, 'hostile-signer.key.pem');
     const certFile = path.join(dir, 'hostile-signer.cert.pem');
-    await new Promise<void>((resolve, reject) => execFile('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile,
-      '-days', '30', '-utf8', '-subj', '/CN=Acme\u001b]0;pwned\u0007\u009b2J\u202eCorp',
-      '-addext', 'keyUsage=critical,digitalSignature', '-addext', 'extendedKeyUsage=codeSigning'], (error) => (error ? reject(error) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      execFile(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-keyout',
+          keyFile,
+          '-out',
+          certFile,
+          '-days',
+          '30',
+          '-utf8',
+          '-subj',
+          '/CN=Acme\u001b]0;pwned\u0007\u009b2J\u202eCorp',
+          '-addext',
+          'keyUsage=critical,digitalSignature',
+          '-addext',
+          'extendedKeyUsage=codeSigning',
+        ],
+        (error) => (error ? reject(error) : resolve()),
+      ),
+    );
     const keyPem = await fs.readFile(keyFile, 'utf8');
     const certPem = await fs.readFile(certFile, 'utf8');
     const unsigned = await buildPackage(sampleManifest(), new Map(Object.entries(SAMPLE_FILES).map(([k, v]) => [k, Buffer.from(v)])));

@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { invokeOperation } from '../../platform/api/operations.js';
-import { startGateway, type Gateway } from '../../platform/main.js';
+import { type Gateway, startGateway } from '../../platform/main.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
-import { serveStore, type ServingStore } from '../../store-mock/server.js';
+import { type ServingStore, serveStore } from '../../store-mock/server.js';
 import { sampleManifest } from '../fixtures/packages.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
@@ -63,7 +63,10 @@ describe('apps.update through the store', function () {
   });
 
   async function publish(manifest: AppManifest, main: string): Promise<void> {
-    const signer = { keyPem: await fs.readFile(path.join(acme, 'publisher.key.pem'), 'utf8'), certPem: await fs.readFile(path.join(acme, 'publisher.cert.pem'), 'utf8') };
+    const signer = {
+      keyPem: await fs.readFile(path.join(acme, 'publisher.key.pem'), 'utf8'),
+      certPem: await fs.readFile(path.join(acme, 'publisher.cert.pem'), 'utf8'),
+    };
     const unsigned = await buildPackage(manifest, new Map([['app/main.js', Buffer.from(main)]]));
     await serving.store.publish(await signPackage(unsigned, signer));
   }
@@ -79,11 +82,14 @@ describe('apps.update through the store', function () {
   }
 
   it('keeps storage, certificates, valid configuration keys and routes; rolls back a version that does not start or fails soon after', async () => {
-    await publish(sampleManifest({ package_id: SENSORS, name: 'Sensors', publisher: 'Acme Corp', endpoints: [reading('readings', 'source')] }), `
+    await publish(
+      sampleManifest({ package_id: SENSORS, name: 'Sensors', publisher: 'Acme Corp', endpoints: [reading('readings', 'source')] }),
+      `
 import { emit } from 'isogate:sdk';
 let n = 0;
 setInterval(() => { n += 1; emit('readings', { n }).catch(() => undefined); }, 50);
-`);
+`,
+    );
     await publish(plant('1.0.0', [reading('readings', 'destination'), reading('legacy', 'destination')], ['fast', 'slow']), plantSource('1.0.0'));
     // 2.0.0 drops the "legacy" endpoint and the "slow" mode.
     await publish(plant('2.0.0', [reading('readings', 'destination')], ['fast', 'eco']), plantSource('2.0.0'));
@@ -109,11 +115,19 @@ setInterval(() => { n += 1; emit('readings', { n }).catch(() => undefined); }, 5
     const certificates = await call('certs.list', { id: PLANT });
 
     const progress: { phase: string }[] = [];
-    const updated = await invokeOperation(services, 'apps.update', { id: PLANT, version: '2.0.0' }, { progress: (p) => progress.push(p as { phase: string }) }) as any;
+    const updated = (await invokeOperation(
+      services,
+      'apps.update',
+      { id: PLANT, version: '2.0.0' },
+      { progress: (p) => progress.push(p as { phase: string }) },
+    )) as any;
     assert.equal(updated.version, '2.0.0');
     assert.equal(updated.previous_version, '1.0.0');
     assert.deepEqual(updated.reset_keys, ['mode']);
-    assert.deepEqual(updated.routes_in_error.map((route: { id: string }) => route.id), [legacy.id]);
+    assert.deepEqual(
+      updated.routes_in_error.map((route: { id: string }) => route.id),
+      [legacy.id],
+    );
     assert.match(updated.routes_in_error[0].problem, /declares no endpoint "legacy"/);
     assert.deepEqual([...new Set(progress.map((p) => p.phase))], ['download', 'verify', 'install', 'start', 'done']);
 
@@ -159,7 +173,9 @@ setInterval(() => { n += 1; emit('readings', { n }).catch(() => undefined); }, 5
     await waitForAsync(async () => /plant 4\.0\.0 started; stored first-version=1\.0\.0/.test(await plantLog()));
     await waitForAsync(async () => (await plantLog()).match(/plant 2\.0\.0 started; stored first-version=1\.0\.0/g)?.length === 3);
     assert.equal(services.router.list().find((route) => route.id === kept.id)!.status, 'Active');
-    const rolledBack = (await call('audit.list', { limit: 50 })).filter((record: { name: string }) => record.name === 'Updater: Application update rolled back');
+    const rolledBack = (await call('audit.list', { limit: 50 })).filter(
+      (record: { name: string }) => record.name === 'Updater: Application update rolled back',
+    );
     assert.equal(rolledBack.length, 2);
 
     // The manual's path is unchanged: an install of another version is refused, with its Critical event.

@@ -1,10 +1,10 @@
 import { strict as assert } from 'node:assert';
-import sinon from 'sinon';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import sinon from 'sinon';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
-import { Launcher, type LaunchableApp, type LaunchedSandbox, type LaunchFailure } from '../../platform/launcher/index.js';
+import { type LaunchableApp, type LaunchedSandbox, Launcher, type LaunchFailure } from '../../platform/launcher/index.js';
 import { fail } from '../../sdk/errors.js';
 import { sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
@@ -32,27 +32,43 @@ describe('launcher', () => {
     apps.set(manifest.package_id, { packageId: manifest.package_id, version: manifest.version, manifest });
     await config.update((doc) => {
       doc.APPLICATIONS.APPS_CONTROL.applications.push({
-        package_id: manifest.package_id, name: manifest.name, version: manifest.version, execute: false, state: 4,
-        launchRule: 'none', logLevel: 3, configured: !manifest.configuration?.required, restart_on_failure: true,
+        package_id: manifest.package_id,
+        name: manifest.name,
+        version: manifest.version,
+        execute: false,
+        state: 4,
+        launchRule: 'none',
+        logLevel: 3,
+        configured: !manifest.configuration?.required,
+        restart_on_failure: true,
       });
     });
   }
 
   function launcher(restart = { initialBackoffMs: 10, maxBackoffMs: 40, multiplier: 2, maxRestarts: 2, windowMs: 60_000 }): Launcher {
     return new Launcher({
-      config, audit, restart,
+      config,
+      audit,
+      restart,
       apps: { list: () => [...apps.values()], get: (packageId) => apps.get(packageId) },
       platformSdkVersion: '1.0.0',
-      appLog: (packageId, level, message) => { appLogs.push({ packageId, level, message }); },
+      appLog: (packageId, level, message) => {
+        appLogs.push({ packageId, level, message });
+      },
       verifyIntegrity: async () => {
         if (!integrityOk) throw fail('E_INTEGRITY', 'app/main.js differs from the install record');
         return new Map([['app/main.js', Buffer.from('')]]);
       },
       createSandbox: async (_app, _files, onFailure) => {
         const sandbox: FakeSandbox = {
-          configs: [], stopped: false,
-          start: async () => { if (startError) throw startError; },
-          stop: async () => { sandbox.stopped = true; },
+          configs: [],
+          stopped: false,
+          start: async () => {
+            if (startError) throw startError;
+          },
+          stop: async () => {
+            sandbox.stopped = true;
+          },
           dispose: () => undefined,
           deliver: async () => undefined,
           configChanged: async (value) => {
@@ -146,14 +162,17 @@ describe('launcher', () => {
     assert.equal(sandboxes.length, 5, 'no restart ran while it was held');
   });
 
-  it('starts and stops with the manual\'s state codes and audit events', async () => {
+  it("starts and stops with the manual's state codes and audit events", async () => {
     const l = launcher();
     const seen: string[] = [];
     l.on('status', (info) => seen.push(info.status));
     assert.equal(l.status(id).status, 'stopped');
     const started = await l.start(id);
     assert.equal(started.status, 'running');
-    assert.equal(config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications[0]!.state), 1);
+    assert.equal(
+      config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications[0]!.state),
+      1,
+    );
     await assert.rejects(l.start(id), { code: 'E_STATE' });
     const stopped = await l.stop(id);
     assert.equal(stopped.state, 4);
@@ -175,7 +194,10 @@ describe('launcher', () => {
     assert.equal(untrusted.severity, 'Critical');
     await install(sampleManifest({ package_id: 'dev.isogate.tests.newer', buildSdkVersion: '2.0.0' }));
     await assert.rejects(launcher().start('dev.isogate.tests.newer'), { code: 'E_INCOMPATIBLE' });
-    assert.deepEqual(audit.events().filter((e) => e.startsWith('launch')), ['launchBlocked', 'launchUntrusted', 'launchIncompatible']);
+    assert.deepEqual(
+      audit.events().filter((e) => e.startsWith('launch')),
+      ['launchBlocked', 'launchUntrusted', 'launchIncompatible'],
+    );
     assert.equal(sandboxes.length, 0, 'no sandbox was made for a refused launch');
   });
 
@@ -186,8 +208,14 @@ describe('launcher', () => {
     let deep: Record<string, unknown> = { text: 'x'.repeat(4096) };
     for (let i = 0; i < 2000; i += 1) deep = { nested: deep };
     const before = await fs.readFile(path.join(dir, 'config.json'));
-    await assert.rejects(l.setConfiguration(manifest.package_id, deep), (error: { code: string; message: string }) => error.code === 'E_DOCUMENT_LIMIT' && /deeper than 32 levels/.test(error.message));
-    await assert.rejects(l.setConfiguration(manifest.package_id, { blob: 'x'.repeat(65 * 1024) }), (error: { code: string; message: string }) => error.code === 'E_DOCUMENT_LIMIT' && /bytes as JSON/.test(error.message));
+    await assert.rejects(
+      l.setConfiguration(manifest.package_id, deep),
+      (error: { code: string; message: string }) => error.code === 'E_DOCUMENT_LIMIT' && /deeper than 32 levels/.test(error.message),
+    );
+    await assert.rejects(
+      l.setConfiguration(manifest.package_id, { blob: 'x'.repeat(65 * 1024) }),
+      (error: { code: string; message: string }) => error.code === 'E_DOCUMENT_LIMIT' && /bytes as JSON/.test(error.message),
+    );
     assert.deepEqual(await fs.readFile(path.join(dir, 'config.json')), before);
     await l.setConfiguration(manifest.package_id, { nested: { ok: true } });
     assert.deepEqual(l.getConfiguration(manifest.package_id), { nested: { ok: true } });
@@ -196,7 +224,10 @@ describe('launcher', () => {
   it('keeps an app with required configuration Pending until it is configured, validating it', async () => {
     const manifest = sampleManifest({
       package_id: 'dev.isogate.tests.configured',
-      configuration: { schema: { type: 'object', required: ['rate'], additionalProperties: false, properties: { rate: { type: 'integer', minimum: 1 } } }, required: true },
+      configuration: {
+        schema: { type: 'object', required: ['rate'], additionalProperties: false, properties: { rate: { type: 'integer', minimum: 1 } } },
+        required: true,
+      },
     });
     await install(manifest);
     const l = launcher();
@@ -264,7 +295,10 @@ describe('launcher', () => {
     const stopped = await l.stop(id);
     assert.equal(stopped.status, 'stopped');
     assert.equal(stopped.state, 4);
-    assert.equal(config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications[0]!.execute), false);
+    assert.equal(
+      config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications[0]!.execute),
+      false,
+    );
     const record = audit.records.at(-1)!;
     assert.equal(record.event, 'appStopped');
     assert.deepEqual(record.details, { packageId: id, from: 'restart backoff' });
@@ -323,8 +357,14 @@ describe('launcher', () => {
     const change = await l.setConfiguration(manifest.package_id, { mode: 'fast' });
     assert.deepEqual(change.deliveryError, { code: 'E_CPU_LIMIT', message: 'the onChange handler ran out of CPU time' });
     assert.deepEqual(l.getConfiguration(manifest.package_id), { mode: 'fast' });
-    assert.ok(appLogs.some((line) => line.packageId === manifest.package_id && line.level === 1
-      && line.message === 'The new configuration is saved, but the app failed while taking it: E_CPU_LIMIT: the onChange handler ran out of CPU time'));
+    assert.ok(
+      appLogs.some(
+        (line) =>
+          line.packageId === manifest.package_id &&
+          line.level === 1 &&
+          line.message === 'The new configuration is saved, but the app failed while taking it: E_CPU_LIMIT: the onChange handler ran out of CPU time',
+      ),
+    );
     // And the failure itself is handled as any other: audited, then restarted with the saved configuration.
     configError = undefined;
     await waitFor(() => sandboxes.length === 2 && l.status(manifest.package_id).status === 'running');
@@ -365,7 +405,10 @@ describe('launcher', () => {
     const l = launcher();
     await l.startAutostartApps();
     assert.equal(l.status(id).status, 'running', 'the other app starts');
-    assert.ok(appLogs.some((line) => line.packageId === manifest.package_id && /^Not started at gateway start: E_PENDING: /.test(line.message)), JSON.stringify(appLogs));
+    assert.ok(
+      appLogs.some((line) => line.packageId === manifest.package_id && /^Not started at gateway start: E_PENDING: /.test(line.message)),
+      JSON.stringify(appLogs),
+    );
   });
 
   it('audits each app stopped by a gateway shutdown; one that cannot be stopped cleanly is reported and the others still stop', async () => {
@@ -380,11 +423,27 @@ describe('launcher', () => {
       assert.match(error.message, /^1 app\(s\) did not stop cleanly: /);
       return true;
     });
-    assert.ok(sandboxes.every((sandbox) => sandbox.stopped), 'both sandboxes stopped');
-    assert.deepEqual(l.list().map((info) => info.status), ['stopped', 'stopped']);
+    assert.ok(
+      sandboxes.every((sandbox) => sandbox.stopped),
+      'both sandboxes stopped',
+    );
+    assert.deepEqual(
+      l.list().map((info) => info.status),
+      ['stopped', 'stopped'],
+    );
     const stops = audit.records.filter((record) => record.event === 'appStopped');
-    assert.deepEqual(stops.map((record) => record.details), [{ packageId: id, from: 'gateway shutdown' }, { packageId: other.package_id, from: 'gateway shutdown' }]);
-    assert.equal(config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === other.package_id)!.execute), true, 'an Autostart app comes back');
+    assert.deepEqual(
+      stops.map((record) => record.details),
+      [
+        { packageId: id, from: 'gateway shutdown' },
+        { packageId: other.package_id, from: 'gateway shutdown' },
+      ],
+    );
+    assert.equal(
+      config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === other.package_id)!.execute),
+      true,
+      'an Autostart app comes back',
+    );
     assert.ok(logged(/^Stopping at gateway shutdown failed: E_INTERNAL: EIO/));
   });
 

@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { callControl, serveControlSocket, type ControlServer } from '../../platform/api/control-socket.js';
+import { type ControlServer, callControl, serveControlSocket } from '../../platform/api/control-socket.js';
 import { invokeOperation } from '../../platform/api/operations.js';
 import type { GatewayServices } from '../../platform/api/services.js';
 import { AppLogs, type LogFollower } from '../../platform/logs/index.js';
@@ -116,7 +116,10 @@ describe('following an app log through the control socket', () => {
     const filesBefore = (await logs.files(id)).length;
     for (let i = 0; i < 20; i += 1) writer.write(i % 2 === 0 ? 2 : 4, `new ${i}`);
     await waitFor(() => follow.lines.length === 13);
-    assert.deepEqual(follow.lines.slice(3).map(message), Array.from({ length: 10 }, (_, n) => `new ${n * 2}`));
+    assert.deepEqual(
+      follow.lines.slice(3).map(message),
+      Array.from({ length: 10 }, (_, n) => `new ${n * 2}`),
+    );
     assert.ok((await logs.files(id)).length > filesBefore, 'the new lines rotated the log');
     assert.equal(followers.length, 1);
     assert.equal(followers[0]!.closed, false);
@@ -162,12 +165,15 @@ describe('following an app log through the control socket', () => {
   it('isogate apps logs refuses a bad --tail or --level, and -o with -f, with E_USAGE before asking the gateway', async function () {
     this.timeout(60_000);
     await serve();
-    const run = (args: string[]): Promise<{ code: number | null; stdout: string }> => new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI, 'apps', 'logs', id, ...args, '--data', dir, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      let stdout = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
-      child.once('close', (code) => resolve({ code, stdout }));
-    });
+    const run = (args: string[]): Promise<{ code: number | null; stdout: string }> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, [CLI, 'apps', 'logs', id, ...args, '--data', dir, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+        let stdout = '';
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          stdout += chunk;
+        });
+        child.once('close', (code) => resolve({ code, stdout }));
+      });
     for (const [args, pattern] of [
       [['--tail', 'ten'], /--tail is a number of lines from 0 to 10000, not "ten"/],
       [['-f', '--tail', '10001'], /--tail is a number of lines/],
@@ -195,8 +201,12 @@ describe('following an app log through the control socket', () => {
     const child = spawn(process.execPath, [CLI, 'apps', 'logs', id, '-f', '--tail', '2', '--level', '1', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     await waitFor(() => stdout.split('\n').length > 2 || child.exitCode !== null, 30_000);
     assert.equal(child.exitCode, null, stderr);

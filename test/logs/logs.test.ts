@@ -43,7 +43,9 @@ async function readArchive(stream: Readable): Promise<Map<string, string>> {
 describe('app logs', () => {
   let root: string;
   const id = 'dev.isogate.logs';
-  beforeEach(async () => { root = await makeTempDir('isogate-logs-'); });
+  beforeEach(async () => {
+    root = await makeTempDir('isogate-logs-');
+  });
   afterEach(async () => {
     sinon.restore();
     await removeDir(root);
@@ -91,10 +93,13 @@ describe('app logs', () => {
       throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' });
     });
     for (let i = 0; i < 10; i += 1) writer.write(3, `second ${i} ${'x'.repeat(60)}`);
-    const rotateFailed = (error: { code?: string; message: string }): boolean => error.code === 'E_LOG_ROTATE'
-      && /could not be rotated: renaming app\.(\d\.)?log to app\.\d\.log failed \(EIO/.test(error.message);
+    const rotateFailed = (error: { code?: string; message: string }): boolean =>
+      error.code === 'E_LOG_ROTATE' && /could not be rotated: renaming app\.(\d\.)?log to app\.\d\.log failed \(EIO/.test(error.message);
     await assert.rejects(logs.flush(id), rotateFailed);
-    assert.deepEqual(errors.map((error) => (error as { code?: string }).code), ['E_LOG_ROTATE']);
+    assert.deepEqual(
+      errors.map((error) => (error as { code?: string }).code),
+      ['E_LOG_ROTATE'],
+    );
     assert.ok(rename.called);
     assert.ok((await logs.files(id)).every((file) => file.size <= 1024));
     // While it cannot rotate, the full file is not written past its bound and nothing is moved.
@@ -153,7 +158,10 @@ describe('app logs', () => {
     }
     const files = await logs.files(id);
     assert.equal(files.length, 5);
-    assert.ok(files.every((f) => f.size <= 64 * 1024), JSON.stringify(files));
+    assert.ok(
+      files.every((f) => f.size <= 64 * 1024),
+      JSON.stringify(files),
+    );
     const newest = await fs.readFile(path.join(root, id, 'app.log'), 'utf8');
     assert.match(newest, /round 39 line 399/);
   });
@@ -182,7 +190,10 @@ describe('app logs', () => {
       const filesBefore = (await logs.files(id)).length;
       for (let i = 0; i < 30; i += 1) writer.write(i % 3 === 0 ? 0 : 4, `after ${i}`);
       const live = await take(follower, (lines) => lines.length >= 10);
-      assert.deepEqual(live.map(message), Array.from({ length: 10 }, (_, n) => `after ${n * 3}`));
+      assert.deepEqual(
+        live.map(message),
+        Array.from({ length: 10 }, (_, n) => `after ${n * 3}`),
+      );
       assert.ok((await logs.files(id)).length > filesBefore, 'the new lines rotated the file');
       assert.match(live[0]!, / CRITICAL \[app\] after 0$/);
       await follower.close();
@@ -199,7 +210,10 @@ describe('app logs', () => {
       const all = await logs.follow(id, {});
       const lines = (await take(all, () => false)).map(message);
       // The oldest files fell off at five; what is left is in order, through the last line.
-      assert.deepEqual(lines, lines.map((_, n) => `line ${20 - lines.length + n}`));
+      assert.deepEqual(
+        lines,
+        lines.map((_, n) => `line ${20 - lines.length + n}`),
+      );
       await assert.rejects(logs.follow(id, { tail: 10_001 }), { code: 'E_OPTION' });
     });
 
@@ -215,8 +229,14 @@ describe('app logs', () => {
       const batch = (await follower.next())!;
       const kept = batch.slice(0, -1);
       assert.ok(kept.reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0) <= maxFollowerBytes);
-      assert.deepEqual(kept.map(message), kept.map((_, n) => `round 0 line ${n} ${'y'.repeat(50)}`));
-      assert.match(batch.at(-1)!, new RegExp(`WARNING +\\[platform\\] ${1000 - kept.length} log lines not shown here: this reader fell more than 4096 bytes behind`));
+      assert.deepEqual(
+        kept.map(message),
+        kept.map((_, n) => `round 0 line ${n} ${'y'.repeat(50)}`),
+      );
+      assert.match(
+        batch.at(-1)!,
+        new RegExp(`WARNING +\\[platform\\] ${1000 - kept.length} log lines not shown here: this reader fell more than 4096 bytes behind`),
+      );
       // Taken, it gets new lines again.
       logs.writer(id).write(3, 'after catching up');
       assert.deepEqual((await take(follower, (lines) => lines.length > 0)).map(message), ['after catching up']);

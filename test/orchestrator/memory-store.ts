@@ -1,8 +1,8 @@
 /** An in-memory StoreClient: the orchestrator's tests need a store, not HTTP. */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { fail } from '../../sdk/errors.js';
 import type { CatalogEntry, DownloadProgress, StoreClient } from '../../platform/orchestrator/index.js';
+import { fail } from '../../sdk/errors.js';
 
 export class MemoryStoreClient implements StoreClient {
   readonly url = 'memory://store';

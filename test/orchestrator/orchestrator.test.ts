@@ -4,14 +4,14 @@ import path from 'node:path';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
-import { HttpStoreClient, Orchestrator, WorkerPackageVerifier, type InstallProgress } from '../../platform/orchestrator/index.js';
+import { HttpStoreClient, type InstallProgress, Orchestrator, WorkerPackageVerifier } from '../../platform/orchestrator/index.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
+import { serveStore } from '../../store-mock/server.js';
 import { HOSTILE_PACKAGES, sampleManifest } from '../fixtures/packages.js';
 import { createTestPki, type TestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
-import { serveStore } from '../../store-mock/server.js';
 import { MemoryStoreClient } from './memory-store.js';
 
 const MAIN_JS = 'import { log } from "isogate:sdk";\nlog.info("hello");\n';
@@ -45,7 +45,14 @@ describe('orchestrator', function () {
 
   async function open(extra: Partial<Parameters<typeof Orchestrator.open>[0]> = {}): Promise<Orchestrator> {
     const orchestrator = await Orchestrator.open({
-      dataDir: dir, store, config, audit, keys, verifier, trustRootsPem: [pki.root.certPem], ...extra,
+      dataDir: dir,
+      store,
+      config,
+      audit,
+      keys,
+      verifier,
+      trustRootsPem: [pki.root.certPem],
+      ...extra,
     });
     opened.push(orchestrator);
     return orchestrator;
@@ -86,8 +93,14 @@ describe('orchestrator', function () {
     assert.deepEqual(JSON.parse(entry.manifest!), manifest);
     assert.deepEqual(audit.events(), ['downloadStarted', 'downloadSucceeded', 'installSucceeded']);
     assert.equal(audit.records[2]!.text, `The application ${manifest.name} was successfully installed`);
-    assert.deepEqual(progress.map((p) => p.phase).filter((p, i, all) => all.indexOf(p) === i), ['download', 'verify', 'install', 'done']);
-    assert.deepEqual(progress.map((p) => p.percent), [...progress.map((p) => p.percent)].sort((a, b) => a - b));
+    assert.deepEqual(
+      progress.map((p) => p.phase).filter((p, i, all) => all.indexOf(p) === i),
+      ['download', 'verify', 'install', 'done'],
+    );
+    assert.deepEqual(
+      progress.map((p) => p.percent),
+      [...progress.map((p) => p.percent)].sort((a, b) => a - b),
+    );
     assert.deepEqual(await fs.readdir(path.join(dir, 'staging')), []);
   });
 
@@ -97,12 +110,20 @@ describe('orchestrator', function () {
     const orchestrator = await open();
     await orchestrator.install(first.package_id);
     const available = await orchestrator.available();
-    assert.deepEqual(available.map((a) => [a.package_id, a.installedVersion]), [['com.example.one', first.version], ['com.example.two', null]]);
+    assert.deepEqual(
+      available.map((a) => [a.package_id, a.installedVersion]),
+      [
+        ['com.example.one', first.version],
+        ['com.example.two', null],
+      ],
+    );
   });
 
   describe('hostile packages from the store, end to end', () => {
     let storeDir: string;
-    before(async () => { storeDir = await makeTempDir('isogate-store-'); });
+    before(async () => {
+      storeDir = await makeTempDir('isogate-store-');
+    });
     after(() => removeDir(storeDir));
 
     for (const hostile of HOSTILE_PACKAGES) {
@@ -136,7 +157,10 @@ describe('orchestrator', function () {
     const foreign = await signPackage(other, { keyPem: pki.otherRoot.keyPem, certPem: pki.otherRoot.certPem });
     store.list(foreign, { package_id: manifest.package_id, version: manifest.version, name: manifest.name });
     const orchestrator = await open();
-    await assert.rejects(orchestrator.install(manifest.package_id), (error: unknown) => isIsogateError(error) && ['E_CERTIFICATE', 'E_SIGNATURE'].includes(error.code));
+    await assert.rejects(
+      orchestrator.install(manifest.package_id),
+      (error: unknown) => isIsogateError(error) && ['E_CERTIFICATE', 'E_SIGNATURE'].includes(error.code),
+    );
     const record = audit.records.find((r) => r.event === 'signatureError')!;
     assert.equal(record.severity, 'Critical');
     assert.equal(record.text, `Failed to verify authenticity of the ${manifest.name} application signature`);
@@ -150,7 +174,7 @@ describe('orchestrator', function () {
     assert.deepEqual(audit.events(), ['installError']);
   });
 
-  it('refuses the 21st app with the manual\'s limit event', async () => {
+  it("refuses the 21st app with the manual's limit event", async () => {
     for (let i = 0; i < 21; i += 1) await publish({ package_id: `com.example.app${i}`, name: `App ${String(i).padStart(2, '0')}` });
     const orchestrator = await open();
     for (let i = 0; i < 20; i += 1) await orchestrator.install(`com.example.app${i}`);
@@ -223,7 +247,14 @@ describe('orchestrator', function () {
     const manifest = await publish();
     const calls: string[] = [];
     const orchestrator = await open({
-      beforeUninstall: [async (id) => { calls.push(`stop ${id}`); }, async (id) => { calls.push(`wipe ${id}`); }],
+      beforeUninstall: [
+        async (id) => {
+          calls.push(`stop ${id}`);
+        },
+        async (id) => {
+          calls.push(`wipe ${id}`);
+        },
+      ],
     });
     const app = await orchestrator.install(manifest.package_id);
     await config.update((doc) => {
@@ -247,7 +278,13 @@ describe('orchestrator', function () {
 
   it('keeps the app and audits the error when an uninstall hook fails', async () => {
     const manifest = await publish();
-    const orchestrator = await open({ beforeUninstall: [async () => { throw new Error('disk on fire'); }] });
+    const orchestrator = await open({
+      beforeUninstall: [
+        async () => {
+          throw new Error('disk on fire');
+        },
+      ],
+    });
     await orchestrator.install(manifest.package_id);
     await assert.rejects(orchestrator.uninstall(manifest.package_id), (error: unknown) => isIsogateError(error, 'E_UNINSTALL'));
     assert.ok(orchestrator.get(manifest.package_id));
@@ -268,8 +305,10 @@ describe('orchestrator', function () {
       const orchestrator = await open();
       const app = await orchestrator.install(manifest.package_id);
       await fs.appendFile(path.join(app.dir, 'app/main.js'), 'globalThis.evil = 1;');
-      await assert.rejects(orchestrator.verifyIntegrity(manifest.package_id), (error: unknown) =>
-        isIsogateError(error, 'E_INTEGRITY') && /app\/main\.js modified/.test(error.message));
+      await assert.rejects(
+        orchestrator.verifyIntegrity(manifest.package_id),
+        (error: unknown) => isIsogateError(error, 'E_INTEGRITY') && /app\/main\.js modified/.test(error.message),
+      );
     });
 
     it('fails when a file was added beside the installed ones', async () => {
@@ -277,7 +316,10 @@ describe('orchestrator', function () {
       const orchestrator = await open();
       const app = await orchestrator.install(manifest.package_id);
       await fs.writeFile(path.join(app.dir, 'app/extra.js'), '1');
-      await assert.rejects(orchestrator.verifyIntegrity(manifest.package_id), (error: unknown) => isIsogateError(error, 'E_INTEGRITY') && /unexpected/.test(error.message));
+      await assert.rejects(
+        orchestrator.verifyIntegrity(manifest.package_id),
+        (error: unknown) => isIsogateError(error, 'E_INTEGRITY') && /unexpected/.test(error.message),
+      );
     });
 
     it('fails when the integrity record was edited to match a tampered file', async () => {
@@ -288,7 +330,10 @@ describe('orchestrator', function () {
       const record = JSON.parse(await fs.readFile(recordFile, 'utf8'));
       record.digests['app/main.js'] = '0'.repeat(64);
       await fs.writeFile(recordFile, JSON.stringify(record));
-      await assert.rejects(orchestrator.verifyIntegrity(manifest.package_id), (error: unknown) => isIsogateError(error, 'E_INTEGRITY') && /not authentic/.test(error.message));
+      await assert.rejects(
+        orchestrator.verifyIntegrity(manifest.package_id),
+        (error: unknown) => isIsogateError(error, 'E_INTEGRITY') && /not authentic/.test(error.message),
+      );
     });
   });
 
@@ -310,7 +355,10 @@ describe('orchestrator', function () {
       });
       const reopened = await open();
       assert.ok(reopened.get(manifest.package_id));
-      assert.deepEqual(config.snapshot().APPLICATIONS.APPS_CONTROL.applications.map((a) => a.package_id), [manifest.package_id]);
+      assert.deepEqual(
+        config.snapshot().APPLICATIONS.APPS_CONTROL.applications.map((a) => a.package_id),
+        [manifest.package_id],
+      );
     });
 
     it('drops a configuration entry whose files are gone', async () => {
@@ -331,9 +379,15 @@ describe('orchestrator', function () {
       await fs.writeFile(recordFile, JSON.stringify(record));
       const reopened = await open();
       assert.equal(reopened.list().length, 0);
-      assert.deepEqual(reopened.quarantined().map((quarantined) => quarantined.packageId), [manifest.package_id]);
+      assert.deepEqual(
+        reopened.quarantined().map((quarantined) => quarantined.packageId),
+        [manifest.package_id],
+      );
       assert.deepEqual(await fs.readdir(path.join(dir, 'apps')), [manifest.package_id]);
-      assert.deepEqual(audit.events().filter((event) => event === 'integrityViolation'), ['integrityViolation']);
+      assert.deepEqual(
+        audit.events().filter((event) => event === 'integrityViolation'),
+        ['integrityViolation'],
+      );
     });
   });
 

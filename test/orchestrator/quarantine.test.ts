@@ -10,7 +10,7 @@ import path from 'node:path';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
-import { sealRecord, type IntegrityRecord } from '../../platform/integrity/index.js';
+import { type IntegrityRecord, sealRecord } from '../../platform/integrity/index.js';
 import { Launcher } from '../../platform/launcher/index.js';
 import { Orchestrator, WorkerPackageVerifier } from '../../platform/orchestrator/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
@@ -52,8 +52,12 @@ describe('an installed app that fails its check at start is quarantined', functi
 
   async function installSample(manifest: AppManifest = sampleManifest()): Promise<void> {
     const unsigned = await buildPackage(manifest, new Map([['app/main.js', Buffer.from('import { log } from "isogate:sdk";\nlog.info("hi");\n')]]));
-    store.list(await signPackage(unsigned, { keyPem: pki.publisher.keyPem, certPem: pki.publisher.certPem, chainPem: pki.publisher.chainPem ?? [] }),
-      { package_id: manifest.package_id, version: manifest.version, name: manifest.name, status: 'available' });
+    store.list(await signPackage(unsigned, { keyPem: pki.publisher.keyPem, certPem: pki.publisher.certPem, chainPem: pki.publisher.chainPem ?? [] }), {
+      package_id: manifest.package_id,
+      version: manifest.version,
+      name: manifest.name,
+      status: 'available',
+    });
     await (await open()).install(manifest.package_id);
     // Autostart, so that a quarantined app's refusal to start at gateway start is seen too.
     await config.update((doc) => {
@@ -63,7 +67,11 @@ describe('an installed app that fails its check at start is quarantined', functi
 
   function launcherFor(orchestrator: Orchestrator, sandboxes: string[]): Launcher {
     return new Launcher({
-      config, audit, apps: orchestrator, platformSdkVersion: SDK_VERSION, appLog: () => undefined,
+      config,
+      audit,
+      apps: orchestrator,
+      platformSdkVersion: SDK_VERSION,
+      appLog: () => undefined,
       verifyIntegrity: (app) => orchestrator.verifyIntegrity(app.packageId),
       createSandbox: async (app) => {
         sandboxes.push(app.packageId);
@@ -99,12 +107,20 @@ describe('an installed app that fails its check at start is quarantined', functi
 
       assert.deepEqual(await snapshotTree(appDir()), files, 'its files are kept as they were, for the integrity report');
       assert.deepEqual(await fs.readdir(path.join(dir, 'trash')), []);
-      assert.deepEqual(config.snapshot().APPLICATIONS.APPS_CONTROL.applications.map((entry) => entry.package_id), [id], 'its entry is kept');
+      assert.deepEqual(
+        config.snapshot().APPLICATIONS.APPS_CONTROL.applications.map((entry) => entry.package_id),
+        [id],
+        'its entry is kept',
+      );
 
       const sandboxes: string[] = [];
       const launcher = launcherFor(orchestrator, sandboxes);
       await launcher.startAutostartApps();
-      await assert.rejects(launcher.start(id), (error: { code?: string; message?: string }) => error.code === 'E_INTEGRITY' && /quarantined/.test(error.message ?? '') && reason.test(error.message ?? ''));
+      await assert.rejects(
+        launcher.start(id),
+        (error: { code?: string; message?: string }) =>
+          error.code === 'E_INTEGRITY' && /quarantined/.test(error.message ?? '') && reason.test(error.message ?? ''),
+      );
       await assert.rejects(launcher.setConfiguration(id, {}), { code: 'E_INTEGRITY' });
       assert.deepEqual(sandboxes, []);
       const untrusted = audit.records.filter((record) => record.event === 'launchUntrusted');
@@ -173,7 +189,11 @@ describe('an installed app that fails its check at start is quarantined', functi
     // What 0.1.0 accepted and recorded: the manifest as installed then, sealed by this device.
     const manifestFile = path.join(appDir(), 'package', 'manifest.json');
     const manifest = JSON.parse(await fs.readFile(manifestFile, 'utf8')) as AppManifest;
-    const old = JSON.stringify({ ...manifest, configuration: { schema: { type: 'object', properties: { user: { type: 'string', pattern: '^(?!root$).+$' } } } } }, null, 2);
+    const old = JSON.stringify(
+      { ...manifest, configuration: { schema: { type: 'object', properties: { user: { type: 'string', pattern: '^(?!root$).+$' } } } } },
+      null,
+      2,
+    );
     await fs.writeFile(manifestFile, old);
     const { mac: _mac, ...record } = JSON.parse(await fs.readFile(recordFile(), 'utf8')) as IntegrityRecord;
     record.digests['manifest.json'] = createHash('sha256').update(old).digest('hex');
@@ -186,8 +206,12 @@ describe('an installed app that fails its check at start is quarantined', functi
     await fs.writeFile(recordFile(), '{');
     const other = sampleManifest({ package_id: 'com.example.other', name: 'Other' });
     const unsigned = await buildPackage(other, new Map([['app/main.js', Buffer.from('1;\n')]]));
-    store.list(await signPackage(unsigned, { keyPem: pki.publisher.keyPem, certPem: pki.publisher.certPem, chainPem: pki.publisher.chainPem ?? [] }),
-      { package_id: other.package_id, version: other.version, name: other.name, status: 'available' });
+    store.list(await signPackage(unsigned, { keyPem: pki.publisher.keyPem, certPem: pki.publisher.certPem, chainPem: pki.publisher.chainPem ?? [] }), {
+      package_id: other.package_id,
+      version: other.version,
+      name: other.name,
+      status: 'available',
+    });
     const orchestrator = await Orchestrator.open({ dataDir: dir, store, config, audit, keys, verifier, trustRootsPem: [pki.root.certPem], maxApps: 1 });
     await assert.rejects(orchestrator.install(other.package_id), { code: 'E_APP_LIMIT' });
     assert.deepEqual(await fs.readdir(path.join(dir, 'apps')), [id]);

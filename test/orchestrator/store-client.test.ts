@@ -23,7 +23,11 @@ import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
 
 type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => void;
 
-interface Served { url: string; requests: string[]; close(): Promise<void> }
+interface Served {
+  url: string;
+  requests: string[];
+  close(): Promise<void>;
+}
 
 async function serve(handler: Handler): Promise<Served> {
   const requests: string[] = [];
@@ -36,7 +40,11 @@ async function serve(handler: Handler): Promise<Served> {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -55,27 +63,42 @@ describe('store client against a hostile store', function () {
     pki = await createTestPki();
     pkg = await buildSignedPackage({ manifest, signer: pki.publisher });
     // The "internal service": any request it sees is a request the gateway was made to send.
-    internal = await serve((_request, response) => { response.end('rebooting'); });
+    internal = await serve((_request, response) => {
+      response.end('rebooting');
+    });
   });
   after(async () => {
     await verifier.close();
     await internal.close();
   });
-  beforeEach(async () => { dir = await makeTempDir(); });
+  beforeEach(async () => {
+    dir = await makeTempDir();
+  });
   afterEach(() => removeDir(dir));
 
   const entry = () => ({
-    package_id: manifest.package_id, name: manifest.name, title: manifest.title, version: manifest.version,
-    size: pkg.length, sha256: createHash('sha256').update(pkg).digest('hex'), categories: ['Testing'],
-    published_at: '2026-01-01T00:00:00.000Z', status: 'available',
+    package_id: manifest.package_id,
+    name: manifest.name,
+    title: manifest.title,
+    version: manifest.version,
+    size: pkg.length,
+    sha256: createHash('sha256').update(pkg).digest('hex'),
+    categories: ['Testing'],
+    published_at: '2026-01-01T00:00:00.000Z',
+    status: 'available',
   });
 
   async function orchestratorOn(storeUrl: string): Promise<{ orchestrator: Orchestrator; config: ConfigStore; audit: MemoryAuditLog }> {
     const config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
     const audit = new MemoryAuditLog();
     const orchestrator = await Orchestrator.open({
-      dataDir: dir, store: new HttpStoreClient({ url: storeUrl, maxPackageBytes: 1024 * 1024 }), config, audit,
-      keys: memoryDeviceKeys(), verifier, trustRootsPem: [pki.root.certPem],
+      dataDir: dir,
+      store: new HttpStoreClient({ url: storeUrl, maxPackageBytes: 1024 * 1024 }),
+      config,
+      audit,
+      keys: memoryDeviceKeys(),
+      verifier,
+      trustRootsPem: [pki.root.certPem],
     });
     return { orchestrator, config, audit };
   }
@@ -91,7 +114,10 @@ describe('store client against a hostile store', function () {
   for (const status of REDIRECTS) {
     it(`refuses a catalog answered with ${status} to an internal service: E_STORE_REDIRECT, no request there, nothing installed`, async () => {
       const reboot = `${internal.url}/api/reboot?confirm=1`;
-      const store = await serve((_request, response) => { response.writeHead(status, { location: reboot }); response.end(); });
+      const store = await serve((_request, response) => {
+        response.writeHead(status, { location: reboot });
+        response.end();
+      });
       try {
         const { orchestrator } = await orchestratorOn(store.url);
         const before = await diskAndConfig();
@@ -136,16 +162,25 @@ describe('store client against a hostile store', function () {
         assert.equal(store.requests.filter((r) => r.endsWith('/package')).length, 1);
         assert.deepEqual(orchestrator.list(), []);
         assert.deepEqual(await diskAndConfig(), before);
-        assert.deepEqual(audit.records.map((r) => [r.event, r.details?.code]), [['downloadStarted', undefined], ['downloadError', 'E_STORE_REDIRECT']]);
+        assert.deepEqual(
+          audit.records.map((r) => [r.event, r.details?.code]),
+          [
+            ['downloadStarted', undefined],
+            ['downloadError', 'E_STORE_REDIRECT'],
+          ],
+        );
       } finally {
         await store.close();
       }
     });
   }
 
-  it('names a redirect\'s Location escaped: a C1 control in it does not reach the message raw', async () => {
+  it("names a redirect's Location escaped: a C1 control in it does not reach the message raw", async () => {
     // Node sends U+009B as the Latin-1 byte 0x9b, which a fetch reads back as U+009B.
-    const store = await serve((_request, response) => { response.writeHead(302, { location: '/x\u009b2J' }); response.end(); });
+    const store = await serve((_request, response) => {
+      response.writeHead(302, { location: '/x\u009b2J' });
+      response.end();
+    });
     try {
       const client = new HttpStoreClient({ url: store.url, maxPackageBytes: 1024 });
       await assert.rejects(client.catalog(), (error: unknown) => {
@@ -185,15 +220,23 @@ describe('store client against a hostile store', function () {
       { package_id: 'com.example.x/../../y' },
     ];
     for (const fields of absurd) {
-      const store = await serve((_request, response) => { response.end(JSON.stringify({ apps: [{ ...entry(), ...fields }] })); });
+      const store = await serve((_request, response) => {
+        response.end(JSON.stringify({ apps: [{ ...entry(), ...fields }] }));
+      });
       try {
-        await assert.rejects(new HttpStoreClient({ url: store.url, maxPackageBytes: 1024 }).catalog(),
-          (error: unknown) => isIsogateError(error, 'E_STORE'), JSON.stringify(fields).slice(0, 80));
+        await assert.rejects(
+          new HttpStoreClient({ url: store.url, maxPackageBytes: 1024 }).catalog(),
+          (error: unknown) => isIsogateError(error, 'E_STORE'),
+          JSON.stringify(fields).slice(0, 80),
+        );
       } finally {
         await store.close();
       }
     }
-    const big = await serve((_request, response) => { response.writeHead(200, { 'content-length': String(2 * 1024 * 1024) }); response.write('{"apps":['); });
+    const big = await serve((_request, response) => {
+      response.writeHead(200, { 'content-length': String(2 * 1024 * 1024) });
+      response.write('{"apps":[');
+    });
     try {
       await assert.rejects(new HttpStoreClient({ url: big.url, maxPackageBytes: 1024, maxCatalogBytes: 1024 * 1024 }).catalog(), (error: unknown) => {
         assert.ok(isIsogateError(error, 'E_STORE'), String(error));
@@ -221,15 +264,27 @@ describe('store client downloads over a slow or broken link', function () {
   const etagOf = (bytes: Buffer): string => `"${digest(bytes)}"`;
   let dir: string;
 
-  beforeEach(async () => { dir = await makeTempDir(); });
+  beforeEach(async () => {
+    dir = await makeTempDir();
+  });
   afterEach(() => removeDir(dir));
 
   const entryFor = (bytes: Buffer) => ({
-    package_id: 'com.example.slow', name: 'Slow', title: 'Slow', version: '1.0.0', size: bytes.length, sha256: digest(bytes),
-    categories: [], published_at: '2026-01-01T00:00:00.000Z', status: 'available' as const,
+    package_id: 'com.example.slow',
+    name: 'Slow',
+    title: 'Slow',
+    version: '1.0.0',
+    size: bytes.length,
+    sha256: digest(bytes),
+    categories: [],
+    published_at: '2026-01-01T00:00:00.000Z',
+    status: 'available' as const,
   });
 
-  interface Seen { range: string | undefined; ifRange: string | undefined }
+  interface Seen {
+    range: string | undefined;
+    ifRange: string | undefined;
+  }
   /** A store whose n-th package request (from 0) is answered by `answers[n]`; what it saw is kept. */
   async function store(answers: ((response: http.ServerResponse) => void)[]): Promise<Served & { seen: Seen[] }> {
     const seen: Seen[] = [];
@@ -237,16 +292,24 @@ describe('store client downloads over a slow or broken link', function () {
       seen.push({ range: request.headers.range, ifRange: request.headers['if-range'] as string | undefined });
       const answer = answers[seen.length - 1];
       if (answer) answer(response);
-      else { response.writeHead(500); response.end(); }
+      else {
+        response.writeHead(500);
+        response.end();
+      }
     });
     return { ...served, seen };
   }
   const headers = (bytes: Buffer, length: number) => ({ 'content-length': String(length), etag: etagOf(bytes), 'accept-ranges': 'bytes' });
-  const whole = (bytes: Buffer) => (response: http.ServerResponse) => { response.writeHead(200, headers(bytes, bytes.length)); response.end(bytes); };
-  const from = (bytes: Buffer, start: number, etagBytes = bytes) => (response: http.ServerResponse) => {
-    response.writeHead(206, { ...headers(etagBytes, bytes.length - start), 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}` });
-    response.end(bytes.subarray(start));
+  const whole = (bytes: Buffer) => (response: http.ServerResponse) => {
+    response.writeHead(200, headers(bytes, bytes.length));
+    response.end(bytes);
   };
+  const from =
+    (bytes: Buffer, start: number, etagBytes = bytes) =>
+    (response: http.ServerResponse) => {
+      response.writeHead(206, { ...headers(etagBytes, bytes.length - start), 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}` });
+      response.end(bytes.subarray(start));
+    };
   /** The first CUT bytes of a 200, then the connection is gone. */
   const dropAfterCut = (bytes: Buffer) => (response: http.ServerResponse) => {
     response.writeHead(200, headers(bytes, bytes.length));
@@ -266,16 +329,21 @@ describe('store client downloads over a slow or broken link', function () {
 
   it('completes a download that trickles for longer than the idle timeout, reporting progress throughout', async () => {
     const chunk = 8 * 1024;
-    const trickle = await store([(response) => {
-      response.writeHead(200, headers(v1, v1.length));
-      let sent = 0;
-      const timer = setInterval(() => {
-        response.write(v1.subarray(sent, sent + chunk));
-        sent += chunk;
-        if (sent >= v1.length) { clearInterval(timer); response.end(); }
-      }, 40);
-      response.on('close', () => clearInterval(timer));
-    }]);
+    const trickle = await store([
+      (response) => {
+        response.writeHead(200, headers(v1, v1.length));
+        let sent = 0;
+        const timer = setInterval(() => {
+          response.write(v1.subarray(sent, sent + chunk));
+          sent += chunk;
+          if (sent >= v1.length) {
+            clearInterval(timer);
+            response.end();
+          }
+        }, 40);
+        response.on('close', () => clearInterval(timer));
+      },
+    ]);
     try {
       // 25 chunks 40 ms apart take about 1 s, more than twice the idle timeout: only silence may end a download.
       const client = new HttpStoreClient({ url: trickle.url, maxPackageBytes: SIZE, idleTimeoutMs: 400 });
@@ -284,7 +352,10 @@ describe('store client downloads over a slow or broken link', function () {
       assert.deepEqual(await fs.readFile(path.join(dir, 'p.igp')), v1);
       assert.deepEqual(trickle.seen, [fresh]);
       assert.ok(progress.length >= 3, `progress ${progress.join()}`);
-      assert.deepEqual(progress, [...progress].sort((a, b) => a - b));
+      assert.deepEqual(
+        progress,
+        [...progress].sort((a, b) => a - b),
+      );
       assert.equal(progress.at(-1), SIZE);
     } finally {
       await trickle.close();
@@ -322,7 +393,11 @@ describe('store client downloads over a slow or broken link', function () {
     const verifier = new WorkerPackageVerifier();
     // Random text makes the package large and incompressible, so the drop lands mid-body.
     const manifest = sampleManifest({ package_id: 'com.example.resumed' });
-    const pkg = await buildSignedPackage({ manifest, signer: pki.publisher, files: { 'app/main.js': `export const noise = "${randomBytes(150 * 1024).toString('hex')}";\n` } });
+    const pkg = await buildSignedPackage({
+      manifest,
+      signer: pki.publisher,
+      files: { 'app/main.js': `export const noise = "${randomBytes(150 * 1024).toString('hex')}";\n` },
+    });
     const storeDir = await makeTempDir('isogate-store-');
     const data = await StoreData.open(storeDir);
     await data.publish(pkg, { unchecked: true });
@@ -349,11 +424,20 @@ describe('store client downloads over a slow or broken link', function () {
     try {
       const config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
       const orchestrator = await Orchestrator.open({
-        dataDir: dir, store: new HttpStoreClient({ url: real.url, maxPackageBytes: 1024 * 1024 }), config, audit: new MemoryAuditLog(),
-        keys: memoryDeviceKeys(), verifier, trustRootsPem: [pki.root.certPem],
+        dataDir: dir,
+        store: new HttpStoreClient({ url: real.url, maxPackageBytes: 1024 * 1024 }),
+        config,
+        audit: new MemoryAuditLog(),
+        keys: memoryDeviceKeys(),
+        verifier,
+        trustRootsPem: [pki.root.certPem],
       });
       const progress: number[] = [];
-      const app = await orchestrator.install(manifest.package_id, { onProgress: (p) => { if (p.phase === 'download') progress.push(p.received); } });
+      const app = await orchestrator.install(manifest.package_id, {
+        onProgress: (p) => {
+          if (p.phase === 'download') progress.push(p.received);
+        },
+      });
       assert.equal(app.version, manifest.version);
       assert.equal(seen.length, 2);
       assert.deepEqual(seen[0], fresh);
@@ -361,7 +445,11 @@ describe('store client downloads over a slow or broken link', function () {
       assert.ok(start > 0 && start <= cut, `range ${seen[1]?.range}`);
       assert.equal(seen[1]?.ifRange, `"${digest(pkg)}"`);
       // Resumed, not restarted: the count never goes back, and the bytes before the drop count.
-      assert.deepEqual(progress, [...progress].sort((a, b) => a - b), `progress ${progress.join()}`);
+      assert.deepEqual(
+        progress,
+        [...progress].sort((a, b) => a - b),
+        `progress ${progress.join()}`,
+      );
       assert.equal(progress.at(-1), pkg.length);
     } finally {
       await real.close();
@@ -415,7 +503,13 @@ describe('store client downloads over a slow or broken link', function () {
   });
 
   it('still refuses a redirect answering a resume, with E_STORE_REDIRECT', async () => {
-    const redirecting = await store([dropAfterCut(v1), (response) => { response.writeHead(307, { location: 'http://127.0.0.1:1/elsewhere' }); response.end(); }]);
+    const redirecting = await store([
+      dropAfterCut(v1),
+      (response) => {
+        response.writeHead(307, { location: 'http://127.0.0.1:1/elsewhere' });
+        response.end();
+      },
+    ]);
     try {
       const client = new HttpStoreClient({ url: redirecting.url, maxPackageBytes: SIZE });
       await assert.rejects(client.download(entryFor(v1), path.join(dir, 'p.igp')), (error: unknown) => isIsogateError(error, 'E_STORE_REDIRECT'));

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
-import { sealRecord, type IntegrityRecord } from '../../platform/integrity/index.js';
+import { type IntegrityRecord, sealRecord } from '../../platform/integrity/index.js';
 import { Orchestrator, WorkerPackageVerifier } from '../../platform/orchestrator/index.js';
 import { SIGNER_BINDINGS_FILE } from '../../platform/orchestrator/signer-bindings.js';
 import { grantsFor } from '../../platform/sandbox/capabilities.js';
@@ -52,13 +52,25 @@ describe('orchestrator trust: who signed what', function () {
 
   function open(extra: Partial<Parameters<typeof Orchestrator.open>[0]> = {}): Promise<Orchestrator> {
     return Orchestrator.open({
-      dataDir: dir, store, config, audit, keys, verifier, trustRootsPem: [pki.root.certPem], platformTrustRootsPem: [pki.platformRoot.certPem], ...extra,
+      dataDir: dir,
+      store,
+      config,
+      audit,
+      keys,
+      verifier,
+      trustRootsPem: [pki.root.certPem],
+      platformTrustRootsPem: [pki.platformRoot.certPem],
+      ...extra,
     });
   }
 
   async function publish(signer: TestIdentity, overrides: Partial<AppManifest>): Promise<AppManifest> {
     const manifest = sampleManifest({ package_id: PLANT_APP, name: 'Plant', publisher: 'Acme Corp', ...overrides });
-    store.list(await buildSignedPackage({ manifest, signer, files: { 'app/main.js': MAIN_JS } }), { package_id: manifest.package_id, version: manifest.version, name: manifest.name });
+    store.list(await buildSignedPackage({ manifest, signer, files: { 'app/main.js': MAIN_JS } }), {
+      package_id: manifest.package_id,
+      version: manifest.version,
+      name: manifest.name,
+    });
     return manifest;
   }
 
@@ -75,7 +87,8 @@ describe('orchestrator trust: who signed what', function () {
   async function routePlantToUplink(): Promise<void> {
     await config.update((doc) => {
       doc.APPLICATIONS.APPS_ROUTING.routes.push({
-        id: 'r1', active: true,
+        id: 'r1',
+        active: true,
         source: { application_id: 'com.acme.sensors', endpoint: 'readings' },
         destination: { application_id: PLANT_APP, endpoint: 'readings' },
       } as never);
@@ -91,7 +104,11 @@ describe('orchestrator trust: who signed what', function () {
       await orchestrator.uninstall(PLANT_APP);
       const uninstalled = audit.records.at(-1)!;
       assert.equal(uninstalled.event, 'uninstallSucceeded');
-      assert.deepEqual(uninstalled.details!.signer, { subject: first.record.signer!.subject, issuer: first.record.signer!.issuer, spkiSha256: first.record.signer!.spkiSha256 });
+      assert.deepEqual(uninstalled.details!.signer, {
+        subject: first.record.signer!.subject,
+        issuer: first.record.signer!.issuer,
+        spkiSha256: first.record.signer!.spkiSha256,
+      });
 
       // The attacker: a valid certificate from the same store root, a higher version, the victim's publisher text.
       await publish(chains.secondPublisher, { version: '2.0.0' });
@@ -177,8 +194,10 @@ describe('orchestrator trust: who signed what', function () {
       const first = await orchestrator.install(PLANT_APP, { version: '1.0.0' });
       await orchestrator.uninstall(PLANT_APP);
       const before = await state();
-      await assert.rejects(orchestrator.install(PLANT_APP, { version: '1.1.0' }), (error: unknown) =>
-        isIsogateError(error, 'E_SIGNER_MISMATCH') && /isogate test intermediate/.test(error.message));
+      await assert.rejects(
+        orchestrator.install(PLANT_APP, { version: '1.1.0' }),
+        (error: unknown) => isIsogateError(error, 'E_SIGNER_MISMATCH') && /isogate test intermediate/.test(error.message),
+      );
       assert.deepEqual(await state(), before);
       assert.equal(orchestrator.signerBinding(PLANT_APP)!.fingerprint256, first.record.signer!.fingerprint256);
     });
@@ -206,7 +225,7 @@ describe('orchestrator trust: who signed what', function () {
       assert.equal(seeded.issuerSpkiSha256, first.record.signer!.issuerSpkiSha256, 'the issuing CA is found among the trusted roots');
       const written = JSON.parse(await fs.readFile(path.join(dir, SIGNER_BINDINGS_FILE), 'utf8'));
       assert.deepEqual(Object.keys(written.bindings), [PLANT_APP]);
-      assert.equal(((await fs.stat(path.join(dir, SIGNER_BINDINGS_FILE))).mode & 0o077), 0);
+      assert.equal((await fs.stat(path.join(dir, SIGNER_BINDINGS_FILE))).mode & 0o077, 0);
 
       await reopened.uninstall(PLANT_APP);
       await publish(chains.secondPublisher, { version: '2.0.0' });
@@ -227,18 +246,30 @@ describe('orchestrator trust: who signed what', function () {
   });
 
   describe('reserved capabilities', () => {
-    const networkProtector = (overrides: Partial<AppManifest> = {}): AppManifest => sampleManifest({
-      package_id: 'com.othervendor.np', name: 'Network Protector', publisher: 'isogate', type: 'security',
-      capabilities: ['traffic.inspect'], version: '1.0.0', ...overrides,
-    });
+    const networkProtector = (overrides: Partial<AppManifest> = {}): AppManifest =>
+      sampleManifest({
+        package_id: 'com.othervendor.np',
+        name: 'Network Protector',
+        publisher: 'isogate',
+        type: 'security',
+        capabilities: ['traffic.inspect'],
+        version: '1.0.0',
+        ...overrides,
+      });
 
     it('refuses a store package claiming traffic.inspect (E_RESERVED_CAPABILITY), whatever it calls itself, changing nothing', async () => {
       const manifest = networkProtector();
-      store.list(await buildSignedPackage({ manifest, signer: pki.publisher, files: { 'app/main.js': MAIN_JS } }), { package_id: manifest.package_id, version: manifest.version, name: manifest.name });
+      store.list(await buildSignedPackage({ manifest, signer: pki.publisher, files: { 'app/main.js': MAIN_JS } }), {
+        package_id: manifest.package_id,
+        version: manifest.version,
+        name: manifest.name,
+      });
       const orchestrator = await open();
       const before = await state();
-      await assert.rejects(orchestrator.install(manifest.package_id), (error: unknown) =>
-        isIsogateError(error, 'E_RESERVED_CAPABILITY') && /traffic\.inspect/.test(error.message));
+      await assert.rejects(
+        orchestrator.install(manifest.package_id),
+        (error: unknown) => isIsogateError(error, 'E_RESERVED_CAPABILITY') && /traffic\.inspect/.test(error.message),
+      );
       assert.deepEqual(await state(), before);
       assert.equal(orchestrator.list().length, 0);
       assert.equal(audit.records.at(-1)!.details!.code, 'E_RESERVED_CAPABILITY');
@@ -246,7 +277,10 @@ describe('orchestrator trust: who signed what', function () {
 
     it('refuses a store package signed by the platform signer: the store trusts only its own roots', async () => {
       const manifest = sampleManifest({ package_id: 'com.example.plain' });
-      store.list(await buildSignedPackage({ manifest, signer: pki.platformSigner, files: { 'app/main.js': MAIN_JS } }), { package_id: manifest.package_id, version: manifest.version });
+      store.list(await buildSignedPackage({ manifest, signer: pki.platformSigner, files: { 'app/main.js': MAIN_JS } }), {
+        package_id: manifest.package_id,
+        version: manifest.version,
+      });
       const orchestrator = await open();
       await assert.rejects(orchestrator.install(manifest.package_id), (error: unknown) => isIsogateError(error, 'E_CERTIFICATE'));
     });
@@ -255,14 +289,23 @@ describe('orchestrator trust: who signed what', function () {
       const image = path.join(dir, 'image');
       await fs.mkdir(image);
       const own = path.join(image, 'np.igp');
-      await fs.writeFile(own, await buildSignedPackage({ manifest: networkProtector({ package_id: 'dev.isogate.network-protector' }), signer: pki.platformSigner, files: { 'app/main.js': MAIN_JS } }));
+      await fs.writeFile(
+        own,
+        await buildSignedPackage({
+          manifest: networkProtector({ package_id: 'dev.isogate.network-protector' }),
+          signer: pki.platformSigner,
+          files: { 'app/main.js': MAIN_JS },
+        }),
+      );
       const forged = path.join(image, 'forged.igp');
       await fs.writeFile(forged, await buildSignedPackage({ manifest: networkProtector(), signer: pki.publisher, files: { 'app/main.js': MAIN_JS } }));
       const orchestrator = await open();
 
       const before = await state();
-      await assert.rejects(orchestrator.installFromImage(forged), (error: unknown) =>
-        isIsogateError(error, 'E_CERTIFICATE') && error.details.reason === 'untrusted-root');
+      await assert.rejects(
+        orchestrator.installFromImage(forged),
+        (error: unknown) => isIsogateError(error, 'E_CERTIFICATE') && error.details.reason === 'untrusted-root',
+      );
       assert.deepEqual(await state(), before);
 
       const app = await orchestrator.installFromImage(own);
@@ -276,10 +319,12 @@ describe('orchestrator trust: who signed what', function () {
       const manifest = networkProtector();
       assert.deepEqual([...grantsFor(manifest, 'store').capabilities], []);
       assert.deepEqual([...grantsFor(manifest).capabilities], []);
-      await assert.rejects(createAppSandbox({ manifest, files: new Map([['app/main.js', MAIN_JS]]), host: {} as never, origin: 'store' }),
-        (error: unknown) => isIsogateError(error, 'E_RESERVED_CAPABILITY'));
-      await assert.rejects(createAppSandbox({ manifest, files: new Map([['app/main.js', MAIN_JS]]), host: {} as never }),
-        (error: unknown) => isIsogateError(error, 'E_RESERVED_CAPABILITY'));
+      await assert.rejects(createAppSandbox({ manifest, files: new Map([['app/main.js', MAIN_JS]]), host: {} as never, origin: 'store' }), (error: unknown) =>
+        isIsogateError(error, 'E_RESERVED_CAPABILITY'),
+      );
+      await assert.rejects(createAppSandbox({ manifest, files: new Map([['app/main.js', MAIN_JS]]), host: {} as never }), (error: unknown) =>
+        isIsogateError(error, 'E_RESERVED_CAPABILITY'),
+      );
     });
 
     it('refuses platform roots that repeat a store root', async () => {

@@ -11,19 +11,21 @@ import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { Orchestrator, WorkerPackageVerifier } from '../../platform/orchestrator/index.js';
-import { isIsogateError, type ErrorCode } from '../../sdk/errors.js';
+import { type ErrorCode, isIsogateError } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { buildSignedPackage, sampleManifest, signedWithRawManifest } from '../fixtures/packages.js';
 import { createTestPki, type TestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
 import { MemoryStoreClient } from './memory-store.js';
 
-const refusedWith = (code: ErrorCode, message?: RegExp) => (error: unknown): boolean => {
-  assert.ok(isIsogateError(error), String(error));
-  assert.equal(error.code, code, error.message);
-  if (message) assert.match(error.message, message);
-  return true;
-};
+const refusedWith =
+  (code: ErrorCode, message?: RegExp) =>
+  (error: unknown): boolean => {
+    assert.ok(isIsogateError(error), String(error));
+    assert.equal(error.code, code, error.message);
+    if (message) assert.match(error.message, message);
+    return true;
+  };
 
 describe('orchestrator: hostile schemas', function () {
   this.timeout(60_000);
@@ -64,7 +66,10 @@ describe('orchestrator: hostile schemas', function () {
   }
 
   async function publishGood(packageId: string): Promise<void> {
-    const manifest = sampleManifest({ package_id: packageId, configuration: { schema: { type: 'object', properties: { s: { type: 'string', pattern: '^a+$' } } }, defaults: { s: 'aaa' } } });
+    const manifest = sampleManifest({
+      package_id: packageId,
+      configuration: { schema: { type: 'object', properties: { s: { type: 'string', pattern: '^a+$' } } }, defaults: { s: 'aaa' } },
+    });
     store.list(await buildSignedPackage({ manifest, signer: pki.publisher }), { package_id: packageId, version: manifest.version, name: manifest.name });
   }
 
@@ -77,9 +82,20 @@ describe('orchestrator: hostile schemas', function () {
   }
 
   it('refuses a lookahead pattern in an endpoint schema at install with E_SCHEMA_PATTERN, naming its place, and installs nothing', async () => {
-    await publishRaw(sampleManifest({ package_id: 'com.example.hostile', endpoints: [
-      { name: 'out', direction: 'source', dataType: 'x', format: 'json', schema: { type: 'object', properties: { user: { type: 'string', pattern: '^(?!root$).+$' } } } },
-    ] }));
+    await publishRaw(
+      sampleManifest({
+        package_id: 'com.example.hostile',
+        endpoints: [
+          {
+            name: 'out',
+            direction: 'source',
+            dataType: 'x',
+            format: 'json',
+            schema: { type: 'object', properties: { user: { type: 'string', pattern: '^(?!root$).+$' } } },
+          },
+        ],
+      }),
+    );
     const orchestrator = await open(newVerifier());
     const before = await diskAndConfig();
     await assert.rejects(orchestrator.install('com.example.hostile'), refusedWith('E_SCHEMA_PATTERN', /\/endpoints\/0\/schema\/properties\/user\/pattern/));
@@ -87,13 +103,18 @@ describe('orchestrator: hostile schemas', function () {
     assert.equal(orchestrator.list().length, 0);
   });
 
-  it('refuses the finding\'s configuration defaults on ^(a+)+$ with E_MANIFEST in both workers at once, and a good install follows', async () => {
+  it("refuses the finding's configuration defaults on ^(a+)+$ with E_MANIFEST in both workers at once, and a good install follows", async () => {
     // Two at once, as the attack pinned both workers; 34 "a"s would take a backtracking engine hours.
     for (const id of ['com.example.hostile-one', 'com.example.hostile-two']) {
-      await publishRaw(sampleManifest({ package_id: id, configuration: {
-        schema: { type: 'object', properties: { s: { type: 'string', pattern: '^(a+)+$' } } },
-        defaults: { s: `${'a'.repeat(34)}!` },
-      } }));
+      await publishRaw(
+        sampleManifest({
+          package_id: id,
+          configuration: {
+            schema: { type: 'object', properties: { s: { type: 'string', pattern: '^(a+)+$' } } },
+            defaults: { s: `${'a'.repeat(34)}!` },
+          },
+        }),
+      );
     }
     await publishGood('com.example.good');
     const orchestrator = await open(newVerifier());
@@ -110,7 +131,14 @@ describe('orchestrator: hostile schemas', function () {
 
   it('ends verifications that outlast the timeout with E_VERIFY_TIMEOUT, both workers at once, and the next install goes through', async () => {
     const verifier = newVerifier({ timeoutMs: 5000, workerUrl: new URL('../fixtures/stuck-verify-worker.ts', import.meta.url).href });
-    const stuck = (name: string) => verifier.verify({ file: path.join(dir, name), extractTo: path.join(dir, `${name}-out`), trustRootsPem: [pki.root.certPem], allowUnsigned: false, now: Date.now() });
+    const stuck = (name: string) =>
+      verifier.verify({
+        file: path.join(dir, name),
+        extractTo: path.join(dir, `${name}-out`),
+        trustRootsPem: [pki.root.certPem],
+        allowUnsigned: false,
+        now: Date.now(),
+      });
     const outcomes = await Promise.allSettled([stuck('one.stuck'), stuck('two.stuck')]);
     for (const outcome of outcomes) {
       assert.equal(outcome.status, 'rejected');

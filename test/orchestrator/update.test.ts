@@ -10,7 +10,7 @@ import path from 'node:path';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
-import { Orchestrator, WorkerPackageVerifier, type UpdateHooks, type UpdateStep } from '../../platform/orchestrator/index.js';
+import { Orchestrator, type UpdateHooks, type UpdateStep, WorkerPackageVerifier } from '../../platform/orchestrator/index.js';
 import { fail, isIsogateError } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
@@ -60,7 +60,8 @@ class FakeRunner implements UpdateHooks {
 
 const V1_CONFIG = {
   schema: {
-    type: 'object', additionalProperties: false,
+    type: 'object',
+    additionalProperties: false,
     properties: { intervalMs: { type: 'integer', minimum: 10 }, mode: { enum: ['fast', 'slow'] }, label: { type: 'string' } },
   },
   defaults: { intervalMs: 1000, mode: 'fast' },
@@ -68,7 +69,9 @@ const V1_CONFIG = {
 // intervalMs keeps its meaning, "slow" is gone from mode, label is gone, retries is new.
 const V2_CONFIG = {
   schema: {
-    type: 'object', additionalProperties: false, required: ['retries'],
+    type: 'object',
+    additionalProperties: false,
+    required: ['retries'],
     properties: { intervalMs: { type: 'integer', minimum: 100 }, mode: { enum: ['fast', 'eco'] }, retries: { type: 'integer' } },
   },
   defaults: { intervalMs: 2000, mode: 'eco', retries: 3 },
@@ -105,13 +108,25 @@ describe('orchestrator: in-place update', function () {
 
   async function open(onUpdateStep?: (step: UpdateStep) => void | Promise<void>): Promise<Orchestrator> {
     current = await Orchestrator.open({
-      dataDir: dir, store, config, audit, keys, verifier, trustRootsPem: [pki.root.certPem], updateHooks: runner, updateWatchMs: 0,
+      dataDir: dir,
+      store,
+      config,
+      audit,
+      keys,
+      verifier,
+      trustRootsPem: [pki.root.certPem],
+      updateHooks: runner,
+      updateWatchMs: 0,
       ...(onUpdateStep ? { onUpdateStep } : {}),
     });
     return current;
   }
 
-  async function publish(overrides: Partial<AppManifest>, signer: TestIdentity = pki.publisher, main = 'import { log } from "isogate:sdk";\nlog.info("v");\n'): Promise<AppManifest> {
+  async function publish(
+    overrides: Partial<AppManifest>,
+    signer: TestIdentity = pki.publisher,
+    main = 'import { log } from "isogate:sdk";\nlog.info("v");\n',
+  ): Promise<AppManifest> {
     const manifest = sampleManifest(overrides);
     const unsigned = await buildPackage(manifest, new Map([['app/main.js', Buffer.from(`${main}// ${manifest.version}\n`)]]));
     const signed = await signPackage(unsigned, { keyPem: signer.keyPem, certPem: signer.certPem, chainPem: signer.chainPem ?? [] });
@@ -160,7 +175,10 @@ describe('orchestrator: in-place update', function () {
     assert.equal(orchestrator.get(ID)!.version, '2.0.0');
     await orchestrator.verifyIntegrity(ID);
     assert.match(await fs.readFile(path.join(dir, 'apps', ID, 'package', 'app', 'main.js'), 'utf8'), /\/\/ 2\.0\.0/);
-    assert.deepEqual(config.read((doc) => doc[ID]), { intervalMs: 500, mode: 'eco', retries: 3 });
+    assert.deepEqual(
+      config.read((doc) => doc[ID]),
+      { intervalMs: 500, mode: 'eco', retries: 3 },
+    );
     const entry = entryOf(config)!;
     assert.equal(entry.version, '2.0.0');
     assert.equal(entry.launchRule, 'auto');
@@ -182,7 +200,10 @@ describe('orchestrator: in-place update', function () {
     const result = await orchestrator.update(ID);
     assert.equal(result.started, false);
     assert.deepEqual(result.resetKeys, []);
-    assert.deepEqual(config.read((doc) => doc[ID]), { intervalMs: 500, mode: 'slow', label: 'north' });
+    assert.deepEqual(
+      config.read((doc) => doc[ID]),
+      { intervalMs: 500, mode: 'slow', label: 'north' },
+    );
     assert.ok(!runner.calls.some((call) => call.startsWith('run')));
   });
 
@@ -199,14 +220,20 @@ describe('orchestrator: in-place update', function () {
     await publish({ version: '0.9.0', configuration: V1_CONFIG });
     const orchestrator = await installedV1();
     const before = await state();
-    await assert.rejects(orchestrator.update(ID, { version: '0.9.0' }), (error: unknown) => isIsogateError(error, 'E_DOWNGRADE') && /--allow-downgrade/.test(error.message));
+    await assert.rejects(
+      orchestrator.update(ID, { version: '0.9.0' }),
+      (error: unknown) => isIsogateError(error, 'E_DOWNGRADE') && /--allow-downgrade/.test(error.message),
+    );
     assert.deepEqual(await state(), before);
     assert.equal(store.downloads, 1, 'nothing was downloaded');
     assert.deepEqual(runner.calls, []);
 
     const result = await orchestrator.update(ID, { version: '0.9.0', allowDowngrade: true });
     assert.equal(result.app.version, '0.9.0');
-    assert.deepEqual(config.read((doc) => doc[ID]), { intervalMs: 500, mode: 'slow', label: 'north' });
+    assert.deepEqual(
+      config.read((doc) => doc[ID]),
+      { intervalMs: 500, mode: 'slow', label: 'north' },
+    );
   });
 
   it('refuses a version signed by another signer with E_SIGNER_MISMATCH: nothing changed, the app never stopped', async () => {
@@ -264,7 +291,9 @@ describe('orchestrator: in-place update', function () {
     it(`a crash after step "${crashAt}" leaves the old version at the next open, with its entry and configuration`, async () => {
       await publish({ version: '1.0.0', configuration: V1_CONFIG });
       let crashed!: () => void;
-      const reached = new Promise<void>((resolve) => { crashed = resolve; });
+      const reached = new Promise<void>((resolve) => {
+        crashed = resolve;
+      });
       const first = await open(async (step) => {
         if (step !== crashAt) return;
         crashed();
@@ -297,7 +326,9 @@ describe('orchestrator: in-place update', function () {
   it('a crash after the commit point leaves the new version at the next open, and the old files go', async () => {
     await publish({ version: '1.0.0', configuration: V1_CONFIG });
     let crashed!: () => void;
-    const reached = new Promise<void>((resolve) => { crashed = resolve; });
+    const reached = new Promise<void>((resolve) => {
+      crashed = resolve;
+    });
     const first = await open(async (step) => {
       if (step !== 'committed') return;
       crashed();
@@ -317,7 +348,10 @@ describe('orchestrator: in-place update', function () {
     assert.equal(reopened.get(ID)!.version, '2.0.0');
     await reopened.verifyIntegrity(ID);
     assert.equal(entryOf(config)!.version, '2.0.0');
-    assert.deepEqual(config.read((doc) => doc[ID]), { intervalMs: 500, mode: 'eco', retries: 3 });
+    assert.deepEqual(
+      config.read((doc) => doc[ID]),
+      { intervalMs: 500, mode: 'eco', retries: 3 },
+    );
     assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
     assert.equal(audit.records.at(-1)!.event, 'updateSucceeded');
   });
@@ -325,7 +359,9 @@ describe('orchestrator: in-place update', function () {
   it('a forged update journal is not followed: the old files are put back and the forgery audited', async () => {
     await publish({ version: '1.0.0', configuration: V1_CONFIG });
     let crashed!: () => void;
-    const reached = new Promise<void>((resolve) => { crashed = resolve; });
+    const reached = new Promise<void>((resolve) => {
+      crashed = resolve;
+    });
     const first = await open(async (step) => {
       if (step !== 'new-moved') return;
       crashed();

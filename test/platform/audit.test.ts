@@ -26,17 +26,29 @@ describe('audit log', () => {
     await first.record('downloadStarted', { 'application name': 'A' });
     await first.record('downloadSucceeded', { 'application name': 'A' });
     const second = await FileAuditLog.open(dir);
-    const events = second.list({ log: 'system' }).reverse().map((r) => r.event);
+    const events = second
+      .list({ log: 'system' })
+      .reverse()
+      .map((r) => r.event);
     assert.deepEqual(events, ['auditStart', 'downloadStarted', 'downloadSucceeded', 'auditStart']);
     const seqs = second.list().map((r) => r.seq);
-    assert.deepEqual(seqs, [...seqs].sort((a, b) => b - a));
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => b - a),
+    );
   });
 
   it('puts firewall events in the firewall log', async () => {
     const audit = await FileAuditLog.open(dir);
     await audit.record('routesChanged');
-    assert.deepEqual(audit.list({ log: 'firewall' }).map((r) => r.name), ['KscController: Changing the application routes']);
-    assert.equal(audit.list({ log: 'system' }).some((r) => r.event === 'routesChanged'), false);
+    assert.deepEqual(
+      audit.list({ log: 'firewall' }).map((r) => r.name),
+      ['KscController: Changing the application routes'],
+    );
+    assert.equal(
+      audit.list({ log: 'system' }).some((r) => r.event === 'routesChanged'),
+      false,
+    );
   });
 
   it('overwrites the oldest records past its bound and audits the overwrite', async () => {
@@ -65,7 +77,10 @@ describe('audit log', () => {
   it('filters by severity', async () => {
     const audit = await FileAuditLog.open(dir);
     await audit.record('launchUntrusted', { 'application name': 'x' });
-    assert.deepEqual(audit.list({ severity: ['Critical'] }).map((r) => r.event), ['launchUntrusted']);
+    assert.deepEqual(
+      audit.list({ severity: ['Critical'] }).map((r) => r.event),
+      ['launchUntrusted'],
+    );
   });
 
   it('refuses a bound below 16 entries', async () => {
@@ -87,16 +102,29 @@ describe('audit log', () => {
     const forged = 'x\u001b[2J\n{"seq":999,"event":"installSucceeded"}\r\u0085NEL\u2028LS\u009b31m\u202eevil';
     const audit = await FileAuditLog.open(dir);
     const record = await audit.record('installSucceeded', { 'application name': forged }, { reason: forged });
-    assert.equal(record.text, 'The application x\\x1b[2J\\n{"seq":999,"event":"installSucceeded"}\\r\\u{85}NEL\\u{2028}LS\\u{9b}31m\\u{202e}evil was successfully installed');
+    assert.equal(
+      record.text,
+      'The application x\\x1b[2J\\n{"seq":999,"event":"installSucceeded"}\\r\\u{85}NEL\\u{2028}LS\\u{9b}31m\\u{202e}evil was successfully installed',
+    );
     const text = await fs.readFile(path.join(dir, 'system.jsonl'), 'utf8');
     // eslint-disable-next-line no-control-regex
-    assert.equal(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/.exec(text), null, 'no raw control in the file');
+    assert.equal(
+      /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/.exec(text),
+      null,
+      'no raw control in the file',
+    );
     // Every line break some reader honours, not only \n: auditStart and the install, two records.
     const lines = text.split(/\r\n|[\n\r\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/).filter(Boolean);
-    assert.deepEqual(lines.map((line) => (JSON.parse(line) as { event: string }).event), ['auditStart', 'installSucceeded']);
+    assert.deepEqual(
+      lines.map((line) => (JSON.parse(line) as { event: string }).event),
+      ['auditStart', 'installSucceeded'],
+    );
     assert.equal((JSON.parse(lines[1]!) as { details: { reason: string } }).details.reason, forged, 'details keep their value exactly');
     const reopened = await FileAuditLog.open(dir);
-    assert.deepEqual(reopened.list({ log: 'system' }).map((r) => r.event), ['auditStart', 'installSucceeded', 'auditStart']);
+    assert.deepEqual(
+      reopened.list({ log: 'system' }).map((r) => r.event),
+      ['auditStart', 'installSucceeded', 'auditStart'],
+    );
     const csv = toCsv([{ ...record, text: `\t${forged}` }]);
     assert.equal(csv.trimEnd().split(/\r\n|[\n\r\u0085\u2028\u2029]/).length, 2, 'header and one row');
   });
@@ -104,12 +132,18 @@ describe('audit log', () => {
   it('names every Orchestrator and Launcher event of the manual', () => {
     const names = Object.values(AUDIT_EVENTS).map((e) => e.name);
     for (const expected of [
-      'Orchestrator: Downloading the application', 'Orchestrator: Successful application download',
-      'Orchestrator: Successful application installation', 'Orchestrator: Uninstalling the application',
-      'Orchestrator: Successful application uninstallation', 'Orchestrator: Application download error',
-      'Orchestrator: Application signature verification error', 'Orchestrator: Application installation error',
-      'Orchestrator: Application uninstallation error', 'Launcher: Untrusted application',
+      'Orchestrator: Downloading the application',
+      'Orchestrator: Successful application download',
+      'Orchestrator: Successful application installation',
+      'Orchestrator: Uninstalling the application',
+      'Orchestrator: Successful application uninstallation',
+      'Orchestrator: Application download error',
+      'Orchestrator: Application signature verification error',
+      'Orchestrator: Application installation error',
+      'Orchestrator: Application uninstallation error',
+      'Launcher: Untrusted application',
       'Launcher: Attempting to download a new version of the application',
-    ]) assert.ok(names.includes(expected), expected);
+    ])
+      assert.ok(names.includes(expected), expected);
   });
 });

@@ -30,17 +30,29 @@ describe('configuration document bounds', () => {
   it('refuses an update nested past the bound with E_DOCUMENT_LIMIT; config.json is unchanged and later writes work', async () => {
     const store = await ConfigStore.open(file, 'x');
     const before = await fs.readFile(file);
-    await assert.rejects(store.update((doc) => { doc['com.example.app'] = deepValue(); }), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT'));
+    await assert.rejects(
+      store.update((doc) => {
+        doc['com.example.app'] = deepValue();
+      }),
+      (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT'),
+    );
     assert.deepEqual(await fs.readFile(file), before);
     assert.equal(store.snapshot()['com.example.app'], undefined);
-    await store.update((doc) => { doc.SETTINGS.ok = true; });
+    await store.update((doc) => {
+      doc.SETTINGS.ok = true;
+    });
     assert.equal((JSON.parse(await fs.readFile(file, 'utf8')) as { SETTINGS: { ok: boolean } }).SETTINGS.ok, true);
   });
 
   it('refuses a document larger than the bound with E_DOCUMENT_LIMIT', async () => {
     const store = await ConfigStore.open(file, 'x');
     const before = await fs.readFile(file);
-    await assert.rejects(store.update((doc) => { doc.SETTINGS.blob = 'x'.repeat(DOCUMENT_LIMITS.configDocumentBytes); }), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT') && /bytes as JSON/.test(error.message));
+    await assert.rejects(
+      store.update((doc) => {
+        doc.SETTINGS.blob = 'x'.repeat(DOCUMENT_LIMITS.configDocumentBytes);
+      }),
+      (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT') && /bytes as JSON/.test(error.message),
+    );
     assert.deepEqual(await fs.readFile(file), before);
   });
 
@@ -53,7 +65,10 @@ describe('configuration document bounds', () => {
     await fs.writeFile(file, `${JSON.stringify(old, null, 2)}\n`, { mode: 0o600 });
 
     const store = await ConfigStore.open(file, 'x');
-    assert.deepEqual(store.repairs.map((r) => r.packageId), ['com.example.victim']);
+    assert.deepEqual(
+      store.repairs.map((r) => r.packageId),
+      ['com.example.victim'],
+    );
     assert.match(store.repairs[0]!.reason, /deeper than 32 levels/);
     const doc = store.snapshot();
     assert.equal(doc['com.example.victim'], undefined);
@@ -61,7 +76,9 @@ describe('configuration document bounds', () => {
     assert.equal(doc.APPLICATIONS.APPS_CONTROL.applications[0]!.configured, false);
     assert.ok((await fs.stat(file)).size < 64 * 1024, 'the repaired document is on disk');
 
-    await store.update((draft) => { draft.MODE_SWITCH.router_mode = false; });
+    await store.update((draft) => {
+      draft.MODE_SWITCH.router_mode = false;
+    });
     const reopened = await ConfigStore.open(file, 'x');
     assert.deepEqual(reopened.repairs, []);
     assert.equal(reopened.snapshot().MODE_SWITCH.router_mode, false);
@@ -72,7 +89,10 @@ describe('configuration document bounds', () => {
     old.NETWORK = deepValue();
     await fs.writeFile(file, JSON.stringify(old));
     const before = await fs.readFile(file);
-    await assert.rejects(ConfigStore.open(file, 'x'), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT') && /move config\.json aside/.test(error.message));
+    await assert.rejects(
+      ConfigStore.open(file, 'x'),
+      (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT') && /move config\.json aside/.test(error.message),
+    );
     assert.deepEqual(await fs.readFile(file), before);
   });
 });
@@ -92,7 +112,10 @@ describe('gateway start on a 0.1.0 config.json with an app configuration past th
     try {
       const records = gateway.services.audit.list().filter((record) => record.event === 'integrityViolation');
       assert.equal(records.length, 1);
-      assert.match(records[0]!.text, /The configuration of com\.example\.victim integrity violated: .*deeper than 32 levels.*isogate apps config com\.example\.victim --set FILE/);
+      assert.match(
+        records[0]!.text,
+        /The configuration of com\.example\.victim integrity violated: .*deeper than 32 levels.*isogate apps config com\.example\.victim --set FILE/,
+      );
       assert.equal(gateway.services.config.snapshot()['com.example.victim'], undefined);
     } finally {
       await gateway.close();

@@ -35,18 +35,24 @@ describe('configuration document', () => {
   it('refuses an update that breaks the schema, naming the pointer, and changes nothing', async () => {
     const store = await ConfigStore.open(file, 'x');
     const before = await fs.readFile(file);
-    await assert.rejects(store.update((doc) => {
-      doc.APPLICATIONS.APPS_CONTROL.applications.push({ package_id: 'com.example.app', execute: true, logLevel: 9 as never, launchRule: 'auto' });
-    }), (error: unknown) => isIsogateError(error, 'E_CONFIG') && /\/APPLICATIONS\/APPS_CONTROL\/applications\/0\/logLevel/.test(error.message));
+    await assert.rejects(
+      store.update((doc) => {
+        doc.APPLICATIONS.APPS_CONTROL.applications.push({ package_id: 'com.example.app', execute: true, logLevel: 9 as never, launchRule: 'auto' });
+      }),
+      (error: unknown) => isIsogateError(error, 'E_CONFIG') && /\/APPLICATIONS\/APPS_CONTROL\/applications\/0\/logLevel/.test(error.message),
+    );
     assert.deepEqual(await fs.readFile(file), before);
     assert.equal(store.snapshot().APPLICATIONS.APPS_CONTROL.applications.length, 0);
   });
 
   it('refuses an unknown launchRule value', async () => {
     const store = await ConfigStore.open(file, 'x');
-    await assert.rejects(store.update((doc) => {
-      doc.APPLICATIONS.APPS_CONTROL.applications.push({ package_id: 'com.example.app', execute: true, logLevel: 3, launchRule: 'sometimes' as never });
-    }), (error: unknown) => isIsogateError(error, 'E_CONFIG') && /launchRule/.test(error.message));
+    await assert.rejects(
+      store.update((doc) => {
+        doc.APPLICATIONS.APPS_CONTROL.applications.push({ package_id: 'com.example.app', execute: true, logLevel: 3, launchRule: 'sometimes' as never });
+      }),
+      (error: unknown) => isIsogateError(error, 'E_CONFIG') && /launchRule/.test(error.message),
+    );
   });
 
   it('refuses to open a document that is not JSON', async () => {
@@ -63,9 +69,13 @@ describe('configuration document', () => {
 
   it('serialises concurrent updates so none is lost', async () => {
     const store = await ConfigStore.open(file, 'x');
-    await Promise.all(Array.from({ length: 20 }, (_, index) => store.update((doc) => {
-      (doc.SETTINGS as Record<string, number>)[`k${index}`] = index;
-    })));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, index) =>
+        store.update((doc) => {
+          (doc.SETTINGS as Record<string, number>)[`k${index}`] = index;
+        }),
+      ),
+    );
     const reopened = await ConfigStore.open(file, 'x');
     assert.equal(Object.keys(reopened.snapshot().SETTINGS).length, 20);
   });

@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import sinon from 'sinon';
-import { callControl, serveControlSocket, type ControlServer } from '../../platform/api/control-socket.js';
+import { type ControlServer, callControl, serveControlSocket } from '../../platform/api/control-socket.js';
 import { fail, isIsogateError } from '../../sdk/errors.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
@@ -63,7 +63,11 @@ describe('control socket', () => {
       realUmask(callerMask);
     }
     assert.ok(seenAtAwaits.length >= 2, 'the mask was set and restored');
-    assert.deepEqual(seenAtAwaits.filter((mask) => mask !== 0o002), [], 'every await saw the caller\'s mask');
+    assert.deepEqual(
+      seenAtAwaits.filter((mask) => mask !== 0o002),
+      [],
+      "every await saw the caller's mask",
+    );
     const stat = await fs.lstat(socketPath);
     assert.ok(stat.isSocket());
     assert.equal(stat.mode & 0o777, 0o600);
@@ -74,8 +78,7 @@ describe('control socket', () => {
     server = await serveControlSocket(socketPath, async () => {
       throw fail('E_APP_LIMIT', 'too many', { limit: 20 });
     });
-    await assert.rejects(callControl(socketPath, 'apps.install'), (error: unknown) =>
-      isIsogateError(error, 'E_APP_LIMIT') && error.details.limit === 20);
+    await assert.rejects(callControl(socketPath, 'apps.install'), (error: unknown) => isIsogateError(error, 'E_APP_LIMIT') && error.details.limit === 20);
   });
 
   it('answers malformed lines with E_BAD_REQUEST and keeps serving', async () => {
@@ -92,8 +95,14 @@ describe('control socket', () => {
         }
       });
     });
-    const answers = raw.trim().split('\n').map((line) => JSON.parse(line) as { error?: { code: string } });
-    assert.deepEqual(answers.map((a) => a.error?.code), ['E_BAD_REQUEST', 'E_BAD_REQUEST', 'E_BAD_REQUEST']);
+    const answers = raw
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { error?: { code: string } });
+    assert.deepEqual(
+      answers.map((a) => a.error?.code),
+      ['E_BAD_REQUEST', 'E_BAD_REQUEST', 'E_BAD_REQUEST'],
+    );
     assert.equal(await callControl(socketPath, 'status'), 'fine');
   });
 
@@ -103,7 +112,9 @@ describe('control socket', () => {
       const socket = net.connect(socketPath, () => socket.write('x'.repeat(1024 * 1024 + 10)));
       let text = '';
       socket.setEncoding('utf8');
-      socket.on('data', (chunk: string) => { text += chunk; });
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+      });
       socket.on('close', () => resolve(text));
     });
     assert.equal((JSON.parse(answer.trim()) as { error: { code: string } }).error.code, 'E_DOCUMENT_LIMIT');
@@ -120,24 +131,41 @@ describe('control socket', () => {
         if (text.endsWith('\n')) socket.end();
       });
       socket.on('error', () => undefined);
-      socket.on('close', () => resolve(text.trim().split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { error: { code: string } }).error)));
+      socket.on('close', () =>
+        resolve(
+          text
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => (JSON.parse(line) as { error: { code: string } }).error),
+        ),
+      );
     });
   }
 
   it('refuses an oversized request line that comes with its newline with E_DOCUMENT_LIMIT, before parsing or dispatching it', async () => {
     const dispatched: string[] = [];
-    server = await serveControlSocket(socketPath, async (op) => { dispatched.push(op); return 'done'; });
+    server = await serveControlSocket(socketPath, async (op) => {
+      dispatched.push(op);
+      return 'done';
+    });
     // A valid request 2 MB long: today's check looked only at lines still missing their newline.
     const request = JSON.stringify({ id: 1, op: 'apps.config', params: { value: { blob: 'x'.repeat(2 * 1024 * 1024) } } });
     const answers = await rawExchange(`${request}\n`);
-    assert.deepEqual(answers.map((a) => a.code), ['E_DOCUMENT_LIMIT']);
+    assert.deepEqual(
+      answers.map((a) => a.code),
+      ['E_DOCUMENT_LIMIT'],
+    );
     assert.deepEqual(dispatched, []);
     assert.equal(await callControl(socketPath, 'status'), 'done');
   });
 
   it('refuses a request nested past the bound with E_DOCUMENT_LIMIT and does not dispatch it', async () => {
     const dispatched: string[] = [];
-    server = await serveControlSocket(socketPath, async (op) => { dispatched.push(op); return 'done'; });
+    server = await serveControlSocket(socketPath, async (op) => {
+      dispatched.push(op);
+      return 'done';
+    });
     const deep = `${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}`;
     await assert.rejects(callControl(socketPath, 'apps.config', JSON.parse(deep)), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT'));
     assert.deepEqual(dispatched, []);
@@ -145,7 +173,10 @@ describe('control socket', () => {
 
   it('refuses to start a second gateway on the same data directory', async () => {
     server = await serveControlSocket(socketPath, async () => null);
-    await assert.rejects(serveControlSocket(socketPath, async () => null), (error: unknown) => isIsogateError(error, 'E_CONFLICT'));
+    await assert.rejects(
+      serveControlSocket(socketPath, async () => null),
+      (error: unknown) => isIsogateError(error, 'E_CONFLICT'),
+    );
   });
 
   it('replaces a stale socket left by a crash', async () => {

@@ -3,19 +3,19 @@
  * E_UNSAFE_PATH and leave what they point at, outside the data directory, exactly as it was.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sinon from 'sinon';
-import { createHash } from 'node:crypto';
 import { serveControlSocket } from '../../platform/api/control-socket.js';
 import { FileAuditLog, MemoryAuditLog } from '../../platform/audit/index.js';
 import { ensureDemoCredentials } from '../../platform/bootstrap/demo-credentials.js';
 import { ensurePlatformRoot } from '../../platform/bootstrap/platform-root.js';
 import { ConfigStore, defaultDocument } from '../../platform/config/index.js';
 import { FileDeviceKeyProvider, memoryDeviceKeys } from '../../platform/device/index.js';
-import { sealRecord, verifyInstalledFiles } from '../../platform/integrity/index.js';
 import { DataDir, eraseTree, writeFileDurable } from '../../platform/durable/index.js';
 import { CertificateStore } from '../../platform/egress/index.js';
+import { sealRecord, verifyInstalledFiles } from '../../platform/integrity/index.js';
 import { AppLogs } from '../../platform/logs/index.js';
 import { Orchestrator, type PackageVerifier } from '../../platform/orchestrator/index.js';
 import { StorageService } from '../../platform/storage/index.js';
@@ -104,10 +104,16 @@ describe('links planted in the data directory are refused, never followed', () =
 
   describe('orchestrator: staging, apps and trash', () => {
     const verifier: PackageVerifier = { verify: () => Promise.reject(new Error('not used')), close: async () => undefined };
-    const open = async (): Promise<Orchestrator> => Orchestrator.open({
-      dataDir: data, store: new MemoryStoreClient(), config: await ConfigStore.open(path.join(data, 'config.json'), 'test'),
-      audit: new MemoryAuditLog(), keys, verifier, trustRootsPem: ['unused'],
-    });
+    const open = async (): Promise<Orchestrator> =>
+      Orchestrator.open({
+        dataDir: data,
+        store: new MemoryStoreClient(),
+        config: await ConfigStore.open(path.join(data, 'config.json'), 'test'),
+        audit: new MemoryAuditLog(),
+        keys,
+        verifier,
+        trustRootsPem: ['unused'],
+      });
 
     it('refuses a leftover in staging that links to a directory outside, erasing nothing there', async () => {
       await fs.mkdir(path.join(data, 'staging'), { recursive: true });
@@ -282,7 +288,10 @@ describe('links planted in the data directory are refused, never followed', () =
     it('refuses a device key directory that links to a directory outside, and creates no key there', async () => {
       await fs.chmod(outside, 0o700);
       await fs.symlink(outside, path.join(data, 'device'));
-      await assert.rejects(new FileDeviceKeyProvider(path.join(data, 'device')).open(), { ...UNSAFE, message: new RegExp(`${path.join(data, 'device')} is a symbolic link`) });
+      await assert.rejects(new FileDeviceKeyProvider(path.join(data, 'device')).open(), {
+        ...UNSAFE,
+        message: new RegExp(`${path.join(data, 'device')} is a symbolic link`),
+      });
       await fs.writeFile(path.join(outside, 'device.key'), keyText, { mode: 0o600 });
       await assert.rejects(new FileDeviceKeyProvider(path.join(data, 'device')).open(), UNSAFE);
       await assertOutsideUnchanged({ 'device.key': keyText });
@@ -301,10 +310,18 @@ describe('links planted in the data directory are refused, never followed', () =
 
   describe('installed files at launch', () => {
     const files = { 'manifest.json': '{}\n', 'app/main.js': 'log("mine");\n' };
-    const record = () => sealRecord({
-      package_id: id, version: '1.0.0', installedAt: new Date(0).toISOString(), packageSha256: '0'.repeat(64), signer: null,
-      digests: Object.fromEntries(Object.entries(files).map(([name, text]) => [name, createHash('sha256').update(text).digest('hex')])),
-    }, keys);
+    const record = () =>
+      sealRecord(
+        {
+          package_id: id,
+          version: '1.0.0',
+          installedAt: new Date(0).toISOString(),
+          packageSha256: '0'.repeat(64),
+          signer: null,
+          digests: Object.fromEntries(Object.entries(files).map(([name, text]) => [name, createHash('sha256').update(text).digest('hex')])),
+        },
+        keys,
+      );
     const packageDir = () => new DataDir(data).sub(`apps/${id}/package`);
 
     async function writePackage(root: string): Promise<void> {
@@ -355,7 +372,7 @@ describe('links planted in the data directory are refused, never followed', () =
       await assertOutsideUnchanged();
     });
 
-    it('refuses a platform root that links to a root outside: its holder\'s packages would be the platform\'s', async function () {
+    it("refuses a platform root that links to a root outside: its holder's packages would be the platform's", async function () {
       this.timeout(60_000);
       const pki = await createTestPki();
       await fs.writeFile(path.join(outside, 'platform-root.pem'), pki.root.certPem);
@@ -364,20 +381,29 @@ describe('links planted in the data directory are refused, never followed', () =
       await assert.rejects(ensurePlatformRoot(path.join(data, 'platform-ca')), { ...UNSAFE, message: /platform-root\.pem is a symbolic link/ });
       await fs.rm(path.join(data, 'platform-ca'), { recursive: true });
       await fs.symlink(outside, path.join(data, 'platform-ca'));
-      await assert.rejects(ensurePlatformRoot(path.join(data, 'platform-ca')), { ...UNSAFE, message: new RegExp(`${path.join(data, 'platform-ca')} is a symbolic link`) });
+      await assert.rejects(ensurePlatformRoot(path.join(data, 'platform-ca')), {
+        ...UNSAFE,
+        message: new RegExp(`${path.join(data, 'platform-ca')} is a symbolic link`),
+      });
       await assertOutsideUnchanged({ 'platform-root.pem': pki.root.certPem });
     });
   });
 
   describe('control socket', () => {
-    it('refuses a link or a file at the socket\'s path instead of removing it', async () => {
+    it("refuses a link or a file at the socket's path instead of removing it", async () => {
       const socketPath = path.join(data, 'control.sock');
       await fs.symlink(outsideFile, socketPath);
-      await assert.rejects(serveControlSocket(socketPath, async () => null), { ...UNSAFE, message: /control\.sock is a symbolic link/ });
+      await assert.rejects(
+        serveControlSocket(socketPath, async () => null),
+        { ...UNSAFE, message: /control\.sock is a symbolic link/ },
+      );
       assert.equal((await fs.lstat(socketPath)).isSymbolicLink(), true);
       await fs.rm(socketPath);
       await fs.writeFile(socketPath, 'not a socket');
-      await assert.rejects(serveControlSocket(socketPath, async () => null), { ...UNSAFE, message: /control\.sock is not a socket/ });
+      await assert.rejects(
+        serveControlSocket(socketPath, async () => null),
+        { ...UNSAFE, message: /control\.sock is not a socket/ },
+      );
       assert.equal(await fs.readFile(socketPath, 'utf8'), 'not a socket');
       await assertOutsideUnchanged();
     });

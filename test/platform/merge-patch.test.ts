@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { applyMergePatch, patchForKey } from '../../platform/config/merge-patch.js';
 
 describe('JSON Merge Patch (RFC 7396)', () => {
-  it('passes the RFC\'s appendix A examples', () => {
+  it("passes the RFC's appendix A examples", () => {
     const cases: [unknown, unknown, unknown][] = [
       [{ a: 'b' }, { a: 'c' }, { a: 'c' }],
       [{ a: 'b' }, { b: 'c' }, { a: 'b', b: 'c' }],
@@ -12,7 +12,11 @@ describe('JSON Merge Patch (RFC 7396)', () => {
       [{ a: 'c' }, { a: ['b'] }, { a: ['b'] }],
       [{ a: { b: 'c' } }, { a: { b: 'd', c: null } }, { a: { b: 'd' } }],
       [{ a: [{ b: 'c' }] }, { a: [1] }, { a: [1] }],
-      [['a', 'b'], ['c', 'd'], ['c', 'd']],
+      [
+        ['a', 'b'],
+        ['c', 'd'],
+        ['c', 'd'],
+      ],
       [{ a: 'b' }, ['c'], ['c']],
       [{ a: 'foo' }, null, null],
       [{ a: 'foo' }, 'bar', 'bar'],

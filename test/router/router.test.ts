@@ -12,19 +12,34 @@ import { waitFor } from '../fixtures/wait.js';
 const READING = { type: 'object', required: ['v'], additionalProperties: false, properties: { v: { type: 'number' } } };
 
 const apps: Record<string, AppManifest> = {
-  'dev.t.source': sampleManifest({ package_id: 'dev.t.source', name: 'source', networkZone: 'lan', endpoints: [
-    { name: 'out', direction: 'source', dataType: 'reading', format: 'json', schema: READING, maxMessageBytes: 200 },
-    { name: 'text', direction: 'source', dataType: 'line', format: 'text' },
-    { name: 'in', direction: 'destination', dataType: 'reading', format: 'json' },
-  ] }),
-  'dev.t.sink': sampleManifest({ package_id: 'dev.t.sink', name: 'sink', networkZone: 'wan', endpoints: [
-    { name: 'in', direction: 'destination', dataType: 'reading', format: 'json' },
-    { name: 'out', direction: 'source', dataType: 'reading', format: 'json' },
-  ] }),
-  'dev.t.other': sampleManifest({ package_id: 'dev.t.other', name: 'other', networkZone: 'lan', endpoints: [
-    { name: 'in', direction: 'destination', dataType: 'reading', format: 'json' },
-    { name: 'wrongtype', direction: 'destination', dataType: 'alert', format: 'json' },
-  ] }),
+  'dev.t.source': sampleManifest({
+    package_id: 'dev.t.source',
+    name: 'source',
+    networkZone: 'lan',
+    endpoints: [
+      { name: 'out', direction: 'source', dataType: 'reading', format: 'json', schema: READING, maxMessageBytes: 200 },
+      { name: 'text', direction: 'source', dataType: 'line', format: 'text' },
+      { name: 'in', direction: 'destination', dataType: 'reading', format: 'json' },
+    ],
+  }),
+  'dev.t.sink': sampleManifest({
+    package_id: 'dev.t.sink',
+    name: 'sink',
+    networkZone: 'wan',
+    endpoints: [
+      { name: 'in', direction: 'destination', dataType: 'reading', format: 'json' },
+      { name: 'out', direction: 'source', dataType: 'reading', format: 'json' },
+    ],
+  }),
+  'dev.t.other': sampleManifest({
+    package_id: 'dev.t.other',
+    name: 'other',
+    networkZone: 'lan',
+    endpoints: [
+      { name: 'in', direction: 'destination', dataType: 'reading', format: 'json' },
+      { name: 'wrongtype', direction: 'destination', dataType: 'alert', format: 'json' },
+    ],
+  }),
 };
 
 class RecordingGuest implements AppGuest {
@@ -55,7 +70,9 @@ describe('router', () => {
     installed = new Set(Object.keys(apps));
     logs = [];
     router = new Router({
-      config, audit, queueLimit: 10,
+      config,
+      audit,
+      queueLimit: 10,
       appLog: (_id, _level, message) => logs.push(message),
       manifestOf: (id) => (installed.has(id) ? apps[id] : undefined),
       guestOf: (id) => guests.get(id),
@@ -74,7 +91,10 @@ describe('router', () => {
       // The sink's new version has no "in" any more.
       apps['dev.t.sink'] = { ...original, version: '2.0.0', endpoints: original.endpoints!.filter((e) => e.name !== 'in') };
       const broken = router.appReplaced('dev.t.sink');
-      assert.deepEqual(broken.map((view) => view.id), [route.id]);
+      assert.deepEqual(
+        broken.map((view) => view.id),
+        [route.id],
+      );
       assert.equal(router.get(route.id).status, 'Error');
       assert.match(router.get(route.id).problem!, /declares no endpoint "in"/);
       router.emit('dev.t.source', 'out', { v: 1 });
@@ -105,25 +125,37 @@ describe('router', () => {
       ['dev.t.source:out', 'dev.t.source:in', 'E_ROUTE', /to itself/],
     ];
     for (const [source, destination, code, message] of cases) {
-      await assert.rejects(router.add(end(source), end(destination)), (error: { code: string; message: string }) => error.code === code && message.test(error.message), `${source} -> ${destination}`);
+      await assert.rejects(
+        router.add(end(source), end(destination)),
+        (error: { code: string; message: string }) => error.code === code && message.test(error.message),
+        `${source} -> ${destination}`,
+      );
     }
     await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
     await assert.rejects(router.add(end('dev.t.source:out'), end('dev.t.sink:in')), { code: 'E_ROUTE_DUPLICATE' });
-    assert.equal(config.read((doc) => doc.APPLICATIONS.APPS_ROUTING.routes.length), 1);
+    assert.equal(
+      config.read((doc) => doc.APPLICATIONS.APPS_ROUTING.routes.length),
+      1,
+    );
     assert.deepEqual(audit.events(), ['routesChanged']);
   });
 
   it('refuses invalid options with E_OPTION before attaching anything to the configuration store', () => {
     const listeners = config.listenerCount('change');
     for (const bad of [{ queueLimit: 0 }, { batchSize: 1.5 }, { maxRoutes: -1 }]) {
-      assert.throws(() => new Router({ config, audit, appLog: () => undefined, manifestOf: () => undefined, guestOf: () => undefined, ...bad }),
-        (error: { code: string; message: string }) => error.code === 'E_OPTION' && new RegExp(`^${Object.keys(bad)[0]} is a positive integer$`).test(error.message));
+      assert.throws(
+        () => new Router({ config, audit, appLog: () => undefined, manifestOf: () => undefined, guestOf: () => undefined, ...bad }),
+        (error: { code: string; message: string }) =>
+          error.code === 'E_OPTION' && new RegExp(`^${Object.keys(bad)[0]} is a positive integer$`).test(error.message),
+      );
     }
     assert.equal(config.listenerCount('change'), listeners, 'no listener left behind by a refused router');
   });
 
   it('in unidirectional gateway mode carries data only from lan to wan', async () => {
-    await config.update((doc) => { doc.MODE_SWITCH.router_mode = false; });
+    await config.update((doc) => {
+      doc.MODE_SWITCH.router_mode = false;
+    });
     await assert.rejects(router.add(end('dev.t.sink:out'), end('dev.t.other:in')), { code: 'E_ROUTE_DIRECTION' });
     await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
   });
@@ -140,7 +172,10 @@ describe('router', () => {
     assert.throws(() => router.emit('dev.t.source', 'out', JSON.parse('{"v": 1, "__proto__": {"x": 1}}')), { code: 'E_MESSAGE' });
     assert.throws(() => router.emit('dev.t.source', 'out', { v: 1, pad: 'x'.repeat(300) }), { code: 'E_MESSAGE_SIZE' });
     await waitFor(() => sink.received.length === 5 && other.received.length === 5);
-    assert.deepEqual(sink.received, [0, 1, 2, 3, 4].map((v) => ({ v })));
+    assert.deepEqual(
+      sink.received,
+      [0, 1, 2, 3, 4].map((v) => ({ v })),
+    );
     const view = router.get(toSink.id);
     assert.equal(view.counters.delivered, 5);
     assert.equal(view.counters.invalid, 3);
@@ -175,7 +210,10 @@ describe('router', () => {
     installed.delete('dev.t.sink');
     router.appRemoved('dev.t.sink');
     assert.equal(router.get(route.id).status, 'Error');
-    assert.deepEqual(router.list({ search: 'error' }).map((r) => r.id), [route.id]);
+    assert.deepEqual(
+      router.list({ search: 'error' }).map((r) => r.id),
+      [route.id],
+    );
     await router.remove(route.id);
     assert.deepEqual(router.list(), []);
   });
@@ -186,7 +224,10 @@ describe('router', () => {
     router.appStarted('dev.t.sink');
     const route = await router.add(end('dev.t.source:out'), end('dev.t.sink:in'));
     assert.equal((await router.update(route.id, { active: false })).status, 'Inactive');
-    assert.deepEqual(router.list({ search: 'inactive' }).map((r) => r.id), [route.id]);
+    assert.deepEqual(
+      router.list({ search: 'inactive' }).map((r) => r.id),
+      [route.id],
+    );
     router.emit('dev.t.source', 'out', { v: 1 });
     assert.equal(router.get(route.id).queued, 0);
     assert.equal((await router.update(route.id, { active: true })).status, 'Active');

@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import path from 'node:path';
-import { callControl, serveControlSocket, type ControlServer } from '../../platform/api/control-socket.js';
+import { type ControlServer, callControl, serveControlSocket } from '../../platform/api/control-socket.js';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { Router } from '../../platform/router/index.js';
@@ -17,14 +17,22 @@ import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const apps: Record<string, AppManifest> = {
-  'dev.t.hostile': sampleManifest({ package_id: 'dev.t.hostile', name: 'hostile', endpoints: [
-    { name: 'out', direction: 'source', dataType: 'word', format: 'json', schema: { type: 'string', pattern: '^(a+)+$' } },
-    { name: 'free', direction: 'source', dataType: 'any', format: 'json', schema: { type: 'array' } },
-  ] }),
-  'dev.t.sink': sampleManifest({ package_id: 'dev.t.sink', name: 'sink', endpoints: [
-    { name: 'in', direction: 'destination', dataType: 'word', format: 'json' },
-    { name: 'any', direction: 'destination', dataType: 'any', format: 'json' },
-  ] }),
+  'dev.t.hostile': sampleManifest({
+    package_id: 'dev.t.hostile',
+    name: 'hostile',
+    endpoints: [
+      { name: 'out', direction: 'source', dataType: 'word', format: 'json', schema: { type: 'string', pattern: '^(a+)+$' } },
+      { name: 'free', direction: 'source', dataType: 'any', format: 'json', schema: { type: 'array' } },
+    ],
+  }),
+  'dev.t.sink': sampleManifest({
+    package_id: 'dev.t.sink',
+    name: 'sink',
+    endpoints: [
+      { name: 'in', direction: 'destination', dataType: 'word', format: 'json' },
+      { name: 'any', direction: 'destination', dataType: 'any', format: 'json' },
+    ],
+  }),
 };
 
 describe('router: messages from a hostile publisher', () => {
@@ -39,12 +47,17 @@ describe('router: messages from a hostile publisher', () => {
     config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
     received = [];
     const sink: AppGuest = {
-      deliver: async (_endpoint: string, messages: DeliveredMessage[]) => { received.push(...messages.map((m) => m.message)); },
+      deliver: async (_endpoint: string, messages: DeliveredMessage[]) => {
+        received.push(...messages.map((m) => m.message));
+      },
       configChanged: async () => undefined,
     };
     router = new Router({
-      config, audit: new MemoryAuditLog(), appLog: () => undefined,
-      manifestOf: (id) => apps[id], guestOf: (id) => (id === 'dev.t.sink' ? sink : undefined),
+      config,
+      audit: new MemoryAuditLog(),
+      appLog: () => undefined,
+      manifestOf: (id) => apps[id],
+      guestOf: (id) => (id === 'dev.t.sink' ? sink : undefined),
     });
     await router.add({ application_id: 'dev.t.hostile', endpoint: 'out' }, { application_id: 'dev.t.sink', endpoint: 'in' });
     await router.add({ application_id: 'dev.t.hostile', endpoint: 'free' }, { application_id: 'dev.t.sink', endpoint: 'any' });
@@ -56,12 +69,14 @@ describe('router: messages from a hostile publisher', () => {
     await removeDir(dir);
   });
 
-  it('refuses the finding\'s 29-character emit on ^(a+)+$ with E_MESSAGE while the control socket and a timer keep answering', async () => {
+  it("refuses the finding's 29-character emit on ^(a+)+$ with E_MESSAGE while the control socket and a timer keep answering", async () => {
     control = await serveControlSocket(path.join(dir, 'control.sock'), async () => 'up');
     const hostile = `${'a'.repeat(28)}!`;
     const codes: string[] = [];
     let ticks = 0;
-    const timer = setInterval(() => { ticks += 1; }, 1);
+    const timer = setInterval(() => {
+      ticks += 1;
+    }, 1);
     try {
       // One emit per turn of the event loop, as emits arrive from an app: with a backtracking
       // engine each one held the thread for seconds, and twenty of them outlast the test's timeout.
@@ -93,9 +108,15 @@ describe('router: messages from a hostile publisher', () => {
     for (let i = 0; i < 2000; i += 1) deep = [deep];
     // As an app sends it: JSON text, parsed by the sandbox (which does not recurse), then routed.
     const text = '['.repeat(2001) + ']'.repeat(2001);
-    assert.throws(() => router.emit('dev.t.hostile', 'free', JSON.parse(text), text), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT') && /32 levels/.test(error.message));
+    assert.throws(
+      () => router.emit('dev.t.hostile', 'free', JSON.parse(text), text),
+      (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT') && /32 levels/.test(error.message),
+    );
     // Without the text the router would have to serialise it, which is where it used to overflow.
-    assert.throws(() => router.emit('dev.t.hostile', 'free', deep), (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT'));
+    assert.throws(
+      () => router.emit('dev.t.hostile', 'free', deep),
+      (error: unknown) => isIsogateError(error, 'E_DOCUMENT_LIMIT'),
+    );
     router.emit('dev.t.hostile', 'free', [[1]], '[[1]]');
     await waitFor(() => received.length === 1);
     assert.deepEqual(received, [[[1]]]);

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { HotLoop, hotLoop } from '../../platform/sandbox/hot-loop.js';
-import { createAppSandbox, type AppSandbox } from '../../platform/sandbox/index.js';
+import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { fakeHost } from '../fixtures/fake-host.js';
 import { waitFor } from '../fixtures/wait.js';
@@ -26,7 +26,9 @@ describe('hot loop', () => {
     const key = {};
     loop.hold(key, 10_000);
     let fired = false;
-    setTimeout(() => { fired = true; }, 5);
+    setTimeout(() => {
+      fired = true;
+    }, 5);
     await waitFor(() => fired, 2000);
     loop.release(key);
     await waitFor(() => loop.holding === 0, 1000);
@@ -34,8 +36,16 @@ describe('hot loop', () => {
 
   describe('for an app answered by the platform', () => {
     const manifest: AppManifest = {
-      manifestVersion: 1, package_id: 'dev.isogate.test.hot', name: 'hot', title: 'Hot', version: '1.0.0', publisher: 'tests',
-      type: 'service', buildSdkVersion: '1.0.0', entry: 'app/main.js', networkZone: 'lan',
+      manifestVersion: 1,
+      package_id: 'dev.isogate.test.hot',
+      name: 'hot',
+      title: 'Hot',
+      version: '1.0.0',
+      publisher: 'tests',
+      type: 'service',
+      buildSdkVersion: '1.0.0',
+      entry: 'app/main.js',
+      networkZone: 'lan',
       resources: { memoryMb: 16, cpuMsPerEvent: 1000, storageMb: 1 },
       endpoints: [{ name: 'in', direction: 'destination', dataType: 't', format: 'json' }],
     };
@@ -44,11 +54,20 @@ describe('hot loop', () => {
 
     it('holds no longer than its reply window once the app goes quiet', async () => {
       const host = fakeHost(manifest.package_id, 1024 * 1024);
-      sandbox = await createAppSandbox({ manifest, host, files: new Map([['app/main.js', `import { storage, log, on } from 'isogate:sdk';
+      sandbox = await createAppSandbox({
+        manifest,
+        host,
+        files: new Map([
+          [
+            'app/main.js',
+            `import { storage, log, on } from 'isogate:sdk';
         on('in', async () => {
           for (let i = 0; i < 50; i += 1) await storage.put('k', String(i));
           log.info('looped');
-        });`]]) });
+        });`,
+          ],
+        ]),
+      });
       await sandbox.start();
       await sandbox.deliver('in', [{ message: {}, routeId: 'r', source: { application_id: 'a', endpoint: 'e' } }]);
       await host.waitForLog(/^looped$/, 5000);
@@ -60,8 +79,17 @@ describe('hot loop', () => {
 
     it('lets go at once when the app is disposed', async () => {
       const host = fakeHost(manifest.package_id, 1024 * 1024);
-      sandbox = await createAppSandbox({ manifest, host, files: new Map([['app/main.js', `import { storage, on } from 'isogate:sdk';
-        on('in', async () => { for (;;) await storage.put('k', 'v'); });`]]) });
+      sandbox = await createAppSandbox({
+        manifest,
+        host,
+        files: new Map([
+          [
+            'app/main.js',
+            `import { storage, on } from 'isogate:sdk';
+        on('in', async () => { for (;;) await storage.put('k', 'v'); });`,
+          ],
+        ]),
+      });
       await sandbox.start();
       // The handler never ends, so its delivery is not awaited.
       sandbox.deliver('in', [{ message: {}, routeId: 'r', source: { application_id: 'a', endpoint: 'e' } }]).catch(() => undefined);

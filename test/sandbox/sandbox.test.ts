@@ -1,13 +1,21 @@
 import { strict as assert } from 'node:assert';
-import { createAppSandbox, type AppSandbox, type SandboxFailure } from '../../platform/sandbox/index.js';
+import { type AppSandbox, createAppSandbox, type SandboxFailure } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
-import { fakeHost, type FakeHost } from '../fixtures/fake-host.js';
+import { type FakeHost, fakeHost } from '../fixtures/fake-host.js';
 import { waitFor } from '../fixtures/wait.js';
 
 function manifest(overrides: Partial<AppManifest> = {}): AppManifest {
   return {
-    manifestVersion: 1, package_id: 'dev.isogate.test.app', name: 'test', title: 'Test', version: '1.0.0', publisher: 'tests',
-    type: 'service', buildSdkVersion: '1.0.0', entry: 'app/main.js', networkZone: 'lan',
+    manifestVersion: 1,
+    package_id: 'dev.isogate.test.app',
+    name: 'test',
+    title: 'Test',
+    version: '1.0.0',
+    publisher: 'tests',
+    type: 'service',
+    buildSdkVersion: '1.0.0',
+    entry: 'app/main.js',
+    networkZone: 'lan',
     resources: { memoryMb: 16, cpuMsPerEvent: 100, storageMb: 1 },
     endpoints: [
       { name: 'in', direction: 'destination', dataType: 't', format: 'json' },
@@ -26,12 +34,21 @@ interface Running {
 
 const running: AppSandbox[] = [];
 
-async function run(source: string, options: { files?: Record<string, string>; manifest?: Partial<AppManifest>; config?: Record<string, unknown> } = {}): Promise<Running> {
+async function run(
+  source: string,
+  options: { files?: Record<string, string>; manifest?: Partial<AppManifest>; config?: Record<string, unknown> } = {},
+): Promise<Running> {
   const host = fakeHost();
   host.configuration = options.config;
   const failures: SandboxFailure[] = [];
   const files = new Map(Object.entries({ 'app/main.js': source, ...options.files }));
-  const sandbox = await createAppSandbox({ manifest: manifest(options.manifest), files, host, onFailure: (f) => failures.push(f), limits: { startDeadlineMs: 3000 } });
+  const sandbox = await createAppSandbox({
+    manifest: manifest(options.manifest),
+    files,
+    host,
+    onFailure: (f) => failures.push(f),
+    limits: { startDeadlineMs: 3000 },
+  });
   running.push(sandbox);
   await sandbox.start();
   return { sandbox, host, failures };
@@ -56,16 +73,20 @@ describe('sandbox', function () {
 
   describe('what an app can do', () => {
     it('imports its own files and the SDK, logs, and emits copies on its source endpoint', async () => {
-      const { host } = await run(`import { log, emit } from 'isogate:sdk'; import { double } from './lib/math.js';
+      const { host } = await run(
+        `import { log, emit } from 'isogate:sdk'; import { double } from './lib/math.js';
         log.info('started', { n: double(21) }); console.warn('from console'); await emit('out', { v: double(2) });`,
-      { files: { 'app/lib/math.js': 'export const double = (x) => x * 2;' } });
+        { files: { 'app/lib/math.js': 'export const double = (x) => x * 2;' } },
+      );
       assert.ok(host.logs.some((l) => l.level === 3 && l.message === 'started {"n":42}'));
       assert.ok(host.logs.some((l) => l.level === 2 && l.message === 'from console'));
       assert.deepEqual(host.emitted, [{ endpoint: 'out', message: { v: 4 } }]);
     });
 
     it('waits for top-level await before counting the app started', async () => {
-      const { host } = await run(`import { storage, log } from 'isogate:sdk'; await storage.put('k', 'v'); const v = await storage.get('k'); log.info('read ' + v);`);
+      const { host } = await run(
+        `import { storage, log } from 'isogate:sdk'; await storage.put('k', 'v'); const v = await storage.get('k'); log.info('read ' + v);`,
+      );
       assert.ok(host.logs.some((l) => l.message === 'read v'));
     });
 
@@ -74,14 +95,24 @@ describe('sandbox', function () {
         on('in', async (m) => { await storage.put('bytes', new Uint8Array([1, 2, m.n])); emit('out', { n: m.n, kind: (await storage.get('bytes')) instanceof Uint8Array }); });`);
       await sandbox.deliver('in', [delivered({ n: 1 }), delivered({ n: 2 }), delivered({ n: 3 })]);
       await waitFor(() => host.emitted.length === 3);
-      assert.deepEqual(host.emitted.map((e) => e.message), [{ n: 1, kind: true }, { n: 2, kind: true }, { n: 3, kind: true }]);
+      assert.deepEqual(
+        host.emitted.map((e) => e.message),
+        [
+          { n: 1, kind: true },
+          { n: 2, kind: true },
+          { n: 3, kind: true },
+        ],
+      );
       assert.deepEqual([...(host.store.get('bytes') as Uint8Array)], [1, 2, 3]);
     });
 
     it('reads its configuration, frozen, and hears when it changes', async () => {
-      const { sandbox, host } = await run(`import { config, log } from 'isogate:sdk';
+      const { sandbox, host } = await run(
+        `import { config, log } from 'isogate:sdk';
         log.info('rate ' + config.get().rate + ' frozen ' + Object.isFrozen(config.get()));
-        config.onChange((c) => log.info('now ' + c.rate));`, { config: { rate: 5 } });
+        config.onChange((c) => log.info('now ' + c.rate));`,
+        { config: { rate: 5 } },
+      );
       assert.ok(host.logs.some((l) => l.message === 'rate 5 frozen true'));
       await sandbox.configChanged({ rate: 7 });
       await host.waitForLog(/^now 7$/);
@@ -106,26 +137,42 @@ describe('sandbox', function () {
         host.emitted.push({ endpoint, message });
       };
       const sandbox = await createAppSandbox({
-        manifest: manifest({ endpoints: [
-          { name: 'out', direction: 'source', dataType: 't', format: 'json' },
-          { name: 'note', direction: 'source', dataType: 'n', format: 'text' },
-        ] }),
-        host, files: new Map([['app/main.js', `import { emit, log } from 'isogate:sdk';
+        manifest: manifest({
+          endpoints: [
+            { name: 'out', direction: 'source', dataType: 't', format: 'json' },
+            { name: 'note', direction: 'source', dataType: 'n', format: 'text' },
+          ],
+        }),
+        host,
+        files: new Map([
+          [
+            'app/main.js',
+            `import { emit, log } from 'isogate:sdk';
           for (let i = 0; i < 1200; i++) emit(i % 100 === 0 ? 'note' : 'out', i % 100 === 0 ? 'note ' + i : { i });
           emit('out', { refuse: true, unawaited: true });
           try { await emit('out', { refuse: true }); log.info('accepted'); } catch (e) { log.info('refused ' + e.code); }
           await emit('out', { last: true }).then(() => log.info('then works'));
-          emit('out', { last: 2 }).catch(() => {}).finally(() => log.info('finally works'));`]]),
+          emit('out', { last: 2 }).catch(() => {}).finally(() => log.info('finally works'));`,
+          ],
+        ]),
       });
       running.push(sandbox);
       await sandbox.start();
       await host.waitForLog(/^finally works$/);
       assert.ok(host.logs.some((l) => l.message === 'refused E_MESSAGE'));
       assert.ok(host.logs.some((l) => l.message === 'then works'));
-      assert.ok(host.logs.some((l) => l.level === 2 && /emit on "out" refused: E_MESSAGE: fails the schema/.test(l.message)), 'the unawaited refusal is in the log');
-      const expected = Array.from({ length: 1200 }, (_, i) => (i % 100 === 0 ? { endpoint: 'note', message: `note ${i}` } : { endpoint: 'out', message: { i } }));
+      assert.ok(
+        host.logs.some((l) => l.level === 2 && /emit on "out" refused: E_MESSAGE: fails the schema/.test(l.message)),
+        'the unawaited refusal is in the log',
+      );
+      const expected = Array.from({ length: 1200 }, (_, i) =>
+        i % 100 === 0 ? { endpoint: 'note', message: `note ${i}` } : { endpoint: 'out', message: { i } },
+      );
       assert.deepEqual(host.emitted.slice(0, 1200), expected);
-      assert.deepEqual(host.emitted.slice(1200), [{ endpoint: 'out', message: { last: true } }, { endpoint: 'out', message: { last: 2 } }]);
+      assert.deepEqual(host.emitted.slice(1200), [
+        { endpoint: 'out', message: { last: true } },
+        { endpoint: 'out', message: { last: 2 } },
+      ]);
     });
   });
 
@@ -138,14 +185,30 @@ describe('sandbox', function () {
           names: Object.getOwnPropertyNames(globalThis).filter((n) => !/^[A-Z]/.test(n) && !['globalThis','eval','isFinite','isNaN','parseFloat','parseInt','decodeURI','decodeURIComponent','encodeURI','encodeURIComponent','escape','unescape','undefined','NaN','Infinity','console','setTimeout','setInterval','clearTimeout','clearInterval','queueMicrotask'].includes(n)) };
         log.info(JSON.stringify(probe));`);
       const probe = JSON.parse(host.logs[0]!.message) as Record<string, unknown>;
-      assert.deepEqual(probe, { process: 'undefined', require: 'undefined', module: 'undefined', Buffer: 'undefined', global: 'undefined', sdk: 'undefined', ready: 'undefined', viaFunction: 'undefined', viaConstructor: 'undefined', names: [] });
+      assert.deepEqual(probe, {
+        process: 'undefined',
+        require: 'undefined',
+        module: 'undefined',
+        Buffer: 'undefined',
+        global: 'undefined',
+        sdk: 'undefined',
+        ready: 'undefined',
+        viaFunction: 'undefined',
+        viaConstructor: 'undefined',
+        names: [],
+      });
       await assertNeighbourWorks();
     });
 
     it('cannot import a Node module statically or dynamically', async () => {
-      await assert.rejects(run(`import fs from 'fs'; fs.readFileSync('/etc/passwd');`), (error: { code: string; message: string }) => error.code === 'E_LAUNCH' && /import of "fs"/.test(error.message));
+      await assert.rejects(
+        run(`import fs from 'fs'; fs.readFileSync('/etc/passwd');`),
+        (error: { code: string; message: string }) => error.code === 'E_LAUNCH' && /import of "fs"/.test(error.message),
+      );
       await assert.rejects(run(`import { readFileSync } from 'node:fs';`), { code: 'E_LAUNCH' });
-      const { host } = await run(`import { log } from 'isogate:sdk'; try { await import('node:child_process'); log.info('imported'); } catch (e) { log.info('refused'); }`);
+      const { host } = await run(
+        `import { log } from 'isogate:sdk'; try { await import('node:child_process'); log.info('imported'); } catch (e) { log.info('refused'); }`,
+      );
       assert.ok(host.logs.some((l) => l.message === 'refused'));
       await assertNeighbourWorks();
     });
@@ -158,7 +221,10 @@ describe('sandbox', function () {
     it('ends an infinite loop in a handler, and one after an awaited host call, with E_CPU_LIMIT', async () => {
       const first = await run(`import { on } from 'isogate:sdk'; on('in', () => { for (;;) {} });`);
       await assert.rejects(first.sandbox.deliver('in', [delivered({})]), { code: 'E_CPU_LIMIT' });
-      assert.deepEqual(first.failures.map((f) => f.code), ['E_CPU_LIMIT']);
+      assert.deepEqual(
+        first.failures.map((f) => f.code),
+        ['E_CPU_LIMIT'],
+      );
       await assert.rejects(first.sandbox.deliver('in', [delivered({})]), { code: 'E_APP_FAILED' });
 
       const second = await run(`import { storage } from 'isogate:sdk'; setTimeout(async () => { await storage.get('x'); for (;;) {} }, 1);`);
@@ -169,19 +235,29 @@ describe('sandbox', function () {
     });
 
     it('ends allocation past the memory limit with E_MEMORY_LIMIT and the process lives on', async () => {
-      const { sandbox, failures } = await run(`import { on } from 'isogate:sdk'; const keep = []; on('in', () => { for (;;) keep.push(new Array(100000).fill(1.5)); });`,
-        { manifest: { resources: { memoryMb: 16, cpuMsPerEvent: 10000, storageMb: 1 } } });
+      const { sandbox, failures } = await run(
+        `import { on } from 'isogate:sdk'; const keep = []; on('in', () => { for (;;) keep.push(new Array(100000).fill(1.5)); });`,
+        { manifest: { resources: { memoryMb: 16, cpuMsPerEvent: 10000, storageMb: 1 } } },
+      );
       await assert.rejects(sandbox.deliver('in', [delivered({})]), { code: 'E_MEMORY_LIMIT' });
-      assert.deepEqual(failures.map((f) => f.code), ['E_MEMORY_LIMIT']);
+      assert.deepEqual(
+        failures.map((f) => f.code),
+        ['E_MEMORY_LIMIT'],
+      );
       await assertNeighbourWorks();
     });
 
     it('ends allocation past the memory limit after an awaited host call with E_MEMORY_LIMIT', async () => {
-      const { sandbox, failures } = await run(`import { storage } from 'isogate:sdk';
+      const { sandbox, failures } = await run(
+        `import { storage } from 'isogate:sdk';
         setTimeout(async () => { await storage.get('x'); const keep = []; for (;;) keep.push(new Array(100000).fill(1.5)); }, 1);`,
-      { manifest: { resources: { memoryMb: 16, cpuMsPerEvent: 10000, storageMb: 1 } } });
+        { manifest: { resources: { memoryMb: 16, cpuMsPerEvent: 10000, storageMb: 1 } } },
+      );
       await waitFor(() => failures.length > 0);
-      assert.deepEqual(failures.map((f) => f.code), ['E_MEMORY_LIMIT']);
+      assert.deepEqual(
+        failures.map((f) => f.code),
+        ['E_MEMORY_LIMIT'],
+      );
       assert.equal(sandbox.disposed, true);
       await assertNeighbourWorks();
     });
@@ -196,9 +272,12 @@ describe('sandbox', function () {
     });
 
     it('keeps prototype pollution through messages and configuration inside the app', async () => {
-      const { sandbox, host } = await run(`import { on, log, config } from 'isogate:sdk';
+      const { sandbox, host } = await run(
+        `import { on, log, config } from 'isogate:sdk';
         on('in', (m) => { Object.assign({}, m); log.info('own ' + Object.hasOwn(m, '__proto__') + ' polluted ' + ({}).polluted); });
-        log.info('config polluted ' + ({}).polluted + ' ' + Object.hasOwn(config.get(), '__proto__'));`, { config: JSON.parse('{"__proto__": {"polluted": "yes"}}') as Record<string, unknown> });
+        log.info('config polluted ' + ({}).polluted + ' ' + Object.hasOwn(config.get(), '__proto__'));`,
+        { config: JSON.parse('{"__proto__": {"polluted": "yes"}}') as Record<string, unknown> },
+      );
       await sandbox.deliver('in', [delivered(JSON.parse('{"__proto__": {"polluted": "yes"}}'))]);
       assert.ok(host.logs.some((l) => l.message === 'config polluted undefined true'));
       assert.ok(host.logs.some((l) => l.message === 'own true polluted undefined'));
@@ -213,15 +292,18 @@ describe('sandbox', function () {
           try { await attempt(); } catch (e) { codes.push(e.code); } }
         try { await emit('out', { big: 'x'.repeat(2000) }); } catch (e) { codes.push(e.code); }
         log.info(codes.join(','));`);
-      assert.equal(host.logs.find((l) => l.message.startsWith('E_'))?.message,
-        'E_CAPABILITY,E_CAPABILITY,E_CAPABILITY,E_STORAGE_KEY,E_STORAGE_KEY,E_STORAGE_QUOTA,E_STORAGE_VALUE,E_CAPABILITY,E_EGRESS_PROTOCOL,E_MESSAGE_SIZE');
+      assert.equal(
+        host.logs.find((l) => l.message.startsWith('E_'))?.message,
+        'E_CAPABILITY,E_CAPABILITY,E_CAPABILITY,E_STORAGE_KEY,E_STORAGE_KEY,E_STORAGE_QUOTA,E_STORAGE_VALUE,E_CAPABILITY,E_EGRESS_PROTOCOL,E_MESSAGE_SIZE',
+      );
       assert.deepEqual(host.emitted, []);
       assert.equal(host.store.size, 0);
     });
 
     it('bounds every log line from a flood', async () => {
-      const { host } = await run(`import { log } from 'isogate:sdk'; for (let i = 0; i < 500; i++) log.info('x'.repeat(20000));`,
-        { manifest: { resources: { memoryMb: 32, cpuMsPerEvent: 5000, storageMb: 1 } } });
+      const { host } = await run(`import { log } from 'isogate:sdk'; for (let i = 0; i < 500; i++) log.info('x'.repeat(20000));`, {
+        manifest: { resources: { memoryMb: 32, cpuMsPerEvent: 5000, storageMb: 1 } },
+      });
       await waitFor(() => host.logs.length === 500);
       assert.ok(host.logs.every((l) => l.message.length <= 8 * 1024));
     });
@@ -237,12 +319,13 @@ describe('sandbox', function () {
         try { await emit('out', { a: 2 }); } catch (e) { codes.push(e.code); }
         Array.prototype.join = join;
         log.info('codes ' + codes.join(','));`);
-      assert.equal((await host.waitForLog(/^codes /)), 'codes E_MESSAGE');
+      assert.equal(await host.waitForLog(/^codes /), 'codes E_MESSAGE');
       assert.deepEqual(host.emitted, [{ endpoint: 'out', message: { a: 1 } }]);
     });
 
     it('refuses an emit batch past 4096 messages as a whole, emitting none of it', async () => {
-      const { host } = await run(`import { emit, log } from 'isogate:sdk';
+      const { host } = await run(
+        `import { emit, log } from 'isogate:sdk';
         const slice = Array.prototype.slice;
         Array.prototype.slice = function (start, end) {
           const part = slice.call(this, start, end);
@@ -251,17 +334,21 @@ describe('sandbox', function () {
         let outcome = 'accepted';
         try { await emit('out', { a: 1 }); } catch (e) { outcome = e.code; }
         Array.prototype.slice = slice;
-        log.info('outcome ' + outcome);`, { manifest: { resources: { memoryMb: 32, cpuMsPerEvent: 2000, storageMb: 1 } } });
+        log.info('outcome ' + outcome);`,
+        { manifest: { resources: { memoryMb: 32, cpuMsPerEvent: 2000, storageMb: 1 } } },
+      );
       assert.equal(await host.waitForLog(/^outcome /), 'outcome E_BAD_REQUEST');
       assert.deepEqual(host.emitted, []);
     });
 
     it('bounds the platform calls one app has in flight with E_CALL_LIMIT, and answers the rest', async () => {
-      const { host } = await run(`import { storage, log } from 'isogate:sdk';
+      const { host } = await run(
+        `import { storage, log } from 'isogate:sdk';
         const results = await Promise.allSettled(Array.from({ length: 5000 }, () => storage.usage()));
         const refused = results.filter((r) => r.status === 'rejected');
         log.info('answered ' + results.length + ' refused ' + refused.length + ' ' + [...new Set(refused.map((r) => r.reason.code))].join(','));`,
-      { manifest: { resources: { memoryMb: 32, cpuMsPerEvent: 2000, storageMb: 1 } } });
+        { manifest: { resources: { memoryMb: 32, cpuMsPerEvent: 2000, storageMb: 1 } } },
+      );
       const line = await host.waitForLog(/^answered /);
       const [, answered, refused, codes] = /^answered (\d+) refused (\d+) (.*)$/.exec(line)!;
       assert.equal(answered, '5000');
@@ -270,7 +357,9 @@ describe('sandbox', function () {
     });
 
     it('counts a handler that throws and keeps running', async () => {
-      const { sandbox, host, failures } = await run(`import { on, emit } from 'isogate:sdk'; on('in', (m) => { if (m.bad) throw new Error('bad message'); emit('out', m); });`);
+      const { sandbox, host, failures } = await run(
+        `import { on, emit } from 'isogate:sdk'; on('in', (m) => { if (m.bad) throw new Error('bad message'); emit('out', m); });`,
+      );
       await sandbox.deliver('in', [delivered({ bad: true }), delivered({ n: 1 })]);
       await waitFor(() => host.emitted.length === 1);
       assert.ok(host.logs.some((l) => l.level === 1 && /bad message/.test(l.message)));

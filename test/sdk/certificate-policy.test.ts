@@ -34,10 +34,20 @@ async function opensslAccepts(dir: string, chain: TestChain): Promise<boolean> {
   };
   const at = Math.floor((chain.at ?? new Date()).getTime() / 1000);
   const intermediates = chain.signer.chainPem ?? [];
-  const args = ['verify', '-x509_strict', '-purpose', 'any', '-attime', String(at), '-no-CApath', '-no-CAstore',
-    '-CAfile', await write('roots.pem', chain.rootsPem),
+  const args = [
+    'verify',
+    '-x509_strict',
+    '-purpose',
+    'any',
+    '-attime',
+    String(at),
+    '-no-CApath',
+    '-no-CAstore',
+    '-CAfile',
+    await write('roots.pem', chain.rootsPem),
     ...(intermediates.length ? ['-untrusted', await write('untrusted.pem', intermediates)] : []),
-    await write('leaf.pem', [chain.signer.certPem])];
+    await write('leaf.pem', [chain.signer.certPem]),
+  ];
   return spawnSync('openssl', args, { encoding: 'utf8' }).status === 0;
 }
 
@@ -75,12 +85,15 @@ describe('certificate path validation', function () {
       'CA certificate as signer: leaf-not-ca',
       '1024-bit RSA leaf: key-strength',
     ]);
-    for (const difference of differences) assert.ok(LEAF_PURPOSE_RULES.has(difference.split(': ')[1] as never) || difference.endsWith('key-strength'), difference);
+    for (const difference of differences)
+      assert.ok(LEAF_PURPOSE_RULES.has(difference.split(': ')[1] as never) || difference.endsWith('key-strength'), difference);
   });
 
   it('refuses root -> sub-CA (pathlen 0) -> rogue CA -> leaf, and accepts the sub-CA issuing a leaf directly', async () => {
-    await assert.rejects(verifyCertificateChain([chains.pathLenRogue.certPem, ...chains.pathLenRogue.chainPem!], [pki.root.certPem], 'code-signing'),
-      (error: unknown) => isIsogateError(error, 'E_CERTIFICATE') && error.details.reason === 'path-length' && /pathLenConstraint/.test(error.message));
+    await assert.rejects(
+      verifyCertificateChain([chains.pathLenRogue.certPem, ...chains.pathLenRogue.chainPem!], [pki.root.certPem], 'code-signing'),
+      (error: unknown) => isIsogateError(error, 'E_CERTIFICATE') && error.details.reason === 'path-length' && /pathLenConstraint/.test(error.message),
+    );
     const within = await verifyCertificateChain([chains.pathLenWithin.certPem, ...chains.pathLenWithin.chainPem!], [pki.root.certPem], 'code-signing');
     assert.match(within.subject, /Within pathlen/);
   });
@@ -89,8 +102,10 @@ describe('certificate path validation', function () {
     const pkg = await buildSignedPackage({ signer: chains.ecKeyAgreementOnly });
     const extractTo = path.join(dir, 'key-agreement');
     await fs.mkdir(extractTo);
-    await assert.rejects(readPackage(pkg, { trust: { trustRootsPem: [pki.root.certPem] }, extractTo }),
-      (error: unknown) => isIsogateError(error, 'E_CERTIFICATE') && error.details.reason === 'leaf-key-usage');
+    await assert.rejects(
+      readPackage(pkg, { trust: { trustRootsPem: [pki.root.certPem] }, extractTo }),
+      (error: unknown) => isIsogateError(error, 'E_CERTIFICATE') && error.details.reason === 'leaf-key-usage',
+    );
     assert.deepEqual(await fs.readdir(extractTo), []);
   });
 

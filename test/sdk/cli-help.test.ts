@@ -10,10 +10,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ISOGATE_CLI, main as isogateMain } from '../../platform/cli/main.js';
 import { SDK_CLI, main as sdkMain } from '../../sdk/cli/main.js';
-import { everyOption, runCli, type CliSpec, type CommandSpec } from '../../sdk/cli/shell.js';
+import { type CliSpec, type CommandSpec, everyOption, runCli } from '../../sdk/cli/shell.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import { STORE_CLI, main as storeMain } from '../../store-mock/cli.js';
-import { fakeGateway, runMain, type FakeGateway } from '../fixtures/cli.js';
+import { type FakeGateway, fakeGateway, runMain } from '../fixtures/cli.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 /** Every command path of a description, groups included, with its spec. */
@@ -37,14 +37,25 @@ describe('--help and -h on every command of the three CLIs', function () {
     work = await makeTempDir();
     data = path.join(work, 'data');
     await fs.mkdir(data, { mode: 0o700 });
-    gateway = await fakeGateway(data, { status: { version: 'fake', apps: { installed: 0, limit: 20, byStatus: {} }, routes: { active: 0, inactive: 0, error: 0 } }, 'apps.list': [], 'apps.available': [], 'routes.list': [] });
+    gateway = await fakeGateway(data, {
+      status: { version: 'fake', apps: { installed: 0, limit: 20, byStatus: {} }, routes: { active: 0, inactive: 0, error: 0 } },
+      'apps.list': [],
+      'apps.available': [],
+      'routes.list': [],
+    });
   });
   afterEach(async () => {
     await gateway.close();
     await removeDir(work);
   });
 
-  async function assertHelpOnly(cli: CliSpec, main: (argv: string[]) => Promise<number>, argv: string[], commandPath: string[], created: string[] = []): Promise<void> {
+  async function assertHelpOnly(
+    cli: CliSpec,
+    main: (argv: string[]) => Promise<number>,
+    argv: string[],
+    commandPath: string[],
+    created: string[] = [],
+  ): Promise<void> {
     const result = await runMain(main, argv);
     assert.equal(result.code, 0, `${cli.name} ${argv.join(' ')} exits 0: ${result.stderr}`);
     assert.equal(result.stderr, '', `${cli.name} ${argv.join(' ')} reports nothing`);
@@ -70,7 +81,10 @@ describe('--help and -h on every command of the three CLIs', function () {
     assert.equal(gateway.requests.length, 0, 'no request reached the gateway');
     // The control case: without --help the same stand-in is asked.
     assert.equal((await runMain(isogateMain, ['status', '--data', data, '--json'])).code, 0);
-    assert.deepEqual(gateway.requests.map((request) => request.op), ['status']);
+    assert.deepEqual(
+      gateway.requests.map((request) => request.op),
+      ['status'],
+    );
   });
 
   it('isogate-sdk: every command with --help, -h and help COMMAND; init and keygen create nothing', async () => {
@@ -96,16 +110,27 @@ describe('--help and -h on every command of the three CLIs', function () {
       await assertHelpOnly(STORE_CLI, storeMain, [...commandPath, '-h', ...args], commandPath, [store]);
       await assertHelpOnly(STORE_CLI, storeMain, ['help', ...commandPath], commandPath);
     }
-    await assertHelpOnly(STORE_CLI, storeMain, ['issue-publisher', '--data', store, '--name', 'Example', '--out', keys, '--help'], ['issue-publisher'], [store, keys]);
+    await assertHelpOnly(
+      STORE_CLI,
+      storeMain,
+      ['issue-publisher', '--data', store, '--name', 'Example', '--out', keys, '--help'],
+      ['issue-publisher'],
+      [store, keys],
+    );
   });
 
   it('the bare --help of each CLI lists every command it has, and exits 0 (isogate-store answered E_USAGE before)', async () => {
-    for (const [cli, main] of [[ISOGATE_CLI, isogateMain], [SDK_CLI, sdkMain], [STORE_CLI, storeMain]] as const) {
+    for (const [cli, main] of [
+      [ISOGATE_CLI, isogateMain],
+      [SDK_CLI, sdkMain],
+      [STORE_CLI, storeMain],
+    ] as const) {
       for (const argv of [['--help'], ['-h'], ['help']]) {
         const result = await runMain(main, argv);
         assert.equal(result.code, 0, `${cli.name} ${argv.join(' ')}: ${result.stderr}`);
         for (const [commandPath, spec] of paths(cli.commands)) {
-          if (!spec.commands && !spec.hidden) assert.ok(result.stdout.includes(`${[cli.name, ...commandPath].join(' ')}`), `${cli.name} usage lists ${commandPath.join(' ')}`);
+          if (!spec.commands && !spec.hidden)
+            assert.ok(result.stdout.includes(`${[cli.name, ...commandPath].join(' ')}`), `${cli.name} usage lists ${commandPath.join(' ')}`);
         }
       }
     }
@@ -116,7 +141,11 @@ describe('--help and -h on every command of the three CLIs', function () {
   });
 
   it('isogate start --help --data DIR and demo -h print the usage, start nothing and create no DIR (spawned, as a user runs it)', async () => {
-    for (const argv of [['start', '--help', '--data', path.join(work, 'new-gateway')], ['demo', '-h', '--data', path.join(work, 'new-gateway')], ['help', 'start', '--data', path.join(work, 'new-gateway')]]) {
+    for (const argv of [
+      ['start', '--help', '--data', path.join(work, 'new-gateway')],
+      ['demo', '-h', '--data', path.join(work, 'new-gateway')],
+      ['help', 'start', '--data', path.join(work, 'new-gateway')],
+    ]) {
       const result = await new Promise<{ code: number; stdout: string }>((resolve) => {
         execFile(process.execPath, [path.resolve('bin/isogate.mjs'), ...argv], { timeout: 30_000 }, (error, stdout) => {
           resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout });
@@ -133,12 +162,25 @@ describe('--help and -h on every command of the three CLIs', function () {
 describe('a command line description (sdk/cli/shell.ts)', () => {
   const ran: string[][] = [];
   const cli: CliSpec = {
-    name: 'tool', title: 'tool — a test', common: { json: { type: 'boolean', summary: 'JSON' } },
+    name: 'tool',
+    title: 'tool — a test',
+    common: { json: { type: 'boolean', summary: 'JSON' } },
     commands: [
-      { name: 'group', summary: 'A group.', commands: [
-        { name: 'one', summary: 'Takes one argument.', args: ['ID', '[MORE]'], options: { out: { type: 'string', value: 'DIR', summary: 'where', required: true } },
-          run: async (command) => { ran.push(command.positionals); } },
-      ] },
+      {
+        name: 'group',
+        summary: 'A group.',
+        commands: [
+          {
+            name: 'one',
+            summary: 'Takes one argument.',
+            args: ['ID', '[MORE]'],
+            options: { out: { type: 'string', value: 'DIR', summary: 'where', required: true } },
+            run: async (command) => {
+              ran.push(command.positionals);
+            },
+          },
+        ],
+      },
     ],
   };
 
@@ -164,6 +206,9 @@ describe('a command line description (sdk/cli/shell.ts)', () => {
 
   it('refuses a description that gives one option two types', () => {
     const broken: CliSpec = { ...cli, commands: [...cli.commands, { name: 'other', summary: 'x', options: { out: { type: 'boolean', summary: 'x' } } }] };
-    assert.throws(() => everyOption(broken), (error: unknown) => isIsogateError(error, 'E_INTERNAL') && /--out is described twice/.test(error.message));
+    assert.throws(
+      () => everyOption(broken),
+      (error: unknown) => isIsogateError(error, 'E_INTERNAL') && /--out is described twice/.test(error.message),
+    );
   });
 });

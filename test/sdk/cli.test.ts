@@ -11,8 +11,12 @@ function run(bin: 'isogate-sdk' | 'isogate-store', args: string[], cwd: string):
     const child = spawn(process.execPath, [path.join(ROOT, 'bin', `${bin}.mjs`), ...args], { cwd });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk) => { stdout += chunk; });
-    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 }
@@ -20,7 +24,9 @@ function run(bin: 'isogate-sdk' | 'isogate-store', args: string[], cwd: string):
 describe('isogate-sdk and isogate-store command lines', function () {
   this.timeout(60_000);
   let dir: string;
-  before(async () => { dir = await makeTempDir('isogate-cli-'); });
+  before(async () => {
+    dir = await makeTempDir('isogate-cli-');
+  });
   after(() => removeDir(dir));
 
   it('init, build, sign with a store-issued certificate, verify, inspect, publish: the tour', async () => {
@@ -36,30 +42,44 @@ describe('isogate-sdk and isogate-store command lines', function () {
 
     const issued = await run('isogate-store', ['issue-publisher', '--data', 'store', '--name', 'Example', '--out', 'keys', '--json'], dir);
     assert.equal(issued.code, 0, issued.stderr);
-    assert.equal(((await fs.stat(path.join(dir, 'keys', 'publisher.key.pem'))).mode & 0o777), 0o600);
+    assert.equal((await fs.stat(path.join(dir, 'keys', 'publisher.key.pem'))).mode & 0o777, 0o600);
 
     const unsignedPublish = await run('isogate-store', ['publish', pkg, '--data', 'store', '--json'], dir);
     assert.equal(unsignedPublish.code, 1);
     assert.equal(JSON.parse(unsignedPublish.stdout).error.code, 'E_SIGNATURE');
 
-    const sign = await run('isogate-sdk', ['sign', pkg, '--key', 'keys/publisher.key.pem', '--cert', 'keys/publisher.cert.pem', '--chain', 'keys/chain.pem'], dir);
+    const sign = await run(
+      'isogate-sdk',
+      ['sign', pkg, '--key', 'keys/publisher.key.pem', '--cert', 'keys/publisher.cert.pem', '--chain', 'keys/chain.pem'],
+      dir,
+    );
     assert.equal(sign.code, 0, sign.stderr);
     const verify = await run('isogate-sdk', ['verify', pkg, '--trust', 'store/ca/root.cert.pem', '--json'], dir);
     assert.equal(verify.code, 0, verify.stderr);
     assert.equal(JSON.parse(verify.stdout).ok, true);
 
-    const inspect = JSON.parse((await run('isogate-sdk', ['inspect', pkg, '--json'], dir)).stdout) as { package_id: string; files: { path: string; sha256: string }[]; signer: { subject: string } };
+    const inspect = JSON.parse((await run('isogate-sdk', ['inspect', pkg, '--json'], dir)).stdout) as {
+      package_id: string;
+      files: { path: string; sha256: string }[];
+      signer: { subject: string };
+    };
     assert.equal(inspect.package_id, 'com.example.my-app');
-    assert.deepEqual(inspect.files.map((f) => f.path), ['app/main.js', 'manifest.json']);
+    assert.deepEqual(
+      inspect.files.map((f) => f.path),
+      ['app/main.js', 'manifest.json'],
+    );
     assert.match(inspect.signer.subject, /CN=Example/);
 
     const publish = await run('isogate-store', ['publish', pkg, '--data', 'store', '--json'], dir);
     assert.equal(publish.code, 0, publish.stderr);
     const catalog = JSON.parse((await run('isogate-store', ['catalog', '--data', 'store', '--json'], dir)).stdout) as { apps: { package_id: string }[] };
-    assert.deepEqual(catalog.apps.map((a) => a.package_id), ['com.example.my-app']);
+    assert.deepEqual(
+      catalog.apps.map((a) => a.package_id),
+      ['com.example.my-app'],
+    );
   });
 
-  it('refuses a key that is not the certificate\'s, and a package signed under another root', async () => {
+  it("refuses a key that is not the certificate's, and a package signed under another root", async () => {
     await run('isogate-sdk', ['keygen', '--out', 'other', '--self-signed'], dir);
     const pkg = path.join(dir, 'my-app', 'dist', 'com.example.my-app-0.1.0.igp');
     const mismatch = await run('isogate-sdk', ['sign', pkg, '--key', 'other/key.pem', '--cert', 'keys/publisher.cert.pem', '--json'], dir);

@@ -40,7 +40,13 @@ describe('the configuration document bound', () => {
       assertDocumentBounds(configuration, { maxDepth: DOCUMENT_LIMITS.maxDepth, maxBytes: DOCUMENT_LIMITS.appConfigurationBytes }, 'configuration');
       doc[manifest.package_id] = configuration;
     }
-    doc.APPLICATIONS = { APPS_CONTROL: { applications }, ROUTES: Array.from({ length: 400 }, (_, i) => ({ from: { application_id: `dev.t.app${i % 20}`, endpoint: 'out' }, to: { application_id: 'dev.t.app0', endpoint: 'in' } })) };
+    doc.APPLICATIONS = {
+      APPS_CONTROL: { applications },
+      ROUTES: Array.from({ length: 400 }, (_, i) => ({
+        from: { application_id: `dev.t.app${i % 20}`, endpoint: 'out' },
+        to: { application_id: 'dev.t.app0', endpoint: 'in' },
+      })),
+    };
     const bytes = Buffer.byteLength(JSON.stringify(doc));
     assert.ok(bytes > 8 * 1024 * 1024, `the fixture is the finding's case: ${bytes} bytes`);
     assert.doesNotThrow(() => assertDocumentBounds(doc, CONFIG_DOCUMENT_BOUNDS, 'The configuration document'));
@@ -49,6 +55,9 @@ describe('the configuration document bound', () => {
 
   it('still refuses a document past it with E_DOCUMENT_LIMIT', () => {
     const doc = { x: 'a'.repeat(CONFIG_DOCUMENT_BOUNDS.maxBytes) };
-    assert.throws(() => assertDocumentBounds(doc, CONFIG_DOCUMENT_BOUNDS, 'The configuration document'), (error: unknown) => isIsogateError(error) && error.code === 'E_DOCUMENT_LIMIT');
+    assert.throws(
+      () => assertDocumentBounds(doc, CONFIG_DOCUMENT_BOUNDS, 'The configuration document'),
+      (error: unknown) => isIsogateError(error) && error.code === 'E_DOCUMENT_LIMIT',
+    );
   });
 });

@@ -6,7 +6,7 @@ import { gunzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { isIsogateError } from '../../sdk/errors.js';
 import { buildPackage, readPackage, signPackage } from '../../sdk/package/index.js';
-import { buildSignedPackage, HOSTILE_PACKAGES, hostileManifest, sampleManifest, SAMPLE_FILES } from '../fixtures/packages.js';
+import { buildSignedPackage, HOSTILE_PACKAGES, hostileManifest, SAMPLE_FILES, sampleManifest } from '../fixtures/packages.js';
 import { createTestPki, type TestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
@@ -46,7 +46,14 @@ describe('package format', function () {
     assert.match(verified.signer!.subject, /CN=Example Publisher/);
     assert.deepEqual(Object.keys(verified.digests).sort(), ['app/lib.js', 'app/main.js', 'manifest.json']);
     assert.equal(await fs.readFile(path.join(out, 'app/lib.js'), 'utf8'), SAMPLE_FILES['app/lib.js']);
-    assert.deepEqual(await entryNames(pkg), ['manifest.json', 'app/lib.js', 'app/main.js', 'META-INF/DIGESTS.json', 'META-INF/DIGESTS.sig', 'META-INF/CHAIN.pem']);
+    assert.deepEqual(await entryNames(pkg), [
+      'manifest.json',
+      'app/lib.js',
+      'app/main.js',
+      'META-INF/DIGESTS.json',
+      'META-INF/DIGESTS.sig',
+      'META-INF/CHAIN.pem',
+    ]);
   });
 
   it('accepts a signer chained through an intermediate', async () => {
@@ -68,8 +75,15 @@ describe('package format', function () {
     await fs.mkdir(out);
     await readPackage(pkg, { trust: { trustRootsPem: [pki.root.certPem] }, extractTo: out });
     await fs.writeFile(path.join(dir, 'pub.pem'), execFileSync('openssl', ['x509', '-pubkey', '-noout', '-in', path.join(out, 'META-INF/CHAIN.pem')]));
-    const verdict = execFileSync('openssl', ['dgst', '-sha256', '-verify', path.join(dir, 'pub.pem'), '-signature',
-      path.join(out, 'META-INF/DIGESTS.sig'), path.join(out, 'META-INF/DIGESTS.json')]).toString();
+    const verdict = execFileSync('openssl', [
+      'dgst',
+      '-sha256',
+      '-verify',
+      path.join(dir, 'pub.pem'),
+      '-signature',
+      path.join(out, 'META-INF/DIGESTS.sig'),
+      path.join(out, 'META-INF/DIGESTS.json'),
+    ]).toString();
     assert.match(verdict, /Verified OK/);
   });
 
@@ -81,7 +95,13 @@ describe('package format', function () {
   });
 
   it('accepts an unsigned package only when unsigned packages are allowed', async () => {
-    const unsigned = await buildPackage(sampleManifest(), new Map([['app/main.js', Buffer.from('1')], ['app/lib.js', Buffer.from('2')]]));
+    const unsigned = await buildPackage(
+      sampleManifest(),
+      new Map([
+        ['app/main.js', Buffer.from('1')],
+        ['app/lib.js', Buffer.from('2')],
+      ]),
+    );
     await assert.rejects(readPackage(unsigned, { trust: { trustRootsPem: [pki.root.certPem] } }), (error: unknown) => isIsogateError(error, 'E_SIGNATURE'));
     const verified = await readPackage(unsigned, { trust: { allowUnsigned: true } });
     assert.equal(verified.signer, null);
@@ -94,15 +114,18 @@ describe('package format', function () {
     assert.match(verified.signer!.subject, /Example Publisher/);
   });
 
-  it('refuses to sign with a key that is not the certificate\'s', async () => {
+  it("refuses to sign with a key that is not the certificate's", async () => {
     const unsigned = await buildPackage(sampleManifest(), new Map([['app/main.js', Buffer.from('1')]]));
-    await assert.rejects(signPackage(unsigned, { keyPem: pki.otherPublisher.keyPem, certPem: pki.publisher.certPem }),
-      (error: unknown) => isIsogateError(error, 'E_CERT_KEY_MISMATCH'));
+    await assert.rejects(signPackage(unsigned, { keyPem: pki.otherPublisher.keyPem, certPem: pki.publisher.certPem }), (error: unknown) =>
+      isIsogateError(error, 'E_CERT_KEY_MISMATCH'),
+    );
   });
 
   it('refuses to build with an invalid manifest, naming the pointer', async () => {
-    await assert.rejects(buildPackage(hostileManifest({ version: 'one' }), new Map([['app/main.js', Buffer.from('1')]])),
-      (error: unknown) => isIsogateError(error, 'E_MANIFEST') && /\/version/.test(error.message));
+    await assert.rejects(
+      buildPackage(hostileManifest({ version: 'one' }), new Map([['app/main.js', Buffer.from('1')]])),
+      (error: unknown) => isIsogateError(error, 'E_MANIFEST') && /\/version/.test(error.message),
+    );
   });
 
   it(`has at least 30 hostile packages (${HOSTILE_PACKAGES.length})`, () => {

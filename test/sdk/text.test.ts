@@ -6,7 +6,15 @@ import { sampleManifest } from '../fixtures/packages.js';
 
 // Every character the issue names: C0, DEL, C1, the Arabic letter mark, bidi marks, embeddings,
 // overrides and isolates, and the line and paragraph separators.
-const NAMED_RANGES: [number, number][] = [[0x00, 0x1f], [0x7f, 0x9f], [0x61c, 0x61c], [0x200e, 0x200f], [0x202a, 0x202e], [0x2066, 0x2069], [0x2028, 0x2029]];
+const NAMED_RANGES: [number, number][] = [
+  [0x00, 0x1f],
+  [0x7f, 0x9f],
+  [0x61c, 0x61c],
+  [0x200e, 0x200f],
+  [0x202a, 0x202e],
+  [0x2066, 0x2069],
+  [0x2028, 0x2029],
+];
 const CONTROLS = NAMED_RANGES.flatMap(([from, to]) => Array.from({ length: to - from + 1 }, (_, i) => String.fromCharCode(from + i)));
 
 describe('escapeControls', () => {
@@ -29,7 +37,12 @@ describe('escapeControls', () => {
   });
 
   it('escapes strings deep in a value, keys included, and leaves other values alone', () => {
-    assert.deepEqual(escapeControlsDeep({ 'k\n': ['\u001b', { x: '\u202e' }], n: 1, b: true, z: null }), { 'k\\n': ['\\x1b', { x: '\\u{202e}' }], n: 1, b: true, z: null });
+    assert.deepEqual(escapeControlsDeep({ 'k\n': ['\u001b', { x: '\u202e' }], n: 1, b: true, z: null }), {
+      'k\\n': ['\\x1b', { x: '\\u{202e}' }],
+      n: 1,
+      b: true,
+      z: null,
+    });
   });
 });
 
@@ -43,17 +56,28 @@ describe('safeJson', () => {
   });
 });
 
-describe('a signed manifest\'s name, title and publisher', () => {
+describe("a signed manifest's name, title and publisher", () => {
   // A hostile publisher's package passes its signature check; its names must still not carry
   // a control, however it is spelled.
-  for (const [field, value] of [['name', 'Network\u202eProtector'], ['title', 'Title\u0085forged'], ['publisher', 'Acme\u009b2J'], ['name', 'Tab\tName'], ['title', 'Mark\u200f']] as const) {
+  for (const [field, value] of [
+    ['name', 'Network\u202eProtector'],
+    ['title', 'Title\u0085forged'],
+    ['publisher', 'Acme\u009b2J'],
+    ['name', 'Tab\tName'],
+    ['title', 'Mark\u200f'],
+  ] as const) {
     it(`refuses ${field} ${JSON.stringify(value)} with E_MANIFEST`, () => {
-      assert.throws(() => validateManifest(sampleManifest({ [field]: value })),
-        (error: unknown) => isIsogateError(error, 'E_MANIFEST') && error.message.includes(`/${field}`) && !hasControls(error.message));
+      assert.throws(
+        () => validateManifest(sampleManifest({ [field]: value })),
+        (error: unknown) => isIsogateError(error, 'E_MANIFEST') && error.message.includes(`/${field}`) && !hasControls(error.message),
+      );
     });
   }
 
   it('keeps accepting ordinary Unicode names', () => {
-    assert.equal(validateManifest(sampleManifest({ name: 'Temperatur-Fühler 温度', title: 'Mesure de la température', publisher: 'Société Ünïcode' })).name, 'Temperatur-Fühler 温度');
+    assert.equal(
+      validateManifest(sampleManifest({ name: 'Temperatur-Fühler 温度', title: 'Mesure de la température', publisher: 'Société Ünïcode' })).name,
+      'Temperatur-Fühler 温度',
+    );
   });
 });

@@ -4,7 +4,7 @@
  * expand without bound are refused with their own codes, naming the place.
  */
 import { strict as assert } from 'node:assert';
-import { isIsogateError, type ErrorCode } from '../../sdk/errors.js';
+import { type ErrorCode, isIsogateError } from '../../sdk/errors.js';
 import { SCHEMA_LIMITS } from '../../sdk/limits.js';
 import { validateManifest } from '../../sdk/manifest.js';
 import { compileUntrustedRegExp, compileUntrustedSchema, untrustedFormatNames } from '../../sdk/schema.js';
@@ -13,12 +13,14 @@ import { sampleManifest } from '../fixtures/packages.js';
 /** The finding's input: 28 "a"s and a "!" make a backtracking engine try 2^28 ways. */
 const CATASTROPHIC = `${'a'.repeat(28)}!`;
 
-const refusedWith = (code: ErrorCode, message?: RegExp) => (error: unknown): boolean => {
-  assert.ok(isIsogateError(error), String(error));
-  assert.equal(error.code, code, error.message);
-  if (message) assert.match(error.message, message);
-  return true;
-};
+const refusedWith =
+  (code: ErrorCode, message?: RegExp) =>
+  (error: unknown): boolean => {
+    assert.ok(isIsogateError(error), String(error));
+    assert.equal(error.code, code, error.message);
+    if (message) assert.match(error.message, message);
+    return true;
+  };
 
 describe('schemas from packages', () => {
   it('runs ^(a+)+$ on the linear-time engine: the 29-character input is simply refused', () => {
@@ -29,21 +31,28 @@ describe('schemas from packages', () => {
   });
 
   it('runs patternProperties and propertyNames patterns on the same engine', () => {
-    const validate = compileUntrustedSchema({
-      type: 'object',
-      patternProperties: { '^(a+)+$': { type: 'number' } },
-      propertyNames: { pattern: '^(b|a+)+$' },
-    }, 'x');
+    const validate = compileUntrustedSchema(
+      {
+        type: 'object',
+        patternProperties: { '^(a+)+$': { type: 'number' } },
+        propertyNames: { pattern: '^(b|a+)+$' },
+      },
+      'x',
+    );
     assert.equal(validate({ [CATASTROPHIC]: 1 }), false);
     assert.equal(validate({ aaa: 'not a number' }), false);
     assert.equal(validate({ aaa: 1 }), true);
   });
 
   it('refuses lookahead and backreferences with E_SCHEMA_PATTERN naming the place', () => {
-    assert.throws(() => compileUntrustedSchema({ properties: { host: { type: 'string', pattern: '^(?=.{1,9}$)[a-z]+$' } } }, '/configuration/schema'),
-      refusedWith('E_SCHEMA_PATTERN', /\/configuration\/schema\/properties\/host\/pattern/));
-    assert.throws(() => compileUntrustedSchema({ patternProperties: { '^(a)\\1$': {} } }, '/endpoints/1/schema'),
-      refusedWith('E_SCHEMA_PATTERN', /\/endpoints\/1\/schema\/patternProperties\/\^\(a\)\\1\$/));
+    assert.throws(
+      () => compileUntrustedSchema({ properties: { host: { type: 'string', pattern: '^(?=.{1,9}$)[a-z]+$' } } }, '/configuration/schema'),
+      refusedWith('E_SCHEMA_PATTERN', /\/configuration\/schema\/properties\/host\/pattern/),
+    );
+    assert.throws(
+      () => compileUntrustedSchema({ patternProperties: { '^(a)\\1$': {} } }, '/endpoints/1/schema'),
+      refusedWith('E_SCHEMA_PATTERN', /\/endpoints\/1\/schema\/patternProperties\/\^\(a\)\\1\$/),
+    );
   });
 
   it('refuses a pattern whose RE2 program is past the bound, and patterns that together are', () => {
@@ -51,17 +60,29 @@ describe('schemas from packages', () => {
     assert.throws(() => compileUntrustedSchema({ pattern }, 'x'), refusedWith('E_SCHEMA_PATTERN', /RE2 instructions/));
     // Each within the bound, together past the schema's: they would all run on the same string.
     const stacked = { allOf: Array.from({ length: 5 }, (_, i) => ({ pattern: `[a-z]{${500 + i}}` })) };
-    assert.throws(() => compileUntrustedSchema(stacked, 'x'), refusedWith('E_SCHEMA_LIMIT', new RegExp(`cost more than ${SCHEMA_LIMITS.maxCostPerByte} per byte of message.*"allOf" at x/allOf/3`)));
+    assert.throws(
+      () => compileUntrustedSchema(stacked, 'x'),
+      refusedWith('E_SCHEMA_LIMIT', new RegExp(`cost more than ${SCHEMA_LIMITS.maxCostPerByte} per byte of message.*"allOf" at x/allOf/3`)),
+    );
   });
 
   it('refuses recursive and outside references, and references that expand past the bound, with E_SCHEMA_LIMIT', () => {
-    assert.throws(() => compileUntrustedSchema({ type: 'array', items: { anyOf: [{ $ref: '#' }, { type: 'number' }] } }, 'x'), refusedWith('E_SCHEMA_LIMIT', /recursive/));
-    assert.throws(() => compileUntrustedSchema({ $defs: { a: { $ref: '#/$defs/b' }, b: { items: { $ref: '#/$defs/a' } } }, $ref: '#/$defs/a' }, 'x'), refusedWith('E_SCHEMA_LIMIT', /recursive/));
+    assert.throws(
+      () => compileUntrustedSchema({ type: 'array', items: { anyOf: [{ $ref: '#' }, { type: 'number' }] } }, 'x'),
+      refusedWith('E_SCHEMA_LIMIT', /recursive/),
+    );
+    assert.throws(
+      () => compileUntrustedSchema({ $defs: { a: { $ref: '#/$defs/b' }, b: { items: { $ref: '#/$defs/a' } } }, $ref: '#/$defs/a' }, 'x'),
+      refusedWith('E_SCHEMA_LIMIT', /recursive/),
+    );
     assert.throws(() => compileUntrustedSchema({ $ref: 'https://isogate.dev/schemas/config.schema.json' }, 'x'), refusedWith('E_SCHEMA_LIMIT', /only "#"/));
     // 40 definitions, each twice the one before: a 2 KB schema standing for 2^40 subschemas.
     const $defs: Record<string, unknown> = { d0: { type: 'string' } };
     for (let i = 1; i < 40; i += 1) $defs[`d${i}`] = { allOf: [{ $ref: `#/$defs/d${i - 1}` }, { $ref: `#/$defs/d${i - 1}`, $comment: 'twice' }] };
-    assert.throws(() => compileUntrustedSchema({ $defs, $ref: '#/$defs/d39' }, 'x'), refusedWith('E_SCHEMA_LIMIT', new RegExp(`more than ${SCHEMA_LIMITS.maxExpandedNodes} subschemas`)));
+    assert.throws(
+      () => compileUntrustedSchema({ $defs, $ref: '#/$defs/d39' }, 'x'),
+      refusedWith('E_SCHEMA_LIMIT', new RegExp(`more than ${SCHEMA_LIMITS.maxExpandedNodes} subschemas`)),
+    );
   });
 
   it('refuses a schema deeper or larger than the bound with E_SCHEMA_LIMIT', () => {
@@ -74,10 +95,20 @@ describe('schemas from packages', () => {
 
   it('checks only the formats it offers, each on safe code; url and unknown formats are E_SCHEMA_FORMAT', () => {
     const samples: Record<string, [unknown, unknown]> = {
-      date: ['2024-02-29', '2023-02-29'], time: ['12:30:00Z', '25:00:00Z'], 'date-time': ['2024-01-01T00:00:00Z', '2024-01-01'],
-      email: ['a@example.com', 'a@'], hostname: ['gw.example.com', '-bad-.example'], ipv4: ['10.1.2.3', '10.1.2.300'], ipv6: ['::1', '1::2::3'],
-      uuid: ['123e4567-e89b-12d3-a456-426614174000', '123'], uri: ['https://example.com/a?b#c', 'no scheme'], 'uri-reference': ['/a/b', 'a b'],
-      duration: ['P1DT2H', 'PT'], byte: ['aGk=', 'a'], 'json-pointer': ['/a/b', 'a'], int32: [5, 2 ** 40],
+      date: ['2024-02-29', '2023-02-29'],
+      time: ['12:30:00Z', '25:00:00Z'],
+      'date-time': ['2024-01-01T00:00:00Z', '2024-01-01'],
+      email: ['a@example.com', 'a@'],
+      hostname: ['gw.example.com', '-bad-.example'],
+      ipv4: ['10.1.2.3', '10.1.2.300'],
+      ipv6: ['::1', '1::2::3'],
+      uuid: ['123e4567-e89b-12d3-a456-426614174000', '123'],
+      uri: ['https://example.com/a?b#c', 'no scheme'],
+      'uri-reference': ['/a/b', 'a b'],
+      duration: ['P1DT2H', 'PT'],
+      byte: ['aGk=', 'a'],
+      'json-pointer': ['/a/b', 'a'],
+      int32: [5, 2 ** 40],
     };
     for (const [format, [good, bad]] of Object.entries(samples)) {
       assert.ok(untrustedFormatNames().includes(format), format);
@@ -85,13 +116,22 @@ describe('schemas from packages', () => {
       assert.equal(validate(good), true, `${format} accepts ${String(good)}`);
       assert.equal(validate(bad), false, `${format} refuses ${String(bad)}`);
     }
-    assert.throws(() => compileUntrustedSchema({ properties: { link: { format: 'url' } } }, '/endpoints/0/schema'), refusedWith('E_SCHEMA_FORMAT', /\/endpoints\/0\/schema\/properties\/link\/format/));
+    assert.throws(
+      () => compileUntrustedSchema({ properties: { link: { format: 'url' } } }, '/endpoints/0/schema'),
+      refusedWith('E_SCHEMA_FORMAT', /\/endpoints\/0\/schema\/properties\/link\/format/),
+    );
     assert.throws(() => compileUntrustedSchema({ format: 'credit-card' }, 'x'), refusedWith('E_SCHEMA_FORMAT'));
   });
 
   it('keeps uniqueItems linear and JSON-equal: key order does not make two objects different', () => {
     const validate = compileUntrustedSchema({ type: 'array', uniqueItems: true }, 'x');
-    assert.equal(validate([{ a: 1, b: [1, 2] }, { b: [1, 2], a: 1 }]), false);
+    assert.equal(
+      validate([
+        { a: 1, b: [1, 2] },
+        { b: [1, 2], a: 1 },
+      ]),
+      false,
+    );
     assert.equal(validate(Array.from({ length: 20_000 }, (_, i) => ({ i }))), true);
   });
 
@@ -108,15 +148,19 @@ describe('schemas from packages', () => {
   });
 
   it('refuses, in a manifest, a lookahead pattern with E_SCHEMA_PATTERN and a schema nested in a too-deep manifest with E_DOCUMENT_LIMIT', () => {
-    const manifest = sampleManifest({ endpoints: [{ name: 'out', direction: 'source', dataType: 'x', format: 'json', schema: { type: 'string', pattern: '^(?!admin).*$' } }] });
+    const manifest = sampleManifest({
+      endpoints: [{ name: 'out', direction: 'source', dataType: 'x', format: 'json', schema: { type: 'string', pattern: '^(?!admin).*$' } }],
+    });
     assert.throws(() => validateManifest(manifest), refusedWith('E_SCHEMA_PATTERN', /\/endpoints\/0\/schema\/pattern/));
     let deep: unknown = 1;
     for (let i = 0; i < 2000; i += 1) deep = [deep];
     assert.throws(() => validateManifest({ ...sampleManifest(), description: deep }), refusedWith('E_DOCUMENT_LIMIT'));
   });
 
-  it('checks configuration defaults on the linear-time engine: the finding\'s defaults are E_MANIFEST, refused at once', () => {
-    const manifest = sampleManifest({ configuration: { schema: { type: 'object', properties: { s: { type: 'string', pattern: '^(a+)+$' } } }, defaults: { s: CATASTROPHIC } } });
+  it("checks configuration defaults on the linear-time engine: the finding's defaults are E_MANIFEST, refused at once", () => {
+    const manifest = sampleManifest({
+      configuration: { schema: { type: 'object', properties: { s: { type: 'string', pattern: '^(a+)+$' } } }, defaults: { s: CATASTROPHIC } },
+    });
     assert.throws(() => validateManifest(manifest), refusedWith('E_MANIFEST', /\/configuration\/defaults/));
   });
 });
@@ -138,7 +182,12 @@ describe('compileUntrustedRegExp', () => {
   });
 
   it('refuses what RE2 cannot run and unknown flags with E_SCHEMA_PATTERN', () => {
-    for (const [source, flags] of [['(?<=a)b', ''], ['(a)\\1', ''], ['a', 'g'], ['a', 'y']] as const) {
+    for (const [source, flags] of [
+      ['(?<=a)b', ''],
+      ['(a)\\1', ''],
+      ['a', 'g'],
+      ['a', 'y'],
+    ] as const) {
       assert.throws(() => compileUntrustedRegExp(source, flags), refusedWith('E_SCHEMA_PATTERN'), `/${source}/${flags}`);
     }
   });

@@ -27,7 +27,9 @@ describe('storage on disk: values out of memory, compaction that cannot take a w
   let root: string;
   const keys = memoryDeviceKeys();
   const id = 'dev.isogate.disk';
-  beforeEach(async () => { root = await makeTempDir('isogate-storage-disk-'); });
+  beforeEach(async () => {
+    root = await makeTempDir('isogate-storage-disk-');
+  });
   afterEach(async () => {
     sinon.restore();
     await removeDir(root);
@@ -67,7 +69,10 @@ describe('storage on disk: values out of memory, compaction that cannot take a w
       assert.deepEqual(await reopened.get(`v/${i}`), valueFor(i), `value ${i} after reopening`);
       assert.ok(reopened.cachedBytes <= DEFAULT_CACHE_BYTES);
     }
-    assert.deepEqual(await reopened.usage(), { used: count * 1024 * 1024 + (await reopened.list('v/')).reduce((sum, key) => sum + key.length, 0), quota: 80 * 1024 * 1024 });
+    assert.deepEqual(await reopened.usage(), {
+      used: count * 1024 * 1024 + (await reopened.list('v/')).reduce((sum, key) => sum + key.length, 0),
+      quota: 80 * 1024 * 1024,
+    });
     await service.closeAll();
   });
 
@@ -169,7 +174,9 @@ describe('storage: a write that failed leaves nothing behind', () => {
   let root: string;
   const keys = memoryDeviceKeys();
   const id = 'dev.isogate.torn';
-  beforeEach(async () => { root = await makeTempDir('isogate-storage-torn-'); });
+  beforeEach(async () => {
+    root = await makeTempDir('isogate-storage-torn-');
+  });
   afterEach(async () => {
     sinon.restore();
     await removeDir(root);

@@ -8,7 +8,9 @@ import { makeTempDir, removeDir } from '../fixtures/temp.js';
 describe('encrypted storage', () => {
   let root: string;
   const keys = memoryDeviceKeys();
-  beforeEach(async () => { root = await makeTempDir('isogate-storage-'); });
+  beforeEach(async () => {
+    root = await makeTempDir('isogate-storage-');
+  });
   afterEach(() => removeDir(root));
 
   const open = (packageId = 'dev.isogate.a', quotaBytes = 64 * 1024, dir = path.join(root, packageId)) =>
@@ -109,7 +111,7 @@ describe('encrypted storage', () => {
     await reopened.close();
   });
 
-  it('wipes an app\'s storage on uninstall, leaving nothing', async () => {
+  it("wipes an app's storage on uninstall, leaving nothing", async () => {
     const service = new StorageService({ root, keys });
     const storage = await service.open('dev.isogate.c', 1024);
     await storage.put('k', 'v');

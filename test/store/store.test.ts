@@ -2,8 +2,8 @@ import { strict as assert } from 'node:assert';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
-import { serveStore, type ServingStore } from '../../store-mock/server.js';
-import { packageEntries, rawPackage, replace, sampleManifest, SAMPLE_FILES } from '../fixtures/packages.js';
+import { type ServingStore, serveStore } from '../../store-mock/server.js';
+import { packageEntries, rawPackage, replace, SAMPLE_FILES, sampleManifest } from '../fixtures/packages.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
@@ -31,8 +31,11 @@ describe('store-mock', () => {
 
   it('publishes a package signed by its own publisher and serves catalog and bytes', async () => {
     const entry = await serving.store.publish(signed);
-    const catalog = await (await get('/api/v1/apps')).json() as { apps: { package_id: string; size: number; status: string; sha256: string }[] };
-    assert.deepEqual(catalog.apps.map((a) => [a.package_id, a.size, a.status]), [[entry.package_id, signed.length, 'available']]);
+    const catalog = (await (await get('/api/v1/apps')).json()) as { apps: { package_id: string; size: number; status: string; sha256: string }[] };
+    assert.deepEqual(
+      catalog.apps.map((a) => [a.package_id, a.size, a.status]),
+      [[entry.package_id, signed.length, 'available']],
+    );
     const response = await get(`/api/v1/apps/${entry.package_id}/${entry.version}/package`);
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('content-length'), String(signed.length));
@@ -82,7 +85,7 @@ describe('store-mock', () => {
   it('acts at once on a serving store: compromise shows, delist removes listing and file', async () => {
     const [entry] = (await serving.store.catalog()).filter((e) => e.package_id === sampleManifest().package_id);
     await serving.store.compromise(entry!.package_id, entry!.version);
-    const catalog = await (await get('/api/v1/apps')).json() as { apps: { package_id: string; status: string }[] };
+    const catalog = (await (await get('/api/v1/apps')).json()) as { apps: { package_id: string; status: string }[] };
     assert.equal(catalog.apps.find((a) => a.package_id === entry!.package_id)?.status, 'compromised');
     await serving.store.delist(entry!.package_id, entry!.version);
     const gone = await get(`/api/v1/apps/${entry!.package_id}/${entry!.version}/package`);

@@ -1,6 +1,11 @@
 import { config, emit, log, on, storage } from 'isogate:sdk';
 
-interface Reading { sensor: string; value: number; unit: string; at: string }
+interface Reading {
+  sensor: string;
+  value: number;
+  unit: string;
+  at: string;
+}
 type Limits = Record<string, { warning: number; critical: number }>;
 
 // Alert counts per sensor live in encrypted storage, so they survive restarts and updates of

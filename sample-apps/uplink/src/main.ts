@@ -1,7 +1,18 @@
 import { config, egress, log, on } from 'isogate:sdk';
 
-interface Alert { sensor: string; value: number; limit: number; severity: string; at: string; count?: number }
-interface Settings { sendTo?: ('cloud' | 'broker')[]; path?: string; topic?: string }
+interface Alert {
+  sensor: string;
+  value: number;
+  limit: number;
+  severity: string;
+  at: string;
+  count?: number;
+}
+interface Settings {
+  sendTo?: ('cloud' | 'broker')[];
+  path?: string;
+  topic?: string;
+}
 
 let forwarded = 0;
 
@@ -20,7 +31,12 @@ on('alerts', async (message) => {
   for (const target of targets) {
     try {
       if (target === 'cloud') {
-        const response = await egress.fetch('cloud', { method: 'POST', path: settings.path ?? '/api/alerts', headers: { 'content-type': 'application/json' }, body });
+        const response = await egress.fetch('cloud', {
+          method: 'POST',
+          path: settings.path ?? '/api/alerts',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
         if (response.status >= 300) throw new Error(`the server answered ${response.status}`);
       } else {
         await egress.publish('broker', `${settings.topic ?? 'plant/alerts'}/${alert.sensor}`, body, { qos: 1 });
