@@ -107,23 +107,12 @@ export class FileAuditLog implements Audit {
 
   record(event: AuditEventKey, values: Record<string, string | number> = {}, details?: Record<string, unknown>): Promise<AuditRecord> {
     return this.#writes.run(async () => {
-      const spec = AUDIT_EVENTS[event];
-      const record: AuditRecord = {
-        seq: ++this.#seq,
-        time: this.#options.clock().toISOString(),
-        log: spec.log,
-        event,
-        name: spec.name,
-        text: renderText(spec.text, values),
-        severity: spec.severity,
-        subject: spec.subject,
-        ...(details ? { details } : {}),
-      };
-      const records = this.#records[spec.log];
+      const record = newRecord(++this.#seq, this.#options.clock(), event, values, details);
+      const records = this.#records[record.log];
       if (records.length >= this.#options.maxEntries) {
-        await this.#overwrite(spec.log, record);
+        await this.#overwrite(record.log, record);
       } else {
-        await appendLine(this.#dir, this.#file(spec.log), record);
+        await appendLine(this.#dir, this.#file(record.log), record);
         records.push(record);
       }
       return record;
@@ -198,24 +187,29 @@ async function readRecords(dir: DataDir, file: string): Promise<AuditRecord[]> {
   return records;
 }
 
+/** One record of `event`, the same for the file log and the memory log. */
+function newRecord(seq: number, time: Date, event: AuditEventKey, values: Record<string, string | number>, details?: Record<string, unknown>): AuditRecord {
+  const spec = AUDIT_EVENTS[event];
+  return {
+    seq,
+    time: time.toISOString(),
+    log: spec.log,
+    event,
+    name: spec.name,
+    text: renderText(spec.text, values),
+    severity: spec.severity,
+    subject: spec.subject,
+    ...(details ? { details } : {}),
+  };
+}
+
 /** Same interface, no disk: for unit tests of subsystems that audit. */
 export class MemoryAuditLog implements Audit {
   readonly records: AuditRecord[] = [];
   #seq = 0;
 
   async record(event: AuditEventKey, values: Record<string, string | number> = {}, details?: Record<string, unknown>): Promise<AuditRecord> {
-    const spec = AUDIT_EVENTS[event];
-    const record: AuditRecord = {
-      seq: ++this.#seq,
-      time: new Date().toISOString(),
-      log: spec.log,
-      event,
-      name: spec.name,
-      text: renderText(spec.text, values),
-      severity: spec.severity,
-      subject: spec.subject,
-      ...(details ? { details } : {}),
-    };
+    const record = newRecord(++this.#seq, new Date(), event, values, details);
     this.records.push(record);
     return record;
   }
