@@ -7,7 +7,7 @@ import sinon from 'sinon';
 import tar from 'tar-stream';
 import { AppLogs, type LogFollower } from '../../platform/logs/index.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
-import { waitFor } from '../fixtures/wait.js';
+import { waitFor, waitForAsync } from '../fixtures/wait.js';
 
 /** The files' lines, oldest file first. */
 async function linesOnDisk(logs: AppLogs, dir: string): Promise<string[]> {
@@ -171,10 +171,17 @@ describe('app logs', () => {
     const writer = logs.writer(id);
     for (let i = 0; i < 1000; i += 1) writer.write(3, `line ${i}`);
     assert.ok(writer.dropped() > 0);
-    await logs.flush(id);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    await logs.flush(id);
-    assert.match(await fs.readFile(path.join(root, id, 'app.log'), 'utf8'), /\d+ log records dropped/);
+    // The count is written once the queue has drained, which may take more than one flush.
+    const log = (): Promise<string> => fs.readFile(path.join(root, id, 'app.log'), 'utf8');
+    await waitForAsync(
+      async () => {
+        await logs.flush(id);
+        return /\d+ log records dropped/.test(await log());
+      },
+      5000,
+      5,
+    );
+    assert.match(await log(), /\d+ log records dropped/);
   });
 
   describe('following', () => {
