@@ -132,21 +132,37 @@ export interface DocumentBounds {
 export const APP_CONFIGURATION_BOUNDS: DocumentBounds = Object.freeze({ maxDepth: DOCUMENT_LIMITS.maxDepth, maxBytes: DOCUMENT_LIMITS.appConfigurationBytes });
 
 /**
- * The nesting depth of a JSON value (a scalar is 0, `{}` is 1), without recursion, stopping as
- * soon as `limit` is passed (then the result is `limit + 1`).
+ * The nesting depth of a JSON value (a scalar is 0, `{}` is 1), stopping as soon as `limit` is
+ * passed (then the result is `limit + 1`), so a hostile value costs at most `limit` levels.
  */
 export function jsonDepth(value: unknown, limit: number): number {
-  if (value === null || typeof value !== 'object') return 0;
-  let deepest = 0;
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
-    if (depth > deepest) {
-      deepest = depth;
-      if (deepest > limit) return deepest;
+  return depthBelow(value, 0, limit);
+}
+
+// Recursion is safe here: it never goes more than `limit` + 1 levels deep, and it allocates
+// nothing per node, which matters on the router's path (every json message is measured).
+function depthBelow(value: unknown, depth: number, limit: number): number {
+  if (value === null || typeof value !== 'object') return depth;
+  const here = depth + 1;
+  if (here > limit) return here;
+  let deepest = here;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const below = depthBelow(item, here, limit);
+      if (below > deepest) {
+        if (below > limit) return below;
+        deepest = below;
+      }
     }
-    const children = Array.isArray(node) ? node : Object.values(node as object);
-    for (const child of children) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    return deepest;
+  }
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const below = depthBelow((value as Record<string, unknown>)[key], here, limit);
+    if (below > deepest) {
+      if (below > limit) return below;
+      deepest = below;
+    }
   }
   return deepest;
 }
