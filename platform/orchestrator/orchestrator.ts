@@ -723,6 +723,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     packageId: string,
     options: { version?: string; allowDowngrade?: boolean; onProgress?: (progress: InstallProgress) => void } = {},
   ): Promise<UpdateResult> {
+    const quarantined = this.#quarantined.get(packageId);
+    if (quarantined) {
+      throw fail(
+        'E_INTEGRITY',
+        `${quarantined.name} is quarantined (${quarantined.reason}); an update would replace the evidence: uninstall it ("isogate apps uninstall ${packageId}") and install it again`,
+        { packageId, quarantined: true },
+      );
+    }
     const installed = this.#apps.get(packageId);
     if (!installed) throw fail('E_NOT_INSTALLED', `${packageId} is not installed; install it with "isogate apps install ${packageId}"`, { packageId });
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed, updated or uninstalled already`);

@@ -126,6 +126,7 @@ describe('an installed app that fails its check at start is quarantined', functi
       const untrusted = audit.records.filter((record) => record.event === 'launchUntrusted');
       assert.equal(untrusted.length, round, 'the refused start is audited');
       await assert.rejects(orchestrator.install(id), { code: 'E_ALREADY_INSTALLED', message: /quarantined/ });
+      await assert.rejects(orchestrator.update(id), { code: 'E_INTEGRITY', message: /quarantined/ });
       assert.deepEqual(await snapshotTree(appDir()), files);
     }
 
