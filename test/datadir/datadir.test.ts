@@ -13,19 +13,12 @@ import { callControl } from '../../platform/api/control-socket.js';
 import { FORMAT_FILE, LOCK_FILE } from '../../platform/datadir/index.js';
 import { FileDeviceKeyProvider, memoryDeviceKeys } from '../../platform/device/index.js';
 import { type Gateway, type GatewayOptions, startGateway } from '../../platform/main.js';
-import { type ErrorCode, isIsogateError } from '../../sdk/errors.js';
+import { isIsogateError } from '../../sdk/errors.js';
+import { refusedWith } from '../fixtures/errors.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
 
 const NOBODY = 65534;
 const ISOGATE = path.resolve('bin/isogate.mjs');
-
-function refusedWith(code: ErrorCode, pattern?: RegExp) {
-  return (error: unknown): boolean => {
-    assert.ok(isIsogateError(error, code), `expected ${code}, got ${String((error as Error)?.stack ?? error)}`);
-    if (pattern) assert.match(error.message, pattern);
-    return true;
-  };
-}
 
 /** A self-signed root from the openssl CLI: what --trust names, for a gateway with no embedded store. */
 function writeTrustRoot(dir: string): string {

@@ -11,19 +11,11 @@ import sinon from 'sinon';
 import { ensureOwnDirectory } from '../../platform/datadir/index.js';
 import { startGateway } from '../../platform/main.js';
 import { main as sdkMain } from '../../sdk/cli/main.js';
-import { isIsogateError } from '../../sdk/errors.js';
 import { makeDirectories } from '../../sdk/paths.js';
 import { main as storeMain } from '../../store-mock/cli.js';
 import { runMain } from '../fixtures/cli.js';
+import { refusedWith } from '../fixtures/errors.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
-
-function refusedWithPath(pattern: RegExp) {
-  return (error: unknown): boolean => {
-    assert.ok(isIsogateError(error, 'E_PATH'), `expected E_PATH, got ${String((error as Error)?.stack ?? error)}`);
-    assert.match(error.message, pattern);
-    return true;
-  };
-}
 
 async function absent(target: string): Promise<boolean> {
   return fs.lstat(target).then(
@@ -48,7 +40,7 @@ describe('data directory path mistakes', () => {
     const before = await snapshotTree(work);
     await assert.rejects(
       startGateway({ dataDir: file }),
-      refusedWithPath(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is a file, not a directory`)),
+      refusedWith('E_PATH', new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is a file, not a directory`)),
     );
     assert.deepEqual(await snapshotTree(work), before);
     assert.ok(await absent(`${file}-store`));
@@ -57,7 +49,10 @@ describe('data directory path mistakes', () => {
   it('a data directory below a file: E_PATH saying a part of the path is a file, nothing created', async () => {
     const file = path.join(work, 'notes.txt');
     await fs.writeFile(file, 'x');
-    await assert.rejects(ensureOwnDirectory(path.join(file, 'data'), 'the data directory'), refusedWithPath(/notes\.txt\/data: a part of this path is a file/));
+    await assert.rejects(
+      ensureOwnDirectory(path.join(file, 'data'), 'the data directory'),
+      refusedWith('E_PATH', /notes\.txt\/data: a part of this path is a file/),
+    );
     assert.deepEqual([...(await snapshotTree(work)).keys()], ['notes.txt']);
   });
 
@@ -65,7 +60,7 @@ describe('data directory path mistakes', () => {
     const target = `/proc/isogate-nope-${process.pid}/data`;
     await assert.rejects(
       ensureOwnDirectory(target, 'the data directory'),
-      refusedWithPath(/the data directory \/proc\/isogate-nope-\d+\/data cannot be created: making \/proc\/isogate-nope-\d+ failed .*ENOENT/),
+      refusedWith('E_PATH', /the data directory \/proc\/isogate-nope-\d+\/data cannot be created: making \/proc\/isogate-nope-\d+ failed .*ENOENT/),
     );
   });
 
@@ -87,7 +82,7 @@ describe('data directory path mistakes', () => {
       return real(...args);
     });
     const target = path.join(work, 'a', 'b', 'c');
-    await assert.rejects(makeDirectories(target, 'The test directory'), refusedWithPath(/making .*\/a\/b failed \(permission denied, EACCES\)/));
+    await assert.rejects(makeDirectories(target, 'The test directory'), refusedWith('E_PATH', /making .*\/a\/b failed \(permission denied, EACCES\)/));
     sinon.restore();
     assert.deepEqual(await fs.readdir(work), [], 'a, made before b failed, is removed again');
   });

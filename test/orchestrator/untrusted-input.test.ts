@@ -11,21 +11,12 @@ import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { Orchestrator, WorkerPackageVerifier } from '../../platform/orchestrator/index.js';
-import { type ErrorCode, isIsogateError } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
+import { refusedWith } from '../fixtures/errors.js';
 import { buildSignedPackage, sampleManifest, signedWithRawManifest } from '../fixtures/packages.js';
 import { createTestPki, type TestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
 import { MemoryStoreClient } from './memory-store.js';
-
-const refusedWith =
-  (code: ErrorCode, message?: RegExp) =>
-  (error: unknown): boolean => {
-    assert.ok(isIsogateError(error), String(error));
-    assert.equal(error.code, code, error.message);
-    if (message) assert.match(error.message, message);
-    return true;
-  };
 
 describe('orchestrator: hostile schemas', function () {
   this.timeout(60_000);

@@ -7,20 +7,11 @@
  * time it stands for is measured by test/bench/schema.bench.ts.
  */
 import { strict as assert } from 'node:assert';
-import { type ErrorCode, isIsogateError } from '../../sdk/errors.js';
 import { SCHEMA_LIMITS } from '../../sdk/limits.js';
 import { validateManifest } from '../../sdk/manifest.js';
 import { compileUntrustedSchema, schemaCostPerByte, untrustedFormatCost, untrustedFormatNames } from '../../sdk/schema.js';
+import { refusedWith } from '../fixtures/errors.js';
 import { sampleManifest } from '../fixtures/packages.js';
-
-const refusedWith =
-  (code: ErrorCode, message?: RegExp) =>
-  (error: unknown): boolean => {
-    assert.ok(isIsogateError(error), String(error));
-    assert.equal(error.code, code, error.message);
-    if (message) assert.match(error.message, message);
-    return true;
-  };
 
 const endpointManifest = (schema: Record<string, unknown>) =>
   sampleManifest({

@@ -4,23 +4,14 @@
  * expand without bound are refused with their own codes, naming the place.
  */
 import { strict as assert } from 'node:assert';
-import { type ErrorCode, isIsogateError } from '../../sdk/errors.js';
 import { SCHEMA_LIMITS } from '../../sdk/limits.js';
 import { validateManifest } from '../../sdk/manifest.js';
 import { compileUntrustedRegExp, compileUntrustedSchema, untrustedFormatNames } from '../../sdk/schema.js';
+import { refusedWith } from '../fixtures/errors.js';
 import { sampleManifest } from '../fixtures/packages.js';
 
 /** The finding's input: 28 "a"s and a "!" make a backtracking engine try 2^28 ways. */
 const CATASTROPHIC = `${'a'.repeat(28)}!`;
-
-const refusedWith =
-  (code: ErrorCode, message?: RegExp) =>
-  (error: unknown): boolean => {
-    assert.ok(isIsogateError(error), String(error));
-    assert.equal(error.code, code, error.message);
-    if (message) assert.match(error.message, message);
-    return true;
-  };
 
 describe('schemas from packages', () => {
   it('runs ^(a+)+$ on the linear-time engine: the 29-character input is simply refused', () => {
