@@ -459,32 +459,47 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         version: entry.version,
       });
     }
-    if (this.#occupied() >= this.#options.maxApps) {
-      await audit.record('installLimitError', { 'application name': appName }, { packageId, limit: this.#options.maxApps });
-      throw fail('E_APP_LIMIT', `${this.#options.maxApps} apps are installed; uninstall one before installing ${appName}`, { limit: this.#options.maxApps });
-    }
+    await this.#refuseOverLimit(packageId, appName);
 
-    this.#installsInProgress += 1;
-    const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
     const report = (phase: InstallPhase, received: number, percent: number): void => {
       const progress = { packageId, phase, received, total: entry.size, percent };
       options.onProgress?.(progress);
       this.emit('progress', progress);
     };
-    try {
+    const app = await this.#stageAndCommit('store', appName, async (work) => {
       const download = await this.#download(entry, work, appName, report);
       report('verify', entry.size, 70);
       const verified = await this.#verify(download, path.join(work, 'package'), entry, appName, 'store');
-
       report('install', entry.size, 90);
-      const app = await this.#commit(work, verified, 'store');
-      await audit.record(
+      return verified;
+    });
+    report('done', entry.size, 100);
+    this.emit('installed', app);
+    return app;
+  }
+
+  /** An install past the app limit (a quarantined app keeps its slot) is refused and audited, before anything is staged. */
+  async #refuseOverLimit(packageId: string, appName: string): Promise<void> {
+    if (this.#occupied() < this.#options.maxApps) return;
+    await this.#options.audit.record('installLimitError', { 'application name': appName }, { packageId, limit: this.#options.maxApps });
+    throw fail('E_APP_LIMIT', `${this.#options.maxApps} apps are installed; uninstall one before installing ${appName}`, { limit: this.#options.maxApps });
+  }
+
+  /**
+   * The install path every origin shares: a fresh staging folder, the origin's own steps up to a
+   * verified package in it, the commit, the audit record. Whatever fails leaves nothing in staging;
+   * while it runs, the install holds a slot among the apps.
+   */
+  async #stageAndCommit(origin: AppOrigin, appName: string, stage: (work: string) => Promise<VerifiedPackage>): Promise<InstalledApp> {
+    this.#installsInProgress += 1;
+    const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
+    try {
+      const app = await this.#commit(work, await stage(work), origin);
+      await this.#options.audit.record(
         'installSucceeded',
         { 'application name': appName },
-        { packageId, version: app.version, origin: 'store', signer: signerDetails(app.record) },
+        { packageId: app.packageId, version: app.version, origin, signer: signerDetails(app.record) },
       );
-      report('done', entry.size, 100);
-      this.emit('installed', app);
       return app;
     } catch (error) {
       await eraseTree(work, this.#data);
@@ -665,32 +680,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.#refuseQuarantined(packageId);
     if (this.#apps.has(packageId))
       throw fail('E_ALREADY_INSTALLED', `${manifest.name} ${this.#apps.get(packageId)!.version} is installed already`, { packageId });
-    if (this.#occupied() >= this.#options.maxApps) {
-      await this.#options.audit.record('installLimitError', { 'application name': manifest.name }, { packageId, limit: this.#options.maxApps });
-      throw fail('E_APP_LIMIT', `${this.#options.maxApps} apps are installed; uninstall one before installing ${manifest.name}`, {
-        limit: this.#options.maxApps,
-      });
-    }
+    await this.#refuseOverLimit(packageId, manifest.name);
     this.#busy.add(packageId);
-    this.#installsInProgress += 1;
-    const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
     try {
-      await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
-      // The image's own file, read in place: the signature, not the path, makes it the platform's.
-      const verified = await this.#verify(packageFile, path.join(work, 'package'), manifest, manifest.name, 'image');
-      const app = await this.#commit(work, verified, 'image');
-      await this.#options.audit.record(
-        'installSucceeded',
-        { 'application name': manifest.name },
-        { packageId, version: app.version, origin: 'image', signer: signerDetails(app.record) },
-      );
+      const app = await this.#stageAndCommit('image', manifest.name, async (work) => {
+        await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
+        // The image's own file, read in place: the signature, not the path, makes it the platform's.
+        return this.#verify(packageFile, path.join(work, 'package'), manifest, manifest.name, 'image');
+      });
       this.emit('installed', app);
       return app;
-    } catch (error) {
-      await eraseTree(work, this.#data);
-      throw error;
     } finally {
-      this.#installsInProgress -= 1;
       this.#busy.delete(packageId);
     }
   }
