@@ -99,6 +99,7 @@ export const ERROR_CODES = {
   E_ROUTE_DIRECTION: { status: 422, summary: 'The route goes against the gateway mode.' },
   E_MESSAGE: { status: 422, summary: 'The message is not valid for its endpoint.' },
   E_MESSAGE_SIZE: { status: 413, summary: 'The message is too large.' },
+  E_BACKPRESSURE: { status: 429, summary: 'The routes from this endpoint are full: the app must await its emits to be slowed down.' },
 
   // Egress and certificates. What each egress code means to an app, and nothing else:
   //   E_CAPABILITY (above)   the manifest declares no such target (the sandbox's check);

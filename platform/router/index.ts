@@ -18,7 +18,7 @@ import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
 import { assertValid, compileUntrustedSchema } from '../../sdk/schema.js';
 import type { Audit } from '../audit/index.js';
 import type { ConfigStore, RouteEnd, RouteEntry } from '../config/index.js';
-import type { AppGuest, DeliveredMessage, LogLevelCode } from '../sandbox/bridge.js';
+import type { AppGuest, DeliverBatch, DeliveredMessage, LogLevelCode } from '../sandbox/bridge.js';
 import { maxMessageBytes } from '../sandbox/capabilities.js';
 
 export interface RouterOptions {
@@ -38,6 +38,8 @@ export interface Counters {
   delivered: number;
   dropped: number;
   invalid: number;
+  /** Messages whose destination handler threw or rejected: counted, not retried. */
+  failed?: number;
   lastError?: { code: string; message: string; at: string };
 }
 
@@ -324,9 +326,17 @@ export class Router {
           const batch = lane.queue.splice(0, this.#options.batchSize);
           const counters = this.#counters(endKey(route.destination));
           try {
-            await target.deliver(route.destination.endpoint, batch);
-            lane.counters.delivered += batch.length;
-            counters.delivered += batch.length;
+            const { invalid, failed } = await target.deliver(
+              route.destination.endpoint,
+              deliverBatch(this.#endpoint(route.destination, 'destination').format, batch),
+            );
+            const delivered = batch.length - invalid.length - failed.length;
+            lane.counters.delivered += delivered;
+            counters.delivered += delivered;
+            lane.counters.invalid += invalid.length;
+            counters.invalid += invalid.length;
+            lane.counters.failed = (lane.counters.failed ?? 0) + failed.length;
+            counters.failed = (counters.failed ?? 0) + failed.length;
           } catch (error) {
             const coded = toIsogateError(error);
             lane.counters.dropped += batch.length;
@@ -382,6 +392,16 @@ export class Router {
     this.#closed = true;
     this.#options.config.off('change', this.#invalidate);
   }
+}
+
+/**
+ * A batch for the destination as the protocol carries it: json and text as one text and the
+ * messages' lengths (one join, no separator), binary as the bytes.
+ */
+function deliverBatch(format: EndpointDeclaration['format'], queued: DeliveredMessage[]): DeliverBatch {
+  if (format === 'binary') return { messages: queued.map(({ message }) => message as Uint8Array) };
+  const texts = queued.map(({ message, json }) => (format === 'text' ? (message as string) : (json ?? JSON.stringify(message))));
+  return { text: texts.join(''), lengths: texts.map((text) => text.length) };
 }
 
 /**

@@ -1,12 +1,13 @@
 /**
- * The declared protocol across the isolation boundary, in the manner of VS Code's
- * extHost.protocol: `AppHost` is everything an app may ask of the platform (each service
- * already scoped to that one app, built by `capabilities.ts` from its manifest), `AppGuest` is
- * everything the platform may ask of a running app. Data crosses only as copies: plain JSON
- * values, strings and byte arrays, never a host object.
- *
- * The in-app SDK (`sdk/app-api.d.ts`, module "isogate:sdk") is checked against these shapes.
+ * The platform's services for one app (`AppHost`, each already scoped to that app) and what the
+ * platform may ask of a running app (`AppGuest`). What crosses the isolation boundary itself, and
+ * how it is checked, is `protocol.ts`; `capabilities.ts` builds the protocol's handlers on an
+ * AppHost from the app's grants. Data crosses only as copies: strings, plain JSON values and byte
+ * arrays, never a host object.
  */
+import type { CheckedRun, DeliverBatch, DeliverResult, EmitRefusal } from './protocol.js';
+
+export type { CheckedRun, DeliverBatch, DeliverResult, EmitRefusal } from './protocol.js';
 
 /** The manual's application log levels: each level includes the ones before it. */
 export const LOG_LEVELS = { critical: 0, error: 1, warning: 2, info: 3, debug: 4, trace: 5 } as const;
@@ -70,12 +71,16 @@ export interface AppHost {
   storage: StorageHost;
   /** The app's current configuration object (a copy), or undefined when it has none. */
   config(): Record<string, unknown> | undefined;
-  /** Hands a message from one of the app's source endpoints to the router; throws when it is refused. */
-  emit(endpoint: string, message: EndpointMessage, json?: string): void;
+  /**
+   * Hands a batch from the app's source endpoints to the router, its structure checked by the
+   * sandbox; resolves, with the refused messages, once every accepted one is queued (it may
+   * wait: that is how a source is slowed down).
+   */
+  emitBatch(runs: CheckedRun[]): Promise<EmitRefusal[]>;
   egress: EgressHost;
 }
 
-/** A message handed to a destination endpoint, with where it came from. */
+/** A message as the router queues it today, with where it came from. */
 export interface DeliveredMessage {
   message: EndpointMessage;
   /** A json message's text as the source emitted it, so it is not serialised again per destination. */
@@ -86,8 +91,11 @@ export interface DeliveredMessage {
 
 /** Everything the platform may ask of a running app. */
 export interface AppGuest {
-  /** Runs the app's handlers for a batch of messages on one destination endpoint, in order. */
-  deliver(endpoint: string, messages: DeliveredMessage[]): Promise<void>;
+  /**
+   * Runs the app's handlers for a batch on one destination endpoint, in order; resolves with the
+   * messages that were invalid (not JSON, too deep: not handed over) and those whose handler failed.
+   */
+  deliver(endpoint: string, batch: DeliverBatch): Promise<DeliverResult>;
   /** Tells the app its configuration changed (its `config.onChange` handlers run). */
   configChanged(config: Record<string, unknown> | undefined): Promise<void>;
 }

@@ -10,12 +10,23 @@
 import path from 'node:path';
 import ivm from 'isolated-vm';
 import { fail, toIsogateError } from '../../sdk/errors.js';
-import { type AppManifest, type EndpointDeclaration, reservedCapabilitiesOf } from '../../sdk/manifest.js';
+import { DOCUMENT_LIMITS } from '../../sdk/limits.js';
+import type { AppManifest } from '../../sdk/manifest.js';
 import type { AppOrigin } from '../integrity/index.js';
-import type { AppGuest, AppHost, DeliveredMessage, EgressStream, LogLevelCode } from './bridge.js';
-import { type AppGrants, checkEgress, checkEmit, grantsFor, maxMessageBytes, PLATFORM_LIMITS } from './capabilities.js';
-import { GUEST_BOOTSTRAP, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-sdk.js';
+import type { AppGuest, AppHost, EgressStream } from './bridge.js';
+import { type AppGrants, checkHandler, grantsFor, hostFor, PLATFORM_LIMITS } from './capabilities.js';
+import { guestBootstrapSource, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-bundle.js';
 import { hotLoop } from './hot-loop.js';
+import {
+  type CallAnswer,
+  type ConnectionEventKind,
+  type DeliverBatch,
+  type DeliverResult,
+  dispatch,
+  type GuestGrants,
+  type GuestOperations,
+  type HostHandlers,
+} from './protocol.js';
 
 export type { AppGrants } from './capabilities.js';
 export { grantsFor, PLATFORM_LIMITS } from './capabilities.js';
@@ -62,18 +73,10 @@ export interface AppSandbox extends AppGuest {
   stats(): SandboxStats;
 }
 
-type GuestReferences = {
-  answer: ivm.Reference;
-  connectionEvent: ivm.Reference;
-  deliver: ivm.Reference;
-  fire: ivm.Reference;
-  configChanged: ivm.Reference;
-  stop: ivm.Reference;
-};
-type HostAnswer = { value: unknown } | { error: { code: string; message: string } };
+/** A reference into the guest for each of the protocol's host -> guest operations. */
+type GuestReferences = { [Op in keyof GuestOperations]: ivm.Reference<GuestOperations[Op]> };
+type HostAnswer = CallAnswer;
 const SDK_MODULE = 'isogate:sdk';
-/** The guest SDK sends at most 512; anything far beyond that is not the SDK talking. */
-const MAX_EMIT_BATCH = 4096;
 /** Platform calls one app may have in flight; past this it hears E_CALL_LIMIT instead of queueing more. */
 const MAX_PENDING_CALLS = 4096;
 /**
@@ -82,12 +85,6 @@ const MAX_PENDING_CALLS = 4096;
  * waited for again until it does.
  */
 const REPLY_WINDOW_MS = 0.5;
-
-/** A call's argument that must be text. */
-function text(value: unknown, what: string): string {
-  if (typeof value !== 'string') throw fail('E_BAD_REQUEST', `${what} is a string`);
-  return value;
-}
 
 /**
  * Whether an answer crosses as a structured copy rather than JSON text: bytes cannot be JSON,
@@ -108,6 +105,8 @@ function codeAndMessage(error: unknown): { code: string; message: string } {
 
 class IsolateSandbox implements AppSandbox {
   readonly #grants: AppGrants;
+  /** The app's whole host: the protocol's handlers, each with its capability check (capabilities.ts). */
+  readonly #handlers: HostHandlers;
   readonly #limits: SandboxLimits;
   readonly #isolate: ivm.Isolate;
   readonly #timers = new Map<number, { handle: NodeJS.Timeout; repeat: boolean; firing: boolean }>();
@@ -140,6 +139,17 @@ class IsolateSandbox implements AppSandbox {
       ...options.limits,
     };
     this.#isolate = new ivm.Isolate({ memoryLimit: this.#grants.limits.memoryMb });
+    const sandbox = this;
+    this.#handlers = hostFor(this.#grants, options.host, {
+      log: (level, text) => options.host.log(level, text),
+      timer: (action, id, ms, repeat) => this.#timer(action, id, ms, repeat),
+      ready: () => this.#onReady?.(),
+      get disposed() {
+        return sandbox.#disposed;
+      },
+      connections: this.#connections,
+      connectionEvent: (id, kind, payload) => this.#connectionEvent(id, kind, payload),
+    });
   }
 
   get disposed(): boolean {
@@ -159,7 +169,7 @@ class IsolateSandbox implements AppSandbox {
   async start(): Promise<void> {
     const { manifest, files, host } = this.options;
     const context = await this.#isolate.createContext();
-    const guestGrants = JSON.stringify({
+    const guestGrants: GuestGrants = {
       packageId: manifest.package_id,
       version: manifest.version,
       name: manifest.name,
@@ -168,20 +178,19 @@ class IsolateSandbox implements AppSandbox {
       maxTimers: this.#limits.maxTimers,
       minIntervalMs: this.#limits.minIntervalMs,
       maxLogLineChars: PLATFORM_LIMITS.maxLogLineBytes,
+      maxDepth: DOCUMENT_LIMITS.maxDepth,
       config: JSON.stringify(host.config() ?? {}),
-    });
+    };
     const ready = new Promise<void>((resolve, reject) => {
       this.#onReady = resolve;
       this.#onFailed = (failure) => reject(fail(failure.code, failure.message));
     });
     const guest = (await context.evalClosure(
-      GUEST_BOOTSTRAP,
+      guestBootstrapSource(),
       [
-        this.#reference((level: LogLevelCode, text: string) => this.#log(level, text)),
         this.#reference((text: unknown, copied: unknown) => this.#receive(text, copied)),
-        this.#reference((action: string, id: number, ms?: number, repeat?: boolean) => this.#timer(action, id, ms, repeat)),
-        this.#reference(() => this.#onReady?.()),
-        guestGrants,
+        this.#reference((op: unknown, args: unknown) => this.#notify(op, args)),
+        JSON.stringify(guestGrants),
       ],
       { result: { reference: true } },
     )) as ivm.Reference;
@@ -244,9 +253,14 @@ class IsolateSandbox implements AppSandbox {
     }
   }
 
-  #log(level: LogLevelCode, text: string): void {
-    const bounded = Number.isInteger(level) && level >= 0 && level <= 5 ? level : 3;
-    this.options.host.log(bounded as LogLevelCode, String(text).slice(0, PLATFORM_LIMITS.maxLogLineBytes));
+  /**
+   * A notification from the app (a log line, a timer, readiness): decoded and handled like a
+   * call, but nothing is answered, so a malformed one is dropped.
+   */
+  #notify(op: unknown, args: unknown): void {
+    if (this.#disposed) return;
+    if (op === 'emit.batch' || typeof op !== 'string' || !['log', 'timer.set', 'timer.clear', 'ready'].includes(op)) return;
+    dispatch(this.#handlers, op, args).catch(() => undefined);
   }
 
   /**
@@ -289,8 +303,8 @@ class IsolateSandbox implements AppSandbox {
   /** Every call from the app lands here; each operation starts with its capability check. */
   async #hostCall(op: unknown, args: unknown): Promise<HostAnswer> {
     try {
-      if (typeof op !== 'string') throw fail('E_BAD_REQUEST', 'Malformed call');
-      return await this.#dispatch(this.options.host, op, args);
+      if (op === 'log' || op === 'timer.set' || op === 'timer.clear' || op === 'ready') throw fail('E_BAD_REQUEST', `${op} is a notification, not a call`);
+      return { value: await dispatch(this.#handlers, op, args) };
     } catch (error) {
       return { error: codeAndMessage(error) };
     }
@@ -335,121 +349,8 @@ class IsolateSandbox implements AppSandbox {
       });
   }
 
-  async #dispatch(host: AppHost, op: string, args: unknown): Promise<HostAnswer> {
-    if (!Array.isArray(args)) throw fail('E_BAD_REQUEST', 'Malformed call');
-    switch (op) {
-      case 'storage.get':
-        return { value: await host.storage.get(text(args[0], 'A storage key')) };
-      case 'storage.put':
-        return { value: await host.storage.put(text(args[0], 'A storage key'), args[1] as string | Uint8Array) };
-      case 'storage.delete':
-        return { value: await host.storage.delete(text(args[0], 'A storage key')) };
-      case 'storage.list':
-        return { value: await host.storage.list(text(args[0] ?? '', 'A prefix')) };
-      case 'storage.usage':
-        return { value: await host.storage.usage() };
-      case 'emit.batch':
-        return { value: this.#emitBatch(host, args[0]) };
-      case 'egress.fetch': {
-        const target = checkEgress(this.#grants, args[0], 'https');
-        const request = (args[1] ?? {}) as Record<string, unknown>;
-        const response = await host.egress.fetch(target.name, {
-          ...(typeof request.method === 'string' ? { method: request.method } : {}),
-          ...(typeof request.path === 'string' ? { path: request.path } : {}),
-          ...(request.headers && typeof request.headers === 'object' ? { headers: request.headers as Record<string, string> } : {}),
-          ...(typeof request.body === 'string' || request.body instanceof Uint8Array ? { body: request.body } : {}),
-        });
-        const body = response.body;
-        return {
-          value: { status: response.status, headers: response.headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') },
-        };
-      }
-      case 'egress.publish': {
-        const target = checkEgress(this.#grants, args[0], 'mqtts');
-        const payload = args[2];
-        if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) throw fail('E_BAD_REQUEST', 'An MQTT payload is a string or bytes');
-        const options = (args[3] ?? {}) as { qos?: unknown; retain?: unknown };
-        await host.egress.publish(target.name, text(args[1], 'A topic'), payload, {
-          ...(options.qos === 0 || options.qos === 1 ? { qos: options.qos } : {}),
-          ...(typeof options.retain === 'boolean' ? { retain: options.retain } : {}),
-        });
-        return { value: undefined };
-      }
-      case 'egress.connect': {
-        const target = checkEgress(this.#grants, args[0], 'tls');
-        const id = args[1];
-        if (!Number.isSafeInteger(id) || this.#connections.has(id as number)) throw fail('E_BAD_REQUEST', 'Malformed connect');
-        const connection = await host.egress.connect(target.name, {
-          data: (chunk) => this.#connectionEvent(id as number, 'data', chunk),
-          close: (error) => {
-            this.#connections.delete(id as number);
-            void this.#connectionEvent(id as number, 'close', error);
-          },
-        });
-        if (this.#disposed) connection.destroy();
-        else this.#connections.set(id as number, connection);
-        return { value: undefined };
-      }
-      case 'egress.write': {
-        const chunk = args[1];
-        if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) throw fail('E_BAD_REQUEST', 'A chunk is a string or a Uint8Array');
-        await this.#connection(args[0]).write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-        return { value: undefined };
-      }
-      case 'egress.end':
-        await this.#connection(args[0]).end();
-        return { value: undefined };
-      default:
-        throw fail('E_BAD_REQUEST', `Unknown platform call "${op}"`);
-    }
-  }
-
-  /**
-   * A batch from the guest SDK: runs of [endpoint, payloads], a json run being one text of
-   * newline-joined messages. Messages are numbered across the batch; the answer lists only the
-   * refused ones, as [index, code, message].
-   */
-  #emitBatch(host: AppHost, runs: unknown): [number, string, string][] {
-    if (!Array.isArray(runs)) throw fail('E_BAD_REQUEST', 'Malformed emit batch');
-    // The whole batch is taken apart and counted first, so one that is too large emits nothing.
-    const parts = (runs as unknown[]).map((run) => {
-      const [endpointName, payloads] = Array.isArray(run) ? run : [];
-      try {
-        const endpoint = checkEmit(this.#grants, endpointName);
-        const messages: unknown[] =
-          endpoint.format === 'json' && typeof payloads === 'string' ? payloads.split('\n') : Array.isArray(payloads) ? payloads : [payloads];
-        return { endpoint, messages };
-      } catch (error) {
-        return { refusal: toIsogateError(error), messages: [undefined] };
-      }
-    });
-    const total = parts.reduce((sum, part) => sum + part.messages.length, 0);
-    if (total > MAX_EMIT_BATCH) throw fail('E_BAD_REQUEST', `At most ${MAX_EMIT_BATCH} messages cross in one emit batch; this one has ${total}`);
-    const refusals: [number, string, string][] = [];
-    let index = 0;
-    for (const part of parts) {
-      for (const payload of part.messages) {
-        try {
-          if (part.refusal) throw part.refusal;
-          this.#emit(host, part.endpoint!, payload);
-        } catch (error) {
-          const coded = toIsogateError(error);
-          refusals.push([index, coded.code, coded.message]);
-        }
-        index += 1;
-      }
-    }
-    return refusals;
-  }
-
-  #connection(id: unknown): EgressStream {
-    const connection = typeof id === 'number' ? this.#connections.get(id) : undefined;
-    if (!connection) throw fail('E_EGRESS_CLOSED', 'The connection is closed');
-    return connection;
-  }
-
   /** Hands a connection's data or close to the app; the socket waits until the app took it. */
-  async #connectionEvent(id: number, kind: 'data' | 'close', payload: unknown): Promise<void> {
+  async #connectionEvent(id: number, kind: ConnectionEventKind, payload: Uint8Array | { code: string; message: string } | undefined): Promise<void> {
     if (this.#disposed || !this.#guest) return;
     this.#slices += 1;
     await this.#guest.connectionEvent
@@ -461,25 +362,7 @@ class IsolateSandbox implements AppSandbox {
       .catch((error: unknown) => this.#fail(this.#classify(error)));
   }
 
-  #emit(host: AppHost, endpoint: EndpointDeclaration, payload: unknown): void {
-    const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload instanceof Uint8Array ? payload.byteLength : -1;
-    if (bytes < 0) throw fail('E_MESSAGE', `A ${endpoint.format} message is ${endpoint.format === 'binary' ? 'bytes' : 'text'}`);
-    if (bytes > maxMessageBytes(endpoint))
-      throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${maxMessageBytes(endpoint)} bytes; this one is ${bytes}`);
-    if (endpoint.format !== 'json') {
-      host.emit(endpoint.name, payload);
-      return;
-    }
-    let message: unknown;
-    try {
-      message = JSON.parse(payload as string);
-    } catch {
-      throw fail('E_MESSAGE', `The message on "${endpoint.name}" is not JSON`);
-    }
-    host.emit(endpoint.name, message, payload as string);
-  }
-
-  #timer(action: string, id: number, ms = 0, repeat = false): void {
+  #timer(action: 'set' | 'clear', id: number, ms = 0, repeat = false): void {
     if (this.#disposed || !Number.isSafeInteger(id)) return;
     if (action === 'clear') {
       const timer = this.#timers.get(id);
@@ -508,18 +391,14 @@ class IsolateSandbox implements AppSandbox {
     this.#timers.set(id, { handle, repeat, firing: false });
   }
 
-  async deliver(endpoint: string, messages: DeliveredMessage[]): Promise<void> {
+  async deliver(endpoint: string, batch: DeliverBatch): Promise<DeliverResult> {
     const guest = this.#live();
-    const declared = this.#grants.destinationEndpoints.get(endpoint);
-    if (!declared) throw fail('E_CAPABILITY', `The manifest declares no destination endpoint "${endpoint}"`);
-    // A json batch crosses as one array text: one copy and one parse instead of one per message.
-    const payloads =
-      declared.format === 'json'
-        ? `[${messages.map(({ message, json }) => json ?? JSON.stringify(message)).join(',')}]`
-        : messages.map(({ message }) => message);
+    checkHandler(this.#grants, endpoint);
+    const count = 'messages' in batch ? batch.messages.length : batch.lengths.length;
     try {
-      await guest.deliver.apply(undefined, [endpoint, payloads], {
-        timeout: this.#cpuMs * Math.max(1, messages.length),
+      // json and text cross as one text and its lengths: one copy, parsed message by message in the guest.
+      return await guest.deliver.apply(undefined, [endpoint, batch], {
+        timeout: this.#cpuMs * Math.max(1, count),
         arguments: { copy: true },
         result: { promise: true, copy: true },
       });
@@ -650,15 +529,6 @@ class IsolateSandbox implements AppSandbox {
 }
 
 export async function createAppSandbox(options: SandboxOptions): Promise<AppSandbox> {
-  // Defence in depth behind the orchestrator's install check: an app whose record does not
-  // say `image` never runs with a reserved capability, whatever its manifest claims.
-  const reserved = reservedCapabilitiesOf(options.manifest);
-  if (reserved.length && options.origin !== 'image') {
-    throw fail(
-      'E_RESERVED_CAPABILITY',
-      `${options.manifest.package_id} claims ${reserved.join(', ')} but was not installed from the gateway's image; it is not started`,
-      { packageId: options.manifest.package_id, capabilities: reserved },
-    );
-  }
+  // The grants refuse a reserved capability claimed by an app not installed from the image.
   return new IsolateSandbox(options);
 }

@@ -5,7 +5,7 @@
 import ivm from 'isolated-vm';
 import { createAppSandbox } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
-import { fakeHost } from '../fixtures/fake-host.js';
+import { fakeHost, jsonBatch } from '../fixtures/fake-host.js';
 import { type BenchResult, compare } from './harness.js';
 
 const FILLER = Array.from({ length: 2100 }, (_, i) => `export function f${i}(x) { return x * ${i} + ${i % 7}; }`).join('\n');
@@ -44,7 +44,7 @@ export default async function coldStartBench(): Promise<BenchResult[]> {
         const started = performance.now();
         const sandbox = await createAppSandbox({ manifest: MANIFEST, files: new Map([['app/main.js', APP]]), host });
         await sandbox.start();
-        await sandbox.deliver('in', [{ message: { n: 1 }, routeId: 'r', source: { application_id: 'x', endpoint: 'y' } }]);
+        await sandbox.deliver('in', jsonBatch({ n: 1 }));
         while (host.emitted.length === 0) await new Promise((resolve) => setImmediate(resolve));
         const elapsed = performance.now() - started;
         sandbox.dispose();

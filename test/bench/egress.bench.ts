@@ -12,7 +12,7 @@ import { CertificateStore, EgressService } from '../../platform/egress/index.js'
 import { createAppSandbox } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
-import { fakeHost } from '../fixtures/fake-host.js';
+import { fakeHost, jsonBatch } from '../fixtures/fake-host.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { type BenchResult, compare, latencyResult } from './harness.js';
 
@@ -100,7 +100,7 @@ export default async function egressBench(): Promise<BenchResult[]> {
       // Timing starts once the app runs, as the baseline's starts once its agent exists.
       await sandbox.start();
       const started = performance.now();
-      await sandbox.deliver('go', [{ message: {}, routeId: 'bench', source: { application_id: 'bench', endpoint: 'bench' } }]);
+      await sandbox.deliver('go', jsonBatch({}));
       await host.waitForLog(/^done$/, 120_000);
       return count / ((performance.now() - started) / 1000);
     } finally {

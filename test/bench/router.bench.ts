@@ -13,7 +13,7 @@ import { ConfigStore } from '../../platform/config/index.js';
 import { Router } from '../../platform/router/index.js';
 import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
-import { fakeHost } from '../fixtures/fake-host.js';
+import { fakeHost, jsonBatch } from '../fixtures/fake-host.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { type BenchResult, compare, latencyResult } from './harness.js';
 
@@ -134,7 +134,7 @@ async function latencyThroughThePlatform(dir: string): Promise<number[]> {
       heard = resolve;
     });
     const started = performance.now();
-    await source.deliver('trigger', [{ message: { ...PAYLOAD, value: i }, routeId: 'bench', source: { application_id: 'bench', endpoint: 'bench' } }]);
+    await source.deliver('trigger', jsonBatch({ ...PAYLOAD, value: i }));
     await arrived;
     if (i >= LATENCY_WARMUP) samples.push(performance.now() - started);
   }

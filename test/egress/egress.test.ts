@@ -17,7 +17,7 @@ import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.
 import { buildProject } from '../../sdk/build/project.js';
 import type { AppManifest, EgressTarget } from '../../sdk/manifest.js';
 import { createCertificate, generateKeyPair } from '../../sdk/pki.js';
-import { fakeHost } from '../fixtures/fake-host.js';
+import { fakeHost, jsonBatch } from '../fixtures/fake-host.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { waitFor, waitForAsync } from '../fixtures/wait.js';
 
@@ -481,7 +481,7 @@ describe('TLS egress', function () {
         await sandbox.start();
         const alert = { sensor: 'boiler-2', value: 97.5, limit: 90, severity: 'critical', at: '2026-11-25T10:00:00.000Z', count: 3 };
         const before = received.length;
-        await sandbox.deliver('alerts', [{ message: alert, routeId: 'r', source: { application_id: 'dev.isogate.samples.threshold', endpoint: 'alerts' } }]);
+        await sandbox.deliver('alerts', jsonBatch(alert));
         assert.equal(await sub.message, `plant/alerts/boiler-2 ${JSON.stringify(alert)}`);
         await waitFor(() => received.length > before);
         assert.deepEqual(received.at(-1), { path: '/api/alerts', body: JSON.stringify(alert), clientCn: 'gateway-uplink' });

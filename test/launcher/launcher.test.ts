@@ -70,7 +70,7 @@ describe('launcher', () => {
             sandbox.stopped = true;
           },
           dispose: () => undefined,
-          deliver: async () => undefined,
+          deliver: async () => ({ invalid: [], failed: [] }),
           configChanged: async (value) => {
             // As the real sandbox does: a handler over its limits fails the app, then the call rejects.
             if (configError) {

@@ -3,8 +3,9 @@ import path from 'node:path';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { Router } from '../../platform/router/index.js';
-import type { AppGuest, DeliveredMessage } from '../../platform/sandbox/bridge.js';
+import type { AppGuest, DeliverBatch, DeliverResult } from '../../platform/sandbox/bridge.js';
 import type { AppManifest } from '../../sdk/manifest.js';
+import { messagesOf } from '../fixtures/fake-host.js';
 import { sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { waitFor } from '../fixtures/wait.js';
@@ -45,10 +46,11 @@ const apps: Record<string, AppManifest> = {
 class RecordingGuest implements AppGuest {
   received: unknown[] = [];
   constructor(private readonly behaviour: 'ok' | 'throw' | 'slow' = 'ok') {}
-  async deliver(_endpoint: string, messages: DeliveredMessage[]): Promise<void> {
+  async deliver(_endpoint: string, batch: DeliverBatch): Promise<DeliverResult> {
     if (this.behaviour === 'throw') throw Object.assign(new Error('crashed'), { code: 'E_APP_FAILED' });
     if (this.behaviour === 'slow') await new Promise((resolve) => setTimeout(resolve, 50));
-    this.received.push(...messages.map((m) => m.message));
+    this.received.push(...messagesOf(batch));
+    return { invalid: [], failed: [] };
   }
   async configChanged(): Promise<void> {}
 }

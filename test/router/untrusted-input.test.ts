@@ -9,9 +9,10 @@ import { type ControlServer, callControl, serveControlSocket } from '../../platf
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { Router } from '../../platform/router/index.js';
-import type { AppGuest, DeliveredMessage } from '../../platform/sandbox/bridge.js';
+import type { AppGuest, DeliverBatch } from '../../platform/sandbox/bridge.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
+import { messagesOf } from '../fixtures/fake-host.js';
 import { sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { waitFor } from '../fixtures/wait.js';
@@ -47,8 +48,9 @@ describe('router: messages from a hostile publisher', () => {
     config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
     received = [];
     const sink: AppGuest = {
-      deliver: async (_endpoint: string, messages: DeliveredMessage[]) => {
-        received.push(...messages.map((m) => m.message));
+      deliver: async (_endpoint: string, batch: DeliverBatch) => {
+        received.push(...messagesOf(batch));
+        return { invalid: [], failed: [] };
       },
       configChanged: async () => undefined,
     };

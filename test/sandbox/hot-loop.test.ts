@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { HotLoop, hotLoop } from '../../platform/sandbox/hot-loop.js';
 import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
-import { fakeHost } from '../fixtures/fake-host.js';
+import { fakeHost, jsonBatch } from '../fixtures/fake-host.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -69,7 +69,7 @@ describe('hot loop', () => {
         ]),
       });
       await sandbox.start();
-      await sandbox.deliver('in', [{ message: {}, routeId: 'r', source: { application_id: 'a', endpoint: 'e' } }]);
+      await sandbox.deliver('in', jsonBatch({}));
       await host.waitForLog(/^looped$/, 5000);
       // The last answer gets no reply: its hold runs out and the loop goes back to sleeping.
       await waitFor(() => hotLoop.holding === 0, 1000);
@@ -92,7 +92,7 @@ describe('hot loop', () => {
       });
       await sandbox.start();
       // The handler never ends, so its delivery is not awaited.
-      sandbox.deliver('in', [{ message: {}, routeId: 'r', source: { application_id: 'a', endpoint: 'e' } }]).catch(() => undefined);
+      sandbox.deliver('in', jsonBatch({})).catch(() => undefined);
       await waitFor(() => hotLoop.holding === 1, 2000);
       sandbox.dispose();
       assert.equal(hotLoop.holding, 0);

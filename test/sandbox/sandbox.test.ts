@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { type AppSandbox, createAppSandbox, type SandboxFailure } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
-import { type FakeHost, fakeHost } from '../fixtures/fake-host.js';
+import { type FakeHost, fakeHost, jsonBatch } from '../fixtures/fake-host.js';
 import { waitFor } from '../fixtures/wait.js';
 
 function manifest(overrides: Partial<AppManifest> = {}): AppManifest {
@@ -58,12 +58,10 @@ const ECHO = `import { on, emit } from 'isogate:sdk'; on('in', (m) => emit('out'
 
 async function assertNeighbourWorks(): Promise<void> {
   const neighbour = await run(ECHO);
-  await neighbour.sandbox.deliver('in', [{ message: { ok: 1 }, routeId: 'r', source: { application_id: 'x', endpoint: 'y' } }]);
+  await neighbour.sandbox.deliver('in', jsonBatch({ ok: 1 }));
   await waitFor(() => neighbour.host.emitted.length === 1);
   assert.deepEqual(neighbour.host.emitted[0], { endpoint: 'out', message: { ok: 1 } });
 }
-
-const delivered = (message: unknown) => ({ message, routeId: 'r1', source: { application_id: 'dev.isogate.src', endpoint: 'o' } });
 
 describe('sandbox', function () {
   this.timeout(20_000);
@@ -93,7 +91,7 @@ describe('sandbox', function () {
     it('delivers messages to handlers in order and keeps strings and bytes apart in storage', async () => {
       const { sandbox, host } = await run(`import { on, emit, storage } from 'isogate:sdk';
         on('in', async (m) => { await storage.put('bytes', new Uint8Array([1, 2, m.n])); emit('out', { n: m.n, kind: (await storage.get('bytes')) instanceof Uint8Array }); });`);
-      await sandbox.deliver('in', [delivered({ n: 1 }), delivered({ n: 2 }), delivered({ n: 3 })]);
+      await sandbox.deliver('in', jsonBatch({ n: 1 }, { n: 2 }, { n: 3 }));
       await waitFor(() => host.emitted.length === 3);
       assert.deepEqual(
         host.emitted.map((e) => e.message),
@@ -220,12 +218,12 @@ describe('sandbox', function () {
 
     it('ends an infinite loop in a handler, and one after an awaited host call, with E_CPU_LIMIT', async () => {
       const first = await run(`import { on } from 'isogate:sdk'; on('in', () => { for (;;) {} });`);
-      await assert.rejects(first.sandbox.deliver('in', [delivered({})]), { code: 'E_CPU_LIMIT' });
+      await assert.rejects(first.sandbox.deliver('in', jsonBatch({})), { code: 'E_CPU_LIMIT' });
       assert.deepEqual(
         first.failures.map((f) => f.code),
         ['E_CPU_LIMIT'],
       );
-      await assert.rejects(first.sandbox.deliver('in', [delivered({})]), { code: 'E_APP_FAILED' });
+      await assert.rejects(first.sandbox.deliver('in', jsonBatch({})), { code: 'E_APP_FAILED' });
 
       const second = await run(`import { storage } from 'isogate:sdk'; setTimeout(async () => { await storage.get('x'); for (;;) {} }, 1);`);
       await waitFor(() => second.failures.length > 0);
@@ -239,7 +237,7 @@ describe('sandbox', function () {
         `import { on } from 'isogate:sdk'; const keep = []; on('in', () => { for (;;) keep.push(new Array(100000).fill(1.5)); });`,
         { manifest: { resources: { memoryMb: 16, cpuMsPerEvent: 10000, storageMb: 1 } } },
       );
-      await assert.rejects(sandbox.deliver('in', [delivered({})]), { code: 'E_MEMORY_LIMIT' });
+      await assert.rejects(sandbox.deliver('in', jsonBatch({})), { code: 'E_MEMORY_LIMIT' });
       assert.deepEqual(
         failures.map((f) => f.code),
         ['E_MEMORY_LIMIT'],
@@ -278,7 +276,7 @@ describe('sandbox', function () {
         log.info('config polluted ' + ({}).polluted + ' ' + Object.hasOwn(config.get(), '__proto__'));`,
         { config: JSON.parse('{"__proto__": {"polluted": "yes"}}') as Record<string, unknown> },
       );
-      await sandbox.deliver('in', [delivered(JSON.parse('{"__proto__": {"polluted": "yes"}}'))]);
+      await sandbox.deliver('in', jsonBatch(JSON.parse('{"__proto__": {"polluted": "yes"}}')));
       assert.ok(host.logs.some((l) => l.message === 'config polluted undefined true'));
       assert.ok(host.logs.some((l) => l.message === 'own true polluted undefined'));
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
@@ -308,37 +306,20 @@ describe('sandbox', function () {
       assert.ok(host.logs.every((l) => l.message.length <= 8 * 1024));
     });
 
-    it('changes nothing in its SDK by replacing JSON, and cannot hand the router text that is not JSON', async () => {
+    it('changes nothing in its SDK by replacing JSON or the array and string methods it would use', async () => {
       const { host } = await run(`import { emit, log } from 'isogate:sdk';
-        const codes = [];
         JSON.stringify = () => '{not json';
         JSON.parse = () => ({ forged: true });
+        Array.prototype.join = () => '["x"';
+        String.prototype.slice = () => '{';
         await emit('out', { a: 1 });
-        const join = Array.prototype.join;
-        Array.prototype.join = function (separator) { return separator === '\\n' ? '["x"' : join.call(this, separator); };
-        try { await emit('out', { a: 2 }); } catch (e) { codes.push(e.code); }
-        Array.prototype.join = join;
-        log.info('codes ' + codes.join(','));`);
-      assert.equal(await host.waitForLog(/^codes /), 'codes E_MESSAGE');
-      assert.deepEqual(host.emitted, [{ endpoint: 'out', message: { a: 1 } }]);
-    });
-
-    it('refuses an emit batch past 4096 messages as a whole, emitting none of it', async () => {
-      const { host } = await run(
-        `import { emit, log } from 'isogate:sdk';
-        const slice = Array.prototype.slice;
-        Array.prototype.slice = function (start, end) {
-          const part = slice.call(this, start, end);
-          return part.length === 1 && typeof part[0] === 'string' ? new Array(5000).fill(part[0]) : part;
-        };
-        let outcome = 'accepted';
-        try { await emit('out', { a: 1 }); } catch (e) { outcome = e.code; }
-        Array.prototype.slice = slice;
-        log.info('outcome ' + outcome);`,
-        { manifest: { resources: { memoryMb: 32, cpuMsPerEvent: 2000, storageMb: 1 } } },
-      );
-      assert.equal(await host.waitForLog(/^outcome /), 'outcome E_BAD_REQUEST');
-      assert.deepEqual(host.emitted, []);
+        await emit('out', { a: 2 });
+        log.info('done');`);
+      await host.waitForLog(/^done$/);
+      assert.deepEqual(host.emitted, [
+        { endpoint: 'out', message: { a: 1 } },
+        { endpoint: 'out', message: { a: 2 } },
+      ]);
     });
 
     it('bounds the platform calls one app has in flight with E_CALL_LIMIT, and answers the rest', async () => {
@@ -360,7 +341,7 @@ describe('sandbox', function () {
       const { sandbox, host, failures } = await run(
         `import { on, emit } from 'isogate:sdk'; on('in', (m) => { if (m.bad) throw new Error('bad message'); emit('out', m); });`,
       );
-      await sandbox.deliver('in', [delivered({ bad: true }), delivered({ n: 1 })]);
+      await sandbox.deliver('in', jsonBatch({ bad: true }, { n: 1 }));
       await waitFor(() => host.emitted.length === 1);
       assert.ok(host.logs.some((l) => l.level === 1 && /bad message/.test(l.message)));
       assert.deepEqual(failures, []);

@@ -1,0 +1,63 @@
+/**
+ * The code an isolate runs before the app: the guest SDK (`guest/sdk.ts`, TypeScript) bundled by
+ * esbuild once per process, on first start, and kept in memory. Bundled from the sources when
+ * they are there (tests run from them through tsx) or from the compiled modules beside this one
+ * (dist/), so a clean checkout needs no extra build step.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
+
+let bundled: string | undefined;
+
+/**
+ * Run with `context.evalClosure`: $0 the calls reference, $1 the notifications reference, $2 the
+ * grants as JSON; returns the guest's operations. esbuild's IIFE assigns its result to a `var`,
+ * which the closure keeps local: nothing of the bundle lands on the app's global object.
+ */
+export function guestBootstrapSource(): string {
+  if (bundled) return bundled;
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const entry = ['sdk.ts', 'sdk.js'].map((name) => path.join(here, 'guest', name)).find((file) => existsSync(file));
+  if (!entry) throw new Error(`The guest SDK is missing from ${path.join(here, 'guest')}`);
+  const result = buildSync({
+    entryPoints: [entry],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    globalName: '__isogateGuest',
+    platform: 'neutral',
+    target: 'es2022',
+    legalComments: 'none',
+    logLevel: 'silent',
+  });
+  bundled = `${result.outputFiles[0]!.text}\nreturn __isogateGuest.bootstrap($0, $1, $2);`;
+  return bundled;
+}
+
+/** The `isogate:sdk` module: takes the frozen SDK and removes its only global trace. */
+export const SDK_MODULE_SOURCE = `
+const sdk = globalThis.__isogate_sdk__;
+delete globalThis.__isogate_sdk__;
+export const { app, log, on, emit, onStop, storage, config, egress } = sdk;
+export default sdk;
+`;
+
+export const READY_MODULE = 'isogate:ready';
+
+/** Only the readiness module may import it; it too removes its global before app code runs. */
+export const READY_MODULE_SOURCE = `
+const ready = globalThis.__isogate_ready__;
+delete globalThis.__isogate_ready__;
+export default ready;
+`;
+
+/**
+ * The module the platform evaluates. isolated-vm 5.0.4 does not wait for a module's top-level
+ * await, but a module body runs only after its imports finished theirs: so the app has started
+ * when this body runs.
+ */
+export function readinessModuleSource(entry: string): string {
+  return `import ready from '${READY_MODULE}';\nimport 'isogate:sdk';\nimport ${JSON.stringify(entry)};\nready();\n`;
+}

@@ -1,0 +1,594 @@
+/**
+ * The guest SDK: the code that runs inside each app's isolate before the app. It turns the two
+ * references the host gives it (one for calls, one for notifications) into the frozen
+ * `isogate:sdk` module and the timer and console globals, and implements the host -> guest half
+ * of the protocol (`GuestOperations`). It is bundled by esbuild (`../guest-bundle.ts`) and
+ * evaluated in a closure, so nothing of it is global but what it defines on purpose.
+ *
+ * It never runs in Node and may import only pure modules: no Node API exists in the isolate.
+ * Whatever it checks (endpoints, timers, formats) it checks for a fast error only, with the
+ * host's own code and sentence (`../refusals.ts`); the host checks again, and its check counts.
+ */
+import { jsonDepth } from '../../../sdk/limits.js';
+import type {
+  Args,
+  BinaryRun,
+  CallAnswer,
+  CallOperation,
+  DeliverBatch,
+  DeliverResult,
+  EmitRefusal,
+  EmitRun,
+  FetchRequest,
+  FetchResponse,
+  GuestGrants,
+  GuestOperations,
+  NotifyOperation,
+  Result,
+  TextRun,
+} from '../protocol.js';
+import { type Refusal, refusals } from '../refusals.js';
+import { decodeUtf8 } from './utf8.js';
+
+// The same numbers as protocol.ts (imported as types only there, so spelled here once).
+const EMIT_BATCH_MESSAGES = 512;
+const EMIT_BATCH_BYTES = 1024 * 1024;
+const EMIT_WAITING_MESSAGES = 8192;
+const EMIT_WAITING_BYTES = 16 * 1024 * 1024;
+
+/** An isolated-vm reference to a host function, as the guest sees it. */
+interface HostReference {
+  applyIgnored(receiver: undefined, args: unknown[], options?: { arguments?: { copy?: boolean } }): void;
+}
+
+type CodedError = Error & { code: string };
+type Handler = (message: unknown) => unknown;
+
+export function bootstrap(sendRef: HostReference, notifyRef: HostReference, grantsJson: string): GuestOperations {
+  // Taken before the app runs, so an app that replaces JSON's functions changes only its own code.
+  const { stringify, parse } = JSON;
+  const join = Function.prototype.call.bind(Array.prototype.join) as (array: unknown[], separator: string) => string;
+  const slice = Function.prototype.call.bind(String.prototype.slice) as (text: string, start: number, end: number) => string;
+  const grants = parse(grantsJson) as GuestGrants;
+  const LEVELS = Object.freeze({ critical: 0, error: 1, warning: 2, info: 3, debug: 4, trace: 5 } as const);
+  const sources = new Map(grants.sources);
+  const destinations = new Map(grants.destinations);
+  const copyArgs = { arguments: { copy: true } };
+
+  const codedError = (code: string, message: string): CodedError => Object.assign(new Error(message), { code });
+  const refused = ([code, message]: Refusal): CodedError => codedError(code, message);
+
+  function notify<Op extends NotifyOperation>(op: Op, args: Args<Op>): void {
+    notifyRef.applyIgnored(undefined, [op, args], copyArgs);
+  }
+
+  function show(value: unknown): string {
+    if (typeof value === 'string') return value;
+    if (value instanceof Error) return value.stack || String(value);
+    try {
+      const text = stringify(value);
+      return text === undefined ? String(value) : text;
+    } catch {
+      return String(value);
+    }
+  }
+
+  function writeLog(level: 0 | 1 | 2 | 3 | 4 | 5, values: unknown[]): void {
+    let text = join(values.map(show), ' ');
+    if (text.length > grants.maxLogLineChars) text = `${slice(text, 0, grants.maxLogLineChars)}...[truncated]`;
+    notify('log', [level, text]);
+  }
+
+  // Calls to the platform travel in batches, both ways and without waiting on each other: the
+  // calls made in one microtask turn cross in one message, and the host answers everything that
+  // finished in one turn of its event loop in one message. Small calls cross as JSON text, a
+  // third of the cost of a structured copy; calls that carry bytes or large texts (which JSON
+  // would escape character by character) cross as a structured copy beside it.
+  const waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
+  let nextCall = 1;
+  let outboxText: string[] = [];
+  let outboxCopied: [number, string, unknown[]][] = [];
+  let outboxScheduled = false;
+
+  function refuseCall(id: number, error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    answerCall(id, {
+      error: { code: 'E_BAD_REQUEST', message: `A platform call takes plain data (strings, numbers, objects, arrays, Uint8Array): ${reason}` },
+    });
+  }
+
+  function flushOutbox(): void {
+    outboxScheduled = false;
+    if (outboxText.length === 0 && outboxCopied.length === 0) return;
+    const texts = outboxText;
+    const copied = outboxCopied;
+    outboxText = [];
+    outboxCopied = [];
+    try {
+      sendRef.applyIgnored(undefined, [`[${join(texts, ',')}]`, copied], copyArgs);
+    } catch {
+      // Something in the copied batch cannot be copied: send the others and refuse only the culprits.
+      sendRef.applyIgnored(undefined, [`[${join(texts, ',')}]`, []], copyArgs);
+      for (const single of copied) {
+        try {
+          sendRef.applyIgnored(undefined, ['[]', [single]], copyArgs);
+        } catch (error) {
+          refuseCall(single[0], error);
+        }
+      }
+    }
+  }
+
+  const copiedAsIs = (value: unknown): boolean => value instanceof Uint8Array || (typeof value === 'string' && value.length > 1024);
+
+  // { copyAsIs } sends the call as a structured copy; { now } sends the outbox at once instead of
+  // at the end of the turn, for a full emit batch that the host can start on while the app runs.
+  function call<Op extends CallOperation>(op: Op, args: Args<Op>, { copyAsIs = false, now = false } = {}): Promise<Result<Op>> {
+    return new Promise((resolve, reject) => {
+      const id = nextCall++;
+      waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      if (copyAsIs) outboxCopied.push([id, op, args]);
+      else {
+        try {
+          outboxText.push(stringify([id, op, args]));
+        } catch (error) {
+          refuseCall(id, error);
+          return;
+        }
+      }
+      if (now) flushOutbox();
+      else if (!outboxScheduled) {
+        outboxScheduled = true;
+        Promise.resolve().then(flushOutbox);
+      }
+    });
+  }
+
+  function answerCall(id: number, answer: CallAnswer): void {
+    const caller = waiting.get(id);
+    if (!caller) return;
+    waiting.delete(id);
+    if ('error' in answer) caller.reject(codedError(answer.error.code, answer.error.message));
+    else caller.resolve(answer.value);
+  }
+
+  const log = Object.freeze({
+    critical: (...values: unknown[]) => writeLog(LEVELS.critical, values),
+    error: (...values: unknown[]) => writeLog(LEVELS.error, values),
+    warning: (...values: unknown[]) => writeLog(LEVELS.warning, values),
+    info: (...values: unknown[]) => writeLog(LEVELS.info, values),
+    debug: (...values: unknown[]) => writeLog(LEVELS.debug, values),
+    trace: (...values: unknown[]) => writeLog(LEVELS.trace, values),
+  });
+
+  const handlers = new Map<string, Handler[]>();
+  function on(endpoint: string, handler: Handler): void {
+    if (!destinations.has(endpoint)) throw refused(refusals.notADestination(String(endpoint)));
+    if (typeof handler !== 'function') throw new TypeError('on(endpoint, handler): the handler is a function');
+    const list = handlers.get(endpoint) ?? [];
+    list.push(handler);
+    handlers.set(endpoint, list);
+  }
+
+  function encode(format: string, message: unknown): string | Uint8Array {
+    if (format === 'json') {
+      const text = stringify(message) as string | undefined;
+      if (text === undefined) throw codedError('E_MESSAGE', 'A json endpoint carries JSON values; this message has none');
+      return text;
+    }
+    if (format === 'text') {
+      if (typeof message !== 'string') throw codedError('E_MESSAGE', 'A text endpoint carries strings');
+      return message;
+    }
+    if (!(message instanceof Uint8Array)) throw codedError('E_MESSAGE', 'A binary endpoint carries Uint8Array bytes');
+    return message;
+  }
+
+  // What emit returns: a thenable that makes its promise only when someone awaits it, since most
+  // emits are never awaited and a promise per message would cost more than the message.
+  class Emitted {
+    refusal: CodedError | undefined = undefined;
+    settled = false;
+    promise: Promise<void> | undefined = undefined;
+    settle: ((error: CodedError | undefined) => void) | undefined = undefined;
+    constructor(readonly endpoint: string) {}
+    observe(): Promise<void> {
+      if (!this.promise) {
+        if (this.settled) this.promise = this.refusal ? Promise.reject(this.refusal) : Promise.resolve();
+        else
+          this.promise = new Promise((resolve, reject) => {
+            this.settle = (error) => (error ? reject(error) : resolve());
+          });
+      }
+      return this.promise;
+    }
+    // biome-ignore lint/suspicious/noThenProperty: a receipt is awaitable on purpose (and lazy: see above)
+    then<A = void, B = never>(onAccepted?: (() => A | PromiseLike<A>) | null, onRefused?: ((error: CodedError) => B | PromiseLike<B>) | null): Promise<A | B> {
+      return this.observe().then(onAccepted, onRefused);
+    }
+    // biome-ignore lint/suspicious/noConfusingVoidType: the same type as Promise<void>.catch in TypeScript's own lib
+    catch<B = never>(onRefused?: (error: CodedError) => B | PromiseLike<B>): Promise<void | B> {
+      return this.observe().catch(onRefused);
+    }
+    finally(onSettled?: () => void): Promise<void> {
+      return this.observe().finally(onSettled);
+    }
+  }
+  Object.freeze(Emitted.prototype);
+  Object.freeze(Emitted);
+
+  function settleEmit(receipt: Emitted, refusal: CodedError | undefined): void {
+    receipt.settled = true;
+    receipt.refusal = refusal;
+    if (receipt.settle) receipt.settle(refusal);
+    // An app that does not await its emits still hears about refusals, in its log.
+    else if (refusal) writeLog(LEVELS.warning, [`emit on "${receipt.endpoint}" refused: ${refusal.code}: ${refusal.message}`]);
+  }
+
+  // Emits cross to the host in batches of runs (protocol.ts EmitRun): the consecutive emits on
+  // one endpoint, a json or text run as one text without separators and its lengths. One batch
+  // is in flight at a time: the next is sent once the host answered the last, which it does when
+  // the messages are queued on their routes, so a full route slows the source down here, in its
+  // own heap. Past EMIT_WAITING_* (sent and unanswered, or not sent yet) emit refuses at once.
+  interface Pending {
+    endpoint: string;
+    payload: string | Uint8Array;
+    size: number;
+    receipt: Emitted;
+  }
+  let unsent: Pending[] = [];
+  let unsentBytes = 0;
+  let waitingMessages = 0;
+  let waitingBytes = 0;
+  let emitting = false;
+  let flushScheduled = false;
+
+  function scheduleEmits(): void {
+    if (emitting) return;
+    if (unsent.length >= EMIT_BATCH_MESSAGES || unsentBytes >= EMIT_BATCH_BYTES) flushEmits();
+    else if (!flushScheduled) {
+      flushScheduled = true;
+      Promise.resolve().then(flushEmits);
+    }
+  }
+
+  function flushEmits(): void {
+    flushScheduled = false;
+    if (emitting || unsent.length === 0) return;
+    let take = 0;
+    let bytes = 0;
+    while (take < unsent.length && take < EMIT_BATCH_MESSAGES && (take === 0 || bytes + unsent[take]!.size <= EMIT_BATCH_BYTES)) {
+      bytes += unsent[take]!.size;
+      take += 1;
+    }
+    const batch = unsent.slice(0, take);
+    unsent = unsent.slice(take);
+    unsentBytes -= bytes;
+    const runs: EmitRun[] = [];
+    for (let start = 0; start < batch.length; ) {
+      const endpoint = batch[start]!.endpoint;
+      let end = start;
+      if (sources.get(endpoint)!.format === 'binary') {
+        const messages: Uint8Array[] = [];
+        for (; end < batch.length && batch[end]!.endpoint === endpoint; end += 1) messages.push(batch[end]!.payload as Uint8Array);
+        runs.push([endpoint, messages] satisfies BinaryRun);
+      } else {
+        let text = '';
+        const lengths: number[] = [];
+        for (; end < batch.length && batch[end]!.endpoint === endpoint; end += 1) {
+          const payload = batch[end]!.payload as string;
+          text += payload;
+          lengths.push(payload.length);
+        }
+        runs.push([endpoint, text, lengths] satisfies TextRun);
+      }
+      start = end;
+    }
+    emitting = true;
+    const done = (): void => {
+      emitting = false;
+      waitingMessages -= batch.length;
+      waitingBytes -= bytes;
+      if (unsent.length > 0) flushEmits();
+    };
+    call('emit.batch', [runs], { copyAsIs: true, now: true }).then(
+      (answer: EmitRefusal[]) => {
+        const byIndex = new Map<number, CodedError>();
+        for (const [index, code, message] of answer) byIndex.set(index, codedError(code, message));
+        done();
+        for (let index = 0; index < batch.length; index += 1) settleEmit(batch[index]!.receipt, byIndex.get(index));
+      },
+      (error: CodedError) => {
+        done();
+        for (const pending of batch) settleEmit(pending.receipt, error);
+      },
+    );
+  }
+
+  function emit(endpoint: string, message: unknown): Emitted {
+    const declared = sources.get(endpoint);
+    if (!declared) throw refused(refusals.notASource(String(endpoint), destinations.has(endpoint)));
+    const payload = encode(declared.format, message);
+    const size = typeof payload === 'string' ? payload.length : payload.byteLength;
+    if (waitingMessages > 0 && (waitingMessages >= EMIT_WAITING_MESSAGES || waitingBytes + size > EMIT_WAITING_BYTES)) {
+      throw refused(refusals.emitsWaiting(endpoint));
+    }
+    const receipt = new Emitted(endpoint);
+    unsent.push({ endpoint, payload, size, receipt });
+    unsentBytes += size;
+    waitingMessages += 1;
+    waitingBytes += size;
+    scheduleEmits();
+    return receipt;
+  }
+
+  const stopHandlers: (() => unknown)[] = [];
+  function onStop(handler: () => unknown): void {
+    if (typeof handler !== 'function') throw new TypeError('onStop(handler): the handler is a function');
+    stopHandlers.push(handler);
+  }
+
+  function checkValue(value: unknown): string | Uint8Array {
+    if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
+      throw codedError('E_STORAGE_VALUE', `A stored value is a string or a Uint8Array, not ${value === null ? 'null' : typeof value}`);
+    }
+    return value;
+  }
+  const storage = Object.freeze({
+    get: (key: string) => call('storage.get', [key]),
+    put: (key: string, value: string | Uint8Array) => call('storage.put', [key, checkValue(value)], { copyAsIs: true }),
+    delete: (key: string) => call('storage.delete', [key]),
+    list: (prefix = '') => call('storage.list', [prefix]),
+    usage: () => call('storage.usage', []),
+  });
+
+  function deepFreeze<T>(value: T): T {
+    if (value && typeof value === 'object') {
+      for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+      Object.freeze(value);
+    }
+    return value;
+  }
+  let configuration = deepFreeze(parse(grants.config) as Record<string, unknown>);
+  const configHandlers: ((configuration: Record<string, unknown>) => unknown)[] = [];
+  const config = Object.freeze({
+    get: () => configuration,
+    onChange(handler: (configuration: Record<string, unknown>) => unknown) {
+      if (typeof handler !== 'function') throw new TypeError('config.onChange(handler): the handler is a function');
+      configHandlers.push(handler);
+    },
+  });
+
+  // TLS byte streams to the app's tls targets. The platform holds the socket; the app holds a
+  // number and this object. A chunk that arrives before the app listens waits, and so does the
+  // socket behind it: the host reads no further until the app has taken the chunk.
+  interface ConnectionState {
+    dataHandlers: ((chunk: Uint8Array) => unknown)[];
+    closeHandlers: ((error?: CodedError) => unknown)[];
+    waitingForListener: (() => void)[];
+    connection: { target: string };
+  }
+  const connections = new Map<number, ConnectionState>();
+  let nextConnection = 1;
+
+  function checkChunk(chunk: unknown): string | Uint8Array {
+    if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) throw codedError('E_BAD_REQUEST', 'A chunk is a string or a Uint8Array');
+    return chunk;
+  }
+
+  function openConnection(id: number, target: string): ConnectionState {
+    const state: ConnectionState = { dataHandlers: [], closeHandlers: [], waitingForListener: [], connection: { target } };
+    state.connection = Object.freeze({
+      target,
+      on(event: string, handler: (value: never) => unknown) {
+        if (typeof handler !== 'function') throw new TypeError('on(event, handler): the handler is a function');
+        if (event === 'data') {
+          state.dataHandlers.push(handler as (chunk: Uint8Array) => unknown);
+          for (const release of state.waitingForListener.splice(0)) release();
+        } else if (event === 'close') state.closeHandlers.push(handler as (error?: CodedError) => unknown);
+        else throw new TypeError('A connection has "data" and "close" events');
+      },
+      write: (chunk: string | Uint8Array) => call('egress.write', [id, checkChunk(chunk)], { copyAsIs: true }),
+      end: () => call('egress.end', [id]),
+    });
+    connections.set(id, state);
+    return state;
+  }
+
+  const connectionEvent: GuestOperations['connectionEvent'] = async (id, kind, payload) => {
+    const state = connections.get(id);
+    if (!state) return;
+    if (kind === 'data') {
+      if (state.dataHandlers.length === 0) await new Promise<void>((release) => state.waitingForListener.push(release));
+      for (const handler of state.dataHandlers) {
+        try {
+          const result = handler(payload as Uint8Array) as { then?: unknown } | undefined;
+          if (result && typeof result.then === 'function') await result;
+        } catch (error) {
+          writeLog(LEVELS.error, [`data handler of the connection to "${state.connection.target}" failed:`, error]);
+        }
+      }
+      return;
+    }
+    connections.delete(id);
+    // Data still waiting for a listener is dropped with the connection.
+    for (const release of state.waitingForListener.splice(0)) release();
+    const closed = payload as { code: string; message: string } | undefined;
+    const error = closed ? codedError(closed.code, closed.message) : undefined;
+    for (const handler of state.closeHandlers) {
+      try {
+        handler(error);
+      } catch (failure) {
+        writeLog(LEVELS.error, [`close handler of the connection to "${state.connection.target}" failed:`, failure]);
+      }
+    }
+  };
+
+  /** A response as the app sees it: bytes as bytes, and their UTF-8 text on request. */
+  function response(answer: FetchResponse) {
+    const body = answer.body;
+    return Object.freeze({ status: answer.status, headers: Object.freeze(answer.headers), body, text: () => decodeUtf8(body) });
+  }
+
+  const egress = Object.freeze({
+    async connect(target: string) {
+      const id = nextConnection++;
+      const state = openConnection(id, target);
+      try {
+        await call('egress.connect', [target, id]);
+      } catch (error) {
+        connections.delete(id);
+        throw error;
+      }
+      return state.connection;
+    },
+    async fetch(target: string, request: FetchRequest = {}) {
+      const wire: FetchRequest = {};
+      for (const name of ['method', 'path', 'headers', 'body', 'timeoutMs'] as const) {
+        if (request[name] !== undefined) (wire as Record<string, unknown>)[name] = request[name];
+      }
+      return response(await call('egress.fetch', [target, wire], { copyAsIs: copiedAsIs(request.body) }));
+    },
+    publish: (target: string, topic: string, payload: string | Uint8Array, options: { qos?: 0 | 1; retain?: boolean } = {}) => {
+      const wire: { qos?: 0 | 1; retain?: boolean } = {};
+      if (options.qos !== undefined) wire.qos = options.qos;
+      if (options.retain !== undefined) wire.retain = options.retain;
+      return call('egress.publish', [target, topic, payload, wire], { copyAsIs: copiedAsIs(payload) });
+    },
+  });
+
+  const app = Object.freeze({ packageId: grants.packageId, version: grants.version, name: grants.name });
+
+  // Timers run on the host's clock; each firing is an event under the app's CPU limit.
+  const timers = new Map<number, { callback: () => unknown; repeat: boolean }>();
+  let nextTimer = 1;
+  function addTimer(callback: () => unknown, ms: unknown, repeat: boolean): number {
+    if (typeof callback !== 'function') throw new TypeError('A timer callback is a function');
+    if (timers.size >= grants.maxTimers) throw refused(refusals.timerLimit(grants.maxTimers));
+    const id = nextTimer++;
+    const delay = Math.max(repeat ? grants.minIntervalMs : 0, Number(ms) > 0 ? Math.min(Math.floor(Number(ms)), 2 ** 31 - 1) : 0);
+    timers.set(id, { callback, repeat });
+    notify('timer.set', [id, delay, repeat]);
+    return id;
+  }
+  function clearTimer(id: unknown): void {
+    if (typeof id === 'number' && timers.delete(id)) notify('timer.clear', [id]);
+  }
+  const globals = {
+    setTimeout: (callback: () => unknown, ms?: number) => addTimer(callback, ms, false),
+    setInterval: (callback: () => unknown, ms?: number) => addTimer(callback, ms, true),
+    clearTimeout: clearTimer,
+    clearInterval: clearTimer,
+    queueMicrotask: (callback: () => void) => {
+      Promise.resolve().then(callback);
+    },
+    console: Object.freeze({
+      log: log.info,
+      info: log.info,
+      warn: log.warning,
+      error: log.error,
+      debug: log.debug,
+      trace: log.trace,
+    }),
+  };
+  for (const [name, value] of Object.entries(globals)) {
+    Object.defineProperty(globalThis, name, { value: Object.freeze(value), writable: false, configurable: false, enumerable: false });
+  }
+
+  async function runAll(list: ((...args: never[]) => unknown)[], args: unknown[], what: string): Promise<void> {
+    for (const handler of list) {
+      try {
+        await (handler as (...a: unknown[]) => unknown)(...args);
+      } catch (error) {
+        writeLog(LEVELS.error, [`${what} failed:`, error]);
+        throw error;
+      }
+    }
+  }
+
+  /** Runs the handlers for one message; false when one of them threw or rejected. */
+  async function handle(endpoint: string, list: Handler[], message: unknown): Promise<boolean> {
+    let ok = true;
+    for (const handler of list) {
+      try {
+        // A handler that returns no promise costs no microtask turn.
+        const result = handler(message) as { then?: unknown } | undefined;
+        if (result && typeof result.then === 'function') await result;
+      } catch (error) {
+        ok = false;
+        writeLog(LEVELS.error, [`handler for "${endpoint}" failed:`, error]);
+      }
+    }
+    return ok;
+  }
+
+  const sdk = Object.freeze({ app, log, on, emit, onStop, storage, config, egress });
+
+  // What the host calls. The references are held by the host only.
+  const guest: GuestOperations = Object.freeze({
+    answer(text: string, copied: [number, CallAnswer][]) {
+      for (const [id, answer] of parse(text) as [number, CallAnswer][]) answerCall(id, answer);
+      for (const [id, answer] of copied) answerCall(id, answer);
+    },
+    connectionEvent,
+    async deliver(endpoint: string, batch: DeliverBatch): Promise<DeliverResult> {
+      const json = destinations.get(endpoint)?.format === 'json';
+      const list = handlers.get(endpoint) ?? [];
+      const invalid: number[] = [];
+      const failed: number[] = [];
+      if ('messages' in batch) {
+        for (let index = 0; index < batch.messages.length; index += 1) {
+          if (!(await handle(endpoint, list, batch.messages[index]))) failed.push(index);
+        }
+        return { invalid, failed };
+      }
+      const { text, lengths } = batch;
+      let offset = 0;
+      for (let index = 0; index < lengths.length; index += 1) {
+        const piece = slice(text, offset, offset + lengths[index]!);
+        offset += lengths[index]!;
+        let message: unknown = piece;
+        if (json) {
+          // Each message on its own: one that is not JSON, or nests too deep, is only itself invalid.
+          try {
+            message = parse(piece);
+          } catch {
+            invalid.push(index);
+            continue;
+          }
+          if (jsonDepth(message, grants.maxDepth) > grants.maxDepth) {
+            invalid.push(index);
+            continue;
+          }
+        }
+        if (!(await handle(endpoint, list, message))) failed.push(index);
+      }
+      return { invalid, failed };
+    },
+    fire(id: number) {
+      const timer = timers.get(id);
+      if (!timer) return;
+      if (!timer.repeat) timers.delete(id);
+      try {
+        const result = timer.callback() as { then?: unknown } | undefined;
+        if (result && typeof result.then === 'function') {
+          (result as Promise<unknown>).then(undefined, (error) => writeLog(LEVELS.error, ['timer callback failed:', error]));
+        }
+      } catch (error) {
+        writeLog(LEVELS.error, ['timer callback failed:', error]);
+      }
+    },
+    async configChanged(text: string) {
+      configuration = deepFreeze(parse(text) as Record<string, unknown>);
+      await runAll(configHandlers, [configuration], 'config.onChange handler').catch(() => undefined);
+    },
+    async stop() {
+      await runAll(stopHandlers, [], 'onStop handler').catch(() => undefined);
+    },
+  });
+
+  const ready = (): void => notify('ready', []);
+  Object.defineProperty(globalThis, '__isogate_sdk__', { value: sdk, configurable: true, enumerable: false, writable: false });
+  Object.defineProperty(globalThis, '__isogate_ready__', { value: ready, configurable: true, enumerable: false, writable: false });
+  return guest;
+}

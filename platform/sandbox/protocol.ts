@@ -1,0 +1,312 @@
+/**
+ * The one declared protocol across the isolation boundary: every operation that crosses, both
+ * ways, with its arguments and result. Guest -> host operations are a table of codecs, and the
+ * table is at once the types (inferred from the codecs, no second copy) and the runtime check:
+ * `decodeCall` takes apart an app's call, argument by argument, before any handler runs, and a
+ * malformed one gets E_BAD_REQUEST naming the operation and the argument. An app controls
+ * everything in its own isolate, its copy of the SDK included, so what arrives here is hostile
+ * until decoded.
+ *
+ * Host -> guest operations are declared as types only: the host is the trusted side, and what it
+ * sends is built by this module's types.
+ *
+ * Every message is a copy. isolated-vm copies values across, except a SharedArrayBuffer, which it
+ * passes by reference; the bytes codec copies anything backed by one into a fresh ArrayBuffer,
+ * so no memory is ever shared between an app and the host or between two apps.
+ */
+import { type ErrorCode, fail } from '../../sdk/errors.js';
+import type { EndpointDeclaration } from '../../sdk/manifest.js';
+
+// ---------------------------------------------------------------------------------------------
+// Codecs
+
+export interface Codec<T> {
+  /** What the value is, for the refusal's sentence ("a string", "bytes"...). */
+  readonly expected: string;
+  /** The checked value (a copy where the input could share memory); throws a Mismatch. */
+  decode(value: unknown): T;
+}
+export type Infer<C> = C extends Codec<infer T> ? T : never;
+
+/** Where inside an argument a value did not fit, and what was expected there. */
+class Mismatch extends Error {
+  constructor(
+    readonly path: string,
+    readonly expected: string,
+  ) {
+    super(expected);
+  }
+}
+
+const codec = <T>(expected: string, decode: (value: unknown) => T): Codec<T> => ({ expected, decode });
+const check = <T>(expected: string, test: (value: unknown) => value is T): Codec<T> =>
+  codec(expected, (value) => {
+    if (!test(value)) throw new Mismatch('', expected);
+    return value;
+  });
+const within = (path: string, decode: () => unknown): unknown => {
+  try {
+    return decode();
+  } catch (error) {
+    if (error instanceof Mismatch) throw new Mismatch(`${path}${error.path}`, error.expected);
+    throw error;
+  }
+};
+
+export const string = check('a string', (value): value is string => typeof value === 'string');
+export const boolean = check('a boolean', (value): value is boolean => typeof value === 'boolean');
+export const int = check('an integer', (value): value is number => Number.isSafeInteger(value));
+export const count = check('a non-negative integer', (value): value is number => Number.isSafeInteger(value) && (value as number) >= 0);
+export const unit = check('nothing', (value): value is undefined => value === undefined);
+
+/**
+ * Bytes, always in memory of their own: a view of a SharedArrayBuffer (which isolated-vm passes
+ * by reference, so its sender could still write to it) is copied into a fresh ArrayBuffer.
+ */
+export const bytes: Codec<Uint8Array> = codec('bytes (a Uint8Array)', (value) => {
+  if (!(value instanceof Uint8Array)) throw new Mismatch('', 'bytes (a Uint8Array)');
+  return value.buffer instanceof ArrayBuffer ? value : new Uint8Array(value);
+});
+
+export function literal<const T extends readonly (string | number | boolean)[]>(...values: T): Codec<T[number]> {
+  const expected = values.map((v) => JSON.stringify(v)).join(' or ');
+  return check(expected, (value): value is T[number] => values.includes(value as T[number]));
+}
+
+export function optional<T>(inner: Codec<T>): Codec<T | undefined> {
+  return codec(`${inner.expected} or nothing`, (value) => (value === undefined ? undefined : inner.decode(value)));
+}
+
+export function union<A, B>(a: Codec<A>, b: Codec<B>): Codec<A | B> {
+  const expected = `${a.expected} or ${b.expected}`;
+  return codec(expected, (value) => {
+    try {
+      return a.decode(value);
+    } catch (error) {
+      if (!(error instanceof Mismatch)) throw error;
+      try {
+        return b.decode(value);
+      } catch (second) {
+        if (second instanceof Mismatch) throw new Mismatch('', expected);
+        throw second;
+      }
+    }
+  });
+}
+
+export function array<T>(item: Codec<T>, max: number): Codec<T[]> {
+  return codec(`a list of at most ${max} of ${item.expected}`, (value) => {
+    if (!Array.isArray(value) || value.length > max) throw new Mismatch('', `a list of at most ${max} of ${item.expected}`);
+    return value.map((entry, index) => within(`[${index}]`, () => item.decode(entry)) as T);
+  });
+}
+
+type Decoded<Cs extends readonly Codec<unknown>[]> = { -readonly [K in keyof Cs]: Infer<Cs[K]> };
+
+export function tuple<const Cs extends readonly Codec<unknown>[]>(...items: Cs): Codec<Decoded<Cs>> {
+  const expected = `a list of ${items.length}`;
+  return codec(expected, (value) => {
+    if (!Array.isArray(value) || value.length > items.length) throw new Mismatch('', expected);
+    return items.map((item, index) => within(`[${index}]`, () => item.decode(value[index]))) as Decoded<Cs>;
+  });
+}
+
+/** A plain object with only the named fields, each optional; copied, so no getter or prototype survives. */
+export function fields<Shape extends Record<string, Codec<unknown>>>(shape: Shape): Codec<{ [K in keyof Shape]?: Infer<Shape[K]> }> {
+  const names = Object.keys(shape);
+  const expected = `an object with at most ${names.join(', ')}`;
+  return codec(expected, (value) => {
+    if (value === undefined) return {};
+    if (!isPlainObject(value)) throw new Mismatch('', expected);
+    for (const key of Object.keys(value)) if (!Object.hasOwn(shape, key)) throw new Mismatch(`.${key}`, 'no such field');
+    const out: Record<string, unknown> = {};
+    for (const name of names) {
+      const field = within(`.${name}`, () => (value[name] === undefined ? undefined : shape[name]!.decode(value[name])));
+      if (field !== undefined) out[name] = field;
+    }
+    return out as { [K in keyof Shape]?: Infer<Shape[K]> };
+  });
+}
+
+/** Names to strings (headers), at most `max` of them, as a fresh object without a prototype chain to poison. */
+export function recordOfStrings(max: number): Codec<Record<string, string>> {
+  const expected = `an object of at most ${max} string values`;
+  return codec(expected, (value) => {
+    if (!isPlainObject(value)) throw new Mismatch('', expected);
+    const entries = Object.entries(value);
+    if (entries.length > max) throw new Mismatch('', expected);
+    const out: Record<string, string> = {};
+    for (const [key, entry] of entries) {
+      if (typeof entry !== 'string') throw new Mismatch(`.${key}`, 'a string');
+      Object.defineProperty(out, key, { value: entry, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  });
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A result type, declared: what the host answers is built by typed handlers, not decoded. */
+const returns = <T>(): Codec<T> => codec('a result', (value) => value as T);
+
+// ---------------------------------------------------------------------------------------------
+// The data plane's wire
+
+/** Most messages in one emit batch; the guest SDK sends at most 512. */
+export const MAX_EMIT_BATCH = 4096;
+/** What the guest SDK puts in one batch: at most this many messages or about this many bytes. */
+export const EMIT_BATCH_MESSAGES = 512;
+export const EMIT_BATCH_BYTES = 1024 * 1024;
+/** Past this many messages or bytes waiting in the guest (not sent or not answered), emit refuses. */
+export const EMIT_WAITING_MESSAGES = 8192;
+export const EMIT_WAITING_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Consecutive emits on one endpoint. json and text: the messages' texts concatenated without
+ * separators, and their lengths in UTF-16 code units (no join character that could hide a
+ * message); binary: the messages' bytes.
+ */
+export type TextRun = [endpoint: string, text: string, lengths: number[]];
+export type BinaryRun = [endpoint: string, messages: Uint8Array[]];
+export type EmitRun = TextRun | BinaryRun;
+
+const textRun = tuple(string, string, array(count, MAX_EMIT_BATCH));
+const binaryRun = tuple(string, array(bytes, MAX_EMIT_BATCH));
+const emitRun: Codec<EmitRun> = codec('[endpoint, text, lengths] or [endpoint, bytes[]]', (value) =>
+  Array.isArray(value) && typeof value[1] === 'string' ? textRun.decode(value) : binaryRun.decode(value),
+);
+
+/** A run whose structure the sandbox checked: a declared source endpoint, of its format, lengths that add up. */
+export type CheckedRun = { endpoint: EndpointDeclaration; text: string; lengths: number[] } | { endpoint: EndpointDeclaration; messages: Uint8Array[] };
+/** A message the host refused: its index across the batch, the code and the sentence. */
+export type EmitRefusal = [index: number, code: ErrorCode, message: string];
+
+/** A batch handed to a destination: json and text as one text and lengths, binary as bytes. */
+export type DeliverBatch = { text: string; lengths: number[] } | { messages: Uint8Array[] };
+/** Indexes in the batch: not JSON or too deep (not handed to the handler), and those whose handler threw. */
+export interface DeliverResult {
+  invalid: number[];
+  failed: number[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guest -> host
+
+const request = fields({
+  method: literal('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'),
+  path: string,
+  headers: recordOfStrings(256),
+  body: union(string, bytes),
+  timeoutMs: count,
+});
+const publishOptions = fields({ qos: literal(0, 1), retain: boolean });
+
+export type FetchRequest = Infer<typeof request>;
+export interface FetchResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+/**
+ * Every operation an app may ask of the host. `call`s are answered (the guest awaits them);
+ * `notify`s are not (log lines, timers, readiness) and a refused one is dropped.
+ */
+export const HOST_OPERATIONS = {
+  'storage.get': { kind: 'call', args: [string], result: returns<string | Uint8Array | undefined>() },
+  'storage.put': { kind: 'call', args: [string, union(string, bytes)], result: returns<void>() },
+  'storage.delete': { kind: 'call', args: [string], result: returns<boolean>() },
+  'storage.list': { kind: 'call', args: [string], result: returns<string[]>() },
+  'storage.usage': { kind: 'call', args: [], result: returns<{ used: number; quota: number }>() },
+  'emit.batch': { kind: 'call', args: [array(emitRun, MAX_EMIT_BATCH)], result: returns<EmitRefusal[]>() },
+  'egress.fetch': { kind: 'call', args: [string, request], result: returns<FetchResponse>() },
+  'egress.publish': { kind: 'call', args: [string, string, union(string, bytes), publishOptions], result: returns<void>() },
+  /** The guest numbers its connections; events come back with that number. */
+  'egress.connect': { kind: 'call', args: [string, count], result: returns<void>() },
+  'egress.write': { kind: 'call', args: [count, union(string, bytes)], result: returns<void>() },
+  'egress.end': { kind: 'call', args: [count], result: returns<void>() },
+  log: { kind: 'notify', args: [literal(0, 1, 2, 3, 4, 5), string], result: returns<void>() },
+  'timer.set': { kind: 'notify', args: [count, count, boolean], result: returns<void>() },
+  'timer.clear': { kind: 'notify', args: [count], result: returns<void>() },
+  /** The app's top-level code finished (sent by the readiness module only). */
+  ready: { kind: 'notify', args: [], result: returns<void>() },
+} as const satisfies Record<string, { kind: 'call' | 'notify'; args: readonly Codec<unknown>[]; result: Codec<unknown> }>;
+
+type Table = typeof HOST_OPERATIONS;
+export type HostOperation = keyof Table;
+export type CallOperation = { [Op in HostOperation]: Table[Op]['kind'] extends 'call' ? Op : never }[HostOperation];
+export type NotifyOperation = Exclude<HostOperation, CallOperation>;
+export type Args<Op extends HostOperation> = Decoded<Table[Op]['args']>;
+export type Result<Op extends HostOperation> = Infer<Table[Op]['result']>;
+/** The host's side of the table: one handler per operation, each starting with its capability check. */
+export type HostHandlers = { [Op in HostOperation]: (...args: Args<Op>) => Promise<Result<Op>> };
+
+export function isHostOperation(op: unknown): op is HostOperation {
+  return typeof op === 'string' && Object.hasOwn(HOST_OPERATIONS, op);
+}
+
+/** Decodes an app's call; E_BAD_REQUEST names the operation and the argument that does not fit. */
+export function decodeCall<Op extends HostOperation>(op: Op, args: unknown): Args<Op>;
+export function decodeCall(op: unknown, args: unknown): Args<HostOperation>;
+export function decodeCall(op: unknown, args: unknown): unknown[] {
+  if (!isHostOperation(op)) throw fail('E_BAD_REQUEST', `Unknown platform call ${JSON.stringify(String(op)).slice(0, 80)}`);
+  const codecs: readonly Codec<unknown>[] = HOST_OPERATIONS[op].args;
+  if (!Array.isArray(args) || args.length > codecs.length)
+    throw fail('E_BAD_REQUEST', `${op} takes ${codecs.length} argument${codecs.length === 1 ? '' : 's'}`);
+  return codecs.map((item, index) => {
+    try {
+      return item.decode(args[index]);
+    } catch (error) {
+      if (!(error instanceof Mismatch)) throw error;
+      const where = `argument ${index + 1}${error.path}`;
+      throw fail('E_BAD_REQUEST', `${op}: ${where} is not ${error.expected}`, { op, argument: index });
+    }
+  });
+}
+
+/** Decodes and runs one call through the handlers: the only way an app's call reaches the host. */
+export async function dispatch(handlers: HostHandlers, op: unknown, args: unknown): Promise<unknown> {
+  const decoded = decodeCall(op, args);
+  const handler = handlers[op as HostOperation] as (...a: unknown[]) => Promise<unknown>;
+  return handler(...decoded);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host -> guest
+
+export type CallAnswer = { value: unknown } | { error: { code: string; message: string } };
+export type ConnectionEventKind = 'data' | 'close';
+
+/** Everything the host may ask of a running guest; the guest SDK implements exactly this. */
+export interface GuestOperations {
+  /** Answers to calls, [id, answer]: small ones as one JSON text, those with bytes or large texts as a copy. */
+  answer(text: string, copied: [number, CallAnswer][]): void;
+  /** A batch for one destination endpoint; handlers run in order. */
+  deliver(endpoint: string, batch: DeliverBatch): Promise<DeliverResult>;
+  /** A timer the app set is due. */
+  fire(id: number): void;
+  /** The configuration changed, as JSON text (parsed in the guest: nothing but data crosses). */
+  configChanged(json: string): Promise<void>;
+  /** Data from, or the end of, a TLS stream; the host reads no further until the promise settles. */
+  connectionEvent(id: number, kind: ConnectionEventKind, payload: Uint8Array | { code: string; message: string } | undefined): Promise<void>;
+  /** The app is stopping: its onStop handlers run. */
+  stop(): Promise<void>;
+}
+
+/** What the guest is told at start, as JSON: its grants as the guest SDK needs them for early refusals. */
+export interface GuestGrants {
+  packageId: string;
+  version: string;
+  name: string;
+  sources: [string, { format: EndpointDeclaration['format'] }][];
+  destinations: [string, { format: EndpointDeclaration['format'] }][];
+  maxTimers: number;
+  minIntervalMs: number;
+  maxLogLineChars: number;
+  maxDepth: number;
+  config: string;
+}
