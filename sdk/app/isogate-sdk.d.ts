@@ -28,8 +28,14 @@ declare module 'isogate:sdk' {
    * E_MESSAGE for a value the endpoint's format cannot carry. Emits cross to the platform in
    * batches; await the result to learn whether the message was accepted (it rejects with
    * E_MESSAGE or E_MESSAGE_SIZE when it breaks the endpoint's schema or size, E_DOCUMENT_LIMIT
-   * when it nests deeper than 32 levels). A refusal that
-   * nobody awaits is written to the app's log as a warning.
+   * when it nests deeper than 32 levels). A refusal that nobody awaits is written to the app's
+   * log as a warning.
+   *
+   * Backpressure: the result settles once the message is queued on its routes, which waits while
+   * a route is full, so a source that awaits its emits is slowed down to what its destinations
+   * take. Messages not yet answered wait in the app's own memory; past 8192 of them or 16 MiB,
+   * `emit` throws at once E_BACKPRESSURE ("the routes from "X" are full; await emit's result to
+   * be slowed down instead") rather than grow without bound.
    */
   export function emit(endpoint: string, message: unknown): Emitted;
 
@@ -63,11 +69,16 @@ declare module 'isogate:sdk' {
     path?: string;
     headers?: Record<string, string>;
     body?: string | Uint8Array;
+    /** How long to wait for the answer, in milliseconds (the platform bounds it). */
+    timeoutMs?: number;
   }
   export interface EgressResponse {
     status: number;
     headers: Record<string, string>;
-    body: string;
+    /** The body's bytes as the server sent them. */
+    body: Uint8Array;
+    /** The body decoded as UTF-8; an ill-formed sequence becomes U+FFFD. */
+    text(): string;
   }
 
   /**
