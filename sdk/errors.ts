@@ -102,8 +102,8 @@ export const ERROR_CODES = {
   E_BACKPRESSURE: { status: 429, summary: 'The routes from this endpoint are full: the app must await its emits to be slowed down.' },
 
   // Egress and certificates. What each egress code means to an app, and nothing else:
-  //   E_CAPABILITY (above)   the manifest declares no such target (the sandbox's check);
-  //   E_EGRESS_TARGET        the same, refused by the terminator itself (a host calling it directly);
+  //   E_CAPABILITY (above)   the manifest declares no such target (the sandbox's check, and the
+  //                          terminator's own for a host calling it directly: one code, one sentence);
   //   E_EGRESS_PROTOCOL      the target is declared for another protocol;
   //   E_EGRESS_UNREACHABLE   no TLS connection came about: no DNS answer, an address the policy
   //                          refuses, refused, reset, closed, not TLS or no answer in time; one
@@ -119,7 +119,6 @@ export const ERROR_CODES = {
   //                          (or, for MQTT, accept the session) in time;
   //   E_EGRESS_LIMIT, E_EGRESS_CLOSED  the app's own limits, and a stream it used after its end or
   //                          that was still connecting when the app was closed.
-  E_EGRESS_TARGET: { status: 403, summary: 'The egress target is not declared in the manifest.' },
   E_EGRESS_ADDRESS: { status: 403, summary: "The egress target's address is on the gateway's own side and not in the allowed ranges." },
   E_EGRESS_UNREACHABLE: { status: 502, summary: 'The egress target cannot be reached.' },
   E_EGRESS_TLS: { status: 502, summary: 'The TLS connection to the target failed.' },

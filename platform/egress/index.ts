@@ -11,6 +11,7 @@ import { type Dispatcher, Pool } from 'undici';
 import { fail, type IsogateError, isIsogateError } from '../../sdk/errors.js';
 import type { EgressProtocol, EgressTarget } from '../../sdk/manifest.js';
 import type { EgressHost, EgressRequest, EgressResponse, EgressStream, EgressStreamEvents, LogLevelCode } from '../sandbox/bridge.js';
+import { refusals } from '../sandbox/refusals.js';
 import { AddressPolicy, PolicyInForce } from './address-policy.js';
 import type { CertificateStore, TlsCredentials } from './certificates.js';
 import { causeOf, egressError, openTls, unreachable } from './connector.js';
@@ -246,8 +247,9 @@ export class EgressService {
     const declared = new Map(targets.map((t) => [t.name, t]));
     const resolve = (name: string, protocol: EgressProtocol): EgressTarget => {
       const target = declared.get(name);
-      if (!target) throw fail('E_EGRESS_TARGET', `The manifest of ${packageId} declares no egress target "${name}"`);
-      if (target.protocol !== protocol) throw fail('E_EGRESS_PROTOCOL', `The egress target "${name}" is ${target.protocol}, not ${protocol}`);
+      // The sandbox refused these already (capabilities.ts); the same refusal, for a host calling directly.
+      if (!target) throw fail(...refusals.noEgressTarget(name));
+      if (target.protocol !== protocol) throw fail(...refusals.egressProtocol(name, target.protocol, protocol));
       return target;
     };
     // Every refusal reaches the app as an error and its log as a line, whether the work throws

@@ -182,7 +182,7 @@ describe('TLS egress', function () {
 
   it('refuses undeclared targets, wrong protocols, reserved headers and oversized responses', async () => {
     const host = egress.forApp(APP, [target(port)]);
-    await assert.rejects(host.fetch('elsewhere', {}), { code: 'E_EGRESS_TARGET' });
+    await assert.rejects(host.fetch('elsewhere', {}), { code: 'E_CAPABILITY', message: 'The manifest declares no egress target "elsewhere"' });
     await assert.rejects(host.publish('cloud', 't', 'x'), { code: 'E_EGRESS_PROTOCOL' });
     await assert.rejects(host.fetch('cloud', { headers: { Host: 'evil.example' } }), { code: 'E_BAD_REQUEST' });
     await assert.rejects(host.fetch('cloud', { path: '/x HTTP/1.1\r\nX: y' }), { code: 'E_BAD_REQUEST' });

@@ -233,6 +233,16 @@ describe('the wire through isolates', function () {
     return { sandbox, host };
   }
 
+  it('refuses a reserved capability on an app not installed from the image, in the grants that build its host', async () => {
+    const claims: Partial<AppManifest> = { capabilities: ['traffic.inspect'] };
+    await assert.rejects(
+      createAppSandbox({ manifest: manifest(claims), files: new Map([['app/main.js', '']]), host: fakeHost() }),
+      refusedWith('E_RESERVED_CAPABILITY', /traffic\.inspect but was not installed from the gateway's image/),
+    );
+    assert.throws(() => grantsFor(manifest(claims)), refusedWith('E_RESERVED_CAPABILITY'));
+    assert.ok(grantsFor(manifest(claims), 'image').capabilities.has('traffic.inspect'));
+  });
+
   it('hands fetch response bodies to the app as bytes, every byte value intact, with text() as UTF-8', async () => {
     const host = fakeHost();
     const every = Uint8Array.from({ length: 256 }, (_, i) => i);
