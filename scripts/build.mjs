@@ -5,7 +5,7 @@
 // code it puts what that code finds relative to itself: the JSON Schemas, the in-app type
 // declarations and the sample apps' sources.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,10 @@ const dist = path.join(root, 'dist');
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 
 execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+
+// The guest SDK, bundled once here so that the gateway never loads the bundler (guest-bundle.ts).
+const guestBundle = await import(new URL('../dist/platform/sandbox/guest-bundle.js', import.meta.url).href);
+writeFileSync(guestBundle.GUEST_BUNDLE_FILE, await guestBundle.bundleGuest());
 
 // Copies, not links: dist/ is then a self-contained install of the same version.
 rmSync(path.join(dist, 'manifests'), { recursive: true, force: true });

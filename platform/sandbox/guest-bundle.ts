@@ -1,27 +1,27 @@
 /**
  * The code an isolate runs before the app: the guest SDK (`guest/sdk.ts`, TypeScript) bundled by
- * esbuild once per process, on first start, and kept in memory. Bundled from the sources when
- * they are there (tests run from them through tsx) or from the compiled modules beside this one
- * (dist/), so a clean checkout needs no extra build step.
+ * esbuild. `npm run build` writes the bundle beside the compiled modules (dist/), so the gateway
+ * reads it and never loads the bundler; run from the sources (tests through tsx) there is no such
+ * file, and the guest is bundled at the first start and kept in memory.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildSync } from 'esbuild';
 
-let bundled: string | undefined;
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** Where `npm run build` puts the bundle, beside this module in dist/. */
+export const GUEST_BUNDLE_FILE = path.join(here, 'guest.bundle.js');
 
-/**
- * Run with `context.evalClosure`: $0 the calls reference, $1 the notifications reference, $2 the
- * grants as JSON; returns the guest's operations. esbuild's IIFE assigns its result to a `var`,
- * which the closure keeps local: nothing of the bundle lands on the app's global object.
- */
-export function guestBootstrapSource(): string {
-  if (bundled) return bundled;
-  const here = path.dirname(fileURLToPath(import.meta.url));
+let bundled: Promise<string> | undefined;
+
+/** Bundles the guest SDK from the sources beside this module (.ts from the sources, .js in dist/). */
+export async function bundleGuest(): Promise<string> {
   const entry = ['sdk.ts', 'sdk.js'].map((name) => path.join(here, 'guest', name)).find((file) => existsSync(file));
   if (!entry) throw new Error(`The guest SDK is missing from ${path.join(here, 'guest')}`);
-  const result = buildSync({
+  // Loaded only here: a gateway run from dist/ reads the prebuilt bundle instead.
+  const { build } = await import('esbuild');
+  const result = await build({
     entryPoints: [entry],
     bundle: true,
     write: false,
@@ -32,7 +32,19 @@ export function guestBootstrapSource(): string {
     legalComments: 'none',
     logLevel: 'silent',
   });
-  bundled = `${result.outputFiles[0]!.text}\nreturn __isogateGuest.bootstrap($0, $1, $2);`;
+  return `${result.outputFiles[0]!.text}\nreturn __isogateGuest.bootstrap($0, $1, $2);`;
+}
+
+/**
+ * Run with `context.evalClosure`: $0 the calls reference, $1 the notifications reference, $2 the
+ * grants as JSON; returns the guest's operations. esbuild's IIFE assigns its result to a `var`,
+ * which the closure keeps local: nothing of the bundle lands on the app's global object.
+ */
+export function guestBootstrapSource(): Promise<string> {
+  bundled ??= (existsSync(GUEST_BUNDLE_FILE) ? readFile(GUEST_BUNDLE_FILE, 'utf8') : bundleGuest()).catch((error: unknown) => {
+    bundled = undefined;
+    throw error;
+  });
   return bundled;
 }
 

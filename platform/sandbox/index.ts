@@ -186,7 +186,7 @@ class IsolateSandbox implements AppSandbox {
       this.#onFailed = (failure) => reject(fail(failure.code, failure.message));
     });
     const guest = (await context.evalClosure(
-      guestBootstrapSource(),
+      await guestBootstrapSource(),
       [
         this.#reference((text: unknown, copied: unknown) => this.#receive(text, copied)),
         this.#reference((op: unknown, args: unknown) => this.#notify(op, args)),
