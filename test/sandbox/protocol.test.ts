@@ -233,6 +233,38 @@ describe('the wire through isolates', function () {
     return { sandbox, host };
   }
 
+  it("refuses early in the guest with the host's own code and sentence", async () => {
+    const host = fakeHost();
+    await start(
+      `import { emit, on, egress, log } from 'isogate:sdk';
+      const seen = [];
+      for (const attempt of [() => emit('in', {}), () => emit('nowhere', {}), () => on('out', () => {})]) {
+        try { attempt(); } catch (e) { seen.push(e.code + ' ' + e.message); }
+      }
+      try { await egress.fetch('elsewhere'); } catch (e) { seen.push(e.code + ' ' + e.message); }
+      log.info(JSON.stringify(seen));`,
+      host,
+    );
+    const guest = JSON.parse(await host.waitForLog(/^\[/)) as string[];
+    const { call } = boundary();
+    const hostSide = async (op: string, args: unknown[]): Promise<string> => {
+      try {
+        await call(op, args);
+        return 'accepted';
+      } catch (error) {
+        const { code, message } = error as { code: string; message: string };
+        return `${code} ${message}`;
+      }
+    };
+    assert.deepEqual(guest, [
+      await hostSide('emit.batch', [[['in', '{}', [2]]]]),
+      await hostSide('emit.batch', [[['nowhere', '{}', [2]]]]),
+      `E_CAPABILITY The manifest declares no destination endpoint "out" to handle`,
+      await hostSide('egress.fetch', ['elsewhere', {}]),
+    ]);
+    assert.match(guest[0]!, /^E_CAPABILITY "in" is a destination endpoint/);
+  });
+
   it('refuses a reserved capability on an app not installed from the image, in the grants that build its host', async () => {
     const claims: Partial<AppManifest> = { capabilities: ['traffic.inspect'] };
     await assert.rejects(
