@@ -24,7 +24,6 @@ import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
 import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp } from './orchestrator/index.js';
 import { Router } from './router/index.js';
-import { emitBatchPerMessage } from './router/per-message-adapter.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
 import { createAppSandbox } from './sandbox/index.js';
 import { StorageService } from './storage/index.js';
@@ -224,8 +223,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           usage: async () => (await appStorage()).usage(),
         },
         config: () => launcher!.getConfiguration(id),
-        // TEMPORARY adapter onto the per-message router.emit, until the router takes batches.
-        emitBatch: (runs) => emitBatchPerMessage((endpoint, message, json) => router.emit(id, endpoint.name, message, json), runs),
+        emitBatch: (runs) => router.emitBatch(id, runs),
         egress: egress.forApp(id, app.manifest.egress ?? []),
       };
     };

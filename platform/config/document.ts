@@ -35,6 +35,10 @@ export interface RouteEntry {
   active: boolean;
   source: RouteEnd;
   destination: RouteEnd;
+  /** What a full queue does: wait (lossless, the default) or drop. Not in the manual's table. */
+  overflow?: 'block' | 'drop-oldest' | 'drop-newest';
+  /** The route's bound in bytes, queued and in flight. Not in the manual's table. */
+  queue_bytes?: number;
 }
 
 export interface ConfigDocument {

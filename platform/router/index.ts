@@ -2,24 +2,31 @@
  * The router: routes from one app's source endpoint to another app's destination endpoint,
  * kept in the configuration document's APPS_ROUTING.routes[] in the manual's shape.
  *
- * Delivery: a message is checked once against the source endpoint (format, size, JSON Schema),
- * then queued on every active route from that endpoint. Each route has its own bounded queue
- * and a single drainer that hands messages to the destination in batches, so order holds per
- * route and a slow or failed destination only fills its own queues.
+ * Delivery: a run of messages from a source is checked once on its way in (`admission.ts`),
+ * then queued as it crossed, shared, on every active route from that endpoint. Each route has
+ * its own queue bounded in bytes (`lane.ts`) and a single drainer that hands runs to the
+ * destination in crossings of up to 512 messages, so order holds per route and a slow or
+ * failed destination only fills its own queues.
  *
- * Overflow policy: when a route's queue is full the newest message is dropped (tail drop), the
- * route's `dropped` counter grows, and the source app's log gets a warning at most every ten
- * seconds. Messages wait in the queue while the destination is stopped, within the same bound.
+ * Nothing is lost silently. A route is lossless by default: when its queue is full, the source's
+ * emit waits (its receipt settles when its messages are queued), which slows the source app and
+ * never the gateway. A route can opt into `overflow: "drop-oldest" | "drop-newest"`; every drop
+ * is counted and the source's log warned once per burst. A stopped destination's backlog waits
+ * within the same bounds and is delivered when it starts again. Queues are in memory: a crash of
+ * the gateway loses what was queued.
  */
 import { randomUUID } from 'node:crypto';
 import { fail, toIsogateError } from '../../sdk/errors.js';
-import { DOCUMENT_LIMITS, jsonDepth } from '../../sdk/limits.js';
 import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
-import { assertValid, compileUntrustedSchema } from '../../sdk/schema.js';
 import type { Audit } from '../audit/index.js';
 import type { ConfigStore, RouteEnd, RouteEntry } from '../config/index.js';
-import type { AppGuest, DeliverBatch, DeliveredMessage, LogLevelCode } from '../sandbox/bridge.js';
-import { maxMessageBytes } from '../sandbox/capabilities.js';
+import type { AppGuest, LogLevelCode } from '../sandbox/bridge.js';
+import type { CheckedRun, EmitRefusal } from '../sandbox/protocol.js';
+import { admit } from './admission.js';
+import { ByteBudget, Lane, type OverflowPolicy } from './lane.js';
+import { deliverBatchOf, messageCount, type Segment } from './segment.js';
+
+export type { OverflowPolicy } from './lane.js';
 
 export interface RouterOptions {
   config: ConfigStore;
@@ -27,10 +34,16 @@ export interface RouterOptions {
   appLog(packageId: string, level: LogLevelCode, message: string): void;
   manifestOf(packageId: string): AppManifest | undefined;
   guestOf(packageId: string): AppGuest | undefined;
-  /** Messages a route holds before it drops; default 1000. */
-  queueLimit?: number;
+  /** Bytes one route holds (queued and in flight) unless the route sets `queue_bytes`; default 4 MiB. */
+  routeQueueBytes?: number;
+  /** Bytes all routes together hold; default 256 MiB. */
+  gatewayQueueBytes?: number;
+  /** Bytes a source app may make the host hold across its routes; default its memory limit. */
+  appQueueBytes?(packageId: string): number;
   /** Messages handed to a destination in one crossing; default 512. */
   batchSize?: number;
+  /** Bytes handed to a destination in one crossing (at least one run); default 1 MiB. */
+  batchBytes?: number;
   maxRoutes?: number;
 }
 
@@ -38,8 +51,8 @@ export interface Counters {
   delivered: number;
   dropped: number;
   invalid: number;
-  /** Messages whose destination handler threw or rejected: counted, not retried. */
-  failed?: number;
+  /** Messages whose destination handler threw or rejected, or that were in flight when it failed: counted, not retried. */
+  failed: number;
   lastError?: { code: string; message: string; at: string };
 }
 
@@ -50,7 +63,11 @@ export interface RouteView extends RouteEntry {
   problem?: string;
   sourceName?: string;
   destinationName?: string;
+  overflow: OverflowPolicy;
+  /** The route's bound in bytes, queued and in flight. */
+  queue_bytes: number;
   queued: number;
+  queued_bytes: number;
   counters: Counters;
 }
 
@@ -60,32 +77,57 @@ export interface RouteQuery {
   order?: 'asc' | 'desc';
 }
 
-interface Lane {
-  queue: DeliveredMessage[];
+export interface RouteChange {
+  source?: RouteEnd;
+  destination?: RouteEnd;
+  active?: boolean;
+  overflow?: OverflowPolicy;
+  queue_bytes?: number;
+}
+
+export const ROUTE_QUEUE_BYTES = Object.freeze({ default: 4 * 1024 * 1024, min: 64 * 1024, max: 64 * 1024 * 1024 });
+const WARNING_INTERVAL_MS = 10_000;
+
+export interface EndpointCounters extends Counters {
+  emitted: number;
+}
+
+interface RouteLane {
+  lane: Lane;
   draining: boolean;
-  counters: Counters;
-  lastWarning: number;
+  lastBlockedWarning: number;
+  lastInvalidWarning: number;
 }
 
 const endKey = (end: RouteEnd): string => `${end.application_id}:${end.endpoint}`;
 const sameEnd = (a: RouteEnd, b: RouteEnd): boolean => a.application_id === b.application_id && a.endpoint === b.endpoint;
 
 export class Router {
-  readonly #options: Required<Pick<RouterOptions, 'queueLimit' | 'batchSize' | 'maxRoutes'>> & RouterOptions;
-  readonly #lanes = new Map<string, Lane>();
-  readonly #endpointCounters = new Map<string, Counters & { emitted: number }>();
+  readonly #options: Required<Pick<RouterOptions, 'routeQueueBytes' | 'gatewayQueueBytes' | 'batchSize' | 'batchBytes' | 'maxRoutes'>> & RouterOptions;
+  readonly #lanes = new Map<string, RouteLane>();
+  readonly #appBudgets = new Map<string, ByteBudget>();
+  readonly #gatewayBudget: ByteBudget;
+  readonly #endpointCounters = new Map<string, EndpointCounters>();
   #closed = false;
-  /** Routes by source end, rebuilt when the configuration changes: emit is the hot path. */
+  /** Routes that carry messages, by source end, rebuilt when the configuration changes: emit is the hot path. */
   #bySource: Map<string, RouteEntry[]> | undefined;
   readonly #invalidate = (): void => {
     this.#bySource = undefined;
   };
 
   constructor(options: RouterOptions) {
-    this.#options = { queueLimit: 1000, batchSize: 512, maxRoutes: 400, ...options };
-    for (const name of ['queueLimit', 'batchSize', 'maxRoutes'] as const) {
+    this.#options = {
+      routeQueueBytes: ROUTE_QUEUE_BYTES.default,
+      gatewayQueueBytes: 256 * 1024 * 1024,
+      batchSize: 512,
+      batchBytes: 1024 * 1024,
+      maxRoutes: 400,
+      ...options,
+    };
+    for (const name of ['routeQueueBytes', 'gatewayQueueBytes', 'batchSize', 'batchBytes', 'maxRoutes'] as const) {
       if (!Number.isInteger(this.#options[name]) || this.#options[name] < 1) throw fail('E_OPTION', `${name} is a positive integer`);
     }
+    this.#gatewayBudget = new ByteBudget(this.#options.gatewayQueueBytes);
     // Only once the options hold: a router refused here must leave nothing attached to the store.
     this.#options.config.on('change', this.#invalidate);
   }
@@ -94,12 +136,13 @@ export class Router {
     return this.#options.config.read((doc) => doc.APPLICATIONS.APPS_ROUTING.routes);
   }
 
+  /** The active routes from a source end whose two apps are installed and whose endpoints fit. */
   #routesFrom(source: RouteEnd): RouteEntry[] {
     if (!this.#bySource) {
       this.#bySource = new Map();
       for (const route of this.#routes()) {
-        // A route whose ends no longer fit (an update dropped or changed an endpoint) carries nothing.
-        if (this.#endpointProblem(route)) continue;
+        // A route in Error carries nothing: an app not installed, or an endpoint an update dropped or changed.
+        if (!route.active || this.#problem(route)) continue;
         const key = endKey(route.source);
         this.#bySource.set(key, [...(this.#bySource.get(key) ?? []), route]);
       }
@@ -107,13 +150,43 @@ export class Router {
     return this.#bySource.get(endKey(source)) ?? [];
   }
 
-  #lane(routeId: string): Lane {
-    let lane = this.#lanes.get(routeId);
-    if (!lane) {
-      lane = { queue: [], draining: false, counters: { delivered: 0, dropped: 0, invalid: 0 }, lastWarning: 0 };
-      this.#lanes.set(routeId, lane);
+  #routeLane(route: RouteEntry): RouteLane {
+    let entry = this.#lanes.get(route.id);
+    if (!entry) {
+      const app = route.source.application_id;
+      let appBudget = this.#appBudgets.get(app);
+      if (!appBudget) {
+        const memoryMb = this.#options.manifestOf(app)?.resources.memoryMb ?? 64;
+        appBudget = new ByteBudget(this.#options.appQueueBytes?.(app) ?? memoryMb * 1024 * 1024);
+        this.#appBudgets.set(app, appBudget);
+      }
+      const lane = new Lane(route.overflow ?? 'block', [new ByteBudget(route.queue_bytes ?? this.#options.routeQueueBytes), appBudget, this.#gatewayBudget], {
+        released: () => this.#pumpWaiting(),
+        dropping: (policy, dropped) =>
+          this.#options.appLog(
+            app,
+            2,
+            `Route ${route.id} to ${endKey(route.destination)} is full (${lane.bound} bytes): dropping the ${policy === 'drop-oldest' ? 'oldest' : 'newest'} messages (${dropped} so far in this burst)`,
+          ),
+        burstEnded: (dropped) =>
+          this.#options.appLog(app, 2, `Route ${route.id} to ${endKey(route.destination)}: ${dropped} messages dropped in the last burst`),
+      });
+      entry = { lane, draining: false, lastBlockedWarning: 0, lastInvalidWarning: 0 };
+      this.#lanes.set(route.id, entry);
     }
-    return lane;
+    return entry;
+  }
+
+  /** A lane released bytes of a budget it shares: offers waiting in other lanes may fit now. */
+  #pumpWaiting(): void {
+    for (const { lane } of this.#lanes.values()) if (lane.waiting) lane.pump();
+  }
+
+  #closeLane(id: string): void {
+    const entry = this.#lanes.get(id);
+    if (!entry) return;
+    this.#lanes.delete(id);
+    entry.lane.close();
   }
 
   #endpoint(end: RouteEnd, direction: 'source' | 'destination'): EndpointDeclaration {
@@ -157,13 +230,20 @@ export class Router {
     }
   }
 
-  /**
-   * Why the installed apps' endpoints no longer carry the route: after an in-place update an
-   * endpoint may be gone or changed. Undefined while both ends fit, or while an app is not
-   * installed (that route waits in Error for its app, as before).
-   */
-  #endpointProblem(route: RouteEntry): string | undefined {
-    if (!this.#options.manifestOf(route.source.application_id) || !this.#options.manifestOf(route.destination.application_id)) return undefined;
+  #checkDelivery(change: RouteChange): void {
+    if (change.overflow !== undefined && !['block', 'drop-oldest', 'drop-newest'].includes(change.overflow)) {
+      throw fail('E_ROUTE', `overflow is "block", "drop-oldest" or "drop-newest", not ${JSON.stringify(change.overflow)}`, { field: 'overflow' });
+    }
+    const bytes = change.queue_bytes;
+    if (bytes !== undefined && (!Number.isInteger(bytes) || bytes < ROUTE_QUEUE_BYTES.min || bytes > ROUTE_QUEUE_BYTES.max)) {
+      throw fail('E_ROUTE', `queue_bytes is an integer from ${ROUTE_QUEUE_BYTES.min} to ${ROUTE_QUEUE_BYTES.max}`, { field: 'queue_bytes' });
+    }
+  }
+
+  /** Why a route carries nothing now: an app that is not installed, or ends that no longer fit. */
+  #problem(route: RouteEntry): string | undefined {
+    if (!this.#options.manifestOf(route.source.application_id)) return `${route.source.application_id} is not installed`;
+    if (!this.#options.manifestOf(route.destination.application_id)) return `${route.destination.application_id} is not installed`;
     try {
       const from = this.#endpoint(route.source, 'source');
       const to = this.#endpoint(route.destination, 'destination');
@@ -180,19 +260,19 @@ export class Router {
   #view(route: RouteEntry): RouteView {
     const sourceApp = this.#options.manifestOf(route.source.application_id);
     const destinationApp = this.#options.manifestOf(route.destination.application_id);
-    let problem: string | undefined;
-    if (!sourceApp) problem = `${route.source.application_id} is not installed`;
-    else if (!destinationApp) problem = `${route.destination.application_id} is not installed`;
-    else problem = this.#endpointProblem(route);
-    const lane = this.#lanes.get(route.id);
+    const problem = this.#problem(route);
+    const lane = this.#lanes.get(route.id)?.lane;
     return {
       ...route,
       status: !route.active ? 'Inactive' : problem ? 'Error' : 'Active',
       ...(problem ? { problem } : {}),
       ...(sourceApp ? { sourceName: sourceApp.name } : {}),
       ...(destinationApp ? { destinationName: destinationApp.name } : {}),
-      queued: lane?.queue.length ?? 0,
-      counters: { ...(lane?.counters ?? { delivered: 0, dropped: 0, invalid: 0 }) },
+      overflow: route.overflow ?? 'block',
+      queue_bytes: route.queue_bytes ?? this.#options.routeQueueBytes,
+      queued: lane?.queued ?? 0,
+      queued_bytes: lane?.heldBytes ?? 0,
+      counters: { ...(lane?.counters ?? { delivered: 0, dropped: 0, invalid: 0, failed: 0 }) },
     };
   }
 
@@ -223,10 +303,18 @@ export class Router {
     return this.#view(route);
   }
 
-  async add(source: RouteEnd, destination: RouteEnd): Promise<RouteView> {
+  async add(source: RouteEnd, destination: RouteEnd, delivery: Pick<RouteChange, 'overflow' | 'queue_bytes'> = {}): Promise<RouteView> {
     this.#check(source, destination);
+    this.#checkDelivery(delivery);
     if (this.#routes().length >= this.#options.maxRoutes) throw fail('E_ROUTE', `At most ${this.#options.maxRoutes} routes`);
-    const route: RouteEntry = { id: randomUUID().slice(0, 8), active: true, source: { ...source }, destination: { ...destination } };
+    const route: RouteEntry = {
+      id: randomUUID().slice(0, 8),
+      active: true,
+      source: { ...source },
+      destination: { ...destination },
+      ...(delivery.overflow ? { overflow: delivery.overflow } : {}),
+      ...(delivery.queue_bytes ? { queue_bytes: delivery.queue_bytes } : {}),
+    };
     await this.#options.config.update((doc) => {
       doc.APPLICATIONS.APPS_ROUTING.routes.push(route);
     });
@@ -234,20 +322,27 @@ export class Router {
     return this.get(route.id);
   }
 
-  async update(id: string, change: { source?: RouteEnd; destination?: RouteEnd; active?: boolean }): Promise<RouteView> {
+  async update(id: string, change: RouteChange): Promise<RouteView> {
     const current = this.get(id);
     const source = change.source ?? current.source;
     const destination = change.destination ?? current.destination;
     if (change.source || change.destination) this.#check(source, destination, id);
+    this.#checkDelivery(change);
     await this.#options.config.update((doc) => {
       const route = doc.APPLICATIONS.APPS_ROUTING.routes.find((r) => r.id === id);
       if (!route) throw fail('E_NOT_FOUND', `No route ${id}`);
       route.source = { ...source };
       route.destination = { ...destination };
       if (change.active !== undefined) route.active = change.active;
+      if (change.overflow !== undefined) route.overflow = change.overflow;
+      if (change.queue_bytes !== undefined) route.queue_bytes = change.queue_bytes;
     });
     // A route whose ends changed starts afresh: queued messages were meant for the old destination.
-    if (change.source || change.destination) this.#lanes.delete(id);
+    if (change.source || change.destination) this.#closeLane(id);
+    else {
+      const updated = this.#routes().find((r) => r.id === id)!;
+      this.#lanes.get(id)?.lane.reconfigure(updated.overflow ?? 'block', updated.queue_bytes ?? this.#options.routeQueueBytes);
+    }
     await this.#options.audit.record('routesChanged', {}, { action: 'update', id, change });
     return this.get(id);
   }
@@ -257,106 +352,148 @@ export class Router {
     await this.#options.config.update((doc) => {
       doc.APPLICATIONS.APPS_ROUTING.routes = doc.APPLICATIONS.APPS_ROUTING.routes.filter((r) => r.id !== id);
     });
-    this.#lanes.delete(id);
+    this.#closeLane(id);
     await this.#options.audit.record('routesChanged', {}, { action: 'remove', id });
   }
 
-  #counters(key: string): Counters & { emitted: number } {
+  #counters(key: string): EndpointCounters {
     let counters = this.#endpointCounters.get(key);
     if (!counters) {
-      counters = { emitted: 0, delivered: 0, dropped: 0, invalid: 0 };
+      counters = { emitted: 0, delivered: 0, dropped: 0, invalid: 0, failed: 0 };
       this.#endpointCounters.set(key, counters);
     }
     return counters;
   }
 
   /** Per-endpoint counters, keyed APP:ENDPOINT. */
-  endpointCounters(): Record<string, Counters & { emitted: number }> {
+  endpointCounters(): Record<string, EndpointCounters> {
     return Object.fromEntries([...this.#endpointCounters].map(([key, counters]) => [key, { ...counters }]));
   }
 
-  /** Checks the message against its source endpoint, then queues it on every active route. */
-  emit(packageId: string, endpointName: string, message: unknown, json?: string): void {
-    const source = { application_id: packageId, endpoint: endpointName };
-    const endpoint = this.#endpoint(source, 'source');
-    const counters = this.#counters(endKey(source));
-    try {
-      checkMessage(endpoint, message, json);
-    } catch (error) {
-      const coded = toIsogateError(error);
-      counters.invalid += 1;
-      counters.lastError = { code: coded.code, message: coded.message, at: new Date().toISOString() };
-      for (const route of this.#routesFrom(source)) this.#lane(route.id).counters.invalid += 1;
-      throw error;
-    }
-    counters.emitted += 1;
-    for (const route of this.#routesFrom(source)) {
-      if (!route.active) continue;
-      const lane = this.#lane(route.id);
-      if (lane.queue.length >= this.#options.queueLimit) {
-        lane.counters.dropped += 1;
-        this.#counters(endKey(route.destination)).dropped += 1;
-        const now = Date.now();
-        if (now - lane.lastWarning > 10_000) {
-          lane.lastWarning = now;
-          this.#options.appLog(
-            packageId,
-            2,
-            `Route ${route.id} to ${endKey(route.destination)} is full (${this.#options.queueLimit} messages): dropping the newest (${lane.counters.dropped} dropped so far)`,
-          );
-        }
-        continue;
+  /**
+   * A batch from a source app, its structure checked by the sandbox: each run's messages are
+   * checked (`admission.ts`), then queued on every route from its endpoint. Resolves with the
+   * refused messages once every accepted one is queued on every route; under a full lossless
+   * route that waits, and the app, whose SDK sends its next batch only then, is slowed down.
+   * Runs are queued one after another, so order holds per route.
+   */
+  async emitBatch(packageId: string, runs: CheckedRun[]): Promise<EmitRefusal[]> {
+    const refusals: EmitRefusal[] = [];
+    let first = 0;
+    for (const run of runs) {
+      const source = { application_id: packageId, endpoint: run.endpoint.name };
+      const counters = this.#counters(endKey(source));
+      const { segment, refusals: refused } = admit(run, first);
+      first += 'messages' in run ? run.messages.length : run.lengths.length;
+      if (refused.length > 0) {
+        const [, code, message] = refused.at(-1)!;
+        counters.invalid += refused.length;
+        counters.lastError = { code, message, at: new Date().toISOString() };
+        for (const refusal of refused) refusals.push(refusal);
       }
-      lane.queue.push({ message, ...(json === undefined ? {} : { json }), routeId: route.id, source });
-      this.#drain(route);
+      counters.emitted += messageCount(segment);
+      if (messageCount(segment) === 0) continue;
+      for (const route of this.#routesFrom(source)) {
+        const entry = this.#routeLane(route);
+        const queued = entry.lane.offer(segment);
+        this.#drain(route, entry);
+        if (!queued) continue;
+        this.#warnBlocked(route, entry);
+        await queued;
+        this.#drain(route, entry);
+      }
     }
+    return refusals;
   }
 
-  #drain(route: RouteEntry): void {
-    const lane = this.#lane(route.id);
-    if (lane.draining || this.#closed) return;
-    const guest = this.#options.guestOf(route.destination.application_id);
-    if (!guest) return;
-    lane.draining = true;
+  #warnBlocked(route: RouteEntry, entry: RouteLane): void {
+    const now = Date.now();
+    if (now - entry.lastBlockedWarning < WARNING_INTERVAL_MS) return;
+    entry.lastBlockedWarning = now;
+    this.#options.appLog(
+      route.source.application_id,
+      3,
+      `Route ${route.id} to ${endKey(route.destination)} is full (${entry.lane.heldBytes} of ${entry.lane.bound} bytes): emit waits until the destination catches up`,
+    );
+  }
+
+  /** The one drainer of a route: hands its queue to the destination, a crossing at a time. */
+  #drain(route: RouteEntry, entry: RouteLane): void {
+    if (entry.draining || this.#closed || entry.lane.queued === 0) return;
+    if (!this.#options.guestOf(route.destination.application_id)) return;
+    entry.draining = true;
     void (async () => {
+      const { lane } = entry;
       try {
-        while (lane.queue.length > 0 && !this.#closed && this.#lanes.get(route.id) === lane) {
+        while (lane.queued > 0 && !this.#closed && this.#lanes.get(route.id) === entry) {
           const target = this.#options.guestOf(route.destination.application_id);
           if (!target) break;
-          const batch = lane.queue.splice(0, this.#options.batchSize);
-          const counters = this.#counters(endKey(route.destination));
-          try {
-            const { invalid, failed } = await target.deliver(
-              route.destination.endpoint,
-              deliverBatch(this.#endpoint(route.destination, 'destination').format, batch),
-            );
-            const delivered = batch.length - invalid.length - failed.length;
-            lane.counters.delivered += delivered;
-            counters.delivered += delivered;
-            lane.counters.invalid += invalid.length;
-            counters.invalid += invalid.length;
-            lane.counters.failed = (lane.counters.failed ?? 0) + failed.length;
-            counters.failed = (counters.failed ?? 0) + failed.length;
-          } catch (error) {
-            const coded = toIsogateError(error);
-            lane.counters.dropped += batch.length;
-            counters.dropped += batch.length;
-            lane.counters.lastError = { code: coded.code, message: coded.message, at: new Date().toISOString() };
-          }
+          const segments = lane.take(this.#options.batchSize, this.#options.batchBytes);
+          if (!(await this.#deliver(route, entry, target, segments))) break;
         }
       } finally {
-        lane.draining = false;
+        entry.draining = false;
       }
     })();
   }
 
+  /** One crossing; false when the destination was not running, and the batch is first in line again. */
+  async #deliver(route: RouteEntry, entry: RouteLane, target: AppGuest, segments: Segment[]): Promise<boolean> {
+    const { lane } = entry;
+    const count = segments.reduce((sum, segment) => sum + messageCount(segment), 0);
+    const counters = this.#counters(endKey(route.destination));
+    try {
+      const { invalid, failed } = await target.deliver(route.destination.endpoint, deliverBatchOf(segments));
+      const delivered = count - invalid.length - failed.length;
+      lane.counters.delivered += delivered;
+      counters.delivered += delivered;
+      lane.counters.invalid += invalid.length;
+      counters.invalid += invalid.length;
+      lane.counters.failed += failed.length;
+      counters.failed += failed.length;
+      if (invalid.length > 0) this.#warnInvalid(route, entry, invalid.length);
+      lane.done(segments);
+      return true;
+    } catch (error) {
+      const coded = toIsogateError(error);
+      if (coded.code === 'E_STATE') {
+        // Stopped before it took the batch: it is the backlog's head when the app starts again.
+        lane.putBack(segments);
+        return false;
+      }
+      // The destination failed on this batch (its isolate ended): counted, never retried, so a
+      // message that crashes its destination cannot do so forever.
+      lane.counters.failed += count;
+      counters.failed += count;
+      lane.counters.lastError = { code: coded.code, message: coded.message, at: new Date().toISOString() };
+      lane.done(segments);
+      return true;
+    }
+  }
+
+  #warnInvalid(route: RouteEntry, entry: RouteLane, count: number): void {
+    const now = Date.now();
+    if (now - entry.lastInvalidWarning < WARNING_INTERVAL_MS) return;
+    entry.lastInvalidWarning = now;
+    this.#options.appLog(
+      route.source.application_id,
+      2,
+      `Route ${route.id} to ${endKey(route.destination)}: ${count} messages were not delivered: not JSON, or nested deeper than 32 levels`,
+    );
+  }
+
   /** A destination that starts receives what waited for it. */
   appStarted(packageId: string): void {
-    for (const route of this.#routes()) if (route.destination.application_id === packageId) this.#drain(route);
+    this.#invalidate();
+    for (const route of this.#routes()) {
+      if (route.destination.application_id !== packageId) continue;
+      const entry = this.#lanes.get(route.id);
+      if (entry) this.#drain(route, entry);
+    }
   }
 
   appStopped(_packageId: string): void {
-    // Queued messages wait, within the bound, for the destination to come back.
+    // Queued messages wait, within the bounds, for the destination to come back.
   }
 
   /**
@@ -364,8 +501,8 @@ export class Router {
    * are kept, all of them: those whose endpoints still fit carry on, those whose endpoint is gone
    * or changed stay in Error (with the reason) until the admin edits or deletes them, as the
    * routes of a removed app do, and work again should a later version bring the endpoint back.
-   * Their queues are emptied: the messages were meant for an endpoint that is not there.
-   * Returns the app's routes now in Error.
+   * Their queues are emptied (and the messages counted as dropped): they were meant for an
+   * endpoint that is not there. Returns the app's routes now in Error.
    */
   appReplaced(packageId: string): RouteView[] {
     this.#invalidate();
@@ -374,8 +511,8 @@ export class Router {
       if (route.destination.application_id !== packageId && route.source.application_id !== packageId) continue;
       const view = this.#view(route);
       if (view.problem) {
-        this.#lanes.get(route.id)?.queue.splice(0);
-        broken.push(view);
+        this.#lanes.get(route.id)?.lane.clear();
+        broken.push(this.#view(route));
       }
     }
     return broken;
@@ -383,48 +520,15 @@ export class Router {
 
   /** Routes of a removed app stay, in Error, until the admin edits or deletes them (the manual). */
   appRemoved(packageId: string): void {
+    this.#invalidate();
     for (const route of this.#routes()) {
-      if (route.destination.application_id === packageId || route.source.application_id === packageId) this.#lanes.get(route.id)?.queue.splice(0);
+      if (route.destination.application_id === packageId || route.source.application_id === packageId) this.#lanes.get(route.id)?.lane.clear();
     }
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     this.#options.config.off('change', this.#invalidate);
-  }
-}
-
-/**
- * A batch for the destination as the protocol carries it: json and text as one text and the
- * messages' lengths (one join, no separator), binary as the bytes.
- */
-function deliverBatch(format: EndpointDeclaration['format'], queued: DeliveredMessage[]): DeliverBatch {
-  if (format === 'binary') return { messages: queued.map(({ message }) => message as Uint8Array) };
-  const texts = queued.map(({ message, json }) => (format === 'text' ? (message as string) : (json ?? JSON.stringify(message))));
-  return { text: texts.join(''), lengths: texts.map((text) => text.length) };
-}
-
-/**
- * The source endpoint's contract: format, size and, for json, nesting and its JSON Schema (the
- * publisher's, compiled once per manifest on the linear-time engine). Depth is checked before
- * anything serialises, validates or copies the message to its destination: those recurse.
- */
-export function checkMessage(endpoint: EndpointDeclaration, message: unknown, json?: string): void {
-  const limit = maxMessageBytes(endpoint);
-  if (endpoint.format === 'json') {
-    if (jsonDepth(message, DOCUMENT_LIMITS.maxDepth) > DOCUMENT_LIMITS.maxDepth) {
-      throw fail('E_DOCUMENT_LIMIT', `A message on "${endpoint.name}" nests deeper than ${DOCUMENT_LIMITS.maxDepth} levels; flatten it`);
-    }
-    const text = json ?? JSON.stringify(message);
-    if (text === undefined) throw fail('E_MESSAGE', `A message on "${endpoint.name}" is a JSON value`);
-    if (Buffer.byteLength(text) > limit) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${limit} bytes`);
-    if (endpoint.schema)
-      assertValid(compileUntrustedSchema(endpoint.schema, `schema of endpoint "${endpoint.name}"`), message, 'E_MESSAGE', `The message on "${endpoint.name}"`);
-  } else if (endpoint.format === 'text') {
-    if (typeof message !== 'string') throw fail('E_MESSAGE', `A message on "${endpoint.name}" is text`);
-    if (Buffer.byteLength(message) > limit) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${limit} bytes`);
-  } else {
-    if (!(message instanceof Uint8Array)) throw fail('E_MESSAGE', `A message on "${endpoint.name}" is bytes`);
-    if (message.byteLength > limit) throw fail('E_MESSAGE_SIZE', `A message on "${endpoint.name}" is at most ${limit} bytes`);
+    for (const id of [...this.#lanes.keys()]) this.#closeLane(id);
   }
 }

@@ -11,7 +11,6 @@ import { Worker } from 'node:worker_threads';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { Router } from '../../platform/router/index.js';
-import { emitBatchPerMessage } from '../../platform/router/per-message-adapter.js';
 import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.js';
 import type { CheckedRun } from '../../platform/sandbox/protocol.js';
 import type { AppManifest } from '../../sdk/manifest.js';
@@ -71,7 +70,7 @@ async function wire(dir: string, sinks: AppManifest[], queueLimit?: number) {
   const sourceHost = {
     ...fakeHost(SOURCE.package_id),
     // TEMPORARY: the per-message adapter, as platform/main.ts uses until the router takes batches.
-    emitBatch: (runs: CheckedRun[]) => emitBatchPerMessage((endpoint, message, json) => router.emit(SOURCE.package_id, endpoint.name, message, json), runs),
+    emitBatch: (runs: CheckedRun[]) => router.emitBatch(SOURCE.package_id, runs),
   };
   return { router, sandboxes, sourceHost };
 }
