@@ -185,6 +185,7 @@ export async function openRig(options: RigOptions): Promise<Rig> {
 
   return {
     async send(count, bytes) {
+      pinging = false;
       await expect(count);
       const done = Promise.all(routes.map((route) => new Promise<void>((resolve) => (route.sinkLog.done = resolve))));
       await Promise.all(trigger(count, bytes));
