@@ -17,6 +17,8 @@ export interface BenchResult {
   /** The target on the ratio, e.g. 1/1.5 for "within 1.5x of the baseline". */
   target: number;
   pass: boolean;
+  /** The goal in words where it is not a ratio to the baseline (e.g. an absolute budget). */
+  goal?: string;
   notes?: string[];
 }
 
@@ -108,16 +110,46 @@ function fixed(value: number): string {
   return Math.abs(value) >= 100 ? value.toFixed(0) : Math.abs(value) >= 1 ? value.toFixed(2) : value.toFixed(3);
 }
 
-export function report(results: BenchResult[]): string {
-  const rows = results.map((r) => [
-    r.pass ? 'PASS' : 'FAIL',
-    r.name,
-    `${fixed(r.value)} ${r.unit}`,
-    `${r.baselineName}: ${fixed(r.baseline)} ${r.unit}`,
-    `${r.ratio.toFixed(2)}x`,
-    `>= ${r.target.toFixed(2)}x`,
-  ]);
-  const header = ['', 'benchmark', 'isogate', 'baseline (same run)', 'ratio', 'target'];
+/** One figure as `bench-results.json` holds it, so a run can be compared with the last one. */
+export interface ResultEntry {
+  name: string;
+  value: number;
+  unit: string;
+  baseline: number;
+  /** As in BenchResult: >= 1 is "as good as the baseline" whichever way the figure runs. */
+  ratio: number;
+  /** The target on the ratio, as text ("ratio >= 0.67"), with the baseline it is taken against. */
+  goal: string;
+  pass: boolean;
+}
+
+export function toEntry(r: BenchResult): ResultEntry {
+  return {
+    name: r.name,
+    value: r.value,
+    unit: r.unit,
+    baseline: r.baseline,
+    ratio: r.ratio,
+    goal: r.goal ?? `ratio >= ${r.target} vs ${r.baselineName}`,
+    pass: r.pass,
+  };
+}
+
+/** The console table; `previous` (by name, from the last run's file) adds a column to compare with. */
+export function report(results: BenchResult[], previous?: ReadonlyMap<string, ResultEntry>): string {
+  const rows = results.map((r) => {
+    const before = previous?.get(r.name);
+    return [
+      r.pass ? 'PASS' : 'FAIL',
+      r.name,
+      `${fixed(r.value)} ${r.unit}`,
+      `${r.baselineName}: ${fixed(r.baseline)} ${r.unit}`,
+      `${r.ratio.toFixed(2)}x`,
+      `>= ${r.target.toFixed(2)}x`,
+      ...(previous ? [before ? `${fixed(before.value)} ${before.unit}, ${before.ratio.toFixed(2)}x` : '-'] : []),
+    ];
+  });
+  const header = ['', 'benchmark', 'isogate', 'baseline (same run)', 'ratio', 'target', ...(previous ? ['previous run'] : [])];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   const notes = results.flatMap((r) => (r.notes ?? []).map((n) => `  ${r.name}: ${n}`));
