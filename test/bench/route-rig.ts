@@ -15,6 +15,7 @@ import { ConfigStore } from '../../platform/config/index.js';
 import { Router } from '../../platform/router/index.js';
 import type { CheckedRun } from '../../platform/sandbox/bridge.js';
 import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.js';
+import { EMIT_WAITING_BYTES } from '../../platform/sandbox/protocol.js';
 import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
 import { fakeHost, jsonBatch } from '../fixtures/fake-host.js';
 
@@ -78,12 +79,14 @@ on('trigger', (t) => {
   void (async () => {
     const data = t.format === 'binary' ? new Uint8Array(t.bytes).fill(7) : undefined;
     const unacknowledged = [];
+    // The SDK's batch: up to ${BATCH} messages or about 1 MiB, whichever comes first.
+    const per = Math.max(1, Math.min(${BATCH}, Math.floor(1048576 / Math.max(1, t.bytes))));
     let last;
     for (let i = 0; i < t.count; i++) {
       // A fresh array per message: the same one emitted twice would cross once (structured
       // copies keep identity), which no real source gets.
       last = emit('out', data ? data.slice() : { ...t.base, value: i });
-      if (i % ${BATCH} === ${BATCH - 1}) {
+      if (i % per === per - 1) {
         unacknowledged.push(last);
         if (unacknowledged.length > ${EMIT_WINDOW}) await unacknowledged.shift();
       }
@@ -217,7 +220,9 @@ export async function openRig(options: RigOptions): Promise<Rig> {
       return counts;
     },
     declaredBoundBytes() {
-      return router.list()[0]!.queue_bytes;
+      // What the route lets the process hold for it: its queue (queued and in flight) and what the
+      // source's SDK may keep waiting in the source's own heap before emit refuses.
+      return router.list()[0]!.queue_bytes + EMIT_WAITING_BYTES;
     },
     async close() {
       for (const sandbox of sandboxes.values()) sandbox.dispose();

@@ -328,7 +328,7 @@ export default async function routerBench(): Promise<BenchResult[]> {
     const growth = rssPeak - rssBefore;
     const burstNotes = [
       `destination spins ${spinUs.toFixed(0)} us per message; the source emitted for ${emitSeconds.toFixed(1)} s; ${received} of ${BURST} delivered`,
-      `declared bound: ${(bound / 1024 / 1024).toFixed(0)} MiB (the route's queue_bytes)`,
+      `declared bound: ${(bound / 1024 / 1024).toFixed(0)} MiB (the route's queue_bytes and what the source's SDK may hold waiting in the source's own heap)`,
     ];
     results.push(
       result({

@@ -507,19 +507,39 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   }
 
   /** Runs the handlers for one message; false when one of them threw or rejected. */
-  async function handle(endpoint: string, list: Handler[], message: unknown): Promise<boolean> {
-    let ok = true;
-    for (const handler of list) {
+  /**
+   * Runs the handlers on one message: true when none failed. Synchronous while the handlers
+   * are: a promise, and its microtask turn, per message would cost more than most messages.
+   */
+  function handle(endpoint: string, list: Handler[], message: unknown, from = 0): boolean | Promise<boolean> {
+    for (let index = from; index < list.length; index += 1) {
       try {
-        // A handler that returns no promise costs no microtask turn.
-        const result = handler(message) as { then?: unknown } | undefined;
-        if (result && typeof result.then === 'function') await result;
+        const result = list[index]!(message) as { then?: unknown } | undefined;
+        if (result && typeof result.then === 'function') return finishAsync(endpoint, list, index, result as Promise<unknown>, message);
       } catch (error) {
-        ok = false;
-        writeLog(LEVELS.error, [`handler for "${endpoint}" failed:`, error]);
+        return failedThen(endpoint, error, list, index + 1, message);
       }
     }
-    return ok;
+    return true;
+  }
+
+  /** The rest of `handle` once a handler returned a promise: the handlers still run in order. */
+  async function finishAsync(endpoint: string, list: Handler[], index: number, pending: Promise<unknown>, message: unknown): Promise<boolean> {
+    let ok = true;
+    try {
+      await pending;
+    } catch (error) {
+      ok = false;
+      writeLog(LEVELS.error, [`handler for "${endpoint}" failed:`, error]);
+    }
+    const rest = handle(endpoint, list, message, index + 1);
+    return (typeof rest === 'boolean' ? rest : await rest) && ok;
+  }
+
+  function failedThen(endpoint: string, error: unknown, list: Handler[], next: number, message: unknown): boolean | Promise<boolean> {
+    writeLog(LEVELS.error, [`handler for "${endpoint}" failed:`, error]);
+    const rest = next < list.length ? handle(endpoint, list, message, next) : true;
+    return typeof rest === 'boolean' ? false : rest.then(() => false);
   }
 
   const sdk = Object.freeze({ app, log, on, emit, onStop, storage, config, egress });
@@ -538,7 +558,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       const failed: number[] = [];
       if ('messages' in batch) {
         for (let index = 0; index < batch.messages.length; index += 1) {
-          if (!(await handle(endpoint, list, batch.messages[index]))) failed.push(index);
+          const outcome = handle(endpoint, list, batch.messages[index]);
+          if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
         }
         return { invalid, failed };
       }
@@ -561,7 +582,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
             continue;
           }
         }
-        if (!(await handle(endpoint, list, message))) failed.push(index);
+        const outcome = handle(endpoint, list, message);
+        if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
       }
       return { invalid, failed };
     },
