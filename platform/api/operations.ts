@@ -7,6 +7,7 @@
 import { fail } from '../../sdk/errors.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
 import { MAX_TAIL_LINES } from '../logs/index.js';
+import { type OverflowPolicy, ROUTE_QUEUE_BYTES } from '../router/index.js';
 import type { GatewayServices } from './services.js';
 
 export interface OperationContext {
@@ -33,6 +34,8 @@ interface Operation {
 const PACKAGE_ID = { type: 'string', minLength: 3, maxLength: 128, pattern: '^[a-z][a-z0-9-]*(\\.[a-z0-9][a-z0-9-]*)+$' };
 // The app part may be an id or a name (names have spaces); the endpoint part never has either.
 const ROUTE_END = { type: 'string', minLength: 3, maxLength: 200, pattern: '^[^:\\u0000-\\u001f]+:[^:\\s]+$' };
+const OVERFLOW = { enum: ['block', 'drop-oldest', 'drop-newest'] };
+const QUEUE_BYTES = { type: 'integer', minimum: ROUTE_QUEUE_BYTES.min, maximum: ROUTE_QUEUE_BYTES.max };
 const BASE64 = { type: 'string', maxLength: 4 * 1024 * 1024, pattern: '^[A-Za-z0-9+/=\\s]*$' };
 const FILE_NAME = { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^/\\\\\\u0000-\\u001f]+$' };
 
@@ -216,19 +219,47 @@ export const OPERATIONS: Record<string, Operation> = {
     run: async ({ router }, query: { search?: string; sortBy?: 'status' | 'source' | 'destination'; order?: 'asc' | 'desc' }) => router.list(query),
   },
   'routes.add': {
-    summary: 'Route a source endpoint to a destination endpoint (APP:ENDPOINT each)',
-    params: params({ source: ROUTE_END, destination: ROUTE_END }, ['source', 'destination']),
-    run: async (services, { source, destination }: { source: string; destination: string }) =>
-      services.router.add(routeEnd(services, source), routeEnd(services, destination)),
+    summary: 'Route a source endpoint to a destination endpoint (APP:ENDPOINT each); lossless unless overflow says to drop',
+    params: params({ source: ROUTE_END, destination: ROUTE_END, overflow: OVERFLOW, queue_bytes: QUEUE_BYTES }, ['source', 'destination']),
+    run: async (
+      services,
+      { source, destination, overflow, queue_bytes }: { source: string; destination: string; overflow?: OverflowPolicy; queue_bytes?: number },
+    ) =>
+      services.router.add(routeEnd(services, source), routeEnd(services, destination), {
+        ...(overflow ? { overflow } : {}),
+        ...(queue_bytes ? { queue_bytes } : {}),
+      }),
   },
   'routes.update': {
-    summary: 'Change a route: its ends or whether it is active',
-    params: params({ id: { type: 'string', maxLength: 64 }, source: ROUTE_END, destination: ROUTE_END, active: { type: 'boolean' } }, ['id']),
-    run: async (services, { id, source, destination, active }: { id: string; source?: string; destination?: string; active?: boolean }) =>
+    summary: 'Change a route: its ends, whether it is active, what a full queue does and its bound',
+    params: params(
+      {
+        id: { type: 'string', maxLength: 64 },
+        source: ROUTE_END,
+        destination: ROUTE_END,
+        active: { type: 'boolean' },
+        overflow: OVERFLOW,
+        queue_bytes: QUEUE_BYTES,
+      },
+      ['id'],
+    ),
+    run: async (
+      services,
+      {
+        id,
+        source,
+        destination,
+        active,
+        overflow,
+        queue_bytes,
+      }: { id: string; source?: string; destination?: string; active?: boolean; overflow?: OverflowPolicy; queue_bytes?: number },
+    ) =>
       services.router.update(id, {
         ...(source ? { source: routeEnd(services, source) } : {}),
         ...(destination ? { destination: routeEnd(services, destination) } : {}),
         ...(active === undefined ? {} : { active }),
+        ...(overflow ? { overflow } : {}),
+        ...(queue_bytes === undefined ? {} : { queue_bytes }),
       }),
   },
   'routes.remove': {

@@ -223,7 +223,7 @@ function routeRows(routes: any[]): string {
       source_ep: route.source.endpoint,
       destination_app: appLabel(route.destinationName, route.destination.application_id),
       destination_ep: route.destination.endpoint,
-      counts: `${route.counters.delivered}/${route.counters.dropped}/${route.counters.invalid}`,
+      counts: `${route.counters.delivered}/${route.counters.dropped}/${route.counters.invalid}/${route.counters.failed}`,
     })),
     [
       ['id', 'ID'],
@@ -233,9 +233,20 @@ function routeRows(routes: any[]): string {
       ['destination_app', 'DESTINATION APP'],
       ['destination_ep', 'DESTINATION POINT'],
       ['queued', 'QUEUED'],
-      ['counts', 'DELIVERED/DROPPED/INVALID'],
+      ['overflow', 'FULL'],
+      ['counts', 'DELIVERED/DROPPED/INVALID/FAILED'],
     ],
   );
+}
+
+const ROUTE_DELIVERY_OPTIONS = {
+  overflow: { type: 'string', value: 'block|drop-oldest|drop-newest', summary: 'what a full queue does (default block: the source waits, nothing is lost)' },
+  'queue-bytes': { type: 'string', value: 'BYTES', summary: 'what the route may hold, queued and in flight (default 4194304)' },
+} as const;
+
+function routeDelivery(inv: Invocation): { overflow?: string; queue_bytes?: number } {
+  const { overflow, 'queue-bytes': bytes } = inv.values as { overflow?: string; 'queue-bytes'?: string };
+  return { ...(overflow ? { overflow } : {}), ...(bytes === undefined ? {} : { queue_bytes: Number(bytes) }) };
 }
 
 function appLabel(name: string | undefined, id: string): string {
@@ -540,10 +551,11 @@ export const ISOGATE_CLI: CliSpec = {
         },
         {
           name: 'add',
-          summary: "Route an app's output endpoint to another app's input endpoint.",
+          summary: "Route an app's output endpoint to another app's input endpoint. Lossless: a full route slows its source down.",
           args: ['APP:ENDPOINT', 'APP:ENDPOINT'],
+          options: ROUTE_DELIVERY_OPTIONS,
           run: client(async (inv, [source, destination]) => {
-            const route = await call(inv, 'routes.add', { source, destination });
+            const route = await call(inv, 'routes.add', { source, destination, ...routeDelivery(inv) });
             print(inv, route, (route) => `Route ${route.id} added (${route.status})`);
           }),
         },
@@ -556,6 +568,16 @@ export const ISOGATE_CLI: CliSpec = {
           }),
         },
         { name: 'enable', summary: 'Enable a route.', args: ['ROUTE'], run: client((inv, args) => routesEnable(inv, args, true)) },
+        {
+          name: 'set',
+          summary: 'Change what a full route does (wait, or drop the oldest or newest messages) and its bound in bytes.',
+          args: ['ROUTE'],
+          options: ROUTE_DELIVERY_OPTIONS,
+          run: client(async (inv, [id]) => {
+            const route = await call(inv, 'routes.update', { id, ...routeDelivery(inv) });
+            print(inv, route, (route) => `Route ${escapeControls(id!)}: overflow ${route.overflow}, ${route.queue_bytes} bytes`);
+          }),
+        },
         {
           name: 'disable',
           summary: 'Disable a route: nothing is delivered on it until it is enabled.',

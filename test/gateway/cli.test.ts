@@ -181,6 +181,19 @@ describe('isogate start and the CLI', function () {
     // By name, as `routes list` shows them, where the name is unambiguous.
     const byName = await json(['routes', 'add', 'threshold-filter:alerts', `${UPLINK}:alerts`, '--data', dir]);
     assert.equal(byName.source.application_id, THRESHOLD);
+    assert.equal(byName.overflow, 'block', 'a route is lossless unless told otherwise');
+    // What a full route does: refused out of range with its code, changing nothing; then set.
+    for (const bad of [
+      ['--overflow', 'drop-everything'],
+      ['--queue-bytes', '10'],
+    ]) {
+      const refused = await isogate(['routes', 'set', byName.id, ...bad, '--data', dir, '--json']);
+      assert.equal(JSON.parse(refused.stdout).error.code, 'E_BAD_REQUEST', refused.stdout);
+    }
+    const unchanged = (await json(['routes', 'list', '--data', dir])).find((route: any) => route.id === byName.id);
+    assert.deepEqual([unchanged.overflow, unchanged.queue_bytes], ['block', 4 * 1024 * 1024]);
+    const dropping = await json(['routes', 'set', byName.id, '--overflow', 'drop-oldest', '--queue-bytes', '1048576', '--data', dir]);
+    assert.deepEqual([dropping.overflow, dropping.queue_bytes], ['drop-oldest', 1048576]);
     for (const id of [UPLINK, THRESHOLD, TELEMETRY]) assert.equal((await json(['apps', 'start', id, '--data', dir])).status, 'running');
 
     let routes: any[] = [];
