@@ -48,7 +48,7 @@ export function parseContentBytes(value: string, at: number): Uint8Array {
         }
       } else if (c !== ' ' && c !== ',') fault('E_RULE_VALUE', at + i, `"${c}" is not a hex digit in content's |..| bytes`);
     } else if (escaped) {
-      if (c !== ':' && c !== ';' && c !== '\\' && c !== '"') fault('E_RULE_VALUE', at + i, `"\\${c}" is not an escaped content knows (only \\: \\; \\\\ \\")`);
+      if (c !== ':' && c !== ';' && c !== '\\' && c !== '"') fault('E_RULE_VALUE', at + i, `"\\${c}" is not an escape content knows (only \\: \\; \\\\ \\")`);
       out.push(c.charCodeAt(0));
       escaped = false;
     } else if (c === '"') {
@@ -98,9 +98,13 @@ function signed(value: string, at: number, name: string): number {
   return n;
 }
 
-/** Applies a modifier to the rule's last content; `value` is undefined for the flag modifiers. */
-export function applyModifier(content: ContentDraft | undefined, modifier: Modifier, value: string | undefined, at: number): void {
-  if (!content) fault('E_RULE_SYNTAX', at, `${modifier} needs a content before it`);
+/**
+ * Applies a modifier to the rule's last content; `value` is undefined for the flag modifiers.
+ * `at` is the value's offset, `optionAt` the modifier's own.
+ */
+export function applyModifier(content: ContentDraft | undefined, modifier: Modifier, value: string | undefined, at: number, optionAt: number): void {
+  if (!content) fault('E_RULE_SYNTAX', optionAt, `${modifier} needs a content before it`);
+  if (value === undefined) at = optionAt;
   const relative = content.distance !== undefined || content.within !== undefined;
   const absolute = content.depth !== undefined || content.offset !== undefined;
   const once = (present: boolean): void => {

@@ -132,6 +132,7 @@ function list(text: string, pos: number): { field: Field; next: number | undefin
     else if (c === ']') depth--;
     else if (c === ' ' && depth <= 0) return { field: { text: text.slice(pos, i), at: pos }, next: i + 1 };
   }
+  if (depth > 0) fault('E_RULE_BRACKETS', pos, 'a "[" in the header is never closed');
   return { field: { text: '', at: pos }, next: undefined };
 }
 
@@ -247,7 +248,7 @@ class RuleState {
     if (!keyword) fault('E_RULE_KEYWORD', start, `unknown rule keyword "${name}"`);
     if (keyword.arity === 'noopt') {
       if (value) fault('E_RULE_VALUE', valueAt, `${name} takes no value`);
-      this.apply(nameKey, undefined, false, start);
+      this.apply(nameKey, undefined, false, start, start);
       return;
     }
     if (!value) fault('E_RULE_VALUE', start, `${name} needs a value`);
@@ -270,7 +271,7 @@ class RuleState {
       if (value[0] !== '"') fault('E_RULE_STRING', valueAt, `the value of ${name} must be in double quotes`);
       // A lone `"` is Suricata's quirk: it checks that the value ends in a quote, and one quote does.
       if (value === '"') {
-        this.apply(nameKey, value, negated, valueAt);
+        this.apply(nameKey, value, negated, valueAt, start);
         return;
       }
       if (value[value.length - 1] !== '"') fault('E_RULE_STRING', valueAt, `the quoted value of ${name} is not closed (or a ";" inside it is not escaped)`);
@@ -280,10 +281,11 @@ class RuleState {
     } else if (value[0] === '"') {
       fault('E_RULE_VALUE', valueAt, `${name} does not take a quoted value`);
     }
-    this.apply(nameKey, value, negated, valueAt);
+    this.apply(nameKey, value, negated, valueAt, start);
   }
 
-  apply(name: string, value: string | undefined, negated: boolean, at: number): void {
+  /** `at` is where the value starts, `optionAt` where the option does (for rule-level faults). */
+  apply(name: string, value: string | undefined, negated: boolean, at: number, optionAt: number): void {
     const bad = (what: string): never => fault('E_RULE_VALUE', at, `${name}: ${what}`);
     const v = value ?? '';
     switch (name) {
@@ -355,12 +357,12 @@ class RuleState {
         if (dot < 0 || (proto !== 'modbus' && proto !== 'mqtt')) bad(`"${event}" is not a modbus.* or mqtt.* event`);
         const names: readonly string[] = proto === 'modbus' ? MODBUS_EVENTS : MQTT_EVENTS;
         if (!names.includes(eventName)) bad(`"${eventName}" is not an ${proto} event (${names.join(', ')})`);
-        this.setApp(proto as AppProtocol, at, name);
+        this.setApp(proto as AppProtocol, optionAt, name);
         this.events.push({ protocol: proto, event: eventName } as AppLayerEvent);
         return;
       }
       case 'modbus': {
-        this.setApp('modbus', at, name);
+        this.setApp('modbus', optionAt, name);
         const constraint = parseModbus(v);
         if (!constraint) bad(`"${v}" is not a modbus option (function, subfunction, access, address, value, unit)`);
         this.modbus.push(constraint!);
@@ -371,18 +373,18 @@ class RuleState {
         break;
     }
     if ((MODIFIERS as readonly string[]).includes(name)) {
-      applyModifier(this.lastContent, name as (typeof MODIFIERS)[number], value, at);
+      applyModifier(this.lastContent, name as (typeof MODIFIERS)[number], value, at, optionAt);
       return;
     }
     if (Object.hasOwn(STICKY, name)) {
-      this.setApp('mqtt', at, name);
+      this.setApp('mqtt', optionAt, name);
       this.current = { buffer: name as ContentBuffer, contents: [], at };
       this.buffers.push(this.current);
       const direction = STICKY[name]!;
       if (direction !== 'both') this.directions.add(direction);
       return;
     }
-    this.setApp('mqtt', at, name);
+    this.setApp('mqtt', optionAt, name);
     const m = this.mqtt;
     switch (name) {
       case 'mqtt.type': {
