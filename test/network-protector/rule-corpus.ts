@@ -183,6 +183,16 @@ const general: string[] = [
     'established,',
   ].map((f) => O(`flow:${f};`, 'tcp')),
   O('flow:to_server; flow:established;', 'tcp'),
+  O('flow:established; flow:to_server;', 'tcp'),
+  O('flow:to_server; flow:to_client;', 'tcp'),
+  O('flow:to_server; flow:to_server;', 'tcp'),
+  O('flow:established,to_server; flow:established;', 'tcp'),
+  O('flow:established; mqtt.connect.clientid; content:"a";', 'mqtt'),
+  O('flow:to_client; flow:to_server; mqtt.connect.clientid; content:"a";', 'mqtt'),
+  O('flow:established; mqtt.connack.session_present:no;', 'mqtt'),
+  O('gid:2; rev:7; msg:"second msg";', 'tcp'),
+  'alert tcp any any -> any any (msg:"m"; gid:2; rev:7; gid:3; sid:SID;)',
+  'alert tcp any any -> any any (gid:2; sid:SID;)',
 ];
 
 const content: string[] = [
@@ -254,6 +264,18 @@ const content: string[] = [
   O('content:!"abc"; depth:3;', 'tcp'),
   O('content:"abc"; content:!"def"; distance:0;', 'tcp'),
   O('content:"abc"; modbus: function 1;', 'modbus'),
+  O('content:"a|41 42|c|4"; ', 'tcp'),
+  O('content:"|41|\\|";', 'tcp'),
+  O('content:"a"; endswith; content:"b"; distance:0;', 'tcp'),
+  O('content:"abc"; depth:3; content:"d"; within:1; distance:0;', 'tcp'),
+  O('content:"abc"; within:0;', 'tcp'),
+  O('content:"abc"; distance:-1048576;', 'tcp'),
+  O('content:"abc"; distance:-1048577;', 'tcp'),
+  O('content:"abc"; offset:+3;', 'tcp'),
+  O('content:"abc"; depth: 4 ;', 'tcp'),
+  O('content:"abc" ;', 'tcp'),
+  O('content: "abc";', 'tcp'),
+  O('content:"abc"  ;', 'tcp'),
 ];
 
 const modbus: string[] = [
@@ -349,6 +371,10 @@ const modbus: string[] = [
   O('modbus: function 1; flow:to_client;'),
   O('modbus: function 1; flow:established;'),
   O('modbus: function 1; mqtt.type:connect;', 'tcp'),
+  O('modbus: access write holding, address 500, value >200;', 'modbus', '$EXTERNAL_NET any -> $PLC_NET $MODBUS_PORTS'),
+  O('modbus: function 16; app-layer-event:modbus.invalid_length;', 'modbus'),
+  O('modbus: function 16; app-layer-event:mqtt.malformed_traffic;', 'tcp'),
+  O('modbus: function 1;', 'modbus', 'any any <> any 502'),
 ];
 
 const mqtt: string[] = [
@@ -428,6 +454,12 @@ const mqtt: string[] = [
   O('mqtt.type:connect;', 'modbus'),
   O('mqtt.retain:1;', 'mqtt'),
   O('MQTT.TYPE:connect;', 'mqtt'),
+  O('mqtt.type:connect; mqtt.type:publish;', 'mqtt'),
+  O('mqtt.qos:0; mqtt.flags:!retain; mqtt.type:publish;', 'mqtt'),
+  O('mqtt.connect.flags:will,will_retain,clean_session; mqtt.protocol_version:5;', 'mqtt'),
+  O('mqtt.subscribe.topic; content:"plant/#"; endswith;', 'mqtt', '$HOME_NET any -> $MQTT_BROKER $MQTT_PORTS'),
+  O('mqtt.unsubscribe.topic; content:"a"; flow:to_client;', 'mqtt'),
+  O('mqtt.reason_code:0; flow:to_client;', 'mqtt'),
 ];
 
 const events: string[] = [

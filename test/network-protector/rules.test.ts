@@ -1,5 +1,7 @@
 /** The rule parser's AST for representative rules, and every refusal with its own code and place. */
 import { strict as assert } from 'node:assert';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { decodeRuleList, parseRuleLists, RULE_LIMITS } from '../../sample-apps/network-protector/src/rules/index.js';
 import type { Rule, RuleVariables } from '../../sample-apps/network-protector/src/rules/types.js';
 import { isIsogateError } from '../../sdk/errors.js';
@@ -269,5 +271,20 @@ describe('rule parser: refusals, each with its code, line and column', () => {
       result = parse('alert tcp any any -> any any (sid:1;)\nalert tcp any any -> any any (sid:2; bogus;)');
     }, refusedWith('E_RULE_KEYWORD'));
     assert.equal(result, undefined);
+  });
+});
+
+describe('rule parser: runs inside an isolate', () => {
+  it('imports nothing but its own modules and the SDK error registry, and uses no Node global', () => {
+    const dir = path.join(import.meta.dirname, '../../sample-apps/network-protector/src/rules');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.length >= 10);
+    for (const file of files) {
+      const source = readFileSync(path.join(dir, file), 'utf8');
+      for (const [, specifier] of source.matchAll(/\bfrom '([^']+)'/g)) {
+        assert.ok(/^\.\/[a-z-]+\.js$/.test(specifier!) || specifier === '../../../../sdk/errors.js', `${file} imports ${specifier}`);
+      }
+      assert.doesNotMatch(source, /\b(Buffer|process|require|TextEncoder|TextDecoder|atob|btoa)\b[.(]/, file);
+    }
   });
 });

@@ -211,7 +211,7 @@ export function parseRule(rule: RuleText, variables: RuleVariables): Rule {
 }
 
 class RuleState {
-  msg = '';
+  msg: string | undefined;
   sid: number | undefined;
   rev = 0;
   gid = 1;
@@ -219,7 +219,10 @@ class RuleState {
   classPriority: number | undefined;
   category = '';
   priority: number | undefined;
-  flow: FlowConstraint | undefined;
+  /** Direction flags as Suricata adds them up over flow options (SIG_FLAG_TOSERVER / TOCLIENT). */
+  readonly flowDirections = { toServer: false, toClient: false };
+  /** The one flow option with more than a direction (Suricata allows only one of those). */
+  flowConditions: Omit<FlowConstraint, 'direction'> | undefined;
   readonly buffers: Array<{ buffer: ContentBuffer; contents: ContentDraft[]; at: number }> = [];
   current: { buffer: ContentBuffer; contents: ContentDraft[]; at: number } | undefined;
   lastContent: ContentDraft | undefined;
@@ -290,6 +293,7 @@ class RuleState {
     const v = value ?? '';
     switch (name) {
       case 'msg':
+        if (this.msg !== undefined) fault('E_RULE_SYNTAX', optionAt, 'msg is given twice');
         // Every backslash escapes the next character (Suricata follows Snort here).
         this.msg = v.replace(/\\(.)/gs, '$1');
         return;
@@ -335,9 +339,16 @@ class RuleState {
         this.priority = this.priority === undefined ? prio : Math.min(this.priority, prio);
         return;
       }
-      case 'flow':
-        this.flow = mergeFlow(this.flow, parseFlow(v, at));
+      case 'flow': {
+        // detect-flow.c: a flow option with conditions may not follow another one with conditions;
+        // a bare direction adds no condition, so any number of those may come first.
+        if (this.flowConditions) fault('E_RULE_SYNTAX', optionAt, 'a rule may have only one flow option with more than a direction');
+        const { direction, ...conditions } = parseFlow(v, at);
+        if (direction !== 'to_client') this.flowDirections.toServer = true;
+        if (direction !== 'to_server') this.flowDirections.toClient = true;
+        if (Object.keys(conditions).length > 0) this.flowConditions = conditions;
         return;
+      }
       case 'content': {
         const bytes = parseContentBytes(v, at);
         const content: ContentDraft = { bytes, negated, nocase: false, startsWith: false, endsWith: false };
@@ -443,24 +454,37 @@ class RuleState {
     for (const buffer of this.buffers) {
       if (buffer.contents.length === 0) fault('E_RULE_SYNTAX', buffer.at, `${buffer.buffer} is not followed by a content to match in it`);
     }
+    // DetectFlowSetupImplicit: keywords inspecting one direction narrow a flow that allows both,
+    // and conflict with a flow that allows only the other.
     const hasServer = this.directions.has('to_server');
     const hasClient = this.directions.has('to_client');
-    const flowDirection = this.flow?.direction;
-    if ((hasServer && hasClient) || (hasServer && flowDirection === 'to_client') || (hasClient && flowDirection === 'to_server')) {
-      fault('E_RULE_SYNTAX', 0, 'the rule mixes keywords with conflicting directions (to_server and to_client)');
+    const flags = { ...this.flowDirections };
+    const conflict = (): never => fault('E_RULE_SYNTAX', 0, 'the rule mixes keywords with conflicting directions (to_server and to_client)');
+    if (hasServer && hasClient) conflict();
+    if (hasServer) {
+      if (flags.toClient && !flags.toServer) conflict();
+      flags.toClient = false;
+      flags.toServer = true;
+    } else if (hasClient) {
+      if (flags.toServer && !flags.toClient) conflict();
+      flags.toServer = false;
+      flags.toClient = true;
     }
+    const direction = flags.toServer && !flags.toClient ? 'to_server' : flags.toClient && !flags.toServer ? 'to_client' : undefined;
+    const flow: FlowConstraint | undefined =
+      direction || this.flowConditions ? { ...(direction ? { direction } : {}), ...(this.flowConditions ?? {}) } : undefined;
     const impliedDirection = hasServer ? 'to_server' : hasClient ? 'to_client' : undefined;
     return {
       header,
       ...(this.appProtocol ? { appProtocol: this.appProtocol } : {}),
-      msg: this.msg,
+      msg: this.msg ?? '',
       sid: this.sid,
       rev: this.rev,
       gid: this.gid,
       ...(this.classtype ? { classtype: this.classtype } : {}),
       priority: this.priority ?? this.classPriority ?? 3,
       category: this.category,
-      ...(this.flow ? { flow: this.flow } : {}),
+      ...(flow ? { flow } : {}),
       ...(impliedDirection ? { impliedDirection } : {}),
       buffers: this.buffers.map(({ buffer, contents }): BufferMatch => ({ buffer, contents: contents.map((c) => ({ ...c })) })),
       modbus: this.modbus,
@@ -469,17 +493,6 @@ class RuleState {
       source: { line: rule.line, text: rule.text },
     };
   }
-}
-
-/**
- * Suricata 7 takes several flow options in one rule and adds their flags up: a later state or
- * stream condition joins the earlier; to_server with to_client means both directions, no condition.
- */
-function mergeFlow(earlier: FlowConstraint | undefined, later: FlowConstraint): FlowConstraint {
-  if (!earlier) return later;
-  const merged: { -readonly [K in keyof FlowConstraint]: FlowConstraint[K] } = { ...earlier, ...later };
-  if (earlier.direction && later.direction && earlier.direction !== later.direction) delete merged.direction;
-  return merged;
 }
 
 function strtoul32Shape(v: string): boolean {

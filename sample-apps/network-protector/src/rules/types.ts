@@ -41,7 +41,11 @@ export interface RuleHeader {
   readonly text: { readonly source: string; readonly sourcePorts: string; readonly destination: string; readonly destinationPorts: string };
 }
 
-/** `flow:`; every field is a condition that must hold, absent means "don't care". */
+/**
+ * `flow:` with the direction resolved as Suricata resolves it: direction flags of several flow
+ * options add up (to_server with to_client is both, no condition), and keywords that inspect only
+ * one direction narrow it. Every field is a condition that must hold; absent means "don't care".
+ */
 export interface FlowConstraint {
   readonly direction?: 'to_server' | 'to_client';
   readonly state?: 'established' | 'not_established' | 'stateless';
