@@ -162,6 +162,12 @@ describe('rule parser: the AST', () => {
     assert.deepEqual(rules[0]!.modbus, [{ function: 1 }]);
   });
 
+  it('content outside |hex| is the UTF-8 of the decoded text, as Suricata reads the rules file', () => {
+    const rule = one('alert mqtt any any -> any any (msg:"ü"; mqtt.publish.message; content:"ünï 𝄞|0a|"; sid:9;)');
+    assert.equal(rule.msg, 'ü');
+    assert.deepEqual(rule.buffers[0]!.contents[0]!.bytes, Uint8Array.from(Buffer.from('ünï 𝄞\n')));
+  });
+
   it('takes both lists with sids unique across them; an empty list is allowed', () => {
     const rules = parseRuleLists(
       [

@@ -23,7 +23,8 @@ export const RULE_LIMITS = {
 export const RESERVED_SID = 90000001;
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-const B64_INDEX = new Map([...B64].map((c, i) => [c, i]));
+const B64_INDEX = new Int16Array(128).fill(-1);
+for (let i = 0; i < B64.length; i++) B64_INDEX[B64.charCodeAt(i)] = i;
 
 /** Strict Base64 (RFC 4648 alphabet, padding optional, line breaks allowed) to UTF-8 text. */
 export function decodeRuleList(encoded: string, list: string): string {
@@ -41,8 +42,9 @@ export function decodeRuleList(encoded: string, list: string): string {
   let acc = 0;
   let bits = 0;
   for (let i = 0; i < body.length; i++) {
-    const v = B64_INDEX.get(body[i]!);
-    if (v === undefined) throw fail('E_RULE_ENCODING', `${list} is not valid Base64: "${body[i]}" at position ${i + 1}`, { list, position: i + 1 });
+    const code = body.charCodeAt(i);
+    const v = code < 128 ? B64_INDEX[code]! : -1;
+    if (v < 0) throw fail('E_RULE_ENCODING', `${list} is not valid Base64: "${body[i]}" at position ${i + 1}`, { list, position: i + 1 });
     acc = (acc << 6) | v;
     bits += 6;
     if (bits >= 8) {
@@ -55,7 +57,13 @@ export function decodeRuleList(encoded: string, list: string): string {
 
 /** Strict UTF-8 (no overlongs, no surrogates), reporting the line of a bad byte. */
 function decodeUtf8(bytes: Uint8Array, list: string): string {
+  // UTF-16 code units gathered in chunks: a string per character would cost more than the parse.
   const parts: string[] = [];
+  const units: number[] = [];
+  const flush = (): void => {
+    parts.push(String.fromCharCode(...units));
+    units.length = 0;
+  };
   let line = 1;
   let i = 0;
   const bad = (): never => {
@@ -68,7 +76,8 @@ function decodeUtf8(bytes: Uint8Array, list: string): string {
     let min: number;
     if (b < 0x80) {
       if (b === 0x0a) line++;
-      parts.push(String.fromCharCode(b));
+      units.push(b);
+      if (units.length >= 8192) flush();
       i++;
       continue;
     } else if (b >= 0xc2 && b < 0xe0) [code, need, min] = [b & 0x1f, 1, 0x80];
@@ -81,9 +90,12 @@ function decodeUtf8(bytes: Uint8Array, list: string): string {
       code = (code << 6) | (c! & 0x3f);
     }
     if (code < min || code > 0x10ffff || (code >= 0xd800 && code < 0xe000)) bad();
-    parts.push(String.fromCodePoint(code));
+    if (code >= 0x10000) units.push(0xd800 + ((code - 0x10000) >> 10), 0xdc00 + ((code - 0x10000) & 0x3ff));
+    else units.push(code);
+    if (units.length >= 8192) flush();
     i += need + 1;
   }
+  flush();
   return parts.join('');
 }
 
