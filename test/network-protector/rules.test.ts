@@ -246,6 +246,15 @@ describe('rule parser: refusals, each with its code, line and column', () => {
     refused('alert tcp any any -> any $HOME_NET (sid:1;)', 'E_RULE_VARIABLE', 1, 26);
   });
 
+  it('variables that refer to others twice over, 15 deep, are resolved once each, not 2^15 times per rule', () => {
+    const addresses: Record<string, string> = { V15: '127.0.0.1' };
+    for (let level = 14; level >= 0; level--) addresses[`V${level}`] = `[$V${level + 1},$V${level + 1}]`;
+    const text = Array.from({ length: 200 }, (_, i) => `alert tcp $V0 any -> any any (sid:${i + 1};)`).join('\n');
+    const rules = parseRuleLists([{ name: 'industrial_commands_rules', base64: b64(text) }], { addresses, ports: {} });
+    assert.equal(rules.length, 200);
+    assert.deepEqual(rules[199]!.header.source, { v4: [[0x7f000001, 0x7f000001]], v6: [] });
+  });
+
   it('E_RULE_MISSING_SID, E_RULE_DUPLICATE_SID (within and across lists), E_RULE_RESERVED_SID', () => {
     refused('alert tcp any any -> any any (msg:"no sid";)', 'E_RULE_MISSING_SID', 1);
     refused('alert tcp any any -> any any (sid:5;)\n\nalert tcp any any -> any any (sid:5;)', 'E_RULE_DUPLICATE_SID', 3);

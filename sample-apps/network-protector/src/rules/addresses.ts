@@ -115,6 +115,7 @@ export function parseAddresses(text: string, at: number, variables: Readonly<Rec
     isEmpty: (a) => a.v4.length === 0 && a.v6.length === 0,
     leaf: (word, wordAt) => leaf(word, wordAt, what),
     variable: (name) => (Object.hasOwn(variables, name) ? variables[name] : undefined),
+    resolved: resolvedFor(variables),
     negationInNegation: true,
   };
   const space = parseSetExpression(text, at, algebra);
@@ -122,4 +123,14 @@ export function parseAddresses(text: string, at: number, variables: Readonly<Rec
     v4: space.v4.map(([lo, hi]) => [Number(lo), Number(hi)] as const),
     v6: space.v6.map(([lo, hi]) => [lo.toString(16).padStart(32, '0'), hi.toString(16).padStart(32, '0')] as const),
   };
+}
+
+const resolvedCache = new WeakMap<object, Map<string, Space>>();
+function resolvedFor(variables: object): Map<string, Space> {
+  let cache = resolvedCache.get(variables);
+  if (!cache) {
+    cache = new Map();
+    resolvedCache.set(variables, cache);
+  }
+  return cache;
 }

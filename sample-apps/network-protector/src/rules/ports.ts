@@ -31,7 +31,18 @@ export function parsePorts(text: string, at: number, variables: Readonly<Record<
       return [[lo, hi]];
     },
     variable: (name) => (Object.hasOwn(variables, name) ? variables[name] : undefined),
+    resolved: resolvedFor(variables),
     negationInNegation: false,
   };
   return parseSetExpression(text, at, algebra).map(([lo, hi]) => [Number(lo), Number(hi)] as const);
+}
+
+const resolvedCache = new WeakMap<object, Map<string, Ranges>>();
+function resolvedFor(variables: object): Map<string, Ranges> {
+  let cache = resolvedCache.get(variables);
+  if (!cache) {
+    cache = new Map();
+    resolvedCache.set(variables, cache);
+  }
+  return cache;
 }

@@ -52,6 +52,12 @@ export interface SetAlgebra<T> {
   readonly what: string;
   /** Suricata's port lists refuse a negation inside a negated list; its address lists take it. */
   readonly negationInNegation: boolean;
+  /**
+   * Resolved variables, shared by every rule parsed with the same variables: a variable is parsed
+   * once, so values that refer to others many times over (`[$A,$A]`, 16 deep) cost no more than
+   * one parse each instead of doubling per level.
+   */
+  readonly resolved: Map<string, T>;
 }
 
 const MAX_VARIABLE_DEPTH = 16;
@@ -138,9 +144,14 @@ class SetParser<T> {
       const name = word.slice(1);
       const value = algebra.variable(name);
       if (value === undefined) fault('E_RULE_VARIABLE', s.base + start, `the variable "${word}" is not defined for the ${algebra.what}`);
-      if (s.varDepth >= MAX_VARIABLE_DEPTH) fault('E_RULE_VARIABLE', s.base + start, `the variable "${word}" refers to itself, directly or through others`);
+      if (s.varDepth >= MAX_VARIABLE_DEPTH)
+        fault('E_RULE_VARIABLE', s.base + start, `the variable "${word}" refers to itself, or variables nest deeper than ${MAX_VARIABLE_DEPTH}`);
+      const known = algebra.resolved.get(name);
+      if (known !== undefined) return known;
       try {
-        return this.parseTop(value.trim(), s.base + start, s.varDepth + 1);
+        const resolved = this.parseTop(value.trim(), s.base + start, s.varDepth + 1);
+        algebra.resolved.set(name, resolved);
+        return resolved;
       } catch (error) {
         // A fault inside a variable's value points at the variable's use.
         if (error instanceof RuleFault) fault(error.code, s.base + start, `in "${word}": ${error.message}`);

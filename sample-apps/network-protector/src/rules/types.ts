@@ -225,7 +225,10 @@ export interface Rule {
   readonly source: RuleSource;
 }
 
-/** `$NAME` values from the configuration: addresses and ports are separate name spaces, as in Suricata. */
+/**
+ * `$NAME` values from the configuration: addresses and ports are separate name spaces, as in
+ * Suricata. Treated as immutable: resolved values are cached per object.
+ */
 export interface RuleVariables {
   readonly addresses: Readonly<Record<string, string>>;
   readonly ports: Readonly<Record<string, string>>;
