@@ -80,6 +80,21 @@ export const ERROR_CODES = {
   // Configuration
   E_CONFIG: { status: 422, summary: 'The configuration is not valid.' },
 
+  // Network Protector's rule lists (Suricata's rule language). Every refusal names the line and
+  // column in the decoded list; the list is taken whole or not at all.
+  E_RULE_ENCODING: { status: 422, summary: 'A rule list is not Base64 of UTF-8 text.' },
+  E_RULE_SYNTAX: { status: 422, summary: 'A rule does not follow the rule syntax.' },
+  E_RULE_STRING: { status: 422, summary: 'A quoted string in a rule is not terminated or not closed where it should be.' },
+  E_RULE_BRACKETS: { status: 422, summary: 'A list in a rule has unbalanced brackets.' },
+  E_RULE_KEYWORD: { status: 422, summary: 'A rule uses a keyword the gateway does not know.' },
+  E_RULE_VALUE: { status: 422, summary: "A rule keyword's value is not valid." },
+  E_RULE_RANGE: { status: 422, summary: 'A number or range in a rule is out of bounds or empty.' },
+  E_RULE_VARIABLE: { status: 422, summary: 'A rule uses a variable the configuration does not define, or one that refers to itself.' },
+  E_RULE_MISSING_SID: { status: 422, summary: 'A rule has no sid.' },
+  E_RULE_DUPLICATE_SID: { status: 422, summary: 'Two rules have the same sid.' },
+  E_RULE_RESERVED_SID: { status: 422, summary: 'A rule uses a sid reserved for the gateway.' },
+  E_RULE_LIMIT: { status: 413, summary: 'A rule list has more rules, or a rule more bytes, than the gateway accepts.' },
+
   // Storage
   E_STORAGE_KEY: { status: 400, summary: 'The storage key is not valid.' },
   E_STORAGE_VALUE: { status: 400, summary: 'A stored value is a string or bytes.' },
