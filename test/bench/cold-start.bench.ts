@@ -6,29 +6,22 @@ import ivm from 'isolated-vm';
 import { createAppSandbox } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { fakeHost, jsonBatch } from '../fixtures/fake-host.js';
+import { sampleManifest } from '../fixtures/packages.js';
 import { type BenchResult, compare } from './harness.js';
 
 const FILLER = Array.from({ length: 2100 }, (_, i) => `export function f${i}(x) { return x * ${i} + ${i % 7}; }`).join('\n');
 const APP = `import { on, emit } from 'isogate:sdk';\n${FILLER}\non('in', (m) => emit('out', m));\n`;
 const BARE = `${FILLER}\nglobalThis.handle = (m) => m;\n`;
 
-const MANIFEST: AppManifest = {
-  manifestVersion: 1,
+const MANIFEST: AppManifest = sampleManifest({
   package_id: 'dev.isogate.bench.cold',
-  name: 'cold',
-  title: 'Cold',
-  version: '1.0.0',
   publisher: 'bench',
-  type: 'service',
-  buildSdkVersion: '1.0.0',
-  entry: 'app/main.js',
-  networkZone: 'lan',
   resources: { memoryMb: 64, cpuMsPerEvent: 1000, storageMb: 1 },
   endpoints: [
     { name: 'in', direction: 'destination', dataType: 't', format: 'json' },
     { name: 'out', direction: 'source', dataType: 't', format: 'json' },
   ],
-};
+});
 
 export default async function coldStartBench(): Promise<BenchResult[]> {
   return [

@@ -4,8 +4,8 @@
  */
 import { startGateway } from '../../platform/main.js';
 import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.js';
-import type { AppManifest } from '../../sdk/manifest.js';
 import { fakeHost } from '../fixtures/fake-host.js';
+import { sampleManifest } from '../fixtures/packages.js';
 
 const APPS = 20;
 
@@ -21,19 +21,12 @@ const gateway = await startGateway({ dataDir: process.argv[2]! });
 const empty = await settledRss();
 const apps: AppSandbox[] = [];
 for (let i = 0; i < APPS; i += 1) {
-  const manifest: AppManifest = {
-    manifestVersion: 1,
+  const manifest = sampleManifest({
     package_id: `dev.isogate.bench.small${i}`,
     name: `small${i}`,
-    title: 'Small',
-    version: '1.0.0',
     publisher: 'bench',
-    type: 'service',
-    buildSdkVersion: '1.0.0',
-    entry: 'app/main.js',
-    networkZone: 'lan',
     resources: { memoryMb: 16, cpuMsPerEvent: 100, storageMb: 1 },
-  };
+  });
   const sandbox = await createAppSandbox({
     manifest,
     host: fakeHost(manifest.package_id),

@@ -18,6 +18,7 @@ import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.
 import { EMIT_WAITING_BYTES } from '../../platform/sandbox/protocol.js';
 import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
 import { fakeHost, jsonBatch } from '../fixtures/fake-host.js';
+import { sampleManifest } from '../fixtures/packages.js';
 
 export type Format = 'json' | 'binary';
 
@@ -60,20 +61,14 @@ export function jsonBase(bytes: number): Record<string, unknown> {
   return base;
 }
 
-const manifest = (id: string, endpoints: EndpointDeclaration[]): AppManifest => ({
-  manifestVersion: 1,
-  package_id: id,
-  name: id.split('.').at(-1)!,
-  title: id,
-  version: '1.0.0',
-  publisher: 'bench',
-  type: 'service',
-  buildSdkVersion: '1.0.0',
-  entry: 'app/main.js',
-  networkZone: 'lan',
-  resources: { memoryMb: 128, cpuMsPerEvent: 10_000, storageMb: 1 },
-  endpoints,
-});
+const manifest = (id: string, endpoints: EndpointDeclaration[]): AppManifest =>
+  sampleManifest({
+    package_id: id,
+    name: id.split('.').at(-1)!,
+    publisher: 'bench',
+    resources: { memoryMb: 128, cpuMsPerEvent: 10_000, storageMb: 1 },
+    endpoints,
+  });
 
 const SOURCE_APP = `import { on, emit, log } from 'isogate:sdk';
 on('trigger', (t) => {

@@ -18,6 +18,7 @@ import { createAppSandbox } from '../../platform/sandbox/index.js';
 import { StorageService, ValueCache } from '../../platform/storage/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { fakeHost, jsonBatch } from '../fixtures/fake-host.js';
+import { sampleManifest } from '../fixtures/packages.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { type BenchResult, compare } from './harness.js';
 
@@ -72,20 +73,13 @@ class PlainLog {
   }
 }
 
-const manifest = (packageId: string): AppManifest => ({
-  manifestVersion: 1,
-  package_id: packageId,
-  name: 'store',
-  title: 'Store',
-  version: '1.0.0',
-  publisher: 'bench',
-  type: 'service',
-  buildSdkVersion: '1.0.0',
-  entry: 'app/main.js',
-  networkZone: 'lan',
-  resources: { memoryMb: 32, cpuMsPerEvent: 10_000, storageMb: QUOTA / 1024 / 1024 },
-  endpoints: [{ name: 'go', direction: 'destination', dataType: 'bench.go', format: 'json' }],
-});
+const manifest = (packageId: string): AppManifest =>
+  sampleManifest({
+    package_id: packageId,
+    publisher: 'bench',
+    resources: { memoryMb: 32, cpuMsPerEvent: 10_000, storageMb: QUOTA / 1024 / 1024 },
+    endpoints: [{ name: 'go', direction: 'destination', dataType: 'bench.go', format: 'json' }],
+  });
 
 const APP = `import { on, storage, log } from 'isogate:sdk';
 on('go', () => {
