@@ -191,7 +191,15 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     settled = false;
     promise: Promise<void> | undefined = undefined;
     settle: ((error: CodedError | undefined) => void) | undefined = undefined;
-    constructor(readonly endpoint: string) {}
+    /**
+     * The receipt is also the message's place in the outbox until its batch is sent: one object
+     * per emit, not two (waiting emits survive scavenges, and what survives is what GC costs).
+     */
+    constructor(
+      readonly endpoint: string,
+      public payload: string | Uint8Array | undefined,
+      readonly size: number,
+    ) {}
     observe(): Promise<void> {
       if (!this.promise) {
         if (this.settled) this.promise = this.refusal ? Promise.reject(this.refusal) : Promise.resolve();
@@ -230,13 +238,7 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   // is in flight at a time: the next is sent once the host answered the last, which it does when
   // the messages are queued on their routes, so a full route slows the source down here, in its
   // own heap. Past EMIT_WAITING_* (sent and unanswered, or not sent yet) emit refuses at once.
-  interface Pending {
-    endpoint: string;
-    payload: string | Uint8Array;
-    size: number;
-    receipt: Emitted;
-  }
-  let unsent: Pending[] = [];
+  let unsent: Emitted[] = [];
   let unsentBytes = 0;
   let waitingMessages = 0;
   let waitingBytes = 0;
@@ -270,7 +272,10 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       let end = start;
       if (sources.get(endpoint)!.format === 'binary') {
         const messages: Uint8Array[] = [];
-        for (; end < batch.length && batch[end]!.endpoint === endpoint; end += 1) messages.push(batch[end]!.payload as Uint8Array);
+        for (; end < batch.length && batch[end]!.endpoint === endpoint; end += 1) {
+          messages.push(batch[end]!.payload as Uint8Array);
+          batch[end]!.payload = undefined;
+        }
         runs.push([endpoint, messages] satisfies BinaryRun);
       } else {
         let text = '';
@@ -279,6 +284,7 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
           const payload = batch[end]!.payload as string;
           text += payload;
           lengths.push(payload.length);
+          batch[end]!.payload = undefined;
         }
         runs.push([endpoint, text, lengths] satisfies TextRun);
       }
@@ -296,11 +302,11 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
         const byIndex = new Map<number, CodedError>();
         for (const [index, code, message] of answer) byIndex.set(index, codedError(code, message));
         done();
-        for (let index = 0; index < batch.length; index += 1) settleEmit(batch[index]!.receipt, byIndex.get(index));
+        for (let index = 0; index < batch.length; index += 1) settleEmit(batch[index]!, byIndex.get(index));
       },
       (error: CodedError) => {
         done();
-        for (const pending of batch) settleEmit(pending.receipt, error);
+        for (const pending of batch) settleEmit(pending, error);
       },
     );
   }
@@ -313,8 +319,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     if (waitingMessages > 0 && (waitingMessages >= EMIT_WAITING_MESSAGES || waitingBytes + size > EMIT_WAITING_BYTES)) {
       throw refused(refusals.emitsWaiting(endpoint));
     }
-    const receipt = new Emitted(endpoint);
-    unsent.push({ endpoint, payload, size, receipt });
+    const receipt = new Emitted(endpoint, payload, size);
+    unsent.push(receipt);
     unsentBytes += size;
     waitingMessages += 1;
     waitingBytes += size;
