@@ -7,7 +7,8 @@
  * Where each check happens, and why it cannot be skipped:
  * - Size, on every message, here: from the lengths alone (UTF-8 needs at most three bytes per
  *   UTF-16 unit), measured only for a message that could be over.
- * - Well-formed text (no lone surrogate, so every message is valid UTF-8), here, once per run.
+ * - Well-formed text (no lone surrogate, so every message is valid UTF-8), here, once per run,
+ *   and at each boundary between two messages (a pair split in two is two lone surrogates).
  * - The endpoint's JSON Schema, here, on json endpoints that declare one: the source must hear
  *   that its message was refused, and only the host sees every message before any destination.
  *   This is the one check that parses on the main thread, and it costs in proportion to the
@@ -50,9 +51,12 @@ export function admit(run: CheckedRun, first: number): { segment: Segment; refus
     const length = lengths[index]!;
     const start = offset;
     offset += length;
-    if (length * MAX_UTF8_PER_UNIT <= limit && wellFormed && !validate) continue;
+    // A well-formed run can still split a surrogate pair between two of its messages.
+    const splitsPair = wellFormed && length > 0 && (isLowSurrogate(text.charCodeAt(start)) || isHighSurrogate(text.charCodeAt(offset - 1)));
+    if (length * MAX_UTF8_PER_UNIT <= limit && wellFormed && !splitsPair && !validate) continue;
     const message = text.slice(start, offset);
     try {
+      if (splitsPair) throw fail('E_MESSAGE', loneSurrogate(endpoint));
       if (length * MAX_UTF8_PER_UNIT > limit) {
         const bytes = Buffer.byteLength(message);
         if (bytes > limit) throw fail('E_MESSAGE_SIZE', tooLarge(endpoint, limit, bytes));
@@ -93,6 +97,10 @@ function checkAgainstSchema(endpoint: EndpointDeclaration, message: string, vali
   }
   assertValid(validate, value, 'E_MESSAGE', `The message on "${endpoint.name}"`);
 }
+
+const isHighSurrogate = (unit: number): boolean => unit >= 0xd800 && unit <= 0xdbff;
+const isLowSurrogate = (unit: number): boolean => unit >= 0xdc00 && unit <= 0xdfff;
+const loneSurrogate = (endpoint: EndpointDeclaration): string => `A message on "${endpoint.name}" is not valid UTF-8 text: it has a lone surrogate`;
 
 function tooLarge(endpoint: EndpointDeclaration, limit: number, bytes: number): string {
   return `A message on "${endpoint.name}" is at most ${limit} bytes; this one is ${bytes}`;

@@ -160,17 +160,25 @@ export class Router {
         appBudget = new ByteBudget(this.#options.appQueueBytes?.(app) ?? memoryMb * 1024 * 1024);
         this.#appBudgets.set(app, appBudget);
       }
-      const lane = new Lane(route.overflow ?? 'block', [new ByteBudget(route.queue_bytes ?? this.#options.routeQueueBytes), appBudget, this.#gatewayBudget], {
-        released: () => this.#pumpWaiting(),
-        dropping: (policy, dropped) =>
-          this.#options.appLog(
-            app,
-            2,
-            `Route ${route.id} to ${endKey(route.destination)} is full (${lane.bound} bytes): dropping the ${policy === 'drop-oldest' ? 'oldest' : 'newest'} messages (${dropped} so far in this burst)`,
-          ),
-        burstEnded: (dropped) =>
-          this.#options.appLog(app, 2, `Route ${route.id} to ${endKey(route.destination)}: ${dropped} messages dropped in the last burst`),
-      });
+      const destination = endKey(route.destination);
+      const lane: Lane = new Lane(
+        route.overflow ?? 'block',
+        [new ByteBudget(route.queue_bytes ?? this.#options.routeQueueBytes), appBudget, this.#gatewayBudget],
+        {
+          released: () => this.#pumpWaiting(),
+          dropped: (count) => {
+            this.#counters(destination).dropped += count;
+          },
+          dropping: (policy: OverflowPolicy, dropped: number): void =>
+            this.#options.appLog(
+              app,
+              2,
+              `Route ${route.id} to ${endKey(route.destination)} is full (${lane.bound} bytes): dropping the ${policy === 'drop-oldest' ? 'oldest' : 'newest'} messages (${dropped} so far in this burst)`,
+            ),
+          burstEnded: (dropped) =>
+            this.#options.appLog(app, 2, `Route ${route.id} to ${endKey(route.destination)}: ${dropped} messages dropped in the last burst`),
+        },
+      );
       entry = { lane, draining: false, lastBlockedWarning: 0, lastInvalidWarning: 0 };
       this.#lanes.set(route.id, entry);
     }
@@ -341,7 +349,10 @@ export class Router {
     if (change.source || change.destination) this.#closeLane(id);
     else {
       const updated = this.#routes().find((r) => r.id === id)!;
-      this.#lanes.get(id)?.lane.reconfigure(updated.overflow ?? 'block', updated.queue_bytes ?? this.#options.routeQueueBytes);
+      const lane = this.#lanes.get(id)?.lane;
+      lane?.reconfigure(updated.overflow ?? 'block', updated.queue_bytes ?? this.#options.routeQueueBytes);
+      // A disabled route carries nothing new: sources waiting on it go on (their messages dropped, counted).
+      if (!updated.active) lane?.dropWaiting();
     }
     await this.#options.audit.record('routesChanged', {}, { action: 'update', id, change });
     return this.get(id);
@@ -393,15 +404,18 @@ export class Router {
       }
       counters.emitted += messageCount(segment);
       if (messageCount(segment) === 0) continue;
+      // Offered to every route at once: a full route slows the source, but does not keep the
+      // source's other routes waiting for it.
+      const waits: Promise<void>[] = [];
       for (const route of this.#routesFrom(source)) {
         const entry = this.#routeLane(route);
         const queued = entry.lane.offer(segment);
         this.#drain(route, entry);
         if (!queued) continue;
         this.#warnBlocked(route, entry);
-        await queued;
-        this.#drain(route, entry);
+        waits.push(queued.then(() => this.#drain(route, entry)));
       }
+      if (waits.length > 0) await Promise.all(waits);
     }
     return refusals;
   }
@@ -492,8 +506,16 @@ export class Router {
     }
   }
 
-  appStopped(_packageId: string): void {
-    // Queued messages wait, within the bounds, for the destination to come back.
+  /**
+   * Queued messages wait, within the bounds, for a stopped destination to come back. A stopped
+   * source's offers still waiting for room are let go: nobody awaits them any more, and a
+   * restarted source must not add its new batches to the old ones (their messages are counted
+   * as dropped: they were never acknowledged).
+   */
+  appStopped(packageId: string): void {
+    for (const route of this.#routes()) {
+      if (route.source.application_id === packageId) this.#lanes.get(route.id)?.lane.dropWaiting();
+    }
   }
 
   /**

@@ -8,7 +8,7 @@
  * holds the offer until there is room, which is how the source's emit is slowed down;
  * `drop-oldest` and `drop-newest` make room or refuse, and count every message they drop.
  */
-import { messageCount, messagesWithin, type Segment, splitSegment } from './segment.js';
+import { headOf, messageCount, messagesWithin, type Segment } from './segment.js';
 
 export type OverflowPolicy = 'block' | 'drop-oldest' | 'drop-newest';
 export const OVERFLOW_POLICIES: readonly OverflowPolicy[] = ['block', 'drop-oldest', 'drop-newest'];
@@ -38,6 +38,8 @@ export interface LaneCounters {
 export interface LaneEvents {
   /** Bytes were released: offers waiting on a shared budget in other lanes may fit now. */
   released(): void;
+  /** Every drop, as it happens (the destination endpoint's counters). */
+  dropped(count: number): void;
   /** The first drop of a burst, and the burst's total once the queue has drained. */
   dropping(policy: OverflowPolicy, dropped: number): void;
   burstEnded(dropped: number): void;
@@ -114,7 +116,7 @@ export class Lane {
       return undefined;
     }
     const fitting = messagesWithin(segment, this.#room());
-    if (fitting > 0) this.#push(splitSegment(segment, fitting)[0]);
+    if (fitting > 0) this.#push(headOf(segment, fitting));
     this.#dropped(messageCount(segment) - fitting);
     return undefined;
   }
@@ -172,13 +174,34 @@ export class Lane {
       bytes += segment.bytes;
       messages += messageCount(segment);
     }
+    messages += this.releaseWaiters();
+    if (messages > 0) {
+      this.counters.dropped += messages;
+      this.events.dropped(messages);
+    }
+    this.#release(bytes);
+    return messages;
+  }
+
+  /**
+   * Lets go of offers waiting for room (their source stopped, or the route was disabled): their
+   * messages are not queued; the count is returned, and counted as dropped by the caller.
+   */
+  releaseWaiters(): number {
+    let messages = 0;
     for (const waiter of this.#waiters.splice(0)) {
       messages += messageCount(waiter.segment);
       waiter.resolve();
     }
-    this.counters.dropped += messages;
-    this.#release(bytes);
     return messages;
+  }
+
+  /** `releaseWaiters`, counted as dropped. */
+  dropWaiting(): void {
+    const messages = this.releaseWaiters();
+    if (messages === 0) return;
+    this.counters.dropped += messages;
+    this.events.dropped(messages);
   }
 
   /** The route is gone: nothing more is queued, and offers waiting are released. */
@@ -235,34 +258,25 @@ export class Lane {
     this.events.released();
   }
 
-  /** Drops queued messages from the head until `bytes` more would fit (or nothing is left to drop). */
+  /**
+   * Drops queued runs from the head until `bytes` more would fit (or nothing is left to drop).
+   * Whole runs, as they were queued: splitting one would copy what is kept of it on every offer.
+   */
   #dropOldest(bytes: number): void {
-    const before = this.#heldBytes;
+    let released = false;
     while (this.#head < this.#queue.length && !this.#fits(bytes)) {
-      const head = this.#queue[this.#head]!;
-      // Only as many of the head's messages as the new ones need, not the whole run.
-      const needed = Math.max(...this.budgets.map((budget) => budget.used + bytes - budget.limit));
-      const count = messageCount(head);
-      let drop = count;
-      if (needed < head.bytes) drop = Math.min(count, messagesWithin(head, needed) + 1);
-      if (drop < count) {
-        const kept = splitSegment(head, drop)[1];
-        this.#queue[this.#head] = kept;
-        this.#queuedMessages -= drop;
-        this.#unhold(head.bytes - kept.bytes);
-        this.#dropped(drop);
-        continue;
-      }
-      this.#shift();
+      const head = this.#shift();
       this.#unhold(head.bytes);
-      this.#dropped(count);
+      this.#dropped(messageCount(head));
+      released = true;
     }
-    if (this.#heldBytes < before) this.events.released();
+    if (released) this.events.released();
   }
 
   #dropped(count: number): void {
     if (count <= 0) return;
     this.counters.dropped += count;
+    this.events.dropped(count);
     if (this.#burstDropped === 0) this.events.dropping(this.policy, count);
     this.#burstDropped += count;
   }

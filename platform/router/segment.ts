@@ -23,35 +23,46 @@ export interface BinarySegment {
 
 export const messageCount = (segment: Segment): number => ('messages' in segment ? segment.messages.length : segment.lengths.length);
 
+/**
+ * What the host holds beside the bytes themselves, charged too: an empty message is not free
+ * (its length entry, its Uint8Array object), so no number of them fits in a bound for nothing.
+ */
+export const OVERHEAD_BYTES = Object.freeze({ segment: 64, textMessage: 16, binaryMessage: 128 });
+
 export function textSegment(text: string, lengths: readonly number[]): TextSegment {
-  return { text, lengths, bytes: Buffer.byteLength(text) };
+  return { text, lengths, bytes: Buffer.byteLength(text) + OVERHEAD_BYTES.segment + OVERHEAD_BYTES.textMessage * lengths.length };
 }
 
 export function binarySegment(messages: readonly Uint8Array[]): BinarySegment {
-  let bytes = 0;
+  let bytes = OVERHEAD_BYTES.segment + OVERHEAD_BYTES.binaryMessage * messages.length;
   for (const message of messages) bytes += message.byteLength;
   return { messages, bytes };
 }
 
-/** The first `count` messages and the rest, each with its own byte count (the slow path). */
-export function splitSegment(segment: Segment, count: number): [Segment, Segment] {
-  if ('messages' in segment) return [binarySegment(segment.messages.slice(0, count)), binarySegment(segment.messages.slice(count))];
+/**
+ * The first `count` messages of a segment, as a segment of their own that holds only them: a
+ * slice of a string keeps its whole parent alive in V8, so the text is copied (the slow path of
+ * a drop policy, in proportion to what is kept).
+ */
+export function headOf(segment: Segment, count: number): Segment {
+  if ('messages' in segment) return binarySegment(segment.messages.slice(0, count));
   let offset = 0;
   for (let index = 0; index < count; index += 1) offset += segment.lengths[index]!;
-  return [textSegment(segment.text.slice(0, offset), segment.lengths.slice(0, count)), textSegment(segment.text.slice(offset), segment.lengths.slice(count))];
+  const copy = Buffer.from(segment.text.slice(0, offset), 'utf16le').toString('utf16le');
+  return textSegment(copy, segment.lengths.slice(0, count));
 }
 
-/** How many of the segment's first messages fit in `room` bytes. */
+/** How many of the segment's first messages fit, as a segment of their own, in `room` bytes. */
 export function messagesWithin(segment: Segment, room: number): number {
-  let used = 0;
+  let used = OVERHEAD_BYTES.segment;
   let offset = 0;
   const count = messageCount(segment);
   for (let index = 0; index < count; index += 1) {
     let size: number;
-    if ('messages' in segment) size = segment.messages[index]!.byteLength;
+    if ('messages' in segment) size = segment.messages[index]!.byteLength + OVERHEAD_BYTES.binaryMessage;
     else {
       const length = segment.lengths[index]!;
-      size = Buffer.byteLength(segment.text.slice(offset, offset + length));
+      size = Buffer.byteLength(segment.text.slice(offset, offset + length)) + OVERHEAD_BYTES.textMessage;
       offset += length;
     }
     if (used + size > room) return index;

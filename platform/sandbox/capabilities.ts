@@ -32,6 +32,8 @@ export const PLATFORM_LIMITS = Object.freeze({
   defaultMaxMessageBytes: 256 * 1024,
   /** How long top-level code may take, host calls included, before the launch counts as failed. */
   startDeadlineMs: 10_000,
+  /** Wall time a destination may take over one batch of messages, awaiting included. */
+  deliverDeadlineMs: 30_000,
 });
 
 export interface AppGrants {

@@ -44,6 +44,8 @@ export interface SandboxLimits {
   minIntervalMs: number;
   /** How often the watchdog samples CPU time. */
   watchdogIntervalMs: number;
+  /** Wall time a destination may take over one batch, awaiting included, before it counts as failed. */
+  deliverDeadlineMs: number;
 }
 
 export interface SandboxOptions {
@@ -136,6 +138,7 @@ class IsolateSandbox implements AppSandbox {
       maxTimers: PLATFORM_LIMITS.maxTimers,
       minIntervalMs: PLATFORM_LIMITS.minIntervalMs,
       watchdogIntervalMs: 50,
+      deliverDeadlineMs: PLATFORM_LIMITS.deliverDeadlineMs,
       ...options.limits,
     };
     this.#isolate = new ivm.Isolate({ memoryLimit: this.#grants.limits.memoryMb });
@@ -395,17 +398,32 @@ class IsolateSandbox implements AppSandbox {
     const guest = this.#live();
     checkHandler(this.#grants, endpoint);
     const count = 'messages' in batch ? batch.messages.length : batch.lengths.length;
+    let deadline: NodeJS.Timeout | undefined;
     try {
       // json and text cross as one text and its lengths: one copy, parsed message by message in the guest.
-      return await guest.deliver.apply(undefined, [endpoint, batch], {
+      const handled = guest.deliver.apply(undefined, [endpoint, batch], {
         timeout: this.#cpuMs * Math.max(1, count),
         arguments: { copy: true },
         result: { promise: true, copy: true },
       });
+      // isolated-vm's timeout counts the isolate's own running time; a handler awaiting a promise
+      // that never settles runs for none, and would hold its route (and its sources) forever.
+      const hung = new Promise<never>((_, reject) => {
+        deadline = setTimeout(
+          () => reject(Object.assign(new Error(`did not finish handling a batch within ${this.#limits.deliverDeadlineMs} ms`), { hung: true })),
+          this.#limits.deliverDeadlineMs,
+        );
+      });
+      return checkedDeliverResult(await Promise.race([handled, hung]), count);
     } catch (error) {
-      const failure = this.#classify(error);
+      // Stopped (or replaced) while it handled the batch: not the batch's fault, and the router
+      // puts it back first in line for the next start. Handlers that already ran see it again.
+      if (this.#disposed && !this.#failure) throw fail('E_STATE', `${this.options.manifest.package_id} stopped while handling a batch`);
+      const failure = (error as { hung?: boolean }).hung ? { code: 'E_APP_FAILED' as const, message: (error as Error).message } : this.#classify(error);
       this.#fail(failure);
       throw fail(failure.code, failure.message);
+    } finally {
+      clearTimeout(deadline);
     }
   }
 
@@ -526,6 +544,27 @@ class IsolateSandbox implements AppSandbox {
     }, this.#limits.watchdogIntervalMs);
     this.#watchdog.unref();
   }
+}
+
+/**
+ * What a destination says of a batch, checked: it runs the app's own SDK, which the app can
+ * change, so its indexes are unique integers within the batch or the answer is not believed.
+ */
+function checkedDeliverResult(result: unknown, count: number): DeliverResult {
+  const indexes = (value: unknown): number[] => {
+    if (!Array.isArray(value) || value.length > count) throw new Error('a forged delivery result');
+    const seen = new Set<number>();
+    for (const index of value) {
+      if (!Number.isSafeInteger(index) || index < 0 || index >= count || seen.has(index)) throw new Error('a forged delivery result');
+      seen.add(index);
+    }
+    return [...seen];
+  };
+  const { invalid, failed } = (result ?? {}) as { invalid?: unknown; failed?: unknown };
+  const checked = { invalid: indexes(invalid), failed: indexes(failed) };
+  const failedSet = new Set(checked.failed);
+  if (checked.invalid.some((index) => failedSet.has(index))) throw new Error('a forged delivery result');
+  return checked;
 }
 
 export async function createAppSandbox(options: SandboxOptions): Promise<AppSandbox> {

@@ -65,7 +65,10 @@ export const unit = check('nothing', (value): value is undefined => value === un
  */
 export const bytes: Codec<Uint8Array> = codec('bytes (a Uint8Array)', (value) => {
   if (!(value instanceof Uint8Array)) throw new Mismatch('', 'bytes (a Uint8Array)');
-  return value.buffer instanceof ArrayBuffer ? value : new Uint8Array(value);
+  // isolated-vm copies the whole buffer behind a view: a 1-byte view of an 8 MiB buffer would
+  // hold 8 MiB on the host while counting 1. Only a view that is its whole buffer is kept.
+  const whole = value.buffer instanceof ArrayBuffer && value.byteOffset === 0 && value.byteLength === value.buffer.byteLength;
+  return whole ? value : value.slice();
 });
 
 export function literal<const T extends readonly (string | number | boolean)[]>(...values: T): Codec<T[number]> {
@@ -97,7 +100,13 @@ export function union<A, B>(a: Codec<A>, b: Codec<B>): Codec<A | B> {
 export function array<T>(item: Codec<T>, max: number): Codec<T[]> {
   return codec(`a list of at most ${max} of ${item.expected}`, (value) => {
     if (!Array.isArray(value) || value.length > max) throw new Mismatch('', `a list of at most ${max} of ${item.expected}`);
-    return value.map((entry, index) => within(`[${index}]`, () => item.decode(entry)) as T);
+    // Holes survive the copy, and map would skip them: every index is decoded.
+    const decoded: T[] = [];
+    for (let index = 0; index < value.length; index += 1) {
+      if (!(index in value)) throw new Mismatch(`[${index}]`, item.expected);
+      decoded.push(within(`[${index}]`, () => item.decode(value[index])) as T);
+    }
+    return decoded;
   });
 }
 

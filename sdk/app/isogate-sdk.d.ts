@@ -35,7 +35,9 @@ declare module 'isogate:sdk' {
    * a route is full, so a source that awaits its emits is slowed down to what its destinations
    * take. Messages not yet answered wait in the app's own memory; past 8192 of them or 16 MiB,
    * `emit` throws at once E_BACKPRESSURE ("the routes from "X" are full; await emit's result to
-   * be slowed down instead") rather than grow without bound.
+   * be slowed down instead") rather than grow without bound. Inside a handler, awaiting an emit
+   * whose route leads back (directly or not) to this app can wait on itself while both routes are
+   * full: emit there without awaiting, or await outside the handler.
    */
   export function emit(endpoint: string, message: unknown): Emitted;
 
