@@ -100,6 +100,9 @@ export const ERROR_CODES = {
   E_MESSAGE: { status: 422, summary: 'The message is not valid for its endpoint.' },
   E_MESSAGE_SIZE: { status: 413, summary: 'The message is too large.' },
 
+  // Traffic: captures read by the offline replay
+  E_PCAP: { status: 422, summary: 'The capture is not a classic pcap file the replay reads (its header, link type or a record header is wrong).' },
+
   // Egress and certificates. What each egress code means to an app, and nothing else:
   //   E_CAPABILITY (above)   the manifest declares no such target (the sandbox's check);
   //   E_EGRESS_TARGET        the same, refused by the terminator itself (a host calling it directly);
