@@ -7,10 +7,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { replayPcap } from '../../platform/traffic/replay.js';
 import { fromEve, fromReplay, normalized } from '../fixtures/eve-compare.js';
+import { mbap, mqttPacket, mqttString } from '../fixtures/frames.js';
 import { PcapBuilder } from '../fixtures/pcap.js';
 import { suricataEve } from '../fixtures/suricata.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
-import { mbap, mqttPacket, mqttString } from '../fixtures/frames.js';
 
 const SERVER_PORTS = [502, 1883];
 
@@ -37,30 +37,90 @@ describe('protocol parsers against Suricata 7 (crafted captures)', function () {
     const cap = new PcapBuilder();
     const c = cap.connection({ port: 502 }).handshake();
     const pairs: [number[], number[]][] = [
-      [[1, 0, 0, 0, 10], [1, 2, 0xff, 3]],
-      [[2, 0, 0, 0, 8], [2, 1, 0x55]],
-      [[3, 0, 0, 0, 2], [3, 4, 0, 1, 0, 2]],
-      [[4, 0, 0, 0, 1], [4, 2, 0, 9]],
-      [[5, 0, 4, 0xff, 0], [5, 0, 4, 0xff, 0]],
-      [[6, 0, 3, 0, 77], [6, 0, 3, 0, 77]],
+      [
+        [1, 0, 0, 0, 10],
+        [1, 2, 0xff, 3],
+      ],
+      [
+        [2, 0, 0, 0, 8],
+        [2, 1, 0x55],
+      ],
+      [
+        [3, 0, 0, 0, 2],
+        [3, 4, 0, 1, 0, 2],
+      ],
+      [
+        [4, 0, 0, 0, 1],
+        [4, 2, 0, 9],
+      ],
+      [
+        [5, 0, 4, 0xff, 0],
+        [5, 0, 4, 0xff, 0],
+      ],
+      [
+        [6, 0, 3, 0, 77],
+        [6, 0, 3, 0, 77],
+      ],
       [[7], [7, 0x6d]],
-      [[8, 0, 0, 0xa5, 0x37], [8, 0, 0, 0xa5, 0x37]],
-      [[8, 0, 1, 0xff, 0], [8, 0, 1, 0xff, 0]],
-      [[8, 0, 0x0a, 0, 0], [8, 0, 0x0a, 0, 0]],
-      [[8, 0, 0x30, 0, 0], [8, 0, 0x30, 0, 0]],
+      [
+        [8, 0, 0, 0xa5, 0x37],
+        [8, 0, 0, 0xa5, 0x37],
+      ],
+      [
+        [8, 0, 1, 0xff, 0],
+        [8, 0, 1, 0xff, 0],
+      ],
+      [
+        [8, 0, 0x0a, 0, 0],
+        [8, 0, 0x0a, 0, 0],
+      ],
+      [
+        [8, 0, 0x30, 0, 0],
+        [8, 0, 0x30, 0, 0],
+      ],
       [[11], [11, 0, 0, 0, 3]],
       [[12], [12, 8, 0, 0, 0, 1, 0, 0x21, 0, 0]],
-      [[15, 0, 0x13, 0, 10, 2, 0xcd, 1], [15, 0, 0x13, 0, 10]],
-      [[16, 0, 1, 0, 2, 4, 0, 10, 1, 2], [16, 0, 1, 0, 2]],
+      [
+        [15, 0, 0x13, 0, 10, 2, 0xcd, 1],
+        [15, 0, 0x13, 0, 10],
+      ],
+      [
+        [16, 0, 1, 0, 2, 4, 0, 10, 1, 2],
+        [16, 0, 1, 0, 2],
+      ],
       [[17], [17, 2, 1, 0xff]],
-      [[20, 14, 6, 0, 4, 0, 1, 0, 2], [20, 12, 5, 6, 0x0d, 0xfe, 0, 0x20, 5, 6, 0x33, 0xcd, 0, 0x40]],
-      [[21, 13, 6, 0, 4, 0, 7, 0, 3, 6, 0xaf, 4, 0xbe, 0x10, 0x0d], [21, 13, 6, 0, 4, 0, 7, 0, 3, 6, 0xaf, 4, 0xbe, 0x10, 0x0d]],
-      [[22, 0, 4, 0, 0xf2, 0, 0x25], [22, 0, 4, 0, 0xf2, 0, 0x25]],
-      [[23, 0, 3, 0, 2, 0, 14, 0, 1, 2, 0, 0xff], [23, 4, 0, 0xfe, 0, 0xed]],
-      [[24, 4, 0xde], [24, 0, 6, 0, 2, 1, 0xb8, 0x12, 0x84]],
-      [[43, 14, 1, 0], [43, 14, 1, 1, 0, 0, 1, 0, 3, 0x41, 0x42, 0x43]],
-      [[43, 13, 0, 0], [43, 13, 0, 0]],
-      [[43, 0x20, 0, 0], [43, 0x20, 0, 0]],
+      [
+        [20, 14, 6, 0, 4, 0, 1, 0, 2],
+        [20, 12, 5, 6, 0x0d, 0xfe, 0, 0x20, 5, 6, 0x33, 0xcd, 0, 0x40],
+      ],
+      [
+        [21, 13, 6, 0, 4, 0, 7, 0, 3, 6, 0xaf, 4, 0xbe, 0x10, 0x0d],
+        [21, 13, 6, 0, 4, 0, 7, 0, 3, 6, 0xaf, 4, 0xbe, 0x10, 0x0d],
+      ],
+      [
+        [22, 0, 4, 0, 0xf2, 0, 0x25],
+        [22, 0, 4, 0, 0xf2, 0, 0x25],
+      ],
+      [
+        [23, 0, 3, 0, 2, 0, 14, 0, 1, 2, 0, 0xff],
+        [23, 4, 0, 0xfe, 0, 0xed],
+      ],
+      [
+        [24, 4, 0xde],
+        [24, 0, 6, 0, 2, 1, 0xb8, 0x12, 0x84],
+      ],
+      [
+        [43, 14, 1, 0],
+        [43, 14, 1, 1, 0, 0, 1, 0, 3, 0x41, 0x42, 0x43],
+      ],
+      [
+        [43, 13, 0, 0],
+        [43, 13, 0, 0],
+      ],
+      [
+        [43, 0x20, 0, 0],
+        [43, 0x20, 0, 0],
+      ],
     ];
     pairs.forEach(([req, resp], i) => {
       c.send('toserver', mbap(i + 1, 1, req)).send('toclient', mbap(i + 1, 1, resp));
@@ -142,7 +202,22 @@ describe('protocol parsers against Suricata 7 (crafted captures)', function () {
     const c = cap.connection({ port: 1883 }).handshake();
     const props = [17, 0, 0, 0, 30, 33, 0, 10, 38, ...mqttString('k'), ...mqttString('v')];
     const will = [5, 24, 0, 0, 0, 5];
-    c.send('toserver', mqttPacket(1, 0, [...mqttString('MQTT'), 5, 0x2e, 0, 30, props.length, ...props, ...mqttString('c5'), ...will, ...mqttString('will/t'), ...mqttString('bye')]));
+    c.send(
+      'toserver',
+      mqttPacket(1, 0, [
+        ...mqttString('MQTT'),
+        5,
+        0x2e,
+        0,
+        30,
+        props.length,
+        ...props,
+        ...mqttString('c5'),
+        ...will,
+        ...mqttString('will/t'),
+        ...mqttString('bye'),
+      ]),
+    );
     c.send('toclient', mqttPacket(2, 0, [1, 0, 4, 36, 1, 37, 1]));
     c.send('toserver', mqttPacket(3, 2, [...mqttString('t5'), 0, 1, 2, 1, 1, 0x61])).send('toclient', mqttPacket(4, 0, [0, 1, 0x10]));
     c.send('toserver', mqttPacket(3, 2, [...mqttString('t5'), 0, 2, 0, 0x62])).send('toclient', mqttPacket(4, 0, [0, 2, 0x87, 0]));
@@ -164,7 +239,9 @@ describe('protocol parsers against Suricata 7 (crafted captures)', function () {
     a.send('toserver', mqttPacket(3, 0, [...mqttString('early'), 1])).send('toclient', mqttPacket(2, 0, [0, 0]));
     a.send('toserver', mqttPacket(12, 0, [])).close();
     const b = cap.connection({ port: 1883 }).handshake();
-    b.send('toserver', mqttPacket(12, 0, [])).send('toserver', Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0])).close();
+    b.send('toserver', mqttPacket(12, 0, []))
+      .send('toserver', Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0]))
+      .close();
     const d = cap.connection({ port: 1883 }).handshake();
     d.send('toserver', mqttPacket(1, 0, [...mqttString('MQTT'), 4, 0x02, 0, 60, 0, 40, 0x61])).close();
     await same('mqtt-malformed', cap);
@@ -177,7 +254,9 @@ describe('protocol parsers against Suricata 7 (crafted captures)', function () {
     for (const segment of [1, 3, 1400]) {
       const c = cap.connection({ port: 1883 }).handshake();
       c.send('toserver', connect, { segment }).send('toclient', mqttPacket(2, 0, [0, 0]), { segment });
-      c.send('toserver', publish, { segment }).send('toclient', mqttPacket(4, 0, [0, 5]), { segment }).close();
+      c.send('toserver', publish, { segment })
+        .send('toclient', mqttPacket(4, 0, [0, 5]), { segment })
+        .close();
     }
     const flows = Object.values(await same('mqtt-segments', cap));
     assert.equal(flows.length, 3);
