@@ -203,3 +203,13 @@ function tcp(f: Uint8Array, o: number, end: number, family: 4 | 6, src: string, 
     payload: f.subarray(o + dataOffset, end),
   };
 }
+
+/** An address as Suricata's eve.json writes it: IPv6 in full, eight zero-padded groups. */
+export function suricataIp(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const [head, tail] = ip.split('::') as [string, string | undefined];
+  const a = head ? head.split(':') : [];
+  const b = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? a : [...a, ...new Array<string>(8 - a.length - b.length).fill('0'), ...b];
+  return groups.map((g) => g.padStart(4, '0')).join(':');
+}

@@ -169,6 +169,27 @@ describe('protocol parsers against Suricata 7 (crafted captures)', function () {
     assert.deepEqual(flows[1], flows[2]);
   });
 
+  it('Modbus: a forged retransmission, an acknowledged gap, IPv6, and HTTP on port 502', async () => {
+    const frames = Buffer.concat([mbap(1, 1, [3, 0, 0, 0, 1]), mbap(2, 1, [6, 0, 1, 0, 5]), mbap(3, 1, [6, 0, 2, 0, 6])]);
+    const cap = new PcapBuilder();
+    const a = cap.connection({ port: 502 }).handshake();
+    a.sendAt('toserver', 12, frames.subarray(12, 24)).sendAt('toserver', 0, frames.subarray(0, 12));
+    const forged = Buffer.from(frames.subarray(12, 24));
+    forged[11] = 9;
+    a.sendAt('toserver', 12, forged).sendAt('toserver', 24, frames.subarray(24)).ack('toclient');
+    a.send('toclient', Buffer.concat([mbap(1, 1, [3, 2, 0, 1]), mbap(2, 1, [6, 0, 1, 0, 5]), mbap(3, 1, [6, 0, 2, 0, 6])])).close();
+    const b = cap.connection({ port: 502 }).handshake();
+    b.sendAt('toserver', 0, frames.subarray(0, 12)).sendAt('toserver', 24, frames.subarray(24)).ack('toclient').close();
+    cap
+      .connection({ port: 502, ip: '::1' })
+      .handshake()
+      .send('toserver', frames)
+      .send('toclient', mbap(2, 1, [6, 0, 1, 0, 5]))
+      .close();
+    cap.connection({ port: 502 }).handshake().send('toserver', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')).send('toserver', frames).close();
+    await same('modbus-stream', cap);
+  });
+
   it('Modbus: a flood of unanswered requests is flagged once and then stops the parser, as in Suricata', async () => {
     const cap = new PcapBuilder();
     const c = cap.connection({ port: 502 }).handshake();
@@ -245,6 +266,21 @@ describe('protocol parsers against Suricata 7 (crafted captures)', function () {
     const d = cap.connection({ port: 1883 }).handshake();
     d.send('toserver', mqttPacket(1, 0, [...mqttString('MQTT'), 4, 0x02, 0, 60, 0, 40, 0x61])).close();
     await same('mqtt-malformed', cap);
+  });
+
+  it('MQTT: a message past the 1 MiB limit is truncated and skipped; over 1024 open transactions are closed', async () => {
+    const cap = new PcapBuilder();
+    const a = cap.connection({ port: 1883 }).handshake();
+    a.send('toserver', mqttPacket(1, 0, [...mqttString('MQTT'), 4, 2, 0, 60, ...mqttString('big')])).send('toclient', mqttPacket(2, 0, [0, 0]));
+    a.send('toserver', mqttPacket(3, 0, Buffer.concat([Buffer.from(mqttString('huge')), Buffer.alloc(1_048_600, 0x5a)])), { segment: 60_000 });
+    a.send('toserver', mqttPacket(12, 0, [])).close();
+    const b = cap.connection({ port: 1883 }).handshake();
+    b.send('toserver', mqttPacket(1, 0, [...mqttString('MQTT'), 4, 2, 0, 60, ...mqttString('many')])).send('toclient', mqttPacket(2, 0, [0, 0]));
+    const publishes = Array.from({ length: 1030 }, (_, i) => mqttPacket(3, 2, [...mqttString('q'), (i + 1) >> 8, (i + 1) & 0xff]));
+    b.send('toserver', Buffer.concat(publishes), { segment: 1000 }).close();
+    const flows = await same('mqtt-limits', cap);
+    assert.ok(Object.values(flows)[0]!.transactions.includes('publish(truncated)'));
+    assert.ok(Object.values(flows)[1]!.anomalies.includes('mqtt.too_many_transactions@1'));
   });
 
   it('MQTT: split at every offset and in 1-byte segments parses as one segment does', async () => {
