@@ -49,7 +49,13 @@ async function publishSamples(store: Store, publisherDir: string): Promise<void>
   for (const entry of await fs.readdir(SAMPLE_APPS_DIR, { withFileTypes: true })) {
     if (!entry.isDirectory()) continue;
     const projectDir = path.join(SAMPLE_APPS_DIR, entry.name);
-    const manifest = JSON.parse(await fs.readFile(path.join(projectDir, 'manifest.json'), 'utf8')) as { package_id: string; version: string };
+    // A project without a manifest is not an app yet (Network Protector's protocol parsers come before its app).
+    const manifestText = await fs.readFile(path.join(projectDir, 'manifest.json'), 'utf8').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (manifestText === undefined) continue;
+    const manifest = JSON.parse(manifestText) as { package_id: string; version: string };
     if (listed.some((e) => e.package_id === manifest.package_id && e.version === manifest.version)) continue;
     const built = await buildProject(projectDir);
     await store.publish(await signPackage(built.packageBytes, signer));

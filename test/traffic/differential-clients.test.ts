@@ -54,6 +54,22 @@ c.close()
 const SERIAL_STUB = 'class SerialException(Exception):\n    pass\nclass Serial:\n    pass\ndef __getattr__(name):\n    return 0\n';
 const SERIAL_ASYNCIO_STUB = 'def create_serial_connection(*args, **kwargs):\n    raise NotImplementedError\n';
 
+/** `promise`, or a rejection naming the step that did not finish: a guard against hangs, not a speed check. */
+async function step<T>(label: string, promise: Promise<T>, ms = 15_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${label}: not done in ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const exited = (child: ChildProcess): Promise<unknown> =>
+  child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve));
+
 async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -127,7 +143,9 @@ describe('protocol parsers against Suricata 7 (real clients on loopback)', funct
     tcpdump.stderr!.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('listening on')) listening = true;
     });
-    await waitFor(() => listening, 10_000);
+    await waitFor(() => listening, 10_000).catch(() => {
+      throw new Error('tcpdump: not listening on lo in 10 s');
+    });
 
     let connections = 0;
     await execFileP(PYTHON, [path.join(dir, 'client.py'), String(modbusPort), '127.0.0.5'], { env: { ...process.env, ...pyEnv }, timeout: 20_000 });
@@ -163,30 +181,35 @@ describe('protocol parsers against Suricata 7 (real clients on loopback)', funct
     sub.stdout!.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('SUBACK')) subscribed = true;
     });
-    await waitFor(() => subscribed, 10_000);
+    await waitFor(() => subscribed, 10_000).catch(() => {
+      throw new Error('mosquitto_sub: no SUBACK in 10 s');
+    });
     await pub('mqttv311', '1', 'plant/a', ['-i', 'pub-311', '-u', 'operator', '-P', 'secret', '--will-topic', 'plant/will', '--will-payload', 'gone']);
     await pub('mqttv5', '2', 'plant/b', ['-D', 'publish', 'user-property', 'line', '7']);
-    await new Promise((resolve) => sub.once('exit', resolve));
+    await step('mosquitto_sub receiving both messages', exited(sub));
     connections += 3;
 
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
-      protocolVersion: 5,
-      clientId: 'npm-mqtt',
-      properties: { sessionExpiryInterval: 10 },
-    });
-    await client.subscribeAsync('cell/+/temp', { qos: 2 });
-    await client.publishAsync('cell/1/temp', '21.5', { qos: 2, properties: { contentType: 'text/plain' } });
-    await client.publishAsync('cell/1/temp', '21.6', { qos: 1 });
-    await client.publishAsync('cell/1/temp', '21.7', { qos: 0 });
-    await client.unsubscribeAsync('cell/+/temp');
-    await client.endAsync();
+    const client = await step(
+      'npm mqtt connecting',
+      mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+        protocolVersion: 5,
+        clientId: 'npm-mqtt',
+        properties: { sessionExpiryInterval: 10 },
+      }),
+    );
+    await step('npm mqtt subscribeAsync', client.subscribeAsync('cell/+/temp', { qos: 2 }));
+    await step('npm mqtt publishAsync', client.publishAsync('cell/1/temp', '21.5', { qos: 2, properties: { contentType: 'text/plain' } }));
+    await step('npm mqtt publishAsync', client.publishAsync('cell/1/temp', '21.6', { qos: 1 }));
+    await step('npm mqtt publishAsync', client.publishAsync('cell/1/temp', '21.7', { qos: 0 }));
+    await step('npm mqtt unsubscribeAsync', client.unsubscribeAsync('cell/+/temp'));
+    await step('npm mqtt endAsync', client.endAsync());
     connections++;
 
     await waitFor(() => closedFlows(capture) >= connections, 10_000).catch((error) => {
       throw new Error(`${closedFlows(capture)} of ${connections} connections closed in the capture: ${error}`);
     });
     tcpdump.kill('SIGTERM');
-    await new Promise((resolve) => (tcpdump.exitCode === null ? tcpdump.once('exit', resolve) : resolve(undefined)));
+    await step('tcpdump exiting', exited(tcpdump));
   });
 
   after(async () => {
