@@ -18,8 +18,8 @@ export interface ReplayOptions {
 
 export type ReplayFlow = FlowEndpoints &
   (
-    | { readonly protocol: 'modbus'; readonly transactions: ModbusTransaction[]; stopped: boolean }
-    | { readonly protocol: 'mqtt'; readonly transactions: MqttTransaction[]; stopped: boolean }
+    | { readonly protocol: 'modbus'; readonly transactions: ModbusTransaction[]; stopped: boolean; readonly flowEvents: string[] }
+    | { readonly protocol: 'mqtt'; readonly transactions: MqttTransaction[]; stopped: boolean; readonly flowEvents: string[] }
   );
 
 export interface ReplayResult {
@@ -38,7 +38,11 @@ interface Detecting {
   readonly protocol: 'modbus' | 'mqtt';
   readonly pending: Record<Side, Uint8Array[]>;
   readonly verdict: Record<Side, 'more' | 'no'>;
+  readonly held: Record<Side, number>;
 }
+
+/** Bytes kept per direction while the protocol is undecided; past it the flow is not inspected. */
+const MAX_HELD = 64 * 1024;
 
 export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?: string): ReplayResult {
   const modbusPorts = new Set(options.modbusPorts ?? [502]);
@@ -50,7 +54,7 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
 
   const start = (endpoints: FlowEndpoints, protocol: 'modbus' | 'mqtt'): Parser => {
     const parser: Parser = protocol === 'modbus' ? { kind: 'modbus', flow: new ModbusFlow() } : { kind: 'mqtt', flow: new MqttFlow() };
-    flows.set(endpoints.id, { ...endpoints, protocol, transactions: [], stopped: false } as ReplayFlow);
+    flows.set(endpoints.id, { ...endpoints, protocol, transactions: [], stopped: false, flowEvents: [] } as ReplayFlow);
     parsers.set(endpoints.id, parser);
     return parser;
   };
@@ -73,27 +77,28 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
         const port = endpoints.server.port;
         const protocol = modbusPorts.has(port) ? 'modbus' : mqttPorts.has(port) ? 'mqtt' : undefined;
         if (!protocol) return void detecting.set(endpoints.id, null);
-        state = { protocol, pending: { toserver: [], toclient: [] }, verdict: { toserver: 'more', toclient: 'more' } };
+        state = { protocol, pending: { toserver: [], toclient: [] }, verdict: { toserver: 'more', toclient: 'more' }, held: { toserver: 0, toclient: 0 } };
         detecting.set(endpoints.id, state);
       }
-      if (state.verdict[side] === 'no') return;
       state.pending[side].push(bytes);
+      state.held[side] += bytes.length;
+      if (state.held[side] > MAX_HELD) return void detecting.set(endpoints.id, null);
+      if (state.verdict[side] === 'no') return;
       const seen = concat(state.pending[side]);
       let verdict = state.protocol === 'modbus' ? probeModbus(seen) : probeMqtt(seen);
       if (verdict === 'more' && seen.length > PROBE_DEPTH) verdict = 'no';
       if (verdict === 'yes') {
         start(endpoints, state.protocol);
         detecting.delete(endpoints.id);
-        feed(endpoints, side, seen);
+        // Suricata keeps what a direction that failed detection sent, and parses it once the other
+        // direction decides the protocol, requests first; the flow gets an event for the failure.
         const other: Side = side === 'toserver' ? 'toclient' : 'toserver';
-        if (state.verdict[other] === 'more' && state.pending[other].length > 0) feed(endpoints, other, concat(state.pending[other]));
+        if (state.verdict[other] === 'no') flows.get(endpoints.id)!.flowEvents.push('APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION');
+        for (const s of ['toserver', 'toclient'] as const) if (state.pending[s].length > 0) feed(endpoints, s, concat(state.pending[s]));
         return;
       }
       state.verdict[side] = verdict;
-      if (verdict === 'no') {
-        state.pending[side] = [];
-        if (state.verdict.toserver === 'no' && state.verdict.toclient === 'no') detecting.set(endpoints.id, null);
-      }
+      if (verdict === 'no' && state.verdict.toserver === 'no' && state.verdict.toclient === 'no') detecting.set(endpoints.id, null);
     },
     gap(endpoints) {
       const record = flows.get(endpoints.id);

@@ -190,6 +190,30 @@ describe('protocol parsers against Suricata 7 (crafted captures)', function () {
     await same('modbus-stream', cap);
   });
 
+  it("Suricata's quirk: a first Modbus request over 16 bytes in small pieces is detected from the response only", async () => {
+    // Detection of a direction gives up once more than 16 bytes are buffered without a whole frame
+    // (the probe's max_depth); the response decides the protocol, the request is parsed after all,
+    // and the flow carries APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION.
+    const first = mbap(1, 1, [16, 0, 1, 0, 4, 8, 0, 1, 0, 2, 0, 3, 0, 4]);
+    assert.ok(first.length > 16);
+    const cap = new PcapBuilder();
+    cap
+      .connection({ port: 502 })
+      .handshake()
+      .send('toserver', first, { segment: 1 })
+      .send('toclient', mbap(1, 1, [16, 0, 1, 0, 4]))
+      .close();
+    cap
+      .connection({ port: 502 })
+      .handshake()
+      .send('toserver', first)
+      .send('toclient', mbap(1, 1, [16, 0, 1, 0, 4]))
+      .close();
+    const flows = await same('modbus-detection-depth', cap);
+    assert.deepEqual(flows['127.0.0.1/40000']!.anomalies, ['modbus.APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION@undefined']);
+    assert.deepEqual(flows['127.0.0.1/40000']!.transactions, flows['127.0.0.1/40001']!.transactions);
+  });
+
   it('Modbus: a flood of unanswered requests is flagged once and then stops the parser, as in Suricata', async () => {
     const cap = new PcapBuilder();
     const c = cap.connection({ port: 502 }).handshake();
