@@ -47,11 +47,12 @@ async function publishSamples(store: Store, publisherDir: string): Promise<void>
   };
   const listed = await store.catalog();
   for (const entry of await fs.readdir(SAMPLE_APPS_DIR, { withFileTypes: true })) {
-    if (!entry.isDirectory()) continue;
+    // The build links each sample project into dist/sample-apps (see scripts/build.mjs).
+    if (!entry.isDirectory() && !entry.isSymbolicLink()) continue;
     const projectDir = path.join(SAMPLE_APPS_DIR, entry.name);
     // A project without a manifest is not an app yet (Network Protector's protocol parsers come before its app).
     const manifestText = await fs.readFile(path.join(projectDir, 'manifest.json'), 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
       throw error;
     });
     if (manifestText === undefined) continue;
