@@ -37,6 +37,8 @@ class Stream {
   pieces: { start: number; data: Uint8Array }[] = [];
   pendingBytes = 0;
   gap = false;
+  gapReported = false;
+  fin = false;
 
   insert(seq: number, payload: Uint8Array): void {
     if (this.base === undefined || this.gap || payload.length === 0) return;
@@ -91,8 +93,8 @@ class Stream {
 }
 
 interface Flow extends FlowEndpoints {
+  readonly key: string;
   readonly streams: Record<Side, Stream>;
-  closed: boolean;
 }
 
 /** Feeds segments in capture order; `finish` flushes what is left of every flow. */
@@ -112,14 +114,14 @@ export class TcpReassembler {
     let flow = this.#flows.get(forward) ?? this.#flows.get(backward);
     const syn = (s.flags & TCP.SYN) !== 0;
     const ackFlag = (s.flags & TCP.ACK) !== 0;
-    if (!flow || (flow.closed && syn && !ackFlag)) {
+    if (!flow) {
       if (!syn || ackFlag) return;
       flow = {
+        key: forward,
         id: this.#nextId++,
         client: { ip: s.src, port: s.sport },
         server: { ip: s.dst, port: s.dport },
         streams: { toserver: new Stream(), toclient: new Stream() },
-        closed: false,
       };
       this.#flows.set(forward, flow);
     }
@@ -132,9 +134,13 @@ export class TcpReassembler {
     }
     if (ackFlag) this.#deliver(flow, other, (s.ack - (flow.streams[other].base ?? s.ack)) | 0);
     mine.insert(s.seq, s.payload);
-    if (s.flags & TCP.RST) {
+    if (mine.gap) this.#reportGap(flow, side);
+    if (s.flags & TCP.FIN) mine.fin = true;
+    // A connection both sides closed, or one reset, is flushed and forgotten: the table holds open
+    // connections only, and a port reused later starts a new flow.
+    if (s.flags & TCP.RST || (flow.streams.toserver.fin && flow.streams.toclient.fin)) {
       this.#flush(flow);
-      flow.closed = true;
+      this.#flows.delete(flow.key);
     }
   }
 
@@ -154,8 +160,17 @@ export class TcpReassembler {
     if (bytes.length > 0) this.handler.data(flow, side, bytes.length === 1 ? bytes[0]! : concat(bytes));
     if (gap) {
       stream.gap = true;
-      this.handler.gap(flow, side);
+      this.#reportGap(flow, side);
     }
+  }
+
+  #reportGap(flow: Flow, side: Side): void {
+    const stream = flow.streams[side];
+    if (stream.gapReported) return;
+    stream.gapReported = true;
+    stream.pieces = [];
+    stream.pendingBytes = 0;
+    this.handler.gap(flow, side);
   }
 }
 

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { decodeTcp, LINKTYPE, readPcap } from '../../platform/traffic/pcap.js';
+import { TcpReassembler } from '../../platform/traffic/reassembly.js';
 import { replayPcap } from '../../platform/traffic/replay.js';
 import { refusedWith } from '../fixtures/errors.js';
 import { mbap, mqttPacket, mqttString } from '../fixtures/frames.js';
@@ -175,5 +176,67 @@ describe('pcap reader and replay', () => {
     withOptions.writeUInt16BE(withOptions.length - 14, 16);
     const s = decodeTcp(LINKTYPE.ETHERNET, withOptions)!;
     assert.deepEqual([...s.payload], [...decodeTcp(LINKTYPE.ETHERNET, frame)!.payload]);
+  });
+
+  it('forgets connections once both sides closed or one reset, and keeps open ones', () => {
+    const cap = new PcapBuilder();
+    for (let i = 0; i < 50; i++)
+      cap
+        .connection({ port: 502 })
+        .handshake()
+        .send('toserver', mbap(1, 1, [3, 0, 0, 0, 1]))
+        .close();
+    for (let i = 0; i < 5; i++)
+      cap
+        .connection({ port: 502 })
+        .handshake()
+        .send('toserver', mbap(1, 1, [3, 0, 0, 0, 1]))
+        .reset('toclient');
+    cap
+      .connection({ port: 502 })
+      .handshake()
+      .send('toserver', mbap(1, 1, [3, 0, 0, 0, 1]));
+    const file = readPcap(cap.bytes());
+    let delivered = 0;
+    const reassembler = new TcpReassembler({
+      data: (_f, _s, bytes) => {
+        delivered += bytes.length;
+      },
+      gap: () => assert.fail('no gap here'),
+    });
+    for (const r of file.records) reassembler.segment(decodeTcp(file.linkType, r.data)!);
+    assert.equal(reassembler.flowCount, 1);
+    assert.equal(delivered, 56 * 12);
+  });
+
+  it('bounds out-of-order bytes waiting for a hole: past 4 MiB the flow is a gap and stops', () => {
+    const cap = new PcapBuilder();
+    const c = cap
+      .connection({ port: 502 })
+      .handshake()
+      .send('toserver', mbap(1, 1, [3, 0, 0, 0, 1]))
+      .send('toclient', mbap(1, 1, [3, 2, 0, 1]));
+    const chunk = Buffer.alloc(60_000, 1);
+    // Never acknowledged, so only the bound can make this a gap.
+    for (let i = 0; i < 75; i++) c.sendAt('toserver', 12 + 100 + i * chunk.length, chunk);
+    const [flow] = replayPcap(cap.bytes()).flows;
+    assert.equal(flow!.transactions.length, 1);
+    assert.equal(flow!.stopped, true);
+  });
+
+  it('decodes random frames of every link type without throwing', () => {
+    let seed = 99;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    const sample = readPcap(modbusCapture()).records[3]!.data;
+    for (const link of Object.values(LINKTYPE)) {
+      for (let i = 0; i < 500; i++) {
+        const frame = i % 2 ? Uint8Array.from({ length: next() % 120 }, () => next() & 0xff) : Buffer.from(sample.subarray(0, next() % sample.length));
+        if (i % 2 === 0 && frame.length > 0) frame[next() % frame.length] = next() & 0xff;
+        decodeTcp(link, frame);
+      }
+    }
   });
 });
