@@ -1,6 +1,6 @@
 /**
  * Differential test on traffic from real clients: mbpoll and a pymodbus client against a pymodbus
- * server, mosquitto_pub / mosquitto_sub (MQTT 3.1.1 and 5) and the npm mqtt client against a
+ * server, mosquitto_pub / mosquitto_sub (MQTT 3.1, 3.1.1 and 5) and the npm mqtt client against a
  * mosquitto broker, all on loopback and captured with tcpdump on `lo`. The capture goes through
  * Suricata 7 and through our replay; both must see the same transactions and anomaly events.
  * Servers listen on free ports, given to both sides as the protocols' detection ports.
@@ -186,8 +186,9 @@ describe('protocol parsers against Suricata 7 (real clients on loopback)', funct
     });
     await pub('mqttv311', '1', 'plant/a', ['-i', 'pub-311', '-u', 'operator', '-P', 'secret', '--will-topic', 'plant/will', '--will-payload', 'gone']);
     await pub('mqttv5', '2', 'plant/b', ['-D', 'publish', 'user-property', 'line', '7']);
-    await step('mosquitto_sub receiving both messages', exited(sub));
-    connections += 3;
+    await pub('mqttv31', '1', 'plant/c', ['-i', 'pub-31']);
+    await step('mosquitto_sub receiving the three messages', exited(sub));
+    connections += 4;
 
     const client = await step(
       'npm mqtt connecting',
@@ -229,9 +230,18 @@ describe('protocol parsers against Suricata 7 (real clients on loopback)', funct
     const mqttFlows = replay.flows.filter((f) => f.protocol === 'mqtt');
     assert.equal(modbusFlows.length, 3);
     assert.ok(modbusFlows.some((f) => f.client.ip === '127.0.0.5' && f.transactions.length === 11));
-    assert.ok(mqttFlows.length >= 4);
+    assert.ok(mqttFlows.length >= 5);
     const all = Object.values(mine).flatMap((f) => f.transactions);
-    for (const expected of ['publish(plant/a,', 'publish(plant/b,', 'subscribe(', 'unsubscribe(', 'connect(npm-mqtt,5)', 'connect(pub-311,4)'])
+    for (const expected of [
+      'publish(plant/a,',
+      'publish(plant/b,',
+      'subscribe(',
+      'unsubscribe(',
+      'connect(npm-mqtt,5)',
+      'connect(pub-311,4)',
+      'connect(pub-31,3)',
+      'publish(plant/c,',
+    ])
       assert.ok(
         all.some((t) => t.includes(expected)),
         `no transaction with ${expected}: ${all.join(' ')}`,
