@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { replayPcap } from '../../platform/traffic/replay.js';
-import { fromEve, fromReplay, normalized } from '../fixtures/eve-compare.js';
+import { type FlowSummary, fromEve, fromReplay, normalized } from '../fixtures/eve-compare.js';
 import { mbap, mqttPacket, mqttString } from '../fixtures/frames.js';
 import { PcapBuilder } from '../fixtures/pcap.js';
 import { suricataEve } from '../fixtures/suricata.js';
@@ -22,7 +22,7 @@ describe('protocol parsers against Suricata 7 (crafted captures)', function () {
   });
   after(async () => removeDir(dir));
 
-  async function same(name: string, capture: PcapBuilder): Promise<Record<string, { transactions: string[]; anomalies: string[] }>> {
+  async function same(name: string, capture: PcapBuilder): Promise<Record<string, FlowSummary>> {
     const file = path.join(dir, `${name}.pcap`);
     const bytes = capture.bytes();
     await fs.writeFile(file, bytes);
