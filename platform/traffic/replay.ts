@@ -64,7 +64,8 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
     const record = flows.get(endpoints.id)!;
     const result = parser.kind === 'modbus' ? parser.flow.feed(side, bytes) : parser.flow.feed(side, bytes);
     const list = record.transactions as (ModbusTransaction | MqttTransaction)[];
-    for (const tx of result.updated) if (!list.includes(tx)) list.push(tx);
+    // Transaction ids only grow: one past the last listed is new (a linear search would make a long flow quadratic).
+    for (const tx of result.updated) if (list.length === 0 || tx.txId > list[list.length - 1]!.txId) list.push(tx);
     record.stopped = result.stopped;
   };
 
