@@ -5,7 +5,7 @@
 // code it puts what that code finds relative to itself: the JSON Schemas, the in-app type
 // declarations and the sample apps' sources.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,12 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = path.join(root, 'dist');
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+
+// The platform imports Network Protector's protocol parsers (the offline replay runs them), so tsc
+// emits them under dist/sample-apps/. Earlier builds made that a link to the sources: remove it
+// first, or tsc would write JavaScript into the source tree through it.
+const samples = path.join(dist, 'sample-apps');
+if (lstatSync(samples, { throwIfNoEntry: false })?.isSymbolicLink()) unlinkSync(samples);
 
 execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 
@@ -29,5 +35,15 @@ cpSync(path.join(root, 'sdk', 'app'), path.join(dist, 'sdk', 'app'), {
   filter: (source) => !path.extname(source) || source.endsWith('.d.ts'),
 });
 // The embedded store builds the sample apps from their sources with the SDK, as a developer would.
-const samples = path.join(dist, 'sample-apps');
-if (!existsSync(samples)) symlinkSync(path.join('..', 'sample-apps'), samples, 'dir');
+// Each project is linked in beside what tsc emitted (entry by entry where both have a directory).
+function linkMissing(source, target) {
+  for (const entry of readdirSync(source, { withFileTypes: true })) {
+    const from = path.join(source, entry.name);
+    const to = path.join(target, entry.name);
+    const existing = lstatSync(to, { throwIfNoEntry: false });
+    if (!existing) symlinkSync(path.relative(target, from), to);
+    else if (existing.isDirectory() && entry.isDirectory()) linkMissing(from, to);
+  }
+}
+mkdirSync(samples, { recursive: true });
+linkMissing(path.join(root, 'sample-apps'), samples);

@@ -116,6 +116,9 @@ export const ERROR_CODES = {
   E_MESSAGE_SIZE: { status: 413, summary: 'The message is too large.' },
   E_BACKPRESSURE: { status: 429, summary: 'The routes from this endpoint are full: the app must await its emits to be slowed down.' },
 
+  // Traffic: captures read by the offline replay
+  E_PCAP: { status: 422, summary: 'The capture is not a classic pcap file the replay reads (its header, link type or a record header is wrong).' },
+
   // Egress and certificates. What each egress code means to an app, and nothing else:
   //   E_CAPABILITY (above)   the manifest declares no such target (the sandbox's check, and the
   //                          terminator's own for a host calling it directly: one code, one sentence);

@@ -47,12 +47,13 @@ async function publishSamples(store: Store, publisherDir: string): Promise<void>
   };
   const listed = await store.catalog();
   for (const entry of await fs.readdir(SAMPLE_APPS_DIR, { withFileTypes: true })) {
-    if (!entry.isDirectory()) continue;
+    // The build links each sample project into dist/sample-apps (see scripts/build.mjs).
+    if (!entry.isDirectory() && !entry.isSymbolicLink()) continue;
     const projectDir = path.join(SAMPLE_APPS_DIR, entry.name);
-    // A folder without a manifest is not an app project (yet): network-protector holds only its
-    // rule parser until the app is built, and the platform's own app never goes to the store.
+    // A project without a manifest is not an app yet: Network Protector has its rule parser and
+    // protocol parsers before its app, and the platform's own app never goes to the store.
     const manifestText = await fs.readFile(path.join(projectDir, 'manifest.json'), 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
       throw error;
     });
     if (manifestText === undefined) continue;

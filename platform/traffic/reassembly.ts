@@ -1,0 +1,187 @@
+/**
+ * TCP reassembly per flow and direction for the offline replay, shaped as Suricata's IDS mode
+ * hands data to its app-layer parsers:
+ *  - bytes reach the parser in sequence order once the other side has ACKed them (so the chunks a
+ *    parser sees follow the ACKs, not the segments), and what is left is flushed at the end;
+ *  - out-of-order segments wait; retransmitted and overlapping bytes keep the data seen first
+ *    (the outcome of Suricata's default overlap handling for identical retransmissions, and of its
+ *    BSD/first policy for differing ones);
+ *  - an ACK over bytes that were never captured is a gap: the parser of that flow stops, as
+ *    Suricata's Modbus and MQTT parsers do not accept gaps;
+ *  - a flow starts at a SYN (Suricata's `stream.midstream: false`); a flow whose SYN was not
+ *    captured is not inspected.
+ * Buffered out-of-order bytes are bounded per direction; past the bound the direction is a gap.
+ */
+import { TCP, type TcpSegment } from './pcap.js';
+
+export type Side = 'toserver' | 'toclient';
+
+export interface FlowEndpoints {
+  readonly id: number;
+  readonly client: { readonly ip: string; readonly port: number };
+  readonly server: { readonly ip: string; readonly port: number };
+}
+
+export interface ReassemblyHandler {
+  data(flow: FlowEndpoints, side: Side, bytes: Uint8Array): void;
+  gap(flow: FlowEndpoints, side: Side): void;
+}
+
+const MAX_PENDING = 4 * 1024 * 1024;
+
+class Stream {
+  base: number | undefined;
+  /** Relative offset of the next byte to hand on. */
+  next = 0;
+  /** Out-of-order or not yet ACKed pieces, sorted, not overlapping. */
+  pieces: { start: number; data: Uint8Array }[] = [];
+  pendingBytes = 0;
+  gap = false;
+  gapReported = false;
+  fin = false;
+
+  insert(seq: number, payload: Uint8Array): void {
+    if (this.base === undefined || this.gap || payload.length === 0) return;
+    let start = (seq - this.base) | 0;
+    let data = payload;
+    if (start < this.next) {
+      if (start + data.length <= this.next) return;
+      data = data.subarray(this.next - start);
+      start = this.next;
+    }
+    // First data wins: only the parts no earlier piece covers are added.
+    const added: { start: number; data: Uint8Array }[] = [];
+    let cursor = start;
+    const end = start + data.length;
+    for (const piece of this.pieces) {
+      const pieceEnd = piece.start + piece.data.length;
+      if (pieceEnd <= cursor) continue;
+      if (piece.start >= end) break;
+      if (piece.start > cursor) added.push({ start: cursor, data: data.subarray(cursor - start, piece.start - start) });
+      cursor = Math.max(cursor, pieceEnd);
+      if (cursor >= end) break;
+    }
+    if (cursor < end) added.push({ start: cursor, data: data.subarray(cursor - start) });
+    for (const piece of added) {
+      this.pendingBytes += piece.data.length;
+      this.pieces.push({ start: piece.start, data: piece.data.slice() });
+    }
+    if (added.length > 0) this.pieces.sort((a, b) => a.start - b.start);
+    if (this.pendingBytes > MAX_PENDING) this.gap = true;
+  }
+
+  /** Contiguous bytes from `next` up to relative offset `limit` (everything when undefined). */
+  take(limit: number | undefined): { bytes: Uint8Array[]; gap: boolean } {
+    const bytes: Uint8Array[] = [];
+    while (this.pieces.length > 0) {
+      const piece = this.pieces[0]!;
+      if (limit !== undefined && piece.start >= limit) break;
+      if (piece.start > this.next) {
+        // Acknowledged bytes that never were captured.
+        return { bytes, gap: limit !== undefined };
+      }
+      const end = piece.start + piece.data.length;
+      const stop = limit === undefined ? end : Math.min(end, limit);
+      bytes.push(piece.data.subarray(this.next - piece.start, stop - piece.start));
+      this.pendingBytes -= stop - this.next;
+      this.next = stop;
+      if (stop === end) this.pieces.shift();
+      else break;
+    }
+    return { bytes, gap: false };
+  }
+}
+
+interface Flow extends FlowEndpoints {
+  readonly key: string;
+  readonly streams: Record<Side, Stream>;
+}
+
+/** Feeds segments in capture order; `finish` flushes what is left of every flow. */
+export class TcpReassembler {
+  readonly #flows = new Map<string, Flow>();
+  #nextId = 1;
+
+  constructor(readonly handler: ReassemblyHandler) {}
+
+  get flowCount(): number {
+    return this.#flows.size;
+  }
+
+  segment(s: TcpSegment): void {
+    const forward = `${s.src}|${s.sport}|${s.dst}|${s.dport}`;
+    const backward = `${s.dst}|${s.dport}|${s.src}|${s.sport}`;
+    let flow = this.#flows.get(forward) ?? this.#flows.get(backward);
+    const syn = (s.flags & TCP.SYN) !== 0;
+    const ackFlag = (s.flags & TCP.ACK) !== 0;
+    if (!flow) {
+      if (!syn || ackFlag) return;
+      flow = {
+        key: forward,
+        id: this.#nextId++,
+        client: { ip: s.src, port: s.sport },
+        server: { ip: s.dst, port: s.dport },
+        streams: { toserver: new Stream(), toclient: new Stream() },
+      };
+      this.#flows.set(forward, flow);
+    }
+    const side: Side = s.src === flow.client.ip && s.sport === flow.client.port ? 'toserver' : 'toclient';
+    const other: Side = side === 'toserver' ? 'toclient' : 'toserver';
+    const mine = flow.streams[side];
+    if (syn) {
+      if (mine.base === undefined) mine.base = (s.seq + 1) >>> 0;
+      return;
+    }
+    if (ackFlag) this.#deliver(flow, other, (s.ack - (flow.streams[other].base ?? s.ack)) | 0);
+    mine.insert(s.seq, s.payload);
+    if (mine.gap) this.#reportGap(flow, side);
+    if (s.flags & TCP.FIN) mine.fin = true;
+    // A connection both sides closed, or one reset, is flushed and forgotten: the table holds open
+    // connections only, and a port reused later starts a new flow.
+    if (s.flags & TCP.RST || (flow.streams.toserver.fin && flow.streams.toclient.fin)) {
+      this.#flush(flow);
+      this.#flows.delete(flow.key);
+    }
+  }
+
+  finish(): void {
+    for (const flow of this.#flows.values()) this.#flush(flow);
+  }
+
+  #flush(flow: Flow): void {
+    this.#deliver(flow, 'toserver', undefined);
+    this.#deliver(flow, 'toclient', undefined);
+  }
+
+  #deliver(flow: Flow, side: Side, limit: number | undefined): void {
+    const stream = flow.streams[side];
+    if (stream.base === undefined || stream.gap) return;
+    const { bytes, gap } = stream.take(limit);
+    if (bytes.length > 0) this.handler.data(flow, side, bytes.length === 1 ? bytes[0]! : concat(bytes));
+    if (gap) {
+      stream.gap = true;
+      this.#reportGap(flow, side);
+    }
+  }
+
+  #reportGap(flow: Flow, side: Side): void {
+    const stream = flow.streams[side];
+    if (stream.gapReported) return;
+    stream.gapReported = true;
+    stream.pieces = [];
+    stream.pendingBytes = 0;
+    this.handler.gap(flow, side);
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
