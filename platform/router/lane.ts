@@ -174,31 +174,28 @@ export class Lane {
       bytes += segment.bytes;
       messages += messageCount(segment);
     }
-    messages += this.releaseWaiters();
-    if (messages > 0) {
-      this.counters.dropped += messages;
-      this.events.dropped(messages);
-    }
+    this.#countDropped(messages);
+    const waiting = this.dropWaiting();
     this.#release(bytes);
-    return messages;
+    return messages + waiting;
   }
 
   /**
    * Lets go of offers waiting for room (their source stopped, or the route was disabled): their
-   * messages are not queued; the count is returned, and counted as dropped by the caller.
+   * messages are not queued, and are counted as dropped; returns how many.
    */
-  releaseWaiters(): number {
+  dropWaiting(): number {
     let messages = 0;
     for (const waiter of this.#waiters.splice(0)) {
       messages += messageCount(waiter.segment);
       waiter.resolve();
     }
+    this.#countDropped(messages);
     return messages;
   }
 
-  /** `releaseWaiters`, counted as dropped. */
-  dropWaiting(): void {
-    const messages = this.releaseWaiters();
+  /** Drops that are not a burst's (the route changed or went away): counted, not warned. */
+  #countDropped(messages: number): void {
     if (messages === 0) return;
     this.counters.dropped += messages;
     this.events.dropped(messages);

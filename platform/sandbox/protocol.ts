@@ -16,6 +16,7 @@
  */
 import { type ErrorCode, fail } from '../../sdk/errors.js';
 import type { EndpointDeclaration } from '../../sdk/manifest.js';
+import { MAX_EMIT_BATCH } from './wire-limits.js';
 
 // ---------------------------------------------------------------------------------------------
 // Codecs
@@ -165,14 +166,7 @@ const returns = <T>(): Codec<T> => codec('a result', (value) => value as T);
 // ---------------------------------------------------------------------------------------------
 // The data plane's wire
 
-/** Most messages in one emit batch; the guest SDK sends at most 512. */
-export const MAX_EMIT_BATCH = 4096;
-/** What the guest SDK puts in one batch: at most this many messages or about this many bytes. */
-export const EMIT_BATCH_MESSAGES = 512;
-export const EMIT_BATCH_BYTES = 1024 * 1024;
-/** Past this many messages or bytes waiting in the guest (not sent or not answered), emit refuses. */
-export const EMIT_WAITING_MESSAGES = 8192;
-export const EMIT_WAITING_BYTES = 16 * 1024 * 1024;
+export { EMIT_BATCH_BYTES, EMIT_BATCH_MESSAGES, EMIT_WAITING_BYTES, EMIT_WAITING_MESSAGES, MAX_EMIT_BATCH } from './wire-limits.js';
 
 /**
  * Consecutive emits on one endpoint. json and text: the messages' texts concatenated without

@@ -28,13 +28,8 @@ import type {
   TextRun,
 } from '../protocol.js';
 import { type Refusal, refusals } from '../refusals.js';
+import { EMIT_BATCH_BYTES, EMIT_BATCH_MESSAGES, EMIT_WAITING_BYTES, EMIT_WAITING_MESSAGES } from '../wire-limits.js';
 import { decodeUtf8 } from './utf8.js';
-
-// The same numbers as protocol.ts (imported as types only there, so spelled here once).
-const EMIT_BATCH_MESSAGES = 512;
-const EMIT_BATCH_BYTES = 1024 * 1024;
-const EMIT_WAITING_MESSAGES = 8192;
-const EMIT_WAITING_BYTES = 16 * 1024 * 1024;
 
 /** An isolated-vm reference to a host function, as the guest sees it. */
 interface HostReference {
