@@ -14,11 +14,19 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = path.join(root, 'dist');
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 
-// The platform imports Network Protector's protocol parsers (the offline replay runs them), so tsc
-// emits them under dist/sample-apps/. Earlier builds made that a link to the sources: remove it
-// first, or tsc would write JavaScript into the source tree through it.
+// The platform imports Network Protector's code (the offline replay runs its parsers and rule
+// engine), so tsc emits it under dist/sample-apps/. The links an earlier build left there (the
+// whole folder once, then each project entry by entry, e.g. .../src/rules -> the sources) would make
+// tsc write JavaScript through them into the source tree: every link under it goes first.
 const samples = path.join(dist, 'sample-apps');
-if (lstatSync(samples, { throwIfNoEntry: false })?.isSymbolicLink()) unlinkSync(samples);
+function unlinkAll(dir) {
+  const stat = lstatSync(dir, { throwIfNoEntry: false });
+  if (!stat) return;
+  if (stat.isSymbolicLink()) return unlinkSync(dir);
+  if (!stat.isDirectory()) return;
+  for (const entry of readdirSync(dir)) unlinkAll(path.join(dir, entry));
+}
+unlinkAll(samples);
 
 execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 
