@@ -1,5 +1,7 @@
 /** The rule engine: compileRules' refusals, StreamInspector's release offsets, alerts and drop verdicts. */
 import { strict as assert } from 'node:assert';
+import { promises as fs } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { contentsMatch } from '../../sample-apps/network-protector/src/engine/content.js';
 import {
   type CompiledRules,
@@ -21,6 +23,21 @@ const rules = (text: string, vars?: Record<string, string>): CompiledRules => co
 const sids = (v: TrafficVerdict): number[] => (v.alerts ?? []).map((a) => a.sid);
 const read = (id: number, unit = 1, address = 0, count = 2): Buffer => mbap(id, unit, [3, address >> 8, address & 0xff, 0, count]);
 const write = (id: number, address: number, value: number): Buffer => mbap(id, 1, [6, address >> 8, address & 0xff, value >> 8, value & 0xff]);
+
+describe('rule engine: isolate-safe', () => {
+  it('imports only Network Protector code and uses no Node or web globals an isolate lacks', async () => {
+    const dir = fileURLToPath(new URL('../../sample-apps/network-protector/src/engine/', import.meta.url));
+    const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.length >= 6);
+    for (const file of files) {
+      const code = (await fs.readFile(dir + file, 'utf8')).replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+      for (const match of code.matchAll(/from '([^']+)'/g))
+        assert.match(match[1]!, /^\.\.?\/(?:(?:rules|protocols)\/)?[\w-]+\.js$/, `${file} imports ${match[1]}`);
+      for (const name of ['Buffer', 'process', 'require', 'TextDecoder', 'TextEncoder', 'setTimeout', 'globalThis'])
+        assert.ok(!new RegExp(`(^|[^\\w#.])${name}\\b`).test(code), `${file} uses ${name}`);
+    }
+  });
+});
 
 describe('rule engine: compileRules', () => {
   it('refuses sid 90000001 (the gateway reserves it) with its own code', () => {
