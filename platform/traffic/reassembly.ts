@@ -110,8 +110,7 @@ export class TcpReassembler {
 
   segment(s: TcpSegment): void {
     const forward = `${s.src}|${s.sport}|${s.dst}|${s.dport}`;
-    const backward = `${s.dst}|${s.dport}|${s.src}|${s.sport}`;
-    let flow = this.#flows.get(forward) ?? this.#flows.get(backward);
+    let flow = this.#flows.get(forward) ?? this.#flows.get(`${s.dst}|${s.dport}|${s.src}|${s.sport}`);
     const syn = (s.flags & TCP.SYN) !== 0;
     const ackFlag = (s.flags & TCP.ACK) !== 0;
     if (!flow) {

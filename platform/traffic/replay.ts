@@ -18,6 +18,8 @@ export interface ReplayOptions {
   readonly mqttPorts?: readonly number[];
   /** Rules to match; without them the replay only parses. */
   readonly rules?: CompiledRules;
+  /** Keep every flow's transactions in the result (default); the alerts hold theirs either way. */
+  readonly keepTransactions?: boolean;
 }
 
 export interface ReplayAlert {
@@ -65,6 +67,7 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
   const capture = readPcap(file, name);
   const flows = new Map<number, ReplayFlow>();
   const rules = options.rules ?? NO_RULES;
+  const keep = options.keepTransactions ?? true;
   const parsers = new Map<number, StreamInspector>();
   const alerts: ReplayAlert[] = [];
   let now = { seconds: 0, nanos: 0 };
@@ -94,7 +97,7 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
       alerts.push({ rule: m.rule, flow: record, direction: side, ...(m.tx ? { tx: m.tx } : {}), seconds: now.seconds, nanos: now.nanos });
     }
     // Transaction ids only grow: one past the last listed is new (a linear search would make a long flow quadratic).
-    for (const tx of result.updated) if (list.length === 0 || tx.txId > list[list.length - 1]!.txId) list.push(tx);
+    if (keep) for (const tx of result.updated) if (list.length === 0 || tx.txId > list[list.length - 1]!.txId) list.push(tx);
     record.stopped = result.stopped;
   };
 

@@ -19,7 +19,7 @@ const FRAMES = 1_000_000;
 /** Frames of one connection: handshake 3, 250 request/response pairs of 4 (each ACKed), close 3. */
 const PAIRS = 250;
 
-function capture(): { bytes: Uint8Array; frames: number } {
+export function capture(): { bytes: Uint8Array; frames: number } {
   const cap = new PcapBuilder();
   let frames = 0;
   for (let n = 0; frames < FRAMES; n++) {
@@ -53,13 +53,13 @@ function capture(): { bytes: Uint8Array; frames: number } {
 }
 
 /** 100 rules: the anomaly rules, and Modbus / MQTT rules of every kind, a few of which fire. */
-function rules(): string {
+export function rules(): string {
   const out: string[] = [];
   let sid = 1;
   const add = (text: string) => out.push(text.replace('SID', String(sid++)));
   add('alert modbus any any -> any any (msg:"write single register"; modbus: function 6; sid:SID; rev:1;)');
   add('alert mqtt any any -> any any (msg:"cell 3 topic"; mqtt.publish.topic; content:"cell3/"; sid:SID; rev:1;)');
-  for (const event of ['invalid_protocol_id', 'unsolicited_response', 'invalid_length', 'invalid_function_code', 'invalid_value', 'value_mismatch', 'flooded'])
+  for (const event of ['invalid_protocol_id', 'unsolicited_response', 'invalid_length', 'invalid_function_code', 'invalid_value', 'invalid_exception_code', 'flooded'])
     add(`alert modbus any any -> any any (msg:"modbus ${event}"; app-layer-event:modbus.${event}; sid:SID; rev:1;)`);
   for (const event of ['missing_connect', 'missing_publish', 'double_connect', 'unintroduced_message', 'invalid_qos_level', 'malformed_traffic'])
     add(`alert mqtt any any -> any any (msg:"mqtt ${event}"; app-layer-event:mqtt.${event}; sid:SID; rev:1;)`);

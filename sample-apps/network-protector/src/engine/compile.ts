@@ -29,6 +29,8 @@ export interface CompiledRule {
    * never matches `mqtt.publish.topic`.
    */
   readonly needsComplete: boolean;
+  /** The rule has an app-layer-event: a transaction without events cannot match it. */
+  readonly needsEvents: boolean;
 }
 
 export interface CompiledRules {
@@ -73,6 +75,7 @@ function compileRule(rule: Rule): CompiledRule {
     never: rule.flow?.state === 'not_established' || rule.flow?.frag === 'only_frag',
     order: ACTION_ORDER[rule.header.action] ?? 2,
     needsComplete: app === 'mqtt' && needsComplete(rule),
+    needsEvents: rule.events.length > 0,
   };
 }
 

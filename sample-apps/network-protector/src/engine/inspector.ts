@@ -44,6 +44,9 @@ export interface InspectResult {
 }
 
 const SIDE: Readonly<Record<TrafficDirection, Direction>> = { to_server: 'toserver', to_client: 'toclient' };
+const TO_SERVER: readonly TrafficDirection[] = ['to_server'];
+const TO_CLIENT: readonly TrafficDirection[] = ['to_client'];
+const BOTH: readonly TrafficDirection[] = ['to_server', 'to_client'];
 
 export class StreamInspector {
   readonly #protocol: 'modbus' | 'mqtt';
@@ -116,17 +119,19 @@ export class StreamInspector {
       if (passed) break;
       // Suricata files an MQTT transaction under one direction and inspects it only there; a
       // Modbus one is inspected in both (a change by either side is seen by the next packet each way).
-      const directions: readonly TrafficDirection[] = this.#mqtt
-        ? [(tx as MqttTransaction).direction === 'toserver' ? 'to_server' : 'to_client']
-        : ['to_server', 'to_client'];
+      const directions = this.#mqtt ? ((tx as MqttTransaction).direction === 'toserver' ? TO_SERVER : TO_CLIENT) : BOTH;
+      const complete = this.#mqtt ? (tx as MqttTransaction).complete : true;
+      const hasEvents = tx.events.length > 0;
+      let sids = this.#alerted.get(tx);
       for (const inspected of directions) {
         if (passed) break;
+        const bit = inspected === 'to_server' ? 0 : 1;
         for (const rule of this.#candidates[inspected].tx) {
+          // The cheap refusals first: most rules of a list never get past them.
+          if ((rule.needsEvents && !hasEvents) || (rule.needsComplete && !complete)) continue;
           // Suricata keeps a transaction's detection state per direction: once per direction.
-          const key = rule.rule.sid * 2 + (inspected === 'to_server' ? 0 : 1);
-          let sids = this.#alerted.get(tx);
+          const key = rule.rule.sid * 2 + bit;
           if (sids?.has(key)) continue;
-          if (rule.needsComplete && !(tx as MqttTransaction).complete) continue;
           if (!this.#txMatches(rule, tx, version, bytes)) continue;
           if (!sids) {
             sids = new Set();
