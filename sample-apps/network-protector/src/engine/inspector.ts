@@ -19,7 +19,7 @@ import { ModbusFlow } from '../protocols/modbus.js';
 import { MqttFlow } from '../protocols/mqtt.js';
 import type { Direction, ModbusTransaction, MqttTransaction } from '../protocols/types.js';
 import { type CompiledRule, type CompiledRules, type Endpoint, headerMatches, toAddress } from './compile.js';
-import { eventsMatch, modbusMatches, mqttMatches, payloadMatches, stickyBuffersMatch } from './match.js';
+import { eventsMatch, modbusCouldMatch, modbusMatches, mqttMatches, payloadMatches, stickyBuffersMatch } from './match.js';
 import type { TrafficAlert, TrafficConnection, TrafficDirection, TrafficVerdict } from './types.js';
 
 export type Transaction = ModbusTransaction | MqttTransaction;
@@ -55,6 +55,7 @@ export class StreamInspector {
   /** Per direction, the rules whose header, protocol and flow fit this connection. */
   readonly #candidates: Record<TrafficDirection, { tx: CompiledRule[]; packet: CompiledRule[] }>;
   readonly #fed: Record<TrafficDirection, number> = { to_server: 0, to_client: 0 };
+  readonly #byKind: Record<TrafficDirection, Map<number, CompiledRule[]>> = { to_server: new Map(), to_client: new Map() };
   /** The sids (and directions) each live transaction alerted on; a released transaction takes its set with it. */
   readonly #alerted = new WeakMap<Transaction, Set<number>>();
   #drop: CompiledRule | undefined;
@@ -126,7 +127,7 @@ export class StreamInspector {
       for (const inspected of directions) {
         if (passed) break;
         const bit = inspected === 'to_server' ? 0 : 1;
-        for (const rule of this.#candidates[inspected].tx) {
+        for (const rule of this.#modbus ? this.#modbusCandidates(inspected, tx as ModbusTransaction) : this.#candidates[inspected].tx) {
           // The cheap refusals first: most rules of a list never get past them.
           if ((rule.needsEvents && !hasEvents) || (rule.needsComplete && !complete)) continue;
           // Suricata keeps a transaction's detection state per direction: once per direction.
@@ -156,6 +157,23 @@ export class StreamInspector {
       }
     }
     return { updated, matches, release, stopped, ...(this.#drop ? { drop: this.#drop } : {}) };
+  }
+
+  /** The transaction rules that could match a Modbus message of this kind, worked out once per kind. */
+  #modbusCandidates(direction: TrafficDirection, tx: ModbusTransaction): readonly CompiledRule[] {
+    const msg = tx.request ?? tx.response;
+    if (!msg) return this.#candidates[direction].tx;
+    const key = msg.functionRaw | (msg.accessType << 8) | (msg.category << 16);
+    const index = this.#byKind[direction];
+    let list = index.get(key);
+    if (!list) {
+      list = this.#candidates[direction].tx.filter((rule) =>
+        rule.rule.modbus.every((c) => modbusCouldMatch(c, msg.functionRaw, msg.accessType, msg.category, msg.functionCode)),
+      );
+      // Bounded: 256 function bytes, and the access type and category follow from the function byte.
+      if (index.size < 4096) index.set(key, list);
+    }
+    return list;
   }
 
   #txMatches(rule: CompiledRule, tx: Transaction, version: number, chunk: Uint8Array): boolean {

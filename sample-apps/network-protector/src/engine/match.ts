@@ -56,6 +56,25 @@ const TABLE_BITS: Readonly<Record<string, number>> = {
   holding: ModbusAccess.HOLDING,
 };
 
+/**
+ * Whether a message with this function byte, access type and category could match the constraint
+ * (its unit, address and value aside): what the inspector indexes Modbus rules by, so a request
+ * costs only the rules for its function.
+ */
+export function modbusCouldMatch(c: ModbusConstraint, functionRaw: number, accessType: number, category: number, functionCode: string): boolean {
+  if (c.access) {
+    const rw = c.access.type === 'read' ? ModbusAccess.READ : ModbusAccess.WRITE;
+    const table = c.access.table ? TABLE_BITS[c.access.table]! : 0;
+    return (accessType & rw) !== 0 && (table === 0 || (accessType & table) !== 0);
+  }
+  if (c.categories) {
+    let bits = 0;
+    for (const name of c.categories) bits |= CATEGORY_BITS[name]!;
+    return (category & bits) !== 0;
+  }
+  return c.function === undefined || (functionRaw >= 0 && modbusFunctionName(c.function) === functionCode);
+}
+
 export function modbusMatches(c: ModbusConstraint, tx: ModbusTransaction): boolean {
   const msg: ModbusMessage | undefined = tx.request ?? tx.response;
   if (!msg) return false;
