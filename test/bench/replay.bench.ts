@@ -59,7 +59,15 @@ export function rules(): string {
   const add = (text: string) => out.push(text.replace('SID', String(sid++)));
   add('alert modbus any any -> any any (msg:"write single register"; modbus: function 6; sid:SID; rev:1;)');
   add('alert mqtt any any -> any any (msg:"cell 3 topic"; mqtt.publish.topic; content:"cell3/"; sid:SID; rev:1;)');
-  for (const event of ['invalid_protocol_id', 'unsolicited_response', 'invalid_length', 'invalid_function_code', 'invalid_value', 'invalid_exception_code', 'flooded'])
+  for (const event of [
+    'invalid_protocol_id',
+    'unsolicited_response',
+    'invalid_length',
+    'invalid_function_code',
+    'invalid_value',
+    'invalid_exception_code',
+    'flooded',
+  ])
     add(`alert modbus any any -> any any (msg:"modbus ${event}"; app-layer-event:modbus.${event}; sid:SID; rev:1;)`);
   for (const event of ['missing_connect', 'missing_publish', 'double_connect', 'unintroduced_message', 'invalid_qos_level', 'malformed_traffic'])
     add(`alert mqtt any any -> any any (msg:"mqtt ${event}"; app-layer-event:mqtt.${event}; sid:SID; rev:1;)`);
