@@ -283,4 +283,34 @@ describe('rule engine: StreamInspector', () => {
     assert.deepEqual(sids(new StreamInspector(compiled, MODBUS).data('to_server', read(1), 0)), [2, 2]);
     assert.deepEqual(new StreamInspector(compiled, { ...MODBUS, srcIp: 'not-an-ip' }).data('to_server', read(1), 0), { release: 12 });
   });
+
+  it('hostile Modbus: a length field that lies is invalid_length, what it swallowed is released, not held', () => {
+    const compiled = rules('drop modbus any any -> any any (msg:"bad length"; app-layer-event:modbus.invalid_length; sid:1;)');
+    const inspector = new StreamInspector(compiled, MODBUS);
+    // MBAP length 2000: outside 2..254, so the frame is refused whatever follows.
+    const lying = Uint8Array.from([0, 1, 0, 0, 0x07, 0xd0, 1, 3, 0, 0, 0, 1]);
+    const v = inspector.data('to_server', lying, 0);
+    assert.ok('drop' in v && v.drop.sid === 1);
+  });
+
+  it('hostile Modbus: a flood of unanswered requests is flooded, then inspection of the connection stops', () => {
+    const compiled = rules('drop modbus any any -> any any (msg:"flood"; flow:to_server; app-layer-event:modbus.flooded; sid:1;)');
+    const inspector = new StreamInspector(compiled, MODBUS);
+    let v: TrafficVerdict = { release: 0 };
+    for (let id = 0; id < 600 && !('drop' in v); id++) v = inspector.data('to_server', read(id & 0xffff), 0);
+    assert.ok('drop' in v && v.drop.sid === 1, 'the 501st unanswered request is flooded');
+  });
+
+  it("Suricata's quirk: an MQTT message over 1 MiB is truncated, its bytes pass as they come, uninspected", () => {
+    const compiled = rules('drop mqtt any any -> any any (msg:"topic"; mqtt.publish.topic; content:"secret"; sid:1;)');
+    const inspector = new StreamInspector(compiled, MQTT);
+    const length = 2 * 1024 * 1024;
+    // PUBLISH, remaining length 2 MiB as a varint, then the topic.
+    const header = Uint8Array.from([0x30, 0x80, 0x80, 0x80, 0x01, ...mqttString('secret/x')]);
+    let fed = header.length;
+    assert.deepEqual(inspector.data('to_server', header, 0), { release: fed });
+    const chunk = new Uint8Array(64 * 1024);
+    for (; fed < length; fed += chunk.length) assert.deepEqual(inspector.data('to_server', chunk, 0), { release: fed + chunk.length });
+    assert.ok(length < fed + 64 * 1024);
+  });
 });
