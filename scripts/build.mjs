@@ -5,7 +5,7 @@
 // code it puts what that code finds relative to itself: the JSON Schemas, the in-app type
 // declarations and the sample apps' sources.
 import { execFileSync } from 'node:child_process';
-import { cpSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,11 +14,26 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = path.join(root, 'dist');
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 
-// The platform imports Network Protector's protocol parsers (the offline replay runs them), so tsc
-// emits them under dist/sample-apps/. Earlier builds made that a link to the sources: remove it
-// first, or tsc would write JavaScript into the source tree through it.
+// The platform imports Network Protector's code (the offline replay runs its parsers and rule
+// engine), so tsc emits it under dist/sample-apps/. The links an earlier build left there (the
+// whole folder once, then each project entry by entry, e.g. .../src/rules -> the sources) would make
+// tsc write JavaScript through them into the source tree: every link under it goes first.
+// A folder link stood where tsc's output for that folder belongs: tsc's incremental state may
+// think that output written already, so it is forgotten and everything emitted again.
 const samples = path.join(dist, 'sample-apps');
-if (lstatSync(samples, { throwIfNoEntry: false })?.isSymbolicLink()) unlinkSync(samples);
+let folderLinks = 0;
+function unlinkAll(dir) {
+  const stat = lstatSync(dir, { throwIfNoEntry: false });
+  if (!stat) return;
+  if (stat.isSymbolicLink()) {
+    if (statSync(dir, { throwIfNoEntry: false })?.isDirectory()) folderLinks++;
+    return unlinkSync(dir);
+  }
+  if (!stat.isDirectory()) return;
+  for (const entry of readdirSync(dir)) unlinkAll(path.join(dir, entry));
+}
+unlinkAll(samples);
+if (folderLinks > 0) rmSync(path.join(dist, '.tsbuildinfo'), { force: true });
 
 execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 

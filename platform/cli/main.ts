@@ -11,8 +11,9 @@ import { escapeControls, escapeControlsDeep, safeJson } from '../../sdk/text.js'
 import { callControl } from '../api/control-socket.js';
 import { patchForKey } from '../config/merge-patch.js';
 import { formatBytes, ProgressLine, table } from './format.js';
+import { NP_COMMANDS } from './np.js';
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | boolean | string[] | undefined>;
 
 interface Invocation {
   positionals: string[];
@@ -168,7 +169,7 @@ async function appsLogs(inv: Invocation, [id]: string[]): Promise<void> {
 async function logLines(inv: Invocation, id: string): Promise<void> {
   if (inv.values.output !== undefined)
     throw fail('E_USAGE', '-o FILE downloads the log archive; -f, --tail and --level print lines instead: give one or the other');
-  const number = (name: string, text: string | boolean | undefined, max: number, what: string): number | undefined => {
+  const number = (name: string, text: string | boolean | string[] | undefined, max: number, what: string): number | undefined => {
     if (text === undefined) return undefined;
     if (typeof text !== 'string' || !/^\d{1,6}$/.test(text) || Number(text) > max)
       throw fail('E_USAGE', `--${name} is ${what}, not "${escapeControls(String(text))}"`);
@@ -606,6 +607,7 @@ export const ISOGATE_CLI: CliSpec = {
         { name: 'delete', summary: "Delete an app's CA or client certificate.", args: [ID, 'ca|client'], run: client(certsDelete) },
       ],
     },
+    NP_COMMANDS,
     {
       name: 'audit',
       summary: 'The system and firewall audit logs, newest first.',

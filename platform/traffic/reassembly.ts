@@ -64,7 +64,8 @@ class Stream {
     if (cursor < end) added.push({ start: cursor, data: data.subarray(cursor - start) });
     for (const piece of added) {
       this.pendingBytes += piece.data.length;
-      this.pieces.push({ start: piece.start, data: piece.data.slice() });
+      // A view, not a copy: the capture the segment came from outlives the replay.
+      this.pieces.push({ start: piece.start, data: piece.data });
     }
     if (added.length > 0) this.pieces.sort((a, b) => a.start - b.start);
     if (this.pendingBytes > MAX_PENDING) this.gap = true;
@@ -110,8 +111,7 @@ export class TcpReassembler {
 
   segment(s: TcpSegment): void {
     const forward = `${s.src}|${s.sport}|${s.dst}|${s.dport}`;
-    const backward = `${s.dst}|${s.dport}|${s.src}|${s.sport}`;
-    let flow = this.#flows.get(forward) ?? this.#flows.get(backward);
+    let flow = this.#flows.get(forward) ?? this.#flows.get(`${s.dst}|${s.dport}|${s.src}|${s.sport}`);
     const syn = (s.flags & TCP.SYN) !== 0;
     const ackFlag = (s.flags & TCP.ACK) !== 0;
     if (!flow) {

@@ -1,10 +1,12 @@
 /**
- * Offline replay of a classic pcap through Network Protector's protocol parsers: decode, reassemble,
- * detect the application protocol as Suricata does (by server port, confirmed by the protocol's
- * probing parser) and collect each flow's transactions and anomaly events in order.
+ * Offline replay of a classic pcap through Network Protector's protocol parsers and rule engine:
+ * decode, reassemble, detect the application protocol as Suricata does (by server port, confirmed
+ * by the protocol's probing parser), collect each flow's transactions and anomaly events in order,
+ * and the alerts of the rules, each with the packet that delivered the bytes that matched.
  */
-import { ModbusFlow, probeModbus } from '../../sample-apps/network-protector/src/protocols/modbus.js';
-import { MqttFlow, probeMqtt } from '../../sample-apps/network-protector/src/protocols/mqtt.js';
+import { type CompiledRule, type CompiledRules, StreamInspector, type Transaction } from '../../sample-apps/network-protector/src/engine/index.js';
+import { probeModbus } from '../../sample-apps/network-protector/src/protocols/modbus.js';
+import { probeMqtt } from '../../sample-apps/network-protector/src/protocols/mqtt.js';
 import type { ModbusTransaction, MqttTransaction } from '../../sample-apps/network-protector/src/protocols/types.js';
 import { decodeTcp, readPcap } from './pcap.js';
 import { type FlowEndpoints, type Side, TcpReassembler } from './reassembly.js';
@@ -14,6 +16,20 @@ export interface ReplayOptions {
   readonly modbusPorts?: readonly number[];
   /** Server ports parsed as MQTT (Suricata's default: 1883). */
   readonly mqttPorts?: readonly number[];
+  /** Rules to match; without them the replay only parses. */
+  readonly rules?: CompiledRules;
+  /** Keep every flow's transactions in the result (default); the alerts hold theirs either way. */
+  readonly keepTransactions?: boolean;
+}
+
+export interface ReplayAlert {
+  readonly rule: CompiledRule;
+  readonly flow: FlowEndpoints & { readonly protocol: 'modbus' | 'mqtt' };
+  readonly direction: Side;
+  readonly tx?: Transaction;
+  /** The capture time of the packet that delivered the matching bytes. */
+  readonly seconds: number;
+  readonly nanos: number;
 }
 
 export type ReplayFlow = FlowEndpoints &
@@ -24,6 +40,7 @@ export type ReplayFlow = FlowEndpoints &
 
 export interface ReplayResult {
   readonly flows: ReplayFlow[];
+  readonly alerts: ReplayAlert[];
   readonly packets: number;
   /** Frames that carried no decodable TCP segment (other protocols, truncated or garbage). */
   readonly skipped: number;
@@ -32,7 +49,7 @@ export interface ReplayResult {
 /** Suricata's probing parsers look at no more than this many bytes of a direction (`max_depth`). */
 const PROBE_DEPTH = 16;
 
-type Parser = { kind: 'modbus'; flow: ModbusFlow } | { kind: 'mqtt'; flow: MqttFlow };
+const NO_RULES: CompiledRules = { rules: [] };
 
 interface Detecting {
   readonly protocol: 'modbus' | 'mqtt';
@@ -49,11 +66,23 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
   const mqttPorts = new Set(options.mqttPorts ?? [1883]);
   const capture = readPcap(file, name);
   const flows = new Map<number, ReplayFlow>();
-  const parsers = new Map<number, Parser>();
+  const rules = options.rules ?? NO_RULES;
+  const keep = options.keepTransactions ?? true;
+  const parsers = new Map<number, StreamInspector>();
+  const alerts: ReplayAlert[] = [];
+  let now = { seconds: 0, nanos: 0 };
   const detecting = new Map<number, Detecting | null>();
 
-  const start = (endpoints: FlowEndpoints, protocol: 'modbus' | 'mqtt'): Parser => {
-    const parser: Parser = protocol === 'modbus' ? { kind: 'modbus', flow: new ModbusFlow() } : { kind: 'mqtt', flow: new MqttFlow() };
+  const start = (endpoints: FlowEndpoints, protocol: 'modbus' | 'mqtt'): StreamInspector => {
+    const parser = new StreamInspector(rules, {
+      id: endpoints.id,
+      service: 'replay',
+      protocol,
+      srcIp: endpoints.client.ip,
+      srcPort: endpoints.client.port,
+      destIp: endpoints.server.ip,
+      destPort: endpoints.server.port,
+    });
     flows.set(endpoints.id, { ...endpoints, protocol, transactions: [], stopped: false, flowEvents: [] } as ReplayFlow);
     parsers.set(endpoints.id, parser);
     return parser;
@@ -62,10 +91,13 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
   const feed = (endpoints: FlowEndpoints, side: Side, bytes: Uint8Array): void => {
     const parser = parsers.get(endpoints.id)!;
     const record = flows.get(endpoints.id)!;
-    const result = parser.kind === 'modbus' ? parser.flow.feed(side, bytes) : parser.flow.feed(side, bytes);
+    const result = parser.feed(side === 'toserver' ? 'to_server' : 'to_client', bytes, now.seconds * 1000);
     const list = record.transactions as (ModbusTransaction | MqttTransaction)[];
+    for (const m of result.matches) {
+      alerts.push({ rule: m.rule, flow: record, direction: side, ...(m.tx ? { tx: m.tx } : {}), seconds: now.seconds, nanos: now.nanos });
+    }
     // Transaction ids only grow: one past the last listed is new (a linear search would make a long flow quadratic).
-    for (const tx of result.updated) if (list.length === 0 || tx.txId > list[list.length - 1]!.txId) list.push(tx);
+    if (keep) for (const tx of result.updated) if (list.length === 0 || tx.txId > list[list.length - 1]!.txId) list.push(tx);
     record.stopped = result.stopped;
   };
 
@@ -111,6 +143,7 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
 
   let skipped = 0;
   for (const record of capture.records) {
+    now = record;
     const segment = decodeTcp(capture.linkType, record.data);
     if (!segment) {
       skipped++;
@@ -119,7 +152,7 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
     reassembler.segment(segment);
   }
   reassembler.finish();
-  return { flows: [...flows.values()].sort((a, b) => a.id - b.id), packets: capture.records.length, skipped };
+  return { flows: [...flows.values()].sort((a, b) => a.id - b.id), alerts, packets: capture.records.length, skipped };
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

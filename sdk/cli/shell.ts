@@ -19,6 +19,8 @@ export interface OptionSpec {
   readonly summary: string;
   /** The command cannot run without it. */
   readonly required?: boolean;
+  /** A string option that may be given more than once: its value is then every one, in order. */
+  readonly multiple?: boolean;
 }
 
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
@@ -27,7 +29,7 @@ export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
 export interface ParsedCommand {
   readonly path: readonly string[];
   readonly positionals: string[];
-  readonly values: Record<string, string | boolean | undefined>;
+  readonly values: Record<string, string | boolean | string[] | undefined>;
   readonly json: boolean;
 }
 
@@ -62,7 +64,12 @@ function allOptions(cli: CliSpec, spec?: CommandSpec): OptionSpecs {
 }
 
 function parseConfig(options: OptionSpecs): NonNullable<ParseArgsConfig['options']> {
-  return Object.fromEntries(Object.entries(options).map(([name, option]) => [name, { type: option.type, ...(option.short ? { short: option.short } : {}) }]));
+  return Object.fromEntries(
+    Object.entries(options).map(([name, option]) => [
+      name,
+      { type: option.type, ...(option.short ? { short: option.short } : {}), ...(option.multiple ? { multiple: true } : {}) },
+    ]),
+  );
 }
 
 /**
@@ -76,7 +83,7 @@ export function everyOption(cli: CliSpec): OptionSpecs {
     for (const spec of specs) {
       for (const [name, option] of Object.entries(spec.options ?? {})) {
         const known = merged[name];
-        if (known && (known.type !== option.type || known.short !== option.short)) {
+        if (known && (known.type !== option.type || known.short !== option.short || Boolean(known.multiple) !== Boolean(option.multiple))) {
           throw fail('E_INTERNAL', `${cli.name}: the option --${name} is described twice, differently`);
         }
         merged[name] = option;
@@ -91,7 +98,8 @@ export function everyOption(cli: CliSpec): OptionSpecs {
 function optionUsage(name: string, option: OptionSpec): string {
   const flag = option.short ? `-${option.short}` : `--${name}`;
   const text = option.type === 'string' ? `${flag} ${option.value ?? 'VALUE'}` : flag;
-  return option.required ? text : `[${text}]`;
+  const repeated = option.multiple ? `${text}...` : text;
+  return option.required ? repeated : `[${repeated}]`;
 }
 
 function usageLine(cli: CliSpec, path: readonly string[], spec: CommandSpec): string {
@@ -196,7 +204,7 @@ function parseCommand(cli: CliSpec, path: readonly string[], spec: CommandSpec, 
   } catch (error) {
     throw fail('E_USAGE', (error as Error).message);
   }
-  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const [min, max] = argumentRange(spec.args ?? []);
   const count = parsed.positionals.length;
   if (count < min || count > max) {

@@ -211,4 +211,30 @@ describe('a command line description (sdk/cli/shell.ts)', () => {
       (error: unknown) => isIsogateError(error, 'E_INTERNAL') && /--out is described twice/.test(error.message),
     );
   });
+
+  it('a multiple option takes every value given, in order, and says so in its usage', async () => {
+    let seen: unknown;
+    const repeated: CliSpec = {
+      ...cli,
+      commands: [
+        {
+          name: 'many',
+          summary: 'x',
+          options: { file: { type: 'string', value: 'F', summary: 'a file', required: true, multiple: true } },
+          run: async (command) => {
+            seen = command.values.file;
+          },
+        },
+      ],
+    };
+    assert.equal((await runMain((args) => runCli(repeated, args), ['many', '--file', 'a', '--file', 'b'])).code, 0);
+    assert.deepEqual(seen, ['a', 'b']);
+    const help = await runMain((args) => runCli(repeated, args), ['many', '--help']);
+    assert.match(help.stdout, /Usage: tool many --file F\.\.\./);
+    const broken: CliSpec = {
+      ...repeated,
+      commands: [...repeated.commands, { name: 'one', summary: 'x', options: { file: { type: 'string', summary: 'x' } } }],
+    };
+    assert.throws(() => everyOption(broken), /--file is described twice/);
+  });
 });

@@ -14,6 +14,8 @@ import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { decodeTcp, readPcap, TCP } from '../../platform/traffic/pcap.js';
 import { replayPcap } from '../../platform/traffic/replay.js';
+import { compileRules } from '../../sample-apps/network-protector/src/engine/index.js';
+import { ALERT_VARIABLES, alertRuleFiles, countBySid, STREAM_CONTENT_SIDS, suricataCounts } from '../fixtures/alerts.js';
 import { fromEve, fromReplay, normalized } from '../fixtures/eve-compare.js';
 import { suricataEve } from '../fixtures/suricata.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
@@ -254,5 +256,20 @@ describe('protocol parsers against Suricata 7 (real clients on loopback)', funct
     const read = pymodbus.transactions[0] as { request?: { functionCode: string; data: any }; events: string[] };
     assert.equal(read.request?.functionCode, 'RdHoldRegs');
     assert.deepEqual(read.events, ['value_mismatch']);
+  });
+
+  // The alert differential (differential-alerts.test.ts) over this capture, made once here.
+  it('raises the same alerts per sid as Suricata with the keyword and anomaly rules', async () => {
+    const lists = await alertRuleFiles();
+    const rulesFile = path.join(dir, 'alerts.rules');
+    await fs.writeFile(rulesFile, lists.map((l) => l.text).join('\n'));
+    const ports = { modbus: [modbusPort], mqtt: [mqttPort] };
+    const theirs = suricataCounts(await suricataEve(capture, path.join(dir, 'alerts'), ports, rulesFile, { addresses: ALERT_VARIABLES, ports: {} }));
+    const replay = replayPcap(await fs.readFile(capture), { modbusPorts: [modbusPort], mqttPorts: [mqttPort], rules: compileRules(lists, ALERT_VARIABLES) });
+    const mine = countBySid(replay.alerts.map((a) => ({ signature_id: a.rule.alert.sid })));
+    const stream = new Set(STREAM_CONTENT_SIDS.map(String));
+    const exact = (counts: Record<string, number>) => Object.fromEntries(Object.entries(counts).filter(([sid]) => !stream.has(sid)));
+    assert.deepEqual(exact(mine), exact(theirs));
+    assert.ok(Object.keys(exact(theirs)).length >= 10, `few rules fired: ${JSON.stringify(theirs)}`);
   });
 });

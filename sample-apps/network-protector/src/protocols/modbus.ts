@@ -573,6 +573,11 @@ export class ModbusFlow {
     return this.#stopped;
   }
 
+  /** Bytes of a direction held for a message not complete yet: all before them are parsed. */
+  buffered(direction: Direction): number {
+    return this.#buffers[direction].length;
+  }
+
   /** Transactions still waiting for their other half. */
   get outstanding(): number {
     return this.#live.length;

@@ -371,6 +371,11 @@ export class MqttFlow {
     return this.#stopped;
   }
 
+  /** Bytes of a direction held for a message not complete yet: all before them are parsed. */
+  buffered(direction: Direction): number {
+    return this.#buffers[direction].length;
+  }
+
   get outstanding(): number {
     return this.#live.length;
   }

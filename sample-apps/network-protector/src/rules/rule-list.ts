@@ -155,11 +155,19 @@ export function parseOneRule(rule: RuleText, variables: RuleVariables, list: str
  * denylist and the audit log name a block by its sid; sid 90000001 is the gateway's own.
  */
 export function parseRuleLists(lists: readonly RuleListInput[], variables: RuleVariables): Rule[] {
+  return parseRuleTexts(
+    lists.map(({ name, base64 }) => ({ name, text: decodeRuleList(base64, name) })),
+    variables,
+  );
+}
+
+/** parseRuleLists for lists already decoded (a rules file of `isogate np replay`). */
+export function parseRuleTexts(lists: readonly { readonly name: string; readonly text: string }[], variables: RuleVariables): Rule[] {
   const out: Rule[] = [];
   const seen = new Map<number, { list: string; line: number }>();
   let total = 0;
-  for (const { name, base64 } of lists) {
-    const rules = splitRules(decodeRuleList(base64, name), name);
+  for (const { name, text: listText } of lists) {
+    const rules = splitRules(listText, name);
     total += rules.length;
     if (total > RULE_LIMITS.rules) {
       throw fail('E_RULE_LIMIT', `the rule lists hold ${total} rules or more, above the limit of ${RULE_LIMITS.rules}`, { list: name });

@@ -87,6 +87,8 @@ const KEYWORDS: Readonly<Record<string, Keyword>> = {
   flow: { arity: 'value', quotes: 'none' },
   content: { arity: 'value', quotes: 'mandatory', negation: true },
   nocase: { arity: 'noopt', quotes: 'none' },
+  // Accepted for the rules written for Suricata; every content is searched the same way here.
+  fast_pattern: { arity: 'noopt', quotes: 'none' },
   startswith: { arity: 'noopt', quotes: 'none' },
   endswith: { arity: 'noopt', quotes: 'none' },
   depth: { arity: 'value', quotes: 'none' },
@@ -382,6 +384,10 @@ class RuleState {
       }
       default:
         break;
+    }
+    if (name === 'fast_pattern') {
+      if (!this.lastContent) fault('E_RULE_SYNTAX', optionAt, 'fast_pattern needs a content before it');
+      return;
     }
     if ((MODIFIERS as readonly string[]).includes(name)) {
       applyModifier(this.lastContent, name as (typeof MODIFIERS)[number], value, at, optionAt);

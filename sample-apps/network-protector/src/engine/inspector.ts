@@ -1,0 +1,193 @@
+/**
+ * One connection's inspection: its bytes go through the same protocol parser the offline replay
+ * uses, every transaction a chunk created or changed is matched against the rules, and the
+ * verdict says how far the stream may be forwarded. Only whole PDUs are released: the bytes of a
+ * message still incomplete are held until it is, so no byte passes before the rules saw the
+ * message it belongs to.
+ *
+ * Matching as Suricata 7 does per transaction: a rule alerts at most once per transaction and
+ * direction (a Modbus transaction is inspected both ways, so a rule without a direction can alert
+ * twice on it; an MQTT one only in the direction Suricata files it under), and is inspected again
+ * each time the transaction changes until it does (an event or a response added later can make
+ * it match). The first matching drop rule (in Suricata's action order: pass, then
+ * drop/reject, then alert, each in list order) gives the drop verdict; a matching pass rule
+ * silences the rules after it for that chunk. Once the parser gives up on a stream (malformed MQTT,
+ * a Modbus flood), Suricata inspects nothing more of it and lets it pass; so does this, the
+ * anomaly event that ended it being what an anomaly rule drops.
+ */
+import { ModbusFlow } from '../protocols/modbus.js';
+import { MqttFlow } from '../protocols/mqtt.js';
+import type { Direction, ModbusTransaction, MqttTransaction } from '../protocols/types.js';
+import { type CompiledRule, type CompiledRules, type Endpoint, headerMatches, toAddress } from './compile.js';
+import { eventsMatch, modbusCouldMatch, modbusMatches, mqttMatches, payloadMatches, stickyBuffersMatch } from './match.js';
+import type { TrafficAlert, TrafficConnection, TrafficDirection, TrafficVerdict } from './types.js';
+
+export type Transaction = ModbusTransaction | MqttTransaction;
+
+export interface InspectMatch {
+  readonly rule: CompiledRule;
+  readonly direction: TrafficDirection;
+  /** The transaction a transaction rule matched; none for a packet rule. */
+  readonly tx?: Transaction;
+}
+
+export interface InspectResult {
+  /** Transactions this chunk created or changed, in order. */
+  readonly updated: readonly Transaction[];
+  readonly matches: readonly InspectMatch[];
+  /** Cumulative bytes of this direction that may be forwarded. */
+  readonly release: number;
+  /** The parser gave up on the stream (Suricata's app-layer error). */
+  readonly stopped: boolean;
+  /** The first matching drop rule, this chunk or an earlier one. */
+  readonly drop?: CompiledRule;
+}
+
+const SIDE: Readonly<Record<TrafficDirection, Direction>> = { to_server: 'toserver', to_client: 'toclient' };
+const TO_SERVER: readonly TrafficDirection[] = ['to_server'];
+const TO_CLIENT: readonly TrafficDirection[] = ['to_client'];
+const BOTH: readonly TrafficDirection[] = ['to_server', 'to_client'];
+
+export class StreamInspector {
+  readonly #protocol: 'modbus' | 'mqtt';
+  readonly #modbus: ModbusFlow | undefined;
+  readonly #mqtt: MqttFlow | undefined;
+  /** Per direction, the rules whose header, protocol and flow fit this connection. */
+  readonly #candidates: Record<TrafficDirection, { tx: CompiledRule[]; packet: CompiledRule[] }>;
+  readonly #fed: Record<TrafficDirection, number> = { to_server: 0, to_client: 0 };
+  readonly #byKind: Record<TrafficDirection, Map<number, CompiledRule[]>> = { to_server: new Map(), to_client: new Map() };
+  /** The sids (and directions) each live transaction alerted on; a released transaction takes its set with it. */
+  readonly #alerted = new WeakMap<Transaction, Set<number>>();
+  #drop: CompiledRule | undefined;
+
+  constructor(rules: CompiledRules, connection: TrafficConnection) {
+    this.#protocol = connection.protocol;
+    if (connection.protocol === 'modbus') this.#modbus = new ModbusFlow();
+    else this.#mqtt = new MqttFlow();
+    const clientAddress = toAddress(connection.srcIp);
+    const serverAddress = toAddress(connection.destIp);
+    const client: Endpoint | undefined = clientAddress && { address: clientAddress, port: connection.srcPort };
+    const server: Endpoint | undefined = serverAddress && { address: serverAddress, port: connection.destPort };
+    this.#candidates = { to_server: { tx: [], packet: [] }, to_client: { tx: [], packet: [] } };
+    for (const direction of ['to_server', 'to_client'] as const) {
+      const [src, dst] = direction === 'to_server' ? [client, server] : [server, client];
+      for (const rule of rules.rules) {
+        if (rule.never || !rule.directions.includes(direction)) continue;
+        if (rule.app && rule.app !== connection.protocol) continue;
+        // An address that is not an IP address (never from the gate) matches no rule.
+        if (!src || !dst || !headerMatches(rule.rule, src, dst)) continue;
+        this.#candidates[direction][rule.kind].push(rule);
+      }
+    }
+  }
+
+  /** The contract's call: the release offset, or the drop verdict with the rule that gave it. */
+  data(direction: TrafficDirection, bytes: Uint8Array, timestampMs: number): TrafficVerdict {
+    if (this.#drop) return { drop: this.#drop.alert };
+    const result = this.feed(direction, bytes, timestampMs);
+    const alerts: TrafficAlert[] = result.matches.map((m) => m.rule.alert);
+    if (result.drop) return alerts.length > 0 ? { drop: result.drop.alert, alerts } : { drop: result.drop.alert };
+    return alerts.length > 0 ? { release: result.release, alerts } : { release: result.release };
+  }
+
+  /** data() with what the replay needs too: the transactions and the rules each matched. */
+  feed(direction: TrafficDirection, bytes: Uint8Array, _timestampMs: number): InspectResult {
+    const side = SIDE[direction];
+    this.#fed[direction] += bytes.length;
+    let updated: readonly Transaction[];
+    let stopped: boolean;
+    let held: number;
+    let version = 0;
+    if (this.#modbus) {
+      const r = this.#modbus.feed(side, bytes);
+      updated = r.updated;
+      stopped = r.stopped;
+      held = this.#modbus.buffered(side);
+    } else {
+      const flow = this.#mqtt!;
+      const r = flow.feed(side, bytes);
+      updated = r.updated;
+      stopped = r.stopped;
+      held = flow.buffered(side);
+      version = flow.protocolVersion;
+    }
+    const release = this.#fed[direction] - held;
+    const matches: InspectMatch[] = [];
+    if (this.#drop) return { updated, matches, release, stopped, drop: this.#drop };
+    // Rules are in action order, so a pass rule comes before every rule it silences.
+    let passed = false;
+    for (const tx of updated) {
+      if (passed) break;
+      // Suricata files an MQTT transaction under one direction and inspects it only there; a
+      // Modbus one is inspected in both (a change by either side is seen by the next packet each way).
+      const directions = this.#mqtt ? ((tx as MqttTransaction).direction === 'toserver' ? TO_SERVER : TO_CLIENT) : BOTH;
+      const complete = this.#mqtt ? (tx as MqttTransaction).complete : true;
+      const hasEvents = tx.events.length > 0;
+      let sids = this.#alerted.get(tx);
+      for (const inspected of directions) {
+        if (passed) break;
+        const bit = inspected === 'to_server' ? 0 : 1;
+        for (const rule of this.#modbus ? this.#modbusCandidates(inspected, tx as ModbusTransaction) : this.#candidates[inspected].tx) {
+          // The cheap refusals first: most rules of a list never get past them.
+          if ((rule.needsEvents && !hasEvents) || (rule.needsComplete && !complete)) continue;
+          // Suricata keeps a transaction's detection state per direction: once per direction.
+          const key = rule.rule.sid * 2 + bit;
+          if (sids?.has(key)) continue;
+          if (!this.#txMatches(rule, tx, version, bytes)) continue;
+          if (!sids) {
+            sids = new Set();
+            this.#alerted.set(tx, sids);
+          }
+          sids.add(key);
+          matches.push({ rule, direction: inspected, tx });
+          if (rule.alert.action === 'pass') {
+            passed = true;
+            break;
+          }
+          if (rule.alert.action === 'drop' && !this.#drop) this.#drop = rule;
+        }
+      }
+    }
+    if (!passed && bytes.length > 0) {
+      for (const rule of this.#candidates[direction].packet) {
+        if (!payloadMatches(rule.rule.buffers, bytes)) continue;
+        matches.push({ rule, direction });
+        if (rule.alert.action === 'pass') break;
+        if (rule.alert.action === 'drop' && !this.#drop) this.#drop = rule;
+      }
+    }
+    return { updated, matches, release, stopped, ...(this.#drop ? { drop: this.#drop } : {}) };
+  }
+
+  /** The transaction rules that could match a Modbus message of this kind, worked out once per kind. */
+  #modbusCandidates(direction: TrafficDirection, tx: ModbusTransaction): readonly CompiledRule[] {
+    const msg = tx.request ?? tx.response;
+    if (!msg) return this.#candidates[direction].tx;
+    const key = msg.functionRaw | (msg.accessType << 8) | (msg.category << 16);
+    const index = this.#byKind[direction];
+    let list = index.get(key);
+    if (!list) {
+      list = this.#candidates[direction].tx.filter((rule) =>
+        rule.rule.modbus.every((c) => modbusCouldMatch(c, msg.functionRaw, msg.accessType, msg.category, msg.functionCode)),
+      );
+      // Bounded: 256 function bytes, and the access type and category follow from the function byte.
+      if (index.size < 4096) index.set(key, list);
+    }
+    return list;
+  }
+
+  #txMatches(rule: CompiledRule, tx: Transaction, version: number, chunk: Uint8Array): boolean {
+    const r = rule.rule;
+    if (!eventsMatch(r, tx.events)) return false;
+    if (this.#protocol === 'modbus') {
+      const mtx = tx as ModbusTransaction;
+      for (const c of r.modbus) if (!modbusMatches(c, mtx)) return false;
+    } else {
+      const qtx = tx as MqttTransaction;
+      if (!mqttMatches(r.mqtt, qtx, version)) return false;
+      if (!stickyBuffersMatch(r.buffers, qtx)) return false;
+    }
+    // Content outside a sticky buffer is Suricata's stream inspection: the chunk that made this change.
+    return payloadMatches(r.buffers, chunk);
+  }
+}
