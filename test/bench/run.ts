@@ -22,6 +22,7 @@ const BENCHES: Bench[] = [
   { name: 'egress', run: async () => (await import('./egress.bench.js')).default() },
   { name: 'schema', run: async () => (await import('./schema.bench.js')).default() },
   { name: 'cli', run: async () => (await import('./cli.bench.js')).default() },
+  { name: 'gate', run: async () => (await import('./gate.bench.js')).default() },
 ];
 
 const RESULTS_FILE = path.resolve('bench-results.json');
