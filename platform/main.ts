@@ -316,7 +316,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     modes.onEmergency(() => gate.closeAll());
     const stopAllApps = async (): Promise<void> => {
       for (const info of running.list()) {
-        if (info.status === 'running' || info.status === 'error') await running.stop(info.packageId).catch(() => undefined);
+        if (info.status === 'running' || info.status === 'starting' || info.status === 'error') await running.stop(info.packageId).catch(() => undefined);
       }
     };
     for (const info of running.list()) logs.setLevel(info.packageId, info.logLevel);

@@ -283,7 +283,7 @@ export async function dispatch(handlers: HostHandlers, op: unknown, args: unknow
 // ---------------------------------------------------------------------------------------------
 // Traffic inspection (the traffic gate -> an app holding traffic.inspect)
 
-/** The TCP connection of a protected service, as the inspector sees it (TRAFFIC-CONTRACT.md). */
+/** The TCP connection of a protected service, as the inspector sees it (the SDK declares the same: sdk/app/isogate-sdk.d.ts). */
 export interface TrafficConnection {
   id: number;
   service: string;
