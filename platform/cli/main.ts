@@ -353,7 +353,10 @@ async function status(inv: Invocation): Promise<void> {
       ...(shown.emergency
         ? [`EMERGENCY SUPPORT MODE since ${shown.emergency.since}: ${shown.emergency.reason} (apps stopped, transit blocked; "isogate restart" leaves it)`]
         : []),
-      `traffic: ${shown.traffic.services.length} protected service(s), inspector ${shown.traffic.inspector ?? 'none (transit refused)'}`,
+      // A gateway without the traffic gate (an older one) answers without it.
+      ...(shown.traffic
+        ? [`traffic: ${shown.traffic.services.length} protected service(s), inspector ${shown.traffic.inspector ?? 'none (transit refused)'}`]
+        : []),
     ].join('\n'),
   );
 }

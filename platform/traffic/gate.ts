@@ -293,6 +293,10 @@ export class TrafficGate {
         server.once('error', reject);
         server.listen({ host: settings.listen.host, port: settings.listen.port }, () => {
           server.off('error', reject);
+          // Past listening an error (out of file descriptors at accept) is said in the status, never thrown.
+          server.on('error', (error) => {
+            this.#listenError = `${settings.name}: ${error.message}`;
+          });
           resolve();
         });
       }).catch((error: NodeJS.ErrnoException) => {
@@ -346,11 +350,12 @@ export class TrafficGate {
       service.counters.closedIdle += 1;
       this.#end(connection, true);
     });
-    upstream.once('error', () => {
+    // 'on', not 'once': a second error with no listener would be thrown on the gateway's process.
+    upstream.on('error', () => {
       if (upstream.connecting || connection.streams.to_client.received === 0) service.counters.upstreamFailed += 1;
       this.#end(connection, true);
     });
-    client.once('error', () => this.#end(connection, true));
+    client.on('error', () => this.#end(connection, true));
     // Half-closes are not carried: an end from either side ends the connection, and bytes
     // still held (not yet released) are dropped with it rather than forwarded uninspected.
     client.once('end', () => this.#end(connection, false));
