@@ -15,8 +15,11 @@ import { fail, type IsogateError } from '../../sdk/errors.js';
 import type { Audit } from '../audit/index.js';
 import type { ConfigStore } from '../config/index.js';
 import type { AppInspector, TrafficAlert, TrafficConnection, TrafficDirection, TrafficVerdict } from '../sandbox/bridge.js';
+import { checkServices, GATE_DEFAULTS, GateConnection, normaliseIp, ProtectedService, type ServiceStatus } from './gate-connection.js';
 import { InspectionQueue } from './gate-inspection.js';
 import { type IdsProxySettings, type IpLists, idsProxyOf, type ProtectedServiceSettings } from './gate-lists.js';
+
+export { GATE_DEFAULTS, type ServiceCounters, type ServiceStatus } from './gate-connection.js';
 
 export interface TrafficGateOptions {
   config: ConfigStore;
@@ -32,40 +35,6 @@ export interface TrafficGateOptions {
   alertsPerSecond?: number;
 }
 
-export const GATE_DEFAULTS = {
-  verdictDeadlineMs: 2000,
-  maxConnections: 256,
-  idleTimeoutMs: 60_000,
-  maxHeldBytes: 256 * 1024,
-  alertsPerSecond: 50,
-  /** A denylisted source refused again within this is counted, not audited again. */
-  refusalAuditIntervalMs: 60_000,
-} as const;
-
-/** Counters of one protected service. */
-export interface ServiceCounters {
-  accepted: number;
-  active: number;
-  refusedFailClosed: number;
-  refusedDenylisted: number;
-  refusedConnectionLimit: number;
-  closedIdle: number;
-  closedHeldLimit: number;
-  closedFailClosed: number;
-  dropped: number;
-  upstreamFailed: number;
-  bytesToServer: number;
-  bytesToClient: number;
-}
-
-export interface ServiceStatus {
-  name: string;
-  protocol: 'modbus' | 'mqtt';
-  listen: { host: string; port: number };
-  upstream: { host: string; port: number };
-  counters: ServiceCounters;
-}
-
 export interface GateStatus {
   inspector: string | null;
   services: ServiceStatus[];
@@ -75,69 +44,6 @@ export interface GateStatus {
   inspectedItems: number;
   /** Why the last change of the protected services could not listen, if it could not. */
   listenError?: string;
-}
-
-const freshCounters = (): ServiceCounters => ({
-  accepted: 0,
-  active: 0,
-  refusedFailClosed: 0,
-  refusedDenylisted: 0,
-  refusedConnectionLimit: 0,
-  closedIdle: 0,
-  closedHeldLimit: 0,
-  closedFailClosed: 0,
-  dropped: 0,
-  upstreamFailed: 0,
-  bytesToServer: 0,
-  bytesToClient: 0,
-});
-
-/** One direction of a connection: what was read, what the inspector released, what waits. */
-interface Stream {
-  received: number;
-  released: number;
-  held: Buffer[];
-  from: net.Socket;
-  to: net.Socket;
-}
-
-class ProtectedService {
-  readonly counters = freshCounters();
-  readonly connections = new Set<GateConnection>();
-  server: net.Server | undefined;
-
-  constructor(readonly settings: ProtectedServiceSettings) {}
-
-  get maxConnections(): number {
-    return this.settings.maxConnections ?? GATE_DEFAULTS.maxConnections;
-  }
-  get idleTimeoutMs(): number {
-    return this.settings.idleTimeoutMs ?? GATE_DEFAULTS.idleTimeoutMs;
-  }
-  get maxHeldBytes(): number {
-    return this.settings.maxHeldBytes ?? GATE_DEFAULTS.maxHeldBytes;
-  }
-  address(): { host: string; port: number } {
-    const bound = this.server?.address();
-    return bound && typeof bound === 'object' ? { host: bound.address, port: bound.port } : this.settings.listen;
-  }
-}
-
-class GateConnection {
-  closed = false;
-  readonly streams: Record<TrafficDirection, Stream>;
-
-  constructor(
-    readonly info: TrafficConnection,
-    readonly service: ProtectedService,
-    readonly client: net.Socket,
-    readonly upstream: net.Socket,
-  ) {
-    this.streams = {
-      to_server: { received: 0, released: 0, held: [], from: client, to: upstream },
-      to_client: { received: 0, released: 0, held: [], from: upstream, to: client },
-    };
-  }
 }
 
 export class TrafficGate {
@@ -194,8 +100,12 @@ export class TrafficGate {
     if (this.#queue && !this.#queue.stopped && this.#queue.inspector.packageId !== inspector.packageId) {
       throw fail('E_CONFLICT', `${this.#queue.inspector.packageId} inspects the traffic already`);
     }
-    this.#queue?.stop();
-    this.#crossingsOf(this.#queue);
+    if (this.#queue) {
+      // A new inspector never saw the open connections: they end rather than pass half inspected.
+      this.#queue.stop();
+      this.#crossingsOf(this.#queue);
+      this.closeAll();
+    }
     const queue: InspectionQueue = new InspectionQueue({
       inspector,
       deadlineMs: this.#deadlineMs,
@@ -418,14 +328,18 @@ export class TrafficGate {
     const counters = connection.service.counters;
     if (direction === 'to_server') counters.bytesToServer += release;
     else counters.bytesToClient += release;
+    const parts: Buffer[] = [];
     while (release > 0) {
       const head = stream.held[0]!;
       const part = head.byteLength <= release ? head : head.subarray(0, release);
       if (part === head) stream.held.shift();
       else stream.held[0] = head.subarray(release);
       release -= part.byteLength;
-      if (!stream.to.write(part)) stream.from.pause();
+      parts.push(part);
     }
+    // One write per verdict: a frame that came in 1-byte segments leaves whole (servers with a
+    // naive framer choke on the segments, and every write is a syscall).
+    if (!stream.to.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts))) stream.from.pause();
   }
 
   async #block(connection: GateConnection, alert: TrafficAlert, canBlock: boolean): Promise<void> {
@@ -480,20 +394,5 @@ export class TrafficGate {
         connection.upstream.destroy();
       }, 2000).unref();
     }
-  }
-}
-
-/** An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; the lists hold a.b.c.d. */
-function normaliseIp(address: string): string {
-  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
-}
-
-/** What the schema cannot say: names unique, upstream ports given. */
-function checkServices(settings: IdsProxySettings): void {
-  const names = new Set<string>();
-  for (const service of settings.services ?? []) {
-    if (names.has(service.name)) throw fail('E_CONFIG', `NETWORK.IDS_PROXY.services names ${service.name} twice`);
-    names.add(service.name);
-    if (service.upstream.port === 0) throw fail('E_CONFIG', `NETWORK.IDS_PROXY.services: ${service.name} has no upstream port`);
   }
 }

@@ -18,6 +18,9 @@ import { createTestPki, type TestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { waitFor } from '../fixtures/wait.js';
 
+/** A guard against hangs, wide enough for a loaded machine: a live test waits on real peers. */
+const until = (condition: () => boolean, timeoutMs = 15_000): Promise<void> => waitFor(condition, timeoutMs);
+
 /** A Modbus/TCP read holding registers request. */
 const REQUEST = Buffer.from([0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 5]);
 
@@ -81,22 +84,22 @@ describe('fail closed and emergency support mode', function () {
       closed = true;
     });
     socket.write(request);
-    await waitFor(() => closed || answer.length >= request.length, 15_000);
+    await until(() => closed || answer.length >= request.length, 15_000);
     socket.destroy();
     return { answer, closed };
   }
 
   async function expectEmergency(g: Gateway, reason: RegExp): Promise<EmergencyState> {
-    await waitFor(() => g.services.modes.active, 15_000);
+    await until(() => g.services.modes.active, 15_000);
     const state = g.services.modes.state()!;
     assert.match(state.reason, reason);
-    await waitFor(() => system(g).includes('emergencyLimits'), 15_000);
+    await until(() => system(g).includes('emergencyLimits'), 15_000);
     assert.ok(system(g).includes('emergencyMode'));
     const enabled = g.services.audit.list({ log: 'system' }).find((record) => record.event === 'emergencyMode')!;
     assert.equal(enabled.text, `A critical operating system error is detected. Emergency support mode is enabled: ${state.reason}`);
     assert.equal(enabled.severity, 'Critical');
     // All apps stop; transit is refused at accept, counted.
-    await waitFor(() => g.services.launcher.status(INSPECTOR_ID).status !== 'running' && g.services.launcher.status(INSPECTOR_ID).status !== 'error', 15_000);
+    await until(() => g.services.launcher.status(INSPECTOR_ID).status !== 'running' && g.services.launcher.status(INSPECTOR_ID).status !== 'error', 15_000);
     const refused = g.services.gate.status().services[0]!.counters.refusedFailClosed;
     const after = await exchange(g);
     assert.equal(after.answer.length, 0);
@@ -119,7 +122,7 @@ describe('fail closed and emergency support mode', function () {
       assert.equal(answer.length, 0, 'no answer: the request was never released');
       assert.equal(upstreamBytes, 0, 'the server saw nothing');
       await expectEmergency(g, reason);
-      await waitFor(() => firewall(g).includes('npEmergencyMode'));
+      await until(() => firewall(g).includes('npEmergencyMode'));
       const np = g.services.audit.list({ log: 'firewall' }).find((record) => record.event === 'npEmergencyMode')!;
       assert.equal(np.text, 'Emergency mode activated for Kaspersky IoT Secure Gateway Network Protector application');
       assert.equal(g.services.gate.status().services[0]!.counters.active, 0);
@@ -149,7 +152,7 @@ describe('fail closed and emergency support mode', function () {
     socket.on('error', () => undefined);
     socket.on('close', () => (closed = true));
     socket.write(REQUEST);
-    await waitFor(() => answered === REQUEST.length);
+    await until(() => answered === REQUEST.length);
 
     // The inspector crashes (a forged verdict): the session ends at once.
     await g.services.launcher.setConfiguration(INSPECTOR_ID, { fixture_mode: 'forge', APP_CONFIGURATION: { industrial_commands_rules: 'eA==' } });

@@ -15,6 +15,9 @@ import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { mqttClient, type Peers, startPeers } from '../fixtures/traffic-peers.js';
 import { waitFor } from '../fixtures/wait.js';
 
+/** A guard against hangs, wide enough for a loaded machine: a live test waits on real peers. */
+const until = (condition: () => boolean, timeoutMs = 15_000): Promise<void> => waitFor(condition, timeoutMs);
+
 /** A Modbus/TCP read holding registers request (transaction `id`, 5 registers from 0). */
 function readRequest(id: number): Buffer {
   return Buffer.from([id >> 8, id & 255, 0, 0, 0, 6, 1, 3, 0, 0, 0, 5]);
@@ -98,12 +101,12 @@ describe('the traffic gate, live against pymodbus and mosquitto', function () {
     const marker = [`${MARKER[0].toString(16)}${MARKER[1].toString(16)}`, `${MARKER[2].toString(16)}${MARKER[3].toString(16)}`];
     const dropped = await peers.modbus(port('plc'), '127.0.0.3', { write: marker });
     assert.equal(dropped.ok, false);
-    await waitFor(() => (gateway.services.lists.denylist().length ?? 0) === 1);
+    await until(() => (gateway.services.lists.denylist().length ?? 0) === 1);
     const [entry] = gateway.services.lists.denylist();
     assert.equal(entry!.ipAddrSource, '127.0.0.3');
     assert.equal(entry!.signatureName, 'FIXTURE marker');
     assert.ok(Math.abs(entry!.timestamp! - Date.now() / 1000) < 600);
-    await waitFor(() => gateway.services.audit.list({ log: 'firewall' }).some((record) => record.event === 'trafficBlocked'));
+    await until(() => gateway.services.audit.list({ log: 'firewall' }).some((record) => record.event === 'trafficBlocked'));
     const blocked = gateway.services.audit.list({ log: 'firewall' }).find((record) => record.event === 'trafficBlocked')!;
     assert.equal(blocked.text, 'The traffic from the device 127.0.0.3 is blocked');
     assert.equal(service('plc').counters.dropped, 1);
@@ -127,17 +130,17 @@ describe('the traffic gate, live against pymodbus and mosquitto', function () {
     const publisher = await mqttClient(port('broker'), '127.0.0.5', 'pub');
     await publisher.publishAsync('plant/a', 'hello', { qos: 1 });
     await publisher.publishAsync('plant/a', 'an ALERT word', { qos: 1 });
-    await waitFor(() => received.length === 2);
+    await until(() => received.length === 2);
     assert.deepEqual(received, ['hello', 'an ALERT word']);
-    await waitFor(() => gateway.services.audit.list({ log: 'firewall' }).some((record) => record.event === 'trafficAlert' && record.details?.sid === 1002));
+    await until(() => gateway.services.audit.list({ log: 'firewall' }).some((record) => record.event === 'trafficAlert' && record.details?.sid === 1002));
 
     const attacker = await mqttClient(port('broker'), '127.0.0.6', 'attacker');
     const closed = new Promise<void>((resolve) => attacker.once('close', () => resolve()));
     attacker.publish('plant/a', Buffer.from([...MARKER]), { qos: 0 });
     await closed;
-    await waitFor(() => gateway.services.lists.denylist().some((entry) => entry.ipAddrSource === '127.0.0.6'));
+    await until(() => gateway.services.lists.denylist().some((entry) => entry.ipAddrSource === '127.0.0.6'));
     await publisher.publishAsync('plant/a', 'still here', { qos: 1 });
-    await waitFor(() => received.length === 3);
+    await until(() => received.length === 3);
     assert.deepEqual(received, ['hello', 'an ALERT word', 'still here']);
     await publisher.endAsync();
     await subscriber.endAsync();
@@ -146,10 +149,10 @@ describe('the traffic gate, live against pymodbus and mosquitto', function () {
   it('does not denylist an allowlisted source: its marked frame still closes the connection', async () => {
     await op('np.allowlist.add', { ip: '127.0.0.7' });
     const client = rawClient(port('plc'), '127.0.0.7');
-    await waitFor(() => client.connected);
+    await until(() => client.connected);
     client.socket.write(Buffer.from([0, 1, 0, 0, 0, 11, 1, 16, 0, 10, 0, 2, 4, ...MARKER.slice(0, 2)]));
     client.socket.write(Buffer.from(MARKER.slice(2)));
-    await waitFor(() => client.closed);
+    await until(() => client.closed);
     assert.ok(!gateway.services.lists.denylist().some((entry) => entry.ipAddrSource === '127.0.0.7'));
     assert.deepEqual(await peers.modbus(port('plc'), '127.0.0.7'), { ok: true, registers: [1, 2, 3, 4, 5] });
   });
@@ -157,12 +160,12 @@ describe('the traffic gate, live against pymodbus and mosquitto', function () {
   it('carries a request sent in 1-byte segments, answered whole', async () => {
     const client = rawClient(port('plc'), '127.0.0.8');
     client.socket.setNoDelay(true);
-    await waitFor(() => client.connected);
+    await until(() => client.connected);
     for (const byte of readRequest(7)) {
       client.socket.write(Buffer.from([byte]));
       await new Promise((resolve) => setImmediate(resolve));
     }
-    await waitFor(() => client.received.length >= 19);
+    await until(() => client.received.length >= 19, 15_000);
     assert.deepEqual([...client.received.subarray(0, 2)], [0, 7]);
     assert.equal(client.received[7], 3);
     client.socket.destroy();
@@ -172,30 +175,30 @@ describe('the traffic gate, live against pymodbus and mosquitto', function () {
     const counters = () => service('sink').counters;
     // Opens and never sends: closed at the idle timeout.
     const idle = rawClient(port('sink'), '127.0.0.9');
-    await waitFor(() => idle.closed, 10_000);
+    await until(() => idle.closed, 10_000);
     assert.equal(counters().closedIdle, 1);
 
     // A flood: past 3 concurrent connections, refused at accept and counted.
     const flood = Array.from({ length: 6 }, () => rawClient(port('sink'), '127.0.0.10'));
-    await waitFor(() => counters().refusedConnectionLimit === 3, 10_000);
-    await waitFor(() => flood.every((client) => client.closed), 10_000);
+    await until(() => counters().refusedConnectionLimit === 3, 10_000);
+    await until(() => flood.every((client) => client.closed), 10_000);
 
     // An MBAP header announcing 65535 bytes, then more than the 1024 the service holds: closed, counted.
     const big = rawClient(port('sink'), '127.0.0.11');
-    await waitFor(() => big.connected);
+    await until(() => big.connected);
     big.socket.write(Buffer.concat([Buffer.from([0, 1, 0, 0, 0xff, 0xff, 1, 16]), Buffer.alloc(2000, 7)]));
-    await waitFor(() => big.closed);
+    await until(() => big.closed);
     assert.equal(counters().closedHeldLimit, 1);
     assert.equal(sinkBytes, 0, 'no byte of an unfinished frame reached the server');
   });
 
   it('fails closed when the inspector stops: active connections end, new ones are refused', async () => {
     const client = rawClient(port('plc'), '127.0.0.12');
-    await waitFor(() => client.connected);
+    await until(() => client.connected);
     client.socket.write(readRequest(1));
-    await waitFor(() => client.received.length >= 19);
+    await until(() => client.received.length >= 19);
     await gateway.services.launcher.stop(INSPECTOR_ID);
-    await waitFor(() => client.closed);
+    await until(() => client.closed);
     assert.equal(gateway.services.gate.status().inspector, null);
     assert.equal((await peers.modbus(port('plc'), '127.0.0.2')).ok, false);
     assert.equal(gateway.services.modes.active, false, 'a stop is not a crash');
