@@ -40,6 +40,8 @@ export interface GateStatus {
   services: ServiceStatus[];
   alertsRecorded: number;
   alertsNotRecorded: number;
+  /** Denylist entries and audit records the gate could not write (the disk), counted. */
+  recordsFailed: number;
   crossings: number;
   inspectedItems: number;
   /** Why the last change of the protected services could not listen, if it could not. */
@@ -61,6 +63,7 @@ export class TrafficGate {
   readonly #lastRefusalAudit = new Map<string, number>();
   #reconfiguring: Promise<void> = Promise.resolve();
   #listenError: string | undefined;
+  #recordsFailed = 0;
 
   constructor(options: TrafficGateOptions) {
     if (options.verdictDeadlineMs !== undefined && (!Number.isSafeInteger(options.verdictDeadlineMs) || options.verdictDeadlineMs < 1)) {
@@ -164,6 +167,7 @@ export class TrafficGate {
       })),
       alertsRecorded: this.#alertsRecorded,
       alertsNotRecorded: this.#alertsNotRecorded,
+      recordsFailed: this.#recordsFailed,
       ...(this.#listenError ? { listenError: this.#listenError } : {}),
       crossings: this.#crossings + (this.#queue?.crossings ?? 0),
       inspectedItems: this.#items + (this.#queue?.items ?? 0),
@@ -345,7 +349,11 @@ export class TrafficGate {
   async #block(connection: GateConnection, alert: TrafficAlert, canBlock: boolean): Promise<void> {
     const ip = connection.info.srcIp;
     if (!canBlock || !this.#options.lists.mayDenylist(ip)) return;
-    await this.#options.lists.deny(ip, alert.signature).catch(() => undefined);
+    // The connection is closed whatever happens here; a denylist entry or event that cannot be
+    // written is counted in the status rather than lost without a trace.
+    await this.#options.lists.deny(ip, alert.signature).catch(() => {
+      this.#recordsFailed += 1;
+    });
   }
 
   #recordAlert(connection: GateConnection, alert: TrafficAlert): void {
@@ -364,7 +372,9 @@ export class TrafficGate {
         { sid: alert.sid, signature: alert.signature, 'IP address': connection.info.srcIp },
         { ...alert, service: connection.info.service, srcIp: connection.info.srcIp, srcPort: connection.info.srcPort, connection: connection.info.id },
       )
-      .catch(() => undefined);
+      .catch(() => {
+        this.#recordsFailed += 1;
+      });
   }
 
   #auditRefusal(ip: string): void {
@@ -373,7 +383,9 @@ export class TrafficGate {
     if (last !== undefined && now - last < GATE_DEFAULTS.refusalAuditIntervalMs) return;
     if (this.#lastRefusalAudit.size > 4096) this.#lastRefusalAudit.clear();
     this.#lastRefusalAudit.set(ip, now);
-    void this.#options.audit.record('trafficBlocked', { 'IP address': ip }, { address: ip, at: 'accept' }).catch(() => undefined);
+    void this.#options.audit.record('trafficBlocked', { 'IP address': ip }, { address: ip, at: 'accept' }).catch(() => {
+      this.#recordsFailed += 1;
+    });
   }
 
   #end(connection: GateConnection, now: boolean): void {

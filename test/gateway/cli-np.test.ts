@@ -28,6 +28,7 @@ describe('isogate np, restart, and status in emergency support mode', () => {
     ],
     alertsRecorded: 3,
     alertsNotRecorded: 0,
+    recordsFailed: 0,
     crossings: 9,
     inspectedItems: 20,
   };
