@@ -22,11 +22,14 @@ import { AddressPolicy, CertificateStore, EgressService } from './egress/index.j
 import { originOf } from './integrity/index.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
+import { type EmergencyHook, EmergencyMode } from './modes/index.js';
 import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
 import { createAppSandbox } from './sandbox/index.js';
 import { StorageService } from './storage/index.js';
+import { TrafficGate } from './traffic/gate.js';
+import { IpLists } from './traffic/gate-lists.js';
 
 export const PLATFORM_VERSION = '0.1.0';
 const MAX_PACKAGE_BYTES = 64 * 1024 * 1024;
@@ -53,6 +56,13 @@ export interface GatewayOptions {
   updateWatchMs?: number;
   /** Port of the REST API and web UI (arrive with the admin UI milestone). */
   port?: number;
+  /**
+   * Enter emergency support mode at start, with this reason (the start command takes it from
+   * ISOGATE_EMERGENCY_REASON, which the supervisor sets after a crash loop).
+   */
+  emergencyReason?: string;
+  /** How long Network Protector may take over one crossing of traffic (ms); NETWORK.IDS_PROXY.verdictDeadlineMs wins. */
+  verdictDeadlineMs?: number;
 }
 
 export interface Gateway {
@@ -67,6 +77,11 @@ export interface Gateway {
   /** What opening the data directory migrated (empty when it was current). */
   migrated: string[];
   demo: DemoCredentials;
+  /**
+   * Runs `hook` when the gateway enters emergency support mode, after the proxied connections
+   * ended and before the apps stop: the web UI and debug service end their sessions here.
+   */
+  onEmergency(hook: EmergencyHook): void;
   /**
    * Closes everything, in SHUTDOWN_ORDER, and answers with what failed to close (empty when
    * all closed cleanly). A second call runs nothing again and settles when the first has.
@@ -83,6 +98,7 @@ export interface Gateway {
 const SHUTDOWN_ORDER = [
   'control socket',
   'audit',
+  'traffic gate',
   'launcher',
   'orchestrator',
   'router',
@@ -118,6 +134,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       );
     }
     const demo = await ensureDemoCredentials(dir('demo'));
+    // Read before any app can start: a gateway that was in emergency support mode comes back in it.
+    const modes = await EmergencyMode.open(dataDir, audit);
 
     let embedded: EmbeddedStore | undefined;
     let storeUrl: string;
@@ -208,6 +226,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const installed = orchestrator;
     if (options.imageDir) await installImagePackages(installed, options.imageDir);
 
+    // The traffic gate and its inspector: only an app from the image holding traffic.inspect
+    // (Network Protector) is given the gate; its failure is the manual's cause of emergency mode.
+    const lists = new IpLists(config, audit);
+    const inspectorName = (id: string): string => installed.get(id)?.manifest.name ?? id;
+    const gate = new TrafficGate({
+      config,
+      audit,
+      lists,
+      blocked: () => modes.active,
+      onInspectorFailure: (id, error) => void modes.enter(`${inspectorName(id)} failed: ${error.code}: ${error.message}`, 'network-protector'),
+      ...(options.verdictDeadlineMs === undefined ? {} : { verdictDeadlineMs: options.verdictDeadlineMs }),
+    });
+    shutdown.set('traffic gate', () => gate.close());
+    const inspects = (app: InstalledApp): boolean => originOf(app.record) === 'image' && (app.manifest.capabilities ?? []).includes('traffic.inspect');
+    /** The manual: Network Protector needs at least one of its two rule lists, or the gateway enters emergency mode. */
+    const hasRules = (id: string): boolean => {
+      const rules = (launcher!.getConfiguration(id)?.APP_CONFIGURATION ?? {}) as Record<string, unknown>;
+      return ['industrial_commands_rules', 'industrial_anomaly_rules'].some((key) => typeof rules[key] === 'string' && rules[key] !== '');
+    };
+
     const hostFor = (app: InstalledApp): AppHost => {
       const id = app.packageId;
       const quota = app.manifest.resources.storageMb * 1024 * 1024;
@@ -225,6 +263,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         config: () => launcher!.getConfiguration(id),
         emitBatch: (runs) => router.emitBatch(id, runs),
         egress: egress.forApp(id, app.manifest.egress ?? []),
+        ...(inspects(app)
+          ? {
+              traffic: {
+                register: (inspector) => {
+                  modes.assertNotActive(`${id} does not inspect traffic`);
+                  if (!hasRules(id)) {
+                    void modes.enter(`${app.manifest.name} started without traffic filtering rules`, 'network-protector');
+                    return;
+                  }
+                  gate.register(inspector);
+                },
+              },
+            }
+          : {}),
       };
     };
 
@@ -236,6 +288,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       platformSdkVersion: SDK_VERSION,
       verifyIntegrity: (app) => installed.verifyIntegrity(app.packageId),
       createSandbox: (app, files, onFailure) => {
+        modes.assertNotActive(`${app.packageId} is not started`);
         const record = installed.get(app.packageId)!;
         return createAppSandbox({ manifest: record.manifest, files, host: hostFor(record), origin: originOf(record.record), onFailure });
       },
@@ -248,14 +301,38 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (info.status === 'stopped' || info.status === 'error') {
         router.appStopped(info.packageId);
         void egress.closeApp(info.packageId);
+        // Stopped: transit fails closed. Failed (crashed, refused at launch): emergency support mode.
+        gate.unregister(info.packageId);
+        const app = installed.get(info.packageId);
+        if (info.status === 'error' && app && inspects(app) && !modes.active) {
+          const why = info.lastError ? `${info.lastError.code}: ${info.lastError.message}` : 'no reason recorded';
+          void modes.enter(`${app.manifest.name} failed: ${why}`, 'network-protector');
+        }
       }
     });
+    // Emergency support mode: sessions end (the proxied connections here, the web UI's and
+    // debug service's through onEmergency), then every app stops. Started apps are not awaited
+    // from inside the launcher's own status event, where the mode may have been entered.
+    modes.onEmergency(() => gate.closeAll());
+    const stopAllApps = async (): Promise<void> => {
+      for (const info of running.list()) {
+        if (info.status === 'running' || info.status === 'starting' || info.status === 'error') await running.stop(info.packageId).catch(() => undefined);
+      }
+    };
     for (const info of running.list()) logs.setLevel(info.packageId, info.logLevel);
 
     const services: GatewayServices = {
       orchestrator: installed,
       launcher: running,
       router,
+      gate,
+      lists,
+      modes,
+      restart: async () => {
+        const left = await modes.clear();
+        await running.startAutostartApps();
+        return { left: left ?? null, status: gatewayStatus() };
+      },
       certificates,
       audit,
       config,
@@ -287,14 +364,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const quarantined = installed.quarantined().length;
       if (quarantined > 0) byStatus.quarantined = quarantined;
       const routes = router.list();
-      const modes = config.read((doc) => doc.MODE_SWITCH);
+      const switches = config.read((doc) => doc.MODE_SWITCH);
       return {
         version: PLATFORM_VERSION,
         sdkVersion: SDK_VERSION,
         uptimeSeconds: (Date.now() - startedAt) / 1000,
         dataDir,
-        mode: modes.router_mode === false ? 'unidirectional gateway' : 'router',
-        developerMode: modes.is_developer_mode === true,
+        mode: switches.router_mode === false ? 'unidirectional gateway' : 'router',
+        developerMode: switches.is_developer_mode === true,
         store: storeUrl,
         apps: { installed: installed.list().length + quarantined, limit: installed.maxApps, byStatus },
         routes: {
@@ -302,6 +379,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           inactive: routes.filter((r) => r.status === 'Inactive').length,
           error: routes.filter((r) => r.status === 'Error').length,
         },
+        emergency: modes.state() ?? null,
+        traffic: gate.status(),
       };
     };
 
@@ -311,9 +390,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     );
     shutdown.set('control socket', () => control.close());
 
-    await running.startAutostartApps();
+    await gate.start();
+    const userHooks: EmergencyHook[] = [];
+    modes.onEmergency(async (state) => {
+      for (const hook of userHooks) await Promise.resolve(hook(state)).catch(() => undefined);
+      await stopAllApps();
+    });
+    if (options.emergencyReason !== undefined) await modes.enter(options.emergencyReason, 'supervisor');
+    if (!modes.active) await running.startAutostartApps();
     return {
       services,
+      onEmergency: (hook) => userHooks.push(hook),
       dataDir,
       controlSocket: control.path,
       storeUrl,

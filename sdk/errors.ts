@@ -116,6 +116,17 @@ export const ERROR_CODES = {
   E_MESSAGE_SIZE: { status: 413, summary: 'The message is too large.' },
   E_BACKPRESSURE: { status: 429, summary: 'The routes from this endpoint are full: the app must await its emits to be slowed down.' },
 
+  // Traffic gate: the manual's IP address rules for the allowlist (each broken rule its own code)
+  // and emergency support mode.
+  E_IP_BLANK: { status: 422, summary: 'The IP address is blank.' },
+  E_IP_FORMAT: { status: 422, summary: 'The IP address is not four numbers from 0 to 255 separated by dots.' },
+  E_IP_LEADING_ZERO: { status: 422, summary: 'The IP address starts with 0.' },
+  E_IP_BROADCAST: { status: 422, summary: 'The IP address is 255.255.255.255.' },
+  E_EMERGENCY: {
+    status: 503,
+    summary: 'The gateway is in emergency support mode: apps do not start and transit traffic is blocked until an admin restarts it.',
+  },
+
   // Traffic: captures read by the offline replay
   E_PCAP: { status: 422, summary: 'The capture is not a classic pcap file the replay reads (its header, link type or a record header is wrong).' },
 

@@ -37,6 +37,7 @@ const ROUTE_END = { type: 'string', minLength: 3, maxLength: 200, pattern: '^[^:
 const OVERFLOW = { enum: ['block', 'drop-oldest', 'drop-newest'] };
 const QUEUE_BYTES = { type: 'integer', minimum: ROUTE_QUEUE_BYTES.min, maximum: ROUTE_QUEUE_BYTES.max };
 const BASE64 = { type: 'string', maxLength: 4 * 1024 * 1024, pattern: '^[A-Za-z0-9+/=\\s]*$' };
+const IP_TEXT = { type: 'string', maxLength: 64 };
 const FILE_NAME = { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^/\\\\\\u0000-\\u001f]+$' };
 
 function params(properties: Record<string, unknown>, required: string[] = []): Record<string, unknown> {
@@ -318,6 +319,42 @@ export const OPERATIONS: Record<string, Operation> = {
     }),
     run: async ({ audit }, filter: { log?: 'system' | 'firewall'; severity?: ('Informational' | 'Warning' | 'Critical')[]; limit?: number }) =>
       audit.list(filter),
+  },
+  restart: {
+    summary: "An admin's restart: leaves emergency support mode and starts the Autostart apps again",
+    params: params({}),
+    run: async (services) => services.restart(),
+  },
+  'np.status': {
+    summary: 'The traffic gate: its inspector, the protected services and their counters',
+    params: params({}),
+    run: async ({ gate }) => gate.status(),
+  },
+  'np.allowlist.list': {
+    summary: 'The IP address allowlist (NETWORK.IDS_PROXY.allowList)',
+    params: params({}),
+    run: async ({ lists }) => lists.allowlist(),
+  },
+  // The address's own rules (the manual's) are the lists' to check, each with its code.
+  'np.allowlist.add': {
+    summary: 'Adds an IP address to the allowlist',
+    params: params({ ip: IP_TEXT }, ['ip']),
+    run: async ({ lists }, { ip }: { ip: string }) => lists.allow(ip),
+  },
+  'np.allowlist.remove': {
+    summary: 'Removes an IP address from the allowlist',
+    params: params({ ip: IP_TEXT }, ['ip']),
+    run: async ({ lists }, { ip }: { ip: string }) => lists.disallow(ip),
+  },
+  'np.denylist.list': {
+    summary: 'The IP address denylist (NETWORK.IDS_PROXY.blockedList): each address with the signature that blocked it and when',
+    params: params({}),
+    run: async ({ lists }) => lists.denylist(),
+  },
+  'np.denylist.remove': {
+    summary: 'Removes an IP address from the denylist, so its traffic is inspected again',
+    params: params({ ip: IP_TEXT }, ['ip']),
+    run: async ({ lists }, { ip }: { ip: string }) => lists.undeny(ip),
   },
 };
 

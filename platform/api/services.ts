@@ -8,8 +8,11 @@ import type { ConfigStore } from '../config/index.js';
 import type { CertificateStore } from '../egress/index.js';
 import type { Launcher } from '../launcher/index.js';
 import type { FollowOptions, LogFollower } from '../logs/index.js';
+import type { EmergencyMode, EmergencyState } from '../modes/index.js';
 import type { Orchestrator } from '../orchestrator/index.js';
 import type { Router } from '../router/index.js';
+import type { GateStatus, TrafficGate } from '../traffic/gate.js';
+import type { IpLists } from '../traffic/gate-lists.js';
 
 export interface GatewayStatus {
   version: string;
@@ -22,6 +25,10 @@ export interface GatewayStatus {
   store: string;
   apps: { installed: number; limit: number; byStatus: Record<string, number> };
   routes: { active: number; inactive: number; error: number };
+  /** Emergency support mode, while the gateway is in it. */
+  emergency: EmergencyState | null;
+  /** The traffic gate: its inspector, protected services and their counters. */
+  traffic: GateStatus;
 }
 
 /** One row of the Installed apps table (the manual's columns) with the machine fields. */
@@ -62,6 +69,11 @@ export interface GatewayServices {
   orchestrator: Orchestrator;
   launcher: Launcher;
   router: Router;
+  gate: TrafficGate;
+  lists: IpLists;
+  modes: EmergencyMode;
+  /** An admin's restart: leaves emergency support mode and starts the Autostart apps again. */
+  restart(): Promise<{ left: EmergencyState | null; status: GatewayStatus }>;
   certificates: CertificateStore;
   audit: Audit;
   config: ConfigStore;

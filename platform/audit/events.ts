@@ -236,6 +236,16 @@ export const AUDIT_EVENTS = {
     'Critical',
     'System: Launcher',
   ),
+  /**
+   * Not in the manual's table: what an `alert` rule records ("alert rules only record"), and the
+   * signature of every drop, the manual's Suricata-style rule matches.
+   */
+  trafficAlert: firewall(
+    'NetworkProtector: Rule triggered',
+    'Rule <sid> "<signature>" triggered on traffic from the device <IP address>',
+    'Warning',
+    'System: NetworkProtector',
+  ),
   routeError: firewall('TrafficController: Error creating route', 'User-defined route not applied: <description>', 'Warning', 'System: TrafficController'),
 } as const satisfies Record<string, AuditEventSpec>;
 

@@ -11,7 +11,7 @@ import { escapeControls, escapeControlsDeep, safeJson } from '../../sdk/text.js'
 import { callControl } from '../api/control-socket.js';
 import { patchForKey } from '../config/merge-patch.js';
 import { formatBytes, ProgressLine, table } from './format.js';
-import { NP_COMMANDS } from './np.js';
+import { NP_REPLAY_COMMAND } from './np.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -351,7 +351,61 @@ async function status(inv: Invocation): Promise<void> {
       }`,
       ...shown.failing.map((app: any) => `  in error: ${app.name} (${app.package_id}): ${app.reason || 'no reason recorded'}`),
       `routes: ${shown.routes.active} active, ${shown.routes.inactive} inactive, ${shown.routes.error} in error`,
+      ...(shown.emergency
+        ? [`EMERGENCY SUPPORT MODE since ${shown.emergency.since}: ${shown.emergency.reason} (apps stopped, transit blocked; "isogate restart" leaves it)`]
+        : []),
+      // A gateway without the traffic gate (an older one) answers without it.
+      ...(shown.traffic
+        ? [`traffic: ${shown.traffic.services.length} protected service(s), inspector ${shown.traffic.inspector ?? 'none (transit refused)'}`]
+        : []),
     ].join('\n'),
+  );
+}
+
+async function npStatus(inv: Invocation): Promise<void> {
+  const result = await call(inv, 'np.status');
+  print(inv, result, (shown) =>
+    [
+      `inspector: ${shown.inspector ?? 'none: transit is refused (fail closed)'}`,
+      table(
+        shown.services.map((service: any) => ({
+          ...service,
+          listen: `${service.listen.host}:${service.listen.port}`,
+          upstream: `${service.upstream.host}:${service.upstream.port}`,
+          active: service.counters.active,
+          accepted: service.counters.accepted,
+          refused: service.counters.refusedFailClosed + service.counters.refusedDenylisted + service.counters.refusedConnectionLimit,
+          dropped: service.counters.dropped,
+        })),
+        [
+          ['name', 'SERVICE'],
+          ['protocol', 'PROTOCOL'],
+          ['listen', 'LISTEN'],
+          ['upstream', 'UPSTREAM'],
+          ['active', 'ACTIVE'],
+          ['accepted', 'ACCEPTED'],
+          ['refused', 'REFUSED'],
+          ['dropped', 'DROPPED'],
+        ],
+      ),
+      `alerts recorded: ${shown.alertsRecorded}, not recorded (past the rate bound): ${shown.alertsNotRecorded}`,
+    ].join('\n'),
+  );
+}
+
+async function npList(inv: Invocation, which: 'allowlist' | 'denylist'): Promise<void> {
+  const list = await call(inv, `np.${which}.list`);
+  print(inv, list, (shown) =>
+    which === 'allowlist'
+      ? table(shown, [['ipAddrSource', 'IP ADDRESS (SOURCE)']])
+      : table(
+          shown.map((entry: any) => ({ ...entry, time: entry.timestamp === undefined ? '' : new Date(entry.timestamp * 1000).toISOString() })),
+          [
+            ['ipAddrSource', 'IP ADDRESS (SOURCE)'],
+            ['signatureName', 'SIGNATURE'],
+            ['time', 'BLOCKED AT'],
+          ],
+        ),
   );
 }
 
@@ -384,6 +438,8 @@ async function start(command: ParsedCommand, demo: boolean): Promise<void> {
     ...(inv.values['store-data'] ? { storeDataDir: String(inv.values['store-data']) } : {}),
     ...(inv.values['platform-trust'] ? { platformTrustRootFile: String(inv.values['platform-trust']) } : {}),
     ...(inv.values.image ? { imageDir: path.resolve(String(inv.values.image)) } : {}),
+    // Set by the supervisor after a crash loop: the gateway starts in emergency support mode.
+    ...(process.env.ISOGATE_EMERGENCY_REASON ? { emergencyReason: process.env.ISOGATE_EMERGENCY_REASON } : {}),
     demo: demo || inv.values.demo === true,
     json: inv.json,
   });
@@ -413,7 +469,70 @@ export const ISOGATE_CLI: CliSpec = {
       run: (command) => start(command, false),
     },
     { name: 'demo', summary: 'Run a demo gateway: start --demo (what npm start runs).', options: START_OPTIONS, run: (command) => start(command, true) },
-    { name: 'status', summary: 'Version, mode, store, apps by status (and why any is in Error), routes.', run: client(status) },
+    {
+      name: 'status',
+      summary: 'Version, mode, store, apps by status (and why any is in Error), routes, emergency support mode, traffic gate.',
+      run: client(status),
+    },
+    {
+      name: 'restart',
+      summary: "An admin's restart: leaves emergency support mode and starts the Autostart apps again (the cause may bring the mode back).",
+      run: client(async (inv) => {
+        const result = await call(inv, 'restart');
+        print(inv, result, (shown) =>
+          shown.left ? `Left emergency support mode (${shown.left.reason}); Autostart apps started` : 'Not in emergency support mode; Autostart apps started',
+        );
+      }),
+    },
+    {
+      name: 'np',
+      summary: "Network Protector: the traffic gate's protected services, the IP address allowlist and denylist, and offline replay.",
+      commands: [
+        NP_REPLAY_COMMAND,
+        { name: 'status', summary: 'The inspector, each protected service with its connections, refusals and drops.', run: client(npStatus) },
+        {
+          name: 'allowlist',
+          summary: 'The IP address allowlist: sources never refused by the denylist nor put on it (their traffic is still inspected).',
+          commands: [
+            { name: 'list', summary: 'The allowed source addresses.', run: client((inv) => npList(inv, 'allowlist')) },
+            {
+              name: 'add',
+              summary: 'Allow a source address: four numbers from 0 to 255, not starting with 0, not 255.255.255.255.',
+              args: ['IP'],
+              run: client(async (inv, [ip]) => {
+                const entry = await call(inv, 'np.allowlist.add', { ip });
+                print(inv, entry, (shown) => `${shown.ipAddrSource} added to the allowlist`);
+              }),
+            },
+            {
+              name: 'remove',
+              summary: 'Remove a source address from the allowlist.',
+              args: ['IP'],
+              run: client(async (inv, [ip]) => {
+                const entry = await call(inv, 'np.allowlist.remove', { ip });
+                print(inv, entry, (shown) => `${shown.ipAddrSource} removed from the allowlist`);
+              }),
+            },
+          ],
+        },
+        {
+          name: 'denylist',
+          summary: 'The IP address denylist, filled by drop rules: a listed source is refused at connect.',
+          commands: [
+            { name: 'list', summary: 'Denied source addresses with the signature that blocked each and when.', run: client((inv) => npList(inv, 'denylist')) },
+            {
+              name: 'remove',
+              summary: 'Remove a source address from the denylist: its traffic passes the gate again (inspected).',
+              args: ['IP'],
+              run: client(async (inv, [ip]) => {
+                const entry = await call(inv, 'np.denylist.remove', { ip });
+                print(inv, entry, (shown) => `${shown.ipAddrSource} removed from the denylist`);
+              }),
+            },
+          ],
+        },
+      ],
+    },
     {
       name: 'apps',
       summary: 'Install, start, stop, configure and inspect apps.',
@@ -607,7 +726,6 @@ export const ISOGATE_CLI: CliSpec = {
         { name: 'delete', summary: "Delete an app's CA or client certificate.", args: [ID, 'ca|client'], run: client(certsDelete) },
       ],
     },
-    NP_COMMANDS,
     {
       name: 'audit',
       summary: 'The system and firewall audit logs, newest first.',

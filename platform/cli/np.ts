@@ -74,23 +74,18 @@ async function replay(command: ParsedCommand): Promise<void> {
   for (let i = 0; i < lines.length; i += 1000) process.stdout.write(lines.slice(i, i + 1000).join(''));
 }
 
-export const NP_COMMANDS: CommandSpec = {
-  name: 'np',
-  summary: "Network Protector's tools.",
-  commands: [
-    {
-      name: 'replay',
-      summary: 'Replay a pcap through the rule engine offline: one eve.json alert line per alert, as Suricata 7 prints them.',
-      details:
-        'Classic pcap (Ethernet, Linux cooked, raw IP; IPv4 and IPv6), TCP reassembled; Modbus/TCP detected on --modbus-ports, MQTT on --mqtt-ports. Alerts report action "allowed", as Suricata does offline. A bad capture is E_PCAP, a bad rule E_RULE_* with FILE:LINE:COLUMN.',
-      options: {
-        pcap: { type: 'string', value: 'FILE', summary: 'the capture (classic pcap)', required: true },
-        rules: { type: 'string', value: 'FILE', summary: 'a Suricata rules file (give --rules again for more)', required: true, multiple: true },
-        'modbus-ports': { type: 'string', value: 'PORTS', summary: 'server ports parsed as Modbus/TCP, comma-separated (default: 502)' },
-        'mqtt-ports': { type: 'string', value: 'PORTS', summary: 'server ports parsed as MQTT, comma-separated (default: 1883)' },
-        var: { type: 'string', value: 'NAME=VALUE', summary: 'a rule variable ($NAME) for addresses or ports', multiple: true },
-      },
-      run: replay,
-    },
-  ],
+/** `isogate np replay`: one command of the `np` group described in main.ts. */
+export const NP_REPLAY_COMMAND: CommandSpec = {
+  name: 'replay',
+  summary: 'Replay a pcap through the rule engine offline: one eve.json alert line per alert, as Suricata 7 prints them.',
+  details:
+    'Classic pcap (Ethernet, Linux cooked, raw IP; IPv4 and IPv6), TCP reassembled; Modbus/TCP detected on --modbus-ports, MQTT on --mqtt-ports. Alerts report action "allowed", as Suricata does offline. A bad capture is E_PCAP, a bad rule E_RULE_* with FILE:LINE:COLUMN.',
+  options: {
+    pcap: { type: 'string', value: 'FILE', summary: 'the capture (classic pcap)', required: true },
+    rules: { type: 'string', value: 'FILE', summary: 'a Suricata rules file (give --rules again for more)', required: true, multiple: true },
+    'modbus-ports': { type: 'string', value: 'PORTS', summary: 'server ports parsed as Modbus/TCP, comma-separated (default: 502)' },
+    'mqtt-ports': { type: 'string', value: 'PORTS', summary: 'server ports parsed as MQTT, comma-separated (default: 1883)' },
+    var: { type: 'string', value: 'NAME=VALUE', summary: 'a rule variable ($NAME) for addresses or ports', multiple: true },
+  },
+  run: replay,
 };

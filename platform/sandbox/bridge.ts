@@ -5,9 +5,19 @@
  * AppHost from the app's grants. Data crosses only as copies: strings, plain JSON values and byte
  * arrays, never a host object.
  */
-import type { CheckedRun, DeliverBatch, DeliverResult, EmitRefusal } from './protocol.js';
+import type { CheckedRun, DeliverBatch, DeliverResult, EmitRefusal, InspectItem, TrafficVerdict } from './protocol.js';
 
-export type { CheckedRun, DeliverBatch, DeliverResult, EmitRefusal } from './protocol.js';
+export type {
+  CheckedRun,
+  DeliverBatch,
+  DeliverResult,
+  EmitRefusal,
+  InspectItem,
+  TrafficAlert,
+  TrafficConnection,
+  TrafficDirection,
+  TrafficVerdict,
+} from './protocol.js';
 
 /** The manual's application log levels: each level includes the ones before it. */
 export const LOG_LEVELS = { critical: 0, error: 1, warning: 2, info: 3, debug: 4, trace: 5 } as const;
@@ -64,6 +74,23 @@ export interface EgressHost {
   connect(target: string, events: EgressStreamEvents): Promise<EgressStream>;
 }
 
+/**
+ * An app's registered traffic inspector, as the traffic gate holds it: one crossing per call,
+ * verdicts decoded and checked by the sandbox. It rejects when the app failed (the failure's
+ * code: E_CPU_LIMIT, E_MEMORY_LIMIT, E_APP_FAILED for a forged answer) or stopped (E_STATE).
+ */
+export interface AppInspector {
+  readonly packageId: string;
+  /** Whether the app holds traffic.block: a drop verdict then denylists the source. */
+  readonly canBlock: boolean;
+  inspect(items: InspectItem[]): Promise<TrafficVerdict[]>;
+}
+
+/** The traffic gate, for an app holding traffic.inspect. */
+export interface TrafficHost {
+  register(inspector: AppInspector): void;
+}
+
 /** Everything one app may ask of the platform. Capability checks happen before any of these. */
 export interface AppHost {
   readonly packageId: string;
@@ -78,6 +105,8 @@ export interface AppHost {
    */
   emitBatch(runs: CheckedRun[]): Promise<EmitRefusal[]>;
   egress: EgressHost;
+  /** Given only to an app holding traffic.inspect (the platform's own, from the image). */
+  traffic?: TrafficHost;
 }
 
 /** A message as the router queues it today, with where it came from. */

@@ -18,7 +18,7 @@ import {
   reservedCapabilitiesOf,
 } from '../../sdk/manifest.js';
 import type { AppHost, EgressStream, LogLevelCode } from './bridge.js';
-import { type CheckedRun, type ConnectionEventKind, type HostHandlers, MAX_EMIT_BATCH } from './protocol.js';
+import { type CheckedRun, type ConnectionEventKind, type HostHandlers, type InspectItem, MAX_EMIT_BATCH, type TrafficVerdict } from './protocol.js';
 import { refusals } from './refusals.js';
 
 export const PLATFORM_LIMITS = Object.freeze({
@@ -110,6 +110,8 @@ export interface SandboxSide {
   /** The app's open TLS streams, by the number its SDK gave them. */
   readonly connections: Map<number, EgressStream>;
   connectionEvent(id: number, kind: ConnectionEventKind, payload: Uint8Array | { code: string; message: string } | undefined): Promise<void>;
+  /** One crossing into the app's inspector, its verdicts decoded (the sandbox fails the app on a forged one). */
+  inspect(items: InspectItem[]): Promise<TrafficVerdict[]>;
 }
 
 /**
@@ -212,5 +214,12 @@ export function hostFor(grants: AppGrants, host: AppHost, side: SandboxSide): Ho
     'timer.set': async (id, ms, repeat) => side.timer('set', id, ms, repeat),
     'timer.clear': async (id) => side.timer('clear', id),
     ready: async () => side.ready(),
+
+    // Reserved: only an app installed from the image holds it (grantsFor refuses it otherwise),
+    // and the platform gives the traffic gate only to such an app.
+    'traffic.inspect': async () => {
+      if (!grants.capabilities.has('traffic.inspect') || !host.traffic) throw fail(...refusals.noTrafficInspect());
+      host.traffic.register({ packageId: grants.packageId, canBlock: grants.capabilities.has('traffic.block'), inspect: (items) => side.inspect(items) });
+    },
   };
 }

@@ -52,7 +52,7 @@ export function guestBootstrapSource(): Promise<string> {
 export const SDK_MODULE_SOURCE = `
 const sdk = globalThis.__isogate_sdk__;
 delete globalThis.__isogate_sdk__;
-export const { app, log, on, emit, onStop, storage, config, egress } = sdk;
+export const { app, log, on, emit, onStop, storage, config, egress, traffic } = sdk;
 export default sdk;
 `;
 

@@ -14,7 +14,7 @@ import { DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import type { AppOrigin } from '../integrity/index.js';
 import type { AppGuest, AppHost, EgressStream } from './bridge.js';
-import { type AppGrants, checkHandler, grantsFor, hostFor, PLATFORM_LIMITS } from './capabilities.js';
+import { type AppGrants, checkHandler, grantsFor, hostFor, ownBytes, PLATFORM_LIMITS } from './capabilities.js';
 import { guestBootstrapSource, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-bundle.js';
 import { hotLoop } from './hot-loop.js';
 import {
@@ -22,10 +22,15 @@ import {
   type ConnectionEventKind,
   type DeliverBatch,
   type DeliverResult,
+  decodeVerdicts,
   dispatch,
   type GuestGrants,
   type GuestOperations,
+  HOST_OPERATIONS,
   type HostHandlers,
+  type InspectItem,
+  isHostOperation,
+  type TrafficVerdict,
 } from './protocol.js';
 
 export type { AppGrants } from './capabilities.js';
@@ -152,6 +157,7 @@ class IsolateSandbox implements AppSandbox {
       },
       connections: this.#connections,
       connectionEvent: (id, kind, payload) => this.#connectionEvent(id, kind, payload),
+      inspect: (items) => this.#inspect(items),
     });
   }
 
@@ -183,6 +189,7 @@ class IsolateSandbox implements AppSandbox {
       maxLogLineChars: PLATFORM_LIMITS.maxLogLineBytes,
       maxDepth: DOCUMENT_LIMITS.maxDepth,
       config: JSON.stringify(host.config() ?? {}),
+      capabilities: [...this.#grants.capabilities],
     };
     const ready = new Promise<void>((resolve, reject) => {
       this.#onReady = resolve;
@@ -204,6 +211,7 @@ class IsolateSandbox implements AppSandbox {
       fire: await guest.get('fire', { reference: true }),
       configChanged: await guest.get('configChanged', { reference: true }),
       stop: await guest.get('stop', { reference: true }),
+      inspect: await guest.get('inspect', { reference: true }),
     };
 
     const names = new Map<ivm.Module, string>();
@@ -262,7 +270,7 @@ class IsolateSandbox implements AppSandbox {
    */
   #notify(op: unknown, args: unknown): void {
     if (this.#disposed) return;
-    if (op === 'emit.batch' || typeof op !== 'string' || !['log', 'timer.set', 'timer.clear', 'ready'].includes(op)) return;
+    if (!isHostOperation(op) || HOST_OPERATIONS[op].kind !== 'notify') return;
     dispatch(this.#handlers, op, args).catch(() => undefined);
   }
 
@@ -306,7 +314,7 @@ class IsolateSandbox implements AppSandbox {
   /** Every call from the app lands here; each operation starts with its capability check. */
   async #hostCall(op: unknown, args: unknown): Promise<HostAnswer> {
     try {
-      if (op === 'log' || op === 'timer.set' || op === 'timer.clear' || op === 'ready') throw fail('E_BAD_REQUEST', `${op} is a notification, not a call`);
+      if (isHostOperation(op) && HOST_OPERATIONS[op].kind === 'notify') throw fail('E_BAD_REQUEST', `${op} is a notification, not a call`);
       return { value: await dispatch(this.#handlers, op, args) };
     } catch (error) {
       return { error: codeAndMessage(error) };
@@ -363,6 +371,42 @@ class IsolateSandbox implements AppSandbox {
         result: { promise: true },
       })
       .catch((error: unknown) => this.#fail(this.#classify(error)));
+  }
+
+  /**
+   * One crossing into the app's traffic inspector. Its verdicts are checked like every answer
+   * of a guest: a forged or malformed one fails the app (E_APP_FAILED), and so does a crossing
+   * that runs past its CPU budget or the app's memory; the gate then fails closed.
+   */
+  async #inspect(items: InspectItem[]): Promise<TrafficVerdict[]> {
+    const guest = this.#live();
+    let dataItems = 0;
+    const own = items.map((item): InspectItem => {
+      if (item[0] !== 'data') return item;
+      dataItems += 1;
+      return ['data', item[1], item[2], ownBytes(item[3]), item[4]];
+    });
+    let answer: unknown;
+    try {
+      answer = await guest.inspect.apply(undefined, [own], {
+        // A budget per 64 items: a crossing carries up to hundreds of small frames.
+        timeout: this.#cpuMs * Math.max(1, Math.ceil(items.length / 64)),
+        arguments: { copy: true },
+        result: { copy: true },
+      });
+    } catch (error) {
+      if (this.#disposed && !this.#failure) throw fail('E_STATE', `${this.options.manifest.package_id} stopped while inspecting traffic`);
+      const failure = this.#classify(error);
+      this.#fail(failure);
+      throw fail(failure.code, failure.message);
+    }
+    try {
+      return decodeVerdicts(answer, dataItems);
+    } catch (error) {
+      const coded = toIsogateError(error);
+      this.#fail({ code: 'E_APP_FAILED', message: coded.message });
+      throw error;
+    }
   }
 
   #timer(action: 'set' | 'clear', id: number, ms = 0, repeat = false): void {

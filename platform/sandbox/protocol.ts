@@ -237,6 +237,8 @@ export const HOST_OPERATIONS = {
   'timer.clear': { kind: 'notify', args: [count], result: returns<void>() },
   /** The app's top-level code finished (sent by the readiness module only). */
   ready: { kind: 'notify', args: [], result: returns<void>() },
+  /** The app registers its one traffic inspector (`traffic.inspect`): the host checks the capability. */
+  'traffic.inspect': { kind: 'notify', args: [], result: returns<void>() },
 } as const satisfies Record<string, { kind: 'call' | 'notify'; args: readonly Codec<unknown>[]; result: Codec<unknown> }>;
 
 type Table = typeof HOST_OPERATIONS;
@@ -279,6 +281,76 @@ export async function dispatch(handlers: HostHandlers, op: unknown, args: unknow
 }
 
 // ---------------------------------------------------------------------------------------------
+// Traffic inspection (the traffic gate -> an app holding traffic.inspect)
+
+/** The TCP connection of a protected service, as the inspector sees it (the SDK declares the same: sdk/app/isogate-sdk.d.ts). */
+export interface TrafficConnection {
+  id: number;
+  service: string;
+  protocol: 'modbus' | 'mqtt';
+  srcIp: string;
+  srcPort: number;
+  destIp: string;
+  destPort: number;
+}
+export type TrafficDirection = 'to_server' | 'to_client';
+/** What the gate hands an inspector in one crossing, in order: many connections' events at once. */
+export type InspectItem =
+  | [kind: 'open', connection: TrafficConnection]
+  | [kind: 'data', connectionId: number, direction: TrafficDirection, bytes: Uint8Array, timestampMs: number]
+  | [kind: 'close', connectionId: number];
+
+/** Bounds of an alert's fields: an inspector is an app, and what it answers is hostile until decoded. */
+export const TRAFFIC_ALERT_LIMITS = { signatureChars: 1024, categoryChars: 256, alertsPerVerdict: 64 } as const;
+
+const boundedString = (max: number) =>
+  check(`a string of at most ${max} characters`, (value): value is string => typeof value === 'string' && value.length <= max);
+const alertCodec = codec('an alert', (value) => {
+  const decoded = fields({
+    sid: count,
+    gid: count,
+    rev: count,
+    signature: boundedString(TRAFFIC_ALERT_LIMITS.signatureChars),
+    action: literal('alert', 'drop', 'pass'),
+    category: boundedString(TRAFFIC_ALERT_LIMITS.categoryChars),
+    severity: count,
+  }).decode(value);
+  for (const name of ['sid', 'gid', 'rev', 'signature', 'action', 'category', 'severity'] as const) {
+    if (decoded[name] === undefined) throw new Mismatch(`.${name}`, 'a required field');
+  }
+  return decoded as Required<typeof decoded>;
+});
+export type TrafficAlert = Infer<typeof alertCodec>;
+export type TrafficVerdict = { release: number; alerts?: TrafficAlert[] } | { drop: TrafficAlert; alerts?: TrafficAlert[] };
+
+const alerts = optional(array(alertCodec, TRAFFIC_ALERT_LIMITS.alertsPerVerdict));
+const verdictCodec: Codec<TrafficVerdict> = codec('{ release } or { drop }', (value) => {
+  if (isPlainObject(value) && Object.hasOwn(value, 'drop')) {
+    const decoded = fields({ drop: alertCodec, alerts }).decode(value);
+    if (!decoded.drop) throw new Mismatch('.drop', 'an alert');
+    return decoded.alerts ? { drop: decoded.drop, alerts: decoded.alerts } : { drop: decoded.drop };
+  }
+  const decoded = fields({ release: count, alerts }).decode(value);
+  if (decoded.release === undefined) throw new Mismatch('.release', 'a non-negative integer');
+  return decoded.alerts ? { release: decoded.release, alerts: decoded.alerts } : { release: decoded.release };
+});
+
+/**
+ * An inspector's answer to one crossing: exactly one verdict per data item, each well formed.
+ * Anything else is forged (the app controls its copy of the SDK): the caller fails the app.
+ */
+export function decodeVerdicts(value: unknown, dataItems: number): TrafficVerdict[] {
+  try {
+    const decoded = array(verdictCodec, dataItems).decode(value);
+    if (decoded.length !== dataItems) throw new Mismatch('', `${dataItems} verdicts`);
+    return decoded;
+  } catch (error) {
+    if (!(error instanceof Mismatch)) throw error;
+    throw fail('E_APP_FAILED', `answered the traffic gate with a forged verdict: ${error.path || 'the list'} is not ${error.expected}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Host -> guest
 
 export type CallAnswer = { value: unknown } | { error: { code: string; message: string } };
@@ -298,6 +370,8 @@ export interface GuestOperations {
   connectionEvent(id: number, kind: ConnectionEventKind, payload: Uint8Array | { code: string; message: string } | undefined): Promise<void>;
   /** The app is stopping: its onStop handlers run. */
   stop(): Promise<void>;
+  /** Traffic for the app's inspector, in order; one verdict per `data` item (synchronous, as the inspector is). */
+  inspect(items: InspectItem[]): TrafficVerdict[];
 }
 
 /** What the guest is told at start, as JSON: its grants as the guest SDK needs them for early refusals. */
@@ -312,4 +386,6 @@ export interface GuestGrants {
   maxLogLineChars: number;
   maxDepth: number;
   config: string;
+  /** The special capabilities the app holds (`traffic.inspect`, `traffic.block`). */
+  capabilities: string[];
 }

@@ -23,5 +23,7 @@ export const refusals = {
   ],
   timerLimit: (max: number): Refusal => ['E_TIMER_LIMIT', `At most ${max} timers may be pending at once`],
   emitsWaiting: (endpoint: string): Refusal => ['E_BACKPRESSURE', `the routes from "${endpoint}" are full; await emit's result to be slowed down instead`],
+  noTrafficInspect: (): Refusal => ['E_CAPABILITY', "The app does not hold traffic.inspect: only the platform's own apps inspect traffic"],
+  inspectorTwice: (): Refusal => ['E_CONFLICT', "traffic.inspect registers the app's one inspector; it is registered already"],
   emitInFlight: (): Refusal => ['E_BACKPRESSURE', 'An emit batch is in flight already; the next one waits for its answer'],
 } as const;

@@ -115,4 +115,56 @@ declare module 'isogate:sdk' {
     /** Ends the app's side; the server may still send until it closes. */
     end(): Promise<void>;
   }
+
+  /** A TCP connection of a protected service, as the traffic gate sees it. */
+  export interface TrafficConnection {
+    /** Unique per gateway run. */
+    id: number;
+    /** The protected service's name in the configuration (NETWORK.IDS_PROXY.services). */
+    service: string;
+    protocol: 'modbus' | 'mqtt';
+    /** The plant-side client. */
+    srcIp: string;
+    srcPort: number;
+    /** The upstream server. */
+    destIp: string;
+    destPort: number;
+  }
+  export type TrafficDirection = 'to_server' | 'to_client';
+  export interface TrafficAlert {
+    sid: number;
+    gid: number;
+    rev: number;
+    signature: string;
+    action: 'alert' | 'drop' | 'pass';
+    category: string;
+    severity: number;
+  }
+  export type TrafficVerdict =
+    /**
+     * How many bytes of this direction's stream, counted from the connection's start
+     * (cumulative), have been inspected and may be forwarded. Bytes beyond it are held by the gate.
+     */
+    | { release: number; alerts?: TrafficAlert[] }
+    /**
+     * The connection is closed and nothing more of it forwarded; with traffic.block the gate also
+     * puts srcIp on the denylist with `drop.signature` and writes the firewall audit event.
+     */
+    | { drop: TrafficAlert; alerts?: TrafficAlert[] };
+  export interface TrafficInspector {
+    open(connection: TrafficConnection): void;
+    data(connectionId: number, direction: TrafficDirection, bytes: Uint8Array, timestampMs: number): TrafficVerdict;
+    close(connectionId: number): void;
+  }
+
+  /**
+   * The traffic gate, for the platform's own apps only (the reserved capability traffic.inspect).
+   * While no inspector is registered and running, the gate refuses all transit traffic; an
+   * inspector that throws, answers a forged verdict, runs past its CPU limit or does not answer
+   * within the verdict deadline puts the gateway in emergency support mode.
+   */
+  export const traffic: {
+    /** Registers the app's one inspector; throws E_CAPABILITY without traffic.inspect, E_CONFLICT the second time. */
+    inspect(inspector: TrafficInspector): void;
+  };
 }

@@ -23,6 +23,7 @@ const BENCHES: Bench[] = [
   { name: 'schema', run: async () => (await import('./schema.bench.js')).default() },
   { name: 'cli', run: async () => (await import('./cli.bench.js')).default() },
   { name: 'replay', run: async () => (await import('./replay.bench.js')).default() },
+  { name: 'gate', run: async () => (await import('./gate.bench.js')).default() },
 ];
 
 const RESULTS_FILE = path.resolve('bench-results.json');

@@ -51,6 +51,7 @@ function boundary(host: FakeHost = fakeHost()) {
     disposed: false,
     connections: new Map(),
     connectionEvent: async () => undefined,
+    inspect: async () => [],
   };
   const handlers = hostFor(grantsFor(manifest()), host, side);
   const call = (op: unknown, args: unknown) => dispatch(handlers, op, args);
@@ -81,6 +82,7 @@ const VALID: Record<HostOperation, unknown[]> = {
   'timer.set': [1, 10, false],
   'timer.clear': [1],
   ready: [],
+  'traffic.inspect': [],
 };
 function wrongFor(valid: unknown): unknown[] {
   if (typeof valid === 'string') return [42, null, {}, ['x'], true];

@@ -5,7 +5,16 @@
  * other, an `Assert` below stops compiling.
  */
 import type * as Sdk from 'isogate:sdk';
-import type { Args, FetchRequest, FetchResponse, Result } from '../../platform/sandbox/protocol.js';
+import type {
+  Args,
+  FetchRequest,
+  FetchResponse,
+  Result,
+  TrafficAlert,
+  TrafficConnection,
+  TrafficDirection,
+  TrafficVerdict,
+} from '../../platform/sandbox/protocol.js';
 
 /** True only when A and B are the same type (not merely assignable one way). */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -31,4 +40,9 @@ export type SdkMatchesProtocol = [
   Assert<Equal<Answer<typeof Sdk.storage.list>, Result<'storage.list'>>>,
   Assert<Equal<Crossing<typeof Sdk.storage.usage>, Args<'storage.usage'>>>,
   Assert<Equal<Answer<typeof Sdk.storage.usage>, Result<'storage.usage'>>>,
+  Assert<Equal<Sdk.TrafficConnection, TrafficConnection>>,
+  Assert<Equal<Sdk.TrafficDirection, TrafficDirection>>,
+  Assert<Equal<Sdk.TrafficAlert, TrafficAlert>>,
+  Assert<Equal<Sdk.TrafficVerdict, TrafficVerdict>>,
+  Assert<Equal<Parameters<Sdk.TrafficInspector['data']>, [number, TrafficDirection, Uint8Array, number]>>,
 ];

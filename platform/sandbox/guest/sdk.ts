@@ -23,9 +23,11 @@ import type {
   FetchResponse,
   GuestGrants,
   GuestOperations,
+  InspectItem,
   NotifyOperation,
   Result,
   TextRun,
+  TrafficVerdict,
 } from '../protocol.js';
 import { type Refusal, refusals } from '../refusals.js';
 import { EMIT_BATCH_BYTES, EMIT_BATCH_MESSAGES, EMIT_WAITING_BYTES, EMIT_WAITING_MESSAGES } from '../wire-limits.js';
@@ -543,7 +545,39 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     return typeof rest === 'boolean' ? false : rest.then(() => false);
   }
 
-  const sdk = Object.freeze({ app, log, on, emit, onStop, storage, config, egress });
+  // The traffic gate's inspector (traffic.inspect, the platform's own apps only). The gate hands
+  // it many connections' events in one crossing; that is invisible to the inspector, which sees
+  // one call per event. Whatever it throws or answers badly fails the app: the gate fails closed.
+  interface Inspector {
+    open(connection: unknown): unknown;
+    data(connectionId: number, direction: string, bytes: Uint8Array, timestampMs: number): TrafficVerdict;
+    close(connectionId: number): unknown;
+  }
+  const capabilities = new Set(grants.capabilities);
+  let inspector: Inspector | undefined;
+  const traffic = Object.freeze({
+    inspect(candidate: Inspector) {
+      if (!capabilities.has('traffic.inspect')) throw refused(refusals.noTrafficInspect());
+      if (inspector) throw refused(refusals.inspectorTwice());
+      if (!candidate || typeof candidate.open !== 'function' || typeof candidate.data !== 'function' || typeof candidate.close !== 'function') {
+        throw new TypeError('traffic.inspect(inspector): the inspector has open, data and close functions');
+      }
+      inspector = candidate;
+      notify('traffic.inspect', []);
+    },
+  });
+  function inspect(items: InspectItem[]): TrafficVerdict[] {
+    if (!inspector) throw new Error('No traffic inspector is registered');
+    const verdicts: TrafficVerdict[] = [];
+    for (const item of items) {
+      if (item[0] === 'data') verdicts.push(inspector.data(item[1], item[2], item[3], item[4]));
+      else if (item[0] === 'open') inspector.open(deepFreeze(item[1]));
+      else inspector.close(item[1]);
+    }
+    return verdicts;
+  }
+
+  const sdk = Object.freeze({ app, log, on, emit, onStop, storage, config, egress, traffic });
 
   // What the host calls. The references are held by the host only.
   const guest: GuestOperations = Object.freeze({
@@ -608,6 +642,7 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     async stop() {
       await runAll(stopHandlers, [], 'onStop handler').catch(() => undefined);
     },
+    inspect,
   });
 
   const ready = (): void => notify('ready', []);

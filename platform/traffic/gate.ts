@@ -1,0 +1,410 @@
+/**
+ * The traffic gate: inline TCP proxies for the protected services of NETWORK.IDS_PROXY.services.
+ * Every byte from either side goes to the inspecting app (Network Protector) before it is
+ * forwarded, and only the bytes it released are: nothing passes uninspected. The manual's
+ * "Procedure for processing network traffic" orders the checks at accept: while no inspector
+ * runs (or in emergency support mode) the connection is refused (fail closed); then the
+ * allowlist, then the denylist. A drop verdict closes the connection and denylists its source
+ * (with traffic.block), with the manual's firewall event.
+ *
+ * Hostile clients are bounded: connections per service, bytes held per direction, an idle
+ * timeout; each refusal is counted.
+ */
+import net from 'node:net';
+import { fail, type IsogateError } from '../../sdk/errors.js';
+import type { Audit } from '../audit/index.js';
+import type { ConfigStore } from '../config/index.js';
+import type { AppInspector, TrafficAlert, TrafficConnection, TrafficDirection, TrafficVerdict } from '../sandbox/bridge.js';
+import { checkServices, GATE_DEFAULTS, GateConnection, normaliseIp, ProtectedService, type ServiceStatus } from './gate-connection.js';
+import { InspectionQueue } from './gate-inspection.js';
+import { type IdsProxySettings, type IpLists, idsProxyOf, type ProtectedServiceSettings } from './gate-lists.js';
+
+export { GATE_DEFAULTS, type ServiceCounters, type ServiceStatus } from './gate-connection.js';
+
+export interface TrafficGateOptions {
+  config: ConfigStore;
+  audit: Audit;
+  lists: IpLists;
+  /** Whether transit is blocked whatever the inspector (emergency support mode). */
+  blocked(): boolean;
+  /** The inspector failed: crashed, answered a forged verdict, or did not answer in time. */
+  onInspectorFailure(packageId: string, error: IsogateError): void;
+  /** How long one crossing may take before the inspector counts as not answering (default 2000 ms; the configuration's verdictDeadlineMs wins). */
+  verdictDeadlineMs?: number;
+  /** Alerts recorded in the firewall log per second at most; the rest are counted. */
+  alertsPerSecond?: number;
+}
+
+export interface GateStatus {
+  inspector: string | null;
+  services: ServiceStatus[];
+  alertsRecorded: number;
+  alertsNotRecorded: number;
+  /** Denylist entries and audit records the gate could not write (the disk), counted. */
+  recordsFailed: number;
+  crossings: number;
+  inspectedItems: number;
+  /** Why the last change of the protected services could not listen, if it could not. */
+  listenError?: string;
+}
+
+export class TrafficGate {
+  readonly #options: TrafficGateOptions;
+  #services: ProtectedService[] = [];
+  #servicesKey = '';
+  #queue: InspectionQueue | undefined;
+  #nextConnection = 1;
+  #closing = false;
+  #alertBudget: { second: number; used: number } = { second: 0, used: 0 };
+  #alertsRecorded = 0;
+  #alertsNotRecorded = 0;
+  #crossings = 0;
+  #items = 0;
+  readonly #lastRefusalAudit = new Map<string, number>();
+  #reconfiguring: Promise<void> = Promise.resolve();
+  #listenError: string | undefined;
+  #recordsFailed = 0;
+
+  constructor(options: TrafficGateOptions) {
+    if (options.verdictDeadlineMs !== undefined && (!Number.isSafeInteger(options.verdictDeadlineMs) || options.verdictDeadlineMs < 1)) {
+      throw fail('E_OPTION', 'verdictDeadlineMs is a positive number of milliseconds');
+    }
+    if (options.alertsPerSecond !== undefined && (!Number.isSafeInteger(options.alertsPerSecond) || options.alertsPerSecond < 0)) {
+      throw fail('E_OPTION', 'alertsPerSecond is a non-negative integer');
+    }
+    this.#options = options;
+    options.config.addCheck((doc) => checkServices(idsProxyOf(doc)));
+    options.config.on('change', ({ after }) => {
+      this.#reconfiguring = this.#reconfiguring
+        .then(() => this.#configure(idsProxyOf(after)))
+        .catch((error: unknown) => {
+          // The document is valid; a port taken by someone else is the host's problem, said here and in the status.
+          this.#listenError = (error as Error).message;
+        });
+    });
+  }
+
+  /** Settles once the last configuration change is applied (the services listen as it says). */
+  settled(): Promise<void> {
+    return this.#reconfiguring;
+  }
+
+  /** Listens on every protected service of the configuration; a change re-listens. */
+  async start(): Promise<void> {
+    await this.#configure(this.#options.config.read(idsProxyOf));
+  }
+
+  get #deadlineMs(): number {
+    return this.#options.config.read(idsProxyOf).verdictDeadlineMs ?? this.#options.verdictDeadlineMs ?? GATE_DEFAULTS.verdictDeadlineMs;
+  }
+
+  /** The one inspector: a second app is refused while the first is registered. */
+  register(inspector: AppInspector): void {
+    if (this.#queue && !this.#queue.stopped && this.#queue.inspector.packageId !== inspector.packageId) {
+      throw fail('E_CONFLICT', `${this.#queue.inspector.packageId} inspects the traffic already`);
+    }
+    if (this.#queue) {
+      // A new inspector never saw the open connections: they end rather than pass half inspected.
+      this.#queue.stop();
+      this.#crossingsOf(this.#queue);
+      this.closeAll();
+    }
+    const queue: InspectionQueue = new InspectionQueue({
+      inspector,
+      deadlineMs: this.#deadlineMs,
+      onFailure: (error) => {
+        if (this.#queue !== queue) return;
+        this.#crossingsOf(queue);
+        this.#queue = undefined;
+        this.closeAll();
+        // A stop racing a crossing is not a failure: the app stopped, the gate fails closed.
+        if (error.code !== 'E_STATE') this.#options.onInspectorFailure(inspector.packageId, error);
+      },
+    });
+    this.#queue = queue;
+  }
+
+  /** The inspecting app stopped: transit is refused until it runs again, and its connections end. */
+  unregister(packageId: string): void {
+    if (this.#queue?.inspector.packageId !== packageId) return;
+    this.#queue.stop();
+    this.#crossingsOf(this.#queue);
+    this.#queue = undefined;
+    this.closeAll();
+  }
+
+  get inspector(): string | undefined {
+    return this.#queue?.inspector.packageId;
+  }
+
+  #crossingsOf(queue: InspectionQueue | undefined): void {
+    if (!queue) return;
+    this.#crossings += queue.crossings;
+    this.#items += queue.items;
+    queue.crossings = 0;
+    queue.items = 0;
+  }
+
+  /** Ends every proxied connection now (the inspector is gone, or emergency support mode). */
+  closeAll(): void {
+    for (const service of this.#services) {
+      for (const connection of [...service.connections]) {
+        service.counters.closedFailClosed += 1;
+        this.#end(connection, true);
+      }
+    }
+  }
+
+  status(): GateStatus {
+    return {
+      inspector: this.#queue?.inspector.packageId ?? null,
+      services: this.#services.map((service) => ({
+        name: service.settings.name,
+        protocol: service.settings.protocol,
+        listen: service.address(),
+        upstream: service.settings.upstream,
+        counters: { ...service.counters, active: service.connections.size },
+      })),
+      alertsRecorded: this.#alertsRecorded,
+      alertsNotRecorded: this.#alertsNotRecorded,
+      recordsFailed: this.#recordsFailed,
+      ...(this.#listenError ? { listenError: this.#listenError } : {}),
+      crossings: this.#crossings + (this.#queue?.crossings ?? 0),
+      inspectedItems: this.#items + (this.#queue?.items ?? 0),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#queue?.stop();
+    this.#queue = undefined;
+    await this.#reconfiguring;
+    await this.#listen([]);
+  }
+
+  async #configure(settings: IdsProxySettings): Promise<void> {
+    if (this.#closing) return;
+    const wanted = settings.services ?? [];
+    const key = JSON.stringify(wanted);
+    if (key === this.#servicesKey) return;
+    this.#servicesKey = key;
+    this.#listenError = undefined;
+    await this.#listen(wanted);
+  }
+
+  async #listen(wanted: ProtectedServiceSettings[]): Promise<void> {
+    const old = this.#services;
+    this.#services = [];
+    for (const service of old) {
+      for (const connection of [...service.connections]) this.#end(connection, true);
+      await new Promise<void>((resolve) => (service.server ? service.server.close(() => resolve()) : resolve()));
+    }
+    for (const settings of wanted) {
+      const service = new ProtectedService(settings);
+      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.#accept(service, socket));
+      service.server = server;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: settings.listen.host, port: settings.listen.port }, () => {
+          server.off('error', reject);
+          // Past listening an error (out of file descriptors at accept) is said in the status, never thrown.
+          server.on('error', (error) => {
+            this.#listenError = `${settings.name}: ${error.message}`;
+          });
+          resolve();
+        });
+      }).catch((error: NodeJS.ErrnoException) => {
+        throw fail(
+          'E_UNAVAILABLE',
+          `The protected service ${settings.name} cannot listen on ${settings.listen.host}:${settings.listen.port}: ${error.message}`,
+        );
+      });
+      this.#services.push(service);
+    }
+  }
+
+  #accept(service: ProtectedService, client: net.Socket): void {
+    const srcIp = normaliseIp(client.remoteAddress ?? '');
+    const queue = this.#queue;
+    // Fail closed: no inspector running, or emergency support mode, and nothing gets through.
+    if (!queue || queue.stopped || this.#options.blocked()) {
+      service.counters.refusedFailClosed += 1;
+      client.destroy();
+      return;
+    }
+    if (this.#options.lists.verdictAtAccept(srcIp) === 'denied') {
+      service.counters.refusedDenylisted += 1;
+      client.destroy();
+      this.#auditRefusal(srcIp);
+      return;
+    }
+    if (service.connections.size >= service.maxConnections) {
+      service.counters.refusedConnectionLimit += 1;
+      client.destroy();
+      return;
+    }
+    service.counters.accepted += 1;
+    const upstream = net.connect({ host: service.settings.upstream.host, port: service.settings.upstream.port });
+    const info: TrafficConnection = Object.freeze({
+      id: this.#nextConnection++,
+      service: service.settings.name,
+      protocol: service.settings.protocol,
+      srcIp,
+      srcPort: client.remotePort ?? 0,
+      destIp: service.settings.upstream.host,
+      destPort: service.settings.upstream.port,
+    });
+    const connection = new GateConnection(info, service, client, upstream);
+    service.connections.add(connection);
+    queue.push(['open', info]);
+
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    client.setTimeout(service.idleTimeoutMs, () => {
+      service.counters.closedIdle += 1;
+      this.#end(connection, true);
+    });
+    // 'on', not 'once': a second error with no listener would be thrown on the gateway's process.
+    upstream.on('error', () => {
+      if (upstream.connecting || connection.streams.to_client.received === 0) service.counters.upstreamFailed += 1;
+      this.#end(connection, true);
+    });
+    client.on('error', () => this.#end(connection, true));
+    // Half-closes are not carried: an end from either side ends the connection, and bytes
+    // still held (not yet released) are dropped with it rather than forwarded uninspected.
+    client.once('end', () => this.#end(connection, false));
+    upstream.once('end', () => this.#end(connection, false));
+    client.once('close', () => this.#end(connection, true));
+    upstream.once('close', () => this.#end(connection, true));
+    for (const direction of ['to_server', 'to_client'] as const) {
+      const stream = connection.streams[direction];
+      stream.from.on('data', (chunk: Buffer) => this.#received(connection, direction, chunk));
+      stream.to.on('drain', () => stream.from.resume());
+    }
+    client.resume();
+  }
+
+  #received(connection: GateConnection, direction: TrafficDirection, chunk: Buffer): void {
+    const queue = this.#queue;
+    if (connection.closed) return;
+    if (!queue || queue.stopped) {
+      connection.service.counters.closedFailClosed += 1;
+      this.#end(connection, true);
+      return;
+    }
+    const stream = connection.streams[direction];
+    stream.received += chunk.byteLength;
+    stream.held.push(chunk);
+    if (stream.received - stream.released > connection.service.maxHeldBytes) {
+      connection.service.counters.closedHeldLimit += 1;
+      this.#end(connection, true);
+      return;
+    }
+    const upTo = stream.received;
+    queue.push(['data', connection.info.id, direction, chunk, Date.now()], (verdict) => this.#verdict(connection, direction, upTo, verdict, queue));
+  }
+
+  #verdict(connection: GateConnection, direction: TrafficDirection, upTo: number, verdict: TrafficVerdict, queue: InspectionQueue): void {
+    if (verdict.alerts) for (const alert of verdict.alerts) this.#recordAlert(connection, alert);
+    if (connection.closed) return;
+    if ('drop' in verdict) {
+      this.#recordAlert(connection, verdict.drop);
+      connection.service.counters.dropped += 1;
+      this.#end(connection, true);
+      void this.#block(connection, verdict.drop, queue.inspector.canBlock);
+      return;
+    }
+    const stream = connection.streams[direction];
+    // Cumulative and within what the inspector was given: anything else is a forged verdict.
+    if (verdict.release < stream.released || verdict.release > upTo) {
+      queue.stop();
+      if (this.#queue === queue) this.#queue = undefined;
+      this.closeAll();
+      this.#options.onInspectorFailure(
+        queue.inspector.packageId,
+        fail('E_APP_FAILED', `released bytes ${verdict.release} of a stream it had inspected ${stream.released} to ${upTo} of`),
+      );
+      return;
+    }
+    let release = verdict.release - stream.released;
+    if (release === 0) return;
+    stream.released = verdict.release;
+    const counters = connection.service.counters;
+    if (direction === 'to_server') counters.bytesToServer += release;
+    else counters.bytesToClient += release;
+    const parts: Buffer[] = [];
+    while (release > 0) {
+      const head = stream.held[0]!;
+      const part = head.byteLength <= release ? head : head.subarray(0, release);
+      if (part === head) stream.held.shift();
+      else stream.held[0] = head.subarray(release);
+      release -= part.byteLength;
+      parts.push(part);
+    }
+    // One write per verdict: a frame that came in 1-byte segments leaves whole (servers with a
+    // naive framer choke on the segments, and every write is a syscall).
+    if (!stream.to.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts))) stream.from.pause();
+  }
+
+  async #block(connection: GateConnection, alert: TrafficAlert, canBlock: boolean): Promise<void> {
+    const ip = connection.info.srcIp;
+    if (!canBlock || !this.#options.lists.mayDenylist(ip)) return;
+    // The connection is closed whatever happens here; a denylist entry or event that cannot be
+    // written is counted in the status rather than lost without a trace.
+    await this.#options.lists.deny(ip, alert.signature).catch(() => {
+      this.#recordsFailed += 1;
+    });
+  }
+
+  #recordAlert(connection: GateConnection, alert: TrafficAlert): void {
+    const second = Math.floor(Date.now() / 1000);
+    if (this.#alertBudget.second !== second) this.#alertBudget = { second, used: 0 };
+    // Alerts come at the rate of the traffic: the firewall log takes a bounded share, the rest is counted.
+    if (this.#alertBudget.used >= (this.#options.alertsPerSecond ?? GATE_DEFAULTS.alertsPerSecond)) {
+      this.#alertsNotRecorded += 1;
+      return;
+    }
+    this.#alertBudget.used += 1;
+    this.#alertsRecorded += 1;
+    void this.#options.audit
+      .record(
+        'trafficAlert',
+        { sid: alert.sid, signature: alert.signature, 'IP address': connection.info.srcIp },
+        { ...alert, service: connection.info.service, srcIp: connection.info.srcIp, srcPort: connection.info.srcPort, connection: connection.info.id },
+      )
+      .catch(() => {
+        this.#recordsFailed += 1;
+      });
+  }
+
+  #auditRefusal(ip: string): void {
+    const now = Date.now();
+    const last = this.#lastRefusalAudit.get(ip);
+    if (last !== undefined && now - last < GATE_DEFAULTS.refusalAuditIntervalMs) return;
+    if (this.#lastRefusalAudit.size > 4096) this.#lastRefusalAudit.clear();
+    this.#lastRefusalAudit.set(ip, now);
+    void this.#options.audit.record('trafficBlocked', { 'IP address': ip }, { address: ip, at: 'accept' }).catch(() => {
+      this.#recordsFailed += 1;
+    });
+  }
+
+  #end(connection: GateConnection, now: boolean): void {
+    if (connection.closed) return;
+    connection.closed = true;
+    connection.service.connections.delete(connection);
+    for (const stream of Object.values(connection.streams)) stream.held = [];
+    this.#queue?.push(['close', connection.info.id]);
+    if (now) {
+      connection.client.destroy();
+      connection.upstream.destroy();
+    } else {
+      connection.client.end();
+      connection.upstream.end();
+      // What was released is flushed by end(); a peer that never reads is not waited for long.
+      setTimeout(() => {
+        connection.client.destroy();
+        connection.upstream.destroy();
+      }, 2000).unref();
+    }
+  }
+}
