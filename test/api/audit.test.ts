@@ -57,7 +57,7 @@ describe('REST API audit views', function () {
       seen,
       Array.from({ length: 30 }, (_, index) => `record ${29 - index}`),
     );
-    assert.ok((await admin.call('GET', '/audit/firewall')).json instanceof Array);
+    assert.ok(Array.isArray((await admin.call('GET', '/audit/firewall')).json));
     assert.deepEqual(texts(await admin.call('GET', '/audit/firewall')), ['record 4', 'record 3', 'record 2', 'record 1', 'record 0']);
   });
 
