@@ -43,7 +43,7 @@ export interface LoginResult {
   /** The cookie's value; only its hash is kept. */
   token: string;
   session: Readonly<Session>;
-  warnings: { code: 'credentials_expiry'; days: number; message: string }[];
+  warnings: { code: 'credentials_expiry' | 'certificate_expiry'; days: number; message: string }[];
 }
 
 export interface AuthenticatorOptions {
@@ -62,6 +62,7 @@ const ROLE_EVENTS = {
     passwordChanged: 'adminPasswordChanged',
     nameChanged: 'adminNameChanged',
     expiry: 'adminCredentialsExpiry',
+    certificateExpiry: 'adminCertificateExpiry',
     expired: 'adminCredentialsExpired',
   },
   user: {
@@ -69,6 +70,7 @@ const ROLE_EVENTS = {
     passwordChanged: 'userPasswordChanged',
     nameChanged: 'userNameChanged',
     expiry: 'userCredentialsExpiry',
+    certificateExpiry: 'userCertificateExpiry',
     expired: 'userCredentialsExpired',
   },
 } as const satisfies Record<Role, Record<string, AuditEventKey>>;
@@ -173,6 +175,12 @@ export class Authenticator {
       await this.#audit.record(events.expiry, { 'number of days': days });
       warnings.push({ code: 'credentials_expiry', days, message: `User name and password expire in ${days} days` });
     }
+    const certificateLeft = named.certificateValidTo === null ? Number.POSITIVE_INFINITY : Date.parse(named.certificateValidTo) - now;
+    const certificateDays = Math.ceil(certificateLeft / DAY);
+    if (certificateDays <= this.#settings().certificate_expiry_notice_days) {
+      await this.#audit.record(events.certificateExpiry, { 'number of days': certificateDays });
+      warnings.push({ code: 'certificate_expiry', days: certificateDays, message: `User certificate expires in ${certificateDays} days` });
+    }
     return { token, session: structuredClone(session), warnings };
   }
 
@@ -271,6 +279,7 @@ export class Authenticator {
       draft.certificateSha256 = certificateSha256;
       draft.certificateValidTo = validTo;
     });
+    await this.#audit.record('adminCertificateChanged', { 'user name': after.name });
     if (before.certificateSha256 !== certificateSha256 && this.#session?.session.role === role && session.role !== role) {
       await this.#end('its certificate was replaced');
     }

@@ -239,6 +239,7 @@ export const AUDIT_EVENTS = {
   adminInitialPasswordChanged: system('admin: Change credentials', 'The administrator password for initial login is changed', 'Informational', 'Administrator'),
   adminPasswordChanged: system('admin: Change credentials', 'Password for user <user name> changed', 'Informational', 'Administrator'),
   userPasswordChanged: system('user: Change credentials', 'Password for user <user name> changed', 'Informational', 'User'),
+  adminCertificateChanged: system('admin: Change credentials', 'Certificate for user <user name> changed', 'Informational', 'Administrator'),
   adminNameChanged: system('admin: Change credentials', '<user name> user name changed', 'Informational', 'Administrator'),
   userNameChanged: system('user: Change credentials', '<user name> user name changed', 'Informational', 'User'),
   adminCredentialsExpiry: system(
@@ -248,6 +249,8 @@ export const AUDIT_EVENTS = {
     'Administrator',
   ),
   userCredentialsExpiry: system('user: Account credentials expiry', 'User name and password expire in <number of days> days', 'Informational', 'User'),
+  adminCertificateExpiry: system('admin: Certificate expiry', 'User certificate expires in <number of days> days', 'Informational', 'Administrator'),
+  userCertificateExpiry: system('user: Certificate expiry', 'User certificate expires in <number of days> days', 'Informational', 'User'),
   adminCredentialsExpired: system(
     'admin: User account credentials expired',
     'User name and password expired, refresh the account credentials',

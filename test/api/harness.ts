@@ -47,7 +47,8 @@ export interface ApiPki {
   server: Identity;
   admin: Identity;
   user: Identity;
-  /** Signed by another root. */
+  /** Another root, and a certificate it signed. */
+  otherRoot: Identity;
   foreign: Identity;
   /** Signed by the root, expired yesterday. */
   expired: Identity;
@@ -55,6 +56,11 @@ export interface ApiPki {
   serverUsage: Identity;
   /** Signed by the root, valid, bound to no account. */
   unbound: Identity;
+}
+
+/** A client certificate of the test root, or of `issuer`. */
+export function newClientIdentity(name: string, extra: { notAfter?: Date } = {}, issuer?: Identity): Identity {
+  return issue(name, 'client', issuer ?? apiPki().root, extra);
 }
 
 let pki: ApiPki | undefined;
@@ -65,6 +71,7 @@ export function apiPki(): ApiPki {
   const day = 86_400_000;
   pki = {
     root,
+    otherRoot,
     server: issue('localhost', 'server', root, { altNames: ['localhost', '127.0.0.1'] }),
     admin: issue('admin', 'client', root),
     user: issue('user', 'client', root),

@@ -16,7 +16,7 @@ import { ERROR_CODES, type ErrorCode, fail, type IsogateError, toIsogateError } 
 import { DOCUMENT_LIMITS } from '../../../sdk/limits.js';
 import { assertValid, compileSchema } from '../../../sdk/schema.js';
 import type { Authenticator, Role, Session } from '../../accounts/index.js';
-import type { Audit } from '../../audit/index.js';
+import type { Audit, AuditEventKey } from '../../audit/index.js';
 import { checkOperation, OPERATIONS, type OperationContext } from '../operations.js';
 import type { GatewayServices } from '../services.js';
 import { hasBody, readJsonBody } from './body.js';
@@ -113,6 +113,11 @@ class RefusalAudit {
   ) {}
 
   async record(description: string): Promise<void> {
+    await this.recordEvent('requestRefused', (more) => ({ description: `${description}${more}` }));
+  }
+
+  /** `values` gets the sentence on what was not recorded (empty when nothing), for the event's text. */
+  async recordEvent(event: AuditEventKey, values: (more: string) => Record<string, string>, details?: Record<string, unknown>): Promise<void> {
     const minute = Math.floor(Date.now() / 60_000);
     if (minute !== this.#window) {
       this.#window = minute;
@@ -125,7 +130,7 @@ class RefusalAudit {
     this.#used += 1;
     const more = this.#suppressed > 0 ? ` (and ${this.#suppressed} more refusals not recorded one by one)` : '';
     this.#suppressed = 0;
-    await this.audit.record('requestRefused', { description: `${description}${more}` });
+    await this.audit.record(event, values(more), details);
   }
 }
 
@@ -192,7 +197,10 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     const name = peer?.subject?.CN ? String(peer.subject.CN).slice(0, 64) : 'unknown';
     const usage = (peer as { ext_key_usage?: string[] } | undefined)?.ext_key_usage;
     if (!socket.authorized || !peer?.fingerprint256 || (usage && !usage.includes(CLIENT_AUTH))) {
-      await options.audit.record('authInvalidCertificate', { 'user name': name }, { reason: String(socket.authorizationError ?? 'no client certificate') });
+      // Bounded like the other refusals: this one needs no credential at all to cause.
+      await refusals.recordEvent('authInvalidCertificate', (more) => ({ 'user name': `${name}${more}` }), {
+        reason: String(socket.authorizationError ?? 'no client certificate'),
+      });
       const error = fail('E_CERTIFICATE_REQUIRED', "Connect with your account's client certificate, signed by the gateway's root") as Refusal;
       error[AUDITED] = true;
       throw error;

@@ -50,7 +50,7 @@ const SESSION_VIEW = {
       items: {
         type: 'object',
         required: ['code', 'days', 'message'],
-        properties: { code: { const: 'credentials_expiry' }, days: { type: 'integer' }, message: { type: 'string' } },
+        properties: { code: { enum: ['credentials_expiry', 'certificate_expiry'] }, days: { type: 'integer' }, message: { type: 'string' } },
       },
     },
   },
