@@ -91,6 +91,7 @@ export interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
+  bytes: Buffer;
   json: unknown;
 }
 
@@ -147,7 +148,7 @@ function recording(name: string, calls: string[]): unknown {
   );
 }
 
-export async function startHarness(limits: Partial<HttpLimits> = {}): Promise<Harness> {
+export async function startHarness(limits: Partial<HttpLimits> = {}, overrides: Record<string, unknown> = {}): Promise<Harness> {
   const keys = apiPki();
   const dir = await makeTempDir('isogate-api-');
   const harness = { now: Date.now() } as Harness;
@@ -184,6 +185,7 @@ export async function startHarness(limits: Partial<HttpLimits> = {}): Promise<Ha
     logArchive: (id: string) => (recording('logs', calls) as Record<string, (id: string) => never>).archive!(id),
     followLog: (id: string) => (recording('logs', calls) as Record<string, (id: string) => never>).follow!(id),
     requireInstalled: (id: string) => (recording('apps', calls) as Record<string, (id: string) => never>).requireInstalled!(id),
+    ...overrides,
   } as unknown as GatewayServices;
   const api = await serveHttpApi({
     port: 0,
@@ -243,14 +245,15 @@ function apiClient(api: HttpApi, identity: Identity | undefined): ApiClient {
         headers,
         ...(body === undefined ? {} : { body }),
       });
-      const text = await response.body.text();
+      const bytes = Buffer.from(await response.body.arrayBuffer());
+      const text = bytes.toString('utf8');
       let json: unknown;
       try {
         json = JSON.parse(text);
       } catch {
         json = undefined;
       }
-      const answer: Answer = { status: response.statusCode, headers: response.headers, text, json };
+      const answer: Answer = { status: response.statusCode, headers: response.headers, text, bytes, json };
       checkAgainstDocument(api.openapi, method, pathname, answer);
       return answer;
     },
