@@ -102,5 +102,22 @@ describe('REST API accounts', function () {
       harness.config.read((doc) => doc.USER_SETTINGS?.credentials_validity_days),
       365,
     );
+    // The configuration document holds the same ranges, whichever door changes it.
+    await assert.rejects(
+      harness.config.update((doc) => {
+        doc.USER_SETTINGS = { failed_login_attempts: 11 };
+      }),
+      { code: 'E_CONFIG' },
+    );
+    await assert.rejects(
+      harness.config.update((doc) => {
+        (doc.USER_SETTINGS as Record<string, unknown>).session_minutes = 5;
+      }),
+      { code: 'E_CONFIG' },
+    );
+    assert.equal(
+      harness.config.read((doc) => doc.USER_SETTINGS?.failed_login_attempts),
+      4,
+    );
   });
 });
