@@ -5,6 +5,7 @@
  */
 import { ERROR_CODES } from '../../../sdk/errors.js';
 import { OPERATIONS } from '../operations.js';
+import { takesBody } from './params.js';
 import { type OperationRoute, pathParameters } from './routes.js';
 import type { SessionRoute } from './session-routes.js';
 
@@ -65,11 +66,6 @@ function documented(operationRoutes: readonly OperationRoute[], sessionRoutes: r
       fixed: Object.keys(route.fixed ?? {}),
     })),
   ];
-}
-
-/** Where a route takes its parameters: the query for GET and DELETE, the JSON body otherwise. */
-export function takesBody(method: string): boolean {
-  return method !== 'GET' && method !== 'DELETE';
 }
 
 function without(schema: Schema, names: readonly string[]): Schema {

@@ -16,11 +16,13 @@ import { ERROR_CODES, type ErrorCode, fail, type IsogateError, toIsogateError } 
 import { DOCUMENT_LIMITS } from '../../../sdk/limits.js';
 import { assertValid, compileSchema } from '../../../sdk/schema.js';
 import type { Authenticator, Role, Session } from '../../accounts/index.js';
-import type { Audit, AuditEventKey } from '../../audit/index.js';
+import type { Audit } from '../../audit/index.js';
 import { checkOperation, OPERATIONS, type OperationContext } from '../operations.js';
 import type { GatewayServices } from '../services.js';
-import { hasBody, readJsonBody } from './body.js';
-import { buildOpenApi, takesBody } from './openapi.js';
+import { readJsonBody } from './body.js';
+import { buildOpenApi } from './openapi.js';
+import { queryParams, takesBody } from './params.js';
+import { AUDITED, REFUSALS, type Refusal, RefusalAudit } from './refusals.js';
 import { koaPath, OPERATION_ROUTES, type OperationRoute, pathParameters } from './routes.js';
 import { type SessionRoute, sessionRoutes } from './session-routes.js';
 
@@ -82,56 +84,6 @@ export function validateHttpOptions(options: HttpApiOptions): HttpLimits {
     if (!Number.isInteger(value) || value < 1) throw fail('E_OPTION', `HTTP limit ${name} must be a positive integer, got ${String(value)}`);
   }
   return limits;
-}
-
-/** Audit-worthy refusals carry this mark once recorded, so that one refusal is one record. */
-const AUDITED = Symbol('audited');
-type Refusal = IsogateError & { [AUDITED]?: true };
-/** Refusals of the transport and of access, audited here; an operation's own failures are its subsystem's to audit. */
-const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'E_BAD_REQUEST',
-  'E_DOCUMENT_LIMIT',
-  'E_CONTENT_TYPE',
-  'E_METHOD',
-  'E_NOT_FOUND',
-  'E_FORBIDDEN',
-  'E_CSRF',
-  'E_SESSION',
-  'E_PASSWORD_CHANGE',
-  'E_CERTIFICATE_REQUIRED',
-  'E_REQUEST_TIMEOUT',
-]);
-
-/** A bounded audit of refusals: a flood of bad requests cannot overwrite the audit log by itself. */
-class RefusalAudit {
-  #window = 0;
-  #used = 0;
-  #suppressed = 0;
-  constructor(
-    private readonly audit: Audit,
-    private readonly perMinute: number,
-  ) {}
-
-  async record(description: string): Promise<void> {
-    await this.recordEvent('requestRefused', (more) => ({ description: `${description}${more}` }));
-  }
-
-  /** `values` gets the sentence on what was not recorded (empty when nothing), for the event's text. */
-  async recordEvent(event: AuditEventKey, values: (more: string) => Record<string, string>, details?: Record<string, unknown>): Promise<void> {
-    const minute = Math.floor(Date.now() / 60_000);
-    if (minute !== this.#window) {
-      this.#window = minute;
-      this.#used = 0;
-    }
-    if (this.#used >= this.perMinute) {
-      this.#suppressed += 1;
-      return;
-    }
-    this.#used += 1;
-    const more = this.#suppressed > 0 ? ` (and ${this.#suppressed} more refusals not recorded one by one)` : '';
-    this.#suppressed = 0;
-    await this.audit.record(event, values(more), details);
-  }
 }
 
 interface ApiState {
@@ -221,7 +173,7 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       await refuse(ctx, fail('E_PASSWORD_CHANGE', 'Change the password first: PUT /api/v1/users/{role}/credentials', { role: current.role }));
     }
     if (!roles.includes(current.role)) await refuse(ctx, fail('E_FORBIDDEN', `The ${current.role} account may not do this`, { role: current.role }));
-    if (takesBody(ctx.method) || ctx.method === 'DELETE') {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       const token = ctx.get(CSRF_HEADER);
       if (!token || !safeEqual(token, current.csrfToken)) await refuse(ctx, fail('E_CSRF', `The request lacks the session's ${CSRF_HEADER} header`));
     }
@@ -234,7 +186,7 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     schema: Record<string, unknown>,
     fixed: Record<string, unknown> = {},
   ): Promise<Record<string, unknown>> => {
-    const given = takesBody(ctx.method) ? await bodyParams(ctx) : queryParams(ctx, schema);
+    const given = takesBody(ctx.method) ? await bodyParams(ctx) : queryParams(ctx.req, ctx.query, schema);
     const own = [...pathParameters(template), ...Object.keys(fixed)];
     for (const key of own) if (Object.hasOwn(given, key)) throw fail('E_BAD_REQUEST', `"${key}" is set by the path; leave it out of the request`);
     return { ...given, ...Object.fromEntries(pathParameters(template).map((name) => [name, ctx.params[name]])), ...fixed };
@@ -277,7 +229,10 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
   const runOperation = async (ctx: ApiContext, route: OperationRoute, params: Record<string, unknown>, current: Readonly<Session>): Promise<void> => {
     const operation = checkOperation(route.operation, params);
     const closed = new AbortController();
-    ctx.req.socket.once('close', () => closed.abort());
+    // The response's close, not the socket's: a kept-alive socket would gather one listener a request.
+    ctx.res.once('close', () => {
+      if (!ctx.res.writableFinished) closed.abort();
+    });
     const base: OperationContext = { progress: () => undefined, signal: closed.signal, actor: { role: current.role, name: current.name } };
     if (route.produces === 'archive') {
       const info = (await checkOperation('apps.logs.info', { id: params.id }).run(options.services, { id: params.id }, base)) as { fileName: string };
@@ -410,31 +365,6 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
         server.closeAllConnections();
       }),
   };
-}
-
-/**
- * A query's values are strings (or lists of them, for a repeated key); each is turned into its
- * schema's type where it reads as one, else left as it came, for the schema to refuse.
- */
-function queryParams(ctx: ApiContext, schema: Record<string, unknown>): Record<string, unknown> {
-  if (hasBody(ctx.req)) throw fail('E_BAD_REQUEST', `${ctx.method} takes no body; give its parameters in the query`);
-  const properties = (schema.properties ?? {}) as Record<string, { type?: string; items?: { type?: string } }>;
-  const result: Record<string, unknown> = {};
-  for (const [key, raw] of Object.entries(ctx.query)) {
-    if (raw === undefined) continue;
-    const type = Object.hasOwn(properties, key) ? properties[key]?.type : undefined;
-    if (type === 'array') {
-      const items = (Array.isArray(raw) ? raw : [raw]).flatMap((value) => value.split(','));
-      result[key] = items.map((value) => coerce(value, properties[key]?.items?.type));
-    } else result[key] = Array.isArray(raw) ? raw : coerce(raw, type);
-  }
-  return result;
-}
-
-function coerce(value: string, type: string | undefined): unknown {
-  if (type === 'integer' && /^-?\d{1,15}$/.test(value)) return Number(value);
-  if (type === 'boolean' && (value === 'true' || value === 'false')) return value === 'true';
-  return value;
 }
 
 function checkSchema(route: SessionRoute, params: Record<string, unknown>): void {
