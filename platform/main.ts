@@ -10,7 +10,7 @@ import { escapeControls } from '../sdk/text.js';
 import { SDK_VERSION } from '../sdk/version.js';
 import { AccountStore, Authenticator, USER_SETTINGS_DEFAULTS } from './accounts/index.js';
 import { type ControlServer, serveControlSocket } from './api/control-socket.js';
-import { type HttpApi, type HttpLimits, serveHttpApi } from './api/http/index.js';
+import type { HttpApi, HttpLimits } from './api/http/index.js';
 import { invokeOperation } from './api/operations.js';
 import type { GatewayServices, GatewayStatus, InstalledAppView } from './api/services.js';
 import { FileAuditLog } from './audit/index.js';
@@ -325,6 +325,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const [keyPem, certPem, rootCertPem] = await Promise.all(
         [demo.serverKeyFile, demo.serverCertFile, demo.rootCertFile].map((file) => fs.readFile(file, 'utf8')),
       );
+      // Loaded only here: a gateway without a port never needs koa (nor the embedded store's).
+      const { serveHttpApi } = await import('./api/http/index.js');
       api = await serveHttpApi({
         port: options.port,
         ...(options.host ? { host: options.host } : {}),
