@@ -185,10 +185,11 @@ export class Authenticator {
   }
 
   /**
-   * The session a request's cookie and certificate belong to. An idle session is ended
+   * The session a request's cookie and certificate belong to; `activity: false` for a request a
+   * page makes by itself, which leaves the idle period running. An idle session is ended
    * ("WebServer: Connection session lock"), as is one whose credentials expired meanwhile.
    */
-  async authenticate(token: string | undefined, certificateSha256: string): Promise<Readonly<Session>> {
+  async authenticate(token: string | undefined, certificateSha256: string, options: { activity?: boolean } = {}): Promise<Readonly<Session>> {
     const now = this.#clock();
     const held = this.#session;
     const presented = token === undefined ? undefined : hashToken(token);
@@ -211,7 +212,8 @@ export class Authenticator {
       await this.#audit.record(ROLE_EVENTS[account.role].expired);
       throw fail('E_CREDENTIALS_EXPIRED', 'The user name and password have expired: update them');
     }
-    held.session.lastSeen = now;
+    // A page's own periodic refresh (the audit tables' every 30 s) is not the person's activity.
+    if (options.activity !== false) held.session.lastSeen = now;
     return structuredClone(held.session);
   }
 

@@ -79,14 +79,39 @@ const APP_ROW_SCHEMA = {
   },
 };
 
+function shape(properties: Record<string, unknown>): Record<string, unknown> {
+  return { type: 'object', required: Object.keys(properties), properties };
+}
+const PACKAGE = { type: 'string' };
+const INSTALLED = shape({ package_id: PACKAGE, name: { type: 'string' }, version: { type: 'string' } });
+const COUNT = { type: 'integer', minimum: 0 };
+const USER_SETTINGS_SCHEMA = shape(
+  Object.fromEntries(
+    [
+      'credentials_validity_days',
+      'idle_minutes',
+      'credentials_expiry_notice_days',
+      'certificate_expiry_notice_days',
+      'failed_login_attempts',
+      'lockout_minutes',
+    ].map((key) => [key, { type: 'integer', minimum: 1 }]),
+  ),
+);
+
 export const OPERATION_ROUTES: readonly OperationRoute[] = [
   { method: 'GET', path: '/status', operation: 'status', roles: EVERYONE, response: STATUS_SCHEMA },
 
   { method: 'GET', path: '/apps', operation: 'apps.list', roles: EVERYONE, response: { type: 'array', items: APP_ROW_SCHEMA } },
   { method: 'GET', path: '/store/apps', operation: 'apps.available', roles: ADMIN },
-  { method: 'POST', path: '/apps', operation: 'apps.install', roles: ADMIN, streams: true },
+  { method: 'POST', path: '/apps', operation: 'apps.install', roles: ADMIN, streams: true, response: INSTALLED },
   { method: 'POST', path: '/apps/{id}/update', operation: 'apps.update', roles: ADMIN, streams: true },
-  { method: 'DELETE', path: '/apps/{id}', operation: 'apps.uninstall', roles: ADMIN },
+  {
+    method: 'DELETE',
+    path: '/apps/{id}',
+    operation: 'apps.uninstall',
+    roles: ADMIN,
+    response: shape({ package_id: PACKAGE, uninstalled: { const: true } }),
+  },
   { method: 'POST', path: '/apps/{id}/forget-signer', operation: 'apps.forget', roles: ADMIN },
   { method: 'POST', path: '/apps/{id}/start', operation: 'apps.start', roles: ADMIN },
   { method: 'POST', path: '/apps/{id}/stop', operation: 'apps.stop', roles: ADMIN },
@@ -95,19 +120,38 @@ export const OPERATION_ROUTES: readonly OperationRoute[] = [
   { method: 'GET', path: '/apps/{id}/config', operation: 'apps.config.get', roles: ADMIN },
   { method: 'PUT', path: '/apps/{id}/config', operation: 'apps.config.set', roles: ADMIN },
   { method: 'PATCH', path: '/apps/{id}/config', operation: 'apps.config.merge', roles: ADMIN },
-  { method: 'GET', path: '/apps/{id}/logs', operation: 'apps.logs.info', roles: EVERYONE },
+  {
+    method: 'GET',
+    path: '/apps/{id}/logs',
+    operation: 'apps.logs.info',
+    roles: EVERYONE,
+    response: shape({ fileName: { type: 'string' }, files: COUNT, uncompressedBytes: COUNT, estimatedBytes: COUNT }),
+  },
   { method: 'GET', path: '/apps/{id}/logs/archive', operation: 'apps.logs.archive', roles: ADMIN, produces: 'archive' },
-  { method: 'GET', path: '/apps/{id}/logs/lines', operation: 'apps.logs.lines', roles: ADMIN, streams: true },
+  {
+    method: 'GET',
+    path: '/apps/{id}/logs/lines',
+    operation: 'apps.logs.lines',
+    roles: ADMIN,
+    streams: true,
+    response: shape({ package_id: PACKAGE, lines: { type: 'array' }, dropped: COUNT }),
+  },
 
   { method: 'GET', path: '/routes', operation: 'routes.list', roles: ADMIN },
   { method: 'POST', path: '/routes', operation: 'routes.add', roles: ADMIN },
   { method: 'PATCH', path: '/routes/{id}', operation: 'routes.update', roles: ADMIN },
-  { method: 'DELETE', path: '/routes/{id}', operation: 'routes.remove', roles: ADMIN },
+  { method: 'DELETE', path: '/routes/{id}', operation: 'routes.remove', roles: ADMIN, response: shape({ id: { type: 'string' }, removed: { const: true } }) },
 
   { method: 'GET', path: '/apps/{id}/certificates', operation: 'certs.list', roles: ADMIN },
   { method: 'PUT', path: '/apps/{id}/certificates/ca', operation: 'certs.setCa', roles: ADMIN },
   { method: 'PUT', path: '/apps/{id}/certificates/client', operation: 'certs.setClient', roles: ADMIN },
-  { method: 'DELETE', path: '/apps/{id}/certificates/{kind}', operation: 'certs.delete', roles: ADMIN },
+  {
+    method: 'DELETE',
+    path: '/apps/{id}/certificates/{kind}',
+    operation: 'certs.delete',
+    roles: ADMIN,
+    response: shape({ package_id: PACKAGE, kind: { enum: ['ca', 'client'] }, deleted: { const: true } }),
+  },
 
   // The manual's Audit section (system log) is the administrator's; Events (firewall log) the user's too.
   { method: 'GET', path: '/audit/system', operation: 'audit.list', roles: ADMIN, fixed: { log: 'system' }, response: AUDIT_PAGE_SCHEMA },
@@ -115,8 +159,8 @@ export const OPERATION_ROUTES: readonly OperationRoute[] = [
   { method: 'GET', path: '/audit/system/export', operation: 'audit.export', roles: ADMIN, fixed: { log: 'system' }, produces: 'csv' },
   { method: 'GET', path: '/audit/firewall/export', operation: 'audit.export', roles: EVERYONE, fixed: { log: 'firewall' }, produces: 'csv' },
 
-  { method: 'GET', path: '/users/settings', operation: 'users.settings.get', roles: ADMIN },
-  { method: 'PUT', path: '/users/settings', operation: 'users.settings.set', roles: ADMIN },
+  { method: 'GET', path: '/users/settings', operation: 'users.settings.get', roles: ADMIN, response: USER_SETTINGS_SCHEMA },
+  { method: 'PUT', path: '/users/settings', operation: 'users.settings.set', roles: ADMIN, response: USER_SETTINGS_SCHEMA },
 ];
 
 /** The names of a template's path parameters, in order. */

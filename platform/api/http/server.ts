@@ -28,6 +28,8 @@ import { type SessionRoute, sessionRoutes } from './session-routes.js';
 
 export const SESSION_COOKIE = '__Host-isogate-session';
 export const CSRF_HEADER = 'x-csrf-token';
+/** `1` on a request a page makes by itself (a periodic refresh): it does not count as activity for the idle period. */
+export const BACKGROUND_HEADER = 'x-isogate-background';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 export interface HttpApiOptions {
@@ -168,7 +170,9 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
   });
 
   const session = async (ctx: ApiContext, needs: 'any' | 'ready', roles: readonly Role[]): Promise<Readonly<Session>> => {
-    const current = await auth.authenticate(ctx.cookies.get(SESSION_COOKIE), ctx.state.certificateSha256);
+    const current = await auth.authenticate(ctx.cookies.get(SESSION_COOKIE), ctx.state.certificateSha256, {
+      activity: ctx.get(BACKGROUND_HEADER) !== '1',
+    });
     if (needs === 'ready' && current.mustChange) {
       await refuse(ctx, fail('E_PASSWORD_CHANGE', 'Change the password first: PUT /api/v1/users/{role}/credentials', { role: current.role }));
     }
