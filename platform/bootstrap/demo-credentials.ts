@@ -1,7 +1,8 @@
 /**
  * Demo credentials written on first start, in the manner of the manual's distribution kit
- * (CaCert.crt, TlsClientAdmin.p12): a root CA for the admin interface, an admin client
- * certificate with its key (also as a PKCS#12 file), and first-login credentials. Nothing here
+ * (CaCert.crt, TlsClientAdmin.p12): a root CA for the web interface, the admin's and the
+ * user's client certificates with their keys (also as PKCS#12 files), the web interface's
+ * server certificate, and the manual's first-login credentials. Nothing here
  * is committed: every key is generated on the machine, and the manual's rule applies — use
  * them for the first connection only, then replace them.
  */
