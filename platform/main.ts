@@ -2,16 +2,19 @@
  * The one place that wires the gateway together. Subsystems know each other only through the
  * interfaces injected here; reading this file tells how data and control flow between them.
  */
+import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fail, toIsogateError } from '../sdk/errors.js';
 import { escapeControls } from '../sdk/text.js';
 import { SDK_VERSION } from '../sdk/version.js';
+import { AccountStore, Authenticator, USER_SETTINGS_DEFAULTS } from './accounts/index.js';
 import { type ControlServer, serveControlSocket } from './api/control-socket.js';
+import type { HttpApi, HttpLimits } from './api/http/index.js';
 import { invokeOperation } from './api/operations.js';
 import type { GatewayServices, GatewayStatus, InstalledAppView } from './api/services.js';
 import { FileAuditLog } from './audit/index.js';
-import { type DemoCredentials, ensureDemoCredentials } from './bootstrap/demo-credentials.js';
+import { type DemoCredentials, ensureDemoCredentials, FIRST_LOGIN } from './bootstrap/demo-credentials.js';
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
 import { ensurePlatformRoot } from './bootstrap/platform-root.js';
 import { type CloseFailure, describeCloseFailures, ShutdownSequence } from './bootstrap/shutdown.js';
@@ -54,7 +57,7 @@ export interface GatewayOptions {
   imageDir?: string;
   /** How long an updated app must run before its update is committed (ms; default 5000): a failure within it rolls back. */
   updateWatchMs?: number;
-  /** Port of the REST API and web UI (arrive with the admin UI milestone). */
+  /** Port of the REST API over HTTPS (0: any free one); without it the gateway has only its control socket. */
   port?: number;
   /**
    * Enter emergency support mode at start, with this reason (the start command takes it from
@@ -63,6 +66,12 @@ export interface GatewayOptions {
   emergencyReason?: string;
   /** How long Network Protector may take over one crossing of traffic (ms); NETWORK.IDS_PROXY.verdictDeadlineMs wins. */
   verdictDeadlineMs?: number;
+  /** Address the REST API listens on; loopback (127.0.0.1) unless told. */
+  host?: string;
+  /** The REST API's transport limits (tests shorten the timeouts). */
+  httpLimits?: Partial<HttpLimits>;
+  /** The clock of the accounts (credentials expiry, idle period, lockout); tests move it. */
+  accountsClock?: () => number;
 }
 
 export interface Gateway {
@@ -77,6 +86,10 @@ export interface Gateway {
   /** What opening the data directory migrated (empty when it was current). */
   migrated: string[];
   demo: DemoCredentials;
+  /** The REST API's address, when a port was given. */
+  apiUrl?: string;
+  /** The web interface's accounts and its one session; `endAllSessions(reason)` is for emergency support mode. */
+  authenticator: Authenticator;
   /**
    * Runs `hook` when the gateway enters emergency support mode, after the proxied connections
    * ended and before the apps stop: the web UI and debug service end their sessions here.
@@ -91,11 +104,12 @@ export interface Gateway {
 
 /**
  * The order the gateway closes in. The control socket first, so that no command arrives while
- * the rest goes; the shutdown recorded; the apps stopped while everything they use still
+ * the rest goes (the REST API before it, for the same reason); the shutdown recorded; the apps stopped while everything they use still
  * works; then the subsystems, users before what they use; the data-directory lock last, for
  * another gateway may take the directory only once this one has let go of everything in it.
  */
 const SHUTDOWN_ORDER = [
+  'web api',
   'control socket',
   'audit',
   'traffic gate',
@@ -384,6 +398,31 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       };
     };
 
+    const authenticator = await openAccounts(dir('accounts'), demo, audit, config, options.accountsClock);
+    let api: HttpApi | undefined;
+    if (options.port !== undefined) {
+      const [keyPem, certPem, rootCertPem] = await Promise.all(
+        [demo.serverKeyFile, demo.serverCertFile, demo.rootCertFile].map((file) => fs.readFile(file, 'utf8')),
+      );
+      // Loaded only here: a gateway without a port never needs koa (nor the embedded store's).
+      const { serveHttpApi } = await import('./api/http/index.js');
+      api = await serveHttpApi({
+        port: options.port,
+        ...(options.host ? { host: options.host } : {}),
+        tls: { keyPem: keyPem!, certPem: certPem!, rootCertPem: rootCertPem! },
+        services,
+        authenticator,
+        audit,
+        version: PLATFORM_VERSION,
+        ...(options.httpLimits ? { limits: options.httpLimits } : {}),
+      });
+      const serving = api;
+      shutdown.set('web api', async () => {
+        await authenticator.endAllSessions('the gateway is shutting down');
+        await serving.close();
+      });
+    }
+
     const storeRootCertFile = embedded ? embedded.rootCertFile : path.resolve(options.trustRootFile!);
     const control: ControlServer = await serveControlSocket(path.join(dataDir, 'control.sock'), (op, params, context) =>
       invokeOperation(services, op, params, context),
@@ -393,6 +432,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await gate.start();
     const userHooks: EmergencyHook[] = [];
     modes.onEmergency(async (state) => {
+      // The manual: entering emergency support mode ends every active session, the web one too.
+      await authenticator.endAllSessions('emergency support mode').catch(() => undefined);
       for (const hook of userHooks) await Promise.resolve(hook(state)).catch(() => undefined);
       await stopAllApps();
     });
@@ -405,6 +446,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       controlSocket: control.path,
       storeUrl,
       demo,
+      authenticator,
+      ...(api ? { apiUrl: api.url } : {}),
       close: () => shutdown.close(),
       ...(embedded ? { storeDir: opened.storeDir } : {}),
       migrated: opened.migration.applied,
@@ -416,6 +459,37 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (failures.length > 0) process.stderr.write(`closing after a failed start: ${escapeControls(describeCloseFailures(failures))}\n`);
     throw error;
   }
+}
+
+/**
+ * The two accounts of the web interface, created at first start with the manual's first-login
+ * credentials and bound to the demo's admin and user certificates (by their SHA-256 hash).
+ */
+async function openAccounts(
+  dir: string,
+  demo: DemoCredentials,
+  audit: FileAuditLog,
+  config: ConfigStore,
+  clock: (() => number) | undefined,
+): Promise<Authenticator> {
+  const bound = async (file: string): Promise<{ certificateSha256: string; certificateValidTo: string }> => {
+    const cert = new X509Certificate(await fs.readFile(file));
+    return { certificateSha256: cert.fingerprint256, certificateValidTo: new Date(cert.validTo).toISOString() };
+  };
+  const accounts = await AccountStore.open(
+    dir,
+    {
+      admin: { ...FIRST_LOGIN.admin, ...(await bound(demo.adminCertFile)) },
+      user: { ...FIRST_LOGIN.user, ...(await bound(demo.userCertFile)) },
+    },
+    clock,
+  );
+  return new Authenticator({
+    accounts,
+    audit,
+    settings: () => ({ ...USER_SETTINGS_DEFAULTS, ...config.read((doc) => doc.USER_SETTINGS ?? {}) }),
+    ...(clock ? { clock } : {}),
+  });
 }
 
 /**
@@ -517,6 +591,7 @@ export async function runGateway(options: RunOptions): Promise<void> {
     migrated: gateway.migrated,
     ...(gateway.storeRootCertFile ? { storeRootCert: gateway.storeRootCertFile } : {}),
     demo: gateway.demo,
+    ...(gateway.apiUrl ? { apiUrl: gateway.apiUrl } : {}),
     status: gateway.services.status(),
   };
   if (options.json) process.stdout.write(`${JSON.stringify(info)}\n`);
@@ -532,7 +607,13 @@ export async function runGateway(options: RunOptions): Promise<void> {
         : []),
       `  demo root CA     ${gateway.demo.rootCertFile}   (of the demo admin identity below; not the store's)`,
       `  admin identity   ${gateway.demo.adminP12File} (password "${gateway.demo.p12Password}"), ${gateway.demo.adminCertFile}, ${gateway.demo.adminKeyFile}`,
-      `  first login      ${gateway.demo.firstLoginFile}`,
+      ...(gateway.apiUrl
+        ? [
+            `  web API          ${gateway.apiUrl}/api/v1   (OpenAPI: ${gateway.apiUrl}/api/v1/openapi.json; client certificate required)`,
+            `  user identity    ${gateway.demo.userP12File} (password "${gateway.demo.userP12Password}")`,
+          ]
+        : []),
+      `  first login      ${gateway.demo.firstLoginFile}   (admin / adminadmin, user / useruser: the manual's; change them at first login)`,
       'Press Ctrl-C to stop.',
     ].join('\n'),
   );

@@ -170,6 +170,22 @@ export const ERROR_CODES = {
   // Authentication (API, control socket)
   E_AUTH: { status: 401, summary: 'Authentication failed.' },
   E_FORBIDDEN: { status: 403, summary: 'Not allowed.' },
+  E_CERTIFICATE_REQUIRED: {
+    status: 401,
+    summary: "The connection has no client certificate the gateway's root vouches for, or one bound to no account.",
+  },
+  E_SESSION: { status: 401, summary: 'No active connection session: log in (again).' },
+  E_SESSION_ACTIVE: { status: 409, summary: 'The administrator has an active connection session; only one session is possible at a time.' },
+  E_LOCKED: { status: 429, summary: 'The account is temporarily blocked after too many failed login attempts.' },
+  E_CREDENTIALS_EXPIRED: { status: 403, summary: 'The account credentials have expired; the administrator must update them.' },
+  E_PASSWORD_CHANGE: { status: 403, summary: 'The password must be changed before anything else is done.' },
+  E_CREDENTIALS_RULE: { status: 422, summary: 'The new name or password does not meet the credentials rules.' },
+  E_CSRF: { status: 403, summary: 'The request came from another origin or without the connection session token.' },
+
+  // HTTP (the REST API's own transport checks)
+  E_CONTENT_TYPE: { status: 415, summary: 'The request body must be application/json.' },
+  E_METHOD: { status: 405, summary: 'The resource does not support this method.' },
+  E_REQUEST_TIMEOUT: { status: 408, summary: 'The request was not received in time.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

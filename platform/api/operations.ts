@@ -6,6 +6,9 @@
  */
 import { fail } from '../../sdk/errors.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
+import { USER_SETTINGS_DEFAULTS, type UserSettings } from '../accounts/index.js';
+import { type AuditEventKey, type AuditFilter, toCsv } from '../audit/index.js';
+import { documentSectionSchema } from '../config/index.js';
 import { MAX_TAIL_LINES } from '../logs/index.js';
 import { type OverflowPolicy, ROUTE_QUEUE_BYTES } from '../router/index.js';
 import type { GatewayServices } from './services.js';
@@ -19,12 +22,14 @@ export interface OperationContext {
   backlog?(): number;
   /** Resolves once the caller has taken what was sent, or has gone. */
   drained?(): Promise<void>;
+  /** Who asked, where the caller is an account of the web interface (the audit names its role); the local admin without. */
+  actor?: { role: 'admin' | 'user'; name: string };
 }
 
 /** A follower sends more lines only while the caller has less than this unread; what waits beyond is the follower's own bounded buffer. */
 const FOLLOW_BACKLOG_BYTES = 64 * 1024;
 
-interface Operation {
+export interface Operation {
   summary: string;
   params: Record<string, unknown>;
   // biome-ignore lint/suspicious/noExplicitAny: params are checked against `params` (the schema) before run, and each run names their shape
@@ -60,6 +65,37 @@ function routeEnd(services: GatewayServices, text: string): { application_id: st
   }
   return { application_id: named[0]?.packageId ?? given, endpoint };
 }
+
+const SEVERITIES = ['Informational', 'Warning', 'Critical'];
+/** The manual's audit tables show the last 1024 events. */
+const AUDIT_PAGE = 1024;
+const AUDIT_EXPORT_FILTER = {
+  log: { enum: ['system', 'firewall'] },
+  severity: { type: 'array', items: { enum: SEVERITIES }, maxItems: 3, uniqueItems: true },
+  subject: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 32 },
+  from: { type: 'string', format: 'date-time' },
+  to: { type: 'string', format: 'date-time' },
+};
+/** Records hold UTC times (toISOString); a bound given with an offset is compared as the same instant. */
+function normalTimes(filter: AuditFilter): AuditFilter {
+  return {
+    ...filter,
+    ...(filter.from ? { from: new Date(filter.from).toISOString() } : {}),
+    ...(filter.to ? { to: new Date(filter.to).toISOString() } : {}),
+  };
+}
+const AUDIT_FILTER = {
+  ...AUDIT_EXPORT_FILTER,
+  before: { type: 'integer', minimum: 1 },
+  limit: { type: 'integer', minimum: 1, maximum: 10_000 },
+};
+
+/** The manual's events for a change of a connection setting; the others have none. */
+const SETTING_EVENTS: readonly [keyof UserSettings, AuditEventKey][] = [
+  ['lockout_minutes', 'lockoutMinutesChanged'],
+  ['idle_minutes', 'idleMinutesChanged'],
+  ['failed_login_attempts', 'failedAttemptsChanged'],
+];
 
 /** The CLI and UI say what the manual's web interface says; the document keeps the manual's values. */
 const LAUNCH_RULES = { auto: 'auto', manual: 'none', blocked: 'forbidden' } as const;
@@ -311,14 +347,38 @@ export const OPERATIONS: Record<string, Operation> = {
     },
   },
   'audit.list': {
-    summary: 'Audit records, newest first',
-    params: params({
-      log: { enum: ['system', 'firewall'] },
-      severity: { type: 'array', items: { enum: ['Informational', 'Warning', 'Critical'] }, maxItems: 3 },
-      limit: { type: 'integer', minimum: 1, maximum: 10_000 },
-    }),
-    run: async ({ audit }, filter: { log?: 'system' | 'firewall'; severity?: ('Informational' | 'Warning' | 'Critical')[]; limit?: number }) =>
-      audit.list(filter),
+    summary: 'Audit records, newest first, filtered by log, date range, severity and subject; `before` (a record\'s seq) pages on ("Load more")',
+    params: params(AUDIT_FILTER),
+    run: async ({ audit }, filter: AuditFilter) => audit.list({ limit: AUDIT_PAGE, ...normalTimes(filter) }),
+  },
+  'audit.export': {
+    summary: "The filtered audit records as the manual's CSV (date and time, event name, event text, subject, severity), newest first",
+    params: params(AUDIT_EXPORT_FILTER),
+    run: async ({ audit }, filter: AuditFilter, context) => {
+      const records = audit.list(normalTimes(filter));
+      await audit.record(context.actor?.role === 'user' ? 'userLogExport' : 'logExport', {}, { log: filter.log ?? 'all', rows: records.length });
+      return { fileName: `${filter.log ?? 'audit'}_log.csv`, rows: records.length, csv: toCsv(records) };
+    },
+  },
+  'users.settings.get': {
+    summary: "The web interface's connection settings (credentials validity, idle period, notices, failed attempts, lockout)",
+    params: params({}),
+    run: async ({ config }) => ({ ...USER_SETTINGS_DEFAULTS, ...config.read((doc) => doc.USER_SETTINGS ?? {}) }),
+  },
+  'users.settings.set': {
+    summary: "Change some of the web interface's connection settings, each within the manual's range",
+    params: { ...documentSectionSchema('USER_SETTINGS'), minProperties: 1 },
+    run: async ({ config, audit }, change: Partial<UserSettings>) => {
+      const before = config.read((doc) => ({ ...USER_SETTINGS_DEFAULTS, ...doc.USER_SETTINGS }));
+      await config.update((doc) => {
+        doc.USER_SETTINGS = { ...doc.USER_SETTINGS, ...change };
+      });
+      for (const [key, event] of SETTING_EVENTS) {
+        const value = change[key];
+        if (value !== undefined && value !== before[key]) await audit.record(event, { 'new value': value });
+      }
+      return { ...before, ...change };
+    },
   },
   restart: {
     summary: "An admin's restart: leaves emergency support mode and starts the Autostart apps again",
@@ -358,10 +418,15 @@ export const OPERATIONS: Record<string, Operation> = {
   },
 };
 
-/** Validates the parameters at the edge, then runs the operation. */
-export async function invokeOperation(services: GatewayServices, name: string, input: unknown, context: OperationContext): Promise<unknown> {
+/** Throws E_BAD_REQUEST unless `name` is an operation and `input` its valid parameters; the one check both doors make. */
+export function checkOperation(name: string, input: unknown): Operation {
   const operation = Object.hasOwn(OPERATIONS, name) ? OPERATIONS[name] : undefined;
   if (!operation) throw fail('E_BAD_REQUEST', `Unknown operation "${name}"`, { known: Object.keys(OPERATIONS) });
   assertValid(compileSchema(operation.params), input, 'E_BAD_REQUEST', `Parameters of ${name}`);
-  return operation.run(services, input, context);
+  return operation;
+}
+
+/** Validates the parameters at the edge, then runs the operation. */
+export async function invokeOperation(services: GatewayServices, name: string, input: unknown, context: OperationContext): Promise<unknown> {
+  return checkOperation(name, input).run(services, input, context);
 }

@@ -30,6 +30,7 @@ export const AUDIT_EVENTS = {
   ),
   logExport: system('admin: Log export', 'The log is exported', 'Informational', 'Administrator'),
   logExportError: system('admin: Log export error', 'Failed to export the log', 'Warning', 'Administrator'),
+  userLogExport: system('user: Log export', 'The log is exported', 'Informational', 'User'),
   // Not in the manual (it has no publisher bindings); worded after its admin events.
   signerForgotten: system(
     'admin: Forgetting the application publisher',
@@ -210,6 +211,80 @@ export const AUDIT_EVENTS = {
     'Critical',
     'System: IntegrityService',
   ),
+
+  // Accounts and the web interface. The manual names an account's own events "admin: ..." or
+  // "user: ..." by the role that acted, with subject Administrator or User: one key per role.
+  adminAuthenticated: system('admin: User authentication', '<user name> logged in', 'Informational', 'Administrator'),
+  userAuthenticated: system('user: User authentication', '<user name> logged in', 'Informational', 'User'),
+  authWrongPassword: system(
+    'Authenticator: User authentication error',
+    'User <user name> authentication error: incorrect password',
+    'Warning',
+    'System: Authenticator',
+  ),
+  authInvalidCertificate: system(
+    'Authenticator: User authentication error',
+    'User <user name> authentication error: invalid certificate',
+    'Warning',
+    'System: Authenticator',
+  ),
+  authUnknownUser: system(
+    'Authenticator: User authentication error',
+    'User <user name> authentication error: no user found with specified name',
+    'Warning',
+    'System: Authenticator',
+  ),
+  userBlocked: system('Authenticator: User blocked', 'User blocked due to exceeding the number of failed login attempts', 'Critical', 'System: Authenticator'),
+  sessionIdleLock: system('WebServer: Connection session lock', 'Connection session blocked due to inactivity', 'Informational', 'System: WebServer'),
+  adminInitialPasswordChanged: system('admin: Change credentials', 'The administrator password for initial login is changed', 'Informational', 'Administrator'),
+  adminPasswordChanged: system('admin: Change credentials', 'Password for user <user name> changed', 'Informational', 'Administrator'),
+  userPasswordChanged: system('user: Change credentials', 'Password for user <user name> changed', 'Informational', 'User'),
+  adminCertificateChanged: system('admin: Change credentials', 'Certificate for user <user name> changed', 'Informational', 'Administrator'),
+  adminNameChanged: system('admin: Change credentials', '<user name> user name changed', 'Informational', 'Administrator'),
+  userNameChanged: system('user: Change credentials', '<user name> user name changed', 'Informational', 'User'),
+  adminCredentialsExpiry: system(
+    'admin: Account credentials expiry',
+    'User name and password expire in <number of days> days',
+    'Informational',
+    'Administrator',
+  ),
+  userCredentialsExpiry: system('user: Account credentials expiry', 'User name and password expire in <number of days> days', 'Informational', 'User'),
+  adminCertificateExpiry: system('admin: Certificate expiry', 'User certificate expires in <number of days> days', 'Informational', 'Administrator'),
+  userCertificateExpiry: system('user: Certificate expiry', 'User certificate expires in <number of days> days', 'Informational', 'User'),
+  adminCredentialsExpired: system(
+    'admin: User account credentials expired',
+    'User name and password expired, refresh the account credentials',
+    'Warning',
+    'Administrator',
+  ),
+  userCredentialsExpired: system(
+    'user: User account credentials expired',
+    'User name and password expired, refresh the account credentials',
+    'Warning',
+    'User',
+  ),
+  lockoutMinutesChanged: system(
+    'admin: Modified lockout duration after failed password entry attempts',
+    'Lockout duration after failed password attempts changed. New value: <new value> minutes',
+    'Informational',
+    'Administrator',
+  ),
+  idleMinutesChanged: system(
+    'admin: Modified user idle time before locking',
+    'User idle time before locking changed, new value: <new value> min',
+    'Informational',
+    'Administrator',
+  ),
+  failedAttemptsChanged: system(
+    'admin: Modified maximum number of failed login attempts',
+    'Maximum number of failed login attempts changed. New value: <new value>',
+    'Informational',
+    'Administrator',
+  ),
+  // Not in the manual, which records a login but neither a logout nor a refused request;
+  // worded after its WebServer event.
+  sessionEnded: system('WebServer: Connection session end', 'Connection session of <user name> ended: <description>', 'Informational', 'System: WebServer'),
+  requestRefused: system('WebServer: Request refused', 'A request to the web interface was refused: <description>', 'Warning', 'System: WebServer'),
 
   routesChanged: firewall('KscController: Changing the application routes', 'Application routes are changed', 'Informational', 'System: KscController'),
   trafficBlocked: firewall(

@@ -37,6 +37,8 @@ export interface AuditFilter {
   /** ISO times, inclusive. */
   from?: string;
   to?: string;
+  /** Only records older than this one (its `seq`): the "Load more" cursor. */
+  before?: number;
   /** Newest first, at most this many. */
   limit?: number;
 }
@@ -61,6 +63,7 @@ function matches(record: AuditRecord, filter: AuditFilter): boolean {
   if (filter.subject?.length && !filter.subject.includes(record.subject)) return false;
   if (filter.from && record.time < filter.from) return false;
   if (filter.to && record.time > filter.to) return false;
+  if (filter.before !== undefined && record.seq >= filter.before) return false;
   return true;
 }
 

@@ -428,7 +428,8 @@ async function start(command: ParsedCommand, demo: boolean): Promise<void> {
   if (Boolean(inv.values.store) !== Boolean(inv.values.trust)) throw fail('E_USAGE', '--store and --trust go together');
   if (inv.values.store && inv.values['store-data'])
     throw fail('E_USAGE', "--store-data is the embedded store's directory; with --store no embedded store runs");
-  const port = inv.values.port === undefined ? undefined : Number(inv.values.port);
+  // The demo serves the REST API on the demo port unless told another; `start` only when told.
+  const port = inv.values.port === undefined ? (demo || inv.values.demo === true ? DEMO_PORT : undefined) : Number(inv.values.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw fail('E_USAGE', '--port is a TCP port number');
   const { runGateway } = await import('../main.js');
   await runGateway({
@@ -445,8 +446,10 @@ async function start(command: ParsedCommand, demo: boolean): Promise<void> {
   });
 }
 
+const DEMO_PORT = 8443;
+
 const START_OPTIONS = {
-  port: { type: 'string', value: 'N', summary: 'port of the REST API and web UI (taken now; they arrive with the admin UI)' },
+  port: { type: 'string', value: 'N', summary: `serve the REST API over HTTPS on 127.0.0.1:N (the demo: ${DEMO_PORT} unless given)` },
   store: { type: 'string', value: 'URL', summary: 'an external app store instead of the embedded one (with --trust)' },
   trust: { type: 'string', value: 'ROOT', summary: "the external store's root CA certificate (PEM), which every package must chain to" },
   'store-data': { type: 'string', value: 'DIR', summary: 'the embedded store\'s directory (default: the data directory\'s name + "-store", beside it)' },

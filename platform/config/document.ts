@@ -41,6 +41,14 @@ export interface RouteEntry {
   queue_bytes?: number;
 }
 
+export type UserSettingKey =
+  | 'credentials_validity_days'
+  | 'idle_minutes'
+  | 'credentials_expiry_notice_days'
+  | 'certificate_expiry_notice_days'
+  | 'failed_login_attempts'
+  | 'lockout_minutes';
+
 export interface ConfigDocument {
   ABOUT: { text: string };
   APPLICATIONS: {
@@ -51,6 +59,8 @@ export interface ConfigDocument {
   MODE_SWITCH: { is_developer_mode?: boolean; is_no_secure_mode?: boolean; router_mode?: boolean };
   NETWORK: Record<string, unknown>;
   SETTINGS: Record<string, unknown>;
+  /** The web interface's connection settings (the manual's, keys named after them); platform/accounts reads them. */
+  USER_SETTINGS?: Partial<Record<UserSettingKey, number>>;
   /** The egress address policy (not in the manual); platform/egress reads and checks it. */
   EGRESS?: { allowed_ranges?: string[] };
   /** App configuration objects, keyed by package_id. */

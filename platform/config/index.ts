@@ -18,6 +18,18 @@ export * from './document.js';
 const SCHEMA_PATH = fileURLToPath(new URL('../../manifests/config.schema.json', import.meta.url));
 let documentSchema: object | undefined;
 
+function loadDocumentSchema(): object {
+  documentSchema ??= JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as object;
+  return documentSchema;
+}
+
+/** One top-level object's schema, for an interface that sets that object alone (the API's connection settings). */
+export function documentSectionSchema(key: string): Record<string, unknown> {
+  const section = (loadDocumentSchema() as { properties: Record<string, Record<string, unknown>> }).properties[key];
+  if (!section) throw fail('E_INTERNAL', `The configuration schema has no ${key}`);
+  return section;
+}
+
 /** The whole document's bounds; each app's configuration has its own, smaller ones (the launcher). */
 export const CONFIG_DOCUMENT_BOUNDS = { maxDepth: DOCUMENT_LIMITS.configDocumentDepth, maxBytes: DOCUMENT_LIMITS.configDocumentBytes } as const;
 /** Top-level keys that are an app's configuration (the schema's propertyNames: package ids). */
@@ -29,8 +41,7 @@ const PACKAGE_ID = /^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$/;
  */
 export function validateDocument(value: unknown): ConfigDocument {
   assertDocumentBounds(value, CONFIG_DOCUMENT_BOUNDS, 'The configuration document');
-  documentSchema ??= JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as object;
-  assertValid(compileSchema(documentSchema, 'E_INTERNAL', 'configuration schema'), value, 'E_CONFIG', 'Configuration document');
+  assertValid(compileSchema(loadDocumentSchema(), 'E_INTERNAL', 'configuration schema'), value, 'E_CONFIG', 'Configuration document');
   return value as ConfigDocument;
 }
 

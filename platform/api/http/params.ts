@@ -1,0 +1,41 @@
+/**
+ * Where a request's parameters come from: the query of a GET or DELETE, turned into the types
+ * of the operation's schema where they read as them, or the JSON body of the others.
+ */
+import type { IncomingMessage } from 'node:http';
+import { fail } from '../../../sdk/errors.js';
+import { hasBody } from './body.js';
+
+/** The methods whose parameters are a JSON body; the others' are the query. */
+export function takesBody(method: string): boolean {
+  return method === 'POST' || method === 'PUT' || method === 'PATCH';
+}
+
+/**
+ * A query's values are strings (or lists of them, for a repeated key); each is turned into its
+ * schema's type where it reads as one, else left as it came, for the schema to refuse.
+ */
+export function queryParams(
+  request: IncomingMessage,
+  query: Record<string, string | string[] | undefined>,
+  schema: Record<string, unknown>,
+): Record<string, unknown> {
+  if (hasBody(request)) throw fail('E_BAD_REQUEST', `${request.method} takes no body; give its parameters in the query`);
+  const properties = (schema.properties ?? {}) as Record<string, { type?: string; items?: { type?: string } }>;
+  const result: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(query)) {
+    if (raw === undefined) continue;
+    const type = Object.hasOwn(properties, key) ? properties[key]?.type : undefined;
+    if (type === 'array') {
+      const items = (Array.isArray(raw) ? raw : [raw]).flatMap((value) => value.split(','));
+      result[key] = items.map((value) => coerce(value, properties[key]?.items?.type));
+    } else result[key] = Array.isArray(raw) ? raw : coerce(raw, type);
+  }
+  return result;
+}
+
+function coerce(value: string, type: string | undefined): unknown {
+  if (type === 'integer' && /^-?\d{1,15}$/.test(value)) return Number(value);
+  if (type === 'boolean' && (value === 'true' || value === 'false')) return value === 'true';
+  return value;
+}
