@@ -18,11 +18,12 @@ import { type CloseFailure, describeCloseFailures, ShutdownSequence } from './bo
 import { APP_STATE, ConfigStore } from './config/index.js';
 import { ensureOwnDirectory, openDataDirectory } from './datadir/index.js';
 import { type DeviceKeyProvider, FileDeviceKeyProvider } from './device/index.js';
+import { DataDir, removeStaleTemporaries } from './durable/index.js';
 import { AddressPolicy, CertificateStore, EgressService } from './egress/index.js';
 import { originOf } from './integrity/index.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
-import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp } from './orchestrator/index.js';
+import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp, type UninstallStep } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
 import { createAppSandbox } from './sandbox/index.js';
@@ -53,6 +54,8 @@ export interface GatewayOptions {
   updateWatchMs?: number;
   /** Port of the REST API and web UI (arrive with the admin UI milestone). */
   port?: number;
+  /** Called after each step of an uninstall: the crash tests kill the process there. */
+  onUninstallStep?: (step: UninstallStep, packageId: string) => void | Promise<void>;
 }
 
 export interface Gateway {
@@ -103,6 +106,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   shutdown.set('data directory lock', () => opened.lock.release());
 
   try {
+    // The orchestrator's trees are its own to reconcile (an app's files may have any name).
+    await removeStaleTemporaries(new DataDir(dataDir), ['apps', 'staging', 'trash', 'updates']);
     const keys = await (options.deviceKeys ?? new FileDeviceKeyProvider(dir('device'))).open();
     const audit = await FileAuditLog.open(dir('audit'));
     shutdown.set('audit', () => audit.record('deviceShutdown'));
@@ -181,8 +186,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       platformTrustRootsPem,
       store: new HttpStoreClient({ url: storeUrl, maxPackageBytes: MAX_PACKAGE_BYTES }),
       ...(options.updateWatchMs === undefined ? {} : { updateWatchMs: options.updateWatchMs }),
+      ...(options.onUninstallStep ? { onUninstallStep: options.onUninstallStep } : {}),
+      // These also run at open, finishing an uninstall a crash interrupted, before the launcher
+      // exists: nothing runs then, so there is nothing to stop.
       beforeUninstall: [
-        (id) => launcher!.forget(id),
+        async (id) => launcher?.forget(id),
         (id) => egress.closeApp(id),
         (id) => storage.wipe(id),
         (id) => logs.remove(id),
