@@ -15,6 +15,7 @@ import { type DemoCredentials, ensureDemoCredentials } from './bootstrap/demo-cr
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
 import { ensurePlatformRoot } from './bootstrap/platform-root.js';
 import { type CloseFailure, describeCloseFailures, ShutdownSequence } from './bootstrap/shutdown.js';
+import { holdStopSignals } from './bootstrap/signals.js';
 import { APP_STATE, ConfigStore } from './config/index.js';
 import { ensureOwnDirectory, openDataDirectory } from './datadir/index.js';
 import { type DeviceKeyProvider, FileDeviceKeyProvider } from './device/index.js';
@@ -28,6 +29,7 @@ import { Router } from './router/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
 import { createAppSandbox } from './sandbox/index.js';
 import { StorageService } from './storage/index.js';
+import { SystemdNotifier } from './supervisor/notify.js';
 
 export const PLATFORM_VERSION = '0.1.0';
 const MAX_PACKAGE_BYTES = 64 * 1024 * 1024;
@@ -54,6 +56,8 @@ export interface GatewayOptions {
   updateWatchMs?: number;
   /** Port of the REST API and web UI (arrive with the admin UI milestone). */
   port?: number;
+  /** Set when the supervisor restarted the gateway after a crash: its account, audited as the manual's restart event. */
+  restartedAfter?: string;
   /** Called after each step of an uninstall: the crash tests kill the process there. */
   onUninstallStep?: (step: UninstallStep, packageId: string) => void | Promise<void>;
 }
@@ -111,6 +115,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const keys = await (options.deviceKeys ?? new FileDeviceKeyProvider(dir('device'))).open();
     const audit = await FileAuditLog.open(dir('audit'));
     shutdown.set('audit', () => audit.record('deviceShutdown'));
+    if (options.restartedAfter !== undefined) {
+      await audit.record('deviceReboot', {}, { cause: 'restarted by the supervisor after a crash', description: options.restartedAfter });
+    }
     const config = await ConfigStore.open(dir('config.json'), `isogate\n\nVersion: ${PLATFORM_VERSION}\n\nisogate SDK version: ${SDK_VERSION}`);
     for (const repair of config.repairs) {
       await audit.record(
@@ -418,14 +425,62 @@ function quarantinedAppView(app: QuarantinedApp, config: ConfigStore): Installed
 export interface RunOptions extends GatewayOptions {
   demo?: boolean;
   json?: boolean;
+  /** How long the whole shutdown may take before the process gives up on it and exits 1 (ms; default 30000). */
+  shutdownDeadlineMs?: number;
 }
 
-/** `isogate start`: runs until SIGINT/SIGTERM, printing where everything is. */
+export const SHUTDOWN_DEADLINE_MS = 30_000;
+
+/**
+ * `isogate start`: runs until SIGINT/SIGTERM (or until the supervisor that started it is gone),
+ * printing where everything is. The signal handlers are the process's first (signals.ts); a stop
+ * asked for during start-up waits for start-up to finish, then stops in order.
+ */
 export async function runGateway(options: RunOptions): Promise<void> {
+  const stop = holdStopSignals();
+  // Started by the supervisor (platform/supervisor): when it dies, its channel closes, and the
+  // gateway must not live on as an orphan holding the data directory's lock.
+  if (process.send) {
+    process.once('disconnect', () => stop.request('the supervisor is gone'));
+    // The channel alone must not keep a stopped gateway's process alive.
+    process.channel?.unref();
+  }
   const gateway = await startGateway(options);
   const say = (text: string): void => {
     if (!options.json) process.stdout.write(`${text}\n`);
   };
+  const notifier = SystemdNotifier.fromEnv();
+  if (!stop.isRequested) {
+    await announce(gateway, options, say);
+    // Ready: to the supervisor (which restarts only a gateway that once was) and to systemd.
+    process.send?.({ type: 'ready' });
+    await notifier?.ready();
+  }
+  const reason = await stop.requested;
+  await notifier?.stopping();
+  if (options.json) process.stdout.write(`${JSON.stringify({ stopping: reason })}\n`);
+  say(`Stopping (${reason})...`);
+  const deadlineMs = options.shutdownDeadlineMs ?? SHUTDOWN_DEADLINE_MS;
+  stop.onRepeat((signal) =>
+    process.stderr.write(`${signal} while stopping: ignored; the gateway stops in order within ${Math.round(deadlineMs / 1000)} s of the first signal\n`),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const overdue = new Promise<'overdue'>((resolve) => {
+    timer = setTimeout(() => resolve('overdue'), deadlineMs);
+  });
+  const failures = await Promise.race([gateway.close(), overdue]);
+  clearTimeout(timer);
+  if (failures === 'overdue') {
+    process.stderr.write(`E_SHUTDOWN: the gateway did not stop within ${deadlineMs} ms; exiting with parts still open\n`);
+    // Whatever hangs holds handles that would keep the process alive: exiting is the deadline.
+    process.exit(1);
+  }
+  // The CLI prints it (each part with its code and message) and exits non-zero.
+  if (failures.length > 0)
+    throw fail('E_SHUTDOWN', `The gateway stopped, but ${failures.length} part(s) did not close cleanly: ${describeCloseFailures(failures)}`, { failures });
+}
+
+async function announce(gateway: Gateway, options: RunOptions, say: (text: string) => void): Promise<void> {
   if (options.demo) {
     const { setUpDemo } = await import('./bootstrap/demo.js');
     await setUpDemo(gateway.services, (line) => say(line));
@@ -439,6 +494,7 @@ export async function runGateway(options: RunOptions): Promise<void> {
     ...(gateway.storeRootCertFile ? { storeRootCert: gateway.storeRootCertFile } : {}),
     demo: gateway.demo,
     status: gateway.services.status(),
+    pid: process.pid,
   };
   if (options.json) process.stdout.write(`${JSON.stringify(info)}\n`);
   say(
@@ -457,18 +513,4 @@ export async function runGateway(options: RunOptions): Promise<void> {
       'Press Ctrl-C to stop.',
     ].join('\n'),
   );
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-  say('Stopping...');
-  const failures = await gateway.close();
-  // The CLI prints it (each part with its code and message) and exits non-zero.
-  if (failures.length > 0)
-    throw fail('E_SHUTDOWN', `The gateway stopped, but ${failures.length} part(s) did not close cleanly: ${describeCloseFailures(failures)}`, { failures });
 }

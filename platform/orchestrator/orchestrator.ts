@@ -181,6 +181,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /** Uninstalls past their commit point that failed before finishing: the app is gone, `uninstall` finishes it. */
   readonly #removing = new Map<string, string>();
   #removals!: RemovalJournal;
+  /** Set by close(): no operation begins, and one under way is let finish or roll back first. */
+  #closing = false;
+  #idleWaiters: (() => void)[] = [];
   /** Every file access below the data directory goes through it: no link there is followed. */
   readonly #data: DataDir;
   #installsInProgress = 0;
@@ -445,11 +448,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   async install(packageId: string, options: { version?: string; onProgress?: (progress: InstallProgress) => void } = {}): Promise<InstalledApp> {
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
     this.#refuseRemoving(packageId);
-    this.#busy.add(packageId);
+    this.#begin(packageId);
     try {
       return await this.#install(packageId, options);
     } finally {
-      this.#busy.delete(packageId);
+      this.#end(packageId);
     }
   }
 
@@ -515,7 +518,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.#installsInProgress += 1;
     const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
     try {
-      const app = await this.#commit(work, await stage(work), origin);
+      const verified = await stage(work);
+      if (this.#closing) throw fail('E_UNAVAILABLE', `The gateway is stopping: the install of ${appName} was abandoned before its commit and rolled back`);
+      const app = await this.#commit(work, verified, origin);
       await this.#options.audit.record(
         'installSucceeded',
         { 'application name': appName },
@@ -703,7 +708,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (this.#apps.has(packageId))
       throw fail('E_ALREADY_INSTALLED', `${manifest.name} ${this.#apps.get(packageId)!.version} is installed already`, { packageId });
     await this.#refuseOverLimit(packageId, manifest.name);
-    this.#busy.add(packageId);
+    this.#begin(packageId);
     try {
       const app = await this.#stageAndCommit('image', manifest.name, async (work) => {
         await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
@@ -713,7 +718,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.emit('installed', app);
       return app;
     } finally {
-      this.#busy.delete(packageId);
+      this.#end(packageId);
     }
   }
 
@@ -761,11 +766,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (originOf(installed.record) === 'image') {
       throw fail('E_CONFLICT', `${installed.manifest.name} comes from the gateway's image and is updated with the image, not from the store`, { packageId });
     }
-    this.#busy.add(packageId);
+    this.#begin(packageId);
     try {
       return await this.#update(installed, hooks, options);
     } finally {
-      this.#busy.delete(packageId);
+      this.#end(packageId);
     }
   }
 
@@ -1067,7 +1072,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const unfinished = this.#removing.get(packageId);
     if (!app && !quarantined && unfinished === undefined) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
-    this.#busy.add(packageId);
+    this.#begin(packageId);
     const audit = this.#options.audit;
     const appName = app?.manifest.name ?? quarantined?.name ?? unfinished!;
     // A quarantined app's record is shown only when authentic: otherwise nothing in it is the gateway's.
@@ -1102,7 +1107,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       );
       this.emit('uninstalled', packageId);
     } finally {
-      this.#busy.delete(packageId);
+      this.#end(packageId);
     }
   }
 
@@ -1188,7 +1193,25 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return verifyInstalledFiles(this.#data.sub(this.#data.relative(app.dir)), record, this.#options.keys);
   }
 
+  #begin(packageId: string): void {
+    if (this.#closing) throw fail('E_UNAVAILABLE', `The gateway is stopping: ${packageId} is not changed`, { packageId });
+    this.#busy.add(packageId);
+  }
+
+  #end(packageId: string): void {
+    this.#busy.delete(packageId);
+    if (this.#busy.size > 0) return;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  /**
+   * At shutdown: nothing new begins; an install under way is abandoned at its commit (its
+   * staging erased), an uninstall or update goes on to its end or its journal's next state;
+   * the verifier closes only once they are done, for a verification under way needs it.
+   */
   async close(): Promise<void> {
+    this.#closing = true;
+    if (this.#busy.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     await this.#options.verifier.close();
   }
 }

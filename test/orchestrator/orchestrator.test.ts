@@ -271,6 +271,43 @@ describe('orchestrator', function () {
     assert.equal(audit.records.at(-1)!.text, `${manifest.name} was successfully uninstalled`);
   });
 
+  it('at close: an install under way is abandoned at its commit and rolled back, a new one is refused, and close waits for it', async () => {
+    const manifest = await publish();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let verifying!: () => void;
+    const started = new Promise<void>((resolve) => {
+      verifying = resolve;
+    });
+    const orchestrator = await open({
+      verifier: {
+        verify: async (task) => {
+          verifying();
+          await held;
+          return verifier.verify(task);
+        },
+        close: async () => undefined,
+      },
+    });
+    const install = orchestrator.install(manifest.package_id);
+    await started;
+    let closed = false;
+    const closing = orchestrator.close().then(() => {
+      closed = true;
+    });
+    await assert.rejects(orchestrator.install('com.example.other'), (error: unknown) => isIsogateError(error, 'E_UNAVAILABLE'));
+    assert.equal(closed, false, 'close waits for the install under way');
+    release();
+    await assert.rejects(install, (error: unknown) => isIsogateError(error, 'E_UNAVAILABLE') && /rolled back/.test(error.message));
+    await closing;
+    assert.equal(orchestrator.get(manifest.package_id), undefined);
+    assert.deepEqual(await fs.readdir(path.join(dir, 'staging')), []);
+    assert.deepEqual(await fs.readdir(path.join(dir, 'apps')), []);
+    assert.equal(config.snapshot().APPLICATIONS.APPS_CONTROL.applications.length, 0);
+  });
+
   it('refuses to uninstall an app that is not installed', async () => {
     const orchestrator = await open();
     await assert.rejects(orchestrator.uninstall('com.example.none'), (error: unknown) => isIsogateError(error, 'E_NOT_INSTALLED'));
