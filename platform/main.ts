@@ -445,11 +445,12 @@ export async function runGateway(options: RunOptions): Promise<void> {
     // The channel alone must not keep a stopped gateway's process alive.
     process.channel?.unref();
   }
+  // Before anything opens: a NOTIFY_SOCKET systemd never sets is refused with nothing to undo.
+  const notifier = SystemdNotifier.fromEnv();
   const gateway = await startGateway(options);
   const say = (text: string): void => {
     if (!options.json) process.stdout.write(`${text}\n`);
   };
-  const notifier = SystemdNotifier.fromEnv();
   if (!stop.isRequested) {
     await announce(gateway, options, say);
     // Ready: to the supervisor (which restarts only a gateway that once was) and to systemd.

@@ -13,6 +13,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { type CrashReport, Supervisor, type SupervisorOptions } from '../../platform/supervisor/index.js';
 import { supervisorSettings } from '../../platform/supervisor/main.js';
+import { SystemdNotifier } from '../../platform/supervisor/notify.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import { spawnGateway } from '../fixtures/gateway-process.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
@@ -160,6 +161,24 @@ describe('the supervisor', function () {
         () => supervisorSettings(argv, env),
         (error: unknown) => isIsogateError(error, 'E_USAGE'),
         JSON.stringify([argv, env]),
+      );
+    }
+  });
+
+  it('reads the notify socket and the watchdog from the environment, refusing what systemd never sets (E_OPTION)', () => {
+    assert.equal(SystemdNotifier.fromEnv({ env: {} }), undefined, 'not under systemd: nothing to notify');
+    assert.ok(SystemdNotifier.fromEnv({ env: { NOTIFY_SOCKET: '/run/systemd/notify' } }));
+    assert.ok(SystemdNotifier.fromEnv({ env: { NOTIFY_SOCKET: '@abstract', WATCHDOG_USEC: '30000000' } }));
+    for (const env of [
+      { NOTIFY_SOCKET: 'relative/notify' },
+      { NOTIFY_SOCKET: '/run/notify', WATCHDOG_USEC: '0' },
+      { NOTIFY_SOCKET: '/run/notify', WATCHDOG_USEC: 'soon' },
+      { NOTIFY_SOCKET: '/run/notify', WATCHDOG_USEC: '1.5' },
+    ]) {
+      assert.throws(
+        () => SystemdNotifier.fromEnv({ env }),
+        (error: unknown) => isIsogateError(error, 'E_OPTION'),
+        JSON.stringify(env),
       );
     }
   });
