@@ -452,10 +452,13 @@ export async function runGateway(options: RunOptions): Promise<void> {
     if (!options.json) process.stdout.write(`${text}\n`);
   };
   if (!stop.isRequested) {
-    await announce(gateway, options, say);
-    // Ready: to the supervisor (which restarts only a gateway that once was) and to systemd.
-    process.send?.({ type: 'ready' });
+    // Ready: to the supervisor (which restarts only a gateway that once was) and to systemd;
+    // written to the channel before anything is printed, so whoever reads the output and kills
+    // the gateway kills one the supervisor knows was ready.
+    const send = process.send?.bind(process);
+    if (send) await new Promise<void>((resolve) => send({ type: 'ready' }, undefined, {}, () => resolve()));
     await notifier?.ready();
+    await announce(gateway, options, say);
   }
   const reason = await stop.requested;
   await notifier?.stopping();
