@@ -18,19 +18,22 @@ import { type DemoCredentials, ensureDemoCredentials, FIRST_LOGIN } from './boot
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
 import { ensurePlatformRoot } from './bootstrap/platform-root.js';
 import { type CloseFailure, describeCloseFailures, ShutdownSequence } from './bootstrap/shutdown.js';
+import { holdStopSignals } from './bootstrap/signals.js';
 import { APP_STATE, ConfigStore } from './config/index.js';
 import { ensureOwnDirectory, openDataDirectory } from './datadir/index.js';
 import { type DeviceKeyProvider, FileDeviceKeyProvider } from './device/index.js';
+import { DataDir, removeStaleTemporaries } from './durable/index.js';
 import { AddressPolicy, CertificateStore, EgressService } from './egress/index.js';
 import { originOf } from './integrity/index.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
 import { type EmergencyHook, EmergencyMode } from './modes/index.js';
-import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp } from './orchestrator/index.js';
+import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp, type UninstallStep } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
 import { createAppSandbox } from './sandbox/index.js';
 import { StorageService } from './storage/index.js';
+import { SystemdNotifier } from './supervisor/notify.js';
 import { TrafficGate } from './traffic/gate.js';
 import { IpLists } from './traffic/gate-lists.js';
 
@@ -72,6 +75,10 @@ export interface GatewayOptions {
   httpLimits?: Partial<HttpLimits>;
   /** The clock of the accounts (credentials expiry, idle period, lockout); tests move it. */
   accountsClock?: () => number;
+  /** Set when the supervisor restarted the gateway after a crash: its account, audited as the manual's restart event. */
+  restartedAfter?: string;
+  /** Called after each step of an uninstall: the crash tests kill the process there. */
+  onUninstallStep?: (step: UninstallStep, packageId: string) => void | Promise<void>;
 }
 
 export interface Gateway {
@@ -133,9 +140,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   shutdown.set('data directory lock', () => opened.lock.release());
 
   try {
+    // The orchestrator's trees are its own to reconcile (an app's files may have any name).
+    await removeStaleTemporaries(new DataDir(dataDir), ['apps', 'staging', 'trash', 'updates']);
     const keys = await (options.deviceKeys ?? new FileDeviceKeyProvider(dir('device'))).open();
     const audit = await FileAuditLog.open(dir('audit'));
     shutdown.set('audit', () => audit.record('deviceShutdown'));
+    if (options.restartedAfter !== undefined) {
+      await audit.record('deviceReboot', {}, { cause: 'restarted by the supervisor after a crash', description: options.restartedAfter });
+    }
     const config = await ConfigStore.open(dir('config.json'), `isogate\n\nVersion: ${PLATFORM_VERSION}\n\nisogate SDK version: ${SDK_VERSION}`);
     for (const repair of config.repairs) {
       await audit.record(
@@ -213,8 +225,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       platformTrustRootsPem,
       store: new HttpStoreClient({ url: storeUrl, maxPackageBytes: MAX_PACKAGE_BYTES }),
       ...(options.updateWatchMs === undefined ? {} : { updateWatchMs: options.updateWatchMs }),
+      ...(options.onUninstallStep ? { onUninstallStep: options.onUninstallStep } : {}),
+      // These also run at open, finishing an uninstall a crash interrupted, before the launcher
+      // exists: nothing runs then, so there is nothing to stop.
       beforeUninstall: [
-        (id) => launcher!.forget(id),
+        async (id) => launcher?.forget(id),
         (id) => egress.closeApp(id),
         (id) => storage.wipe(id),
         (id) => logs.remove(id),
@@ -571,14 +586,66 @@ function quarantinedAppView(app: QuarantinedApp, config: ConfigStore): Installed
 export interface RunOptions extends GatewayOptions {
   demo?: boolean;
   json?: boolean;
+  /** How long the whole shutdown may take before the process gives up on it and exits 1 (ms; default 30000). */
+  shutdownDeadlineMs?: number;
 }
 
-/** `isogate start`: runs until SIGINT/SIGTERM, printing where everything is. */
+export const SHUTDOWN_DEADLINE_MS = 30_000;
+
+/**
+ * `isogate start`: runs until SIGINT/SIGTERM (or until the supervisor that started it is gone),
+ * printing where everything is. The signal handlers are the process's first (signals.ts); a stop
+ * asked for during start-up waits for start-up to finish, then stops in order.
+ */
 export async function runGateway(options: RunOptions): Promise<void> {
+  const stop = holdStopSignals();
+  // Started by the supervisor (platform/supervisor): when it dies, its channel closes, and the
+  // gateway must not live on as an orphan holding the data directory's lock.
+  if (process.send) {
+    process.once('disconnect', () => stop.request('the supervisor is gone'));
+    // The channel alone must not keep a stopped gateway's process alive.
+    process.channel?.unref();
+  }
+  // Before anything opens: a NOTIFY_SOCKET systemd never sets is refused with nothing to undo.
+  const notifier = SystemdNotifier.fromEnv();
   const gateway = await startGateway(options);
   const say = (text: string): void => {
     if (!options.json) process.stdout.write(`${text}\n`);
   };
+  if (!stop.isRequested) {
+    // Ready: to the supervisor (which restarts only a gateway that once was) and to systemd;
+    // written to the channel before anything is printed, so whoever reads the output and kills
+    // the gateway kills one the supervisor knows was ready.
+    const send = process.send?.bind(process);
+    if (send) await new Promise<void>((resolve) => send({ type: 'ready' }, undefined, {}, () => resolve()));
+    await notifier?.ready();
+    await announce(gateway, options, say);
+  }
+  const reason = await stop.requested;
+  await notifier?.stopping();
+  if (options.json) process.stdout.write(`${JSON.stringify({ stopping: reason })}\n`);
+  say(`Stopping (${reason})...`);
+  const deadlineMs = options.shutdownDeadlineMs ?? SHUTDOWN_DEADLINE_MS;
+  stop.onRepeat((signal) =>
+    process.stderr.write(`${signal} while stopping: ignored; the gateway stops in order within ${Math.round(deadlineMs / 1000)} s of the first signal\n`),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const overdue = new Promise<'overdue'>((resolve) => {
+    timer = setTimeout(() => resolve('overdue'), deadlineMs);
+  });
+  const failures = await Promise.race([gateway.close(), overdue]);
+  clearTimeout(timer);
+  if (failures === 'overdue') {
+    process.stderr.write(`E_SHUTDOWN: the gateway did not stop within ${deadlineMs} ms; exiting with parts still open\n`);
+    // Whatever hangs holds handles that would keep the process alive: exiting is the deadline.
+    process.exit(1);
+  }
+  // The CLI prints it (each part with its code and message) and exits non-zero.
+  if (failures.length > 0)
+    throw fail('E_SHUTDOWN', `The gateway stopped, but ${failures.length} part(s) did not close cleanly: ${describeCloseFailures(failures)}`, { failures });
+}
+
+async function announce(gateway: Gateway, options: RunOptions, say: (text: string) => void): Promise<void> {
   if (options.demo) {
     const { setUpDemo } = await import('./bootstrap/demo.js');
     await setUpDemo(gateway.services, (line) => say(line));
@@ -593,6 +660,7 @@ export async function runGateway(options: RunOptions): Promise<void> {
     demo: gateway.demo,
     ...(gateway.apiUrl ? { apiUrl: gateway.apiUrl } : {}),
     status: gateway.services.status(),
+    pid: process.pid,
   };
   if (options.json) process.stdout.write(`${JSON.stringify(info)}\n`);
   say(
@@ -617,18 +685,4 @@ export async function runGateway(options: RunOptions): Promise<void> {
       'Press Ctrl-C to stop.',
     ].join('\n'),
   );
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-  say('Stopping...');
-  const failures = await gateway.close();
-  // The CLI prints it (each part with its code and message) and exits non-zero.
-  if (failures.length > 0)
-    throw fail('E_SHUTDOWN', `The gateway stopped, but ${failures.length} part(s) did not close cleanly: ${describeCloseFailures(failures)}`, { failures });
 }

@@ -42,6 +42,9 @@ export const AUDIT_EVENTS = {
   // Not in the manual's tables, which record a reboot and a change of routes but neither a
   // shutdown nor a change of an app's configuration; worded after "KscController: Rebooting
   // the device" and "KscController: Changing the application routes".
+  // The manual's event for a restart, recorded by the gateway the supervisor restarted after a
+  // crash (the one that crashed could not), with the supervisor's account of it in its details.
+  deviceReboot: system('KscController: Rebooting the device', 'The device is being rebooted', 'Informational', 'System: KscController'),
   deviceShutdown: system('KscController: Shutting down the device', 'The device is being shut down', 'Informational', 'System: KscController'),
   appConfigChanged: system(
     'KscController: Changing the application configuration',

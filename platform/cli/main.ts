@@ -432,8 +432,12 @@ async function start(command: ParsedCommand, demo: boolean): Promise<void> {
   const port = inv.values.port === undefined ? (demo || inv.values.demo === true ? DEMO_PORT : undefined) : Number(inv.values.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw fail('E_USAGE', '--port is a TCP port number');
   const { runGateway } = await import('../main.js');
+  // Set by the supervisor that restarted this gateway after a crash (platform/supervisor): what
+  // the restarted gateway audits. Only its text is used, bounded and escaped.
+  const restartReason = process.env.ISOGATE_RESTART_REASON;
   await runGateway({
     dataDir: inv.dataDir,
+    ...(restartReason ? { restartedAfter: escapeControls(restartReason.slice(0, 500)) } : {}),
     ...(port === undefined ? {} : { port }),
     ...(inv.values.store ? { storeUrl: String(inv.values.store), trustRootFile: String(inv.values.trust) } : {}),
     ...(inv.values['store-data'] ? { storeDataDir: String(inv.values['store-data']) } : {}),
@@ -456,6 +460,13 @@ const START_OPTIONS = {
   'platform-trust': { type: 'string', value: 'ROOT', summary: "the platform root the image's packages must chain to" },
   image: { type: 'string', value: 'DIR', summary: "install the *.igp packages of the gateway's own image from DIR" },
   demo: { type: 'boolean', summary: 'install, wire and start the sample apps' },
+  'no-supervisor': { type: 'boolean', summary: 'run the gateway without the supervisor that restarts it after a crash (under systemd, which restarts it)' },
+  'crash-limit': {
+    type: 'string',
+    value: 'N',
+    summary: 'crashes within the window that start the gateway in emergency support mode (default 5; ISOGATE_CRASH_LIMIT)',
+  },
+  'crash-window': { type: 'string', value: 'SECONDS', summary: 'the window crashes are counted in (default 600; ISOGATE_CRASH_WINDOW)' },
 } as const satisfies OptionSpecs;
 
 const ID = 'ID';

@@ -41,6 +41,35 @@ function temporaryPathBeside(relative: string): string {
   return path.join(path.dirname(relative), `.${path.basename(relative)}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
+/** The name `temporaryPathBeside` gives (and the device key's own temporary): nothing else matches. */
+const TEMPORARY_NAME = /^\..+\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Removes the temporaries of atomic writes a crash interrupted (issue 17 found 29 in one
+ * directory). Only below `root`, never through a link (a link is not a directory here and is
+ * not descended into), and never below `skip`: the trees the orchestrator reconciles itself,
+ * where an app's own files live and a name alone proves nothing. Called at start-up, with the
+ * data directory locked, so no write of this gateway is under way. Returns what it removed.
+ */
+export async function removeStaleTemporaries(root: DataDir, skip: readonly string[] = []): Promise<string[]> {
+  const removed: string[] = [];
+  const walk = async (relative: string): Promise<void> => {
+    for (const entry of await root.readdir(relative)) {
+      const child = path.join(relative, entry.name);
+      if (entry.isDirectory()) {
+        if (!skip.includes(child)) await walk(child);
+      } else if (entry.isFile() && TEMPORARY_NAME.test(entry.name)) {
+        await root.remove(child);
+        removed.push(child);
+      }
+    }
+  };
+  await walk('');
+  const dirs = new Set(removed.map((file) => path.dirname(file)));
+  for (const dir of dirs) await root.syncDirectory(dir === '.' ? '' : dir);
+  return removed;
+}
+
 export interface WriteOptions {
   /** File mode for a new file; secrets use 0o600. */
   mode?: number;

@@ -19,6 +19,7 @@ import type { DeviceKeys } from '../device/index.js';
 import { DataDir, eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
 import { type AppOrigin, canonicalJson, type IntegrityRecord, originOf, recordIsAuthentic, sealRecord, verifyInstalledFiles } from '../integrity/index.js';
 import { carryConfiguration } from '../launcher/configuration.js';
+import { RemovalJournal } from './removal.js';
 import { type SignerBinding, SignerBindings, type SignerIdentity } from './signer-bindings.js';
 import type { CatalogEntry, StoreClient } from './store-client.js';
 import { type PackageVerifier, WorkerPackageVerifier } from './verifier.js';
@@ -99,6 +100,8 @@ export interface OrchestratorOptions {
   updateWatchMs?: number;
   /** Called after each step of an update; tests stop there to stand for a crash. */
   onUpdateStep?: (step: UpdateStep, packageId: string) => void | Promise<void>;
+  /** Called after each step of an uninstall; tests stop (or kill the process) there to stand for a crash. */
+  onUninstallStep?: (step: UninstallStep, packageId: string) => void | Promise<void>;
   clock?: () => Date;
 }
 
@@ -122,6 +125,14 @@ export interface UpdateHooks {
  * back at the next start); from `committed` on, the new one.
  */
 export type UpdateStep = 'staged' | 'old-moved' | 'new-moved' | 'configured' | 'started' | 'committed';
+
+/**
+ * The steps of an uninstall, in order (`started`: audited, nothing written yet). `recorded` is its commit point: before it a crash leaves
+ * the app as it was; from it on, the next start finishes the uninstall. `hook N` follows the
+ * Nth `beforeUninstall` hook (stop, egress, storage, logs, certificates, routes in the gateway).
+ */
+export type UninstallStep = 'started' | 'recorded' | `hook ${number}` | 'files moved' | 'configuration removed' | 'files erased' | 'done';
+export const UNINSTALL_STEPS_AFTER_HOOKS = ['files moved', 'configuration removed', 'files erased', 'done'] as const satisfies readonly UninstallStep[];
 
 export interface UpdateResult {
   app: InstalledApp;
@@ -161,12 +172,18 @@ export interface OrchestratorEvents {
 }
 
 export class Orchestrator extends EventEmitter<OrchestratorEvents> {
-  readonly #options: Required<Omit<OrchestratorOptions, 'verifier' | 'updateHooks' | 'onUpdateStep'>> &
-    Pick<OrchestratorOptions, 'updateHooks' | 'onUpdateStep'> & { verifier: PackageVerifier };
+  readonly #options: Required<Omit<OrchestratorOptions, 'verifier' | 'updateHooks' | 'onUpdateStep' | 'onUninstallStep'>> &
+    Pick<OrchestratorOptions, 'updateHooks' | 'onUpdateStep' | 'onUninstallStep'> & { verifier: PackageVerifier };
   #bindings!: SignerBindings;
   readonly #apps = new Map<string, InstalledApp>();
   readonly #quarantined = new Map<string, QuarantinedApp>();
   readonly #busy = new Set<string>();
+  /** Uninstalls past their commit point that failed before finishing: the app is gone, `uninstall` finishes it. */
+  readonly #removing = new Map<string, string>();
+  #removals!: RemovalJournal;
+  /** Set by close(): no operation begins, and one under way is let finish or roll back first. */
+  #closing = false;
+  #idleWaiters: (() => void)[] = [];
   /** Every file access below the data directory goes through it: no link there is followed. */
   readonly #data: DataDir;
   #installsInProgress = 0;
@@ -204,9 +221,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   static async open(options: OrchestratorOptions): Promise<Orchestrator> {
     const orchestrator = new Orchestrator(options);
     orchestrator.#bindings = await SignerBindings.open(options.dataDir, options.keys);
+    orchestrator.#removals = new RemovalJournal(orchestrator.#data, options.keys);
     // Before #reconcile: an update interrupted between its two renames has no apps/<id>, which
     // #reconcile would take for an uninstalled app and drop its configuration entry.
     await orchestrator.#resumeUpdates();
+    // Before #reconcile too, and so before the launcher exists: an uninstall past its commit
+    // point is finished before anything could start the app.
+    await orchestrator.#resumeUninstalls();
     await orchestrator.#reconcile();
     // Every installed app is bound to its signer, also in a data directory written before
     // bindings existed, and after a crash between an install's commit and its binding.
@@ -288,6 +309,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         const list = doc.APPLICATIONS.APPS_CONTROL.applications.filter((entry) => !orphanEntries.includes(entry.package_id));
         for (const app of missingEntries) list.push(this.#newEntry(app.manifest));
         doc.APPLICATIONS.APPS_CONTROL.applications = list;
+        // An app's configuration goes with its entry: a later install of the id starts afresh.
+        for (const id of orphanEntries) delete doc[id];
       });
     }
   }
@@ -424,11 +447,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    */
   async install(packageId: string, options: { version?: string; onProgress?: (progress: InstallProgress) => void } = {}): Promise<InstalledApp> {
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
-    this.#busy.add(packageId);
+    this.#refuseRemoving(packageId);
+    this.#begin(packageId);
     try {
       return await this.#install(packageId, options);
     } finally {
-      this.#busy.delete(packageId);
+      this.#end(packageId);
     }
   }
 
@@ -494,7 +518,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.#installsInProgress += 1;
     const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
     try {
-      const app = await this.#commit(work, await stage(work), origin);
+      const verified = await stage(work);
+      if (this.#closing) throw fail('E_UNAVAILABLE', `The gateway is stopping: the install of ${appName} was abandoned before its commit and rolled back`);
+      const app = await this.#commit(work, verified, origin);
       await this.#options.audit.record(
         'installSucceeded',
         { 'application name': appName },
@@ -677,11 +703,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const manifest = await readImageManifest(packageFile);
     const packageId = manifest.package_id;
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
+    this.#refuseRemoving(packageId);
     this.#refuseQuarantined(packageId);
     if (this.#apps.has(packageId))
       throw fail('E_ALREADY_INSTALLED', `${manifest.name} ${this.#apps.get(packageId)!.version} is installed already`, { packageId });
     await this.#refuseOverLimit(packageId, manifest.name);
-    this.#busy.add(packageId);
+    this.#begin(packageId);
     try {
       const app = await this.#stageAndCommit('image', manifest.name, async (work) => {
         await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
@@ -691,7 +718,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.emit('installed', app);
       return app;
     } finally {
-      this.#busy.delete(packageId);
+      this.#end(packageId);
     }
   }
 
@@ -739,11 +766,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (originOf(installed.record) === 'image') {
       throw fail('E_CONFLICT', `${installed.manifest.name} comes from the gateway's image and is updated with the image, not from the store`, { packageId });
     }
-    this.#busy.add(packageId);
+    this.#begin(packageId);
     try {
       return await this.#update(installed, hooks, options);
     } finally {
-      this.#busy.delete(packageId);
+      this.#end(packageId);
     }
   }
 
@@ -1031,34 +1058,38 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /**
-   * Uninstalls an app: the hooks stop it and wipe what other subsystems keep for it, then its
-   * files and configuration go. The manual: "The application and its configuration, log, and
-   * files are removed"; deleted objects are overwritten before unlinking.
+   * Uninstalls an app. The manual: "The application and its configuration, log, and files are
+   * removed"; deleted objects are overwritten before unlinking. The commit point comes first: a
+   * durable "removing <id>" record (removal.ts); then the hooks stop the app and erase what other
+   * subsystems keep for it (storage, logs, certificates, routes), its files move to trash, its
+   * entry and configuration go, the files are erased, and the record is dropped. A crash or a
+   * failure after the record leaves the app uninstalled-to-be: the next start finishes it
+   * (`#resumeUninstalls`), and so does `uninstall` again meanwhile.
    */
   async uninstall(packageId: string): Promise<void> {
     const app = this.#apps.get(packageId);
     const quarantined = this.#quarantined.get(packageId);
-    if (!app && !quarantined) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
+    const unfinished = this.#removing.get(packageId);
+    if (!app && !quarantined && unfinished === undefined) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
-    this.#busy.add(packageId);
+    this.#begin(packageId);
     const audit = this.#options.audit;
-    const appName = app?.manifest.name ?? quarantined!.name;
+    const appName = app?.manifest.name ?? quarantined?.name ?? unfinished!;
     // A quarantined app's record is shown only when authentic: otherwise nothing in it is the gateway's.
     const record = app?.record ?? quarantined?.record;
     const signer = record ? signerDetails(record) : null;
     try {
       await audit.record('uninstallStarted', { 'application name': appName }, { packageId, signer, ...(quarantined ? { quarantined: true } : {}) });
       try {
-        for (const hook of this.#options.beforeUninstall) await hook(packageId);
-        const trash = path.join(this.#trashDir, `${packageId}-${randomBytes(4).toString('hex')}`);
-        await renameDurable(path.join(this.#appsDir, packageId), trash, this.#data);
-        this.#apps.delete(packageId);
-        this.#quarantined.delete(packageId);
-        await this.#options.config.update((doc) => {
-          doc.APPLICATIONS.APPS_CONTROL.applications = doc.APPLICATIONS.APPS_CONTROL.applications.filter((entry) => entry.package_id !== packageId);
-          delete doc[packageId];
-        });
-        await eraseTree(trash, this.#data);
+        if (unfinished === undefined) {
+          await this.#options.onUninstallStep?.('started', packageId);
+          await this.#removals.begin({ removing: packageId, name: appName, startedAt: this.#options.clock().toISOString() });
+          this.#apps.delete(packageId);
+          this.#quarantined.delete(packageId);
+          this.#removing.set(packageId, appName);
+          await this.#options.onUninstallStep?.('recorded', packageId);
+        }
+        await this.#finishUninstall(packageId);
       } catch (error) {
         await audit.record('uninstallError', { 'application name': appName }, { packageId, code: toIsogateError(error).code });
         if (isIsogateError(error)) throw error;
@@ -1076,8 +1107,70 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       );
       this.emit('uninstalled', packageId);
     } finally {
-      this.#busy.delete(packageId);
+      this.#end(packageId);
     }
+  }
+
+  /** Everything after the commit point; each step may run again after a crash, so each is idempotent. */
+  async #finishUninstall(packageId: string): Promise<void> {
+    const data = this.#data;
+    const step = async (name: UninstallStep): Promise<void> => this.#options.onUninstallStep?.(name, packageId);
+    for (const [index, hook] of this.#options.beforeUninstall.entries()) {
+      await hook(packageId);
+      await step(`hook ${index + 1}`);
+    }
+    const installedDir = path.join(this.#appsDir, packageId);
+    if (await data.lstat(data.relative(installedDir))) {
+      await renameDurable(installedDir, path.join(this.#trashDir, `${packageId}-${randomBytes(4).toString('hex')}`), data);
+    }
+    await step('files moved');
+    await this.#options.config.update((doc) => {
+      doc.APPLICATIONS.APPS_CONTROL.applications = doc.APPLICATIONS.APPS_CONTROL.applications.filter((entry) => entry.package_id !== packageId);
+      delete doc[packageId];
+    });
+    await step('configuration removed');
+    // Every uninstall's trash, this one's and any a crash left: nothing in trash is kept.
+    for (const { name } of await data.readdir('trash')) await eraseTree(path.join(this.#trashDir, name), data);
+    await step('files erased');
+    await this.#removals.end(packageId);
+    this.#removing.delete(packageId);
+    await step('done');
+  }
+
+  /**
+   * At open: finishes each uninstall a crash interrupted after its commit point, audited as
+   * the uninstall's success (resumed). A record that fails its authentication removes nothing:
+   * it is audited as an integrity violation and dropped.
+   */
+  async #resumeUninstalls(): Promise<void> {
+    const data = this.#data;
+    for (const dir of [this.#appsDir, this.#trashDir]) await data.mkdir(data.relative(dir), 0o700);
+    const pending = await this.#removals.pending();
+    for (const name of pending.forged) {
+      await this.#options.audit.record(
+        'integrityViolation',
+        {
+          object: `The uninstall record ${name}`,
+          description: 'it fails its authentication, so this gateway did not write it; it was removed and nothing it names was',
+        },
+        { path: data.path(path.join('uninstalls', name)) },
+      );
+      await this.#removals.discard(name);
+    }
+    for (const record of pending.records) {
+      const packageId = record.removing;
+      this.#removing.set(packageId, record.name);
+      await this.#finishUninstall(packageId);
+      await this.#options.audit.record('uninstallSucceeded', { 'application name': record.name }, { packageId, resumed: true, startedAt: record.startedAt });
+    }
+  }
+
+  #refuseRemoving(packageId: string): void {
+    const name = this.#removing.get(packageId);
+    if (name !== undefined)
+      throw fail('E_BUSY', `${name} is being uninstalled: its uninstall failed before finishing; run "isogate apps uninstall ${packageId}" to finish it`, {
+        packageId,
+      });
   }
 
   /**
@@ -1100,7 +1193,25 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return verifyInstalledFiles(this.#data.sub(this.#data.relative(app.dir)), record, this.#options.keys);
   }
 
+  #begin(packageId: string): void {
+    if (this.#closing) throw fail('E_UNAVAILABLE', `The gateway is stopping: ${packageId} is not changed`, { packageId });
+    this.#busy.add(packageId);
+  }
+
+  #end(packageId: string): void {
+    this.#busy.delete(packageId);
+    if (this.#busy.size > 0) return;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  /**
+   * At shutdown: nothing new begins; an install under way is abandoned at its commit (its
+   * staging erased), an uninstall or update goes on to its end or its journal's next state;
+   * the verifier closes only once they are done, for a verification under way needs it.
+   */
   async close(): Promise<void> {
+    this.#closing = true;
+    if (this.#busy.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     await this.#options.verifier.close();
   }
 }

@@ -317,10 +317,12 @@ class LogStorage implements AppStorage {
       while (offset + 4 <= size) {
         const length = (await bytesAt(offset, 4)).readUInt32BE(0);
         const end = offset + 4 + length;
-        if (length < IV_BYTES + TAG_BYTES + 4 || end > size) break;
-        // No record this store writes is longer; one that claims to be cannot authenticate, so
-        // it is judged like a failed record without reading it into memory.
-        const plain = 4 + length <= this.#maxRecordBytes ? this.#open(await bytesAt(offset + 4, length), this.#sequence) : undefined;
+        // A length no record of this store has is not a torn append (whose length, written
+        // first, is whole or absent) but bytes someone else wrote: a log overwritten by an
+        // erasure (ones, then zeros) or damaged. Cutting there would silently empty the store.
+        if (length < IV_BYTES + TAG_BYTES + 4 || 4 + length > this.#maxRecordBytes) throw this.#corrupt(offset);
+        if (end > size) break;
+        const plain = this.#open(await bytesAt(offset + 4, length), this.#sequence);
         if (!plain) {
           // A bad last record is a torn append; a bad record with good ones after it is tampering.
           if (end === size) break;

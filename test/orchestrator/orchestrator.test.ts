@@ -271,24 +271,102 @@ describe('orchestrator', function () {
     assert.equal(audit.records.at(-1)!.text, `${manifest.name} was successfully uninstalled`);
   });
 
+  it('at close: an install under way is abandoned at its commit and rolled back, a new one is refused, and close waits for it', async () => {
+    const manifest = await publish();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let verifying!: () => void;
+    const started = new Promise<void>((resolve) => {
+      verifying = resolve;
+    });
+    const orchestrator = await open({
+      verifier: {
+        verify: async (task) => {
+          verifying();
+          await held;
+          return verifier.verify(task);
+        },
+        close: async () => undefined,
+      },
+    });
+    const install = orchestrator.install(manifest.package_id);
+    await started;
+    let closed = false;
+    const closing = orchestrator.close().then(() => {
+      closed = true;
+    });
+    await assert.rejects(orchestrator.install('com.example.other'), (error: unknown) => isIsogateError(error, 'E_UNAVAILABLE'));
+    assert.equal(closed, false, 'close waits for the install under way');
+    release();
+    await assert.rejects(install, (error: unknown) => isIsogateError(error, 'E_UNAVAILABLE') && /rolled back/.test(error.message));
+    await closing;
+    assert.equal(orchestrator.get(manifest.package_id), undefined);
+    assert.deepEqual(await fs.readdir(path.join(dir, 'staging')), []);
+    assert.deepEqual(await fs.readdir(path.join(dir, 'apps')), []);
+    assert.equal(config.snapshot().APPLICATIONS.APPS_CONTROL.applications.length, 0);
+  });
+
   it('refuses to uninstall an app that is not installed', async () => {
     const orchestrator = await open();
     await assert.rejects(orchestrator.uninstall('com.example.none'), (error: unknown) => isIsogateError(error, 'E_NOT_INSTALLED'));
   });
 
-  it('keeps the app and audits the error when an uninstall hook fails', async () => {
+  it('when an uninstall hook fails past the commit point: audits the error, keeps the record, refuses a reinstall, and finishes on the next uninstall', async () => {
     const manifest = await publish();
+    let failing = true;
     const orchestrator = await open({
       beforeUninstall: [
         async () => {
-          throw new Error('disk on fire');
+          if (failing) throw new Error('disk on fire');
         },
       ],
     });
     await orchestrator.install(manifest.package_id);
     await assert.rejects(orchestrator.uninstall(manifest.package_id), (error: unknown) => isIsogateError(error, 'E_UNINSTALL'));
-    assert.ok(orchestrator.get(manifest.package_id));
     assert.equal(audit.events().at(-1), 'uninstallError');
+    // Some of it may be erased already: the app is never offered to start again.
+    assert.equal(orchestrator.get(manifest.package_id), undefined);
+    assert.deepEqual(await fs.readdir(path.join(dir, 'uninstalls')), [`${manifest.package_id}.json`]);
+    await assert.rejects(orchestrator.install(manifest.package_id), (error: unknown) => isIsogateError(error, 'E_BUSY') && /uninstall/.test(error.message));
+    failing = false;
+    await orchestrator.uninstall(manifest.package_id);
+    assert.deepEqual(await fs.readdir(path.join(dir, 'uninstalls')), []);
+    assert.equal(config.snapshot().APPLICATIONS.APPS_CONTROL.applications.length, 0);
+    assert.equal(audit.events().at(-1), 'uninstallSucceeded');
+  });
+
+  it('finishes at open an uninstall whose record a crash left, before anything reads the app, and drops a forged record naming another app', async () => {
+    const manifest = await publish();
+    const other = await publish({ package_id: 'com.example.other', name: 'Other' });
+    const first = await open();
+    await first.install(manifest.package_id);
+    await first.install(other.package_id);
+    await config.update((doc) => {
+      doc[manifest.package_id] = { threshold: 1 };
+    });
+    // A crash right after the commit point: the record is there, nothing is erased yet.
+    const killed = await open({
+      onUninstallStep: (step) => {
+        if (step === 'recorded') throw new Error('crash');
+      },
+    });
+    await assert.rejects(killed.uninstall(manifest.package_id));
+    await fs.writeFile(
+      path.join(dir, 'uninstalls', `${other.package_id}.json`),
+      JSON.stringify({ removing: other.package_id, name: 'Other', startedAt: new Date().toISOString(), mac: '00'.repeat(32) }),
+    );
+    const wiped: string[] = [];
+    const reopened = await open({ beforeUninstall: [async (id) => void wiped.push(id)] });
+    assert.deepEqual(wiped, [manifest.package_id]);
+    assert.equal(reopened.get(manifest.package_id), undefined);
+    assert.ok(reopened.get(other.package_id), 'a forged record uninstalls nothing');
+    assert.equal(await fs.stat(path.join(dir, 'apps', manifest.package_id)).catch(() => undefined), undefined);
+    assert.equal(config.snapshot()[manifest.package_id], undefined);
+    assert.deepEqual(await fs.readdir(path.join(dir, 'uninstalls')), []);
+    assert.ok(audit.records.some((record) => record.event === 'integrityViolation' && /uninstall record/.test(record.text)));
+    assert.ok(audit.records.some((record) => record.event === 'uninstallSucceeded' && record.details?.resumed === true));
   });
 
   describe('integrity before launch', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sinon from 'sinon';
-import { eraseFile, eraseTree, Mutex, readJsonIfExists, writeFileDurable } from '../../platform/durable/index.js';
+import { eraseFile, eraseTree, Mutex, readJsonIfExists, removeStaleTemporaries, writeFileDurable } from '../../platform/durable/index.js';
 import { DataDir } from '../../platform/durable/safe-path.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
@@ -19,6 +19,28 @@ describe('durable writes', () => {
     await writeFileDurable(target, 'new', { mode: 0o600 });
     assert.equal(await fs.readFile(target, 'utf8'), 'new');
     assert.deepEqual(await fs.readdir(dir), ['doc.json']);
+  });
+
+  it('removes the temporaries interrupted writes left, below the root only, never through a link nor in a skipped tree', async () => {
+    const root = path.join(dir, 'data');
+    const outside = path.join(dir, 'outside');
+    for (const folder of [root, path.join(root, 'certs', 'com.example.a'), path.join(root, 'apps', 'com.example.a'), outside])
+      await fs.mkdir(folder, { recursive: true });
+    const stale = ['.config.json.0123456789ab.tmp', 'certs/com.example.a/.ca.pem.abcdef012345.tmp'];
+    for (const file of stale) await fs.writeFile(path.join(root, file), 'half');
+    // Not a temporary of this gateway's: another name, an app's own file, a file behind a link.
+    const kept = ['config.json', '.config.json.tmp', 'notes.0123456789ab.tmp', 'apps/com.example.a/.x.0123456789ab.tmp'];
+    for (const file of kept) await fs.writeFile(path.join(root, file), 'keep');
+    await fs.writeFile(path.join(outside, '.victim.0123456789ab.tmp'), 'keep');
+    await fs.symlink(outside, path.join(root, 'linked'));
+    await fs.symlink(path.join(outside, '.victim.0123456789ab.tmp'), path.join(root, '.link.0123456789ab.tmp'));
+
+    const removed = await removeStaleTemporaries(new DataDir(root), ['apps']);
+    assert.deepEqual(removed.sort(), [...stale].sort());
+    for (const file of stale) await assert.rejects(fs.lstat(path.join(root, file)), { code: 'ENOENT' });
+    for (const file of kept) assert.equal(await fs.readFile(path.join(root, file), 'utf8'), 'keep');
+    assert.equal(await fs.readFile(path.join(outside, '.victim.0123456789ab.tmp'), 'utf8'), 'keep');
+    assert.ok((await fs.lstat(path.join(root, '.link.0123456789ab.tmp'))).isSymbolicLink(), 'a link is not removed as a temporary');
   });
 
   describe('a failing write of the same file', () => {

@@ -78,6 +78,24 @@ describe('encrypted storage', () => {
     await again.close();
   });
 
+  for (const [what, fill] of [
+    ['ones (the first pass of an erasure)', 0xff],
+    ['zeros (the second pass)', 0x00],
+  ] as const) {
+    it(`refuses a log whose first bytes were overwritten with ${what} with E_STORAGE_CORRUPT, never cutting it as a torn tail`, async () => {
+      const storage = await open();
+      await storage.put('a', 'first');
+      await storage.put('b', 'second');
+      await storage.close();
+      const file = path.join(root, 'dev.isogate.a', 'data.log');
+      const bytes = await fs.readFile(file);
+      bytes.fill(fill, 0, 16);
+      await fs.writeFile(file, bytes);
+      await assert.rejects(open(), { code: 'E_STORAGE_CORRUPT' });
+      assert.deepEqual(await fs.readFile(file), bytes, 'the log is left as found');
+    });
+  }
+
   it('detects a record altered in the middle', async () => {
     const storage = await open();
     await storage.put('a', 'first');

@@ -1,0 +1,57 @@
+/**
+ * SIGTERM and SIGINT in the gateway process. Installed first thing (bin/run.mjs, before the
+ * gateway's modules load), so that a signal during start-up is noted instead of killing the
+ * process outright: start-up runs to its end, a safe point, and the gateway then stops in
+ * order. Once stopping, a further signal is reported and otherwise ignored: the shutdown has a
+ * deadline of its own, and a second SIGTERM 20 ms after the first must not cut it (issue 17).
+ * A stop may also be asked for without a signal (the supervisor's channel closing).
+ *
+ * Signals belong to the process, so this is the one piece of process-wide state: one handler
+ * pair, however often it is asked for.
+ */
+
+export interface StopRequest {
+  /** Settles with what asked for the stop (a signal's name or a reason), at once if it was asked already. */
+  readonly requested: Promise<string>;
+  /** Whether a stop was asked for. */
+  readonly isRequested: boolean;
+  /** Asks for a stop as a signal would. */
+  request(reason: string): void;
+  /** What to do with each signal after the first (the gateway logs it). */
+  onRepeat(report: (signal: string) => void): void;
+}
+
+let held: StopRequest | undefined;
+
+export function holdStopSignals(): StopRequest {
+  held ??= create();
+  return held;
+}
+
+function create(): StopRequest {
+  let resolve!: (reason: string) => void;
+  const requested = new Promise<string>((settle) => {
+    resolve = settle;
+  });
+  let isRequested = false;
+  let report: (signal: string) => void = (signal) => process.stderr.write(`${signal} again while stopping: ignored, the shutdown goes on\n`);
+  const request = (reason: string): void => {
+    if (isRequested) {
+      report(reason);
+      return;
+    }
+    isRequested = true;
+    resolve(reason);
+  };
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => request(signal));
+  return {
+    requested,
+    get isRequested() {
+      return isRequested;
+    },
+    request,
+    onRepeat: (next) => {
+      report = next;
+    },
+  };
+}
