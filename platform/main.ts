@@ -30,6 +30,7 @@ import { createAppSandbox } from './sandbox/index.js';
 import { StorageService } from './storage/index.js';
 import { TrafficGate } from './traffic/gate.js';
 import { IpLists } from './traffic/gate-lists.js';
+import { checkRuleListsKept } from './traffic/protector-configuration.js';
 
 export const PLATFORM_VERSION = '0.1.0';
 const MAX_PACKAGE_BYTES = 64 * 1024 * 1024;
@@ -240,6 +241,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
     shutdown.set('traffic gate', () => gate.close());
     const inspects = (app: InstalledApp): boolean => originOf(app.record) === 'image' && (app.manifest.capabilities ?? []).includes('traffic.inspect');
+    // Network Protector's rule lists, once added, stay (the manual); an app's configuration
+    // removed with the app is not a change of it.
+    config.addCheck((draft) => {
+      for (const app of installed.list()) {
+        if (!inspects(app) || draft[app.packageId] === undefined) continue;
+        checkRuleListsKept(
+          app.packageId,
+          config.read((doc) => doc[app.packageId]),
+          draft[app.packageId],
+        );
+      }
+    });
     /** The manual: Network Protector needs at least one of its two rule lists, or the gateway enters emergency mode. */
     const hasRules = (id: string): boolean => {
       const rules = (launcher!.getConfiguration(id)?.APP_CONFIGURATION ?? {}) as Record<string, unknown>;

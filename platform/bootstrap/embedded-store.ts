@@ -12,6 +12,8 @@ import { parseCertificates } from '../../sdk/pki.js';
 import { serveStore } from '../../store-mock/server.js';
 
 export const SAMPLE_APPS_DIR = fileURLToPath(new URL('../../sample-apps/', import.meta.url));
+/** The platform's own app: pre-installed from the gateway's image, signed with the platform's key, never in a store. */
+export const PLATFORM_APP_PROJECTS: readonly string[] = ['network-protector'];
 
 export interface EmbeddedStore {
   url: string;
@@ -49,9 +51,9 @@ async function publishSamples(store: Store, publisherDir: string): Promise<void>
   for (const entry of await fs.readdir(SAMPLE_APPS_DIR, { withFileTypes: true })) {
     // The build links each sample project into dist/sample-apps (see scripts/build.mjs).
     if (!entry.isDirectory() && !entry.isSymbolicLink()) continue;
+    if (PLATFORM_APP_PROJECTS.includes(entry.name)) continue;
     const projectDir = path.join(SAMPLE_APPS_DIR, entry.name);
-    // A project without a manifest is not an app yet: Network Protector has its rule parser and
-    // protocol parsers before its app, and the platform's own app never goes to the store.
+    // A project without a manifest is not an app.
     const manifestText = await fs.readFile(path.join(projectDir, 'manifest.json'), 'utf8').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
       throw error;
