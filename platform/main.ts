@@ -13,6 +13,7 @@ import type { GatewayServices, GatewayStatus, InstalledAppView } from './api/ser
 import { FileAuditLog } from './audit/index.js';
 import { type DemoCredentials, ensureDemoCredentials } from './bootstrap/demo-credentials.js';
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
+import { installPlatformApps } from './bootstrap/platform-apps.js';
 import { ensurePlatformRoot } from './bootstrap/platform-root.js';
 import { type CloseFailure, describeCloseFailures, ShutdownSequence } from './bootstrap/shutdown.js';
 import { APP_STATE, ConfigStore } from './config/index.js';
@@ -53,6 +54,12 @@ export interface GatewayOptions {
   platformTrustRootFile?: string;
   /** A directory of the gateway's image with pre-installed packages (*.igp), installed at start when absent. */
   imageDir?: string;
+  /**
+   * Builds the platform's own apps (Network Protector) from their sources, signs them with the
+   * gateway's own platform root (only when no platformTrustRootFile is given) and installs them
+   * as from the image when absent: the demo's stand-in for a vendor's image.
+   */
+  platformApps?: boolean;
   /** How long an updated app must run before its update is committed (ms; default 5000): a failure within it rolls back. */
   updateWatchMs?: number;
   /** Port of the REST API and web UI (arrive with the admin UI milestone). */
@@ -158,12 +165,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       trustRootsPem = [embedded.rootCertPem];
     }
 
+    const ownPlatformRoot = options.platformTrustRootFile ? undefined : await ensurePlatformRoot(dir('platform-ca'));
     const platformTrustRootsPem = [
-      options.platformTrustRootFile
-        ? await fs.readFile(options.platformTrustRootFile, 'utf8').catch((error: Error) => {
+      ownPlatformRoot
+        ? ownPlatformRoot.rootCertPem
+        : await fs.readFile(options.platformTrustRootFile!, 'utf8').catch((error: Error) => {
             throw fail('E_OPTION', `The platform root ${options.platformTrustRootFile} cannot be read: ${error.message}`);
-          })
-        : (await ensurePlatformRoot(dir('platform-ca'))).rootCertPem,
+          }),
     ];
 
     const logs = new AppLogs({ root: dir('logs') });
@@ -226,6 +234,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     shutdown.set('orchestrator', () => orchestrator!.close());
     const installed = orchestrator;
     if (options.imageDir) await installImagePackages(installed, options.imageDir);
+    if (options.platformApps && ownPlatformRoot) await installPlatformApps(installed, ownPlatformRoot);
 
     // The traffic gate and its inspector: only an app from the image holding traffic.inspect
     // (Network Protector) is given the gate; its failure is the manual's cause of emergency mode.
@@ -514,7 +523,7 @@ export interface RunOptions extends GatewayOptions {
 
 /** `isogate start`: runs until SIGINT/SIGTERM, printing where everything is. */
 export async function runGateway(options: RunOptions): Promise<void> {
-  const gateway = await startGateway(options);
+  const gateway = await startGateway(options.demo ? { platformApps: true, ...options } : options);
   const say = (text: string): void => {
     if (!options.json) process.stdout.write(`${text}\n`);
   };

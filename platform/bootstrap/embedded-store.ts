@@ -10,10 +10,9 @@ import { buildProject } from '../../sdk/build/project.js';
 import { signPackage } from '../../sdk/package/index.js';
 import { parseCertificates } from '../../sdk/pki.js';
 import { serveStore } from '../../store-mock/server.js';
+import { PLATFORM_APP_PROJECTS } from './platform-apps.js';
 
 export const SAMPLE_APPS_DIR = fileURLToPath(new URL('../../sample-apps/', import.meta.url));
-/** The platform's own app: pre-installed from the gateway's image, signed with the platform's key, never in a store. */
-export const PLATFORM_APP_PROJECTS: readonly string[] = ['network-protector'];
 
 export interface EmbeddedStore {
   url: string;
@@ -51,6 +50,7 @@ async function publishSamples(store: Store, publisherDir: string): Promise<void>
   for (const entry of await fs.readdir(SAMPLE_APPS_DIR, { withFileTypes: true })) {
     // The build links each sample project into dist/sample-apps (see scripts/build.mjs).
     if (!entry.isDirectory() && !entry.isSymbolicLink()) continue;
+    // The platform's own apps come from the image, signed with the platform's key (platform-apps.ts).
     if (PLATFORM_APP_PROJECTS.includes(entry.name)) continue;
     const projectDir = path.join(SAMPLE_APPS_DIR, entry.name);
     // A project without a manifest is not an app.
