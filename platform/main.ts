@@ -16,6 +16,7 @@ import type { GatewayServices, GatewayStatus, InstalledAppView } from './api/ser
 import { FileAuditLog } from './audit/index.js';
 import { type DemoCredentials, ensureDemoCredentials, FIRST_LOGIN } from './bootstrap/demo-credentials.js';
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
+import { installPlatformApps } from './bootstrap/platform-apps.js';
 import { ensurePlatformRoot } from './bootstrap/platform-root.js';
 import { type CloseFailure, describeCloseFailures, ShutdownSequence } from './bootstrap/shutdown.js';
 import { holdStopSignals } from './bootstrap/signals.js';
@@ -36,6 +37,7 @@ import { StorageService } from './storage/index.js';
 import { SystemdNotifier } from './supervisor/notify.js';
 import { TrafficGate } from './traffic/gate.js';
 import { IpLists } from './traffic/gate-lists.js';
+import { checkRuleListsKept } from './traffic/protector-configuration.js';
 
 export const PLATFORM_VERSION = '0.1.0';
 const MAX_PACKAGE_BYTES = 64 * 1024 * 1024;
@@ -58,6 +60,12 @@ export interface GatewayOptions {
   platformTrustRootFile?: string;
   /** A directory of the gateway's image with pre-installed packages (*.igp), installed at start when absent. */
   imageDir?: string;
+  /**
+   * Builds the platform's own apps (Network Protector) from their sources, signs them with the
+   * gateway's own platform root (only when no platformTrustRootFile is given) and installs them
+   * as from the image when absent: the demo's stand-in for a vendor's image.
+   */
+  platformApps?: boolean;
   /** How long an updated app must run before its update is committed (ms; default 5000): a failure within it rolls back. */
   updateWatchMs?: number;
   /** Port of the REST API over HTTPS (0: any free one); without it the gateway has only its control socket. */
@@ -183,12 +191,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       trustRootsPem = [embedded.rootCertPem];
     }
 
+    const ownPlatformRoot = options.platformTrustRootFile ? undefined : await ensurePlatformRoot(dir('platform-ca'));
     const platformTrustRootsPem = [
-      options.platformTrustRootFile
-        ? await fs.readFile(options.platformTrustRootFile, 'utf8').catch((error: Error) => {
+      ownPlatformRoot
+        ? ownPlatformRoot.rootCertPem
+        : await fs.readFile(options.platformTrustRootFile!, 'utf8').catch((error: Error) => {
             throw fail('E_OPTION', `The platform root ${options.platformTrustRootFile} cannot be read: ${error.message}`);
-          })
-        : (await ensurePlatformRoot(dir('platform-ca'))).rootCertPem,
+          }),
     ];
 
     const logs = new AppLogs({ root: dir('logs') });
@@ -254,6 +263,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     shutdown.set('orchestrator', () => orchestrator!.close());
     const installed = orchestrator;
     if (options.imageDir) await installImagePackages(installed, options.imageDir);
+    if (options.platformApps && ownPlatformRoot) await installPlatformApps(installed, ownPlatformRoot);
 
     // The traffic gate and its inspector: only an app from the image holding traffic.inspect
     // (Network Protector) is given the gate; its failure is the manual's cause of emergency mode.
@@ -269,6 +279,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
     shutdown.set('traffic gate', () => gate.close());
     const inspects = (app: InstalledApp): boolean => originOf(app.record) === 'image' && (app.manifest.capabilities ?? []).includes('traffic.inspect');
+    // Network Protector's rule lists, once added, stay (the manual); an app's configuration
+    // removed with the app is not a change of it.
+    config.addCheck((draft) => {
+      for (const app of installed.list()) {
+        if (!inspects(app) || draft[app.packageId] === undefined) continue;
+        checkRuleListsKept(
+          app.packageId,
+          config.read((doc) => doc[app.packageId]),
+          draft[app.packageId],
+        );
+      }
+    });
     /** The manual: Network Protector needs at least one of its two rule lists, or the gateway enters emergency mode. */
     const hasRules = (id: string): boolean => {
       const rules = (launcher!.getConfiguration(id)?.APP_CONFIGURATION ?? {}) as Record<string, unknown>;
@@ -608,7 +630,7 @@ export async function runGateway(options: RunOptions): Promise<void> {
   }
   // Before anything opens: a NOTIFY_SOCKET systemd never sets is refused with nothing to undo.
   const notifier = SystemdNotifier.fromEnv();
-  const gateway = await startGateway(options);
+  const gateway = await startGateway(options.demo ? { platformApps: true, ...options } : options);
   const say = (text: string): void => {
     if (!options.json) process.stdout.write(`${text}\n`);
   };

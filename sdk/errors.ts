@@ -94,6 +94,7 @@ export const ERROR_CODES = {
   E_RULE_DUPLICATE_SID: { status: 422, summary: 'Two rules have the same sid.' },
   E_RULE_RESERVED_SID: { status: 422, summary: 'A rule uses a sid reserved for the gateway.' },
   E_RULE_LIMIT: { status: 413, summary: 'A rule list has more rules, or a rule more bytes, than the gateway accepts.' },
+  E_RULE_LIST_REMOVED: { status: 409, summary: "A rule list of Network Protector's configuration, once added, cannot be emptied or removed." },
 
   // Storage
   E_STORAGE_KEY: { status: 400, summary: 'The storage key is not valid.' },

@@ -10,6 +10,7 @@ import { buildProject } from '../../sdk/build/project.js';
 import { signPackage } from '../../sdk/package/index.js';
 import { parseCertificates } from '../../sdk/pki.js';
 import { serveStore } from '../../store-mock/server.js';
+import { PLATFORM_APP_PROJECTS } from './platform-apps.js';
 
 export const SAMPLE_APPS_DIR = fileURLToPath(new URL('../../sample-apps/', import.meta.url));
 
@@ -49,9 +50,10 @@ async function publishSamples(store: Store, publisherDir: string): Promise<void>
   for (const entry of await fs.readdir(SAMPLE_APPS_DIR, { withFileTypes: true })) {
     // The build links each sample project into dist/sample-apps (see scripts/build.mjs).
     if (!entry.isDirectory() && !entry.isSymbolicLink()) continue;
+    // The platform's own apps come from the image, signed with the platform's key (platform-apps.ts).
+    if (PLATFORM_APP_PROJECTS.includes(entry.name)) continue;
     const projectDir = path.join(SAMPLE_APPS_DIR, entry.name);
-    // A project without a manifest is not an app yet: Network Protector has its rule parser and
-    // protocol parsers before its app, and the platform's own app never goes to the store.
+    // A project without a manifest is not an app.
     const manifestText = await fs.readFile(path.join(projectDir, 'manifest.json'), 'utf8').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
       throw error;

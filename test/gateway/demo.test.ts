@@ -56,4 +56,18 @@ describe('the demo on a data directory it set up before', function () {
       await second.close();
     }
   });
+
+  it('pre-installs Network Protector from its own image, signed by the platform root, not started', async () => {
+    const gateway = await startGateway({ dataDir: `${dir}-np`, platformApps: true });
+    try {
+      const np = 'dev.isogate.network-protector';
+      assert.ok(gateway.services.orchestrator.get(np));
+      assert.deepEqual([gateway.services.launcher.status(np).launchRule, gateway.services.launcher.status(np).status], ['none', 'stopped']);
+      assert.equal(gateway.services.modes.active, false);
+    } finally {
+      await gateway.close();
+      await removeDir(`${dir}-np`);
+      await removeDir(`${dir}-np-store`);
+    }
+  });
 });
