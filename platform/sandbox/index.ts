@@ -97,6 +97,9 @@ export interface AppSandbox extends AppGuest {
 type GuestReferences = { [Op in keyof GuestOperations]: ivm.Reference<GuestOperations[Op]> };
 type HostAnswer = CallAnswer;
 const SDK_MODULE = 'isogate:sdk';
+/** Ids of the messages a closing inspector session sends, beyond any a DevTools client counts to. */
+const CLOSING_RESUME_ID = 2_000_000_001;
+const CLOSING_DISABLE_ID = 2_000_000_002;
 /** Platform calls one app may have in flight; past this it hears E_CALL_LIMIT instead of queueing more. */
 const MAX_PENDING_CALLS = 4096;
 /**
@@ -150,6 +153,8 @@ class IsolateSandbox implements AppSandbox {
   #onFailed: ((failure: SandboxFailure) => void) | undefined;
   readonly #inspected: boolean;
   #session: { inspector: ivm.InspectorSession; onEnd: () => void } | undefined;
+  /** Ended sessions, kept referenced until the isolate is disposed (see #closeSession). */
+  readonly #retiredSessions = new Set<{ inspector: ivm.InspectorSession; disposed: boolean }>();
   /** Stopped at a breakpoint (or a pause) by the session: paused, not hung. */
   #paused = false;
 
@@ -494,6 +499,8 @@ class IsolateSandbox implements AppSandbox {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#closeSession(true);
+    // Every session is disposed before its isolate: isolated-vm cannot disconnect one from an isolate already gone.
+    for (const retired of this.#retiredSessions) this.#disposeSession(retired);
     hotLoop.release(this);
     this.#clearTimers();
     if (this.#watchdog) clearInterval(this.#watchdog);
@@ -544,24 +551,53 @@ class IsolateSandbox implements AppSandbox {
     };
   }
 
-  /** Ends the session; a paused isolate is resumed first, so nobody's departure leaves the app stopped at a breakpoint. */
+  /**
+   * Ends the session; a paused isolate is resumed first, so nobody's departure leaves the app
+   * stopped at a breakpoint. isolated-vm answers a message queued to the isolate through the
+   * session's channel even after the session is disposed, and a channel collected by then
+   * aborts the process (seen with `Debugger.resume`): so the session object is kept until the
+   * isolate is gone, disposed only once the resume was answered (or the isolate is disposed),
+   * and always before the isolate is.
+   */
   #closeSession(notify: boolean): void {
     const session = this.#session;
     if (!session) return;
     this.#session = undefined;
-    session.inspector.onResponse = () => undefined;
-    session.inspector.onNotification = () => undefined;
-    try {
-      if (!this.#isolate.isDisposed) {
-        session.inspector.dispatchProtocolMessage(JSON.stringify({ id: 2_000_000_001, method: 'Debugger.resume' }));
-        session.inspector.dispatchProtocolMessage(JSON.stringify({ id: 2_000_000_002, method: 'Debugger.disable' }));
-      }
-      session.inspector.dispose();
-    } catch {
-      // The isolate is gone, and its inspector with it.
-    }
     this.#paused = false;
+    const { inspector } = session;
+    const retired = { inspector, disposed: false };
+    this.#retiredSessions.add(retired);
+    inspector.onNotification = () => undefined;
+    if (this.#disposed || this.#isolate.isDisposed) {
+      this.#disposeSession(retired);
+    } else {
+      const finish = setTimeout(() => this.#disposeSession(retired), 2000);
+      finish.unref();
+      inspector.onResponse = (id) => {
+        if (id !== CLOSING_DISABLE_ID) return;
+        clearTimeout(finish);
+        this.#disposeSession(retired);
+      };
+      try {
+        inspector.dispatchProtocolMessage(JSON.stringify({ id: CLOSING_RESUME_ID, method: 'Debugger.resume' }));
+        inspector.dispatchProtocolMessage(JSON.stringify({ id: CLOSING_DISABLE_ID, method: 'Debugger.disable' }));
+      } catch {
+        clearTimeout(finish);
+        this.#disposeSession(retired);
+      }
+    }
     if (notify) session.onEnd();
+  }
+
+  #disposeSession(retired: { inspector: ivm.InspectorSession; disposed: boolean }): void {
+    if (retired.disposed) return;
+    retired.disposed = true;
+    retired.inspector.onResponse = () => undefined;
+    try {
+      if (!this.#isolate.isDisposed) retired.inspector.dispose();
+    } catch {
+      // The isolate went first, and its inspector with it.
+    }
   }
 
   #live(): GuestReferences {
