@@ -480,6 +480,8 @@ class IsolateSandbox implements AppSandbox {
 
   async stop(deadlineMs = 2000): Promise<void> {
     if (this.#disposed) return;
+    // A debugging session ends first, resuming a paused app, so that its stop handler can run.
+    this.#closeSession(true);
     this.#clearTimers();
     try {
       let timer: NodeJS.Timeout | undefined;

@@ -199,15 +199,15 @@ function command(run: (rest: string[], values: Values) => Promise<Outcome>): (pa
   };
 }
 
-/** What developer mode brings: named, so that trying one says so instead of "unknown". */
-function comingWithDeveloperMode(name: string): CommandSpec {
+/** What the local harness brings: named, so that trying one says so instead of "unknown". */
+function comingWithTheHarness(name: string): CommandSpec {
   return {
     name,
-    summary: 'Arrives with developer mode.',
+    summary: 'Arrives with the local harness.',
     hidden: true,
     args: ['[ARG...]'],
     run: async () => {
-      throw fail('E_USAGE', `'${name}' arrives with developer mode`);
+      throw fail('E_USAGE', `'${name}' arrives with the local harness; on a gateway in developer mode, use push, logs and debug`);
     },
   };
 }
@@ -350,7 +350,7 @@ export const SDK_CLI: CliSpec = {
       options: { ...GATEWAY_OPTIONS, id: APP_ID },
       run: command(debugCommand),
     },
-    ...['test', 'run'].map(comingWithDeveloperMode),
+    ...['test', 'run'].map(comingWithTheHarness),
   ],
 };
 

@@ -188,4 +188,30 @@ describe('DevTools in a pushed app', function () {
     assert.equal(answer.result.result.value, 'undefined,undefined,undefined');
     await cdp.close();
   });
+
+  it('stops an app paused at a breakpoint when asked, ending its session, and the gateway carries on', async () => {
+    const cdp = await CdpClient.open(target.webSocketUrl);
+    await cdp.send('Debugger.enable');
+    await cdp.send('Debugger.setBreakpointByUrl', { lineNumber: 3, url: 'app/main.js' });
+    await cdp.until('Debugger.paused');
+    const closed = new Promise<number>((resolve) => cdp.socket.once('close', (code) => resolve(code)));
+    const stopped = await call('apps.stop', { id: TICKER });
+    assert.equal(stopped.status, 'stopped');
+    assert.equal(await closed, 1001);
+    const before = await delivered();
+    await waitForAsync(async () => (await delivered()) > before + 5);
+    // Started again by hand it runs without the inspector: `isogate-sdk debug` turns it on each time.
+    await call('apps.start', { id: TICKER });
+    target = await developer.debug({ gateway: url, token: alice }, TICKER);
+  });
+
+  it('ends the sessions of a revoked token', async () => {
+    const cdp = await CdpClient.open(target.webSocketUrl);
+    const closed = new Promise<number>((resolve) => cdp.socket.once('close', (code) => resolve(code)));
+    await call('debug.tokens.revoke', { name: 'alice' });
+    assert.equal(await closed, 1008);
+    await assert.rejects(CdpClient.open(target.webSocketUrl), (error: { status?: number }) => error.status === 401);
+    await assert.rejects(developer.debug({ gateway: url, token: alice }, TICKER), (error: unknown) => isIsogateError(error, 'E_AUTH'));
+    assert.equal(gateway.services.launcher.status(TICKER).status, 'running');
+  });
 });
