@@ -83,7 +83,12 @@ describe('debug service options', () => {
   it('refuses a port out of range before it listens or changes the mode', async () => {
     const audit = await FileAuditLog.open(path.join(dir, 'audit2'));
     let enabled = false;
-    const host = { developerMode: () => enabled, enableDeveloperMode: async () => void (enabled = true) } as unknown as DebugHost;
+    const host = {
+      developerMode: () => enabled,
+      enableDeveloperMode: async () => {
+        enabled = true;
+      },
+    } as unknown as DebugHost;
     const service = new DebugService({ dir: path.join(dir, 'debug'), data: new DataDir(dir), audit, host, maxPackageBytes: 1024 });
     await refusedWith(service.start('alice', { port: 70_000 }), 'E_OPTION');
     assert.equal(enabled, false);
