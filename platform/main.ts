@@ -260,6 +260,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       logs.setLevel(info.packageId, info.logLevel);
       if (info.status === 'running') router.appStarted(info.packageId);
       if (info.status === 'stopped' || info.status === 'error') {
+        inspectedSandboxes.delete(info.packageId);
         router.appStopped(info.packageId);
         void egress.closeApp(info.packageId);
       }
@@ -379,7 +380,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         developerMode: modes.is_developer_mode === true,
         debugService: debug.url ?? null,
         store: storeUrl,
-        apps: { installed: installed.list().length + quarantined, limit: installed.maxApps, byStatus },
+        apps: {
+          installed: installed.list().length + quarantined,
+          limit: installed.maxApps,
+          byStatus,
+          unsigned: installed.list().filter((app) => app.record.signer === null).length,
+        },
         routes: {
           active: routes.filter((r) => r.status === 'Active').length,
           inactive: routes.filter((r) => r.status === 'Inactive').length,

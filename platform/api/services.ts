@@ -24,7 +24,8 @@ export interface GatewayStatus {
   /** The debug service's URL while it listens (developer mode). */
   debugService: string | null;
   store: string;
-  apps: { installed: number; limit: number; byStatus: Record<string, number> };
+  /** `unsigned`: installed apps without a verified signer (pushed through the debug service). */
+  apps: { installed: number; limit: number; byStatus: Record<string, number>; unsigned: number };
   routes: { active: number; inactive: number; error: number };
 }
 

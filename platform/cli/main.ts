@@ -345,7 +345,7 @@ async function status(inv: Invocation): Promise<void> {
       `mode: ${shown.mode}${shown.developerMode ? ', developer mode' : ''}`,
       ...(shown.debugService ? [`debug service: ${shown.debugService}`] : []),
       `store: ${shown.store}`,
-      `apps: ${shown.apps.installed} installed of ${shown.apps.limit}; ${
+      `apps: ${shown.apps.installed} installed of ${shown.apps.limit}${shown.apps.unsigned ? ` (${shown.apps.unsigned} unsigned)` : ''}; ${
         Object.entries(shown.apps.byStatus)
           .map(([s, n]) => `${n} ${s}`)
           .join(', ') || 'none running'

@@ -66,6 +66,10 @@ export class InspectorGateway {
       const match = PATH.exec(new URL(request.url ?? '/', 'http://debug.invalid').pathname);
       if (!match) throw fail('E_NOT_FOUND', 'No such inspector endpoint; ask for one with "isogate-sdk debug"');
       const [, packageId, token] = match as unknown as [string, string, string];
+      // A web page may open a WebSocket to loopback whatever its origin; DevTools' own origin is devtools://, a CDP client sends none.
+      const origin = request.headers.origin;
+      if (origin !== undefined && !origin.startsWith('devtools://'))
+        throw fail('E_FORBIDDEN', `A DevTools session is not opened from a web page (${origin.slice(0, 100)})`);
       developer = this.#options.authenticate(token);
       if (!developer) throw fail('E_AUTH', 'The developer token is not known to this gateway (revoked, mistyped, or from before a factory reset)');
       if (!this.#options.developerMode()) throw fail('E_STATE', 'The gateway is not in developer mode');

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { invokeOperation } from '../../platform/api/operations.js';
 import { factoryReset } from '../../platform/datadir/reset.js';
@@ -156,6 +157,7 @@ describe('the debug service and developer mode', function () {
     assert.equal(pushed.updated, false);
     assert.equal(pushed.signature, 'unsigned');
     assert.equal(pushed.status, 'running');
+    assert.equal((await call('status')).apps.unsigned, 1);
     const view = gateway!.services.installedApps().find((app) => app.package_id === APP)!;
     assert.equal(view.signature, 'unsigned');
     assert.equal(view.publisher, 'unsigned');
@@ -196,6 +198,26 @@ describe('the debug service and developer mode', function () {
     const takeover = await buildPackage(sampleManifest({ package_id: STORE_APP, version: '9.0.0' }), new Map([['app/main.js', Buffer.from('')]]));
     await refusedWith(developer.push({ gateway: url, token: alice }, takeover), 'E_SIGNER_MISMATCH');
     await refusedWith(developer.push({ gateway: url, token: alice }, Buffer.from('not a package')), 'E_PACKAGE_FORMAT');
+    // A body announced past the bound is refused before it is read.
+    const oversized = await new Promise<{ status: number; code: string }>((resolve, reject) => {
+      const request = http.request(`${url}/v1/apps`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${alice}`, 'content-length': String(65 * 1024 * 1024) },
+      });
+      request.on('response', (answer) => {
+        let body = '';
+        answer.on('data', (chunk) => {
+          body += chunk;
+        });
+        answer.on('end', () => {
+          resolve({ status: answer.statusCode!, code: JSON.parse(body).code });
+          request.destroy();
+        });
+      });
+      request.on('error', reject);
+      request.write(Buffer.alloc(1024));
+    });
+    assert.deepEqual(oversized, { status: 422, code: 'E_PACKAGE_LIMIT' });
     assert.deepEqual(await snapshotTree(path.join(dataDir, 'apps')), before);
     assert.equal(gateway!.services.orchestrator.get(STORE_APP)!.record.signer !== null, true);
     const errors = (await audit()).filter((record) => record.details?.origin === 'debug' && record.details?.code);
@@ -232,6 +254,23 @@ describe('the debug service and developer mode', function () {
     const out = await runMain(sdkMain, ['logs', '--gateway', url, '--token', alice, '--id', APP, '--tail', '100']);
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stdout, /counter 1\.1\.0 start 3/);
+    // Followed: the lines written after the request arrive on the same response.
+    const abort = new AbortController();
+    const response = await fetch(`${url}/v1/apps/${APP}/logs?follow=1&tail=1`, { headers: { authorization: `Bearer ${alice}` }, signal: abort.signal });
+    assert.equal(response.status, 200);
+    const reader = response.body!.getReader();
+    const starts = [...(await counterLog()).matchAll(/counter \S+ start (\d+) /g)].map((match) => Number(match[1]));
+    const next = new RegExp(`counter 1\\.1\\.0 start ${Math.max(...starts) + 1} `);
+    await call('apps.stop', { id: APP });
+    await call('apps.start', { id: APP });
+    let seen = '';
+    while (!next.test(seen)) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, 'the follow ended early');
+      seen += new TextDecoder().decode(value);
+    }
+    for (const line of seen.trim().split('\n')) assert.equal(typeof JSON.parse(line).line, 'string');
+    abort.abort();
     const refused = await runMain(sdkMain, ['logs', '--gateway', url, '--token', bob, '--id', APP]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /^E_FORBIDDEN: /);

@@ -136,6 +136,15 @@ describe('DevTools in a pushed app', function () {
     };
     await refused(target.webSocketUrl.replace(alice, bob), 403);
     await refused(target.webSocketUrl.replace(alice, 'isgd_unknown'), 401);
+    // A web page's script may open a socket to loopback; only DevTools' own origin (or none, a CDP client) is let in.
+    await assert.rejects(
+      new Promise((resolve, reject) => {
+        const socket = new WebSocket(target.webSocketUrl, { origin: 'http://evil.example' });
+        socket.once('open', resolve);
+        socket.once('unexpected-response', (_request, response) => reject(Object.assign(new Error('refused'), { status: response.statusCode })));
+      }),
+      (error: { status?: number }) => error.status === 403,
+    );
     // An app pushed but not started with its inspector has none to attach to.
     await refused(`ws://127.0.0.1:${port}/v1/inspector/${SINK}/${alice}`, 409);
     const audit = await call('audit.list', { limit: 1000 });
