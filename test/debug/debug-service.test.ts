@@ -136,6 +136,11 @@ describe('the debug service and developer mode', function () {
       ['alice'],
     );
     await refusedWith(call('debug.start', { name: 'carol' }), 'E_CONFLICT');
+    const issued = (await audit()).filter((record) => record.name === 'KDS: Issuing a developer token');
+    assert.deepEqual(
+      issued.map((record) => record.text),
+      ['A debug service token is issued to the developer alice'],
+    );
     bob = (await call('debug.tokens.add', { name: 'bob' })).token;
     await refusedWith(call('debug.tokens.add', { name: 'bob' }), 'E_CONFLICT');
     await refusedWith(call('debug.tokens.add', { name: '../evil' }), 'E_BAD_REQUEST');
@@ -248,6 +253,8 @@ describe('the debug service and developer mode', function () {
     assert.equal(gateway!.services.orchestrator.get(APP)!.version, '1.1.0');
     await waitForAsync(async () => gateway!.services.launcher.status(APP).status === 'running');
     assert.deepEqual(await call('apps.config.get', { id: APP }), { site: 'north', mode: 'b' });
+    // The store does not update a pushed app: it is pushed again.
+    await refusedWith(call('apps.update', { id: APP }), 'E_CONFLICT');
   });
 
   it('tails its own app through the SDK CLI', async () => {
