@@ -34,10 +34,13 @@ export interface InspectorGatewayOptions {
   developerMode(): boolean;
   refused(request: http.IncomingMessage, error: IsogateError, developer: string | undefined): Promise<void>;
   audit: Audit;
+  /** How often an open session's peer is pinged; one that has not answered the last ping is cut (ms, default 15000). */
+  heartbeatMs?: number;
 }
 
 /** A CDP message from a client larger than this is refused: DevTools' own stay far below it. */
 const MAX_CLIENT_MESSAGE_BYTES = 1024 * 1024;
+const DEFAULT_HEARTBEAT_MS = 15_000;
 const PATH = /^\/v1\/inspector\/([a-z][a-z0-9-]*(?:\.[a-z0-9][a-z0-9-]*)+)\/([A-Za-z0-9_-]{1,200})$/;
 
 export function inspectorPath(packageId: string, token: string): string {
@@ -45,13 +48,17 @@ export function inspectorPath(packageId: string, token: string): string {
 }
 
 export class InspectorGateway {
-  readonly #options: InspectorGatewayOptions;
+  readonly #options: InspectorGatewayOptions & { heartbeatMs: number };
   readonly #server = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES });
   /** The open session of each app, with its developer. */
   readonly #sessions = new Map<string, { developer: string; socket: WebSocket }>();
 
   constructor(options: InspectorGatewayOptions) {
-    this.#options = options;
+    const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    if (!Number.isInteger(heartbeatMs) || heartbeatMs < 10 || heartbeatMs > 600_000) {
+      throw fail('E_OPTION', `inspector option heartbeatMs must be an integer from 10 to 600000 (ms), got ${String(heartbeatMs)}`);
+    }
+    this.#options = { ...options, heartbeatMs };
   }
 
   /** Where `packageId` is inspected with `token`, as a WebSocket URL and as the DevTools URL that opens it. */
@@ -118,6 +125,22 @@ export class InspectorGateway {
       this.#sessions.delete(packageId);
       session.close();
     };
+    // A peer gone without a close (a laptop shut, a cable pulled) would hold the app at a
+    // breakpoint forever: one that misses a ping is cut, which ends the session and resumes the app.
+    let answered = true;
+    ws.on('pong', () => {
+      answered = true;
+    });
+    const heartbeat = setInterval(() => {
+      if (!answered) {
+        ws.terminate();
+        return;
+      }
+      answered = false;
+      ws.ping();
+    }, this.#options.heartbeatMs);
+    heartbeat.unref();
+    ws.on('close', () => clearInterval(heartbeat));
     ws.on('close', end);
     ws.on('error', end);
   }

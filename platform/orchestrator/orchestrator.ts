@@ -103,6 +103,8 @@ export interface OrchestratorOptions {
 }
 
 export const ORCHESTRATOR_DEFAULTS = { maxApps: 20, updateWatchMs: 5000 } as const;
+/** The longest watch window of an in-place update by a push (ms). */
+export const PUSH_WATCH_MS = 1000;
 
 /** The launcher's and the router's part in an update, wired in platform/main.ts. */
 export interface UpdateHooks {
@@ -828,7 +830,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await eraseTree(work, data);
       return refused(error);
     }
-    return this.#swapIn(installed, hooks, { work, verified, size: entry.size, names, report, refused });
+    return this.#swapIn(installed, hooks, { work, verified, size: entry.size, names, report, refused, watchMs: this.#options.updateWatchMs });
   }
 
   /**
@@ -845,6 +847,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       names: Record<string, string>;
       report: (phase: InstallPhase, received: number, percent: number) => void;
       refused: (error: unknown) => Promise<never>;
+      /** How long the new version must run before the swap is committed. */
+      watchMs: number;
     },
   ): Promise<UpdateResult> {
     const { work, verified, names, report, refused } = context;
@@ -923,7 +927,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         if (wasRunning) {
           report('start', entry.size, 90);
           starting = true;
-          await hooks.run(packageId, this.#options.updateWatchMs);
+          await hooks.run(packageId, context.watchMs);
           await step('started');
         }
       } catch (error) {
@@ -1058,7 +1062,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         await eraseTree(work, this.#data);
         return refused(error);
       }
-      const result = await this.#swapIn(installed, hooks, { work, verified, size: 0, names, report, refused });
+      // A developer waits for every push: its watch window is at most PUSH_WATCH_MS, still long
+      // enough to catch a build that fails at its first event.
+      const watchMs = Math.min(this.#options.updateWatchMs, PUSH_WATCH_MS);
+      const result = await this.#swapIn(installed, hooks, { work, verified, size: 0, names, report, refused, watchMs });
       return { ...result, updated: true };
     } finally {
       this.#busy.delete(packageId);
