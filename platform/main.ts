@@ -22,6 +22,7 @@ import { type CloseFailure, describeCloseFailures, ShutdownSequence } from './bo
 import { holdStopSignals } from './bootstrap/signals.js';
 import { APP_STATE, ConfigStore } from './config/index.js';
 import { ensureOwnDirectory, openDataDirectory } from './datadir/index.js';
+import { type DebugHost, DebugService } from './debug/index.js';
 import { type DeviceKeyProvider, FileDeviceKeyProvider } from './device/index.js';
 import { DataDir, removeStaleTemporaries } from './durable/index.js';
 import { AddressPolicy, CertificateStore, EgressService } from './egress/index.js';
@@ -32,7 +33,7 @@ import { type EmergencyHook, EmergencyMode } from './modes/index.js';
 import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp, type UninstallStep } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
-import { createAppSandbox } from './sandbox/index.js';
+import { type AppSandbox, createAppSandbox } from './sandbox/index.js';
 import { StorageService } from './storage/index.js';
 import { SystemdNotifier } from './supervisor/notify.js';
 import { TrafficGate } from './traffic/gate.js';
@@ -126,6 +127,7 @@ export interface Gateway {
 const SHUTDOWN_ORDER = [
   'web api',
   'control socket',
+  'debug service',
   'audit',
   'traffic gate',
   'launcher',
@@ -331,6 +333,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       };
     };
 
+    // Apps the debug service restarted with their inspector on, and the sandboxes it may reach.
+    const inspecting = new Set<string>();
+    const inspectedSandboxes = new Map<string, AppSandbox>();
+    const developerMode = (): boolean => config.read((doc) => doc.MODE_SWITCH.is_developer_mode === true);
+
     launcher = new Launcher({
       config,
       audit,
@@ -338,10 +345,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       apps: installed,
       platformSdkVersion: SDK_VERSION,
       verifyIntegrity: (app) => installed.verifyIntegrity(app.packageId),
-      createSandbox: (app, files, onFailure) => {
+      createSandbox: async (app, files, onFailure) => {
         modes.assertNotActive(`${app.packageId} is not started`);
         const record = installed.get(app.packageId)!;
-        return createAppSandbox({ manifest: record.manifest, files, host: hostFor(record), origin: originOf(record.record), onFailure });
+        const origin = originOf(record.record);
+        // The inspector only for a pushed app in developer mode, and only when its developer asked for it.
+        const inspector = origin === 'debug' && developerMode() && inspecting.has(app.packageId);
+        const sandbox = await createAppSandbox({ manifest: record.manifest, files, host: hostFor(record), origin, onFailure, inspector });
+        if (inspector) inspectedSandboxes.set(app.packageId, sandbox);
+        else inspectedSandboxes.delete(app.packageId);
+        return sandbox;
       },
     });
     const running = launcher;
@@ -350,6 +363,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       logs.setLevel(info.packageId, info.logLevel);
       if (info.status === 'running') router.appStarted(info.packageId);
       if (info.status === 'stopped' || info.status === 'error') {
+        inspectedSandboxes.delete(info.packageId);
         router.appStopped(info.packageId);
         void egress.closeApp(info.packageId);
         // Stopped: transit fails closed. Failed (crashed, refused at launch): emergency support mode.
@@ -372,8 +386,76 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     };
     for (const info of running.list()) logs.setLevel(info.packageId, info.logLevel);
 
+    const ownerOf = (id: string): string | null | undefined => {
+      const app = installed.get(id);
+      if (!app) return undefined;
+      return originOf(app.record) === 'debug' ? (app.record.owner ?? null) : null;
+    };
+    const debugHost: DebugHost = {
+      developerMode,
+      enableDeveloperMode: async () => {
+        if (developerMode()) return;
+        // The manual: developer mode is left only by reinstalling; `isogate reset --factory` stands for that.
+        await config.update((doc) => {
+          doc.MODE_SWITCH.is_developer_mode = true;
+        });
+        await audit.record('developerMode');
+      },
+      push: async (file, owner) => {
+        const result = await installed.push(file, owner);
+        const id = result.app.packageId;
+        // A new build starts without the inspector; `isogate-sdk debug` turns it on again.
+        inspecting.delete(id);
+        let startError: { code: string; message: string } | undefined;
+        if (running.status(id).status !== 'running') {
+          await running.start(id).catch((error: unknown) => {
+            const coded = toIsogateError(error);
+            startError = { code: coded.code, message: coded.message };
+          });
+        }
+        return {
+          package_id: id,
+          name: result.app.manifest.name,
+          version: result.app.version,
+          updated: result.updated,
+          previous_version: result.previousVersion,
+          signature: 'unsigned',
+          reset_keys: result.resetKeys,
+          routes_in_error: result.routesInError,
+          status: running.status(id).status,
+          ...(startError ? { start_error: startError } : {}),
+        };
+      },
+      ownerOf,
+      appsOf: (owner) =>
+        installed
+          .list()
+          .filter((app) => ownerOf(app.packageId) === owner)
+          .map((app) => ({ package_id: app.packageId, name: app.manifest.name, version: app.version, status: running.status(app.packageId).status })),
+      followLog: (id, followOptions) => logs.follow(id, followOptions),
+      inspect: async (id) => {
+        inspecting.add(id);
+        const status = running.status(id).status;
+        if (status === 'running' || status === 'starting' || status === 'error') await running.stop(id);
+        try {
+          await running.start(id);
+        } catch (error) {
+          inspecting.delete(id);
+          throw error;
+        }
+      },
+      inspectable: (id) => {
+        const sandbox = inspectedSandboxes.get(id);
+        if (!sandbox || sandbox.disposed || !inspecting.has(id) || running.status(id).status !== 'running') return undefined;
+        return { openSession: (onMessage, onEnd) => sandbox.openInspectorSession(onMessage, onEnd) };
+      },
+    };
+    const debug = new DebugService({ dir: dir('debug'), data: new DataDir(dataDir), audit, host: debugHost, maxPackageBytes: MAX_PACKAGE_BYTES });
+    shutdown.set('debug service', () => debug.close());
+
     const services: GatewayServices = {
       orchestrator: installed,
+      debug,
       launcher: running,
       router,
       gate,
@@ -423,8 +505,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         dataDir,
         mode: switches.router_mode === false ? 'unidirectional gateway' : 'router',
         developerMode: switches.is_developer_mode === true,
+        debugService: debug.url ?? null,
         store: storeUrl,
-        apps: { installed: installed.list().length + quarantined, limit: installed.maxApps, byStatus },
+        apps: {
+          installed: installed.list().length + quarantined,
+          limit: installed.maxApps,
+          byStatus,
+          unsigned: installed.list().filter((app) => app.record.signer === null).length,
+        },
         routes: {
           active: routes.filter((r) => r.status === 'Active').length,
           inactive: routes.filter((r) => r.status === 'Inactive').length,
@@ -471,10 +559,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     modes.onEmergency(async (state) => {
       // The manual: entering emergency support mode ends every active session, the web one too.
       await authenticator.endAllSessions('emergency support mode').catch(() => undefined);
+      debug.endSessions('emergency support mode');
       for (const hook of userHooks) await Promise.resolve(hook(state)).catch(() => undefined);
       await stopAllApps();
     });
     if (options.emergencyReason !== undefined) await modes.enter(options.emergencyReason, 'supervisor');
+    // The debug service comes back with developer mode, where it listened; failing that, the gateway runs without it.
+    await debug.resume().catch((error: unknown) => {
+      const coded = toIsogateError(error);
+      process.stderr.write(`the debug service did not start again: ${coded.code}: ${escapeControls(coded.message)}\n`);
+    });
     if (!modes.active) await running.startAutostartApps();
     return {
       services,
@@ -556,6 +650,7 @@ function installedAppView(app: InstalledApp, launcher: Launcher): InstalledAppVi
     publisher: app.record.signer?.subject ?? 'unsigned',
     publisher_claim: app.manifest.publisher,
     origin: originOf(app.record),
+    ...(app.record.owner === undefined ? {} : { owner: app.record.owner }),
     version: app.version,
     type: app.manifest.type,
     status: info.status,

@@ -43,6 +43,8 @@ const OVERFLOW = { enum: ['block', 'drop-oldest', 'drop-newest'] };
 const QUEUE_BYTES = { type: 'integer', minimum: ROUTE_QUEUE_BYTES.min, maximum: ROUTE_QUEUE_BYTES.max };
 const BASE64 = { type: 'string', maxLength: 4 * 1024 * 1024, pattern: '^[A-Za-z0-9+/=\\s]*$' };
 const IP_TEXT = { type: 'string', maxLength: 64 };
+const DEVELOPER = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
+const PORT = { type: 'integer', minimum: 0, maximum: 65535 };
 const FILE_NAME = { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^/\\\\\\u0000-\\u001f]+$' };
 
 function params(properties: Record<string, unknown>, required: string[] = []): Record<string, unknown> {
@@ -344,6 +346,31 @@ export const OPERATIONS: Record<string, Operation> = {
       services.requireInstalled(id);
       await services.certificates.delete(id, kind);
       return { package_id: id, kind, deleted: true };
+    },
+  },
+  'debug.start': {
+    summary:
+      'Start the debug service: the gateway enters developer mode for good (left only by "isogate reset --factory") and the developer NAME gets a token, shown once',
+    params: params({ name: DEVELOPER, host: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[A-Za-z0-9.:\\[\\]-]+$' }, port: PORT }),
+    run: async ({ debug }, { name, host, port }: { name?: string; host?: string; port?: number }) =>
+      debug.start(name ?? 'developer', { ...(host === undefined ? {} : { host }), ...(port === undefined ? {} : { port }) }),
+  },
+  'debug.tokens.add': {
+    summary: "Issue a debug service token to another developer (shown once; apps pushed with it are that developer's)",
+    params: params({ name: DEVELOPER }, ['name']),
+    run: async ({ debug }, { name }: { name: string }) => debug.addToken(name),
+  },
+  'debug.tokens.list': {
+    summary: 'The developers who hold debug service tokens (never the tokens)',
+    params: params({}),
+    run: async ({ debug }) => debug.listTokens(),
+  },
+  'debug.tokens.revoke': {
+    summary: "Revoke a developer's debug service token; its DevTools sessions end",
+    params: params({ name: DEVELOPER }, ['name']),
+    run: async ({ debug }, { name }: { name: string }) => {
+      await debug.revokeToken(name);
+      return { name, revoked: true };
     },
   },
   'audit.list': {

@@ -5,7 +5,9 @@
 import type { Readable } from 'node:stream';
 import type { Audit } from '../audit/index.js';
 import type { ConfigStore } from '../config/index.js';
+import type { DebugService } from '../debug/index.js';
 import type { CertificateStore } from '../egress/index.js';
+import type { AppOrigin } from '../integrity/index.js';
 import type { Launcher } from '../launcher/index.js';
 import type { FollowOptions, LogFollower } from '../logs/index.js';
 import type { EmergencyMode, EmergencyState } from '../modes/index.js';
@@ -22,8 +24,11 @@ export interface GatewayStatus {
   /** The manual's network device types. */
   mode: 'router' | 'unidirectional gateway';
   developerMode: boolean;
+  /** The debug service's URL while it listens (developer mode). */
+  debugService: string | null;
   store: string;
-  apps: { installed: number; limit: number; byStatus: Record<string, number> };
+  /** `unsigned`: installed apps without a verified signer (pushed through the debug service). */
+  apps: { installed: number; limit: number; byStatus: Record<string, number>; unsigned: number };
   routes: { active: number; inactive: number; error: number };
   /** Emergency support mode, while the gateway is in it. */
   emergency: EmergencyState | null;
@@ -39,7 +44,9 @@ export interface InstalledAppView {
   publisher: string;
   /** The manifest's free-text publisher: a claim nobody checked. */
   publisher_claim: string;
-  origin: 'store' | 'image';
+  origin: AppOrigin;
+  /** The developer who pushed it through the debug service (origin `debug` only). */
+  owner?: string;
   version: string;
   type: string;
   status: string;
@@ -67,6 +74,7 @@ export interface LogArchiveInfo {
 
 export interface GatewayServices {
   orchestrator: Orchestrator;
+  debug: DebugService;
   launcher: Launcher;
   router: Router;
   gate: TrafficGate;

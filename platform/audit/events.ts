@@ -101,6 +101,12 @@ export const AUDIT_EVENTS = {
     'System: Launcher',
   ),
   developerMode: system('Launcher: Enabling the developer mode', 'The device is running in developer mode', 'Warning', 'System: Launcher'),
+  // Not in the manual, which names the debug service (KDS) but lists no events of its own;
+  // worded after its Launcher events, Warning like the mode they belong to.
+  debugTokenIssued: system('KDS: Issuing a developer token', 'A debug service token is issued to the developer <developer>', 'Warning', 'System: KDS'),
+  debugTokenRevoked: system('KDS: Revoking a developer token', 'The debug service token of the developer <developer> is revoked', 'Warning', 'System: KDS'),
+  debugRefused: system('KDS: Refusing a request', 'The debug service refused <request>: <code>', 'Warning', 'System: KDS'),
+  inspectorAttached: system('KDS: Attaching a debugger', 'A debugger is attached to the application <application name>', 'Warning', 'System: KDS'),
   newVersionAttempt: system(
     'Launcher: Attempting to download a new version of the application',
     'An attempt to download a new version of an installed application is detected.',

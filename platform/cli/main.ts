@@ -81,6 +81,7 @@ async function appsList(inv: Invocation): Promise<void> {
           ['launch_rule', 'START RULE'],
           ['status', 'STATUS'],
           ['signature', 'SIGNATURE'],
+          ...(shown.some((app: any) => app.owner !== undefined) ? [['owner', 'PUSHED BY'] as [string, string]] : []),
           // Only when some app is in Error, so a healthy list stays as wide as before.
           ...(shown.some((app: any) => reason(app) !== '') ? [['reason', 'REASON'] as [string, string]] : []),
         ],
@@ -343,8 +344,9 @@ async function status(inv: Invocation): Promise<void> {
     [
       `isogate ${shown.version} (SDK ${shown.sdkVersion}), up ${Math.round(shown.uptimeSeconds)} s, data ${shown.dataDir}`,
       `mode: ${shown.mode}${shown.developerMode ? ', developer mode' : ''}`,
+      ...(shown.debugService ? [`debug service: ${shown.debugService}`] : []),
       `store: ${shown.store}`,
-      `apps: ${shown.apps.installed} installed of ${shown.apps.limit}; ${
+      `apps: ${shown.apps.installed} installed of ${shown.apps.limit}${shown.apps.unsigned ? ` (${shown.apps.unsigned} unsigned)` : ''}; ${
         Object.entries(shown.apps.byStatus)
           .map(([s, n]) => `${n} ${s}`)
           .join(', ') || 'none running'
@@ -421,6 +423,42 @@ async function audit(inv: Invocation): Promise<void> {
       ['text', 'TEXT'],
     ]),
   );
+}
+
+async function debugServiceStart(inv: Invocation): Promise<void> {
+  const port = inv.values.port === undefined ? undefined : Number(inv.values.port);
+  if (port !== undefined && (!/^\d{1,5}$/.test(String(inv.values.port)) || port > 65535)) throw fail('E_USAGE', '--port is a TCP port number');
+  const result = await call(inv, 'debug.start', {
+    ...(inv.values.name ? { name: inv.values.name } : {}),
+    ...(inv.values.host ? { host: inv.values.host } : {}),
+    ...(port === undefined ? {} : { port }),
+  });
+  print(inv, result, (shown) =>
+    [
+      `The debug service listens at ${shown.url}; the gateway is in developer mode until "isogate reset --factory".`,
+      `Token of ${shown.name} (shown only now): ${shown.token}`,
+      `  isogate-sdk push --gateway ${shown.url} --token TOKEN`,
+    ].join('\n'),
+  );
+}
+
+/** `reset --factory`: asks before it erases, unless told --yes; without a terminal to ask on, --yes is needed. */
+async function reset(command: ParsedCommand): Promise<void> {
+  const inv = invocation(command);
+  if (inv.values.factory !== true) throw fail('E_USAGE', 'reset needs --factory: it erases the whole data directory');
+  if (inv.values.yes !== true) {
+    if (!process.stdin.isTTY) throw fail('E_USAGE', `reset --factory erases everything in ${inv.dataDir}; add --yes to confirm without a terminal`);
+    const { createInterface } = await import('node:readline/promises');
+    const prompt = createInterface({ input: process.stdin, output: process.stderr });
+    const answer = await prompt.question(
+      `This erases everything in ${inv.dataDir} (apps, storage, logs, audit, keys, developer tokens). Type "reset" to go on: `,
+    );
+    prompt.close();
+    if (answer.trim() !== 'reset') throw fail('E_USAGE', 'Not confirmed; nothing was erased');
+  }
+  const { factoryReset } = await import('../datadir/reset.js');
+  const result = await factoryReset(inv.dataDir);
+  print(inv, result, (shown) => `Erased ${shown.dataDir} (${shown.removed.length} entries); the next start is a new gateway, not in developer mode.`);
 }
 
 async function start(command: ParsedCommand, demo: boolean): Promise<void> {
@@ -546,6 +584,67 @@ export const ISOGATE_CLI: CliSpec = {
           ],
         },
       ],
+    },
+    {
+      name: 'debug-service',
+      summary: "The debug service for app developers: developer mode, the developers' tokens.",
+      commands: [
+        {
+          name: 'start',
+          summary: 'Start it: the gateway enters developer mode until a factory reset; prints its URL and a token for the developer NAME.',
+          options: {
+            name: { type: 'string', value: 'NAME', summary: 'the developer the first token is for (default: developer)' },
+            host: { type: 'string', value: 'ADDR', summary: 'the address to listen on (default: 127.0.0.1, loopback only)' },
+            port: { type: 'string', value: 'N', summary: 'the port to listen on (default: any free one)' },
+          },
+          run: client(debugServiceStart),
+        },
+        {
+          name: 'token',
+          summary: "Developers' tokens: each developer's own, shown once; apps pushed with one are that developer's.",
+          commands: [
+            {
+              name: 'add',
+              summary: 'Issue a token to the developer NAME.',
+              args: ['NAME'],
+              run: client(async (inv, [name]) => {
+                const result = await call(inv, 'debug.tokens.add', { name });
+                print(inv, result, (shown) => `Token of ${shown.name} (shown only now): ${shown.token}`);
+              }),
+            },
+            {
+              name: 'list',
+              summary: 'The developers holding tokens (never the tokens).',
+              run: client(async (inv) => {
+                const list = await call(inv, 'debug.tokens.list');
+                print(inv, list, () =>
+                  table(list, [
+                    ['name', 'DEVELOPER'],
+                    ['createdAt', 'ISSUED'],
+                  ]),
+                );
+              }),
+            },
+            {
+              name: 'revoke',
+              summary: "Revoke a developer's token; its DevTools sessions end.",
+              args: ['NAME'],
+              run: client(async (inv, [name]) => {
+                print(inv, await call(inv, 'debug.tokens.revoke', { name }), () => `Revoked the token of ${escapeControls(name!)}`);
+              }),
+            },
+          ],
+        },
+      ],
+    },
+    {
+      name: 'reset',
+      summary: "With --factory: erase the stopped gateway's data directory, the only way out of developer mode.",
+      options: {
+        factory: { type: 'boolean', summary: 'erase everything in the data directory' },
+        yes: { type: 'boolean', summary: 'do not ask for confirmation' },
+      },
+      run: reset,
     },
     {
       name: 'apps',

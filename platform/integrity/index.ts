@@ -21,14 +21,15 @@ export interface SignerSummary {
 }
 
 /**
- * Where an installed package came from: the store, or the gateway's own image (signed by a
- * platform root store publishers do not have). Only `image` apps may hold reserved
- * capabilities. Records written by 0.1.0 have no origin and are `store`.
+ * Where an installed package came from: the store, the gateway's own image (signed by a
+ * platform root store publishers do not have), or a developer's push through the debug
+ * service (`debug`, never signature-verified, owned by the developer who pushed it). Only
+ * `image` apps may hold reserved capabilities. Records written by 0.1.0 have no origin and are `store`.
  */
-export type AppOrigin = 'store' | 'image';
+export type AppOrigin = 'store' | 'image' | 'debug';
 
 export function originOf(record: Pick<IntegrityRecord, 'origin'>): AppOrigin {
-  return record.origin === 'image' ? 'image' : 'store';
+  return record.origin === 'image' || record.origin === 'debug' ? record.origin : 'store';
 }
 
 export interface IntegrityRecord {
@@ -40,6 +41,8 @@ export interface IntegrityRecord {
   digests: Record<string, string>;
   signer: SignerSummary | null;
   origin?: AppOrigin;
+  /** The developer whose debug-service token pushed it (origin `debug` only): the only one who may push, tail or debug it. */
+  owner?: string;
   mac: string;
 }
 

@@ -4,6 +4,7 @@ export type {
   InstallPhase,
   InstallProgress,
   OrchestratorOptions,
+  PushResult,
   QuarantinedApp,
   UninstallStep,
   UpdateHooks,

@@ -106,6 +106,8 @@ export interface OrchestratorOptions {
 }
 
 export const ORCHESTRATOR_DEFAULTS = { maxApps: 20, updateWatchMs: 5000 } as const;
+/** The longest watch window of an in-place update by a push (ms). */
+export const PUSH_WATCH_MS = 1000;
 
 /** The launcher's and the router's part in an update, wired in platform/main.ts. */
 export interface UpdateHooks {
@@ -133,6 +135,12 @@ export type UpdateStep = 'staged' | 'old-moved' | 'new-moved' | 'configured' | '
  */
 export type UninstallStep = 'started' | 'recorded' | `hook ${number}` | 'files moved' | 'configuration removed' | 'files erased' | 'done';
 export const UNINSTALL_STEPS_AFTER_HOOKS = ['files moved', 'configuration removed', 'files erased', 'done'] as const satisfies readonly UninstallStep[];
+
+/** What a push through the debug service did: installed (`updated` false) or updated in place. */
+export interface PushResult extends Omit<UpdateResult, 'previousVersion'> {
+  updated: boolean;
+  previousVersion: string | null;
+}
 
 export interface UpdateResult {
   app: InstalledApp;
@@ -514,17 +522,23 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * verified package in it, the commit, the audit record. Whatever fails leaves nothing in staging;
    * while it runs, the install holds a slot among the apps.
    */
-  async #stageAndCommit(origin: AppOrigin, appName: string, stage: (work: string) => Promise<VerifiedPackage>): Promise<InstalledApp> {
+  async #stageAndCommit(origin: AppOrigin, appName: string, stage: (work: string) => Promise<VerifiedPackage>, owner?: string): Promise<InstalledApp> {
     this.#installsInProgress += 1;
     const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
     try {
       const verified = await stage(work);
       if (this.#closing) throw fail('E_UNAVAILABLE', `The gateway is stopping: the install of ${appName} was abandoned before its commit and rolled back`);
-      const app = await this.#commit(work, verified, origin);
+      const app = await this.#commit(work, verified, origin, owner);
       await this.#options.audit.record(
         'installSucceeded',
         { 'application name': appName },
-        { packageId: app.packageId, version: app.version, origin, signer: signerDetails(app.record) },
+        {
+          packageId: app.packageId,
+          version: app.version,
+          origin,
+          signer: signerDetails(app.record),
+          ...(origin === 'debug' ? { signature: 'unsigned', owner } : {}),
+        },
       );
       return app;
     } catch (error) {
@@ -586,11 +600,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     try {
       const roots = origin === 'image' ? this.#options.platformTrustRootsPem : this.#options.trustRootsPem;
       if (roots.length === 0) throw fail('E_SIGNATURE', 'No platform root is configured, so no package can be installed from the image');
+      // The manual's developer mode: a package installed through the debug service is not
+      // signature-verified; every other check of the package (paths, limits, the exact file
+      // list and digests, the manifest) still runs.
       const verified = await this.#options.verifier.verify({
         file,
         extractTo,
         trustRootsPem: roots,
-        allowUnsigned: origin === 'store' && this.#options.allowUnsigned(),
+        allowUnsigned: origin === 'debug' || (origin === 'store' && this.#options.allowUnsigned()),
         now: this.#options.clock().getTime(),
       });
       if (verified.manifest.package_id !== entry.package_id || verified.manifest.version !== entry.version) {
@@ -611,8 +628,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           { packageId: verified.manifest.package_id, capabilities: reserved },
         );
       }
-      this.#bindings.check(verified.manifest.package_id, signerIdentity(verified.signer));
-      return verified;
+      // A pushed package is unsigned whatever it carries, so an id bound to a signer (one that
+      // came from the store, installed now or before) cannot be taken over by a push.
+      const pushed = origin === 'debug';
+      this.#bindings.check(verified.manifest.package_id, pushed ? null : signerIdentity(verified.signer));
+      return pushed ? { ...verified, signer: null, signatureChecked: false } : verified;
     } catch (error) {
       const coded = toIsogateError(error);
       const event = AUTHENTICITY_FAILURES.has(coded.code) ? 'signatureError' : 'installError';
@@ -633,10 +653,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** Staging -> apps/<id> in one rename, then the configuration entry (undone if that fails), then the signer binding. */
-  async #commit(work: string, verified: VerifiedPackage, origin: AppOrigin): Promise<InstalledApp> {
+  async #commit(work: string, verified: VerifiedPackage, origin: AppOrigin, owner?: string): Promise<InstalledApp> {
     const { manifest, signer } = verified;
     const data = this.#data;
-    const record = await this.#seal(work, verified, origin);
+    const record = await this.#seal(work, verified, origin, owner);
     const root = path.join(this.#appsDir, manifest.package_id);
     await renameDurable(work, root, data);
     const app: InstalledApp = { packageId: manifest.package_id, version: manifest.version, manifest, dir: path.join(root, 'package'), record };
@@ -656,7 +676,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** Writes the 0.1.0-compatible, MAC'd install record beside a verified package in `work`, and syncs it all to disk. */
-  async #seal(work: string, verified: VerifiedPackage, origin: AppOrigin): Promise<IntegrityRecord> {
+  async #seal(work: string, verified: VerifiedPackage, origin: AppOrigin, owner?: string): Promise<IntegrityRecord> {
     const { manifest, digests: signedDigests, packageSha256, signer } = verified;
     const packageDir = path.join(work, 'package');
     // The signature files are not in the signed list; record their digests too so that the
@@ -685,6 +705,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           ...(signer.issuingCa ? { issuerSpkiSha256: signer.issuingCa.spkiSha256 } : {}),
         },
         origin,
+        ...(owner === undefined ? {} : { owner }),
       },
       this.#options.keys,
     );
@@ -766,6 +787,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (originOf(installed.record) === 'image') {
       throw fail('E_CONFLICT', `${installed.manifest.name} comes from the gateway's image and is updated with the image, not from the store`, { packageId });
     }
+    if (originOf(installed.record) === 'debug') {
+      throw fail('E_CONFLICT', `${installed.manifest.name} was pushed through the debug service and is updated by pushing it again, not from the store`, {
+        packageId,
+      });
+    }
     this.#begin(packageId);
     try {
       return await this.#update(installed, hooks, options);
@@ -831,7 +857,34 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await eraseTree(work, data);
       return refused(error);
     }
+    return this.#swapIn(installed, hooks, { work, verified, size: entry.size, names, report, refused, watchMs: this.#options.updateWatchMs });
+  }
 
+  /**
+   * The swap of an update (steps 1 to 7 of `update`), for a new version verified and sealed in
+   * `work`, whether it came from the store or was pushed through the debug service.
+   */
+  async #swapIn(
+    installed: InstalledApp,
+    hooks: UpdateHooks,
+    context: {
+      work: string;
+      verified: VerifiedPackage;
+      size: number;
+      names: Record<string, string>;
+      report: (phase: InstallPhase, received: number, percent: number) => void;
+      refused: (error: unknown) => Promise<never>;
+      /** How long the new version must run before the swap is committed. */
+      watchMs: number;
+    },
+  ): Promise<UpdateResult> {
+    const { work, verified, names, report, refused } = context;
+    const entry = { size: context.size };
+    const audit = this.#options.audit;
+    const data = this.#data;
+    const { packageId } = installed;
+    const appName = installed.manifest.name;
+    const from = installed.version;
     const manifest = verified.manifest;
     const oldEntry = this.#options.config.read((doc) => structuredClone(doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId)));
     if (!oldEntry) {
@@ -901,7 +954,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         if (wasRunning) {
           report('start', entry.size, 90);
           starting = true;
-          await hooks.run(packageId, this.#options.updateWatchMs);
+          await hooks.run(packageId, context.watchMs);
           await step('started');
         }
       } catch (error) {
@@ -948,6 +1001,101 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       return { app: newApp, previousVersion: from, resetKeys: carried.reset, routesInError, started: wasRunning };
     } finally {
       hooks.release(packageId);
+    }
+  }
+
+  /**
+   * A package pushed through the debug service by `owner` (developer mode): installed, or the
+   * pushed app updated in place by the same swap as `update` (storage, certificates, logs, the
+   * configuration the new schema accepts and routes kept; the old version back if the new one
+   * fails to start). Not signature-verified, so it is marked unsigned everywhere; every other
+   * check runs. Refused for an id that came from the store or the image (its signer binding
+   * holds in developer mode too) and for an app another developer pushed.
+   */
+  async push(file: string, owner: string, options: { onProgress?: (progress: InstallProgress) => void } = {}): Promise<PushResult> {
+    const audit = this.#options.audit;
+    let claimed: AppManifest;
+    try {
+      claimed = await readManifestUnverified(file);
+    } catch (error) {
+      const coded = toIsogateError(error);
+      await audit.record('installError', { 'application name': 'a pushed package' }, { origin: 'debug', owner, code: coded.code, reason: coded.message });
+      throw coded;
+    }
+    const packageId = claimed.package_id;
+    const installed = this.#apps.get(packageId);
+    const refusedBefore = async (error: IsogateError): Promise<never> => {
+      await audit.record('installError', { 'application name': claimed.name }, { packageId, origin: 'debug', owner, code: error.code, reason: error.message });
+      throw error;
+    };
+    if (this.#quarantined.has(packageId)) {
+      await refusedBefore(fail('E_INTEGRITY', `${packageId} is quarantined; uninstall it before pushing it again`, { packageId, quarantined: true }));
+    }
+    if (installed && originOf(installed.record) !== 'debug') {
+      await refusedBefore(
+        fail(
+          'E_SIGNER_MISMATCH',
+          `${packageId} is installed from the ${originOf(installed.record) === 'image' ? "gateway's image" : 'store'} and belongs to its signer; a push (unsigned) cannot replace it`,
+          { packageId, bound: installed.record.signer, offered: null },
+        ),
+      );
+    }
+    if (installed && installed.record.owner !== owner) {
+      await refusedBefore(fail('E_FORBIDDEN', `${packageId} was pushed by another developer; only that developer's token may push it`, { packageId }));
+    }
+    if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed, updated or uninstalled already`);
+    const report = (phase: InstallPhase, received: number, percent: number): void => {
+      const progress = { packageId, phase, received, total: 0, percent };
+      options.onProgress?.(progress);
+      this.emit('progress', progress);
+    };
+    this.#begin(packageId);
+    try {
+      if (!installed) {
+        await this.#refuseOverLimit(packageId, claimed.name);
+        const app = await this.#stageAndCommit(
+          'debug',
+          claimed.name,
+          async (work) => {
+            await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
+            return this.#verify(file, path.join(work, 'package'), claimed, claimed.name, 'debug');
+          },
+          owner,
+        );
+        report('done', 0, 100);
+        this.emit('installed', app);
+        return { app, updated: false, previousVersion: null, resetKeys: [], routesInError: [], started: false };
+      }
+      const hooks = this.#options.updateHooks;
+      if (!hooks) throw fail('E_UNAVAILABLE', 'In-place updates are not wired in this gateway');
+      const names = { 'application name': installed.manifest.name, 'installed version': installed.version, 'new version': claimed.version };
+      const refused = async (error: unknown): Promise<never> => {
+        const coded = toIsogateError(error);
+        await audit.record(
+          'updateError',
+          { ...names, description: coded.code },
+          { packageId, from: installed.version, to: claimed.version, origin: 'debug', owner, code: coded.code, reason: coded.message },
+        );
+        throw coded;
+      };
+      await audit.record('updateStarted', names, { packageId, from: installed.version, to: claimed.version, origin: 'debug', owner });
+      const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
+      let verified: VerifiedPackage;
+      try {
+        await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
+        verified = await this.#verify(file, path.join(work, 'package'), claimed, claimed.name, 'debug');
+        await this.#seal(work, verified, 'debug', owner);
+      } catch (error) {
+        await eraseTree(work, this.#data);
+        return refused(error);
+      }
+      // A developer waits for every push: its watch window is at most PUSH_WATCH_MS, still long
+      // enough to catch a build that fails at its first event.
+      const watchMs = Math.min(this.#options.updateWatchMs, PUSH_WATCH_MS);
+      const result = await this.#swapIn(installed, hooks, { work, verified, size: 0, names, report, refused, watchMs });
+      return { ...result, updated: true };
+    } finally {
+      this.#end(packageId);
     }
   }
 

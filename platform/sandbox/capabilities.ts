@@ -54,7 +54,7 @@ const clamp = (value: number, min: number, max: number): number => Math.min(max,
  * gateway's image is refused here (defence in depth behind the orchestrator's install check),
  * rather than run with less than its manifest says.
  */
-export function grantsFor(manifest: AppManifest, origin: 'store' | 'image' = 'store'): AppGrants {
+export function grantsFor(manifest: AppManifest, origin: 'store' | 'image' | 'debug' = 'store'): AppGrants {
   const reserved = reservedCapabilitiesOf(manifest);
   if (reserved.length && origin !== 'image') {
     throw fail(

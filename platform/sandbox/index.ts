@@ -62,6 +62,18 @@ export interface SandboxOptions {
   origin?: AppOrigin;
   limits?: Partial<SandboxLimits>;
   onFailure?: (failure: SandboxFailure) => void;
+  /**
+   * The isolate's V8 inspector on (developer mode, pushed apps only: the caller decides). Such
+   * an isolate runs without isolated-vm's per-call timeouts and start and delivery deadlines,
+   * which count wall time and would end it at a breakpoint; the watchdog skips it while paused.
+   */
+  inspector?: boolean;
+}
+
+/** One DevTools session into an inspected isolate (see `AppSandbox.openInspectorSession`). */
+export interface InspectorSessionHandle {
+  dispatch(message: string): void;
+  close(): void;
 }
 
 export interface SandboxStats {
@@ -78,12 +90,21 @@ export interface AppSandbox extends AppGuest {
   dispose(): void;
   readonly disposed: boolean;
   stats(): SandboxStats;
+  /**
+   * A session into the isolate's inspector (E_STATE unless it was created with `inspector`;
+   * E_CONFLICT while one is open). Every message is queued to the isolate's own thread: the
+   * gateway's thread never waits on a paused isolate. Closing it resumes a paused isolate.
+   */
+  openInspectorSession(onMessage: (message: string) => void, onEnd: () => void): InspectorSessionHandle;
 }
 
 /** A reference into the guest for each of the protocol's host -> guest operations. */
 type GuestReferences = { [Op in keyof GuestOperations]: ivm.Reference<GuestOperations[Op]> };
 type HostAnswer = CallAnswer;
 const SDK_MODULE = 'isogate:sdk';
+/** Ids of the messages a closing inspector session sends, beyond any a DevTools client counts to. */
+const CLOSING_RESUME_ID = 2_000_000_001;
+const CLOSING_DISABLE_ID = 2_000_000_002;
 /** Platform calls one app may have in flight; past this it hears E_CALL_LIMIT instead of queueing more. */
 const MAX_PENDING_CALLS = 4096;
 /**
@@ -135,6 +156,12 @@ class IsolateSandbox implements AppSandbox {
   #disposed = false;
   #onReady: (() => void) | undefined;
   #onFailed: ((failure: SandboxFailure) => void) | undefined;
+  readonly #inspected: boolean;
+  #session: { inspector: ivm.InspectorSession; onEnd: () => void } | undefined;
+  /** Ended sessions, kept referenced until the isolate is disposed (see #closeSession). */
+  readonly #retiredSessions = new Set<{ inspector: ivm.InspectorSession; disposed: boolean }>();
+  /** Stopped at a breakpoint (or a pause) by the session: paused, not hung. */
+  #paused = false;
 
   constructor(private readonly options: SandboxOptions) {
     this.#grants = grantsFor(options.manifest, options.origin ?? 'store');
@@ -146,7 +173,8 @@ class IsolateSandbox implements AppSandbox {
       deliverDeadlineMs: PLATFORM_LIMITS.deliverDeadlineMs,
       ...options.limits,
     };
-    this.#isolate = new ivm.Isolate({ memoryLimit: this.#grants.limits.memoryMb });
+    this.#inspected = options.inspector === true;
+    this.#isolate = new ivm.Isolate({ memoryLimit: this.#grants.limits.memoryMb, inspector: this.#inspected });
     const sandbox = this;
     this.#handlers = hostFor(this.#grants, options.host, {
       log: (level, text) => options.host.log(level, text),
@@ -169,6 +197,11 @@ class IsolateSandbox implements AppSandbox {
     return this.#grants.limits.cpuMsPerEvent;
   }
 
+  /** isolated-vm's per-call timeout counts wall time: none for an inspected isolate, which may sit at a breakpoint. */
+  #timeout(ms: number): { timeout?: number } {
+    return this.#inspected ? {} : { timeout: ms };
+  }
+
   #reference<T>(value: T): ivm.Reference<T> {
     const reference = new ivm.Reference(value);
     this.#references.push(reference);
@@ -177,7 +210,7 @@ class IsolateSandbox implements AppSandbox {
 
   async start(): Promise<void> {
     const { manifest, files, host } = this.options;
-    const context = await this.#isolate.createContext();
+    const context = await this.#isolate.createContext({ inspector: this.#inspected });
     const guestGrants: GuestGrants = {
       packageId: manifest.package_id,
       version: manifest.version,
@@ -246,11 +279,12 @@ class IsolateSandbox implements AppSandbox {
     try {
       const main = await compile('isogate:main', readinessModuleSource(manifest.entry));
       await main.instantiate(context, resolve);
-      await main.evaluate({ timeout: this.#cpuMs });
+      await main.evaluate(this.#timeout(this.#cpuMs));
       let deadline: NodeJS.Timeout | undefined;
       await Promise.race([
         ready,
         new Promise<never>((_, reject) => {
+          if (this.#inspected) return;
           deadline = setTimeout(
             () => reject(fail('E_LAUNCH', `${manifest.package_id} did not finish its start-up within ${this.#limits.startDeadlineMs} ms`)),
             this.#limits.startDeadlineMs,
@@ -366,7 +400,7 @@ class IsolateSandbox implements AppSandbox {
     this.#slices += 1;
     await this.#guest.connectionEvent
       .apply(undefined, [id, kind, payload], {
-        timeout: this.#cpuMs,
+        ...this.#timeout(this.#cpuMs),
         arguments: { copy: true },
         result: { promise: true },
       })
@@ -428,7 +462,7 @@ class IsolateSandbox implements AppSandbox {
       timer.firing = true;
       this.#slices += 1;
       this.#guest.fire
-        .apply(undefined, [id], { timeout: this.#cpuMs })
+        .apply(undefined, [id], this.#timeout(this.#cpuMs))
         .catch((error: unknown) => this.#fail(this.#classify(error)))
         .finally(() => {
           timer.firing = false;
@@ -446,13 +480,15 @@ class IsolateSandbox implements AppSandbox {
     try {
       // json and text cross as one text and its lengths: one copy, parsed message by message in the guest.
       const handled = guest.deliver.apply(undefined, [endpoint, batch], {
-        timeout: this.#cpuMs * Math.max(1, count),
+        ...this.#timeout(this.#cpuMs * Math.max(1, count)),
         arguments: { copy: true },
         result: { promise: true, copy: true },
       });
       // isolated-vm's timeout counts the isolate's own running time; a handler awaiting a promise
       // that never settles runs for none, and would hold its route (and its sources) forever.
       const hung = new Promise<never>((_, reject) => {
+        // An inspected destination may sit at a breakpoint for as long as its developer looks.
+        if (this.#inspected) return;
         deadline = setTimeout(
           () => reject(Object.assign(new Error(`did not finish handling a batch within ${this.#limits.deliverDeadlineMs} ms`), { hung: true })),
           this.#limits.deliverDeadlineMs,
@@ -475,7 +511,7 @@ class IsolateSandbox implements AppSandbox {
     const guest = this.#live();
     await guest.configChanged
       .apply(undefined, [JSON.stringify(configuration ?? {})], {
-        timeout: this.#cpuMs,
+        ...this.#timeout(this.#cpuMs),
         arguments: { copy: true },
         result: { promise: true },
       })
@@ -488,11 +524,13 @@ class IsolateSandbox implements AppSandbox {
 
   async stop(deadlineMs = 2000): Promise<void> {
     if (this.#disposed) return;
+    // A debugging session ends first, resuming a paused app, so that its stop handler can run.
+    this.#closeSession(true);
     this.#clearTimers();
     try {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        this.#guest?.stop.apply(undefined, [], { timeout: Math.min(deadlineMs, this.#cpuMs * 10), result: { promise: true } }),
+        this.#guest?.stop.apply(undefined, [], { ...this.#timeout(Math.min(deadlineMs, this.#cpuMs * 10)), result: { promise: true } }),
         new Promise((resolve) => {
           timer = setTimeout(resolve, deadlineMs);
         }),
@@ -506,6 +544,9 @@ class IsolateSandbox implements AppSandbox {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#closeSession(true);
+    // Every session is disposed before its isolate: isolated-vm cannot disconnect one from an isolate already gone.
+    for (const retired of this.#retiredSessions) this.#disposeSession(retired);
     hotLoop.release(this);
     this.#clearTimers();
     if (this.#watchdog) clearInterval(this.#watchdog);
@@ -516,7 +557,8 @@ class IsolateSandbox implements AppSandbox {
   }
 
   stats(): SandboxStats {
-    const heap = this.#isolate.isDisposed ? undefined : this.#isolate.getHeapStatisticsSync();
+    // A *Sync call waits for the isolate's thread, which a paused isolate never gives up.
+    const heap = this.#isolate.isDisposed || this.#inspected ? undefined : this.#isolate.getHeapStatisticsSync();
     return {
       heapUsedBytes: heap?.used_heap_size ?? 0,
       heapLimitBytes: this.#grants.limits.memoryMb * 1024 * 1024,
@@ -524,6 +566,84 @@ class IsolateSandbox implements AppSandbox {
       wallTimeMs: this.#isolate.isDisposed ? 0 : Number(this.#isolate.wallTime) / 1e6,
       timers: this.#timers.size,
     };
+  }
+
+  openInspectorSession(onMessage: (message: string) => void, onEnd: () => void): InspectorSessionHandle {
+    if (!this.#inspected) throw fail('E_STATE', `${this.options.manifest.package_id} runs without its inspector`);
+    if (this.#disposed) throw fail('E_STATE', `${this.options.manifest.package_id} is not running`);
+    if (this.#session) throw fail('E_CONFLICT', `${this.options.manifest.package_id} has an inspector session open already`);
+    const inspector = this.#isolate.createInspectorSession();
+    inspector.onResponse = (_id, message) => onMessage(message);
+    inspector.onNotification = (message) => {
+      // V8 writes the method first; the rest of a large notification (a script's source) is not parsed.
+      const event = /^\{"method":"Debugger\.(paused|resumed)"/.exec(message)?.[1];
+      if (event) this.#paused = event === 'paused';
+      onMessage(message);
+    };
+    const session = { inspector, onEnd };
+    this.#session = session;
+    return {
+      dispatch: (message) => {
+        if (this.#session !== session) return;
+        try {
+          inspector.dispatchProtocolMessage(message);
+        } catch {
+          this.#closeSession(true);
+        }
+      },
+      close: () => {
+        if (this.#session === session) this.#closeSession(false);
+      },
+    };
+  }
+
+  /**
+   * Ends the session; a paused isolate is resumed first, so nobody's departure leaves the app
+   * stopped at a breakpoint. isolated-vm answers a message queued to the isolate through the
+   * session's channel even after the session is disposed, and a channel collected by then
+   * aborts the process (seen with `Debugger.resume`): so the session object is kept until the
+   * isolate is gone, disposed only once the resume was answered (or the isolate is disposed),
+   * and always before the isolate is.
+   */
+  #closeSession(notify: boolean): void {
+    const session = this.#session;
+    if (!session) return;
+    this.#session = undefined;
+    this.#paused = false;
+    const { inspector } = session;
+    const retired = { inspector, disposed: false };
+    this.#retiredSessions.add(retired);
+    inspector.onNotification = () => undefined;
+    if (this.#disposed || this.#isolate.isDisposed) {
+      this.#disposeSession(retired);
+    } else {
+      const finish = setTimeout(() => this.#disposeSession(retired), 2000);
+      finish.unref();
+      inspector.onResponse = (id) => {
+        if (id !== CLOSING_DISABLE_ID) return;
+        clearTimeout(finish);
+        this.#disposeSession(retired);
+      };
+      try {
+        inspector.dispatchProtocolMessage(JSON.stringify({ id: CLOSING_RESUME_ID, method: 'Debugger.resume' }));
+        inspector.dispatchProtocolMessage(JSON.stringify({ id: CLOSING_DISABLE_ID, method: 'Debugger.disable' }));
+      } catch {
+        clearTimeout(finish);
+        this.#disposeSession(retired);
+      }
+    }
+    if (notify) session.onEnd();
+  }
+
+  #disposeSession(retired: { inspector: ivm.InspectorSession; disposed: boolean }): void {
+    if (retired.disposed) return;
+    retired.disposed = true;
+    retired.inspector.onResponse = () => undefined;
+    try {
+      if (!this.#isolate.isDisposed) retired.inspector.dispose();
+    } catch {
+      // The isolate went first, and its inspector with it.
+    }
   }
 
   #live(): GuestReferences {
@@ -577,6 +697,13 @@ class IsolateSandbox implements AppSandbox {
       }
       const cpu = Number(this.#isolate.cpuTime) / 1e6;
       const wall = performance.now();
+      if (this.#paused) {
+        // At a breakpoint: not running, so not busy, however long the developer looks.
+        busyMs = 0;
+        lastCpu = cpu;
+        lastWall = wall;
+        return;
+      }
       const used = cpu - lastCpu;
       // Busy across a whole sample with no new event or host answer: one slice is running long.
       const sameSlice = slices === this.#slices;

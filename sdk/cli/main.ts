@@ -13,6 +13,7 @@ import { makeDirectories } from '../paths.js';
 import { createCertificate, createCsr, generateKeyPair, keyMatchesCertificate, parseCertificates } from '../pki.js';
 import { escapeControls, escapeControlsDeep } from '../text.js';
 import { SDK_VERSION } from '../version.js';
+import * as developer from './developer.js';
 import { type CliSpec, type CommandSpec, type OptionSpecs, type ParsedCommand, printJson, runCli } from './shell.js';
 import { MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest, projectReadme } from './templates.js';
 
@@ -20,8 +21,8 @@ const OPTIONS = {
   json: { type: 'boolean', summary: 'machine output (JSON)' },
 } as const satisfies OptionSpecs;
 
-type Values = Partial<Record<'id' | 'name' | 'src' | 'output' | 'out' | 'key' | 'cert' | 'chain' | 'trust', string>> &
-  Partial<Record<'json' | 'minify' | 'self-signed', boolean>>;
+type Values = Partial<Record<'id' | 'name' | 'src' | 'output' | 'out' | 'key' | 'cert' | 'chain' | 'trust' | 'gateway' | 'token' | 'tail', string>> &
+  Partial<Record<'json' | 'minify' | 'self-signed' | 'follow', boolean>>;
 const PACKAGE_ID = /^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$/;
 const TYPES_DIR = fileURLToPath(new URL('../app/', import.meta.url));
 
@@ -198,17 +199,64 @@ function command(run: (rest: string[], values: Values) => Promise<Outcome>): (pa
   };
 }
 
-/** What developer mode brings: named, so that trying one says so instead of "unknown". */
-function comingWithDeveloperMode(name: string): CommandSpec {
+/** What the local harness brings: named, so that trying one says so instead of "unknown". */
+function comingWithTheHarness(name: string): CommandSpec {
   return {
     name,
-    summary: 'Arrives with developer mode.',
+    summary: 'Arrives with the local harness.',
     hidden: true,
     args: ['[ARG...]'],
     run: async () => {
-      throw fail('E_USAGE', `'${name}' arrives with developer mode`);
+      throw fail('E_USAGE', `'${name}' arrives with the local harness; on a gateway in developer mode, use push, logs and debug`);
     },
   };
+}
+
+const GATEWAY_OPTIONS = {
+  gateway: { type: 'string', value: 'URL', summary: "the debug service's URL (default: $ISOGATE_GATEWAY)" },
+  token: { type: 'string', value: 'TOKEN', summary: 'your developer token (default: $ISOGATE_TOKEN)' },
+} as const satisfies OptionSpecs;
+const APP_ID = { type: 'string', value: 'ID', summary: "the app's package id (default: the one in ./manifest.json)" } as const;
+
+async function pushCommand(rest: string[], values: Values): Promise<Outcome> {
+  const target = developer.developerTarget(values);
+  const { bytes } = await developer.packageToPush(rest[0]);
+  const result = await developer.push(target, bytes);
+  return [
+    result,
+    (shown) =>
+      [
+        `${shown.updated ? `Updated ${shown.name} from ${shown.previous_version} to` : `Installed ${shown.name}`} ${shown.version} (unsigned, yours): ${shown.status}`,
+        ...(shown.start_error ? [`  it did not start: ${shown.start_error.code}: ${shown.start_error.message}`] : []),
+        ...((shown.reset_keys as string[]).length ? [`  configuration keys reset to their defaults: ${(shown.reset_keys as string[]).join(', ')}`] : []),
+        ...(shown.routes_in_error as { id: string; problem: string }[]).map((route) => `  route ${route.id} kept, in Error: ${route.problem}`),
+      ].join('\n'),
+  ];
+}
+
+async function debugCommand(_rest: string[], values: Values): Promise<Outcome> {
+  const target = developer.developerTarget(values);
+  const result = await developer.debug(target, await developer.appId(values.id));
+  return [
+    result,
+    (shown) =>
+      [
+        `${shown.package_id} restarted with its inspector on. Open in Chrome:`,
+        `  ${shown.devtoolsUrl}`,
+        `(a CDP client: ${shown.webSocketUrl}; one session at a time; closing it resumes the app)`,
+      ].join('\n'),
+  ];
+}
+
+async function logsCommand(parsed: ParsedCommand): Promise<void> {
+  const values = parsed.values as Values;
+  const tail = values.tail === undefined ? undefined : Number(values.tail);
+  if (tail !== undefined && (!/^\d{1,5}$/.test(String(values.tail)) || tail > 10_000)) throw fail('E_USAGE', '--tail is a number of lines from 0 to 10000');
+  await developer.logs(developer.developerTarget(values), await developer.appId(values.id), {
+    follow: values.follow === true,
+    ...(tail === undefined ? { tail: values.follow ? 10 : undefined } : { tail }),
+    json: parsed.json,
+  } as { follow: boolean; tail?: number; json: boolean });
 }
 
 const PKG_OUT = { type: 'string', short: 'o', value: 'PKG', summary: 'where to write the package' } as const;
@@ -217,7 +265,7 @@ export const SDK_CLI: CliSpec = {
   name: 'isogate-sdk',
   title: `isogate-sdk ${SDK_VERSION} — build and sign isogate apps`,
   common: OPTIONS,
-  footer: 'Coming with developer mode: test, run, push, logs, debug.',
+  footer: 'Coming later: test, run.',
   commands: [
     {
       name: 'init',
@@ -277,7 +325,32 @@ export const SDK_CLI: CliSpec = {
       args: ['PKG'],
       run: command((rest) => inspect(rest)),
     },
-    ...['test', 'run', 'push', 'logs', 'debug'].map(comingWithDeveloperMode),
+    {
+      name: 'push',
+      summary: "Install or update an app on a gateway in developer mode through its debug service, unsigned, keeping the app's storage and configuration.",
+      args: ['[PKG|DIR]'],
+      details: 'PKG is a built package; DIR (default: .) is a project, built first.',
+      options: GATEWAY_OPTIONS,
+      run: command(pushCommand),
+    },
+    {
+      name: 'logs',
+      summary: 'Print the log of an app you pushed (-f: then each new line, until Ctrl-C).',
+      options: {
+        ...GATEWAY_OPTIONS,
+        id: APP_ID,
+        follow: { type: 'boolean', short: 'f', summary: 'keep printing lines as they are written' },
+        tail: { type: 'string', value: 'N', summary: 'the last N lines first (default with -f: 10)' },
+      },
+      run: logsCommand,
+    },
+    {
+      name: 'debug',
+      summary: 'Restart an app you pushed with its inspector on and print the DevTools URL that attaches to it.',
+      options: { ...GATEWAY_OPTIONS, id: APP_ID },
+      run: command(debugCommand),
+    },
+    ...['test', 'run'].map(comingWithTheHarness),
   ],
 };
 

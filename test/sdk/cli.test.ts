@@ -99,13 +99,14 @@ describe('isogate-sdk and isogate-store command lines', function () {
     assert.match(error.message, /node:fs.*Node API/);
   });
 
-  it('exits 2 with E_USAGE on bad usage, and names what developer mode brings', async () => {
-    for (const args of [['frobnicate'], ['sign', 'x.igp'], ['build', '--nope'], ['debug']]) {
+  it('exits 2 with E_USAGE on bad usage, and names what is still to come', async () => {
+    for (const args of [['frobnicate'], ['sign', 'x.igp'], ['build', '--nope'], ['test'], ['debug']]) {
       const result = await run('isogate-sdk', args, dir);
       assert.equal(result.code, 2, args.join(' '));
       assert.match(result.stderr, /^E_USAGE: /);
     }
-    assert.match((await run('isogate-sdk', ['debug'], dir)).stderr, /developer mode/);
+    assert.match((await run('isogate-sdk', ['test'], dir)).stderr, /arrives with the local harness/);
+    assert.match((await run('isogate-sdk', ['debug'], dir)).stderr, /--gateway URL/);
     assert.equal((await run('isogate-store', ['publish', 'x.igp'], dir)).code, 2);
   });
 });
