@@ -531,6 +531,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       );
       // Loaded only here: a gateway without a port never needs koa (nor the embedded store's).
       const { serveHttpApi } = await import('./api/http/index.js');
+      const { webAssets, PAGE_CSP } = await import('./web/assets.js');
       api = await serveHttpApi({
         port: options.port,
         ...(options.host ? { host: options.host } : {}),
@@ -539,6 +540,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         authenticator,
         audit,
         version: PLATFORM_VERSION,
+        web: await webAssets(),
+        webCsp: PAGE_CSP,
         ...(options.httpLimits ? { limits: options.httpLimits } : {}),
       });
       const serving = api;

@@ -41,6 +41,12 @@ execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json'
 const guestBundle = await import(new URL('../dist/platform/sandbox/guest-bundle.js', import.meta.url).href);
 writeFileSync(guestBundle.GUEST_BUNDLE_FILE, await guestBundle.bundleGuest());
 
+// The web interface, bundled here too (platform/web/assets.ts).
+const web = await import(new URL('../dist/platform/web/assets.js', import.meta.url).href);
+const pages = await web.bundleWeb();
+writeFileSync(web.WEB_BUNDLE_JS, pages.js);
+writeFileSync(web.WEB_BUNDLE_CSS, pages.css);
+
 // Copies, not links: dist/ is then a self-contained install of the same version.
 rmSync(path.join(dist, 'manifests'), { recursive: true, force: true });
 cpSync(path.join(root, 'manifests'), path.join(dist, 'manifests'), { recursive: true });

@@ -44,6 +44,10 @@ export interface HttpApiOptions {
   /** Origins besides https://<host>:<port> (and localhost's names for loopback) allowed to send requests. */
   origins?: string[];
   limits?: Partial<HttpLimits>;
+  /** The web interface's files under `/` (platform/web), served to the same certificates as the API. */
+  web?: ReadonlyMap<string, { type: string; body: string }>;
+  /** The pages' Content-Security-Policy. */
+  webCsp?: string;
 }
 
 export interface HttpLimits {
@@ -167,6 +171,16 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       await refuse(ctx, fail('E_CSRF', `Requests from ${origin || site} are not accepted`));
     }
     await next();
+  });
+
+  // The pages: only behind the certificate check above, and never under the API's prefix.
+  app.use(async (ctx, next) => {
+    const asset = (ctx.method === 'GET' || ctx.method === 'HEAD') && !ctx.path.startsWith('/api/') ? options.web?.get(ctx.path) : undefined;
+    if (!asset) return next();
+    if (options.webCsp) ctx.set('Content-Security-Policy', options.webCsp);
+    ctx.status = 200;
+    ctx.type = asset.type;
+    ctx.body = asset.body;
   });
 
   const session = async (ctx: ApiContext, needs: 'any' | 'ready', roles: readonly Role[]): Promise<Readonly<Session>> => {
