@@ -19,19 +19,11 @@ import { ALERT_VARIABLES, alertRuleFiles, countBySid, STREAM_CONTENT_SIDS, suric
 import { fromEve, fromReplay, normalized } from '../fixtures/eve-compare.js';
 import { suricataEve } from '../fixtures/suricata.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { MODBUS_SERVER_SCRIPT } from '../fixtures/traffic-peers.js';
 import { waitFor, waitForAsync } from '../fixtures/wait.js';
 
 const execFileP = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
-
-const SERVER = `
-import asyncio, sys
-from pymodbus.server import StartAsyncTcpServer
-from pymodbus.datastore import ModbusSequentialDataBlock, ModbusSlaveContext, ModbusServerContext
-store = ModbusSlaveContext(di=ModbusSequentialDataBlock(0, [1] * 200), co=ModbusSequentialDataBlock(0, [0] * 200),
-                           hr=ModbusSequentialDataBlock(0, list(range(200))), ir=ModbusSequentialDataBlock(0, [7] * 200))
-asyncio.run(StartAsyncTcpServer(context=ModbusServerContext(slaves=store, single=True), address=("127.0.0.1", int(sys.argv[1]))))
-`;
 
 const CLIENT = `
 import sys
@@ -127,7 +119,7 @@ describe('protocol parsers against Suricata 7 (real clients on loopback)', funct
     await fs.mkdir(path.join(dir, 'stubs'));
     await fs.writeFile(path.join(dir, 'stubs/serial.py'), SERIAL_STUB);
     await fs.writeFile(path.join(dir, 'stubs/serial_asyncio.py'), SERIAL_ASYNCIO_STUB);
-    await fs.writeFile(path.join(dir, 'server.py'), SERVER);
+    await fs.writeFile(path.join(dir, 'server.py'), MODBUS_SERVER_SCRIPT);
     await fs.writeFile(path.join(dir, 'client.py'), CLIENT);
     modbusPort = await freePort();
     mqttPort = await freePort();
