@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
-import type { EmergencyCause } from '../../platform/modes/index.js';
 import { runSelfTest, type SelfTestTargets } from '../../platform/integrity/self-test.js';
+import type { EmergencyCause } from '../../platform/modes/index.js';
 
 interface Harness {
   targets: SelfTestTargets;
