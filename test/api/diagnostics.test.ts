@@ -185,6 +185,7 @@ describe('REST API self-diagnostics, settings and Network Protector routes', fun
     assertError(await restore(changed, PASS), 'E_BACKUP_TAMPERED', 422);
     assertError(await restore(Buffer.from('{"a":1}'), PASS), 'E_BACKUP_FORMAT', 422);
     assertError(await restore(made.bytes, PASS, 'application/json'), 'E_CONTENT_TYPE', 415);
+    assertError(await restore(Buffer.alloc(16 * 1024 * 1024 + 1), PASS), 'E_DOCUMENT_LIMIT', 413);
     assertError(
       await admin.call('POST', '/restore', { raw: made.bytes as unknown as string, headers: { 'content-type': 'application/octet-stream' } }),
       'E_BAD_REQUEST',
