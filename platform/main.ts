@@ -456,7 +456,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const debug = new DebugService({ dir: dir('debug'), data: new DataDir(dataDir), audit, host: debugHost, maxPackageBytes: MAX_PACKAGE_BYTES });
     shutdown.set('debug service', () => debug.close());
 
-    const integrity = new IntegrityService({ apps: new DataDir(dataDir).sub('apps'), keys, audit });
+    const integrity = new IntegrityService({
+      apps: new DataDir(dataDir).sub('apps'),
+      keys,
+      audit,
+      lastFile: { root: new DataDir(dataDir), path: dir('integrity-last.json') },
+    });
+    await integrity.load();
     // Late-bound: the accounts open after the services exist; the self-test reads them through this.
     let accounts: Authenticator | undefined;
     const networkProtector = (): { id: string; name: string; status: string; hasRules: boolean } | undefined => {

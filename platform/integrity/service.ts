@@ -1,13 +1,14 @@
 /**
  * The IntegrityService of the manual's audit table: the start-up check of the installed apps
  * and the administrator's manual check with its report. The last reports are kept in memory
- * for download; a restart forgets them (the manual shows "the last manual check" only).
+ * for download, the last one also on disk (`DATA/integrity-last.json`), so that the page shows
+ * the last manual check's status, time and report after a restart too (the manual).
  */
 import { randomBytes } from 'node:crypto';
 import { fail } from '../../sdk/errors.js';
 import type { Audit } from '../audit/index.js';
 import type { DeviceKeys } from '../device/index.js';
-import type { DataDir } from '../durable/index.js';
+import { type DataDir, readJsonIfExists, writeJsonDurable } from '../durable/index.js';
 import { checkInstalledApps, formatReport, hostIdOf, type IntegrityCheck } from './check.js';
 
 /** Reports kept for download: the page offers the last one; a few more survive a second click. */
@@ -23,6 +24,8 @@ export interface IntegrityServiceOptions {
   keys: DeviceKeys;
   audit: Audit;
   clock?: () => Date;
+  /** Where the last manual check is kept across restarts; in memory only without. */
+  lastFile?: { root: DataDir; path: string };
 }
 
 export class IntegrityService {
@@ -36,6 +39,17 @@ export class IntegrityService {
     this.#options = options;
     this.#clock = options.clock ?? (() => new Date());
     this.hostId = hostIdOf(options.keys);
+  }
+
+  /** Reads the last manual check kept on disk; one that is not a check's record is ignored (the next check replaces it). */
+  async load(): Promise<void> {
+    const kept = this.#options.lastFile;
+    if (!kept) return;
+    const value = await readJsonIfExists<{ run?: IntegrityRun; report?: unknown }>(kept.path, kept.root).catch(() => undefined);
+    const run = value?.run;
+    if (run && typeof run.id === 'string' && /^[0-9a-f]{16}$/.test(run.id) && Array.isArray(run.files) && typeof value.report === 'string') {
+      this.#runs.splice(0, this.#runs.length, { run, report: value.report });
+    }
   }
 
   /**
@@ -72,6 +86,8 @@ export class IntegrityService {
     const report = formatReport(check, this.hostId, this.#clock().toISOString());
     this.#runs.push({ run, report });
     if (this.#runs.length > KEPT_REPORTS) this.#runs.shift();
+    const kept = this.#options.lastFile;
+    if (kept) await writeJsonDurable(kept.path, { run, report }, { mode: 0o600, root: kept.root });
     await this.#options.audit.record('integrityStatus', { status: describe(check) }, { kind: 'manual', id: run.id, ...check.summary });
     return run;
   }

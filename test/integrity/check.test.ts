@@ -173,6 +173,20 @@ describe('integrity control', () => {
     assert.equal(reportChecksumMatches(report.text), true);
     assert.throws(() => service.report('0123456789abcdef'), { code: 'E_NOT_FOUND' });
 
+    // The last manual check survives a restart: a new service reads it back.
+    const lastFile = { root: new DataDir(dir), path: path.join(dir, 'integrity-last.json') };
+    const kept = new IntegrityService({ apps: new DataDir(apps), keys, audit, clock: () => AT, lastFile });
+    const keptRun = await kept.manualCheck();
+    const reopened = new IntegrityService({ apps: new DataDir(apps), keys, audit, clock: () => AT, lastFile });
+    assert.throws(() => reopened.last(), { code: 'E_NOT_FOUND' });
+    await reopened.load();
+    assert.deepEqual(reopened.last(), keptRun);
+    assert.equal(reopened.report(keptRun.id).text, kept.report(keptRun.id).text);
+    await fs.writeFile(lastFile.path, '{"run": 1}');
+    const damaged = new IntegrityService({ apps: new DataDir(apps), keys, audit, lastFile });
+    await damaged.load();
+    assert.throws(() => damaged.last(), { code: 'E_NOT_FOUND' }, 'a record that is not a check is ignored');
+
     audit.records.length = 0;
     const atStart = await service.startupCheck();
     assert.equal(atStart.ok, false);
