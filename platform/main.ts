@@ -14,6 +14,7 @@ import type { HttpApi, HttpLimits } from './api/http/index.js';
 import { invokeOperation } from './api/operations.js';
 import type { GatewayServices, GatewayStatus, InstalledAppView } from './api/services.js';
 import { FileAuditLog } from './audit/index.js';
+import { BackupService } from './backup/index.js';
 import { type DemoCredentials, ensureDemoCredentials, FIRST_LOGIN } from './bootstrap/demo-credentials.js';
 import type { EmbeddedStore } from './bootstrap/embedded-store.js';
 import { installPlatformApps } from './bootstrap/platform-apps.js';
@@ -27,9 +28,11 @@ import { type DeviceKeyProvider, FileDeviceKeyProvider } from './device/index.js
 import { DataDir, removeStaleTemporaries } from './durable/index.js';
 import { AddressPolicy, CertificateStore, EgressService } from './egress/index.js';
 import { originOf } from './integrity/index.js';
+import { runSelfTest } from './integrity/self-test.js';
+import { IntegrityService } from './integrity/service.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
-import { type EmergencyHook, EmergencyMode } from './modes/index.js';
+import { type EmergencyHook, EmergencyMode, type EmergencyState } from './modes/index.js';
 import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp, type UninstallStep } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
@@ -453,6 +456,38 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const debug = new DebugService({ dir: dir('debug'), data: new DataDir(dataDir), audit, host: debugHost, maxPackageBytes: MAX_PACKAGE_BYTES });
     shutdown.set('debug service', () => debug.close());
 
+    const integrity = new IntegrityService({
+      apps: new DataDir(dataDir).sub('apps'),
+      keys,
+      audit,
+      lastFile: { root: new DataDir(dataDir), path: dir('integrity-last.json') },
+    });
+    await integrity.load();
+    // Late-bound: the accounts open after the services exist; the self-test reads them through this.
+    let accounts: Authenticator | undefined;
+    const networkProtector = (): { id: string; name: string; status: string; hasRules: boolean } | undefined => {
+      const app = installed.list().find(inspects);
+      return app && { id: app.packageId, name: app.manifest.name, status: running.status(app.packageId).status, hasRules: hasRules(app.packageId) };
+    };
+    const restartGateway = async (): Promise<{ left: EmergencyState | null; status: GatewayStatus }> => {
+      const left = await modes.clear();
+      await running.startAutostartApps();
+      return { left: left ?? null, status: gatewayStatus() };
+    };
+    const backup = new BackupService({
+      config,
+      audit,
+      platformVersion: PLATFORM_VERSION,
+      hostId: integrity.hostId,
+      installed: () => installed.list().map((app) => ({ packageId: app.packageId, version: app.version })),
+      running: () =>
+        running
+          .list()
+          .filter((info) => info.status === 'running' || info.status === 'starting')
+          .map((info) => info.packageId),
+      restart: restartGateway,
+    });
+
     const services: GatewayServices = {
       orchestrator: installed,
       debug,
@@ -461,12 +496,30 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       gate,
       lists,
       modes,
-      restart: async () => {
-        const left = await modes.clear();
-        await running.startAutostartApps();
-        return { left: left ?? null, status: gatewayStatus() };
-      },
+      restart: restartGateway,
       certificates,
+      integrity,
+      backup,
+      selfTest: () =>
+        runSelfTest({
+          audit,
+          readAccounts: () => {
+            if (!accounts) throw new Error('the accounts are not open yet');
+            for (const role of ['admin', 'user'] as const) accounts.describe(role);
+          },
+          gate: {
+            inspector: () => gate.inspector,
+            listenError: () => gate.status().listenError,
+            services: () =>
+              gate.status().services.map((service) => ({ name: service.name, listen: service.listen, refusedFailClosed: service.counters.refusedFailClosed })),
+            denylisted: () => lists.denylist().map((entry) => entry.ipAddrSource),
+            allowlisted: () => lists.allowlist().map((entry) => entry.ipAddrSource),
+            verdictAtAccept: (ip) => lists.verdictAtAccept(ip),
+            blocked: () => modes.active,
+          },
+          networkProtector,
+          enterEmergency: (reason, cause) => modes.enter(reason, cause),
+        }),
       audit,
       config,
       status: () => gatewayStatus(),
@@ -524,6 +577,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     };
 
     const authenticator = await openAccounts(dir('accounts'), demo, audit, config, options.accountsClock);
+    accounts = authenticator;
     let api: HttpApi | undefined;
     if (options.port !== undefined) {
       const [keyPem, certPem, rootCertPem] = await Promise.all(
@@ -572,6 +626,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const coded = toIsogateError(error);
       process.stderr.write(`the debug service did not start again: ${coded.code}: ${escapeControls(coded.message)}\n`);
     });
+    // The manual's automatic integrity check at start: a violated app is a Critical event and emergency support mode.
+    const atStart = await integrity.startupCheck(new Set(installed.quarantined().map((app) => app.packageId)));
+    if (!atStart.ok) {
+      await modes.enter(
+        `the integrity check at start found violations: ${atStart.violations.map((violation) => `${violation.app} (${violation.description})`).join('; ')}`,
+        'integrity',
+      );
+    }
     if (!modes.active) await running.startAutostartApps();
     return {
       services,

@@ -183,6 +183,12 @@ export const ERROR_CODES = {
   E_CREDENTIALS_RULE: { status: 422, summary: 'The new name or password does not meet the credentials rules.' },
   E_CSRF: { status: 403, summary: 'The request came from another origin or without the connection session token.' },
 
+  // Backup and restore of the configuration (platform/backup)
+  E_BACKUP_FORMAT: { status: 422, summary: 'The file is not an isogate configuration backup.' },
+  E_BACKUP_VERSION: { status: 409, summary: 'The backup was made by another isogate version or in another backup format; only the same version restores it.' },
+  E_BACKUP_PASSPHRASE: { status: 422, summary: 'The backup passphrase is not the one the backup was made with.' },
+  E_BACKUP_TAMPERED: { status: 422, summary: 'The backup file was changed after it was made (its MAC does not match).' },
+
   // HTTP (the REST API's own transport checks)
   E_CONTENT_TYPE: { status: 415, summary: 'The request body must be application/json.' },
   E_METHOD: { status: 405, summary: 'The resource does not support this method.' },

@@ -89,6 +89,8 @@ export class Authenticator {
   readonly #clock: () => number;
   readonly #failures = new Map<Role, { count: number; lockedUntil: number }>();
   #session: { tokenHash: Buffer; session: Session } | undefined;
+  /** Since the gateway started, like the failure counters. */
+  readonly #lastLogin = new Map<Role, string>();
 
   constructor(options: AuthenticatorOptions) {
     this.#accounts = options.accounts;
@@ -167,6 +169,7 @@ export class Authenticator {
       mustChange,
     };
     this.#session = { tokenHash: hashToken(token), session };
+    this.#lastLogin.set(named.role, new Date(now).toISOString());
     await this.#audit.record(events.authenticated, { 'user name': named.name });
 
     const warnings: LoginResult['warnings'] = [];
@@ -305,6 +308,26 @@ export class Authenticator {
       mustChange: account.mustChange,
       certificateSha256: account.certificateSha256,
       certificateValidTo: account.certificateValidTo,
+    };
+  }
+
+  /** The Users table's row of an account: whether it is locked out now, when its password expires, its last login since start. */
+  overview(role: Role): {
+    name: string;
+    role: Role;
+    blocked: boolean;
+    passwordExpiresAt: string;
+    certificateSha256: string | null;
+    lastLoginAt: string | null;
+  } {
+    const described = this.describe(role);
+    return {
+      name: described.name,
+      role,
+      blocked: (this.#failures.get(role)?.lockedUntil ?? 0) > this.#clock(),
+      passwordExpiresAt: described.credentialsExpire,
+      certificateSha256: described.certificateSha256,
+      lastLoginAt: this.#lastLogin.get(role) ?? null,
     };
   }
 

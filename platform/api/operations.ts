@@ -8,7 +8,8 @@ import { fail } from '../../sdk/errors.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
 import { USER_SETTINGS_DEFAULTS, type UserSettings } from '../accounts/index.js';
 import { type AuditEventKey, type AuditFilter, toCsv } from '../audit/index.js';
-import { documentSectionSchema } from '../config/index.js';
+import { MAX_BACKUP_BYTES, PASSPHRASE } from '../backup/index.js';
+import { type ConfigDocument, configDocumentSchema, documentSectionSchema } from '../config/index.js';
 import { MAX_TAIL_LINES } from '../logs/index.js';
 import { type OverflowPolicy, ROUTE_QUEUE_BYTES } from '../router/index.js';
 import type { GatewayServices } from './services.js';
@@ -45,6 +46,8 @@ const BASE64 = { type: 'string', maxLength: 4 * 1024 * 1024, pattern: '^[A-Za-z0
 const IP_TEXT = { type: 'string', maxLength: 64 };
 const DEVELOPER = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
 const PORT = { type: 'integer', minimum: 0, maximum: 65535 };
+const REPORT_ID = { type: 'string', pattern: '^[0-9a-f]{16}$' };
+const BACKUP_PASSPHRASE = { type: 'string', ...PASSPHRASE };
 const FILE_NAME = { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^/\\\\\\u0000-\\u001f]+$' };
 
 function params(properties: Record<string, unknown>, required: string[] = []): Record<string, unknown> {
@@ -442,6 +445,76 @@ export const OPERATIONS: Record<string, Operation> = {
     summary: 'Removes an IP address from the denylist, so its traffic is inspected again',
     params: params({ ip: IP_TEXT }, ['ip']),
     run: async ({ lists }, { ip }: { ip: string }) => lists.undeny(ip),
+  },
+  'integrity.check': {
+    summary:
+      "Check every installed app's files against its install record now; the report is the manual's (integrity.report). A violation found here does not enter emergency support mode",
+    params: params({}),
+    run: async ({ integrity }) => integrity.manualCheck(),
+  },
+  'integrity.last': {
+    summary: 'The last manual integrity check since the gateway started',
+    params: params({}),
+    run: async ({ integrity }) => integrity.last(),
+  },
+  'integrity.report': {
+    summary:
+      "A manual integrity check's report in the manual's TXT format (header with host ID, time, checksum function and checksum; one |-separated line per file)",
+    params: params({ id: REPORT_ID }, ['id']),
+    run: async ({ integrity }, { id }: { id: string }) => integrity.report(id),
+  },
+  'selftest.run': {
+    summary: 'Self-test the audit, authentication, traffic blocking and Network Protector, each with its result; an error enters emergency support mode',
+    params: params({}),
+    run: async (services) => services.selfTest(),
+  },
+  'settings.get': {
+    summary: 'The gateway\'s configuration document with its JSON Schema (the manual\'s "Modifying the configuration manually")',
+    params: params({}),
+    run: async ({ config }) => ({ document: config.snapshot(), schema: configDocumentSchema() }),
+  },
+  'settings.set': {
+    summary:
+      "Replace the configuration document: validated against its schema and every subsystem's rules before it is saved; apps are installed and uninstalled, never written in",
+    params: params({ document: { type: 'object' } }, ['document']),
+    run: async ({ config }, { document }: { document: ConfigDocument }) => {
+      await config.update((draft) => {
+        const ids = (doc: ConfigDocument): string =>
+          JSON.stringify(
+            (Array.isArray(doc.APPLICATIONS?.APPS_CONTROL?.applications) ? doc.APPLICATIONS.APPS_CONTROL.applications : [])
+              .map((entry) => entry?.package_id)
+              .sort(),
+          );
+        if (ids(document) !== ids(draft)) {
+          throw fail('E_CONFIG', 'APPLICATIONS.APPS_CONTROL.applications must list the installed apps: install or uninstall an app instead of writing it in', {
+            installed: JSON.parse(ids(draft)),
+          });
+        }
+        for (const key of Object.keys(draft)) delete draft[key];
+        Object.assign(draft, structuredClone(document));
+      });
+      return { document: config.snapshot() };
+    },
+  },
+  'backup.create': {
+    summary:
+      'Back up the configuration, encrypted and authenticated with a key the passphrase derives (restores on a replacement gateway of the same version); the file is base64 in `content`',
+    params: params({ passphrase: BACKUP_PASSPHRASE }, ['passphrase']),
+    run: async ({ backup }, { passphrase }: { passphrase: string }) => {
+      const made = await backup.create(passphrase);
+      return { fileName: made.fileName, bytes: made.bytes.length, content: made.bytes.toString('base64') };
+    },
+  },
+  'backup.restore': {
+    summary: 'Restore the configuration from a backup (base64 in `content`) made with this passphrase by this version; leaves emergency support mode',
+    params: params(
+      {
+        content: { type: 'string', minLength: 1, maxLength: Math.ceil(MAX_BACKUP_BYTES / 3) * 4, pattern: '^[A-Za-z0-9+/=\\s]*$' },
+        passphrase: BACKUP_PASSPHRASE,
+      },
+      ['content', 'passphrase'],
+    ),
+    run: async ({ backup }, { content, passphrase }: { content: string; passphrase: string }) => backup.restore(Buffer.from(content, 'base64'), passphrase),
   },
 };
 

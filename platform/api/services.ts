@@ -4,10 +4,13 @@
  */
 import type { Readable } from 'node:stream';
 import type { Audit } from '../audit/index.js';
+import type { BackupService } from '../backup/index.js';
 import type { ConfigStore } from '../config/index.js';
 import type { DebugService } from '../debug/index.js';
 import type { CertificateStore } from '../egress/index.js';
 import type { AppOrigin } from '../integrity/index.js';
+import type { SelfTestReport } from '../integrity/self-test.js';
+import type { IntegrityService } from '../integrity/service.js';
 import type { Launcher } from '../launcher/index.js';
 import type { FollowOptions, LogFollower } from '../logs/index.js';
 import type { EmergencyMode, EmergencyState } from '../modes/index.js';
@@ -83,6 +86,11 @@ export interface GatewayServices {
   /** An admin's restart: leaves emergency support mode and starts the Autostart apps again. */
   restart(): Promise<{ left: EmergencyState | null; status: GatewayStatus }>;
   certificates: CertificateStore;
+  /** Integrity control: the manual check and its reports. */
+  integrity: IntegrityService;
+  /** Self-testing of the audit, authentication, traffic blocking and Network Protector; an error enters emergency support mode. */
+  selfTest(): Promise<SelfTestReport>;
+  backup: BackupService;
   audit: Audit;
   config: ConfigStore;
   status(): GatewayStatus;

@@ -221,6 +221,38 @@ export const AUDIT_EVENTS = {
     'System: IntegrityService',
   ),
 
+  selfTestStart: system('admin: Operating system self-testing start', 'Operating system self-testing started', 'Informational', 'Administrator'),
+  selfTestError: system(
+    'SelfTestManager: Operating system error during self-testing',
+    'Operating system error during self-testing detected: <description>',
+    'Critical',
+    'System: SelfTestManager',
+  ),
+  selfTestPassed: system(
+    'SelfTestManager: Operating system self-testing result',
+    'Operating system self-testing result: completed successfully',
+    'Informational',
+    'System: SelfTestManager',
+  ),
+  selfTestFailed: system(
+    'SelfTestManager: Operating system self-testing result',
+    'Operating system self-testing result: errors detected',
+    'Informational',
+    'System: SelfTestManager',
+  ),
+  backupCreated: system(
+    'admin: Backing up the system configuration',
+    'Status of the backup creation from the operating system configuration: <status>',
+    'Informational',
+    'Administrator',
+  ),
+  configRestored: system(
+    'admin: Restoring the system configuration',
+    'Status of the operating system configuration restoring from the backup: <status>',
+    'Informational',
+    'Administrator',
+  ),
+
   // Accounts and the web interface. The manual names an account's own events "admin: ..." or
   // "user: ..." by the role that acted, with subject Administrator or User: one key per role.
   adminAuthenticated: system('admin: User authentication', '<user name> logged in', 'Informational', 'Administrator'),

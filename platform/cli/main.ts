@@ -425,6 +425,84 @@ async function audit(inv: Invocation): Promise<void> {
   );
 }
 
+async function integrityCheck(inv: Invocation): Promise<void> {
+  // A path mistake is found before the check runs, and nothing is written.
+  const target = inv.values.report === undefined ? undefined : await checkOutputFile(String(inv.values.report), 'The --report file');
+  const run = await call(inv, 'integrity.check');
+  if (target) {
+    const report = await call(inv, 'integrity.report', { id: run.id });
+    await fs.writeFile(target, report.text, { mode: 0o600 }).catch((error: unknown) => {
+      throw pathError(error, target, 'The report');
+    });
+  }
+  print(inv, { ...run, ...(target ? { report: target } : {}) }, (shown) =>
+    [
+      `Integrity check ${shown.ok ? 'passed' : 'found violations'}: ${shown.summary.verified} of ${shown.summary.files} file(s) verified successfully`,
+      ...shown.violations.map((violation: { app: string; description: string }) => `  ${violation.app}: ${violation.description}`),
+      ...(shown.report ? [`Report saved as ${shown.report}`] : []),
+    ].join('\n'),
+  );
+}
+
+async function selfTest(inv: Invocation): Promise<void> {
+  const report = await call(inv, 'selftest.run');
+  print(inv, report, (shown) =>
+    [
+      `Self-testing ${shown.ok ? 'completed successfully' : 'detected errors: the gateway is in emergency support mode ("isogate restart" leaves it)'}`,
+      table(
+        shown.tests.map((test: { name: string; ok: boolean; skipped?: boolean; message: string }) => ({
+          ...test,
+          result: test.ok ? (test.skipped ? 'skipped' : 'passed') : 'FAILED',
+        })),
+        [
+          ['name', 'TEST'],
+          ['result', 'RESULT'],
+          ['message', 'DETAILS'],
+        ],
+      ),
+    ].join('\n'),
+  );
+}
+
+/** Never a command-line argument (other users see those): a file's first line, or the environment. */
+async function backupPassphrase(inv: Invocation): Promise<string> {
+  if (inv.values['passphrase-file'] !== undefined) {
+    const file = String(inv.values['passphrase-file']);
+    const text = await fs.readFile(file, 'utf8').catch((error: unknown) => {
+      throw pathError(error, file, 'The passphrase file');
+    });
+    return text.split(/\r?\n/)[0]!;
+  }
+  const fromEnvironment = process.env.ISOGATE_BACKUP_PASSPHRASE;
+  if (!fromEnvironment) throw fail('E_USAGE', 'Give the backup passphrase: --passphrase-file FILE (its first line), or ISOGATE_BACKUP_PASSPHRASE');
+  return fromEnvironment;
+}
+
+async function backupCreate(inv: Invocation): Promise<void> {
+  const chosen = inv.values.output === undefined ? undefined : await checkOutputFile(String(inv.values.output), 'The -o file');
+  const made = await call(inv, 'backup.create', { passphrase: await backupPassphrase(inv) });
+  const target = chosen ?? (await checkOutputFile(made.fileName, 'The backup'));
+  await fs.writeFile(target, Buffer.from(made.content, 'base64'), { mode: 0o600 }).catch((error: unknown) => {
+    throw pathError(error, target, 'The backup');
+  });
+  print(inv, { fileName: made.fileName, bytes: made.bytes, path: target }, (shown) => `Saved ${shown.path} (${formatBytes(shown.bytes)})`);
+}
+
+async function backupRestore(inv: Invocation, [file]: string[]): Promise<void> {
+  const passphrase = await backupPassphrase(inv);
+  const bytes = await fs.readFile(file!).catch((error: unknown) => {
+    throw pathError(error, file!, 'The backup');
+  });
+  const result = await call(inv, 'backup.restore', { content: bytes.toString('base64'), passphrase });
+  print(inv, result, (shown) =>
+    [
+      `Configuration restored from the backup of ${shown.backup.hostId} made ${shown.backup.createdAt}${shown.leftEmergency ? '; left emergency support mode' : ''}`,
+      ...(shown.missingApps.length ? [`Not installed here (install them, then restore again): ${shown.missingApps.join(', ')}`] : []),
+      ...(shown.restartRequired ? [`Restart these apps to apply their restored configuration: ${shown.appsToRestart.join(', ')}`] : []),
+    ].join('\n'),
+  );
+}
+
 async function debugServiceStart(inv: Invocation): Promise<void> {
   const port = inv.values.port === undefined ? undefined : Number(inv.values.port);
   if (port !== undefined && (!/^\d{1,5}$/.test(String(inv.values.port)) || port > 65535)) throw fail('E_USAGE', '--port is a TCP port number');
@@ -837,6 +915,45 @@ export const ISOGATE_CLI: CliSpec = {
           run: client(certsSetClient),
         },
         { name: 'delete', summary: "Delete an app's CA or client certificate.", args: [ID, 'ca|client'], run: client(certsDelete) },
+      ],
+    },
+    {
+      name: 'integrity',
+      summary: "Integrity control: every installed app's files against its install record.",
+      commands: [
+        {
+          name: 'check',
+          summary: "Check now; --report saves the report in the manual's format (a violation found here does not enter emergency support mode).",
+          options: { report: { type: 'string', value: 'FILE', summary: 'save the report (TXT) as FILE, in an existing folder' } },
+          run: client(integrityCheck),
+        },
+      ],
+    },
+    {
+      name: 'self-test',
+      summary: 'Self-test the audit, authentication, traffic blocking and Network Protector; an error enters emergency support mode.',
+      run: client(selfTest),
+    },
+    {
+      name: 'backup',
+      summary: 'Back up the configuration, encrypted with a passphrase (--passphrase-file FILE or ISOGATE_BACKUP_PASSPHRASE), or restore it.',
+      commands: [
+        {
+          name: 'create',
+          summary: 'Save the configuration as an encrypted, authenticated backup file (.igb) that restores on a gateway of the same version.',
+          options: {
+            output: { type: 'string', short: 'o', value: 'FILE', summary: 'the file to save, in an existing folder (default: its own name, here)' },
+            'passphrase-file': { type: 'string', value: 'FILE', summary: 'the passphrase is the first line of FILE' },
+          },
+          run: client(backupCreate),
+        },
+        {
+          name: 'restore',
+          summary: 'Restore the configuration from FILE, made with the same passphrase and version; leaves emergency support mode.',
+          args: ['FILE'],
+          options: { 'passphrase-file': { type: 'string', value: 'FILE', summary: 'the passphrase is the first line of FILE' } },
+          run: client(backupRestore),
+        },
       ],
     },
     {

@@ -23,6 +23,11 @@ function loadDocumentSchema(): object {
   return documentSchema;
 }
 
+/** The whole document's JSON Schema, for an editor that validates before it saves (a copy). */
+export function configDocumentSchema(): Record<string, unknown> {
+  return structuredClone(loadDocumentSchema()) as Record<string, unknown>;
+}
+
 /** One top-level object's schema, for an interface that sets that object alone (the API's connection settings). */
 export function documentSectionSchema(key: string): Record<string, unknown> {
   const section = (loadDocumentSchema() as { properties: Record<string, Record<string, unknown>> }).properties[key];

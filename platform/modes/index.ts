@@ -15,7 +15,8 @@ import { DataDir, eraseFile, readJsonIfExists, writeJsonDurable } from '../durab
 
 export const EMERGENCY_FILE = 'emergency.json';
 
-export type EmergencyCause = 'network-protector' | 'supervisor' | 'start';
+/** `integrity`: the start-up check of the installed apps; `self-test`: a failed self-test (the manual's causes). */
+export type EmergencyCause = 'network-protector' | 'supervisor' | 'start' | 'integrity' | 'self-test';
 
 export interface EmergencyState {
   reason: string;
@@ -127,7 +128,7 @@ function checkedState(value: unknown): EmergencyState | undefined {
     !record ||
     typeof record.reason !== 'string' ||
     typeof record.since !== 'string' ||
-    !['network-protector', 'supervisor', 'start'].includes(String(record.cause))
+    !['network-protector', 'supervisor', 'start', 'integrity', 'self-test'].includes(String(record.cause))
   ) {
     throw new Error('it is not a record of the mode');
   }

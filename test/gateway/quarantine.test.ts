@@ -78,6 +78,9 @@ describe('a quarantined app through the gateway', function () {
     const status = services.status();
     assert.equal(status.apps.installed, 1);
     assert.equal(status.apps.byStatus.quarantined, 1);
+    // The manual: a violation found by the automatic check at start is emergency support mode.
+    assert.equal(status.emergency?.cause, 'integrity');
+    assert.match(status.emergency!.reason, /^the integrity check at start found violations: com\.example\.quarantined/);
 
     const table = await isogate(['apps', 'list', '--data', data]);
     assert.equal(table.code, 0, table.stderr);

@@ -44,6 +44,18 @@ export async function readJsonBody(request: IncomingMessage, limits: BodyLimits)
   return value as Record<string, unknown>;
 }
 
+const FILE_TYPE = /^application\/octet-stream\s*$/i;
+
+/** A file sent as the body (a backup to restore): application/octet-stream, bounded like a JSON body. */
+export async function readFileBody(request: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
+  if (!hasBody(request)) throw fail('E_BAD_REQUEST', 'The body must be the file');
+  const type = request.headers['content-type'] ?? '';
+  if (!FILE_TYPE.test(type)) throw fail('E_CONTENT_TYPE', `The body must be application/octet-stream (the file), not "${type.slice(0, 64)}"`);
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (declared > limits.maxBytes) throw tooLarge(limits.maxBytes, declared);
+  return collect(request, limits);
+}
+
 function tooLarge(maxBytes: number, bytes: number): Error {
   return fail('E_DOCUMENT_LIMIT', `The body is larger than ${maxBytes} bytes; send a smaller request`, { limit: 'bytes', bytes, maxBytes });
 }

@@ -30,7 +30,8 @@ interface Documented {
   roles: readonly string[];
   params: Schema;
   response: Record<string, unknown>;
-  produces: 'json' | 'csv' | 'archive';
+  produces: NonNullable<OperationRoute['produces']>;
+  consumes?: OperationRoute['consumes'];
   streams: boolean;
   session: boolean;
   /** Parameters the route sets itself, not the caller. */
@@ -61,6 +62,7 @@ function documented(operationRoutes: readonly OperationRoute[], sessionRoutes: r
       params: OPERATIONS[route.operation]!.params as Schema,
       response: route.response ?? {},
       produces: route.produces ?? 'json',
+      ...(route.consumes ? { consumes: route.consumes } : {}),
       streams: route.streams === true,
       session: true,
       fixed: Object.keys(route.fixed ?? {}),
@@ -80,7 +82,11 @@ export function buildOpenApi(operationRoutes: readonly OperationRoute[], session
     const inPath = pathParameters(route.path);
     const properties = route.params.properties ?? {};
     const parameters: unknown[] = inPath.map((name) => ({ name, in: 'path', required: true, schema: properties[name] ?? { type: 'string' } }));
-    const rest = without(route.params, [...inPath, ...route.fixed]);
+    const fromHeaders = Object.entries(route.consumes?.headers ?? {});
+    for (const [name, header] of fromHeaders) {
+      parameters.push({ name: header, in: 'header', required: (route.params.required ?? []).includes(name), schema: properties[name] ?? { type: 'string' } });
+    }
+    const rest = without(route.params, [...inPath, ...route.fixed, ...fromHeaders.map(([name]) => name), ...(route.consumes ? [route.consumes.body] : [])]);
     if (!takesBody(route.method)) {
       for (const [name, schema] of Object.entries(rest.properties ?? {})) {
         const array = (schema as { type?: string }).type === 'array';
@@ -96,21 +102,35 @@ export function buildOpenApi(operationRoutes: readonly OperationRoute[], session
     const success =
       route.produces === 'csv'
         ? { 'text/csv': { schema: { type: 'string' } } }
-        : route.produces === 'archive'
-          ? { 'application/gzip': { schema: { type: 'string', contentMediaType: 'application/gzip' } } }
-          : {
-              'application/json': { schema: route.response },
-              ...(route.streams
-                ? { 'application/x-ndjson': { schema: { description: 'One {"progress": ...} line per update, then {"result": ...} or {"error": ...}' } } }
-                : {}),
-            };
+        : route.produces === 'text'
+          ? { 'text/plain': { schema: { type: 'string' } } }
+          : route.produces === 'binary'
+            ? { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } }
+            : route.produces === 'archive'
+              ? { 'application/gzip': { schema: { type: 'string', contentMediaType: 'application/gzip' } } }
+              : {
+                  'application/json': { schema: route.response },
+                  ...(route.streams
+                    ? { 'application/x-ndjson': { schema: { description: 'One {"progress": ...} line per update, then {"result": ...} or {"error": ...}' } } }
+                    : {}),
+                };
     paths[route.path] ??= {};
     paths[route.path]![route.method.toLowerCase()] = {
       operationId: route.operationId,
       summary: route.summary,
       'x-roles': route.roles,
       parameters,
-      ...(takesBody(route.method) ? { requestBody: { required: false, content: { 'application/json': { schema: rest } } } } : {}),
+      ...(route.consumes
+        ? {
+            requestBody: {
+              required: true,
+              description: `The file itself (at most ${route.consumes.maxBytes} bytes)`,
+              content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+            },
+          }
+        : takesBody(route.method)
+          ? { requestBody: { required: false, content: { 'application/json': { schema: rest } } } }
+          : {}),
       ...(route.session ? {} : { security: [{ clientCertificate: [] }] }),
       responses: {
         '200': { description: 'Done', content: success },

@@ -19,7 +19,7 @@ import type { Authenticator, Role, Session } from '../../accounts/index.js';
 import type { Audit } from '../../audit/index.js';
 import { checkOperation, OPERATIONS, type OperationContext } from '../operations.js';
 import type { GatewayServices } from '../services.js';
-import { readJsonBody } from './body.js';
+import { readFileBody, readJsonBody } from './body.js';
 import { buildOpenApi } from './openapi.js';
 import { queryParams, takesBody } from './params.js';
 import { AUDITED, REFUSALS, type Refusal, RefusalAudit } from './refusals.js';
@@ -203,14 +203,28 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     template: string,
     schema: Record<string, unknown>,
     fixed: Record<string, unknown> = {},
+    consumes?: OperationRoute['consumes'],
   ): Promise<Record<string, unknown>> => {
-    const given = takesBody(ctx.method) ? await bodyParams(ctx) : queryParams(ctx.req, ctx.query, schema);
+    const given = takesBody(ctx.method) ? await bodyParams(ctx, consumes) : queryParams(ctx.req, ctx.query, schema);
     const own = [...pathParameters(template), ...Object.keys(fixed)];
     for (const key of own) if (Object.hasOwn(given, key)) throw fail('E_BAD_REQUEST', `"${key}" is set by the path; leave it out of the request`);
     return { ...given, ...Object.fromEntries(pathParameters(template).map((name) => [name, ctx.params[name]])), ...fixed };
   };
-  const bodyParams = async (ctx: ApiContext): Promise<Record<string, unknown>> => {
+  const bodyParams = async (ctx: ApiContext, consumes?: OperationRoute['consumes']): Promise<Record<string, unknown>> => {
     if (Object.keys(ctx.query).length > 0) throw fail('E_BAD_REQUEST', `${ctx.method} takes its parameters in the JSON body, not the query`);
+    if (consumes) {
+      // A file, not JSON: its bytes and the headers named are the parameters, checked by the operation's schema like any.
+      const file = await readFileBody(ctx.req, { maxBytes: consumes.maxBytes, timeoutMs: limits.bodyTimeoutMs }).catch((error: unknown) => {
+        ctx.set('Connection', 'close');
+        throw error;
+      });
+      const given: Record<string, unknown> = { [consumes.body]: file.toString('base64') };
+      for (const [name, header] of Object.entries(consumes.headers)) {
+        const value = ctx.get(header);
+        if (value) given[name] = value;
+      }
+      return given;
+    }
     return readJsonBody(ctx.req, { maxBytes: limits.bodyBytes, timeoutMs: limits.bodyTimeoutMs }).catch((error: unknown) => {
       // What the client still sends is not read: the connection closes after the refusal.
       ctx.set('Connection', 'close');
@@ -237,7 +251,7 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
   for (const route of OPERATION_ROUTES) {
     router.register(koaPath(route.path), [route.method], async (ctx) => {
       const current = await session(ctx, 'ready', route.roles);
-      const params = await parameters(ctx, route.path, OPERATIONS[route.operation]!.params, route.fixed);
+      const params = await parameters(ctx, route.path, OPERATIONS[route.operation]!.params, route.fixed, route.consumes);
       await runOperation(ctx, route, params, current);
     });
   }
@@ -299,12 +313,26 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       ctx.body = csv;
       return;
     }
+    if (route.produces === 'text') {
+      const { fileName, text } = result as { fileName: string; text: string };
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.attachment(fileName);
+      ctx.body = text;
+      return;
+    }
+    if (route.produces === 'binary') {
+      const { fileName, content } = result as { fileName: string; content: string };
+      ctx.type = 'application/octet-stream';
+      ctx.attachment(fileName);
+      ctx.body = Buffer.from(content, 'base64');
+      return;
+    }
     // Log lines come as progress on the control socket; here they are the answer.
     if (route.operation === 'apps.logs.lines') {
       sendJson(ctx, { ...(result as object), lines: updates.flatMap((update) => (update as { lines: unknown[] }).lines) });
       return;
     }
-    sendJson(ctx, result ?? null);
+    sendJson(ctx, route.view ? route.view(result) : (result ?? null));
   };
 
   app.use(router.routes());

@@ -68,6 +68,20 @@ const ACCOUNT_VIEW = {
     certificateValidTo: { type: ['string', 'null'] },
   },
 };
+/** The Users table (the pages' contract): lockout now, password expiry, last login since the gateway started. */
+const USER_ROW = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'role', 'blocked', 'passwordExpiresAt', 'certificateSha256', 'lastLoginAt'],
+  properties: {
+    name: { type: 'string' },
+    role: { enum: ROLES },
+    blocked: { type: 'boolean' },
+    passwordExpiresAt: { type: 'string', format: 'date-time' },
+    certificateSha256: { type: ['string', 'null'] },
+    lastLoginAt: { type: ['string', 'null'], format: 'date-time' },
+  },
+};
 const ROLE_PARAM = { enum: ROLES };
 
 function object(properties: Record<string, unknown>, required: string[] = []): Record<string, unknown> {
@@ -137,11 +151,16 @@ export function sessionRoutes(options: SessionRouteOptions): SessionRoute[] {
       response: object(
         {
           accounts: { type: 'array', items: ACCOUNT_VIEW },
+          users: { type: 'array', items: USER_ROW },
           root: object({ subject: { type: 'string' }, validTo: { type: 'string' } }, ['subject', 'validTo']),
         },
-        ['accounts', 'root'],
+        ['accounts', 'users', 'root'],
       ),
-      run: async (auth) => ({ accounts: ROLES.map((role) => auth.describe(role)), root: { subject: root.subject, validTo: root.validTo } }),
+      run: async (auth) => ({
+        accounts: ROLES.map((role) => auth.describe(role)),
+        users: ROLES.map((role) => auth.overview(role)),
+        root: { subject: root.subject, validTo: root.validTo },
+      }),
     },
     {
       method: 'PUT',
