@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail, isIsogateError } from '../../sdk/errors.js';
+import { fail, isIsogateError, toIsogateError } from '../../sdk/errors.js';
 import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds, DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
 import { DataDir, Mutex, writeJsonDurable } from '../durable/index.js';
@@ -78,6 +78,11 @@ function repairAppConfigurations(document: Record<string, unknown>): ConfigRepai
     }
   }
   return repairs;
+}
+
+export interface ConfigUpdateOptions<T> {
+  /** Writes the change's audit record; see `update`. */
+  audit?: (result: T, draft: Readonly<ConfigDocument>) => Promise<unknown>;
 }
 
 export interface ConfigStoreEvents {
@@ -151,15 +156,24 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
 
   /**
    * Applies `mutate` to a copy, validates the result, writes it durably, then makes it current.
-   * If any step throws, nothing changes.
+   * If any step throws, nothing changes. `audit` writes the change's audit record once the
+   * change is known to be valid and before it is written: a change that cannot be audited (a
+   * full disk) is refused and never made (fail closed). A document write failing after its
+   * record is the one case where the trail names a change that did not happen, and the
+   * caller gets the write's error (E_STORAGE_FULL, E_IO) for it.
    */
-  update<T>(mutate: (draft: ConfigDocument) => T | Promise<T>): Promise<T> {
+  update<T>(mutate: (draft: ConfigDocument) => T | Promise<T>, options: ConfigUpdateOptions<T> = {}): Promise<T> {
     return this.#writes.run(async () => {
       const draft = structuredClone(this.#document);
       const result = await mutate(draft);
       validateDocument(draft);
       for (const check of this.#checks) check(draft);
-      await writeJsonDurable(this.#file, draft, { mode: 0o600 });
+      await options.audit?.(result, draft);
+      try {
+        await writeJsonDurable(this.#file, draft, { mode: 0o600 });
+      } catch (error) {
+        throw toIsogateError(error);
+      }
       const before = this.#document;
       this.#document = draft;
       this.emit('change', { before, after: structuredClone(draft) });

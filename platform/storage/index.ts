@@ -377,8 +377,20 @@ class LogStorage implements AppStorage {
     return Buffer.concat([header, keyBytes, valueBytes]);
   }
 
-  /** One record written at the end of what is committed and synced; returns where it is. */
+  /**
+   * One record written at the end of what is committed and synced; returns where it is. A
+   * write the disk cannot take (full, failing) is refused with E_STORAGE_FULL or E_IO and
+   * leaves the index as it was: the app is told, and nothing it was told succeeded is lost.
+   */
   async #append(plain: Buffer): Promise<IndexEntry> {
+    try {
+      return await this.#appendRecord(plain);
+    } catch (error) {
+      throw toIsogateError(error);
+    }
+  }
+
+  async #appendRecord(plain: Buffer): Promise<IndexEntry> {
     const file = this.#file;
     if (!file) throw fail('E_STATE', 'This storage is closed');
     if (this.#directorySyncOwed) {

@@ -379,8 +379,8 @@ describe('launcher', () => {
     failConfigWrites(1);
     sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
     await waitFor(() => sandboxes.length === 2 && l.status(id).status === 'running');
-    assert.ok(logged(/^Could not audit the failure: E_INTERNAL: ENOSPC: no space left on device/), JSON.stringify(appLogs));
-    assert.ok(logged(/^Could not record the Error state: E_INTERNAL: EIO/), JSON.stringify(appLogs));
+    assert.ok(logged(/^Could not audit the failure: E_STORAGE_FULL: ENOSPC: no space left on device/), JSON.stringify(appLogs));
+    assert.ok(logged(/^Could not record the Error state: E_IO: EIO/), JSON.stringify(appLogs));
     assert.equal(l.status(id).restarts, 1);
   });
 
@@ -389,7 +389,7 @@ describe('launcher', () => {
     await l.start(id);
     failConfigWrites(100);
     sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
-    await waitFor(() => logged(/^Restart 1 did not start the app: E_INTERNAL: EIO/));
+    await waitFor(() => logged(/^Restart 1 did not start the app: E_IO: EIO/));
     assert.equal(l.status(id).status, 'error');
     assert.equal(sandboxes.length, 1, 'no sandbox without its state written');
     sinon.restore();
@@ -444,7 +444,7 @@ describe('launcher', () => {
       true,
       'an Autostart app comes back',
     );
-    assert.ok(logged(/^Stopping at gateway shutdown failed: E_INTERNAL: EIO/));
+    assert.ok(logged(/^Stopping at gateway shutdown failed: E_IO: EIO/));
   });
 
   it('starts nothing once shutdown has begun (a command or restart queued behind it would outlive it): E_UNAVAILABLE, no sandbox', async () => {
