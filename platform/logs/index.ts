@@ -410,6 +410,9 @@ class FileWriter implements AppLogWriter {
             } catch (error) {
               // A full disk takes part of the chunk: cut it off, or the next line is glued to half a one.
               await handle.truncate(size).catch(() => undefined);
+              const lost = lines.length - (announced ? 1 : 0);
+              this.#unwritten += lost;
+              this.#dropped += lost;
               throw error;
             }
           } finally {

@@ -409,7 +409,15 @@ class LogStorage implements AppStorage {
       await file.write(record, this.#fileBytes);
       await file.handle.datasync();
     } catch (error) {
+      // Cut off now where the disk allows it: a record whose sync failed may still reach the
+      // disk, and a refused put must not come back after a restart.
       this.#tailUncommitted = true;
+      await file.handle.truncate(this.#fileBytes).then(
+        () => {
+          this.#tailUncommitted = false;
+        },
+        () => undefined,
+      );
       throw error;
     }
     const entry = { offset: this.#fileBytes, length: record.length, sequence: this.#sequence, bytes: 0 };
