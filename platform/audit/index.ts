@@ -170,10 +170,10 @@ async function appendLine(dir: DataDir, file: string, record: AuditRecord): Prom
       await handle.appendFile(`${safeJson(record)}\n`);
       await handle.sync();
     } catch (error) {
-      await handle.truncate(size).then(
-        () => handle.sync(),
-        () => undefined,
-      );
+      await handle
+        .truncate(size)
+        .then(() => handle.sync())
+        .catch(() => undefined);
       throw toIsogateError(error);
     }
   } finally {

@@ -168,8 +168,8 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
       const result = await mutate(draft);
       validateDocument(draft);
       for (const check of this.#checks) check(draft);
-      await options.audit?.(result, draft);
       try {
+        await options.audit?.(result, draft);
         await writeJsonDurable(this.#file, draft, { mode: 0o600 });
       } catch (error) {
         throw toIsogateError(error);
