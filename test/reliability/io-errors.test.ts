@@ -53,12 +53,12 @@ describe('reliability: injected I/O errors', () => {
         await assert.rejects(storage.put('replaced', 'refused'), coded(expected));
         await assert.rejects(storage.put('new', 'refused'), coded(expected));
         assert.equal(await storage.get('replaced'), 'old');
-        assert.deepEqual(await storage.list(), ['kept', 'replaced']);
+        assert.deepEqual(await storage.list(''), ['kept', 'replaced']);
         disk.clear();
         await storage.put('after', 'two');
         await storage.close();
         storage = await service().open('dev.t.s', 1024 * 1024);
-        assert.deepEqual(await storage.list(), ['after', 'kept', 'replaced']);
+        assert.deepEqual(await storage.list(''), ['after', 'kept', 'replaced']);
         assert.equal(await storage.get('replaced'), 'old');
         assert.equal(await storage.get('after'), 'two');
         await storage.close();
