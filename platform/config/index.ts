@@ -80,6 +80,30 @@ function repairAppConfigurations(document: Record<string, unknown>): ConfigRepai
   return repairs;
 }
 
+/**
+ * config.json's text as the gateway reads it at start-up: JSON, app configurations past their
+ * bounds removed (and returned, to be audited), then the whole document validated. Anything
+ * else is refused with E_CONFIG or E_DOCUMENT_LIMIT; `file` only names it in the messages.
+ */
+export function parseConfigDocument(text: string, file: string): { document: ConfigDocument; repairs: ConfigRepair[] } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw fail('E_CONFIG', `Configuration document ${file} is not JSON: ${(error as Error).message}`);
+  }
+  const repairs = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? repairAppConfigurations(parsed as Record<string, unknown>) : [];
+  try {
+    return { document: validateDocument(parsed), repairs };
+  } catch (error) {
+    if (!isIsogateError(error, 'E_DOCUMENT_LIMIT')) throw error;
+    throw fail(
+      'E_DOCUMENT_LIMIT',
+      `${error.message} (${file}); move config.json aside and start the gateway again: it begins a fresh configuration document, keeps the installed apps, and their configurations and routes are set again`,
+    );
+  }
+}
+
 export interface ConfigUpdateOptions<T> {
   /** Writes the change's audit record; see `update`. */
   audit?: (result: T, draft: Readonly<ConfigDocument>) => Promise<unknown>;
@@ -114,23 +138,7 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
       await writeJsonDurable(file, document, { mode: 0o600 });
       return new ConfigStore(file, document);
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw fail('E_CONFIG', `Configuration document ${file} is not JSON: ${(error as Error).message}`);
-    }
-    const repairs = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? repairAppConfigurations(parsed as Record<string, unknown>) : [];
-    let document: ConfigDocument;
-    try {
-      document = validateDocument(parsed);
-    } catch (error) {
-      if (!isIsogateError(error, 'E_DOCUMENT_LIMIT')) throw error;
-      throw fail(
-        'E_DOCUMENT_LIMIT',
-        `${error.message} (${file}); move config.json aside and start the gateway again: it begins a fresh configuration document, keeps the installed apps, and their configurations and routes are set again`,
-      );
-    }
+    const { document, repairs } = parseConfigDocument(text, file);
     if (repairs.length > 0) await writeJsonDurable(file, document, { mode: 0o600 });
     return new ConfigStore(file, document, repairs);
   }
