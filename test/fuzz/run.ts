@@ -106,8 +106,9 @@ function fuzzOne(target: FuzzTargetName, options: Options): Promise<Outcome> {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
+    // The recommended dictionary (stdout) can follow the final stats (stderr) and be long.
     const keep = (chunk: Buffer): void => {
-      output = (output + chunk.toString('utf8')).slice(-200_000);
+      output = (output + chunk.toString('utf8')).slice(-4_000_000);
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
