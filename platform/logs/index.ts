@@ -372,10 +372,10 @@ class FileWriter implements AppLogWriter {
         let chunk = '';
         let chunkBytes = 0;
         const lines: string[] = [];
-        // The lines a failed write dropped are announced where the gap is, once a write succeeds.
         // Full only when the next line does not fit: lines that arrive while this chunk is being
         // appended go into the same file if they fit (they used to rotate it at any size).
         let full = false;
+        // The lines a failed write dropped are announced where the gap is, once a write succeeds.
         const unwritten = this.#unwritten;
         let announced = false;
         if (unwritten > 0) {
