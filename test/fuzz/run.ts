@@ -113,7 +113,8 @@ function fuzzOne(target: FuzzTargetName, options: Options): Promise<Outcome> {
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     child.on('close', (code) => {
-      const runs = /stat::number_of_executed_units:\s*(\d+)/.exec(output)?.[1] ?? [...output.matchAll(/Done (\d+) runs/g)].at(-1)?.[1];
+      // The final stats when they came through, else libFuzzer's last progress line (#N ...).
+      const runs = /stat::number_of_executed_units:\s*(\d+)/.exec(output)?.[1] ?? [...output.matchAll(/^#(\d+)\s/gm)].at(-1)?.[1];
       const coverage = [...output.matchAll(/\bcov: (\d+)/g)].at(-1)?.[1];
       const found = readdirSync(artifacts).map((name) => path.join(artifacts, name));
       if (code !== 0) console.error(output.slice(-6000));
