@@ -102,7 +102,11 @@ export const ERROR_CODES = {
   E_STORAGE_QUOTA: { status: 413, summary: 'The app storage quota is exceeded.' },
   E_STORAGE_CORRUPT: { status: 500, summary: 'A stored record failed authentication.' },
 
-  // Files in the data directory
+  // Files in the data directory. A write that cannot be made durable is refused with one of the
+  // first two (toIsogateError maps the system's ENOSPC/EDQUOT and EIO/EROFS to them), and
+  // nothing is acknowledged that was not synced.
+  E_STORAGE_FULL: { status: 507, summary: "The gateway's disk is full: the change was not made. Free space (old log archives, unused apps) and try again." },
+  E_IO: { status: 500, summary: "The gateway's disk failed to read or write: the change was not made." },
   E_UNSAFE_PATH: { status: 500, summary: 'A path in the data directory is a link or not the kind of file expected; it was not followed.' },
 
   // Logs
@@ -231,6 +235,18 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 }
 
 /**
+ * The system's errors that mean "the disk could not take this", whichever subsystem met them:
+ * one code each, so an app, the API and the CLI tell a full disk from a bug. EROFS is what a
+ * file system remounted read-only after an I/O error answers.
+ */
+const DISK_ERRORS: Readonly<Record<string, ErrorCode>> = { ENOSPC: 'E_STORAGE_FULL', EDQUOT: 'E_STORAGE_FULL', EIO: 'E_IO', EROFS: 'E_IO' };
+
+function diskDetails(error: object): Record<string, unknown> {
+  const { code, syscall } = error as { code?: unknown; syscall?: unknown };
+  return { errno: code, ...(typeof syscall === 'string' ? { syscall } : {}) };
+}
+
+/**
  * Turns anything thrown into an IsogateError without losing a code that crossed a boundary as
  * plain data (worker threads, the control socket, an isolate). Unknown errors become E_INTERNAL.
  */
@@ -245,6 +261,8 @@ export function toIsogateError(error: unknown): IsogateError {
         details && typeof details === 'object' ? (details as Record<string, unknown>) : {},
       );
     }
+    const disk = typeof code === 'string' ? DISK_ERRORS[code] : undefined;
+    if (disk) return new IsogateError(disk, typeof message === 'string' ? message : String(code), diskDetails(error), { cause: error });
     // The original stays reachable as `cause` (with its stack) for logs and debugging.
     if (typeof message === 'string') return new IsogateError('E_INTERNAL', message, {}, { cause: error });
   }

@@ -38,7 +38,8 @@ function send(socket: net.Socket, message: unknown): void {
   if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`);
 }
 
-function parseRequest(line: string): { id: unknown; op: string; params: unknown } {
+/** One request line as the socket reads it from a local client (exported for the fuzz target). */
+export function parseControlRequest(line: string): { id: unknown; op: string; params: unknown } {
   let request: unknown;
   try {
     request = JSON.parse(line);
@@ -94,7 +95,7 @@ function closedSignal(socket: net.Socket): AbortSignal {
 async function answer(socket: net.Socket, line: string, dispatch: ControlDispatch): Promise<void> {
   let id: unknown = null;
   try {
-    const request = parseRequest(line);
+    const request = parseControlRequest(line);
     id = request.id;
     const result = await dispatch(request.op, request.params, {
       progress: (update) => send(socket, { id, progress: update }),

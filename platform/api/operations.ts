@@ -400,13 +400,20 @@ export const OPERATIONS: Record<string, Operation> = {
     params: { ...documentSectionSchema('USER_SETTINGS'), minProperties: 1 },
     run: async ({ config, audit }, change: Partial<UserSettings>) => {
       const before = config.read((doc) => ({ ...USER_SETTINGS_DEFAULTS, ...doc.USER_SETTINGS }));
-      await config.update((doc) => {
-        doc.USER_SETTINGS = { ...doc.USER_SETTINGS, ...change };
-      });
-      for (const [key, event] of SETTING_EVENTS) {
-        const value = change[key];
-        if (value !== undefined && value !== before[key]) await audit.record(event, { 'new value': value });
-      }
+      // Audited before it is written (fail closed): a change the trail cannot hold is not made.
+      await config.update(
+        (doc) => {
+          doc.USER_SETTINGS = { ...doc.USER_SETTINGS, ...change };
+        },
+        {
+          audit: async () => {
+            for (const [key, event] of SETTING_EVENTS) {
+              const value = change[key];
+              if (value !== undefined && value !== before[key]) await audit.record(event, { 'new value': value });
+            }
+          },
+        },
+      );
       return { ...before, ...change };
     },
   },

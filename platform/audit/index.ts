@@ -11,7 +11,7 @@
  * is safe to show as it is; details keep their values exactly.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { fail } from '../../sdk/errors.js';
+import { fail, toIsogateError } from '../../sdk/errors.js';
 import { escapeControls, safeJson } from '../../sdk/text.js';
 import { DataDir, Mutex, writeFileDurable } from '../durable/index.js';
 import { AUDIT_EVENTS, type AuditEventKey, type AuditLogName, renderText, type Severity } from './events.js';
@@ -113,7 +113,9 @@ export class FileAuditLog implements Audit {
       const record = newRecord(++this.#seq, this.#options.clock(), event, values, details);
       const records = this.#records[record.log];
       if (records.length >= this.#options.maxEntries) {
-        await this.#overwrite(record.log, record);
+        await this.#overwrite(record.log, record).catch((error: unknown) => {
+          throw toIsogateError(error);
+        });
       } else {
         await appendLine(this.#dir, this.#file(record.log), record);
         records.push(record);
@@ -149,13 +151,33 @@ export class FileAuditLog implements Audit {
   }
 }
 
+/**
+ * One record appended and synced, or none: a disk that fills mid-line leaves part of it, which
+ * the next record would be glued to (and both lost when the log is read again). So a failed
+ * append cuts the file back to where it ended; the record is refused with E_STORAGE_FULL or
+ * E_IO, and the operation that waited on it is refused with it (fail closed).
+ */
 async function appendLine(dir: DataDir, file: string, record: AuditRecord): Promise<void> {
-  const handle = await dir.open(file, 'a', 0o600);
+  let handle: FileHandle;
   try {
-    await handle.appendFile(`${safeJson(record)}\n`);
-    await handle.sync();
+    handle = await dir.open(file, 'a', 0o600);
+  } catch (error) {
+    throw toIsogateError(error);
+  }
+  try {
+    const { size } = await handle.stat();
+    try {
+      await handle.appendFile(`${safeJson(record)}\n`);
+      await handle.sync();
+    } catch (error) {
+      await handle
+        .truncate(size)
+        .then(() => handle.sync())
+        .catch(() => undefined);
+      throw toIsogateError(error);
+    }
   } finally {
-    await handle.close();
+    await handle.close().catch(() => undefined);
   }
 }
 

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail, isIsogateError } from '../../sdk/errors.js';
+import { fail, isIsogateError, toIsogateError } from '../../sdk/errors.js';
 import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds, DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
 import { DataDir, Mutex, writeJsonDurable } from '../durable/index.js';
@@ -85,6 +85,35 @@ function repairAppConfigurations(document: Record<string, unknown>): ConfigRepai
   return repairs;
 }
 
+/**
+ * config.json's text as the gateway reads it at start-up: JSON, app configurations past their
+ * bounds removed (and returned, to be audited), then the whole document validated. Anything
+ * else is refused with E_CONFIG or E_DOCUMENT_LIMIT; `file` only names it in the messages.
+ */
+export function parseConfigDocument(text: string, file: string): { document: ConfigDocument; repairs: ConfigRepair[] } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw fail('E_CONFIG', `Configuration document ${file} is not JSON: ${(error as Error).message}`);
+  }
+  const repairs = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? repairAppConfigurations(parsed as Record<string, unknown>) : [];
+  try {
+    return { document: validateDocument(parsed), repairs };
+  } catch (error) {
+    if (!isIsogateError(error, 'E_DOCUMENT_LIMIT')) throw error;
+    throw fail(
+      'E_DOCUMENT_LIMIT',
+      `${error.message} (${file}); move config.json aside and start the gateway again: it begins a fresh configuration document, keeps the installed apps, and their configurations and routes are set again`,
+    );
+  }
+}
+
+export interface ConfigUpdateOptions<T> {
+  /** Writes the change's audit record; see `update`. */
+  audit?: (result: T, draft: Readonly<ConfigDocument>) => Promise<unknown>;
+}
+
 export interface ConfigStoreEvents {
   change: [ConfigChange];
 }
@@ -114,23 +143,7 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
       await writeJsonDurable(file, document, { mode: 0o600 });
       return new ConfigStore(file, document);
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw fail('E_CONFIG', `Configuration document ${file} is not JSON: ${(error as Error).message}`);
-    }
-    const repairs = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? repairAppConfigurations(parsed as Record<string, unknown>) : [];
-    let document: ConfigDocument;
-    try {
-      document = validateDocument(parsed);
-    } catch (error) {
-      if (!isIsogateError(error, 'E_DOCUMENT_LIMIT')) throw error;
-      throw fail(
-        'E_DOCUMENT_LIMIT',
-        `${error.message} (${file}); move config.json aside and start the gateway again: it begins a fresh configuration document, keeps the installed apps, and their configurations and routes are set again`,
-      );
-    }
+    const { document, repairs } = parseConfigDocument(text, file);
     if (repairs.length > 0) await writeJsonDurable(file, document, { mode: 0o600 });
     return new ConfigStore(file, document, repairs);
   }
@@ -156,15 +169,24 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
 
   /**
    * Applies `mutate` to a copy, validates the result, writes it durably, then makes it current.
-   * If any step throws, nothing changes.
+   * If any step throws, nothing changes. `audit` writes the change's audit record once the
+   * change is known to be valid and before it is written: a change that cannot be audited (a
+   * full disk) is refused and never made (fail closed). A document write failing after its
+   * record is the one case where the trail names a change that did not happen, and the
+   * caller gets the write's error (E_STORAGE_FULL, E_IO) for it.
    */
-  update<T>(mutate: (draft: ConfigDocument) => T | Promise<T>): Promise<T> {
+  update<T>(mutate: (draft: ConfigDocument) => T | Promise<T>, options: ConfigUpdateOptions<T> = {}): Promise<T> {
     return this.#writes.run(async () => {
       const draft = structuredClone(this.#document);
       const result = await mutate(draft);
       validateDocument(draft);
       for (const check of this.#checks) check(draft);
-      await writeJsonDurable(this.#file, draft, { mode: 0o600 });
+      try {
+        await options.audit?.(result, draft);
+        await writeJsonDurable(this.#file, draft, { mode: 0o600 });
+      } catch (error) {
+        throw toIsogateError(error);
+      }
       const before = this.#document;
       this.#document = draft;
       this.emit('change', { before, after: structuredClone(draft) });

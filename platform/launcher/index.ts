@@ -145,11 +145,14 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     return entry;
   }
 
-  async #updateEntry(packageId: string, change: (entry: ApplicationEntry) => void): Promise<void> {
-    await this.#options.config.update((doc) => {
-      const entry = doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId);
-      if (entry) change(entry);
-    });
+  async #updateEntry(packageId: string, change: (entry: ApplicationEntry) => void, audit?: () => Promise<unknown>): Promise<void> {
+    await this.#options.config.update(
+      (doc) => {
+        const entry = doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId);
+        if (entry) change(entry);
+      },
+      audit ? { audit } : {},
+    );
   }
 
   #runtime(packageId: string): Runtime {
@@ -460,10 +463,14 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
         await this.#options.audit.record('autorunChangeError', {}, { packageId, reason: 'not configured' });
         throw fail('E_PENDING', `${packageId} needs its configuration before its start rule can be set`);
       }
-      await this.#updateEntry(packageId, (entry) => {
-        entry.launchRule = rule;
-      });
-      await this.#options.audit.record('autorunChanged', {}, { packageId, launchRule: rule });
+      // Audited before it is written (fail closed): a rule change the trail cannot hold is not made.
+      await this.#updateEntry(
+        packageId,
+        (entry) => {
+          entry.launchRule = rule;
+        },
+        () => this.#options.audit.record('autorunChanged', {}, { packageId, launchRule: rule }),
+      );
       return this.#announce(packageId);
     });
   }
@@ -520,22 +527,31 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     let valid: Record<string, unknown>;
     try {
       valid = validateAppConfiguration(app.manifest, compute());
-      await this.#options.config.update((doc) => {
-        doc[packageId] = valid;
-        const entry = doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId);
-        if (entry) entry.configured = true;
-      });
+      const keys = changedKeys(before, valid);
+      // Audited before it is written (fail closed): a change the trail cannot hold is not made.
+      await this.#options.config.update(
+        (doc) => {
+          doc[packageId] = valid;
+          const entry = doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === packageId);
+          if (entry) entry.configured = true;
+        },
+        {
+          audit: () =>
+            this.#options.audit.record(
+              'appConfigChanged',
+              { 'application name': name },
+              { packageId, how, keys: keys.slice(0, AUDITED_KEYS), keyCount: keys.length },
+            ),
+        },
+      );
     } catch (error) {
       const coded = toIsogateError(error);
-      await this.#options.audit.record('appConfigChangeError', { 'application name': name }, { packageId, how, code: coded.code, reason: coded.message });
-      throw error;
+      // On a full disk this record fails too; the refusal stands with the first error's code.
+      await this.#options.audit
+        .record('appConfigChangeError', { 'application name': name }, { packageId, how, code: coded.code, reason: coded.message })
+        .catch(() => undefined);
+      throw coded;
     }
-    const keys = changedKeys(before, valid);
-    await this.#options.audit.record(
-      'appConfigChanged',
-      { 'application name': name },
-      { packageId, how, keys: keys.slice(0, AUDITED_KEYS), keyCount: keys.length },
-    );
     let deliveryError: ConfigurationChange['deliveryError'];
     const guest = this.guest(packageId);
     if (guest) {

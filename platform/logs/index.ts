@@ -284,6 +284,9 @@ class FileWriter implements AppLogWriter {
   #queuedBytes = 0;
   #dropped = 0;
   #droppedUnreported = 0;
+  /** Lines a failed write dropped (a full or failing disk), announced by the first write that succeeds again. */
+  #unwritten = 0;
+  #unwrittenCode = '';
   #draining: Promise<void> | undefined;
   #currentBytes: number | undefined;
   /** Why the last drain failed, until a flush reports it. */
@@ -329,7 +332,10 @@ class FileWriter implements AppLogWriter {
    * the same way. The app's next line tries again.
    */
   #failed(error: unknown): void {
-    this.#failure = toIsogateError(error);
+    const coded = toIsogateError(error);
+    this.#failure = coded;
+    this.#unwritten += this.#queue.length;
+    this.#unwrittenCode = coded.code;
     this.#dropped += this.#queue.length;
     this.#queue = [];
     this.#queuedBytes = 0;
@@ -369,7 +375,21 @@ class FileWriter implements AppLogWriter {
         // Full only when the next line does not fit: lines that arrive while this chunk is being
         // appended go into the same file if they fit (they used to rotate it at any size).
         let full = false;
-        while (this.#queue.length > 0) {
+        // The lines a failed write dropped are announced where the gap is, once a write succeeds.
+        const unwritten = this.#unwritten;
+        let announced = false;
+        if (unwritten > 0) {
+          const notice = `${this.options.clock().toISOString()} ${'WARNING'.padEnd(8)} [platform] ${unwritten} log records dropped: the log could not be written (${this.#unwrittenCode})`;
+          const noticeBytes = Buffer.byteLength(notice) + 1;
+          if (this.#currentBytes! + noticeBytes > this.options.maxFileBytes && this.#currentBytes! > 0) full = true;
+          else {
+            lines.push(notice);
+            chunk += `${notice}\n`;
+            chunkBytes += noticeBytes;
+            announced = true;
+          }
+        }
+        while (!full && this.#queue.length > 0) {
           const lineBytes = Buffer.byteLength(this.#queue[0]!) + 1;
           if (this.#currentBytes! + chunkBytes + lineBytes > this.options.maxFileBytes && this.#currentBytes! + chunkBytes > 0) {
             full = true;
@@ -384,11 +404,22 @@ class FileWriter implements AppLogWriter {
         if (chunkBytes > 0) {
           const handle = await this.dir.open(CURRENT, 'a', 0o600);
           try {
-            await handle.writeFile(chunk);
+            const { size } = await handle.stat();
+            try {
+              await handle.writeFile(chunk);
+            } catch (error) {
+              // A full disk takes part of the chunk: cut it off, or the next line is glued to half a one.
+              await handle.truncate(size).catch(() => undefined);
+              const lost = lines.length - (announced ? 1 : 0);
+              this.#unwritten += lost;
+              this.#dropped += lost;
+              throw error;
+            }
           } finally {
             await handle.close();
           }
           this.#currentBytes! += chunkBytes;
+          if (announced) this.#unwritten -= unwritten;
           for (const follower of this.#followers) follower.push(lines);
         }
         if (full) await this.#rotate();

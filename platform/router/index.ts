@@ -323,10 +323,13 @@ export class Router {
       ...(delivery.overflow ? { overflow: delivery.overflow } : {}),
       ...(delivery.queue_bytes ? { queue_bytes: delivery.queue_bytes } : {}),
     };
-    await this.#options.config.update((doc) => {
-      doc.APPLICATIONS.APPS_ROUTING.routes.push(route);
-    });
-    await this.#options.audit.record('routesChanged', {}, { action: 'add', route });
+    // Audited before it is written: a route change the trail cannot hold is not made.
+    await this.#options.config.update(
+      (doc) => {
+        doc.APPLICATIONS.APPS_ROUTING.routes.push(route);
+      },
+      { audit: () => this.#options.audit.record('routesChanged', {}, { action: 'add', route }) },
+    );
     return this.get(route.id);
   }
 
@@ -336,15 +339,18 @@ export class Router {
     const destination = change.destination ?? current.destination;
     if (change.source || change.destination) this.#check(source, destination, id);
     this.#checkDelivery(change);
-    await this.#options.config.update((doc) => {
-      const route = doc.APPLICATIONS.APPS_ROUTING.routes.find((r) => r.id === id);
-      if (!route) throw fail('E_NOT_FOUND', `No route ${id}`);
-      route.source = { ...source };
-      route.destination = { ...destination };
-      if (change.active !== undefined) route.active = change.active;
-      if (change.overflow !== undefined) route.overflow = change.overflow;
-      if (change.queue_bytes !== undefined) route.queue_bytes = change.queue_bytes;
-    });
+    await this.#options.config.update(
+      (doc) => {
+        const route = doc.APPLICATIONS.APPS_ROUTING.routes.find((r) => r.id === id);
+        if (!route) throw fail('E_NOT_FOUND', `No route ${id}`);
+        route.source = { ...source };
+        route.destination = { ...destination };
+        if (change.active !== undefined) route.active = change.active;
+        if (change.overflow !== undefined) route.overflow = change.overflow;
+        if (change.queue_bytes !== undefined) route.queue_bytes = change.queue_bytes;
+      },
+      { audit: () => this.#options.audit.record('routesChanged', {}, { action: 'update', id, change }) },
+    );
     // A route whose ends changed starts afresh: queued messages were meant for the old destination.
     if (change.source || change.destination) this.#closeLane(id);
     else {
@@ -354,17 +360,18 @@ export class Router {
       // A disabled route carries nothing new: sources waiting on it go on (their messages dropped, counted).
       if (!updated.active) lane?.dropWaiting();
     }
-    await this.#options.audit.record('routesChanged', {}, { action: 'update', id, change });
     return this.get(id);
   }
 
   async remove(id: string): Promise<void> {
     this.get(id);
-    await this.#options.config.update((doc) => {
-      doc.APPLICATIONS.APPS_ROUTING.routes = doc.APPLICATIONS.APPS_ROUTING.routes.filter((r) => r.id !== id);
-    });
+    await this.#options.config.update(
+      (doc) => {
+        doc.APPLICATIONS.APPS_ROUTING.routes = doc.APPLICATIONS.APPS_ROUTING.routes.filter((r) => r.id !== id);
+      },
+      { audit: () => this.#options.audit.record('routesChanged', {}, { action: 'remove', id }) },
+    );
     this.#closeLane(id);
-    await this.#options.audit.record('routesChanged', {}, { action: 'remove', id });
   }
 
   #counters(key: string): EndpointCounters {

@@ -377,8 +377,20 @@ class LogStorage implements AppStorage {
     return Buffer.concat([header, keyBytes, valueBytes]);
   }
 
-  /** One record written at the end of what is committed and synced; returns where it is. */
+  /**
+   * One record written at the end of what is committed and synced; returns where it is. A
+   * write the disk cannot take (full, failing) is refused with E_STORAGE_FULL or E_IO and
+   * leaves the index as it was: the app is told, and nothing it was told succeeded is lost.
+   */
   async #append(plain: Buffer): Promise<IndexEntry> {
+    try {
+      return await this.#appendRecord(plain);
+    } catch (error) {
+      throw toIsogateError(error);
+    }
+  }
+
+  async #appendRecord(plain: Buffer): Promise<IndexEntry> {
     const file = this.#file;
     if (!file) throw fail('E_STATE', 'This storage is closed');
     if (this.#directorySyncOwed) {
@@ -397,7 +409,15 @@ class LogStorage implements AppStorage {
       await file.write(record, this.#fileBytes);
       await file.handle.datasync();
     } catch (error) {
+      // Cut off now where the disk allows it: a record whose sync failed may still reach the
+      // disk, and a refused put must not come back after a restart.
       this.#tailUncommitted = true;
+      await file.handle.truncate(this.#fileBytes).then(
+        () => {
+          this.#tailUncommitted = false;
+        },
+        () => undefined,
+      );
       throw error;
     }
     const entry = { offset: this.#fileBytes, length: record.length, sequence: this.#sequence, bytes: 0 };

@@ -119,12 +119,12 @@ describe('launcher', () => {
   function failConfigWrites(count: number): void {
     const update = config.update.bind(config);
     let left = count;
-    sinon.stub(config, 'update').callsFake(async (change) => {
+    sinon.stub(config, 'update').callsFake(async (change, options) => {
       if (left > 0) {
         left -= 1;
         throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
       }
-      return update(change);
+      return update(change, options);
     });
   }
 
@@ -244,6 +244,27 @@ describe('launcher', () => {
     await l.setConfiguration(manifest.package_id, { rate: 6 });
     assert.deepEqual(sandboxes[0]!.configs, [{ rate: 6 }]);
     assert.deepEqual(l.getConfiguration(manifest.package_id), { rate: 6 });
+  });
+
+  it('makes no configuration or start rule change whose audit record cannot be written (fail closed): refused with E_STORAGE_FULL, config.json unchanged', async () => {
+    const manifest = sampleManifest({
+      package_id: 'dev.isogate.tests.audited',
+      configuration: { schema: { type: 'object', properties: { rate: { type: 'integer' } } }, defaults: { rate: 1 } },
+    });
+    await install(manifest);
+    const l = launcher();
+    await l.setConfiguration(manifest.package_id, { rate: 2 });
+    const before = await fs.readFile(path.join(dir, 'config.json'));
+    failAudit('appConfigChanged', 'autorunChanged');
+    await assert.rejects(l.setConfiguration(manifest.package_id, { rate: 3 }), { code: 'E_STORAGE_FULL' });
+    await assert.rejects(l.mergeConfiguration(manifest.package_id, { rate: 4 }), { code: 'E_STORAGE_FULL' });
+    await assert.rejects(l.setLaunchRule(manifest.package_id, 'auto'), { code: 'E_STORAGE_FULL' });
+    assert.deepEqual(await fs.readFile(path.join(dir, 'config.json')), before);
+    assert.deepEqual(l.getConfiguration(manifest.package_id), { rate: 2 });
+    assert.deepEqual(audit.events().slice(-2), ['appConfigChangeError', 'appConfigChangeError'], 'the refusals are audited where the trail takes them');
+    sinon.restore();
+    await l.setLaunchRule(manifest.package_id, 'auto');
+    assert.equal(audit.events().at(-1), 'autorunChanged');
   });
 
   it('restarts a failed app with backoff, then gives up after the cap', async () => {
@@ -379,8 +400,8 @@ describe('launcher', () => {
     failConfigWrites(1);
     sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
     await waitFor(() => sandboxes.length === 2 && l.status(id).status === 'running');
-    assert.ok(logged(/^Could not audit the failure: E_INTERNAL: ENOSPC: no space left on device/), JSON.stringify(appLogs));
-    assert.ok(logged(/^Could not record the Error state: E_INTERNAL: EIO/), JSON.stringify(appLogs));
+    assert.ok(logged(/^Could not audit the failure: E_STORAGE_FULL: ENOSPC: no space left on device/), JSON.stringify(appLogs));
+    assert.ok(logged(/^Could not record the Error state: E_IO: EIO/), JSON.stringify(appLogs));
     assert.equal(l.status(id).restarts, 1);
   });
 
@@ -389,7 +410,7 @@ describe('launcher', () => {
     await l.start(id);
     failConfigWrites(100);
     sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
-    await waitFor(() => logged(/^Restart 1 did not start the app: E_INTERNAL: EIO/));
+    await waitFor(() => logged(/^Restart 1 did not start the app: E_IO: EIO/));
     assert.equal(l.status(id).status, 'error');
     assert.equal(sandboxes.length, 1, 'no sandbox without its state written');
     sinon.restore();
@@ -444,7 +465,7 @@ describe('launcher', () => {
       true,
       'an Autostart app comes back',
     );
-    assert.ok(logged(/^Stopping at gateway shutdown failed: E_INTERNAL: EIO/));
+    assert.ok(logged(/^Stopping at gateway shutdown failed: E_IO: EIO/));
   });
 
   it('starts nothing once shutdown has begun (a command or restart queued behind it would outlive it): E_UNAVAILABLE, no sandbox', async () => {

@@ -17,4 +17,19 @@ describe('error registry', () => {
     assert.deepEqual(converted.toJSON(), { code: 'E_RANGE', message: 'outside', details: { size: 3 } });
     assert.equal(converted.status, ERROR_CODES.E_RANGE.status);
   });
+
+  it("codes the system's full-disk and I/O errors, keeping the original as the cause", () => {
+    for (const [errno, code, status] of [
+      ['ENOSPC', 'E_STORAGE_FULL', 507],
+      ['EDQUOT', 'E_STORAGE_FULL', 507],
+      ['EIO', 'E_IO', 500],
+      ['EROFS', 'E_IO', 500],
+    ] as const) {
+      const original = Object.assign(new Error(`${errno}: failed, write`), { code: errno, syscall: 'write' });
+      const converted = toIsogateError(original);
+      assert.deepEqual([converted.code, converted.status, converted.details], [code, status, { errno, syscall: 'write' }]);
+      assert.equal(converted.cause, original);
+    }
+    assert.equal(toIsogateError(Object.assign(new Error('EBADF: bad file descriptor'), { code: 'EBADF' })).code, 'E_INTERNAL');
+  });
 });
