@@ -356,6 +356,44 @@ describe('orchestrator: in-place update', function () {
     assert.equal(audit.records.at(-1)!.event, 'updateSucceeded');
   });
 
+  it('the committed journal is the last of the update to go: a crash while the old files are erased keeps the new version, with no violation', async () => {
+    // The crash harness (seed 1775760123) once cut this erasure after the journal, which went
+    // first in readdir order: the next start took the half-erased old version for an update without a journal.
+    await publish({ version: '1.0.0', configuration: V1_CONFIG });
+    let crashed!: () => void;
+    const reached = new Promise<void>((resolve) => {
+      crashed = resolve;
+    });
+    const first = await open(async (step) => {
+      if (step !== 'old-erased') return;
+      crashed();
+      await new Promise(() => undefined);
+    });
+    await first.install(ID);
+    await config.update((doc) => {
+      doc[ID] = { intervalMs: 500, mode: 'slow', label: 'north' };
+    });
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    void first.update(ID);
+    await reached;
+    assert.deepEqual(await fs.readdir(path.join(dir, 'updates', ID)), ['journal.json'], 'the old files are gone, the committed journal is not');
+
+    config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+    const reopened = await open();
+    assert.equal(reopened.get(ID)!.version, '2.0.0');
+    await reopened.verifyIntegrity(ID);
+    assert.deepEqual(
+      config.read((doc) => doc[ID]),
+      { intervalMs: 500, mode: 'eco', retries: 3 },
+    );
+    assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+    assert.equal(
+      audit.records.some((record) => record.event === 'integrityViolation'),
+      false,
+    );
+    assert.equal(audit.records.at(-1)!.event, 'updateSucceeded');
+  });
+
   it('a forged update journal is not followed: the old files are put back and the forgery audited', async () => {
     await publish({ version: '1.0.0', configuration: V1_CONFIG });
     let crashed!: () => void;
