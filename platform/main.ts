@@ -30,7 +30,7 @@ import { originOf } from './integrity/index.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
 import { type EmergencyHook, EmergencyMode } from './modes/index.js';
-import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp, type UninstallStep } from './orchestrator/index.js';
+import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp, type UnfinishedUninstall, type UninstallStep } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
 import { type AppSandbox, createAppSandbox } from './sandbox/index.js';
@@ -471,9 +471,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       config,
       status: () => gatewayStatus(),
       installedApps: () =>
-        [...installed.list().map((app) => installedAppView(app, running)), ...installed.quarantined().map((app) => quarantinedAppView(app, config))].sort(
-          (a, b) => a.name.localeCompare(b.name),
-        ),
+        [
+          ...installed.list().map((app) => installedAppView(app, running)),
+          ...installed.quarantined().map((app) => quarantinedAppView(app, config)),
+          ...installed.unfinishedUninstalls().map((app) => uninstallingAppView(app, config)),
+        ].sort((a, b) => a.name.localeCompare(b.name)),
       logArchiveInfo: (id) => {
         services.requireInstalled(id);
         return logs.archiveInfo(id);
@@ -699,6 +701,33 @@ function quarantinedAppView(app: QuarantinedApp, config: ConfigStore): Installed
     signature: 'untrusted',
     signer: null,
     installed_at: app.record?.installedAt ?? '',
+    manifest: null,
+  };
+}
+
+/** An uninstall past its commit point that failed: the app is out, and an uninstall again finishes it. */
+function uninstallingAppView(app: UnfinishedUninstall, config: ConfigStore): InstalledAppView {
+  const entry = config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((candidate) => candidate.package_id === app.packageId));
+  const reason = `its uninstall did not finish${app.failure ? ` (${app.failure.code}: ${app.failure.message})` : ''}; it is not started, and "isogate apps uninstall ${app.packageId}" finishes it`;
+  return {
+    package_id: app.packageId,
+    name: app.name,
+    publisher: 'unknown',
+    publisher_claim: '',
+    origin: 'store',
+    version: entry?.version ?? '',
+    type: entry?.type ?? '',
+    status: 'uninstalling',
+    state: APP_STATE.stopped,
+    launch_rule: 'blocked',
+    log_level: entry?.logLevel ?? 3,
+    configured: entry?.configured !== false,
+    restarts: 0,
+    reason,
+    ...(app.failure ? { last_error: app.failure } : {}),
+    signature: 'untrusted',
+    signer: null,
+    installed_at: '',
     manifest: null,
   };
 }
