@@ -103,6 +103,8 @@ async function main(): Promise<void> {
   const serving = await serveStore({ dir: path.join(dir, 'store') });
   let child: ChildProcess | undefined;
   let kill = 0;
+  // The operations of the round under check, printed with a failure: the seed replays them, the timing may not.
+  let round: string[] = [];
   try {
     const acme = path.join(dir, 'acme');
     await serving.store.issuePublisher('Crash Ltd', acme);
@@ -189,6 +191,7 @@ async function main(): Promise<void> {
       });
       const apps = (): Promise<AppRow[]> => call(socket, 'apps.list');
       const done: string[] = [];
+      round = done;
       const installAsked = new Set<string>();
       const refusals = new Map<string, number>();
       let answered = 0;
@@ -341,6 +344,7 @@ async function main(): Promise<void> {
     process.stdout.write(`crash harness: ${kill - 1} kills, every invariant held (seed ${seed}, ${Math.round((Date.now() - started) / 1000)} s)\n`);
   } catch (error) {
     process.stderr.write(`crash harness FAILED at kill ${kill} (replay: CRASH_SEED=${seed} CRASH_KILLS=${kills} npm run test:crash)\n`);
+    process.stderr.write(`the round's operations, the last one cut by the kill: ${round.join(', ')}\n`);
     throw error;
   } finally {
     if (child && child.exitCode === null && child.signalCode === null) {
