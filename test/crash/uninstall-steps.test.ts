@@ -141,7 +141,7 @@ describe('an uninstall killed after each step', function () {
     // The storage wipe meets a link planted where the app's storage was: it is refused, never followed.
     const elsewhere = path.join(dir, 'elsewhere');
     await fs.mkdir(elsewhere, { recursive: true });
-    await fs.writeFile(path.join(elsewhere, 'keep'), 'not the gateway\'s');
+    await fs.writeFile(path.join(elsewhere, 'keep'), "not the gateway's");
     await fs.rm(path.join(dataDir, 'storage', PLANT), { recursive: true });
     await fs.symlink(elsewhere, path.join(dataDir, 'storage', PLANT));
 
