@@ -540,7 +540,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
     try {
       const verified = await stage(work);
-      if (this.#closing) throw fail('E_UNAVAILABLE', `The gateway is stopping: the install of ${appName} was abandoned before its commit and rolled back`);
+      if (this.#closing) {
+        const abandoned = fail('E_UNAVAILABLE', `The gateway is stopping: the install of ${appName} was abandoned before its commit and rolled back`);
+        // Audited like any install that did not happen: the stop's own record does not name it.
+        await this.#options.audit.record(
+          'installError',
+          { 'application name': appName },
+          { packageId: verified.manifest.package_id, version: verified.manifest.version, origin, code: abandoned.code, reason: abandoned.message },
+        );
+        throw abandoned;
+      }
       const app = await this.#commit(work, verified, origin, owner);
       await this.#options.audit.record(
         'installSucceeded',
