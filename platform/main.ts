@@ -69,6 +69,11 @@ export interface GatewayOptions {
   platformApps?: boolean;
   /** How long an updated app must run before its update is committed (ms; default 5000): a failure within it rolls back. */
   updateWatchMs?: number;
+  /**
+   * The size at which an app's log file is rotated (bytes, 4 KiB to 10 MiB; default the manual's
+   * 10 MB): smaller for the crash harness, which must catch rotations under way.
+   */
+  appLogFileBytes?: number;
   /** Port of the REST API over HTTPS (0: any free one); without it the gateway has only its control socket. */
   port?: number;
   /**
@@ -141,6 +146,10 @@ const SHUTDOWN_ORDER = [
 ] as const;
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const logFileBytes = options.appLogFileBytes;
+  if (logFileBytes !== undefined && (!Number.isInteger(logFileBytes) || logFileBytes < 4096 || logFileBytes > 10 * 1024 * 1024)) {
+    throw fail('E_OPTION', `appLogFileBytes is an integer from 4096 to 10485760 (bytes), got ${String(logFileBytes)}`);
+  }
   // Checked, locked and migrated before anything in it is read or written (see platform/datadir).
   const opened = await openDataDirectory({ dataDir: options.dataDir, ...(options.storeDataDir ? { storeDir: options.storeDataDir } : {}) });
   const { dataDir } = opened;
@@ -202,7 +211,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           }),
     ];
 
-    const logs = new AppLogs({ root: dir('logs') });
+    const logs = new AppLogs({ root: dir('logs'), ...(logFileBytes === undefined ? {} : { maxFileBytes: logFileBytes }) });
     shutdown.set('logs', () => logs.close());
     const appLog = (packageId: string, level: LogLevelCode, message: string): void => logs.writer(packageId).write(level, message, 'platform');
     const storage = new StorageService({ root: dir('storage'), keys });
