@@ -913,17 +913,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await eraseTree(work, data);
       return refused(fail('E_INSTALL', `${packageId} has no entry in the configuration document`));
     }
-    const oldConfiguration = this.#options.config.read((doc) => (doc[packageId] === undefined ? null : structuredClone(doc[packageId])));
-    const carried = carryConfiguration(manifest, oldConfiguration ?? undefined);
-    const newEntry: ApplicationEntry = {
-      ...oldEntry,
-      name: manifest.name,
-      version: manifest.version,
-      type: manifest.type,
-      manifest: JSON.stringify(manifest),
-      configured: !manifest.configuration?.required || carried.value !== undefined || manifest.configuration.defaults !== undefined,
-    };
-
     report('install', entry.size, 80);
     const dir = path.join(this.#updatesDir, packageId);
     const step = async (name: UpdateStep): Promise<void> => {
@@ -937,6 +926,18 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await eraseTree(work, data);
       return refused(error);
     }
+    // Read once the app is held: a configuration saved until then is the one carried and journalled
+    // (read before, it was overwritten by the carried older one when a save came between).
+    const oldConfiguration = this.#options.config.read((doc) => (doc[packageId] === undefined ? null : structuredClone(doc[packageId])));
+    const carried = carryConfiguration(manifest, oldConfiguration ?? undefined);
+    const newEntry: ApplicationEntry = {
+      ...oldEntry,
+      name: manifest.name,
+      version: manifest.version,
+      type: manifest.type,
+      manifest: JSON.stringify(manifest),
+      configured: !manifest.configuration?.required || carried.value !== undefined || manifest.configuration.defaults !== undefined,
+    };
     const journal: Omit<UpdateJournal, 'mac'> = {
       package_id: packageId,
       from,

@@ -193,6 +193,32 @@ describe('orchestrator: in-place update', function () {
     assert.ok(!names.includes('Launcher: Attempting to download a new version of the application'), 'an update is not the refused install');
   });
 
+  it('carries the configuration saved while the app was being held, not the one before it, and journals that one', async () => {
+    await installedV1();
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    // hold() waits for the app's lock in the launcher, which a configuration save holds: the save
+    // lands while the update waits there (it used to have read the configuration before).
+    const hold = runner.hold.bind(runner);
+    let journalled: unknown;
+    runner.hold = async (id) => {
+      await config.update((doc) => {
+        doc[ID] = { intervalMs: 700, mode: 'fast', label: 'south' };
+      });
+      return hold(id);
+    };
+    // The same data directory opened again, watching the steps: the journal is read at `configured`.
+    const watched = await open(async (step) => {
+      if (step !== 'configured') return;
+      journalled = JSON.parse(await fs.readFile(path.join(dir, 'updates', ID, 'journal.json'), 'utf8')).configuration;
+    });
+    await watched.update(ID);
+    assert.deepEqual(journalled, { intervalMs: 700, mode: 'fast', label: 'south' }, 'a rollback would put back the save');
+    assert.deepEqual(
+      config.read((doc) => doc[ID]),
+      { intervalMs: 700, mode: 'fast', retries: 3 },
+    );
+  });
+
   it('does not start an app that was stopped before the update', async () => {
     const orchestrator = await installedV1();
     await publish({ version: '1.1.0', configuration: V1_CONFIG });
