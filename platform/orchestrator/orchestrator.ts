@@ -34,14 +34,9 @@ export interface InstalledApp {
 }
 
 /**
- * An installed app that failed the check at start (the manual's integrity violation): its
- * record fails its MAC, cannot be read or parsed, or its manifest no longer validates. It is
- * never started and its files stay where they are, for the integrity report, until the admin
- * uninstalls it; each start that finds it records an "Object integrity violation".
- */
-/**
- * An uninstall past its commit point that has not finished: the app is out (never listed as
- * installed, never launched), and `uninstall` again finishes it. `failure` says what stopped it.
+ * An uninstall past its commit point that has not finished: the app is out (not loaded as
+ * installed, never launched; listed as uninstalling), and `uninstall` again finishes it.
+ * `failure` says what stopped it.
  */
 export interface UnfinishedUninstall {
   packageId: string;
@@ -49,6 +44,12 @@ export interface UnfinishedUninstall {
   failure?: { code: string; message: string; at: string };
 }
 
+/**
+ * An installed app that failed the check at start (the manual's integrity violation): its
+ * record fails its MAC, cannot be read or parsed, or its manifest no longer validates. It is
+ * never started and its files stay where they are, for the integrity report, until the admin
+ * uninstalls it; each start that finds it records an "Object integrity violation".
+ */
 export interface QuarantinedApp {
   packageId: string;
   /** From the configuration entry written at install (verified then), else the package id. */
