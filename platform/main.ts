@@ -33,7 +33,7 @@ import { IntegrityService } from './integrity/service.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
 import { type EmergencyHook, EmergencyMode, type EmergencyState } from './modes/index.js';
-import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp, type UninstallStep } from './orchestrator/index.js';
+import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp, type UnfinishedUninstall, type UninstallStep } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
 import { type AppSandbox, createAppSandbox } from './sandbox/index.js';
@@ -72,6 +72,11 @@ export interface GatewayOptions {
   platformApps?: boolean;
   /** How long an updated app must run before its update is committed (ms; default 5000): a failure within it rolls back. */
   updateWatchMs?: number;
+  /**
+   * The size at which an app's log file is rotated (bytes, 4 KiB to 10 MiB; default the manual's
+   * 10 MB): smaller for the crash harness, which must catch rotations under way.
+   */
+  appLogFileBytes?: number;
   /** Port of the REST API over HTTPS (0: any free one); without it the gateway has only its control socket. */
   port?: number;
   /**
@@ -144,6 +149,10 @@ const SHUTDOWN_ORDER = [
 ] as const;
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const logFileBytes = options.appLogFileBytes;
+  if (logFileBytes !== undefined && (!Number.isInteger(logFileBytes) || logFileBytes < 4096 || logFileBytes > 10 * 1024 * 1024)) {
+    throw fail('E_OPTION', `appLogFileBytes is an integer from 4096 to 10485760 (bytes), got ${String(logFileBytes)}`);
+  }
   // Checked, locked and migrated before anything in it is read or written (see platform/datadir).
   const opened = await openDataDirectory({ dataDir: options.dataDir, ...(options.storeDataDir ? { storeDir: options.storeDataDir } : {}) });
   const { dataDir } = opened;
@@ -205,7 +214,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           }),
     ];
 
-    const logs = new AppLogs({ root: dir('logs') });
+    const logs = new AppLogs({ root: dir('logs'), ...(logFileBytes === undefined ? {} : { maxFileBytes: logFileBytes }) });
     shutdown.set('logs', () => logs.close());
     const appLog = (packageId: string, level: LogLevelCode, message: string): void => logs.writer(packageId).write(level, message, 'platform');
     const storage = new StorageService({ root: dir('storage'), keys });
@@ -524,9 +533,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       config,
       status: () => gatewayStatus(),
       installedApps: () =>
-        [...installed.list().map((app) => installedAppView(app, running)), ...installed.quarantined().map((app) => quarantinedAppView(app, config))].sort(
-          (a, b) => a.name.localeCompare(b.name),
-        ),
+        [
+          ...installed.list().map((app) => installedAppView(app, running)),
+          ...installed.quarantined().map((app) => quarantinedAppView(app, config)),
+          ...installed.unfinishedUninstalls().map((app) => uninstallingAppView(app, config)),
+        ].sort((a, b) => a.name.localeCompare(b.name)),
       logArchiveInfo: (id) => {
         services.requireInstalled(id);
         return logs.archiveInfo(id);
@@ -761,6 +772,33 @@ function quarantinedAppView(app: QuarantinedApp, config: ConfigStore): Installed
     signature: 'untrusted',
     signer: null,
     installed_at: app.record?.installedAt ?? '',
+    manifest: null,
+  };
+}
+
+/** An uninstall past its commit point that failed: the app is out, and an uninstall again finishes it. */
+function uninstallingAppView(app: UnfinishedUninstall, config: ConfigStore): InstalledAppView {
+  const entry = config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((candidate) => candidate.package_id === app.packageId));
+  const reason = `its uninstall did not finish${app.failure ? ` (${app.failure.code}: ${app.failure.message})` : ''}; it is not started, and "isogate apps uninstall ${app.packageId}" finishes it`;
+  return {
+    package_id: app.packageId,
+    name: app.name,
+    publisher: 'unknown',
+    publisher_claim: '',
+    origin: 'store',
+    version: entry?.version ?? '',
+    type: entry?.type ?? '',
+    status: 'uninstalling',
+    state: APP_STATE.stopped,
+    launch_rule: 'blocked',
+    log_level: entry?.logLevel ?? 3,
+    configured: entry?.configured !== false,
+    restarts: 0,
+    reason,
+    ...(app.failure ? { last_error: app.failure } : {}),
+    signature: 'untrusted',
+    signer: null,
+    installed_at: '',
     manifest: null,
   };
 }

@@ -93,6 +93,7 @@ async function appsList(inv: Invocation): Promise<void> {
           (app: any) =>
             `${app.package_id} is quarantined (never started, its files kept; "isogate apps uninstall ${app.package_id}" removes it): ${app.reason}`,
         ),
+      ...shown.filter((app: any) => app.status === 'uninstalling').map((app: any) => `${app.package_id} is being uninstalled: ${app.reason}`),
     ].join('\n'),
   );
 }

@@ -6,6 +6,7 @@ export type {
   OrchestratorOptions,
   PushResult,
   QuarantinedApp,
+  UnfinishedUninstall,
   UninstallStep,
   UpdateHooks,
   UpdateResult,

@@ -34,6 +34,17 @@ export interface InstalledApp {
 }
 
 /**
+ * An uninstall past its commit point that has not finished: the app is out (not loaded as
+ * installed, never launched; listed as uninstalling), and `uninstall` again finishes it.
+ * `failure` says what stopped it.
+ */
+export interface UnfinishedUninstall {
+  packageId: string;
+  name: string;
+  failure?: { code: string; message: string; at: string };
+}
+
+/**
  * An installed app that failed the check at start (the manual's integrity violation): its
  * record fails its MAC, cannot be read or parsed, or its manifest no longer validates. It is
  * never started and its files stay where they are, for the integrity report, until the admin
@@ -124,9 +135,10 @@ export interface UpdateHooks {
 
 /**
  * The steps of an update, in order. Up to `committed` a crash leaves the old version (rolled
- * back at the next start); from `committed` on, the new one.
+ * back at the next start); from `committed` on, the new one. `old-erased`: the old version's
+ * files are gone, the committed journal not yet.
  */
-export type UpdateStep = 'staged' | 'old-moved' | 'new-moved' | 'configured' | 'started' | 'committed';
+export type UpdateStep = 'staged' | 'old-moved' | 'new-moved' | 'configured' | 'started' | 'committed' | 'old-erased';
 
 /**
  * The steps of an uninstall, in order (`started`: audited, nothing written yet). `recorded` is its commit point: before it a crash leaves
@@ -187,7 +199,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   readonly #quarantined = new Map<string, QuarantinedApp>();
   readonly #busy = new Set<string>();
   /** Uninstalls past their commit point that failed before finishing: the app is gone, `uninstall` finishes it. */
-  readonly #removing = new Map<string, string>();
+  readonly #removing = new Map<string, Omit<UnfinishedUninstall, 'packageId'>>();
   #removals!: RemovalJournal;
   /** Set by close(): no operation begins, and one under way is let finish or roll back first. */
   #closing = false;
@@ -284,6 +296,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       doc.APPLICATIONS.APPS_CONTROL.applications.map((a) => ({ id: a.package_id, name: a.name, version: a.version })),
     );
     for (const { name } of await data.readdir('apps')) {
+      // An uninstall that could not finish at start: its files are on their way out, not an app.
+      if (this.#removing.has(name)) continue;
       const loaded = await this.#loadInstalled(name);
       if ('app' in loaded) {
         this.#apps.set(name, loaded.app);
@@ -311,7 +325,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     const missingEntries = [...this.#apps.values()].filter((app) => !entries.some((entry) => entry.id === app.packageId));
     // A quarantined app keeps its entry (start rule, configuration) until it is uninstalled.
-    const orphanEntries = entries.map((entry) => entry.id).filter((id) => !this.#apps.has(id) && !this.#quarantined.has(id));
+    const orphanEntries = entries.map((entry) => entry.id).filter((id) => !this.#apps.has(id) && !this.#quarantined.has(id) && !this.#removing.has(id));
     if (missingEntries.length || orphanEntries.length) {
       await this.#options.config.update((doc) => {
         const list = doc.APPLICATIONS.APPS_CONTROL.applications.filter((entry) => !orphanEntries.includes(entry.package_id));
@@ -527,7 +541,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
     try {
       const verified = await stage(work);
-      if (this.#closing) throw fail('E_UNAVAILABLE', `The gateway is stopping: the install of ${appName} was abandoned before its commit and rolled back`);
+      if (this.#closing) {
+        const abandoned = fail('E_UNAVAILABLE', `The gateway is stopping: the install of ${appName} was abandoned before its commit and rolled back`);
+        // Audited like any install that did not happen: the stop's own record does not name it.
+        await this.#options.audit.record(
+          'installError',
+          { 'application name': appName },
+          { packageId: verified.manifest.package_id, version: verified.manifest.version, origin, code: abandoned.code, reason: abandoned.message },
+        );
+        throw abandoned;
+      }
       const app = await this.#commit(work, verified, origin, owner);
       await this.#options.audit.record(
         'installSucceeded',
@@ -891,17 +914,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await eraseTree(work, data);
       return refused(fail('E_INSTALL', `${packageId} has no entry in the configuration document`));
     }
-    const oldConfiguration = this.#options.config.read((doc) => (doc[packageId] === undefined ? null : structuredClone(doc[packageId])));
-    const carried = carryConfiguration(manifest, oldConfiguration ?? undefined);
-    const newEntry: ApplicationEntry = {
-      ...oldEntry,
-      name: manifest.name,
-      version: manifest.version,
-      type: manifest.type,
-      manifest: JSON.stringify(manifest),
-      configured: !manifest.configuration?.required || carried.value !== undefined || manifest.configuration.defaults !== undefined,
-    };
-
     report('install', entry.size, 80);
     const dir = path.join(this.#updatesDir, packageId);
     const step = async (name: UpdateStep): Promise<void> => {
@@ -915,6 +927,18 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await eraseTree(work, data);
       return refused(error);
     }
+    // Read once the app is held: a configuration saved until then is the one carried and journalled
+    // (read before, it was overwritten by the carried older one when a save came between).
+    const oldConfiguration = this.#options.config.read((doc) => (doc[packageId] === undefined ? null : structuredClone(doc[packageId])));
+    const carried = carryConfiguration(manifest, oldConfiguration ?? undefined);
+    const newEntry: ApplicationEntry = {
+      ...oldEntry,
+      name: manifest.name,
+      version: manifest.version,
+      type: manifest.type,
+      manifest: JSON.stringify(manifest),
+      configured: !manifest.configuration?.required || carried.value !== undefined || manifest.configuration.defaults !== undefined,
+    };
     const journal: Omit<UpdateJournal, 'mac'> = {
       package_id: packageId,
       from,
@@ -985,7 +1009,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       // The commit point: from here on a crash leaves the new version.
       await this.#writeJournal(dir, { ...journal, phase: 'committed' });
       await step('committed');
-      await eraseTree(dir, data);
+      await this.#eraseUpdateDir(dir, () => step('old-erased'));
       const identity = signerIdentity(verified.signer);
       if (identity) await this.#bindings.bind(packageId, identity, this.#options.clock());
       await audit.record('updateSucceeded', names, {
@@ -1123,6 +1147,23 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     this.#apps.set(old.packageId, old);
     if (state.configured) await this.#options.config.update((doc) => this.#applyEntry(doc, state.oldEntry, state.oldConfiguration));
+    await this.#eraseUpdateDir(dir);
+  }
+
+  /**
+   * An update's directory goes with its journal last: erased in readdir order, a crash after
+   * the journal was overwritten but before old/ was left the old version without its record
+   * of the commit, and the next start put it back over the committed one (the crash harness,
+   * seed 1775760123). Until the journal goes, the next start reads what it says.
+   */
+  async #eraseUpdateDir(dir: string, beforeJournal?: () => Promise<void>): Promise<void> {
+    const data = this.#data;
+    if (!(await data.lstat(data.relative(dir)))) return;
+    for (const { name } of await data.readdir(data.relative(dir))) {
+      if (name !== 'journal.json') await eraseTree(path.join(dir, name), data);
+    }
+    await data.syncDirectory(data.relative(dir));
+    await beforeJournal?.();
     await eraseTree(dir, data);
   }
 
@@ -1156,7 +1197,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const journal = await this.#readJournal(dir).catch(() => undefined);
       const hasOld = (await data.lstat(data.relative(path.join(dir, 'old')))) !== undefined;
       if (journal && journal.package_id === name && journal.phase === 'committed') {
-        await eraseTree(dir, data);
+        await this.#eraseUpdateDir(dir);
         await this.#options.audit.record(
           'updateSucceeded',
           { 'application name': journal.entry.name ?? name, 'new version': journal.to },
@@ -1183,7 +1224,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           { packageId: name },
         );
       }
-      await eraseTree(dir, data);
+      await this.#eraseUpdateDir(dir);
     }
   }
 
@@ -1217,7 +1258,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   async uninstall(packageId: string): Promise<void> {
     const app = this.#apps.get(packageId);
     const quarantined = this.#quarantined.get(packageId);
-    const unfinished = this.#removing.get(packageId);
+    const unfinished = this.#removing.get(packageId)?.name;
     if (!app && !quarantined && unfinished === undefined) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
     if (this.#busy.has(packageId)) throw fail('E_BUSY', `${packageId} is being installed or uninstalled already`);
     this.#begin(packageId);
@@ -1234,12 +1275,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           await this.#removals.begin({ removing: packageId, name: appName, startedAt: this.#options.clock().toISOString() });
           this.#apps.delete(packageId);
           this.#quarantined.delete(packageId);
-          this.#removing.set(packageId, appName);
+          this.#removing.set(packageId, { name: appName });
           await this.#options.onUninstallStep?.('recorded', packageId);
         }
         await this.#finishUninstall(packageId);
       } catch (error) {
-        await audit.record('uninstallError', { 'application name': appName }, { packageId, code: toIsogateError(error).code });
+        const coded = toIsogateError(error);
+        this.#failedRemoval(packageId, coded);
+        await audit.record('uninstallError', { 'application name': appName }, { packageId, code: coded.code });
         if (isIsogateError(error)) throw error;
         throw fail('E_UNINSTALL', `${appName} could not be uninstalled: ${(error as Error).message}`);
       }
@@ -1307,14 +1350,38 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     for (const record of pending.records) {
       const packageId = record.removing;
-      this.#removing.set(packageId, record.name);
-      await this.#finishUninstall(packageId);
+      this.#removing.set(packageId, { name: record.name });
+      try {
+        await this.#finishUninstall(packageId);
+      } catch (error) {
+        // Past the commit point the app is gone whatever stopped the erasures: it stays out
+        // (never loaded, never launched, listed as uninstalling), and the gateway starts anyway,
+        // for refusing to start would leave every other app down and no way to finish it.
+        const coded = toIsogateError(error);
+        this.#failedRemoval(packageId, coded);
+        await this.#options.audit.record(
+          'uninstallError',
+          { 'application name': record.name },
+          { packageId, resumed: true, startedAt: record.startedAt, code: coded.code, reason: coded.message },
+        );
+        continue;
+      }
       await this.#options.audit.record('uninstallSucceeded', { 'application name': record.name }, { packageId, resumed: true, startedAt: record.startedAt });
     }
   }
 
+  #failedRemoval(packageId: string, error: IsogateError): void {
+    const unfinished = this.#removing.get(packageId);
+    if (unfinished) unfinished.failure = { code: error.code, message: error.message, at: this.#options.clock().toISOString() };
+  }
+
+  /** Uninstalls past their commit point that failed before finishing (see UnfinishedUninstall), by name. */
+  unfinishedUninstalls(): UnfinishedUninstall[] {
+    return [...this.#removing].map(([packageId, unfinished]) => ({ packageId, ...structuredClone(unfinished) })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
   #refuseRemoving(packageId: string): void {
-    const name = this.#removing.get(packageId);
+    const name = this.#removing.get(packageId)?.name;
     if (name !== undefined)
       throw fail('E_BUSY', `${name} is being uninstalled: its uninstall failed before finishing; run "isogate apps uninstall ${packageId}" to finish it`, {
         packageId,

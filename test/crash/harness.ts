@@ -2,7 +2,8 @@
  * The crash harness (issue 17): a gateway in a child process is killed with SIGKILL at a seeded
  * random instant while the harness installs, updates and uninstalls apps, saves configurations,
  * adds and removes routes and changes start rules, and while an Autostart app writes storage
- * (values of several sizes, one key overwritten often enough to compact its log). After each
+ * (values of several sizes, one key overwritten often enough to compact its log) and logs every
+ * acknowledged write, its log files rotating every 16 KiB (several times a second). After each
  * kill, the storage is opened as the gateway would, then a gateway starts again and the
  * invariants are checked:
  *
@@ -13,7 +14,9 @@
  *   configuration, install, uninstall and route the gateway acknowledged is as acknowledged (or
  *   as a later request that may have landed before the kill);
  * - the integrity check is clean (no integrity violation audited at the start);
- * - every Autostart app runs again.
+ * - every Autostart app runs again;
+ * - the log files are the manual's (app.log, app.1.log .. app.4.log, none past its size), and
+ *   the writes they record are in order across them: a rotation cut by a kill loses no file's place.
  *
  * `npm run test:crash` (CRASH_KILLS, default 25; CRASH_SEED to replay; CRASH_BUDGET_S stops early
  * with what was done, default none). The seed is printed first and again on failure: the same
@@ -38,6 +41,9 @@ const WRITER = 'com.crash.writer';
 const PLANT = 'com.crash.plant';
 const SPARE = 'com.crash.spare';
 const SLOTS = 40;
+/** The gateway's log files of this run rotate at this size (the manual's 10 MB would take minutes), so kills land in rotations. */
+const LOG_FILE_BYTES = 16 * 1024;
+const LOG_FILES = 5;
 
 /** mulberry32: small, seedable, good enough to choose operations. */
 function random(seed: number): () => number {
@@ -103,6 +109,9 @@ async function main(): Promise<void> {
   const serving = await serveStore({ dir: path.join(dir, 'store') });
   let child: ChildProcess | undefined;
   let kill = 0;
+  // The operations of the round under check, printed with a failure: the seed replays them, the timing may not.
+  let round: string[] = [];
+  let failed = false;
   try {
     const acme = path.join(dir, 'acme');
     await serving.store.issuePublisher('Crash Ltd', acme);
@@ -146,7 +155,10 @@ async function main(): Promise<void> {
 
     const startChild = async (): Promise<{ socket: string; process: ChildProcess }> => {
       const spawned = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', CHILD], {
-        env: { ...process.env, ISOGATE_TEST_GATEWAY: JSON.stringify({ dataDir, storeUrl: serving.url, trustRootFile: trust, updateWatchMs: 200 }) },
+        env: {
+          ...process.env,
+          ISOGATE_TEST_GATEWAY: JSON.stringify({ dataDir, storeUrl: serving.url, trustRootFile: trust, updateWatchMs: 200, appLogFileBytes: LOG_FILE_BYTES }),
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stderr = '';
@@ -174,6 +186,7 @@ async function main(): Promise<void> {
     await call(gateway.socket, 'apps.start', { id: WRITER });
     const expected: Expectations = { installed: new Map([[WRITER, 'yes']]), config: new Map(), routes: new Map() };
     let auditLines = 0;
+    let rotations = 0;
     let marked = new Set<string>();
 
     for (kill = 1; kill <= kills && Date.now() - started < budgetMs; kill += 1) {
@@ -189,6 +202,7 @@ async function main(): Promise<void> {
       });
       const apps = (): Promise<AppRow[]> => call(socket, 'apps.list');
       const done: string[] = [];
+      round = done;
       const installAsked = new Set<string>();
       const refusals = new Map<string, number>();
       let answered = 0;
@@ -215,7 +229,10 @@ async function main(): Promise<void> {
             await call(socket, 'apps.update', { id, version: `${plantMajor}.0.0` });
           } else if (choice === 'config' && row && id === PLANT) {
             const value = JSON.stringify({ site: `site-${Math.floor(rand() * 1e6)}` });
-            const possible = expected.config.get(id) ?? new Set<string>();
+            // A kill may cut the request before it lands: what the app has now stays possible. With
+            // nothing acknowledged since its install that is what the gateway holds (the defaults),
+            // which the harness once left out and took the defaults for a lost configuration (seed 1775760123).
+            const possible = expected.config.get(id) ?? new Set([JSON.stringify(await call(socket, 'apps.config.get', { id }))]);
             possible.add(value);
             expected.config.set(id, possible);
             await call(socket, 'apps.config.set', { id, value: JSON.parse(value) });
@@ -252,7 +269,9 @@ async function main(): Promise<void> {
       const keys = await new FileDeviceKeyProvider(path.join(dataDir, 'device')).open();
       const storage = new StorageService({ root: path.join(dataDir, 'storage'), keys });
       const store = await storage.open(WRITER, 2 * 1024 * 1024);
-      const logText = await readLogs(path.join(dataDir, 'logs', WRITER));
+      const logs = await readLogs(path.join(dataDir, 'logs', WRITER));
+      const logText = logs.text;
+      if (logs.rotated) rotations += 1;
       const acknowledged = new Map<number, number>();
       // Whole lines only: a line a kill cut short could end in a shorter number.
       for (const match of logText.matchAll(/acknowledged (\d+)\n/g)) {
@@ -335,12 +354,18 @@ async function main(): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       process.stdout.write(
-        `kill ${kill}/${kills} after ${killAfterMs} ms, during "${done.at(-1) ?? 'nothing'}" (${done.length} operations asked, ${answered} answered${refusals.size ? `, refused: ${[...refusals].map(([code, count]) => `${code} x${count}`).join(', ')}` : ''}): invariants hold (${rows.length} apps, ${routeIds.size} routes)\n`,
+        `kill ${kill}/${kills} after ${killAfterMs} ms, during "${done.at(-1) ?? 'nothing'}" (${done.length} operations asked, ${answered} answered${refusals.size ? `, refused: ${[...refusals].map(([code, count]) => `${code} x${count}`).join(', ')}` : ''}): invariants hold (${rows.length} apps, ${routeIds.size} routes, ${logs.files} log files)\n`,
       );
     }
-    process.stdout.write(`crash harness: ${kill - 1} kills, every invariant held (seed ${seed}, ${Math.round((Date.now() - started) / 1000)} s)\n`);
+    // A run whose kills never met a rotated log did not try log rotation at all.
+    if (kill - 1 >= 5) assert.ok(rotations > 0, 'the log files rotated within the run');
+    process.stdout.write(
+      `crash harness: ${kill - 1} kills, every invariant held, the writer's log rotated before ${rotations} of them (seed ${seed}, ${Math.round((Date.now() - started) / 1000)} s)\n`,
+    );
   } catch (error) {
+    failed = true;
     process.stderr.write(`crash harness FAILED at kill ${kill} (replay: CRASH_SEED=${seed} CRASH_KILLS=${kills} npm run test:crash)\n`);
+    process.stderr.write(`the round's operations, the last one cut by the kill: ${round.join(', ')}\n`);
     throw error;
   } finally {
     if (child && child.exitCode === null && child.signalCode === null) {
@@ -349,13 +374,38 @@ async function main(): Promise<void> {
       await exited;
     }
     await serving.close();
-    await removeDir(dir);
+    // CRASH_KEEP=1 keeps a failed run's data directory, to read what the kill left.
+    if (failed && process.env.CRASH_KEEP === '1') process.stderr.write(`the data directory is kept: ${path.join(dir, 'data')}\n`);
+    else await removeDir(dir);
   }
 }
 
-async function readLogs(logDir: string): Promise<string> {
-  const files = (await fs.readdir(logDir).catch(() => [] as string[])).filter((name) => /^app(\.\d+)?\.log$/.test(name));
-  return (await Promise.all(files.map((name) => fs.readFile(path.join(logDir, name), 'utf8')))).join('');
+/**
+ * The writer's log files, oldest first, checked: only the manual's names, at most its five
+ * files, none past its size, and the acknowledged writes in the order they were made across
+ * all of them (a rotation cut by a kill may leave a gap, never a file out of its place).
+ */
+async function readLogs(logDir: string): Promise<{ text: string; files: number; rotated: boolean }> {
+  const names = await fs.readdir(logDir).catch(() => [] as string[]);
+  const unexpected = names.filter((name) => !/^app(\.[1-9]\d*)?\.log$/.test(name));
+  assert.deepEqual(unexpected, [], `the log folder holds only app.log and app.N.log: ${unexpected.join(', ')}`);
+  assert.ok(names.length <= LOG_FILES, `at most ${LOG_FILES} log files, not ${names.length}: ${names.join(', ')}`);
+  const index = (name: string): number => (name === 'app.log' ? 0 : Number(name.split('.')[1]));
+  const ordered = names.sort((a, b) => index(b) - index(a));
+  let text = '';
+  for (const name of ordered) {
+    assert.ok(index(name) < LOG_FILES, `${name}: no log file past app.${LOG_FILES - 1}.log`);
+    const content = await fs.readFile(path.join(logDir, name), 'utf8');
+    assert.ok(Buffer.byteLength(content) <= LOG_FILE_BYTES, `${name} holds ${Buffer.byteLength(content)} bytes, past its ${LOG_FILE_BYTES}`);
+    text += content;
+  }
+  let previous = -1;
+  for (const match of text.matchAll(/acknowledged (\d+)\n/g)) {
+    const n = Number(match[1]);
+    assert.ok(n > previous, `the log files hold acknowledged write ${n} after ${previous}: a rotation put a file out of its place`);
+    previous = n;
+  }
+  return { text, files: names.length, rotated: names.some((name) => name !== 'app.log') };
 }
 
 main().then(

@@ -134,6 +134,51 @@ describe('an uninstall killed after each step', function () {
       () => false,
     );
 
+  it('an uninstall that cannot finish at the start is audited and keeps the app out, and the gateway starts; an uninstall again finishes it', async () => {
+    const dataDir = path.join(dir, 'resume-fails');
+    await fs.cp(template, dataDir, { recursive: true });
+    await uninstallKilledAt(dataDir, 'recorded');
+    // The storage wipe meets a link planted where the app's storage was: it is refused, never followed.
+    const elsewhere = path.join(dir, 'elsewhere');
+    await fs.mkdir(elsewhere, { recursive: true });
+    await fs.writeFile(path.join(elsewhere, 'keep'), "not the gateway's");
+    await fs.rm(path.join(dataDir, 'storage', PLANT), { recursive: true });
+    await fs.symlink(elsewhere, path.join(dataDir, 'storage', PLANT));
+
+    gateway = await startGateway({ dataDir, storeUrl: serving.url, trustRootFile: trust });
+    const services = gateway.services;
+    const call = (op: string, params: Record<string, unknown>): Promise<any> => invokeOperation(services, op, params, NO_PROGRESS);
+    const records = (await call('audit.list', { log: 'system' })) as AuditRecord[];
+    const failed = records.find((record) => record.event === 'uninstallError' && (record.details as { resumed?: boolean }).resumed);
+    assert.ok(failed, 'the failed resume is audited');
+    assert.equal((failed.details as { code?: string }).code, 'E_UNSAFE_PATH');
+    assert.equal(
+      records.some((record) => record.event === 'uninstallSucceeded'),
+      false,
+    );
+
+    const shown = services.installedApps().find((app) => app.package_id === PLANT);
+    assert.equal(shown?.status, 'uninstalling', 'the app is listed as being uninstalled');
+    assert.equal(shown?.last_error?.code, 'E_UNSAFE_PATH');
+    assert.equal(services.installedApps().find((app) => app.package_id === SENSORS)?.status, 'stopped', 'the other app is as it was');
+    await assert.rejects(call('apps.start', { id: PLANT }), (error: { code?: string }) => error.code === 'E_NOT_INSTALLED');
+    await assert.rejects(call('apps.install', { id: PLANT }), (error: { code?: string }) => error.code === 'E_BUSY');
+    assert.equal(services.launcher.guest(PLANT), undefined, 'the app was not launched');
+    assert.equal(await fs.readFile(path.join(elsewhere, 'keep'), 'utf8'), "not the gateway's", 'nothing behind the link was touched');
+    assert.ok(await exists(path.join(dataDir, 'uninstalls', `${PLANT}.json`)), 'the record stays until the uninstall finishes');
+
+    await fs.unlink(path.join(dataDir, 'storage', PLANT));
+    await call('apps.uninstall', { id: PLANT });
+    assert.equal(
+      services.installedApps().some((app) => app.package_id === PLANT),
+      false,
+    );
+    const config = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8'));
+    assert.equal(PLANT in config, false);
+    assert.deepEqual(await fs.readdir(path.join(dataDir, 'uninstalls')), []);
+    for (const part of ['apps', 'storage', 'logs', 'certs']) assert.equal(await exists(path.join(dataDir, part, PLANT)), false, `${part}/${PLANT} is gone`);
+  });
+
   for (const step of STEPS) {
     it(`after "${step}": the restarted gateway shows the app ${step === 'started' ? 'installed as it was' : 'uninstalled, every trace gone'}, and a reinstall starts afresh`, async () => {
       const dataDir = path.join(dir, `after-${step.replace(' ', '-')}`);

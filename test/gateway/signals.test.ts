@@ -2,10 +2,13 @@
  * Signals in a real gateway process (issue 17): a SIGTERM during start-up stops it in order
  * once start-up is done, exit 0; a second SIGTERM during shutdown is reported and does not cut
  * it; a graceful stop stops the apps within their deadline, keeps every storage write the app
- * was told had succeeded, audits the stop, and exits 0.
+ * was told had succeeded, audits the stop, and exits 0; an install under way at the SIGTERM is
+ * rolled back (nothing of it left, audited) and the gateway still exits 0.
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { callControl } from '../../platform/api/control-socket.js';
 import { FileDeviceKeyProvider } from '../../platform/device/index.js';
@@ -32,6 +35,49 @@ const next = async () => {
 next();
 onStop(() => new Promise(() => undefined));
 `;
+
+/**
+ * The store behind a door the test holds: a package download sends its headers and its first
+ * bytes, then waits until `release`, so that an install is surely under way when the signal lands.
+ */
+async function stallingStore(upstream: string): Promise<{ url: string; downloading: Promise<void>; release: () => void; close: () => Promise<void> }> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let downloading!: () => void;
+  const started = new Promise<void>((resolve) => {
+    downloading = resolve;
+  });
+  const server = http.createServer((request, response) => {
+    const forwarded = http.request(`${upstream}${request.url}`, { method: request.method, headers: request.headers }, async (answer) => {
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      if (!/\/package$/.test(request.url ?? '')) {
+        answer.pipe(response);
+        return;
+      }
+      const body: Buffer[] = [];
+      for await (const chunk of answer) body.push(chunk as Buffer);
+      const bytes = Buffer.concat(body);
+      response.write(bytes.subarray(0, 512));
+      downloading();
+      await released;
+      response.end(bytes.subarray(512));
+    });
+    request.pipe(forwarded);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    downloading: started,
+    release,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 async function auditNames(dataDir: string): Promise<string[]> {
   const text = await fs.readFile(path.join(dataDir, 'audit', 'system.jsonl'), 'utf8');
@@ -70,7 +116,50 @@ describe('signals in the gateway process', function () {
     await removeDir(dir);
   });
 
-  const start = (dataDir: string) => spawnGateway(['start', '--no-supervisor', '--data', dataDir, '--store', serving.url, '--trust', trust, '--json']);
+  const start = (dataDir: string, storeUrl = serving.url) =>
+    spawnGateway(['start', '--no-supervisor', '--data', dataDir, '--store', storeUrl, '--trust', trust, '--json']);
+
+  it('a SIGTERM with an install under way rolls the install back: nothing of it is left, it is audited, and the gateway exits 0', async () => {
+    const dataDir = path.join(dir, 'installing');
+    const store = await stallingStore(serving.url);
+    try {
+      const gateway = start(dataDir, store.url);
+      const socket = (await gateway.line((line) => typeof line.controlSocket === 'string')).controlSocket as string;
+      const install = callControl(socket, 'apps.install', { id: WRITER });
+      const answered = install.then(
+        () => 'installed',
+        (error: { code?: string }) => error.code,
+      );
+      await store.downloading;
+      gateway.child.kill('SIGTERM');
+      await gateway.line((line) => line.stopping === 'SIGTERM');
+      // The rest of the package arrives while the gateway stops: the install reaches its commit and is abandoned there.
+      store.release();
+      assert.deepEqual(await gateway.exited, { code: 0, signal: null }, gateway.stderr());
+      assert.equal(await answered, 'E_UNAVAILABLE', 'the admin is told the install did not happen');
+
+      for (const folder of ['apps', 'staging']) assert.deepEqual(await fs.readdir(path.join(dataDir, folder)), [], `${folder}/ is empty`);
+      const config = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8'));
+      assert.deepEqual(config.APPLICATIONS.APPS_CONTROL.applications, []);
+      const records = (await fs.readFile(path.join(dataDir, 'audit', 'system.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { event: string; details?: { packageId?: string; code?: string } });
+      const abandoned = records.find((record) => record.event === 'installError' && record.details?.packageId === WRITER);
+      assert.equal(abandoned?.details?.code, 'E_UNAVAILABLE', 'the abandoned install is audited');
+      assert.equal(
+        records.some((record) => record.event === 'installSucceeded'),
+        false,
+      );
+      assert.ok(
+        records.some((record) => record.event === 'deviceShutdown'),
+        'the stop is audited',
+      );
+    } finally {
+      store.release();
+      await store.close();
+    }
+  });
 
   it('a SIGTERM during start-up: start-up reaches its end, then the gateway stops in order and exits 0', async () => {
     const dataDir = path.join(dir, 'early');

@@ -193,6 +193,32 @@ describe('orchestrator: in-place update', function () {
     assert.ok(!names.includes('Launcher: Attempting to download a new version of the application'), 'an update is not the refused install');
   });
 
+  it('carries the configuration saved while the app was being held, not the one before it, and journals that one', async () => {
+    await installedV1();
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    // hold() waits for the app's lock in the launcher, which a configuration save holds: the save
+    // lands while the update waits there (it used to have read the configuration before).
+    const hold = runner.hold.bind(runner);
+    let journalled: unknown;
+    runner.hold = async (id) => {
+      await config.update((doc) => {
+        doc[ID] = { intervalMs: 700, mode: 'fast', label: 'south' };
+      });
+      return hold(id);
+    };
+    // The same data directory opened again, watching the steps: the journal is read at `configured`.
+    const watched = await open(async (step) => {
+      if (step !== 'configured') return;
+      journalled = JSON.parse(await fs.readFile(path.join(dir, 'updates', ID, 'journal.json'), 'utf8')).configuration;
+    });
+    await watched.update(ID);
+    assert.deepEqual(journalled, { intervalMs: 700, mode: 'fast', label: 'south' }, 'a rollback would put back the save');
+    assert.deepEqual(
+      config.read((doc) => doc[ID]),
+      { intervalMs: 700, mode: 'fast', retries: 3 },
+    );
+  });
+
   it('does not start an app that was stopped before the update', async () => {
     const orchestrator = await installedV1();
     await publish({ version: '1.1.0', configuration: V1_CONFIG });
@@ -353,6 +379,44 @@ describe('orchestrator: in-place update', function () {
       { intervalMs: 500, mode: 'eco', retries: 3 },
     );
     assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+    assert.equal(audit.records.at(-1)!.event, 'updateSucceeded');
+  });
+
+  it('the committed journal is the last of the update to go: a crash while the old files are erased keeps the new version, with no violation', async () => {
+    // The crash harness (seed 1775760123) once cut this erasure after the journal, which went
+    // first in readdir order: the next start took the half-erased old version for an update without a journal.
+    await publish({ version: '1.0.0', configuration: V1_CONFIG });
+    let crashed!: () => void;
+    const reached = new Promise<void>((resolve) => {
+      crashed = resolve;
+    });
+    const first = await open(async (step) => {
+      if (step !== 'old-erased') return;
+      crashed();
+      await new Promise(() => undefined);
+    });
+    await first.install(ID);
+    await config.update((doc) => {
+      doc[ID] = { intervalMs: 500, mode: 'slow', label: 'north' };
+    });
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    void first.update(ID);
+    await reached;
+    assert.deepEqual(await fs.readdir(path.join(dir, 'updates', ID)), ['journal.json'], 'the old files are gone, the committed journal is not');
+
+    config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+    const reopened = await open();
+    assert.equal(reopened.get(ID)!.version, '2.0.0');
+    await reopened.verifyIntegrity(ID);
+    assert.deepEqual(
+      config.read((doc) => doc[ID]),
+      { intervalMs: 500, mode: 'eco', retries: 3 },
+    );
+    assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+    assert.equal(
+      audit.records.some((record) => record.event === 'integrityViolation'),
+      false,
+    );
     assert.equal(audit.records.at(-1)!.event, 'updateSucceeded');
   });
 
