@@ -40,9 +40,10 @@ function where(dir: string, problem: Problem): string {
 }
 
 function summary(dir: string, problems: Problem[], limit = 10): string {
-  const shown = problems.slice(0, limit).map((problem) => `  ${where(dir, problem)}: ${problem.text}`);
-  if (problems.length > limit) shown.push(`  ... and ${problems.length - limit} more`);
-  return shown.join('\n');
+  // One line: a failure's message is printed escaped, a newline included.
+  const shown = problems.slice(0, limit).map((problem) => `${where(dir, problem)}: ${problem.text.replace(/\s*\n\s*/g, ' ')}`);
+  if (problems.length > limit) shown.push(`and ${problems.length - limit} more`);
+  return shown.join('; ');
 }
 
 /**
@@ -74,7 +75,7 @@ export function assertTypeChecks(projectDir: string, result: { problems: Problem
   const dir = path.resolve(projectDir);
   throw fail(
     'E_TYPECHECK',
-    `The app does not type-check (${result.problems.length} error${result.problems.length === 1 ? '' : 's'}):\n${summary(dir, result.problems)}`,
+    `The app does not type-check (${result.problems.length} error${result.problems.length === 1 ? '' : 's'}): ${summary(dir, result.problems)}`,
     {
       errors: result.problems.map((problem) => ({ file: path.relative(dir, problem.file), line: problem.line, column: problem.column, text: problem.text })),
     },
@@ -169,7 +170,7 @@ export async function checkManifestReferences(projectDir: string, manifest: AppM
     }
   }
   if (problems.length) {
-    throw fail('E_MANIFEST_REFERENCE', `The code names what its manifest does not declare:\n${summary(dir, problems)}`, {
+    throw fail('E_MANIFEST_REFERENCE', `The code names what its manifest does not declare: ${summary(dir, problems)}`, {
       errors: problems.map((problem) => ({ file: path.relative(dir, problem.file), line: problem.line, column: problem.column, text: problem.text })),
     });
   }
