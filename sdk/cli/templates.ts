@@ -59,6 +59,11 @@ on('input', async (message) => {
   handled += 1;
   await storage.put('handled', String(handled));
 });
+
+// A heartbeat in the log: a line that runs by itself every few seconds, for a first breakpoint.
+setInterval(() => {
+  log.info(\`alive; \${handled} messages handled\`);
+}, 5000);
 `;
 
 export const PROJECT_TSCONFIG = `${JSON.stringify(
