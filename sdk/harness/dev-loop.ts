@@ -48,7 +48,8 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
     const mine = ++generation;
     options.onChange?.();
     try {
-      const built = await buildProject(project);
+      // The manifest references are checked beside, with the type-check (onChange), not in front.
+      const built = await buildProject(project, { checkReferences: false });
       await current?.stop();
       current = undefined;
       current = await startApp({
