@@ -47,12 +47,6 @@ export async function buildProject(projectDir: string, options: BuildOptions = {
   const manifest = parseManifest(manifestBytes);
   const source = options.source ?? (await firstExisting(dir, SOURCE_CANDIDATES));
   if (!source) throw fail('E_BUILD', `${dir} has none of ${SOURCE_CANDIDATES.join(', ')}; give the entry with --src`);
-  let typeChecked = false;
-  if (options.typeCheck) {
-    const checked = await typeCheck(dir);
-    assertTypeChecks(dir, checked);
-    typeChecked = checked.checked;
-  }
 
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[]; metafile: esbuild.Metafile };
   try {
@@ -103,6 +97,13 @@ export async function buildProject(projectDir: string, options: BuildOptions = {
   const sources = Object.keys(result.metafile.inputs)
     .filter((input) => !input.split(/[\\/]/).includes('node_modules'))
     .map((input) => path.resolve(dir, input));
+  // After the bundler, whose refusals (a Node API, a missing import) say more than tsc's would.
+  let typeChecked = false;
+  if (options.typeCheck) {
+    const checked = await typeCheck(dir);
+    assertTypeChecks(dir, checked);
+    typeChecked = checked.checked;
+  }
   if (options.checkReferences !== false) await checkManifestReferences(dir, manifest, sources);
 
   const files = new Map<string, Uint8Array>([[manifest.entry, bundle.contents]]);
