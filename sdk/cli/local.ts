@@ -134,7 +134,7 @@ export async function runCommand(projectDir: string, options: { messages?: strin
   const loop = await startDevLoop({
     project: dir,
     ...(config ? { config } : {}),
-    onChange: () => {
+    onRestarted: () => {
       // The type-check beside the restart, in its own process: it reports when it finishes.
       checking?.kill();
       const loader = fileURLToPath(import.meta.url).endsWith('.ts') ? ['--import', 'tsx'] : [];

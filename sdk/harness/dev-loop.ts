@@ -2,8 +2,8 @@
  * `isogate-sdk run`: the app on the developer's machine in the harness, rebuilt and restarted on
  * every save of its sources or manifest, keeping its storage (and configuration) across
  * restarts as a push keeps them on a gateway. The type-check is not in front of the restart: it
- * runs beside it in another process and reports when it finishes, so a save is running within
- * the bundler's time.
+ * starts once the app runs again, in another process, and reports when it finishes, so a save
+ * is running within the bundler's and the isolate's time.
  */
 import { watch } from 'node:fs';
 import path from 'node:path';
@@ -22,8 +22,11 @@ export interface DevLoopOptions extends Pick<HarnessOptions, 'config' | 'egress'
   onEvent: (event: DevLoopEvent) => void;
   /** After each (re)start, e.g. to feed the fixture messages again. */
   afterStart?: (app: HarnessApp) => Promise<void>;
-  /** Called when a restart begins (the type-check beside it starts here). */
-  onChange?: () => void;
+  /**
+   * Called once a restart finished, running or failed: the type-check starts here, beside the
+   * running app, so that it neither delays the restart nor competes with it for the CPU.
+   */
+  onRestarted?: () => void;
   /** How long saves are gathered into one restart. */
   debounceMs?: number;
 }
@@ -46,9 +49,8 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
   const restart = async (): Promise<void> => {
     const started = performance.now();
     const mine = ++generation;
-    options.onChange?.();
     try {
-      // The manifest references are checked beside, with the type-check (onChange), not in front.
+      // The manifest references are checked beside, with the type-check (onRestarted), not in front.
       const built = await buildProject(project, { checkReferences: false });
       await current?.stop();
       current = undefined;
@@ -67,6 +69,7 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
       const coded = toIsogateError(error);
       options.onEvent({ kind: 'failed', generation: mine, code: coded.code, message: coded.message });
     }
+    options.onRestarted?.();
   };
   const reload = (): Promise<void> => {
     chain = chain.then(() => (closed ? undefined : restart()));

@@ -4,8 +4,9 @@
  * least). Target: within 3x.
  *
  * - `run` reload: a save, then `isogate-sdk run`'s watcher, the rebuild and the app started
- *   again in a new isolate, until it is running (its "running" event). The type-check runs
- *   beside it in its own process (`isogate-sdk check`), as `run` does, and is not waited for.
+ *   again in a new isolate, until it is running (its "running" event). The type-check starts
+ *   once the app runs, in its own process (`isogate-sdk check`), as `run` does; it is waited
+ *   for after the round, uncounted, so that it does not slow the next baseline.
  * - `push`: a save, then the build `push` makes of the directory, the upload to the debug
  *   service of a gateway (in this process, a store beside it), and the in-place update, until
  *   the new version's first log line is on the gateway. The push's answer comes later, after the
@@ -92,7 +93,7 @@ export default async function devloopBench(): Promise<BenchResult[]> {
     const loop = await startDevLoop({
       project,
       debounceMs: 10,
-      onChange: () => {
+      onRestarted: () => {
         checks += 1;
         const child = spawn(process.execPath, [SDK_BIN, 'check', project, '--json'], { stdio: 'ignore' });
         checking = new Promise((resolve) => child.once('exit', () => resolve()));
