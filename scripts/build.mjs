@@ -68,3 +68,6 @@ function linkMissing(source, target) {
 }
 mkdirSync(samples, { recursive: true });
 linkMissing(path.join(root, 'sample-apps'), samples);
+
+// The SDK as its own npm package (sdk/, @isogate/sdk): its bundle in sdk/dist/.
+await import('./build-sdk.mjs');

@@ -97,8 +97,6 @@ export interface OrchestratorOptions {
   keys: DeviceKeys;
   /** The manual's limit is 20 apps. */
   maxApps?: number;
-  /** Unsigned packages are accepted only in developer mode (the debug service). */
-  allowUnsigned?: () => boolean;
   verifier?: PackageVerifier;
   /** Run, in order, before an app's files go: stop it, wipe its storage, logs, certificates, routes. */
   beforeUninstall?: ((packageId: string) => Promise<void>)[];
@@ -229,7 +227,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       maxApps,
       updateWatchMs,
       platformTrustRootsPem: [],
-      allowUnsigned: () => false,
       beforeUninstall: [],
       clock: () => new Date(),
       ...options,
@@ -630,7 +627,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         file,
         extractTo,
         trustRootsPem: roots,
-        allowUnsigned: origin === 'debug' || (origin === 'store' && this.#options.allowUnsigned()),
+        // Only a push through the debug service skips the signature: store packages stay
+        // verified in developer mode too (the manual's rule).
+        allowUnsigned: origin === 'debug',
         now: this.#options.clock().getTime(),
       });
       if (verified.manifest.package_id !== entry.package_id || verified.manifest.version !== entry.version) {

@@ -10,6 +10,7 @@ import * as esbuild from 'esbuild';
 import { fail, isIsogateError } from '../errors.js';
 import { type AppManifest, parseManifest } from '../manifest.js';
 import { buildPackage } from '../package/index.js';
+import { assertTypeChecks, checkManifestReferences, typeCheck } from './check.js';
 
 export const SDK_MODULE = 'isogate:sdk';
 const SOURCE_CANDIDATES = ['src/main.ts', 'src/main.js', 'src/main.mjs'];
@@ -20,12 +21,22 @@ export interface BuildOptions {
   /** The source entry, relative to the project; default src/main.ts or src/main.js. */
   source?: string;
   minify?: boolean;
+  /** Check the literal endpoint names and egress targets in the code against the manifest (check.ts). Default true. */
+  checkReferences?: boolean;
+  /** Type-check with the project's tsconfig.json first (check.ts). Default false: `build` asks for it. */
+  typeCheck?: boolean;
 }
 
 export interface BuiltProject {
   manifest: AppManifest;
   packageBytes: Buffer;
   files: Map<string, Uint8Array>;
+  /** The bundle's source map (also inline in the bundle, for DevTools), its sources' text included. */
+  sourceMap: string;
+  /** The project's own source files the bundle was made from (absolute). */
+  sources: string[];
+  /** Whether the TypeScript was type-checked (a project without tsconfig.json is not). */
+  typeChecked: boolean;
 }
 
 export async function buildProject(projectDir: string, options: BuildOptions = {}): Promise<BuiltProject> {
@@ -37,7 +48,7 @@ export async function buildProject(projectDir: string, options: BuildOptions = {
   const source = options.source ?? (await firstExisting(dir, SOURCE_CANDIDATES));
   if (!source) throw fail('E_BUILD', `${dir} has none of ${SOURCE_CANDIDATES.join(', ')}; give the entry with --src`);
 
-  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
+  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[]; metafile: esbuild.Metafile };
   try {
     result = await esbuild.build({
       entryPoints: [path.resolve(dir, source)],
@@ -49,7 +60,11 @@ export async function buildProject(projectDir: string, options: BuildOptions = {
       outfile: path.join(dir, manifest.entry),
       external: [SDK_MODULE],
       minify: options.minify ?? false,
-      sourcemap: false,
+      // Inline for DevTools in the isolate, which has nowhere to fetch a map file from; the
+      // separate map is for the developer's own tools.
+      sourcemap: 'both',
+      sourcesContent: true,
+      metafile: true,
       logLevel: 'silent',
       absWorkingDir: dir,
       plugins: [
@@ -77,12 +92,24 @@ export async function buildProject(projectDir: string, options: BuildOptions = {
     });
   }
   const bundle = result.outputFiles.find((file) => file.path.endsWith('.js'));
-  if (!bundle) throw fail('E_BUILD', 'esbuild produced no JavaScript');
+  const map = result.outputFiles.find((file) => file.path.endsWith('.js.map'));
+  if (!bundle || !map) throw fail('E_BUILD', 'esbuild produced no JavaScript');
+  const sources = Object.keys(result.metafile.inputs)
+    .filter((input) => !input.split(/[\\/]/).includes('node_modules'))
+    .map((input) => path.resolve(dir, input));
+  // After the bundler, whose refusals (a Node API, a missing import) say more than tsc's would.
+  let typeChecked = false;
+  if (options.typeCheck) {
+    const checked = await typeCheck(dir);
+    assertTypeChecks(dir, checked);
+    typeChecked = checked.checked;
+  }
+  if (options.checkReferences !== false) await checkManifestReferences(dir, manifest, sources);
 
   const files = new Map<string, Uint8Array>([[manifest.entry, bundle.contents]]);
   await addAssets(path.join(dir, 'assets'), 'app/assets', files);
   try {
-    return { manifest, packageBytes: await buildPackage(manifest, files), files };
+    return { manifest, packageBytes: await buildPackage(manifest, files), files, sourceMap: map.text, sources, typeChecked };
   } catch (error) {
     if (isIsogateError(error)) throw error;
     throw fail('E_BUILD', `The package cannot be written: ${(error as Error).message}`);

@@ -14,8 +14,9 @@ import { createCertificate, createCsr, generateKeyPair, keyMatchesCertificate, p
 import { escapeControls, escapeControlsDeep } from '../text.js';
 import { SDK_VERSION } from '../version.js';
 import * as developer from './developer.js';
-import { type CliSpec, type CommandSpec, type OptionSpecs, type ParsedCommand, printJson, runCli } from './shell.js';
-import { MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest, projectReadme } from './templates.js';
+import { runCommand, runTests } from './local.js';
+import { type CliSpec, type OptionSpecs, type ParsedCommand, printJson, runCli } from './shell.js';
+import { FIXTURE_MESSAGES, MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest, projectReadme, TEST_SOURCE } from './templates.js';
 
 const OPTIONS = {
   json: { type: 'boolean', summary: 'machine output (JSON)' },
@@ -65,6 +66,9 @@ async function init(rest: string[], values: Values): Promise<Outcome> {
   await makeDirectories(path.join(dir, 'types'), 'The project directory');
   await fs.writeFile(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   await fs.writeFile(path.join(dir, 'src', 'main.ts'), MAIN_SOURCE);
+  await makeDirectories(path.join(dir, 'test'), 'The project directory');
+  await fs.writeFile(path.join(dir, 'test', 'main.test.ts'), TEST_SOURCE);
+  await fs.writeFile(path.join(dir, 'test', 'messages.jsonl'), FIXTURE_MESSAGES);
   await fs.writeFile(path.join(dir, 'tsconfig.json'), PROJECT_TSCONFIG);
   await fs.writeFile(path.join(dir, 'README.md'), projectReadme(id, name));
   await fs.writeFile(path.join(dir, '.gitignore'), 'dist/\nkeys/\n');
@@ -72,28 +76,44 @@ async function init(rest: string[], values: Values): Promise<Outcome> {
   const relative = escapeControls(path.relative(process.cwd(), dir) || '.');
   return [
     { dir, package_id: id, name },
-    (shown) => `Created ${shown.name} (${shown.package_id}) in ${shown.dir}\nNext: cd ${relative} && npx isogate-sdk build`,
+    (shown) => `Created ${shown.name} (${shown.package_id}) in ${shown.dir}\nNext: cd ${relative} && npx isogate-sdk test`,
   ];
 }
 
 async function build(rest: string[], values: Values): Promise<Outcome> {
   const dir = path.resolve(rest[0] ?? '.');
-  const built = await buildProject(dir, { ...(values.src ? { source: values.src } : {}), minify: values.minify === true });
+  const built = await buildProject(dir, { ...(values.src ? { source: values.src } : {}), minify: values.minify === true, typeCheck: true });
   const output = path.resolve(values.output ?? path.join(dir, 'dist', `${built.manifest.package_id}-${built.manifest.version}.igp`));
   await makeDirectories(path.dirname(output), "The package's folder");
   await writeFileDurable(output, built.packageBytes);
+  // The bundle's map beside the package, for the developer's tools (the bundle carries it inline for DevTools).
+  const sourceMap = path.join(path.dirname(output), `${path.basename(built.manifest.entry)}.map`);
+  await writeFileDurable(sourceMap, built.sourceMap);
   const info = await readPackage(built.packageBytes, { trust: { inspectOnly: true } });
   return [
     {
       package: output,
+      sourceMap,
       package_id: built.manifest.package_id,
       version: built.manifest.version,
       size: info.packageBytes,
       sha256: info.packageSha256,
       signed: false,
+      typeChecked: built.typeChecked,
     },
     (shown) =>
-      `Built ${shown.package}\n  ${shown.package_id} ${shown.version}, ${shown.size} bytes, sha256 ${shown.sha256}\n  unsigned: sign it with isogate-sdk sign`,
+      `Built ${shown.package}\n  ${shown.package_id} ${shown.version}, ${shown.size} bytes, sha256 ${shown.sha256}\n  ${shown.typeChecked ? 'type-checked' : 'not type-checked (no tsconfig.json)'}, source map ${shown.sourceMap}\n  unsigned: push it to a gateway in developer mode, or sign it with isogate-sdk sign`,
+  ];
+}
+
+async function check(rest: string[]): Promise<Outcome> {
+  const dir = path.resolve(rest[0] ?? '.');
+  // A build without the package: the type-check, then the manifest references (buildProject's own).
+  const built = await buildProject(dir, { typeCheck: true });
+  return [
+    { package_id: built.manifest.package_id, typeChecked: built.typeChecked, sources: built.sources.length },
+    (shown) =>
+      `OK ${shown.package_id}: ${shown.typeChecked ? 'type-checked' : 'not type-checked (no tsconfig.json)'}, ${shown.sources} source file(s) checked against manifest.json`,
   ];
 }
 
@@ -200,18 +220,6 @@ function command(run: (rest: string[], values: Values) => Promise<Outcome>): (pa
 }
 
 /** What the local harness brings: named, so that trying one says so instead of "unknown". */
-function comingWithTheHarness(name: string): CommandSpec {
-  return {
-    name,
-    summary: 'Arrives with the local harness.',
-    hidden: true,
-    args: ['[ARG...]'],
-    run: async () => {
-      throw fail('E_USAGE', `'${name}' arrives with the local harness; on a gateway in developer mode, use push, logs and debug`);
-    },
-  };
-}
-
 const GATEWAY_OPTIONS = {
   gateway: { type: 'string', value: 'URL', summary: "the debug service's URL (default: $ISOGATE_GATEWAY)" },
   token: { type: 'string', value: 'TOKEN', summary: 'your developer token (default: $ISOGATE_TOKEN)' },
@@ -279,7 +287,8 @@ export const SDK_CLI: CliSpec = {
     },
     {
       name: 'build',
-      summary: 'Bundle a project (esbuild) into an unsigned package, dist/<id>-<version>.igp by default.',
+      summary:
+        'Type-check a project, check its code against its manifest and bundle it (esbuild, with a source map) into an unsigned package, dist/<id>-<version>.igp by default.',
       args: ['[DIR]'],
       options: {
         src: { type: 'string', value: 'FILE', summary: 'the entry source file (default: src/main.ts)' },
@@ -350,7 +359,42 @@ export const SDK_CLI: CliSpec = {
       options: { ...GATEWAY_OPTIONS, id: APP_ID },
       run: command(debugCommand),
     },
-    ...['test', 'run'].map(comingWithTheHarness),
+    {
+      name: 'check',
+      summary:
+        'Type-check a project with its tsconfig.json and check the endpoints and egress targets its code names against its manifest, without packing it.',
+      args: ['[DIR]'],
+      run: command(check),
+    },
+    {
+      name: 'test',
+      summary:
+        "Run the project's tests (test/**/*.test.ts, node:test's describe/it) against the local harness, the app in a real isolate with the gateway's limits.",
+      args: ['[FILE...]'],
+      details:
+        'Tests import { startApp } from "@isogate/sdk/harness": feed messages to endpoints, assert emits, storage, configuration and egress calls served by fixtures.',
+      run: async (parsed) => {
+        const code = await runTests('.', { files: parsed.positionals });
+        if (code !== 0) throw fail('E_TESTS_FAILED', 'Some tests failed (above)');
+      },
+    },
+    {
+      name: 'run',
+      summary:
+        'Run the app on this machine in the harness, restarted on every save, its log and emits in the terminal; messages from a fixture file and stdin (ENDPOINT JSON per line).',
+      args: ['[DIR]'],
+      options: {
+        messages: { type: 'string', value: 'FILE', summary: 'fed after each start: one message a line, ENDPOINT JSON or {"endpoint", "message"}' },
+        config: { type: 'string', value: 'FILE', summary: 'configuration keys (JSON) over the manifest defaults' },
+      },
+      run: async (parsed) => {
+        const values = parsed.values as { messages?: string; config?: string };
+        return runCommand(parsed.positionals[0] ?? '.', {
+          ...(values.messages ? { messages: values.messages } : {}),
+          ...(values.config ? { config: values.config } : {}),
+        });
+      },
+    },
   ],
 };
 

@@ -224,15 +224,12 @@ describe('orchestrator', function () {
     assert.deepEqual(await fs.readdir(path.join(dir, 'apps')), []);
   });
 
-  it('installs an unsigned package only when unsigned packages are allowed (developer mode)', async () => {
+  it('refuses an unsigned package from the store (unsigned ones come only through the debug service)', async () => {
     const manifest = sampleManifest();
     const unsigned = await buildPackage(manifest, new Map([['app/main.js', Buffer.from(MAIN_JS)]]));
     store.list(unsigned, { package_id: manifest.package_id, version: manifest.version });
-    const strict = await open();
-    await assert.rejects(strict.install(manifest.package_id), (error: unknown) => isIsogateError(error, 'E_SIGNATURE'));
-    const developer = await open({ allowUnsigned: () => true });
-    const app = await developer.install(manifest.package_id);
-    assert.equal(app.record.signer, null);
+    const orchestrator = await open();
+    await assert.rejects(orchestrator.install(manifest.package_id), (error: unknown) => isIsogateError(error, 'E_SIGNATURE'));
   });
 
   it('refuses a concurrent second install of the same app', async () => {

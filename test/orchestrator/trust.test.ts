@@ -157,17 +157,19 @@ describe('orchestrator trust: who signed what', function () {
       assert.deepEqual(await state(), before);
     });
 
-    it('refuses an unsigned package (developer mode) for a bound id', async () => {
+    it('refuses an unsigned push (developer mode) to a bound id', async () => {
       await publish(pki.publisher, { version: '1.0.0' });
-      const orchestrator = await open({ allowUnsigned: () => true });
+      const orchestrator = await open();
       await orchestrator.install(PLANT_APP);
       await orchestrator.uninstall(PLANT_APP);
       const { buildPackage } = await import('../../sdk/package/index.js');
       const manifest = sampleManifest({ package_id: PLANT_APP, version: '2.0.0' });
-      store.list(await buildPackage(manifest, new Map([['app/main.js', Buffer.from(MAIN_JS)]])), { package_id: PLANT_APP, version: '2.0.0' });
+      const pushed = path.join(await makeTempDir(), 'pushed.igp');
+      await fs.writeFile(pushed, await buildPackage(manifest, new Map([['app/main.js', Buffer.from(MAIN_JS)]])));
       const before = await state();
-      await assert.rejects(orchestrator.install(PLANT_APP, { version: '2.0.0' }), (error: unknown) => isIsogateError(error, 'E_SIGNER_MISMATCH'));
+      await assert.rejects(orchestrator.push(pushed, 'alice'), (error: unknown) => isIsogateError(error, 'E_SIGNER_MISMATCH'));
       assert.deepEqual(await state(), before);
+      await removeDir(path.dirname(pushed));
     });
   });
 

@@ -99,13 +99,15 @@ describe('isogate-sdk and isogate-store command lines', function () {
     assert.match(error.message, /node:fs.*Node API/);
   });
 
-  it('exits 2 with E_USAGE on bad usage, and names what is still to come', async () => {
-    for (const args of [['frobnicate'], ['sign', 'x.igp'], ['build', '--nope'], ['test'], ['debug']]) {
+  it('exits 2 with E_USAGE on bad usage', async () => {
+    for (const args of [['frobnicate'], ['sign', 'x.igp'], ['build', '--nope'], ['run', 'a', 'b'], ['debug']]) {
       const result = await run('isogate-sdk', args, dir);
       assert.equal(result.code, 2, args.join(' '));
       assert.match(result.stderr, /^E_USAGE: /);
     }
-    assert.match((await run('isogate-sdk', ['test'], dir)).stderr, /arrives with the local harness/);
+    const test = await run('isogate-sdk', ['test', '--json'], dir);
+    assert.equal(test.code, 1);
+    assert.equal(JSON.parse(test.stdout).error.code, 'E_BUILD', 'test outside a project: no manifest.json');
     assert.match((await run('isogate-sdk', ['debug'], dir)).stderr, /--gateway URL/);
     assert.equal((await run('isogate-store', ['publish', 'x.igp'], dir)).code, 2);
   });

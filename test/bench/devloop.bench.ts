@@ -1,0 +1,187 @@
+/**
+ * The developer's loop, edit to running, for an app of about 100 KB of TypeScript, beside a plain
+ * esbuild build of the same source after the same edit (what any bundler-based loop pays at
+ * least). Target: within 3x.
+ *
+ * - `run` reload: a save, then `isogate-sdk run`'s watcher, the rebuild and the app started
+ *   again in a new isolate, until it is running (its "running" event). The type-check starts
+ *   once the app runs, in its own process (`isogate-sdk check`), as `run` does; it is waited
+ *   for after the round, uncounted, so that it does not slow the next baseline.
+ * - `push`: a save, then the build `push` makes of the directory, the upload to the debug
+ *   service of a gateway (in this process, a store beside it), and the in-place update, until
+ *   the new version's first log line is on the gateway. The push's answer comes later, after the
+ *   update's watch window (at most 1 s, the rollback guard); that is in the notes.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import * as esbuild from 'esbuild';
+import { invokeOperation } from '../../platform/api/operations.js';
+import { startGateway } from '../../platform/main.js';
+import * as developer from '../../sdk/cli/developer.js';
+import { MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest } from '../../sdk/cli/templates.js';
+import { startDevLoop } from '../../sdk/harness/dev-loop.js';
+import { serveStore } from '../../store-mock/server.js';
+import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { type BenchResult, compare, median } from './harness.js';
+
+const APP = 'com.example.devloop';
+const SDK_BIN = path.resolve('bin/isogate-sdk.mjs');
+const NO_PROGRESS = { progress: () => undefined };
+
+/** About 100 KB of TypeScript the app really uses (nothing for the bundler to drop). */
+function largeModule(): string {
+  const lines = ['export interface Row { id: number; name: string; weight: number }'];
+  for (let i = 0; i < 1400; i += 1) lines.push(`export function scale${i}(value: number): number { return value * ${i + 1} + ${i % 7}; }`);
+  lines.push(`export const table: ((value: number) => number)[] = [${Array.from({ length: 1400 }, (_, i) => `scale${i}`).join(', ')}];`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function makeProject(dir: string): Promise<{ main: string; edit: (marker: number) => Promise<void> }> {
+  await fs.mkdir(path.join(dir, 'src'), { recursive: true });
+  await fs.mkdir(path.join(dir, 'types'), { recursive: true });
+  const manifest = projectManifest(APP, 'devloop');
+  await fs.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  await fs.writeFile(path.join(dir, 'tsconfig.json'), PROJECT_TSCONFIG);
+  for (const file of ['isogate-sdk.d.ts', 'globals.d.ts']) await fs.copyFile(path.resolve('sdk/app', file), path.join(dir, 'types', file));
+  await fs.writeFile(path.join(dir, 'src', 'table.ts'), largeModule());
+  const main = path.join(dir, 'src', 'main.ts');
+  const edit = async (marker: number): Promise<void> => {
+    const source = MAIN_SOURCE.replace(
+      "import { config, emit, log, on, storage } from 'isogate:sdk';",
+      `import { config, emit, log, on, storage } from 'isogate:sdk';\nimport { table } from './table.js';\nlog.info('generation ${marker}', table.length);`,
+    );
+    await fs.writeFile(main, source);
+  };
+  await edit(0);
+  return { main, edit };
+}
+
+export default async function devloopBench(): Promise<BenchResult[]> {
+  const dir = await makeTempDir('isogate-bench-devloop-');
+  const project = path.join(dir, 'app');
+  const { main, edit } = await makeProject(project);
+  // The baseline edits its own copy: an edit of the watched project would restart the app
+  // during the baseline's round and slow it.
+  const plain = await makeProject(path.join(dir, 'plain'));
+  const bytes = (await fs.stat(path.join(project, 'src', 'table.ts'))).size + (await fs.stat(main)).size;
+  let marker = 1;
+
+  const plainBuild = async (): Promise<number> => {
+    const started = performance.now();
+    await plain.edit(marker++);
+    await esbuild.build({
+      entryPoints: [plain.main],
+      bundle: true,
+      format: 'esm',
+      platform: 'neutral',
+      target: 'es2022',
+      outfile: path.join(dir, 'plain', 'dist', 'main.js'),
+      external: ['isogate:sdk'],
+      sourcemap: 'both',
+      logLevel: 'silent',
+    });
+    return performance.now() - started;
+  };
+
+  const results: BenchResult[] = [];
+  // `run`: the dev loop with the type-check beside it, as the CLI starts it.
+  {
+    let running: ((generation: number) => void) | undefined;
+    let checks = 0;
+    let checking: Promise<void> = Promise.resolve();
+    const loop = await startDevLoop({
+      project,
+      debounceMs: 10,
+      onRestarted: () => {
+        checks += 1;
+        const child = spawn(process.execPath, [SDK_BIN, 'check', project, '--json'], { stdio: 'ignore' });
+        checking = new Promise((resolve) => child.once('exit', () => resolve()));
+      },
+      onEvent: (event) => {
+        if (event.kind === 'running') running?.(event.generation);
+        if (event.kind === 'failed') throw new Error(`${event.code}: ${event.message}`);
+      },
+    });
+    try {
+      results.push(
+        await compare({
+          name: 'run: edit to the app running again (100 KB app)',
+          unit: 'ms',
+          baselineName: 'esbuild build of the same source',
+          higherIsBetter: false,
+          target: 1 / 3,
+          warmupRounds: 1,
+          rounds: 7,
+          baseline: plainBuild,
+          subject: async () => {
+            const started = performance.now();
+            const restarted = new Promise<void>((resolve) => {
+              running = () => resolve();
+            });
+            await edit(marker++);
+            await restarted;
+            const ms = performance.now() - started;
+            // Not counted: the type-check finishing, so that it does not slow the next baseline.
+            await checking;
+            return ms;
+          },
+          notes: () => [`${Math.round(bytes / 1024)} KB of TypeScript; ${checks} type-checks started beside the reloads`],
+        }),
+      );
+    } finally {
+      await loop.close();
+    }
+  }
+
+  // `push`: to a gateway's debug service, an in-place update each time.
+  {
+    const serving = await serveStore({ dir: path.join(dir, 'store') });
+    const trust = path.join(dir, 'store-root.pem');
+    await fs.writeFile(trust, serving.store.rootCertPem);
+    const gateway = await startGateway({ dataDir: path.join(dir, 'data'), storeUrl: serving.url, trustRootFile: trust });
+    const answered: number[] = [];
+    try {
+      const { url, token } = (await invokeOperation(gateway.services, 'debug.start', { name: 'bench' }, NO_PROGRESS)) as { url: string; token: string };
+      const target = { gateway: url, token };
+      const log = path.join(gateway.dataDir, 'logs', APP, 'app.log');
+      const push = async (): Promise<void> => {
+        await developer.push(target, (await developer.packageToPush(project)).bytes);
+      };
+      await push();
+      results.push(
+        await compare({
+          name: 'push: edit to the new version running on the gateway (100 KB app)',
+          unit: 'ms',
+          baselineName: 'esbuild build of the same source',
+          higherIsBetter: false,
+          target: 1 / 3,
+          warmupRounds: 1,
+          rounds: 7,
+          baseline: plainBuild,
+          subject: async () => {
+            const mine = marker++;
+            const started = performance.now();
+            await edit(mine);
+            const pushed = push().then(() => answered.push(performance.now() - started));
+            // The new version's first line, as `logs -f` shows it.
+            for (;;) {
+              const text = await fs.readFile(log, 'utf8').catch(() => '');
+              if (text.includes(`generation ${mine} `)) break;
+              await new Promise((resolve) => setTimeout(resolve, 2));
+            }
+            const ms = performance.now() - started;
+            await pushed;
+            return ms;
+          },
+          notes: () => [`the push's answer after the update's watch window: median ${Math.round(median(answered))} ms`],
+        }),
+      );
+    } finally {
+      await gateway.close();
+      await serving.close();
+    }
+  }
+  await removeDir(dir);
+  return results;
+}
