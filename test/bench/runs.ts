@@ -1,0 +1,25 @@
+/**
+ * Repeated runs of the whole suite, folded into one entry per figure: the run whose ratio is
+ * the median stands for the figure (its value, baseline and verdict together, so they agree
+ * with each other), and the spread between the runs is stored beside it, (max - min) / median
+ * of the ratios. Whole-suite passes rather than one benchmark N times in a row, so that a
+ * burst of load from the machine's other users falls on different figures in different runs
+ * instead of on every run of one figure.
+ */
+import { type BenchResult, median, type ResultEntry, relativeSpread, toEntry } from './harness.js';
+
+export function foldRuns(runs: BenchResult[][]): ResultEntry[] {
+  const byName = new Map<string, BenchResult[]>();
+  for (const run of runs) {
+    for (const result of run) byName.set(result.name, [...(byName.get(result.name) ?? []), result]);
+  }
+  return [...byName.values()].map((results) => {
+    const ratios = results.map((r) => r.ratio);
+    const mid = median(ratios);
+    // The run nearest the median (the median itself for an odd count).
+    const chosen = results.reduce((best, r) => (Math.abs(r.ratio - mid) < Math.abs(best.ratio - mid) ? r : best));
+    const entry = toEntry(chosen);
+    if (results.length < 2) return { ...entry, runs: 1 };
+    return { ...entry, spread: relativeSpread(ratios), spreadFrom: 'runs' as const, runs: results.length, ratios };
+  });
+}
