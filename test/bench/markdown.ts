@@ -38,7 +38,7 @@ const isPercentile = (e: ResultEntry): boolean => /, p\d+$/.test(e.name);
 function spreadText(e: ResultEntry): string {
   if (e.spread === undefined) return '-';
   const range = e.ratios?.length ? ` (${Math.min(...e.ratios).toFixed(2)}-${Math.max(...e.ratios).toFixed(2)}x)` : '';
-  return `${(e.spread * 100).toFixed(0)}% ${e.spreadFrom === 'runs' ? `over ${e.runs} runs` : 'over rounds'}${range}`;
+  return `${(e.spread * 100).toFixed(0)}% ${e.spreadFrom === 'runs' ? `over ${e.runs ?? 'repeated'} runs` : 'over rounds'}${range}`;
 }
 
 function changeText(change: FigureChange | undefined): string {
