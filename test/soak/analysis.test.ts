@@ -16,7 +16,7 @@ function random(seed: number): () => number {
 const OFFERED = 3000;
 
 /** Two minutes sampled every 2 s: a flat RSS of 280 MiB with a 15 MiB GC sawtooth and noise, steady delivery. */
-function curve(change: (s: Sample, i: number) => void = () => undefined): Sample[] {
+function curve(change: (s: Sample, i: number) => Partial<Sample> = () => ({})): Sample[] {
   const rand = random(17);
   const samples: Sample[] = [];
   for (let i = 0; i <= 60; i += 1) {
@@ -34,8 +34,7 @@ function curve(change: (s: Sample, i: number) => void = () => undefined): Sample
       invalid: 0,
       queued: 0,
     };
-    change(s, i);
-    samples.push(s);
+    samples.push({ ...s, ...change(s, i) });
   }
   return samples;
 }
@@ -68,14 +67,14 @@ describe('soak analysis', () => {
     // RSS 50 MiB higher until the workers idle out, as measured on a real run.
     assert.ok(
       check(
-        curve((s) => void (s.t < 30 && (s.rssMb += 50))),
+        curve((s) => (s.t < 30 ? { rssMb: s.rssMb + 50 } : {})),
         'no RSS growth trend',
       ),
     );
   });
 
   it('fails a leak of 12 MiB a minute after warm-up', () => {
-    const leaking = curve((s) => void (s.rssMb += Math.max(0, s.t - DEFAULT_BOUNDS.warmupS) * (12 / 60)));
+    const leaking = curve((s) => ({ rssMb: s.rssMb + Math.max(0, s.t - DEFAULT_BOUNDS.warmupS) * (12 / 60) }));
     assert.equal(check(leaking, 'no RSS growth trend'), false);
     assert.match(judge(leaking, OFFERED).checks.find((c) => c.name === 'no RSS growth trend')!.detail, /bound 10 MiB over the window/);
   });
@@ -83,14 +82,14 @@ describe('soak analysis', () => {
   it('fails event-loop delay that grows with uptime, and one that is high throughout', () => {
     assert.equal(
       check(
-        curve((s) => void (s.eldP99Ms += s.t)),
+        curve((s) => ({ eldP99Ms: s.eldP99Ms + s.t })),
         'no event-loop delay growth trend',
       ),
       false,
     );
     assert.equal(
       check(
-        curve((s) => void (s.eldP99Ms += 150)),
+        curve((s) => ({ eldP99Ms: s.eldP99Ms + 150 })),
         'event-loop delay p99',
       ),
       false,
@@ -100,7 +99,7 @@ describe('soak analysis', () => {
   it('fails delivery that falls behind what the apps offer, and delivery that decays', () => {
     assert.equal(
       check(
-        curve((s) => void (s.delivered = Math.round(s.t * OFFERED * 0.8))),
+        curve((s) => ({ delivered: Math.round(s.t * OFFERED * 0.8) })),
         'delivered/s keeps up with what the apps offer',
       ),
       false,
@@ -109,7 +108,7 @@ describe('soak analysis', () => {
     let delivered = 0;
     const decaying = curve((s, i) => {
       delivered += i === 0 ? 0 : 2 * OFFERED * (1 - s.t / 240);
-      s.delivered = Math.round(delivered);
+      return { delivered: Math.round(delivered) };
     });
     assert.equal(check(decaying, 'no delivered/s decline'), false);
   });
@@ -117,14 +116,14 @@ describe('soak analysis', () => {
   it('fails a run that dropped or failed a message', () => {
     assert.equal(
       check(
-        curve((s, i) => void (i === 60 && (s.dropped = 1))),
+        curve((_, i) => (i === 60 ? { dropped: 1 } : {})),
         'nothing dropped, failed or invalid',
       ),
       false,
     );
     assert.equal(
       check(
-        curve((s, i) => void (i === 60 && (s.failed = 2))),
+        curve((_, i) => (i === 60 ? { failed: 2 } : {})),
         'nothing dropped, failed or invalid',
       ),
       false,
