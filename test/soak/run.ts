@@ -88,13 +88,18 @@ async function main(): Promise<void> {
       stderr = (stderr + chunk.toString()).slice(-8192);
     });
     const samples: Sample[] = [];
+    let progressEvery = Number.POSITIVE_INFINITY;
     const exited = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
     const socket = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child!.stdout! }).on('line', (line) => {
         if (!line.startsWith('{')) return;
         const message = JSON.parse(line) as { controlSocket?: string; sample?: Sample };
         if (message.controlSocket) resolve(message.controlSocket);
-        if (message.sample) samples.push(message.sample);
+        const s = message.sample;
+        if (!s) return;
+        samples.push(s);
+        if (samples.length % progressEvery === 0)
+          process.stdout.write(`  ${s.t.toFixed(0)} s: RSS ${s.rssMb} MiB, ELD p99 ${s.eldP99Ms} ms, delivered ${s.delivered}, queued ${s.queued}\n`);
       });
       void exited.then(() => reject(new Error(`the soak's gateway exited early: ${stderr}`)));
     });
@@ -109,23 +114,18 @@ async function main(): Promise<void> {
     process.stdout.write(
       `soak: ${apps.length} apps, ${soakRoutes().length} routes, ${offered} deliveries/s offered, ${opts.minutes} min, a sample every ${opts.intervalS} s\n`,
     );
+    progressEvery = Math.max(1, Math.round(30 / opts.intervalS));
     child.stdin!.write('sample\n');
-    const endAt = Date.now() + opts.minutes * 60_000;
-    let reported = 0;
-    while (Date.now() < endAt) {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, Math.min(1000, Math.max(0, endAt - Date.now())));
-        void exited.then(() => {
-          clearTimeout(timer);
-          reject(new Error(`the soak's gateway exited during the run: ${stderr}`));
-        });
-      });
-      while (reported < samples.length) {
-        const s = samples[reported++]!;
-        if (reported % Math.max(1, Math.round(30 / opts.intervalS)) === 0)
-          process.stdout.write(`  ${s.t.toFixed(0)} s: RSS ${s.rssMb} MiB, ELD p99 ${s.eldP99Ms} ms, delivered ${s.delivered}, queued ${s.queued}\n`);
-      }
-    }
+    // The run is its length: the gateway exiting before it ends is the only thing that cuts it short.
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      new Promise<'time'>((resolve) => {
+        timer = setTimeout(() => resolve('time'), opts.minutes * 60_000);
+      }),
+      exited.then(() => 'exited' as const),
+    ]);
+    clearTimeout(timer);
+    if (ended === 'exited') throw new Error(`the soak's gateway exited during the run: ${stderr}`);
     const status = (await callControl(socket, 'apps.list')) as { package_id: string; status: string }[];
     const notRunning = status.filter((row) => row.status !== 'running').map((row) => `${row.package_id} ${row.status}`);
     child.stdin!.write('stop\n');
