@@ -11,6 +11,8 @@ export interface Sample {
   /** Resident set size, MiB, after a full collection of the main heap (see gateway-child.ts). */
   rssMb: number;
   heapUsedMb: number;
+  /** The apps' isolates' used heaps, summed, MiB: garbage included (each isolate collects on its own schedule). */
+  isolatesHeapMb: number;
   /** Event-loop delay over the interval since the last sample (monitorEventLoopDelay), ms. */
   eldP50Ms: number;
   eldP99Ms: number;

@@ -14,6 +14,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { startGateway } from '../../platform/main.js';
+import type { AppSandbox } from '../../platform/sandbox/index.js';
 import type { Sample } from './analysis.js';
 
 interface ChildOptions {
@@ -42,11 +43,18 @@ function sample(startedAt: number): Sample {
     totals.invalid += route.counters.invalid;
     totals.queued += route.queued;
   }
+  // The launcher hands out its running apps as the router's guests; each is an AppSandbox.
+  let isolatesHeap = 0;
+  for (const app of gateway.services.installedApps()) {
+    const guest = gateway.services.launcher.guest(app.package_id) as AppSandbox | undefined;
+    if (guest && typeof guest.stats === 'function') isolatesHeap += guest.stats().heapUsedBytes;
+  }
   const ms = (ns: number): number => Math.round((ns / 1e6) * 100) / 100;
   const out: Sample = {
     t: Math.round((Date.now() - startedAt) / 100) / 10,
     rssMb: mb(memory.rss),
     heapUsedMb: mb(memory.heapUsed),
+    isolatesHeapMb: mb(isolatesHeap),
     eldP50Ms: ms(delay.percentile(50)),
     eldP99Ms: ms(delay.percentile(99)),
     eldMaxMs: ms(delay.max),
