@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark beside its baseline, as ratios. `npm run bench -- storage`
  * runs only the benchmarks whose name contains "storage".
  *
- *   --repeat N      runs of the whole suite (default 3 for a full run, 1 for a filtered one);
+ *   --repeat N      runs of the whole suite (default 2 for a full run, 1 for a filtered one);
  *                   each figure is the median run's, with the spread between runs stored beside it
  *   --compare FILE  compares with an earlier bench-results.json: a ratio that fell by more than
  *                   its spread is reported as a regression (regression.ts) and the exit code is 1
@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { type BenchResult, type ResultEntry, report } from './harness.js';
 import { chart, markdown, thisMachine } from './markdown.js';
 import { compareResults, parseResults } from './regression.js';
-import { foldRuns } from './runs.js';
+import { FULL_RUN_REPEATS, foldRuns } from './runs.js';
 
 type Bench = { name: string; run: () => Promise<BenchResult[]> };
 
@@ -39,8 +39,6 @@ const BENCHES: Bench[] = [
 const RESULTS_FILE = path.resolve('bench-results.json');
 const REPORT_FILE = path.resolve('bench-report.md');
 const DOCS_FILE = path.resolve('docs/benchmarks.md');
-/** A full run at this many repeats took about N x 2 minutes on the 2-core development machine (docs/benchmarks.md): inside the 15-minute budget. */
-const FULL_RUN_REPEATS = 3;
 
 async function previousRun(): Promise<ResultEntry[] | undefined> {
   try {

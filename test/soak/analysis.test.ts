@@ -26,6 +26,8 @@ function curve(change: (s: Sample, i: number) => Partial<Sample> = () => ({})): 
       rssMb: 280 + ((t % 24) / 24) * 15 + rand() * 3,
       heapUsedMb: 27,
       isolatesHeapMb: 60,
+      externalMb: 5,
+      arrayBuffersMb: 1,
       eldP50Ms: 1,
       eldP99Ms: 12 + rand() * 10,
       eldMaxMs: 40,

@@ -13,6 +13,9 @@ export interface Sample {
   heapUsedMb: number;
   /** The apps' isolates' used heaps, summed, MiB: garbage included (each isolate collects on its own schedule). */
   isolatesHeapMb: number;
+  /** process.memoryUsage()'s external and arrayBuffers: native memory V8 knows of (where a growing RSS with flat heaps points). */
+  externalMb: number;
+  arrayBuffersMb: number;
   /** Event-loop delay over the interval since the last sample (monitorEventLoopDelay), ms. */
   eldP50Ms: number;
   eldP99Ms: number;

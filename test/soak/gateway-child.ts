@@ -55,6 +55,8 @@ function sample(startedAt: number): Sample {
     rssMb: mb(memory.rss),
     heapUsedMb: mb(memory.heapUsed),
     isolatesHeapMb: mb(isolatesHeap),
+    externalMb: mb(memory.external),
+    arrayBuffersMb: mb(memory.arrayBuffers),
     eldP50Ms: ms(delay.percentile(50)),
     eldP99Ms: ms(delay.percentile(99)),
     eldMaxMs: ms(delay.max),
