@@ -41,8 +41,9 @@ export interface Bounds {
    * a rise of that much in one window is a leak whichever window it is. The same bound over a
    * longer window is a finer one: CI's 2 minutes (a 60 s window, 3000 deliveries/s of about
    * 200 B) catch a gateway that retains a third of what it delivers; an hour catches 10 MiB/h,
-   * about 3 KB/s. The line is fitted to every sample after warm-up, so the isolates' own GC
-   * sawtooth (10-20 MiB here) is noise around it, not a trend, once the window spans a few teeth.
+   * about 3 KB/s. The line is fitted to every sample after warm-up; the main heap is collected
+   * before each sample and the apps collect their own every second (apps.ts), so what is left
+   * of the collectors' sawtooth is noise around the line, not a trend.
    */
   rssRiseMb: number;
   /** ELD p99 over the run (the median of the per-interval p99s) at most this, ms: a control-socket command waits about this long. */
