@@ -88,13 +88,21 @@ const measured = foldRuns(runs);
 const kept = (previous ?? []).filter((e) => !measured.some((m) => m.name === e.name));
 await fs.writeFile(RESULTS_FILE, `${JSON.stringify([...kept, ...measured], null, 2)}\n`);
 const changes = comparedWith ? compareResults(comparedWith, measured).filter((c) => !opts.filter || c.change !== 'gone') : undefined;
-const page = (chartFile: string): string =>
-  markdown({ entries: measured, machine, runs: opts.repeat, durationS, chartFile, ...(changes ? { changes, comparedWith: opts.compare! } : {}) });
-await fs.writeFile(REPORT_FILE, page('bench-report.svg'));
+// The docs page is the latest table by itself; a comparison with some local file is this run's news only.
+const page = (chartFile: string, withChanges: boolean): string =>
+  markdown({
+    entries: measured,
+    machine,
+    runs: opts.repeat,
+    durationS,
+    chartFile,
+    ...(changes && withChanges ? { changes, comparedWith: opts.compare! } : {}),
+  });
+await fs.writeFile(REPORT_FILE, page('bench-report.svg', true));
 await fs.writeFile(REPORT_FILE.replace(/\.md$/, '.svg'), chart(measured));
 const written = [RESULTS_FILE, REPORT_FILE];
 if (!opts.filter) {
-  await fs.writeFile(DOCS_FILE, page('benchmarks.svg'));
+  await fs.writeFile(DOCS_FILE, page('benchmarks.svg', false));
   await fs.writeFile(DOCS_FILE.replace(/\.md$/, '.svg'), chart(measured));
   written.push(DOCS_FILE);
 }

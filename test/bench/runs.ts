@@ -11,9 +11,9 @@ import { type BenchResult, median, type ResultEntry, relativeSpread, toEntry } f
 /**
  * Runs of the whole suite a full `npm run bench` makes. Measured on the shared 2-core development
  * machine (2026-12-02): one run took 112 s with the machine nearly idle (load 3) and about 300 s
- * with seven other engineers' tests beside it (load 16-21; three runs took 894 s). Two runs are
- * the fewest that measure a spread between runs, and stay inside the 15-minute budget under that
- * load; three did not.
+ * with seven other engineers' tests beside it (load 16-21: three runs took 894 s, past the
+ * budget; at load 13-16 two runs took 273 s). Two runs are the fewest that measure a spread
+ * between runs and stay inside the 15-minute budget under the heaviest load seen.
  */
 export const FULL_RUN_REPEATS = 2;
 
