@@ -20,6 +20,12 @@ export interface BenchResult {
   /** The goal in words where it is not a ratio to the baseline (e.g. an absolute budget). */
   goal?: string;
   notes?: string[];
+  /**
+   * Relative spread of the ratio within this run, (max - min) / median over the rounds
+   * (compare() pairs each round's figure with the baseline round beside it), where the figure
+   * has rounds. run.ts's repeated runs replace it with the spread between runs.
+   */
+  spread?: number;
 }
 
 export interface Comparison {
@@ -52,6 +58,14 @@ export function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** (max - min) / median: 0 for identical figures, 0.2 when they span a fifth of their median. */
+export function relativeSpread(values: number[]): number {
+  const finite = values.filter(Number.isFinite);
+  if (finite.length < 2) return 0;
+  const mid = median(finite);
+  return mid === 0 ? 0 : (Math.max(...finite) - Math.min(...finite)) / Math.abs(mid);
+}
+
 export async function compare(comparison: Comparison): Promise<BenchResult> {
   const rounds = comparison.rounds ?? 5;
   for (let round = 0; round < (comparison.warmupRounds ?? 0); round += 1) {
@@ -73,6 +87,7 @@ export async function compare(comparison: Comparison): Promise<BenchResult> {
   const value = median(values);
   const baseline = median(baselines);
   const ratio = comparison.higherIsBetter ? value / baseline : baseline / value;
+  const perRound = values.map((v, i) => (comparison.higherIsBetter ? v / baselines[i]! : baselines[i]! / v));
   return {
     name: comparison.name,
     unit: comparison.unit,
@@ -83,6 +98,7 @@ export async function compare(comparison: Comparison): Promise<BenchResult> {
     target: comparison.target,
     pass: ratio >= comparison.target,
     ...(comparison.notes ? { notes: comparison.notes() } : {}),
+    ...(rounds > 1 ? { spread: relativeSpread(perRound) } : {}),
   };
 }
 
@@ -94,6 +110,10 @@ export function latencyResult(options: { name: string; baselineName: string; p: 
   const value = percentile(options.subject, options.p);
   const baseline = percentile(options.baseline, options.p);
   const ratio = baseline / value;
+  // The samples split in two interleaved halves, each half's ratio: how far the percentile moves
+  // on half the evidence, which is this figure's spread within the run.
+  const half = (values: number[], odd: number): number[] => values.filter((_, i) => i % 2 === odd);
+  const halves = [0, 1].map((odd) => percentile(half(options.baseline, odd), options.p) / percentile(half(options.subject, odd), options.p));
   return {
     name: `${options.name}, p${options.p}`,
     unit: 'ms',
@@ -103,10 +123,11 @@ export function latencyResult(options: { name: string; baselineName: string; p: 
     ratio,
     target: options.target,
     pass: ratio >= options.target,
+    ...(options.subject.length >= 4 && options.baseline.length >= 4 ? { spread: relativeSpread([...halves, ratio]) } : {}),
   };
 }
 
-function fixed(value: number): string {
+export function fixed(value: number): string {
   return Math.abs(value) >= 100 ? value.toFixed(0) : Math.abs(value) >= 1 ? value.toFixed(2) : value.toFixed(3);
 }
 
@@ -121,6 +142,16 @@ export interface ResultEntry {
   /** The target on the ratio, as text ("ratio >= 0.67"), with the baseline it is taken against. */
   goal: string;
   pass: boolean;
+  /** The target on the ratio as a number (what the chart draws). */
+  target?: number;
+  /** What the baseline is, in words. */
+  baselineName?: string;
+  /** Relative spread of the ratio, (max - min) / median, and where it was measured (see docs/benchmarks.md). */
+  spread?: number;
+  spreadFrom?: 'runs' | 'rounds';
+  /** How many runs of the whole suite the figure is the median of, and their ratios. */
+  runs?: number;
+  ratios?: number[];
 }
 
 export function toEntry(r: BenchResult): ResultEntry {
@@ -130,8 +161,11 @@ export function toEntry(r: BenchResult): ResultEntry {
     unit: r.unit,
     baseline: r.baseline,
     ratio: r.ratio,
-    goal: r.goal ?? `ratio >= ${r.target} vs ${r.baselineName}`,
+    goal: r.goal ?? `ratio >= ${Number(r.target.toPrecision(3))} vs ${r.baselineName}`,
     pass: r.pass,
+    target: r.target,
+    baselineName: r.baselineName,
+    ...(r.spread === undefined ? {} : { spread: r.spread, spreadFrom: 'rounds' as const }),
   };
 }
 
