@@ -140,7 +140,7 @@ export function AuditPage({ log }: { log: AuditLog }): ComponentChild {
         t('subject'),
         h(
           'select',
-          { name: 'subject', multiple: true, size: 3 },
+          { name: 'subject', multiple: true, size: 3, 'aria-label': t('subject') },
           subjects.map((subject) => h('option', { value: subject }, subject)),
         ),
       ),
