@@ -58,7 +58,7 @@ describe('web interface (chromium)', function () {
     const refused = page.getByRole('alert').filter({ hasText: 'E_AUTH' });
     await refused.waitFor();
     // The refusal says what to do, not only what went wrong.
-    assert.match(await refused.innerText(), /Check the name and password/);
+    assert.match((await refused.textContent()) ?? '', /Check the name and password/);
     await logIn(page, 'admin', 'adminadmin', ADMIN_PASSWORD);
     assert.deepEqual(await menu(page), MENU);
     await page.getByRole('definition').filter({ hasText: web.gateway.services.status().version }).first().waitFor();
@@ -122,7 +122,7 @@ describe('web interface (chromium)', function () {
     await form.getByRole('button', { name: 'Add' }).click();
     const refusal = page.getByRole('alert').filter({ hasText: /E_ROUTE/ });
     await refusal.waitFor();
-    assert.match(await refusal.innerText(), /Check both ends/);
+    assert.match((await refusal.textContent()) ?? '', /Check both ends/);
     assert.equal(web.gateway.services.router.list().length, 1);
 
     await row.getByRole('button', { name: 'Disable' }).click();
