@@ -7,7 +7,7 @@ import { type ComponentChild, h } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { CallError } from './api.js';
-import { type Key, t } from './i18n.js';
+import { currentLang, type Key, t } from './i18n.js';
 
 /** What the admin can do about a refusal, by its code; the gateway's own sentence is shown beside it. */
 const ADVICE: Readonly<Record<string, Key>> = {
@@ -227,11 +227,27 @@ export function Chart({ points, label, name }: { points: [number[], number[]]; l
   const plot = useRef<uPlot | null>(null);
   useEffect(() => {
     if (!box.current) return;
-    plot.current = new uPlot({ width: 480, height: 160, series: [{}, { label, stroke: '#2b6cb0' }] }, points, box.current);
+    plot.current = new uPlot({ width: 480, height: 160, legend: { show: false }, series: [{}, { label, stroke: '#2b6cb0', width: 2 }] }, points, box.current);
     return () => plot.current?.destroy();
   }, []);
   useEffect(() => plot.current?.setData(points), [points]);
   return h('div', { ref: box, class: 'chart', role: 'img', 'aria-label': name });
+}
+
+/** Seconds as days, hours, minutes and seconds, largest first. */
+export function duration(seconds: number): string {
+  const whole = Math.max(0, Math.floor(seconds));
+  const parts: [number, Key][] = [
+    [Math.floor(whole / 86_400), 'daysShort'],
+    [Math.floor((whole % 86_400) / 3600), 'hoursShort'],
+    [Math.floor((whole % 3600) / 60), 'minutesShort'],
+    [whole % 60, 'secondsShort'],
+  ];
+  const first = parts.findIndex(([count]) => count > 0);
+  return parts
+    .slice(first < 0 ? 3 : first)
+    .map(([count, unit]) => `${count} ${t(unit)}`)
+    .join(' ');
 }
 
 /** Hands a file the API sent to the browser to save. */
@@ -270,5 +286,5 @@ export function textToBase64(text: string): string {
 export function localTime(value: string | number | null | undefined): string {
   if (value === null || value === undefined || value === '') return '—';
   const date = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
-  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString(currentLang() === 'ru' ? 'ru-RU' : 'en-GB');
 }

@@ -3,7 +3,7 @@ import { type ComponentChild, Fragment, h } from 'preact';
 import { useRef } from 'preact/hooks';
 import { call, type SessionView } from '../api.js';
 import { t } from '../i18n.js';
-import { Chart, ErrorLine, Table, usePolling } from '../ui.js';
+import { Chart, duration, ErrorLine, Table, usePolling } from '../ui.js';
 import { type RouteRow, routeColumns } from './routing.js';
 
 export interface Status {
@@ -19,16 +19,18 @@ export interface Status {
 export function StatusPage({ session }: { session: SessionView }): ComponentChild {
   const [status, error] = usePolling((background) => call<Status>('GET', '/status', undefined, { background }), 5000);
   const history = useRef<[number[], number[]]>([[], []]);
-  const last = useRef<number | undefined>(undefined);
+  const last = useRef<{ total: number; at: number } | undefined>(undefined);
   const [routes] = usePolling(async (background) => {
     if (session.role !== 'admin') return [];
     const rows = await call<RouteRow[]>('GET', '/routes', undefined, { background });
     const total = rows.reduce((sum, row) => sum + row.counters.delivered, 0);
-    if (last.current !== undefined) {
+    const now = Date.now() / 1000;
+    if (last.current !== undefined && now > last.current.at) {
       const [xs, ys] = history.current;
-      history.current = [[...xs, Date.now() / 1000].slice(-60), [...ys, Math.max(0, total - last.current)].slice(-60)];
+      const rate = Math.max(0, total - last.current.total) / (now - last.current.at);
+      history.current = [[...xs, now].slice(-60), [...ys, Math.round(rate * 10) / 10].slice(-60)];
     }
-    last.current = total;
+    last.current = { total, at: now };
     return rows;
   }, 5000);
   if (!status) return h(ErrorLine, { error });
@@ -41,7 +43,7 @@ export function StatusPage({ session }: { session: SessionView }): ComponentChil
       [
         [t('version'), status.version],
         [t('mode'), status.mode],
-        [t('uptime'), status.uptimeSeconds],
+        [t('uptime'), duration(status.uptimeSeconds)],
         [t('installed'), `${status.apps.installed} / ${status.apps.limit}`],
         [t('routesActive'), status.routes.active],
         [t('routesInactive'), status.routes.inactive],
@@ -54,7 +56,10 @@ export function StatusPage({ session }: { session: SessionView }): ComponentChil
           Fragment,
           null,
           h('h2', null, t('throughput')),
-          h(Chart, { points: history.current, label: t('delivered'), name: t('throughput') }),
+          // A rate needs two readings: until then the chart would be an empty box.
+          history.current[0].length >= 2
+            ? h(Chart, { points: history.current, label: t('delivered'), name: t('throughput') })
+            : h('p', { class: 'hint' }, t('chartFilling')),
           h(Table<RouteRow>, { name: t('routing'), rows: routes, columns: routeColumns() }),
         )
       : null,
