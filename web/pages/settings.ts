@@ -33,7 +33,7 @@ export function schemaErrors(schema: Record<string, unknown>, document: unknown)
 const PASSPHRASE = /^[\x20-\x7e]{8,256}$/;
 
 export function SettingsPage(): ComponentChild {
-  return h(Fragment, null, h(ConfigurationEditor, null), h(BackupSection, null), h(RestoreSection, null));
+  return h(Fragment, null, h(ConfigurationEditor, null), h('div', { class: 'columns' }, h(BackupSection, null), h(RestoreSection, null)));
 }
 
 function ConfigurationEditor(): ComponentChild {
