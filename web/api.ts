@@ -10,7 +10,7 @@ export interface SessionView {
   csrfToken: string;
   mustChange: boolean;
   idleMinutes: number;
-  warnings?: unknown;
+  warnings?: { code: string; days: number; message: string }[];
 }
 
 let csrf = '';
@@ -28,34 +28,72 @@ export class CallError extends Error {
   }
 }
 
-export async function call<T>(method: string, path: string, body?: unknown, options: { background?: boolean } = {}): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+function headersFor(method: string, accept: string, options: { background?: boolean; headers?: Record<string, string> }): Record<string, string> {
+  const headers: Record<string, string> = { accept, ...options.headers };
   if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
   if (options.background) headers['x-isogate-background'] = '1';
+  return headers;
+}
+
+/** A refusal's `{code, message, details}`, or a stand-in naming the HTTP status when the body is not one. */
+async function refusal(response: Response): Promise<CallError> {
+  const value = (await response.json().catch(() => null)) as ApiError | null;
+  const error = value && typeof value.code === 'string' ? value : { code: 'E_HTTP', message: `${response.status} ${response.statusText}` };
+  if (error.code === 'E_SESSION') onSessionLost();
+  return new CallError(error);
+}
+
+export async function call<T>(method: string, path: string, body?: unknown, options: { background?: boolean } = {}): Promise<T> {
+  const headers = headersFor(method, 'application/json', options);
+  if (body !== undefined) headers['content-type'] = 'application/json';
   const response = await fetch(`/api/v1${path}`, {
     method,
     headers,
     credentials: 'same-origin',
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
-  const value = (await response.json().catch(() => null)) as unknown;
-  if (!response.ok) {
-    const error = (value ?? { code: 'E_HTTP', message: response.statusText }) as ApiError;
-    if (error.code === 'E_SESSION') onSessionLost();
-    throw new CallError(error);
-  }
-  return value as T;
+  if (!response.ok) throw await refusal(response);
+  return (await response.json().catch(() => null)) as T;
 }
 
-/** A route that streams progress (install): one callback a progress line, the result at the end. */
+/** A file the API sends (backup, integrity report): its bytes and the name its Content-Disposition gives. */
+export async function download(method: string, path: string, options: { json?: unknown; fallbackName: string }): Promise<{ blob: Blob; fileName: string }> {
+  const headers = headersFor(method, '*/*', {});
+  if (options.json !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`/api/v1${path}`, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    ...(options.json !== undefined ? { body: JSON.stringify(options.json) } : {}),
+  });
+  if (!response.ok) throw await refusal(response);
+  const disposition = response.headers.get('content-disposition') ?? '';
+  const named = /filename="?([^";]+)"?/.exec(disposition)?.[1];
+  return { blob: await response.blob(), fileName: named ?? options.fallbackName };
+}
+
+/** A file sent as the request's whole body (a backup to restore), with headers of its own. */
+export async function upload<T>(path: string, file: Blob, headers: Record<string, string>): Promise<T> {
+  const response = await fetch(`/api/v1${path}`, {
+    method: 'POST',
+    headers: { ...headersFor('POST', 'application/json', { headers }), 'content-type': 'application/octet-stream' },
+    credentials: 'same-origin',
+    body: file,
+  });
+  if (!response.ok) throw await refusal(response);
+  return (await response.json().catch(() => null)) as T;
+}
+
+/** A route that streams progress (install, integrity check): one callback a progress line, the result at the end. */
 export async function callStreaming<T>(method: string, path: string, body: unknown, progress: (update: unknown) => void): Promise<T> {
   const response = await fetch(`/api/v1${path}`, {
     method,
     headers: { accept: 'application/x-ndjson', 'content-type': 'application/json', 'x-csrf-token': csrf },
     body: JSON.stringify(body),
   });
-  if (!response.ok || !response.body) throw new CallError((await response.json().catch(() => ({ code: 'E_HTTP', message: response.statusText }))) as ApiError);
+  if (!response.ok || !response.body) throw await refusal(response);
+  // A route that does not stream answers with its result alone.
+  if (!(response.headers.get('content-type') ?? '').includes('ndjson')) return (await response.json()) as T;
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let pending = '';
   for (;;) {

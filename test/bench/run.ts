@@ -35,6 +35,7 @@ const BENCHES: Bench[] = [
   { name: 'replay', run: async () => (await import('./replay.bench.js')).default() },
   { name: 'gate', run: async () => (await import('./gate.bench.js')).default() },
   { name: 'devloop', run: async () => (await import('./devloop.bench.js')).default() },
+  { name: 'web', run: async () => (await import('./web.bench.js')).default() },
 ];
 
 const RESULTS_FILE = path.resolve('bench-results.json');

@@ -19,10 +19,15 @@ export interface WebHarness {
   close(): Promise<void>;
 }
 
-export async function startWebHarness(): Promise<WebHarness> {
+export interface WebHarnessOptions {
+  /** Network Protector pre-installed from the gateway's own image, as in the demo. */
+  platformApps?: boolean;
+}
+
+export async function startWebHarness(options: WebHarnessOptions = {}): Promise<WebHarness> {
   const dir = await makeTempDir();
   // The gateway's own embedded store, which publishes the sample apps built from their sources.
-  const gateway = await startGateway({ dataDir: path.join(dir, 'data'), port: 0 });
+  const gateway = await startGateway({ dataDir: path.join(dir, 'data'), port: 0, ...(options.platformApps ? { platformApps: true } : {}) });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -69,4 +74,31 @@ export async function logIn(page: Page, username: string, password: string, newP
     await page.getByRole('button', { name: 'Change password' }).click();
   }
   await page.getByRole('navigation', { name: 'menu' }).waitFor();
+}
+
+/** Logs out through the menu: one session at a time, so the next test's login is not refused. */
+export async function logOut(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('button', { name: 'Log in' }).waitFor();
+}
+
+export interface PageAnswer {
+  status: number;
+  body: { code?: string } & Record<string, unknown>;
+}
+
+/** The API called from inside the page, with its session cookie and CSRF token, as a script of the page would. */
+export async function callFromPage(page: Page, method: string, apiPath: string, body?: unknown): Promise<PageAnswer> {
+  return page.evaluate(
+    async ({ method, apiPath, body }) => {
+      const session = (await (await fetch('/api/v1/session')).json()) as { csrfToken?: string };
+      const response = await fetch(`/api/v1${apiPath}`, {
+        method,
+        headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken ?? '' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: response.status, body: (await response.json().catch(() => ({}))) as { code?: string } & Record<string, unknown> };
+    },
+    { method, apiPath, body },
+  );
 }
