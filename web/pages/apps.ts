@@ -97,7 +97,7 @@ export function AppsPage({ session }: { session: SessionView }): ComponentChild 
 }
 
 function ConfigEditor({ id, onClose }: { id: string; onClose: () => void }): ComponentChild {
-  const [text, setText] = useState('');
+  const [text, setText] = useState<string | undefined>(undefined);
   const [loadError, setLoadError] = useState<unknown>(undefined);
   const action = useAction();
   useEffect(() => {
@@ -107,7 +107,7 @@ function ConfigEditor({ id, onClose }: { id: string; onClose: () => void }): Com
     action.run(async () => {
       let value: unknown;
       try {
-        value = JSON.parse(text);
+        value = JSON.parse(text ?? '');
       } catch (failure) {
         throw `${t('notJson')}: ${(failure as Error).message}`;
       }
@@ -118,8 +118,15 @@ function ConfigEditor({ id, onClose }: { id: string; onClose: () => void }): Com
     'section',
     { class: 'card', 'aria-label': `${t('configuration')} ${id}` },
     h('h2', null, `${t('configuration')}: ${id}`),
-    h('textarea', { 'aria-label': t('configuration'), rows: 12, value: text, onInput: (event: Event) => setText((event.target as HTMLTextAreaElement).value) }),
-    h('button', { onClick: save, disabled: action.busy }, t('save')),
+    // Disabled until the stored configuration arrives: typing before it would be overwritten by it.
+    h('textarea', {
+      'aria-label': t('configuration'),
+      rows: 12,
+      disabled: text === undefined,
+      value: text ?? '',
+      onInput: (event: Event) => setText((event.target as HTMLTextAreaElement).value),
+    }),
+    h('button', { onClick: save, disabled: action.busy || text === undefined }, t('save')),
     h('button', { onClick: onClose }, t('close')),
     h(ErrorLine, { error: action.error ?? loadError }),
     h(Notice, { text: action.done }),

@@ -117,6 +117,8 @@ function RulesEditor(): ComponentChild {
           name: list,
           rows: 8,
           spellcheck: false,
+          // Typing before the stored lists arrive would be overwritten by them, then saved as lost.
+          disabled: config === undefined,
           value: texts[list],
           onInput: (event: Event) => setTexts({ ...texts, [list]: (event.target as HTMLTextAreaElement).value }),
         }),

@@ -83,6 +83,8 @@ function ConfigurationEditor(): ComponentChild {
       'aria-label': t('configurationDocument'),
       rows: 20,
       spellcheck: false,
+      // Typing before the stored document arrives would be overwritten by it.
+      disabled: !view,
       value: text,
       onInput: (event: Event) => setText((event.target as HTMLTextAreaElement).value),
     }),
