@@ -167,7 +167,7 @@ export async function benchRules(): Promise<{ commands: string; anomaly: string 
     add(`drop modbus any any -> any any (msg:"diagnostic ${sub}"; modbus: function 8, subfunction ${sub}; sid:SID; rev:1;)`);
   for (const category of ['user', 'reserved', '!assigned'])
     add(`drop modbus any any -> any any (msg:"function ${category}"; modbus: function ${category}; sid:SID; rev:1;)`);
-  for (let i = 0; commands.length < 79; i += 1) {
+  for (let i = 0; commands.length < 89; i += 1) {
     const bytes = [0xde, 0xad, 0xbe, i].map((b) => b.toString(16).padStart(2, '0')).join(' ');
     add(`drop tcp any any -> any any (msg:"payload ${i}"; flow:to_server; content:"|${bytes}|"; sid:SID; rev:1;)`);
     add(`drop tcp any any -> any any (msg:"banner ${i}"; content:"exploit-${i}"; nocase; sid:SID; rev:1;)`);

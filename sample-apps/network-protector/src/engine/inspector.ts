@@ -19,7 +19,8 @@ import { ModbusFlow } from '../protocols/modbus.js';
 import { MqttFlow } from '../protocols/mqtt.js';
 import type { Direction, ModbusTransaction, MqttTransaction } from '../protocols/types.js';
 import { type CompiledRule, type CompiledRules, type Endpoint, headerMatches, toAddress } from './compile.js';
-import { eventsMatch, modbusCouldMatch, modbusMatches, mqttMatches, payloadMatches, stickyBuffersMatch } from './match.js';
+import { eventsMatch, inRange, modbusCouldMatch, modbusMatches, mqttMatches, payloadMatches, stickyBuffersMatch } from './match.js';
+import { PacketPrefilter } from './prefilter.js';
 import type { TrafficAlert, TrafficConnection, TrafficDirection, TrafficVerdict } from './types.js';
 
 export type Transaction = ModbusTransaction | MqttTransaction;
@@ -54,6 +55,8 @@ export class StreamInspector {
   readonly #mqtt: MqttFlow | undefined;
   /** Per direction, the rules whose header, protocol and flow fit this connection. */
   readonly #candidates: Record<TrafficDirection, { tx: CompiledRule[]; packet: CompiledRule[] }>;
+  /** Per direction, the packet rules' fast patterns: a chunk is scanned once, not once per rule. */
+  readonly #prefilters: Record<TrafficDirection, PacketPrefilter>;
   readonly #fed: Record<TrafficDirection, number> = { to_server: 0, to_client: 0 };
   readonly #byKind: Record<TrafficDirection, Map<number, CompiledRule[]>> = { to_server: new Map(), to_client: new Map() };
   /** The sids (and directions) each live transaction alerted on; a released transaction takes its set with it. */
@@ -79,6 +82,10 @@ export class StreamInspector {
         this.#candidates[direction][rule.kind].push(rule);
       }
     }
+    this.#prefilters = {
+      to_server: new PacketPrefilter(this.#candidates.to_server.packet),
+      to_client: new PacketPrefilter(this.#candidates.to_client.packet),
+    };
   }
 
   /** The contract's call: the release offset, or the drop verdict with the rule that gave it. */
@@ -149,7 +156,7 @@ export class StreamInspector {
       }
     }
     if (!passed && bytes.length > 0) {
-      for (const rule of this.#candidates[direction].packet) {
+      for (const rule of this.#prefilters[direction].candidates(bytes)) {
         if (!payloadMatches(rule.rule.buffers, bytes)) continue;
         matches.push({ rule, direction });
         if (rule.alert.action === 'pass') break;
@@ -163,14 +170,17 @@ export class StreamInspector {
   #modbusCandidates(direction: TrafficDirection, tx: ModbusTransaction): readonly CompiledRule[] {
     const msg = tx.request ?? tx.response;
     if (!msg) return this.#candidates[direction].tx;
-    const key = msg.functionRaw | (msg.accessType << 8) | (msg.category << 16);
+    // The unit too: a list of per-unit rules (one PLC each) otherwise costs every request all of them.
+    const key = msg.functionRaw | (msg.accessType << 8) | (msg.category << 16) | (msg.unitId << 20);
     const index = this.#byKind[direction];
     let list = index.get(key);
     if (!list) {
       list = this.#candidates[direction].tx.filter((rule) =>
-        rule.rule.modbus.every((c) => modbusCouldMatch(c, msg.functionRaw, msg.accessType, msg.category, msg.functionCode)),
+        rule.rule.modbus.every(
+          (c) => (!c.unit || inRange(c.unit, msg.unitId)) && modbusCouldMatch(c, msg.functionRaw, msg.accessType, msg.category, msg.functionCode),
+        ),
       );
-      // Bounded: 256 function bytes, and the access type and category follow from the function byte.
+      // Bounded: 256 function bytes (the access type and category follow from it) by the units a plant uses.
       if (index.size < 4096) index.set(key, list);
     }
     return list;
