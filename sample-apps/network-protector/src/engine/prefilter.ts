@@ -67,7 +67,11 @@ export class PacketPrefilter {
       const pattern: Pattern = { index, bytes: content.bytes, nocase: content.nocase };
       const first = content.bytes[0]!;
       const firsts = content.nocase ? new Set([lower(first), upper(first)]) : new Set([first]);
-      for (const b of firsts) (this.#table[b] ??= []).push(pattern);
+      for (const b of firsts) {
+        const list = this.#table[b] ?? [];
+        list.push(pattern);
+        this.#table[b] = list;
+      }
       this.#patterns += 1;
     });
   }
