@@ -10,6 +10,7 @@ import {
   type TrafficConnection,
   type TrafficVerdict,
 } from '../../sample-apps/network-protector/src/engine/index.js';
+import { ALERTS_PER_VERDICT } from '../../sample-apps/network-protector/src/engine/inspector.js';
 import { RULE_LIMITS } from '../../sample-apps/network-protector/src/rules/index.js';
 import type { ContentMatch } from '../../sample-apps/network-protector/src/rules/types.js';
 import { isIsogateError } from '../../sdk/errors.js';
@@ -311,6 +312,15 @@ describe('rule engine: StreamInspector', () => {
     assert.deepEqual(sids(inspector.data('to_server', read(2, 7), 0)), [1, 2, 3]);
     assert.deepEqual(sids(inspector.data('to_server', read(3, 1), 0)), [2]);
     assert.deepEqual(sids(inspector.data('to_server', read(4, 9), 0)), [2, 3]);
+  });
+
+  it('a verdict carries at most 64 alerts (the traffic contract: more would fail the app), the first ones', () => {
+    const compiled = rules('alert modbus any any -> any any (msg:"every read"; modbus: function 3; sid:1;)');
+    const inspector = new StreamInspector(compiled, MODBUS);
+    const chunk = Buffer.concat(Array.from({ length: 100 }, (_, id) => read(id)));
+    const v = inspector.data('to_server', chunk, 0);
+    assert.ok('release' in v && v.release === chunk.length);
+    assert.equal(v.alerts?.length, ALERTS_PER_VERDICT);
   });
 
   it('rules for the other protocol are not candidates; a hostile address matches nothing', () => {

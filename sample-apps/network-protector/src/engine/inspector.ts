@@ -44,6 +44,9 @@ export interface InspectResult {
   readonly drop?: CompiledRule;
 }
 
+/** The traffic contract's bound on the alerts of one verdict (the gateway's TRAFFIC_ALERT_LIMITS). */
+export const ALERTS_PER_VERDICT = 64;
+
 const SIDE: Readonly<Record<TrafficDirection, Direction>> = { to_server: 'toserver', to_client: 'toclient' };
 const TO_SERVER: readonly TrafficDirection[] = ['to_server'];
 const TO_CLIENT: readonly TrafficDirection[] = ['to_client'];
@@ -92,7 +95,14 @@ export class StreamInspector {
   data(direction: TrafficDirection, bytes: Uint8Array, timestampMs: number): TrafficVerdict {
     if (this.#drop) return { drop: this.#drop.alert };
     const result = this.feed(direction, bytes, timestampMs);
-    const alerts: TrafficAlert[] = result.matches.map((m) => m.rule.alert);
+    // The SDK takes at most ALERTS_PER_VERDICT alerts with one verdict (more is a forged answer,
+    // which fails the app): a chunk of many transactions keeps the first ones. The gateway's
+    // firewall log records a few dozen a second at most anyway.
+    const alerts: TrafficAlert[] = [];
+    for (const m of result.matches) {
+      if (alerts.length === ALERTS_PER_VERDICT) break;
+      alerts.push(m.rule.alert);
+    }
     if (result.drop) return alerts.length > 0 ? { drop: result.drop.alert, alerts } : { drop: result.drop.alert };
     return alerts.length > 0 ? { release: result.release, alerts } : { release: result.release };
   }
