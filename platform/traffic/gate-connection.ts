@@ -6,6 +6,7 @@ import net from 'node:net';
 import { fail } from '../../sdk/errors.js';
 import type { TrafficConnection, TrafficDirection } from '../sandbox/bridge.js';
 import type { IdsProxySettings, ProtectedServiceSettings } from './gate-lists.js';
+import { MQTT_INSPECTION_BOUND_BYTES, MqttFrameBound } from './mqtt-bound.js';
 
 export const GATE_DEFAULTS = {
   verdictDeadlineMs: 2000,
@@ -28,6 +29,8 @@ export interface ServiceCounters {
   closedHeldLimit: number;
   closedFailClosed: number;
   dropped: number;
+  /** MQTT messages longer than the inspection bound, dropped with their connection (NETWORK.IDS_PROXY.oversizedMqtt). */
+  droppedOversized: number;
   upstreamFailed: number;
   bytesToServer: number;
   bytesToClient: number;
@@ -51,6 +54,7 @@ export const freshCounters = (): ServiceCounters => ({
   closedHeldLimit: 0,
   closedFailClosed: 0,
   dropped: 0,
+  droppedOversized: 0,
   upstreamFailed: 0,
   bytesToServer: 0,
   bytesToClient: 0,
@@ -61,6 +65,14 @@ export interface Stream {
   received: number;
   released: number;
   held: Buffer[];
+  /** Data items handed to the inspector whose verdict has not come back yet. */
+  awaiting: number;
+  /** The sender half-closed this direction (its FIN arrived). */
+  ended: boolean;
+  /** The FIN was passed on, once every byte before it had its verdict. */
+  endForwarded: boolean;
+  /** Where the MQTT messages of this direction start, for the inspection bound; none for Modbus. */
+  frames: MqttFrameBound | undefined;
   from: net.Socket;
   to: net.Socket;
 }
@@ -89,6 +101,8 @@ export class ProtectedService {
 
 export class GateConnection {
   closed = false;
+  /** Sockets of the connection closed as TCP closes (FIN both ways). */
+  socketsClosed = 0;
   readonly streams: Record<TrafficDirection, Stream>;
 
   constructor(
@@ -96,12 +110,27 @@ export class GateConnection {
     readonly service: ProtectedService,
     readonly client: net.Socket,
     readonly upstream: net.Socket,
+    /** NETWORK.IDS_PROXY.oversizedMqtt as it was when the connection was accepted. */
+    readonly oversizedMqtt: 'drop' | 'pass' = 'drop',
   ) {
-    this.streams = {
-      to_server: { received: 0, released: 0, held: [], from: client, to: upstream },
-      to_client: { received: 0, released: 0, held: [], from: upstream, to: client },
-    };
+    const stream = (from: net.Socket, to: net.Socket): Stream => ({
+      received: 0,
+      released: 0,
+      held: [],
+      awaiting: 0,
+      ended: false,
+      endForwarded: false,
+      frames: service.settings.protocol === 'mqtt' ? new MqttFrameBound(MQTT_INSPECTION_BOUND_BYTES) : undefined,
+      from,
+      to,
+    });
+    this.streams = { to_server: stream(client, upstream), to_client: stream(upstream, client) };
   }
+}
+
+/** Both directions half-closed and passed on: the connection ends as TCP ends, gracefully. */
+export function endedBothWays(connection: GateConnection): boolean {
+  return connection.streams.to_server.endForwarded && connection.streams.to_client.endForwarded;
 }
 
 /** An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; the lists hold a.b.c.d. */

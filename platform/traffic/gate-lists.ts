@@ -29,6 +29,8 @@ export interface IdsProxySettings {
   blockedList?: DenylistEntry[];
   allowList?: AllowlistEntry[];
   verdictDeadlineMs?: number;
+  /** An MQTT message longer than the inspection bound (1 MiB): closed and recorded (default), or passed uninspected. */
+  oversizedMqtt?: 'drop' | 'pass';
   services?: ProtectedServiceSettings[];
 }
 export interface ProtectedServiceSettings {

@@ -15,11 +15,24 @@ import { fail, type IsogateError } from '../../sdk/errors.js';
 import type { Audit } from '../audit/index.js';
 import type { ConfigStore } from '../config/index.js';
 import type { AppInspector, TrafficAlert, TrafficConnection, TrafficDirection, TrafficVerdict } from '../sandbox/bridge.js';
-import { checkServices, GATE_DEFAULTS, GateConnection, normaliseIp, ProtectedService, type ServiceStatus } from './gate-connection.js';
+import {
+  checkServices,
+  endedBothWays,
+  GATE_DEFAULTS,
+  GateConnection,
+  normaliseIp,
+  ProtectedService,
+  type ServiceStatus,
+  type Stream,
+} from './gate-connection.js';
 import { InspectionQueue } from './gate-inspection.js';
 import { type IdsProxySettings, type IpLists, idsProxyOf, type ProtectedServiceSettings } from './gate-lists.js';
+import { MQTT_INSPECTION_BOUND_BYTES } from './mqtt-bound.js';
 
 export { GATE_DEFAULTS, type ServiceCounters, type ServiceStatus } from './gate-connection.js';
+
+/** The sid Network Protector reserves for the gateway's own verdicts (its rules may not use it). */
+export const OVERSIZED_SID = 90000001;
 
 export interface TrafficGateOptions {
   config: ConfigStore;
@@ -201,7 +214,8 @@ export class TrafficGate {
     }
     for (const settings of wanted) {
       const service = new ProtectedService(settings);
-      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.#accept(service, socket));
+      // Half-open allowed: a client's FIN is passed on as a FIN, and the server may still answer.
+      const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.#accept(service, socket));
       service.server = server;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -244,7 +258,7 @@ export class TrafficGate {
       return;
     }
     service.counters.accepted += 1;
-    const upstream = net.connect({ host: service.settings.upstream.host, port: service.settings.upstream.port });
+    const upstream = net.connect({ host: service.settings.upstream.host, port: service.settings.upstream.port, allowHalfOpen: true });
     const info: TrafficConnection = Object.freeze({
       id: this.#nextConnection++,
       service: service.settings.name,
@@ -254,7 +268,7 @@ export class TrafficGate {
       destIp: service.settings.upstream.host,
       destPort: service.settings.upstream.port,
     });
-    const connection = new GateConnection(info, service, client, upstream);
+    const connection = new GateConnection(info, service, client, upstream, this.#options.config.read(idsProxyOf).oversizedMqtt ?? 'drop');
     service.connections.add(connection);
     queue.push(['open', info]);
 
@@ -270,12 +284,12 @@ export class TrafficGate {
       this.#end(connection, true);
     });
     client.on('error', () => this.#end(connection, true));
-    // Half-closes are not carried: an end from either side ends the connection, and bytes
-    // still held (not yet released) are dropped with it rather than forwarded uninspected.
-    client.once('end', () => this.#end(connection, false));
-    upstream.once('end', () => this.#end(connection, false));
-    client.once('close', () => this.#end(connection, true));
-    upstream.once('close', () => this.#end(connection, true));
+    // A FIN is a half-close, passed on once every byte before it has its verdict: the other side
+    // may still send (a client that sent its last request and waits for the answer).
+    client.once('end', () => this.#halfClosed(connection, 'to_server'));
+    upstream.once('end', () => this.#halfClosed(connection, 'to_client'));
+    client.once('close', (hadError) => this.#socketClosed(connection, 'to_server', 'to_client', hadError));
+    upstream.once('close', (hadError) => this.#socketClosed(connection, 'to_client', 'to_server', hadError));
     for (const direction of ['to_server', 'to_client'] as const) {
       const stream = connection.streams[direction];
       stream.from.on('data', (chunk: Buffer) => this.#received(connection, direction, chunk));
@@ -300,8 +314,67 @@ export class TrafficGate {
       this.#end(connection, true);
       return;
     }
+    if (stream.frames && connection.oversizedMqtt === 'drop' && stream.frames.feed(chunk).oversized) {
+      this.#dropOversized(connection);
+      return;
+    }
     const upTo = stream.received;
-    queue.push(['data', connection.info.id, direction, chunk, Date.now()], (verdict) => this.#verdict(connection, direction, upTo, verdict, queue));
+    stream.awaiting += 1;
+    queue.push(['data', connection.info.id, direction, chunk, Date.now()], (verdict) => {
+      stream.awaiting -= 1;
+      this.#verdict(connection, direction, upTo, verdict, queue);
+      this.#forwardEnd(connection, stream);
+    });
+  }
+
+  /**
+   * A socket closed as TCP closes, its FIN in and ours out, leaves the other side to finish:
+   * bytes toward that side may still wait for their verdicts. Any other close (a reset, an
+   * error, a destroy) ends the connection at once.
+   */
+  #socketClosed(connection: GateConnection, from: TrafficDirection, to: TrafficDirection, hadError: boolean): void {
+    const graceful = !hadError && connection.streams[from].ended && connection.streams[to].endForwarded;
+    if (!graceful) {
+      this.#end(connection, true);
+      return;
+    }
+    connection.socketsClosed += 1;
+    if (connection.socketsClosed === 2 || endedBothWays(connection)) this.#end(connection, false);
+  }
+
+  #halfClosed(connection: GateConnection, direction: TrafficDirection): void {
+    const stream = connection.streams[direction];
+    stream.ended = true;
+    this.#forwardEnd(connection, stream);
+  }
+
+  /**
+   * Passes a FIN on once nothing before it waits for a verdict. What is still held then is the
+   * start of a message that will never be whole: it is dropped, never forwarded uninspected.
+   */
+  #forwardEnd(connection: GateConnection, stream: Stream): void {
+    if (connection.closed || !stream.ended || stream.endForwarded || stream.awaiting > 0) return;
+    stream.endForwarded = true;
+    stream.held = [];
+    stream.to.end();
+  }
+
+  /**
+   * An MQTT message longer than what the inspector can inspect whole: the connection is closed
+   * before any byte of it is forwarded, and the drop is recorded under the gateway's own sid.
+   */
+  #dropOversized(connection: GateConnection): void {
+    connection.service.counters.droppedOversized += 1;
+    this.#recordAlert(connection, {
+      sid: OVERSIZED_SID,
+      gid: 1,
+      rev: 1,
+      signature: `isogate: MQTT message longer than the ${MQTT_INSPECTION_BOUND_BYTES / 1024 / 1024} MiB inspection bound`,
+      action: 'drop',
+      category: 'Oversized message, not inspected',
+      severity: 1,
+    });
+    this.#end(connection, true);
   }
 
   #verdict(connection: GateConnection, direction: TrafficDirection, upTo: number, verdict: TrafficVerdict, queue: InspectionQueue): void {

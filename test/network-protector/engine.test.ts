@@ -10,6 +10,7 @@ import {
   type TrafficConnection,
   type TrafficVerdict,
 } from '../../sample-apps/network-protector/src/engine/index.js';
+import { ALERTS_PER_VERDICT } from '../../sample-apps/network-protector/src/engine/inspector.js';
 import { RULE_LIMITS } from '../../sample-apps/network-protector/src/rules/index.js';
 import type { ContentMatch } from '../../sample-apps/network-protector/src/rules/types.js';
 import { isIsogateError } from '../../sdk/errors.js';
@@ -273,6 +274,53 @@ describe('rule engine: StreamInspector', () => {
     const inspector = new StreamInspector(compiled, MODBUS);
     assert.deepEqual(sids(inspector.data('to_server', read(1), 0)), [1]);
     assert.deepEqual(sids(inspector.data('to_client', mbap(1, 1, [3, 2, 0, 1]), 0)), [3]);
+  });
+
+  it('the packet-rule prefilter keeps every rule that matches, in list order: nocase, negated-only, no content, relative contents', () => {
+    const compiled = rules(
+      [
+        'alert tcp any any -> any any (msg:"nocase"; content:"EXPLOIT"; nocase; sid:1;)',
+        'alert tcp any any -> any any (msg:"negated only"; content:!"|ff ff|"; sid:2;)',
+        'alert tcp any any -> any any (msg:"no content"; flow:to_server; sid:3;)',
+        'alert tcp any any -> any any (msg:"longest is fast"; content:"|00|"; content:"xploi"; distance:0; sid:4;)',
+        'alert tcp any any -> any any (msg:"absent"; content:"|de ad be ef|"; sid:5;)',
+        'drop tcp any any -> any any (msg:"last byte"; content:"t!"; sid:6;)',
+        'alert tcp any any -> any any (msg:"case matters"; content:"EXPLOIT"; sid:7;)',
+      ].join('\n'),
+    );
+    const inspector = new StreamInspector(compiled, MODBUS);
+    const chunk = Uint8Array.from([0, ...Buffer.from('exploit!')]);
+    // Drop rules come first in Suricata's action order; the rest in list order.
+    assert.deepEqual(sids(inspector.data('to_server', chunk, 0)), [6, 1, 2, 3, 4]);
+    // Each rule is decided again on every chunk: none carries over from the last.
+    const other = new StreamInspector(compiled, MODBUS);
+    assert.deepEqual(sids(other.data('to_server', Uint8Array.from([0xff, 0xff, 0x45]), 0)), [3]);
+    assert.deepEqual(sids(other.data('to_server', Buffer.from('an EXPLOIT'), 0)), [1, 2, 3, 7]);
+  });
+
+  it('Modbus rules for one unit are candidates only for that unit, the others still for every unit', () => {
+    const compiled = rules(
+      [
+        'alert modbus any any -> any any (msg:"unit 7"; modbus: unit 7, function 3; sid:1;)',
+        'alert modbus any any -> any any (msg:"any unit"; modbus: function 3; sid:2;)',
+        'alert modbus any any -> any any (msg:"units above 5"; modbus: unit >5; sid:3;)',
+      ].join('\n'),
+    );
+    const inspector = new StreamInspector(compiled, MODBUS);
+    // A rule with the modbus keyword is inspected to the server only, as Suricata registers it.
+    assert.deepEqual(sids(inspector.data('to_server', read(1, 1), 0)), [2]);
+    assert.deepEqual(sids(inspector.data('to_server', read(2, 7), 0)), [1, 2, 3]);
+    assert.deepEqual(sids(inspector.data('to_server', read(3, 1), 0)), [2]);
+    assert.deepEqual(sids(inspector.data('to_server', read(4, 9), 0)), [2, 3]);
+  });
+
+  it('a verdict carries at most 64 alerts (the traffic contract: more would fail the app), the first ones', () => {
+    const compiled = rules('alert modbus any any -> any any (msg:"every read"; modbus: function 3; sid:1;)');
+    const inspector = new StreamInspector(compiled, MODBUS);
+    const chunk = Buffer.concat(Array.from({ length: 100 }, (_, id) => read(id)));
+    const v = inspector.data('to_server', chunk, 0);
+    assert.ok('release' in v && v.release === chunk.length);
+    assert.equal(v.alerts?.length, ALERTS_PER_VERDICT);
   });
 
   it('rules for the other protocol are not candidates; a hostile address matches nothing', () => {

@@ -19,7 +19,8 @@ import { ModbusFlow } from '../protocols/modbus.js';
 import { MqttFlow } from '../protocols/mqtt.js';
 import type { Direction, ModbusTransaction, MqttTransaction } from '../protocols/types.js';
 import { type CompiledRule, type CompiledRules, type Endpoint, headerMatches, toAddress } from './compile.js';
-import { eventsMatch, modbusCouldMatch, modbusMatches, mqttMatches, payloadMatches, stickyBuffersMatch } from './match.js';
+import { eventsMatch, inRange, modbusCouldMatch, modbusMatches, mqttMatches, payloadMatches, stickyBuffersMatch } from './match.js';
+import { PacketPrefilter } from './prefilter.js';
 import type { TrafficAlert, TrafficConnection, TrafficDirection, TrafficVerdict } from './types.js';
 
 export type Transaction = ModbusTransaction | MqttTransaction;
@@ -43,6 +44,9 @@ export interface InspectResult {
   readonly drop?: CompiledRule;
 }
 
+/** The traffic contract's bound on the alerts of one verdict (the gateway's TRAFFIC_ALERT_LIMITS). */
+export const ALERTS_PER_VERDICT = 64;
+
 const SIDE: Readonly<Record<TrafficDirection, Direction>> = { to_server: 'toserver', to_client: 'toclient' };
 const TO_SERVER: readonly TrafficDirection[] = ['to_server'];
 const TO_CLIENT: readonly TrafficDirection[] = ['to_client'];
@@ -54,6 +58,8 @@ export class StreamInspector {
   readonly #mqtt: MqttFlow | undefined;
   /** Per direction, the rules whose header, protocol and flow fit this connection. */
   readonly #candidates: Record<TrafficDirection, { tx: CompiledRule[]; packet: CompiledRule[] }>;
+  /** Per direction, the packet rules' fast patterns: a chunk is scanned once, not once per rule. */
+  readonly #prefilters: Record<TrafficDirection, PacketPrefilter>;
   readonly #fed: Record<TrafficDirection, number> = { to_server: 0, to_client: 0 };
   readonly #byKind: Record<TrafficDirection, Map<number, CompiledRule[]>> = { to_server: new Map(), to_client: new Map() };
   /** The sids (and directions) each live transaction alerted on; a released transaction takes its set with it. */
@@ -79,13 +85,24 @@ export class StreamInspector {
         this.#candidates[direction][rule.kind].push(rule);
       }
     }
+    this.#prefilters = {
+      to_server: new PacketPrefilter(this.#candidates.to_server.packet),
+      to_client: new PacketPrefilter(this.#candidates.to_client.packet),
+    };
   }
 
   /** The contract's call: the release offset, or the drop verdict with the rule that gave it. */
   data(direction: TrafficDirection, bytes: Uint8Array, timestampMs: number): TrafficVerdict {
     if (this.#drop) return { drop: this.#drop.alert };
     const result = this.feed(direction, bytes, timestampMs);
-    const alerts: TrafficAlert[] = result.matches.map((m) => m.rule.alert);
+    // The SDK takes at most ALERTS_PER_VERDICT alerts with one verdict (more is a forged answer,
+    // which fails the app): a chunk of many transactions keeps the first ones. The gateway's
+    // firewall log records a few dozen a second at most anyway.
+    const alerts: TrafficAlert[] = [];
+    for (const m of result.matches) {
+      if (alerts.length === ALERTS_PER_VERDICT) break;
+      alerts.push(m.rule.alert);
+    }
     if (result.drop) return alerts.length > 0 ? { drop: result.drop.alert, alerts } : { drop: result.drop.alert };
     return alerts.length > 0 ? { release: result.release, alerts } : { release: result.release };
   }
@@ -149,7 +166,7 @@ export class StreamInspector {
       }
     }
     if (!passed && bytes.length > 0) {
-      for (const rule of this.#candidates[direction].packet) {
+      for (const rule of this.#prefilters[direction].candidates(bytes)) {
         if (!payloadMatches(rule.rule.buffers, bytes)) continue;
         matches.push({ rule, direction });
         if (rule.alert.action === 'pass') break;
@@ -163,14 +180,17 @@ export class StreamInspector {
   #modbusCandidates(direction: TrafficDirection, tx: ModbusTransaction): readonly CompiledRule[] {
     const msg = tx.request ?? tx.response;
     if (!msg) return this.#candidates[direction].tx;
-    const key = msg.functionRaw | (msg.accessType << 8) | (msg.category << 16);
+    // The unit too: a list of per-unit rules (one PLC each) otherwise costs every request all of them.
+    const key = msg.functionRaw | (msg.accessType << 8) | (msg.category << 16) | (msg.unitId << 20);
     const index = this.#byKind[direction];
     let list = index.get(key);
     if (!list) {
       list = this.#candidates[direction].tx.filter((rule) =>
-        rule.rule.modbus.every((c) => modbusCouldMatch(c, msg.functionRaw, msg.accessType, msg.category, msg.functionCode)),
+        rule.rule.modbus.every(
+          (c) => (!c.unit || inRange(c.unit, msg.unitId)) && modbusCouldMatch(c, msg.functionRaw, msg.accessType, msg.category, msg.functionCode),
+        ),
       );
-      // Bounded: 256 function bytes, and the access type and category follow from the function byte.
+      // Bounded: 256 function bytes (the access type and category follow from it) by the units a plant uses.
       if (index.size < 4096) index.set(key, list);
     }
     return list;
