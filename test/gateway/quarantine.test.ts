@@ -9,11 +9,8 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { invokeOperation } from '../../platform/api/operations.js';
-import { type Gateway, startGateway } from '../../platform/main.js';
-import { buildPackage, signPackage } from '../../sdk/package/index.js';
-import { type ServingStore, serveStore } from '../../store-mock/server.js';
 import { sampleManifest } from '../fixtures/packages.js';
-import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { useStoreGateway } from '../fixtures/store-gateway.js';
 
 const ID = 'com.example.quarantined';
 const NO_PROGRESS = { progress: () => undefined };
@@ -28,42 +25,20 @@ function isogate(args: string[]): Promise<{ code: number; stdout: string; stderr
 
 describe('a quarantined app through the gateway', function () {
   this.timeout(120_000);
-  let dir: string;
-  let serving: ServingStore;
-  let gateway: Gateway | undefined;
-
-  before(async () => {
-    dir = await makeTempDir();
-    serving = await serveStore({ dir: path.join(dir, 'store') });
-  });
-  after(async () => {
-    await gateway?.close();
-    await serving.close();
-    await removeDir(dir);
-  });
+  const rig = useStoreGateway();
 
   it('is listed as quarantined with its reason, counted, audited, never started, and uninstalled', async () => {
-    const publisher = path.join(dir, 'publisher');
-    await serving.store.issuePublisher('Example Ltd', publisher);
-    const signer = {
-      keyPem: await fs.readFile(path.join(publisher, 'publisher.key.pem'), 'utf8'),
-      certPem: await fs.readFile(path.join(publisher, 'publisher.cert.pem'), 'utf8'),
-    };
-    const manifest = sampleManifest({ package_id: ID, name: 'Quarantined' });
-    await serving.store.publish(await signPackage(await buildPackage(manifest, new Map([['app/main.js', Buffer.from('1;\n')]])), signer));
-    const trust = path.join(dir, 'store-root.pem');
-    await fs.writeFile(trust, serving.store.rootCertPem);
-    const data = path.join(dir, 'data');
-    const start = () => startGateway({ dataDir: data, storeUrl: serving.url, trustRootFile: trust });
+    const { data } = rig;
+    await rig.publish(sampleManifest({ package_id: ID, name: 'Quarantined' }), await rig.issuePublisher('Example Ltd', 'publisher'));
 
-    gateway = await start();
+    let gateway = await rig.start();
     await invokeOperation(gateway.services, 'apps.install', { id: ID }, NO_PROGRESS);
     await gateway.close();
     const recordFile = path.join(data, 'apps', ID, 'record.json');
     const record = JSON.parse(await fs.readFile(recordFile, 'utf8'));
     await fs.writeFile(recordFile, JSON.stringify({ ...record, mac: (record.mac[0] === '0' ? '1' : '0') + record.mac.slice(1) }));
 
-    gateway = await start();
+    gateway = await rig.start();
     const services = gateway.services;
     const call = (op: string, params: Record<string, unknown> = {}) => invokeOperation(services, op, params, NO_PROGRESS);
     const [row, ...others] = services.installedApps();

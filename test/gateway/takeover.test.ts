@@ -9,13 +9,11 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { invokeOperation } from '../../platform/api/operations.js';
-import { type Gateway, startGateway } from '../../platform/main.js';
 import { isIsogateError } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
-import { buildPackage, signPackage } from '../../sdk/package/index.js';
-import { type ServingStore, serveStore } from '../../store-mock/server.js';
+import type { Signer } from '../../sdk/package/index.js';
 import { sampleManifest } from '../fixtures/packages.js';
-import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { useStoreGateway } from '../fixtures/store-gateway.js';
 
 const PLANT = 'com.acme.plant';
 const SENSORS = 'com.acme.sensors';
@@ -23,41 +21,19 @@ const NO_PROGRESS = { progress: () => undefined };
 
 describe('package id takeover through the store', function () {
   this.timeout(120_000);
-  let dir: string;
-  let serving: ServingStore;
-  let gateway: Gateway | undefined;
+  const rig = useStoreGateway();
 
-  before(async () => {
-    dir = await makeTempDir();
-    serving = await serveStore({ dir: path.join(dir, 'store') });
-  });
-  after(async () => {
-    await gateway?.close();
-    await serving.close();
-    await removeDir(dir);
-  });
-
-  async function publishAs(publisherDir: string, manifest: AppManifest): Promise<void> {
-    const signer = {
-      keyPem: await fs.readFile(path.join(publisherDir, 'publisher.key.pem'), 'utf8'),
-      certPem: await fs.readFile(path.join(publisherDir, 'publisher.cert.pem'), 'utf8'),
-    };
-    const unsigned = await buildPackage(manifest, new Map([['app/main.js', Buffer.from('import { on } from "isogate:sdk";\n')]]));
-    await serving.store.publish(await signPackage(unsigned, signer));
-  }
+  const publishAs = (signer: Signer, manifest: AppManifest): Promise<void> => rig.publish(manifest, signer, 'import { on } from "isogate:sdk";\n');
 
   it('refuses the impostor with E_SIGNER_MISMATCH, installs nothing, leaves the routes; apps forget then allows it', async () => {
-    const acme = path.join(dir, 'acme');
-    const mallory = path.join(dir, 'mallory');
-    await serving.store.issuePublisher('Acme Corp', acme);
-    await serving.store.issuePublisher('Mallory Ltd', mallory);
+    const { dir } = rig;
+    const acme = await rig.issuePublisher('Acme Corp', 'acme');
+    const mallory = await rig.issuePublisher('Mallory Ltd', 'mallory');
     const endpoint = (direction: 'source' | 'destination') => [{ name: 'readings', direction, dataType: 'reading', format: 'json' as const }];
     await publishAs(acme, sampleManifest({ package_id: SENSORS, name: 'Sensors', publisher: 'Acme Corp', endpoints: endpoint('source') }));
     await publishAs(acme, sampleManifest({ package_id: PLANT, name: 'Plant', publisher: 'Acme Corp', version: '1.0.0', endpoints: endpoint('destination') }));
-    const trust = path.join(dir, 'store-root.pem');
-    await fs.writeFile(trust, serving.store.rootCertPem);
 
-    gateway = await startGateway({ dataDir: path.join(dir, 'data'), storeUrl: serving.url, trustRootFile: trust });
+    const gateway = await rig.start();
     const services = gateway.services;
     const call = (op: string, params: Record<string, unknown>) => invokeOperation(services, op, params, NO_PROGRESS);
     await call('apps.install', { id: SENSORS });

@@ -12,11 +12,8 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { invokeOperation } from '../../platform/api/operations.js';
-import { type Gateway, startGateway } from '../../platform/main.js';
-import { buildPackage, signPackage } from '../../sdk/package/index.js';
-import { type ServingStore, serveStore } from '../../store-mock/server.js';
 import { sampleManifest } from '../fixtures/packages.js';
-import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { useStoreGateway } from '../fixtures/store-gateway.js';
 
 const ID = 'com.example.checked';
 const NO_PROGRESS = { progress: () => undefined };
@@ -31,35 +28,13 @@ function isogate(args: string[], env: Record<string, string> = {}): Promise<{ co
 
 describe('integrity control, self-testing and backup on a gateway', function () {
   this.timeout(180_000);
-  let dir: string;
-  let serving: ServingStore;
-  let gateway: Gateway | undefined;
-
-  before(async () => {
-    dir = await makeTempDir();
-    serving = await serveStore({ dir: path.join(dir, 'store') });
-  });
-  after(async () => {
-    await gateway?.close();
-    await serving.close();
-    await removeDir(dir);
-  });
+  const rig = useStoreGateway();
 
   it('enters emergency support mode on a changed app file at start, reports it, self-tests, and a restore leaves the mode', async () => {
-    const publisher = path.join(dir, 'publisher');
-    await serving.store.issuePublisher('Example Ltd', publisher);
-    const signer = {
-      keyPem: await fs.readFile(path.join(publisher, 'publisher.key.pem'), 'utf8'),
-      certPem: await fs.readFile(path.join(publisher, 'publisher.cert.pem'), 'utf8'),
-    };
-    const manifest = sampleManifest({ package_id: ID, name: 'Checked' });
-    await serving.store.publish(await signPackage(await buildPackage(manifest, new Map([['app/main.js', Buffer.from('1;\n')]])), signer));
-    const trust = path.join(dir, 'store-root.pem');
-    await fs.writeFile(trust, serving.store.rootCertPem);
-    const data = path.join(dir, 'data');
-    const start = () => startGateway({ dataDir: data, storeUrl: serving.url, trustRootFile: trust });
+    const { dir, data } = rig;
+    await rig.publish(sampleManifest({ package_id: ID, name: 'Checked' }), await rig.issuePublisher('Example Ltd', 'publisher'));
 
-    gateway = await start();
+    let gateway = await rig.start();
     await invokeOperation(gateway.services, 'apps.install', { id: ID }, NO_PROGRESS);
     assert.equal(gateway.services.status().emergency, null);
     const passphraseFile = path.join(dir, 'passphrase.txt');
@@ -69,10 +44,9 @@ describe('integrity control, self-testing and backup on a gateway', function () 
     assert.equal(made.code, 0, made.stderr);
     assert.match(made.stdout, /^Saved .*config\.igb/);
     await gateway.close();
-    gateway = undefined;
 
     await fs.appendFile(path.join(data, 'apps', ID, 'package', 'app', 'main.js'), 'stealData();\n');
-    gateway = await start();
+    gateway = await rig.start();
     const status = gateway.services.status();
     assert.equal(status.emergency?.cause, 'integrity');
     assert.match(status.emergency!.reason, /com\.example\.checked .*File content changed against reference!/);

@@ -122,6 +122,32 @@ describe('orchestrator: in-place update', function () {
     return current;
   }
 
+  /**
+   * Version 1 installed with a configuration, by an orchestrator whose process dies after `crashAt`
+   * of an update; the function returned publishes version 2 and returns once its update is there.
+   */
+  async function v1CrashingAt(crashAt: UpdateStep): Promise<() => Promise<void>> {
+    await publish({ version: '1.0.0', configuration: V1_CONFIG });
+    let crashed!: () => void;
+    const reached = new Promise<void>((resolve) => {
+      crashed = resolve;
+    });
+    const first = await open(async (step) => {
+      if (step !== crashAt) return;
+      crashed();
+      await new Promise(() => undefined); // the process is gone: nothing after this step runs
+    });
+    await first.install(ID);
+    await config.update((doc) => {
+      doc[ID] = { intervalMs: 500, mode: 'slow', label: 'north' };
+    });
+    return async () => {
+      await publish({ version: '2.0.0', configuration: V2_CONFIG });
+      void first.update(ID);
+      await reached;
+    };
+  }
+
   async function publish(
     overrides: Partial<AppManifest>,
     signer: TestIdentity = pki.publisher,
@@ -315,25 +341,10 @@ describe('orchestrator: in-place update', function () {
 
   for (const crashAt of ['staged', 'old-moved', 'new-moved', 'configured', 'started'] as const) {
     it(`a crash after step "${crashAt}" leaves the old version at the next open, with its entry and configuration`, async () => {
-      await publish({ version: '1.0.0', configuration: V1_CONFIG });
-      let crashed!: () => void;
-      const reached = new Promise<void>((resolve) => {
-        crashed = resolve;
-      });
-      const first = await open(async (step) => {
-        if (step !== crashAt) return;
-        crashed();
-        await new Promise(() => undefined); // the process is gone: nothing after this step runs
-      });
-      await first.install(ID);
-      await config.update((doc) => {
-        doc[ID] = { intervalMs: 500, mode: 'slow', label: 'north' };
-      });
+      const updateUntilCrash = await v1CrashingAt(crashAt);
       const configBefore = await fs.readFile(path.join(dir, 'config.json'), 'utf8');
       const filesBefore = await snapshotTree(path.join(dir, 'apps'));
-      await publish({ version: '2.0.0', configuration: V2_CONFIG });
-      void first.update(ID);
-      await reached;
+      await updateUntilCrash();
 
       // A new gateway process: the configuration and the orchestrator read again from disk.
       config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
@@ -350,23 +361,7 @@ describe('orchestrator: in-place update', function () {
   }
 
   it('a crash after the commit point leaves the new version at the next open, and the old files go', async () => {
-    await publish({ version: '1.0.0', configuration: V1_CONFIG });
-    let crashed!: () => void;
-    const reached = new Promise<void>((resolve) => {
-      crashed = resolve;
-    });
-    const first = await open(async (step) => {
-      if (step !== 'committed') return;
-      crashed();
-      await new Promise(() => undefined);
-    });
-    await first.install(ID);
-    await config.update((doc) => {
-      doc[ID] = { intervalMs: 500, mode: 'slow', label: 'north' };
-    });
-    await publish({ version: '2.0.0', configuration: V2_CONFIG });
-    void first.update(ID);
-    await reached;
+    await (await v1CrashingAt('committed'))();
     assert.ok((await fs.readdir(path.join(dir, 'updates', ID))).includes('old'), 'the old version is still on disk at the crash');
 
     config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
@@ -385,23 +380,7 @@ describe('orchestrator: in-place update', function () {
   it('the committed journal is the last of the update to go: a crash while the old files are erased keeps the new version, with no violation', async () => {
     // The crash harness (seed 1775760123) once cut this erasure after the journal, which went
     // first in readdir order: the next start took the half-erased old version for an update without a journal.
-    await publish({ version: '1.0.0', configuration: V1_CONFIG });
-    let crashed!: () => void;
-    const reached = new Promise<void>((resolve) => {
-      crashed = resolve;
-    });
-    const first = await open(async (step) => {
-      if (step !== 'old-erased') return;
-      crashed();
-      await new Promise(() => undefined);
-    });
-    await first.install(ID);
-    await config.update((doc) => {
-      doc[ID] = { intervalMs: 500, mode: 'slow', label: 'north' };
-    });
-    await publish({ version: '2.0.0', configuration: V2_CONFIG });
-    void first.update(ID);
-    await reached;
+    await (await v1CrashingAt('old-erased'))();
     assert.deepEqual(await fs.readdir(path.join(dir, 'updates', ID)), ['journal.json'], 'the old files are gone, the committed journal is not');
 
     config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');

@@ -15,9 +15,8 @@ import { AUDIT_EVENTS, FileAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { AppLogs } from '../../platform/logs/index.js';
-import { Router } from '../../platform/router/index.js';
 import { StorageService } from '../../platform/storage/index.js';
-import { sampleManifest } from '../fixtures/packages.js';
+import { pairDestination, pairRouter, pairSource } from '../fixtures/route-pair.js';
 import { snapshotTree } from '../fixtures/temp.js';
 import { mountSmallDisk, type SmallDisk } from './disk.js';
 
@@ -98,27 +97,9 @@ describe('reliability: a full disk (tmpfs)', () => {
   it('refuses a route change it cannot write or audit (E_STORAGE_FULL), leaving config.json and the audit trail as they were, then takes it once space returns', async () => {
     const config = await ConfigStore.open(at('config.json'), 'test');
     const audit = await FileAuditLog.open(at('audit-routes'));
-    const manifests = {
-      'dev.t.a': sampleManifest({
-        package_id: 'dev.t.a',
-        networkZone: 'lan',
-        endpoints: [{ name: 'out', direction: 'source', dataType: 'reading', format: 'json' }],
-      }),
-      'dev.t.b': sampleManifest({
-        package_id: 'dev.t.b',
-        networkZone: 'wan',
-        endpoints: [{ name: 'in', direction: 'destination', dataType: 'reading', format: 'json' }],
-      }),
-    };
-    const router = new Router({
-      config,
-      audit,
-      appLog: () => undefined,
-      manifestOf: (id) => manifests[id as keyof typeof manifests],
-      guestOf: () => undefined,
-    });
-    const source = { application_id: 'dev.t.a', endpoint: 'out' };
-    const destination = { application_id: 'dev.t.b', endpoint: 'in' };
+    const router = pairRouter(config, audit);
+    const source = pairSource;
+    const destination = pairDestination;
     // Fill, with the trail's last page full too: a record of any size then needs a new page.
     const trail = at('audit-routes', `${AUDIT_EVENTS.routesChanged.log}.jsonl`);
     const empty = (await fs.stat(trail).catch(() => ({ size: 0 }))).size;

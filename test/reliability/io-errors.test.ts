@@ -13,9 +13,8 @@ import { FileAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { AppLogs } from '../../platform/logs/index.js';
-import { Router } from '../../platform/router/index.js';
 import { StorageService } from '../../platform/storage/index.js';
-import { sampleManifest } from '../fixtures/packages.js';
+import { pairDestination, pairRouter, pairSource } from '../fixtures/route-pair.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
 import { FaultyDisk } from './disk.js';
 
@@ -80,23 +79,8 @@ describe('reliability: injected I/O errors', () => {
   });
 
   describe('audit: fail closed', () => {
-    const manifests = {
-      'dev.t.a': sampleManifest({
-        package_id: 'dev.t.a',
-        networkZone: 'lan',
-        endpoints: [{ name: 'out', direction: 'source', dataType: 'reading', format: 'json' }],
-      }),
-      'dev.t.b': sampleManifest({
-        package_id: 'dev.t.b',
-        networkZone: 'wan',
-        endpoints: [
-          { name: 'in', direction: 'destination', dataType: 'reading', format: 'json' },
-          { name: 'other', direction: 'destination', dataType: 'reading', format: 'json' },
-        ],
-      }),
-    };
-    const source = { application_id: 'dev.t.a', endpoint: 'out' };
-    const destination = { application_id: 'dev.t.b', endpoint: 'in' };
+    const source = pairSource;
+    const destination = pairDestination;
 
     for (const [operation, code, expected] of [
       ['write', 'EIO', 'E_IO'],
@@ -106,13 +90,7 @@ describe('reliability: injected I/O errors', () => {
       it(`does not add, change or remove a route whose audit record fails to ${operation} (${code}): refused with ${expected}, config.json unchanged`, async () => {
         const config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
         const audit = await FileAuditLog.open(path.join(dir, 'audit'));
-        const router = new Router({
-          config,
-          audit,
-          appLog: () => undefined,
-          manifestOf: (id) => manifests[id as keyof typeof manifests],
-          guestOf: () => undefined,
-        });
+        const router = pairRouter(config, audit);
         const kept = await router.add(source, destination);
         const before = await snapshotTree(dir);
         disk.inject({ operation, code, path: /\/audit\//, partial: operation === 'write' });

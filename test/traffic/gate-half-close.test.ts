@@ -23,18 +23,8 @@ const response = (id: number): Buffer => Buffer.from([id >> 8, id & 255, 0, 0, 0
 function peer(onConnection?: (socket: net.Socket, state: PeerConnection) => void) {
   const connections: PeerConnection[] = [];
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    const state: PeerConnection = { received: Buffer.alloc(0), ended: false, closed: false, socket };
+    const state = track(socket);
     connections.push(state);
-    socket.on('data', (chunk) => {
-      state.received = Buffer.concat([state.received, chunk]);
-    });
-    socket.on('end', () => {
-      state.ended = true;
-    });
-    socket.on('close', () => {
-      state.closed = true;
-    });
-    socket.on('error', () => undefined);
     onConnection?.(socket, state);
   });
   return { server, connections };
@@ -46,16 +36,10 @@ interface PeerConnection {
   socket: net.Socket;
 }
 
-async function listen(server: net.Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return (server.address() as net.AddressInfo).port;
-}
-
-/** A client with a half-open socket through the gate. */
-async function client(port: number, localAddress: string) {
-  const socket = net.connect({ port, host: '127.0.0.1', localAddress, allowHalfOpen: true });
-  const state = { received: Buffer.alloc(0), ended: false, closed: false, socket };
-  socket.on('data', (chunk) => {
+/** What a socket received and whether its peer's FIN, and then its close, came. */
+function track(socket: net.Socket): PeerConnection {
+  const state: PeerConnection = { received: Buffer.alloc(0), ended: false, closed: false, socket };
+  socket.on('data', (chunk: Buffer) => {
     state.received = Buffer.concat([state.received, chunk]);
   });
   socket.on('end', () => {
@@ -65,6 +49,18 @@ async function client(port: number, localAddress: string) {
     state.closed = true;
   });
   socket.on('error', () => undefined);
+  return state;
+}
+
+async function listen(server: net.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A client with a half-open socket through the gate. */
+async function client(port: number, localAddress: string) {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress, allowHalfOpen: true });
+  const state = track(socket);
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);

@@ -43,6 +43,19 @@ const SETTINGS: readonly [string, Key][] = [
 
 const roleName = (role: string): string => t(role === 'admin' ? 'administrator' : 'userRole');
 
+/** The account a form acts on, sent as `role`. */
+const roleField = (): ComponentChild =>
+  h(
+    'label',
+    null,
+    t('role'),
+    h(
+      'select',
+      { name: 'role' },
+      ['admin', 'user'].map((role) => h('option', { value: role }, roleName(role))),
+    ),
+  );
+
 export function UsersPage(): ComponentChild {
   const [view, error, reload] = usePolling(async () => accounts(await call<unknown>('GET', '/users')), 0);
   return h(
@@ -122,16 +135,7 @@ function Credentials({ onChanged }: { onChanged: () => void }): ComponentChild {
     { class: 'card', onSubmit: change, 'aria-label': t('updateCredentials') },
     h('h2', null, t('updateCredentials')),
     h('p', { class: 'hint' }, t('credentialsHint')),
-    h(
-      'label',
-      null,
-      t('role'),
-      h(
-        'select',
-        { name: 'role' },
-        ['admin', 'user'].map((role) => h('option', { value: role }, roleName(role))),
-      ),
-    ),
+    roleField(),
     h('label', null, t('newName'), h('input', { name: 'name', autocomplete: 'off' })),
     h('label', null, t('oldPassword'), h('input', { name: 'oldPassword', type: 'password', autocomplete: 'off', required: true })),
     h('label', null, t('newPassword'), h('input', { name: 'newPassword', type: 'password', autocomplete: 'new-password', required: true })),
@@ -161,16 +165,7 @@ function Certificate({ onChanged }: { onChanged: () => void }): ComponentChild {
     { class: 'card', onSubmit: bind, 'aria-label': t('accountCertificate') },
     h('h2', null, t('accountCertificate')),
     h('p', { class: 'hint' }, t('accountCertificateHint')),
-    h(
-      'label',
-      null,
-      t('role'),
-      h(
-        'select',
-        { name: 'role' },
-        ['admin', 'user'].map((role) => h('option', { value: role }, roleName(role))),
-      ),
-    ),
+    roleField(),
     h('label', null, t('certificateFile'), h('input', { type: 'file', name: 'certificate', accept: '.pem,.crt,.cer,.der', required: true })),
     h('button', { type: 'submit', disabled: action.busy }, t('upload')),
     h(ErrorLine, { error: action.error }),
