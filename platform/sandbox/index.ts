@@ -78,6 +78,10 @@ export interface InspectorSessionHandle {
 
 export interface SandboxStats {
   heapUsedBytes: number;
+  /** What V8 has committed for the isolate's heap: used plus free pages it keeps. */
+  heapTotalBytes: number;
+  /** Memory outside the heap that the isolate's objects hold (array buffers, copies). */
+  heapExternalBytes: number;
   heapLimitBytes: number;
   cpuTimeMs: number;
   wallTimeMs: number;
@@ -561,6 +565,8 @@ class IsolateSandbox implements AppSandbox {
     const heap = this.#isolate.isDisposed || this.#inspected ? undefined : this.#isolate.getHeapStatisticsSync();
     return {
       heapUsedBytes: heap?.used_heap_size ?? 0,
+      heapTotalBytes: heap?.total_heap_size ?? 0,
+      heapExternalBytes: heap?.externally_allocated_size ?? 0,
       heapLimitBytes: this.#grants.limits.memoryMb * 1024 * 1024,
       cpuTimeMs: this.#isolate.isDisposed ? 0 : Number(this.#isolate.cpuTime) / 1e6,
       wallTimeMs: this.#isolate.isDisposed ? 0 : Number(this.#isolate.wallTime) / 1e6,
