@@ -13,6 +13,9 @@ export interface Sample {
   heapUsedMb: number;
   /** The apps' isolates' used heaps, summed, MiB: garbage included (each isolate collects on its own schedule). */
   isolatesHeapMb: number;
+  /** The isolates' committed heaps (V8's total_heap_size), and what their objects hold outside them. */
+  isolatesHeapTotalMb?: number;
+  isolatesExternalMb?: number;
   /** process.memoryUsage()'s external and arrayBuffers: native memory V8 knows of (where a growing RSS with flat heaps points). */
   externalMb: number;
   arrayBuffersMb: number;

@@ -45,9 +45,16 @@ function sample(startedAt: number): Sample {
   }
   // The launcher hands out its running apps as the router's guests; each is an AppSandbox.
   let isolatesHeap = 0;
+  let isolatesHeapTotal = 0;
+  let isolatesExternal = 0;
   for (const app of gateway.services.installedApps()) {
     const guest = gateway.services.launcher.guest(app.package_id) as AppSandbox | undefined;
-    if (guest && typeof guest.stats === 'function') isolatesHeap += guest.stats().heapUsedBytes;
+    if (guest && typeof guest.stats === 'function') {
+      const stats = guest.stats();
+      isolatesHeap += stats.heapUsedBytes;
+      isolatesHeapTotal += stats.heapTotalBytes;
+      isolatesExternal += stats.heapExternalBytes;
+    }
   }
   const ms = (ns: number): number => Math.round((ns / 1e6) * 100) / 100;
   const out: Sample = {
@@ -55,6 +62,8 @@ function sample(startedAt: number): Sample {
     rssMb: mb(memory.rss),
     heapUsedMb: mb(memory.heapUsed),
     isolatesHeapMb: mb(isolatesHeap),
+    isolatesHeapTotalMb: mb(isolatesHeapTotal),
+    isolatesExternalMb: mb(isolatesExternal),
     externalMb: mb(memory.external),
     arrayBuffersMb: mb(memory.arrayBuffers),
     eldP50Ms: ms(delay.percentile(50)),
