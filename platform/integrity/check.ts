@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { isIsogateError } from '../../sdk/errors.js';
 import type { DeviceKeys } from '../device/index.js';
 import type { DataDir } from '../durable/index.js';
-import { type IntegrityRecord, recordIsAuthentic } from './index.js';
+import { type IntegrityRecord, listFiles, recordIsAuthentic } from './index.js';
 
 /** The manual's status texts, word for word: the report and the API carry exactly these. */
 export const FILE_STATUS = {
@@ -51,16 +51,6 @@ function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-async function listFiles(root: DataDir, prefix = ''): Promise<{ path: string; regular: boolean }[]> {
-  const found: { path: string; regular: boolean }[] = [];
-  for (const entry of await root.readdir(prefix)) {
-    const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) found.push(...(await listFiles(root, relative)));
-    else found.push({ path: relative, regular: entry.isFile() });
-  }
-  return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-}
-
 /** The record when it is there, JSON, shaped like one, authentic and of this app; otherwise undefined. */
 function authenticRecord(bytes: Buffer | undefined, app: string, keys: DeviceKeys): IntegrityRecord | undefined {
   if (bytes === undefined) return undefined;
@@ -84,7 +74,10 @@ async function checkApp(apps: DataDir, app: string, keys: DeviceKeys, clock: () 
     throw error;
   });
   const record = authenticRecord(recordBytes, app, keys);
-  const present = await listFiles(apps.sub(`${app}/package`)).catch(() => [] as { path: string; regular: boolean }[]);
+  // Sorted, so the report lists an app's files in the same order every time.
+  const present = (await listFiles(apps.sub(`${app}/package`)).catch(() => [] as { path: string; regular: boolean }[])).sort((a, b) =>
+    a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
+  );
   const checks: FileCheck[] = [];
   if (!record) {
     // Without reference checksums no file can be verified: the record's line says why, and each file is reported unverified.

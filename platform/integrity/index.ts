@@ -74,7 +74,8 @@ export interface IntegrityViolation {
   problem: 'modified' | 'missing' | 'unexpected' | 'not-a-regular-file' | 'record';
 }
 
-async function listFiles(root: DataDir, prefix = ''): Promise<{ path: string; regular: boolean }[]> {
+/** Every entry under `root` but directories, depth first, `regular` false for anything not a plain file. */
+export async function listFiles(root: DataDir, prefix = ''): Promise<{ path: string; regular: boolean }[]> {
   const found: { path: string; regular: boolean }[] = [];
   for (const entry of await root.readdir(prefix)) {
     const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
