@@ -34,6 +34,7 @@ import type { AppManifest, EndpointDeclaration } from '../../sdk/manifest.js';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
 import { serveStore } from '../../store-mock/server.js';
 import { sampleManifest } from '../fixtures/packages.js';
+import { seededRandom } from '../fixtures/random.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 const CHILD = fileURLToPath(new URL('../fixtures/gateway-child.ts', import.meta.url));
@@ -44,18 +45,6 @@ const SLOTS = 40;
 /** The gateway's log files of this run rotate at this size (the manual's 10 MB would take minutes), so kills land in rotations. */
 const LOG_FILE_BYTES = 16 * 1024;
 const LOG_FILES = 5;
-
-/** mulberry32: small, seedable, good enough to choose operations. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // The value of write n: its number, then a filler whose length follows from n, so a torn or
 // mixed value cannot pass for a whole one.
@@ -101,7 +90,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(seed) || !Number.isInteger(kills) || kills < 1 || Number.isNaN(budgetMs))
     throw new Error('CRASH_SEED, CRASH_KILLS and CRASH_BUDGET_S are integers');
   process.stdout.write(`crash harness: seed ${seed}, ${kills} kills (replay: CRASH_SEED=${seed} CRASH_KILLS=${kills} npm run test:crash)\n`);
-  const rand = random(seed);
+  const rand = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
   const started = Date.now();
 

@@ -1,23 +1,12 @@
 import { strict as assert } from 'node:assert';
+import { seededRandom } from '../fixtures/random.js';
 import { DEFAULT_BOUNDS, deliveryRate, fitLine, judge, type Sample } from './analysis.js';
-
-/** mulberry32, so the noisy curves are the same every run. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const OFFERED = 3000;
 
 /** Two minutes sampled every 2 s: a flat RSS of 280 MiB with a 15 MiB GC sawtooth and noise, steady delivery. */
 function curve(change: (s: Sample, i: number) => Partial<Sample> = () => ({})): Sample[] {
-  const rand = random(17);
+  const rand = seededRandom(17);
   const samples: Sample[] = [];
   for (let i = 0; i <= 60; i += 1) {
     const t = i * 2;
