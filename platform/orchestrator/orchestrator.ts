@@ -548,19 +548,21 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         );
         throw abandoned;
       }
-      const app = await this.#commit(work, verified, origin, owner);
-      await this.#options.audit.record(
-        'installSucceeded',
-        { 'application name': appName },
-        {
-          packageId: app.packageId,
-          version: app.version,
-          origin,
-          signer: signerDetails(app.record),
-          ...(origin === 'debug' ? { signature: 'unsigned', owner } : {}),
-        },
+      // Audited inside the commit, before the configuration entry that makes the app installed is
+      // written (fail closed): an install the trail cannot hold is rolled back, refused with the audit's code.
+      return await this.#commit(work, verified, origin, owner, (record) =>
+        this.#options.audit.record(
+          'installSucceeded',
+          { 'application name': appName },
+          {
+            packageId: verified.manifest.package_id,
+            version: verified.manifest.version,
+            origin,
+            signer: signerDetails(record),
+            ...(origin === 'debug' ? { signature: 'unsigned', owner } : {}),
+          },
+        ),
       );
-      return app;
     } catch (error) {
       await eraseTree(work, this.#data);
       throw error;
@@ -674,21 +676,47 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
   }
 
-  /** Staging -> apps/<id> in one rename, then the configuration entry (undone if that fails), then the signer binding. */
-  async #commit(work: string, verified: VerifiedPackage, origin: AppOrigin, owner?: string): Promise<InstalledApp> {
+  /**
+   * Staging -> apps/<id> in one rename, then the configuration entry (undone if that fails), then the signer binding.
+   * The entry is the commit point: `audit` writes the install's record just before it, and a record that cannot be
+   * written undoes the rename and refuses the install with the audit's code (E_STORAGE_FULL, E_IO).
+   */
+  async #commit(
+    work: string,
+    verified: VerifiedPackage,
+    origin: AppOrigin,
+    owner: string | undefined,
+    audit: (record: IntegrityRecord) => Promise<unknown>,
+  ): Promise<InstalledApp> {
     const { manifest, signer } = verified;
     const data = this.#data;
     const record = await this.#seal(work, verified, origin, owner);
     const root = path.join(this.#appsDir, manifest.package_id);
     await renameDurable(work, root, data);
     const app: InstalledApp = { packageId: manifest.package_id, version: manifest.version, manifest, dir: path.join(root, 'package'), record };
+    let auditFailed = false;
     try {
-      await this.#options.config.update((doc) => {
-        doc.APPLICATIONS.APPS_CONTROL.applications.push(this.#newEntry(manifest));
-      });
+      await this.#options.config.update(
+        (doc) => {
+          doc.APPLICATIONS.APPS_CONTROL.applications.push(this.#newEntry(manifest));
+        },
+        {
+          audit: () =>
+            audit(record).catch((error: unknown) => {
+              auditFailed = true;
+              throw error;
+            }),
+        },
+      );
     } catch (error) {
       await eraseTree(root, data);
-      throw fail('E_INSTALL', `The configuration could not record ${manifest.name}: ${toIsogateError(error).message}`);
+      const coded = toIsogateError(error);
+      if (auditFailed) {
+        throw fail(coded.code, `${manifest.name} was not installed: its audit record could not be written (${coded.message})`, {
+          packageId: manifest.package_id,
+        });
+      }
+      throw fail('E_INSTALL', `The configuration could not record ${manifest.name}: ${coded.message}`);
     }
     this.#apps.set(app.packageId, app);
     // Should this write fail, the next start binds the id from the record just committed.
@@ -950,6 +978,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     let swapped = false;
     let configured = false;
     let starting = false;
+    let auditFailed = false;
     const newApp: InstalledApp = { packageId, version: manifest.version, manifest, dir: path.join(root, 'package'), record: {} as IntegrityRecord };
     try {
       let routesInError: UpdateResult['routesInError'];
@@ -980,6 +1009,20 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           await hooks.run(packageId, context.watchMs);
           await step('started');
         }
+        // Audited before the commit point (fail closed): an update the trail cannot hold is rolled back.
+        await audit
+          .record('updateSucceeded', names, {
+            packageId,
+            from,
+            to: manifest.version,
+            resetKeys: carried.reset,
+            routesInError: routesInError.map((route) => route.id),
+            signer: signerDetails(newApp.record),
+          })
+          .catch((error: unknown) => {
+            auditFailed = true;
+            throw error;
+          });
       } catch (error) {
         // Undone at once: the old files, record, entry and configuration, and the old version running again if it ran.
         const coded = toIsogateError(error);
@@ -992,11 +1035,22 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
             () => true,
             () => false,
           );
-        await audit.record(
+        const rolledBack = audit.record(
           'updateRolledBack',
           { ...names, description: coded.code },
           { packageId, from, to: manifest.version, code: coded.code, reason: coded.message, restarted },
         );
+        // The trail that refused the success may take the rollback once space returns; the refusal is the audit's either way.
+        if (auditFailed) {
+          await rolledBack.catch(() => undefined);
+          throw fail(coded.code, `${appName} was not updated: its audit record could not be written (${coded.message}); ${from} was restored`, {
+            packageId,
+            from,
+            to: manifest.version,
+            restarted,
+          });
+        }
+        await rolledBack;
         if (!starting) throw coded;
         throw new IsogateError(
           'E_UPDATE_ROLLED_BACK',
@@ -1011,14 +1065,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await this.#eraseUpdateDir(dir, () => step('old-erased'));
       const identity = signerIdentity(verified.signer);
       if (identity) await this.#bindings.bind(packageId, identity, this.#options.clock());
-      await audit.record('updateSucceeded', names, {
-        packageId,
-        from,
-        to: manifest.version,
-        resetKeys: carried.reset,
-        routesInError: routesInError.map((route) => route.id),
-        signer: signerDetails(newApp.record),
-      });
       report('done', entry.size, 100);
       this.emit('installed', newApp);
       return { app: newApp, previousVersion: from, resetKeys: carried.reset, routesInError, started: wasRunning };
