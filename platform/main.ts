@@ -785,7 +785,8 @@ function uninstallingAppView(app: UnfinishedUninstall, config: ConfigStore): Ins
     name: app.name,
     publisher: 'unknown',
     publisher_claim: '',
-    origin: 'store',
+    // As its uninstall record kept it (the install record may be erased by now); a record from before origins were kept is a store install's, as originOf reads 0.1.0 records.
+    origin: app.origin ?? 'store',
     version: entry?.version ?? '',
     type: entry?.type ?? '',
     status: 'uninstalling',

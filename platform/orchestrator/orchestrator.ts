@@ -41,6 +41,8 @@ export interface InstalledApp {
 export interface UnfinishedUninstall {
   packageId: string;
   name: string;
+  /** The app's origin as its uninstall record kept it; absent for a record written before it was kept (or an app with no readable record). */
+  origin?: AppOrigin;
   failure?: { code: string; message: string; at: string };
 }
 
@@ -1317,10 +1319,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       try {
         if (unfinished === undefined) {
           await this.#options.onUninstallStep?.('started', packageId);
-          await this.#removals.begin({ removing: packageId, name: appName, startedAt: this.#options.clock().toISOString() });
+          const origin = record ? originOf(record) : undefined;
+          await this.#removals.begin({ removing: packageId, name: appName, startedAt: this.#options.clock().toISOString(), ...(origin ? { origin } : {}) });
           this.#apps.delete(packageId);
           this.#quarantined.delete(packageId);
-          this.#removing.set(packageId, { name: appName });
+          this.#removing.set(packageId, { name: appName, ...(origin ? { origin } : {}) });
           await this.#options.onUninstallStep?.('recorded', packageId);
         }
         await this.#finishUninstall(packageId);
@@ -1395,7 +1398,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     for (const record of pending.records) {
       const packageId = record.removing;
-      this.#removing.set(packageId, { name: record.name });
+      this.#removing.set(packageId, { name: record.name, ...(record.origin ? { origin: record.origin } : {}) });
       try {
         await this.#finishUninstall(packageId);
       } catch (error) {
@@ -1411,7 +1414,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         );
         continue;
       }
-      await this.#options.audit.record('uninstallSucceeded', { 'application name': record.name }, { packageId, resumed: true, startedAt: record.startedAt });
+      await this.#options.audit.record(
+        'uninstallSucceeded',
+        { 'application name': record.name },
+        { packageId, resumed: true, startedAt: record.startedAt, ...(record.origin ? { origin: record.origin } : {}) },
+      );
     }
   }
 
