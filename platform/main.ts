@@ -259,6 +259,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         (id) => certificates.remove(id),
         async (id) => router.appRemoved(id),
       ],
+      routesOf: (id) =>
+        router
+          .list()
+          .filter((route) => route.source.application_id === id || route.destination.application_id === id)
+          .map((route) => route.id),
       // An update stops the app and keeps its storage, logs, certificates and routes; storage is
       // closed so that it opens again with the new version's quota.
       updateHooks: {

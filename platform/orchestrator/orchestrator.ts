@@ -102,6 +102,11 @@ export interface OrchestratorOptions {
   verifier?: PackageVerifier;
   /** Run, in order, before an app's files go: stop it, wipe its storage, logs, certificates, routes. */
   beforeUninstall?: ((packageId: string) => Promise<void>)[];
+  /**
+   * The ids of the routes from or to an app. An uninstall keeps them, in Error, as the manual has
+   * it ("their status changes to Error"; the admin reconfigures or deletes them); its record names them.
+   */
+  routesOf?: (packageId: string) => string[];
   /** What an in-place update needs of the launcher and the router; without it `update` is refused. */
   updateHooks?: UpdateHooks;
   /**
@@ -192,8 +197,8 @@ export interface OrchestratorEvents {
 }
 
 export class Orchestrator extends EventEmitter<OrchestratorEvents> {
-  readonly #options: Required<Omit<OrchestratorOptions, 'verifier' | 'updateHooks' | 'onUpdateStep' | 'onUninstallStep'>> &
-    Pick<OrchestratorOptions, 'updateHooks' | 'onUpdateStep' | 'onUninstallStep'> & { verifier: PackageVerifier };
+  readonly #options: Required<Omit<OrchestratorOptions, 'verifier' | 'updateHooks' | 'onUpdateStep' | 'onUninstallStep' | 'routesOf'>> &
+    Pick<OrchestratorOptions, 'updateHooks' | 'onUpdateStep' | 'onUninstallStep' | 'routesOf'> & { verifier: PackageVerifier };
   #bindings!: SignerBindings;
   readonly #apps = new Map<string, InstalledApp>();
   readonly #quarantined = new Map<string, QuarantinedApp>();
@@ -422,7 +427,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const catalog = await this.#options.store.catalog();
     return catalog
       .map((entry) => ({ ...entry, installedVersion: this.#apps.get(entry.package_id)?.version ?? null }))
-      .sort((a, b) => a.name.localeCompare(b.name) || semver.compareLoose(a.version, b.version));
+      .sort((a, b) => a.name.localeCompare(b.name) || compareVersions(a.version, b.version));
   }
 
   #newEntry(manifest: AppManifest): ApplicationEntry {
@@ -455,10 +460,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           { packageId, version },
         );
       }
+      if (!semver.valid(exact.version, true)) {
+        throw fail('E_STORE', `The store lists ${packageId} "${version}", which is no version (a package's version is semver); nothing was changed`, { packageId, version });
+      }
       return exact;
     }
-    const available = offered.filter((entry) => entry.status === 'available');
-    const pool = available.length ? available : offered;
+    // Every version the store lists, in semver order; one it lists that is no version cannot be the newest of anything.
+    const ordered = offered.filter((entry) => semver.valid(entry.version, true));
+    if (ordered.length === 0) throw fail('E_STORE', `The store lists no semver version of ${packageId}`, { packageId });
+    const available = ordered.filter((entry) => entry.status === 'available');
+    const pool = available.length ? available : ordered;
     return pool.reduce((best, entry) => (semver.gt(entry.version, best.version, true) ? entry : best));
   }
 
@@ -1342,6 +1353,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           ...(record ? { origin: originOf(record) } : {}),
           signer,
           ...(quarantined ? { quarantined: true } : {}),
+          routesInError: this.#options.routesOf?.(packageId) ?? [],
         },
       );
       this.emit('uninstalled', packageId);
@@ -1417,7 +1429,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await this.#options.audit.record(
         'uninstallSucceeded',
         { 'application name': record.name },
-        { packageId, resumed: true, startedAt: record.startedAt, ...(record.origin ? { origin: record.origin } : {}) },
+        {
+          packageId,
+          resumed: true,
+          startedAt: record.startedAt,
+          ...(record.origin ? { origin: record.origin } : {}),
+          routesInError: this.#options.routesOf?.(packageId) ?? [],
+        },
       );
     }
   }
@@ -1481,6 +1499,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (this.#busy.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     await this.#options.verifier.close();
   }
+}
+
+/**
+ * Semver order, for a catalog whose entries a store wrote: what is no version (the catalog's
+ * pattern lets "latest" through) sorts after every version, by text, instead of throwing and
+ * hiding the whole catalog.
+ */
+function compareVersions(a: string, b: string): number {
+  const validA = semver.valid(a, true) !== null;
+  const validB = semver.valid(b, true) !== null;
+  if (validA && validB) return semver.compareLoose(a, b);
+  if (validA !== validB) return validA ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Enough of an install record to check its MAC and use it; anything else is not one. */
