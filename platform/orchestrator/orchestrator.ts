@@ -461,7 +461,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         );
       }
       if (!semver.valid(exact.version, true)) {
-        throw fail('E_STORE', `The store lists ${packageId} "${version}", which is no version (a package's version is semver); nothing was changed`, { packageId, version });
+        throw fail('E_STORE', `The store lists ${packageId} "${version}", which is no version (a package's version is semver); nothing was changed`, {
+          packageId,
+          version,
+        });
       }
       return exact;
     }
