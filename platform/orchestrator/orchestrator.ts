@@ -1302,9 +1302,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (this.#apps.has(packageId) || this.#busy.has(packageId)) {
       throw fail('E_CONFLICT', `${packageId} is installed; uninstall it before forgetting its signer`, { packageId });
     }
-    const binding = await this.#bindings.forget(packageId);
-    await this.#options.audit.record('signerForgotten', { 'application name': packageId }, { packageId, signer: binding });
-    return binding;
+    return this.#bindings.forget(packageId, (binding) =>
+      this.#options.audit.record('signerForgotten', { 'application name': packageId }, { packageId, signer: binding }),
+    );
   }
 
   /**

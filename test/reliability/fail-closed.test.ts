@@ -141,6 +141,18 @@ describe('reliability: fail closed when the audit record cannot be written', fun
       await gateway.services.orchestrator.uninstall(ID);
       assert.equal(gateway.services.orchestrator.get(ID), undefined);
     });
+
+    it("forgetting an uninstalled app's signer whose record cannot be written keeps the binding (E_IO)", async () => {
+      const bound = gateway.services.orchestrator.signerBinding(ID);
+      assert.ok(bound);
+      disk.inject({ operation: 'sync', code: 'EIO', path: AUDIT });
+      await assert.rejects(gateway.services.orchestrator.forgetSigner(ID), coded('E_IO'));
+      disk.clear();
+      assert.deepEqual(gateway.services.orchestrator.signerBinding(ID), bound);
+      await gateway.close();
+      gateway = await env.start();
+      assert.deepEqual(gateway.services.orchestrator.signerBinding(ID), bound, 'and on disk');
+    });
   });
 
   describe('accounts, certificates and the IP lists', () => {
