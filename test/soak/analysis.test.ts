@@ -68,24 +68,7 @@ describe('soak analysis', () => {
   it('fails a leak of 12 MiB a minute after warm-up', () => {
     const leaking = curve((s) => ({ rssMb: s.rssMb + Math.max(0, s.t - DEFAULT_BOUNDS.warmupS) * (12 / 60) }));
     assert.equal(check(leaking, 'no RSS growth trend'), false);
-    assert.match(judge(leaking, OFFERED).checks.find((c) => c.name === 'no RSS growth trend')!.detail, /bound 3 MiB\/min and 10 MiB over the window/);
-  });
-
-  it("fails, in CI's 2 minutes, a leak of 4 MiB a minute that stays under 10 MiB over the 60 s window, and passes the 1.1 MiB a minute left", () => {
-    const leak = (mbPerMin: number) => curve((s) => ({ rssMb: s.rssMb + Math.max(0, s.t - DEFAULT_BOUNDS.warmupS) * (mbPerMin / 60) }));
-    const rise = (samples: Sample[]) => judge(samples, OFFERED).rssFit.slope * judge(samples, OFFERED).windowS;
-    assert.ok(rise(leak(4)) < DEFAULT_BOUNDS.rssRiseMb, 'the window bound alone lets it through');
-    assert.equal(check(leak(4), 'no RSS growth trend'), false);
-    assert.equal(check(leak(1.1), 'no RSS growth trend'), true);
-  });
-
-  it('holds an hour to 10 MiB over the window: 0.5 MiB a minute (30 MiB/h) fails there although under the per-minute bound', () => {
-    const rand = seededRandom(5);
-    const hour = Array.from({ length: 361 }, (_, i) => {
-      const t = i * 10;
-      return { ...curve()[0]!, t, rssMb: 280 + rand() * 3 + (t / 60) * 0.5, delivered: t * OFFERED };
-    });
-    assert.equal(check(hour, 'no RSS growth trend'), false);
+    assert.match(judge(leaking, OFFERED).checks.find((c) => c.name === 'no RSS growth trend')!.detail, /bound 10 MiB over the window/);
   });
 
   it('fails event-loop delay that grows with uptime, and one that is high throughout', () => {
