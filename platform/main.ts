@@ -259,6 +259,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         (id) => certificates.remove(id),
         async (id) => router.appRemoved(id),
       ],
+      routesOf: (id) =>
+        router
+          .list()
+          .filter((route) => route.source.application_id === id || route.destination.application_id === id)
+          .map((route) => route.id),
       // An update stops the app and keeps its storage, logs, certificates and routes; storage is
       // closed so that it opens again with the new version's quota.
       updateHooks: {
@@ -785,7 +790,8 @@ function uninstallingAppView(app: UnfinishedUninstall, config: ConfigStore): Ins
     name: app.name,
     publisher: 'unknown',
     publisher_claim: '',
-    origin: 'store',
+    // As its uninstall record kept it (the install record may be erased by now); a record from before origins were kept is a store install's, as originOf reads 0.1.0 records.
+    origin: app.origin ?? 'store',
     version: entry?.version ?? '',
     type: entry?.type ?? '',
     status: 'uninstalling',

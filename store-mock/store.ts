@@ -214,11 +214,17 @@ function str(value: unknown, fallback: string): string {
   return typeof value === 'string' && value ? value : fallback;
 }
 
+/**
+ * Every version of every app, by name, id, then semver order. An unchecked listing's version
+ * that is no semver sorts after the versions (mixed, the text order made the sort inconsistent).
+ */
 function sortCatalog(entries: CatalogEntry[]): CatalogEntry[] {
-  return [...entries].sort(
-    (a, b) =>
-      a.name.localeCompare(b.name) ||
-      a.package_id.localeCompare(b.package_id) ||
-      (semver.valid(a.version) && semver.valid(b.version) ? semver.compare(a.version, b.version) : a.version.localeCompare(b.version)),
-  );
+  const version = (a: string, b: string): number => {
+    const validA = semver.valid(a) !== null;
+    const validB = semver.valid(b) !== null;
+    if (validA && validB) return semver.compare(a, b);
+    if (validA !== validB) return validA ? -1 : 1;
+    return a.localeCompare(b);
+  };
+  return [...entries].sort((a, b) => a.name.localeCompare(b.name) || a.package_id.localeCompare(b.package_id) || version(a.version, b.version));
 }

@@ -5,7 +5,7 @@
  * of the certificate's DER, as `X509Certificate.fingerprint256` gives it.
  */
 import path from 'node:path';
-import { fail } from '../../sdk/errors.js';
+import { fail, toIsogateError } from '../../sdk/errors.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
 import { DataDir, Mutex, readJsonIfExists, writeJsonDurable } from '../durable/index.js';
 import { hashPassword, type PasswordHash } from './credentials.js';
@@ -131,14 +131,23 @@ export class AccountStore {
     return found && structuredClone(found);
   }
 
-  /** Applies `change` to a copy of the account and stores it; the in-memory view changes only once the file did. */
-  update(role: Role, change: (draft: Account) => void | Promise<void>): Promise<Account> {
+  /**
+   * Applies `change` to a copy of the account and stores it; the in-memory view changes only once the file did.
+   * `audit` writes the change's record once the change is known to be valid and before it is stored (fail
+   * closed, as ConfigStore.update): a change the trail cannot hold is refused with the audit's code, unmade.
+   */
+  update(role: Role, change: (draft: Account) => void | Promise<void>, audit?: (after: Readonly<Account>) => Promise<unknown>): Promise<Account> {
     return this.#writes.run(async () => {
       const next = structuredClone(this.#accounts);
       await change(next[role]);
       next[role].previous = next[role].previous.slice(0, HISTORY);
       const other = next[role === 'admin' ? 'user' : 'admin'];
       if (other.name === next[role].name) throw fail('E_CREDENTIALS_RULE', `The name ${next[role].name} is the other account's`, { rule: 'name' });
+      try {
+        await audit?.(next[role]);
+      } catch (error) {
+        throw toIsogateError(error);
+      }
       await this.#save(next);
       this.#accounts = next;
       return structuredClone(next[role]);

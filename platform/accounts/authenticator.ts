@@ -251,19 +251,25 @@ export class Authenticator {
     await checkPasswordHistory(change.newPassword, [before.password, ...before.previous]);
     const hash = await hashPassword(change.newPassword);
     const now = this.#clock();
-    const after = await this.#accounts.update(role, (draft) => {
-      draft.previous = [draft.password, ...draft.previous];
-      draft.password = hash;
-      if (change.name !== undefined) draft.name = change.name;
-      draft.changedAt = new Date(now).toISOString();
-      // Credentials the admin sets for the user are the admin's knowledge: the user changes them at its next login.
-      draft.mustChange = session.role !== role;
-      draft.initial = false;
-    });
     const events = ROLE_EVENTS[session.role];
-    if (before.initial && role === 'admin') await this.#audit.record('adminInitialPasswordChanged');
-    else await this.#audit.record(events.passwordChanged, { 'user name': after.name });
-    if (after.name !== before.name) await this.#audit.record(events.nameChanged, { 'user name': after.name }, { previous: before.name });
+    const after = await this.#accounts.update(
+      role,
+      (draft) => {
+        draft.previous = [draft.password, ...draft.previous];
+        draft.password = hash;
+        if (change.name !== undefined) draft.name = change.name;
+        draft.changedAt = new Date(now).toISOString();
+        // Credentials the admin sets for the user are the admin's knowledge: the user changes them at its next login.
+        draft.mustChange = session.role !== role;
+        draft.initial = false;
+      },
+      // Audited before the account file is written (fail closed): new credentials the trail cannot hold are not set.
+      async (next) => {
+        if (before.initial && role === 'admin') await this.#audit.record('adminInitialPasswordChanged');
+        else await this.#audit.record(events.passwordChanged, { 'user name': next.name });
+        if (next.name !== before.name) await this.#audit.record(events.nameChanged, { 'user name': next.name }, { previous: before.name });
+      },
+    );
     if (this.#session && this.#session.session.role === role) {
       if (role === session.role) {
         this.#session.session.mustChange = false;
@@ -280,11 +286,14 @@ export class Authenticator {
     const other = this.#accounts.byCertificate(certificateSha256);
     if (other && other.role !== role) throw fail('E_CONFLICT', `That certificate is bound to the ${other.role} account already`);
     const before = this.#accounts.get(role);
-    const after = await this.#accounts.update(role, (draft) => {
-      draft.certificateSha256 = certificateSha256;
-      draft.certificateValidTo = validTo;
-    });
-    await this.#audit.record('adminCertificateChanged', { 'user name': after.name });
+    const after = await this.#accounts.update(
+      role,
+      (draft) => {
+        draft.certificateSha256 = certificateSha256;
+        draft.certificateValidTo = validTo;
+      },
+      (next) => this.#audit.record('adminCertificateChanged', { 'user name': next.name }),
+    );
     if (before.certificateSha256 !== certificateSha256 && this.#session?.session.role === role && session.role !== role) {
       await this.#end('its certificate was replaced');
     }

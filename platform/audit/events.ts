@@ -64,6 +64,13 @@ export const AUDIT_EVENTS = {
     'Informational',
     'System: KscController',
   ),
+  // Not in the manual's table, which records an upload but no deletion; worded after the upload.
+  deleteAppCertificate: system(
+    'KscController: Deleting the application certificate',
+    'Application certificate is deleted from the certificate storage',
+    'Informational',
+    'System: KscController',
+  ),
 
   launchIncompatible: system(
     'Launcher: Attempting to launch an incompatible version of the application',

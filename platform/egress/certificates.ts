@@ -134,8 +134,9 @@ export class CertificateStore {
     const stored = { fileName, pem };
     // Described before it is written: a certificate node-forge cannot read is refused unstored.
     const info = describe('ca', stored);
-    await this.#write(packageId, 'ca', stored);
+    // Audited before it is written (fail closed): a certificate the trail cannot hold is not stored.
     await this.options.audit.record('uploadAppCertificate', {}, { packageId, kind: 'ca', fileName });
+    await this.#write(packageId, 'ca', stored);
     return info;
   }
 
@@ -156,14 +157,15 @@ export class CertificateStore {
     if (!keyMatchesCertificate(keyPem, pem[0]!)) throw fail('E_CERT_KEY_MISMATCH', `The key ${keyFileName} does not belong to the certificate ${certFileName}`);
     const stored = { fileName: certFileName, pem, keyFileName, keyPem };
     const info = describe('client', stored); // before it is written, as for a CA
-    await this.#write(packageId, 'client', stored);
     await this.options.audit.record('uploadAppCertificate', {}, { packageId, kind: 'client', fileName: certFileName });
+    await this.#write(packageId, 'client', stored);
     return info;
   }
 
   async delete(packageId: string, kind: CertificateKind): Promise<void> {
     const file = this.#file(packageId, kind);
     if (!(await this.#root.statFile(this.#root.relative(file)))) throw fail('E_NOT_FOUND', `${packageId} has no ${kind} certificate`);
+    await this.options.audit.record('deleteAppCertificate', {}, { packageId, kind });
     await eraseFile(file, this.#root);
     this.#bump(packageId);
   }

@@ -292,6 +292,8 @@ class FileWriter implements AppLogWriter {
   /** Why the last drain failed, until a flush reports it. */
   #failure: Error | undefined;
   #lock: Promise<void> = Promise.resolve();
+  /** Whether app.log's tail was checked for a line a crash cut (once per writer, before it is appended to or read). */
+  #tailChecked = false;
   readonly #followers = new Set<Follower>();
   level: LogLevelCode = DEFAULT_LEVEL;
 
@@ -363,8 +365,41 @@ class FileWriter implements AppLogWriter {
     return this.#dropped;
   }
 
+  /**
+   * A crash (or a full disk the process did not live to cut back) mid-append leaves app.log
+   * ending inside a line; the next line would be glued to it. The torn line is kept (what it
+   * holds may be what an investigator needs) but ended, and marked by a platform line after it
+   * that says so. Run once, under the lock, before the first append or read.
+   */
+  async #repairTail(): Promise<void> {
+    if (this.#tailChecked) return;
+    const stats = await this.dir.statFile(CURRENT);
+    if (!stats || stats.size === 0) {
+      this.#tailChecked = true;
+      return;
+    }
+    const handle = await this.dir.open(CURRENT, 'r+');
+    try {
+      const size = (await handle.stat()).size;
+      const last = Buffer.alloc(1);
+      if (size > 0 && (await handle.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a) {
+        await handle.write('\n', size);
+        await handle.sync();
+        // Ahead of whatever is queued: it belongs right after the cut line.
+        const notice = `${this.options.clock().toISOString()} ${'WARNING'.padEnd(8)} [platform] the line above was cut off when the gateway stopped while writing it (the log was repaired at start)`;
+        this.#queue.unshift(notice);
+        this.#queuedBytes += Buffer.byteLength(notice) + 1;
+        this.#currentBytes = undefined;
+      }
+    } finally {
+      await handle.close();
+    }
+    this.#tailChecked = true;
+  }
+
   async #drain(): Promise<void> {
     await this.dir.mkdir('', 0o700);
+    await this.#exclusive(() => this.#repairTail());
     this.#currentBytes ??= (await this.dir.statFile(CURRENT))?.size ?? 0;
     while (this.#queue.length > 0) {
       // Fill the current file up to its bound in one append, then rotate.
@@ -475,6 +510,10 @@ class FileWriter implements AppLogWriter {
   /** A reader of the files as they are between two appends, then of every line appended after. */
   follow(options: FollowOptions, maxBytes: number): Promise<Follower> {
     return this.#exclusive(async () => {
+      const queued = this.#queue.length;
+      await this.#repairTail();
+      // The repair's notice goes out like any line (live to this follower, if it follows).
+      if (this.#queue.length > queued) this.#enqueueReport();
       const snapshot: SnapshotFile[] = [];
       try {
         for (const name of await logNames(this.dir)) {

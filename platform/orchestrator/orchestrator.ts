@@ -41,6 +41,8 @@ export interface InstalledApp {
 export interface UnfinishedUninstall {
   packageId: string;
   name: string;
+  /** The app's origin as its uninstall record kept it; absent for a record written before it was kept (or an app with no readable record). */
+  origin?: AppOrigin;
   failure?: { code: string; message: string; at: string };
 }
 
@@ -100,6 +102,11 @@ export interface OrchestratorOptions {
   verifier?: PackageVerifier;
   /** Run, in order, before an app's files go: stop it, wipe its storage, logs, certificates, routes. */
   beforeUninstall?: ((packageId: string) => Promise<void>)[];
+  /**
+   * The ids of the routes from or to an app. An uninstall keeps them, in Error, as the manual has
+   * it ("their status changes to Error"; the admin reconfigures or deletes them); its record names them.
+   */
+  routesOf?: (packageId: string) => string[];
   /** What an in-place update needs of the launcher and the router; without it `update` is refused. */
   updateHooks?: UpdateHooks;
   /**
@@ -190,8 +197,8 @@ export interface OrchestratorEvents {
 }
 
 export class Orchestrator extends EventEmitter<OrchestratorEvents> {
-  readonly #options: Required<Omit<OrchestratorOptions, 'verifier' | 'updateHooks' | 'onUpdateStep' | 'onUninstallStep'>> &
-    Pick<OrchestratorOptions, 'updateHooks' | 'onUpdateStep' | 'onUninstallStep'> & { verifier: PackageVerifier };
+  readonly #options: Required<Omit<OrchestratorOptions, 'verifier' | 'updateHooks' | 'onUpdateStep' | 'onUninstallStep' | 'routesOf'>> &
+    Pick<OrchestratorOptions, 'updateHooks' | 'onUpdateStep' | 'onUninstallStep' | 'routesOf'> & { verifier: PackageVerifier };
   #bindings!: SignerBindings;
   readonly #apps = new Map<string, InstalledApp>();
   readonly #quarantined = new Map<string, QuarantinedApp>();
@@ -420,7 +427,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const catalog = await this.#options.store.catalog();
     return catalog
       .map((entry) => ({ ...entry, installedVersion: this.#apps.get(entry.package_id)?.version ?? null }))
-      .sort((a, b) => a.name.localeCompare(b.name) || semver.compareLoose(a.version, b.version));
+      .sort((a, b) => a.name.localeCompare(b.name) || compareVersions(a.version, b.version));
   }
 
   #newEntry(manifest: AppManifest): ApplicationEntry {
@@ -453,10 +460,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           { packageId, version },
         );
       }
+      if (!semver.valid(exact.version, true)) {
+        throw fail('E_STORE', `The store lists ${packageId} "${version}", which is no version (a package's version is semver); nothing was changed`, {
+          packageId,
+          version,
+        });
+      }
       return exact;
     }
-    const available = offered.filter((entry) => entry.status === 'available');
-    const pool = available.length ? available : offered;
+    // Every version the store lists, in semver order; one it lists that is no version cannot be the newest of anything.
+    const ordered = offered.filter((entry) => semver.valid(entry.version, true));
+    if (ordered.length === 0) throw fail('E_STORE', `The store lists no semver version of ${packageId}`, { packageId });
+    const available = ordered.filter((entry) => entry.status === 'available');
+    const pool = available.length ? available : ordered;
     return pool.reduce((best, entry) => (semver.gt(entry.version, best.version, true) ? entry : best));
   }
 
@@ -548,19 +564,21 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         );
         throw abandoned;
       }
-      const app = await this.#commit(work, verified, origin, owner);
-      await this.#options.audit.record(
-        'installSucceeded',
-        { 'application name': appName },
-        {
-          packageId: app.packageId,
-          version: app.version,
-          origin,
-          signer: signerDetails(app.record),
-          ...(origin === 'debug' ? { signature: 'unsigned', owner } : {}),
-        },
+      // Audited inside the commit, before the configuration entry that makes the app installed is
+      // written (fail closed): an install the trail cannot hold is rolled back, refused with the audit's code.
+      return await this.#commit(work, verified, origin, owner, (record) =>
+        this.#options.audit.record(
+          'installSucceeded',
+          { 'application name': appName },
+          {
+            packageId: verified.manifest.package_id,
+            version: verified.manifest.version,
+            origin,
+            signer: signerDetails(record),
+            ...(origin === 'debug' ? { signature: 'unsigned', owner } : {}),
+          },
+        ),
       );
-      return app;
     } catch (error) {
       await eraseTree(work, this.#data);
       throw error;
@@ -674,21 +692,47 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
   }
 
-  /** Staging -> apps/<id> in one rename, then the configuration entry (undone if that fails), then the signer binding. */
-  async #commit(work: string, verified: VerifiedPackage, origin: AppOrigin, owner?: string): Promise<InstalledApp> {
+  /**
+   * Staging -> apps/<id> in one rename, then the configuration entry (undone if that fails), then the signer binding.
+   * The entry is the commit point: `audit` writes the install's record just before it, and a record that cannot be
+   * written undoes the rename and refuses the install with the audit's code (E_STORAGE_FULL, E_IO).
+   */
+  async #commit(
+    work: string,
+    verified: VerifiedPackage,
+    origin: AppOrigin,
+    owner: string | undefined,
+    audit: (record: IntegrityRecord) => Promise<unknown>,
+  ): Promise<InstalledApp> {
     const { manifest, signer } = verified;
     const data = this.#data;
     const record = await this.#seal(work, verified, origin, owner);
     const root = path.join(this.#appsDir, manifest.package_id);
     await renameDurable(work, root, data);
     const app: InstalledApp = { packageId: manifest.package_id, version: manifest.version, manifest, dir: path.join(root, 'package'), record };
+    let auditFailed = false;
     try {
-      await this.#options.config.update((doc) => {
-        doc.APPLICATIONS.APPS_CONTROL.applications.push(this.#newEntry(manifest));
-      });
+      await this.#options.config.update(
+        (doc) => {
+          doc.APPLICATIONS.APPS_CONTROL.applications.push(this.#newEntry(manifest));
+        },
+        {
+          audit: () =>
+            audit(record).catch((error: unknown) => {
+              auditFailed = true;
+              throw error;
+            }),
+        },
+      );
     } catch (error) {
       await eraseTree(root, data);
-      throw fail('E_INSTALL', `The configuration could not record ${manifest.name}: ${toIsogateError(error).message}`);
+      const coded = toIsogateError(error);
+      if (auditFailed) {
+        throw fail(coded.code, `${manifest.name} was not installed: its audit record could not be written (${coded.message})`, {
+          packageId: manifest.package_id,
+        });
+      }
+      throw fail('E_INSTALL', `The configuration could not record ${manifest.name}: ${coded.message}`);
     }
     this.#apps.set(app.packageId, app);
     // Should this write fail, the next start binds the id from the record just committed.
@@ -950,6 +994,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     let swapped = false;
     let configured = false;
     let starting = false;
+    let auditFailed = false;
     const newApp: InstalledApp = { packageId, version: manifest.version, manifest, dir: path.join(root, 'package'), record: {} as IntegrityRecord };
     try {
       let routesInError: UpdateResult['routesInError'];
@@ -980,6 +1025,20 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           await hooks.run(packageId, context.watchMs);
           await step('started');
         }
+        // Audited before the commit point (fail closed): an update the trail cannot hold is rolled back.
+        await audit
+          .record('updateSucceeded', names, {
+            packageId,
+            from,
+            to: manifest.version,
+            resetKeys: carried.reset,
+            routesInError: routesInError.map((route) => route.id),
+            signer: signerDetails(newApp.record),
+          })
+          .catch((error: unknown) => {
+            auditFailed = true;
+            throw error;
+          });
       } catch (error) {
         // Undone at once: the old files, record, entry and configuration, and the old version running again if it ran.
         const coded = toIsogateError(error);
@@ -992,11 +1051,22 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
             () => true,
             () => false,
           );
-        await audit.record(
+        const rolledBack = audit.record(
           'updateRolledBack',
           { ...names, description: coded.code },
           { packageId, from, to: manifest.version, code: coded.code, reason: coded.message, restarted },
         );
+        // The trail that refused the success may take the rollback once space returns; the refusal is the audit's either way.
+        if (auditFailed) {
+          await rolledBack.catch(() => undefined);
+          throw fail(coded.code, `${appName} was not updated: its audit record could not be written (${coded.message}); ${from} was restored`, {
+            packageId,
+            from,
+            to: manifest.version,
+            restarted,
+          });
+        }
+        await rolledBack;
         if (!starting) throw coded;
         throw new IsogateError(
           'E_UPDATE_ROLLED_BACK',
@@ -1011,14 +1081,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await this.#eraseUpdateDir(dir, () => step('old-erased'));
       const identity = signerIdentity(verified.signer);
       if (identity) await this.#bindings.bind(packageId, identity, this.#options.clock());
-      await audit.record('updateSucceeded', names, {
-        packageId,
-        from,
-        to: manifest.version,
-        resetKeys: carried.reset,
-        routesInError: routesInError.map((route) => route.id),
-        signer: signerDetails(newApp.record),
-      });
       report('done', entry.size, 100);
       this.emit('installed', newApp);
       return { app: newApp, previousVersion: from, resetKeys: carried.reset, routesInError, started: wasRunning };
@@ -1240,9 +1302,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (this.#apps.has(packageId) || this.#busy.has(packageId)) {
       throw fail('E_CONFLICT', `${packageId} is installed; uninstall it before forgetting its signer`, { packageId });
     }
-    const binding = await this.#bindings.forget(packageId);
-    await this.#options.audit.record('signerForgotten', { 'application name': packageId }, { packageId, signer: binding });
-    return binding;
+    return this.#bindings.forget(packageId, (binding) =>
+      this.#options.audit.record('signerForgotten', { 'application name': packageId }, { packageId, signer: binding }),
+    );
   }
 
   /**
@@ -1271,10 +1333,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       try {
         if (unfinished === undefined) {
           await this.#options.onUninstallStep?.('started', packageId);
-          await this.#removals.begin({ removing: packageId, name: appName, startedAt: this.#options.clock().toISOString() });
+          const origin = record ? originOf(record) : undefined;
+          await this.#removals.begin({ removing: packageId, name: appName, startedAt: this.#options.clock().toISOString(), ...(origin ? { origin } : {}) });
           this.#apps.delete(packageId);
           this.#quarantined.delete(packageId);
-          this.#removing.set(packageId, { name: appName });
+          this.#removing.set(packageId, { name: appName, ...(origin ? { origin } : {}) });
           await this.#options.onUninstallStep?.('recorded', packageId);
         }
         await this.#finishUninstall(packageId);
@@ -1293,6 +1356,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           ...(record ? { origin: originOf(record) } : {}),
           signer,
           ...(quarantined ? { quarantined: true } : {}),
+          routesInError: this.#options.routesOf?.(packageId) ?? [],
         },
       );
       this.emit('uninstalled', packageId);
@@ -1349,7 +1413,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     for (const record of pending.records) {
       const packageId = record.removing;
-      this.#removing.set(packageId, { name: record.name });
+      this.#removing.set(packageId, { name: record.name, ...(record.origin ? { origin: record.origin } : {}) });
       try {
         await this.#finishUninstall(packageId);
       } catch (error) {
@@ -1365,7 +1429,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         );
         continue;
       }
-      await this.#options.audit.record('uninstallSucceeded', { 'application name': record.name }, { packageId, resumed: true, startedAt: record.startedAt });
+      await this.#options.audit.record(
+        'uninstallSucceeded',
+        { 'application name': record.name },
+        {
+          packageId,
+          resumed: true,
+          startedAt: record.startedAt,
+          ...(record.origin ? { origin: record.origin } : {}),
+          routesInError: this.#options.routesOf?.(packageId) ?? [],
+        },
+      );
     }
   }
 
@@ -1428,6 +1502,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (this.#busy.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     await this.#options.verifier.close();
   }
+}
+
+/**
+ * Semver order, for a catalog whose entries a store wrote: what is no version (the catalog's
+ * pattern lets "latest" through) sorts after every version, by text, instead of throwing and
+ * hiding the whole catalog.
+ */
+function compareVersions(a: string, b: string): number {
+  const validA = semver.valid(a, true) !== null;
+  const validB = semver.valid(b, true) !== null;
+  if (validA && validB) return semver.compareLoose(a, b);
+  if (validA !== validB) return validA ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Enough of an install record to check its MAC and use it; anything else is not one. */

@@ -9,7 +9,7 @@
 import path from 'node:path';
 import type { DeviceKeys } from '../device/index.js';
 import { type DataDir, readJsonIfExists, writeJsonDurable } from '../durable/index.js';
-import { canonicalJson } from '../integrity/index.js';
+import { type AppOrigin, canonicalJson } from '../integrity/index.js';
 
 const DIR = 'uninstalls';
 
@@ -18,7 +18,14 @@ export interface RemovalRecord {
   /** The app's name, for the audit record of a resumed uninstall. */
   name: string;
   startedAt: string;
+  /**
+   * Where the app came from (its install record's origin), for what is shown while the uninstall
+   * is unfinished: the record may be erased by then. Absent in records written before it was kept.
+   */
+  origin?: AppOrigin;
 }
+
+const ORIGINS: readonly unknown[] = ['store', 'image', 'debug'] satisfies AppOrigin[];
 
 /** What the directory holds: records to finish, and files that are no record of this gateway's. */
 export interface PendingRemovals {
@@ -70,9 +77,11 @@ export class RemovalJournal {
         typeof body.removing === 'string' &&
         typeof body.name === 'string' &&
         typeof body.startedAt === 'string' &&
+        (body.origin === undefined || ORIGINS.includes(body.origin)) &&
         entry.name === `${body.removing}.json` &&
         this.#keys.verifyMac('integrity', `#uninstall:${body.removing}`, canonicalJson(body), mac);
-      if (authentic) result.records.push({ removing: body.removing, name: body.name, startedAt: body.startedAt });
+      if (authentic)
+        result.records.push({ removing: body.removing, name: body.name, startedAt: body.startedAt, ...(body.origin ? { origin: body.origin } : {}) });
       else result.forged.push(entry.name);
     }
     return result;

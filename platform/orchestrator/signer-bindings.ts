@@ -142,12 +142,14 @@ export class SignerBindings {
     });
   }
 
-  async forget(packageId: string): Promise<SignerBinding> {
+  /** `audit` writes the record before the file (fail closed): a forgetting the trail cannot hold is refused, the binding kept. */
+  async forget(packageId: string, audit?: (binding: SignerBinding) => Promise<unknown>): Promise<SignerBinding> {
     return this.#mutex.run(async () => {
       const binding = this.#bindings.get(packageId);
       if (!binding) throw fail('E_NOT_FOUND', `No signer is bound to ${packageId}`, { packageId });
       const next = new Map(this.#bindings);
       next.delete(packageId);
+      await audit?.(binding);
       await this.#write(next);
       return binding;
     });

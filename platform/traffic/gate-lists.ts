@@ -116,41 +116,60 @@ export class IpLists {
 
   async allow(address: unknown): Promise<AllowlistEntry> {
     const ip = checkIpAddress(address);
-    return this.config.update((draft) => {
-      const settings = draftIdsProxy(draft);
-      settings.allowList ??= [];
-      if (settings.allowList.some((entry) => entry.ipAddrSource === ip)) throw fail('E_CONFLICT', `${ip} is on the allowlist already`, { address: ip });
-      if (settings.allowList.length >= ALLOWLIST_LIMIT) throw fail('E_CONFLICT', `The allowlist holds at most ${ALLOWLIST_LIMIT} addresses`);
-      const entry = { ipAddrSource: ip };
-      settings.allowList.push(entry);
-      return entry;
-    });
+    return this.config.update(
+      (draft) => {
+        const settings = draftIdsProxy(draft);
+        settings.allowList ??= [];
+        if (settings.allowList.some((entry) => entry.ipAddrSource === ip)) throw fail('E_CONFLICT', `${ip} is on the allowlist already`, { address: ip });
+        if (settings.allowList.length >= ALLOWLIST_LIMIT) throw fail('E_CONFLICT', `The allowlist holds at most ${ALLOWLIST_LIMIT} addresses`);
+        const entry = { ipAddrSource: ip };
+        settings.allowList.push(entry);
+        return entry;
+      },
+      this.#audited('allow', 'allowlist', ip),
+    );
+  }
+
+  /**
+   * An admin's edit of a list is audited before it is written (fail closed): an edit the trail
+   * cannot hold is refused with the audit's code, unmade.
+   */
+  #audited(action: 'allow' | 'disallow' | 'undeny', list: 'allowlist' | 'denylist', ip: string): { audit: () => Promise<unknown> } {
+    return { audit: () => this.audit.record('firewallRulesChanged', {}, { action, list, address: ip }) };
   }
 
   async disallow(address: unknown): Promise<AllowlistEntry> {
     const ip = checkIpAddress(address);
-    return this.config.update((draft) => {
-      const settings = draftIdsProxy(draft);
-      const index = (settings.allowList ?? []).findIndex((entry) => entry.ipAddrSource === ip);
-      if (index < 0) throw fail('E_NOT_FOUND', `${ip} is not on the allowlist`, { address: ip });
-      return settings.allowList!.splice(index, 1)[0]!;
-    });
+    return this.config.update(
+      (draft) => {
+        const settings = draftIdsProxy(draft);
+        const index = (settings.allowList ?? []).findIndex((entry) => entry.ipAddrSource === ip);
+        if (index < 0) throw fail('E_NOT_FOUND', `${ip} is not on the allowlist`, { address: ip });
+        return settings.allowList!.splice(index, 1)[0]!;
+      },
+      this.#audited('disallow', 'allowlist', ip),
+    );
   }
 
   async undeny(address: unknown): Promise<DenylistEntry> {
     const ip = checkIpAddress(address);
-    return this.config.update((draft) => {
-      const settings = draftIdsProxy(draft);
-      const index = (settings.blockedList ?? []).findIndex((entry) => entry.ipAddrSource === ip);
-      if (index < 0) throw fail('E_NOT_FOUND', `${ip} is not on the denylist`, { address: ip });
-      return settings.blockedList!.splice(index, 1)[0]!;
-    });
+    return this.config.update(
+      (draft) => {
+        const settings = draftIdsProxy(draft);
+        const index = (settings.blockedList ?? []).findIndex((entry) => entry.ipAddrSource === ip);
+        if (index < 0) throw fail('E_NOT_FOUND', `${ip} is not on the denylist`, { address: ip });
+        return settings.blockedList!.splice(index, 1)[0]!;
+      },
+      this.#audited('undeny', 'denylist', ip),
+    );
   }
 
   /**
    * A drop verdict's block: the source on the denylist with the signature and the time, and the
    * manual's firewall event. Past DENYLIST_LIMIT entries the manual's Critical "Rule creation
    * limit" event instead, and no entry. An address already listed is not listed twice.
+   * Safety first, unlike an admin's edit: the block is written before its record and stands
+   * when the record cannot be written (a full audit disk must not let an attacker through).
    */
   async deny(ip: string, signatureName: string, now = Date.now()): Promise<'denied' | 'listed' | 'limit'> {
     const outcome = await this.config.update((draft) => {

@@ -51,6 +51,67 @@ describe('app logs', () => {
     await removeDir(root);
   });
 
+  describe('a line a crash cut mid-append', () => {
+    const INTACT = '2026-12-02T10:00:00.000Z INFO     [app] intact';
+    // Cut inside a two-byte character, as a kill between two write(2)s of a chunk can.
+    const TORN = Buffer.concat([Buffer.from('2026-12-02T10:00:01.000Z INFO     [app] half of a line \u00e9'), Buffer.from([0xc3])]);
+    const REPAIRED = /^\S+ WARNING {2}\[platform\] the line above was cut off when the gateway stopped while writing it/;
+
+    async function cutLog(): Promise<string> {
+      const file = path.join(root, id, 'app.log');
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(file, Buffer.concat([Buffer.from(`${INTACT}\n`), TORN]));
+      return file;
+    }
+
+    it('is ended and marked before the next line is appended: the next line stands on its own, nothing of the cut line lost', async () => {
+      const file = await cutLog();
+      const logs = new AppLogs({ root });
+      logs.writer(id).write(3, 'after the restart');
+      await logs.flush(id);
+      const bytes = await fs.readFile(file);
+      assert.ok(bytes.includes(Buffer.concat([TORN, Buffer.from('\n')])), 'the cut line is kept, ended');
+      const lines = bytes.toString('utf8').split('\n');
+      assert.equal(lines.length, 5);
+      assert.equal(lines[0], INTACT);
+      assert.match(lines[2]!, REPAIRED);
+      assert.equal(message(lines[3]!), 'after the restart');
+      assert.equal(lines[4], '');
+      // Once: a second writer's start finds an intact tail.
+      const again = new AppLogs({ root });
+      again.writer(id).write(3, 'and again');
+      await again.flush(id);
+      assert.equal((await fs.readFile(file, 'utf8')).split('\n').filter((line) => REPAIRED.test(line)).length, 1);
+    });
+
+    it('is ended and marked when the log is read first (tail), and the reader following it gets the mark', async () => {
+      const file = await cutLog();
+      const logs = new AppLogs({ root });
+      const follower = await logs.follow(id, { tail: 10, follow: true });
+      try {
+        const taken = await take(follower, (lines) => lines.some((line) => REPAIRED.test(line)));
+        assert.equal(taken[0], INTACT);
+        assert.ok(taken[1]!.startsWith('2026-12-02T10:00:01.000Z INFO     [app] half of a line'));
+        assert.match(taken[2]!, REPAIRED);
+      } finally {
+        await follower.close();
+      }
+      await logs.flush(id);
+      assert.equal((await fs.readFile(file, 'utf8')).split('\n').length, 4);
+    });
+
+    it('leaves a log that ends with its newline as it is', async () => {
+      const file = path.join(root, id, 'app.log');
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(file, `${INTACT}\n`);
+      const logs = new AppLogs({ root });
+      const follower = await logs.follow(id, {});
+      assert.deepEqual(await take(follower, () => false), [INTACT]);
+      await logs.flush(id);
+      assert.equal(await fs.readFile(file, 'utf8'), `${INTACT}\n`);
+    });
+  });
+
   it('rotates only past its size bound when lines keep arriving while it appends, every line kept in order across the files', async () => {
     // The finding: a line queued during an append rotated the file at any size (69 B, 132 B, ...).
     const maxFileBytes = 2048;

@@ -334,6 +334,45 @@ describe('orchestrator', function () {
     assert.equal(audit.events().at(-1), 'uninstallSucceeded');
   });
 
+  it('keeps the real origin of an unfinished uninstall (a pushed app is "debug", not "store"), in memory and in its record across a restart', async () => {
+    const pushed = sampleManifest({ package_id: 'com.example.pushed', name: 'Pushed' });
+    const file = path.join(dir, 'pushed.igp');
+    await fs.writeFile(file, await buildPackage(pushed, new Map([['app/main.js', Buffer.from(MAIN_JS)]])));
+    const stored = await publish();
+    const failing = { beforeUninstall: [async () => Promise.reject(new Error('disk on fire'))] };
+    const orchestrator = await open({ ...failing, updateHooks: undefined });
+    await orchestrator.push(file, 'dev-1');
+    await orchestrator.install(stored.package_id);
+    await assert.rejects(orchestrator.uninstall(pushed.package_id), (error: unknown) => isIsogateError(error, 'E_UNINSTALL'));
+    await assert.rejects(orchestrator.uninstall(stored.package_id), (error: unknown) => isIsogateError(error, 'E_UNINSTALL'));
+    const origins = (o: Orchestrator) => o.unfinishedUninstalls().map((app) => [app.packageId, app.origin]);
+    const expected = [
+      [stored.package_id, 'store'],
+      [pushed.package_id, 'debug'],
+    ].sort((a, b) => a[0]!.localeCompare(b[0]!));
+    assert.deepEqual(
+      origins(orchestrator).sort((a, b) => a[0]!.localeCompare(b[0]!)),
+      expected,
+    );
+    const reopened = await open(failing);
+    assert.deepEqual(
+      origins(reopened).sort((a, b) => a[0]!.localeCompare(b[0]!)),
+      expected,
+      'read back from the sealed record',
+    );
+    const resumed = audit.records.filter((record) => record.event === 'uninstallError' && record.details?.resumed === true);
+    assert.equal(resumed.length, 2);
+    const finished = await open();
+    assert.deepEqual(finished.unfinishedUninstalls(), []);
+    assert.deepEqual(
+      audit.records
+        .filter((record) => record.event === 'uninstallSucceeded' && record.details?.resumed === true)
+        .map((record) => [record.details?.packageId, record.details?.origin])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      expected,
+    );
+  });
+
   it('finishes at open an uninstall whose record a crash left, before anything reads the app, and drops a forged record naming another app', async () => {
     const manifest = await publish();
     const other = await publish({ package_id: 'com.example.other', name: 'Other' });

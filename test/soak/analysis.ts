@@ -163,7 +163,7 @@ export function judge(samples: readonly Sample[], offeredPerS: number, bounds: B
     {
       name: 'no RSS growth trend',
       pass: rssRise <= bounds.rssRiseMb,
-      detail: `fitted RSS slope ${(rssFit.slope * 60).toFixed(3)} MiB/min (${(rssFit.slope * 3600).toFixed(1)} MiB/h): ${rssRise.toFixed(2)} MiB over the ${windowS.toFixed(0)} s window, bound ${bounds.rssRiseMb} MiB over the window`,
+      detail: `fitted RSS slope ${(rssFit.slope * 60).toFixed(3)} MiB/min (${(rssFit.slope * 3600).toFixed(1)} MiB/h): ${rssRise.toFixed(2)} MiB over the ${windowS.toFixed(0)} s window, bound ${bounds.rssRiseMb} MiB over the window (${((bounds.rssRiseMb / Math.max(windowS, 1e-9)) * 60).toFixed(2)} MiB/min over this one)`,
     },
     {
       name: 'event-loop delay p99',

@@ -126,8 +126,11 @@ async function main(): Promise<void> {
     ]);
     clearTimeout(timer);
     if (ended === 'exited') throw new Error(`the soak's gateway exited during the run: ${stderr}`);
-    const status = (await callControl(socket, 'apps.list')) as { package_id: string; status: string }[];
-    const notRunning = status.filter((row) => row.status !== 'running').map((row) => `${row.package_id} ${row.status}`);
+    const status = (await callControl(socket, 'apps.list')) as { package_id: string; status: string; last_error?: { code: string; message: string } }[];
+    // Why, not only that: an app stopped for its limits and one the machine starved read alike otherwise.
+    const notRunning = status
+      .filter((row) => row.status !== 'running')
+      .map((row) => `${row.package_id} ${row.status}${row.last_error ? ` (${row.last_error.code}: ${row.last_error.message.slice(0, 160)})` : ''}`);
     child.stdin!.write('stop\n');
     await exited;
     child = undefined;

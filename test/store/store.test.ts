@@ -1,6 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { MemoryAuditLog } from '../../platform/audit/index.js';
+import { ConfigStore } from '../../platform/config/index.js';
+import { memoryDeviceKeys } from '../../platform/device/index.js';
+import { HttpStoreClient, Orchestrator } from '../../platform/orchestrator/index.js';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
 import { type ServingStore, serveStore } from '../../store-mock/server.js';
 import { packageEntries, rawPackage, replace, SAMPLE_FILES, sampleManifest } from '../fixtures/packages.js';
@@ -93,6 +97,50 @@ describe('store-mock', () => {
     assert.equal(((await gone.json()) as { error: { code: string } }).error.code, 'E_NOT_FOUND');
     await assert.rejects(fs.stat(path.join(serving.store.dir, 'packages', entry!.package_id, `${entry!.version}.igp`)), { code: 'ENOENT' });
     await assert.rejects(serving.store.delist(entry!.package_id, entry!.version), { code: 'E_NOT_FOUND' });
+  });
+
+  it('lists every version it has of an app, in semver order, and a gateway installs the one asked for or the newest', async function () {
+    this.timeout(120_000);
+    const id = 'dev.isogate.tests.versions';
+    const versions = ['1.10.0', '1.2.0', '1.9.0'];
+    for (const version of versions) {
+      await serving.store.publish(await signPackage(await buildPackage(sampleManifest({ package_id: id, name: 'Versions', version }), files()), signer));
+    }
+    // A compromised store may list what is no version: it sorts last and hides nothing.
+    await serving.store.publish(Buffer.from('not a package'), { unchecked: true, packageId: id, version: 'latest' });
+    const listed = async (url: string) =>
+      ((await (await get(url)).json()) as { apps: { package_id: string; version: string }[] }).apps.filter((a) => a.package_id === id).map((a) => a.version);
+    // The unchecked listing has no manifest name, so it is listed under its id, apart from the named ones.
+    const expected = ['1.2.0', '1.9.0', '1.10.0'];
+    const semverOnes = (list: string[]) => list.filter((version) => version !== 'latest');
+    for (const url of ['/api/v1/apps', `/api/v1/apps/${id}`]) {
+      const all = await listed(url);
+      assert.deepEqual(semverOnes(all), expected, url);
+      assert.equal(all.length, 4, url);
+    }
+
+    const gatewayDir = path.join(dir, 'gateway');
+    await fs.mkdir(gatewayDir, { mode: 0o700 });
+    const orchestrator = await Orchestrator.open({
+      dataDir: gatewayDir,
+      store: new HttpStoreClient({ url: serving.url, maxPackageBytes: 16 * 1024 * 1024 }),
+      config: await ConfigStore.open(path.join(gatewayDir, 'config.json'), 'test'),
+      audit: new MemoryAuditLog(),
+      keys: memoryDeviceKeys(),
+      trustRootsPem: [serving.store.rootCertPem],
+    });
+    try {
+      const available = (await orchestrator.available()).filter((a) => a.package_id === id).map((a) => a.version);
+      assert.deepEqual(semverOnes(available), expected);
+      assert.equal(available.length, 4);
+      assert.equal((await orchestrator.install(id, { version: '1.2.0' })).version, '1.2.0');
+      await orchestrator.uninstall(id);
+      await assert.rejects(orchestrator.install(id, { version: 'latest' }), { code: 'E_STORE' });
+      // The newest by semver (1.10.0, not 1.9.0 by text), never the entry that is no version.
+      assert.equal((await orchestrator.install(id)).version, '1.10.0');
+    } finally {
+      await orchestrator.close();
+    }
   });
 
   it('answers unknown paths with a JSON error, never a stack trace', async () => {
