@@ -31,6 +31,7 @@ import {
   type HostHandlers,
   type InspectItem,
   isHostOperation,
+  resolvePayloads,
   type TrafficVerdict,
 } from './protocol.js';
 
@@ -236,7 +237,7 @@ class IsolateSandbox implements AppSandbox {
     const guest = (await context.evalClosure(
       await guestBootstrapSource(),
       [
-        this.#reference((text: unknown, copied: unknown) => this.#receive(text, copied)),
+        this.#reference((text: unknown, copied: unknown, ...payloads: unknown[]) => this.#receive(text, copied, payloads)),
         this.#reference((op: unknown, args: unknown) => this.#notify(op, args)),
         JSON.stringify(guestGrants),
       ],
@@ -317,7 +318,7 @@ class IsolateSandbox implements AppSandbox {
    * A batch of calls from the app, each [id, op, args]: small ones as one JSON text, those with
    * bytes or large texts as a structured copy. They start in the order the app made them.
    */
-  #receive(text: unknown, copied: unknown): void {
+  #receive(text: unknown, copied: unknown, payloads: unknown[]): void {
     if (this.#disposed) return;
     hotLoop.release(this);
     if (this.#answeredAt !== undefined) {
@@ -337,7 +338,8 @@ class IsolateSandbox implements AppSandbox {
       .filter((index) => ids[index] !== undefined)
       .sort((a, b) => ids[a]! - ids[b]!);
     for (const index of order) {
-      const [id, op, args] = calls[index] as [number, unknown, unknown];
+      const [id, op, sent] = calls[index] as [number, unknown, unknown];
+      const args = op === 'emit.batch' && Array.isArray(sent) ? [resolvePayloads(sent[0], payloads), ...sent.slice(1)] : sent;
       if (this.#pendingCalls >= MAX_PENDING_CALLS) {
         this.#answer(id, { error: { code: 'E_CALL_LIMIT', message: `At most ${MAX_PENDING_CALLS} platform calls may be in flight at once` } });
         continue;
@@ -483,8 +485,16 @@ class IsolateSandbox implements AppSandbox {
     const count = 'messages' in batch ? batch.messages.length : batch.lengths.length;
     let deadline: NodeJS.Timeout | undefined;
     try {
-      // json and text cross as one text and its lengths: one copy, parsed message by message in the guest.
-      const handled = guest.deliver.apply(undefined, [endpoint, batch], {
+      // json and text cross as one text and its lengths, parsed message by message in the guest;
+      // binary messages each as an argument of their own, copied once here and handed over
+      // (transferred in) to the guest: a batch nested in one value would go through V8's
+      // serializer, two copies and a buffer of fresh pages (see resolvePayloads).
+      const args = (
+        'messages' in batch
+          ? [endpoint, undefined, undefined, ...batch.messages.map((message) => new ivm.ExternalCopy(message).copyInto({ release: true, transferIn: true }))]
+          : [endpoint, batch.text, batch.lengths]
+      ) as Parameters<GuestOperations['deliver']>;
+      const handled = guest.deliver.apply(undefined, args, {
         ...this.#timeout(this.#cpuMs * Math.max(1, count)),
         arguments: { copy: true },
         result: { promise: true, copy: true },
