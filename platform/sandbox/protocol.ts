@@ -382,11 +382,10 @@ export interface GuestOperations {
   /** Answers to calls, [id, answer]: small ones as one JSON text, those with bytes or large texts as a copy. */
   answer(text: string, copied: [number, CallAnswer][]): void;
   /**
-   * A batch for one destination endpoint; handlers run in order. json and text: the text and its
-   * lengths; binary: no text, and each message an argument of its own (see resolvePayloads: a
-   * top-level argument crosses with one copy, a nested one through the serializer).
+   * A batch for one destination endpoint; handlers run in order. json and text: the text (an
+   * argument of its own, see resolvePayloads) and its lengths; binary: the messages.
    */
-  deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, ...messages: Uint8Array[]): Promise<DeliverResult>;
+  deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): Promise<DeliverResult>;
   /** A timer the app set is due. */
   fire(id: number): void;
   /** The configuration changed, as JSON text (parsed in the guest: nothing but data crosses). */

@@ -596,18 +596,19 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       for (const [id, answer] of copied) answerCall(id, answer);
     },
     connectionEvent,
-    async deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, ...messages: Uint8Array[]): Promise<DeliverResult> {
+    async deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): Promise<DeliverResult> {
       const json = destinations.get(endpoint)?.format === 'json';
       const list = handlers.get(endpoint) ?? [];
       const invalid: number[] = [];
       const failed: number[] = [];
-      if (text === undefined || lengths === undefined) {
+      if (messages) {
         for (let index = 0; index < messages.length; index += 1) {
           const outcome = handle(endpoint, list, messages[index]);
           if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
         }
         return { invalid, failed };
       }
+      if (text === undefined || lengths === undefined) return { invalid, failed };
       let offset = 0;
       for (let index = 0; index < lengths.length; index += 1) {
         const piece = slice(text, offset, offset + lengths[index]!);
