@@ -12,10 +12,8 @@
 import { jsonDepth } from '../../../sdk/limits.js';
 import type {
   Args,
-  BinaryRun,
   CallAnswer,
   CallOperation,
-  DeliverBatch,
   DeliverResult,
   EmitRefusal,
   EmitRun,
@@ -26,7 +24,6 @@ import type {
   InspectItem,
   NotifyOperation,
   Result,
-  TextRun,
   TrafficVerdict,
 } from '../protocol.js';
 import { type Refusal, refusals } from '../refusals.js';
