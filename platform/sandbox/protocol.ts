@@ -183,6 +183,27 @@ const emitRun: Codec<EmitRun> = codec('[endpoint, text, lengths] or [endpoint, b
   Array.isArray(value) && typeof value[1] === 'string' ? textRun.decode(value) : binaryRun.decode(value),
 );
 
+/**
+ * An emit batch's payloads (a text run's text, a binary run's messages) cross as arguments of
+ * their own beside the calls, and a run names its payload by position: `[endpoint, index,
+ * lengths]` or `[endpoint, first, count]`. isolated-vm copies a top-level string or Uint8Array
+ * once (a large string arrives as an external string, not copied again); nested in the batch it
+ * would go through V8's serializer: two copies and a buffer that grows into fresh pages, whose
+ * page faults cost more than the copies (measured: the kernel zeroing pages led the profile of
+ * 64 KB messages). Resolved before decoding: the codecs check what the run resolved to, and a
+ * position that names nothing, or the wrong kind, fails decoding like any malformed run.
+ */
+export function resolvePayloads(runs: unknown, payloads: readonly unknown[]): unknown {
+  if (!Array.isArray(runs) || payloads.length === 0) return runs;
+  return runs.map((run: unknown) => {
+    if (!Array.isArray(run) || run.length !== 3 || !Number.isSafeInteger(run[1])) return run;
+    const [endpoint, first, rest] = run as [unknown, number, unknown];
+    if (typeof rest !== 'number') return [endpoint, payloads[first], rest];
+    const valid = Number.isSafeInteger(rest) && first >= 0 && rest >= 0 && rest <= MAX_EMIT_BATCH && first + rest <= payloads.length;
+    return [endpoint, valid ? payloads.slice(first, first + rest) : undefined];
+  });
+}
+
 /** A run whose structure the sandbox checked: a declared source endpoint, of its format, lengths that add up. */
 export type CheckedRun = { endpoint: EndpointDeclaration; text: string; lengths: number[] } | { endpoint: EndpointDeclaration; messages: Uint8Array[] };
 /** A message the host refused: its index across the batch, the code and the sentence. */
@@ -360,8 +381,11 @@ export type ConnectionEventKind = 'data' | 'close';
 export interface GuestOperations {
   /** Answers to calls, [id, answer]: small ones as one JSON text, those with bytes or large texts as a copy. */
   answer(text: string, copied: [number, CallAnswer][]): void;
-  /** A batch for one destination endpoint; handlers run in order. */
-  deliver(endpoint: string, batch: DeliverBatch): Promise<DeliverResult>;
+  /**
+   * A batch for one destination endpoint; handlers run in order. json and text: the text (an
+   * argument of its own, see resolvePayloads) and its lengths; binary: the messages.
+   */
+  deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): Promise<DeliverResult>;
   /** A timer the app set is due. */
   fire(id: number): void;
   /** The configuration changed, as JSON text (parsed in the guest: nothing but data crosses). */

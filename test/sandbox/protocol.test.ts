@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import { grantsFor, hostFor, type SandboxSide } from '../../platform/sandbox/capabilities.js';
 import { decodeUtf8 } from '../../platform/sandbox/guest/utf8.js';
 import { type AppSandbox, createAppSandbox } from '../../platform/sandbox/index.js';
-import { type CheckedRun, dispatch, HOST_OPERATIONS, type HostOperation } from '../../platform/sandbox/protocol.js';
+import { type CheckedRun, dispatch, HOST_OPERATIONS, type HostOperation, resolvePayloads } from '../../platform/sandbox/protocol.js';
 import type { ErrorCode } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { refusedWith } from '../fixtures/errors.js';
@@ -155,6 +155,52 @@ describe('the protocol at the boundary', () => {
         untouched();
       });
     }
+
+    describe('with its payloads beside the call, named by position', () => {
+      const text = '{"a":1}{"b":2}';
+      const bytes = new Uint8Array([1, 2, 3]);
+      const payloads = [text, bytes, new Uint8Array([4])];
+
+      it('resolves a text run and a binary run to what the codecs take', async () => {
+        const { host, call } = boundary();
+        let taken: CheckedRun[] = [];
+        host.emitBatch = async (runs) => {
+          taken = runs;
+          return [];
+        };
+        const runs = resolvePayloads(
+          [
+            ['out', 0, [7, 7]],
+            ['raw', 1, 2],
+          ],
+          payloads,
+        );
+        assert.deepEqual(await call('emit.batch', [runs]), []);
+        assert.deepEqual(
+          taken.map((run) => ('messages' in run ? run.messages.map((m) => [...m]) : [run.text, run.lengths])),
+          [
+            [text, [7, 7]],
+            [[1, 2, 3], [4]],
+          ],
+        );
+      });
+
+      const forged: [string, unknown[], RegExp][] = [
+        ['a text position past the payloads', [['out', 3, [7]]], /argument 1\[0\]/],
+        ['a text position that names bytes', [['out', 1, [3]]], /argument 1\[0\]/],
+        ['a binary range past the payloads', [['raw', 1, 3]], /argument 1\[0\]/],
+        ['a binary range from a negative position', [['raw', -1, 2]], /argument 1\[0\]/],
+        ['a binary range that takes the text', [['raw', 0, 1]], /argument 1\[0\]\[1\]\[0\] is not bytes/],
+        ['a fractional position', [['out', 0.5, [7]]], /argument 1\[0\]/],
+      ];
+      for (const [what, runs, sentence] of forged) {
+        it(`refuses the batch for ${what} (E_BAD_REQUEST), handing nothing to the host`, async () => {
+          const { call, untouched } = boundary();
+          await assert.rejects(call('emit.batch', [resolvePayloads(runs, payloads)]), refusedWith('E_BAD_REQUEST', sentence));
+          untouched();
+        });
+      }
+    });
 
     it('cannot hide two messages in one length: the message is one, and not JSON', async () => {
       const { host, call } = boundary();

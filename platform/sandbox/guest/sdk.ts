@@ -12,10 +12,8 @@
 import { jsonDepth } from '../../../sdk/limits.js';
 import type {
   Args,
-  BinaryRun,
   CallAnswer,
   CallOperation,
-  DeliverBatch,
   DeliverResult,
   EmitRefusal,
   EmitRun,
@@ -26,7 +24,6 @@ import type {
   InspectItem,
   NotifyOperation,
   Result,
-  TextRun,
   TrafficVerdict,
 } from '../protocol.js';
 import { type Refusal, refusals } from '../refusals.js';
@@ -39,6 +36,9 @@ interface HostReference {
 }
 
 type CodedError = Error & { code: string };
+/** Runs as they cross, their payloads beside the call (protocol.ts resolvePayloads). */
+type PlacedTextRun = [endpoint: string, text: number, lengths: number[]];
+type PlacedBinaryRun = [endpoint: string, first: number, count: number];
 type Handler = (message: unknown) => unknown;
 
 export function bootstrap(sendRef: HostReference, notifyRef: HostReference, grantsJson: string): GuestOperations {
@@ -85,6 +85,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   let nextCall = 1;
   let outboxText: string[] = [];
   let outboxCopied: [number, string, unknown[]][] = [];
+  // Emit payloads, each an argument of its own beside the calls (protocol.ts resolvePayloads).
+  let outboxPayloads: (string | Uint8Array)[] = [];
   let outboxScheduled = false;
 
   function refuseCall(id: number, error: unknown): void {
@@ -99,16 +101,18 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     if (outboxText.length === 0 && outboxCopied.length === 0) return;
     const texts = outboxText;
     const copied = outboxCopied;
+    const payloads = outboxPayloads;
     outboxText = [];
     outboxCopied = [];
+    outboxPayloads = [];
     try {
-      sendRef.applyIgnored(undefined, [`[${join(texts, ',')}]`, copied], copyArgs);
+      sendRef.applyIgnored(undefined, [`[${join(texts, ',')}]`, copied, ...payloads], copyArgs);
     } catch {
       // Something in the copied batch cannot be copied: send the others and refuse only the culprits.
       sendRef.applyIgnored(undefined, [`[${join(texts, ',')}]`, []], copyArgs);
       for (const single of copied) {
         try {
-          sendRef.applyIgnored(undefined, ['[]', [single]], copyArgs);
+          sendRef.applyIgnored(undefined, ['[]', [single], ...(single[1] === 'emit.batch' ? payloads : [])], copyArgs);
         } catch (error) {
           refuseCall(single[0], error);
         }
@@ -263,17 +267,19 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     const batch = unsent.slice(0, take);
     unsent = unsent.slice(take);
     unsentBytes -= bytes;
-    const runs: EmitRun[] = [];
+    const runs: (PlacedTextRun | PlacedBinaryRun)[] = [];
     for (let start = 0; start < batch.length; ) {
       const endpoint = batch[start]!.endpoint;
       let end = start;
+      // Payloads go beside the call, named by their position (protocol.ts resolvePayloads). The
+      // batch is sent at once (`now`), so the positions count from what the outbox holds now.
       if (sources.get(endpoint)!.format === 'binary') {
-        const messages: Uint8Array[] = [];
+        const first = outboxPayloads.length;
         for (; end < batch.length && batch[end]!.endpoint === endpoint; end += 1) {
-          messages.push(batch[end]!.payload as Uint8Array);
+          outboxPayloads.push(batch[end]!.payload as Uint8Array);
           batch[end]!.payload = undefined;
         }
-        runs.push([endpoint, messages] satisfies BinaryRun);
+        runs.push([endpoint, first, end - start] satisfies PlacedBinaryRun);
       } else {
         let text = '';
         const lengths: number[] = [];
@@ -283,7 +289,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
           lengths.push(payload.length);
           batch[end]!.payload = undefined;
         }
-        runs.push([endpoint, text, lengths] satisfies TextRun);
+        runs.push([endpoint, outboxPayloads.length, lengths] satisfies PlacedTextRun);
+        outboxPayloads.push(text);
       }
       start = end;
     }
@@ -294,7 +301,7 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       waitingBytes -= bytes;
       if (unsent.length > 0) flushEmits();
     };
-    call('emit.batch', [runs], { copyAsIs: true, now: true }).then(
+    call('emit.batch', [runs as unknown as EmitRun[]], { copyAsIs: true, now: true }).then(
       (answer: EmitRefusal[]) => {
         const byIndex = new Map<number, CodedError>();
         for (const [index, code, message] of answer) byIndex.set(index, codedError(code, message));
@@ -586,19 +593,19 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       for (const [id, answer] of copied) answerCall(id, answer);
     },
     connectionEvent,
-    async deliver(endpoint: string, batch: DeliverBatch): Promise<DeliverResult> {
+    async deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): Promise<DeliverResult> {
       const json = destinations.get(endpoint)?.format === 'json';
       const list = handlers.get(endpoint) ?? [];
       const invalid: number[] = [];
       const failed: number[] = [];
-      if ('messages' in batch) {
-        for (let index = 0; index < batch.messages.length; index += 1) {
-          const outcome = handle(endpoint, list, batch.messages[index]);
+      if (messages) {
+        for (let index = 0; index < messages.length; index += 1) {
+          const outcome = handle(endpoint, list, messages[index]);
           if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
         }
         return { invalid, failed };
       }
-      const { text, lengths } = batch;
+      if (text === undefined || lengths === undefined) return { invalid, failed };
       let offset = 0;
       for (let index = 0; index < lengths.length; index += 1) {
         const piece = slice(text, offset, offset + lengths[index]!);
