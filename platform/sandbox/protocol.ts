@@ -368,8 +368,11 @@ export type ConnectionEventKind = 'data' | 'close';
 
 /** Everything the host may ask of a running guest; the guest SDK implements exactly this. */
 export interface GuestOperations {
-  /** Answers to calls, [id, answer]: small ones as one JSON text, those with bytes or large texts as a copy. */
-  answer(text: string, copied: [number, CallAnswer][]): void;
+  /**
+   * Answers to calls, [id, answer]: small ones as one JSON text, bytes or large texts as a copy;
+   * `lifted` holds the bytes fields of answers in the text ([id, field, bytes]: a fetch's body).
+   */
+  answer(text: string, copied: [number, CallAnswer][], lifted: [id: number, field: string, bytes: Uint8Array][]): void;
   /** A batch for one destination endpoint; handlers run in order. */
   deliver(endpoint: string, batch: DeliverBatch): Promise<DeliverResult>;
   /** A timer the app set is due. */

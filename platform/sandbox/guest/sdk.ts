@@ -694,8 +694,17 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
 
   // What the host calls. The references are held by the host only.
   const guest: GuestOperations = Object.freeze({
-    answer(text: string, copied: [number, CallAnswer][]) {
-      for (const [id, answer] of parse(text) as [number, CallAnswer][]) answerCall(id, answer);
+    answer(text: string, copied: [number, CallAnswer][], lifted: [number, string, Uint8Array][]) {
+      const answers = parse(text) as [number, CallAnswer][];
+      if (lifted.length > 0) {
+        const values = new Map<number, Record<string, unknown>>();
+        for (const [id, answer] of answers) if ('value' in answer) values.set(id, answer.value as Record<string, unknown>);
+        for (const [id, field, bytes] of lifted) {
+          const value = values.get(id);
+          if (value) value[field] = bytes;
+        }
+      }
+      for (const [id, answer] of answers) answerCall(id, answer);
       for (const [id, answer] of copied) answerCall(id, answer);
     },
     connectionEvent,
