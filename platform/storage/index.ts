@@ -311,8 +311,9 @@ class LogStorage implements AppStorage {
     const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
     cipher.setAAD(this.#aad(sequence));
     // GCM is a stream cipher: update gives exactly as many bytes as it is given, final none.
-    cipher.update(plain).copy(record, 4 + IV_BYTES);
-    cipher.final();
+    // Checked all the same: the record is unzeroed memory, and no byte of it may go to disk unset.
+    const written = cipher.update(plain).copy(record, 4 + IV_BYTES) + cipher.final().length;
+    if (written !== plain.length) throw fail('E_INTERNAL', `AES-GCM gave ${written} bytes for ${plain.length}`);
     cipher.getAuthTag().copy(record, 4 + IV_BYTES + plain.length);
     return record;
   }
