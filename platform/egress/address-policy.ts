@@ -71,19 +71,53 @@ const INTERNAL: readonly { label: string; family: Family; list: net.BlockList }[
   ] as const
 ).map(([label, family, ranges]) => ({ label, family, list: blockList(ranges, family) }));
 
+/** The IPv4 address in two 16-bit groups. */
+const ipv4Of = (high: number, low: number): string => `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+
 /**
  * IPv6 forms that carry an IPv4 address, and where: a connection to one of these reaches (or is
- * translated to) the IPv4 address inside, so that address decides.
+ * translated or tunnelled to) the IPv4 address inside, so that address decides; where a form
+ * carries two (Teredo: its server, and its client with the bits inverted), each does.
  */
-const EMBEDDINGS: readonly { form: string; list: net.BlockList; hextet: number }[] = (
+const EMBEDDINGS: readonly { form: string; list: net.BlockList; inner: (groups: number[]) => [label: string, address: string][] }[] = (
   [
-    ['IPv4-mapped', '::ffff:0:0', 96, 6],
-    ['IPv4-translated', '::ffff:0:0:0', 96, 6],
-    ['NAT64', '64:ff9b::', 96, 6],
-    ['IPv4-compatible', '::', 96, 6],
-    ['6to4', '2002::', 16, 1],
-  ] as const
-).map(([form, prefix, bits, hextet]) => ({ form, list: blockList([[prefix, bits]], 'ipv6'), hextet }));
+    ['IPv4-mapped', '::ffff:0:0', 96, (g) => [['IPv4-mapped', ipv4Of(g[6]!, g[7]!)]]],
+    ['IPv4-translated', '::ffff:0:0:0', 96, (g) => [['IPv4-translated', ipv4Of(g[6]!, g[7]!)]]],
+    ['NAT64', '64:ff9b::', 96, (g) => [['NAT64', ipv4Of(g[6]!, g[7]!)]]],
+    ['IPv4-compatible', '::', 96, (g) => [['IPv4-compatible', ipv4Of(g[6]!, g[7]!)]]],
+    ['6to4', '2002::', 16, (g) => [['6to4', ipv4Of(g[1]!, g[2]!)]]],
+    // RFC 4380: 2001:0:SSSS:SSSS:flags:port:CCCC:CCCC, the client's address inverted.
+    [
+      'Teredo',
+      '2001::',
+      32,
+      (g) => [
+        ['Teredo server', ipv4Of(g[2]!, g[3]!)],
+        ['Teredo client', ipv4Of(~g[6]! & 0xffff, ~g[7]! & 0xffff)],
+      ],
+    ],
+  ] as const satisfies readonly (readonly [string, string, number, (groups: number[]) => [string, string][]])[]
+).map(([form, prefix, bits, inner]) => ({ form, list: blockList([[prefix, bits]], 'ipv6'), inner }));
+
+/**
+ * ISATAP (RFC 5214) carries an IPv4 address in the interface identifier under any prefix:
+ * ::0:5efe:a.b.c.d or ::200:5efe:a.b.c.d (the universal/local bit set).
+ */
+function isatapInner(groups: number[]): [label: string, address: string][] {
+  return (groups[4] === 0 || groups[4] === 0x200) && groups[5] === 0x5efe ? [['ISATAP', ipv4Of(groups[6]!, groups[7]!)]] : [];
+}
+
+/**
+ * A host as written may hold only printable ASCII: the manifest's host pattern allows nothing
+ * else, and the URL host parser would quietly drop or map what is invisible or looks alike
+ * (U+200B, U+00AD, U+FEFF, U+2060, U+034F vanish; U+3002 and full-width digits become "." and
+ * digits), so that what an admin reads in a manifest would not be the host that is resolved. An
+ * international name is declared in its ASCII (xn--) form.
+ */
+function unprintable(host: string): string | undefined {
+  const found = /[^\x21-\x7e]/u.exec(host)?.[0];
+  return found && `U+${found.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+}
 
 /** The eight 16-bit groups of an IPv6 address in the URL parser's canonical (compressed) form. */
 function hextets(canonical: string): number[] {
@@ -104,6 +138,7 @@ function canonicalIpv6(address: string): string {
  * the host name to resolve. Undefined when it is neither.
  */
 export function canonicalHost(host: string): { address: string; family: 4 | 6 } | { name: string } | undefined {
+  if (host.length === 0 || unprintable(host)) return undefined;
   // A zone (fe80::1%eth0) is kept: the URL parser refuses it, and the address decides anyway.
   if (net.isIPv6(host)) return { address: host.includes('%') ? host : canonicalIpv6(host), family: 6 };
   let hostname: string;
@@ -115,6 +150,20 @@ export function canonicalHost(host: string): { address: string; family: 4 | 6 } 
   if (hostname.startsWith('[')) return { address: hostname.slice(1, -1), family: 6 };
   if (net.isIPv4(hostname)) return { address: hostname, family: 4 };
   return hostname.length > 0 && !/[/?#@:[\]%\s]/.test(hostname) ? { name: hostname } : undefined;
+}
+
+/** The host read as canonicalHost reads it, or E_EGRESS_ADDRESS saying why it is no host. */
+export function readHost(host: string, describe: string): { address: string; family: 4 | 6 } | { name: string } {
+  const character = unprintable(host);
+  if (character)
+    throw fail(
+      'E_EGRESS_ADDRESS',
+      `${describe}: ${JSON.stringify(host)} has the character ${character}, which no host name or address has (an invisible or look-alike character; an international name is written in its xn-- form)`,
+      { character },
+    );
+  const canonical = canonicalHost(host);
+  if (!canonical) throw fail('E_EGRESS_ADDRESS', `${describe}: "${host}" is not a host name or address`);
+  return canonical;
 }
 
 export class AddressPolicy {
@@ -165,14 +214,13 @@ export class AddressPolicy {
     const internal = INTERNAL.find((range) => range.family === type && range.list.check(bare, type));
     if (internal) return this.#allowed[type].check(bare, type) ? undefined : internal.label;
     if (type === 'ipv4') return undefined;
-    const embedding = EMBEDDINGS.find((form) => form.list.check(bare, 'ipv6'));
-    if (!embedding) return undefined;
     const groups = hextets(canonicalIpv6(bare));
-    const high = groups[embedding.hextet]!;
-    const low = groups[embedding.hextet + 1]!;
-    const inner = `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
-    const reason = this.refusal(inner);
-    return reason && `${reason} (${inner}, ${embedding.form})`;
+    const embedding = EMBEDDINGS.find((form) => form.list.check(bare, 'ipv6'));
+    for (const [label, inner] of [...(embedding?.inner(groups) ?? []), ...isatapInner(groups)]) {
+      const reason = this.refusal(inner);
+      if (reason) return `${reason} (${inner}, ${label})`;
+    }
+    return undefined;
   }
 
   /**
@@ -180,8 +228,7 @@ export class AddressPolicy {
    * holds any refused address is refused as a whole, so a rebinding answer cannot slip one in.
    */
   async addresses(host: string, describe: string): Promise<dns.LookupAddress[]> {
-    const canonical = canonicalHost(host);
-    if (!canonical) throw fail('E_EGRESS_ADDRESS', `${describe}: "${host}" is not a host name or address`);
+    const canonical = readHost(host, describe);
     const found =
       'address' in canonical
         ? [{ address: canonical.address, family: canonical.family }]

@@ -13,7 +13,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { fail, type IsogateError, isIsogateError } from '../../sdk/errors.js';
 import type { EgressTarget } from '../../sdk/manifest.js';
-import { type AddressPolicy, canonicalHost, refusedAddress } from './address-policy.js';
+import { type AddressPolicy, canonicalHost, readHost, refusedAddress } from './address-policy.js';
 
 const causes = new WeakMap<Error, string>();
 
@@ -39,6 +39,18 @@ export function unreachable(target: EgressTarget, cause: string): IsogateError {
 /** A policy refusal as the app sees it: unreachable; the address and the range go to the log. */
 function hidden(target: EgressTarget, refusal: IsogateError): IsogateError {
   return unreachable(target, `${refusal.code}: ${refusal.message}`);
+}
+
+/**
+ * Refuses a target whose host is no host (a character outside printable ASCII, a spelling the URL
+ * host parser refuses) as unreachable, before anything is built from it (a pool's origin).
+ */
+export function checkTargetHost(target: EgressTarget): void {
+  try {
+    readHost(target.host, `Egress to ${describeTarget(target)}`);
+  } catch (error) {
+    throw isIsogateError(error) ? hidden(target, error) : error;
+  }
 }
 
 /** What really happened to an E_EGRESS_UNREACHABLE, for the admin's log; never shown to the app. */

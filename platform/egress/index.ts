@@ -14,7 +14,7 @@ import type { EgressHost, EgressRequest, EgressResponse, EgressStream, EgressStr
 import { refusals } from '../sandbox/refusals.js';
 import { AddressPolicy, PolicyInForce } from './address-policy.js';
 import type { CertificateStore, TlsCredentials } from './certificates.js';
-import { causeOf, egressError, openTls, unreachable } from './connector.js';
+import { causeOf, checkTargetHost, egressError, openTls, unreachable } from './connector.js';
 
 export { AddressPolicy } from './address-policy.js';
 export type { CertificateInfo, CertificateKind, TlsCredentials } from './certificates.js';
@@ -39,6 +39,7 @@ export const DEFAULT_EGRESS_LIMITS: Readonly<EgressLimits> = Object.freeze({
 });
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+const PATH_REFUSED = /[^\x21-\x7e]/;
 /** Headers the platform owns: the app cannot redirect the request or smuggle a second one. */
 const RESERVED_HEADERS = new Set([
   'host',
@@ -296,6 +297,7 @@ export class EgressService {
    * about a third less CPU per request, which is most of what the terminator adds to a request.
    */
   async #pool(packageId: string, target: EgressTarget): Promise<KeptPool> {
+    checkTargetHost(target);
     const pending = this.options.certificates.credentials(packageId);
     const credentials = await pending;
     const connections = this.#connections(packageId);
@@ -340,8 +342,13 @@ export class EgressService {
     const method = (request.method ?? 'GET').toUpperCase();
     if (!METHODS.has(method)) throw fail('E_BAD_REQUEST', `The method ${method} is not allowed`);
     const requestPath = request.path ?? '/';
-    if (!requestPath.startsWith('/') || /[\s\u0000-\u001f]/.test(requestPath) || requestPath.length > 2048)
-      throw fail('E_BAD_REQUEST', 'A request path starts with / and has no spaces or control characters');
+    // Printable ASCII only, as on the wire: an invisible or look-alike character (U+200B, U+FEFF,
+    // full-width forms) is not something a server and the app's author would read alike.
+    if (!requestPath.startsWith('/') || PATH_REFUSED.test(requestPath) || requestPath.length > 2048)
+      throw fail(
+        'E_BAD_REQUEST',
+        'A request path starts with / and has only printable ASCII: no spaces, control, invisible or non-ASCII characters (percent-encode them)',
+      );
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(request.headers ?? {})) {
       if (RESERVED_HEADERS.has(name.toLowerCase())) throw fail('E_BAD_REQUEST', `The header ${name} is set by the platform`);

@@ -107,6 +107,7 @@ export interface AppSandbox extends AppGuest {
 /** A reference into the guest for each of the protocol's host -> guest operations. */
 type GuestReferences = { [Op in keyof GuestOperations]: ivm.Reference<GuestOperations[Op]> };
 type HostAnswer = CallAnswer;
+type LiftedBytes = Parameters<GuestOperations['answer']>[2][number];
 const SDK_MODULE = 'isogate:sdk';
 /** Ids of the messages a closing inspector session sends, beyond any a DevTools client counts to. */
 const CLOSING_RESUME_ID = 2_000_000_001;
@@ -129,14 +130,24 @@ const REPLY_WINDOW_MS = 0.5;
 const UNCONVERSED_OPERATIONS: ReadonlySet<unknown> = new Set(['emit.batch']);
 
 /**
- * Whether an answer crosses as a structured copy rather than JSON text: bytes cannot be JSON,
- * and a large text (a stored value, a response body) would be escaped character by character.
+ * How an answer crosses: as JSON text; as a structured copy, when it is bytes or holds a large
+ * text (a stored value), which JSON would escape character by character; or, an object whose
+ * only bytes are fields of its own (a fetch response's body), as JSON text with those fields
+ * lifted out and copied beside it. A structured copy of an object with a record of headers costs
+ * several times its JSON text (measured: ~29 us against ~7 us a crossing, ~18 us with the body
+ * beside the text), and a fetch answers with one per request.
  */
-function copiedAsIs(answer: HostAnswer): boolean {
-  if (!('value' in answer)) return false;
-  const large = (value: unknown): boolean => value instanceof Uint8Array || (typeof value === 'string' && value.length > 1024);
+function crossing(answer: HostAnswer): 'text' | 'copy' | 'lift' {
+  if (!('value' in answer)) return 'text';
   const { value } = answer;
-  return large(value) || (typeof value === 'object' && value !== null && Object.values(value).some(large));
+  if (value instanceof Uint8Array || (typeof value === 'string' && value.length > 1024)) return 'copy';
+  if (typeof value !== 'object' || value === null) return 'text';
+  let bytes = false;
+  for (const field of Object.values(value)) {
+    if (typeof field === 'string' && field.length > 1024) return 'copy';
+    if (field instanceof Uint8Array) bytes = true;
+  }
+  return bytes ? 'lift' : 'text';
 }
 
 /** What of an error crosses into the app: its code and sentence, never a host object. */
@@ -393,14 +404,30 @@ class IsolateSandbox implements AppSandbox {
     this.#answersConverse = false;
     if (answers.length === 0 || this.#disposed || !this.#guest) return;
     this.#slices += 1;
-    const plain = answers.filter(([, answer]) => !copiedAsIs(answer));
-    const copied = plain.length === answers.length ? [] : answers.filter(([, answer]) => copiedAsIs(answer));
+    const plain: [number, HostAnswer][] = [];
+    const copied: [number, HostAnswer][] = [];
+    const lifted: LiftedBytes[] = [];
+    for (const entry of answers) {
+      const how = crossing(entry[1]);
+      if (how === 'text') plain.push(entry);
+      else if (how === 'copy') copied.push(entry);
+      else {
+        const value = (entry[1] as { value: Record<string, unknown> }).value;
+        const rest: Record<string, unknown> = {};
+        for (const field of Object.keys(value)) {
+          const item = value[field];
+          if (item instanceof Uint8Array) lifted.push([entry[0], field, item]);
+          else rest[field] = item;
+        }
+        plain.push([entry[0], { value: rest }]);
+      }
+    }
     // Ignored: nothing crosses back when the app is done with its answers, which would cost the
     // gateway's thread another wake per round trip. The app's continuations are still bounded:
     // the watchdog ends a slice that keeps the isolate busy past its CPU limit, and an isolate
     // that ran out of memory is found disposed.
     try {
-      this.#guest.answer.applyIgnored(undefined, [JSON.stringify(plain), copied], { arguments: { copy: true } });
+      this.#guest.answer.applyIgnored(undefined, [JSON.stringify(plain), copied, lifted], { arguments: { copy: true } });
     } catch (error) {
       // The isolate is gone (its memory limit) or an answer cannot cross: either way the app is done.
       this.#fail(this.#classify(error));

@@ -220,11 +220,21 @@ export interface DeliverResult {
 // ---------------------------------------------------------------------------------------------
 // Guest -> host
 
+/**
+ * A stored value, a payload or a chunk: a string or bytes. Told apart by its type, where
+ * `union(string, bytes)` would build and throw a Mismatch for every put of bytes first.
+ */
+const stringOrBytes: Codec<string | Uint8Array> = codec(`${string.expected} or ${bytes.expected}`, (value) => {
+  if (typeof value === 'string') return value;
+  if (!(value instanceof Uint8Array)) throw new Mismatch('', `${string.expected} or ${bytes.expected}`);
+  return bytes.decode(value);
+});
+
 const request = fields({
   method: literal('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'),
   path: string,
   headers: recordOfStrings(256),
-  body: union(string, bytes),
+  body: stringOrBytes,
   timeoutMs: count,
 });
 const publishOptions = fields({ qos: literal(0, 1), retain: boolean });
@@ -242,16 +252,16 @@ export interface FetchResponse {
  */
 export const HOST_OPERATIONS = {
   'storage.get': { kind: 'call', args: [string], result: returns<string | Uint8Array | undefined>() },
-  'storage.put': { kind: 'call', args: [string, union(string, bytes)], result: returns<void>() },
+  'storage.put': { kind: 'call', args: [string, stringOrBytes], result: returns<void>() },
   'storage.delete': { kind: 'call', args: [string], result: returns<boolean>() },
   'storage.list': { kind: 'call', args: [string], result: returns<string[]>() },
   'storage.usage': { kind: 'call', args: [], result: returns<{ used: number; quota: number }>() },
   'emit.batch': { kind: 'call', args: [array(emitRun, MAX_EMIT_BATCH)], result: returns<EmitRefusal[]>() },
   'egress.fetch': { kind: 'call', args: [string, request], result: returns<FetchResponse>() },
-  'egress.publish': { kind: 'call', args: [string, string, union(string, bytes), publishOptions], result: returns<void>() },
+  'egress.publish': { kind: 'call', args: [string, string, stringOrBytes, publishOptions], result: returns<void>() },
   /** The guest numbers its connections; events come back with that number. */
   'egress.connect': { kind: 'call', args: [string, count], result: returns<void>() },
-  'egress.write': { kind: 'call', args: [count, union(string, bytes)], result: returns<void>() },
+  'egress.write': { kind: 'call', args: [count, stringOrBytes], result: returns<void>() },
   'egress.end': { kind: 'call', args: [count], result: returns<void>() },
   log: { kind: 'notify', args: [literal(0, 1, 2, 3, 4, 5), string], result: returns<void>() },
   'timer.set': { kind: 'notify', args: [count, count, boolean], result: returns<void>() },
@@ -379,8 +389,11 @@ export type ConnectionEventKind = 'data' | 'close';
 
 /** Everything the host may ask of a running guest; the guest SDK implements exactly this. */
 export interface GuestOperations {
-  /** Answers to calls, [id, answer]: small ones as one JSON text, those with bytes or large texts as a copy. */
-  answer(text: string, copied: [number, CallAnswer][]): void;
+  /**
+   * Answers to calls, [id, answer]: small ones as one JSON text, bytes or large texts as a copy;
+   * `lifted` holds the bytes fields of answers in the text ([id, field, bytes]: a fetch's body).
+   */
+  answer(text: string, copied: [number, CallAnswer][], lifted: [id: number, field: string, bytes: Uint8Array][]): void;
   /**
    * A batch for one destination endpoint; handlers run in order. json and text: the text (an
    * argument of its own, see resolvePayloads) and its lengths; binary: the messages.

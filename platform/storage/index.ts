@@ -16,11 +16,18 @@
  * gateway holds does not grow with what its apps store. The log is compacted when dead records
  * outweigh live ones; compaction is housekeeping after a write is acknowledged, never part of it.
  *
+ * Group commit: puts and deletes that arrive while a sync is under way wait for it and are then
+ * written together, one write and one fdatasync for all of them, each acknowledged only once that
+ * sync is done. They are judged (quota, whether a deleted key exists) one after another in the
+ * order they came, as if each were alone; a group the disk refuses is refused whole and cut off.
+ * An app awaiting each put pays one sync per put, as before; one with many in flight pays one
+ * per group instead of one per put.
+ *
  * Record: [u32 BE length of what follows][12-byte IV][ciphertext][16-byte tag]
  * Plaintext: [u8 op (1 put, 2 delete)][u8 type (1 string, 2 bytes)][u16 BE key length][key][value]
  * (the format 0.1.0 wrote, unchanged)
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomFillSync } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { fail, toIsogateError } from '../../sdk/errors.js';
@@ -38,6 +45,11 @@ const OP_DELETE = 2;
 const TYPE_STRING = 1;
 const TYPE_BYTES = 2;
 const COMPACT_MIN_BYTES = 64 * 1024;
+/**
+ * At most this many bytes of records go into one group commit: the largest value (1 MiB) still
+ * fits with room to spare, and a failed group never refuses more than a few MiB of writes.
+ */
+const GROUP_MAX_BYTES = 4 * 1024 * 1024;
 /** Reads and writes of whole stretches of the log (opening, compaction) go in pieces of this size. */
 const IO_CHUNK_BYTES = 1024 * 1024;
 /**
@@ -113,6 +125,18 @@ interface IndexEntry {
   sequence: number;
   /** Key plus value bytes, what the quota counts. */
   bytes: number;
+}
+
+/** A put or delete waiting for the next group commit. */
+interface PendingWrite {
+  op: typeof OP_PUT | typeof OP_DELETE;
+  key: string;
+  /** A put's value, the app's copy taken when it was asked for. */
+  value?: Value;
+  /** A put's key plus value bytes. */
+  bytes: number;
+  resolve(deleted: boolean): void;
+  reject(error: Error): void;
 }
 
 interface CacheScope {
@@ -232,6 +256,13 @@ class LogStorage implements AppStorage {
   #directorySyncOwed = false;
   /** Bytes past #fileBytes from a write that failed. */
   #tailUncommitted = false;
+  /** Puts and deletes waiting for the next group commit, in the order they were asked for. */
+  #pending: PendingWrite[] = [];
+  #committing = false;
+  /** The app's key as a KeyObject, made once: no key copy and check per record. */
+  readonly #key: KeyObject;
+  /** The additional data's fixed part; a record's sequence number is written after it. */
+  readonly #aadPrefix: Buffer;
 
   private constructor(
     private readonly options: Required<Omit<StorageOptions, 'root' | 'cache'>>,
@@ -241,6 +272,8 @@ class LogStorage implements AppStorage {
     this.#dir = dir;
     this.#cache = cache;
     this.#scope = cache.scope();
+    this.#key = createSecretKey(options.key);
+    this.#aadPrefix = Buffer.from(`${AAD_PREFIX}\u0000${options.packageId}\u0000`);
   }
 
   static async open(options: StorageOptions): Promise<LogStorage> {
@@ -264,23 +297,30 @@ class LogStorage implements AppStorage {
     return 4 + IV_BYTES + 4 + this.options.maxKeyBytes + this.options.maxValueBytes + TAG_BYTES;
   }
 
+  /** The same bytes 0.1.0 bound: prefix, then the sequence number in decimal. */
   #aad(sequence: number): Buffer {
-    return Buffer.from(`${AAD_PREFIX}\u0000${this.options.packageId}\u0000${sequence}`);
+    return Buffer.concat([this.#aadPrefix, Buffer.from(String(sequence), 'latin1')]);
   }
 
+  /** One record, built in one buffer: length, a fresh random IV, ciphertext, tag. */
   #seal(plain: Buffer, sequence: number): Buffer {
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.options.key, iv);
+    const record = Buffer.allocUnsafe(4 + IV_BYTES + plain.length + TAG_BYTES);
+    record.writeUInt32BE(IV_BYTES + plain.length + TAG_BYTES, 0);
+    const iv = record.subarray(4, 4 + IV_BYTES);
+    randomFillSync(iv);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
     cipher.setAAD(this.#aad(sequence));
-    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(IV_BYTES + body.length + TAG_BYTES);
-    return Buffer.concat([length, iv, body, cipher.getAuthTag()]);
+    // GCM is a stream cipher: update gives exactly as many bytes as it is given, final none.
+    // Checked all the same: the record is unzeroed memory, and no byte of it may go to disk unset.
+    const written = cipher.update(plain).copy(record, 4 + IV_BYTES) + cipher.final().length;
+    if (written !== plain.length) throw fail('E_INTERNAL', `AES-GCM gave ${written} bytes for ${plain.length}`);
+    cipher.getAuthTag().copy(record, 4 + IV_BYTES + plain.length);
+    return record;
   }
 
   #open(record: Buffer, sequence: number): Buffer | undefined {
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.options.key, record.subarray(0, IV_BYTES));
+      const decipher = createDecipheriv('aes-256-gcm', this.#key, record.subarray(0, IV_BYTES));
       decipher.setAAD(this.#aad(sequence));
       decipher.setAuthTag(record.subarray(record.length - TAG_BYTES));
       return Buffer.concat([decipher.update(record.subarray(IV_BYTES, record.length - TAG_BYTES)), decipher.final()]);
@@ -368,29 +408,32 @@ class LogStorage implements AppStorage {
   }
 
   #encode(op: number, key: string, value?: Value): Buffer {
-    const keyBytes = Buffer.from(key);
-    const header = Buffer.alloc(4);
-    header[0] = op;
-    header[1] = typeof value === 'string' ? TYPE_STRING : TYPE_BYTES;
-    header.writeUInt16BE(keyBytes.length, 2);
-    const valueBytes = value === undefined ? Buffer.alloc(0) : typeof value === 'string' ? Buffer.from(value) : Buffer.from(value);
-    return Buffer.concat([header, keyBytes, valueBytes]);
+    const keyLength = Buffer.byteLength(key);
+    const valueLength = value === undefined ? 0 : valueBytes(value);
+    const plain = Buffer.allocUnsafe(4 + keyLength + valueLength);
+    plain[0] = op;
+    plain[1] = typeof value === 'string' ? TYPE_STRING : TYPE_BYTES;
+    plain.writeUInt16BE(keyLength, 2);
+    plain.write(key, 4, 'utf8');
+    if (typeof value === 'string') plain.write(value, 4 + keyLength, 'utf8');
+    else if (value !== undefined) plain.set(value, 4 + keyLength);
+    return plain;
   }
 
   /**
-   * One record written at the end of what is committed and synced; returns where it is. A
-   * write the disk cannot take (full, failing) is refused with E_STORAGE_FULL or E_IO and
+   * Records written together at the end of what is committed and synced; returns where each
+   * is. A write the disk cannot take (full, failing) is refused with E_STORAGE_FULL or E_IO and
    * leaves the index as it was: the app is told, and nothing it was told succeeded is lost.
    */
-  async #append(plain: Buffer): Promise<IndexEntry> {
+  async #append(plains: Buffer[]): Promise<IndexEntry[]> {
     try {
-      return await this.#appendRecord(plain);
+      return await this.#appendRecords(plains);
     } catch (error) {
       throw toIsogateError(error);
     }
   }
 
-  async #appendRecord(plain: Buffer): Promise<IndexEntry> {
+  async #appendRecords(plains: Buffer[]): Promise<IndexEntry[]> {
     const file = this.#file;
     if (!file) throw fail('E_STATE', 'This storage is closed');
     if (this.#directorySyncOwed) {
@@ -401,7 +444,16 @@ class LogStorage implements AppStorage {
       await file.handle.truncate(this.#fileBytes);
       this.#tailUncommitted = false;
     }
-    const record = this.#seal(plain, this.#sequence);
+    const entries: IndexEntry[] = [];
+    const records: Buffer[] = [];
+    let offset = this.#fileBytes;
+    for (const [i, plain] of plains.entries()) {
+      const record = this.#seal(plain, this.#sequence + i);
+      entries.push({ offset, length: record.length, sequence: this.#sequence + i, bytes: 0 });
+      records.push(record);
+      offset += record.length;
+    }
+    const record = records.length === 1 ? records[0]! : Buffer.concat(records, offset - this.#fileBytes);
     // At an explicit offset, not O_APPEND, and cut off before the next one: a record whose write
     // or sync failed was never acknowledged and must not stay in the log, where it would take
     // the position (and so the additional data) of the next record, which does get acknowledged.
@@ -420,10 +472,9 @@ class LogStorage implements AppStorage {
       );
       throw error;
     }
-    const entry = { offset: this.#fileBytes, length: record.length, sequence: this.#sequence, bytes: 0 };
-    this.#sequence += 1;
-    this.#fileBytes += record.length;
-    return entry;
+    this.#sequence += entries.length;
+    this.#fileBytes = offset;
+    return entries;
   }
 
   /** The record of `entry` authenticated and decrypted, from `file`. */
@@ -458,39 +509,110 @@ class LogStorage implements AppStorage {
       throw fail('E_STORAGE_VALUE', `A stored value is a string or bytes, not ${value === null ? 'null' : typeof value}`);
     const size = valueBytes(value);
     if (size > this.options.maxValueBytes) throw fail('E_STORAGE_QUOTA', `A value is at most ${this.options.maxValueBytes} bytes; this one is ${size}`);
-    await this.#mutex.run(async () => {
-      const previous = this.#index.get(key);
-      const bytes = entrySize(key, value);
-      const after = this.#liveBytes - (previous?.bytes ?? 0) + bytes;
-      if (after > this.options.quotaBytes) {
-        throw fail('E_STORAGE_QUOTA', `Storage quota of ${this.options.quotaBytes} bytes exceeded: ${after} bytes needed`, {
-          quota: this.options.quotaBytes,
-          needed: after,
-        });
-      }
-      const copy = copyOut(value);
-      const entry = await this.#append(this.#encode(OP_PUT, key, copy));
-      entry.bytes = bytes;
-      this.#index.set(key, entry);
-      this.#liveBytes = after;
-      this.#cache.set(this.#scope, key, copy);
-    });
+    // The value as it is now: the caller may change its bytes while the put waits for its group.
+    const copy = copyOut(value);
+    await this.#enqueue(OP_PUT, key, copy, entrySize(key, copy));
     this.#compactLater();
   }
 
   async delete(key: string): Promise<boolean> {
     checkStorageKey(key, this.options.maxKeyBytes);
-    const deleted = await this.#mutex.run(async () => {
-      const previous = this.#index.get(key);
-      if (!previous) return false;
-      await this.#append(this.#encode(OP_DELETE, key));
-      this.#index.delete(key);
-      this.#cache.delete(this.#scope, key);
-      this.#liveBytes -= previous.bytes;
-      return true;
-    });
+    const deleted = await this.#enqueue(OP_DELETE, key, undefined, 0);
     if (deleted) this.#compactLater();
     return deleted;
+  }
+
+  #enqueue(op: PendingWrite['op'], key: string, value: Value | undefined, bytes: number): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.#pending.push({ op, key, ...(value === undefined ? {} : { value }), bytes, resolve, reject });
+      if (this.#committing) return;
+      this.#committing = true;
+      void this.#mutex.run(() => this.#commitPending());
+    });
+  }
+
+  /** Commits what is pending, group after group, until nothing is; the mutex keeps compaction out meanwhile. */
+  async #commitPending(): Promise<void> {
+    try {
+      while (this.#pending.length > 0) {
+        let take = 0;
+        let bytes = 0;
+        while (take < this.#pending.length && (take === 0 || bytes + this.#pending[take]!.bytes <= GROUP_MAX_BYTES)) {
+          bytes += this.#pending[take]!.bytes;
+          take += 1;
+        }
+        await this.#commitGroup(this.#pending.splice(0, take));
+      }
+    } finally {
+      this.#committing = false;
+    }
+  }
+
+  /**
+   * Judges each write of the group in order against the state the ones before it leave (quota,
+   * whether a deleted key exists), writes the records of those that stand with one write and one
+   * sync, and only then applies them and answers. A refused group changes nothing.
+   */
+  async #commitGroup(group: PendingWrite[]): Promise<void> {
+    /** Key -> its bytes after the group's writes so far (undefined: deleted). */
+    const after = new Map<string, number | undefined>();
+    const bytesOf = (key: string): number | undefined => (after.has(key) ? after.get(key) : this.#index.get(key)?.bytes);
+    let live = this.#liveBytes;
+    const writing: PendingWrite[] = [];
+    /** Deletes of keys that do not exist: no record; answered false once the group is decided. */
+    const absent: { write: PendingWrite; dependsOnGroup: boolean }[] = [];
+    for (const write of group) {
+      const previous = bytesOf(write.key);
+      if (write.op === OP_DELETE) {
+        if (previous === undefined) {
+          absent.push({ write, dependsOnGroup: after.has(write.key) });
+          continue;
+        }
+        live -= previous;
+        after.set(write.key, undefined);
+        writing.push(write);
+        continue;
+      }
+      const needed = live - (previous ?? 0) + write.bytes;
+      if (needed > this.options.quotaBytes) {
+        write.reject(
+          fail('E_STORAGE_QUOTA', `Storage quota of ${this.options.quotaBytes} bytes exceeded: ${needed} bytes needed`, {
+            quota: this.options.quotaBytes,
+            needed,
+          }),
+        );
+        continue;
+      }
+      live = needed;
+      after.set(write.key, write.bytes);
+      writing.push(write);
+    }
+    let entries: IndexEntry[] = [];
+    try {
+      if (writing.length > 0) entries = await this.#append(writing.map((write) => this.#encode(write.op, write.key, write.value)));
+    } catch (error) {
+      const refusal = error as Error;
+      for (const write of writing) write.reject(refusal);
+      // Absent only because of a write that was refused: not known to be absent after all.
+      for (const { write, dependsOnGroup } of absent) {
+        if (dependsOnGroup) write.reject(refusal);
+        else write.resolve(false);
+      }
+      return;
+    }
+    for (const [i, write] of writing.entries()) {
+      if (write.op === OP_PUT) {
+        entries[i]!.bytes = write.bytes;
+        this.#index.set(write.key, entries[i]!);
+        this.#cache.set(this.#scope, write.key, write.value!);
+      } else {
+        this.#index.delete(write.key);
+        this.#cache.delete(this.#scope, write.key);
+      }
+    }
+    this.#liveBytes = live;
+    for (const write of writing) write.resolve(write.op === OP_DELETE);
+    for (const { write } of absent) write.resolve(false);
   }
 
   async list(prefix = ''): Promise<string[]> {

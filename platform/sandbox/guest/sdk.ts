@@ -344,10 +344,123 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     }
     return value;
   }
+  // Read-your-writes in the app's own heap: a get of a key this isolate put (or read) costs no
+  // crossing. Only this isolate writes its app's storage (the platform stops the app before it
+  // erases the storage), so what it was told is stored is what the host holds. A key with a put or
+  // delete in flight is read from the host. An answer is kept only when nothing else could have
+  // changed the key while it was under way: a put's when no other write of the key overlapped it,
+  // a read's when no write of the key was in flight or asked for meanwhile. Nothing here depends
+  // on the order the host applies or answers calls in. Bounded in bytes, least recently used out
+  // first, and counted against the app's own memory limit like any of its data.
+  const STORAGE_CACHE_BYTES = 1024 * 1024;
+  const STORAGE_CACHE_VALUE_BYTES = 64 * 1024;
+  /** Keys tracked for reads in flight before the oldest of those reads stops being kept. */
+  const STORAGE_TRACKED_WRITES = 4096;
+  const kept = new Map<string, { value: string | Uint8Array; size: number }>();
+  let keptBytes = 0;
+  /** Writes asked for so far: the clock that orders writes and reads. */
+  let writesAsked = 0;
+  /** Key -> writes of it in flight, and whether two of them were ever in flight at once. */
+  const writesInFlight = new Map<string, { count: number; overlapped: boolean }>();
+  /** While reads are in flight: key -> the number of its last write asked for. */
+  const recentWrites = new Map<string, number>();
+  let readsInFlight = 0;
+  /** Reads asked for before this write number keep nothing (the tracking of recent writes overflowed). */
+  let readFloor = 0;
+  const sizeOf = (value: string | Uint8Array): number => (typeof value === 'string' ? 2 * value.length : value.byteLength);
+  const own = (value: string | Uint8Array): string | Uint8Array => (typeof value === 'string' ? value : value.slice());
+  function forget(key: string): void {
+    const entry = kept.get(key);
+    if (!entry) return;
+    kept.delete(key);
+    keptBytes -= entry.size;
+  }
+  function keep(key: string, value: string | Uint8Array): void {
+    forget(key);
+    const size = sizeOf(value) + 2 * key.length;
+    if (size > STORAGE_CACHE_VALUE_BYTES) return;
+    kept.set(key, { value, size });
+    keptBytes += size;
+    for (const [oldest, entry] of kept) {
+      if (keptBytes <= STORAGE_CACHE_BYTES) break;
+      kept.delete(oldest);
+      keptBytes -= entry.size;
+    }
+  }
+  /** A put or delete of `key`; `onStored` runs once it succeeded, if no other write of the key overlapped it. */
+  function writing<T>(key: string, send: () => Promise<T>, onStored?: () => void): Promise<T> {
+    forget(key);
+    writesAsked += 1;
+    const mine = writesAsked;
+    const inFlight = writesInFlight.get(key) ?? { count: 0, overlapped: false };
+    inFlight.count += 1;
+    if (inFlight.count > 1) inFlight.overlapped = true;
+    writesInFlight.set(key, inFlight);
+    if (readsInFlight > 0) {
+      recentWrites.set(key, mine);
+      if (recentWrites.size > STORAGE_TRACKED_WRITES) {
+        recentWrites.clear();
+        readFloor = mine;
+      }
+    }
+    const settle = (): boolean => {
+      inFlight.count -= 1;
+      if (inFlight.count === 0) writesInFlight.delete(key);
+      return !inFlight.overlapped;
+    };
+    return send().then(
+      (result) => {
+        if (settle()) onStored?.();
+        return result;
+      },
+      (error: unknown) => {
+        settle();
+        throw error;
+      },
+    );
+  }
+  function read(key: string): Promise<string | Uint8Array | undefined> {
+    const asked = writesAsked;
+    const afterAWrite = writesInFlight.has(key);
+    readsInFlight += 1;
+    const settle = (): boolean => {
+      readsInFlight -= 1;
+      const keepIt = !afterAWrite && asked >= readFloor && !writesInFlight.has(key) && (recentWrites.get(key) ?? 0) <= asked;
+      if (readsInFlight === 0) recentWrites.clear();
+      return keepIt;
+    };
+    return call('storage.get', [key]).then(
+      (value) => {
+        if (settle() && value !== undefined) keep(key, own(value));
+        return value;
+      },
+      (error: unknown) => {
+        settle();
+        throw error;
+      },
+    );
+  }
   const storage = Object.freeze({
-    get: (key: string) => call('storage.get', [key]),
-    put: (key: string, value: string | Uint8Array) => call('storage.put', [key, checkValue(value)], { copyAsIs: true }),
-    delete: (key: string) => call('storage.delete', [key]),
+    get: (key: string): Promise<string | Uint8Array | undefined> => {
+      if (typeof key !== 'string') return call('storage.get', [key]);
+      const hit = writesInFlight.has(key) ? undefined : kept.get(key);
+      if (!hit) return read(key);
+      // Most recently used: to the end of the map's order.
+      kept.delete(key);
+      kept.set(key, hit);
+      return Promise.resolve(own(hit.value));
+    },
+    put: (key: string, value: string | Uint8Array): Promise<void> => {
+      // The value as it is now, in memory of its own: the app may change its bytes while the put is under way.
+      const copy = own(checkValue(value));
+      if (typeof key !== 'string') return call('storage.put', [key, copy], { copyAsIs: true });
+      return writing(
+        key,
+        () => call('storage.put', [key, copy], { copyAsIs: true }),
+        () => keep(key, copy),
+      );
+    },
+    delete: (key: string): Promise<boolean> => (typeof key === 'string' ? writing(key, () => call('storage.delete', [key])) : call('storage.delete', [key])),
     list: (prefix = '') => call('storage.list', [prefix]),
     usage: () => call('storage.usage', []),
   });
@@ -588,8 +701,17 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
 
   // What the host calls. The references are held by the host only.
   const guest: GuestOperations = Object.freeze({
-    answer(text: string, copied: [number, CallAnswer][]) {
-      for (const [id, answer] of parse(text) as [number, CallAnswer][]) answerCall(id, answer);
+    answer(text: string, copied: [number, CallAnswer][], lifted: [number, string, Uint8Array][]) {
+      const answers = parse(text) as [number, CallAnswer][];
+      if (lifted.length > 0) {
+        const values = new Map<number, Record<string, unknown>>();
+        for (const [id, answer] of answers) if ('value' in answer) values.set(id, answer.value as Record<string, unknown>);
+        for (const [id, field, bytes] of lifted) {
+          const value = values.get(id);
+          if (value) value[field] = bytes;
+        }
+      }
+      for (const [id, answer] of answers) answerCall(id, answer);
       for (const [id, answer] of copied) answerCall(id, answer);
     },
     connectionEvent,
