@@ -161,7 +161,7 @@ describe('REST API login', function () {
     assert.ok(texts().includes('Connection session blocked due to inactivity'));
   });
 
-  it('answers the pages\' session probe without a cookie with E_SESSION unaudited, and still audits a stale cookie and a route without one', async () => {
+  it("answers the pages' session probe without a cookie with E_SESSION unaudited, and still audits a stale cookie and a route without one", async () => {
     const refused = (): number => events().filter((event) => event === 'requestRefused').length;
     const browser = harness.client(apiPki().admin);
     for (let load = 0; load < 3; load += 1) assertError(await browser.call('GET', '/session'), 'E_SESSION', 401);

@@ -180,7 +180,7 @@ export const en = {
     'The configuration, encrypted and signed with a key your passphrase derives. Keep the passphrase: without it the backup cannot be restored, here or on a replacement gateway.',
   passphrase: 'Backup passphrase',
   passphraseAgain: 'Backup passphrase again',
-  passphraseRule: 'The passphrase is 8 to 256 Latin letters, digits, spaces or punctuation.',
+  passphraseRule: 'The passphrase is 8 to 1024 characters, in any language.',
   passphraseMismatch: 'The two passphrases differ: type the same one twice.',
   downloadBackup: 'Download backup',
   restore: 'Restore',

@@ -21,7 +21,7 @@ import { checkOperation, OPERATIONS, type OperationContext } from '../operations
 import type { GatewayServices } from '../services.js';
 import { readFileBody, readJsonBody } from './body.js';
 import { buildOpenApi } from './openapi.js';
-import { queryParams, takesBody } from './params.js';
+import { headerText, queryParams, takesBody } from './params.js';
 import { AUDITED, REFUSALS, type Refusal, RefusalAudit } from './refusals.js';
 import { koaPath, OPERATION_ROUTES, type OperationRoute, pathParameters } from './routes.js';
 import { type SessionRoute, sessionRoutes } from './session-routes.js';
@@ -224,7 +224,7 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       const given: Record<string, unknown> = { [consumes.body]: file.toString('base64') };
       for (const [name, header] of Object.entries(consumes.headers)) {
         const value = ctx.get(header);
-        if (value) given[name] = value;
+        if (value) given[name] = headerText(value, header);
       }
       return given;
     }
