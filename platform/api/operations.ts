@@ -12,6 +12,7 @@ import { MAX_BACKUP_BYTES, PASSPHRASE } from '../backup/index.js';
 import { type ConfigDocument, configDocumentSchema, documentSectionSchema } from '../config/index.js';
 import { MAX_TAIL_LINES } from '../logs/index.js';
 import { type OverflowPolicy, ROUTE_QUEUE_BYTES } from '../router/index.js';
+import { appManifestView } from './app-manifest.js';
 import type { GatewayServices } from './services.js';
 
 export interface OperationContext {
@@ -120,6 +121,14 @@ export const OPERATIONS: Record<string, Operation> = {
     summary: 'Installed apps with status, launch rule, manifest and signature state',
     params: params({}),
     run: async (services) => services.installedApps(),
+  },
+  'apps.manifest': {
+    summary: 'What an installed app declares: endpoints, egress hosts, limits, capabilities, configuration schema, and its signer (or unsigned)',
+    params: params({ id: PACKAGE_ID }, ['id']),
+    run: async (services, { id }: { id: string }) => {
+      services.requireInstalled(id);
+      return appManifestView(services.orchestrator.get(id)!);
+    },
   },
   'apps.install': {
     summary: 'Download, verify and install an app from the store',
