@@ -9,6 +9,7 @@ import { fail } from '../../sdk/errors.js';
 import { checkOutputFile, pathError } from '../../sdk/paths.js';
 import { escapeControls, escapeControlsDeep, safeJson } from '../../sdk/text.js';
 import { callControl } from '../api/control-socket.js';
+import { MAX_BACKUP_BYTES } from '../backup/format.js';
 import { patchForKey } from '../config/merge-patch.js';
 import { formatBytes, ProgressLine, table } from './format.js';
 import { NP_REPLAY_COMMAND } from './np.js';
@@ -491,6 +492,18 @@ async function backupCreate(inv: Invocation): Promise<void> {
 
 async function backupRestore(inv: Invocation, [file]: string[]): Promise<void> {
   const passphrase = await backupPassphrase(inv);
+  const size = (
+    await fs.stat(file!).catch((error: unknown) => {
+      throw pathError(error, file!, 'The backup');
+    })
+  ).size;
+  // Refused before it is read or sent: the gateway would refuse it anyway, after the whole file crossed.
+  if (size > MAX_BACKUP_BYTES) {
+    throw fail('E_DOCUMENT_LIMIT', `${file} is ${formatBytes(size)}; a backup is at most ${formatBytes(MAX_BACKUP_BYTES)}: is it a backup file?`, {
+      bytes: size,
+      maxBytes: MAX_BACKUP_BYTES,
+    });
+  }
   const bytes = await fs.readFile(file!).catch((error: unknown) => {
     throw pathError(error, file!, 'The backup');
   });
