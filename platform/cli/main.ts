@@ -8,6 +8,7 @@ import { type CliSpec, type OptionSpecs, type ParsedCommand, printJson, runCli }
 import { fail } from '../../sdk/errors.js';
 import { checkOutputFile, pathError } from '../../sdk/paths.js';
 import { escapeControls, escapeControlsDeep, safeJson } from '../../sdk/text.js';
+import type { AppManifestView } from '../api/app-manifest.js';
 import { callControl } from '../api/control-socket.js';
 import { MAX_BACKUP_BYTES } from '../backup/format.js';
 import { patchForKey } from '../config/merge-patch.js';
@@ -517,6 +518,24 @@ async function backupRestore(inv: Invocation, [file]: string[]): Promise<void> {
   );
 }
 
+/** The manifest view as lines a person reads; every value from the package escaped, since a manifest is the publisher's text. */
+function manifestText(view: AppManifestView): string {
+  const e = (value: unknown): string => escapeControls(String(value));
+  const lines = [
+    `${e(view.title)} ${e(view.version)} (${e(view.package_id)}, ${e(view.type)}, ${e(view.networkZone)} zone)`,
+    view.signer
+      ? `Signed by ${e(view.signer.subject)}, issued by ${e(view.signer.issuer)}, valid to ${e(view.signer.validTo)}`
+      : 'Unsigned (pushed in developer mode): nobody vouches for it',
+    `Publisher (the manifest's claim): ${e(view.publisher_claim)}`,
+    `Limits: ${view.limits.memoryMb} MiB memory, ${view.limits.cpuMsPerEvent} ms CPU per event, ${view.limits.storageMb} MiB storage`,
+    `Endpoints: ${view.endpoints.length ? view.endpoints.map((point) => `${e(point.name)} (${point.direction}, ${e(point.dataType)}, ${point.format}${point.schema ? ', schema' : ''})`).join('; ') : 'none'}`,
+    `Egress: ${view.egress.length ? view.egress.map((target) => `${e(target.name)} ${target.protocol}://${e(target.host)}:${target.port}`).join('; ') : 'none'}`,
+    `Reserved capabilities: ${view.capabilities.length ? view.capabilities.map(e).join(', ') : 'none'}`,
+    `Configuration: ${view.configuration ? `schema with ${Object.keys((view.configuration.schema.properties as object | undefined) ?? {}).length} keys${view.configuration.required ? ', required' : ''}` : 'none'}`,
+  ];
+  return lines.join('\n');
+}
+
 async function debugServiceStart(inv: Invocation): Promise<void> {
   const port = inv.values.port === undefined ? undefined : Number(inv.values.port);
   if (port !== undefined && (!/^\d{1,5}$/.test(String(inv.values.port)) || port > 65535)) throw fail('E_USAGE', '--port is a TCP port number');
@@ -817,6 +836,15 @@ export const ISOGATE_CLI: CliSpec = {
           run: client(async (inv, [id, rule]) => {
             const result = await call(inv, 'apps.rule', { id, rule });
             print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: start rule ${escapeControls(rule!)}`);
+          }),
+        },
+        {
+          name: 'manifest',
+          summary: 'What an installed app declares: signer (or unsigned), limits, endpoints, egress hosts, reserved capabilities.',
+          args: [ID],
+          run: client(async (inv, [id]) => {
+            const result = (await call(inv, 'apps.manifest', { id })) as AppManifestView;
+            print(inv, result, manifestText);
           }),
         },
         {

@@ -5,11 +5,14 @@
  * when there is none; the administrator's only.
  */
 import { strict as assert } from 'node:assert';
-import type { AppManifestView } from '../../platform/api/app-manifest.js';
+import { type AppManifestView, appManifestView } from '../../platform/api/app-manifest.js';
 import { invokeOperation } from '../../platform/api/operations.js';
 import type { GatewayServices } from '../../platform/api/services.js';
+import { main } from '../../platform/cli/main.js';
 import { fail } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
+import { fakeGateway, runMain } from '../fixtures/cli.js';
+import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { assertError, type Harness, readyClient, startHarness } from './harness.js';
 
 const ID = 'com.example.uplink';
@@ -99,5 +102,28 @@ describe('REST API app manifest', function () {
     await admin.call('DELETE', '/session');
     const user = await readyClient(harness, 'user');
     assertError(await user.call('GET', `/apps/${ID}/manifest`), 'E_FORBIDDEN', 403);
+  });
+
+  it("shows the same view from the CLI (`isogate apps manifest ID`), the publisher's text escaped", async () => {
+    const dir = await makeTempDir();
+    const view = appManifestView({
+      packageId: ID,
+      version: MANIFEST.version,
+      manifest: { ...MANIFEST, title: 'Cloud\u001b[2J uplink' },
+      record: { signer: SIGNER, origin: 'store' } as never,
+    });
+    const gateway = await fakeGateway(dir, { 'apps.manifest': view });
+    try {
+      const shown = await runMain(main, ['apps', 'manifest', ID, '--data', dir]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.deepEqual(gateway.requests, [{ op: 'apps.manifest', params: { id: ID } }]);
+      assert.match(shown.stdout, /Signed by CN=Example Publisher, issued by CN=Store CA/);
+      assert.match(shown.stdout, /Egress: cloud mqtts:\/\/cloud\.example\.com:8883/);
+      assert.match(shown.stdout, /Endpoints: alerts \(destination, plant\.alert, json, schema\); raw \(source, bytes, binary\)/);
+      assert.equal(shown.stdout.includes('\u001b'), false, 'no terminal control from the package reaches the terminal');
+    } finally {
+      await gateway.close();
+      await removeDir(dir);
+    }
   });
 });
