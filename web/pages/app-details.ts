@@ -193,7 +193,8 @@ export function ConfigEditor({ id, onClose }: { id: string; onClose: () => void 
       ? h(
           'div',
           { class: 'error', role: 'alert' },
-          h('p', null, `${t('configInvalid')} (${problems.length})`),
+          // The code the gateway would refuse it with, so both refusals read alike.
+          h('p', null, `E_CONFIG: ${t('configInvalid')} (${problems.length})`),
           h('p', { class: 'advice' }, t('adviceConfig')),
           h(
             'ul',
