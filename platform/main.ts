@@ -11,7 +11,7 @@ import { SDK_VERSION } from '../sdk/version.js';
 import { AccountStore, Authenticator, USER_SETTINGS_DEFAULTS } from './accounts/index.js';
 import { type ControlServer, serveControlSocket } from './api/control-socket.js';
 import type { HttpApi, HttpLimits } from './api/http/index.js';
-import { invokeOperation } from './api/operations.js';
+import { invokeOperation, requestBytesFor } from './api/operations.js';
 import type { GatewayServices, GatewayStatus, InstalledAppView } from './api/services.js';
 import { FileAuditLog } from './audit/index.js';
 import { BackupService } from './backup/index.js';
@@ -622,8 +622,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
 
     const storeRootCertFile = embedded ? embedded.rootCertFile : path.resolve(options.trustRootFile!);
-    const control: ControlServer = await serveControlSocket(path.join(dataDir, 'control.sock'), (op, params, context) =>
-      invokeOperation(services, op, params, context),
+    const control: ControlServer = await serveControlSocket(
+      path.join(dataDir, 'control.sock'),
+      (op, params, context) => invokeOperation(services, op, params, context),
+      { requestBytes: requestBytesFor },
     );
     shutdown.set('control socket', () => control.close());
 

@@ -112,3 +112,58 @@ export async function callStreaming<T>(method: string, path: string, body: unkno
   }
   throw new CallError({ code: 'E_HTTP', message: 'The answer ended early' });
 }
+
+/**
+ * A GET that streams ndjson until the gateway ends it or `signal` aborts (the live log tail):
+ * each progress line to `progress`, the final result returned; an abort returns undefined.
+ */
+export async function follow<T>(path: string, progress: (update: unknown) => void, signal: AbortSignal): Promise<T | undefined> {
+  let response: Response;
+  try {
+    response = await fetch(`/api/v1${path}`, { headers: headersFor('GET', 'application/x-ndjson', {}), credentials: 'same-origin', signal });
+  } catch (failure) {
+    if (signal.aborted) return undefined;
+    throw failure;
+  }
+  if (!response.ok || !response.body) throw await refusal(response);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = '';
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      pending += value;
+      for (let newline = pending.indexOf('\n'); newline >= 0; newline = pending.indexOf('\n')) {
+        const line = JSON.parse(pending.slice(0, newline)) as { progress?: unknown; result?: T; error?: ApiError };
+        pending = pending.slice(newline + 1);
+        if (line.error) throw new CallError(line.error);
+        if ('result' in line) return line.result as T;
+        progress(line.progress);
+      }
+    }
+  } catch (failure) {
+    if (signal.aborted) return undefined;
+    throw failure;
+  }
+  if (signal.aborted) return undefined;
+  throw new CallError({ code: 'E_HTTP', message: 'The answer ended early' });
+}
+
+/** A file download whose bytes are counted as they arrive (the log archive), for a progress bar. */
+export async function downloadCounted(path: string, received: (bytes: number) => void, fallbackName: string): Promise<{ blob: Blob; fileName: string }> {
+  const response = await fetch(`/api/v1${path}`, { headers: headersFor('GET', '*/*', {}), credentials: 'same-origin' });
+  if (!response.ok || !response.body) throw await refusal(response);
+  const named = /filename="?([^";]+)"?/.exec(response.headers.get('content-disposition') ?? '')?.[1];
+  const reader = response.body.getReader();
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    // A fetch body's chunks are never shared memory.
+    chunks.push(value as Uint8Array<ArrayBuffer>);
+    bytes += value.length;
+    received(bytes);
+  }
+  return { blob: new Blob(chunks, { type: response.headers.get('content-type') ?? 'application/octet-stream' }), fileName: named ?? fallbackName };
+}

@@ -53,35 +53,72 @@ export function parseControlRequest(line: string): { id: unknown; op: string; pa
   return { id, op, params: params ?? {} };
 }
 
+export interface ControlSocketOptions {
+  /**
+   * A larger bound for the request line of an operation that carries a file (a backup to
+   * restore), by operation; every other line keeps MAX_REQUEST_LINE_BYTES. Such a line must
+   * name its operation first (`{"op":"backup.restore",...`), so that the bound is known before
+   * the line is whole; callControl writes every request so.
+   */
+  requestBytes?: (op: string) => number | undefined;
+}
+
+/** The operation a request line names at its very start, where callControl puts it. */
+const LEADING_OP = /^\s*\{\s*"op"\s*:\s*"([A-Za-z0-9._-]{1,64})"/;
+
 /**
- * Every line is bounded, complete or not: a line past the bound is refused and the connection
+ * Every line is bounded, complete or not: a line past its bound is refused and the connection
  * ended before the line is parsed (or kept growing), whether or not its newline came with it.
+ * A line is kept as the pieces that came, each searched once for its newline, so a large line
+ * costs its length and not its length times its chunks.
  */
-function handleConnection(socket: net.Socket, dispatch: ControlDispatch): void {
-  let buffered = '';
+function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options: ControlSocketOptions): void {
+  let pieces: string[] = [];
+  let bytes = 0;
+  let bound = MAX_REQUEST_LINE_BYTES;
+  /** The operation whose larger bound the current line has, once it passed the usual one. */
+  let largeOp: string | undefined;
   let refused = false;
   socket.setEncoding('utf8');
   socket.on('error', () => socket.destroy());
   const refuse = (): void => {
     refused = true;
-    buffered = '';
+    pieces = [];
     send(socket, {
       id: null,
-      error: fail('E_DOCUMENT_LIMIT', `A request line may be at most ${MAX_REQUEST_LINE_BYTES} bytes; send a smaller request`).toJSON(),
+      error: fail('E_DOCUMENT_LIMIT', `A request line may be at most ${bound} bytes; send a smaller request`, { maxBytes: bound }).toJSON(),
     });
     socket.end();
   };
-  socket.on('data', (chunk: string) => {
-    if (refused) return;
-    buffered += chunk;
-    for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      if (Buffer.byteLength(line) > MAX_REQUEST_LINE_BYTES) return refuse();
-      if (line.trim()) void answer(socket, line, dispatch);
+  /** Called once a line passes the usual bound: the larger one its leading operation has, if any. */
+  const widen = (): void => {
+    const op = LEADING_OP.exec(pieces.join('').slice(0, 256))?.[1];
+    const larger = op === undefined ? undefined : options.requestBytes?.(op);
+    if (op !== undefined && larger !== undefined && larger > MAX_REQUEST_LINE_BYTES) {
+      largeOp = op;
+      bound = larger;
     }
-    // A string's UTF-8 length is at most three bytes per UTF-16 unit: count only when it may be over.
-    if (buffered.length * 3 > MAX_REQUEST_LINE_BYTES && Buffer.byteLength(buffered) > MAX_REQUEST_LINE_BYTES) refuse();
+  };
+  socket.on('data', (chunk: string) => {
+    for (let start = 0; !refused; ) {
+      const newline = chunk.indexOf('\n', start);
+      const piece = newline < 0 ? chunk.slice(start) : chunk.slice(start, newline);
+      if (piece.length > 0) {
+        pieces.push(piece);
+        bytes += Buffer.byteLength(piece);
+      }
+      if (bytes > bound && largeOp === undefined) widen();
+      if (bytes > bound) return refuse();
+      if (newline < 0) return;
+      const line = pieces.join('');
+      const op = largeOp;
+      pieces = [];
+      bytes = 0;
+      bound = MAX_REQUEST_LINE_BYTES;
+      largeOp = undefined;
+      if (line.trim()) void answer(socket, line, dispatch, op);
+      start = newline + 1;
+    }
   });
 }
 
@@ -92,11 +129,15 @@ function closedSignal(socket: net.Socket): AbortSignal {
   return controller.signal;
 }
 
-async function answer(socket: net.Socket, line: string, dispatch: ControlDispatch): Promise<void> {
+async function answer(socket: net.Socket, line: string, dispatch: ControlDispatch, largeOp: string | undefined): Promise<void> {
   let id: unknown = null;
   try {
     const request = parseControlRequest(line);
     id = request.id;
+    // JSON takes the last of two "op" keys: a line let through for one operation serves no other.
+    if (largeOp !== undefined && request.op !== largeOp) {
+      throw fail('E_DOCUMENT_LIMIT', `A request line may be at most ${MAX_REQUEST_LINE_BYTES} bytes for ${request.op}; send a smaller request`);
+    }
     const result = await dispatch(request.op, request.params, {
       progress: (update) => send(socket, { id, progress: update }),
       signal: closedSignal(socket),
@@ -152,7 +193,7 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
   });
 }
 
-export async function serveControlSocket(socketPath: string, dispatch: ControlDispatch): Promise<ControlServer> {
+export async function serveControlSocket(socketPath: string, dispatch: ControlDispatch, options: ControlSocketOptions = {}): Promise<ControlServer> {
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
     throw fail('E_OPTION', `The control socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes; use a shorter data directory`);
   }
@@ -162,7 +203,7 @@ export async function serveControlSocket(socketPath: string, dispatch: ControlDi
   await removeStaleSocket(socketPath);
   let serving = false;
   // Nothing is served before the socket's mode is confirmed below.
-  const server = net.createServer((socket) => (serving ? handleConnection(socket, dispatch) : socket.destroy()));
+  const server = net.createServer((socket) => (serving ? handleConnection(socket, dispatch, options) : socket.destroy()));
   const sockets = new Set<net.Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -284,7 +325,8 @@ export async function callControl(socketPath: string, op: string, params: unknow
         ),
       );
     });
-    socket.once('connect', () => socket.write(`${JSON.stringify({ id: 1, op, params })}\n`));
+    // The operation first: the gateway reads a larger bound for a file-carrying operation from the line's start.
+    socket.once('connect', () => socket.write(`${JSON.stringify({ op, id: 1, params })}\n`));
     socket.on('data', (chunk: string) => {
       buffered += chunk;
       for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {

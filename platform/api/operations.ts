@@ -12,6 +12,7 @@ import { MAX_BACKUP_BYTES, PASSPHRASE } from '../backup/index.js';
 import { type ConfigDocument, configDocumentSchema, documentSectionSchema } from '../config/index.js';
 import { MAX_TAIL_LINES } from '../logs/index.js';
 import { type OverflowPolicy, ROUTE_QUEUE_BYTES } from '../router/index.js';
+import { appManifestView } from './app-manifest.js';
 import type { GatewayServices } from './services.js';
 
 export interface OperationContext {
@@ -33,6 +34,8 @@ const FOLLOW_BACKLOG_BYTES = 64 * 1024;
 export interface Operation {
   summary: string;
   params: Record<string, unknown>;
+  /** A request line larger than the control socket's usual 1 MiB, for an operation that carries a file. */
+  maxRequestBytes?: number;
   // biome-ignore lint/suspicious/noExplicitAny: params are checked against `params` (the schema) before run, and each run names their shape
   run(services: GatewayServices, params: any, context: OperationContext): Promise<unknown>;
 }
@@ -120,6 +123,14 @@ export const OPERATIONS: Record<string, Operation> = {
     summary: 'Installed apps with status, launch rule, manifest and signature state',
     params: params({}),
     run: async (services) => services.installedApps(),
+  },
+  'apps.manifest': {
+    summary: 'What an installed app declares: endpoints, egress hosts, limits, capabilities, configuration schema, and its signer (or unsigned)',
+    params: params({ id: PACKAGE_ID }, ['id']),
+    run: async (services, { id }: { id: string }) => {
+      services.requireInstalled(id);
+      return appManifestView(services.orchestrator.get(id)!);
+    },
   },
   'apps.install': {
     summary: 'Download, verify and install an app from the store',
@@ -514,6 +525,8 @@ export const OPERATIONS: Record<string, Operation> = {
   },
   'backup.restore': {
     summary: 'Restore the configuration from a backup (base64 in `content`) made with this passphrase by this version; leaves emergency support mode',
+    // A backup may be larger than the usual request (up to MAX_BACKUP_BYTES): its base64, the passphrase as JSON (at most 6 bytes a character) and the request around them.
+    maxRequestBytes: Math.ceil(MAX_BACKUP_BYTES / 3) * 4 + PASSPHRASE.maxLength * 6 + 4096,
     params: params(
       {
         content: { type: 'string', minLength: 1, maxLength: Math.ceil(MAX_BACKUP_BYTES / 3) * 4, pattern: '^[A-Za-z0-9+/=\\s]*$' },
@@ -524,6 +537,11 @@ export const OPERATIONS: Record<string, Operation> = {
     run: async ({ backup }, { content, passphrase }: { content: string; passphrase: string }) => backup.restore(Buffer.from(content, 'base64'), passphrase),
   },
 };
+
+/** The control socket's bound for one request line of `op`, where it has its own. */
+export function requestBytesFor(op: string): number | undefined {
+  return Object.hasOwn(OPERATIONS, op) ? OPERATIONS[op]!.maxRequestBytes : undefined;
+}
 
 /** Throws E_BAD_REQUEST unless `name` is an operation and `input` its valid parameters; the one check both doors make. */
 export function checkOperation(name: string, input: unknown): Operation {

@@ -8,7 +8,9 @@ import { type CliSpec, type OptionSpecs, type ParsedCommand, printJson, runCli }
 import { fail } from '../../sdk/errors.js';
 import { checkOutputFile, pathError } from '../../sdk/paths.js';
 import { escapeControls, escapeControlsDeep, safeJson } from '../../sdk/text.js';
+import type { AppManifestView } from '../api/app-manifest.js';
 import { callControl } from '../api/control-socket.js';
+import { MAX_BACKUP_BYTES } from '../backup/format.js';
 import { patchForKey } from '../config/merge-patch.js';
 import { formatBytes, ProgressLine, table } from './format.js';
 import { NP_REPLAY_COMMAND } from './np.js';
@@ -491,6 +493,18 @@ async function backupCreate(inv: Invocation): Promise<void> {
 
 async function backupRestore(inv: Invocation, [file]: string[]): Promise<void> {
   const passphrase = await backupPassphrase(inv);
+  const size = (
+    await fs.stat(file!).catch((error: unknown) => {
+      throw pathError(error, file!, 'The backup');
+    })
+  ).size;
+  // Refused before it is read or sent: the gateway would refuse it anyway, after the whole file crossed.
+  if (size > MAX_BACKUP_BYTES) {
+    throw fail('E_DOCUMENT_LIMIT', `${file} is ${formatBytes(size)}; a backup is at most ${formatBytes(MAX_BACKUP_BYTES)}: is it a backup file?`, {
+      bytes: size,
+      maxBytes: MAX_BACKUP_BYTES,
+    });
+  }
   const bytes = await fs.readFile(file!).catch((error: unknown) => {
     throw pathError(error, file!, 'The backup');
   });
@@ -502,6 +516,24 @@ async function backupRestore(inv: Invocation, [file]: string[]): Promise<void> {
       ...(shown.restartRequired ? [`Restart these apps to apply their restored configuration: ${shown.appsToRestart.join(', ')}`] : []),
     ].join('\n'),
   );
+}
+
+/** The manifest view as lines a person reads; every value from the package escaped, since a manifest is the publisher's text. */
+function manifestText(view: AppManifestView): string {
+  const e = (value: unknown): string => escapeControls(String(value));
+  const lines = [
+    `${e(view.title)} ${e(view.version)} (${e(view.package_id)}, ${e(view.type)}, ${e(view.networkZone)} zone)`,
+    view.signer
+      ? `Signed by ${e(view.signer.subject)}, issued by ${e(view.signer.issuer)}, valid to ${e(view.signer.validTo)}`
+      : 'Unsigned (pushed in developer mode): nobody vouches for it',
+    `Publisher (the manifest's claim): ${e(view.publisher_claim)}`,
+    `Limits: ${view.limits.memoryMb} MiB memory, ${view.limits.cpuMsPerEvent} ms CPU per event, ${view.limits.storageMb} MiB storage`,
+    `Endpoints: ${view.endpoints.length ? view.endpoints.map((point) => `${e(point.name)} (${point.direction}, ${e(point.dataType)}, ${point.format}${point.schema ? ', schema' : ''})`).join('; ') : 'none'}`,
+    `Egress: ${view.egress.length ? view.egress.map((target) => `${e(target.name)} ${target.protocol}://${e(target.host)}:${target.port}`).join('; ') : 'none'}`,
+    `Reserved capabilities: ${view.capabilities.length ? view.capabilities.map(e).join(', ') : 'none'}`,
+    `Configuration: ${view.configuration ? `schema with ${Object.keys((view.configuration.schema.properties as object | undefined) ?? {}).length} keys${view.configuration.required ? ', required' : ''}` : 'none'}`,
+  ];
+  return lines.join('\n');
 }
 
 async function debugServiceStart(inv: Invocation): Promise<void> {
@@ -804,6 +836,15 @@ export const ISOGATE_CLI: CliSpec = {
           run: client(async (inv, [id, rule]) => {
             const result = await call(inv, 'apps.rule', { id, rule });
             print(inv, result, (result) => `${result.name ?? escapeControls(id!)}: start rule ${escapeControls(rule!)}`);
+          }),
+        },
+        {
+          name: 'manifest',
+          summary: 'What an installed app declares: signer (or unsigned), limits, endpoints, egress hosts, reserved capabilities.',
+          args: [ID],
+          run: client(async (inv, [id]) => {
+            const result = (await call(inv, 'apps.manifest', { id })) as AppManifestView;
+            print(inv, result, manifestText);
           }),
         },
         {

@@ -209,6 +209,54 @@ describe('REST API self-diagnostics, settings and Network Protector routes', fun
     assertError(await admin.call('POST', '/backup', { body: { passphrase: 'short' } }), 'E_BAD_REQUEST', 400);
   });
 
+  it('restores with a passphrase beyond ASCII: RFC 8187-encoded as the pages send it, or as raw UTF-8 bytes; refuses bytes that are not UTF-8', async () => {
+    const passphrase = 'пароль резервной копии ✓';
+    await harness.config.update((doc) => {
+      doc.USER_SETTINGS = { lockout_minutes: 7 };
+    });
+    const made = await admin.call('POST', '/backup', { body: { passphrase } });
+    assert.equal(made.status, 200, made.text);
+    const restore = (header: string) =>
+      admin.call('POST', '/restore', {
+        raw: made.bytes as unknown as string,
+        headers: { 'content-type': 'application/octet-stream', 'x-backup-passphrase': header },
+      });
+    const encoded = `UTF-8''${encodeURIComponent(passphrase)}`;
+    await harness.config.update((doc) => {
+      doc.USER_SETTINGS = { lockout_minutes: 21 };
+    });
+    const restored = await restore(encoded);
+    assert.equal(restored.status, 200, restored.text);
+    assert.deepEqual(
+      harness.config.read((doc) => doc.USER_SETTINGS),
+      { lockout_minutes: 7 },
+    );
+
+    // A header value undici sends as given: its UTF-8 bytes, as curl sends a UTF-8 argument.
+    await harness.config.update((doc) => {
+      doc.USER_SETTINGS = { lockout_minutes: 22 };
+    });
+    const raw = await restore(Buffer.from(passphrase, 'utf8').toString('latin1'));
+    assert.equal(raw.status, 200, raw.text);
+    assert.deepEqual(
+      harness.config.read((doc) => doc.USER_SETTINGS),
+      { lockout_minutes: 7 },
+    );
+
+    await harness.config.update((doc) => {
+      doc.USER_SETTINGS = { lockout_minutes: 23 };
+    });
+    const before = restarts;
+    assertError(await restore("UTF-8''%D0%BF%FF%FE-not-utf8"), 'E_BAD_REQUEST', 400);
+    assertError(await restore(`UTF-8''${encodeURIComponent('another passphrase')}`), 'E_BACKUP_PASSPHRASE', 422);
+    assert.deepEqual(
+      harness.config.read((doc) => doc.USER_SETTINGS),
+      { lockout_minutes: 23 },
+      'nothing changed by a refusal',
+    );
+    assert.equal(restarts, before);
+  });
+
   it("answers Network Protector's lists in the pages' shapes", async () => {
     assert.equal((await admin.call('GET', '/np/status')).status, 200);
     const added = await admin.call('POST', '/np/allowlist', { body: { ip: '192.0.2.1' } });

@@ -161,6 +161,21 @@ describe('REST API login', function () {
     assert.ok(texts().includes('Connection session blocked due to inactivity'));
   });
 
+  it("answers the pages' session probe without a cookie with E_SESSION unaudited, and still audits a stale cookie and a route without one", async () => {
+    const refused = (): number => events().filter((event) => event === 'requestRefused').length;
+    const browser = harness.client(apiPki().admin);
+    for (let load = 0; load < 3; load += 1) assertError(await browser.call('GET', '/session'), 'E_SESSION', 401);
+    assert.equal(refused(), 0, 'a page load asking whether it is logged in is not an attack');
+
+    assertError(await browser.call('GET', '/status'), 'E_SESSION', 401);
+    assert.equal(refused(), 1, 'a route without a session is still refused and audited');
+    browser.cookie = 'forged-or-stale-token';
+    assertError(await browser.call('GET', '/session'), 'E_SESSION', 401);
+    assert.equal(refused(), 2, 'a session cookie that is no session is audited, probe or not');
+    assert.ok(texts().some((text) => text.includes('GET /api/v1/session: E_SESSION')));
+    assert.deepEqual(harness.calls, []);
+  });
+
   it('refuses a session cookie replayed after logout, and one carried to another certificate', async () => {
     const admin = await readyClient(harness, 'admin');
     const stolen = { cookie: admin.cookie, csrf: admin.csrf };

@@ -1,9 +1,23 @@
-/** Applications: the installed apps (start, stop, configuration, uninstall) and the store's, installed with a progress bar. */
+/**
+ * Applications: the installed apps (start, stop, start rule, manifest, configuration, log,
+ * uninstall: the administrator's) and the store's, installed with a progress bar. The panels
+ * for one app are in app-details.ts (manifest, configuration) and app-log.ts (log).
+ */
 import { type ComponentChild, Fragment, h } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { call, callStreaming, type SessionView } from '../api.js';
-import { t } from '../i18n.js';
+import { type Key, t } from '../i18n.js';
 import { type Column, ErrorLine, Notice, Table, useAction, usePolling } from '../ui.js';
+import { ConfigEditor, ManifestPanel } from './app-details.js';
+import { LogPanel } from './app-log.js';
+
+type StartRule = 'auto' | 'manual' | 'blocked';
+/** The manual's start rules, as PUT /apps/{id}/rule names them. */
+const START_RULES: readonly [StartRule, Key][] = [
+  ['auto', 'ruleAuto'],
+  ['manual', 'ruleManual'],
+  ['blocked', 'ruleBlocked'],
+];
 
 export interface AppRow {
   package_id: string;
@@ -11,6 +25,7 @@ export interface AppRow {
   version: string;
   status: string;
   publisher: string;
+  launch_rule: StartRule;
 }
 interface InstallProgress {
   phase?: string;
@@ -22,7 +37,7 @@ export function AppsPage({ session }: { session: SessionView }): ComponentChild 
   const admin = session.role === 'admin';
   const [store, storeError] = usePolling(async () => (admin ? call<Record<string, unknown>[]>('GET', '/store/apps') : []), 0);
   const [progress, setProgress] = useState<{ id: string; phase: string; percent: number } | undefined>(undefined);
-  const [editing, setEditing] = useState<string | undefined>(undefined);
+  const [panel, setPanel] = useState<{ kind: 'manifest' | 'config' | 'log'; id: string } | undefined>(undefined);
   const action = useAction(reload);
   const install = (id: string): Promise<void> =>
     action.run(async () => {
@@ -39,6 +54,31 @@ export function AppsPage({ session }: { session: SessionView }): ComponentChild 
     { label: 'version', value: (row) => row.version },
     { label: 'publisher', value: (row) => row.publisher },
     { label: 'state', value: (row) => row.status },
+    {
+      label: 'startRule',
+      value: (row) => t(START_RULES.find(([rule]) => rule === row.launch_rule)?.[1] ?? 'ruleManual'),
+      ...(admin
+        ? {
+            cell: (row: AppRow) =>
+              h(
+                'select',
+                {
+                  'aria-label': `${t('startRule')} ${row.name}`,
+                  value: row.launch_rule,
+                  disabled: action.busy,
+                  onChange: (event: Event) => {
+                    const rule = (event.target as HTMLSelectElement).value;
+                    void action.run(async () => {
+                      await call('PUT', `/apps/${row.package_id}/rule`, { rule });
+                      return `${row.name}: ${t('ruleSaved')}`;
+                    });
+                  },
+                },
+                START_RULES.map(([rule, key]) => h('option', { value: rule }, t(key))),
+              ),
+          }
+        : {}),
+    },
   ];
   if (admin) {
     columns.push({
@@ -51,7 +91,9 @@ export function AppsPage({ session }: { session: SessionView }): ComponentChild 
           { class: 'actions' },
           h('button', { onClick: () => action.run(() => call('POST', `/apps/${row.package_id}/start`)) }, t('start')),
           h('button', { onClick: () => action.run(() => call('POST', `/apps/${row.package_id}/stop`)) }, t('stop')),
-          h('button', { onClick: () => setEditing(row.package_id) }, t('configuration')),
+          h('button', { onClick: () => setPanel({ kind: 'manifest', id: row.package_id }) }, t('manifest')),
+          h('button', { onClick: () => setPanel({ kind: 'config', id: row.package_id }) }, t('configuration')),
+          h('button', { onClick: () => setPanel({ kind: 'log', id: row.package_id }) }, t('log')),
           h('button', { onClick: () => action.run(() => call('DELETE', `/apps/${row.package_id}`)) }, t('uninstall')),
         ),
     });
@@ -62,7 +104,7 @@ export function AppsPage({ session }: { session: SessionView }): ComponentChild 
     h(ErrorLine, { error: action.error ?? error }),
     h(Notice, { text: action.done }),
     h(Table<AppRow>, { name: t('apps'), rows: apps ?? [], columns }),
-    editing ? h(ConfigEditor, { id: editing, onClose: () => setEditing(undefined) }) : null,
+    panel ? h(PANELS[panel.kind], { key: `${panel.kind} ${panel.id}`, id: panel.id, onClose: () => setPanel(undefined) }) : null,
     admin
       ? h(
           'section',
@@ -96,39 +138,4 @@ export function AppsPage({ session }: { session: SessionView }): ComponentChild 
   );
 }
 
-function ConfigEditor({ id, onClose }: { id: string; onClose: () => void }): ComponentChild {
-  const [text, setText] = useState<string | undefined>(undefined);
-  const [loadError, setLoadError] = useState<unknown>(undefined);
-  const action = useAction();
-  useEffect(() => {
-    call<unknown>('GET', `/apps/${id}/config`).then((value) => setText(JSON.stringify(value ?? {}, null, 2)), setLoadError);
-  }, [id]);
-  const save = (): Promise<void> =>
-    action.run(async () => {
-      let value: unknown;
-      try {
-        value = JSON.parse(text ?? '');
-      } catch (failure) {
-        throw `${t('notJson')}: ${(failure as Error).message}`;
-      }
-      await call('PUT', `/apps/${id}/config`, { value });
-      return t('saved');
-    });
-  return h(
-    'section',
-    { class: 'card', 'aria-label': `${t('configuration')} ${id}` },
-    h('h2', null, `${t('configuration')}: ${id}`),
-    // Disabled until the stored configuration arrives: typing before it would be overwritten by it.
-    h('textarea', {
-      'aria-label': t('configuration'),
-      rows: 12,
-      disabled: text === undefined,
-      value: text ?? '',
-      onInput: (event: Event) => setText((event.target as HTMLTextAreaElement).value),
-    }),
-    h('button', { onClick: save, disabled: action.busy || text === undefined }, t('save')),
-    h('button', { onClick: onClose }, t('close')),
-    h(ErrorLine, { error: action.error ?? loadError }),
-    h(Notice, { text: action.done }),
-  );
-}
+const PANELS = { manifest: ManifestPanel, config: ConfigEditor, log: LogPanel } as const;

@@ -29,8 +29,11 @@ export function schemaErrors(schema: Record<string, unknown>, document: unknown)
   return (leaves.length > 0 ? leaves : errors).map((error) => `${error.instanceLocation.replace(/^#/, '') || '/'}: ${error.error}`);
 }
 
-/** Sent in a header by the restore: printable ASCII only, so that both ends read the same bytes. */
-const PASSPHRASE = /^[\x20-\x7e]{8,256}$/;
+/** The gateway's rule (8 to 1024 characters), any language; no control characters, which no keyboard types. */
+const PASSPHRASE = /^[^\p{Cc}]{8,1024}$/u;
+
+/** A header carries ISO-8859-1 only: the passphrase goes as RFC 8187's UTF-8'' and its percent-encoded UTF-8, which the gateway reads back. */
+export const headerText = (text: string): string => `UTF-8''${encodeURIComponent(text)}`;
 
 export function SettingsPage(): ComponentChild {
   return h(Fragment, null, h(ConfigurationEditor, null), h('div', { class: 'columns' }, h(BackupSection, null), h(RestoreSection, null)));
@@ -150,7 +153,7 @@ function RestoreSection(): ComponentChild {
       if (!file) throw t('chooseFile');
       if (!PASSPHRASE.test(passphrase)) throw t('passphraseRule');
       if (!confirm(t('confirmRestore'))) return undefined;
-      const result = await upload<{ restored: boolean; restartRequired: boolean }>('/restore', file, { 'x-backup-passphrase': passphrase });
+      const result = await upload<{ restored: boolean; restartRequired: boolean }>('/restore', file, { 'x-backup-passphrase': headerText(passphrase) });
       form.reset();
       return result?.restartRequired ? `${t('restored')} ${t('restartRequired')}` : t('restored');
     });

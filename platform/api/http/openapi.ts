@@ -84,7 +84,14 @@ export function buildOpenApi(operationRoutes: readonly OperationRoute[], session
     const parameters: unknown[] = inPath.map((name) => ({ name, in: 'path', required: true, schema: properties[name] ?? { type: 'string' } }));
     const fromHeaders = Object.entries(route.consumes?.headers ?? {});
     for (const [name, header] of fromHeaders) {
-      parameters.push({ name: header, in: 'header', required: (route.params.required ?? []).includes(name), schema: properties[name] ?? { type: 'string' } });
+      parameters.push({
+        name: header,
+        in: 'header',
+        required: (route.params.required ?? []).includes(name),
+        schema: properties[name] ?? { type: 'string' },
+        description:
+          "Text beyond ASCII as UTF-8'' and its percent-encoded UTF-8 (RFC 8187), since browsers send only ISO-8859-1 headers; raw UTF-8 bytes are read as UTF-8 too",
+      });
     }
     const rest = without(route.params, [...inPath, ...route.fixed, ...fromHeaders.map(([name]) => name), ...(route.consumes ? [route.consumes.body] : [])]);
     if (!takesBody(route.method)) {

@@ -39,3 +39,26 @@ function coerce(value: string, type: string | undefined): unknown {
   if (type === 'boolean' && (value === 'true' || value === 'false')) return value === 'true';
   return value;
 }
+
+const EXT_VALUE = /^UTF-8''((?:[A-Za-z0-9!#$&+.^_`|~-]|%[0-9A-Fa-f]{2})*)$/i;
+
+/**
+ * A header's text. Browsers send only ISO-8859-1 header values, so text beyond ASCII (a backup
+ * passphrase in Russian) comes as RFC 8187's `UTF-8''` followed by its percent-encoded UTF-8, as
+ * the pages send it; raw bytes (what curl sends for a UTF-8 argument) are read as UTF-8. Bytes
+ * that are not UTF-8 are refused rather than guessed at: a passphrase read wrong opens nothing.
+ */
+export function headerText(value: string, header: string): string {
+  const encoded = EXT_VALUE.exec(value);
+  const bytes = encoded
+    ? Buffer.from(
+        encoded[1]!.replace(/%([0-9A-Fa-f]{2})|./gs, (char, hex: string | undefined) => (hex ? String.fromCharCode(Number.parseInt(hex, 16)) : char)),
+        'latin1',
+      )
+    : Buffer.from(value, 'latin1');
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw fail('E_BAD_REQUEST', `The ${header} header is not UTF-8: send text beyond ASCII as UTF-8'' and its percent-encoded UTF-8 (RFC 8187)`, { header });
+  }
+}

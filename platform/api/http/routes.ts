@@ -9,6 +9,7 @@
 import type { Role } from '../../accounts/index.js';
 import { MAX_BACKUP_BYTES } from '../../backup/index.js';
 import type { AllowlistEntry, DenylistEntry } from '../../traffic/gate-lists.js';
+import { APP_MANIFEST_SCHEMA } from '../app-manifest.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -297,6 +298,7 @@ export const OPERATION_ROUTES: readonly OperationRoute[] = [
     response: shape({ package_id: PACKAGE, uninstalled: { const: true } }),
   },
   { method: 'POST', path: '/apps/{id}/forget-signer', operation: 'apps.forget', roles: ADMIN, response: FORGOTTEN_SCHEMA },
+  { method: 'GET', path: '/apps/{id}/manifest', operation: 'apps.manifest', roles: ADMIN, response: APP_MANIFEST_SCHEMA },
   { method: 'POST', path: '/apps/{id}/start', operation: 'apps.start', roles: ADMIN, response: APP_STATUS_SCHEMA },
   { method: 'POST', path: '/apps/{id}/stop', operation: 'apps.stop', roles: ADMIN, response: APP_STATUS_SCHEMA },
   { method: 'PUT', path: '/apps/{id}/rule', operation: 'apps.rule', roles: ADMIN, response: APP_STATUS_SCHEMA },

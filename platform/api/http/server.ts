@@ -21,7 +21,7 @@ import { checkOperation, OPERATIONS, type OperationContext } from '../operations
 import type { GatewayServices } from '../services.js';
 import { readFileBody, readJsonBody } from './body.js';
 import { buildOpenApi } from './openapi.js';
-import { queryParams, takesBody } from './params.js';
+import { headerText, queryParams, takesBody } from './params.js';
 import { AUDITED, REFUSALS, type Refusal, RefusalAudit } from './refusals.js';
 import { koaPath, OPERATION_ROUTES, type OperationRoute, pathParameters } from './routes.js';
 import { type SessionRoute, sessionRoutes } from './session-routes.js';
@@ -183,9 +183,12 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     ctx.body = asset.body;
   });
 
-  const session = async (ctx: ApiContext, needs: 'any' | 'ready', roles: readonly Role[]): Promise<Readonly<Session>> => {
-    const current = await auth.authenticate(ctx.cookies.get(SESSION_COOKIE), ctx.state.certificateSha256, {
-      activity: ctx.get(BACKGROUND_HEADER) !== '1',
+  const session = async (ctx: ApiContext, needs: 'any' | 'ready', roles: readonly Role[], probe = false): Promise<Readonly<Session>> => {
+    const token = ctx.cookies.get(SESSION_COOKIE);
+    const current = await auth.authenticate(token, ctx.state.certificateSha256, { activity: ctx.get(BACKGROUND_HEADER) !== '1' }).catch((error: unknown) => {
+      const coded = toIsogateError(error) as Refusal;
+      if (probe && token === undefined && coded.code === 'E_SESSION') coded[AUDITED] = true;
+      throw coded;
     });
     if (needs === 'ready' && current.mustChange) {
       await refuse(ctx, fail('E_PASSWORD_CHANGE', 'Change the password first: PUT /api/v1/users/{role}/credentials', { role: current.role }));
@@ -221,7 +224,7 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       const given: Record<string, unknown> = { [consumes.body]: file.toString('base64') };
       for (const [name, header] of Object.entries(consumes.headers)) {
         const value = ctx.get(header);
-        if (value) given[name] = value;
+        if (value) given[name] = headerText(value, header);
       }
       return given;
     }
@@ -234,7 +237,7 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
 
   for (const route of accountRoutes) {
     router.register(koaPath(route.path), [route.method], async (ctx) => {
-      const current = route.session === 'none' ? undefined : await session(ctx, route.session, route.roles);
+      const current = route.session === 'none' ? undefined : await session(ctx, route.session, route.roles, route.probe === true);
       const params = await parameters(ctx, route.path, route.params);
       checkSchema(route, params);
       const result = await route.run(auth, {

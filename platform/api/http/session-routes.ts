@@ -24,6 +24,12 @@ export interface SessionRoute {
   roles: readonly Role[];
   /** `none`: no session needed (login); `any`: also while a password change is due; otherwise a session past it. */
   session: 'none' | 'any' | 'ready';
+  /**
+   * A page asking whether it is logged in: asked without any session cookie, its E_SESSION is the
+   * expected answer on every page load, not a refused attempt, and is not audited. A cookie that
+   * is stale, replayed or someone else's is still refused and audited.
+   */
+  probe?: true;
   params: Record<string, unknown>;
   response: Record<string, unknown>;
   run(auth: Authenticator, request: SessionRequest): Promise<unknown>;
@@ -123,6 +129,7 @@ export function sessionRoutes(options: SessionRouteOptions): SessionRoute[] {
       summary: 'The current session: who, its CSRF token, whether a password change is due',
       roles: ROLES,
       session: 'any',
+      probe: true,
       params: object({}),
       response: SESSION_VIEW,
       run: async (auth, request) => view(request.session!, auth),
