@@ -176,6 +176,7 @@ describe('web interface over the API server', function () {
   let api: HttpApi;
   let web: WebFrontEnd;
   let audit: MemoryAuditLog;
+  let now = Date.now();
   const agents: Agent[] = [];
   const agentFor = (identity?: Identity): Agent => {
     const agent = new Agent({
@@ -189,11 +190,15 @@ describe('web interface over the API server', function () {
     const keys = apiPki();
     dir = await makeTempDir('isogate-web-');
     audit = new MemoryAuditLog();
-    const accounts = await AccountStore.open(path.join(dir, 'accounts'), {
-      admin: { name: 'admin', password: 'adminadmin', certificateSha256: sha256Of(keys.admin), certificateValidTo: null },
-      user: { name: 'user', password: 'useruser', certificateSha256: sha256Of(keys.user), certificateValidTo: null },
-    });
-    const authenticator = new Authenticator({ accounts, audit, settings: () => USER_SETTINGS_DEFAULTS });
+    const accounts = await AccountStore.open(
+      path.join(dir, 'accounts'),
+      {
+        admin: { name: 'admin', password: 'adminadmin', certificateSha256: sha256Of(keys.admin), certificateValidTo: null },
+        user: { name: 'user', password: 'useruser', certificateSha256: sha256Of(keys.user), certificateValidTo: null },
+      },
+      () => now,
+    );
+    const authenticator = new Authenticator({ accounts, audit, settings: () => USER_SETTINGS_DEFAULTS, clock: () => now });
     web = await frontEnd();
     api = await serveHttpApi({
       port: 0,
@@ -212,7 +217,7 @@ describe('web interface over the API server', function () {
     await removeDir(dir);
   });
 
-  it("serves a page's chrome with the strict CSP, the session's menu once logged in, and the session untouched by the page", async () => {
+  it("serves a page's chrome with the strict CSP, and the session's menu once logged in", async () => {
     const agent = agentFor(apiPki().admin);
     const before = await request(`${api.url}/certs`, { dispatcher: agent });
     assert.equal(before.statusCode, 200);
@@ -283,5 +288,27 @@ describe('web interface over the API server', function () {
     const anonymous = await request(`${api.url}/status`, { dispatcher: agentFor() });
     assert.equal(anonymous.statusCode, 401);
     assert.equal(((await anonymous.body.json()) as { code: string }).code, 'E_CERTIFICATE_REQUIRED');
+  });
+
+  it("does not count a page's document as the person's activity: the idle period runs on", async () => {
+    const agent = agentFor(apiPki().admin);
+    const login = await request(`${api.url}/api/v1/session`, {
+      dispatcher: agent,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: 'Front-end-2026' }),
+    });
+    assert.equal(login.statusCode, 200);
+    await login.body.dump();
+    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    const idle = USER_SETTINGS_DEFAULTS.idle_minutes * 60_000;
+    now += idle - 60_000;
+    const html = await (await request(`${api.url}/status`, { dispatcher: agent, headers: { cookie } })).body.text();
+    assert.ok(html.includes('<nav'), 'the session is live');
+    now += 2 * 60_000;
+    const after = await request(`${api.url}/api/v1/session`, { dispatcher: agent, headers: { cookie } });
+    assert.equal(after.statusCode, 401);
+    assert.equal(((await after.body.json()) as { code: string }).code, 'E_SESSION');
+    assert.ok(audit.events().includes('sessionIdleLock'));
   });
 });
