@@ -12,33 +12,73 @@ import { useCriticalMarks } from './alarms.js';
 import { call, type SessionView, setCsrf, whenSessionLost } from './api.js';
 import { currentLang, setLang, t } from './i18n.js';
 import { MENU, type MenuEntry, pageAt, pagePath } from './menu.js';
-import { AppsPage } from './pages/apps.js';
-import { AuditPage } from './pages/audit.js';
-import { CertsPage } from './pages/certs.js';
-import { DiagPage } from './pages/diag.js';
 import { ChangePassword, Login } from './pages/login.js';
-import { NpPage } from './pages/np.js';
-import { RoutingPage } from './pages/routing.js';
-import { SettingsPage } from './pages/settings.js';
-import { type Status, StatusPage } from './pages/status.js';
-import { UsersPage } from './pages/users.js';
-import { usePolling } from './ui.js';
+import type { Status } from './pages/status.js';
+import { ErrorLine, usePolling } from './ui.js';
 
 type PageView = (props: { session: SessionView }) => ComponentChild;
 
-/** Each menu entry's page (web/menu.ts lists them, their roles and alarms, for the gateway's chrome too). */
-const VIEWS: Readonly<Record<string, PageView>> = {
-  status: StatusPage,
-  apps: AppsPage,
-  routing: RoutingPage,
-  certs: CertsPage,
-  np: NpPage,
-  events: () => h(AuditPage, { log: 'firewall' }),
-  audit: () => h(AuditPage, { log: 'system' }),
-  diag: DiagPage,
-  settings: SettingsPage,
-  users: UsersPage,
+/**
+ * Each menu entry's page, loaded when it is first opened (esbuild splits the bundle there): the
+ * script the browser runs first is only the chrome's and the login's.
+ */
+const VIEWS: Readonly<Record<string, () => Promise<PageView>>> = {
+  status: () => import('./pages/status.js').then((module) => module.StatusPage),
+  apps: () => import('./pages/apps.js').then((module) => module.AppsPage),
+  routing: () => import('./pages/routing.js').then((module) => module.RoutingPage),
+  certs: () => import('./pages/certs.js').then((module) => module.CertsPage),
+  np: () => import('./pages/np.js').then((module) => module.NpPage),
+  events: () =>
+    import('./pages/audit.js').then(
+      ({ AuditPage }) =>
+        () =>
+          h(AuditPage, { log: 'firewall' }),
+    ),
+  audit: () =>
+    import('./pages/audit.js').then(
+      ({ AuditPage }) =>
+        () =>
+          h(AuditPage, { log: 'system' }),
+    ),
+  diag: () => import('./pages/diag.js').then((module) => module.DiagPage),
+  settings: () => import('./pages/settings.js').then((module) => module.SettingsPage),
+  users: () => import('./pages/users.js').then((module) => module.UsersPage),
 };
+const loading = new Map<string, Promise<PageView>>();
+/** The views loaded so far: a page opened again renders at once, without a loading line between. */
+const ready = new Map<string, PageView>();
+function loadView(id: string): Promise<PageView> {
+  let load = loading.get(id);
+  if (!load) {
+    load = VIEWS[id]!().then((view) => {
+      ready.set(id, view);
+      return view;
+    });
+    // A chunk that failed to arrive is asked for again the next time the page opens.
+    load.catch(() => loading.delete(id));
+    loading.set(id, load);
+  }
+  return load;
+}
+
+function Page({ id, session }: { id: string; session: SessionView }): ComponentChild {
+  const [, setLoaded] = useState(0);
+  const [failure, setFailure] = useState<unknown>(undefined);
+  const view = ready.get(id);
+  useEffect(() => {
+    if (view) return;
+    let live = true;
+    loadView(id).then(
+      () => live && setLoaded((n) => n + 1),
+      (error: unknown) => live && setFailure(error),
+    );
+    return () => {
+      live = false;
+    };
+  }, [id]);
+  if (view) return h(view, { session });
+  return failure ? h(ErrorLine, { error: failure }) : h('p', { class: 'loading', role: 'status' }, t('loading'));
+}
 
 const pageFromPath = (): MenuEntry => pageAt(location.pathname) ?? pageAt('/')!;
 
@@ -70,7 +110,6 @@ function Shell({ session, onLogout }: { session: SessionView; onLogout: () => vo
   }, []);
   const allowed = MENU.filter((entry) => entry.roles.includes(session.role));
   const marks = useCriticalMarks(allowed.flatMap((entry) => (entry.alarm ? [entry.alarm] : [])));
-  const view = VIEWS[current.id]!;
   const permitted = current.roles.includes(session.role);
   const logout = async (): Promise<void> => {
     await call('DELETE', '/session').catch(() => undefined);
@@ -104,7 +143,7 @@ function Shell({ session, onLogout }: { session: SessionView; onLogout: () => vo
       null,
       h(Banner, { session }),
       h('h1', null, t(current.label)),
-      permitted ? h(view, { key: current.id, session }) : h('p', { class: 'error', role: 'alert' }, t('forbidden')),
+      permitted ? h(Page, { key: current.id, id: current.id, session }) : h('p', { class: 'error', role: 'alert' }, t('forbidden')),
     ),
   );
 }
@@ -156,6 +195,8 @@ let lostAtStart = false;
 whenSessionLost(() => {
   lostAtStart = true;
 });
+// The current page's code is fetched while the session is asked for, not after.
+if (pageFromPath().id in VIEWS) loadView(pageFromPath().id).catch(() => undefined);
 const initial = await call<SessionView>('GET', '/session').catch(() => null);
 setCsrf(initial?.csrfToken ?? '');
 const root = document.getElementById('app')!;

@@ -1,13 +1,13 @@
 /**
  * The admin web interface's files: the front end in `web/` (preact, uPlot) bundled by esbuild
- * into one script and one stylesheet, each named by its content's hash and compressed once
+ * into an entry script, a chunk per page and one stylesheet, each named by its content's hash
+ * and compressed once
  * (brotli and gzip), and the page documents (shell.ts) that link them. `npm run build` writes the
  * files beside this module in dist/ (`web-files/`), so a gateway run from dist/ reads them and
  * never loads the bundler; run from the sources (tests through tsx) the front end is bundled and
  * compressed at the first start and kept in memory (as the guest SDK is: sandbox/guest-bundle.ts).
  * Served by the API's own HTTPS server: no CDN, no inline script, one strict CSP.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -66,8 +66,17 @@ export interface WebFrontEnd {
   respond(request: WebRequest): Promise<WebResponse | undefined>;
 }
 
-/** Bundles the front end from `web/` at the project's root (two or three levels up: sources or dist/). */
-export async function bundleWeb(): Promise<{ js: string; css: string }> {
+/** One output of the bundler, by its file name (the entry `app.<hash>.js`, its stylesheet, the pages' `chunk.<hash>.js`). */
+export interface BundledFile {
+  name: string;
+  text: string;
+}
+
+/**
+ * Bundles the front end from `web/` at the project's root (two or three levels up: sources or
+ * dist/), split where web/main.ts loads a page, each file named by esbuild's hash of its content.
+ */
+export async function bundleWeb(): Promise<BundledFile[]> {
   const entry = [path.join(here, '..', '..', 'web', 'main.ts'), path.join(here, '..', '..', '..', 'web', 'main.ts')].find((file) => existsSync(file));
   if (!entry) throw new Error(`The web interface's sources are missing (web/main.ts near ${here})`);
   const { build } = await import('esbuild');
@@ -77,26 +86,24 @@ export async function bundleWeb(): Promise<{ js: string; css: string }> {
     write: false,
     outdir: 'out',
     format: 'esm',
+    splitting: true,
+    entryNames: 'app.[hash]',
+    chunkNames: 'chunk.[hash]',
     platform: 'browser',
     target: 'es2022',
     minify: true,
     legalComments: 'none',
     logLevel: 'silent',
   });
-  const js = result.outputFiles.find((file) => file.path.endsWith('.js'))?.text ?? '';
-  const css = result.outputFiles.find((file) => file.path.endsWith('.css'))?.text ?? '';
-  return { js, css };
+  return result.outputFiles.map((file) => ({ name: path.basename(file.path), text: file.text }));
 }
 
-const hashed = (stem: string, ext: string, body: Buffer): string => `${stem}.${createHash('sha256').update(body).digest('hex').slice(0, 16)}${ext}`;
-
-/** The bundle's files under their hashed names, each with its brotli and gzip copies (compressed here, once). */
-export async function compressWeb(bundle: { js: string; css: string }): Promise<Map<string, WebFile>> {
+/** The bundle's files under `/assets/`, each with its brotli and gzip copies (compressed here, once). */
+export async function compressWeb(bundle: readonly BundledFile[]): Promise<Map<string, WebFile>> {
   const files = new Map<string, WebFile>();
-  for (const [ext, text] of [
-    ['.js', bundle.js],
-    ['.css', bundle.css],
-  ] as const) {
+  for (const { name, text } of bundle) {
+    const type = TYPES[path.extname(name)];
+    if (!type || name !== path.basename(name)) throw new Error(`The web bundle's file ${name} is not a script or stylesheet`);
     const body = Buffer.from(text);
     const [br, gz] = await Promise.all([
       promisify(brotliCompress)(body, {
@@ -104,7 +111,7 @@ export async function compressWeb(bundle: { js: string; css: string }): Promise<
       }),
       promisify(gzip)(body, { level: constants.Z_BEST_COMPRESSION }),
     ]);
-    files.set(`${ASSETS_PREFIX}${hashed('app', ext, body)}`, { type: TYPES[ext]!, body, br, gzip: gz, cache: 'immutable' });
+    files.set(`${ASSETS_PREFIX}${name}`, { type, body, br, gzip: gz, cache: 'immutable' });
   }
   return files;
 }
@@ -158,7 +165,7 @@ function serveFile(file: WebFile, acceptEncoding: string): WebResponse {
 }
 
 export function webFrontEnd(files: Map<string, WebFile>): WebFrontEnd {
-  const name = (ext: string): string => [...files.keys()].find((key) => key.startsWith(ASSETS_PREFIX) && key.endsWith(ext)) ?? '';
+  const name = (ext: string): string => [...files.keys()].find((key) => key.startsWith(`${ASSETS_PREFIX}app.`) && key.endsWith(ext)) ?? '';
   const assets: ShellAssets = { js: name('.js'), css: name('.css') };
   if (!assets.js || !assets.css) throw new Error("The web interface's script or stylesheet is missing from its files");
   return {

@@ -21,10 +21,20 @@ import { apiPki, type Identity, sha256Of } from '../api/harness.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 // A stand-in bundle: the front end's own is esbuild's, which these tests need not wait for.
-const BUNDLE = { js: `console.log(${JSON.stringify('x'.repeat(4000))});`, css: `body{color:#123}${'.a{margin:0}'.repeat(200)}` };
+const BUNDLE = {
+  js: `import('./chunk.C4KE2TZ7.js');console.log(${JSON.stringify('x'.repeat(4000))});`,
+  css: `body{color:#123}${'.a{margin:0}'.repeat(200)}`,
+  chunk: `export const page=${JSON.stringify('y'.repeat(2000))};`,
+};
 
 async function frontEnd(): Promise<WebFrontEnd> {
-  return webFrontEnd(await compressWeb(BUNDLE));
+  return webFrontEnd(
+    await compressWeb([
+      { name: 'chunk.C4KE2TZ7.js', text: BUNDLE.chunk },
+      { name: 'app.VQ3LX5BM.js', text: BUNDLE.js },
+      { name: 'app.HUDK6R2Z.css', text: BUNDLE.css },
+    ]),
+  );
 }
 
 function get(path: string, options: { viewer?: Viewer; lang?: string; acceptEncoding?: string; asked?: string[] } = {}): WebRequest {
@@ -106,8 +116,8 @@ describe('web interface documents and files', () => {
       [[` type="module" src="${web.assets.js}"`, '']],
     );
     assert.ok(!/<style|\sstyle=|\son\w+=/.test(html));
-    assert.match(web.assets.js, /^\/assets\/app\.[0-9a-f]{16}\.js$/);
-    assert.match(web.assets.css, /^\/assets\/app\.[0-9a-f]{16}\.css$/);
+    assert.equal(web.assets.js, '/assets/app.VQ3LX5BM.js', 'the entry, not a page chunk');
+    assert.equal(web.assets.css, '/assets/app.HUDK6R2Z.css');
     assert.ok(html.includes(`<link rel="stylesheet" href="${web.assets.css}">`));
   });
 
@@ -128,6 +138,7 @@ describe('web interface documents and files', () => {
     for (const [file, original] of [
       [web.assets.js, BUNDLE.js],
       [web.assets.css, BUNDLE.css],
+      ['/assets/chunk.C4KE2TZ7.js', BUNDLE.chunk],
     ] as const) {
       const br = (await web.respond(get(file, { acceptEncoding: 'gzip, deflate, br, zstd', asked })))!;
       assert.equal(br.headers['Content-Encoding'], 'br');
