@@ -185,9 +185,15 @@ function App({ initial, lostAtStart }: { initial: SessionView | null; lostAtStar
   return h(Fragment, null, h('button', { class: 'lang', onClick: switchLang }, t('language')), body);
 }
 
-// A link from before the pages had paths (`/#/audit`) still opens its page.
-const legacy = /^#\/(\w+)$/.exec(location.hash);
-if (legacy && pageAt(pagePath(legacy[1]!))) history.replaceState(null, '', pagePath(legacy[1]!));
+/** A link from before the pages had paths (`/#/audit`) still opens its page, loaded anew or followed within this one. */
+function followOldLink(): void {
+  const old = /^#\/(\w+)$/.exec(location.hash);
+  if (!old || !pageAt(pagePath(old[1]!))) return;
+  history.replaceState(null, '', pagePath(old[1]!));
+  dispatchEvent(new PopStateEvent('popstate'));
+}
+followOldLink();
+addEventListener('hashchange', followOldLink);
 
 document.documentElement.lang = currentLang();
 // The gateway's chrome stays on screen until the session is known; then the pages replace it in one task.
