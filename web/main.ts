@@ -202,7 +202,7 @@ whenSessionLost(() => {
   lostAtStart = true;
 });
 // The current page's code is fetched while the session is asked for, not after.
-if (pageFromPath().id in VIEWS) loadView(pageFromPath().id).catch(() => undefined);
+loadView(pageFromPath().id).catch(() => undefined);
 const initial = await call<SessionView>('GET', '/session').catch(() => null);
 setCsrf(initial?.csrfToken ?? '');
 const root = document.getElementById('app')!;
