@@ -43,9 +43,9 @@ writeFileSync(guestBundle.GUEST_BUNDLE_FILE, await guestBundle.bundleGuest());
 
 // The web interface, bundled here too (platform/web/assets.ts).
 const web = await import(new URL('../dist/platform/web/assets.js', import.meta.url).href);
-const pages = await web.bundleWeb();
-writeFileSync(web.WEB_BUNDLE_JS, pages.js);
-writeFileSync(web.WEB_BUNDLE_CSS, pages.css);
+// Hashed names, compressed once here; an earlier build's files go first (their hashes are stale).
+rmSync(web.WEB_FILES_DIR, { recursive: true, force: true });
+await web.writeWebFiles(await web.compressWeb(await web.bundleWeb()));
 
 // Copies, not links: dist/ is then a self-contained install of the same version.
 rmSync(path.join(dist, 'manifests'), { recursive: true, force: true });

@@ -6,7 +6,10 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call } from './api.js';
 
-export type AuditLog = 'system' | 'firewall';
+import type { AuditLog } from './menu.js';
+
+export type { AuditLog };
+
 const SEEN_EVENT = 'isogate-critical-seen';
 const seenKey = (log: AuditLog): string => `isogate-critical-seen-${log}`;
 const seenSeq = (log: AuditLog): number => Number(localStorage.getItem(seenKey(log)) ?? 0);

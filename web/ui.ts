@@ -1,11 +1,10 @@
 /**
  * What every page is built from: the error line that says what to do, polling, the table that
- * sorts and filters, the small chart, and the file helpers (downloads the browser saves, uploads
+ * sorts and filters, and the file helpers (downloads the browser saves, uploads
  * read as base64).
  */
 import { type ComponentChild, h } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
-import uPlot from 'uplot';
+import { useEffect, useState } from 'preact/hooks';
 import { CallError } from './api.js';
 import { currentLang, type Key, t } from './i18n.js';
 
@@ -219,19 +218,6 @@ export function Table<R>({
       ),
     ),
   );
-}
-
-/** A small line chart of one series over time (uPlot; drawn, not read). */
-export function Chart({ points, label, name }: { points: [number[], number[]]; label: string; name: string }): ComponentChild {
-  const box = useRef<HTMLDivElement>(null);
-  const plot = useRef<uPlot | null>(null);
-  useEffect(() => {
-    if (!box.current) return;
-    plot.current = new uPlot({ width: 480, height: 160, legend: { show: false }, series: [{}, { label, stroke: '#2b6cb0', width: 2 }] }, points, box.current);
-    return () => plot.current?.destroy();
-  }, []);
-  useEffect(() => plot.current?.setData(points), [points]);
-  return h('div', { ref: box, class: 'chart', role: 'img', 'aria-label': name });
 }
 
 /** Seconds as days, hours, minutes and seconds, largest first. */

@@ -2,8 +2,9 @@
 import { type ComponentChild, Fragment, h } from 'preact';
 import { useRef } from 'preact/hooks';
 import { call, type SessionView } from '../api.js';
+import { Chart } from '../chart.js';
 import { t } from '../i18n.js';
-import { Chart, duration, ErrorLine, Table, usePolling } from '../ui.js';
+import { duration, ErrorLine, Table, usePolling } from '../ui.js';
 import { type RouteRow, routeColumns } from './routing.js';
 
 export interface Status {

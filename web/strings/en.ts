@@ -12,6 +12,7 @@ export const en = {
   change: 'Change password',
   mismatch: 'The two new passwords differ: type the same one twice.',
   logout: 'Log out',
+  loading: 'Loading…',
   sessionEnded: 'The session ended (idle or logged out); log in again.',
   status: 'Status',
   apps: 'Applications',

@@ -15,8 +15,10 @@ import Koa from 'koa';
 import { ERROR_CODES, type ErrorCode, fail, type IsogateError, toIsogateError } from '../../../sdk/errors.js';
 import { DOCUMENT_LIMITS } from '../../../sdk/limits.js';
 import { assertValid, compileSchema } from '../../../sdk/schema.js';
+import { LANG_COOKIE } from '../../../web/menu.js';
 import type { Authenticator, Role, Session } from '../../accounts/index.js';
 import type { Audit } from '../../audit/index.js';
+import type { WebFrontEnd } from '../../web/assets.js';
 import { checkOperation, OPERATIONS, type OperationContext } from '../operations.js';
 import type { GatewayServices } from '../services.js';
 import { readFileBody, readJsonBody } from './body.js';
@@ -44,8 +46,8 @@ export interface HttpApiOptions {
   /** Origins besides https://<host>:<port> (and localhost's names for loopback) allowed to send requests. */
   origins?: string[];
   limits?: Partial<HttpLimits>;
-  /** The web interface's files under `/` (platform/web), served to the same certificates as the API. */
-  web?: ReadonlyMap<string, { type: string; body: string }>;
+  /** The web interface under `/` (platform/web), served to the same certificates as the API. */
+  web?: WebFrontEnd;
   /** The pages' Content-Security-Policy. */
   webCsp?: string;
 }
@@ -175,12 +177,28 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
 
   // The pages: only behind the certificate check above, and never under the API's prefix.
   app.use(async (ctx, next) => {
-    const asset = (ctx.method === 'GET' || ctx.method === 'HEAD') && !ctx.path.startsWith('/api/') ? options.web?.get(ctx.path) : undefined;
-    if (!asset) return next();
-    if (options.webCsp) ctx.set('Content-Security-Policy', options.webCsp);
+    const web = options.web;
+    if (!web || (ctx.method !== 'GET' && ctx.method !== 'HEAD') || ctx.path.startsWith('/api/')) return next();
+    const answer = await web.respond({
+      path: ctx.path,
+      acceptEncoding: ctx.get('Accept-Encoding'),
+      lang: ctx.cookies.get(LANG_COOKIE),
+      // The page's chrome follows the session's role; reading it is not the person's activity.
+      viewer: () =>
+        auth.authenticate(ctx.cookies.get(SESSION_COOKIE), ctx.state.certificateSha256, { activity: false }).then(
+          (current) => ({ role: current.role, name: current.name, mustChange: current.mustChange }),
+          (error: unknown) => {
+            // No live session is the login's chrome; the API's own call says why, with its code.
+            if (['E_SESSION', 'E_CREDENTIALS_EXPIRED'].includes(toIsogateError(error).code)) return undefined;
+            throw error;
+          },
+        ),
+    });
+    if (!answer) return next();
     ctx.status = 200;
-    ctx.type = asset.type;
-    ctx.body = asset.body;
+    ctx.set(answer.headers);
+    if (options.webCsp) ctx.set('Content-Security-Policy', options.webCsp);
+    ctx.body = answer.body;
   });
 
   const session = async (ctx: ApiContext, needs: 'any' | 'ready', roles: readonly Role[], probe = false): Promise<Readonly<Session>> => {
