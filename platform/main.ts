@@ -136,6 +136,7 @@ const SHUTDOWN_ORDER = [
   'web api',
   'control socket',
   'debug service',
+  'emergency mode',
   'audit',
   'traffic gate',
   'launcher',
@@ -184,6 +185,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const demo = await ensureDemoCredentials(dir('demo'));
     // Read before any app can start: a gateway that was in emergency support mode comes back in it.
     const modes = await EmergencyMode.open(dataDir, audit);
+    shutdown.set('emergency mode', () => modes.settled());
 
     let embedded: EmbeddedStore | undefined;
     let storeUrl: string;

@@ -100,6 +100,11 @@ export class EmergencyMode {
     if (failures.length > 0) process.stderr.write(`emergency support mode: ${failures.length} step(s) failed: ${failures.map(String).join('; ')}\n`);
   }
 
+  /** Settles when entering the mode has finished (record, events, hooks): a gateway closing waits for it, not writing after close. */
+  settled(): Promise<void> {
+    return this.#entering ?? Promise.resolve();
+  }
+
   /** An admin's restart leaves the mode; the cause may bring it back (the manual: "it is possible to re-enter"). */
   async clear(): Promise<EmergencyState | undefined> {
     await this.#entering;
