@@ -22,11 +22,11 @@ import * as developer from '../../sdk/cli/developer.js';
 import { MAIN_SOURCE, PROJECT_TSCONFIG, projectManifest } from '../../sdk/cli/templates.js';
 import { startDevLoop } from '../../sdk/harness/dev-loop.js';
 import { serveStore } from '../../store-mock/server.js';
+import { SDK_BIN } from '../fixtures/sdk-bin.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { type BenchResult, type Comparison, compare, median } from './harness.js';
 
 const APP = 'com.example.devloop';
-const SDK_BIN = path.resolve('bin/isogate-sdk.mjs');
 const NO_PROGRESS = { progress: () => undefined };
 
 /** About 100 KB of TypeScript the app really uses (nothing for the bundler to drop). */
