@@ -197,11 +197,11 @@ describe('DevTools in a pushed app', function () {
     assert.equal(answer.result.result.value, 'undefined,undefined,undefined');
     // The ways out a client would try: the Function constructor of any object, a host call, a
     // context that is not the app's. Each stays inside the isolate or is refused by V8 itself.
-    const escape = await cdp.send('Runtime.evaluate', {
+    const viaFunction = await cdp.send('Runtime.evaluate', {
       contextId: app.params.context.id,
       expression: '(function () { return this; })().constructor.constructor("return typeof process + typeof require")()',
     });
-    assert.equal(escape.result.result.value, 'undefinedundefined', JSON.stringify(escape));
+    assert.equal(viaFunction.result.result.value, 'undefinedundefined', JSON.stringify(viaFunction));
     const exit = await cdp.send('Runtime.evaluate', { contextId: app.params.context.id, expression: 'process.exit(1)' });
     assert.equal(exit.result.exceptionDetails?.exception?.className, 'ReferenceError', JSON.stringify(exit));
     const elsewhere = await cdp.send('Runtime.evaluate', { contextId: app.params.context.id + 1000, expression: '1' });
