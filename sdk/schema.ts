@@ -11,7 +11,7 @@
  *   input: a publisher's `^(a+)+$` cannot stall the gateway's thread.
  *
  * Both kinds are compiled once per schema object (the manifests the gateway holds do not change),
- * never re-serialised per message.
+ * package schemas also once per schema text, and never re-serialised per message.
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import * as addFormatsModule from 'ajv-formats';
@@ -604,10 +604,13 @@ function sharedUntrustedAjv(): Ajv2020 {
 }
 
 const untrustedCompiled = new WeakMap<object, ValidateFunction>();
+/** The validators of the schema texts compiled last, least recently used first out. */
+const untrustedByText = new Map<string, ValidateFunction>();
+const UNTRUSTED_BY_TEXT_MAX = 256;
 
 /**
  * The one way to compile a schema that came in a package. Checks it (checkUntrustedSchema), then
- * compiles it once per schema object in the instance for package schemas. The schema is taken out
+ * compiles it once per schema text (kept for the last 256) in the instance for package schemas. The schema is taken out
  * of ajv's registry right after: publishers' `$id`s never meet (a nested `$id` is refused) and the
  * instance does not keep manifests of uninstalled apps. A schema ajv refuses is `code`.
  */
@@ -615,6 +618,18 @@ export function compileUntrustedSchema(schema: object, place: string, code: Erro
   let validate = untrustedCompiled.get(schema);
   if (validate) return validate;
   checkUntrustedSchema(schema, place, code);
+  // Checked first (size and depth bound the text). The same text compiles to the same validator:
+  // each parse of a manifest (a push reads it in the gateway, the verify worker, the launcher and
+  // the router) makes new objects, and ajv's compile was the largest CPU cost of a push in the
+  // gateway's thread.
+  const text = JSON.stringify(schema);
+  validate = untrustedByText.get(text);
+  if (validate) {
+    untrustedByText.delete(text);
+    untrustedByText.set(text, validate);
+    untrustedCompiled.set(schema, validate);
+    return validate;
+  }
   const ajv = sharedUntrustedAjv();
   try {
     validate = ajv.compile(schema);
@@ -625,6 +640,8 @@ export function compileUntrustedSchema(schema: object, place: string, code: Erro
     ajv.removeSchema(schema);
   }
   untrustedCompiled.set(schema, validate);
+  untrustedByText.set(text, validate);
+  if (untrustedByText.size > UNTRUSTED_BY_TEXT_MAX) untrustedByText.delete(untrustedByText.keys().next().value!);
   return validate;
 }
 

@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { debuglog } from 'node:util';
 import { type ErrorCode, fail, type IsogateError, toIsogateError } from '../../sdk/errors.js';
 import type { Audit } from '../audit/index.js';
 import { type DataDir, readJsonIfExists, writeJsonDurable } from '../durable/index.js';
@@ -66,6 +67,8 @@ export const DEBUG_DEFAULTS = { host: '127.0.0.1', port: 0 } as const;
 const PACKAGE_ID = /^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$/;
 /** Refusals of unknown tokens audited per minute; past it they are counted and the count goes with the next record. */
 const AUTH_AUDITS_PER_MINUTE = 10;
+/** `NODE_DEBUG=isogate-push`: when a push arrived and when its package was on disk (ms), beside the orchestrator's phases. */
+const tracePush = debuglog('isogate-push');
 
 export class DebugService {
   readonly #options: Required<DebugServiceOptions>;
@@ -234,6 +237,7 @@ export class DebugService {
     if (Number.isFinite(declared) && declared > maxPackageBytes) throw fail('E_PACKAGE_LIMIT', `The package is larger than ${maxPackageBytes} bytes`);
     const incoming = path.join(dir, 'incoming');
     await data.mkdir(data.relative(incoming), 0o700);
+    tracePush('request - %d', Math.round(performance.now()));
     const file = path.join(incoming, `${randomBytes(8).toString('hex')}.igp`);
     let received = 0;
     const bound = new Transform({
@@ -246,6 +250,7 @@ export class DebugService {
     try {
       await pipeline(request, bound, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
       if (received === 0) throw fail('E_PACKAGE_FORMAT', 'The push carried no package (an empty body)');
+      tracePush('received - %d', Math.round(performance.now()));
       return await this.#options.host.push(file, developer);
     } finally {
       await fs.rm(file, { force: true });

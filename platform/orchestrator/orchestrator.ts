@@ -8,6 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
+import { debuglog } from 'node:util';
 import semver from 'semver';
 import { type ErrorCode, fail, IsogateError, isIsogateError, toIsogateError } from '../../sdk/errors.js';
 import { type AppManifest, reservedCapabilitiesOf, validateManifest } from '../../sdk/manifest.js';
@@ -122,8 +123,16 @@ export interface OrchestratorOptions {
 }
 
 export const ORCHESTRATOR_DEFAULTS = { maxApps: 20, updateWatchMs: 5000 } as const;
-/** The longest watch window of an in-place update by a push (ms). */
-export const PUSH_WATCH_MS = 1000;
+/**
+ * The watch window of an in-place update by a push (ms): none past the start. A pushed version
+ * is confirmed by its readiness (the sandbox's ready signal, once its module and start-up ran),
+ * which is what "fails to start" means; the developer waits for every push, and a version that
+ * fails later is the developer's to see in `logs -f`, under the app's restart rule.
+ */
+export const PUSH_WATCH_MS = 0;
+/** `NODE_DEBUG=isogate-push`: each phase of a push and its swap, with the time (ms) it ended, to stderr. */
+const tracePush = debuglog('isogate-push');
+const tracePhase = (name: string, packageId: string): void => tracePush('%s %s %d', name, packageId, Math.round(performance.now()));
 
 /** The launcher's and the router's part in an update, wired in platform/main.ts. */
 export interface UpdateHooks {
@@ -960,12 +969,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     report('install', entry.size, 80);
     const dir = path.join(this.#updatesDir, packageId);
     const step = async (name: UpdateStep): Promise<void> => {
+      tracePhase(name, packageId);
       await this.#options.onUpdateStep?.(name, packageId);
     };
     const root = path.join(this.#appsDir, packageId);
     let wasRunning: boolean;
     try {
       wasRunning = await hooks.hold(packageId);
+      tracePhase('held', packageId);
     } catch (error) {
       await eraseTree(work, data);
       return refused(error);
@@ -1079,6 +1090,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await this.#writeJournal(dir, { ...journal, phase: 'committed' });
       await step('committed');
       await this.#eraseUpdateDir(dir, () => step('old-erased'));
+      tracePhase('erased', packageId);
       const identity = signerIdentity(verified.signer);
       if (identity) await this.#bindings.bind(packageId, identity, this.#options.clock());
       report('done', entry.size, 100);
@@ -1108,6 +1120,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       throw coded;
     }
     const packageId = claimed.package_id;
+    tracePhase('read', packageId);
     const installed = this.#apps.get(packageId);
     const refusedBefore = async (error: IsogateError): Promise<never> => {
       await audit.record('installError', { 'application name': claimed.name }, { packageId, origin: 'debug', owner, code: error.code, reason: error.message });
@@ -1169,15 +1182,15 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       try {
         await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
         verified = await this.#verify(file, path.join(work, 'package'), claimed, claimed.name, 'debug');
+        tracePhase('verified', packageId);
         await this.#seal(work, verified, 'debug', owner);
+        tracePhase('sealed', packageId);
       } catch (error) {
         await eraseTree(work, this.#data);
         return refused(error);
       }
-      // A developer waits for every push: its watch window is at most PUSH_WATCH_MS, still long
-      // enough to catch a build that fails at its first event.
-      const watchMs = Math.min(this.#options.updateWatchMs, PUSH_WATCH_MS);
-      const result = await this.#swapIn(installed, hooks, { work, verified, size: 0, names, report, refused, watchMs });
+      const result = await this.#swapIn(installed, hooks, { work, verified, size: 0, names, report, refused, watchMs: PUSH_WATCH_MS });
+      tracePhase('done', packageId);
       return { ...result, updated: true };
     } finally {
       this.#end(packageId);

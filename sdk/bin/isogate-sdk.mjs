@@ -6,7 +6,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const bundle = fileURLToPath(new URL('../dist/isogate-sdk.mjs', import.meta.url));
 if (!existsSync(bundle)) {
-  process.stderr.write(`E_INTERNAL: ${bundle} is missing: the SDK package was not built (npm pack builds it)\n`);
+  process.stderr.write(
+    `E_INTERNAL: ${bundle} is missing: the SDK package was not built ("npm run build" in the isogate repository builds it, "npm run pack:sdk" packs it)\n`,
+  );
   process.exitCode = 1;
 } else {
   const { main } = await import(pathToFileURL(bundle).href);

@@ -39,64 +39,95 @@ export interface BuiltProject {
   typeChecked: boolean;
 }
 
-export async function buildProject(projectDir: string, options: BuildOptions = {}): Promise<BuiltProject> {
-  const dir = path.resolve(projectDir);
+/** A project's bundle and what it was made from, without the package (`run` needs no package). */
+export interface BundledProject {
+  manifest: AppManifest;
+  files: Map<string, Uint8Array>;
+  sourceMap: string;
+  sources: string[];
+}
+
+type BundleOptions = esbuild.BuildOptions & { write: false; metafile: true };
+
+/** The manifest and the source entry of a project, read afresh for each build. */
+async function readProject(dir: string, given: string | undefined): Promise<{ manifest: AppManifest; source: string }> {
   const manifestBytes = await fs.readFile(path.join(dir, 'manifest.json')).catch(() => {
     throw fail('E_BUILD', `${dir} has no manifest.json: is it an isogate project? (isogate-sdk init creates one)`);
   });
   const manifest = parseManifest(manifestBytes);
-  const source = options.source ?? (await firstExisting(dir, SOURCE_CANDIDATES));
+  const source = given ?? (await firstExisting(dir, SOURCE_CANDIDATES));
   if (!source) throw fail('E_BUILD', `${dir} has none of ${SOURCE_CANDIDATES.join(', ')}; give the entry with --src`);
+  return { manifest, source };
+}
 
-  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[]; metafile: esbuild.Metafile };
-  try {
-    result = await esbuild.build({
-      entryPoints: [path.resolve(dir, source)],
-      bundle: true,
-      format: 'esm',
-      platform: 'neutral',
-      target: 'es2022',
-      write: false,
-      outfile: path.join(dir, manifest.entry),
-      external: [SDK_MODULE],
-      minify: options.minify ?? false,
-      // Inline for DevTools in the isolate, which has nowhere to fetch a map file from; the
-      // separate map is for the developer's own tools.
-      sourcemap: 'both',
-      sourcesContent: true,
-      metafile: true,
-      logLevel: 'silent',
-      absWorkingDir: dir,
-      plugins: [
-        {
-          name: 'isogate-no-node',
-          setup(build) {
-            // An app runs in a bare V8 isolate: a Node built-in would bundle as a dangling import
-            // and fail only at launch on the gateway, so it fails here, with a sentence.
-            build.onResolve({ filter: /.*/ }, (args) => {
-              if (NODE_BUILTINS.has(args.path)) {
-                return { errors: [{ text: `"${args.path}" is a Node API, which apps cannot use; the gateway gives apps ${SDK_MODULE} only` }] };
-              }
-              return undefined;
-            });
-          },
+function bundleOptions(dir: string, manifest: AppManifest, source: string, minify: boolean): BundleOptions {
+  return {
+    entryPoints: [path.resolve(dir, source)],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    write: false,
+    outfile: path.join(dir, manifest.entry),
+    external: [SDK_MODULE],
+    minify,
+    // Inline for DevTools in the isolate, which has nowhere to fetch a map file from; the
+    // separate map is for the developer's own tools.
+    sourcemap: 'both',
+    sourcesContent: true,
+    metafile: true,
+    logLevel: 'silent',
+    absWorkingDir: dir,
+    plugins: [
+      {
+        name: 'isogate-no-node',
+        setup(build) {
+          // An app runs in a bare V8 isolate: a Node built-in would bundle as a dangling import
+          // and fail only at launch on the gateway, so it fails here, with a sentence.
+          build.onResolve({ filter: /.*/ }, (args) => {
+            if (NODE_BUILTINS.has(args.path)) {
+              return { errors: [{ text: `"${args.path}" is a Node API, which apps cannot use; the gateway gives apps ${SDK_MODULE} only` }] };
+            }
+            return undefined;
+          });
         },
-      ],
-    });
-  } catch (error) {
-    const failure = error as esbuild.BuildFailure;
-    const first = failure.errors?.[0];
-    const where = first?.location ? `${first.location.file}:${first.location.line}:${first.location.column}: ` : '';
-    throw fail('E_BUILD', `The app does not build: ${where}${first?.text ?? (error as Error).message}`, {
-      errors: (failure.errors ?? []).map((e) => ({ text: e.text, file: e.location?.file, line: e.location?.line })),
-    });
-  }
+      },
+    ],
+  };
+}
+
+function buildFailure(error: unknown): never {
+  const failure = error as esbuild.BuildFailure;
+  const first = failure.errors?.[0];
+  const where = first?.location ? `${first.location.file}:${first.location.line}:${first.location.column}: ` : '';
+  throw fail('E_BUILD', `The app does not build: ${where}${first?.text ?? (error as Error).message}`, {
+    errors: (failure.errors ?? []).map((e) => ({ text: e.text, file: e.location?.file, line: e.location?.line })),
+  });
+}
+
+/** The bundle, its map and its own sources from esbuild's result, and the project's assets beside. */
+async function bundled(dir: string, manifest: AppManifest, result: esbuild.BuildResult<BundleOptions>): Promise<BundledProject> {
   const bundle = result.outputFiles.find((file) => file.path.endsWith('.js'));
   const map = result.outputFiles.find((file) => file.path.endsWith('.js.map'));
   if (!bundle || !map) throw fail('E_BUILD', 'esbuild produced no JavaScript');
   const sources = Object.keys(result.metafile.inputs)
     .filter((input) => !input.split(/[\\/]/).includes('node_modules'))
     .map((input) => path.resolve(dir, input));
+  const files = new Map<string, Uint8Array>([[manifest.entry, bundle.contents]]);
+  await addAssets(path.join(dir, 'assets'), 'app/assets', files);
+  return { manifest, files, sourceMap: map.text, sources };
+}
+
+export async function buildProject(projectDir: string, options: BuildOptions = {}): Promise<BuiltProject> {
+  const dir = path.resolve(projectDir);
+  const { manifest, source } = await readProject(dir, options.source);
+  let result: esbuild.BuildResult<BundleOptions>;
+  try {
+    result = await esbuild.build(bundleOptions(dir, manifest, source, options.minify ?? false));
+  } catch (error) {
+    buildFailure(error);
+  }
+  const { files, sourceMap, sources } = await bundled(dir, manifest, result);
   // After the bundler, whose refusals (a Node API, a missing import) say more than tsc's would.
   let typeChecked = false;
   if (options.typeCheck) {
@@ -105,15 +136,52 @@ export async function buildProject(projectDir: string, options: BuildOptions = {
     typeChecked = checked.checked;
   }
   if (options.checkReferences !== false) await checkManifestReferences(dir, manifest, sources);
-
-  const files = new Map<string, Uint8Array>([[manifest.entry, bundle.contents]]);
-  await addAssets(path.join(dir, 'assets'), 'app/assets', files);
   try {
-    return { manifest, packageBytes: await buildPackage(manifest, files), files, sourceMap: map.text, sources, typeChecked };
+    return { manifest, packageBytes: await buildPackage(manifest, files), files, sourceMap, sources, typeChecked };
   } catch (error) {
     if (isIsogateError(error)) throw error;
     throw fail('E_BUILD', `The package cannot be written: ${(error as Error).message}`);
   }
+}
+
+export interface ProjectBundler {
+  /** The project bundled as it is now (its manifest read again), incrementally after the first time. */
+  bundle(): Promise<BundledProject>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * `run`'s bundler: one esbuild context kept across saves, so a rebuild parses only the files that
+ * changed (a large unchanged module is not parsed again), and no package is made (nothing is
+ * installed). The context is made again when the entry or the manifest's entry changes.
+ */
+export function openProjectBundler(projectDir: string, options: { source?: string } = {}): ProjectBundler {
+  const dir = path.resolve(projectDir);
+  let context: esbuild.BuildContext<BundleOptions> | undefined;
+  let key = '';
+  return {
+    async bundle() {
+      const { manifest, source } = await readProject(dir, options.source);
+      const wanted = `${source}\0${manifest.entry}`;
+      if (!context || wanted !== key) {
+        await context?.dispose();
+        context = undefined;
+        context = await esbuild.context(bundleOptions(dir, manifest, source, false));
+        key = wanted;
+      }
+      let result: esbuild.BuildResult<BundleOptions>;
+      try {
+        result = await context.rebuild();
+      } catch (error) {
+        buildFailure(error);
+      }
+      return bundled(dir, manifest, result);
+    },
+    async dispose() {
+      await context?.dispose();
+      context = undefined;
+    },
+  };
 }
 
 async function firstExisting(dir: string, candidates: string[]): Promise<string | undefined> {

@@ -5,9 +5,9 @@
  * starts once the app runs again, in another process, and reports when it finishes, so a save
  * is running within the bundler's and the isolate's time.
  */
-import { watch } from 'node:fs';
+import { promises as fs, watch } from 'node:fs';
 import path from 'node:path';
-import { buildProject } from '../build/project.js';
+import { openProjectBundler } from '../build/project.js';
 import { toIsogateError } from '../errors.js';
 import { type HarnessApp, type HarnessOptions, type LogLevel, startApp } from './index.js';
 
@@ -38,25 +38,54 @@ export interface DevLoop {
   close(): Promise<void>;
 }
 
+/** What the sources were when a build read them: size and mtime per file, so a repeated event changes nothing. */
+async function fingerprint(files: Iterable<string>): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const file of files) {
+    const stat = await fs.stat(file, { bigint: true }).catch(() => undefined);
+    out.set(file, stat ? `${stat.size}:${stat.mtimeNs}` : 'absent');
+  }
+  return out;
+}
+
+function sameFingerprint(a: Map<string, string>, b: Map<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [file, value] of a) if (b.get(file) !== value) return false;
+  return true;
+}
+
 export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
   const project = path.resolve(options.project);
   const storage = new Map<string, string | Uint8Array>();
+  const bundler = openProjectBundler(project);
+  const manifestFile = path.join(project, 'manifest.json');
   let current: HarnessApp | undefined;
   let generation = 0;
   let chain = Promise.resolve();
+  let queued: Promise<void> | undefined;
   let closed = false;
+  /** The files the last build read, as they were just before it read them. */
+  let built: Map<string, string> | undefined;
 
-  const restart = async (): Promise<void> => {
+  const restart = async (force: boolean): Promise<void> => {
+    // One save is often several watcher events (a truncate, then the write; an editor's
+    // temporary and its rename): an event for files the last build already read as they are is
+    // no reason to restart the app again.
+    const before = await fingerprint(built?.keys() ?? [manifestFile]);
+    if (!force && built && sameFingerprint(before, built)) return;
     const started = performance.now();
     const mine = ++generation;
     try {
       // The manifest references are checked beside, with the type-check (onRestarted), not in front.
-      const built = await buildProject(project, { checkReferences: false });
+      const bundle = await bundler.bundle();
+      const read = new Set([manifestFile, ...bundle.sources]);
+      const added = await fingerprint([...read].filter((file) => !before.has(file)));
+      built = new Map([...[...before].filter(([file]) => read.has(file)), ...added]);
       await current?.stop();
       current = undefined;
       current = await startApp({
         project,
-        built,
+        built: bundle,
         storage,
         ...(options.config ? { config: options.config } : {}),
         ...(options.egress ? { egress: options.egress } : {}),
@@ -66,39 +95,57 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
       options.onEvent({ kind: 'running', generation: mine, ms: performance.now() - started });
       await options.afterStart?.(current);
     } catch (error) {
+      // A failed build is tried again on the next event even for the same files (a missing
+      // import may have been created since).
+      built = undefined;
       const coded = toIsogateError(error);
       options.onEvent({ kind: 'failed', generation: mine, code: coded.code, message: coded.message });
     }
     options.onRestarted?.();
   };
-  const reload = (): Promise<void> => {
-    chain = chain.then(() => (closed ? undefined : restart()));
-    return chain;
+  /**
+   * Saves during a restart gather into one more restart, queued behind it, which reads the files
+   * as they are when it begins; never one restart per event.
+   */
+  const schedule = (force: boolean): Promise<void> => {
+    if (queued && !force) return queued;
+    const next = chain.then(() => {
+      if (queued === next) queued = undefined;
+      return closed ? undefined : restart(force);
+    });
+    queued = next;
+    chain = next;
+    return next;
   };
 
   let timer: NodeJS.Timeout | undefined;
   const changed = (file: string | null): void => {
     if (file && /(^|[\\/])(node_modules|dist|\.git)([\\/]|$)/.test(file)) return;
     clearTimeout(timer);
-    timer = setTimeout(() => void reload(), options.debounceMs ?? 30);
+    timer = setTimeout(() => void schedule(false), options.debounceMs ?? 30);
   };
   const watchers = [
     watch(path.join(project, 'src'), { recursive: true }, (_event, file) => changed(file)),
-    watch(path.join(project, 'manifest.json'), () => changed(null)),
+    // The project directory, not the manifest file: an editor that saves by writing a temporary
+    // and renaming it over manifest.json replaces the file, and a watcher on it would go quiet.
+    watch(project, (_event, file) => {
+      if (file === null || file === 'manifest.json') changed(null);
+    }),
   ];
 
-  await reload();
+  await schedule(true);
   return {
     get current() {
       return current;
     },
-    reload,
+    reload: () => schedule(true),
     async close() {
       closed = true;
       clearTimeout(timer);
       for (const watcher of watchers) watcher.close();
       await chain;
       await current?.stop();
+      await bundler.dispose();
     },
   };
 }

@@ -246,13 +246,18 @@ describe('the debug service and developer mode', function () {
     await developer.push({ gateway: url, token: alice }, await counterPackage('1.1.0', 'log.info("iteration");'));
     await waitForAsync(async () => /counter 1\.1\.0 start 3 site=north/.test(await counterLog()));
 
+    // A version that fails to start (before its ready signal) gives the old one back.
     await refusedWith(
-      developer.push({ gateway: url, token: alice }, await counterPackage('1.2.0', 'setTimeout(() => { for (;;) {} }, 10);')),
+      developer.push({ gateway: url, token: alice }, await counterPackage('1.2.0', 'throw new Error("a broken build");')),
       'E_UPDATE_ROLLED_BACK',
     );
     assert.equal(gateway!.services.orchestrator.get(APP)!.version, '1.1.0');
     await waitForAsync(async () => gateway!.services.launcher.status(APP).status === 'running');
     assert.deepEqual(await call('apps.config.get', { id: APP }), { site: 'north', mode: 'b' });
+    assert.ok(
+      (await audit()).some((record) => record.name === 'Updater: Application update rolled back' && record.details?.to === '1.2.0'),
+      'the rollback is audited',
+    );
     // The store does not update a pushed app: it is pushed again.
     await refusedWith(call('apps.update', { id: APP }), 'E_CONFLICT');
   });

@@ -195,6 +195,18 @@ describe('DevTools in a pushed app', function () {
     });
     assert.ok(answer.result, JSON.stringify(answer));
     assert.equal(answer.result.result.value, 'undefined,undefined,undefined');
+    // The ways out a client would try: the Function constructor of any object, a host call, a
+    // context that is not the app's. Each stays inside the isolate or is refused by V8 itself.
+    const viaFunction = await cdp.send('Runtime.evaluate', {
+      contextId: app.params.context.id,
+      expression: '(function () { return this; })().constructor.constructor("return typeof process + typeof require")()',
+    });
+    assert.equal(viaFunction.result.result.value, 'undefinedundefined', JSON.stringify(viaFunction));
+    const exit = await cdp.send('Runtime.evaluate', { contextId: app.params.context.id, expression: 'process.exit(1)' });
+    assert.equal(exit.result.exceptionDetails?.exception?.className, 'ReferenceError', JSON.stringify(exit));
+    const elsewhere = await cdp.send('Runtime.evaluate', { contextId: app.params.context.id + 1000, expression: '1' });
+    assert.ok(elsewhere.error, `no other context answers: ${JSON.stringify(elsewhere)}`);
+    assert.equal(gateway.services.launcher.status(TICKER).status, 'running');
     await cdp.close();
   });
 

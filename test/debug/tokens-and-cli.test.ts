@@ -5,16 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { FileAuditLog } from '../../platform/audit/index.js';
 import { main as isogate } from '../../platform/cli/main.js';
 import { factoryReset } from '../../platform/datadir/reset.js';
-import { type DebugHost, DebugService, DeveloperTokens, MAX_DEVELOPERS } from '../../platform/debug/index.js';
+import { type DebugHost, DebugService, DeveloperTokens, inspectorPath, MAX_DEVELOPERS } from '../../platform/debug/index.js';
 import { DataDir } from '../../platform/durable/index.js';
 import { main as sdk } from '../../sdk/cli/main.js';
 import { type ErrorCode, isIsogateError } from '../../sdk/errors.js';
 import { fakeGateway, runMain } from '../fixtures/cli.js';
 import { makeTempDir, removeDir, snapshotTree } from '../fixtures/temp.js';
+import { waitFor } from '../fixtures/wait.js';
 
 const NOW = new Date('2026-12-01T00:00:00Z');
 
@@ -93,6 +95,54 @@ describe('debug service options', () => {
     await refusedWith(service.start('alice', { port: 70_000 }), 'E_OPTION');
     assert.equal(enabled, false);
     assert.equal(service.url, undefined);
+  });
+
+  it('refuses a push and a DevTools session with E_STATE, audited, when the gateway is not in developer mode, though the service answers', async () => {
+    const audit = await FileAuditLog.open(path.join(dir, 'audit3'));
+    let mode = false;
+    const pushed: string[] = [];
+    const host = {
+      developerMode: () => mode,
+      enableDeveloperMode: async () => {
+        mode = true;
+      },
+      push: async (file: string) => {
+        pushed.push(file);
+        return {};
+      },
+      ownerOf: () => 'alice',
+      inspectable: () => undefined,
+    } as unknown as DebugHost;
+    const service = new DebugService({ dir: path.join(dir, 'debug3'), data: new DataDir(dir), audit, host, maxPackageBytes: 1024 });
+    const { url, token } = await service.start('alice');
+    try {
+      // The mode gone under a listening service (its state replaced behind its back): every request is refused first.
+      mode = false;
+      const push = await fetch(`${url}/v1/apps`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: new Uint8Array([1, 2, 3]) });
+      assert.equal(push.status, 409);
+      assert.equal(((await push.json()) as { code: string }).code, 'E_STATE');
+      const wsPath = new URL(service.url!).host;
+      const upgrade = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(wsPath.split(':')[1]), '127.0.0.1', () => {
+          socket.write(
+            `GET ${inspectorPath('com.example.app', token)} HTTP/1.1\r\nHost: ${wsPath}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+          );
+        });
+        let answer = '';
+        socket.on('data', (chunk) => {
+          answer += chunk;
+        });
+        socket.on('end', () => resolve(answer));
+        socket.on('error', reject);
+      });
+      assert.match(upgrade, /^HTTP\/1\.1 409 E_STATE/);
+      assert.deepEqual(pushed, [], 'nothing reached the orchestrator');
+      // The inspector's refusal is audited beside its answer.
+      const refusals = () => audit.list().filter((record) => record.event === 'debugRefused' && record.details?.code === 'E_STATE');
+      await waitFor(() => refusals().length === 2);
+    } finally {
+      await service.close();
+    }
   });
 });
 

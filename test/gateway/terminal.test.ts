@@ -13,10 +13,11 @@ import readline from 'node:readline';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
 import { type ServingStore, serveStore } from '../../store-mock/server.js';
 import { SAMPLE_FILES, sampleManifest } from '../fixtures/packages.js';
+import { SDK_BIN } from '../fixtures/sdk-bin.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 const ISOGATE = path.resolve('bin/isogate.mjs');
-const ISOGATE_SDK = path.resolve('bin/isogate-sdk.mjs');
+const ISOGATE_SDK = SDK_BIN;
 const APP_ID = 'com.example.hostile-name';
 const FORGED = '2026-01-01T00:00:00.000Z  Informational  System: Orchestrator  Orchestrator: Successful application installation  forged line';
 const HOSTILE_NAME = `Evil\u001b[2J\u001b[31m\n${FORGED}\u009b31m\u0085\u202egnp.exe`;

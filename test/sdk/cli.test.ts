@@ -2,13 +2,16 @@ import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { SDK_BIN } from '../fixtures/sdk-bin.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 function run(bin: 'isogate-sdk' | 'isogate-store', args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', `${bin}.mjs`), ...args], { cwd });
+    // isogate-sdk is the SDK workspace's bin; isogate-store the repository's.
+    const command = bin === 'isogate-sdk' ? SDK_BIN : path.join(ROOT, 'bin', `${bin}.mjs`);
+    const child = spawn(process.execPath, [command, ...args], { cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {

@@ -183,3 +183,21 @@ describe('compileUntrustedRegExp', () => {
     }
   });
 });
+
+describe('compiling a package schema once per schema text', () => {
+  it('gives the validator compiled for the same text to a new parse of it, and checks each new text', () => {
+    const text = JSON.stringify({ type: 'object', required: ['value'], properties: { value: { type: 'number', maximum: 7 } } });
+    const first = compileUntrustedSchema(JSON.parse(text), '/first');
+    const again = compileUntrustedSchema(JSON.parse(text), '/again');
+    assert.equal(again, first, 'a new object of the same text is not compiled again');
+    assert.equal(again({ value: 8 }), false);
+    assert.equal(again({ value: 7 }), true);
+    const other = compileUntrustedSchema(JSON.parse(text.replace('7', '9')), '/other');
+    assert.notEqual(other, first);
+    assert.equal(other({ value: 8 }), true);
+    // A hostile text is refused every time, cached nowhere.
+    for (let i = 0; i < 2; i += 1) {
+      assert.throws(() => compileUntrustedSchema({ type: 'string', pattern: '(a)\\1' }, '/hostile'), refusedWith('E_SCHEMA_PATTERN'));
+    }
+  });
+});
