@@ -206,6 +206,22 @@ describe('Network Protector, the app, failing its self-check', function () {
     assert.match(gateway.services.modes.state()!.reason, /without traffic filtering rules/);
   });
 
+  it('with 100k rules, refuses the configuration at the edge by its size (E_DOCUMENT_LIMIT), changing nothing and starting nothing', async () => {
+    gateway = await gatewayWithProtector(dir, await createTestPki(), services);
+    const before = gateway.services.launcher.getConfiguration(NP);
+    const many = Array.from({ length: 100_000 }, (_, i) => `alert modbus any any -> any 502 (msg:"r${i}"; modbus: function 1; sid:${i + 1};)`).join('\n');
+    await assert.rejects(
+      gateway.services.launcher.setConfiguration(NP, { APP_CONFIGURATION: { industrial_commands_rules: b64(many), industrial_anomaly_rules: '' } }),
+      (error: { code?: string; message?: string }) => error.code === 'E_DOCUMENT_LIMIT' && /the limit is 65536/.test(error.message ?? ''),
+    );
+    assert.deepEqual(gateway.services.launcher.getConfiguration(NP), before);
+    assert.notEqual(gateway.services.launcher.status(NP).status, 'running');
+    assert.equal(gateway.services.modes.active, false);
+    // Nothing to wait for in afterEach: the mode was never entered.
+    await gateway.close();
+    gateway = undefined;
+  });
+
   it('with a rule it cannot compile, logs the list, line and column and enters emergency support mode', async () => {
     gateway = await gatewayWithProtector(dir, await createTestPki(), services);
     const bad = 'alert modbus any any -> any any (msg:"ok"; sid:1;)\nalert modbus any any -> any any (msg:"bad"; frobnicate; sid:2;)';
