@@ -532,6 +532,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             allowlisted: () => lists.allowlist().map((entry) => entry.ipAddrSource),
             verdictAtAccept: (ip) => lists.verdictAtAccept(ip),
             blocked: () => modes.active,
+            inspectSelfTestFrame: () => gate.inspectSelfTestFrame(),
           },
           networkProtector,
           enterEmergency: (reason, cause) => modes.enter(reason, cause),

@@ -46,6 +46,8 @@ export interface SelfTestTargets {
     verdictAtAccept(ip: string): string;
     /** Emergency support mode: transit is blocked whatever the inspector. */
     blocked(): boolean;
+    /** The gate's crafted frame through the inspector (platform/traffic/self-test-frame.ts): says the verdict, rejects a wrong or missing one. */
+    inspectSelfTestFrame(): Promise<string>;
   };
   /** Network Protector: undefined when it is not installed. */
   networkProtector(): { id: string; name: string; status: string; hasRules: boolean } | undefined;
@@ -125,7 +127,10 @@ async function networkProtectorTest(targets: SelfTestTargets): Promise<{ message
   if (!np.hasRules) throw new Error(`${np.name} runs without traffic filtering rules`);
   const inspector = targets.gate.inspector();
   if (inspector !== np.id) throw new Error(`${np.name} runs but does not inspect the traffic (${inspector ? `${inspector} does` : 'nothing does'})`);
-  return { message: `${np.name} runs with its rules and inspects the protected services` };
+  // A real frame through the real inspection path: an inspector that runs but answers wrongly, or
+  // not in time, fails here rather than on the plant's traffic.
+  const answered = await targets.gate.inspectSelfTestFrame();
+  return { message: `${np.name} runs with its rules and inspects the protected services; ${answered}` };
 }
 
 /**

@@ -15,7 +15,7 @@ import { DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import type { AppOrigin } from '../integrity/index.js';
 import type { AppGuest, AppHost, EgressStream } from './bridge.js';
-import { type AppGrants, checkHandler, grantsFor, hostFor, ownBytes, PLATFORM_LIMITS } from './capabilities.js';
+import { type AppGrants, checkHandler, grantsFor, hostFor, PLATFORM_LIMITS } from './capabilities.js';
 import { guestBootstrapSource, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-bundle.js';
 import { hotLoop } from './hot-loop.js';
 import {
@@ -23,7 +23,7 @@ import {
   type ConnectionEventKind,
   type DeliverBatch,
   type DeliverResult,
-  decodeVerdicts,
+  decodePackedVerdicts,
   dispatch,
   type GuestGrants,
   type GuestOperations,
@@ -31,6 +31,7 @@ import {
   type HostHandlers,
   type InspectItem,
   isHostOperation,
+  packInspection,
   resolvePayloads,
   type TrafficVerdict,
 } from './protocol.js';
@@ -462,14 +463,11 @@ class IsolateSandbox implements AppSandbox {
   async #inspect(items: InspectItem[]): Promise<TrafficVerdict[]> {
     const guest = this.#live();
     let dataItems = 0;
-    const own = items.map((item): InspectItem => {
-      if (item[0] !== 'data') return item;
-      dataItems += 1;
-      return ['data', item[1], item[2], ownBytes(item[3]), item[4]];
-    });
+    for (const item of items) if (item[0] === 'data') dataItems += 1;
+    const { control, bytes, opens } = packInspection(items);
     let answer: unknown;
     try {
-      answer = await guest.inspect.apply(undefined, [own], {
+      answer = await guest.inspect.apply(undefined, [control, bytes, opens], {
         // A budget per 64 items: a crossing carries up to hundreds of small frames.
         timeout: this.#cpuMs * Math.max(1, Math.ceil(items.length / 64)),
         arguments: { copy: true },
@@ -482,7 +480,7 @@ class IsolateSandbox implements AppSandbox {
       throw fail(failure.code, failure.message);
     }
     try {
-      return decodeVerdicts(answer, dataItems);
+      return decodePackedVerdicts(answer, dataItems);
     } catch (error) {
       const coded = toIsogateError(error);
       this.#fail({ code: 'E_APP_FAILED', message: coded.message });

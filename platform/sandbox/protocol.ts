@@ -14,8 +14,9 @@
  * passes by reference; the bytes codec copies anything backed by one into a fresh ArrayBuffer,
  * so no memory is ever shared between an app and the host or between two apps.
  */
-import { type ErrorCode, fail } from '../../sdk/errors.js';
+import { type ErrorCode, fail, type IsogateError } from '../../sdk/errors.js';
 import type { EndpointDeclaration } from '../../sdk/manifest.js';
+import { INSPECT_KIND, INSPECT_WORDS } from './inspect-wire.js';
 import { MAX_EMIT_BATCH } from './wire-limits.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -354,31 +355,123 @@ const alertCodec = codec('an alert', (value) => {
 export type TrafficAlert = Infer<typeof alertCodec>;
 export type TrafficVerdict = { release: number; alerts?: TrafficAlert[] } | { drop: TrafficAlert; alerts?: TrafficAlert[] };
 
-const alerts = optional(array(alertCodec, TRAFFIC_ALERT_LIMITS.alertsPerVerdict));
-const verdictCodec: Codec<TrafficVerdict> = codec('{ release } or { drop }', (value) => {
-  if (isPlainObject(value) && Object.hasOwn(value, 'drop')) {
-    const decoded = fields({ drop: alertCodec, alerts }).decode(value);
-    if (!decoded.drop) throw new Mismatch('.drop', 'an alert');
-    return decoded.alerts ? { drop: decoded.drop, alerts: decoded.alerts } : { drop: decoded.drop };
+/**
+ * One crossing as it travels into the isolate: every item's numbers in one array, every data
+ * item's bytes back to back in one buffer, and the connections the open items introduce. Three
+ * values cross instead of an array, a tuple and an ArrayBuffer per item: the structured copy's
+ * cost is per object, and most crossings carry many small frames.
+ */
+export interface PackedInspection {
+  /** INSPECT_WORDS numbers per item: its kind (INSPECT_KIND), connection id, direction (0 to_server, 1 to_client), byte length, timestamp. */
+  control: Float64Array;
+  /** The data items' bytes, in item order; each item's offset is the sum of the lengths before it. */
+  bytes: Uint8Array;
+  /** The connection of each open item, in item order. */
+  opens: TrafficConnection[];
+}
+
+/** The items of one crossing, packed by the host (the trusted side) for its inspector. */
+export function packInspection(items: readonly InspectItem[]): PackedInspection {
+  const control = new Float64Array(items.length * INSPECT_WORDS);
+  const opens: TrafficConnection[] = [];
+  let total = 0;
+  for (const item of items) if (item[0] === 'data') total += item[3].byteLength;
+  // One copy of each frame, into memory of the crossing's own (never a pool slab shared with other data).
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (let index = 0; index < items.length; index += 1) {
+    const item = items[index]!;
+    const at = index * INSPECT_WORDS;
+    if (item[0] === 'data') {
+      control[at] = INSPECT_KIND.data;
+      control[at + 1] = item[1];
+      control[at + 2] = item[2] === 'to_server' ? 0 : 1;
+      control[at + 3] = item[3].byteLength;
+      control[at + 4] = item[4];
+      bytes.set(item[3], offset);
+      offset += item[3].byteLength;
+    } else if (item[0] === 'open') {
+      control[at] = INSPECT_KIND.open;
+      control[at + 1] = item[1].id;
+      opens.push(item[1]);
+    } else {
+      control[at] = INSPECT_KIND.close;
+      control[at + 1] = item[1];
+    }
   }
-  const decoded = fields({ release: count, alerts }).decode(value);
-  if (decoded.release === undefined) throw new Mismatch('.release', 'a non-negative integer');
-  return decoded.alerts ? { release: decoded.release, alerts: decoded.alerts } : { release: decoded.release };
-});
+  return { control, bytes, opens };
+}
 
 /**
- * An inspector's answer to one crossing: exactly one verdict per data item, each well formed.
- * Anything else is forged (the app controls its copy of the SDK): the caller fails the app.
+ * The answer to one crossing as it travels back: one number per data item, a release offset
+ * (>= 0) or a drop (-1 - the index of its alert in `alerts`); the alerts of each item as indices
+ * into `alerts`, which holds each distinct alert of the crossing once (the same rules match frame
+ * after frame, and an alert is an object the copy and the decoder pay for).
  */
-export function decodeVerdicts(value: unknown, dataItems: number): TrafficVerdict[] {
-  try {
-    const decoded = array(verdictCodec, dataItems).decode(value);
-    if (decoded.length !== dataItems) throw new Mismatch('', `${dataItems} verdicts`);
-    return decoded;
-  } catch (error) {
-    if (!(error instanceof Mismatch)) throw error;
-    throw fail('E_APP_FAILED', `answered the traffic gate with a forged verdict: ${error.path || 'the list'} is not ${error.expected}`);
+export interface PackedVerdicts {
+  verdicts: Float64Array;
+  /** Per data item, the end of its alerts in alertRefs (each starts where the item before ended). */
+  alertEnds: Uint32Array;
+  alertRefs: Uint32Array;
+  alerts: TrafficAlert[];
+}
+
+const forged = (what: string): IsogateError => fail('E_APP_FAILED', `answered the traffic gate with a forged verdict: ${what}`);
+
+/**
+ * A packed answer to one crossing, checked as decodeVerdicts checks the plain one (one verdict
+ * per data item, releases non-negative integers, at most alertsPerVerdict alerts each, every
+ * alert well formed) and unpacked to the verdicts the gate takes. Each distinct alert is decoded
+ * once; the verdicts that name it share the decoded (frozen) copy.
+ */
+export function decodePackedVerdicts(value: unknown, dataItems: number): TrafficVerdict[] {
+  if (!isPlainObject(value)) throw forged('the answer is not { verdicts, alertEnds, alertRefs, alerts }');
+  for (const key of Object.keys(value)) if (!['verdicts', 'alertEnds', 'alertRefs', 'alerts'].includes(key)) throw forged(`.${key} is not a field`);
+  const { verdicts, alertEnds, alertRefs, alerts: sent } = value;
+  if (!(verdicts instanceof Float64Array) || verdicts.length !== dataItems) throw forged(`.verdicts is not ${dataItems} numbers`);
+  if (!(alertEnds instanceof Uint32Array) || alertEnds.length !== dataItems) throw forged(`.alertEnds is not ${dataItems} offsets`);
+  if (!(alertRefs instanceof Uint32Array)) throw forged('.alertRefs is not a list of indices');
+  // At most as many distinct alerts as a full answer could name: every verdict's alerts and its drop.
+  if (!Array.isArray(sent) || sent.length > dataItems * (TRAFFIC_ALERT_LIMITS.alertsPerVerdict + 1)) throw forged('.alerts is not a bounded list');
+  const decoded: TrafficAlert[] = [];
+  for (let index = 0; index < sent.length; index += 1) {
+    if (!Object.hasOwn(sent, index)) throw forged(`.alerts[${index}] is missing`);
+    try {
+      decoded.push(Object.freeze(alertCodec.decode(sent[index])));
+    } catch (error) {
+      if (!(error instanceof Mismatch)) throw error;
+      throw forged(`.alerts[${index}]${error.path} is not ${error.expected}`);
+    }
   }
+  const out: TrafficVerdict[] = new Array(dataItems);
+  let start = 0;
+  for (let index = 0; index < dataItems; index += 1) {
+    const end = alertEnds[index]!;
+    if (end < start || end - start > TRAFFIC_ALERT_LIMITS.alertsPerVerdict || end > alertRefs.length) {
+      throw forged(`[${index}] has not 0 to ${TRAFFIC_ALERT_LIMITS.alertsPerVerdict} alerts`);
+    }
+    let alerts: TrafficAlert[] | undefined;
+    if (end > start) {
+      alerts = new Array(end - start);
+      for (let ref = start; ref < end; ref += 1) {
+        const alert = decoded[alertRefs[ref]!];
+        if (!alert) throw forged(`[${index}] names alert ${alertRefs[ref]} of ${decoded.length}`);
+        alerts[ref - start] = alert;
+      }
+    }
+    start = end;
+    const word = verdicts[index]!;
+    if (!Number.isSafeInteger(word)) throw forged(`[${index}] is not a release offset or a drop`);
+    if (word >= 0) {
+      out[index] = alerts ? { release: word, alerts } : { release: word };
+    } else {
+      const drop = decoded[-1 - word];
+      if (!drop) throw forged(`[${index}] drops with alert ${-1 - word} of ${decoded.length}`);
+      out[index] = alerts ? { drop, alerts } : { drop };
+    }
+  }
+  if (start !== alertRefs.length) throw forged('.alertRefs holds indices no verdict names');
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,8 +500,8 @@ export interface GuestOperations {
   connectionEvent(id: number, kind: ConnectionEventKind, payload: Uint8Array | { code: string; message: string } | undefined): Promise<void>;
   /** The app is stopping: its onStop handlers run. */
   stop(): Promise<void>;
-  /** Traffic for the app's inspector, in order; one verdict per `data` item (synchronous, as the inspector is). */
-  inspect(items: InspectItem[]): TrafficVerdict[];
+  /** Traffic for the app's inspector, in order, packed; one verdict per `data` item (synchronous, as the inspector is). */
+  inspect(control: Float64Array, bytes: Uint8Array, opens: TrafficConnection[]): PackedVerdicts;
 }
 
 /** What the guest is told at start, as JSON: its grants as the guest SDK needs them for early refusals. */

@@ -28,11 +28,12 @@ import {
 import { InspectionQueue } from './gate-inspection.js';
 import { type IdsProxySettings, type IpLists, idsProxyOf, type ProtectedServiceSettings } from './gate-lists.js';
 import { MQTT_INSPECTION_BOUND_BYTES } from './mqtt-bound.js';
+import { RESERVED_SID, selfTestConnection, selfTestFrame, wrongSelfTestVerdict } from './self-test-frame.js';
 
 export { GATE_DEFAULTS, type ServiceCounters, type ServiceStatus } from './gate-connection.js';
 
 /** The sid Network Protector reserves for the gateway's own verdicts (its rules may not use it). */
-export const OVERSIZED_SID = 90000001;
+export const OVERSIZED_SID = RESERVED_SID;
 
 export interface TrafficGateOptions {
   config: ConfigStore;
@@ -156,6 +157,37 @@ export class TrafficGate {
     this.#items += queue.items;
     queue.crossings = 0;
     queue.items = 0;
+  }
+
+  /**
+   * The self-test's hook: the crafted frame (self-test-frame.ts) through the inspector on a
+   * connection of its own, in the same queue and crossings as the traffic, and its verdict
+   * checked. Nothing of it is forwarded, recorded or denylisted. Rejects when nothing inspects,
+   * when the verdict is wrong, or when none comes within timeoutMs (an inspector that stops
+   * answering has failed the gate's own deadline too, which is reported as ever).
+   */
+  async inspectSelfTestFrame(timeoutMs: number = this.#deadlineMs): Promise<string> {
+    const queue = this.#queue;
+    if (!queue || queue.stopped) throw fail('E_STATE', 'nothing inspects the traffic');
+    const connection = selfTestConnection(this.#nextConnection++);
+    const frame = selfTestFrame();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const verdict = await new Promise<TrafficVerdict>((resolve, reject) => {
+        timer = setTimeout(
+          () => reject(fail('E_APP_FAILED', `${queue.inspector.packageId} gave no verdict on the self-test frame within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        queue.push(['open', connection]);
+        queue.push(['data', connection.id, 'to_server', frame, Date.now()], resolve);
+        queue.push(['close', connection.id]);
+      });
+      const wrong = wrongSelfTestVerdict(verdict);
+      if (wrong) throw fail('E_APP_FAILED', `${queue.inspector.packageId} answered the self-test frame wrongly: ${wrong}`);
+      return `${queue.inspector.packageId} dropped the self-test frame (${frame.byteLength} bytes) under sid ${'drop' in verdict ? verdict.drop.sid : ''}`;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Ends every proxied connection now (the inspector is gone, or emergency support mode). */

@@ -140,6 +140,7 @@ declare module 'isogate:sdk' {
     category: string;
     severity: number;
   }
+  /** What the inspector answers for one `data()` call; the bounds are TrafficInspector's. */
   export type TrafficVerdict =
     /**
      * How many bytes of this direction's stream, counted from the connection's start
@@ -151,6 +152,30 @@ declare module 'isogate:sdk' {
      * puts srcIp on the denylist with `drop.signature` and writes the firewall audit event.
      */
     | { drop: TrafficAlert; alerts?: TrafficAlert[] };
+  /**
+   * The bounds the gate holds an inspector to. Breaking one is a forged answer or a failure:
+   * the app fails, the gate fails closed and the gateway enters emergency support mode.
+   *
+   * - **Alerts:** at most 64 per verdict (`alerts` and the drop's alert apart); a signature of
+   *   at most 1024 characters, a category of at most 256; every field of TrafficAlert present.
+   * - **release:** a non-negative integer, cumulative per direction, never below the last
+   *   release and never past the bytes handed over so far.
+   * - **Bytes:** `data()` gets what one socket read delivered, any size from 1 byte; the gate
+   *   holds what is not released yet, at most the service's `maxHeldBytes` per direction
+   *   (default 256 KiB), past which it closes the connection. An MQTT message longer than 1 MiB
+   *   is not handed over whole: the gate drops it (sid 90000001) unless the admin chose `pass`
+   *   (NETWORK.IDS_PROXY.oversizedMqtt). `bytes` is a view into memory the gate's crossing shares
+   *   between frames: copy what is kept past the call (`bytes.slice()`), or it keeps the rest alive.
+   * - **Time:** one crossing carries up to 1024 items (4 MiB) of many connections, and must
+   *   answer within the verdict deadline (NETWORK.IDS_PROXY.verdictDeadlineMs, default 2000 ms)
+   *   and within the manifest's `cpuMsPerEvent` per 64 items; memory within `memoryMb`.
+   * - **The self-test:** the gateway's self-test opens a connection of the service
+   *   `isogate:self-test` (no protected service can take that name) from 192.0.2.1 to
+   *   192.0.2.2:502 and sends one Modbus Diagnostics "Return Query Data" request (function 8,
+   *   subfunction 0) carrying `isogate self-test frame`. The inspector must answer it with a drop
+   *   under the reserved sid 90000001; any other verdict, or none within the deadline, fails the
+   *   self-test and enters emergency support mode. Nothing of it is forwarded, denylisted or logged.
+   */
   export interface TrafficInspector {
     open(connection: TrafficConnection): void;
     data(connectionId: number, direction: TrafficDirection, bytes: Uint8Array, timestampMs: number): TrafficVerdict;

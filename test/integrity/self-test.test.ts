@@ -18,6 +18,8 @@ interface Harness {
   denied: string[];
   verdict: (ip: string) => string;
   services: { name: string; listen: { host: string; port: number }; refusedFailClosed: number }[];
+  /** What the gate's self-test frame gets from the inspector. */
+  probe: () => Promise<string>;
 }
 
 function harness(): Harness {
@@ -30,6 +32,7 @@ function harness(): Harness {
     denied: ['192.0.2.7'],
     verdict: () => 'denied',
     services: [],
+    probe: async () => 'dropped the self-test frame under sid 90000001',
     targets: undefined as unknown as SelfTestTargets,
   };
   h.targets = {
@@ -43,6 +46,7 @@ function harness(): Harness {
       allowlisted: () => [],
       verdictAtAccept: (ip) => h.verdict(ip),
       blocked: () => false,
+      inspectSelfTestFrame: () => h.probe(),
     },
     networkProtector: () => h.np,
     enterEmergency: async (reason, cause) => {
@@ -96,6 +100,21 @@ describe('self-testing', () => {
     unconfigured.np!.hasRules = false;
     assert.equal((await runSelfTest(unconfigured.targets)).ok, false);
     assert.equal(unconfigured.entered[0]!.cause, 'network-protector');
+  });
+
+  it("fails Network Protector's self-check when its self-test frame gets the wrong verdict, entering the mode for it", async () => {
+    const h = harness();
+    h.probe = async () => {
+      throw new Error('it released 33 bytes of the self-test frame instead of dropping it');
+    };
+    const report = await runSelfTest(h.targets);
+    const np = report.tests.find((test) => test.name === 'network-protector')!;
+    assert.equal(np.ok, false);
+    assert.match(np.message, /released 33 bytes of the self-test frame/);
+    assert.deepEqual(
+      h.entered.map((entry) => entry.cause),
+      ['network-protector'],
+    );
   });
 
   it('skips Network Protector when it is stopped or not installed (transit is blocked), and says so', async () => {

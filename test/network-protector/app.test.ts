@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Gateway } from '../../platform/main.js';
@@ -27,6 +28,7 @@ const b64 = (text: string): string => Buffer.from(text).toString('base64');
 const COMMANDS = [
   'drop modbus any any -> any any (msg:"NP write to holding registers"; modbus: access write holding; sid:1000001; rev:1;)',
   'alert mqtt any any -> any any (msg:"NP publish to plant/alarm"; mqtt.publish.topic; content:"plant/alarm"; sid:1000002; rev:1;)',
+  'drop mqtt any any -> any any (msg:"NP malformed MQTT"; app-layer-event:mqtt.malformed_traffic; sid:1000003; rev:1;)',
 ].join('\n');
 
 async function gatewayWithProtector(dir: string, pki: TestPki, services: unknown[]): Promise<Gateway> {
@@ -128,6 +130,36 @@ describe('Network Protector, the app, live through the gate', function () {
     await subscriber.endAsync();
   });
 
+  it('drops an MQTT remaining length past 4 bytes by its anomaly rule (mqtt.malformed_traffic): closed, denylisted under its signature', async () => {
+    const client = net.connect({ port: port('broker'), host: '127.0.0.1', localAddress: '127.0.0.9' });
+    client.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    let answered = 0;
+    client.on('data', (chunk: Buffer) => (answered += chunk.byteLength));
+    await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+    // A PUBLISH whose remaining length runs into a fifth varint byte: no MQTT length can be that long.
+    client.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00]));
+    await closed;
+    assert.equal(answered, 0);
+    await until(() => gateway.services.lists.denylist().some((entry) => entry.ipAddrSource === '127.0.0.9'));
+    assert.equal(gateway.services.lists.denylist().find((entry) => entry.ipAddrSource === '127.0.0.9')!.signatureName, 'NP malformed MQTT');
+    await until(() => gateway.services.audit.list({ log: 'firewall' }).some((record) => record.event === 'trafficAlert' && record.details?.sid === 1000003));
+  });
+
+  it("passes the self-test: the gate's crafted frame is dropped under the reserved sid by the built-in rule, nothing denylisted or recorded as an attack", async () => {
+    const denylisted = gateway.services.lists.denylist().length;
+    const report = await gateway.services.selfTest();
+    const np = report.tests.find((test) => test.name === 'network-protector')!;
+    assert.equal(report.ok, true, JSON.stringify(report.tests));
+    assert.equal(np.skipped, undefined);
+    assert.match(np.message, /dropped the self-test frame \(33 bytes\) under sid 90000001/);
+    assert.equal(gateway.services.lists.denylist().length, denylisted);
+    const firewall = gateway.services.audit.list({ log: 'firewall', limit: 1000 });
+    assert.ok(!firewall.some((record) => record.details?.sid === 90000001 || JSON.stringify(record).includes('192.0.2.')));
+    assert.equal(gateway.services.modes.active, false);
+    assert.equal(service('plc').counters.dropped, 1, 'the probe is no dropped transit frame');
+  });
+
   it('refuses a change that empties a rule list once added (E_RULE_LIST_REMOVED), changing nothing', async () => {
     const before = gateway.services.launcher.getConfiguration(NP);
     await assert.rejects(
@@ -172,6 +204,22 @@ describe('Network Protector, the app, failing its self-check', function () {
     await gateway.services.launcher.start(NP).catch(() => undefined);
     await until(() => gateway!.services.modes.active);
     assert.match(gateway.services.modes.state()!.reason, /without traffic filtering rules/);
+  });
+
+  it('with 100k rules, refuses the configuration at the edge by its size (E_DOCUMENT_LIMIT), changing nothing and starting nothing', async () => {
+    gateway = await gatewayWithProtector(dir, await createTestPki(), services);
+    const before = gateway.services.launcher.getConfiguration(NP);
+    const many = Array.from({ length: 100_000 }, (_, i) => `alert modbus any any -> any 502 (msg:"r${i}"; modbus: function 1; sid:${i + 1};)`).join('\n');
+    await assert.rejects(
+      gateway.services.launcher.setConfiguration(NP, { APP_CONFIGURATION: { industrial_commands_rules: b64(many), industrial_anomaly_rules: '' } }),
+      (error: { code?: string; message?: string }) => error.code === 'E_DOCUMENT_LIMIT' && /the limit is 65536/.test(error.message ?? ''),
+    );
+    assert.deepEqual(gateway.services.launcher.getConfiguration(NP), before);
+    assert.notEqual(gateway.services.launcher.status(NP).status, 'running');
+    assert.equal(gateway.services.modes.active, false);
+    // Nothing to wait for in afterEach: the mode was never entered.
+    await gateway.close();
+    gateway = undefined;
   });
 
   it('with a rule it cannot compile, logs the list, line and column and enters emergency support mode', async () => {

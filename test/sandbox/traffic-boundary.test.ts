@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import type { AppInspector } from '../../platform/sandbox/bridge.js';
 import { grantsFor, hostFor, type SandboxSide } from '../../platform/sandbox/capabilities.js';
 import { type AppSandbox, createAppSandbox, type SandboxFailure } from '../../platform/sandbox/index.js';
-import { decodeVerdicts, dispatch, type InspectItem, type TrafficConnection } from '../../platform/sandbox/protocol.js';
+import { decodePackedVerdicts, dispatch, type InspectItem, type TrafficConnection } from '../../platform/sandbox/protocol.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { refusedWith } from '../fixtures/errors.js';
 import { fakeHost } from '../fixtures/fake-host.js';
@@ -23,34 +23,63 @@ describe('traffic.inspect across the boundary', function () {
   this.timeout(30_000);
 
   describe('verdicts, decoded on the host', () => {
+    // A packed answer as the guest SDK builds it, then bent one way per case.
+    const packed = (verdicts: number[], alertEnds: number[], alertRefs: number[], alerts: unknown[]): Record<string, unknown> => ({
+      verdicts: Float64Array.from(verdicts),
+      alertEnds: Uint32Array.from(alertEnds),
+      alertRefs: Uint32Array.from(alertRefs),
+      alerts,
+    });
     const FORGED: [string, unknown, number][] = [
-      ['not a list', { release: 1 }, 1],
-      ['one verdict short', [], 1],
-      ['one verdict too many', [{ release: 1 }, { release: 2 }], 1],
-      ['a negative release', [{ release: -1 }], 1],
-      ['a fractional release', [{ release: 1.5 }], 1],
-      ['a release as text', [{ release: '12' }], 1],
-      ['neither release nor drop', [{}], 1],
-      ['an unknown field', [{ release: 1, extra: true }], 1],
-      ['a drop that is no alert', [{ drop: 'sig' }], 1],
-      ['an alert without its sid', [{ drop: { ...ALERT, sid: undefined } }], 1],
-      ['an alert of an unknown action', [{ drop: { ...ALERT, action: 'reject' } }], 1],
-      ['a signature past 1024 characters', [{ drop: { ...ALERT, signature: 'x'.repeat(1025) } }], 1],
-      ['more than 64 alerts', [{ release: 1, alerts: Array.from({ length: 65 }, () => ALERT) }], 1],
+      ['not an answer', [{ release: 1 }], 1],
+      ['an unknown field', { ...packed([1], [0], [], []), extra: true }, 1],
+      ['one verdict short', packed([], [], [], []), 1],
+      ['one verdict too many', packed([1, 2], [0, 0], [], []), 1],
+      ['verdicts as a plain list', { ...packed([1], [0], [], []), verdicts: [1] }, 1],
+      ['a fractional release', packed([1.5], [0], [], []), 1],
+      ['a release past a safe integer', packed([2 ** 53], [0], [], []), 1],
+      ['a drop naming no alert', packed([-1], [0], [], []), 1],
+      ['a drop that is no alert', packed([-1], [0], [], ['sig']), 1],
+      ['an alert without its sid', packed([-1], [0], [], [{ ...ALERT, sid: undefined }]), 1],
+      ['an alert of an unknown action', packed([-1], [0], [], [{ ...ALERT, action: 'reject' }]), 1],
+      ['a signature past 1024 characters', packed([-1], [0], [], [{ ...ALERT, signature: 'x'.repeat(1025) }]), 1],
+      [
+        'more than 64 alerts',
+        packed(
+          [1],
+          [65],
+          Array.from({ length: 65 }, () => 0),
+          [ALERT],
+        ),
+        1,
+      ],
+      ['alert offsets that go back', packed([1, 1], [1, 0], [0], [ALERT]), 2],
+      ['an alert index past the alerts', packed([1], [1], [1], [ALERT]), 1],
+      ['alert indices no verdict names', packed([1], [0], [0], [ALERT]), 1],
+      [
+        'more alerts than the verdicts could name',
+        packed(
+          [1],
+          [0],
+          [],
+          Array.from({ length: 66 }, () => ALERT),
+        ),
+        1,
+      ],
       // biome-ignore lint/suspicious/noSparseArray: the hole is the attack
-      ['a list with a hole', [, { release: 1 }], 2],
+      ['an alert list with a hole', packed([-2], [0], [], [, ALERT]), 1],
     ];
     for (const [what, value, items] of FORGED) {
       it(`refuses ${what} as a forged verdict (E_APP_FAILED)`, () => {
-        assert.throws(() => decodeVerdicts(value, items), refusedWith('E_APP_FAILED', /forged verdict/));
+        assert.throws(() => decodePackedVerdicts(value, items), refusedWith('E_APP_FAILED', /forged verdict/));
       });
     }
-    it('takes well-formed verdicts, dropping nothing the contract allows', () => {
-      assert.deepEqual(decodeVerdicts([{ release: 0 }, { drop: ALERT, alerts: [ALERT] }, { release: 9, alerts: [] }], 3), [
-        { release: 0 },
-        { drop: ALERT, alerts: [ALERT] },
-        { release: 9, alerts: [] },
-      ]);
+    it('takes well-formed verdicts, each distinct alert decoded once and shared', () => {
+      const verdicts = decodePackedVerdicts(packed([0, -1, 9], [0, 2, 2], [0, 0], [ALERT]), 3);
+      assert.deepEqual(verdicts, [{ release: 0 }, { drop: ALERT, alerts: [ALERT, ALERT] }, { release: 9 }]);
+      const drop = verdicts[1] as { drop: object; alerts: object[] };
+      assert.equal(drop.alerts[0], drop.drop);
+      assert.ok(Object.isFrozen(drop.drop));
     });
   });
 
@@ -142,6 +171,10 @@ describe('traffic.inspect across the boundary', function () {
 
     for (const [what, body, code] of [
       ['answers a forged verdict', 'return { release: -5 };', 'E_APP_FAILED'],
+      ['answers a release as text', "return { release: '4' };", 'E_APP_FAILED'],
+      ['answers no verdict', 'return undefined;', 'E_APP_FAILED'],
+      ['answers alerts that are no list', 'return { release: 4, alerts: 1 };', 'E_APP_FAILED'],
+      ['answers an alert that is no alert', "return { release: 4, alerts: ['x'] };", 'E_APP_FAILED'],
       ['answers something that cannot be copied', 'return { release: 1, alerts: [() => 1] };', 'E_APP_FAILED'],
       ['throws', "throw new Error('bug');", 'E_APP_FAILED'],
       ['loops', 'for (;;) {}', 'E_CPU_LIMIT'],

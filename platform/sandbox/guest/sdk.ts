@@ -10,6 +10,7 @@
  * host's own code and sentence (`../refusals.ts`); the host checks again, and its check counts.
  */
 import { jsonDepth } from '../../../sdk/limits.js';
+import { INSPECT_KIND, INSPECT_WORDS } from '../inspect-wire.js';
 import type {
   Args,
   CallAnswer,
@@ -21,9 +22,11 @@ import type {
   FetchResponse,
   GuestGrants,
   GuestOperations,
-  InspectItem,
   NotifyOperation,
+  PackedVerdicts,
   Result,
+  TrafficAlert,
+  TrafficConnection,
   TrafficVerdict,
 } from '../protocol.js';
 import { type Refusal, refusals } from '../refusals.js';
@@ -686,15 +689,71 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       notify('traffic.inspect', []);
     },
   });
-  function inspect(items: InspectItem[]): TrafficVerdict[] {
+  const DIRECTIONS = ['to_server', 'to_client'] as const;
+  /**
+   * One packed crossing (protocol.ts PackedInspection), its answer packed too (PackedVerdicts).
+   * Each frame reaches the inspector as a view into the crossing's one buffer: no copy and no
+   * buffer of its own per frame. An alert crosses back once per crossing however many verdicts
+   * name it (the inspector's rules hand out the same alert object each time they match).
+   */
+  function inspect(control: Float64Array, bytes: Uint8Array, opens: TrafficConnection[]): PackedVerdicts {
     if (!inspector) throw new Error('No traffic inspector is registered');
-    const verdicts: TrafficVerdict[] = [];
-    for (const item of items) {
-      if (item[0] === 'data') verdicts.push(inspector.data(item[1], item[2], item[3], item[4]));
-      else if (item[0] === 'open') inspector.open(deepFreeze(item[1]));
-      else inspector.close(item[1]);
+    const items = control.length / INSPECT_WORDS;
+    let dataItems = 0;
+    for (let at = 0; at < control.length; at += INSPECT_WORDS) if (control[at] === INSPECT_KIND.data) dataItems += 1;
+    const verdicts = new Float64Array(dataItems);
+    const alertEnds = new Uint32Array(dataItems);
+    const refs: number[] = [];
+    const alerts: TrafficAlert[] = [];
+    const sent = new Map<TrafficAlert, number>();
+    const ref = (alert: TrafficAlert): number => {
+      let index = sent.get(alert);
+      if (index === undefined) {
+        index = alerts.push(alert) - 1;
+        sent.set(alert, index);
+      }
+      return index;
+    };
+    let offset = 0;
+    let data = 0;
+    let opened = 0;
+    for (let item = 0; item < items; item += 1) {
+      const at = item * INSPECT_WORDS;
+      const kind = control[at];
+      if (kind === INSPECT_KIND.data) {
+        const length = control[at + 3]!;
+        const view = bytes.subarray(offset, offset + length);
+        offset += length;
+        const verdict = inspector.data(control[at + 1]!, DIRECTIONS[control[at + 2]!]!, view, control[at + 4]!) as Partial<{
+          release: unknown;
+          drop: TrafficAlert;
+          alerts: unknown;
+        }> | null;
+        if (!verdict || typeof verdict !== 'object') throw new TypeError('traffic inspector: data() answered no verdict');
+        if ('drop' in verdict) {
+          if (!verdict.drop || typeof verdict.drop !== 'object') throw new TypeError('traffic inspector: a drop verdict without its alert');
+          verdicts[data] = -1 - ref(verdict.drop);
+        } else {
+          // Checked here, as the packed number cannot say what it was: a negative one would read as a drop.
+          const release = verdict.release;
+          if (typeof release !== 'number' || !Number.isSafeInteger(release) || release < 0) {
+            throw new TypeError('traffic inspector: release is not a non-negative integer');
+          }
+          verdicts[data] = release;
+        }
+        if (verdict.alerts !== undefined) {
+          if (!Array.isArray(verdict.alerts)) throw new TypeError('traffic inspector: alerts is not a list');
+          for (const alert of verdict.alerts as TrafficAlert[]) refs.push(ref(alert));
+        }
+        alertEnds[data] = refs.length;
+        data += 1;
+      } else if (kind === INSPECT_KIND.open) {
+        inspector.open(deepFreeze(opens[opened++]));
+      } else {
+        inspector.close(control[at + 1]!);
+      }
     }
-    return verdicts;
+    return { verdicts, alertEnds, alertRefs: Uint32Array.from(refs), alerts };
   }
 
   const sdk = Object.freeze({ app, log, on, emit, onStop, storage, config, egress, traffic });

@@ -6,6 +6,7 @@
  */
 import { config, type JsonValue, log, type TrafficConnection, traffic } from 'isogate:sdk';
 import { type CompiledRules, compileRules, StreamInspector } from './engine/index.js';
+import { SELF_TEST_SERVICE, selfTestRules } from './engine/self-test.js';
 import { decodeRuleList } from './rules/rule-list.js';
 
 const LISTS = ['industrial_commands_rules', 'industrial_anomaly_rules'] as const;
@@ -37,6 +38,7 @@ try {
   throw error;
 }
 let broken: Error | undefined;
+const builtIn = selfTestRules();
 log.info(`Inspecting with ${rules.rules.length} rules`);
 
 // A change applies to connections opened after it: an open connection keeps the rules its
@@ -57,7 +59,8 @@ config.onChange((configuration) => {
 const inspectors = new Map<number, StreamInspector>();
 traffic.inspect({
   open(connection: TrafficConnection) {
-    inspectors.set(connection.id, new StreamInspector(rules, connection));
+    // The gateway's self-test connection: its crafted frame meets the built-in rule alone.
+    inspectors.set(connection.id, new StreamInspector(connection.service === SELF_TEST_SERVICE ? builtIn : rules, connection));
   },
   data(connectionId, direction, bytes, timestampMs) {
     if (broken) throw broken;

@@ -53,7 +53,7 @@ export function compileRules(lists: { text: string; name: string }[], vars: Reco
   return { rules: ordered.map(({ r }) => r) };
 }
 
-function compileRule(rule: Rule): CompiledRule {
+export function compileRule(rule: Rule): CompiledRule {
   const action = rule.header.action === 'alert' ? 'alert' : rule.header.action === 'pass' ? 'pass' : 'drop';
   const alert: TrafficAlert = {
     sid: rule.sid,

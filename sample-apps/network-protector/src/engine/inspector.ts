@@ -62,8 +62,6 @@ export class StreamInspector {
   readonly #prefilters: Record<TrafficDirection, PacketPrefilter>;
   readonly #fed: Record<TrafficDirection, number> = { to_server: 0, to_client: 0 };
   readonly #byKind: Record<TrafficDirection, Map<number, CompiledRule[]>> = { to_server: new Map(), to_client: new Map() };
-  /** The sids (and directions) each live transaction alerted on; a released transaction takes its set with it. */
-  readonly #alerted = new WeakMap<Transaction, Set<number>>();
   #drop: CompiledRule | undefined;
 
   constructor(rules: CompiledRules, connection: TrafficConnection) {
@@ -140,7 +138,7 @@ export class StreamInspector {
       const directions = this.#mqtt ? ((tx as MqttTransaction).direction === 'toserver' ? TO_SERVER : TO_CLIENT) : BOTH;
       const complete = this.#mqtt ? (tx as MqttTransaction).complete : true;
       const hasEvents = tx.events.length > 0;
-      let sids = this.#alerted.get(tx);
+      let sids = tx.detected;
       for (const inspected of directions) {
         if (passed) break;
         const bit = inspected === 'to_server' ? 0 : 1;
@@ -153,7 +151,7 @@ export class StreamInspector {
           if (!this.#txMatches(rule, tx, version, bytes)) continue;
           if (!sids) {
             sids = new Set();
-            this.#alerted.set(tx, sids);
+            tx.detected = sids;
           }
           sids.add(key);
           matches.push({ rule, direction: inspected, tx });

@@ -1,0 +1,9 @@
+/**
+ * The layout of a packed inspection crossing (protocol.ts PackedInspection), which both sides of
+ * the boundary read: the host packs by it, the guest SDK unpacks by it. A module of its own,
+ * importing nothing, so the guest's bundle takes the numbers without the host's codecs.
+ */
+
+/** Numbers per item: its kind, connection id, direction (0 to_server, 1 to_client), byte length, timestamp. */
+export const INSPECT_WORDS = 5;
+export const INSPECT_KIND = { open: 0, data: 1, close: 2 } as const;
