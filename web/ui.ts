@@ -52,6 +52,22 @@ export function describeError(error: unknown): { text: string; advice: string } 
   return { text: `${code}: ${message}`, advice: t(key) };
 }
 
+/** A document the schema refuses, before it is sent: the heading's count and the first 30 paths with what they break. */
+export function SchemaProblems({ heading, problems }: { heading: string; problems: readonly string[] }): ComponentChild {
+  if (problems.length === 0) return null;
+  return h(
+    'div',
+    { class: 'error', role: 'alert' },
+    h('p', null, `${heading} (${problems.length})`),
+    h('p', { class: 'advice' }, t('adviceConfig')),
+    h(
+      'ul',
+      null,
+      problems.slice(0, 30).map((problem) => h('li', null, problem)),
+    ),
+  );
+}
+
 export function ErrorLine({ error }: { error: unknown }): ComponentChild {
   if (!error) return null;
   const { text, advice } = describeError(error);

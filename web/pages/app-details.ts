@@ -7,7 +7,7 @@ import { type ComponentChild, Fragment, h } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { call } from '../api.js';
 import { type Key, t } from '../i18n.js';
-import { ErrorLine, localTime, Notice, useAction } from '../ui.js';
+import { ErrorLine, localTime, Notice, SchemaProblems, useAction } from '../ui.js';
 import { schemaErrors } from './settings.js';
 
 /** GET /apps/{id}/manifest (platform/api/app-manifest.ts). */
@@ -189,20 +189,8 @@ export function ConfigEditor({ id, onClose }: { id: string; onClose: () => void 
     }),
     h('button', { onClick: save, disabled: action.busy || text === undefined }, t('save')),
     h('button', { onClick: onClose }, t('close')),
-    problems.length > 0
-      ? h(
-          'div',
-          { class: 'error', role: 'alert' },
-          // The code the gateway would refuse it with, so both refusals read alike.
-          h('p', null, `E_CONFIG: ${t('configInvalid')} (${problems.length})`),
-          h('p', { class: 'advice' }, t('adviceConfig')),
-          h(
-            'ul',
-            null,
-            problems.slice(0, 30).map((problem) => h('li', null, problem)),
-          ),
-        )
-      : null,
+    // The code the gateway would refuse it with, so both refusals read alike.
+    h(SchemaProblems, { heading: `E_CONFIG: ${t('configInvalid')}`, problems }),
     h(ErrorLine, { error: action.error ?? loadError }),
     h(Notice, { text: action.done }),
   );

@@ -9,7 +9,7 @@ import { type ComponentChild, Fragment, h } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { call, download, upload } from '../api.js';
 import { t } from '../i18n.js';
-import { ErrorLine, Notice, saveBlob, useAction } from '../ui.js';
+import { ErrorLine, Notice, SchemaProblems, saveBlob, useAction } from '../ui.js';
 
 interface SettingsView {
   document: Record<string, unknown>;
@@ -94,19 +94,7 @@ function ConfigurationEditor(): ComponentChild {
     h('button', { onClick: validate, disabled: !view }, t('validate')),
     h('button', { onClick: save, disabled: action.busy || !view }, t('save')),
     h('button', { onClick: load, disabled: action.busy }, t('reloadDocument')),
-    problems.length > 0
-      ? h(
-          'div',
-          { class: 'error', role: 'alert' },
-          h('p', null, `${t('documentInvalid')} (${problems.length})`),
-          h('p', { class: 'advice' }, t('adviceConfig')),
-          h(
-            'ul',
-            null,
-            problems.slice(0, 30).map((problem) => h('li', null, problem)),
-          ),
-        )
-      : null,
+    h(SchemaProblems, { heading: t('documentInvalid'), problems }),
     h(ErrorLine, { error: action.error ?? loadError }),
     h(Notice, { text: action.done }),
   );
