@@ -82,7 +82,7 @@ try {
   const count = await links.count();
   for (let index = 0; index < count; index++) {
     const link = links.nth(index);
-    const id = ((await link.getAttribute('href')) ?? '').replace(/^#\//, '');
+    const id = ((await link.getAttribute('href')) ?? '').replace(/^#?\//, '');
     await link.click();
     await page
       .getByRole('heading', { level: 1 })

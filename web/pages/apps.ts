@@ -35,19 +35,25 @@ interface InstallProgress {
 export function AppsPage({ session }: { session: SessionView }): ComponentChild {
   const [apps, error, reload] = usePolling((background) => call<AppRow[]>('GET', '/apps', undefined, { background }), 5000);
   const admin = session.role === 'admin';
-  const [store, storeError] = usePolling(async () => (admin ? call<Record<string, unknown>[]>('GET', '/store/apps') : []), 0);
+  const [store, storeError, reloadStore] = usePolling(async () => (admin ? call<Record<string, unknown>[]>('GET', '/store/apps') : []), 0);
   const [progress, setProgress] = useState<{ id: string; phase: string; percent: number } | undefined>(undefined);
   const [panel, setPanel] = useState<{ kind: 'manifest' | 'config' | 'log'; id: string } | undefined>(undefined);
   const action = useAction(reload);
-  const install = (id: string): Promise<void> =>
+  // A store version of an app installed in another version is an update in place (storage, certificates,
+  // valid configuration and routes kept), not a second install, which the gateway would refuse.
+  const fromStore = (id: string, version: string, installedVersion: string | null): Promise<void> =>
     action.run(async () => {
       setProgress({ id, phase: '…', percent: 0 });
-      await callStreaming('POST', '/apps', { id }, (update) => {
+      const onProgress = (update: unknown): void => {
         const { phase, percent } = (update ?? {}) as InstallProgress;
         setProgress({ id, phase: phase ?? '…', percent: typeof percent === 'number' ? percent : 0 });
-      });
-      setProgress({ id, phase: t('installed'), percent: 100 });
-      return `${id}: ${t('installed')}`;
+      };
+      if (installedVersion === null) await callStreaming('POST', '/apps', { id, version }, onProgress);
+      else await callStreaming('POST', `/apps/${id}/update`, { version }, onProgress);
+      const done = t(installedVersion === null ? 'installed' : 'updated');
+      setProgress({ id, phase: done, percent: 100 });
+      reloadStore();
+      return `${id} ${version}: ${done}`;
     });
   const columns: Column<AppRow>[] = [
     { label: 'name', value: (row) => row.name },
@@ -125,11 +131,23 @@ export function AppsPage({ session }: { session: SessionView }): ComponentChild 
             { class: 'store' },
             (store ?? []).map((entry) => {
               const id = String(entry.package_id ?? entry.id);
+              const version = String(entry.version ?? '');
+              const installedVersion = typeof entry.installedVersion === 'string' ? entry.installedVersion : null;
               return h(
                 'li',
                 null,
-                `${String(entry.title ?? entry.name ?? id)} ${String(entry.version ?? '')} `,
-                h('button', { onClick: () => install(id), disabled: action.busy, 'aria-label': `${t('install')} ${id}` }, t('install')),
+                `${String(entry.title ?? entry.name ?? id)} ${version} `,
+                installedVersion === version
+                  ? h('span', { class: 'muted' }, t('installedHere'))
+                  : h(
+                      'button',
+                      {
+                        onClick: () => fromStore(id, version, installedVersion),
+                        disabled: action.busy,
+                        'aria-label': `${t(installedVersion === null ? 'install' : 'updateApp')} ${id} ${version}`,
+                      },
+                      installedVersion === null ? t('install') : `${t('updateApp')} (${installedVersion} → ${version})`,
+                    ),
               );
             }),
           ),
