@@ -88,7 +88,11 @@ describe('web interface (chromium)', function () {
       .waitFor({ timeout: 90_000 });
     // The store now says so, and offers no second install of the same version.
     const store = page.getByRole('region', { name: 'Store' });
-    await store.getByRole('listitem').filter({ hasText: /threshold/i }).filter({ hasText: 'installed' }).waitFor();
+    await store
+      .getByRole('listitem')
+      .filter({ hasText: /threshold/i })
+      .filter({ hasText: 'installed' })
+      .waitFor();
     assert.equal(await store.getByRole('button', { name: `Install ${THRESHOLD}` }).count(), 0);
     const telemetryRow = apps.getByRole('row').filter({ hasText: /telemetry/i });
     await telemetryRow.getByRole('button', { name: 'Start' }).click();
