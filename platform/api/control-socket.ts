@@ -72,32 +72,58 @@ const LEADING_OP = /^\s*\{\s*"op"\s*:\s*"([A-Za-z0-9._-]{1,64})"/;
  * A line is kept as the pieces that came, each searched once for its newline, so a large line
  * costs its length and not its length times its chunks.
  */
-function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options: ControlSocketOptions): void {
+/**
+ * The larger bound is the gateway's, not each connection's: one line at a time holds it, from
+ * the moment it passes the usual bound until its answer is sent (or it is refused, or its
+ * connection closes). Otherwise every connection, and every line pipelined on one, could make
+ * the gateway hold a restore's worth of text at once.
+ */
+interface LargeLineSlot {
+  holder: object | undefined;
+}
+
+function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options: ControlSocketOptions, slot: LargeLineSlot): void {
   let pieces: string[] = [];
   let bytes = 0;
   let bound = MAX_REQUEST_LINE_BYTES;
   /** The operation whose larger bound the current line has, once it passed the usual one. */
   let largeOp: string | undefined;
+  /** This line's claim on the slot while it holds it. */
+  let claim: object | undefined;
   let refused = false;
+  const release = (held: object | undefined): void => {
+    if (held !== undefined && slot.holder === held) slot.holder = undefined;
+  };
   socket.setEncoding('utf8');
   socket.on('error', () => socket.destroy());
-  const refuse = (): void => {
+  socket.once('close', () => release(claim));
+  const refuse = (error = fail('E_DOCUMENT_LIMIT', `A request line may be at most ${bound} bytes; send a smaller request`, { maxBytes: bound })): void => {
     refused = true;
     pieces = [];
-    send(socket, {
-      id: null,
-      error: fail('E_DOCUMENT_LIMIT', `A request line may be at most ${bound} bytes; send a smaller request`, { maxBytes: bound }).toJSON(),
-    });
+    release(claim);
+    send(socket, { id: null, error: error.toJSON() });
     socket.end();
   };
-  /** Called once a line passes the usual bound: the larger one its leading operation has, if any. */
+  /** Called once a line passes the usual bound: the larger one its leading operation has, if any and if free. */
   const widen = (): void => {
     const op = LEADING_OP.exec(pieces.join('').slice(0, 256))?.[1];
     const larger = op === undefined ? undefined : options.requestBytes?.(op);
-    if (op !== undefined && larger !== undefined && larger > MAX_REQUEST_LINE_BYTES) {
-      largeOp = op;
-      bound = larger;
+    if (op === undefined || larger === undefined || larger <= MAX_REQUEST_LINE_BYTES) return;
+    if (slot.holder !== undefined) {
+      return refuse(
+        fail(
+          'E_CONFLICT',
+          `Another ${op} request larger than ${MAX_REQUEST_LINE_BYTES} bytes is being received or answered; send this one once it is answered`,
+          {
+            maxBytes: MAX_REQUEST_LINE_BYTES,
+          },
+        ),
+      );
     }
+    claim = {};
+    slot.holder = claim;
+    largeOp = op;
+    bound = larger;
   };
   socket.on('data', (chunk: string) => {
     for (let start = 0; !refused; ) {
@@ -108,15 +134,20 @@ function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options
         bytes += Buffer.byteLength(piece);
       }
       if (bytes > bound && largeOp === undefined) widen();
+      if (refused) return;
       if (bytes > bound) return refuse();
       if (newline < 0) return;
       const line = pieces.join('');
       const op = largeOp;
+      const held = claim;
       pieces = [];
       bytes = 0;
       bound = MAX_REQUEST_LINE_BYTES;
       largeOp = undefined;
-      if (line.trim()) void answer(socket, line, dispatch, op);
+      claim = undefined;
+      // The slot stays held while the large line is parsed and answered, then is free again.
+      if (line.trim()) void answer(socket, line, dispatch, op).finally(() => release(held));
+      else release(held);
       start = newline + 1;
     }
   });
@@ -203,7 +234,8 @@ export async function serveControlSocket(socketPath: string, dispatch: ControlDi
   await removeStaleSocket(socketPath);
   let serving = false;
   // Nothing is served before the socket's mode is confirmed below.
-  const server = net.createServer((socket) => (serving ? handleConnection(socket, dispatch, options) : socket.destroy()));
+  const slot: LargeLineSlot = { holder: undefined };
+  const server = net.createServer((socket) => (serving ? handleConnection(socket, dispatch, options, slot) : socket.destroy()));
   const sockets = new Set<net.Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
