@@ -110,15 +110,9 @@ function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options
     const larger = op === undefined ? undefined : options.requestBytes?.(op);
     if (op === undefined || larger === undefined || larger <= MAX_REQUEST_LINE_BYTES) return;
     if (slot.holder !== undefined) {
-      return refuse(
-        fail(
-          'E_CONFLICT',
-          `Another ${op} request larger than ${MAX_REQUEST_LINE_BYTES} bytes is being received or answered; send this one once it is answered`,
-          {
-            maxBytes: MAX_REQUEST_LINE_BYTES,
-          },
-        ),
-      );
+      const message = `Another ${op} request larger than ${MAX_REQUEST_LINE_BYTES} bytes is being received or answered; send this one once it is answered`;
+      refuse(fail('E_CONFLICT', message, { maxBytes: MAX_REQUEST_LINE_BYTES }));
+      return;
     }
     claim = {};
     slot.holder = claim;
