@@ -63,15 +63,49 @@ export interface ControlSocketOptions {
   requestBytes?: (op: string) => number | undefined;
 }
 
+/** Pieces of a line kept before they are joined into one: bounds their count, not their bytes. */
+const PIECES_JOINED = 1024;
+
+/**
+ * A line as the pieces that came, each searched once for its newline, so a large line costs its
+ * length and not its length times its chunks. The latest pieces are joined into one every
+ * PIECES_JOINED of them: a client that sends a line a byte at a time would otherwise make the
+ * gateway hold an object per byte, tens of times the line's bound in memory.
+ */
+export class LinePieces {
+  #joined: string[] = [];
+  #latest: string[] = [];
+  /** The line's UTF-8 bytes so far. */
+  bytes = 0;
+
+  add(piece: string): void {
+    this.#latest.push(piece);
+    this.bytes += Buffer.byteLength(piece);
+    if (this.#latest.length >= PIECES_JOINED) {
+      this.#joined.push(this.#latest.join(''));
+      this.#latest = [];
+    }
+  }
+
+  /** The strings held for the line: at most about its bytes / PIECES_JOINED + PIECES_JOINED. */
+  get count(): number {
+    return this.#joined.length + this.#latest.length;
+  }
+
+  text(): string {
+    return this.#joined.join('') + this.#latest.join('');
+  }
+
+  clear(): void {
+    this.#joined = [];
+    this.#latest = [];
+    this.bytes = 0;
+  }
+}
+
 /** The operation a request line names at its very start, where callControl puts it. */
 const LEADING_OP = /^\s*\{\s*"op"\s*:\s*"([A-Za-z0-9._-]{1,64})"/;
 
-/**
- * Every line is bounded, complete or not: a line past its bound is refused and the connection
- * ended before the line is parsed (or kept growing), whether or not its newline came with it.
- * A line is kept as the pieces that came, each searched once for its newline, so a large line
- * costs its length and not its length times its chunks.
- */
 /**
  * The larger bound is the gateway's, not each connection's: one line at a time holds it, from
  * the moment it passes the usual bound until its answer is sent (or it is refused, or its
@@ -82,9 +116,13 @@ interface LargeLineSlot {
   holder: object | undefined;
 }
 
+/**
+ * Every line is bounded, complete or not: a line past its bound is refused and the connection
+ * ended before the line is parsed (or kept growing), whether or not its newline came with it.
+ * A line is kept as LinePieces.
+ */
 function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options: ControlSocketOptions, slot: LargeLineSlot): void {
-  let pieces: string[] = [];
-  let bytes = 0;
+  const pieces = new LinePieces();
   let bound = MAX_REQUEST_LINE_BYTES;
   /** The operation whose larger bound the current line has, once it passed the usual one. */
   let largeOp: string | undefined;
@@ -99,14 +137,14 @@ function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options
   socket.once('close', () => release(claim));
   const refuse = (error = fail('E_DOCUMENT_LIMIT', `A request line may be at most ${bound} bytes; send a smaller request`, { maxBytes: bound })): void => {
     refused = true;
-    pieces = [];
+    pieces.clear();
     release(claim);
     send(socket, { id: null, error: error.toJSON() });
     socket.end();
   };
   /** Called once a line passes the usual bound: the larger one its leading operation has, if any and if free. */
   const widen = (): void => {
-    const op = LEADING_OP.exec(pieces.join('').slice(0, 256))?.[1];
+    const op = LEADING_OP.exec(pieces.text().slice(0, 256))?.[1];
     const larger = op === undefined ? undefined : options.requestBytes?.(op);
     if (op === undefined || larger === undefined || larger <= MAX_REQUEST_LINE_BYTES) return;
     if (slot.holder !== undefined) {
@@ -123,19 +161,15 @@ function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options
     for (let start = 0; !refused; ) {
       const newline = chunk.indexOf('\n', start);
       const piece = newline < 0 ? chunk.slice(start) : chunk.slice(start, newline);
-      if (piece.length > 0) {
-        pieces.push(piece);
-        bytes += Buffer.byteLength(piece);
-      }
-      if (bytes > bound && largeOp === undefined) widen();
+      if (piece.length > 0) pieces.add(piece);
+      if (pieces.bytes > bound && largeOp === undefined) widen();
       if (refused) return;
-      if (bytes > bound) return refuse();
+      if (pieces.bytes > bound) return refuse();
       if (newline < 0) return;
-      const line = pieces.join('');
+      const line = pieces.text();
       const op = largeOp;
       const held = claim;
-      pieces = [];
-      bytes = 0;
+      pieces.clear();
       bound = MAX_REQUEST_LINE_BYTES;
       largeOp = undefined;
       claim = undefined;

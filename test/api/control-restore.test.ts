@@ -9,7 +9,7 @@ import { strict as assert } from 'node:assert';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { type ControlServer, callControl, MAX_REQUEST_LINE_BYTES, serveControlSocket } from '../../platform/api/control-socket.js';
+import { type ControlServer, callControl, LinePieces, MAX_REQUEST_LINE_BYTES, serveControlSocket } from '../../platform/api/control-socket.js';
 import { requestBytesFor } from '../../platform/api/operations.js';
 import { MAX_BACKUP_BYTES } from '../../platform/backup/index.js';
 import { main } from '../../platform/cli/main.js';
@@ -103,6 +103,26 @@ describe('control socket: a backup larger than the usual request line', function
       const answers = await rawExchange(socketPath, `{"op":"backup.restore","id":1,"params":{"content":"${'A'.repeat(bound + 10)}`);
       assert.equal(answers[0]?.error?.code, 'E_DOCUMENT_LIMIT');
       assert.deepEqual(seen, []);
+    });
+  });
+
+  describe('a line as its pieces', () => {
+    // A hostile client writes a line a byte at a time: held as one string per byte, a 22 MiB line
+    // cost the gateway tens of times that in objects.
+    it('holds a line sent a byte at a time in a bounded number of strings, and gives it back whole', () => {
+      const pieces = new LinePieces();
+      const text = `{"op":"backup.restore","params":{"content":"${'ж'.repeat(MAX_REQUEST_LINE_BYTES / 2)}"}}`;
+      let most = 0;
+      for (const char of text) {
+        pieces.add(char);
+        most = Math.max(most, pieces.count);
+      }
+      assert.ok(most <= text.length / 1024 + 1024, `${most} strings held for ${text.length} characters`);
+      assert.equal(pieces.bytes, Buffer.byteLength(text));
+      assert.equal(pieces.text(), text);
+      pieces.clear();
+      assert.equal(pieces.count, 0);
+      assert.equal(pieces.text(), '');
     });
   });
 
