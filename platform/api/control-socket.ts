@@ -63,60 +63,119 @@ export interface ControlSocketOptions {
   requestBytes?: (op: string) => number | undefined;
 }
 
+/** Pieces of a line kept before they are joined into one: bounds their count, not their bytes. */
+const PIECES_JOINED = 1024;
+
+/**
+ * A line as the pieces that came, each searched once for its newline, so a large line costs its
+ * length and not its length times its chunks. The latest pieces are joined into one every
+ * PIECES_JOINED of them: a client that sends a line a byte at a time would otherwise make the
+ * gateway hold an object per byte, tens of times the line's bound in memory.
+ */
+export class LinePieces {
+  #joined: string[] = [];
+  #latest: string[] = [];
+  /** The line's UTF-8 bytes so far. */
+  bytes = 0;
+
+  add(piece: string): void {
+    this.#latest.push(piece);
+    this.bytes += Buffer.byteLength(piece);
+    if (this.#latest.length >= PIECES_JOINED) {
+      this.#joined.push(this.#latest.join(''));
+      this.#latest = [];
+    }
+  }
+
+  /** The strings held for the line: at most about its bytes / PIECES_JOINED + PIECES_JOINED. */
+  get count(): number {
+    return this.#joined.length + this.#latest.length;
+  }
+
+  text(): string {
+    return this.#joined.join('') + this.#latest.join('');
+  }
+
+  clear(): void {
+    this.#joined = [];
+    this.#latest = [];
+    this.bytes = 0;
+  }
+}
+
 /** The operation a request line names at its very start, where callControl puts it. */
 const LEADING_OP = /^\s*\{\s*"op"\s*:\s*"([A-Za-z0-9._-]{1,64})"/;
 
 /**
+ * The larger bound is the gateway's, not each connection's: one line at a time holds it, from
+ * the moment it passes the usual bound until its answer is sent (or it is refused, or its
+ * connection closes). Otherwise every connection, and every line pipelined on one, could make
+ * the gateway hold a restore's worth of text at once.
+ */
+interface LargeLineSlot {
+  holder: object | undefined;
+}
+
+/**
  * Every line is bounded, complete or not: a line past its bound is refused and the connection
  * ended before the line is parsed (or kept growing), whether or not its newline came with it.
- * A line is kept as the pieces that came, each searched once for its newline, so a large line
- * costs its length and not its length times its chunks.
+ * A line is kept as LinePieces.
  */
-function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options: ControlSocketOptions): void {
-  let pieces: string[] = [];
-  let bytes = 0;
+function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options: ControlSocketOptions, slot: LargeLineSlot): void {
+  const pieces = new LinePieces();
   let bound = MAX_REQUEST_LINE_BYTES;
   /** The operation whose larger bound the current line has, once it passed the usual one. */
   let largeOp: string | undefined;
+  /** This line's claim on the slot while it holds it. */
+  let claim: object | undefined;
   let refused = false;
+  const release = (held: object | undefined): void => {
+    if (held !== undefined && slot.holder === held) slot.holder = undefined;
+  };
   socket.setEncoding('utf8');
   socket.on('error', () => socket.destroy());
-  const refuse = (): void => {
+  socket.once('close', () => release(claim));
+  const refuse = (error = fail('E_DOCUMENT_LIMIT', `A request line may be at most ${bound} bytes; send a smaller request`, { maxBytes: bound })): void => {
     refused = true;
-    pieces = [];
-    send(socket, {
-      id: null,
-      error: fail('E_DOCUMENT_LIMIT', `A request line may be at most ${bound} bytes; send a smaller request`, { maxBytes: bound }).toJSON(),
-    });
+    pieces.clear();
+    release(claim);
+    send(socket, { id: null, error: error.toJSON() });
     socket.end();
   };
-  /** Called once a line passes the usual bound: the larger one its leading operation has, if any. */
+  /** Called once a line passes the usual bound: the larger one its leading operation has, if any and if free. */
   const widen = (): void => {
-    const op = LEADING_OP.exec(pieces.join('').slice(0, 256))?.[1];
+    const op = LEADING_OP.exec(pieces.text().slice(0, 256))?.[1];
     const larger = op === undefined ? undefined : options.requestBytes?.(op);
-    if (op !== undefined && larger !== undefined && larger > MAX_REQUEST_LINE_BYTES) {
-      largeOp = op;
-      bound = larger;
+    if (op === undefined || larger === undefined || larger <= MAX_REQUEST_LINE_BYTES) return;
+    if (slot.holder !== undefined) {
+      const message = `Another ${op} request larger than ${MAX_REQUEST_LINE_BYTES} bytes is being received or answered; send this one once it is answered`;
+      refuse(fail('E_CONFLICT', message, { maxBytes: MAX_REQUEST_LINE_BYTES }));
+      return;
     }
+    claim = {};
+    slot.holder = claim;
+    largeOp = op;
+    bound = larger;
   };
   socket.on('data', (chunk: string) => {
     for (let start = 0; !refused; ) {
       const newline = chunk.indexOf('\n', start);
       const piece = newline < 0 ? chunk.slice(start) : chunk.slice(start, newline);
-      if (piece.length > 0) {
-        pieces.push(piece);
-        bytes += Buffer.byteLength(piece);
-      }
-      if (bytes > bound && largeOp === undefined) widen();
-      if (bytes > bound) return refuse();
+      if (piece.length > 0) pieces.add(piece);
+      if (pieces.bytes > bound && largeOp === undefined) widen();
+      if (refused) return;
+      if (pieces.bytes > bound) return refuse();
       if (newline < 0) return;
-      const line = pieces.join('');
+      const line = pieces.text();
       const op = largeOp;
-      pieces = [];
-      bytes = 0;
+      const held = claim;
+      pieces.clear();
       bound = MAX_REQUEST_LINE_BYTES;
       largeOp = undefined;
-      if (line.trim()) void answer(socket, line, dispatch, op);
+      claim = undefined;
+      // The slot stays held while the large line is parsed and answered, then is free again.
+      if (line.trim()) void answer(socket, line, dispatch, op).finally(() => release(held));
+      else release(held);
       start = newline + 1;
     }
   });
@@ -203,7 +262,8 @@ export async function serveControlSocket(socketPath: string, dispatch: ControlDi
   await removeStaleSocket(socketPath);
   let serving = false;
   // Nothing is served before the socket's mode is confirmed below.
-  const server = net.createServer((socket) => (serving ? handleConnection(socket, dispatch, options) : socket.destroy()));
+  const slot: LargeLineSlot = { holder: undefined };
+  const server = net.createServer((socket) => (serving ? handleConnection(socket, dispatch, options, slot) : socket.destroy()));
   const sockets = new Set<net.Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);

@@ -644,6 +644,11 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   /** The update has finished (either way): the app is the admin's again. */
   release(packageId: string): void {
     this.#held.delete(packageId);
+    // It failed after its watch ended but while still held (a push is confirmed by the ready
+    // signal alone, and the update's records follow): its restart rule applies now, as to any
+    // failure, instead of leaving it in Error for good.
+    const runtime = this.#runtimes.get(packageId);
+    if (runtime?.status === 'error' && runtime.restartTimer === undefined && this.#options.apps.get(packageId)) this.#scheduleRestart(packageId);
   }
 
   /** At gateway start: every Autostart app, each on its own (one failure does not stop the others). */

@@ -192,16 +192,26 @@ const emitRun: Codec<EmitRun> = codec('[endpoint, text, lengths] or [endpoint, b
  * would go through V8's serializer: two copies and a buffer that grows into fresh pages, whose
  * page faults cost more than the copies (measured: the kernel zeroing pages led the profile of
  * 64 KB messages). Resolved before decoding: the codecs check what the run resolved to, and a
- * position that names nothing, or the wrong kind, fails decoding like any malformed run.
+ * position that names nothing, the wrong kind, or a payload another run named, fails decoding like
+ * any malformed run.
  */
 export function resolvePayloads(runs: unknown, payloads: readonly unknown[]): unknown {
   if (!Array.isArray(runs) || payloads.length === 0) return runs;
+  // Each payload is one run's (as the SDK places them): a payload named again would turn one
+  // crossing's bytes into as many messages' worth as the batch has runs, past the byte bounds.
+  const named = new Uint8Array(payloads.length);
+  const claim = (first: number, count: number): boolean => {
+    for (let at = first; at < first + count; at += 1) if (named[at]) return false;
+    named.fill(1, first, first + count);
+    return true;
+  };
   return runs.map((run: unknown) => {
     if (!Array.isArray(run) || run.length !== 3 || !Number.isSafeInteger(run[1])) return run;
     const [endpoint, first, rest] = run as [unknown, number, unknown];
-    if (typeof rest !== 'number') return [endpoint, payloads[first], rest];
+    const inside = first >= 0 && first < payloads.length;
+    if (typeof rest !== 'number') return [endpoint, inside && claim(first, 1) ? payloads[first] : undefined, rest];
     const valid = Number.isSafeInteger(rest) && first >= 0 && rest >= 0 && rest <= MAX_EMIT_BATCH && first + rest <= payloads.length;
-    return [endpoint, valid ? payloads.slice(first, first + rest) : undefined];
+    return [endpoint, valid && claim(first, rest) ? payloads.slice(first, first + rest) : undefined];
   });
 }
 

@@ -97,6 +97,8 @@ export function checkStorageKey(key: unknown, maxKeyBytes = 512): string {
   if (Buffer.byteLength(key) > maxKeyBytes) throw fail('E_STORAGE_KEY', `A storage key is at most ${maxKeyBytes} bytes`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(key)) throw fail('E_STORAGE_KEY', 'A storage key has no NUL or control characters');
+  // Stored as UTF-8, a lone surrogate comes back as U+FFFD: two keys would become one after a restart.
+  if (!key.isWellFormed()) throw fail('E_STORAGE_KEY', 'A storage key has no lone surrogate (UTF-16 that is not text); it could not be stored as UTF-8');
   if (key.startsWith('/') || key.includes('\\') || key.split('/').some((segment) => segment === '..' || segment === '.')) {
     throw fail('E_STORAGE_KEY', `"${key}" looks like a path escape (leading /, backslash, . or .. segment); storage keys are plain names`);
   }
@@ -507,6 +509,9 @@ class LogStorage implements AppStorage {
     checkStorageKey(key, this.options.maxKeyBytes);
     if (typeof value !== 'string' && !(value instanceof Uint8Array))
       throw fail('E_STORAGE_VALUE', `A stored value is a string or bytes, not ${value === null ? 'null' : typeof value}`);
+    if (typeof value === 'string' && !value.isWellFormed()) {
+      throw fail('E_STORAGE_VALUE', 'A stored string has no lone surrogate: it is stored as UTF-8, which cannot hold one; store such data as bytes');
+    }
     const size = valueBytes(value);
     if (size > this.options.maxValueBytes) throw fail('E_STORAGE_QUOTA', `A value is at most ${this.options.maxValueBytes} bytes; this one is ${size}`);
     // The value as it is now: the caller may change its bytes while the put waits for its group.

@@ -51,7 +51,10 @@ declare module 'isogate:sdk' {
   /** Called once when the platform stops the app; finish quickly. */
   export function onStop(handler: () => void | Promise<void>): void;
 
-  /** The app's encrypted key-value storage, within the manifest's quota. */
+  /**
+   * The app's encrypted key-value storage, within the manifest's quota. Keys and strings are
+   * stored as UTF-8: one with a lone surrogate is refused (E_STORAGE_KEY, E_STORAGE_VALUE).
+   */
   export const storage: {
     get(key: string): Promise<string | Uint8Array | undefined>;
     put(key: string, value: string | Uint8Array): Promise<void>;

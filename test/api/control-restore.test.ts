@@ -9,13 +9,14 @@ import { strict as assert } from 'node:assert';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { type ControlServer, callControl, MAX_REQUEST_LINE_BYTES, serveControlSocket } from '../../platform/api/control-socket.js';
+import { type ControlServer, callControl, LinePieces, MAX_REQUEST_LINE_BYTES, serveControlSocket } from '../../platform/api/control-socket.js';
 import { requestBytesFor } from '../../platform/api/operations.js';
 import { MAX_BACKUP_BYTES } from '../../platform/backup/index.js';
 import { main } from '../../platform/cli/main.js';
 import { type Gateway, startGateway } from '../../platform/main.js';
 import { runMain } from '../fixtures/cli.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
+import { waitFor, waitForAsync } from '../fixtures/wait.js';
 
 /** Writes `data` raw and collects every answer line until the server closes the connection (or, with `until`, once that many lines came). */
 function rawExchange(socketPath: string, data: string, until?: number): Promise<{ id?: unknown; result?: unknown; error?: { code: string } }[]> {
@@ -102,6 +103,94 @@ describe('control socket: a backup larger than the usual request line', function
       const answers = await rawExchange(socketPath, `{"op":"backup.restore","id":1,"params":{"content":"${'A'.repeat(bound + 10)}`);
       assert.equal(answers[0]?.error?.code, 'E_DOCUMENT_LIMIT');
       assert.deepEqual(seen, []);
+    });
+  });
+
+  describe('a line as its pieces', () => {
+    // A hostile client writes a line a byte at a time: held as one string per byte, a 22 MiB line
+    // cost the gateway tens of times that in objects.
+    it('holds a line sent a byte at a time in a bounded number of strings, and gives it back whole', () => {
+      const pieces = new LinePieces();
+      const text = `{"op":"backup.restore","params":{"content":"${'ж'.repeat(MAX_REQUEST_LINE_BYTES / 2)}"}}`;
+      let most = 0;
+      for (const char of text) {
+        pieces.add(char);
+        most = Math.max(most, pieces.count);
+      }
+      assert.ok(most <= text.length / 1024 + 1024, `${most} strings held for ${text.length} characters`);
+      assert.equal(pieces.bytes, Buffer.byteLength(text));
+      assert.equal(pieces.text(), text);
+      pieces.clear();
+      assert.equal(pieces.count, 0);
+      assert.equal(pieces.text(), '');
+    });
+  });
+
+  describe('one large line at a time, gateway-wide', () => {
+    let server: ControlServer;
+    let socketPath: string;
+    const seen: string[] = [];
+    let open: () => void = () => undefined;
+    let gate: Promise<void> = Promise.resolve();
+    beforeEach(async () => {
+      seen.length = 0;
+      gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      socketPath = path.join(dir, 'control.sock');
+      server = await serveControlSocket(
+        socketPath,
+        async (op, params) => {
+          seen.push(`${op}:${JSON.stringify(params).length}`);
+          // The restore being answered holds its line's text (the backup): nothing else large may come meanwhile.
+          if (op === 'backup.restore') await gate;
+          return 'fine';
+        },
+        { requestBytes: requestBytesFor },
+      );
+    });
+    afterEach(async () => {
+      open();
+      await server.close();
+    });
+
+    const content = 'A'.repeat(2 * 1024 * 1024);
+    const restoreLine = (id: number) => `${JSON.stringify({ op: 'backup.restore', id, params: { content, passphrase: 'long enough' } })}\n`;
+
+    it('refuses a second large line, on another connection or pipelined on the same one, with E_CONFLICT while the first is answered; then takes one again', async () => {
+      const first = callControl(socketPath, 'backup.restore', { content, passphrase: 'long enough' });
+      await waitFor(() => seen.length === 1);
+      const other = await rawExchange(socketPath, restoreLine(2), 1);
+      assert.equal(other[0]?.error?.code, 'E_CONFLICT');
+      // A usual line is not held up by it.
+      assert.deepEqual(await rawExchange(socketPath, `${JSON.stringify({ op: 'status', id: 3 })}\n`, 1), [{ id: 3, result: 'fine' }]);
+      open();
+      assert.equal(await first, 'fine');
+
+      gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      seen.length = 0;
+      const pipelined = rawExchange(socketPath, `${restoreLine(4)}${restoreLine(5)}`, 1);
+      const answers = await pipelined;
+      assert.equal(answers[0]?.error?.code, 'E_CONFLICT', 'the second line of the connection is refused while its first is answered');
+      assert.equal(seen.length, 1);
+      open();
+      assert.equal(await callControl(socketPath, 'backup.restore', { content, passphrase: 'long enough' }), 'fine');
+    });
+
+    it('frees the bound when a connection closes in the middle of a large line', async () => {
+      open();
+      const probe = async () => {
+        const [answer] = await rawExchange(socketPath, restoreLine(6), 1);
+        return answer?.result ?? answer?.error?.code;
+      };
+      const partial = net.connect(socketPath, () => partial.write(restoreLine(1).slice(0, content.length)));
+      partial.on('error', () => undefined);
+      // Held once the gateway has read past the usual bound of the unfinished line.
+      await waitForAsync(async () => (await probe()) === 'E_CONFLICT');
+      partial.destroy();
+      await waitForAsync(async () => (await probe()) === 'fine');
     });
   });
 

@@ -162,6 +162,27 @@ describe('launcher', () => {
     assert.equal(sandboxes.length, 5, 'no restart ran while it was held');
   });
 
+  // A push is confirmed by the ready signal (no watch window): a version that fails right after
+  // it, while the update still holds the app (writing its success record), was left in Error for good.
+  it('applies the restart rule on release to an app that failed after its watch but while still held (audited, restarted once)', async () => {
+    const l = launcher();
+    await l.start(id);
+    assert.equal(await l.hold(id), true);
+    await l.runHeld(id, 0);
+    // The Error state is announced once written; the failure's handling ends in the same turn.
+    const announced = new Promise<void>((resolve) => l.on('status', (info) => info.packageId === id && info.status === 'error' && resolve()));
+    sandboxes.at(-1)!.failWith({ code: 'E_APP_FAILED', message: 'threw right after ready' });
+    await announced;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(audit.events().includes('appFailed'), 'the failure is audited');
+    assert.equal(l.status(id).status, 'error');
+    const launched = sandboxes.length;
+    l.release(id);
+    await waitFor(() => sandboxes.length === launched + 1 && l.status(id).status === 'running');
+    assert.ok(logged(/Restarting in \d+ ms \(failure 1 of at most 2\)/));
+    await l.stop(id);
+  });
+
   it("starts and stops with the manual's state codes and audit events", async () => {
     const l = launcher();
     const seen: string[] = [];

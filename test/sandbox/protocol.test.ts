@@ -192,6 +192,23 @@ describe('the protocol at the boundary', () => {
         ['a binary range from a negative position', [['raw', -1, 2]], /argument 1\[0\]/],
         ['a binary range that takes the text', [['raw', 0, 1]], /argument 1\[0\]\[1\]\[0\] is not bytes/],
         ['a fractional position', [['out', 0.5, [7]]], /argument 1\[0\]/],
+        // One payload named by many runs would make one crossing's bytes many messages' worth.
+        [
+          'a text payload named by two runs',
+          [
+            ['out', 0, [7, 7]],
+            ['out', 0, [14]],
+          ],
+          /argument 1\[1\]/,
+        ],
+        [
+          'a binary payload in two ranges',
+          [
+            ['raw', 1, 2],
+            ['raw', 2, 1],
+          ],
+          /argument 1\[1\]/,
+        ],
       ];
       for (const [what, runs, sentence] of forged) {
         it(`refuses the batch for ${what} (E_BAD_REQUEST), handing nothing to the host`, async () => {

@@ -33,7 +33,8 @@ export function schemaErrors(schema: Record<string, unknown>, document: unknown)
 const PASSPHRASE = /^[^\p{Cc}]{8,1024}$/u;
 
 /** A header carries ISO-8859-1 only: the passphrase goes as RFC 8187's UTF-8'' and its percent-encoded UTF-8, which the gateway reads back. */
-export const headerText = (text: string): string => `UTF-8''${encodeURIComponent(text)}`;
+export const headerText = (text: string): string =>
+  `UTF-8''${encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
 
 export function SettingsPage(): ComponentChild {
   return h(Fragment, null, h(ConfigurationEditor, null), h('div', { class: 'columns' }, h(BackupSection, null), h(RestoreSection, null)));

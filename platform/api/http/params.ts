@@ -40,7 +40,8 @@ function coerce(value: string, type: string | undefined): unknown {
   return value;
 }
 
-const EXT_VALUE = /^UTF-8''((?:[A-Za-z0-9!#$&+.^_`|~-]|%[0-9A-Fa-f]{2})*)$/i;
+/** RFC 8187's attr-char, and the ' ( ) * that encodeURIComponent leaves unescaped too. */
+const EXT_VALUE = /^UTF-8''((?:[A-Za-z0-9!#$&+.^_`|~'()*-]|%[0-9A-Fa-f]{2})*)$/i;
 
 /**
  * A header's text. Browsers send only ISO-8859-1 header values, so text beyond ASCII (a backup
@@ -50,14 +51,19 @@ const EXT_VALUE = /^UTF-8''((?:[A-Za-z0-9!#$&+.^_`|~-]|%[0-9A-Fa-f]{2})*)$/i;
  */
 export function headerText(value: string, header: string): string {
   const encoded = EXT_VALUE.exec(value);
+  // Named as RFC 8187 but not its grammar (a stray %, a space): refused, not read as the literal text.
+  if (!encoded && /^UTF-8''/i.test(value)) {
+    throw fail('E_BAD_REQUEST', `The ${header} header is not RFC 8187: after UTF-8'' come only unreserved characters and %XX escapes`, { header });
+  }
   const bytes = encoded
     ? Buffer.from(
         encoded[1]!.replace(/%([0-9A-Fa-f]{2})|./gs, (char, hex: string | undefined) => (hex ? String.fromCharCode(Number.parseInt(hex, 16)) : char)),
         'latin1',
       )
     : Buffer.from(value, 'latin1');
+  // ignoreBOM keeps a leading U+FEFF: dropped, two passphrases would read as one.
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     throw fail('E_BAD_REQUEST', `The ${header} header is not UTF-8: send text beyond ASCII as UTF-8'' and its percent-encoded UTF-8 (RFC 8187)`, { header });
   }
