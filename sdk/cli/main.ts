@@ -273,7 +273,6 @@ export const SDK_CLI: CliSpec = {
   name: 'isogate-sdk',
   title: `isogate-sdk ${SDK_VERSION} — build and sign isogate apps`,
   common: OPTIONS,
-  footer: 'Coming later: test, run.',
   commands: [
     {
       name: 'init',
