@@ -129,6 +129,7 @@ describe('--help and -h on every command of the three CLIs', function () {
         const result = await runMain(main, argv);
         assert.equal(result.code, 0, `${cli.name} ${argv.join(' ')}: ${result.stderr}`);
         assert.doesNotMatch(result.stdout, /Coming later/, `${cli.name} promises no command it already has`);
+        assert.doesNotMatch(result.stdout, /isogate demo [^\n]*--demo/, 'isogate demo is start --demo: it offers no --demo of its own');
         for (const [commandPath, spec] of paths(cli.commands)) {
           if (!spec.commands && !spec.hidden)
             assert.ok(result.stdout.includes(`${[cli.name, ...commandPath].join(' ')}`), `${cli.name} usage lists ${commandPath.join(' ')}`);
