@@ -70,5 +70,15 @@ export async function setUpDemo(services: GatewayServices, say: (line: string) =
       say(`Started ${id}: ${started.status}`);
     }
   }
-  say('Data is flowing: telemetry -> threshold -> uplink. Watch it with `npx isogate routes list` and `npx isogate apps list`.');
+  // On a data directory the admin changed, the pipeline may not all run: say so rather than that data flows.
+  const idle = DEMO_APPS.map((id) => ({ id, ...launcher.status(id) })).filter((app) => app.status !== 'running');
+  if (idle.length === 0) {
+    say('Data is flowing: telemetry -> threshold -> uplink. Watch it with `npx isogate routes list` and `npx isogate apps list`.');
+    return;
+  }
+  const rules = { auto: 'auto', none: 'manual', forbidden: 'blocked' } as const;
+  say(
+    `Not all of the sample pipeline runs: ${idle.map((app) => `${app.id} ${app.status} (start rule ${rules[app.launchRule]})`).join(', ')}; ` +
+      '`npx isogate apps list` shows them, `npx isogate apps rule ID auto` and `npx isogate apps start ID` run one again.',
+  );
 }

@@ -4,6 +4,8 @@
  * process outright: start-up runs to its end, a safe point, and the gateway then stops in
  * order. Once stopping, a further signal is reported and otherwise ignored: the shutdown has a
  * deadline of its own, and a second SIGTERM 20 ms after the first must not cut it (issue 17).
+ * Under the supervisor the first signal's one echo (a Ctrl-C reaches the whole process group,
+ * and the supervisor passes its own on) is not reported.
  * A stop may also be asked for without a signal (the supervisor's channel closing).
  *
  * Signals belong to the process, so this is the one piece of process-wide state: one handler
@@ -35,12 +37,18 @@ function create(): StopRequest {
   });
   let isRequested = false;
   let report: (signal: string) => void = (signal) => process.stderr.write(`${signal} again while stopping: ignored, the shutdown goes on\n`);
+  // Under the supervisor one Ctrl-C arrives twice: the terminal signals the whole process group,
+  // and the supervisor passes on the one it got. That echo of the first signal is no second request.
+  let echoes = process.env.ISOGATE_SUPERVISED === '1' ? 1 : 0;
+  let first: string | undefined;
   const request = (reason: string): void => {
     if (isRequested) {
-      report(reason);
+      if (reason === first && echoes > 0) echoes -= 1;
+      else report(reason);
       return;
     }
     isRequested = true;
+    first = reason;
     resolve(reason);
   };
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => request(signal));

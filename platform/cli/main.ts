@@ -618,6 +618,9 @@ const START_OPTIONS = {
   'crash-window': { type: 'string', value: 'SECONDS', summary: 'the window crashes are counted in (default 600; ISOGATE_CRASH_WINDOW)' },
 } as const satisfies OptionSpecs;
 
+// `isogate demo` is start --demo already: its usage offering --demo again read as a second switch.
+const { demo: _demo, ...DEMO_OPTIONS } = START_OPTIONS;
+
 const ID = 'ID';
 
 export const ISOGATE_CLI: CliSpec = {
@@ -631,7 +634,7 @@ export const ISOGATE_CLI: CliSpec = {
       options: START_OPTIONS,
       run: (command) => start(command, false),
     },
-    { name: 'demo', summary: 'Run a demo gateway: start --demo (what npm start runs).', options: START_OPTIONS, run: (command) => start(command, true) },
+    { name: 'demo', summary: 'Run a demo gateway: start --demo (what npm start runs).', options: DEMO_OPTIONS, run: (command) => start(command, true) },
     {
       name: 'status',
       summary: 'Version, mode, store, apps by status (and why any is in Error), routes, emergency support mode, traffic gate.',

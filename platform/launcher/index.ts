@@ -651,11 +651,14 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     if (runtime?.status === 'error' && runtime.restartTimer === undefined && this.#options.apps.get(packageId)) this.#scheduleRestart(packageId);
   }
 
-  /** At gateway start: every Autostart app, each on its own (one failure does not stop the others). */
+  /** At gateway start, an admin's restart and a restore: every Autostart app not running, each on its own (one failure does not stop the others). */
   async startAutostartApps(): Promise<void> {
     for (const app of this.#options.apps.list()) {
       const entry = this.#options.config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === app.packageId));
       if (entry?.launchRule !== 'auto') continue;
+      // An admin's restart and a restore run this too, with apps still running: those need no start.
+      const status = this.#runtimes.get(app.packageId)?.status;
+      if (status === 'running' || status === 'starting') continue;
       // Refusals and failures are audited by the launch; this also tells of the ones it cannot
       // audit (a Pending app, a failed write), which would otherwise leave no trace at all.
       await this.start(app.packageId).catch((error: unknown) => this.#report(app.packageId, 1, 'Not started at gateway start', error));

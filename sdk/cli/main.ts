@@ -271,9 +271,8 @@ const PKG_OUT = { type: 'string', short: 'o', value: 'PKG', summary: 'where to w
 
 export const SDK_CLI: CliSpec = {
   name: 'isogate-sdk',
-  title: `isogate-sdk ${SDK_VERSION} — build and sign isogate apps`,
+  title: `isogate-sdk ${SDK_VERSION} — make, test, run, build, sign and push isogate apps`,
   common: OPTIONS,
-  footer: 'Coming later: test, run.',
   commands: [
     {
       name: 'init',

@@ -160,13 +160,18 @@ interface Resolved {
   unknown?: string;
 }
 
+/** Node's argument parser words some refusals on several lines; a usage error is one line, as every other. */
+function parserMessage(error: unknown): string {
+  return (error as Error).message.replace(/\s*\n\s*/g, ' ');
+}
+
 /** Finds the command words (the first positionals, one per level) without running anything. */
 function resolve(cli: CliSpec, argv: string[]): Resolved & { help: boolean } {
   let tokens: NonNullable<ReturnType<typeof parseArgs>['tokens']>;
   try {
     ({ tokens } = parseArgs({ args: argv, options: parseConfig(everyOption(cli)), allowPositionals: true, strict: false, tokens: true }));
   } catch (error) {
-    throw fail('E_USAGE', (error as Error).message);
+    throw fail('E_USAGE', parserMessage(error));
   }
   const help = tokens.some((token) => token.kind === 'option' && token.name === 'help');
   const positionals = tokens.filter((token) => token.kind === 'positional');
@@ -202,7 +207,7 @@ function parseCommand(cli: CliSpec, path: readonly string[], spec: CommandSpec, 
   try {
     parsed = parseArgs({ args: rest, options: parseConfig(options), allowPositionals: true, strict: true });
   } catch (error) {
-    throw fail('E_USAGE', (error as Error).message);
+    throw fail('E_USAGE', parserMessage(error));
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const [min, max] = argumentRange(spec.args ?? []);

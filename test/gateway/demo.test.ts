@@ -19,7 +19,9 @@ describe('the demo on a data directory it set up before', function () {
     const [telemetry, threshold, uplink] = DEMO_APPS;
     const first = await startGateway({ dataDir: dir });
     try {
-      await setUpDemo(first.services, () => undefined);
+      const said: string[] = [];
+      await setUpDemo(first.services, (line) => said.push(line));
+      assert.match(said.at(-1)!, /^Data is flowing: telemetry -> threshold -> uplink\./);
       assert.deepEqual(
         DEMO_APPS.map((id) => first.services.launcher.status(id).status),
         ['running', 'running', 'running'],
@@ -35,7 +37,12 @@ describe('the demo on a data directory it set up before', function () {
     const second = await startGateway({ dataDir: dir });
     try {
       const auditedBefore = second.services.audit.list().length;
-      await setUpDemo(second.services, () => undefined);
+      const said: string[] = [];
+      await setUpDemo(second.services, (line) => said.push(line));
+      // It said "Data is flowing" with two of the three stopped.
+      assert.deepEqual(said, [
+        `Not all of the sample pipeline runs: ${threshold} stopped (start rule manual), ${uplink} stopped (start rule blocked); \`npx isogate apps list\` shows them, \`npx isogate apps rule ID auto\` and \`npx isogate apps start ID\` run one again.`,
+      ]);
       const { launcher } = second.services;
       assert.deepEqual(
         [telemetry, threshold, uplink].map((id) => [launcher.status(id).launchRule, launcher.status(id).status]),

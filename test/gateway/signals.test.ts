@@ -161,6 +161,22 @@ describe('signals in the gateway process', function () {
     }
   });
 
+  it('Ctrl-C under the supervisor (a SIGINT to the whole process group) stops the gateway in order, exit 0, without calling it a second signal', async () => {
+    const dataDir = path.join(dir, 'ctrl-c');
+    const gateway = spawnGateway(['start', '--data', dataDir, '--store', serving.url, '--trust', trust, '--json'], { group: true });
+    try {
+      await gateway.line((line) => typeof line.controlSocket === 'string');
+      // The terminal signals the supervisor and the gateway alike; the supervisor passes its own on too.
+      process.kill(-gateway.child.pid!, 'SIGINT');
+      assert.deepEqual(await gateway.exited, { code: 0, signal: null }, gateway.stderr());
+      assert.ok(gateway.lines.some((line) => line.stopping === 'SIGINT'));
+      assert.doesNotMatch(gateway.stderr(), /while stopping/);
+      assert.equal((await auditNames(dataDir)).at(-1), 'KscController: Shutting down the device');
+    } finally {
+      if (gateway.child.exitCode === null && gateway.child.signalCode === null) process.kill(-gateway.child.pid!, 'SIGKILL');
+    }
+  });
+
   it('a SIGTERM during start-up: start-up reaches its end, then the gateway stops in order and exits 0', async () => {
     const dataDir = path.join(dir, 'early');
     const gateway = start(dataDir);

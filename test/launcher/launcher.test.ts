@@ -315,6 +315,25 @@ describe('launcher', () => {
     assert.notEqual(l.status(id).status, 'running');
   });
 
+  it('an admin’s restart starts the Autostart apps again and leaves a running one as it is, with no error in its log', async () => {
+    const l = launcher();
+    await l.setLaunchRule(id, 'auto');
+    await l.startAutostartApps();
+    assert.equal(l.status(id).status, 'running');
+    // `isogate restart` and a restore run this again with the app running: it logged "Not started at gateway start: E_STATE".
+    await l.startAutostartApps();
+    assert.equal(l.status(id).status, 'running');
+    assert.equal(sandboxes.length, 1, 'the running app was not started again');
+    assert.deepEqual(
+      appLogs.filter((line) => line.level <= 1),
+      [],
+    );
+    await l.stop(id);
+    await l.startAutostartApps();
+    assert.equal(l.status(id).status, 'running', 'a stopped Autostart app is started');
+    assert.equal(sandboxes.length, 2);
+  });
+
   it('starts Autostart apps when the gateway starts again, and a failing start is audited', async () => {
     const first = launcher();
     await first.setLaunchRule(id, 'auto');

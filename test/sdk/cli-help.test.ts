@@ -128,6 +128,8 @@ describe('--help and -h on every command of the three CLIs', function () {
       for (const argv of [['--help'], ['-h'], ['help']]) {
         const result = await runMain(main, argv);
         assert.equal(result.code, 0, `${cli.name} ${argv.join(' ')}: ${result.stderr}`);
+        assert.doesNotMatch(result.stdout, /Coming later/, `${cli.name} promises no command it already has`);
+        assert.doesNotMatch(result.stdout, /isogate demo [^\n]*--demo/, 'isogate demo is start --demo: it offers no --demo of its own');
         for (const [commandPath, spec] of paths(cli.commands)) {
           if (!spec.commands && !spec.hidden)
             assert.ok(result.stdout.includes(`${[cli.name, ...commandPath].join(' ')}`), `${cli.name} usage lists ${commandPath.join(' ')}`);
@@ -198,6 +200,11 @@ describe('a command line description (sdk/cli/shell.ts)', () => {
     await usageError(['group', 'one', 'a', '--out', 'x', '--bogus'], /Unknown option '--bogus'/);
     await usageError(['group', 'two'], /Unknown command "two" for tool group/);
     await usageError(['group'], /tool group needs a command: one/);
+    // Node's parser writes some refusals on several lines; printed escaped they read "...ambiguous.\\nDid you...".
+    const ambiguous = await runMain((args) => runCli(cli, args), ['group', 'one', 'a', '--out', '--json']);
+    assert.equal(ambiguous.code, 2);
+    assert.match(ambiguous.stderr, /^E_USAGE: Option '--out[^\n]*argument is ambiguous\. Did you forget to specify the option argument for '--out'\?/);
+    assert.doesNotMatch(ambiguous.stderr.split('\n')[0]!, /\\n/);
     assert.deepEqual(ran, []);
     const result = await runMain((args) => runCli(cli, args), ['--json', 'group', 'one', 'a', '--out', 'x']);
     assert.equal(result.code, 0);
