@@ -197,6 +197,19 @@ describe('web interface over the API server', function () {
     return agent;
   };
 
+  /** Logs the admin in over `agent` and answers with the session cookie (name=value). */
+  const logInAdmin = async (agent: Agent, password: string): Promise<string> => {
+    const login = await request(`${api.url}/api/v1/session`, {
+      dispatcher: agent,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password }),
+    });
+    assert.equal(login.statusCode, 200);
+    await login.body.dump();
+    return String(login.headers['set-cookie']).split(';')[0]!;
+  };
+
   before(async () => {
     const keys = apiPki();
     dir = await makeTempDir('isogate-web-');
@@ -236,15 +249,7 @@ describe('web interface over the API server', function () {
     assert.equal(before.headers['cache-control'], 'no-store');
     assert.ok(!(await before.body.text()).includes('<nav'));
 
-    const login = await request(`${api.url}/api/v1/session`, {
-      dispatcher: agent,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: 'adminadmin' }),
-    });
-    assert.equal(login.statusCode, 200);
-    await login.body.dump();
-    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    const cookie = await logInAdmin(agent, 'adminadmin');
     const changing = await (await request(`${api.url}/certs`, { dispatcher: agent, headers: { cookie } })).body.text();
     assert.ok(changing.includes(en.mustChange) && !changing.includes('<nav'));
 
@@ -266,15 +271,7 @@ describe('web interface over the API server', function () {
 
   it("refuses another certificate's session cookie for the page as the API does, and shows no menu", async () => {
     const admin = agentFor(apiPki().admin);
-    const login = await request(`${api.url}/api/v1/session`, {
-      dispatcher: admin,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: 'Front-end-2026' }),
-    });
-    assert.equal(login.statusCode, 200);
-    await login.body.dump();
-    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    const cookie = await logInAdmin(admin, 'Front-end-2026');
     assert.ok(cookie.startsWith(`${SESSION_COOKIE}=`));
     const stolen = await request(`${api.url}/status`, { dispatcher: agentFor(apiPki().user), headers: { cookie } });
     assert.equal(stolen.statusCode, 200);
@@ -303,15 +300,7 @@ describe('web interface over the API server', function () {
 
   it("does not count a page's document as the person's activity: the idle period runs on", async () => {
     const agent = agentFor(apiPki().admin);
-    const login = await request(`${api.url}/api/v1/session`, {
-      dispatcher: agent,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: 'Front-end-2026' }),
-    });
-    assert.equal(login.statusCode, 200);
-    await login.body.dump();
-    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    const cookie = await logInAdmin(agent, 'Front-end-2026');
     const idle = USER_SETTINGS_DEFAULTS.idle_minutes * 60_000;
     now += idle - 60_000;
     const html = await (await request(`${api.url}/status`, { dispatcher: agent, headers: { cookie } })).body.text();
