@@ -82,23 +82,6 @@ export function optional<T>(inner: Codec<T>): Codec<T | undefined> {
   return codec(`${inner.expected} or nothing`, (value) => (value === undefined ? undefined : inner.decode(value)));
 }
 
-export function union<A, B>(a: Codec<A>, b: Codec<B>): Codec<A | B> {
-  const expected = `${a.expected} or ${b.expected}`;
-  return codec(expected, (value) => {
-    try {
-      return a.decode(value);
-    } catch (error) {
-      if (!(error instanceof Mismatch)) throw error;
-      try {
-        return b.decode(value);
-      } catch (second) {
-        if (second instanceof Mismatch) throw new Mismatch('', expected);
-        throw second;
-      }
-    }
-  });
-}
-
 export function array<T>(item: Codec<T>, max: number): Codec<T[]> {
   return codec(`a list of at most ${max} of ${item.expected}`, (value) => {
     if (!Array.isArray(value) || value.length > max) throw new Mismatch('', `a list of at most ${max} of ${item.expected}`);
@@ -232,8 +215,8 @@ export interface DeliverResult {
 // Guest -> host
 
 /**
- * A stored value, a payload or a chunk: a string or bytes. Told apart by its type, where
- * `union(string, bytes)` would build and throw a Mismatch for every put of bytes first.
+ * A stored value, a payload or a chunk: a string or bytes, told apart by its type: trying one
+ * codec and then the other would build and throw a Mismatch for every put of bytes first.
  */
 const stringOrBytes: Codec<string | Uint8Array> = codec(`${string.expected} or ${bytes.expected}`, (value) => {
   if (typeof value === 'string') return value;
