@@ -25,8 +25,10 @@ export async function run(entry, { needsIsolates = false, supervise = false } = 
       process.exitCode = await superviseGateway({ script: process.argv[1], argv: process.argv.slice(2) });
       return;
     }
-    // The same command again, so the child takes the in-process path below.
-    const child = spawn(process.execPath, [ISOLATE_FLAG, process.argv[1], ...process.argv.slice(2)], { stdio: 'inherit' });
+    // The same command again, so the child takes the in-process path below, with the gateway's
+    // allocator settings, which glibc reads only at a process's start (gateway-env.ts).
+    const { gatewayEnv } = await import(new URL('../dist/platform/bootstrap/gateway-env.js', import.meta.url).href);
+    const child = spawn(process.execPath, [ISOLATE_FLAG, process.argv[1], ...process.argv.slice(2)], { stdio: 'inherit', env: gatewayEnv(process.env) });
     // The child handles Ctrl-C itself (the gateway shuts down cleanly); don't die before it.
     for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
     child.on('exit', (code, signal) => {

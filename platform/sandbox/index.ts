@@ -8,7 +8,6 @@
  * per-event budget. A failed app is disposed at once and reported once.
  */
 import path from 'node:path';
-import v8 from 'node:v8';
 import ivm from 'isolated-vm';
 import { fail, toIsogateError } from '../../sdk/errors.js';
 import { DOCUMENT_LIMITS } from '../../sdk/limits.js';
@@ -790,16 +789,6 @@ function checkedDeliverResult(result: unknown, count: number): DeliverResult {
   if (checked.invalid.some((index) => failedSet.has(index))) throw new Error('a forged delivery result');
   return checked;
 }
-
-/**
- * TurboFan's background compile jobs for the apps' isolates leak native memory under
- * isolated-vm 5.0.4: measured with 20 sandboxed apps each crossing 20 times a second, RSS grew
- * about 10 MiB a minute with every V8 heap flat, and stayed within about 1 MiB a minute with
- * concurrent recompilation off (or with TurboFan off). Optimizing on the isolate's own thread
- * instead costs a pause per optimized function, once. V8 reads the flag when an isolate is
- * made, so it is set before the first one.
- */
-v8.setFlagsFromString('--no-concurrent-recompilation');
 
 export async function createAppSandbox(options: SandboxOptions): Promise<AppSandbox> {
   // The grants refuse a reserved capability claimed by an app not installed from the image.

@@ -18,6 +18,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fail } from '../../sdk/errors.js';
+import { gatewayEnv } from '../bootstrap/gateway-env.js';
 
 export interface SupervisorOptions {
   /** The gateway's command line: the executable and its arguments. */
@@ -108,7 +109,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #start(): void {
     if (this.#stopping) return;
-    const env: NodeJS.ProcessEnv = { ...this.#options.env, ISOGATE_SUPERVISED: '1' };
+    // The gateway's allocator settings (gateway-env.ts) take effect only from its start.
+    const env: NodeJS.ProcessEnv = gatewayEnv({ ...this.#options.env, ISOGATE_SUPERVISED: '1' });
     delete env.ISOGATE_RESTART_REASON;
     delete env.ISOGATE_EMERGENCY_REASON;
     if (this.#restartReason) env.ISOGATE_RESTART_REASON = this.#restartReason;

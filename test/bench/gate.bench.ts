@@ -61,9 +61,11 @@ async function listen(server: net.Server): Promise<number> {
  * Frames per second over ROUND_MS: 10 connections, 16 requests in flight each. The process's CPU
  * per frame (every thread: the gate, the isolate, and the bench's own clients and server, the
  * same on both sides) goes to `cpuPerFrame`, in microseconds: the work, which load does not bend
- * as it bends the rate.
+ * as it bends the rate. The round ends once the gate has closed its side of every connection
+ * (`idle`), after the count: the next round switches the inspector, and the gate ends the
+ * connections still open at a switch as failing closed, which the notes would count.
  */
-async function throughput(port: number, cpuPerFrame: number[]): Promise<number> {
+async function throughput(port: number, cpuPerFrame: number[], idle: () => boolean): Promise<number> {
   const sockets: net.Socket[] = [];
   let answered = 0;
   let running = true;
@@ -98,6 +100,7 @@ async function throughput(port: number, cpuPerFrame: number[]): Promise<number> 
   cpuPerFrame.push((used.user + used.system) / Math.max(1, frames));
   running = false;
   for (const socket of sockets) socket.destroy();
+  await waitFor(idle, 10_000);
   return frames / seconds;
 }
 
@@ -232,6 +235,7 @@ export default async function gateBench(): Promise<BenchResult[]> {
       gate.register(off);
     };
     const before = gate.status().alertsRecorded + gate.status().alertsNotRecorded;
+    const idle = (): boolean => gate.status().services[0]!.counters.active === 0;
 
     const frames = await compare({
       name: `traffic gate, ${CONNECTIONS} Modbus/TCP connections x ${IN_FLIGHT} requests in flight, Network Protector with 100 rules`,
@@ -243,11 +247,11 @@ export default async function gateBench(): Promise<BenchResult[]> {
       warmupRounds: 1,
       subject: async () => {
         useProtector();
-        return throughput(gatePort, cpu.through);
+        return throughput(gatePort, cpu.through, idle);
       },
       baseline: async () => {
         useOff();
-        return throughput(gatePort, cpu.off);
+        return throughput(gatePort, cpu.off, idle);
       },
       notes: () => {
         const status = gate.status();

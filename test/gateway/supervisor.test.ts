@@ -23,7 +23,7 @@ import { waitForAsync } from '../fixtures/wait.js';
 // (SIGKILL) unless it was started in emergency mode, where it waits for SIGTERM and exits 0.
 const FAKE_GATEWAY = `
 const fs = require('node:fs');
-fs.appendFileSync(process.env.FAKE_OUT, JSON.stringify({ restart: process.env.ISOGATE_RESTART_REASON ?? null, emergency: process.env.ISOGATE_EMERGENCY_REASON ?? null, supervised: process.env.ISOGATE_SUPERVISED }) + '\\n');
+fs.appendFileSync(process.env.FAKE_OUT, JSON.stringify({ restart: process.env.ISOGATE_RESTART_REASON ?? null, emergency: process.env.ISOGATE_EMERGENCY_REASON ?? null, supervised: process.env.ISOGATE_SUPERVISED, arenas: process.env.MALLOC_ARENA_MAX ?? null }) + '\\n');
 process.on('SIGTERM', () => process.exit(0));
 process.send({ type: 'ready' });
 if (!process.env.ISOGATE_EMERGENCY_REASON) process.kill(process.pid, 'SIGKILL');
@@ -52,7 +52,8 @@ describe('the supervisor', function () {
     const supervisor = new Supervisor({
       command: process.execPath,
       args: ['-e', FAKE_GATEWAY],
-      env: { ...process.env, FAKE_OUT: out },
+      // Without the allocator setting of the shell that runs the tests: the supervisor adds it.
+      env: { ...process.env, MALLOC_ARENA_MAX: undefined, FAKE_OUT: out },
       crashLimit: 3,
       crashWindowMs: 60_000,
       backoffMs: 10,
@@ -66,7 +67,7 @@ describe('the supervisor', function () {
     (await fs.readFile(out, 'utf8'))
       .trim()
       .split('\n')
-      .map((line) => JSON.parse(line) as { restart: string | null; emergency: string | null; supervised: string });
+      .map((line) => JSON.parse(line) as { restart: string | null; emergency: string | null; supervised: string; arenas: string | null });
 
   it('restarts after each crash with a doubling, capped backoff, says why, and starts in emergency mode after N crashes in the window', async () => {
     const { supervisor, out } = fake();
@@ -91,6 +92,11 @@ describe('the supervisor', function () {
       seen.map((start) => start.supervised),
       ['1', '1', '1', '1'],
     );
+    // glibc reads it only at a process's start, so every gateway the supervisor starts is given it.
+    assert.deepEqual(
+      seen.map((start) => start.arenas),
+      ['2', '2', '2', '2'],
+    );
     assert.equal(seen[0]!.restart, null);
     assert.match(seen[1]!.restart!, /signal SIGKILL.*restart 1 by the supervisor/);
     assert.deepEqual(
@@ -98,6 +104,13 @@ describe('the supervisor', function () {
       [false, false, false, true],
     );
     assert.match(seen[3]!.emergency!, /crashed 3 times within 60 s \(the last: signal SIGKILL\)/);
+  });
+
+  it("keeps an admin's own MALLOC_ARENA_MAX for the gateway", async () => {
+    const { supervisor, out } = fake({ crashLimit: 1, env: { ...process.env, MALLOC_ARENA_MAX: '4', FAKE_OUT: path.join(dir, 'starts.jsonl') } });
+    supervisor.on('ready', () => supervisor.stop('SIGTERM'));
+    await supervisor.run();
+    assert.equal((await starts(out))[0]!.arenas, '4');
   });
 
   it('keeps the emergency reason for every later restart', async () => {

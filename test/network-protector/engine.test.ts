@@ -204,6 +204,27 @@ describe('rule engine: StreamInspector', () => {
     assert.ok('drop' in other.data('to_server', read(1), 0));
   });
 
+  it('Modbus: an answer re-inspects the rules its message can change, and those a pass rule kept from the request', () => {
+    const compiled = rules(
+      [
+        'pass modbus any any -> any any (msg:"count 2"; modbus: function 3; content:"|00 00 00 02|"; sid:2;)',
+        'alert modbus any any -> any any (msg:"reads"; modbus: function 3; sid:3;)',
+        'alert modbus any any -> any any (msg:"answer length"; modbus: function 3; content:"|00 07|"; sid:4;)',
+        'alert modbus any any -> any any (msg:"mismatch"; app-layer-event:modbus.value_mismatch; sid:5;)',
+      ].join('\n'),
+    );
+    const answer = mbap(1, 1, [3, 4, 0, 1, 0, 2]);
+    const passed = new StreamInspector(compiled, MODBUS);
+    assert.deepEqual(sids(passed.data('to_server', read(1, 1, 0, 2), 0)), [2], 'the pass rule silences the rest for the request');
+    // The answer lacks the pass rule's content: the rules it silenced are inspected now (and a
+    // register read answered in full is value_mismatch, Suricata's quirk, both ways).
+    assert.deepEqual(sids(passed.data('to_client', answer, 0)), [3, 4, 5, 5]);
+    const plain = new StreamInspector(compiled, MODBUS);
+    assert.deepEqual(sids(plain.data('to_server', read(1, 1, 0, 3), 0)), [3]);
+    // "reads" matched the request already; the content and the event come with the answer.
+    assert.deepEqual(sids(plain.data('to_client', answer, 0)), [4, 5, 5]);
+  });
+
   it('header: variables, negation, CIDR lists, port ranges, IPv6, direction', () => {
     const compiled = rules(
       [

@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { callControl } from '../../platform/api/control-socket.js';
+import { gatewayEnv } from '../../platform/bootstrap/gateway-env.js';
 import { buildPackage, signPackage } from '../../sdk/package/index.js';
 import { serveStore } from '../../store-mock/server.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
@@ -72,8 +73,9 @@ async function main(): Promise<void> {
     await fs.writeFile(trust, serving.store.rootCertPem);
 
     child = spawn(process.execPath, ['--no-node-snapshot', '--expose-gc', '--import', 'tsx', CHILD], {
+      // The gateway's environment as bin/run.mjs and the supervisor give it (its allocator's arenas).
       env: {
-        ...process.env,
+        ...gatewayEnv(process.env),
         ISOGATE_SOAK_GATEWAY: JSON.stringify({
           dataDir: path.join(dir, 'data'),
           storeUrl: serving.url,

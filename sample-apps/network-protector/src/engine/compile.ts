@@ -31,6 +31,14 @@ export interface CompiledRule {
   readonly needsComplete: boolean;
   /** The rule has an app-layer-event: a transaction without events cannot match it. */
   readonly needsEvents: boolean;
+  /**
+   * A Modbus rule with neither app-layer-event nor content: whether it matches a transaction
+   * depends only on the message Suricata inspects (the request, or the response without one), so
+   * a response added to an inspected request cannot change it.
+   */
+  readonly settledByMessage: boolean;
+  /** The rule's position in its list (after ordering): where an inspector keeps what it worked out for it. */
+  readonly index: number;
 }
 
 export interface CompiledRules {
@@ -50,10 +58,10 @@ export function compileRules(lists: { text: string; name: string }[], vars: Reco
   const rules = parsed.map((rule) => compileRule(rule));
   // A stable sort: within one action the rules keep their list order.
   const ordered = rules.map((r, i) => ({ r, i })).sort((a, b) => a.r.order - b.r.order || a.i - b.i);
-  return { rules: ordered.map(({ r }) => r) };
+  return { rules: ordered.map(({ r }, index) => ({ ...r, index })) };
 }
 
-export function compileRule(rule: Rule): CompiledRule {
+export function compileRule(rule: Rule, index = 0): CompiledRule {
   const action = rule.header.action === 'alert' ? 'alert' : rule.header.action === 'pass' ? 'pass' : 'drop';
   const alert: TrafficAlert = {
     sid: rule.sid,
@@ -76,6 +84,8 @@ export function compileRule(rule: Rule): CompiledRule {
     order: ACTION_ORDER[rule.header.action] ?? 2,
     needsComplete: app === 'mqtt' && needsComplete(rule),
     needsEvents: rule.events.length > 0,
+    settledByMessage: app === 'modbus' && rule.events.length === 0 && rule.buffers.length === 0,
+    index,
   };
 }
 

@@ -63,6 +63,14 @@ export class StreamInspector {
   readonly #fed: Record<TrafficDirection, number> = { to_server: 0, to_client: 0 };
   readonly #byKind: Record<TrafficDirection, Map<number, CompiledRule[]>> = { to_server: new Map(), to_client: new Map() };
   #drop: CompiledRule | undefined;
+  /**
+   * Whether a rule matched the transaction being inspected, by the rule's index: worked out once
+   * per change of a transaction (the match does not depend on the direction it is inspected in),
+   * valid while `#workedOut[index]` holds the change's `#change`.
+   */
+  readonly #workedOut: Uint32Array;
+  readonly #matched: Uint8Array;
+  #change = 0;
 
   constructor(rules: CompiledRules, connection: TrafficConnection) {
     this.#protocol = connection.protocol;
@@ -83,6 +91,9 @@ export class StreamInspector {
         this.#candidates[direction][rule.kind].push(rule);
       }
     }
+    const size = rules.rules.reduce((max, rule) => Math.max(max, rule.index + 1), 0);
+    this.#workedOut = new Uint32Array(size);
+    this.#matched = new Uint8Array(size);
     this.#prefilters = {
       to_server: new PacketPrefilter(this.#candidates.to_server.packet),
       to_client: new PacketPrefilter(this.#candidates.to_client.packet),
@@ -139,16 +150,21 @@ export class StreamInspector {
       const complete = this.#mqtt ? (tx as MqttTransaction).complete : true;
       const hasEvents = tx.events.length > 0;
       let sids = tx.detected;
+      // A Modbus transaction whose inspected message was already matched against every rule it
+      // settles, both ways, gives those rules the same answer again: a response added to a request.
+      const message = this.#modbus ? ((tx as ModbusTransaction).request ?? (tx as ModbusTransaction).response) : undefined;
+      const settled = message !== undefined && (tx as ModbusTransaction).settledFor === message;
+      const change = this.#nextChange();
       for (const inspected of directions) {
         if (passed) break;
         const bit = inspected === 'to_server' ? 0 : 1;
         for (const rule of this.#modbus ? this.#modbusCandidates(inspected, tx as ModbusTransaction) : this.#candidates[inspected].tx) {
           // The cheap refusals first: most rules of a list never get past them.
-          if ((rule.needsEvents && !hasEvents) || (rule.needsComplete && !complete)) continue;
+          if ((rule.needsEvents && !hasEvents) || (rule.needsComplete && !complete) || (settled && rule.settledByMessage)) continue;
           // Suricata keeps a transaction's detection state per direction: once per direction.
           const key = rule.rule.sid * 2 + bit;
           if (sids?.has(key)) continue;
-          if (!this.#txMatches(rule, tx, version, bytes)) continue;
+          if (!this.#txMatchesOnce(rule, tx, version, bytes, change)) continue;
           if (!sids) {
             sids = new Set();
             tx.detected = sids;
@@ -162,6 +178,8 @@ export class StreamInspector {
           if (rule.alert.action === 'drop' && !this.#drop) this.#drop = rule;
         }
       }
+      // Only a whole inspection settles: a pass rule stopped it short of the rules after it.
+      if (message !== undefined && !passed) (tx as ModbusTransaction).settledFor = message;
     }
     if (!passed && bytes.length > 0) {
       for (const rule of this.#prefilters[direction].candidates(bytes)) {
@@ -192,6 +210,25 @@ export class StreamInspector {
       if (index.size < 4096) index.set(key, list);
     }
     return list;
+  }
+
+  #nextChange(): number {
+    if (this.#change === 0xffffffff) {
+      this.#workedOut.fill(0);
+      this.#change = 0;
+    }
+    this.#change += 1;
+    return this.#change;
+  }
+
+  /** #txMatches once per change of a transaction, however many directions inspect it. */
+  #txMatchesOnce(rule: CompiledRule, tx: Transaction, version: number, chunk: Uint8Array, change: number): boolean {
+    const index = rule.index;
+    if (this.#workedOut[index] === change) return this.#matched[index] === 1;
+    const matched = this.#txMatches(rule, tx, version, chunk);
+    this.#workedOut[index] = change;
+    this.#matched[index] = matched ? 1 : 0;
+    return matched;
   }
 
   #txMatches(rule: CompiledRule, tx: Transaction, version: number, chunk: Uint8Array): boolean {

@@ -19,8 +19,8 @@ const SELF_TEST_RULE =
 /** The built-in rules, compiled once at start (a failure to compile them is a failed start). */
 export function selfTestRules(): CompiledRules {
   return {
-    rules: splitRules(SELF_TEST_RULE, 'built-in self-test rule').map((text) =>
-      compileRule(parseOneRule(text, { addresses: {}, ports: {} }, 'built-in self-test rule')),
+    rules: splitRules(SELF_TEST_RULE, 'built-in self-test rule').map((text, index) =>
+      compileRule(parseOneRule(text, { addresses: {}, ports: {} }, 'built-in self-test rule'), index),
     ),
   };
 }

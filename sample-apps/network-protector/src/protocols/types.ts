@@ -101,6 +101,8 @@ export interface ModbusTransaction {
   readonly events: ModbusEventName[];
   /** The rule engine's detection state, kept with the transaction as Suricata keeps its DetectEngineState. */
   detected?: DetectedRules;
+  /** The message every rule settled by it (CompiledRule.settledByMessage) was inspected against, both ways. */
+  settledFor?: ModbusMessage;
 }
 
 // ---------------------------------------------------------------- MQTT
