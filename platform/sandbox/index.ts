@@ -108,7 +108,7 @@ export interface AppSandbox extends AppGuest {
 /** A reference into the guest for each of the protocol's host -> guest operations. */
 type GuestReferences = { [Op in keyof GuestOperations]: ivm.Reference<GuestOperations[Op]> };
 type HostAnswer = CallAnswer;
-type LiftedBytes = Parameters<GuestOperations['answer']>[2][number];
+type LiftedBytes = NonNullable<Parameters<GuestOperations['answer']>[2]>[number];
 const SDK_MODULE = 'isogate:sdk';
 /** Ids of the messages a closing inspector session sends, beyond any a DevTools client counts to. */
 const CLOSING_RESUME_ID = 2_000_000_001;
@@ -428,7 +428,10 @@ class IsolateSandbox implements AppSandbox {
     // the watchdog ends a slice that keeps the isolate busy past its CPU limit, and an isolate
     // that ran out of memory is found disposed.
     try {
-      this.#guest.answer.applyIgnored(undefined, [JSON.stringify(plain), copied, lifted], { arguments: { copy: true } });
+      // Most answers are text only (a put's, a read's of a short value): the text alone then,
+      // a primitive, which crosses without the serializer that copying two empty lists costs.
+      if (copied.length === 0 && lifted.length === 0) this.#guest.answer.applyIgnored(undefined, [JSON.stringify(plain)]);
+      else this.#guest.answer.applyIgnored(undefined, [JSON.stringify(plain), copied, lifted], { arguments: { copy: true } });
     } catch (error) {
       // The isolate is gone (its memory limit) or an answer cannot cross: either way the app is done.
       this.#fail(this.#classify(error));
