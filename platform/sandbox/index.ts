@@ -16,7 +16,7 @@ import type { AppManifest } from '../../sdk/manifest.js';
 import type { AppOrigin } from '../integrity/index.js';
 import type { AppGuest, AppHost, EgressStream } from './bridge.js';
 import { type AppGrants, checkHandler, grantsFor, hostFor, PLATFORM_LIMITS } from './capabilities.js';
-import { guestBootstrapSource, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-bundle.js';
+import { compileGuest, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-bundle.js';
 import { hotLoop } from './hot-loop.js';
 import {
   type CallAnswer,
@@ -256,8 +256,11 @@ class IsolateSandbox implements AppSandbox {
       this.#onReady = resolve;
       this.#onFailed = (failure) => reject(fail(failure.code, failure.message));
     });
-    const guest = (await context.evalClosure(
-      await guestBootstrapSource(),
+    const script = await compileGuest(this.#isolate);
+    const bootstrap = (await script.run(context, { reference: true })) as ivm.Reference;
+    script.release();
+    const guest = (await bootstrap.apply(
+      undefined,
       [
         this.#reference((text: unknown, copied: unknown, ...payloads: unknown[]) => this.#receive(text, copied, payloads)),
         this.#reference((op: unknown, args: unknown) => this.#notify(op, args)),
@@ -265,15 +268,13 @@ class IsolateSandbox implements AppSandbox {
       ],
       { result: { reference: true } },
     )) as ivm.Reference;
-    this.#guest = {
-      answer: await guest.get('answer', { reference: true }),
-      connectionEvent: await guest.get('connectionEvent', { reference: true }),
-      deliver: await guest.get('deliver', { reference: true }),
-      fire: await guest.get('fire', { reference: true }),
-      configChanged: await guest.get('configChanged', { reference: true }),
-      stop: await guest.get('stop', { reference: true }),
-      inspect: await guest.get('inspect', { reference: true }),
-    };
+    bootstrap.release();
+    // Asked for together: each is a task on the isolate's thread, and one after another each
+    // would wait for the answer to the one before.
+    const [answer, connectionEvent, deliver, fire, configChanged, stop, inspect] = await Promise.all(
+      (['answer', 'connectionEvent', 'deliver', 'fire', 'configChanged', 'stop', 'inspect'] as const).map((name) => guest.get(name, { reference: true })),
+    );
+    this.#guest = { answer, connectionEvent, deliver, fire, configChanged, stop, inspect } as GuestReferences;
 
     const names = new Map<ivm.Module, string>();
     const compiled = new Map<string, ivm.Module>();
