@@ -29,7 +29,7 @@
  * Plaintext: [u8 op (1 put, 2 delete)][u8 type (1 string, 2 bytes)][u16 BE key length][key][value]
  * (the format 0.1.0 wrote, unchanged)
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomFillSync } from 'node:crypto';
+import { type CipherGCM, createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomFillSync } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { fail, toIsogateError } from '../../sdk/errors.js';
@@ -281,6 +281,13 @@ class LogStorage implements AppStorage {
   #committing = false;
   /** The app's key as a KeyObject, made once: no key copy and check per record. */
   readonly #key: KeyObject;
+  /**
+   * A cipher for the next record, made while the disk writes the last one: making one (a fresh
+   * IV, the cipher, its additional data) is most of what sealing a small record costs, and this
+   * takes it off the way of the next put. Used once, and only for the sequence number it was
+   * made for; anything else gets a cipher of its own.
+   */
+  #nextCipher: { sequence: number; iv: Buffer; cipher: CipherGCM } | undefined;
   /** The additional data: its fixed part, then room for a record's sequence number, written per record. */
   readonly #aadBuffer: Buffer;
   readonly #aadPrefixBytes: number;
@@ -331,14 +338,23 @@ class LogStorage implements AppStorage {
     return this.#aadBuffer.subarray(0, this.#aadPrefixBytes + digits);
   }
 
+  /** A fresh random IV and a cipher with it and the record's additional data. */
+  #cipher(sequence: number): { sequence: number; iv: Buffer; cipher: CipherGCM } {
+    const iv = Buffer.allocUnsafe(IV_BYTES);
+    fillIv(iv);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
+    cipher.setAAD(this.#aad(sequence));
+    return { sequence, iv, cipher };
+  }
+
   /** One record, built in one buffer: length, a fresh random IV, ciphertext, tag. */
   #seal(plain: Buffer, sequence: number): Buffer {
     const record = Buffer.allocUnsafe(4 + IV_BYTES + plain.length + TAG_BYTES);
     record.writeUInt32BE(IV_BYTES + plain.length + TAG_BYTES, 0);
-    const iv = record.subarray(4, 4 + IV_BYTES);
-    fillIv(iv);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
-    cipher.setAAD(this.#aad(sequence));
+    const next = this.#nextCipher;
+    this.#nextCipher = undefined;
+    const { iv, cipher } = next?.sequence === sequence ? next : this.#cipher(sequence);
+    iv.copy(record, 4);
     // GCM is a stream cipher: update gives exactly as many bytes as it is given, final none.
     // Checked all the same: the record is unzeroed memory, and no byte of it may go to disk unset.
     const written = cipher.update(plain).copy(record, 4 + IV_BYTES) + cipher.final().length;
@@ -489,7 +505,10 @@ class LogStorage implements AppStorage {
     try {
       // The log is opened O_DSYNC: the write returns once it is on disk, as write then
       // fdatasync would, with one call into the thread pool instead of two.
-      await file.write(record, this.#fileBytes);
+      const writing = file.write(record, this.#fileBytes);
+      // The thread pool writes meanwhile; this thread is idle until it is done.
+      this.#nextCipher = this.#cipher(this.#sequence + entries.length);
+      await writing;
     } catch (error) {
       // Cut off now where the disk allows it: a record whose sync failed may still reach the
       // disk, and a refused put must not come back after a restart.
