@@ -21,20 +21,24 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fail, type IsogateError } from '../../sdk/errors.js';
 
-const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_TRUNC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fsConstants;
+const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_TRUNC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY, O_DSYNC } = fsConstants;
 
 /** The ways this code base opens files; `w` truncates only after the handle is verified. */
-export type OpenMode = 'r' | 'r+' | 'rw+' | 'a' | 'w' | 'wx' | 'wx+';
+export type OpenMode = 'r' | 'r+' | 'rw+' | 'rw+dsync' | 'a' | 'w' | 'wx' | 'wx+' | 'wx+dsync';
 
 const FLAGS: Record<OpenMode, number> = {
   r: O_RDONLY,
   'r+': O_RDWR,
   // Read-write, created if missing, never truncated: a log written at explicit offsets.
   'rw+': O_RDWR | O_CREAT,
+  // The same, each write durable when it returns (O_DSYNC: the data and what reading it back
+  // needs, as fdatasync would make them) in one call instead of a write and a sync.
+  'rw+dsync': O_RDWR | O_CREAT | O_DSYNC,
   a: O_WRONLY | O_CREAT | O_APPEND,
   w: O_WRONLY | O_CREAT | O_TRUNC,
   wx: O_WRONLY | O_CREAT | O_EXCL,
   'wx+': O_RDWR | O_CREAT | O_EXCL,
+  'wx+dsync': O_RDWR | O_CREAT | O_EXCL | O_DSYNC,
 };
 
 function unsafe(full: string, why: string): IsogateError {

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type ivm from 'isolated-vm';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Where `npm run build` puts the bundle, beside this module in dist/. */
@@ -46,6 +47,33 @@ export function guestBootstrapSource(): Promise<string> {
     throw error;
   });
   return bundled;
+}
+
+/**
+ * V8's code cache of the guest, the same for every app: made by the first isolate that compiles
+ * it in this process and used by every later one, which then skips parsing and compiling the
+ * bundle's top level. It is produced at compile time, before any code runs in that isolate, so
+ * no app can shape it; V8 checks it against the source and its own flags and rejects a cache
+ * that does not fit (then it is made again).
+ */
+let codeCache: ivm.ExternalCopy<ArrayBuffer> | undefined;
+
+/**
+ * The guest compiled in `isolate` as one function expression of ($0, $1, $2) (see
+ * guestBootstrapSource): running the script gives the function, which the sandbox calls with
+ * the references. Unlike evalClosure, a script takes a code cache.
+ */
+export async function compileGuest(isolate: ivm.Isolate): Promise<ivm.Script> {
+  const source = `(function ($0, $1, $2) {${await guestBootstrapSource()}\n})`;
+  const cached = codeCache;
+  // isolated-vm sets these on the script; its typings declare them apart (CachedDataResult).
+  const script: ivm.Script & ivm.CachedDataResult & { cachedDataRejected?: boolean } = await isolate.compileScript(source, {
+    filename: 'isogate:guest',
+    ...(cached ? { cachedData: cached } : { produceCachedData: true }),
+  });
+  if (cached && script.cachedDataRejected) codeCache = undefined;
+  else if (!cached && script.cachedData) codeCache = script.cachedData;
+  return script;
 }
 
 /** The `isogate:sdk` module: takes the frozen SDK and removes its only global trace. */

@@ -15,7 +15,7 @@ import type { AppManifest } from '../../sdk/manifest.js';
 import type { AppOrigin } from '../integrity/index.js';
 import type { AppGuest, AppHost, EgressStream } from './bridge.js';
 import { type AppGrants, checkHandler, grantsFor, hostFor, PLATFORM_LIMITS } from './capabilities.js';
-import { guestBootstrapSource, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-bundle.js';
+import { compileGuest, READY_MODULE, READY_MODULE_SOURCE, readinessModuleSource, SDK_MODULE_SOURCE } from './guest-bundle.js';
 import { hotLoop } from './hot-loop.js';
 import {
   type CallAnswer,
@@ -107,7 +107,7 @@ export interface AppSandbox extends AppGuest {
 /** A reference into the guest for each of the protocol's host -> guest operations. */
 type GuestReferences = { [Op in keyof GuestOperations]: ivm.Reference<GuestOperations[Op]> };
 type HostAnswer = CallAnswer;
-type LiftedBytes = Parameters<GuestOperations['answer']>[2][number];
+type LiftedBytes = NonNullable<Parameters<GuestOperations['answer']>[2]>[number];
 const SDK_MODULE = 'isogate:sdk';
 /** Ids of the messages a closing inspector session sends, beyond any a DevTools client counts to. */
 const CLOSING_RESUME_ID = 2_000_000_001;
@@ -255,8 +255,11 @@ class IsolateSandbox implements AppSandbox {
       this.#onReady = resolve;
       this.#onFailed = (failure) => reject(fail(failure.code, failure.message));
     });
-    const guest = (await context.evalClosure(
-      await guestBootstrapSource(),
+    const script = await compileGuest(this.#isolate);
+    const bootstrap = (await script.run(context, { reference: true })) as ivm.Reference;
+    script.release();
+    const guest = (await bootstrap.apply(
+      undefined,
       [
         this.#reference((text: unknown, copied: unknown, ...payloads: unknown[]) => this.#receive(text, copied, payloads)),
         this.#reference((op: unknown, args: unknown) => this.#notify(op, args)),
@@ -264,15 +267,13 @@ class IsolateSandbox implements AppSandbox {
       ],
       { result: { reference: true } },
     )) as ivm.Reference;
-    this.#guest = {
-      answer: await guest.get('answer', { reference: true }),
-      connectionEvent: await guest.get('connectionEvent', { reference: true }),
-      deliver: await guest.get('deliver', { reference: true }),
-      fire: await guest.get('fire', { reference: true }),
-      configChanged: await guest.get('configChanged', { reference: true }),
-      stop: await guest.get('stop', { reference: true }),
-      inspect: await guest.get('inspect', { reference: true }),
-    };
+    bootstrap.release();
+    // Asked for together: each is a task on the isolate's thread, and one after another each
+    // would wait for the answer to the one before.
+    const [answer, connectionEvent, deliver, fire, configChanged, stop, inspect] = await Promise.all(
+      (['answer', 'connectionEvent', 'deliver', 'fire', 'configChanged', 'stop', 'inspect'] as const).map((name) => guest.get(name, { reference: true })),
+    );
+    this.#guest = { answer, connectionEvent, deliver, fire, configChanged, stop, inspect } as GuestReferences;
 
     const names = new Map<ivm.Module, string>();
     const compiled = new Map<string, ivm.Module>();
@@ -427,7 +428,10 @@ class IsolateSandbox implements AppSandbox {
     // the watchdog ends a slice that keeps the isolate busy past its CPU limit, and an isolate
     // that ran out of memory is found disposed.
     try {
-      this.#guest.answer.applyIgnored(undefined, [JSON.stringify(plain), copied, lifted], { arguments: { copy: true } });
+      // Most answers are text only (a put's, a read's of a short value): the text alone then,
+      // a primitive, which crosses without the serializer that copying two empty lists costs.
+      if (copied.length === 0 && lifted.length === 0) this.#guest.answer.applyIgnored(undefined, [JSON.stringify(plain)]);
+      else this.#guest.answer.applyIgnored(undefined, [JSON.stringify(plain), copied, lifted], { arguments: { copy: true } });
     } catch (error) {
       // The isolate is gone (its memory limit) or an answer cannot cross: either way the app is done.
       this.#fail(this.#classify(error));

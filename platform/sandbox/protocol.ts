@@ -478,8 +478,9 @@ export interface GuestOperations {
   /**
    * Answers to calls, [id, answer]: small ones as one JSON text, bytes or large texts as a copy;
    * `lifted` holds the bytes fields of answers in the text ([id, field, bytes]: a fetch's body).
+   * Both are left out (empty) when the text is all there is.
    */
-  answer(text: string, copied: [number, CallAnswer][], lifted: [id: number, field: string, bytes: Uint8Array][]): void;
+  answer(text: string, copied?: [number, CallAnswer][], lifted?: [id: number, field: string, bytes: Uint8Array][]): void;
   /**
    * A batch for one destination endpoint; handlers run in order. json and text: the text (an
    * argument of its own, see resolvePayloads) and its lengths; binary: the messages.

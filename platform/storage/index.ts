@@ -1,10 +1,12 @@
 /**
  * Per-app encrypted key-value storage.
  *
- * Design: one append-only log per app. Each acknowledged write is one record appended and
- * fdatasync'ed, so a put costs one sync, like writing a file; a crash mid-append leaves a torn
- * tail, which the next open cuts off, so a key keeps its old value or has the new one, never a
- * mix. Records are AES-256-GCM under a key derived for this app from the device key; the
+ * Design: one append-only log per app. Each acknowledged write is one record appended with a
+ * synchronous write (the log is opened O_DSYNC: the write returns once the record and what
+ * reading it back needs are on disk, what a write then fdatasync guarantee, in one call into the
+ * thread pool instead of two), so a put costs one sync, like writing a file; a crash mid-append
+ * leaves a torn tail, which the next open cuts off, so a key keeps its old value or has the new
+ * one, never a mix. Records are AES-256-GCM under a key derived for this app from the device key; the
  * additional data binds each record to the app and to its position in the log, so a record
  * moved to another app, another log or another place fails authentication.
  *
@@ -17,8 +19,8 @@
  * outweigh live ones; compaction is housekeeping after a write is acknowledged, never part of it.
  *
  * Group commit: puts and deletes that arrive while a sync is under way wait for it and are then
- * written together, one write and one fdatasync for all of them, each acknowledged only once that
- * sync is done. They are judged (quota, whether a deleted key exists) one after another in the
+ * written together, one synchronous write for all of them, each acknowledged only once that
+ * write is done. They are judged (quota, whether a deleted key exists) one after another in the
  * order they came, as if each were alone; a group the disk refuses is refused whole and cut off.
  * An app awaiting each put pays one sync per put, as before; one with many in flight pays one
  * per group instead of one per put.
@@ -27,7 +29,7 @@
  * Plaintext: [u8 op (1 put, 2 delete)][u8 type (1 string, 2 bytes)][u16 BE key length][key][value]
  * (the format 0.1.0 wrote, unchanged)
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomFillSync } from 'node:crypto';
+import { type CipherGCM, createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomFillSync } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { fail, toIsogateError } from '../../sdk/errors.js';
@@ -52,6 +54,22 @@ const COMPACT_MIN_BYTES = 64 * 1024;
 const GROUP_MAX_BYTES = 4 * 1024 * 1024;
 /** Reads and writes of whole stretches of the log (opening, compaction) go in pieces of this size. */
 const IO_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Random IVs are drawn this many at a time: one call into the CSPRNG costs several microseconds
+ * whatever its size, and a put pays it on its way to the disk. Each IV is still fresh random
+ * bytes, used once (IVs are written in the clear, so holding the next few reveals nothing).
+ */
+const IV_POOL = Buffer.allocUnsafe(IV_BYTES * 256);
+let ivPoolUsed = IV_POOL.length;
+
+function fillIv(iv: Buffer): void {
+  if (ivPoolUsed === IV_POOL.length) {
+    randomFillSync(IV_POOL);
+    ivPoolUsed = 0;
+  }
+  IV_POOL.copy(iv, 0, ivPoolUsed, ivPoolUsed + IV_BYTES);
+  ivPoolUsed += IV_BYTES;
+}
 /**
  * What a cached entry costs beyond its value: the key (kept as a JS string, up to 2 bytes a
  * character) and the cache's own node and map entry. Counting it keeps a flood of tiny values
@@ -263,8 +281,16 @@ class LogStorage implements AppStorage {
   #committing = false;
   /** The app's key as a KeyObject, made once: no key copy and check per record. */
   readonly #key: KeyObject;
-  /** The additional data's fixed part; a record's sequence number is written after it. */
-  readonly #aadPrefix: Buffer;
+  /**
+   * A cipher for the next record, made while the disk writes the last one: making one (a fresh
+   * IV, the cipher, its additional data) is most of what sealing a small record costs, and this
+   * takes it off the way of the next put. Used once, and only for the sequence number it was
+   * made for; anything else gets a cipher of its own.
+   */
+  #nextCipher: { sequence: number; iv: Buffer; cipher: CipherGCM } | undefined;
+  /** The additional data: its fixed part, then room for a record's sequence number, written per record. */
+  readonly #aadBuffer: Buffer;
+  readonly #aadPrefixBytes: number;
 
   private constructor(
     private readonly options: Required<Omit<StorageOptions, 'root' | 'cache'>>,
@@ -275,7 +301,11 @@ class LogStorage implements AppStorage {
     this.#cache = cache;
     this.#scope = cache.scope();
     this.#key = createSecretKey(options.key);
-    this.#aadPrefix = Buffer.from(`${AAD_PREFIX}\u0000${options.packageId}\u0000`);
+    const prefix = Buffer.from(`${AAD_PREFIX}\u0000${options.packageId}\u0000`);
+    this.#aadPrefixBytes = prefix.length;
+    // A sequence number is a safe integer: at most 16 decimal digits.
+    this.#aadBuffer = Buffer.alloc(prefix.length + 16);
+    prefix.copy(this.#aadBuffer);
   }
 
   static async open(options: StorageOptions): Promise<LogStorage> {
@@ -299,19 +329,32 @@ class LogStorage implements AppStorage {
     return 4 + IV_BYTES + 4 + this.options.maxKeyBytes + this.options.maxValueBytes + TAG_BYTES;
   }
 
-  /** The same bytes 0.1.0 bound: prefix, then the sequence number in decimal. */
+  /**
+   * The same bytes 0.1.0 bound: prefix, then the sequence number in decimal. One buffer reused:
+   * setAAD takes the bytes in at once, so the next record may write over them.
+   */
   #aad(sequence: number): Buffer {
-    return Buffer.concat([this.#aadPrefix, Buffer.from(String(sequence), 'latin1')]);
+    const digits = this.#aadBuffer.write(String(sequence), this.#aadPrefixBytes, 'latin1');
+    return this.#aadBuffer.subarray(0, this.#aadPrefixBytes + digits);
+  }
+
+  /** A fresh random IV and a cipher with it and the record's additional data. */
+  #cipher(sequence: number): { sequence: number; iv: Buffer; cipher: CipherGCM } {
+    const iv = Buffer.allocUnsafe(IV_BYTES);
+    fillIv(iv);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
+    cipher.setAAD(this.#aad(sequence));
+    return { sequence, iv, cipher };
   }
 
   /** One record, built in one buffer: length, a fresh random IV, ciphertext, tag. */
   #seal(plain: Buffer, sequence: number): Buffer {
     const record = Buffer.allocUnsafe(4 + IV_BYTES + plain.length + TAG_BYTES);
     record.writeUInt32BE(IV_BYTES + plain.length + TAG_BYTES, 0);
-    const iv = record.subarray(4, 4 + IV_BYTES);
-    randomFillSync(iv);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
-    cipher.setAAD(this.#aad(sequence));
+    const next = this.#nextCipher;
+    this.#nextCipher = undefined;
+    const { iv, cipher } = next?.sequence === sequence ? next : this.#cipher(sequence);
+    iv.copy(record, 4);
     // GCM is a stream cipher: update gives exactly as many bytes as it is given, final none.
     // Checked all the same: the record is unzeroed memory, and no byte of it may go to disk unset.
     const written = cipher.update(plain).copy(record, 4 + IV_BYTES) + cipher.final().length;
@@ -343,7 +386,7 @@ class LogStorage implements AppStorage {
    * keeping only where each live key's latest record is.
    */
   async #load(): Promise<void> {
-    const file = new LogFile(await this.#dir.open(LOG_FILE, 'rw+', 0o600));
+    const file = new LogFile(await this.#dir.open(LOG_FILE, 'rw+dsync', 0o600));
     try {
       const size = (await file.handle.stat()).size;
       let window: Buffer = Buffer.alloc(0);
@@ -460,8 +503,12 @@ class LogStorage implements AppStorage {
     // or sync failed was never acknowledged and must not stay in the log, where it would take
     // the position (and so the additional data) of the next record, which does get acknowledged.
     try {
-      await file.write(record, this.#fileBytes);
-      await file.handle.datasync();
+      // The log is opened O_DSYNC: the write returns once it is on disk, as write then
+      // fdatasync would, with one call into the thread pool instead of two.
+      const writing = file.write(record, this.#fileBytes);
+      // The thread pool writes meanwhile; this thread is idle until it is done.
+      this.#nextCipher = this.#cipher(this.#sequence + entries.length);
+      await writing;
     } catch (error) {
       // Cut off now where the disk allows it: a record whose sync failed may still reach the
       // disk, and a refused put must not come back after a restart.
@@ -660,7 +707,7 @@ class LogStorage implements AppStorage {
    */
   async #compact(source: LogFile): Promise<void> {
     await this.#dir.remove(COMPACT_FILE);
-    const target = new LogFile(await this.#dir.open(COMPACT_FILE, 'wx+', 0o600));
+    const target = new LogFile(await this.#dir.open(COMPACT_FILE, 'wx+dsync', 0o600));
     const entries = [...this.#index].sort(([, a], [, b]) => a.offset - b.offset);
     const placed: IndexEntry[] = [];
     let sequence = 0;

@@ -1,7 +1,7 @@
 /**
  * Storage as an app uses it: an app in its sandbox doing put + get of 1 KB values through the
- * `storage` API, each put durable (one fdatasync) before it resolves, on the gateway's real
- * path (StorageService, as platform/main.ts wires it). Beside it, the same log design without
+ * `storage` API, each put durable (one synchronous O_DSYNC write) before it resolves, on the
+ * gateway's real path (StorageService, as platform/main.ts wires it). Beside it, the same log design without
  * encryption, in plain code here: one append-only file per app, a record written at the end of
  * what is committed and fdatasync'ed per put, an in-memory index of where each key's latest
  * record is, the product's own bounded value cache (ValueCache) and write mutex, positional reads
@@ -166,7 +166,7 @@ export default async function storageBench(): Promise<BenchResult[]> {
           return VALUES / seconds;
         },
         notes: () => [
-          `${VALUES} sequential put+get pairs per round; every put is fdatasync'ed before it resolves on both sides`,
+          `${VALUES} sequential put+get pairs per round; every put is on disk before it resolves on both sides (the product's log is O_DSYNC, the plain log fdatasyncs)`,
           `process CPU per put+get pair (median round): ${median(cpu.subject).toFixed(0)} us through the app, ${median(cpu.baseline).toFixed(0)} us for the plain log (${(median(cpu.subject) / median(cpu.baseline)).toFixed(2)}x)`,
         ],
       }),

@@ -95,7 +95,7 @@ export class FaultyDisk {
     this.#sandbox.stub(DataDir.prototype, 'open').callsFake(async function (this: DataDir, ...args: Parameters<DataDir['open']>) {
       const file = this.path(args[0]);
       disk.#check('open', file, 'open');
-      return disk.#wrap(await open.apply(this, args), file);
+      return disk.#wrap(await open.apply(this, args), file, args[1].endsWith('dsync'));
     });
     const rename = DataDir.prototype.rename;
     this.#sandbox.stub(DataDir.prototype, 'rename').callsFake(async function (this: DataDir, from: string, to: string) {
@@ -131,7 +131,8 @@ export class FaultyDisk {
     throw errno(fault.code, syscall, file);
   }
 
-  #wrap(handle: FileHandle, file: string): FileHandle {
+  /** `dsync`: opened O_DSYNC, where a write is its own sync, and a failing sync fails the write. */
+  #wrap(handle: FileHandle, file: string, dsync: boolean): FileHandle {
     const rawWrite = handle.write.bind(handle) as (buffer: Uint8Array, offset: number, length: number, position: number) => Promise<unknown>;
     for (const method of WRITES) {
       const original = handle[method].bind(handle) as (...args: unknown[]) => Promise<unknown>;
@@ -139,7 +140,12 @@ export class FaultyDisk {
         configurable: true,
         value: async (...args: unknown[]) => {
           const fault = this.#matching('write', file);
-          if (!fault) return original(...args);
+          if (!fault) {
+            // The bytes reach the file (the page cache) and the sync that is part of the write fails.
+            const written = await original(...args);
+            if (dsync) this.#check('sync', file, 'write');
+            return written;
+          }
           this.failures += 1;
           if (fault.partial) {
             const data = args[0];

@@ -1,16 +1,17 @@
 /**
- * Group commit: writes asked for while a sync is under way go to disk together, one write and
- * one fdatasync for the group, each acknowledged only once that sync is done; judged one after
+ * Group commit: writes asked for while a sync is under way go to disk together, one synchronous
+ * write for the group (the log is opened O_DSYNC: a write returns once it is on disk, as a write
+ * and an fdatasync would), each acknowledged only once that write is done; judged one after
  * another as if each were alone (quota, deletes of keys the group itself wrote); and a group the
  * disk refuses is refused whole, leaving nothing of it after a reopen.
  */
 import { strict as assert } from 'node:assert';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sinon from 'sinon';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { openAppStorage } from '../../platform/storage/index.js';
 import { isIsogateError } from '../../sdk/errors.js';
+import { logWrites } from '../fixtures/log-writes.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 describe('storage group commit', () => {
@@ -26,34 +27,12 @@ describe('storage group commit', () => {
   });
   const open = (quotaBytes = 1024 * 1024) => openAppStorage({ dir: path.join(root, id), packageId: id, key: keys.derive('storage', id), quotaBytes });
 
-  /** FileHandle.prototype.datasync, counted; `fail(n)` makes the n-th sync from now fail with EIO. */
-  async function countSyncs(): Promise<{ count: () => number; fail: (n: number) => void }> {
-    const probe = await fs.open(path.join(root, 'probe'), 'w');
-    const prototype = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
-    const realSync = prototype.datasync;
-    let syncs = 0;
-    let failAt = 0;
-    sinon.stub(prototype, 'datasync').callsFake(function (this: unknown) {
-      syncs += 1;
-      if (syncs === failAt) return Promise.reject(Object.assign(new Error('EIO: injected'), { code: 'EIO' }));
-      return realSync.call(this);
-    });
-    return {
-      count: () => syncs,
-      fail: (n) => {
-        failAt = syncs + n;
-      },
-    };
-  }
-
   it('makes 100 puts in flight durable with far fewer syncs than puts, every one back after a reopen', async () => {
     const storage = await open();
-    const syncs = await countSyncs();
-    const before = syncs.count();
+    const writes = await logWrites(root);
     await Promise.all(Array.from({ length: 100 }, (_, i) => storage.put(`k/${i}`, `value ${i}`)));
-    const used = syncs.count() - before;
-    assert.ok(used >= 1 && used <= 2, `${used} syncs for 100 puts asked for at once`);
+    assert.ok(writes.count() >= 1 && writes.count() <= 2, `${writes.count()} synchronous writes for 100 puts asked for at once`);
+    assert.ok(await writes.allDsync(), 'every write of the log is synchronous (O_DSYNC)');
     sinon.restore();
     await storage.close();
     const reopened = await open();
@@ -62,33 +41,25 @@ describe('storage group commit', () => {
     await reopened.close();
   });
 
-  it('acknowledges no put of a group before its sync is done', async () => {
+  it('acknowledges no put of a group before its synchronous write is done', async () => {
     const storage = await open();
     await storage.put('first', 'one');
-    const probe = await fs.open(path.join(root, 'probe'), 'w');
-    const prototype = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
-    const realSync = prototype.datasync;
     let release!: () => void;
     const held = new Promise<void>((resolve) => {
       release = resolve;
     });
-    let syncing = 0;
-    sinon.stub(prototype, 'datasync').callsFake(async function (this: unknown) {
-      syncing += 1;
-      await held;
-      return realSync.call(this);
-    });
+    const writes = await logWrites(root, { before: () => held });
     const acknowledged: string[] = [];
     const puts = ['a', 'b', 'c'].map((key) => storage.put(key, key).then(() => acknowledged.push(key)));
-    while (syncing === 0) await new Promise((resolve) => setImmediate(resolve));
-    // The sync has started and is held: nothing is acknowledged however many turns pass.
+    while (writes.count() === 0) await new Promise((resolve) => setImmediate(resolve));
+    // The write has started and is held: nothing is acknowledged however many turns pass.
     for (let turn = 0; turn < 20; turn += 1) await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(acknowledged, []);
     release();
     await Promise.all(puts);
     assert.deepEqual(acknowledged.sort(), ['a', 'b', 'c']);
-    assert.equal(syncing, 1);
+    assert.equal(writes.count(), 1);
+    assert.ok(await writes.allDsync(), 'the write is synchronous (O_DSYNC)');
     await storage.close();
   });
 
@@ -118,8 +89,8 @@ describe('storage group commit', () => {
   it('refuses a whole group whose sync fails (E_IO), keeps what was acknowledged before, and brings none of it back after a reopen', async () => {
     const storage = await open();
     await storage.put('kept', 'old');
-    const syncs = await countSyncs();
-    syncs.fail(1);
+    // The first write from now reaches the file but not the disk, as a failing sync leaves it.
+    await logWrites(root, { failAt: 1 });
     const results = await Promise.allSettled([storage.put('kept', 'new'), storage.put('other', 'v'), storage.delete('kept')]);
     for (const result of results) assert.ok(result.status === 'rejected' && isIsogateError(result.reason, 'E_IO'), JSON.stringify(result));
     assert.equal(await storage.get('kept'), 'old');

@@ -5,6 +5,7 @@ import path from 'node:path';
 import sinon from 'sinon';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
 import { DEFAULT_CACHE_BYTES, openAppStorage, StorageService } from '../../platform/storage/index.js';
+import { logWrites } from '../fixtures/log-writes.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 
 /** A log record exactly as 0.1.0 wrote it, by an encoder of its own (not the one under test). */
@@ -186,19 +187,9 @@ describe('storage: a write that failed leaves nothing behind', () => {
   it('a put whose sync failed is not in the log, and the put after it survives reopening', async () => {
     const storage = await open();
     await storage.put('a', 'first');
-    const handle = await fs.open(path.join(root, id, 'probe'), 'w');
-    const prototype = Object.getPrototypeOf(handle) as { datasync: () => Promise<void> };
-    await handle.close();
-    const realSync = prototype.datasync;
-    let failed = 0;
-    sinon.stub(prototype, 'datasync').callsFake(function (this: unknown) {
-      if (failed === 0) {
-        failed += 1;
-        return Promise.reject(Object.assign(new Error('EIO: injected'), { code: 'EIO' }));
-      }
-      return realSync.call(this);
-    });
-    await assert.rejects(storage.put('b', 'x'.repeat(5000)), /EIO: injected/);
+    // The next write reaches the file but not the disk, as a failing sync leaves it (the log is O_DSYNC).
+    await logWrites(path.join(root, id), { failAt: 1 });
+    await assert.rejects(storage.put('b', 'x'.repeat(5000)), /EIO: i\/o error, write \(injected/);
     await storage.put('c', 'acknowledged');
     sinon.restore();
     await storage.close();

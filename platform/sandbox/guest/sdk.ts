@@ -760,7 +760,7 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
 
   // What the host calls. The references are held by the host only.
   const guest: GuestOperations = Object.freeze({
-    answer(text: string, copied: [number, CallAnswer][], lifted: [number, string, Uint8Array][]) {
+    answer(text: string, copied: [number, CallAnswer][] = [], lifted: [number, string, Uint8Array][] = []) {
       const answers = parse(text) as [number, CallAnswer][];
       if (lifted.length > 0) {
         const values = new Map<number, Record<string, unknown>>();
