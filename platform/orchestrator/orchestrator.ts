@@ -785,7 +785,15 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.#options.keys,
     );
     await data.remove(data.relative(path.join(work, 'package.igp')));
-    await writeJsonDurable(path.join(work, 'record.json'), record, { mode: 0o600, root: data });
+    // Written in place, not by the atomic temporary-and-rename: staging is erased whole after a
+    // crash, and the one pass of fsyncs below (every file, then every directory) makes the
+    // record durable with the files before the rename that installs them, one fsync fewer.
+    const handle = await data.open(data.relative(path.join(work, 'record.json')), 'wx', 0o600);
+    try {
+      await handle.writeFile(`${JSON.stringify(record, null, 2)}\n`);
+    } finally {
+      await handle.close();
+    }
     await fsyncTree(work, data);
     return record;
   }
