@@ -36,7 +36,7 @@ import { type EmergencyHook, EmergencyMode, type EmergencyState } from './modes/
 import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp, type UnfinishedUninstall, type UninstallStep } from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
-import { type AppSandbox, createAppSandbox } from './sandbox/index.js';
+import { type AppSandbox, createAppSandbox, PreparedIsolate } from './sandbox/index.js';
 import { StorageService } from './storage/index.js';
 import { SystemdNotifier } from './supervisor/notify.js';
 import { TrafficGate } from './traffic/gate.js';
@@ -241,6 +241,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
     shutdown.set('router', () => router.close());
 
+    /** Isolates made for pushed versions while they were verified, until their start takes them. */
+    const preparedIsolates = new Map<string, PreparedIsolate>();
     orchestrator = await Orchestrator.open({
       dataDir,
       config,
@@ -279,6 +281,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         halt: (id) => launcher!.haltHeld(id),
         release: (id) => launcher!.release(id),
         replaced: (id) => router.appReplaced(id),
+        prepare: (id, claimed) => {
+          preparedIsolates.get(id)?.dispose();
+          let prepared: PreparedIsolate;
+          try {
+            prepared = new PreparedIsolate(claimed);
+          } catch {
+            // Only time is lost: the start makes its isolate as it always did.
+            return () => undefined;
+          }
+          preparedIsolates.set(id, prepared);
+          return () => {
+            prepared.dispose();
+            if (preparedIsolates.get(id) === prepared) preparedIsolates.delete(id);
+          };
+        },
       },
     });
     shutdown.set('orchestrator', () => orchestrator!.close());
@@ -370,7 +387,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const origin = originOf(record.record);
         // The inspector only for a pushed app in developer mode, and only when its developer asked for it.
         const inspector = origin === 'debug' && developerMode() && inspecting.has(app.packageId);
-        const sandbox = await createAppSandbox({ manifest: record.manifest, files, host: hostFor(record), origin, onFailure, inspector });
+        // A pushed version's isolate, made while its package was verified (UpdateHooks.prepare).
+        const prepared = preparedIsolates.get(app.packageId);
+        preparedIsolates.delete(app.packageId);
+        const sandbox = await createAppSandbox({
+          manifest: record.manifest,
+          files,
+          host: hostFor(record),
+          origin,
+          onFailure,
+          inspector,
+          ...(prepared ? { prepared } : {}),
+        });
         if (inspector) inspectedSandboxes.set(app.packageId, sandbox);
         else inspectedSandboxes.delete(app.packageId);
         return sandbox;

@@ -300,17 +300,30 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       throw fail('E_INCOMPATIBLE', `${packageId} was built with SDK ${built}; this gateway runs SDK ${platform}`, { packageId });
     }
 
-    try {
-      await this.#setStatus(packageId, 'starting');
-    } catch (error) {
+    // The integrity check only reads, so it runs while the Starting state is written (a durable
+    // write of the configuration document); each outcome is then handled as if one came after
+    // the other, the write's first.
+    const starting = this.#setStatus(packageId, 'starting').then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
+    const checked = this.#options.verifyIntegrity(app).then(
+      (files) => ({ files }),
+      (error: unknown) => ({ error }),
+    );
+    const unwritten = await starting;
+    if (unwritten) {
+      await checked;
       // Not left Starting, which nothing leaves: Error, from which a start or a stop goes on.
-      const coded = toIsogateError(error);
+      const coded = toIsogateError(unwritten.error);
       await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, { code: coded.code, message: coded.message }));
-      throw error;
+      throw unwritten.error;
     }
+    const integrity = await checked;
     let files: Map<string, Buffer>;
     try {
-      files = await this.#options.verifyIntegrity(app);
+      if ('error' in integrity) throw integrity.error;
+      files = integrity.files;
     } catch (error) {
       const coded = toIsogateError(error);
       this.#options.appLog(packageId, 0, `Launch refused: ${coded.message}`);

@@ -145,6 +145,13 @@ export interface UpdateHooks {
   release(packageId: string): void;
   /** The app's files changed version: its routes whose endpoints no longer fit, now in Error. */
   replaced(packageId: string): { id: string; problem?: string }[];
+  /**
+   * A pushed version is about to be verified and, swapped in, started: its isolate may be made
+   * meanwhile, while this thread waits for the verification worker. Given the manifest as the
+   * package claims it, of which only the memory limit is read (a sandbox that finds the verified
+   * one's different makes its own isolate). Returns what discards it if nothing starts.
+   */
+  prepare?(packageId: string, claimed: AppManifest): () => void;
 }
 
 /**
@@ -785,7 +792,15 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.#options.keys,
     );
     await data.remove(data.relative(path.join(work, 'package.igp')));
-    await writeJsonDurable(path.join(work, 'record.json'), record, { mode: 0o600, root: data });
+    // Written in place, not by the atomic temporary-and-rename: staging is erased whole after a
+    // crash, and the one pass of fsyncs below (every file, then every directory) makes the
+    // record durable with the files before the rename that installs them, one fsync fewer.
+    const handle = await data.open(data.relative(path.join(work, 'record.json')), 'wx', 0o600);
+    try {
+      await handle.writeFile(`${JSON.stringify(record, null, 2)}\n`);
+    } finally {
+      await handle.close();
+    }
     await fsyncTree(work, data);
     return record;
   }
@@ -1178,20 +1193,29 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       };
       await audit.record('updateStarted', names, { packageId, from: installed.version, to: claimed.version, origin: 'debug', owner });
       const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
-      let verified: VerifiedPackage;
+      let discard: (() => void) | undefined;
       try {
-        await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
-        verified = await this.#verify(file, path.join(work, 'package'), claimed, claimed.name, 'debug');
-        tracePhase('verified', packageId);
-        await this.#seal(work, verified, 'debug', owner);
-        tracePhase('sealed', packageId);
-      } catch (error) {
-        await eraseTree(work, this.#data);
-        return refused(error);
+        let verified: VerifiedPackage;
+        try {
+          await this.#data.mkdir(this.#data.relative(path.join(work, 'package')), 0o700);
+          const verifying = this.#verify(file, path.join(work, 'package'), claimed, claimed.name, 'debug');
+          // After the task went to the worker: the isolate is made while the worker verifies.
+          discard = hooks.prepare?.(packageId, claimed);
+          verified = await verifying;
+          tracePhase('verified', packageId);
+          await this.#seal(work, verified, 'debug', owner);
+          tracePhase('sealed', packageId);
+        } catch (error) {
+          await eraseTree(work, this.#data);
+          return refused(error);
+        }
+        const result = await this.#swapIn(installed, hooks, { work, verified, size: 0, names, report, refused, watchMs: PUSH_WATCH_MS });
+        tracePhase('done', packageId);
+        return { ...result, updated: true };
+      } finally {
+        // Taken by the new version's start, this does nothing.
+        discard?.();
       }
-      const result = await this.#swapIn(installed, hooks, { work, verified, size: 0, names, report, refused, watchMs: PUSH_WATCH_MS });
-      tracePhase('done', packageId);
-      return { ...result, updated: true };
     } finally {
       this.#end(packageId);
     }

@@ -54,6 +54,11 @@ const clamp = (value: number, min: number, max: number): number => Math.min(max,
  * gateway's image is refused here (defence in depth behind the orchestrator's install check),
  * rather than run with less than its manifest says.
  */
+/** The heap limit an app's isolate gets: its manifest's, within the platform's bounds. */
+export function memoryLimitOf(manifest: AppManifest): number {
+  return clamp(manifest.resources.memoryMb, PLATFORM_LIMITS.minMemoryMb, PLATFORM_LIMITS.maxMemoryMb);
+}
+
 export function grantsFor(manifest: AppManifest, origin: 'store' | 'image' | 'debug' = 'store'): AppGrants {
   const reserved = reservedCapabilitiesOf(manifest);
   if (reserved.length && origin !== 'image') {
@@ -71,7 +76,7 @@ export function grantsFor(manifest: AppManifest, origin: 'store' | 'image' | 'de
     egressTargets: new Map((manifest.egress ?? []).map((t) => [t.name, t])),
     storageQuotaBytes: manifest.resources.storageMb * 1024 * 1024,
     limits: {
-      memoryMb: clamp(manifest.resources.memoryMb, PLATFORM_LIMITS.minMemoryMb, PLATFORM_LIMITS.maxMemoryMb),
+      memoryMb: memoryLimitOf(manifest),
       cpuMsPerEvent: clamp(manifest.resources.cpuMsPerEvent, PLATFORM_LIMITS.minCpuMsPerEvent, PLATFORM_LIMITS.maxCpuMsPerEvent),
     },
     capabilities: new Set(manifest.capabilities ?? []),

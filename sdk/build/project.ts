@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as esbuild from 'esbuild';
 import { fail, isIsogateError } from '../errors.js';
 import { type AppManifest, parseManifest } from '../manifest.js';
-import { buildPackage } from '../package/index.js';
+import { buildPackage, type Compression } from '../package/index.js';
 import { assertTypeChecks, checkManifestReferences, typeCheck } from './check.js';
 
 export const SDK_MODULE = 'isogate:sdk';
@@ -25,6 +25,8 @@ export interface BuildOptions {
   checkReferences?: boolean;
   /** Type-check with the project's tsconfig.json first (check.ts). Default false: `build` asks for it. */
   typeCheck?: boolean;
+  /** The package's gzip effort (package/build.ts); `push` asks for `fastest`. Default `smallest`. */
+  compression?: Compression;
 }
 
 export interface BuiltProject {
@@ -137,7 +139,8 @@ export async function buildProject(projectDir: string, options: BuildOptions = {
   }
   if (options.checkReferences !== false) await checkManifestReferences(dir, manifest, sources);
   try {
-    return { manifest, packageBytes: await buildPackage(manifest, files), files, sourceMap, sources, typeChecked };
+    const packageBytes = await buildPackage(manifest, files, options.compression ? { compression: options.compression } : {});
+    return { manifest, packageBytes, files, sourceMap, sources, typeChecked };
   } catch (error) {
     if (isIsogateError(error)) throw error;
     throw fail('E_BUILD', `The package cannot be written: ${(error as Error).message}`);

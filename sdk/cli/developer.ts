@@ -60,8 +60,9 @@ export async function packageToPush(given: string | undefined): Promise<{ bytes:
   const stat = await fs.stat(where).catch(() => undefined);
   if (!stat) throw fail('E_NOT_FOUND', `${where} is neither a package nor a project directory`);
   if (stat.isFile()) return { bytes: await fs.readFile(where), from: where };
-  // The inner loop: no type-check or manifest check in front of the upload (build and run make them).
-  const built = await buildProject(where, { checkReferences: false });
+  // The inner loop: no type-check or manifest check in front of the upload (build and run make
+  // them), and the quickest gzip, since the package goes to a gateway at hand, not to a store.
+  const built = await buildProject(where, { checkReferences: false, compression: 'fastest' });
   return { bytes: built.packageBytes, from: where };
 }
 

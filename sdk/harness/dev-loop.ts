@@ -7,6 +7,7 @@
  */
 import { promises as fs, watch } from 'node:fs';
 import path from 'node:path';
+import { PreparedIsolate } from '../../platform/sandbox/index.js';
 import { openProjectBundler } from '../build/project.js';
 import { toIsogateError } from '../errors.js';
 import { type HarnessApp, type HarnessOptions, type LogLevel, startApp } from './index.js';
@@ -27,7 +28,7 @@ export interface DevLoopOptions extends Pick<HarnessOptions, 'config' | 'egress'
    * running app, so that it neither delays the restart nor competes with it for the CPU.
    */
   onRestarted?: () => void;
-  /** How long saves are gathered into one restart. */
+  /** How long saves are gathered into one restart (default 10 ms: one save's events come within a millisecond or two). */
   debounceMs?: number;
 }
 
@@ -66,6 +67,16 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
   let closed = false;
   /** The files the last build read, as they were just before it read them. */
   let built: Map<string, string> | undefined;
+  /**
+   * The next app's isolate, made while a save's events are gathered (the debounce, when this
+   * thread has nothing else to do) for the manifest last built: the restart then only compiles
+   * and runs the new bundle. A sandbox whose manifest asks for another memory limit makes its own.
+   */
+  let next: PreparedIsolate | undefined;
+  const prepareNext = (): void => {
+    if (closed || next?.available || !current) return;
+    next = new PreparedIsolate(current.manifest);
+  };
 
   const restart = async (force: boolean): Promise<void> => {
     // One save is often several watcher events (a truncate, then the write; an editor's
@@ -83,15 +94,23 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
       built = new Map([...[...before].filter(([file]) => read.has(file)), ...added]);
       await current?.stop();
       current = undefined;
-      current = await startApp({
-        project,
-        built: bundle,
-        storage,
-        ...(options.config ? { config: options.config } : {}),
-        ...(options.egress ? { egress: options.egress } : {}),
-        onLog: (level, message) => options.onEvent({ kind: 'log', level, message }),
-        onEmit: (endpoint, message) => options.onEvent({ kind: 'emit', endpoint, message }),
-      });
+      const prepared = next;
+      next = undefined;
+      try {
+        current = await startApp({
+          project,
+          built: bundle,
+          storage,
+          ...(prepared ? { prepared } : {}),
+          ...(options.config ? { config: options.config } : {}),
+          ...(options.egress ? { egress: options.egress } : {}),
+          onLog: (level, message) => options.onEvent({ kind: 'log', level, message }),
+          onEmit: (endpoint, message) => options.onEvent({ kind: 'emit', endpoint, message }),
+        });
+      } finally {
+        // Not taken when the start failed before its sandbox (a configuration refused).
+        prepared?.dispose();
+      }
       options.onEvent({ kind: 'running', generation: mine, ms: performance.now() - started });
       await options.afterStart?.(current);
     } catch (error) {
@@ -122,7 +141,8 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
   const changed = (file: string | null): void => {
     if (file && /(^|[\\/])(node_modules|dist|\.git)([\\/]|$)/.test(file)) return;
     clearTimeout(timer);
-    timer = setTimeout(() => void schedule(false), options.debounceMs ?? 30);
+    timer = setTimeout(() => void schedule(false), options.debounceMs ?? 10);
+    prepareNext();
   };
   const watchers = [
     watch(path.join(project, 'src'), { recursive: true }, (_event, file) => changed(file)),
@@ -144,6 +164,7 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
       clearTimeout(timer);
       for (const watcher of watchers) watcher.close();
       await chain;
+      next?.dispose();
       await current?.stop();
       await bundler.dispose();
     },

@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { admit } from '../../platform/router/admission.js';
 import type { AppHost } from '../../platform/sandbox/bridge.js';
-import { type AppSandbox, createAppSandbox, type SandboxFailure } from '../../platform/sandbox/index.js';
+import { type AppSandbox, createAppSandbox, type PreparedIsolate, type SandboxFailure } from '../../platform/sandbox/index.js';
 import type { CheckedRun, EmitRefusal } from '../../platform/sandbox/protocol.js';
 import { buildProject } from '../build/project.js';
 import { fail } from '../errors.js';
@@ -58,6 +58,8 @@ export interface HarnessOptions {
   onEmit?: (endpoint: string, message: unknown) => void;
   /** Runs the isolate with its inspector (for a debugger attached to `run`). */
   inspector?: boolean;
+  /** An isolate made ahead for this app (`run` makes one while it waits for a save's events to end). */
+  prepared?: PreparedIsolate;
   /** A build already made (`run` rebuilds itself); default: built from `project`. */
   built?: { manifest: AppManifest; files: ReadonlyMap<string, Uint8Array> };
 }
@@ -215,6 +217,7 @@ export async function startApp(options: HarnessOptions = {}): Promise<HarnessApp
     host,
     origin: 'debug',
     inspector: options.inspector === true,
+    ...(options.prepared ? { prepared: options.prepared } : {}),
     onFailure: (ended: SandboxFailure) => {
       failure = ended;
       host.log(0, `${ended.code}: ${ended.message}`);

@@ -13,7 +13,21 @@ import { readPackageFiles } from './read.js';
 
 const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
 
-async function writeTar(entries: [string, Buffer][]): Promise<Buffer> {
+/**
+ * How hard gzip works. `smallest` (level 9) for a package that is published and downloaded;
+ * `fastest` (level 1) for one pushed over the developer's own network, where a few KB more
+ * (about 15% for a bundle with its source map) cost less than the 6 to 8 ms that level 9
+ * spends on 400 KB.
+ */
+export type Compression = 'smallest' | 'fastest';
+const GZIP_LEVEL: Readonly<Record<Compression, number>> = { smallest: 9, fastest: 1 };
+
+export interface PackageOptions {
+  /** Default `smallest`. */
+  compression?: Compression;
+}
+
+async function writeTar(entries: [string, Buffer][], compression: Compression = 'smallest'): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   pack.on('data', (chunk: unknown) => {
@@ -32,7 +46,7 @@ async function writeTar(entries: [string, Buffer][]): Promise<Buffer> {
   }
   pack.finalize();
   await done;
-  return gzipSync(Buffer.concat(chunks), { level: 9 });
+  return gzipSync(Buffer.concat(chunks), { level: GZIP_LEVEL[compression] });
 }
 
 function sha256(bytes: Buffer): string {
@@ -47,7 +61,7 @@ export function digestList(files: Map<string, Buffer>): Buffer {
 }
 
 /** An unsigned package of `manifest` and the app's files (package paths under app/). */
-export async function buildPackage(manifest: AppManifest, appFiles: Map<string, Uint8Array>): Promise<Buffer> {
+export async function buildPackage(manifest: AppManifest, appFiles: Map<string, Uint8Array>, options: PackageOptions = {}): Promise<Buffer> {
   validateManifest(manifest);
   const files = new Map<string, Buffer>([[MANIFEST_PATH, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]]);
   for (const [file, data] of [...appFiles.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
@@ -56,7 +70,7 @@ export async function buildPackage(manifest: AppManifest, appFiles: Map<string, 
     files.set(file, Buffer.from(data));
   }
   if (!files.has(manifest.entry)) throw fail('E_MANIFEST', `The manifest's entry ${manifest.entry} is not among the app files`);
-  return writeTar([...files.entries(), [DIGESTS_PATH, digestList(files)]]);
+  return writeTar([...files.entries(), [DIGESTS_PATH, digestList(files)]], options.compression);
 }
 
 export interface Signer {

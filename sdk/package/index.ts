@@ -1,4 +1,4 @@
-export type { Signer } from './build.js';
+export type { Compression, PackageOptions, Signer } from './build.js';
 export { buildPackage, digestList, signPackage } from './build.js';
 export type { PackageLimits } from './format.js';
 export { CHAIN_PATH, DIGESTS_PATH, MANIFEST_PATH, PACKAGE_LIMITS, SIGNATURE_PATH } from './format.js';

@@ -96,7 +96,13 @@ async function writeExtracted(
   }
 }
 
-async function unpack(source: Uint8Array | string, limits: PackageLimits, extractTo: string | undefined, collect: boolean): Promise<Unpacked> {
+/**
+ * `until`: the one entry wanted; the pass ends as soon as it has been read (the entries before
+ * it checked as always), without inflating or hashing the rest. Only a reader that trusts the
+ * result for nothing (readManifestUnverified) asks for it: the package hash and sizes it
+ * returns then cover the part read.
+ */
+async function unpack(source: Uint8Array | string, limits: PackageLimits, extractTo: string | undefined, collect: boolean, until?: string): Promise<Unpacked> {
   const packageHash = createHash('sha256');
   const input = typeof source === 'string' ? createReadStream(source) : Readable.from([Buffer.from(source)]);
   const compressed = byteCounter(
@@ -169,12 +175,17 @@ async function unpack(source: Uint8Array | string, limits: PackageLimits, extrac
         }
         if (extractTo && name === MANIFEST_PATH) await writeExtracted(extractTo, name, [bytes], () => undefined);
         files.set(name, { size, sha256: hash.digest('hex'), ...(collect ? { bytes } : {}) });
+        if (name === until) break;
       } else {
         await writeExtracted(extractTo, name, entry as AsyncIterable<Buffer>, (chunk) => hash.update(chunk));
         files.set(name, { size, sha256: hash.digest('hex') });
       }
     }
-    await flowing;
+    if (until !== undefined && meta.has(until)) {
+      // Leaving the loop ended the extractor; the rest of the file is not read.
+      input.destroy();
+      gunzip.destroy();
+    } else await flowing;
   } catch (error) {
     input.destroy();
     gunzip.destroy();
@@ -297,7 +308,9 @@ export async function readPackageFiles(
  * bounds as any package and trusted for nothing: an unchecked store listing needs its id.
  */
 export async function readManifestUnverified(source: Uint8Array | string): Promise<AppManifest> {
-  const manifest = (await unpack(source, resolveLimits(), undefined, false)).meta.get(MANIFEST_PATH);
+  // Packages put manifest.json first (build.ts), so this is one small read of a large package:
+  // the verification that follows reads all of it, in the worker.
+  const manifest = (await unpack(source, resolveLimits(), undefined, false, MANIFEST_PATH)).meta.get(MANIFEST_PATH);
   if (!manifest) throw fail('E_FILE_SET', 'The package has no manifest.json');
   return parseManifest(manifest);
 }

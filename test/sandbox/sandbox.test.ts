@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { type AppSandbox, createAppSandbox, type SandboxFailure } from '../../platform/sandbox/index.js';
+import { type AppSandbox, createAppSandbox, PreparedIsolate, type SandboxFailure } from '../../platform/sandbox/index.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { type FakeHost, fakeHost, jsonBatch } from '../fixtures/fake-host.js';
 import { waitFor } from '../fixtures/wait.js';
@@ -171,6 +171,41 @@ describe('sandbox', function () {
         { endpoint: 'out', message: { last: true } },
         { endpoint: 'out', message: { last: 2 } },
       ]);
+    });
+  });
+
+  describe('an isolate made ahead', () => {
+    const start = async (prepared: PreparedIsolate, overrides: Partial<AppManifest> = {}, inspector = false): Promise<FakeHost> => {
+      const host = fakeHost();
+      const sandbox = await createAppSandbox({ manifest: manifest(overrides), files: new Map([['app/main.js', ECHO]]), host, prepared, inspector });
+      running.push(sandbox);
+      await sandbox.start();
+      await sandbox.deliver('in', jsonBatch({ n: 1 }));
+      await waitFor(() => host.emitted.length === 1);
+      return host;
+    };
+
+    it('is taken by the sandbox of an app with its memory limit, once', async () => {
+      const prepared = new PreparedIsolate(manifest());
+      await start(prepared);
+      assert.equal(prepared.available, false);
+      assert.equal(prepared.take(16, false), undefined);
+    });
+
+    it('is disposed, not handed over, for another memory limit or inspector setting; the app then runs in its own', async () => {
+      const larger = manifest({ resources: { memoryMb: 64, cpuMsPerEvent: 100, storageMb: 1 } });
+      assert.equal(new PreparedIsolate(larger).take(16, false), undefined);
+      assert.equal(new PreparedIsolate(manifest()).take(16, true), undefined);
+      const matching = new PreparedIsolate(manifest());
+      const taken = matching.take(16, false);
+      assert.ok(taken);
+      taken.isolate.dispose();
+      const other = new PreparedIsolate(larger);
+      await start(other);
+      assert.equal(other.available, false);
+      const plain = new PreparedIsolate(manifest());
+      await start(plain, {}, true);
+      assert.equal(plain.available, false);
     });
   });
 

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { isIsogateError } from '../../sdk/errors.js';
-import { buildPackage, readPackage, signPackage } from '../../sdk/package/index.js';
+import { buildPackage, readManifestUnverified, readPackage, signPackage } from '../../sdk/package/index.js';
 import { buildSignedPackage, HOSTILE_PACKAGES, hostileManifest, SAMPLE_FILES, sampleManifest } from '../fixtures/packages.js';
 import { createTestPki, type TestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
@@ -67,6 +68,36 @@ describe('package format', function () {
     const first = await buildPackage(sampleManifest(), files);
     const second = await buildPackage(sampleManifest(), new Map([...files.entries()].reverse()));
     assert.deepEqual(first, second);
+  });
+
+  it('builds the fastest gzip for a push: larger, as reproducible, and the same files verified', async () => {
+    const files = new Map(
+      Object.entries({ ...SAMPLE_FILES, 'app/big.js': `${'export const x = [1, 2, 3];\n'.repeat(4000)}` }).map(([k, v]) => [k, Buffer.from(v)]),
+    );
+    const smallest = await buildPackage(sampleManifest(), files);
+    const fastest = await buildPackage(sampleManifest(), files, { compression: 'fastest' });
+    assert.deepEqual(await buildPackage(sampleManifest(), files, { compression: 'fastest' }), fastest);
+    assert.ok(fastest.length > smallest.length, `level 1 (${fastest.length} bytes) is larger than level 9 (${smallest.length})`);
+    const trust = { allowUnsigned: true } as const;
+    const [a, b] = await Promise.all([readPackage(smallest, { trust }), readPackage(fastest, { trust })]);
+    assert.deepEqual(b.digests, a.digests);
+  });
+
+  it('reads the manifest of a package without the rest of it, and refuses what has none', async () => {
+    const files = new Map([['app/main.js', randomBytes(256 * 1024)]]);
+    const pkg = await buildPackage(sampleManifest(), files);
+    // Cut inside the incompressible file that follows manifest.json: verification reads to the
+    // end and refuses; the manifest alone is there to read.
+    const cut = pkg.subarray(0, 64 * 1024);
+    assert.equal((await readManifestUnverified(cut)).package_id, 'com.example.sample');
+    await assert.rejects(readPackage(cut, { trust: { allowUnsigned: true } }), (error: unknown) => isIsogateError(error) && error.code === 'E_PACKAGE_FORMAT');
+    // A package that names no manifest is read to its end and refused, as before.
+    const pack = tar.pack();
+    pack.entry({ name: 'app/main.js' }, 'x');
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of pack) chunks.push(chunk as Buffer);
+    await assert.rejects(readManifestUnverified(gzipSync(Buffer.concat(chunks))), (error: unknown) => isIsogateError(error) && error.code === 'E_FILE_SET');
   });
 
   it('has a signature that openssl verifies by hand, as PACKAGE-FORMAT.md describes', async () => {
