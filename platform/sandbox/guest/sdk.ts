@@ -30,7 +30,8 @@ import type {
   TrafficVerdict,
 } from '../protocol.js';
 import { type Refusal, refusals } from '../refusals.js';
-import { EMIT_BATCH_BYTES, EMIT_BATCH_MESSAGES, EMIT_WAITING_BYTES, EMIT_WAITING_MESSAGES } from '../wire-limits.js';
+import { EMIT_BATCH_BYTES, EMIT_BATCH_MESSAGES, EMIT_WAITING_BYTES, EMIT_WAITING_MESSAGES, TEXT_PIECE_UNITS } from '../wire-limits.js';
+import { jsonTextEncoder, LONG_STRING } from './json-text.js';
 import { decodeUtf8 } from './utf8.js';
 
 /** An isolated-vm reference to a host function, as the guest sees it. */
@@ -174,10 +175,17 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     handlers.set(endpoint, list);
   }
 
-  function encode(format: string, message: unknown): string | Uint8Array {
+  const jsonText = jsonTextEncoder();
+  /** Source endpoints whose last json message had long strings: the next one is walked (json-text.ts). */
+  const walkedEndpoints = new Set<string>();
+
+  function encode(endpoint: string, format: string, message: unknown): string | Uint8Array {
     if (format === 'json') {
-      const text = stringify(message) as string | undefined;
+      const walk = walkedEndpoints.has(endpoint);
+      const { text, long } = jsonText.encode(message, walk);
       if (text === undefined) throw codedError('E_MESSAGE', 'A json endpoint carries JSON values; this message has none');
+      const walkNext = walk ? long : text.length >= 2 * LONG_STRING;
+      if (walkNext !== walk) walkNext ? walkedEndpoints.add(endpoint) : walkedEndpoints.delete(endpoint);
       return text;
     }
     if (format === 'text') {
@@ -288,6 +296,7 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
         const lengths: number[] = [];
         for (; end < batch.length && batch[end]!.endpoint === endpoint; end += 1) {
           const payload = batch[end]!.payload as string;
+          if (end > start && text.length + payload.length > TEXT_PIECE_UNITS) break;
           text += payload;
           lengths.push(payload.length);
           batch[end]!.payload = undefined;
@@ -321,7 +330,7 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   function emit(endpoint: string, message: unknown): Emitted {
     const declared = sources.get(endpoint);
     if (!declared) throw refused(refusals.notASource(String(endpoint), destinations.has(endpoint)));
-    const payload = encode(declared.format, message);
+    const payload = encode(endpoint, declared.format, message);
     const size = typeof payload === 'string' ? payload.length : payload.byteLength;
     if (waitingMessages > 0 && (waitingMessages >= EMIT_WAITING_MESSAGES || waitingBytes + size > EMIT_WAITING_BYTES)) {
       throw refused(refusals.emitsWaiting(endpoint));
@@ -774,7 +783,13 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       for (const [id, answer] of copied) answerCall(id, answer);
     },
     connectionEvent,
-    async deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): Promise<DeliverResult> {
+    async deliver(
+      endpoint: string,
+      text: string | undefined,
+      lengths: number[] | undefined,
+      messages: Uint8Array[] | undefined,
+      ...more: string[]
+    ): Promise<DeliverResult> {
       const json = destinations.get(endpoint)?.format === 'json';
       const list = handlers.get(endpoint) ?? [];
       const invalid: number[] = [];
@@ -787,10 +802,22 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
         return { invalid, failed };
       }
       if (text === undefined || lengths === undefined) return { invalid, failed };
+      // The text comes in pieces (protocol.ts DeliverBatch); the router cuts them between
+      // messages, and a message that runs on into the next piece is put together all the same.
+      let current = text;
+      let next = 0;
       let offset = 0;
       for (let index = 0; index < lengths.length; index += 1) {
-        const piece = slice(text, offset, offset + lengths[index]!);
-        offset += lengths[index]!;
+        let length = lengths[index]!;
+        let piece = '';
+        while (offset + length > current.length && next < more.length) {
+          piece += slice(current, offset, current.length);
+          length -= current.length - offset;
+          current = more[next++]!;
+          offset = 0;
+        }
+        piece += slice(current, offset, offset + length);
+        offset += length;
         let message: unknown = piece;
         if (json) {
           // Each message on its own: one that is not JSON, or nests too deep, is only itself invalid.
