@@ -487,14 +487,15 @@ export interface GuestOperations {
   /**
    * A batch for one destination endpoint; handlers run in order. json and text: the text, in
    * pieces that are arguments of their own (`text` and then `more`, see DeliverBatch), and the
-   * messages' lengths across them; binary: the messages.
+   * messages' lengths across them; binary: the messages, as one list (`messages`) or, when they
+   * are large, each an argument of its own (`more`).
    */
   deliver(
     endpoint: string,
     text: string | undefined,
     lengths: number[] | undefined,
     messages: Uint8Array[] | undefined,
-    ...more: string[]
+    ...more: string[] | Uint8Array[]
   ): Promise<DeliverResult>;
   /** A timer the app set is due. */
   fire(id: number): void;

@@ -416,6 +416,50 @@ describe('the wire through isolates', function () {
     assert.deepEqual([...carried[0]!], new Array(8).fill(7), 'the destination wrote into its own copy');
   });
 
+  it('copies large binary messages too, which cross one argument each: a SharedArrayBuffer view included, none shared', async () => {
+    const host = fakeHost();
+    let carried: Uint8Array[] = [];
+    host.emitBatch = async (runs) => {
+      carried = runs.flatMap((run) => ('messages' in run ? run.messages : []));
+      return [];
+    };
+    const source = await start(
+      `import { emit, log, on } from 'isogate:sdk';
+      const shared = new SharedArrayBuffer(40 * 1024);
+      const view = new Uint8Array(shared, 1024, 32 * 1024).fill(7);
+      emit('raw', view);
+      await emit('raw', new Uint8Array(20 * 1024).fill(8));
+      view.fill(1);
+      on('in', () => log.info('sender sees ' + new Uint8Array(shared, 1024, 32 * 1024).every((b) => b === 1)));`,
+      host,
+    );
+    assert.deepEqual(
+      carried.map((bytes) => [bytes.byteLength, bytes[0], bytes.buffer instanceof ArrayBuffer]),
+      [
+        [32 * 1024, 7, true],
+        [20 * 1024, 8, true],
+      ],
+    );
+    const destinationHost = fakeHost();
+    const destination = await start(
+      `import { on, log } from 'isogate:sdk';
+      on('rawIn', (bytes) => {
+        log.info('got ' + bytes.byteLength + ' of ' + bytes[0] + ' shared ' + (bytes.buffer instanceof SharedArrayBuffer) + ' own ' + (bytes.buffer.byteLength === bytes.byteLength));
+        bytes.fill(9);
+      });`,
+      destinationHost,
+    );
+    assert.deepEqual(await destination.sandbox.deliver('rawIn', { messages: carried }), { invalid: [], failed: [] });
+    await waitFor(() => destinationHost.logs.filter((l) => l.message.startsWith('got ')).length === 2);
+    assert.deepEqual(
+      destinationHost.logs.filter((l) => l.message.startsWith('got ')).map((l) => l.message),
+      ['got 32768 of 7 shared false own true', 'got 20480 of 8 shared false own true'],
+    );
+    await source.sandbox.deliver('in', jsonBatch({}));
+    assert.equal(await host.waitForLog(/^sender sees /), 'sender sees true');
+    assert.ok(carried[0]!.every((b) => b === 7) && carried[1]!.every((b) => b === 8), 'neither the sender nor the destination wrote into the host copy');
+  });
+
   it('sends one emit batch at a time, and refuses emits past 8192 waiting with E_BACKPRESSURE', async () => {
     const host = fakeHost();
     let inFlight = 0;

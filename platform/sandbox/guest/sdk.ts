@@ -788,12 +788,14 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       text: string | undefined,
       lengths: number[] | undefined,
       messages: Uint8Array[] | undefined,
-      ...more: string[]
+      ...more: string[] | Uint8Array[]
     ): Promise<DeliverResult> {
       const json = destinations.get(endpoint)?.format === 'json';
       const list = handlers.get(endpoint) ?? [];
       const invalid: number[] = [];
       const failed: number[] = [];
+      // Large byte arrays come one argument each, in `more` (protocol.ts GuestOperations).
+      if (!messages && text === undefined) messages = more as Uint8Array[];
       if (messages) {
         for (let index = 0; index < messages.length; index += 1) {
           const outcome = handle(endpoint, list, messages[index]);
@@ -804,16 +806,17 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       if (text === undefined || lengths === undefined) return { invalid, failed };
       // The text comes in pieces (protocol.ts DeliverBatch); the router cuts them between
       // messages, and a message that runs on into the next piece is put together all the same.
+      const pieces = more as string[];
       let current = text;
       let next = 0;
       let offset = 0;
       for (let index = 0; index < lengths.length; index += 1) {
         let length = lengths[index]!;
         let piece = '';
-        while (offset + length > current.length && next < more.length) {
+        while (offset + length > current.length && next < pieces.length) {
           piece += slice(current, offset, current.length);
           length -= current.length - offset;
-          current = more[next++]!;
+          current = pieces[next++]!;
           offset = 0;
         }
         piece += slice(current, offset, offset + length);
