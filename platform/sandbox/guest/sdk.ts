@@ -246,7 +246,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   }
 
   // Emits cross to the host in batches of runs (protocol.ts EmitRun): the consecutive emits on
-  // one endpoint, a json or text run as one text without separators and its lengths. One batch
+  // one endpoint, a json or text run as one text without separators and its lengths, at most
+  // TEXT_PIECE_UNITS of text unless one message is longer (wire-limits.ts says why). One batch
   // is in flight at a time: the next is sent once the host answered the last, which it does when
   // the messages are queued on their routes, so a full route slows the source down here, in its
   // own heap. Past EMIT_WAITING_* (sent and unanswered, or not sent yet) emit refuses at once.
