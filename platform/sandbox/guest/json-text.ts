@@ -20,8 +20,10 @@
 export const LONG_STRING = 1024;
 
 export interface JsonTextEncoder {
-  /** `JSON.stringify(value)`, walking the value when `walk` is true; `long` says whether the walk paid off. */
-  encode(value: unknown, walk: boolean): { text: string | undefined; long: boolean };
+  /** `JSON.stringify(value)`, walking the value when `walk` is true (no object per call: emit is the hot path). */
+  encode(value: unknown, walk: boolean): string | undefined;
+  /** Whether the last encode walked and quoted a long string as it is: the walk paid off. */
+  readonly walkPaidOff: boolean;
 }
 
 /** Built once, before any app code runs: it keeps its own references to the builtins it uses. */
@@ -94,10 +96,12 @@ export function jsonTextEncoder(): JsonTextEncoder {
 
   return {
     encode(message, walk) {
-      if (!walk && typeof message !== 'string') return { text: stringify(message) as string | undefined, long: false };
       longSeen = false;
-      const text = value('', message, []);
-      return { text, long: longSeen };
+      if (!walk && typeof message !== 'string') return stringify(message) as string | undefined;
+      return value('', message, []);
+    },
+    get walkPaidOff() {
+      return longSeen;
     },
   };
 }

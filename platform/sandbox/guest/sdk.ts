@@ -182,9 +182,9 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   function encode(endpoint: string, format: string, message: unknown): string | Uint8Array {
     if (format === 'json') {
       const walk = walkedEndpoints.has(endpoint);
-      const { text, long } = jsonText.encode(message, walk);
+      const text = jsonText.encode(message, walk);
       if (text === undefined) throw codedError('E_MESSAGE', 'A json endpoint carries JSON values; this message has none');
-      const walkNext = walk ? long : text.length >= 2 * LONG_STRING;
+      const walkNext = walk ? jsonText.walkPaidOff : text.length >= 2 * LONG_STRING;
       if (walkNext !== walk) walkNext ? walkedEndpoints.add(endpoint) : walkedEndpoints.delete(endpoint);
       return text;
     }
