@@ -6,6 +6,7 @@
  * then are the sizes of single messages measured.
  */
 import type { DeliverBatch } from '../sandbox/protocol.js';
+import { TEXT_PIECE_UNITS } from '../sandbox/wire-limits.js';
 
 export type Segment = TextSegment | BinarySegment;
 
@@ -71,19 +72,33 @@ export function messagesWithin(segment: Segment, room: number): number {
   return count;
 }
 
-/** One crossing's worth of segments, as the protocol carries it: one join for text, no copy of bytes. */
+/**
+ * One crossing's worth of segments, as the protocol carries it, no copy of bytes. Texts are
+ * joined only while the joined text stays within TEXT_PIECE_UNITS (many small runs cross as one
+ * string); larger runs cross as pieces of their own, each a string the copy can take without
+ * fresh pages (wire-limits.ts).
+ */
 export function deliverBatchOf(segments: readonly Segment[]): DeliverBatch {
   if (segments.length === 1) {
     const only = segments[0]!;
-    return 'messages' in only ? { messages: [...only.messages] } : { text: only.text, lengths: [...only.lengths] };
+    return 'messages' in only ? { messages: [...only.messages] } : { texts: [only.text], lengths: [...only.lengths] };
   }
   if ('messages' in segments[0]!) return { messages: segments.flatMap((segment) => ('messages' in segment ? segment.messages : [])) };
   const texts: string[] = [];
   const lengths: number[] = [];
+  let piece: string[] = [];
+  let pieceUnits = 0;
   for (const segment of segments) {
     if ('messages' in segment) continue;
-    texts.push(segment.text);
+    if (pieceUnits > 0 && pieceUnits + segment.text.length > TEXT_PIECE_UNITS) {
+      texts.push(piece.length === 1 ? piece[0]! : piece.join(''));
+      piece = [];
+      pieceUnits = 0;
+    }
+    piece.push(segment.text);
+    pieceUnits += segment.text.length;
     for (const length of segment.lengths) lengths.push(length);
   }
-  return { text: texts.join(''), lengths };
+  if (piece.length > 0) texts.push(piece.length === 1 ? piece[0]! : piece.join(''));
+  return { texts, lengths };
 }

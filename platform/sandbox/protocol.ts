@@ -203,8 +203,12 @@ export type CheckedRun = { endpoint: EndpointDeclaration; text: string; lengths:
 /** A message the host refused: its index across the batch, the code and the sentence. */
 export type EmitRefusal = [index: number, code: ErrorCode, message: string];
 
-/** A batch handed to a destination: json and text as one text and lengths, binary as bytes. */
-export type DeliverBatch = { text: string; lengths: number[] } | { messages: Uint8Array[] };
+/**
+ * A batch handed to a destination: json and text as texts (the pieces of one text, in order,
+ * each about TEXT_PIECE_UNITS at most where the messages allow) and the messages' lengths
+ * across them; binary as bytes.
+ */
+export type DeliverBatch = { texts: string[]; lengths: number[] } | { messages: Uint8Array[] };
 /** Indexes in the batch: not JSON or too deep (not handed to the handler), and those whose handler threw. */
 export interface DeliverResult {
   invalid: number[];
@@ -482,10 +486,18 @@ export interface GuestOperations {
    */
   answer(text: string, copied?: [number, CallAnswer][], lifted?: [id: number, field: string, bytes: Uint8Array][]): void;
   /**
-   * A batch for one destination endpoint; handlers run in order. json and text: the text (an
-   * argument of its own, see resolvePayloads) and its lengths; binary: the messages.
+   * A batch for one destination endpoint; handlers run in order. json and text: the text, in
+   * pieces that are arguments of their own (`text` and then `more`, see DeliverBatch), and the
+   * messages' lengths across them; binary: the messages, as one list (`messages`) or, when they
+   * are large, each an argument of its own (`more`).
    */
-  deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): Promise<DeliverResult>;
+  deliver(
+    endpoint: string,
+    text: string | undefined,
+    lengths: number[] | undefined,
+    messages: Uint8Array[] | undefined,
+    ...more: string[] | Uint8Array[]
+  ): Promise<DeliverResult>;
   /** A timer the app set is due. */
   fire(id: number): void;
   /** The configuration changed, as JSON text (parsed in the guest: nothing but data crosses). */

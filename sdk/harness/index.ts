@@ -239,14 +239,14 @@ export async function startApp(options: HarnessOptions = {}): Promise<HarnessApp
       const declared = endpoints.get(endpoint);
       if (declared?.direction !== 'destination') throw fail('E_CAPABILITY', `"${endpoint}" is not a destination endpoint of ${manifest.package_id}`);
       if (failure) throw fail(failure.code, `The app has ended: ${failure.message}`);
-      let batch: { text: string; lengths: number[] } | { messages: Uint8Array[] };
+      let batch: { texts: string[]; lengths: number[] } | { messages: Uint8Array[] };
       if (declared.format === 'binary') batch = { messages: [utf8(message as string | Uint8Array)] };
       else {
         const text = declared.format === 'json' ? JSON.stringify(message) : String(message);
         if (declared.format === 'json' && declared.schema) {
           assertValid(compileUntrustedSchema(declared.schema, `/endpoints/${endpoint}/schema`), message, 'E_MESSAGE', `A message to "${endpoint}"`);
         }
-        batch = { text, lengths: [text.length] };
+        batch = { texts: [text], lengths: [text.length] };
       }
       const result = await sandbox.deliver(endpoint, batch);
       const ended = failure as SandboxFailure | undefined;

@@ -170,7 +170,7 @@ describe('sandbox: the data plane against a hostile isolate', function () {
   this.timeout(20_000);
   const source = sampleManifest({ package_id: 'dev.t.views', endpoints: [RAW], resources: { memoryMb: 64, cpuMsPerEvent: 2000, storageMb: 1 } });
   const sink = (id: string): AppManifest => sampleManifest({ package_id: id, endpoints: [IN], resources: { memoryMb: 32, cpuMsPerEvent: 2000, storageMb: 1 } });
-  const text = (messages: string[]): DeliverBatch => ({ text: messages.join(''), lengths: messages.map((m) => m.length) });
+  const text = (messages: string[]): DeliverBatch => ({ texts: [messages.join('')], lengths: messages.map((m) => m.length) });
 
   it('copies a small view of a large buffer: the host holds the view, not the 8 MiB behind it', async () => {
     const host = fakeHost(source.package_id);

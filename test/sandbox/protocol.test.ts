@@ -41,6 +41,11 @@ function manifest(overrides: Partial<AppManifest> = {}): AppManifest {
   };
 }
 
+/** The manifest's endpoints with "out" at the default message size, for large messages. */
+const LARGE_OUT: Partial<AppManifest> = {
+  endpoints: manifest().endpoints!.map((endpoint) => (endpoint.name === 'out' ? { ...endpoint, maxMessageBytes: undefined } : endpoint)),
+};
+
 /** The app's host as the sandbox builds it, over a fake host, with nothing else of a sandbox. */
 function boundary(host: FakeHost = fakeHost()) {
   const side: SandboxSide & { calls: unknown[][] } = {
@@ -411,6 +416,50 @@ describe('the wire through isolates', function () {
     assert.deepEqual([...carried[0]!], new Array(8).fill(7), 'the destination wrote into its own copy');
   });
 
+  it('copies large binary messages too, which cross one argument each: a SharedArrayBuffer view included, none shared', async () => {
+    const host = fakeHost();
+    let carried: Uint8Array[] = [];
+    host.emitBatch = async (runs) => {
+      carried = runs.flatMap((run) => ('messages' in run ? run.messages : []));
+      return [];
+    };
+    const source = await start(
+      `import { emit, log, on } from 'isogate:sdk';
+      const shared = new SharedArrayBuffer(40 * 1024);
+      const view = new Uint8Array(shared, 1024, 32 * 1024).fill(7);
+      emit('raw', view);
+      await emit('raw', new Uint8Array(20 * 1024).fill(8));
+      view.fill(1);
+      on('in', () => log.info('sender sees ' + new Uint8Array(shared, 1024, 32 * 1024).every((b) => b === 1)));`,
+      host,
+    );
+    assert.deepEqual(
+      carried.map((bytes) => [bytes.byteLength, bytes[0], bytes.buffer instanceof ArrayBuffer]),
+      [
+        [32 * 1024, 7, true],
+        [20 * 1024, 8, true],
+      ],
+    );
+    const destinationHost = fakeHost();
+    const destination = await start(
+      `import { on, log } from 'isogate:sdk';
+      on('rawIn', (bytes) => {
+        log.info('got ' + bytes.byteLength + ' of ' + bytes[0] + ' shared ' + (bytes.buffer instanceof SharedArrayBuffer) + ' own ' + (bytes.buffer.byteLength === bytes.byteLength));
+        bytes.fill(9);
+      });`,
+      destinationHost,
+    );
+    assert.deepEqual(await destination.sandbox.deliver('rawIn', { messages: carried }), { invalid: [], failed: [] });
+    await waitFor(() => destinationHost.logs.filter((l) => l.message.startsWith('got ')).length === 2);
+    assert.deepEqual(
+      destinationHost.logs.filter((l) => l.message.startsWith('got ')).map((l) => l.message),
+      ['got 32768 of 7 shared false own true', 'got 20480 of 8 shared false own true'],
+    );
+    await source.sandbox.deliver('in', jsonBatch({}));
+    assert.equal(await host.waitForLog(/^sender sees /), 'sender sees true');
+    assert.ok(carried[0]!.every((b) => b === 7) && carried[1]!.every((b) => b === 8), 'neither the sender nor the destination wrote into the host copy');
+  });
+
   it('sends one emit batch at a time, and refuses emits past 8192 waiting with E_BACKPRESSURE', async () => {
     const host = fakeHost();
     let inFlight = 0;
@@ -457,7 +506,7 @@ describe('the wire through isolates', function () {
       `import { on, emit } from 'isogate:sdk'; on('in', (m) => { if (m.throw) throw new Error('refuses this one'); emit('out', m); });`,
     );
     const texts = ['{"n":1}', 'not json', `${'['.repeat(40)}${']'.repeat(40)}`, '{"throw":true}', '{"n":2}', '{"__proto__":{"polluted":"yes"}}'];
-    const result = await sandbox.deliver('in', { text: texts.join(''), lengths: texts.map((t) => t.length) });
+    const result = await sandbox.deliver('in', { texts: [texts.join('')], lengths: texts.map((t) => t.length) });
     assert.deepEqual(result, { invalid: [1, 2], failed: [3] });
     await waitFor(() => host.emitted.length === 3);
     assert.deepEqual(host.emitted.slice(0, 2), [
@@ -470,5 +519,35 @@ describe('the wire through isolates', function () {
     assert.deepEqual(Object.getOwnPropertyDescriptor(echoed, '__proto__')?.value, { polluted: 'yes' });
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     assert.ok(host.logs.some((l) => l.level === 1 && /refuses this one/.test(l.message)));
+  });
+
+  it('delivers a text that comes in pieces, a message that runs on into the next piece put back together', async () => {
+    const { sandbox, host } = await start(`import { on, emit } from 'isogate:sdk'; on('in', (m) => { emit('out', m); });`, fakeHost(), LARGE_OUT);
+    const texts = ['{"n":1}', `{"note":"${'x'.repeat(2000)}"}`, '{"n":2}', '{"n":3}'];
+    const whole = texts.join('');
+    // Cut inside the second message and again inside the fourth: pieces need not end where messages do.
+    const pieces = [whole.slice(0, 20), whole.slice(20, whole.length - 3), whole.slice(whole.length - 3)];
+    const result = await sandbox.deliver('in', { texts: pieces, lengths: texts.map((t) => t.length) });
+    assert.deepEqual(result, { invalid: [], failed: [] });
+    await waitFor(() => host.emitted.length === 4);
+    assert.deepEqual(
+      host.emitted.map((e) => e.message),
+      texts.map((t) => JSON.parse(t)),
+    );
+  });
+
+  it('emits messages with long strings that need escaping exactly as they were', async () => {
+    const { sandbox, host } = await start(
+      `import { on, emit } from 'isogate:sdk'; on('in', (m) => { for (const note of m.notes) emit('out', { note, n: note.length }); });`,
+      fakeHost(),
+      LARGE_OUT,
+    );
+    const notes = ['x'.repeat(70_000), `${'y'.repeat(5000)}"\\\n\u0000`, `${'é'.repeat(3000)}\ud83d`, `${'z'.repeat(4000)}😀`];
+    await sandbox.deliver('in', { texts: [JSON.stringify({ notes })], lengths: [JSON.stringify({ notes }).length] });
+    await waitFor(() => host.emitted.length === notes.length);
+    assert.deepEqual(
+      host.emitted.map((e) => e.message),
+      notes.map((note) => ({ note, n: note.length })),
+    );
   });
 });

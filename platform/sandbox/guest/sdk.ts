@@ -30,7 +30,8 @@ import type {
   TrafficVerdict,
 } from '../protocol.js';
 import { type Refusal, refusals } from '../refusals.js';
-import { EMIT_BATCH_BYTES, EMIT_BATCH_MESSAGES, EMIT_WAITING_BYTES, EMIT_WAITING_MESSAGES } from '../wire-limits.js';
+import { EMIT_BATCH_BYTES, EMIT_BATCH_MESSAGES, EMIT_WAITING_BYTES, EMIT_WAITING_MESSAGES, TEXT_PIECE_UNITS } from '../wire-limits.js';
+import { jsonTextEncoder, LONG_STRING } from './json-text.js';
 import { decodeUtf8 } from './utf8.js';
 
 /** An isolated-vm reference to a host function, as the guest sees it. */
@@ -174,10 +175,17 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     handlers.set(endpoint, list);
   }
 
-  function encode(format: string, message: unknown): string | Uint8Array {
+  const jsonText = jsonTextEncoder();
+  /** Source endpoints whose last json message had long strings: the next one is walked (json-text.ts). */
+  const walkedEndpoints = new Set<string>();
+
+  function encode(endpoint: string, format: string, message: unknown): string | Uint8Array {
     if (format === 'json') {
-      const text = stringify(message) as string | undefined;
+      const walk = walkedEndpoints.has(endpoint);
+      const text = jsonText.encode(message, walk);
       if (text === undefined) throw codedError('E_MESSAGE', 'A json endpoint carries JSON values; this message has none');
+      const walkNext = walk ? jsonText.walkPaidOff : text.length >= 2 * LONG_STRING;
+      if (walkNext !== walk) walkNext ? walkedEndpoints.add(endpoint) : walkedEndpoints.delete(endpoint);
       return text;
     }
     if (format === 'text') {
@@ -238,7 +246,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   }
 
   // Emits cross to the host in batches of runs (protocol.ts EmitRun): the consecutive emits on
-  // one endpoint, a json or text run as one text without separators and its lengths. One batch
+  // one endpoint, a json or text run as one text without separators and its lengths, at most
+  // TEXT_PIECE_UNITS of text unless one message is longer (wire-limits.ts says why). One batch
   // is in flight at a time: the next is sent once the host answered the last, which it does when
   // the messages are queued on their routes, so a full route slows the source down here, in its
   // own heap. Past EMIT_WAITING_* (sent and unanswered, or not sent yet) emit refuses at once.
@@ -288,6 +297,7 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
         const lengths: number[] = [];
         for (; end < batch.length && batch[end]!.endpoint === endpoint; end += 1) {
           const payload = batch[end]!.payload as string;
+          if (end > start && text.length + payload.length > TEXT_PIECE_UNITS) break;
           text += payload;
           lengths.push(payload.length);
           batch[end]!.payload = undefined;
@@ -321,7 +331,7 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   function emit(endpoint: string, message: unknown): Emitted {
     const declared = sources.get(endpoint);
     if (!declared) throw refused(refusals.notASource(String(endpoint), destinations.has(endpoint)));
-    const payload = encode(declared.format, message);
+    const payload = encode(endpoint, declared.format, message);
     const size = typeof payload === 'string' ? payload.length : payload.byteLength;
     if (waitingMessages > 0 && (waitingMessages >= EMIT_WAITING_MESSAGES || waitingBytes + size > EMIT_WAITING_BYTES)) {
       throw refused(refusals.emitsWaiting(endpoint));
@@ -774,11 +784,19 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       for (const [id, answer] of copied) answerCall(id, answer);
     },
     connectionEvent,
-    async deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): Promise<DeliverResult> {
+    async deliver(
+      endpoint: string,
+      text: string | undefined,
+      lengths: number[] | undefined,
+      messages: Uint8Array[] | undefined,
+      ...more: string[] | Uint8Array[]
+    ): Promise<DeliverResult> {
       const json = destinations.get(endpoint)?.format === 'json';
       const list = handlers.get(endpoint) ?? [];
       const invalid: number[] = [];
       const failed: number[] = [];
+      // Large byte arrays come one argument each, in `more` (protocol.ts GuestOperations).
+      if (!messages && text === undefined) messages = more as Uint8Array[];
       if (messages) {
         for (let index = 0; index < messages.length; index += 1) {
           const outcome = handle(endpoint, list, messages[index]);
@@ -787,10 +805,23 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
         return { invalid, failed };
       }
       if (text === undefined || lengths === undefined) return { invalid, failed };
+      // The text comes in pieces (protocol.ts DeliverBatch); the router cuts them between
+      // messages, and a message that runs on into the next piece is put together all the same.
+      const pieces = more as string[];
+      let current = text;
+      let next = 0;
       let offset = 0;
       for (let index = 0; index < lengths.length; index += 1) {
-        const piece = slice(text, offset, offset + lengths[index]!);
-        offset += lengths[index]!;
+        let length = lengths[index]!;
+        let piece = '';
+        while (offset + length > current.length && next < pieces.length) {
+          piece += slice(current, offset, current.length);
+          length -= current.length - offset;
+          current = pieces[next++]!;
+          offset = 0;
+        }
+        piece += slice(current, offset, offset + length);
+        offset += length;
         let message: unknown = piece;
         if (json) {
           // Each message on its own: one that is not JSON, or nests too deep, is only itself invalid.
