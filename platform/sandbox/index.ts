@@ -22,6 +22,7 @@ import {
   type CallAnswer,
   type ConnectionEventKind,
   type DeliverBatch,
+  type DeliveredReport,
   type DeliverResult,
   decodePackedVerdicts,
   dispatch,
@@ -180,6 +181,9 @@ class IsolateSandbox implements AppSandbox {
   /** Counts slices of app work (events and resumptions after host calls) for the watchdog. */
   #slices = 0;
   #failure: SandboxFailure | undefined;
+  /** Batches handed to the guest and not yet reported on (GuestOperations.deliver), by id. */
+  readonly #deliveries = new Map<number, { resolve: (result: unknown) => void; reject: (error: unknown) => void }>();
+  #lastDelivery = 0;
   #watchdog: NodeJS.Timeout | undefined;
   #disposed = false;
   #onReady: (() => void) | undefined;
@@ -262,6 +266,7 @@ class IsolateSandbox implements AppSandbox {
         this.#reference((text: unknown, copied: unknown, ...payloads: unknown[]) => this.#receive(text, copied, payloads)),
         this.#reference((op: unknown, args: unknown) => this.#notify(op, args)),
         JSON.stringify(guestGrants),
+        this.#reference(((id, invalid, failed, error) => this.#delivered(id, invalid, failed, error)) satisfies DeliveredReport),
       ],
       { result: { reference: true } },
     )) as ivm.Reference;
@@ -517,24 +522,37 @@ class IsolateSandbox implements AppSandbox {
     this.#timers.set(id, { handle, repeat, firing: false });
   }
 
+  /** A batch's outcome from the guest (DeliveredReport); an id that is not waiting is ignored. */
+  #delivered(id: unknown, invalid: unknown, failed: unknown, error: unknown): void {
+    const waiting = typeof id === 'number' ? this.#deliveries.get(id) : undefined;
+    if (!waiting) return;
+    this.#deliveries.delete(id as number);
+    if (error !== undefined) waiting.reject(new Error(String(error)));
+    else waiting.resolve({ invalid, failed });
+  }
+
   async deliver(endpoint: string, batch: DeliverBatch): Promise<DeliverResult> {
     const guest = this.#live();
     checkHandler(this.#grants, endpoint);
     const count = 'messages' in batch ? batch.messages.length : batch.lengths.length;
     let deadline: NodeJS.Timeout | undefined;
+    const id = ++this.#lastDelivery;
     try {
       // json and text: the text as an argument of its own, copied once and handed over as an
       // external string (nested in a value it would be serialised, copied twice: measured 5x the
       // CPU for 4 KB and 64 KB messages); parsed message by message in the guest. Binary: the
       // messages as one list, through the serializer, which measured cheaper than one argument
       // (or one ExternalCopy) per message in this direction.
+      //
+      // Ignored, with the outcome reported by a call back (GuestOperations.deliver): isolated-vm's
+      // `apply` captures a stack trace, makes an async resource and a promise on this thread for
+      // every call, measured twice the gateway's CPU of the call itself. Without apply's timeout
+      // the watchdog bounds the handlers' CPU (a slice past the app's CPU limit ends the app, and
+      // every batch waiting is then failed by dispose()); the deadline below bounds their waiting.
       const args: Parameters<GuestOperations['deliver']> =
-        'messages' in batch ? [endpoint, undefined, undefined, batch.messages] : [endpoint, batch.text, batch.lengths, undefined];
-      const handled = guest.deliver.apply(undefined, args, {
-        ...this.#timeout(this.#cpuMs * Math.max(1, count)),
-        arguments: { copy: true },
-        result: { promise: true, copy: true },
-      });
+        'messages' in batch ? [id, endpoint, undefined, undefined, batch.messages] : [id, endpoint, batch.text, batch.lengths, undefined];
+      const handled = new Promise<unknown>((resolve, reject) => this.#deliveries.set(id, { resolve, reject }));
+      guest.deliver.applyIgnored(undefined, args, { arguments: { copy: true } });
       // isolated-vm's timeout counts the isolate's own running time; a handler awaiting a promise
       // that never settles runs for none, and would hold its route (and its sources) forever.
       const hung = new Promise<never>((_, reject) => {
@@ -554,6 +572,7 @@ class IsolateSandbox implements AppSandbox {
       this.#fail(failure);
       throw fail(failure.code, failure.message);
     } finally {
+      this.#deliveries.delete(id);
       clearTimeout(deadline);
     }
   }
@@ -605,6 +624,10 @@ class IsolateSandbox implements AppSandbox {
     this.#connections.clear();
     for (const reference of this.#references) reference.release();
     if (!this.#isolate.isDisposed) this.#isolate.dispose();
+    // Batches the guest will never report on now: each deliver() tells stopped from failed.
+    const waiting = [...this.#deliveries.values()];
+    this.#deliveries.clear();
+    for (const delivery of waiting) delivery.reject(new Error('the isolate was disposed while it handled a batch'));
   }
 
   stats(): SandboxStats {

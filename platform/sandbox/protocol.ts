@@ -473,6 +473,12 @@ export function decodePackedVerdicts(value: unknown, dataItems: number): Traffic
 export type CallAnswer = { value: unknown } | { error: { code: string; message: string } };
 export type ConnectionEventKind = 'data' | 'close';
 
+/**
+ * How the guest reports a delivered batch (GuestOperations.deliver): the indexes of its invalid
+ * and failed messages, or what went wrong. Checked by the host like every answer of a guest.
+ */
+export type DeliveredReport = (id: number, invalid: number[] | undefined, failed: number[] | undefined, error: string | undefined) => void;
+
 /** Everything the host may ask of a running guest; the guest SDK implements exactly this. */
 export interface GuestOperations {
   /**
@@ -482,9 +488,11 @@ export interface GuestOperations {
   answer(text: string, copied: [number, CallAnswer][], lifted: [id: number, field: string, bytes: Uint8Array][]): void;
   /**
    * A batch for one destination endpoint; handlers run in order. json and text: the text (an
-   * argument of its own, see resolvePayloads) and its lengths; binary: the messages.
+   * argument of its own, see resolvePayloads) and its lengths; binary: the messages. Called
+   * without waiting for a result: the guest reports the outcome of batch `id` through the
+   * host's DeliveredReport reference once its handlers are done (or failed).
    */
-  deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): Promise<DeliverResult>;
+  deliver(id: number, endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): void;
   /** A timer the app set is due. */
   fire(id: number): void;
   /** The configuration changed, as JSON text (parsed in the guest: nothing but data crosses). */

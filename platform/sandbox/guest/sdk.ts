@@ -15,6 +15,7 @@ import type {
   Args,
   CallAnswer,
   CallOperation,
+  DeliveredReport,
   DeliverResult,
   EmitRefusal,
   EmitRun,
@@ -44,7 +45,7 @@ type PlacedTextRun = [endpoint: string, text: number, lengths: number[]];
 type PlacedBinaryRun = [endpoint: string, first: number, count: number];
 type Handler = (message: unknown) => unknown;
 
-export function bootstrap(sendRef: HostReference, notifyRef: HostReference, grantsJson: string): GuestOperations {
+export function bootstrap(sendRef: HostReference, notifyRef: HostReference, grantsJson: string, deliveredRef: HostReference): GuestOperations {
   // Taken before the app runs, so an app that replaces JSON's functions changes only its own code.
   const { stringify, parse } = JSON;
   const join = Function.prototype.call.bind(Array.prototype.join) as (array: unknown[], separator: string) => string;
@@ -783,6 +784,68 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
 
   const sdk = Object.freeze({ app, log, on, emit, onStop, storage, config, egress, traffic });
 
+  // One batch for a destination endpoint, its handlers in order. Its outcome crosses back by a
+  // call of its own (GuestOperations.deliver): a promise handed back by isolated-vm costs the
+  // gateway's thread a stack trace, an async resource and a promise per batch.
+  async function reportBatch(
+    id: number,
+    endpoint: string,
+    text: string | undefined,
+    lengths: number[] | undefined,
+    messages: Uint8Array[] | undefined,
+  ): Promise<void> {
+    let outcome: Parameters<DeliveredReport>;
+    try {
+      const { invalid, failed } = await handleBatch(endpoint, text, lengths, messages);
+      outcome = [id, invalid, failed, undefined];
+    } catch (error) {
+      outcome = [id, undefined, undefined, show(error)];
+    }
+    deliveredRef.applyIgnored(undefined, outcome, copyArgs);
+  }
+
+  async function handleBatch(
+    endpoint: string,
+    text: string | undefined,
+    lengths: number[] | undefined,
+    messages: Uint8Array[] | undefined,
+  ): Promise<DeliverResult> {
+    const json = destinations.get(endpoint)?.format === 'json';
+    const list = handlers.get(endpoint) ?? [];
+    const invalid: number[] = [];
+    const failed: number[] = [];
+    if (messages) {
+      for (let index = 0; index < messages.length; index += 1) {
+        const outcome = handle(endpoint, list, messages[index]);
+        if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
+      }
+      return { invalid, failed };
+    }
+    if (text === undefined || lengths === undefined) return { invalid, failed };
+    let offset = 0;
+    for (let index = 0; index < lengths.length; index += 1) {
+      const piece = slice(text, offset, offset + lengths[index]!);
+      offset += lengths[index]!;
+      let message: unknown = piece;
+      if (json) {
+        // Each message on its own: one that is not JSON, or nests too deep, is only itself invalid.
+        try {
+          message = parse(piece);
+        } catch {
+          invalid.push(index);
+          continue;
+        }
+        if (jsonDepth(message, grants.maxDepth) > grants.maxDepth) {
+          invalid.push(index);
+          continue;
+        }
+      }
+      const outcome = handle(endpoint, list, message);
+      if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
+    }
+    return { invalid, failed };
+  }
+
   // What the host calls. The references are held by the host only.
   const guest: GuestOperations = Object.freeze({
     answer(text: string, copied: [number, CallAnswer][], lifted: [number, string, Uint8Array][]) {
@@ -799,41 +862,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       for (const [id, answer] of copied) answerCall(id, answer);
     },
     connectionEvent,
-    async deliver(endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): Promise<DeliverResult> {
-      const json = destinations.get(endpoint)?.format === 'json';
-      const list = handlers.get(endpoint) ?? [];
-      const invalid: number[] = [];
-      const failed: number[] = [];
-      if (messages) {
-        for (let index = 0; index < messages.length; index += 1) {
-          const outcome = handle(endpoint, list, messages[index]);
-          if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
-        }
-        return { invalid, failed };
-      }
-      if (text === undefined || lengths === undefined) return { invalid, failed };
-      let offset = 0;
-      for (let index = 0; index < lengths.length; index += 1) {
-        const piece = slice(text, offset, offset + lengths[index]!);
-        offset += lengths[index]!;
-        let message: unknown = piece;
-        if (json) {
-          // Each message on its own: one that is not JSON, or nests too deep, is only itself invalid.
-          try {
-            message = parse(piece);
-          } catch {
-            invalid.push(index);
-            continue;
-          }
-          if (jsonDepth(message, grants.maxDepth) > grants.maxDepth) {
-            invalid.push(index);
-            continue;
-          }
-        }
-        const outcome = handle(endpoint, list, message);
-        if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
-      }
-      return { invalid, failed };
+    deliver(id: number, endpoint: string, text: string | undefined, lengths: number[] | undefined, messages: Uint8Array[] | undefined): void {
+      void reportBatch(id, endpoint, text, lengths, messages);
     },
     fire(id: number) {
       const timer = timers.get(id);
