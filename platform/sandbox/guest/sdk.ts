@@ -194,8 +194,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   // messages as flat arrays (endpoint, payload, length), and the receipts point at their group
   // while the group points at none of them: an app that drops its receipts, as most do, leaves
   // the SDK holding strings and numbers only, and the receipts die young. The SDK's heap is the
-  // app's, a young generation of 2 MiB, and what survives a scavenge is what GC costs: one object
-  // per waiting emit that survives measured most of a fast source's CPU.
+  // app's, with a young generation of a few MiB, and what survives a scavenge is what GC costs:
+  // GC was most of a fast source's CPU.
   interface EmitGroup {
     readonly endpoints: string[];
     /** Dropped once the group is sent: the host has them then. */
