@@ -161,7 +161,10 @@ describe('sandbox', function () {
       await host.waitForLog(/^finally works$/);
       assert.ok(host.logs.some((l) => l.message === 'refused E_MESSAGE'));
       assert.ok(host.logs.some((l) => l.message === 'then works'));
-      assert.ok(host.logs.some((l) => l.message === 'late refused E_MESSAGE'), 'a receipt awaited after its batch was answered');
+      assert.ok(
+        host.logs.some((l) => l.message === 'late refused E_MESSAGE'),
+        'a receipt awaited after its batch was answered',
+      );
       assert.ok(
         host.logs.some((l) => l.level === 2 && /emit on "out" refused: E_MESSAGE: fails the schema/.test(l.message)),
         'the unawaited refusal is in the log',
