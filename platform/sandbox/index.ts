@@ -828,15 +828,17 @@ v8.setFlagsFromString('--no-concurrent-recompilation');
  * An app's isolate, with a young generation sized to its memory limit. isolated-vm gives a
  * 128 MiB isolate 2 MiB of young generation (Node gives a worker thread 16 MiB semi-spaces): a
  * source emitting fast keeps its unsent messages alive across every scavenge, each scavenge
- * copied them again, and GC was most of such a source's CPU (measured 35-40% less CPU per emit
- * with 8 MiB semi-spaces). The app's memory limit is unchanged (isolated-vm counts the used heap
- * of every space); what grows is the garbage a busy isolate may hold before a scavenge, up to
- * three semi-spaces (3/16 of its limit), and V8 grows them only for an isolate whose young
- * objects survive. V8 reads the flag when an isolate is made, and the isolate is made here,
- * synchronously: the flag is put back at once so nothing else (a worker thread) gets it.
+ * copies them again, and GC was the largest part of such a source's CPU. Semi-spaces of 1/32 of
+ * the limit (4 MiB for 128 MiB) measured 14-18% less CPU per emit, 8 MiB 23-28%; but what a
+ * busy isolate may hold beyond its limit is garbage not yet scavenged, up to three semi-spaces,
+ * and 8 MiB grew the lossless burst's RSS by 11 MiB (to 19.6 of its 20 MiB bound in one run),
+ * 4 MiB by 6 MiB. The memory limit itself is unchanged (isolated-vm counts the used heap of every
+ * space), and V8 grows the semi-spaces only for an isolate whose young objects survive. V8 reads
+ * the flag when an isolate is made, and the isolate is made here, synchronously: the flag is put
+ * back at once so nothing else (a worker thread) gets it.
  */
 function newIsolate(memoryMb: number, inspector: boolean): ivm.Isolate {
-  const semiSpaceMb = Math.max(1, Math.min(16, Math.floor(memoryMb / 16)));
+  const semiSpaceMb = Math.max(1, Math.min(16, Math.floor(memoryMb / 32)));
   v8.setFlagsFromString(`--max-semi-space-size=${semiSpaceMb}`);
   try {
     return new ivm.Isolate({ memoryLimit: memoryMb, inspector });
