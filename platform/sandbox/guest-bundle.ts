@@ -33,12 +33,12 @@ export async function bundleGuest(): Promise<string> {
     legalComments: 'none',
     logLevel: 'silent',
   });
-  return `${result.outputFiles[0]!.text}\nreturn __isogateGuest.bootstrap($0, $1, $2);`;
+  return `${result.outputFiles[0]!.text}\nreturn __isogateGuest.bootstrap($0, $1, $2, $3);`;
 }
 
 /**
  * Run with `context.evalClosure`: $0 the calls reference, $1 the notifications reference, $2 the
- * grants as JSON; returns the guest's operations. esbuild's IIFE assigns its result to a `var`,
+ * grants as JSON, $3 the delivered-batch reference; returns the guest's operations. esbuild's IIFE assigns its result to a `var`,
  * which the closure keeps local: nothing of the bundle lands on the app's global object.
  */
 export function guestBootstrapSource(): Promise<string> {

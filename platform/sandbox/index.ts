@@ -8,6 +8,7 @@
  * per-event budget. A failed app is disposed at once and reported once.
  */
 import path from 'node:path';
+import v8 from 'node:v8';
 import ivm from 'isolated-vm';
 import { fail, toIsogateError } from '../../sdk/errors.js';
 import { DOCUMENT_LIMITS } from '../../sdk/limits.js';
@@ -21,6 +22,7 @@ import {
   type CallAnswer,
   type ConnectionEventKind,
   type DeliverBatch,
+  type DeliveredReport,
   type DeliverResult,
   decodePackedVerdicts,
   dispatch,
@@ -91,7 +93,7 @@ export class PreparedIsolate {
   constructor(manifest: AppManifest, options: { inspector?: boolean } = {}) {
     this.memoryMb = memoryLimitOf(manifest);
     this.inspector = options.inspector === true;
-    this.#isolate = new ivm.Isolate({ memoryLimit: this.memoryMb, inspector: this.inspector });
+    this.#isolate = newIsolate(this.memoryMb, this.inspector);
     this.#context = this.#isolate.createContext({ inspector: this.inspector });
     // Disposed before it was taken, its context fails; nobody waits for it then.
     this.#context.catch(() => undefined);
@@ -244,6 +246,9 @@ class IsolateSandbox implements AppSandbox {
   /** Counts slices of app work (events and resumptions after host calls) for the watchdog. */
   #slices = 0;
   #failure: SandboxFailure | undefined;
+  /** Batches handed to the guest and not yet reported on (GuestOperations.deliver), by id. */
+  readonly #deliveries = new Map<number, { resolve: (result: unknown) => void; reject: (error: unknown) => void }>();
+  #lastDelivery = 0;
   #watchdog: NodeJS.Timeout | undefined;
   #disposed = false;
   #onReady: (() => void) | undefined;
@@ -267,7 +272,7 @@ class IsolateSandbox implements AppSandbox {
     };
     this.#inspected = options.inspector === true;
     const prepared = options.prepared?.take(this.#grants.limits.memoryMb, this.#inspected);
-    this.#isolate = prepared?.isolate ?? new ivm.Isolate({ memoryLimit: this.#grants.limits.memoryMb, inspector: this.#inspected });
+    this.#isolate = prepared?.isolate ?? newIsolate(this.#grants.limits.memoryMb, this.#inspected);
     this.#preparedContext = prepared?.context;
     const sandbox = this;
     this.#handlers = hostFor(this.#grants, options.host, {
@@ -332,6 +337,7 @@ class IsolateSandbox implements AppSandbox {
         this.#reference((text: unknown, copied: unknown, ...payloads: unknown[]) => this.#receive(text, copied, payloads)),
         this.#reference((op: unknown, args: unknown) => this.#notify(op, args)),
         JSON.stringify(guestGrants),
+        this.#reference(((id, invalid, failed, error) => this.#delivered(id, invalid, failed, error)) satisfies DeliveredReport),
       ],
       { result: { reference: true } },
     )) as ivm.Reference;
@@ -589,11 +595,21 @@ class IsolateSandbox implements AppSandbox {
     this.#timers.set(id, { handle, repeat, firing: false });
   }
 
+  /** A batch's outcome from the guest (DeliveredReport); an id that is not waiting is ignored. */
+  #delivered(id: unknown, invalid: unknown, failed: unknown, error: unknown): void {
+    const waiting = typeof id === 'number' ? this.#deliveries.get(id) : undefined;
+    if (!waiting) return;
+    this.#deliveries.delete(id as number);
+    if (error !== undefined) waiting.reject(new Error(String(error)));
+    else waiting.resolve({ invalid, failed });
+  }
+
   async deliver(endpoint: string, batch: DeliverBatch): Promise<DeliverResult> {
     const guest = this.#live();
     checkHandler(this.#grants, endpoint);
     const count = 'messages' in batch ? batch.messages.length : batch.lengths.length;
     let deadline: NodeJS.Timeout | undefined;
+    const id = ++this.#lastDelivery;
     try {
       // json and text: each piece of the text as an argument of its own, copied once and handed
       // over as an external string (nested in a value it would be serialised, copied twice:
@@ -602,17 +618,20 @@ class IsolateSandbox implements AppSandbox {
       // one argument (or one ExternalCopy) per message for 4 KB ones; large ones each an argument
       // of their own, copied once and handed over as their own buffer, where the serializer copies
       // twice (measured ~20% less CPU per MiB for 64 KB messages).
+      //
+      // Ignored, with the outcome reported by a call back (GuestOperations.deliver): isolated-vm's
+      // `apply` captures a stack trace, makes an async resource and a promise on this thread for
+      // every call, measured twice the gateway's CPU of the call itself. Without apply's timeout
+      // the watchdog bounds the handlers' CPU (a slice past the app's CPU limit ends the app, and
+      // every batch waiting is then failed by dispose()); the deadline below bounds their waiting.
       const args: Parameters<GuestOperations['deliver']> =
         'messages' in batch
           ? largeMessages(batch.messages)
-            ? [endpoint, undefined, undefined, undefined, ...batch.messages]
-            : [endpoint, undefined, undefined, batch.messages]
-          : [endpoint, batch.texts[0] ?? '', batch.lengths, undefined, ...(batch.texts.slice(1) as string[])];
-      const handled = guest.deliver.apply(undefined, args, {
-        ...this.#timeout(this.#cpuMs * Math.max(1, count)),
-        arguments: { copy: true },
-        result: { promise: true, copy: true },
-      });
+            ? [id, endpoint, undefined, undefined, undefined, ...batch.messages]
+            : [id, endpoint, undefined, undefined, batch.messages]
+          : [id, endpoint, batch.texts[0] ?? '', batch.lengths, undefined, ...(batch.texts.slice(1) as string[])];
+      const handled = new Promise<unknown>((resolve, reject) => this.#deliveries.set(id, { resolve, reject }));
+      guest.deliver.applyIgnored(undefined, args, { arguments: { copy: true } });
       // isolated-vm's timeout counts the isolate's own running time; a handler awaiting a promise
       // that never settles runs for none, and would hold its route (and its sources) forever.
       const hung = new Promise<never>((_, reject) => {
@@ -632,6 +651,7 @@ class IsolateSandbox implements AppSandbox {
       this.#fail(failure);
       throw fail(failure.code, failure.message);
     } finally {
+      this.#deliveries.delete(id);
       clearTimeout(deadline);
     }
   }
@@ -683,6 +703,10 @@ class IsolateSandbox implements AppSandbox {
     this.#connections.clear();
     for (const reference of this.#references) reference.release();
     if (!this.#isolate.isDisposed) this.#isolate.dispose();
+    // Batches the guest will never report on now: each deliver() tells stopped from failed.
+    const waiting = [...this.#deliveries.values()];
+    this.#deliveries.clear();
+    for (const delivery of waiting) delivery.reject(new Error('the isolate was disposed while it handled a batch'));
   }
 
   stats(): SandboxStats {
@@ -875,6 +899,29 @@ function checkedDeliverResult(result: unknown, count: number): DeliverResult {
   const failedSet = new Set(checked.failed);
   if (checked.invalid.some((index) => failedSet.has(index))) throw new Error('a forged delivery result');
   return checked;
+}
+
+/**
+ * An app's isolate, with a young generation sized to its memory limit. isolated-vm gives a
+ * 128 MiB isolate 2 MiB of young generation (Node gives a worker thread 16 MiB semi-spaces): a
+ * source emitting fast keeps its unsent messages alive across every scavenge, each scavenge
+ * copies them again, and GC was the largest part of such a source's CPU. Semi-spaces of 1/32 of
+ * the limit (4 MiB for 128 MiB) measured 14-18% less CPU per emit, 8 MiB 23-28%; but what a
+ * busy isolate may hold beyond its limit is garbage not yet scavenged, up to three semi-spaces,
+ * and 8 MiB grew the lossless burst's RSS by 11 MiB (to 19.6 of its 20 MiB bound in one run),
+ * 4 MiB by 6 MiB. The memory limit itself is unchanged (isolated-vm counts the used heap of every
+ * space), and V8 grows the semi-spaces only for an isolate whose young objects survive. V8 reads
+ * the flag when an isolate is made, and the isolate is made here, synchronously: the flag is put
+ * back at once so nothing else (a worker thread) gets it.
+ */
+function newIsolate(memoryMb: number, inspector: boolean): ivm.Isolate {
+  const semiSpaceMb = Math.max(1, Math.min(16, Math.floor(memoryMb / 32)));
+  v8.setFlagsFromString(`--max-semi-space-size=${semiSpaceMb}`);
+  try {
+    return new ivm.Isolate({ memoryLimit: memoryMb, inspector });
+  } finally {
+    v8.setFlagsFromString('--max-semi-space-size=0');
+  }
 }
 
 export async function createAppSandbox(options: SandboxOptions): Promise<AppSandbox> {

@@ -477,6 +477,12 @@ export function decodePackedVerdicts(value: unknown, dataItems: number): Traffic
 export type CallAnswer = { value: unknown } | { error: { code: string; message: string } };
 export type ConnectionEventKind = 'data' | 'close';
 
+/**
+ * How the guest reports a delivered batch (GuestOperations.deliver): the indexes of its invalid
+ * and failed messages, or what went wrong. Checked by the host like every answer of a guest.
+ */
+export type DeliveredReport = (id: number, invalid: number[] | undefined, failed: number[] | undefined, error: string | undefined) => void;
+
 /** Everything the host may ask of a running guest; the guest SDK implements exactly this. */
 export interface GuestOperations {
   /**
@@ -489,15 +495,18 @@ export interface GuestOperations {
    * A batch for one destination endpoint; handlers run in order. json and text: the text, in
    * pieces that are arguments of their own (`text` and then `more`, see DeliverBatch), and the
    * messages' lengths across them; binary: the messages, as one list (`messages`) or, when they
-   * are large, each an argument of its own (`more`).
+   * are large, each an argument of its own (`more`). Called without waiting for a result: the
+   * guest reports the outcome of batch `id` through the host's DeliveredReport reference once its
+   * handlers are done (or failed).
    */
   deliver(
+    id: number,
     endpoint: string,
     text: string | undefined,
     lengths: number[] | undefined,
     messages: Uint8Array[] | undefined,
     ...more: string[] | Uint8Array[]
-  ): Promise<DeliverResult>;
+  ): void;
   /** A timer the app set is due. */
   fire(id: number): void;
   /** The configuration changed, as JSON text (parsed in the guest: nothing but data crosses). */

@@ -128,7 +128,7 @@ describe('sandbox', function () {
       assert.equal(sandbox.disposed, true);
       assert.equal(sandbox.stats().timers, 0);
     });
-    it('keeps the order of emits across endpoints; an awaited emit hears of a refusal, an unawaited one is logged', async () => {
+    it('keeps the order of emits across endpoints; an awaited emit hears of a refusal, also when awaited after it was answered; an unawaited one is logged', async () => {
       const host = fakeHost();
       host.emit = (endpoint, message) => {
         if ((message as { refuse?: boolean }).refuse) throw Object.assign(new Error('fails the schema'), { code: 'E_MESSAGE' });
@@ -149,7 +149,9 @@ describe('sandbox', function () {
           for (let i = 0; i < 1200; i++) emit(i % 100 === 0 ? 'note' : 'out', i % 100 === 0 ? 'note ' + i : { i });
           emit('out', { refuse: true, unawaited: true });
           try { await emit('out', { refuse: true }); log.info('accepted'); } catch (e) { log.info('refused ' + e.code); }
+          const late = emit('out', { refuse: true, late: true });
           await emit('out', { last: true }).then(() => log.info('then works'));
+          await late.then(() => log.info('late accepted'), (e) => log.info('late refused ' + e.code));
           emit('out', { last: 2 }).catch(() => {}).finally(() => log.info('finally works'));`,
           ],
         ]),
@@ -159,6 +161,10 @@ describe('sandbox', function () {
       await host.waitForLog(/^finally works$/);
       assert.ok(host.logs.some((l) => l.message === 'refused E_MESSAGE'));
       assert.ok(host.logs.some((l) => l.message === 'then works'));
+      assert.ok(
+        host.logs.some((l) => l.message === 'late refused E_MESSAGE'),
+        'a receipt awaited after its batch was answered',
+      );
       assert.ok(
         host.logs.some((l) => l.level === 2 && /emit on "out" refused: E_MESSAGE: fails the schema/.test(l.message)),
         'the unawaited refusal is in the log',

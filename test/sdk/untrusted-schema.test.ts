@@ -126,6 +126,28 @@ describe('schemas from packages', () => {
     assert.equal(validate(Array.from({ length: 20_000 }, (_, i) => ({ i }))), true);
   });
 
+  it('counts maxLength and minLength in code points, a pair as one and a lone surrogate as one, as ajv does', () => {
+    const validate = compileUntrustedSchema({ type: 'string', minLength: 2, maxLength: 3 }, 'of the test');
+    const cases: [string, boolean][] = [
+      ['a', false],
+      ['ab', true],
+      ['abc', true],
+      ['abcd', false],
+      ['\u{1F600}', false],
+      ['\u{1F600}\u{1F600}\u{1F600}', true],
+      ['\u{1F600}\u{1F600}\u{1F600}\u{1F600}', false],
+      ['\ud800', false],
+      ['\ud800\ud800', true],
+      ['\udc00\ud800x', true],
+      ['\u{1F600}\u{1F600}\u{1F600}\ud800', false],
+    ];
+    for (const [text, valid] of cases) assert.equal(validate(text), valid, JSON.stringify(text));
+    validate('abcd');
+    assert.equal(validate.errors?.[0]?.message, 'must NOT have more than 3 characters');
+    validate('a');
+    assert.deepEqual(validate.errors?.[0]?.params, { limit: 2 });
+  });
+
   it('compiles a schema object once', () => {
     const schema = { type: 'object', properties: { v: { type: 'number' } } };
     assert.equal(compileUntrustedSchema(schema, 'x'), compileUntrustedSchema(schema, 'x'));

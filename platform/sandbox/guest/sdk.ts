@@ -15,6 +15,7 @@ import type {
   Args,
   CallAnswer,
   CallOperation,
+  DeliveredReport,
   DeliverResult,
   EmitRefusal,
   EmitRun,
@@ -45,7 +46,7 @@ type PlacedTextRun = [endpoint: string, text: number, lengths: number[]];
 type PlacedBinaryRun = [endpoint: string, first: number, count: number];
 type Handler = (message: unknown) => unknown;
 
-export function bootstrap(sendRef: HostReference, notifyRef: HostReference, grantsJson: string): GuestOperations {
+export function bootstrap(sendRef: HostReference, notifyRef: HostReference, grantsJson: string, deliveredRef: HostReference): GuestOperations {
   // Taken before the app runs, so an app that replaces JSON's functions changes only its own code.
   const { stringify, parse } = JSON;
   const join = Function.prototype.call.bind(Array.prototype.join) as (array: unknown[], separator: string) => string;
@@ -196,28 +197,45 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     return message;
   }
 
+  // Emits wait in groups, each what one emit.batch carries: at most EMIT_BATCH_MESSAGES messages
+  // and about EMIT_BATCH_BYTES (the first message of a group always fits). A group holds its
+  // messages as flat arrays (endpoint, payload, length), and the receipts point at their group
+  // while the group points at none of them: an app that drops its receipts, as most do, leaves
+  // the SDK holding strings and numbers only, and the receipts die young. The SDK's heap is the
+  // app's, with a young generation of a few MiB, and what survives a scavenge is what GC costs:
+  // GC was most of a fast source's CPU.
+  interface EmitGroup {
+    readonly endpoints: string[];
+    /** Dropped once the group is sent: the host has them then. */
+    payloads: (string | Uint8Array)[] | undefined;
+    readonly sizes: number[];
+    bytes: number;
+    settled: boolean;
+    /** By index in the group, once settled; undefined when nothing was refused. */
+    refusals: Map<number, CodedError> | undefined;
+    /** Receipts awaited before the group settled, by index in the group. */
+    observers: Map<number, (error: CodedError | undefined) => void> | undefined;
+  }
+  const newGroup = (): EmitGroup => ({ endpoints: [], payloads: [], sizes: [], bytes: 0, settled: false, refusals: undefined, observers: undefined });
+
   // What emit returns: a thenable that makes its promise only when someone awaits it, since most
   // emits are never awaited and a promise per message would cost more than the message.
   class Emitted {
-    refusal: CodedError | undefined = undefined;
-    settled = false;
     promise: Promise<void> | undefined = undefined;
-    settle: ((error: CodedError | undefined) => void) | undefined = undefined;
-    /**
-     * The receipt is also the message's place in the outbox until its batch is sent: one object
-     * per emit, not two (waiting emits survive scavenges, and what survives is what GC costs).
-     */
     constructor(
-      readonly endpoint: string,
-      public payload: string | Uint8Array | undefined,
-      readonly size: number,
+      readonly group: EmitGroup,
+      readonly index: number,
     ) {}
     observe(): Promise<void> {
       if (!this.promise) {
-        if (this.settled) this.promise = this.refusal ? Promise.reject(this.refusal) : Promise.resolve();
-        else
+        const { group, index } = this;
+        if (group.settled) {
+          const refusal = group.refusals?.get(index);
+          this.promise = refusal ? Promise.reject(refusal) : Promise.resolve();
+        } else
           this.promise = new Promise((resolve, reject) => {
-            this.settle = (error) => (error ? reject(error) : resolve());
+            group.observers ??= new Map();
+            group.observers.set(index, (error) => (error ? reject(error) : resolve()));
           });
       }
       return this.promise;
@@ -237,12 +255,23 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   Object.freeze(Emitted.prototype);
   Object.freeze(Emitted);
 
-  function settleEmit(receipt: Emitted, refusal: CodedError | undefined): void {
-    receipt.settled = true;
-    receipt.refusal = refusal;
-    if (receipt.settle) receipt.settle(refusal);
+  /** `refusals` by index, or one error for the whole group. */
+  function settleGroup(group: EmitGroup, refusals: Map<number, CodedError> | undefined, whole: CodedError | undefined): void {
+    group.settled = true;
+    const count = group.endpoints.length;
+    if (whole) {
+      group.refusals = new Map();
+      for (let index = 0; index < count; index += 1) group.refusals.set(index, whole);
+    } else group.refusals = refusals;
+    const observers = group.observers;
+    group.observers = undefined;
+    if (observers) for (const [index, settle] of observers) settle(group.refusals?.get(index));
     // An app that does not await its emits still hears about refusals, in its log.
-    else if (refusal) writeLog(LEVELS.warning, [`emit on "${receipt.endpoint}" refused: ${refusal.code}: ${refusal.message}`]);
+    if (group.refusals) {
+      for (const [index, refusal] of group.refusals) {
+        if (!observers?.has(index)) writeLog(LEVELS.warning, [`emit on "${group.endpoints[index]}" refused: ${refusal.code}: ${refusal.message}`]);
+      }
+    }
   }
 
   // Emits cross to the host in batches of runs (protocol.ts EmitRun): the consecutive emits on
@@ -251,8 +280,7 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   // is in flight at a time: the next is sent once the host answered the last, which it does when
   // the messages are queued on their routes, so a full route slows the source down here, in its
   // own heap. Past EMIT_WAITING_* (sent and unanswered, or not sent yet) emit refuses at once.
-  let unsent: Emitted[] = [];
-  let unsentBytes = 0;
+  let unsent: EmitGroup[] = [];
   let waitingMessages = 0;
   let waitingBytes = 0;
   let emitting = false;
@@ -260,7 +288,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
 
   function scheduleEmits(): void {
     if (emitting) return;
-    if (unsent.length >= EMIT_BATCH_MESSAGES || unsentBytes >= EMIT_BATCH_BYTES) flushEmits();
+    // A group that is no longer the last one is full: send it now, the host can start on it.
+    if (unsent.length > 1) flushEmits();
     else if (!flushScheduled) {
       flushScheduled = true;
       Promise.resolve().then(flushEmits);
@@ -270,60 +299,56 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   function flushEmits(): void {
     flushScheduled = false;
     if (emitting || unsent.length === 0) return;
-    let take = 0;
-    let bytes = 0;
-    while (take < unsent.length && take < EMIT_BATCH_MESSAGES && (take === 0 || bytes + unsent[take]!.size <= EMIT_BATCH_BYTES)) {
-      bytes += unsent[take]!.size;
-      take += 1;
-    }
-    const batch = unsent.slice(0, take);
-    unsent = unsent.slice(take);
-    unsentBytes -= bytes;
+    const group = unsent[0]!;
+    if (unsent.length === 1) unsent = [];
+    else unsent.shift();
+    const { endpoints, sizes } = group;
+    const payloads = group.payloads!;
+    group.payloads = undefined;
+    const count = endpoints.length;
     const runs: (PlacedTextRun | PlacedBinaryRun)[] = [];
-    for (let start = 0; start < batch.length; ) {
-      const endpoint = batch[start]!.endpoint;
-      let end = start;
+    for (let start = 0; start < count; ) {
+      const endpoint = endpoints[start]!;
+      let end = start + 1;
+      while (end < count && endpoints[end] === endpoint) end += 1;
       // Payloads go beside the call, named by their position (protocol.ts resolvePayloads). The
       // batch is sent at once (`now`), so the positions count from what the outbox holds now.
       if (sources.get(endpoint)!.format === 'binary') {
         const first = outboxPayloads.length;
-        for (; end < batch.length && batch[end]!.endpoint === endpoint; end += 1) {
-          outboxPayloads.push(batch[end]!.payload as Uint8Array);
-          batch[end]!.payload = undefined;
-        }
+        for (let index = start; index < end; index += 1) outboxPayloads.push(payloads[index]!);
         runs.push([endpoint, first, end - start] satisfies PlacedBinaryRun);
       } else {
-        let text = '';
-        const lengths: number[] = [];
-        for (; end < batch.length && batch[end]!.endpoint === endpoint; end += 1) {
-          const payload = batch[end]!.payload as string;
-          if (end > start && text.length + payload.length > TEXT_PIECE_UNITS) break;
-          text += payload;
-          lengths.push(payload.length);
-          batch[end]!.payload = undefined;
-        }
-        runs.push([endpoint, outboxPayloads.length, lengths] satisfies PlacedTextRun);
-        outboxPayloads.push(text);
+        // A run's text is at most TEXT_PIECE_UNITS (wire-limits.ts) unless its first message is
+        // longer: past it the run is cut, and the next messages start a run of their own on the
+        // same endpoint (a string that stays small enough not to take fresh pages at each copy).
+        let units = sizes[start]!;
+        let cut = start + 1;
+        while (cut < end && units + sizes[cut]! <= TEXT_PIECE_UNITS) units += sizes[cut++]!;
+        end = cut;
+        // One join: a flat string, where `+=` would build a chain the crossing must flatten.
+        const whole = start === 0 && end === count;
+        runs.push([endpoint, outboxPayloads.length, whole ? sizes : sizes.slice(start, end)] satisfies PlacedTextRun);
+        outboxPayloads.push(join(whole ? payloads : payloads.slice(start, end), ''));
       }
       start = end;
     }
     emitting = true;
     const done = (): void => {
       emitting = false;
-      waitingMessages -= batch.length;
-      waitingBytes -= bytes;
+      waitingMessages -= count;
+      waitingBytes -= group.bytes;
       if (unsent.length > 0) flushEmits();
     };
     call('emit.batch', [runs as unknown as EmitRun[]], { copyAsIs: true, now: true }).then(
       (answer: EmitRefusal[]) => {
-        const byIndex = new Map<number, CodedError>();
-        for (const [index, code, message] of answer) byIndex.set(index, codedError(code, message));
+        const byIndex = answer.length > 0 ? new Map<number, CodedError>() : undefined;
+        for (const [index, code, message] of answer) byIndex!.set(index, codedError(code, message));
         done();
-        for (let index = 0; index < batch.length; index += 1) settleEmit(batch[index]!, byIndex.get(index));
+        settleGroup(group, byIndex, undefined);
       },
       (error: CodedError) => {
         done();
-        for (const pending of batch) settleEmit(pending, error);
+        settleGroup(group, undefined, error);
       },
     );
   }
@@ -336,13 +361,20 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     if (waitingMessages > 0 && (waitingMessages >= EMIT_WAITING_MESSAGES || waitingBytes + size > EMIT_WAITING_BYTES)) {
       throw refused(refusals.emitsWaiting(endpoint));
     }
-    const receipt = new Emitted(endpoint, payload, size);
-    unsent.push(receipt);
-    unsentBytes += size;
+    let group = unsent[unsent.length - 1];
+    if (!group || group.endpoints.length >= EMIT_BATCH_MESSAGES || (group.endpoints.length > 0 && group.bytes + size > EMIT_BATCH_BYTES)) {
+      group = newGroup();
+      unsent.push(group);
+    }
+    const index = group.endpoints.length;
+    group.endpoints.push(endpoint);
+    group.payloads!.push(payload);
+    group.sizes.push(size);
+    group.bytes += size;
     waitingMessages += 1;
     waitingBytes += size;
     scheduleEmits();
-    return receipt;
+    return new Emitted(group, index);
   }
 
   const stopHandlers: (() => unknown)[] = [];
@@ -768,6 +800,85 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
 
   const sdk = Object.freeze({ app, log, on, emit, onStop, storage, config, egress, traffic });
 
+  // One batch for a destination endpoint, its handlers in order. Its outcome crosses back by a
+  // call of its own (GuestOperations.deliver): a promise handed back by isolated-vm costs the
+  // gateway's thread a stack trace, an async resource and a promise per batch.
+  async function reportBatch(
+    id: number,
+    endpoint: string,
+    text: string | undefined,
+    lengths: number[] | undefined,
+    messages: Uint8Array[] | undefined,
+    more: string[] | Uint8Array[],
+  ): Promise<void> {
+    let outcome: Parameters<DeliveredReport>;
+    try {
+      const { invalid, failed } = await handleBatch(endpoint, text, lengths, messages, more);
+      outcome = [id, invalid, failed, undefined];
+    } catch (error) {
+      outcome = [id, undefined, undefined, show(error)];
+    }
+    deliveredRef.applyIgnored(undefined, outcome, copyArgs);
+  }
+
+  async function handleBatch(
+    endpoint: string,
+    text: string | undefined,
+    lengths: number[] | undefined,
+    messages: Uint8Array[] | undefined,
+    more: string[] | Uint8Array[],
+  ): Promise<DeliverResult> {
+    const json = destinations.get(endpoint)?.format === 'json';
+    const list = handlers.get(endpoint) ?? [];
+    const invalid: number[] = [];
+    const failed: number[] = [];
+    // Large byte arrays come one argument each, in `more` (protocol.ts GuestOperations).
+    if (!messages && text === undefined) messages = more as Uint8Array[];
+    if (messages) {
+      for (let index = 0; index < messages.length; index += 1) {
+        const outcome = handle(endpoint, list, messages[index]);
+        if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
+      }
+      return { invalid, failed };
+    }
+    if (text === undefined || lengths === undefined) return { invalid, failed };
+    // The text comes in pieces (protocol.ts DeliverBatch); the router cuts them between
+    // messages, and a message that runs on into the next piece is put together all the same.
+    const pieces = more as string[];
+    let current = text;
+    let next = 0;
+    let offset = 0;
+    for (let index = 0; index < lengths.length; index += 1) {
+      let length = lengths[index]!;
+      let piece = '';
+      while (offset + length > current.length && next < pieces.length) {
+        piece += slice(current, offset, current.length);
+        length -= current.length - offset;
+        current = pieces[next++]!;
+        offset = 0;
+      }
+      piece += slice(current, offset, offset + length);
+      offset += length;
+      let message: unknown = piece;
+      if (json) {
+        // Each message on its own: one that is not JSON, or nests too deep, is only itself invalid.
+        try {
+          message = parse(piece);
+        } catch {
+          invalid.push(index);
+          continue;
+        }
+        if (jsonDepth(message, grants.maxDepth) > grants.maxDepth) {
+          invalid.push(index);
+          continue;
+        }
+      }
+      const outcome = handle(endpoint, list, message);
+      if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
+    }
+    return { invalid, failed };
+  }
+
   // What the host calls. The references are held by the host only.
   const guest: GuestOperations = Object.freeze({
     answer(text: string, copied: [number, CallAnswer][] = [], lifted: [number, string, Uint8Array][] = []) {
@@ -784,62 +895,15 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       for (const [id, answer] of copied) answerCall(id, answer);
     },
     connectionEvent,
-    async deliver(
+    deliver(
+      id: number,
       endpoint: string,
       text: string | undefined,
       lengths: number[] | undefined,
       messages: Uint8Array[] | undefined,
       ...more: string[] | Uint8Array[]
-    ): Promise<DeliverResult> {
-      const json = destinations.get(endpoint)?.format === 'json';
-      const list = handlers.get(endpoint) ?? [];
-      const invalid: number[] = [];
-      const failed: number[] = [];
-      // Large byte arrays come one argument each, in `more` (protocol.ts GuestOperations).
-      if (!messages && text === undefined) messages = more as Uint8Array[];
-      if (messages) {
-        for (let index = 0; index < messages.length; index += 1) {
-          const outcome = handle(endpoint, list, messages[index]);
-          if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
-        }
-        return { invalid, failed };
-      }
-      if (text === undefined || lengths === undefined) return { invalid, failed };
-      // The text comes in pieces (protocol.ts DeliverBatch); the router cuts them between
-      // messages, and a message that runs on into the next piece is put together all the same.
-      const pieces = more as string[];
-      let current = text;
-      let next = 0;
-      let offset = 0;
-      for (let index = 0; index < lengths.length; index += 1) {
-        let length = lengths[index]!;
-        let piece = '';
-        while (offset + length > current.length && next < pieces.length) {
-          piece += slice(current, offset, current.length);
-          length -= current.length - offset;
-          current = pieces[next++]!;
-          offset = 0;
-        }
-        piece += slice(current, offset, offset + length);
-        offset += length;
-        let message: unknown = piece;
-        if (json) {
-          // Each message on its own: one that is not JSON, or nests too deep, is only itself invalid.
-          try {
-            message = parse(piece);
-          } catch {
-            invalid.push(index);
-            continue;
-          }
-          if (jsonDepth(message, grants.maxDepth) > grants.maxDepth) {
-            invalid.push(index);
-            continue;
-          }
-        }
-        const outcome = handle(endpoint, list, message);
-        if (!(typeof outcome === 'boolean' ? outcome : await outcome)) failed.push(index);
-      }
-      return { invalid, failed };
+    ): void {
+      void reportBatch(id, endpoint, text, lengths, messages, more);
     },
     fire(id: number) {
       const timer = timers.get(id);
