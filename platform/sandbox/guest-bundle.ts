@@ -37,9 +37,10 @@ export async function bundleGuest(): Promise<string> {
 }
 
 /**
- * Run with `context.evalClosure`: $0 the calls reference, $1 the notifications reference, $2 the
- * grants as JSON, $3 the delivered-batch reference; returns the guest's operations. esbuild's IIFE assigns its result to a `var`,
- * which the closure keeps local: nothing of the bundle lands on the app's global object.
+ * The body of the guest's bootstrap function (compileGuest): $0 the calls reference, $1 the
+ * notifications reference, $2 the grants as JSON, $3 the delivered-batch reference; returns the
+ * guest's operations. esbuild's IIFE assigns its result to a `var`, which the function keeps
+ * local: nothing of the bundle lands on the app's global object.
  */
 export function guestBootstrapSource(): Promise<string> {
   bundled ??= (existsSync(GUEST_BUNDLE_FILE) ? readFile(GUEST_BUNDLE_FILE, 'utf8') : bundleGuest()).catch((error: unknown) => {
@@ -59,12 +60,12 @@ export function guestBootstrapSource(): Promise<string> {
 let codeCache: ivm.ExternalCopy<ArrayBuffer> | undefined;
 
 /**
- * The guest compiled in `isolate` as one function expression of ($0, $1, $2) (see
+ * The guest compiled in `isolate` as one function expression of ($0, $1, $2, $3) (see
  * guestBootstrapSource): running the script gives the function, which the sandbox calls with
  * the references. Unlike evalClosure, a script takes a code cache.
  */
 export async function compileGuest(isolate: ivm.Isolate): Promise<ivm.Script> {
-  const source = `(function ($0, $1, $2) {${await guestBootstrapSource()}\n})`;
+  const source = `(function ($0, $1, $2, $3) {${await guestBootstrapSource()}\n})`;
   const cached = codeCache;
   // isolated-vm sets these on the script; its typings declare them apart (CachedDataResult).
   const script: ivm.Script & ivm.CachedDataResult & { cachedDataRejected?: boolean } = await isolate.compileScript(source, {
