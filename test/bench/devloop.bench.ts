@@ -14,6 +14,12 @@
  *   gateway and the launcher has it running (its start-up done, its handlers registered). The
  *   push's answer comes a little later, once the old version's files are erased; that is in the
  *   notes. Phase times: NODE_DEBUG=isogate-push.
+ *   Both conditions are watched, not polled: the app's log is followed as `logs -f` follows it (a
+ *   follower is handed each line once it is appended to app.log, what a re-read of the file would
+ *   find), and the launcher's status is looked at again on each line and on each status event.
+ *   The launcher marks the app running in the same turn as it logs "Started", so that line's
+ *   delivery re-checks the status no later than the state changed plus one append. A re-read of
+ *   app.log every 2 ms on the gateway's thread would cost the gateway the time it measures.
  */
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -171,34 +177,59 @@ export default async function devloopBench(): Promise<BenchResult[]> {
     try {
       const { url, token } = (await invokeOperation(gateway.services, 'debug.start', { name: 'bench' }, NO_PROGRESS)) as { url: string; token: string };
       const target = { gateway: url, token };
-      const log = path.join(gateway.dataDir, 'logs', APP, 'app.log');
       const push = async (): Promise<void> => {
         await developer.push(target, (await developer.packageToPush(project)).bytes);
       };
       await push();
-      results.push(
-        await compare({
-          ...againstBuild,
-          name: 'push: edit to the new version running on the gateway (100 KB app)',
-          subject: async () => {
-            const mine = marker++;
-            const started = performance.now();
-            await edit(mine);
-            const pushed = push().then(() => answered.push(performance.now() - started));
-            // The new version's first line, as `logs -f` shows it, then the launcher has it running
-            // (its start-up finished, its handlers registered): it handles the next message.
-            for (;;) {
-              const text = await fs.readFile(log, 'utf8').catch(() => '');
-              if (text.includes(`generation ${mine} `) && gateway.services.launcher.status(APP).status === 'running') break;
-              await new Promise((resolve) => setTimeout(resolve, 2));
-            }
-            const ms = performance.now() - started;
-            await pushed;
-            return ms;
-          },
-          notes: () => [`the push's answer (after the old version's files are erased): median ${Math.round(median(answered))} ms`],
-        }),
-      );
+      // The round's generation, whether its first line was written, and the round's end.
+      let wanted = -1;
+      let seen = false;
+      let reached: (() => void) | undefined;
+      const check = (): void => {
+        if (seen && gateway.services.launcher.status(APP).status === 'running') reached?.();
+      };
+      const follower = await gateway.services.followLog(APP, { tail: 0, follow: true });
+      const following = (async () => {
+        for (let lines = await follower.next(); lines; lines = await follower.next()) {
+          if (lines.some((line) => line.includes(`generation ${wanted} `))) seen = true;
+          check();
+        }
+      })();
+      const onStatus = (info: { packageId: string }): void => {
+        if (info.packageId === APP) check();
+      };
+      gateway.services.launcher.on('status', onStatus);
+      try {
+        results.push(
+          await compare({
+            ...againstBuild,
+            name: 'push: edit to the new version running on the gateway (100 KB app)',
+            subject: async () => {
+              const mine = marker++;
+              const started = performance.now();
+              wanted = mine;
+              seen = false;
+              // The new version's first line, as `logs -f` shows it, then the launcher has it running
+              // (its start-up finished, its handlers registered): it handles the next message.
+              const running = new Promise<void>((resolve) => {
+                reached = resolve;
+              });
+              await edit(mine);
+              const pushed = push().then(() => answered.push(performance.now() - started));
+              await running;
+              reached = undefined;
+              const ms = performance.now() - started;
+              await pushed;
+              return ms;
+            },
+            notes: () => [`the push's answer (after the old version's files are erased): median ${Math.round(median(answered))} ms`],
+          }),
+        );
+      } finally {
+        gateway.services.launcher.off('status', onStatus);
+        await follower.close();
+        await following;
+      }
     } finally {
       await gateway.close();
       await serving.close();
