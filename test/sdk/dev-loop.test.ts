@@ -30,6 +30,15 @@ describe('the dev loop of isogate-sdk run', function () {
   const events: DevLoopEvent[] = [];
   const running = (): number[] => events.flatMap((event) => (event.kind === 'running' ? [event.generation] : []));
   const logged = (text: string): boolean => events.some((event) => event.kind === 'log' && event.message === text);
+  /**
+   * The app's top level logs `text` while it starts, before the loop counts it running: waits
+   * for both, so that what follows sees the restart that logged it finished.
+   */
+  const startedWith = (text: string): Promise<void> =>
+    waitFor(() => {
+      const at = events.findIndex((event) => event.kind === 'log' && event.message === text);
+      return at >= 0 && events.slice(at).some((event) => event.kind === 'running' || event.kind === 'failed');
+    }, 30_000);
   const writeManifest = async (version: string): Promise<void> => {
     // As an editor saves: a temporary beside it, renamed over the file.
     const temporary = path.join(dir, '.manifest.json.swp');
@@ -64,13 +73,13 @@ describe('the dev loop of isogate-sdk run', function () {
   it('restarts once for a burst of saves, and not at all for a file no build reads', async () => {
     const before = running().length;
     for (let i = 0; i < 5; i += 1) await fs.writeFile(path.join(dir, 'src', 'main.ts'), source(`burst ${i}`));
-    await waitFor(() => logged('burst 4 after 2'), 30_000);
+    await startedWith('burst 4 after 2');
     const afterBurst = running().length;
     assert.ok(afterBurst - before >= 1 && afterBurst - before < 5, `${afterBurst - before} restarts for 5 saves`);
     // A file under src/ that nothing imports: watched, but no source of the build changed.
     await fs.writeFile(path.join(dir, 'src', 'notes.md'), 'not code\n');
     await fs.writeFile(path.join(dir, 'src', 'main.ts'), source('after notes'));
-    await waitFor(() => logged('after notes after 2'), 30_000);
+    await startedWith('after notes after 2');
     assert.equal(running().length, afterBurst + 1, 'the note restarted nothing; the save of main.ts once');
   });
 
@@ -88,7 +97,8 @@ describe('the dev loop of isogate-sdk run', function () {
     assert.equal(failed.code, 'E_BUILD');
     assert.match(failed.message, /main\.ts:\d+:\d+/);
     await fs.writeFile(path.join(dir, 'src', 'main.ts'), source('fixed'));
-    await waitFor(() => logged('fixed after 2'), 30_000);
+    await startedWith('fixed after 2');
+    assert.equal(events.at(-1)?.kind, 'running', 'the fixed save runs');
     assert.ok(loop.current, 'the app runs again');
   });
 });
