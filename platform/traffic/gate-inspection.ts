@@ -1,12 +1,7 @@
 /**
  * The crossings between the traffic gate and the inspecting app: every open, data and close of
- * every proxied connection is queued here and handed over in batches, at most two crossings in
- * flight (what queued meanwhile goes in the next), verdicts back as one array each. Two, so that
- * the gate's thread reads, forwards and packs the next batch while the inspector's thread
- * inspects the last one: with one, each waited on the other, and inspection ran at half the
- * machine. The isolate runs its crossings one after another in the order they were sent (its
- * inspector is synchronous), and their verdicts are applied here in that same order, so a
- * connection's stream is judged in order whatever crossing its bytes were in. A crossing that
+ * every proxied connection is queued here and handed over in batches, one crossing in flight at
+ * a time (what queued meanwhile goes in the next), verdicts back as one array. A crossing that
  * does not come back within the verdict deadline, or comes back rejected, is the inspector's
  * failure: the gate fails closed and the caller decides what that means (emergency support mode).
  */
@@ -15,9 +10,6 @@ import type { AppInspector, InspectItem, TrafficVerdict } from '../sandbox/bridg
 
 /** Bounds of one crossing: a few hundred Modbus frames, or one large MQTT publish. */
 export const CROSSING_LIMITS = { items: 1024, bytes: 4 * 1024 * 1024 } as const;
-
-/** Crossings in flight at once (see above). */
-export const CROSSINGS_IN_FLIGHT = 2;
 
 /** What the gate learns back for one data item. */
 export type VerdictHandler = (verdict: TrafficVerdict) => void;
@@ -38,9 +30,7 @@ export interface InspectionQueueOptions {
 
 export class InspectionQueue {
   #queue: Queued[] = [];
-  #inFlight = 0;
-  /** Settles once the verdicts of the last crossing sent are applied: the next one's wait for it. */
-  #applied: Promise<void> = Promise.resolve();
+  #inFlight = false;
   #scheduled = false;
   #stopped = false;
   /** Crossings made and data items inspected, for the gate's counters and the bench. */
@@ -60,28 +50,23 @@ export class InspectionQueue {
   push(item: InspectItem, onVerdict?: VerdictHandler): void {
     if (this.#stopped) return;
     this.#queue.push({ item, ...(onVerdict ? { onVerdict } : {}), bytes: item[0] === 'data' ? item[3].byteLength : 0 });
-    if (this.#inFlight >= CROSSINGS_IN_FLIGHT) return;
-    this.#schedule();
-  }
-
-  #schedule(): void {
-    if (this.#scheduled) return;
+    if (this.#inFlight || this.#scheduled) return;
     this.#scheduled = true;
     // Everything the sockets delivered in this turn of the event loop crosses together.
     setImmediate(() => {
       this.#scheduled = false;
-      this.#cross();
+      void this.#cross();
     });
   }
 
-  /** No more crossings; those in flight are ignored when they return. */
+  /** No more crossings; one in flight is ignored when it returns. */
   stop(): void {
     this.#stopped = true;
     this.#queue = [];
   }
 
-  #cross(): void {
-    if (this.#inFlight >= CROSSINGS_IN_FLIGHT || this.#stopped || this.#queue.length === 0) return;
+  async #cross(): Promise<void> {
+    if (this.#inFlight || this.#stopped || this.#queue.length === 0) return;
     let take = 0;
     let bytes = 0;
     while (take < this.#queue.length && take < CROSSING_LIMITS.items && (take === 0 || bytes + this.#queue[take]!.bytes <= CROSSING_LIMITS.bytes)) {
@@ -90,45 +75,38 @@ export class InspectionQueue {
     }
     const batch = this.#queue.splice(0, take);
     const handlers = batch.flatMap((entry) => (entry.onVerdict ? [entry.onVerdict] : []));
-    this.#inFlight += 1;
+    this.#inFlight = true;
     this.crossings += 1;
     this.items += handlers.length;
     let deadline: NodeJS.Timeout | undefined;
-    const answered = Promise.race([
-      this.options.inspector.inspect(batch.map((entry) => entry.item)),
-      new Promise<never>((_, reject) => {
-        deadline = setTimeout(
-          () => reject(fail('E_APP_FAILED', `did not answer the traffic gate within ${this.options.deadlineMs} ms`, { notAnswering: true })),
-          this.options.deadlineMs,
-        );
-      }),
-    ]).finally(() => clearTimeout(deadline));
-    // Rejections are handled below, in order; this one must not count as unhandled meanwhile.
-    answered.catch(() => undefined);
-    const before = this.#applied;
-    this.#applied = (async () => {
-      await before;
-      let verdicts: TrafficVerdict[];
-      try {
-        verdicts = await answered;
-      } catch (error) {
-        this.#inFlight -= 1;
-        if (!this.#stopped) {
-          this.stop();
-          this.options.onFailure(toIsogateError(error));
-        }
-        return;
+    let verdicts: TrafficVerdict[];
+    try {
+      verdicts = await Promise.race([
+        this.options.inspector.inspect(batch.map((entry) => entry.item)),
+        new Promise<never>((_, reject) => {
+          deadline = setTimeout(
+            () => reject(fail('E_APP_FAILED', `did not answer the traffic gate within ${this.options.deadlineMs} ms`, { notAnswering: true })),
+            this.options.deadlineMs,
+          );
+        }),
+      ]);
+    } catch (error) {
+      this.#inFlight = false;
+      if (!this.#stopped) {
+        this.stop();
+        this.options.onFailure(toIsogateError(error));
       }
-      this.#inFlight -= 1;
+      return;
+    } finally {
+      clearTimeout(deadline);
+    }
+    this.#inFlight = false;
+    if (this.#stopped) return;
+    // The sandbox decoded one verdict per data item; the gate checks what each releases.
+    for (let index = 0; index < handlers.length; index += 1) {
+      handlers[index]!(verdicts[index]!);
       if (this.#stopped) return;
-      // The sandbox decoded one verdict per data item; the gate checks what each releases.
-      for (let index = 0; index < handlers.length; index += 1) {
-        handlers[index]!(verdicts[index]!);
-        if (this.#stopped) return;
-      }
-      if (this.#queue.length > 0) this.#cross();
-    })();
-    // The next batch goes as soon as there is one: this one is the inspector's to work on now.
-    if (this.#queue.length > 0 && this.#inFlight < CROSSINGS_IN_FLIGHT) this.#schedule();
+    }
+    if (this.#queue.length > 0) void this.#cross();
   }
 }
