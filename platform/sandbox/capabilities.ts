@@ -49,16 +49,16 @@ export interface AppGrants {
 
 const clamp = (value: number, min: number, max: number): number => Math.min(max, Math.max(min, value));
 
-/**
- * An app's grants. An app that claims a reserved capability but was not installed from the
- * gateway's image is refused here (defence in depth behind the orchestrator's install check),
- * rather than run with less than its manifest says.
- */
 /** The heap limit an app's isolate gets: its manifest's, within the platform's bounds. */
 export function memoryLimitOf(manifest: AppManifest): number {
   return clamp(manifest.resources.memoryMb, PLATFORM_LIMITS.minMemoryMb, PLATFORM_LIMITS.maxMemoryMb);
 }
 
+/**
+ * An app's grants. An app that claims a reserved capability but was not installed from the
+ * gateway's image is refused here (defence in depth behind the orchestrator's install check),
+ * rather than run with less than its manifest says.
+ */
 export function grantsFor(manifest: AppManifest, origin: 'store' | 'image' | 'debug' = 'store'): AppGrants {
   const reserved = reservedCapabilitiesOf(manifest);
   if (reserved.length && origin !== 'image') {
