@@ -15,6 +15,15 @@ const MANIFEST_BYTES = 256 * 1024;
  * thousands of values.
  */
 const APP_CONFIGURATION_BYTES = 64 * 1024;
+/**
+ * The configuration of an app holding traffic.inspect (reserved to the gateway's own apps,
+ * installed from its image: Network Protector). Its configuration carries its rule lists, two
+ * Base64 texts of up to 2 MiB decoded each (about 10,000 rules of a typical 200 bytes), which
+ * Base64 makes 2.67 MiB each: 6 MiB holds both and the settings beside them.
+ */
+const INSPECTOR_CONFIGURATION_BYTES = 6 * 1024 * 1024;
+/** Apps holding traffic.inspect at once: the traffic gate takes one inspector, and the image ships one. */
+const MAX_INSPECTORS = 1;
 
 /** The manual's limit on installed apps ("up to 20 applications"). */
 export const MAX_APPS = 20;
@@ -34,8 +43,12 @@ const CONFIG_DOCUMENT_HEADROOM = 1024 * 1024;
  */
 export const APP_CONFIG_DOCUMENT_BYTES = 2 * MANIFEST_BYTES + 2 + APP_CONFIGURATION_BYTES;
 
-/** 20 apps at their worst plus routes and headroom: 12.25 MB; a document the other bounds allow always fits. */
-export const CONFIG_DOCUMENT_BYTES = MAX_APPS * APP_CONFIG_DOCUMENT_BYTES + CONFIG_DOCUMENT_HEADROOM;
+/**
+ * 20 apps at their worst, one of them a traffic inspector with its larger configuration, plus
+ * routes and headroom: 18.2 MB; a document the other bounds allow always fits.
+ */
+export const CONFIG_DOCUMENT_BYTES =
+  MAX_APPS * APP_CONFIG_DOCUMENT_BYTES + MAX_INSPECTORS * (INSPECTOR_CONFIGURATION_BYTES - APP_CONFIGURATION_BYTES) + CONFIG_DOCUMENT_HEADROOM;
 
 export const DOCUMENT_LIMITS = Object.freeze({
   /**
@@ -46,6 +59,10 @@ export const DOCUMENT_LIMITS = Object.freeze({
   maxDepth: 32,
   /** An app's configuration object, serialised (APP_CONFIGURATION_BYTES). */
   appConfigurationBytes: APP_CONFIGURATION_BYTES,
+  /** A traffic inspector's configuration, serialised (INSPECTOR_CONFIGURATION_BYTES). */
+  inspectorConfigurationBytes: INSPECTOR_CONFIGURATION_BYTES,
+  /** Apps holding traffic.inspect that the configuration document's bound makes room for. */
+  maxInspectors: MAX_INSPECTORS,
   /**
    * The whole configuration document, serialised: CONFIG_DOCUMENT_BYTES above, computed from
    * the bounds it must hold.
@@ -57,8 +74,18 @@ export const DOCUMENT_LIMITS = Object.freeze({
   manifestBytes: MANIFEST_BYTES,
   /** A manifest nests schemas four levels down (/endpoints/N/schema, /configuration/schema). */
   manifestDepth: 72 + 4,
-  /** One control-socket request line: the largest is a configuration, far below this. */
+  /**
+   * One control-socket request line (and one JSON body of the web API): an app's configuration
+   * fits far below this. A traffic inspector's larger configuration comes through the operations
+   * that set a configuration, which have a larger bound of their own (configurationRequestBytes).
+   */
   controlRequestBytes: 1024 * 1024,
+  /**
+   * A request that sets or merges an app's configuration: a traffic inspector's at its bound,
+   * each character escaped at worst as JSON re-serialises it (`\"` for `"`), and the request's
+   * own fields.
+   */
+  configurationRequestBytes: 2 * INSPECTOR_CONFIGURATION_BYTES + 4096,
   /** A request carries its parameters two levels down ({"params": {"value": ...}}). */
   controlRequestDepth: 32 + 2,
 });
@@ -130,6 +157,20 @@ export interface DocumentBounds {
 
 /** One app's configuration: written into config.json whole, and handed to the app. */
 export const APP_CONFIGURATION_BOUNDS: DocumentBounds = Object.freeze({ maxDepth: DOCUMENT_LIMITS.maxDepth, maxBytes: DOCUMENT_LIMITS.appConfigurationBytes });
+/** A traffic inspector's configuration (INSPECTOR_CONFIGURATION_BYTES): its rule lists are in it. */
+export const INSPECTOR_CONFIGURATION_BOUNDS: DocumentBounds = Object.freeze({
+  maxDepth: DOCUMENT_LIMITS.maxDepth,
+  maxBytes: DOCUMENT_LIMITS.inspectorConfigurationBytes,
+});
+
+/**
+ * The bounds of an app's configuration, from its manifest: the larger one only for an app that
+ * declares traffic.inspect, which the orchestrator installs only from the gateway's image and the
+ * launcher starts only so (a store package declaring it is refused, E_RESERVED_CAPABILITY).
+ */
+export function configurationBoundsOf(manifest: { capabilities?: readonly string[] } | undefined): DocumentBounds {
+  return manifest?.capabilities?.includes('traffic.inspect') ? INSPECTOR_CONFIGURATION_BOUNDS : APP_CONFIGURATION_BOUNDS;
+}
 
 /**
  * The nesting depth of a JSON value (a scalar is 0, `{}` is 1), stopping as soon as `limit` is

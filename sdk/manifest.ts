@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { fail } from './errors.js';
-import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds, DOCUMENT_LIMITS } from './limits.js';
+import { assertDocumentBounds, configurationBoundsOf, DOCUMENT_LIMITS } from './limits.js';
 import { assertValid, compileSchema, compileUntrustedSchema } from './schema.js';
 
 export type EndpointDirection = 'source' | 'destination';
@@ -105,7 +105,7 @@ export function validateManifest(value: unknown): AppManifest {
   if (manifest.configuration) {
     const validateConfig = compileUntrustedSchema(manifest.configuration.schema, '/configuration/schema');
     if (manifest.configuration.defaults) {
-      assertDocumentBounds(manifest.configuration.defaults, APP_CONFIGURATION_BOUNDS, 'Manifest /configuration/defaults');
+      assertDocumentBounds(manifest.configuration.defaults, configurationBoundsOf(manifest), 'Manifest /configuration/defaults');
       assertValid(validateConfig, manifest.configuration.defaults, 'E_MANIFEST', 'Manifest /configuration/defaults');
     }
   }

@@ -5,6 +5,7 @@
  * sentences; the work is done by the subsystems behind `GatewayServices`.
  */
 import { fail } from '../../sdk/errors.js';
+import { DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
 import { USER_SETTINGS_DEFAULTS, type UserSettings } from '../accounts/index.js';
 import { type AuditEventKey, type AuditFilter, toCsv } from '../audit/index.js';
@@ -34,7 +35,10 @@ const FOLLOW_BACKLOG_BYTES = 64 * 1024;
 export interface Operation {
   summary: string;
   params: Record<string, unknown>;
-  /** A request line larger than the control socket's usual 1 MiB, for an operation that carries a file. */
+  /**
+   * A request larger than the usual 1 MiB (a control-socket line, a web API body), for an operation
+   * that carries a file or a traffic inspector's configuration.
+   */
   maxRequestBytes?: number;
   // biome-ignore lint/suspicious/noExplicitAny: params are checked against `params` (the schema) before run, and each run names their shape
   run(services: GatewayServices, params: any, context: OperationContext): Promise<unknown>;
@@ -200,11 +204,14 @@ export const OPERATIONS: Record<string, Operation> = {
   'apps.config.set': {
     summary: "Replace an app's configuration (validated against its manifest's schema)",
     params: params({ id: PACKAGE_ID, value: { type: 'object' } }, ['id', 'value']),
+    // A traffic inspector's configuration holds its rule lists (sdk/limits.ts); each app's own bound is checked after.
+    maxRequestBytes: DOCUMENT_LIMITS.configurationRequestBytes,
     run: async ({ launcher }, { id, value }: { id: string; value: Record<string, unknown> }) => launcher.setConfiguration(id, value),
   },
   'apps.config.merge': {
     summary: "Change some keys of an app's configuration (an RFC 7396 merge patch: null returns a key to its default)",
     params: params({ id: PACKAGE_ID, patch: { type: 'object' } }, ['id', 'patch']),
+    maxRequestBytes: DOCUMENT_LIMITS.configurationRequestBytes,
     run: async ({ launcher }, { id, patch }: { id: string; patch: Record<string, unknown> }) => launcher.mergeConfiguration(id, patch),
   },
   'apps.logs.info': {

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail, isIsogateError, toIsogateError } from '../../sdk/errors.js';
-import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds, DOCUMENT_LIMITS } from '../../sdk/limits.js';
+import { assertDocumentBounds, configurationBoundsOf, DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { assertValid, compileSchema } from '../../sdk/schema.js';
 import { DataDir, Mutex, writeJsonDurable } from '../durable/index.js';
 import { type ConfigDocument, defaultDocument } from './document.js';
@@ -69,20 +69,35 @@ export interface ConfigRepair {
  */
 function repairAppConfigurations(document: Record<string, unknown>): ConfigRepair[] {
   const repairs: ConfigRepair[] = [];
+  const applications = (document.APPLICATIONS as ConfigDocument['APPLICATIONS'] | undefined)?.APPS_CONTROL?.applications;
   for (const key of Object.keys(document)) {
     if (!PACKAGE_ID.test(key)) continue;
+    const entry = Array.isArray(applications) ? applications.find((app) => app?.package_id === key) : undefined;
     try {
-      assertDocumentBounds(document[key], APP_CONFIGURATION_BOUNDS, `The configuration of ${key}`);
+      assertDocumentBounds(document[key], configurationBoundsOf(declaredCapabilities(entry?.manifest)), `The configuration of ${key}`);
     } catch (error) {
       if (!isIsogateError(error, 'E_DOCUMENT_LIMIT')) throw error;
       delete document[key];
-      const applications = (document.APPLICATIONS as ConfigDocument['APPLICATIONS'] | undefined)?.APPS_CONTROL?.applications;
-      const entry = Array.isArray(applications) ? applications.find((app) => app?.package_id === key) : undefined;
       if (entry) entry.configured = false;
       repairs.push({ packageId: key, reason: error.message });
     }
   }
   return repairs;
+}
+
+/**
+ * The capabilities an entry's stored manifest declares, for the bound of its configuration. The
+ * manifest was verified when the app was installed; one that does not parse here declares none,
+ * so its app keeps the smaller bound.
+ */
+function declaredCapabilities(manifest: unknown): { capabilities?: string[] } | undefined {
+  if (typeof manifest !== 'string') return undefined;
+  try {
+    const { capabilities } = JSON.parse(manifest) as { capabilities?: unknown };
+    return Array.isArray(capabilities) ? { capabilities: capabilities.filter((c): c is string => typeof c === 'string') } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -3,7 +3,7 @@
  * validated against the schema in the app's manifest.
  */
 import { fail } from '../../sdk/errors.js';
-import { APP_CONFIGURATION_BOUNDS, assertDocumentBounds } from '../../sdk/limits.js';
+import { assertDocumentBounds, configurationBoundsOf } from '../../sdk/limits.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { assertValid, compileUntrustedSchema } from '../../sdk/schema.js';
 
@@ -28,7 +28,7 @@ export function validateAppConfiguration(manifest: AppManifest, value: unknown):
   if (!manifest.configuration) throw fail('E_CONFIG', `${manifest.package_id} declares no configuration`);
   if (!value || typeof value !== 'object' || Array.isArray(value)) throw fail('E_CONFIG', 'Configuration is not valid: it is an object');
   // Bounds first: the checks after this one, and every later write of config.json, recurse.
-  assertDocumentBounds(value, APP_CONFIGURATION_BOUNDS, `The configuration of ${manifest.package_id}`);
+  assertDocumentBounds(value, configurationBoundsOf(manifest), `The configuration of ${manifest.package_id}`);
   assertNoPrototypeKeys(value);
   assertValid(
     compileUntrustedSchema(manifest.configuration.schema, `/configuration/schema of ${manifest.package_id}`, 'E_CONFIG'),

@@ -14,6 +14,7 @@ import { requestBytesFor } from '../../platform/api/operations.js';
 import { MAX_BACKUP_BYTES } from '../../platform/backup/index.js';
 import { main } from '../../platform/cli/main.js';
 import { type Gateway, startGateway } from '../../platform/main.js';
+import { DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { runMain } from '../fixtures/cli.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
 import { waitFor, waitForAsync } from '../fixtures/wait.js';
@@ -80,6 +81,17 @@ describe('control socket: a backup larger than the usual request line', function
         answers.map((answer) => answer.result ?? answer.error?.code),
         ['fine', 'E_DOCUMENT_LIMIT'],
       );
+    });
+
+    it("takes an app's configuration of several MiB (a traffic inspector's rule lists), as `apps config ID --set FILE` sends it", async () => {
+      const value = { APP_CONFIGURATION: { industrial_commands_rules: content } };
+      assert.equal(await callControl(socketPath, 'apps.config.set', { id: 'dev.isogate.network-protector', value }), 'fine');
+      assert.equal(await callControl(socketPath, 'apps.config.merge', { id: 'dev.isogate.network-protector', patch: value }), 'fine');
+      assert.deepEqual(
+        seen.map((entry) => entry.op),
+        ['apps.config.set', 'apps.config.merge'],
+      );
+      assert.ok(requestBytesFor('apps.config.set')! >= 2 * DOCUMENT_LIMITS.inspectorConfigurationBytes);
     });
 
     it('refuses a large line of any other operation, one naming its operation later, and the duplicate-"op" trick, each with E_DOCUMENT_LIMIT and unserved', async () => {

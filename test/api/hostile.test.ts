@@ -101,6 +101,18 @@ describe('REST API against hostile requests', function () {
     assert.deepEqual(harness.calls, []);
   });
 
+  it("lets an app's configuration past the usual body bound, up to its own, and no other body", async () => {
+    // A traffic inspector's configuration holds its rule lists (sdk/limits.ts): the launcher
+    // checks each app's own bound once the body is read.
+    const value = { rules: 'x'.repeat(8000) };
+    assertError(await admin.call('PUT', '/apps/com.example.app/config', { body: { value } }), 'E_NOT_INSTALLED', 404);
+    assertError(await admin.call('PATCH', '/apps/com.example.app/config', { body: { patch: value } }), 'E_NOT_INSTALLED', 404);
+    assert.deepEqual(harness.calls, ['launcher.setConfiguration', 'launcher.mergeConfiguration']);
+    harness.calls.length = 0;
+    assertError(await admin.call('PUT', '/apps/com.example.app/rule', { body: { rule: 'auto', padding: 'x'.repeat(8000) } }), 'E_DOCUMENT_LIMIT', 413);
+    assert.deepEqual(harness.calls, []);
+  });
+
   it("refuses parameters the operation's schema does not allow, in the body, the query and the path", async () => {
     assertError(await admin.call('PUT', '/apps/com.example.app/rule', { body: { rule: 'always' } }), 'E_BAD_REQUEST', 400);
     assertError(await admin.call('PUT', '/apps/com.example.app/rule', { body: { rule: 'auto', extra: 1 } }), 'E_BAD_REQUEST', 400);

@@ -13,6 +13,7 @@ import type { Gateway } from '../../platform/main.js';
 import { startGateway } from '../../platform/main.js';
 import type { ServiceStatus } from '../../platform/traffic/gate.js';
 import { buildProject } from '../../sdk/build/project.js';
+import { DOCUMENT_LIMITS } from '../../sdk/limits.js';
 import { signPackage } from '../../sdk/package/index.js';
 import { createTestPki, type TestPki } from '../fixtures/pki.js';
 import { makeTempDir, removeDir } from '../fixtures/temp.js';
@@ -206,13 +207,30 @@ describe('Network Protector, the app, failing its self-check', function () {
     assert.match(gateway.services.modes.state()!.reason, /without traffic filtering rules/);
   });
 
+  it('with 3000 rules, more than any store app may carry in its configuration, takes them and inspects with all of them', async () => {
+    gateway = await gatewayWithProtector(dir, await createTestPki(), services);
+    const many = Array.from({ length: 3000 }, (_, i) => `alert modbus any any -> any 502 (msg:"r${i}"; modbus: function ${(i % 100) + 1}; sid:${i + 1};)`).join(
+      '\n',
+    );
+    const value = { APP_CONFIGURATION: { industrial_commands_rules: b64(many), industrial_anomaly_rules: '' } };
+    assert.ok(Buffer.byteLength(JSON.stringify(value)) > DOCUMENT_LIMITS.appConfigurationBytes);
+    await gateway.services.launcher.setConfiguration(NP, value);
+    await gateway.services.launcher.start(NP);
+    await until(() => gateway!.services.gate.status().inspector !== null);
+    assert.match(await appLogText(dir), /Inspecting with 3000 rules/);
+    assert.equal(gateway.services.modes.active, false);
+    await gateway.close();
+    gateway = undefined;
+  });
+
   it('with 100k rules, refuses the configuration at the edge by its size (E_DOCUMENT_LIMIT), changing nothing and starting nothing', async () => {
     gateway = await gatewayWithProtector(dir, await createTestPki(), services);
     const before = gateway.services.launcher.getConfiguration(NP);
     const many = Array.from({ length: 100_000 }, (_, i) => `alert modbus any any -> any 502 (msg:"r${i}"; modbus: function 1; sid:${i + 1};)`).join('\n');
     await assert.rejects(
       gateway.services.launcher.setConfiguration(NP, { APP_CONFIGURATION: { industrial_commands_rules: b64(many), industrial_anomaly_rules: '' } }),
-      (error: { code?: string; message?: string }) => error.code === 'E_DOCUMENT_LIMIT' && /the limit is 65536/.test(error.message ?? ''),
+      (error: { code?: string; message?: string }) =>
+        error.code === 'E_DOCUMENT_LIMIT' && new RegExp(`the limit is ${DOCUMENT_LIMITS.inspectorConfigurationBytes}`).test(error.message ?? ''),
     );
     assert.deepEqual(gateway.services.launcher.getConfiguration(NP), before);
     assert.notEqual(gateway.services.launcher.status(NP).status, 'running');

@@ -53,6 +53,7 @@ export interface HttpApiOptions {
 }
 
 export interface HttpLimits {
+  /** A JSON body's bound, but for an operation with one of its own (setting an app's configuration). */
   bodyBytes: number;
   bodyTimeoutMs: number;
   headersTimeoutMs: number;
@@ -225,13 +226,14 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     schema: Record<string, unknown>,
     fixed: Record<string, unknown> = {},
     consumes?: OperationRoute['consumes'],
+    bodyBytes = limits.bodyBytes,
   ): Promise<Record<string, unknown>> => {
-    const given = takesBody(ctx.method) ? await bodyParams(ctx, consumes) : queryParams(ctx.req, ctx.query, schema);
+    const given = takesBody(ctx.method) ? await bodyParams(ctx, consumes, bodyBytes) : queryParams(ctx.req, ctx.query, schema);
     const own = [...pathParameters(template), ...Object.keys(fixed)];
     for (const key of own) if (Object.hasOwn(given, key)) throw fail('E_BAD_REQUEST', `"${key}" is set by the path; leave it out of the request`);
     return { ...given, ...Object.fromEntries(pathParameters(template).map((name) => [name, ctx.params[name]])), ...fixed };
   };
-  const bodyParams = async (ctx: ApiContext, consumes?: OperationRoute['consumes']): Promise<Record<string, unknown>> => {
+  const bodyParams = async (ctx: ApiContext, consumes: OperationRoute['consumes'] | undefined, bodyBytes: number): Promise<Record<string, unknown>> => {
     if (Object.keys(ctx.query).length > 0) throw fail('E_BAD_REQUEST', `${ctx.method} takes its parameters in the JSON body, not the query`);
     if (consumes) {
       // A file, not JSON: its bytes and the headers named are the parameters, checked by the operation's schema like any.
@@ -246,7 +248,7 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       }
       return given;
     }
-    return readJsonBody(ctx.req, { maxBytes: limits.bodyBytes, timeoutMs: limits.bodyTimeoutMs }).catch((error: unknown) => {
+    return readJsonBody(ctx.req, { maxBytes: bodyBytes, timeoutMs: limits.bodyTimeoutMs }).catch((error: unknown) => {
       // What the client still sends is not read: the connection closes after the refusal.
       ctx.set('Connection', 'close');
       throw error;
@@ -272,7 +274,8 @@ export async function serveHttpApi(options: HttpApiOptions): Promise<HttpApi> {
   for (const route of OPERATION_ROUTES) {
     router.register(koaPath(route.path), [route.method], async (ctx) => {
       const current = await session(ctx, 'ready', route.roles);
-      const params = await parameters(ctx, route.path, OPERATIONS[route.operation]!.params, route.fixed, route.consumes);
+      const operation = OPERATIONS[route.operation]!;
+      const params = await parameters(ctx, route.path, operation.params, route.fixed, route.consumes, operation.maxRequestBytes);
       await runOperation(ctx, route, params, current);
     });
   }

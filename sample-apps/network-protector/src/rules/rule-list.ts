@@ -15,8 +15,11 @@ export const RULE_LIMITS = {
   rules: 10_000,
   /** Suricata's DETECT_MAX_RULE_SIZE less its terminator: a longer rule Suricata cuts, so it is refused. */
   ruleBytes: 8191,
-  /** Decoded bytes of one list: 10,000 rules of a typical 200 bytes, with room. */
-  listBytes: 4 * 1024 * 1024,
+  /**
+   * Decoded bytes of one list: 10,000 rules of a typical 200 bytes. Both lists in Base64 fit in
+   * the gateway's bound on a traffic inspector's configuration (6 MiB, sdk/limits.ts).
+   */
+  listBytes: 2 * 1024 * 1024,
 } as const;
 
 /** sid the gateway uses for its own verdicts; a rule list may not claim it. */
