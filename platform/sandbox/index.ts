@@ -246,8 +246,11 @@ class IsolateSandbox implements AppSandbox {
   /** Counts slices of app work (events and resumptions after host calls) for the watchdog. */
   #slices = 0;
   #failure: SandboxFailure | undefined;
-  /** Batches handed to the guest and not yet reported on (GuestOperations.deliver), by id. */
-  readonly #deliveries = new Map<number, { resolve: (result: unknown) => void; reject: (error: unknown) => void }>();
+  /**
+   * Batches handed to the guest and not yet reported on (GuestOperations.deliver), by id, in the
+   * order they were handed over, with when: the watchdog fails a batch past its deadline.
+   */
+  readonly #deliveries = new Map<number, { resolve: (result: unknown) => void; reject: (error: unknown) => void; since: number }>();
   #lastDelivery = 0;
   #watchdog: NodeJS.Timeout | undefined;
   #disposed = false;
@@ -601,6 +604,8 @@ class IsolateSandbox implements AppSandbox {
     if (!waiting) return;
     this.#deliveries.delete(id as number);
     if (error !== undefined) waiting.reject(new Error(String(error)));
+    // The id alone: every message handled (DeliveredReport).
+    else if (invalid === undefined && failed === undefined) waiting.resolve(ALL_HANDLED);
     else waiting.resolve({ invalid, failed });
   }
 
@@ -608,7 +613,6 @@ class IsolateSandbox implements AppSandbox {
     const guest = this.#live();
     checkHandler(this.#grants, endpoint);
     const count = 'messages' in batch ? batch.messages.length : batch.lengths.length;
-    let deadline: NodeJS.Timeout | undefined;
     const id = ++this.#lastDelivery;
     try {
       // json and text: each piece of the text as an argument of its own, copied once and handed
@@ -623,36 +627,46 @@ class IsolateSandbox implements AppSandbox {
       // `apply` captures a stack trace, makes an async resource and a promise on this thread for
       // every call, measured twice the gateway's CPU of the call itself. Without apply's timeout
       // the watchdog bounds the handlers' CPU (a slice past the app's CPU limit ends the app, and
-      // every batch waiting is then failed by dispose()); the deadline below bounds their waiting.
+      // every batch waiting is then failed by dispose()), and their waiting too: isolated-vm's
+      // timeout counts the isolate's own running time, and a handler awaiting a promise that never
+      // settles runs for none, so it would hold its route (and its sources) forever. The watchdog
+      // fails a batch still unreported past deliverDeadlineMs (#overdueDeliveries), one timer for
+      // all of them rather than one per batch.
       const args: Parameters<GuestOperations['deliver']> =
         'messages' in batch
           ? largeMessages(batch.messages)
             ? [id, endpoint, undefined, undefined, undefined, ...batch.messages]
             : [id, endpoint, undefined, undefined, batch.messages]
           : [id, endpoint, batch.texts[0] ?? '', batch.lengths, undefined, ...(batch.texts.slice(1) as string[])];
-      const handled = new Promise<unknown>((resolve, reject) => this.#deliveries.set(id, { resolve, reject }));
+      const handled = new Promise<unknown>((resolve, reject) => this.#deliveries.set(id, { resolve, reject, since: performance.now() }));
       guest.deliver.applyIgnored(undefined, args, { arguments: { copy: true } });
-      // isolated-vm's timeout counts the isolate's own running time; a handler awaiting a promise
-      // that never settles runs for none, and would hold its route (and its sources) forever.
-      const hung = new Promise<never>((_, reject) => {
-        // An inspected destination may sit at a breakpoint for as long as its developer looks.
-        if (this.#inspected) return;
-        deadline = setTimeout(
-          () => reject(Object.assign(new Error(`did not finish handling a batch within ${this.#limits.deliverDeadlineMs} ms`), { hung: true })),
-          this.#limits.deliverDeadlineMs,
-        );
-      });
-      return checkedDeliverResult(await Promise.race([handled, hung]), count);
+      return checkedDeliverResult(await handled, count);
     } catch (error) {
       // Stopped (or replaced) while it handled the batch: not the batch's fault, and the router
       // puts it back first in line for the next start. Handlers that already ran see it again.
       if (this.#disposed && !this.#failure) throw fail('E_STATE', `${this.options.manifest.package_id} stopped while handling a batch`);
-      const failure = (error as { hung?: boolean }).hung ? { code: 'E_APP_FAILED' as const, message: (error as Error).message } : this.#classify(error);
+      // The app's failure, where one ended it (its memory, its CPU limit, a batch past its
+      // deadline), is what every batch it held hears.
+      const failure = this.#failure ?? this.#classify(error);
       this.#fail(failure);
       throw fail(failure.code, failure.message);
     } finally {
       this.#deliveries.delete(id);
-      clearTimeout(deadline);
+    }
+  }
+
+  /**
+   * Fails the app if its oldest unreported batch is past the deadline (the map keeps the order
+   * batches were handed over in). An inspected destination may sit at a breakpoint for as long as
+   * its developer looks.
+   */
+  #overdueDeliveries(now: number): void {
+    if (this.#inspected) return;
+    for (const [, delivery] of this.#deliveries) {
+      if (now - delivery.since <= this.#limits.deliverDeadlineMs) return;
+      const message = `did not finish handling a batch within ${this.#limits.deliverDeadlineMs} ms`;
+      this.#fail({ code: 'E_APP_FAILED', message });
+      return;
     }
   }
 
@@ -852,6 +866,8 @@ class IsolateSandbox implements AppSandbox {
       }
       const cpu = Number(this.#isolate.cpuTime) / 1e6;
       const wall = performance.now();
+      this.#overdueDeliveries(wall);
+      if (this.#disposed) return;
       if (this.#paused) {
         // At a breakpoint: not running, so not busy, however long the developer looks.
         busyMs = 0;
@@ -880,11 +896,15 @@ function largeMessages(messages: readonly Uint8Array[]): boolean {
   return bytes >= LARGE_MESSAGE_BYTES * messages.length;
 }
 
+/** What #delivered resolves with for a batch reported by its id alone (DeliveredReport). */
+const ALL_HANDLED = Symbol('every message handled');
+
 /**
  * What a destination says of a batch, checked: it runs the app's own SDK, which the app can
  * change, so its indexes are unique integers within the batch or the answer is not believed.
  */
 function checkedDeliverResult(result: unknown, count: number): DeliverResult {
+  if (result === ALL_HANDLED) return { invalid: [], failed: [] };
   const indexes = (value: unknown): number[] => {
     if (!Array.isArray(value) || value.length > count) throw new Error('a forged delivery result');
     const seen = new Set<number>();

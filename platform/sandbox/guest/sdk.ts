@@ -814,6 +814,10 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     let outcome: Parameters<DeliveredReport>;
     try {
       const { invalid, failed } = await handleBatch(endpoint, text, lengths, messages, more);
+      if (invalid.length === 0 && failed.length === 0) {
+        deliveredRef.applyIgnored(undefined, [id]);
+        return;
+      }
       outcome = [id, invalid, failed, undefined];
     } catch (error) {
       outcome = [id, undefined, undefined, show(error)];
