@@ -338,7 +338,7 @@ class IsolateSandbox implements AppSandbox {
       undefined,
       [
         this.#reference((text: unknown, copied: unknown, ...payloads: unknown[]) => this.#receive(text, copied, payloads)),
-        this.#reference((op: unknown, args: unknown) => this.#notify(op, args)),
+        this.#reference((op: unknown, ...args: unknown[]) => this.#notify(op, args)),
         JSON.stringify(guestGrants),
         this.#reference(((id, invalid, failed, error) => this.#delivered(id, invalid, failed, error)) satisfies DeliveredReport),
       ],
@@ -632,14 +632,24 @@ class IsolateSandbox implements AppSandbox {
       // settles runs for none, so it would hold its route (and its sources) forever. The watchdog
       // fails a batch still unreported past deliverDeadlineMs (#overdueDeliveries), one timer for
       // all of them rather than one per batch.
-      const args: Parameters<GuestOperations['deliver']> =
-        'messages' in batch
-          ? largeMessages(batch.messages)
-            ? [id, endpoint, undefined, undefined, undefined, ...batch.messages]
-            : [id, endpoint, undefined, undefined, batch.messages]
-          : [id, endpoint, batch.texts[0] ?? '', batch.lengths, undefined, ...(batch.texts.slice(1) as string[])];
       const handled = new Promise<unknown>((resolve, reject) => this.#deliveries.set(id, { resolve, reject, since: performance.now() }));
-      guest.deliver.applyIgnored(undefined, args, { arguments: { copy: true } });
+      if ('messages' in batch) {
+        const args: Parameters<GuestOperations['deliver']> = largeMessages(batch.messages)
+          ? [id, endpoint, undefined, undefined, undefined, ...batch.messages]
+          : [id, endpoint, undefined, undefined, batch.messages];
+        guest.deliver.applyIgnored(undefined, args, { arguments: { copy: true } });
+      } else {
+        // Text and its lengths as JSON text: primitives only, which cross without the serializer.
+        const args: [number, string, string, string, undefined, ...string[]] = [
+          id,
+          endpoint,
+          batch.texts[0] ?? '',
+          JSON.stringify(batch.lengths),
+          undefined,
+          ...batch.texts.slice(1),
+        ];
+        guest.deliver.applyIgnored(undefined, args);
+      }
       return checkedDeliverResult(await handled, count);
     } catch (error) {
       // Stopped (or replaced) while it handled the batch: not the batch's fault, and the router

@@ -505,7 +505,8 @@ export interface GuestOperations {
     id: number,
     endpoint: string,
     text: string | undefined,
-    lengths: number[] | undefined,
+    /** The messages' lengths, as JSON text (a primitive: no serializer for a text batch). */
+    lengths: string | undefined,
     messages: Uint8Array[] | undefined,
     ...more: string[] | Uint8Array[]
   ): void;

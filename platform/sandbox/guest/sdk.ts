@@ -60,8 +60,10 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   const codedError = (code: string, message: string): CodedError => Object.assign(new Error(message), { code });
   const refused = ([code, message]: Refusal): CodedError => codedError(code, message);
 
+  // Every notification's arguments are numbers, strings and booleans: spread as primitives, they
+  // cross without isolated-vm's serializer, whose cost per crossing is most of a small one's.
   function notify<Op extends NotifyOperation>(op: Op, args: Args<Op>): void {
-    notifyRef.applyIgnored(undefined, [op, args], copyArgs);
+    notifyRef.applyIgnored(undefined, [op, ...(args as unknown[])]);
   }
 
   function show(value: unknown): string {
@@ -111,7 +113,10 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
     outboxCopied = [];
     outboxPayloads = [];
     try {
-      sendRef.applyIgnored(undefined, [`[${join(texts, ',')}]`, copied, ...payloads], copyArgs);
+      // Text and string payloads only (a json or text emit): all primitives, no serializer.
+      if (copied.length === 0 && payloads.every((payload) => typeof payload === 'string')) {
+        sendRef.applyIgnored(undefined, [`[${join(texts, ',')}]`, undefined, ...payloads]);
+      } else sendRef.applyIgnored(undefined, [`[${join(texts, ',')}]`, copied, ...payloads], copyArgs);
     } catch {
       // Something in the copied batch cannot be copied: send the others and refuse only the culprits.
       sendRef.applyIgnored(undefined, [`[${join(texts, ',')}]`, []], copyArgs);
@@ -339,7 +344,10 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       waitingBytes -= group.bytes;
       if (unsent.length > 0) flushEmits();
     };
-    call('emit.batch', [runs as unknown as EmitRun[]], { copyAsIs: true, now: true }).then(
+    // The runs are endpoints and lengths (the payloads cross beside the call): JSON text, unless
+    // bytes cross beside it, which need the serializer anyway.
+    const binary = runs.some((run) => typeof run[2] === 'number');
+    call('emit.batch', [runs as unknown as EmitRun[]], { copyAsIs: binary, now: true }).then(
       (answer: EmitRefusal[]) => {
         const byIndex = answer.length > 0 ? new Map<number, CodedError>() : undefined;
         for (const [index, code, message] of answer) byIndex!.set(index, codedError(code, message));
@@ -903,11 +911,11 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       id: number,
       endpoint: string,
       text: string | undefined,
-      lengths: number[] | undefined,
+      lengths: string | undefined,
       messages: Uint8Array[] | undefined,
       ...more: string[] | Uint8Array[]
     ): void {
-      void reportBatch(id, endpoint, text, lengths, messages, more);
+      void reportBatch(id, endpoint, text, lengths === undefined ? undefined : (parse(lengths) as number[]), messages, more);
     },
     fire(id: number) {
       const timer = timers.get(id);
