@@ -448,19 +448,25 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     });
   }
 
-  /** The app stops whatever can be written; a failed write of its state is thrown after. */
+  /**
+   * The app stops whatever can be written; a failed write of its state is thrown after. The
+   * Stopping state is written while the sandbox stops: the stored state only tells (nothing
+   * decides by it at start-up, where the entry's Execute flag does), and the Stopped state is
+   * written once both are done, so it is the one that stays.
+   */
   async #halt(packageId: string, execute: boolean): Promise<void> {
     const runtime = this.#runtime(packageId);
     let unwritten: unknown;
-    await this.#setStatus(packageId, 'stopping').catch((error: unknown) => {
+    const stopping = this.#setStatus(packageId, 'stopping').catch((error: unknown) => {
       unwritten = error;
     });
     const sandbox = runtime.sandbox;
     runtime.sandbox = undefined;
-    await sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch((error: unknown) => {
+    const stopped = sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch((error: unknown) => {
       this.#report(packageId, 2, 'Its stop failed, so it was ended', error);
       sandbox.dispose();
     });
+    await Promise.all([stopping, stopped]);
     await this.#setStatus(packageId, 'stopped', execute).catch((error: unknown) => {
       unwritten ??= error;
     });
