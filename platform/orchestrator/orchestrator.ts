@@ -1028,8 +1028,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         await data.mkdir(data.relative(this.#updatesDir), 0o700);
         await eraseTree(dir, data);
         await data.mkdir(data.relative(dir), 0o700);
-        await renameDurable(work, path.join(dir, 'new'), data);
-        await this.#writeJournal(dir, journal);
+        // Side by side: a crash leaves either, both or neither, and the start-up's recovery
+        // handles each (a journal without new/ rolls back to the entry it holds, the one in use;
+        // new/ without a journal is erased). Both are done, or failed, before the old files move.
+        const staged = await Promise.allSettled([renameDurable(work, path.join(dir, 'new'), data), this.#writeJournal(dir, journal)]);
+        for (const outcome of staged) if (outcome.status === 'rejected') throw outcome.reason;
         await step('staged');
         const record = await readJsonIfExists<IntegrityRecord>(path.join(dir, 'new', 'record.json'), data);
         if (!record) throw fail('E_INSTALL', 'The staged record of the new version disappeared');
