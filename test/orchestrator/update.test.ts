@@ -360,6 +360,31 @@ describe('orchestrator: in-place update', function () {
     });
   }
 
+  // The new version's move into updates/<id>/new and the journal are written side by side: a
+  // crash may leave either without the other.
+  for (const left of ['journal.json', 'new'] as const) {
+    it(`a crash that left only ${left} of the staging leaves the old version at the next open, with its entry and configuration`, async () => {
+      const updateUntilCrash = await v1CrashingAt('staged');
+      const configBefore = await fs.readFile(path.join(dir, 'config.json'), 'utf8');
+      const filesBefore = await snapshotTree(path.join(dir, 'apps'));
+      await updateUntilCrash();
+      await fs.rm(path.join(dir, 'updates', ID, left === 'new' ? 'journal.json' : 'new'), { recursive: true });
+      assert.deepEqual(await fs.readdir(path.join(dir, 'updates', ID)), [left]);
+
+      config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+      const reopened = await open();
+      assert.equal(reopened.get(ID)!.version, '1.0.0');
+      await reopened.verifyIntegrity(ID);
+      assert.deepEqual(await snapshotTree(path.join(dir, 'apps')), filesBefore);
+      assert.equal(await fs.readFile(path.join(dir, 'config.json'), 'utf8'), configBefore);
+      assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+      assert.equal(
+        audit.records.some((record) => record.event === 'integrityViolation'),
+        false,
+      );
+    });
+  }
+
   it('a crash after the commit point leaves the new version at the next open, and the old files go', async () => {
     await (await v1CrashingAt('committed'))();
     assert.ok((await fs.readdir(path.join(dir, 'updates', ID))).includes('old'), 'the old version is still on disk at the crash');
