@@ -26,7 +26,8 @@ export interface LaunchableApp {
 }
 
 export interface LaunchedSandbox extends AppGuest {
-  start(): Promise<void>;
+  /** Starts the app; its code runs only once `before` (if given) has resolved, and the start fails if it rejects. */
+  start(before?: Promise<unknown>): Promise<void>;
   stop(deadlineMs?: number): Promise<void>;
   dispose(): void;
 }
@@ -300,26 +301,28 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       throw fail('E_INCOMPATIBLE', `${packageId} was built with SDK ${built}; this gateway runs SDK ${platform}`, { packageId });
     }
 
-    // The integrity check only reads, so it runs while the Starting state is written (a durable
-    // write of the configuration document); each outcome is then handled as if one came after
-    // the other, the write's first.
+    // The Starting state is written (a durable write of the configuration document) while the
+    // files are checked, the sandbox is made and the app's code is compiled and linked; the
+    // app's code runs only once the write is done (the sandbox waits for it before evaluating).
+    // Each outcome is then handled as if one came after the other, the write's first.
     const starting = this.#setStatus(packageId, 'starting').then(
       () => undefined,
       (error: unknown) => ({ error }),
     );
-    const checked = this.#options.verifyIntegrity(app).then(
-      (files) => ({ files }),
-      (error: unknown) => ({ error }),
-    );
-    const unwritten = await starting;
-    if (unwritten) {
-      await checked;
-      // Not left Starting, which nothing leaves: Error, from which a start or a stop goes on.
+    // Not left Starting, which nothing leaves: Error, from which a start or a stop goes on.
+    const refuseUnwritten = async (unwritten: { error: unknown }): Promise<never> => {
       const coded = toIsogateError(unwritten.error);
       await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, { code: coded.code, message: coded.message }));
       throw unwritten.error;
+    };
+    const integrity = await this.#options.verifyIntegrity(app).then(
+      (files) => ({ files }),
+      (error: unknown) => ({ error }),
+    );
+    if ('error' in integrity) {
+      const unwritten = await starting;
+      if (unwritten) await refuseUnwritten(unwritten);
     }
-    const integrity = await checked;
     let files: Map<string, Buffer>;
     try {
       if ('error' in integrity) throw integrity.error;
@@ -334,14 +337,21 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       throw fail('E_INTEGRITY', `${packageId} failed its integrity check: ${coded.message}`, { packageId });
     }
 
+    const written = starting.then((unwritten) => {
+      if (unwritten) throw unwritten.error;
+    });
+    // Handled below, by `starting`, when the sandbox fails before it waits for this.
+    written.catch(() => undefined);
     let sandbox: LaunchedSandbox | undefined;
     try {
       sandbox = await this.#options.createSandbox(app, files, (failure) => void this.#onFailure(packageId, sandbox!, failure));
       runtime.sandbox = sandbox;
-      await sandbox.start();
+      await sandbox.start(written);
     } catch (error) {
       sandbox?.dispose();
       runtime.sandbox = undefined;
+      const unwritten = await starting;
+      if (unwritten) await refuseUnwritten(unwritten);
       const coded = toIsogateError(error);
       this.#options.appLog(packageId, 1, `Start failed: ${coded.code}: ${coded.message}`);
       await this.#attempt(packageId, 'audit the failed start', () =>
