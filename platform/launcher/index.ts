@@ -464,7 +464,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
    * decides by it at start-up, where the entry's Execute flag does), and the Stopped state is
    * written once both are done, so it is the one that stays.
    */
-  async #halt(packageId: string, execute: boolean): Promise<void> {
+  async #halt(packageId: string, execute: boolean, recordStopped = true): Promise<void> {
     const runtime = this.#runtime(packageId);
     let unwritten: unknown;
     const stopping = this.#setStatus(packageId, 'stopping').catch((error: unknown) => {
@@ -477,9 +477,14 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       sandbox.dispose();
     });
     await Promise.all([stopping, stopped]);
-    await this.#setStatus(packageId, 'stopped', execute).catch((error: unknown) => {
-      unwritten ??= error;
-    });
+    if (!recordStopped) {
+      runtime.status = 'stopped';
+      this.#announce(packageId);
+    } else {
+      await this.#setStatus(packageId, 'stopped', execute).catch((error: unknown) => {
+        unwritten ??= error;
+      });
+    }
     if (unwritten !== undefined) throw unwritten;
   }
 
@@ -611,8 +616,11 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       this.#held.add(packageId);
       const active = runtime.status === 'running' || runtime.status === 'starting';
       if (runtime.status === 'running') {
-        // `execute` stays true: the app is meant to run, and after a crash mid-update it comes back with its Autostart rule.
-        await this.#halt(packageId, true);
+        // `execute` stays as the Running state wrote it (true): the app is meant to run, and after
+        // a crash mid-update it comes back with its Autostart rule. Its Stopped state is not
+        // written here: the update's next write of the app's entry records it (UpdateHooks.hold),
+        // one durable write of the configuration document fewer while the app is down.
+        await this.#halt(packageId, true, false);
         await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId, reason: 'update' });
         this.#options.appLog(packageId, 3, 'Stopped for an update');
       } else if (runtime.status === 'error') {

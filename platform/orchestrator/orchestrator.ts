@@ -136,7 +136,11 @@ const tracePhase = (name: string, packageId: string): void => tracePush('%s %s %
 
 /** The launcher's and the router's part in an update, wired in platform/main.ts. */
 export interface UpdateHooks {
-  /** Stops the app if it runs and holds it (nothing starts it) until `release`; true if it ran or was about to. */
+  /**
+   * Stops the app if it runs and holds it (nothing starts it) until `release`; true if it ran or
+   * was about to. A running app's Stopped state is left for the update to write with its entry
+   * (the stored state only tells; start-up decides by the entry's Execute flag).
+   */
   hold(packageId: string): Promise<boolean>;
   /** Starts the held app and watches it for `watchMs`; rejects with its failure (the app then stopped). */
   run(packageId: string, watchMs: number): Promise<void>;
@@ -1007,6 +1011,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       type: manifest.type,
       manifest: JSON.stringify(manifest),
       configured: !manifest.configuration?.required || carried.value !== undefined || manifest.configuration.defaults !== undefined,
+      // Held, the app is stopped (the hold leaves it to this write to record).
+      state: APP_STATE.stopped,
     };
     const journal: Omit<UpdateJournal, 'mac'> = {
       package_id: packageId,

@@ -467,6 +467,20 @@ describe('launcher', () => {
     assert.equal((await l.start(id)).status, 'running');
   });
 
+  it("stops a held app with one write, its Stopping state; the update's write of its entry records it stopped", async () => {
+    const l = launcher();
+    await l.start(id);
+    const writes = sinon.spy(config, 'update');
+    assert.equal(await l.hold(id), true);
+    assert.equal(l.status(id).status, 'stopped');
+    assert.equal(writes.callCount, 1);
+    assert.equal(
+      config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications[0]!.state),
+      5,
+    );
+    l.release(id);
+  });
+
   it('does not leave an app Starting when a restart cannot write its state: it is in Error, the attempt logged, and it stops', async () => {
     const l = launcher({ initialBackoffMs: 1, maxBackoffMs: 1, multiplier: 1, maxRestarts: 1, windowMs: 60_000 });
     await l.start(id);

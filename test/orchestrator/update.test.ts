@@ -219,6 +219,23 @@ describe('orchestrator: in-place update', function () {
     assert.ok(!names.includes('Launcher: Attempting to download a new version of the application'), 'an update is not the refused install');
   });
 
+  // The launcher's hold writes only the Stopping state: the Stopped one is this write's.
+  it('writes the new entry with the held app recorded stopped, whatever state the entry read before the hold had', async () => {
+    await publish({ version: '1.0.0', configuration: V1_CONFIG });
+    let atConfigured: ReturnType<typeof entryOf>;
+    const orchestrator = await open((step) => {
+      if (step === 'configured') atConfigured = entryOf(config);
+    });
+    await orchestrator.install(ID);
+    await config.update((doc) => {
+      doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === ID)!.state = 1;
+    });
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    await orchestrator.update(ID);
+    assert.equal(atConfigured!.version, '2.0.0');
+    assert.equal(atConfigured!.state, 4);
+  });
+
   it('carries the configuration saved while the app was being held, not the one before it, and journals that one', async () => {
     await installedV1();
     await publish({ version: '2.0.0', configuration: V2_CONFIG });
