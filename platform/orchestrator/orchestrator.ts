@@ -1044,11 +1044,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         if (!record) throw fail('E_INSTALL', 'The staged record of the new version disappeared');
         newApp.record = record;
 
-        await renameDurable(root, path.join(dir, 'old'), data);
+        // The two renames, then the two folders they changed synced side by side: each crash
+        // state of the pair (neither, the old aside, both) is one the start-up's recovery
+        // undoes from the journal, so neither needs its own syncs before the other; both are
+        // on disk before anything else of the swap is written.
+        await data.rename(data.relative(root), data.relative(path.join(dir, 'old')));
         swapped = true;
         await step('old-moved');
-        await renameDurable(path.join(dir, 'new'), root, data);
+        await data.rename(data.relative(path.join(dir, 'new')), data.relative(root));
         this.#apps.set(packageId, newApp);
+        const synced = await Promise.allSettled([data.syncDirectory(data.relative(this.#appsDir)), data.syncDirectory(data.relative(dir))]);
+        for (const outcome of synced) if (outcome.status === 'rejected') throw outcome.reason;
         await step('new-moved');
         await this.#options.config.update((doc) => this.#applyEntry(doc, newEntry, carried.value));
         configured = true;
