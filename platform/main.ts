@@ -385,6 +385,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         modes.assertNotActive(`${app.packageId} is not started`);
         const record = installed.get(app.packageId)!;
         const origin = originOf(record.record);
+        // Its storage is opened beside the isolate's start (the log's read and folder sync are
+        // disk, the start CPU); an update closed it, and an app's top level often reads it first.
+        void storage.openIfStored(app.packageId, record.manifest.resources.storageMb * 1024 * 1024);
         // The inspector only for a pushed app in developer mode, and only when its developer asked for it.
         const inspector = origin === 'debug' && developerMode() && inspecting.has(app.packageId);
         // A pushed version's isolate, made while its package was verified (UpdateHooks.prepare).

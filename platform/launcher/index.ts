@@ -26,7 +26,8 @@ export interface LaunchableApp {
 }
 
 export interface LaunchedSandbox extends AppGuest {
-  start(): Promise<void>;
+  /** Starts the app; its code runs only once `before` (if given) has resolved, and the start fails if it rejects. */
+  start(before?: Promise<unknown>): Promise<void>;
   stop(deadlineMs?: number): Promise<void>;
   dispose(): void;
 }
@@ -300,26 +301,28 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       throw fail('E_INCOMPATIBLE', `${packageId} was built with SDK ${built}; this gateway runs SDK ${platform}`, { packageId });
     }
 
-    // The integrity check only reads, so it runs while the Starting state is written (a durable
-    // write of the configuration document); each outcome is then handled as if one came after
-    // the other, the write's first.
+    // The Starting state is written (a durable write of the configuration document) while the
+    // files are checked, the sandbox is made and the app's code is compiled and linked; the
+    // app's code runs only once the write is done (the sandbox waits for it before evaluating).
+    // Each outcome is then handled as if one came after the other, the write's first.
     const starting = this.#setStatus(packageId, 'starting').then(
       () => undefined,
       (error: unknown) => ({ error }),
     );
-    const checked = this.#options.verifyIntegrity(app).then(
-      (files) => ({ files }),
-      (error: unknown) => ({ error }),
-    );
-    const unwritten = await starting;
-    if (unwritten) {
-      await checked;
-      // Not left Starting, which nothing leaves: Error, from which a start or a stop goes on.
+    // Not left Starting, which nothing leaves: Error, from which a start or a stop goes on.
+    const refuseUnwritten = async (unwritten: { error: unknown }): Promise<never> => {
       const coded = toIsogateError(unwritten.error);
       await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, { code: coded.code, message: coded.message }));
       throw unwritten.error;
+    };
+    const integrity = await this.#options.verifyIntegrity(app).then(
+      (files) => ({ files }),
+      (error: unknown) => ({ error }),
+    );
+    if ('error' in integrity) {
+      const unwritten = await starting;
+      if (unwritten) await refuseUnwritten(unwritten);
     }
-    const integrity = await checked;
     let files: Map<string, Buffer>;
     try {
       if ('error' in integrity) throw integrity.error;
@@ -334,14 +337,21 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       throw fail('E_INTEGRITY', `${packageId} failed its integrity check: ${coded.message}`, { packageId });
     }
 
+    const written = starting.then((unwritten) => {
+      if (unwritten) throw unwritten.error;
+    });
+    // Handled below, by `starting`, when the sandbox fails before it waits for this.
+    written.catch(() => undefined);
     let sandbox: LaunchedSandbox | undefined;
     try {
       sandbox = await this.#options.createSandbox(app, files, (failure) => void this.#onFailure(packageId, sandbox!, failure));
       runtime.sandbox = sandbox;
-      await sandbox.start();
+      await sandbox.start(written);
     } catch (error) {
       sandbox?.dispose();
       runtime.sandbox = undefined;
+      const unwritten = await starting;
+      if (unwritten) await refuseUnwritten(unwritten);
       const coded = toIsogateError(error);
       this.#options.appLog(packageId, 1, `Start failed: ${coded.code}: ${coded.message}`);
       await this.#attempt(packageId, 'audit the failed start', () =>
@@ -448,22 +458,33 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     });
   }
 
-  /** The app stops whatever can be written; a failed write of its state is thrown after. */
-  async #halt(packageId: string, execute: boolean): Promise<void> {
+  /**
+   * The app stops whatever can be written; a failed write of its state is thrown after. The
+   * Stopping state is written while the sandbox stops: the stored state only tells (nothing
+   * decides by it at start-up, where the entry's Execute flag does), and the Stopped state is
+   * written once both are done, so it is the one that stays.
+   */
+  async #halt(packageId: string, execute: boolean, recordStopped = true): Promise<void> {
     const runtime = this.#runtime(packageId);
     let unwritten: unknown;
-    await this.#setStatus(packageId, 'stopping').catch((error: unknown) => {
+    const stopping = this.#setStatus(packageId, 'stopping').catch((error: unknown) => {
       unwritten = error;
     });
     const sandbox = runtime.sandbox;
     runtime.sandbox = undefined;
-    await sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch((error: unknown) => {
+    const stopped = sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch((error: unknown) => {
       this.#report(packageId, 2, 'Its stop failed, so it was ended', error);
       sandbox.dispose();
     });
-    await this.#setStatus(packageId, 'stopped', execute).catch((error: unknown) => {
-      unwritten ??= error;
-    });
+    await Promise.all([stopping, stopped]);
+    if (!recordStopped) {
+      runtime.status = 'stopped';
+      this.#announce(packageId);
+    } else {
+      await this.#setStatus(packageId, 'stopped', execute).catch((error: unknown) => {
+        unwritten ??= error;
+      });
+    }
     if (unwritten !== undefined) throw unwritten;
   }
 
@@ -595,8 +616,11 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       this.#held.add(packageId);
       const active = runtime.status === 'running' || runtime.status === 'starting';
       if (runtime.status === 'running') {
-        // `execute` stays true: the app is meant to run, and after a crash mid-update it comes back with its Autostart rule.
-        await this.#halt(packageId, true);
+        // `execute` stays as the Running state wrote it (true): the app is meant to run, and after
+        // a crash mid-update it comes back with its Autostart rule. Its Stopped state is not
+        // written here: the update's next write of the app's entry records it (UpdateHooks.hold),
+        // one durable write of the configuration document fewer while the app is down.
+        await this.#halt(packageId, true, false);
         await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId, reason: 'update' });
         this.#options.appLog(packageId, 3, 'Stopped for an update');
       } else if (runtime.status === 'error') {

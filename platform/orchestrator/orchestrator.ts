@@ -136,7 +136,11 @@ const tracePhase = (name: string, packageId: string): void => tracePush('%s %s %
 
 /** The launcher's and the router's part in an update, wired in platform/main.ts. */
 export interface UpdateHooks {
-  /** Stops the app if it runs and holds it (nothing starts it) until `release`; true if it ran or was about to. */
+  /**
+   * Stops the app if it runs and holds it (nothing starts it) until `release`; true if it ran or
+   * was about to. A running app's Stopped state is left for the update to write with its entry
+   * (the stored state only tells; start-up decides by the entry's Execute flag).
+   */
   hold(packageId: string): Promise<boolean>;
   /** Starts the held app and watches it for `watchMs`; rejects with its failure (the app then stopped). */
   run(packageId: string, watchMs: number): Promise<void>;
@@ -1007,6 +1011,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       type: manifest.type,
       manifest: JSON.stringify(manifest),
       configured: !manifest.configuration?.required || carried.value !== undefined || manifest.configuration.defaults !== undefined,
+      // Held, the app is stopped (the hold leaves it to this write to record).
+      state: APP_STATE.stopped,
     };
     const journal: Omit<UpdateJournal, 'mac'> = {
       package_id: packageId,
@@ -1028,18 +1034,27 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         await data.mkdir(data.relative(this.#updatesDir), 0o700);
         await eraseTree(dir, data);
         await data.mkdir(data.relative(dir), 0o700);
-        await renameDurable(work, path.join(dir, 'new'), data);
-        await this.#writeJournal(dir, journal);
+        // Side by side: a crash leaves either, both or neither, and the start-up's recovery
+        // handles each (a journal without new/ rolls back to the entry it holds, the one in use;
+        // new/ without a journal is erased). Both are done, or failed, before the old files move.
+        const staged = await Promise.allSettled([renameDurable(work, path.join(dir, 'new'), data), this.#writeJournal(dir, journal)]);
+        for (const outcome of staged) if (outcome.status === 'rejected') throw outcome.reason;
         await step('staged');
         const record = await readJsonIfExists<IntegrityRecord>(path.join(dir, 'new', 'record.json'), data);
         if (!record) throw fail('E_INSTALL', 'The staged record of the new version disappeared');
         newApp.record = record;
 
-        await renameDurable(root, path.join(dir, 'old'), data);
+        // The two renames, then the two folders they changed synced side by side: each crash
+        // state of the pair (neither, the old aside, both) is one the start-up's recovery
+        // undoes from the journal, so neither needs its own syncs before the other; both are
+        // on disk before anything else of the swap is written.
+        await data.rename(data.relative(root), data.relative(path.join(dir, 'old')));
         swapped = true;
         await step('old-moved');
-        await renameDurable(path.join(dir, 'new'), root, data);
+        await data.rename(data.relative(path.join(dir, 'new')), data.relative(root));
         this.#apps.set(packageId, newApp);
+        const synced = await Promise.allSettled([data.syncDirectory(data.relative(this.#appsDir)), data.syncDirectory(data.relative(dir))]);
+        for (const outcome of synced) if (outcome.status === 'rejected') throw outcome.reason;
         await step('new-moved');
         await this.#options.config.update((doc) => this.#applyEntry(doc, newEntry, carried.value));
         configured = true;

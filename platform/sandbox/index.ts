@@ -156,7 +156,12 @@ export interface SandboxStats {
 }
 
 export interface AppSandbox extends AppGuest {
-  start(): Promise<void>;
+  /**
+   * Makes the isolate ready (the guest SDK bootstrapped, the app's modules compiled and
+   * linked), then runs the app once `before` (if given) has resolved; if it rejects, the
+   * sandbox is disposed and the start fails with none of the app's code run.
+   */
+  start(before?: Promise<unknown>): Promise<void>;
   stop(deadlineMs?: number): Promise<void>;
   dispose(): void;
   readonly disposed: boolean;
@@ -310,7 +315,7 @@ class IsolateSandbox implements AppSandbox {
     return reference;
   }
 
-  async start(): Promise<void> {
+  async start(before?: Promise<unknown>): Promise<void> {
     const { manifest, files, host } = this.options;
     const context = await (this.#preparedContext ?? this.#isolate.createContext({ inspector: this.#inspected }));
     this.#preparedContext = undefined;
@@ -385,6 +390,8 @@ class IsolateSandbox implements AppSandbox {
     try {
       const main = await compile('isogate:main', readinessModuleSource(manifest.entry));
       await main.instantiate(context, resolve);
+      // Linked, none of it evaluated: the app's code runs from here on.
+      await before;
       await main.evaluate(this.#timeout(this.#cpuMs));
       let deadline: NodeJS.Timeout | undefined;
       await Promise.race([

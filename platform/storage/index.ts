@@ -819,6 +819,18 @@ export class StorageService {
     return storage;
   }
 
+  /**
+   * Opens an app's storage ahead of its first call, if the app has stored anything before (an
+   * app that never did is not given an empty store by this): at its start, so that the read of
+   * its log runs beside the isolate's start. A failed open is not kept (see `open`): the app's
+   * own call meets the failure.
+   */
+  async openIfStored(packageId: string, quotaBytes: number): Promise<void> {
+    if (this.#open.has(packageId)) return;
+    const stats = await this.#root.lstat(packageId).catch(() => undefined);
+    if (stats) await this.open(packageId, quotaBytes).catch(() => undefined);
+  }
+
   async close(packageId: string): Promise<void> {
     const storage = this.#open.get(packageId);
     this.#open.delete(packageId);

@@ -14,6 +14,9 @@ interface FakeSandbox extends LaunchedSandbox {
   failWith(failure: LaunchFailure): void;
   configs: unknown[];
   stopped: boolean;
+  /** The app's code ran (as the real sandbox, only once the start's `before` resolved). */
+  ran: boolean;
+  disposed: boolean;
 }
 
 describe('launcher', () => {
@@ -63,13 +66,19 @@ describe('launcher', () => {
         const sandbox: FakeSandbox = {
           configs: [],
           stopped: false,
-          start: async () => {
+          ran: false,
+          disposed: false,
+          start: async (before) => {
+            await before;
             if (startError) throw startError;
+            sandbox.ran = true;
           },
           stop: async () => {
             sandbox.stopped = true;
           },
-          dispose: () => undefined,
+          dispose: () => {
+            sandbox.disposed = true;
+          },
           deliver: async () => ({ invalid: [], failed: [] }),
           configChanged: async (value) => {
             // As the real sandbox does: a handler over its limits fails the app, then the call rejects.
@@ -445,6 +454,33 @@ describe('launcher', () => {
     assert.equal(l.status(id).restarts, 1);
   });
 
+  it('makes the sandbox while the Starting state is written, but runs none of the app before the write: a failed write is thrown, the sandbox disposed, the app in Error', async () => {
+    const l = launcher();
+    failConfigWrites(1);
+    await assert.rejects(l.start(id), { code: 'EIO' });
+    assert.equal(sandboxes.length, 1);
+    assert.equal(sandboxes[0]!.ran, false, 'the app did not run');
+    assert.equal(sandboxes[0]!.disposed, true);
+    assert.equal(l.status(id).status, 'error');
+    assert.ok(!audit.events().includes('launchError'), 'the refusal is the write, not a failed start');
+    assert.ok(!logged(/^Start failed/));
+    assert.equal((await l.start(id)).status, 'running');
+  });
+
+  it("stops a held app with one write, its Stopping state; the update's write of its entry records it stopped", async () => {
+    const l = launcher();
+    await l.start(id);
+    const writes = sinon.spy(config, 'update');
+    assert.equal(await l.hold(id), true);
+    assert.equal(l.status(id).status, 'stopped');
+    assert.equal(writes.callCount, 1);
+    assert.equal(
+      config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications[0]!.state),
+      5,
+    );
+    l.release(id);
+  });
+
   it('does not leave an app Starting when a restart cannot write its state: it is in Error, the attempt logged, and it stops', async () => {
     const l = launcher({ initialBackoffMs: 1, maxBackoffMs: 1, multiplier: 1, maxRestarts: 1, windowMs: 60_000 });
     await l.start(id);
@@ -452,7 +488,9 @@ describe('launcher', () => {
     sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
     await waitFor(() => logged(/^Restart 1 did not start the app: E_IO: EIO/));
     assert.equal(l.status(id).status, 'error');
-    assert.equal(sandboxes.length, 1, 'no sandbox without its state written');
+    // The sandbox is made while the Starting state is written; the app's code waits for the write, so it never ran.
+    assert.equal(sandboxes.filter((sandbox) => sandbox.ran).length, 1, 'no app code ran without its state written');
+    assert.ok(sandboxes.slice(1).every((sandbox) => sandbox.disposed && !sandbox.ran));
     sinon.restore();
     assert.equal((await l.stop(id)).status, 'stopped');
   });

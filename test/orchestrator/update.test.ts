@@ -219,6 +219,23 @@ describe('orchestrator: in-place update', function () {
     assert.ok(!names.includes('Launcher: Attempting to download a new version of the application'), 'an update is not the refused install');
   });
 
+  // The launcher's hold writes only the Stopping state: the Stopped one is this write's.
+  it('writes the new entry with the held app recorded stopped, whatever state the entry read before the hold had', async () => {
+    await publish({ version: '1.0.0', configuration: V1_CONFIG });
+    let atConfigured: ReturnType<typeof entryOf>;
+    const orchestrator = await open((step) => {
+      if (step === 'configured') atConfigured = entryOf(config);
+    });
+    await orchestrator.install(ID);
+    await config.update((doc) => {
+      doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === ID)!.state = 1;
+    });
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    await orchestrator.update(ID);
+    assert.equal(atConfigured!.version, '2.0.0');
+    assert.equal(atConfigured!.state, 4);
+  });
+
   it('carries the configuration saved while the app was being held, not the one before it, and journals that one', async () => {
     await installedV1();
     await publish({ version: '2.0.0', configuration: V2_CONFIG });
@@ -357,6 +374,31 @@ describe('orchestrator: in-place update', function () {
       const rolledBack = audit.records.at(-1)!;
       assert.equal(rolledBack.event, 'updateRolledBack');
       assert.match(rolledBack.text, /the gateway stopped/);
+    });
+  }
+
+  // The new version's move into updates/<id>/new and the journal are written side by side: a
+  // crash may leave either without the other.
+  for (const left of ['journal.json', 'new'] as const) {
+    it(`a crash that left only ${left} of the staging leaves the old version at the next open, with its entry and configuration`, async () => {
+      const updateUntilCrash = await v1CrashingAt('staged');
+      const configBefore = await fs.readFile(path.join(dir, 'config.json'), 'utf8');
+      const filesBefore = await snapshotTree(path.join(dir, 'apps'));
+      await updateUntilCrash();
+      await fs.rm(path.join(dir, 'updates', ID, left === 'new' ? 'journal.json' : 'new'), { recursive: true });
+      assert.deepEqual(await fs.readdir(path.join(dir, 'updates', ID)), [left]);
+
+      config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+      const reopened = await open();
+      assert.equal(reopened.get(ID)!.version, '1.0.0');
+      await reopened.verifyIntegrity(ID);
+      assert.deepEqual(await snapshotTree(path.join(dir, 'apps')), filesBefore);
+      assert.equal(await fs.readFile(path.join(dir, 'config.json'), 'utf8'), configBefore);
+      assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+      assert.equal(
+        audit.records.some((record) => record.event === 'integrityViolation'),
+        false,
+      );
     });
   }
 

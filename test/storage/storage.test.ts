@@ -129,6 +129,17 @@ describe('encrypted storage', () => {
     await reopened.close();
   });
 
+  it('opens ahead only the storage of an app that stored something before (no empty store for the others), and the app then finds its values', async () => {
+    const service = new StorageService({ root, keys });
+    await service.openIfStored('dev.isogate.none', 1024);
+    await assert.rejects(fs.stat(path.join(root, 'dev.isogate.none')), { code: 'ENOENT' });
+    await (await service.open('dev.isogate.d', 1024)).put('k', 'v');
+    await service.close('dev.isogate.d');
+    await service.openIfStored('dev.isogate.d', 1024);
+    assert.equal(await (await service.open('dev.isogate.d', 1024)).get('k'), 'v');
+    await service.closeAll();
+  });
+
   it("wipes an app's storage on uninstall, leaving nothing", async () => {
     const service = new StorageService({ root, keys });
     const storage = await service.open('dev.isogate.c', 1024);
