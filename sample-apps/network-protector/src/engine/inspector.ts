@@ -196,7 +196,8 @@ export class StreamInspector {
         const list = this.#modbus ? this.#modbusCandidates(inspected, tx as ModbusTransaction) : this.#txLists[inspected];
         for (const rule of list.byState[state] ?? variantOf(list, state)) {
           // Suricata keeps a transaction's detection state per direction: once per direction.
-          const key = rule.rule.sid * 2 + bit;
+          // The alert's sid is the rule's: alerts are all of one shape, where rules are of many (a faster load).
+          const key = rule.alert.sid * 2 + bit;
           if (sids !== undefined && (Array.isArray(sids) ? sids.includes(key) : sids.has(key))) continue;
           if (!this.#txMatchesOnce(rule, tx, version, bytes, change)) continue;
           if (sids === undefined) {
@@ -277,7 +278,7 @@ export class StreamInspector {
 
   #txMatches(rule: CompiledRule, tx: Transaction, version: number, chunk: Uint8Array): boolean {
     const r = rule.rule;
-    if (!eventsMatch(r, tx.events)) return false;
+    if (rule.needsEvents && !eventsMatch(r, tx.events)) return false;
     if (this.#protocol === 'modbus') {
       const mtx = tx as ModbusTransaction;
       for (const c of r.modbus) if (!modbusMatches(c, mtx)) return false;
