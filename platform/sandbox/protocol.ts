@@ -334,16 +334,18 @@ export const TRAFFIC_ALERT_LIMITS = { signatureChars: 1024, categoryChars: 256, 
 
 const boundedString = (max: number) =>
   check(`a string of at most ${max} characters`, (value): value is string => typeof value === 'string' && value.length <= max);
+// Made once: every crossing decodes its alerts with it.
+const alertFields = fields({
+  sid: count,
+  gid: count,
+  rev: count,
+  signature: boundedString(TRAFFIC_ALERT_LIMITS.signatureChars),
+  action: literal('alert', 'drop', 'pass'),
+  category: boundedString(TRAFFIC_ALERT_LIMITS.categoryChars),
+  severity: count,
+});
 const alertCodec = codec('an alert', (value) => {
-  const decoded = fields({
-    sid: count,
-    gid: count,
-    rev: count,
-    signature: boundedString(TRAFFIC_ALERT_LIMITS.signatureChars),
-    action: literal('alert', 'drop', 'pass'),
-    category: boundedString(TRAFFIC_ALERT_LIMITS.categoryChars),
-    severity: count,
-  }).decode(value);
+  const decoded = alertFields.decode(value);
   for (const name of ['sid', 'gid', 'rev', 'signature', 'action', 'category', 'severity'] as const) {
     if (decoded[name] === undefined) throw new Mismatch(`.${name}`, 'a required field');
   }

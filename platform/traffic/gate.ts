@@ -410,7 +410,7 @@ export class TrafficGate {
   }
 
   #verdict(connection: GateConnection, direction: TrafficDirection, upTo: number, verdict: TrafficVerdict, queue: InspectionQueue): void {
-    if (verdict.alerts) for (const alert of verdict.alerts) this.#recordAlert(connection, alert);
+    if (verdict.alerts) this.#recordAlerts(connection, verdict.alerts);
     if (connection.closed) return;
     if ('drop' in verdict) {
       this.#recordAlert(connection, verdict.drop);
@@ -462,13 +462,24 @@ export class TrafficGate {
   }
 
   #recordAlert(connection: GateConnection, alert: TrafficAlert): void {
+    this.#recordAlerts(connection, [alert]);
+  }
+
+  /**
+   * Alerts come at the rate of the traffic: the firewall log takes a bounded share a second, the
+   * rest is counted. A verdict's alerts are budgeted together (a chunk of many transactions
+   * carries dozens, mostly past the budget).
+   */
+  #recordAlerts(connection: GateConnection, alerts: readonly TrafficAlert[]): void {
     const second = Math.floor(Date.now() / 1000);
     if (this.#alertBudget.second !== second) this.#alertBudget = { second, used: 0 };
-    // Alerts come at the rate of the traffic: the firewall log takes a bounded share, the rest is counted.
-    if (this.#alertBudget.used >= (this.#options.alertsPerSecond ?? GATE_DEFAULTS.alertsPerSecond)) {
-      this.#alertsNotRecorded += 1;
-      return;
-    }
+    const budget = this.#options.alertsPerSecond ?? GATE_DEFAULTS.alertsPerSecond;
+    const recorded = Math.min(alerts.length, Math.max(0, budget - this.#alertBudget.used));
+    this.#alertsNotRecorded += alerts.length - recorded;
+    for (let index = 0; index < recorded; index += 1) this.#auditAlert(connection, alerts[index]!);
+  }
+
+  #auditAlert(connection: GateConnection, alert: TrafficAlert): void {
     this.#alertBudget.used += 1;
     this.#alertsRecorded += 1;
     void this.#options.audit

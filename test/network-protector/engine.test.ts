@@ -247,6 +247,20 @@ describe('rule engine: StreamInspector', () => {
     assert.deepEqual(sids(answered.data('to_client', mbap(1, 1, [3, 4, 0, 1, 0, 2]), 0)), [], 'no rule alerts twice in one direction on one transaction');
   });
 
+  it('a transaction that many rules alert on keeps each of them from alerting twice, past the short list of its detection state', () => {
+    // 12 rules alerting on one transaction: more keys than the list a transaction keeps before a Set.
+    const all = Array.from({ length: 12 }, (_, i) => i + 1);
+    const compiled = rules(
+      all.map((sid) => `alert modbus any any -> any any (msg:"reads ${sid}"; modbus: function 3; content:"|00|"; sid:${sid};)`).join('\n'),
+    );
+    const inspector = new StreamInspector(compiled, MODBUS);
+    assert.deepEqual(sids(inspector.data('to_server', read(1), 0)), all);
+    // The answer changes the transaction and its content matches again: no rule alerts a second time.
+    assert.deepEqual(sids(inspector.data('to_client', mbap(1, 1, [3, 4, 0, 1, 0, 2]), 0)), []);
+    // A transaction of its own alerts them all again.
+    assert.deepEqual(sids(inspector.data('to_server', read(2), 0)), all);
+  });
+
   it('Modbus: an anomaly rule alerts once per direction on a transaction, as Suricata does', () => {
     const compiled = rules('alert modbus any any -> any any (msg:"mismatch"; app-layer-event:modbus.value_mismatch; sid:1;)');
     const inspector = new StreamInspector(compiled, MODBUS);

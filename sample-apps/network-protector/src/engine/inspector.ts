@@ -47,10 +47,36 @@ export interface InspectResult {
 /** The traffic contract's bound on the alerts of one verdict (the gateway's TRAFFIC_ALERT_LIMITS). */
 export const ALERTS_PER_VERDICT = 64;
 
+/** Detection keys a transaction keeps in a list before a Set (DetectedRules). */
+const DETECTED_LIST = 8;
+
 const SIDE: Readonly<Record<TrafficDirection, Direction>> = { to_server: 'toserver', to_client: 'toclient' };
 const TO_SERVER: readonly TrafficDirection[] = ['to_server'];
 const TO_CLIENT: readonly TrafficDirection[] = ['to_client'];
 const BOTH: readonly TrafficDirection[] = ['to_server', 'to_client'];
+
+/**
+ * Transaction rules in list order, and the same list without the rules a transaction's state
+ * refuses (by stateOf), each worked out the first time a transaction in that state meets it.
+ */
+interface CandidateList {
+  readonly all: readonly CompiledRule[];
+  readonly byState: (readonly CompiledRule[] | undefined)[];
+}
+
+const candidateList = (all: readonly CompiledRule[]): CandidateList => ({ all, byState: new Array(8).fill(undefined) });
+
+/** The three facts a rule's cheap refusals look at, as an index into CandidateList.byState. */
+const stateOf = (hasEvents: boolean, complete: boolean, settled: boolean): number => (hasEvents ? 1 : 0) | (complete ? 2 : 0) | (settled ? 4 : 0);
+
+function variantOf(list: CandidateList, state: number): readonly CompiledRule[] {
+  const hasEvents = (state & 1) !== 0;
+  const complete = (state & 2) !== 0;
+  const settled = (state & 4) !== 0;
+  const kept = list.all.filter((rule) => !((rule.needsEvents && !hasEvents) || (rule.needsComplete && !complete) || (settled && rule.settledByMessage)));
+  list.byState[state] = kept;
+  return kept;
+}
 
 export class StreamInspector {
   readonly #protocol: 'modbus' | 'mqtt';
@@ -61,7 +87,10 @@ export class StreamInspector {
   /** Per direction, the packet rules' fast patterns: a chunk is scanned once, not once per rule. */
   readonly #prefilters: Record<TrafficDirection, PacketPrefilter>;
   readonly #fed: Record<TrafficDirection, number> = { to_server: 0, to_client: 0 };
-  readonly #byKind: Record<TrafficDirection, Map<number, CompiledRule[]>> = { to_server: new Map(), to_client: new Map() };
+  /** Per direction, the Modbus transaction rules by message kind (#modbusCandidates), each with its variants by transaction state. */
+  readonly #byKind: Record<TrafficDirection, Map<number, CandidateList>> = { to_server: new Map(), to_client: new Map() };
+  /** Per direction, every transaction rule of the connection (an MQTT one, or a Modbus transaction without a message) with its variants by state. */
+  readonly #txLists: Record<TrafficDirection, CandidateList>;
   #drop: CompiledRule | undefined;
   /**
    * Whether a rule matched the transaction being inspected, by the rule's index: worked out once
@@ -91,6 +120,7 @@ export class StreamInspector {
         this.#candidates[direction][rule.kind].push(rule);
       }
     }
+    this.#txLists = { to_server: candidateList(this.#candidates.to_server.tx), to_client: candidateList(this.#candidates.to_client.tx) };
     const size = rules.rules.reduce((max, rule) => Math.max(max, rule.index + 1), 0);
     this.#workedOut = new Uint32Array(size);
     this.#matched = new Uint8Array(size);
@@ -101,23 +131,25 @@ export class StreamInspector {
   }
 
   /** The contract's call: the release offset, or the drop verdict with the rule that gave it. */
-  data(direction: TrafficDirection, bytes: Uint8Array, timestampMs: number): TrafficVerdict {
+  data(direction: TrafficDirection, bytes: Uint8Array, _timestampMs: number): TrafficVerdict {
     if (this.#drop) return { drop: this.#drop.alert };
-    const result = this.feed(direction, bytes, timestampMs);
     // The SDK takes at most ALERTS_PER_VERDICT alerts with one verdict (more is a forged answer,
     // which fails the app): a chunk of many transactions keeps the first ones. The gateway's
-    // firewall log records a few dozen a second at most anyway.
+    // firewall log records a few dozen a second at most anyway. Collected as they match, with
+    // no match record each: a verdict needs the alerts only.
     const alerts: TrafficAlert[] = [];
-    for (const m of result.matches) {
-      if (alerts.length === ALERTS_PER_VERDICT) break;
-      alerts.push(m.rule.alert);
-    }
+    const result = this.#inspect(direction, bytes, alerts);
     if (result.drop) return alerts.length > 0 ? { drop: result.drop.alert, alerts } : { drop: result.drop.alert };
     return alerts.length > 0 ? { release: result.release, alerts } : { release: result.release };
   }
 
   /** data() with what the replay needs too: the transactions and the rules each matched. */
   feed(direction: TrafficDirection, bytes: Uint8Array, _timestampMs: number): InspectResult {
+    return this.#inspect(direction, bytes, undefined);
+  }
+
+  /** The matches go to `matches` of the result, or, given `alerts`, only their alerts there (at most ALERTS_PER_VERDICT). */
+  #inspect(direction: TrafficDirection, bytes: Uint8Array, alerts: TrafficAlert[] | undefined): InspectResult {
     const side = SIDE[direction];
     this.#fed[direction] += bytes.length;
     let updated: readonly Transaction[];
@@ -155,22 +187,31 @@ export class StreamInspector {
       const message = this.#modbus ? ((tx as ModbusTransaction).request ?? (tx as ModbusTransaction).response) : undefined;
       const settled = message !== undefined && (tx as ModbusTransaction).settledFor === message;
       const change = this.#nextChange();
+      const state = stateOf(hasEvents, complete, settled);
       for (const inspected of directions) {
         if (passed) break;
         const bit = inspected === 'to_server' ? 0 : 1;
-        for (const rule of this.#modbus ? this.#modbusCandidates(inspected, tx as ModbusTransaction) : this.#candidates[inspected].tx) {
-          // The cheap refusals first: most rules of a list never get past them.
-          if ((rule.needsEvents && !hasEvents) || (rule.needsComplete && !complete) || (settled && rule.settledByMessage)) continue;
+        // Only the rules the transaction's state leaves (events, completeness, a settled message):
+        // most rules of a list never get past those refusals, and a frame should not pay for them.
+        const list = this.#modbus ? this.#modbusCandidates(inspected, tx as ModbusTransaction) : this.#txLists[inspected];
+        for (const rule of list.byState[state] ?? variantOf(list, state)) {
           // Suricata keeps a transaction's detection state per direction: once per direction.
-          const key = rule.rule.sid * 2 + bit;
-          if (sids?.has(key)) continue;
+          // The alert's sid is the rule's: alerts are all of one shape, where rules are of many (a faster load).
+          const key = rule.alert.sid * 2 + bit;
+          if (sids !== undefined && (Array.isArray(sids) ? sids.includes(key) : sids.has(key))) continue;
           if (!this.#txMatchesOnce(rule, tx, version, bytes, change)) continue;
-          if (!sids) {
-            sids = new Set();
+          if (sids === undefined) {
+            sids = [key];
+            tx.detected = sids;
+          } else if (!Array.isArray(sids)) sids.add(key);
+          else if (sids.length < DETECTED_LIST) sids.push(key);
+          else {
+            sids = new Set(sids).add(key);
             tx.detected = sids;
           }
-          sids.add(key);
-          matches.push({ rule, direction: inspected, tx });
+          if (alerts) {
+            if (alerts.length < ALERTS_PER_VERDICT) alerts.push(rule.alert);
+          } else matches.push({ rule, direction: inspected, tx });
           if (rule.alert.action === 'pass') {
             passed = true;
             break;
@@ -184,7 +225,9 @@ export class StreamInspector {
     if (!passed && bytes.length > 0) {
       for (const rule of this.#prefilters[direction].candidates(bytes)) {
         if (!payloadMatches(rule.rule.buffers, bytes)) continue;
-        matches.push({ rule, direction });
+        if (alerts) {
+          if (alerts.length < ALERTS_PER_VERDICT) alerts.push(rule.alert);
+        } else matches.push({ rule, direction });
         if (rule.alert.action === 'pass') break;
         if (rule.alert.action === 'drop' && !this.#drop) this.#drop = rule;
       }
@@ -193,17 +236,19 @@ export class StreamInspector {
   }
 
   /** The transaction rules that could match a Modbus message of this kind, worked out once per kind. */
-  #modbusCandidates(direction: TrafficDirection, tx: ModbusTransaction): readonly CompiledRule[] {
+  #modbusCandidates(direction: TrafficDirection, tx: ModbusTransaction): CandidateList {
     const msg = tx.request ?? tx.response;
-    if (!msg) return this.#candidates[direction].tx;
+    if (!msg) return this.#txLists[direction];
     // The unit too: a list of per-unit rules (one PLC each) otherwise costs every request all of them.
     const key = msg.functionRaw | (msg.accessType << 8) | (msg.category << 16) | (msg.unitId << 20);
     const index = this.#byKind[direction];
     let list = index.get(key);
     if (!list) {
-      list = this.#candidates[direction].tx.filter((rule) =>
-        rule.rule.modbus.every(
-          (c) => (!c.unit || inRange(c.unit, msg.unitId)) && modbusCouldMatch(c, msg.functionRaw, msg.accessType, msg.category, msg.functionCode),
+      list = candidateList(
+        this.#candidates[direction].tx.filter((rule) =>
+          rule.rule.modbus.every(
+            (c) => (!c.unit || inRange(c.unit, msg.unitId)) && modbusCouldMatch(c, msg.functionRaw, msg.accessType, msg.category, msg.functionCode),
+          ),
         ),
       );
       // Bounded: 256 function bytes (the access type and category follow from it) by the units a plant uses.
@@ -233,7 +278,7 @@ export class StreamInspector {
 
   #txMatches(rule: CompiledRule, tx: Transaction, version: number, chunk: Uint8Array): boolean {
     const r = rule.rule;
-    if (!eventsMatch(r, tx.events)) return false;
+    if (rule.needsEvents && !eventsMatch(r, tx.events)) return false;
     if (this.#protocol === 'modbus') {
       const mtx = tx as ModbusTransaction;
       for (const c of r.modbus) if (!modbusMatches(c, mtx)) return false;

@@ -75,6 +75,20 @@ export function modbusCouldMatch(c: ModbusConstraint, functionRaw: number, acces
   return c.function === undefined || (functionRaw >= 0 && modbusFunctionName(c.function) === functionCode);
 }
 
+let rangeMessage: ModbusMessage | undefined;
+let range: { first: number; last: number } | undefined;
+/**
+ * modbusAddressRange of the message the rules are being matched against: a list of address rules
+ * (one per register block) asks for it once per rule, and a message's range never changes.
+ */
+function addressRangeOf(msg: ModbusMessage): { first: number; last: number } | undefined {
+  if (msg !== rangeMessage) {
+    range = modbusAddressRange(msg);
+    rangeMessage = msg;
+  }
+  return range;
+}
+
 export function modbusMatches(c: ModbusConstraint, tx: ModbusTransaction): boolean {
   const msg: ModbusMessage | undefined = tx.request ?? tx.response;
   if (!msg) return false;
@@ -84,7 +98,7 @@ export function modbusMatches(c: ModbusConstraint, tx: ModbusTransaction): boole
     const table = c.access.table ? TABLE_BITS[c.access.table]! : 0;
     if ((msg.accessType & rw) === 0 || (table !== 0 && (msg.accessType & table) === 0)) return false;
     if (!c.access.address) return true;
-    const range = modbusAddressRange(msg);
+    const range = addressRangeOf(msg);
     if (!range || !rangeOverlaps(c.access.address, range.first, range.last)) return false;
     if (!c.access.value) return true;
     const value = modbusWriteValueAt(msg, rangeStart(c.access.address));

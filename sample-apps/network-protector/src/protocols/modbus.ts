@@ -379,10 +379,16 @@ export type ModbusParse = { readonly message: ModbusMessage; readonly consumed: 
  * is not all there yet. `direction` undefined is sawp's `Direction::Unknown` (protocol detection).
  */
 export function parseModbusFrame(input: Uint8Array, direction: Direction | undefined): ModbusParse {
-  if (input.length < 6) return { needed: 6 };
-  const transactionId = (input[0]! << 8) | input[1]!;
-  const protocolId = (input[2]! << 8) | input[3]!;
-  const length = (input[4]! << 8) | input[5]!;
+  return parseModbusFrameAt(input, 0, direction);
+}
+
+/** parseModbusFrame of the bytes from `at` on: a stream's frames parsed in place, without a view each. */
+function parseModbusFrameAt(input: Uint8Array, at: number, direction: Direction | undefined): ModbusParse {
+  const available = input.length - at;
+  if (available < 6) return { needed: 6 };
+  const transactionId = (input[at]! << 8) | input[at + 1]!;
+  const protocolId = (input[at + 2]! << 8) | input[at + 3]!;
+  const length = (input[at + 4]! << 8) | input[at + 5]!;
   const m: Mutable = {
     direction: direction ?? 'toserver',
     transactionId,
@@ -399,12 +405,12 @@ export function parseModbusFrame(input: Uint8Array, direction: Direction | undef
   };
   if (length < MIN_LENGTH || length > MAX_LENGTH) {
     m.errorFlags |= E.DATA_LENGTH;
-    const rest = input.length - 6;
-    return { message: m, consumed: rest > length ? 6 + length : input.length };
+    const rest = available - 6;
+    return { message: m, consumed: rest > length ? 6 + length : available };
   }
-  if (input.length < 6 + length) return { needed: 6 + length };
-  const r = new Reader(input, 6 + length);
-  r.pos = 6;
+  if (available < 6 + length) return { needed: 6 + length };
+  const r = new Reader(input, at + 6 + length);
+  r.pos = at + 6;
   m.unitId = r.u8();
   m.functionRaw = r.u8();
   m.exception = m.functionRaw >= ERROR_MASK;
@@ -418,7 +424,7 @@ export function parseModbusFrame(input: Uint8Array, direction: Direction | undef
   } catch (error) {
     if (!(error instanceof Short)) throw error;
     m.errorFlags |= E.DATA_LENGTH;
-    if (m.data.kind === 'empty') m.data = { kind: 'bytes', data: input.slice(8, 6 + length) };
+    if (m.data.kind === 'empty') m.data = { kind: 'bytes', data: input.slice(at + 8, at + 6 + length) };
   }
   m.category = categoryOf(m);
   return { message: m, consumed: 6 + length };
@@ -601,7 +607,7 @@ export class ModbusFlow {
     let offset = 0;
     const bytes = buffer.view();
     while (offset < bytes.length) {
-      const parsed = parseModbusFrame(bytes.subarray(offset), direction);
+      const parsed = parseModbusFrameAt(bytes, offset, direction);
       if ('needed' in parsed) {
         this.#needed[direction] = parsed.needed;
         break;

@@ -293,8 +293,10 @@ export interface MqttTransaction {
  * the client), so a rule alerts once per transaction and direction. On the transaction itself
  * rather than in a WeakMap beside it: a weak entry per transaction was a third of the
  * inspector's time in a profile, and a released transaction takes its state with it all the same.
+ * A short list while it is short (a transaction usually alerts a few rules, and a Set per
+ * transaction cost more than the search), a Set past that so a list of many matching rules stays linear.
  */
-export type DetectedRules = Set<number>;
+export type DetectedRules = number[] | Set<number>;
 
 // ---------------------------------------------------------------- Both
 
