@@ -356,6 +356,17 @@ describe('orchestrator: in-place update', function () {
     assert.equal(rolledBack.text, 'Error E_APP_FAILED occurred during the update of the application Sample; version 1.0.0 is restored');
   });
 
+  /** A new gateway process (the configuration and the orchestrator read again from disk) finds the old version as it was. */
+  async function reopensAtTheOldVersion(configBefore: string, filesBefore: unknown): Promise<void> {
+    config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
+    const reopened = await open();
+    assert.equal(reopened.get(ID)!.version, '1.0.0');
+    await reopened.verifyIntegrity(ID);
+    assert.deepEqual(await snapshotTree(path.join(dir, 'apps')), filesBefore);
+    assert.equal(await fs.readFile(path.join(dir, 'config.json'), 'utf8'), configBefore);
+    assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+  }
+
   for (const crashAt of ['staged', 'old-moved', 'new-moved', 'configured', 'started'] as const) {
     it(`a crash after step "${crashAt}" leaves the old version at the next open, with its entry and configuration`, async () => {
       const updateUntilCrash = await v1CrashingAt(crashAt);
@@ -363,14 +374,7 @@ describe('orchestrator: in-place update', function () {
       const filesBefore = await snapshotTree(path.join(dir, 'apps'));
       await updateUntilCrash();
 
-      // A new gateway process: the configuration and the orchestrator read again from disk.
-      config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
-      const reopened = await open();
-      assert.equal(reopened.get(ID)!.version, '1.0.0');
-      await reopened.verifyIntegrity(ID);
-      assert.deepEqual(await snapshotTree(path.join(dir, 'apps')), filesBefore);
-      assert.equal(await fs.readFile(path.join(dir, 'config.json'), 'utf8'), configBefore);
-      assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+      await reopensAtTheOldVersion(configBefore, filesBefore);
       const rolledBack = audit.records.at(-1)!;
       assert.equal(rolledBack.event, 'updateRolledBack');
       assert.match(rolledBack.text, /the gateway stopped/);
@@ -388,13 +392,7 @@ describe('orchestrator: in-place update', function () {
       await fs.rm(path.join(dir, 'updates', ID, left === 'new' ? 'journal.json' : 'new'), { recursive: true });
       assert.deepEqual(await fs.readdir(path.join(dir, 'updates', ID)), [left]);
 
-      config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
-      const reopened = await open();
-      assert.equal(reopened.get(ID)!.version, '1.0.0');
-      await reopened.verifyIntegrity(ID);
-      assert.deepEqual(await snapshotTree(path.join(dir, 'apps')), filesBefore);
-      assert.equal(await fs.readFile(path.join(dir, 'config.json'), 'utf8'), configBefore);
-      assert.deepEqual(await fs.readdir(path.join(dir, 'updates')), []);
+      await reopensAtTheOldVersion(configBefore, filesBefore);
       assert.equal(
         audit.records.some((record) => record.event === 'integrityViolation'),
         false,
