@@ -119,13 +119,22 @@ export class DataDir {
 
   /** Every directory from the root down to the parent of the last segment is a real directory. Returns false if one is missing. */
   async #checkParents(segments: readonly string[]): Promise<boolean> {
+    const parents: string[] = [];
     let current = this.#root;
     for (const segment of segments.slice(0, -1)) {
       current = path.join(current, segment);
-      const stats = await lstatOrUndefined(current);
+      parents.push(current);
+    }
+    // All asked at once (one wait on the thread pool instead of one per level), judged from the
+    // root down as if asked in turn: below a missing, linked or non-directory level the answers
+    // (followed, ENOENT, ENOTDIR) are never looked at.
+    const answers = await Promise.allSettled(parents.map(lstatOrUndefined));
+    for (const [at, answer] of answers.entries()) {
+      if (answer.status === 'rejected') throw answer.reason;
+      const stats = answer.value;
       if (!stats) return false;
-      if (stats.isSymbolicLink()) throw unsafe(current, 'is a symbolic link');
-      if (!stats.isDirectory()) throw unsafe(current, 'is not a directory');
+      if (stats.isSymbolicLink()) throw unsafe(parents[at]!, 'is a symbolic link');
+      if (!stats.isDirectory()) throw unsafe(parents[at]!, 'is not a directory');
     }
     return true;
   }

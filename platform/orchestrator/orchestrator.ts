@@ -764,16 +764,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /** Writes the 0.1.0-compatible, MAC'd install record beside a verified package in `work`, and syncs it all to disk. */
   async #seal(work: string, verified: VerifiedPackage, origin: AppOrigin, owner?: string): Promise<IntegrityRecord> {
     const { manifest, digests: signedDigests, packageSha256, signer } = verified;
-    const packageDir = path.join(work, 'package');
-    // The signature files are not in the signed list; record their digests too so that the
-    // launch-time check covers every file on disk, not only the signed ones.
+    // The signature files are not in the signed list; their digests, taken as the verifier wrote
+    // them (META-INF holds nothing else: the package format refuses any other name there), are
+    // recorded too, so that the launch-time check covers every file on disk, not only the signed ones.
     const digests: Record<string, string> = { ...signedDigests };
+    for (const [name, digest] of Object.entries(verified.metaDigests)) digests[name] = digest;
     const data = this.#data;
-    for (const { name } of await data.readdir(data.relative(path.join(packageDir, 'META-INF')))) {
-      const bytes = await data.readFile(data.relative(path.join(packageDir, 'META-INF', name)));
-      if (!bytes) throw fail('E_INSTALL', `META-INF/${name} disappeared from the staged package`);
-      digests[`META-INF/${name}`] = createHash('sha256').update(bytes).digest('hex');
-    }
     const record = sealRecord(
       {
         package_id: manifest.package_id,
@@ -795,16 +791,20 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       },
       this.#options.keys,
     );
-    await data.remove(data.relative(path.join(work, 'package.igp')));
     // Written in place, not by the atomic temporary-and-rename: staging is erased whole after a
-    // crash, and the one pass of fsyncs below (every file, then every directory) makes the
-    // record durable with the files before the rename that installs them, one fsync fewer.
-    const handle = await data.open(data.relative(path.join(work, 'record.json')), 'wx', 0o600);
-    try {
-      await handle.writeFile(`${JSON.stringify(record, null, 2)}\n`);
-    } finally {
-      await handle.close();
-    }
+    // crash, and the one pass of fsyncs below (every file and directory) makes the record
+    // durable with the files before the rename that installs them, one fsync fewer. The
+    // download goes at the same time: the two touch different files.
+    const writeRecord = async (): Promise<void> => {
+      const handle = await data.open(data.relative(path.join(work, 'record.json')), 'wx', 0o600);
+      try {
+        await handle.writeFile(`${JSON.stringify(record, null, 2)}\n`);
+      } finally {
+        await handle.close();
+      }
+    };
+    const prepared = await Promise.allSettled([data.remove(data.relative(path.join(work, 'package.igp'))), writeRecord()]);
+    for (const outcome of prepared) if (outcome.status === 'rejected') throw outcome.reason;
     await fsyncTree(work, data);
     return record;
   }

@@ -7,7 +7,7 @@
  * whatever was extracted: the caller's directory ends as empty as it started.
  */
 import { createHash, verify as verifySignature, X509Certificate } from 'node:crypto';
-import { createReadStream, promises as fs, readFileSync } from 'node:fs';
+import { closeSync, createReadStream, promises as fs, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -34,6 +34,8 @@ export interface VerifiedPackage {
   digestsBytes: Buffer;
   signer: SignerInfo | null;
   signatureChecked: boolean;
+  /** META-INF path -> SHA-256 hex of the files the signed list cannot name (itself, its signature, the chain). */
+  metaDigests: Record<string, string>;
   packageSha256: string;
   packageBytes: number;
   files: { path: string; size: number }[];
@@ -52,6 +54,7 @@ export interface ReadPackageOptions {
 interface Unpacked {
   files: Map<string, { size: number; sha256: string; bytes?: Buffer }>;
   meta: Map<string, Buffer>;
+  metaDigests: Map<string, string>;
   packageSha256: string;
   packageBytes: number;
 }
@@ -76,6 +79,11 @@ function byteCounter(limit: number, onExceeded: () => Error, onChunk?: (chunk: B
   return counter;
 }
 
+/**
+ * Writes one entry under `root`. Synchronous on purpose: only the verify worker extracts, off the
+ * gateway's event loop, and a write per chunk through the thread pool (shared with every app's
+ * I/O) costs more in hops than in writing.
+ */
 async function writeExtracted(
   root: string,
   relative: string,
@@ -83,16 +91,16 @@ async function writeExtracted(
   onChunk: (chunk: Buffer) => void,
 ): Promise<void> {
   const target = path.join(root, relative);
-  await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
+  mkdirSync(path.dirname(target), { recursive: true, mode: 0o755 });
   // O_EXCL: a second entry for the same path (or a pre-existing file) can never be overwritten.
-  const handle = await fs.open(target, 'wx', 0o644);
+  const fd = openSync(target, 'wx', 0o644);
   try {
     for await (const chunk of content) {
       onChunk(chunk);
-      await handle.write(chunk);
+      for (let written = 0; written < chunk.length; ) written += writeSync(fd, chunk, written);
     }
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -115,7 +123,7 @@ async function unpack(source: Uint8Array | string, limits: PackageLimits, extrac
   const uncompressed = byteCounter(uncompressedLimit, () =>
     fail('E_PACKAGE_LIMIT', `The package unpacks to more than ${limits.maxTotalBytes} bytes (a compression bomb?)`),
   );
-  const gunzip = createGunzip();
+  const gunzip = createGunzip({ chunkSize: 128 * 1024 });
   const extract = tar.extract();
   const flowing = pipeline(input, compressed, gunzip, uncompressed, extract).catch((error: unknown) => {
     throw isIsogateError(error) ? error : fail('E_PACKAGE_FORMAT', `The package is not a well-formed gzip'd tar: ${(error as Error).message}`);
@@ -125,6 +133,7 @@ async function unpack(source: Uint8Array | string, limits: PackageLimits, extrac
 
   const files: Unpacked['files'] = new Map();
   const meta: Unpacked['meta'] = new Map();
+  const metaDigests: Unpacked['metaDigests'] = new Map();
   const seenFolded = new Set<string>();
   let entries = 0;
   let total = 0;
@@ -170,6 +179,7 @@ async function unpack(source: Uint8Array | string, limits: PackageLimits, extrac
         const bytes = Buffer.concat(chunks);
         if (isMeta) meta.set(name, bytes);
         if (name !== MANIFEST_PATH && META_PATHS.has(name)) {
+          metaDigests.set(name, hash.digest('hex'));
           if (extractTo) await writeExtracted(extractTo, name, [bytes], () => undefined);
           continue;
         }
@@ -193,7 +203,7 @@ async function unpack(source: Uint8Array | string, limits: PackageLimits, extrac
     throw isIsogateError(error) ? error : fail('E_PACKAGE_FORMAT', `The package is not a well-formed gzip'd tar: ${(error as Error).message}`);
   }
   if (entries === 0) throw fail('E_PACKAGE_FORMAT', 'The package is empty');
-  return { files, meta, packageSha256: packageHash.digest('hex'), packageBytes: compressed.total };
+  return { files, meta, metaDigests, packageSha256: packageHash.digest('hex'), packageBytes: compressed.total };
 }
 
 function parseDigests(bytes: Buffer | undefined): Record<string, string> {
@@ -274,6 +284,7 @@ async function verifyUnpacked(unpacked: Unpacked, options: ReadPackageOptions): 
     digestsBytes: unpacked.meta.get(DIGESTS_PATH)!,
     signer,
     signatureChecked: checked,
+    metaDigests: Object.fromEntries(unpacked.metaDigests),
     packageSha256: unpacked.packageSha256,
     packageBytes: unpacked.packageBytes,
     files: [...unpacked.files.entries()].map(([file, info]) => ({ path: file, size: info.size })).sort((a, b) => (a.path < b.path ? -1 : 1)),
