@@ -332,6 +332,36 @@ class IsolateSandbox implements AppSandbox {
       config: JSON.stringify(host.config() ?? {}),
       capabilities: [...this.#grants.capabilities],
     };
+    const names = new Map<ivm.Module, string>();
+    const compiled = new Map<string, Promise<ivm.Module>>();
+    const compile = (name: string, source: string): Promise<ivm.Module> => {
+      let module = compiled.get(name);
+      if (!module) {
+        module = this.#isolate.compileModule(source, { filename: name }).then((made) => {
+          names.set(made, name);
+          return made;
+        });
+        // Failures are met where the module is linked, below; one compiled ahead may fail first.
+        module.catch(() => undefined);
+        compiled.set(name, module);
+      }
+      return module;
+    };
+    const appSource = (target: string): string | undefined => {
+      const content = target.startsWith('app/') ? files.get(target) : undefined;
+      if (content === undefined) return undefined;
+      const text = typeof content === 'string' ? content : Buffer.from(content).toString('utf8');
+      return this.#inspected ? text : withoutInlineSourceMap(text);
+    };
+    // Compiled now, while the isolate's thread runs the bootstrap below: each compile is a task
+    // there and a wait here, which linking would otherwise make one after another. Compiling
+    // runs none of the app's code (evaluation waits for the link and the Starting write).
+    this.#startWatchdog();
+    const entrySource = appSource(manifest.entry);
+    if (entrySource !== undefined) compile(manifest.entry, entrySource);
+    compile(SDK_MODULE, SDK_MODULE_SOURCE);
+    compile(READY_MODULE, READY_MODULE_SOURCE);
+    const mainModule = compile('isogate:main', readinessModuleSource(manifest.entry));
     const ready = new Promise<void>((resolve, reject) => {
       this.#onReady = resolve;
       this.#onFailed = (failure) => reject(fail(failure.code, failure.message));
@@ -357,17 +387,6 @@ class IsolateSandbox implements AppSandbox {
     );
     this.#guest = { answer, connectionEvent, deliver, fire, configChanged, stop, inspect } as GuestReferences;
 
-    const names = new Map<ivm.Module, string>();
-    const compiled = new Map<string, ivm.Module>();
-    const compile = async (name: string, source: string): Promise<ivm.Module> => {
-      let module = compiled.get(name);
-      if (!module) {
-        module = await this.#isolate.compileModule(source, { filename: name });
-        compiled.set(name, module);
-        names.set(module, name);
-      }
-      return module;
-    };
     const resolve = async (specifier: string, referrer: ivm.Module): Promise<ivm.Module> => {
       const from = names.get(referrer) ?? '';
       if (specifier === SDK_MODULE) return compile(SDK_MODULE, SDK_MODULE_SOURCE);
@@ -378,17 +397,16 @@ class IsolateSandbox implements AppSandbox {
           : from === 'isogate:main'
             ? specifier
             : undefined;
-      const content = target?.startsWith('app/') ? files.get(target) : undefined;
-      if (!target || content === undefined) {
+      // Compiled ahead, the entry needs no source again (a key of `compiled` is never looked up twice).
+      const source = target?.startsWith('app/') ? (compiled.has(target) ? '' : appSource(target)) : undefined;
+      if (target === undefined || source === undefined) {
         throw new Error(`import of "${specifier}" from ${from} is not allowed: an app imports only ${SDK_MODULE} and its own files`);
       }
-      const text = typeof content === 'string' ? content : Buffer.from(content).toString('utf8');
-      return compile(target, this.#inspected ? text : withoutInlineSourceMap(text));
+      return compile(target, source);
     };
 
-    this.#startWatchdog();
     try {
-      const main = await compile('isogate:main', readinessModuleSource(manifest.entry));
+      const main = await mainModule;
       await main.instantiate(context, resolve);
       // Linked, none of it evaluated: the app's code runs from here on.
       await before;
