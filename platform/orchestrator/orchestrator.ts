@@ -1206,7 +1206,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         );
         throw coded;
       };
-      await audit.record('updateStarted', names, { packageId, from: installed.version, to: claimed.version, origin: 'debug', owner });
+      // Appended while the package is verified (the trail keeps the order of the calls, so this
+      // comes before whatever the verification records); nothing is sealed until it is written,
+      // and a trail that cannot take it refuses the update with its own error, as it would first.
+      const startAudited = audit.record('updateStarted', names, { packageId, from: installed.version, to: claimed.version, origin: 'debug', owner }).then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      );
       const work = path.join(this.#stagingDir, randomBytes(8).toString('hex'));
       let discard: (() => void) | undefined;
       try {
@@ -1218,10 +1224,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           discard = hooks.prepare?.(packageId, claimed);
           verified = await verifying;
           tracePhase('verified', packageId);
+          const unaudited = await startAudited;
+          if (unaudited) throw unaudited.error;
           await this.#seal(work, verified, 'debug', owner);
           tracePhase('sealed', packageId);
         } catch (error) {
           await eraseTree(work, this.#data);
+          const unaudited = await startAudited;
+          if (unaudited) throw unaudited.error;
           return refused(error);
         }
         const result = await this.#swapIn(installed, hooks, { work, verified, size: 0, names, report, refused, watchMs: PUSH_WATCH_MS });

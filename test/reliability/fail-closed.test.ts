@@ -108,6 +108,27 @@ describe('reliability: fail closed when the audit record cannot be written', fun
       assert.ok(!(await appsDir()).includes(PUSHED));
     });
 
+    it("a pushed update whose first record cannot be written (written while the package is verified) changes nothing (E_STORAGE_FULL)", async () => {
+      const pushed = (version: string, code: string) =>
+        buildPackage(sampleManifest({ package_id: PUSHED, name: 'Pushed', version }), new Map([['app/main.js', Buffer.from(code)]]));
+      const file = path.join(env.dir, 'pushed-update.igp');
+      await fs.writeFile(file, await pushed('1.0.0', '1;\n'));
+      await gateway.services.orchestrator.push(file, 'dev-1');
+      await fs.writeFile(file, await pushed('1.0.1', '2;\n'));
+      const config = await configText();
+      const files = await snapshotTree(path.join(env.data, 'apps', PUSHED));
+      const before = events().length;
+      disk.inject({ operation: 'write', code: 'ENOSPC', path: AUDIT, partial: true });
+      await assert.rejects(gateway.services.orchestrator.push(file, 'dev-1'), coded('E_STORAGE_FULL'));
+      disk.clear();
+      assert.equal(gateway.services.orchestrator.get(PUSHED)?.version, '1.0.0');
+      assert.equal(await configText(), config);
+      assert.deepEqual(await snapshotTree(path.join(env.data, 'apps', PUSHED)), files);
+      assert.deepEqual(await fs.readdir(path.join(env.data, 'staging')), []);
+      assert.deepEqual(events().slice(before), [], 'nothing after the refused start in the trail');
+      await gateway.services.orchestrator.uninstall(PUSHED);
+    });
+
     it('installs once the trail takes records again; an update whose success cannot be recorded is rolled back (E_IO), 1.0.0 kept', async () => {
       await gateway.services.orchestrator.install(ID, { version: '1.0.0' });
       const config = await configText();
