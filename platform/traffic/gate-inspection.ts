@@ -1,7 +1,8 @@
 /**
  * The crossings between the traffic gate and the inspecting app: every open, data and close of
- * every proxied connection is queued here and handed over in batches, one crossing in flight at
- * a time (what queued meanwhile goes in the next), verdicts back as one array. A crossing that
+ * every proxied connection is queued here and handed over in batches, at most two crossings in
+ * flight (what queued meanwhile goes in the next), verdicts back as one array and handled in the
+ * order the crossings went. A crossing that
  * does not come back within the verdict deadline, or comes back rejected, is the inspector's
  * failure: the gate fails closed and the caller decides what that means (emergency support mode).
  */
@@ -9,6 +10,13 @@ import { fail, type IsogateError, toIsogateError } from '../../sdk/errors.js';
 import type { AppInspector, InspectItem, TrafficVerdict } from '../sandbox/bridge.js';
 
 /** Bounds of one crossing: a few hundred Modbus frames, or one large MQTT publish. */
+/**
+ * Crossings in flight at once. With two, the next batch is on its way while the isolate inspects
+ * the one before (it takes them in order), instead of waiting for its verdicts and the wake-ups
+ * both ways: 5.2-5.7 to 4.3 us of process CPU per frame in the gate bench, batches larger.
+ */
+const MAX_IN_FLIGHT = 2;
+
 export const CROSSING_LIMITS = { items: 1024, bytes: 4 * 1024 * 1024 } as const;
 
 /** What the gate learns back for one data item. */
@@ -30,7 +38,9 @@ export interface InspectionQueueOptions {
 
 export class InspectionQueue {
   #queue: Queued[] = [];
-  #inFlight = false;
+  #inFlight = 0;
+  /** The verdicts of the crossing before, handled: each crossing's are handled after it. */
+  #handled: Promise<void> = Promise.resolve();
   #scheduled = false;
   #stopped = false;
   /** Crossings made and data items inspected, for the gate's counters and the bench. */
@@ -50,7 +60,7 @@ export class InspectionQueue {
   push(item: InspectItem, onVerdict?: VerdictHandler): void {
     if (this.#stopped) return;
     this.#queue.push({ item, ...(onVerdict ? { onVerdict } : {}), bytes: item[0] === 'data' ? item[3].byteLength : 0 });
-    if (this.#inFlight || this.#scheduled) return;
+    if (this.#inFlight >= MAX_IN_FLIGHT || this.#scheduled) return;
     this.#scheduled = true;
     // Everything the sockets delivered in this turn of the event loop crosses together.
     setImmediate(() => {
@@ -59,14 +69,14 @@ export class InspectionQueue {
     });
   }
 
-  /** No more crossings; one in flight is ignored when it returns. */
+  /** No more crossings; those in flight are ignored when they return. */
   stop(): void {
     this.#stopped = true;
     this.#queue = [];
   }
 
   async #cross(): Promise<void> {
-    if (this.#inFlight || this.#stopped || this.#queue.length === 0) return;
+    if (this.#inFlight >= MAX_IN_FLIGHT || this.#stopped || this.#queue.length === 0) return;
     let take = 0;
     let bytes = 0;
     while (take < this.#queue.length && take < CROSSING_LIMITS.items && (take === 0 || bytes + this.#queue[take]!.bytes <= CROSSING_LIMITS.bytes)) {
@@ -75,38 +85,60 @@ export class InspectionQueue {
     }
     const batch = this.#queue.splice(0, take);
     const handlers = batch.flatMap((entry) => (entry.onVerdict ? [entry.onVerdict] : []));
-    this.#inFlight = true;
+    this.#inFlight += 1;
     this.crossings += 1;
     this.items += handlers.length;
     let deadline: NodeJS.Timeout | undefined;
+    const answered = Promise.race([
+      this.options.inspector.inspect(batch.map((entry) => entry.item)),
+      new Promise<never>((_, reject) => {
+        deadline = setTimeout(
+          () => reject(fail('E_APP_FAILED', `did not answer the traffic gate within ${this.options.deadlineMs} ms`, { notAnswering: true })),
+          this.options.deadlineMs,
+        );
+      }),
+    ]).finally(() => clearTimeout(deadline));
+    answered.catch(() => undefined);
+    const before = this.#handled;
+    let done!: () => void;
+    this.#handled = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    // The next batch may cross while this one is inspected: the isolate takes them in order.
+    if (this.#queue.length > 0 && this.#inFlight < MAX_IN_FLIGHT && !this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        void this.#cross();
+      });
+    }
     let verdicts: TrafficVerdict[];
     try {
-      verdicts = await Promise.race([
-        this.options.inspector.inspect(batch.map((entry) => entry.item)),
-        new Promise<never>((_, reject) => {
-          deadline = setTimeout(
-            () => reject(fail('E_APP_FAILED', `did not answer the traffic gate within ${this.options.deadlineMs} ms`, { notAnswering: true })),
-            this.options.deadlineMs,
-          );
-        }),
-      ]);
+      verdicts = await answered;
+      await before;
     } catch (error) {
-      this.#inFlight = false;
+      this.#inFlight -= 1;
+      done();
       if (!this.#stopped) {
         this.stop();
         this.options.onFailure(toIsogateError(error));
       }
       return;
-    } finally {
-      clearTimeout(deadline);
     }
-    this.#inFlight = false;
-    if (this.#stopped) return;
+    this.#inFlight -= 1;
+    if (this.#stopped) {
+      done();
+      return;
+    }
     // The sandbox decoded one verdict per data item; the gate checks what each releases.
     for (let index = 0; index < handlers.length; index += 1) {
       handlers[index]!(verdicts[index]!);
-      if (this.#stopped) return;
+      if (this.#stopped) {
+        done();
+        return;
+      }
     }
+    done();
     if (this.#queue.length > 0) void this.#cross();
   }
 }

@@ -1,0 +1,98 @@
+/**
+ * The inspection queue on its own: what crosses, in which order the verdicts are handled with
+ * two crossings in flight, and that an inspector's failure stops everything after it.
+ */
+import { strict as assert } from 'node:assert';
+import type { AppInspector, InspectItem, TrafficVerdict } from '../../platform/sandbox/bridge.js';
+import { InspectionQueue } from '../../platform/traffic/gate-inspection.js';
+import { waitFor } from '../fixtures/wait.js';
+
+const DIRECTION = 'to_server' as const;
+
+interface Crossing {
+  items: InspectItem[];
+  answer(verdicts: TrafficVerdict[]): void;
+  refuse(error: Error): void;
+}
+
+/** An inspector whose crossings the test answers by hand, in any order. */
+function handInspector(): { inspector: AppInspector; crossings: Crossing[] } {
+  const crossings: Crossing[] = [];
+  const inspector: AppInspector = {
+    packageId: 'com.example.inspector',
+    canBlock: false,
+    inspect: (items) =>
+      new Promise<TrafficVerdict[]>((resolve, reject) => {
+        crossings.push({ items, answer: resolve, refuse: reject });
+      }),
+  };
+  return { inspector, crossings };
+}
+
+const data = (connection: number, byte: number): InspectItem => ['data', connection, DIRECTION, new Uint8Array([byte]), 0];
+const release = (upTo: number): TrafficVerdict => ({ release: upTo });
+
+describe('traffic gate: the inspection queue', () => {
+  it('sends the next batch while one is inspected, and handles the verdicts in the order the crossings went', async () => {
+    const { inspector, crossings } = handInspector();
+    const failures: unknown[] = [];
+    const queue = new InspectionQueue({ inspector, deadlineMs: 10_000, onFailure: (error) => failures.push(error) });
+    const handled: string[] = [];
+    queue.push(data(1, 1), () => handled.push('first'));
+    await waitFor(() => crossings.length === 1);
+    queue.push(data(1, 2), () => handled.push('second'));
+    await waitFor(() => crossings.length === 2);
+    queue.push(data(1, 3), () => handled.push('third'));
+    // Two in flight: the third waits for a verdict.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(crossings.length, 2);
+    crossings[1]!.answer([release(2)]);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(handled, [], 'the second crossing waits for the first');
+    crossings[0]!.answer([release(1)]);
+    await waitFor(() => handled.length === 2);
+    assert.deepEqual(handled, ['first', 'second']);
+    await waitFor(() => crossings.length === 3);
+    crossings[2]!.answer([release(3)]);
+    await waitFor(() => handled.length === 3);
+    assert.deepEqual(handled, ['first', 'second', 'third']);
+    assert.deepEqual(failures, []);
+    assert.equal(queue.crossings, 3);
+  });
+
+  it('fails closed when a crossing is refused: the verdicts of the one after it are never handled', async () => {
+    const { inspector, crossings } = handInspector();
+    const failures: { code: string }[] = [];
+    const queue = new InspectionQueue({ inspector, deadlineMs: 10_000, onFailure: (error) => failures.push(error) });
+    const handled: string[] = [];
+    queue.push(data(1, 1), () => handled.push('first'));
+    await waitFor(() => crossings.length === 1);
+    queue.push(data(1, 2), () => handled.push('second'));
+    await waitFor(() => crossings.length === 2);
+    crossings[1]!.answer([release(2)]);
+    crossings[0]!.refuse(Object.assign(new Error('forged verdict'), { code: 'E_APP_FAILED' }));
+    await waitFor(() => failures.length === 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(handled.length, 0, 'the second crossing answered, but after a refused one');
+    assert.equal(failures[0]!.code, 'E_APP_FAILED');
+    assert.equal(queue.stopped, true);
+    queue.push(data(1, 3), () => handled.push('third'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(crossings.length, 2, 'nothing crosses once stopped');
+    assert.equal(handled.length, 0);
+  });
+
+  it('fails closed when the inspector misses the deadline (E_APP_FAILED, not answering)', async () => {
+    const { inspector, crossings } = handInspector();
+    const failures: { code: string; details: Record<string, unknown> }[] = [];
+    const queue = new InspectionQueue({ inspector, deadlineMs: 50, onFailure: (error) => failures.push(error as never) });
+    const handled: string[] = [];
+    queue.push(data(1, 1), () => handled.push('first'));
+    await waitFor(() => failures.length === 1);
+    assert.equal(failures[0]!.code, 'E_APP_FAILED');
+    assert.equal(failures[0]!.details.notAnswering, true);
+    crossings[0]!.answer([release(1)]);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(handled, [], 'a late verdict releases nothing');
+  });
+});
