@@ -108,7 +108,7 @@ describe('reliability: fail closed when the audit record cannot be written', fun
       assert.ok(!(await appsDir()).includes(PUSHED));
     });
 
-    it("a pushed update whose first record cannot be written (written while the package is verified) changes nothing (E_STORAGE_FULL)", async () => {
+    it('a pushed update whose first record cannot be written (written while the package is verified) changes nothing (E_STORAGE_FULL)', async () => {
       const pushed = (version: string, code: string) =>
         buildPackage(sampleManifest({ package_id: PUSHED, name: 'Pushed', version }), new Map([['app/main.js', Buffer.from(code)]]));
       const file = path.join(env.dir, 'pushed-update.igp');
