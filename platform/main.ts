@@ -271,12 +271,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // An update stops the app and keeps its storage, logs, certificates and routes; storage is
       // closed so that it opens again with the new version's quota.
       updateHooks: {
-        hold: async (id) => {
-          const wasRunning = await launcher!.hold(id);
-          await egress.closeApp(id);
-          await storage.close(id);
-          return wasRunning;
-        },
+        // Inside the launcher's hold: if closing these fails, the app is released and runs again as it did.
+        hold: (id) =>
+          launcher!.hold(id, async () => {
+            await egress.closeApp(id);
+            await storage.close(id);
+          }),
         run: (id, watchMs) => launcher!.runHeld(id, watchMs),
         halt: (id) => launcher!.haltHeld(id),
         release: (id) => launcher!.release(id),

@@ -603,31 +603,63 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   /**
    * An in-place update begins: the app stops (a pending restart is cancelled) and stays held
    * until `release`, so that no admin command or restart launches it while its files change.
+   * `also` runs last, inside the hold (the update's own closing of the app's other resources).
    * Says whether it was running or about to run again, so the update starts the new version.
+   * All or nothing: a hold that fails (a state or audit record the disk refuses, `also`) leaves
+   * the app as it was, not held and running again if it ran, and rejects with its failure;
+   * otherwise nothing would ever start the app again, and no admin command could.
    */
-  hold(packageId: string): Promise<boolean> {
+  hold(packageId: string, also?: () => Promise<void>): Promise<boolean> {
     return this.#lock(packageId).run(async () => {
       this.#app(packageId);
       this.#refuseHeld(packageId);
       const runtime = this.#runtime(packageId);
+      const before = runtime.status;
       const restarting = runtime.restartTimer !== undefined;
+      this.#held.add(packageId);
+      try {
+        if (before === 'running') {
+          // `execute` stays as the Running state wrote it (true): the app is meant to run, and after
+          // a crash mid-update it comes back with its Autostart rule. Its Stopped state is not
+          // written here: the update's next write of the app's entry records it (UpdateHooks.hold),
+          // one durable write of the configuration document fewer while the app is down.
+          await this.#halt(packageId, true, false);
+          await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId, reason: 'update' });
+          this.#options.appLog(packageId, 3, 'Stopped for an update');
+        } else if (before === 'error') {
+          await this.#setStatus(packageId, 'stopped');
+        }
+        await also?.();
+      } catch (error) {
+        await this.#unhold(packageId, before, error);
+        throw toIsogateError(error);
+      }
+      // Cancelled only once the hold stands: a restart that came due meanwhile waited for this
+      // lock and found the app held; after a failed hold it runs as it would have.
       if (runtime.restartTimer) clearTimeout(runtime.restartTimer);
       runtime.restartTimer = undefined;
-      this.#held.add(packageId);
-      const active = runtime.status === 'running' || runtime.status === 'starting';
-      if (runtime.status === 'running') {
-        // `execute` stays as the Running state wrote it (true): the app is meant to run, and after
-        // a crash mid-update it comes back with its Autostart rule. Its Stopped state is not
-        // written here: the update's next write of the app's entry records it (UpdateHooks.hold),
-        // one durable write of the configuration document fewer while the app is down.
-        await this.#halt(packageId, true, false);
-        await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId, reason: 'update' });
-        this.#options.appLog(packageId, 3, 'Stopped for an update');
-      } else if (runtime.status === 'error') {
-        await this.#setStatus(packageId, 'stopped');
-      }
-      return active || restarting;
+      return before === 'running' || before === 'starting' || restarting;
     });
+  }
+
+  /** A hold that failed, undone (in the app's lock): not held, running again if it ran, in Error again if it was. */
+  async #unhold(packageId: string, before: Runtime['status'], failure: unknown): Promise<void> {
+    this.#held.delete(packageId);
+    const runtime = this.#runtime(packageId);
+    this.#report(packageId, 1, 'The update could not hold the app, so it was not updated', failure);
+    if (before === 'error' && runtime.status !== 'error') {
+      await this.#attempt(packageId, 'record the Error state again', () => this.#setStatus(packageId, 'error'));
+      return;
+    }
+    if (before !== 'running' || runtime.status === 'running') return;
+    try {
+      await this.#launch(packageId);
+      this.#options.appLog(packageId, 3, 'Started again after the failed hold');
+    } catch (error) {
+      // #launch audits its refusals and failures; the app that ran is then one that failed, and its restart rule applies.
+      this.#report(packageId, 1, 'It could not be started again after the failed hold', error);
+      if (runtime.status === 'error') this.#scheduleRestart(packageId);
+    }
   }
 
   /**

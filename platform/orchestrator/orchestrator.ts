@@ -139,7 +139,9 @@ export interface UpdateHooks {
   /**
    * Stops the app if it runs and holds it (nothing starts it) until `release`; true if it ran or
    * was about to. A running app's Stopped state is left for the update to write with its entry
-   * (the stored state only tells; start-up decides by the entry's Execute flag).
+   * (the stored state only tells; start-up decides by the entry's Execute flag). A hold that
+   * rejects has left the app as it was: not held, and running again if it ran (the update then
+   * calls nothing else, `release` included).
    */
   hold(packageId: string): Promise<boolean>;
   /** Starts the held app and watches it for `watchMs`; rejects with its failure (the app then stopped). */
@@ -998,7 +1000,15 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       tracePhase('held', packageId);
     } catch (error) {
       await eraseTree(work, data);
-      return refused(error);
+      const coded = toIsogateError(error);
+      return refused(
+        fail(coded.code, `${appName} was not updated: it could not be stopped and held for the update (${coded.message}); ${from} is as it was`, {
+          ...coded.details,
+          packageId,
+          from,
+          to: manifest.version,
+        }),
+      );
     }
     // Read once the app is held: a configuration saved until then is the one carried and journalled
     // (read before, it was overwritten by the carried older one when a save came between).

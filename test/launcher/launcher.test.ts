@@ -171,6 +171,52 @@ describe('launcher', () => {
     assert.equal(sandboxes.length, 5, 'no restart ran while it was held');
   });
 
+  // A hold that failed partway used to keep the app held: stopped, never started again, every admin command E_BUSY.
+  it('a hold that fails leaves the app as it was: its Stopping write, its audit or the closing step refused, the app runs again and is not held', async () => {
+    const l = launcher();
+    await l.start(id);
+    failConfigWrites(1);
+    await assert.rejects(l.hold(id), { code: 'E_IO' });
+    assert.equal(l.status(id).status, 'running', 'started again');
+    assert.equal(sandboxes.length, 2);
+    assert.ok(sandboxes[0]!.stopped && sandboxes[1]!.ran);
+    assert.ok(logged(/^The update could not hold the app, so it was not updated: E_IO/));
+    sinon.restore();
+
+    failAudit('appStopped');
+    await assert.rejects(l.hold(id), { code: 'E_STORAGE_FULL' });
+    assert.equal(l.status(id).status, 'running');
+    assert.equal(sandboxes.length, 3);
+    sinon.restore();
+
+    await assert.rejects(
+      l.hold(id, async () => {
+        throw fail('E_IO', 'the storage log could not be closed');
+      }),
+      { code: 'E_IO', message: 'the storage log could not be closed' },
+    );
+    assert.equal(l.status(id).status, 'running');
+    assert.equal(sandboxes.length, 4);
+    assert.equal(audit.events().filter((event) => event === 'launchStarted').length, 4, 'each start again audited');
+    // Not held: an admin command is the admin's again, and a hold works.
+    assert.equal((await l.stop(id)).status, 'stopped');
+    assert.equal(await l.hold(id), false);
+    l.release(id);
+  });
+
+  it('a hold that fails on an app waiting in restart backoff leaves it in Error with its restart still due', async () => {
+    const l = launcher();
+    await l.start(id);
+    sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
+    await waitFor(() => l.status(id).status === 'error' && logged(/^Restarting in/));
+    failConfigWrites(1);
+    await assert.rejects(l.hold(id), { code: 'E_IO' });
+    sinon.restore();
+    assert.equal(l.status(id).status, 'error');
+    await waitFor(() => sandboxes.length === 2 && l.status(id).status === 'running');
+    await l.stop(id);
+  });
+
   // A push is confirmed by the ready signal (no watch window): a version that fails right after
   // it, while the update still holds the app (writing its success record), was left in Error for good.
   it('applies the restart rule on release to an app that failed after its watch but while still held (audited, restarted once)', async () => {

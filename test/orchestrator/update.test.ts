@@ -356,6 +356,31 @@ describe('orchestrator: in-place update', function () {
     assert.equal(rolledBack.text, 'Error E_APP_FAILED occurred during the update of the application Sample; version 1.0.0 is restored');
   });
 
+  // The hold's contract (UpdateHooks.hold): one that rejects has left the app as it was, so the update calls nothing else.
+  it('refuses the update with the code of a hold that fails, audited; nothing changed, the staging erased, nothing else asked of the launcher', async () => {
+    const orchestrator = await installedV1();
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    const before = await state();
+    runner.hold = async (id) => {
+      runner.calls.push(`hold ${id}`);
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    };
+
+    await assert.rejects(orchestrator.update(ID), (error: unknown) => {
+      assert.ok(isIsogateError(error, 'E_STORAGE_FULL'), String(error));
+      assert.match(error.message, /^Sample was not updated: it could not be stopped and held for the update \(.*no space left.*\); 1\.0\.0 is as it was$/);
+      assert.deepEqual({ from: error.details.from, to: error.details.to }, { from: '1.0.0', to: '2.0.0' });
+      return true;
+    });
+    assert.deepEqual(await state(), before);
+    assert.equal(orchestrator.get(ID)!.version, '1.0.0');
+    assert.deepEqual(runner.calls, [`hold ${ID}`]);
+    assert.equal(runner.running, true);
+    const refusal = audit.records.at(-1)!;
+    assert.equal(refusal.event, 'updateError');
+    assert.equal(refusal.details?.code, 'E_STORAGE_FULL');
+  });
+
   /** A new gateway process (the configuration and the orchestrator read again from disk) finds the old version as it was. */
   async function reopensAtTheOldVersion(configBefore: string, filesBefore: unknown): Promise<void> {
     config = await ConfigStore.open(path.join(dir, 'config.json'), 'test');
