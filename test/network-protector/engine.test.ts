@@ -191,6 +191,45 @@ describe('rule engine: StreamInspector', () => {
     assert.deepEqual(fresh.data('to_server', read(3), 0), { drop: v.drop }, 'nothing more is released');
   });
 
+  it('Modbus: a connection polling the same and then new requests meets on each the rules a fresh connection would, past the contents it keeps lists for', () => {
+    const compiled = rules(
+      [
+        'drop modbus any any -> any any (msg:"write 100 high"; modbus: access write holding, address 100, value >1000; sid:1;)',
+        'alert modbus any any -> any any (msg:"holding 10-20"; modbus: access read holding, address 10<>20; sid:2;)',
+        'alert modbus any any -> any any (msg:"holding 15"; modbus: access read holding, address 15; sid:3;)',
+        'alert modbus any any -> any any (msg:"unit 2"; modbus: unit 2; sid:4;)',
+        'alert modbus any any -> any any (msg:"unit 1 reads"; modbus: unit 1, function 3; sid:5;)',
+        'alert modbus any any -> any any (msg:"write coil 0"; modbus: access write coils, address 0; sid:6;)',
+        'alert modbus any any -> any any (msg:"mismatch"; app-layer-event:modbus.value_mismatch; sid:7;)',
+      ].join('\n'),
+    );
+    const answer = (request: Buffer): Buffer => {
+      const count = request[11]!;
+      return mbap(request.readUInt16BE(0), request[6]!, [3, count * 2, ...new Array<number>(count * 2).fill(0)]);
+    };
+    const polled = new StreamInspector(compiled, MODBUS);
+    // Repeats first, then more distinct contents than the inspector keeps narrowed lists for (1024).
+    const requests: Buffer[] = [];
+    for (let round = 0; round < 3; round++) for (let address = 8; address < 24; address++) requests.push(read(0, 1 + (address % 2), address, 1 + (round % 2)));
+    for (let address = 0; address < 1100; address++) requests.push(read(0, 1, address, 1));
+    for (let address = 0; address < 1100; address += 250) requests.push(read(0, 1, address, 1));
+    requests.push(mbap(0, 1, [5, 0, 0, 0xff, 0]), mbap(0, 1, [5, 0, 0, 0xff, 0]), mbap(0, 1, [5, 0, 1, 0xff, 0]));
+    requests.forEach((request, id) => {
+      request.writeUInt16BE(id & 0xffff, 0);
+      const fresh = new StreamInspector(compiled, MODBUS);
+      const label = `request ${id}: ${request.toString('hex')}`;
+      assert.deepEqual(sids(polled.data('to_server', request, 0)), sids(fresh.data('to_server', request, 0)), label);
+      if (request[7] === 3)
+        assert.deepEqual(sids(polled.data('to_client', answer(request), 0)), sids(fresh.data('to_client', answer(request), 0)), `${label}, answered`);
+    });
+    const unit2 = new StreamInspector(compiled, MODBUS);
+    assert.deepEqual(
+      sids(unit2.data('to_server', read(1, 2, 14, 1), 0)),
+      [2, 3, 4],
+      'register 14 is address 15 (sawp counts from 1); the assertions above compare verdicts that have alerts',
+    );
+  });
+
   it('a matching pass rule silences the rules after it for that chunk', () => {
     const compiled = rules(
       [

@@ -14,7 +14,12 @@ export interface CompiledRule {
   readonly alert: TrafficAlert;
   readonly kind: 'tx' | 'packet';
   /** The application protocol a transaction rule needs; a packet rule has none. */
-  readonly app?: 'modbus' | 'mqtt';
+  readonly app: 'modbus' | 'mqtt' | undefined;
+  /**
+   * The rule's key in a transaction's detection state for the to_server direction (sid * 2;
+   * to_client is one more): worked out once, not on every inspection of every transaction.
+   */
+  readonly detectKey: number;
   /** Directions the rule inspects (its flow direction, or both). */
   readonly directions: readonly TrafficDirection[];
   /** The rule can never match a stream the gateway sees (flow:not_established, only_frag). */
@@ -58,7 +63,7 @@ export function compileRules(lists: { text: string; name: string }[], vars: Reco
   const rules = parsed.map((rule) => compileRule(rule));
   // A stable sort: within one action the rules keep their list order.
   const ordered = rules.map((r, i) => ({ r, i })).sort((a, b) => a.r.order - b.r.order || a.i - b.i);
-  return { rules: ordered.map(({ r }, index) => ({ ...r, index })) };
+  return { rules: ordered.map(({ r }, index) => withIndex(r, index)) };
 }
 
 export function compileRule(rule: Rule, index = 0): CompiledRule {
@@ -78,13 +83,36 @@ export function compileRule(rule: Rule, index = 0): CompiledRule {
     rule,
     alert,
     kind: app ? 'tx' : 'packet',
-    ...(app ? { app } : {}),
+    app,
+    detectKey: rule.sid * 2,
     directions: direction ? [direction] : ['to_server', 'to_client'],
     never: rule.flow?.state === 'not_established' || rule.flow?.frag === 'only_frag',
     order: ACTION_ORDER[rule.header.action] ?? 2,
     needsComplete: app === 'mqtt' && needsComplete(rule),
     needsEvents: rule.events.length > 0,
     settledByMessage: app === 'modbus' && rule.events.length === 0 && rule.buffers.length === 0,
+    index,
+  };
+}
+
+/**
+ * Every compiled rule has one shape, each field written in one order (no spread): the inspector
+ * reads a few fields of every candidate rule for every transaction, and a load from objects of one
+ * shape stays a single monomorphic access there.
+ */
+function withIndex(r: CompiledRule, index: number): CompiledRule {
+  return {
+    rule: r.rule,
+    alert: r.alert,
+    kind: r.kind,
+    app: r.app,
+    detectKey: r.detectKey,
+    directions: r.directions,
+    never: r.never,
+    order: r.order,
+    needsComplete: r.needsComplete,
+    needsEvents: r.needsEvents,
+    settledByMessage: r.settledByMessage,
     index,
   };
 }

@@ -58,13 +58,34 @@ const BOTH: readonly TrafficDirection[] = ['to_server', 'to_client'];
 /**
  * Transaction rules in list order, and the same list without the rules a transaction's state
  * refuses (by stateOf), each worked out the first time a transaction in that state meets it.
+ * `byMessage[state]` narrows a state's list further for one Modbus message content
+ * (ModbusMessage.matchKey): the rules settled by the message (CompiledRule.settledByMessage) that
+ * it does not match are left out, and those kept are known to match it. Polling sends the same
+ * requests over and over; each then costs the rules that match it, not every rule it could match.
  */
 interface CandidateList {
   readonly all: readonly CompiledRule[];
   readonly byState: (readonly CompiledRule[] | undefined)[];
+  readonly byMessage: (Map<number, readonly CompiledRule[]> | undefined)[];
 }
 
-const candidateList = (all: readonly CompiledRule[]): CandidateList => ({ all, byState: new Array(8).fill(undefined) });
+/** A message kind's candidate lists, to_server's and to_client's. */
+type ByDirection = readonly [CandidateList, CandidateList];
+
+/** What a verdict's inspection returns for `matches`: it collects alerts instead. */
+const NO_MATCHES: readonly InspectMatch[] = Object.freeze([]);
+
+const candidateList = (all: readonly CompiledRule[]): CandidateList => ({
+  all,
+  byState: new Array(8).fill(undefined),
+  byMessage: new Array(8).fill(undefined),
+});
+
+/**
+ * Message contents one inspector keeps narrowed lists for, all its lists together: a poll cycles
+ * through a few dozen requests, and a client sending ever new ones must not grow the memory.
+ */
+const MESSAGE_LISTS = 1024;
 
 /** The three facts a rule's cheap refusals look at, as an index into CandidateList.byState. */
 const stateOf = (hasEvents: boolean, complete: boolean, settled: boolean): number => (hasEvents ? 1 : 0) | (complete ? 2 : 0) | (settled ? 4 : 0);
@@ -86,9 +107,11 @@ export class StreamInspector {
   readonly #candidates: Record<TrafficDirection, { tx: CompiledRule[]; packet: CompiledRule[] }>;
   /** Per direction, the packet rules' fast patterns: a chunk is scanned once, not once per rule. */
   readonly #prefilters: Record<TrafficDirection, PacketPrefilter>;
-  readonly #fed: Record<TrafficDirection, number> = { to_server: 0, to_client: 0 };
-  /** Per direction, the Modbus transaction rules by message kind (#modbusCandidates), each with its variants by transaction state. */
-  readonly #byKind: Record<TrafficDirection, Map<number, CandidateList>> = { to_server: new Map(), to_client: new Map() };
+  /** Bytes fed to_server and to_client: two fields, not a record read by a string per chunk. */
+  #fedToServer = 0;
+  #fedToClient = 0;
+  /** The Modbus transaction rules by message kind (#modbusCandidates), both directions' lists from one lookup, each with its variants by transaction state. */
+  readonly #byKind = new Map<number, ByDirection>();
   /** Per direction, every transaction rule of the connection (an MQTT one, or a Modbus transaction without a message) with its variants by state. */
   readonly #txLists: Record<TrafficDirection, CandidateList>;
   #drop: CompiledRule | undefined;
@@ -100,6 +123,7 @@ export class StreamInspector {
   readonly #workedOut: Uint32Array;
   readonly #matched: Uint8Array;
   #change = 0;
+  #messageLists = 0;
 
   constructor(rules: CompiledRules, connection: TrafficConnection) {
     this.#protocol = connection.protocol;
@@ -151,7 +175,9 @@ export class StreamInspector {
   /** The matches go to `matches` of the result, or, given `alerts`, only their alerts there (at most ALERTS_PER_VERDICT). */
   #inspect(direction: TrafficDirection, bytes: Uint8Array, alerts: TrafficAlert[] | undefined): InspectResult {
     const side = SIDE[direction];
-    this.#fed[direction] += bytes.length;
+    if (direction === 'to_server') this.#fedToServer += bytes.length;
+    else this.#fedToClient += bytes.length;
+    const fed = direction === 'to_server' ? this.#fedToServer : this.#fedToClient;
     let updated: readonly Transaction[];
     let stopped: boolean;
     let held: number;
@@ -169,9 +195,9 @@ export class StreamInspector {
       held = flow.buffered(side);
       version = flow.protocolVersion;
     }
-    const release = this.#fed[direction] - held;
-    const matches: InspectMatch[] = [];
-    if (this.#drop) return { updated, matches, release, stopped, drop: this.#drop };
+    const release = fed - held;
+    const matches: InspectMatch[] | undefined = alerts ? undefined : [];
+    if (this.#drop) return { updated, matches: matches ?? NO_MATCHES, release, stopped, drop: this.#drop };
     // Rules are in action order, so a pass rule comes before every rule it silences.
     let passed = false;
     for (const tx of updated) {
@@ -188,18 +214,24 @@ export class StreamInspector {
       const settled = message !== undefined && (tx as ModbusTransaction).settledFor === message;
       const change = this.#nextChange();
       const state = stateOf(hasEvents, complete, settled);
+      const byKind = this.#modbus ? this.#modbusCandidates(tx as ModbusTransaction) : undefined;
       for (const inspected of directions) {
         if (passed) break;
         const bit = inspected === 'to_server' ? 0 : 1;
         // Only the rules the transaction's state leaves (events, completeness, a settled message):
         // most rules of a list never get past those refusals, and a frame should not pay for them.
-        const list = this.#modbus ? this.#modbusCandidates(inspected, tx as ModbusTransaction) : this.#txLists[inspected];
-        for (const rule of list.byState[state] ?? variantOf(list, state)) {
+        const list = byKind ? byKind[bit]! : this.#txLists[inspected];
+        const rules = list.byState[state] ?? variantOf(list, state);
+        // Settled rules are left in only by a message that matches them, both ways alike (stateOf's settled bit is clear).
+        const narrowed =
+          message !== undefined && message.matchKey >= 0 && !settled
+            ? this.#forMessage(list, state, rules, tx as ModbusTransaction, message.matchKey)
+            : undefined;
+        for (const rule of narrowed ?? rules) {
           // Suricata keeps a transaction's detection state per direction: once per direction.
-          // The alert's sid is the rule's: alerts are all of one shape, where rules are of many (a faster load).
-          const key = rule.alert.sid * 2 + bit;
+          const key = rule.detectKey + bit;
           if (sids !== undefined && (Array.isArray(sids) ? sids.includes(key) : sids.has(key))) continue;
-          if (!this.#txMatchesOnce(rule, tx, version, bytes, change)) continue;
+          if (!(narrowed !== undefined && rule.settledByMessage) && !this.#txMatchesOnce(rule, tx, version, bytes, change)) continue;
           if (sids === undefined) {
             sids = [key];
             tx.detected = sids;
@@ -211,7 +243,7 @@ export class StreamInspector {
           }
           if (alerts) {
             if (alerts.length < ALERTS_PER_VERDICT) alerts.push(rule.alert);
-          } else matches.push({ rule, direction: inspected, tx });
+          } else matches!.push({ rule, direction: inspected, tx });
           if (rule.alert.action === 'pass') {
             passed = true;
             break;
@@ -227,34 +259,48 @@ export class StreamInspector {
         if (!payloadMatches(rule.rule.buffers, bytes)) continue;
         if (alerts) {
           if (alerts.length < ALERTS_PER_VERDICT) alerts.push(rule.alert);
-        } else matches.push({ rule, direction });
+        } else matches!.push({ rule, direction });
         if (rule.alert.action === 'pass') break;
         if (rule.alert.action === 'drop' && !this.#drop) this.#drop = rule;
       }
     }
-    return { updated, matches, release, stopped, ...(this.#drop ? { drop: this.#drop } : {}) };
+    // One shape whether or not a rule dropped (a spread of an empty object costs a copy per chunk).
+    return { updated, matches: matches ?? NO_MATCHES, release, stopped, drop: this.#drop };
   }
 
-  /** The transaction rules that could match a Modbus message of this kind, worked out once per kind. */
-  #modbusCandidates(direction: TrafficDirection, tx: ModbusTransaction): CandidateList {
+  /** The transaction rules that could match a Modbus message of this kind, both ways, worked out once per kind. */
+  #modbusCandidates(tx: ModbusTransaction): ByDirection {
     const msg = tx.request ?? tx.response;
-    if (!msg) return this.#txLists[direction];
+    if (!msg) return [this.#txLists.to_server, this.#txLists.to_client];
     // The unit too: a list of per-unit rules (one PLC each) otherwise costs every request all of them.
     const key = msg.functionRaw | (msg.accessType << 8) | (msg.category << 16) | (msg.unitId << 20);
-    const index = this.#byKind[direction];
-    let list = index.get(key);
-    if (!list) {
-      list = candidateList(
-        this.#candidates[direction].tx.filter((rule) =>
-          rule.rule.modbus.every(
-            (c) => (!c.unit || inRange(c.unit, msg.unitId)) && modbusCouldMatch(c, msg.functionRaw, msg.accessType, msg.category, msg.functionCode),
-          ),
-        ),
-      );
+    let lists = this.#byKind.get(key);
+    if (!lists) {
+      const could = (rule: CompiledRule): boolean =>
+        rule.rule.modbus.every(
+          (c) => (!c.unit || inRange(c.unit, msg.unitId)) && modbusCouldMatch(c, msg.functionRaw, msg.accessType, msg.category, msg.functionCode),
+        );
+      lists = [candidateList(this.#candidates.to_server.tx.filter(could)), candidateList(this.#candidates.to_client.tx.filter(could))];
       // Bounded: 256 function bytes (the access type and category follow from it) by the units a plant uses.
-      if (index.size < 4096) index.set(key, list);
+      if (this.#byKind.size < 4096) this.#byKind.set(key, lists);
     }
-    return list;
+    return lists;
+  }
+
+  /** `rules` (a state's list) narrowed for the message with `key`, or undefined once the inspector keeps its most. */
+  #forMessage(list: CandidateList, state: number, rules: readonly CompiledRule[], tx: ModbusTransaction, key: number): readonly CompiledRule[] | undefined {
+    let lists = list.byMessage[state];
+    const known = lists?.get(key);
+    if (known !== undefined) return known;
+    if (this.#messageLists >= MESSAGE_LISTS) return undefined;
+    const narrowed = rules.filter((rule) => !rule.settledByMessage || rule.rule.modbus.every((c) => modbusMatches(c, tx)));
+    if (!lists) {
+      lists = new Map();
+      list.byMessage[state] = lists;
+    }
+    lists.set(key, narrowed);
+    this.#messageLists += 1;
+    return narrowed;
   }
 
   #nextChange(): number {

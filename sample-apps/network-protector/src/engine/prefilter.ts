@@ -50,12 +50,15 @@ export class PacketPrefilter {
   readonly #table: (Pattern[] | undefined)[] = new Array(256);
   /** Rules with no plain payload content: inspected on every chunk. */
   readonly #always: boolean[];
+  /** The rules a chunk without any fast pattern gets (the `always` ones), made once. */
+  readonly #alwaysRules: readonly CompiledRule[];
+  /** Which patterns the chunk being scanned holds, by rule index; reset through `#found` alone. */
   readonly #hits: Uint8Array;
-  readonly #count: number;
+  /** Indexes set in `#hits` by this scan, so that only those are read and reset. */
+  readonly #found: number[] = [];
   #patterns = 0;
 
   constructor(readonly rules: readonly CompiledRule[]) {
-    this.#count = rules.length;
     this.#always = rules.map(() => false);
     this.#hits = new Uint8Array(rules.length);
     rules.forEach((rule, index) => {
@@ -74,32 +77,37 @@ export class PacketPrefilter {
       }
       this.#patterns += 1;
     });
+    this.#alwaysRules = Object.freeze(rules.filter((_, index) => this.#always[index]));
   }
 
   /**
    * The rules worth inspecting on this chunk, in the list's order (the order verdicts depend
-   * on: a pass rule before what it silences, the first drop).
+   * on: a pass rule before what it silences, the first drop). Most chunks hold no fast pattern:
+   * they get the `always` rules as made once, and the scan costs one table read per byte.
    */
-  candidates(chunk: Uint8Array): CompiledRule[] {
-    const out: CompiledRule[] = [];
-    if (this.#count === 0) return out;
+  candidates(chunk: Uint8Array): readonly CompiledRule[] {
+    if (this.#patterns === 0) return this.#alwaysRules;
     const hits = this.#hits;
-    hits.fill(0);
-    if (this.#patterns > 0) {
-      const table = this.#table;
-      let left = this.#patterns;
-      for (let pos = 0; pos < chunk.length && left > 0; pos++) {
-        const patterns = table[chunk[pos]!];
-        if (patterns === undefined) continue;
-        for (const pattern of patterns) {
-          if (hits[pattern.index] === 0 && occursAt(chunk, pattern, pos)) {
-            hits[pattern.index] = 1;
-            left -= 1;
-          }
+    const found = this.#found;
+    const table = this.#table;
+    let left = this.#patterns;
+    for (let pos = 0; pos < chunk.length && left > 0; pos++) {
+      const patterns = table[chunk[pos]!];
+      if (patterns === undefined) continue;
+      for (const pattern of patterns) {
+        if (hits[pattern.index] === 0 && occursAt(chunk, pattern, pos)) {
+          hits[pattern.index] = 1;
+          found.push(pattern.index);
+          left -= 1;
         }
       }
     }
-    for (let index = 0; index < this.#count; index++) if (hits[index] === 1 || this.#always[index]) out.push(this.rules[index]!);
+    if (found.length === 0) return this.#alwaysRules;
+    const out: CompiledRule[] = [];
+    if (this.#alwaysRules.length === 0 && found.length === 1) out.push(this.rules[found[0]!]!);
+    else for (let index = 0; index < this.rules.length; index++) if (hits[index] === 1 || this.#always[index]) out.push(this.rules[index]!);
+    for (const index of found) hits[index] = 0;
+    found.length = 0;
     return out;
   }
 }

@@ -28,6 +28,8 @@ const ERROR_MASK = 0x80;
 const MAX_QUANTITY_BIT_ACCESS = 2000;
 const MAX_QUANTITY_WORD_ACCESS = 125;
 const MIN_LENGTH = 2;
+/** The longest MBAP length a message's matchKey holds: 6 bytes, 3 bits of length and 1 of direction are 52 bits, exact in a double. */
+export const MODBUS_KEYED_LENGTH = 6;
 const MAX_LENGTH = 254;
 /** MBAP header (7 bytes) less the unit id counted in `length`, plus the largest length. */
 export const MODBUS_MAX_FRAME = 6 + MAX_LENGTH;
@@ -402,6 +404,7 @@ function parseModbusFrameAt(input: Uint8Array, at: number, direction: Direction 
     category: 0,
     errorFlags: protocolId !== 0 ? E.PROTO_ID : 0,
     data: { kind: 'empty' },
+    matchKey: -1,
   };
   if (length < MIN_LENGTH || length > MAX_LENGTH) {
     m.errorFlags |= E.DATA_LENGTH;
@@ -427,7 +430,15 @@ function parseModbusFrameAt(input: Uint8Array, at: number, direction: Direction 
     if (m.data.kind === 'empty') m.data = { kind: 'bytes', data: input.slice(at + 8, at + 6 + length) };
   }
   m.category = categoryOf(m);
+  if (direction !== undefined && protocolId === 0 && length <= MODBUS_KEYED_LENGTH) m.matchKey = matchKeyOf(input, at + 6, length, direction);
   return { message: m, consumed: 6 + length };
+}
+
+/** ModbusMessage.matchKey: every field below 2^52, so the number is exact. */
+function matchKeyOf(input: Uint8Array, from: number, length: number, direction: Direction): number {
+  let bytes = 0;
+  for (let i = 0; i < length; i++) bytes = bytes * 256 + input[from + i]!;
+  return (bytes * 8 + length) * 2 + (direction === 'toserver' ? 0 : 1);
 }
 
 /** Suricata's probing parser (`probe_strict`): 'yes', 'no', or 'more' bytes needed. */

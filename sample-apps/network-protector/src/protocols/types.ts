@@ -91,6 +91,14 @@ export interface ModbusMessage {
   /** `ModbusErrorFlag` bits. */
   errorFlags: number;
   data: ModbusData;
+  /**
+   * The message's content as one number, -1 if it has none: its direction, MBAP length and the
+   * bytes from the unit on, for a frame of protocol 0 whose length is at most MODBUS_KEYED_LENGTH.
+   * Two messages with the same key parse to the same fields (the transaction id and the flags a
+   * transaction adds aside), so what rules make of one holds for the other: a poll's requests
+   * (a read, a single write: 6 bytes from the unit on) repeat it.
+   */
+  readonly matchKey: number;
 }
 
 export interface ModbusTransaction {
