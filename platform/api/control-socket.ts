@@ -41,6 +41,12 @@ export const CONTROL_SOCKET_LIMITS = Object.freeze({
 });
 
 export type ControlSocketLimits = { -readonly [K in keyof typeof CONTROL_SOCKET_LIMITS]: number };
+/**
+ * How to get a gateway to talk to, both ways the README gives: a gateway of one's own, or the
+ * demo (`npm start` in a checkout), whose data directory is the CLI's default.
+ */
+const START_HINT = 'start one with "isogate start --data DIR", or the demo with "npm start" (its data directory: ./.isogate-demo)';
+
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -454,8 +460,7 @@ function octal(mode: number): string {
 export async function checkControlSocket(socketPath: string, uid = currentUid()): Promise<void> {
   const dir = path.dirname(path.resolve(socketPath));
   const dirStat = await fs.stat(dir).catch(() => undefined);
-  if (!dirStat)
-    throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}: ${dir} does not exist; start one with "isogate start --data DIR"`);
+  if (!dirStat) throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}: ${dir} does not exist; ${START_HINT}`);
   await checkAncestors(dir, 'the data directory', uid);
   if (dirStat.uid !== uid && dirStat.uid !== 0) {
     throw fail(
@@ -472,8 +477,7 @@ export async function checkControlSocket(socketPath: string, uid = currentUid())
     );
   }
   const stat = await fs.lstat(socketPath).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT')
-      throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; start one with "isogate start --data DIR"`);
+    if (error.code === 'ENOENT') throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; ${START_HINT}`);
     throw fail('E_UNAVAILABLE', `The control socket ${socketPath} cannot be examined: ${error.message}`);
   });
   if (!stat.isSocket()) {
@@ -518,7 +522,7 @@ export async function callControl(socketPath: string, op: string, params: unknow
       settle(() =>
         reject(
           missing
-            ? fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; start one with "isogate start --data DIR"`)
+            ? fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; ${START_HINT}`)
             : fail('E_UNAVAILABLE', `The control socket ${socketPath} failed: ${error.message}`),
         ),
       );

@@ -393,7 +393,20 @@ describe('control socket', () => {
     assert.equal(await callControl(socketPath, 'status'), 'up');
   });
 
-  it('tells the client when no gateway runs', async () => {
-    await assert.rejects(callControl(socketPath, 'status'), (error: unknown) => isIsogateError(error, 'E_UNAVAILABLE') && /isogate start/.test(error.message));
+  it('tells the client when no gateway runs, and how to start one of its own or the demo', async () => {
+    const hint = (error: unknown) =>
+      isIsogateError(error, 'E_UNAVAILABLE') &&
+      error.message.includes('"isogate start --data DIR"') &&
+      error.message.includes('"npm start" (its data directory: ./.isogate-demo)');
+    // No socket in an existing directory, no directory at all, and a socket nobody listens on.
+    await assert.rejects(callControl(socketPath, 'status'), hint);
+    await assert.rejects(callControl(path.join(dir, 'missing', 'control.sock'), 'status'), hint);
+    const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`]);
+    await once(child.stdout, 'data');
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    await fs.chmod(socketPath, 0o600);
+    assert.ok((await fs.lstat(socketPath)).isSocket(), 'refused at connect, not found missing');
+    await assert.rejects(callControl(socketPath, 'status'), hint);
   });
 });
