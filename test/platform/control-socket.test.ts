@@ -263,7 +263,7 @@ describe('control socket', () => {
           context.progress({ step: 'installed' });
           return 'installed';
         },
-        { limits: { idleMs: 100 } },
+        { limits: { idleMs: 250 } },
       );
       const updates: unknown[] = [];
       const install = callControl(socketPath, 'apps.install', {}, (update) => updates.push(update));
