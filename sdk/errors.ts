@@ -201,6 +201,7 @@ export const ERROR_CODES = {
   E_CONTENT_TYPE: { status: 415, summary: 'The request body must be application/json.' },
   E_METHOD: { status: 405, summary: 'The resource does not support this method.' },
   E_REQUEST_TIMEOUT: { status: 408, summary: 'The request was not received in time.' },
+  E_CONNECTION_LIMIT: { status: 429, summary: 'Too many connections to the gateway are open at once.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

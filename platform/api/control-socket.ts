@@ -5,6 +5,7 @@
  *   -> {"id":1,"op":"apps.install","params":{...}}
  *   <- {"id":1,"progress":{...}}*  then  {"id":1,"result":...} or {"id":1,"error":{code,message,details}}
  */
+import { setMaxListeners } from 'node:events';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,6 +15,38 @@ import { checkAncestors, currentUid } from '../datadir/checks.js';
 import { DataDir } from '../durable/index.js';
 
 export const MAX_REQUEST_LINE_BYTES = DOCUMENT_LIMITS.controlRequestBytes;
+
+/**
+ * The socket's bounds on its clients. File permissions make a client the gateway's owner, but
+ * not a careful one: a stuck script or a loop must not make the gateway hold connections, lines
+ * or answers without end. `isogate` opens one connection per command with one request on it.
+ */
+export const CONTROL_SOCKET_LIMITS = Object.freeze({
+  /** Connections served at once; one more is answered E_CONNECTION_LIMIT and closed. */
+  maxConnections: 64,
+  /**
+   * How long the gateway waits on a client while nothing of it is being answered: for its next
+   * request, for the rest of a line it began, or for it to read the answers it was sent. Then
+   * E_REQUEST_TIMEOUT and the connection ends. A request being answered (an install, a log
+   * follow) keeps its connection however long it takes.
+   */
+  idleMs: 30_000,
+  /** Requests of one connection dispatched and not yet answered; the next line is read once one is answered. */
+  maxInFlight: 16,
+  /**
+   * Bytes written to one client and not yet read by it, past which its next line is read once
+   * they drain (at least Node's own high-water mark: below it no drain is signalled).
+   */
+  unreadReplyBytes: 1024 * 1024,
+});
+
+export type ControlSocketLimits = { -readonly [K in keyof typeof CONTROL_SOCKET_LIMITS]: number };
+/**
+ * How to get a gateway to talk to, both ways the README gives: a gateway of one's own, or the
+ * demo (`npm start` in a checkout), whose data directory is the CLI's default.
+ */
+const START_HINT = 'start one with "isogate start --data DIR", or the demo with "npm start" (its data directory: ./.isogate-demo)';
+
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -35,7 +68,8 @@ export interface ControlServer {
 }
 
 function send(socket: net.Socket, message: unknown): void {
-  if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`);
+  // An answer that comes after its connection was refused and ended has no one to go to.
+  if (!socket.destroyed && !socket.writableEnded) socket.write(`${JSON.stringify(message)}\n`);
 }
 
 /** One request line as the socket reads it from a local client (exported for the fuzz target). */
@@ -61,6 +95,8 @@ export interface ControlSocketOptions {
    * the line is whole; callControl writes every request so.
    */
   requestBytes?: (op: string) => number | undefined;
+  /** CONTROL_SOCKET_LIMITS, some of them changed (tests). */
+  limits?: Partial<ControlSocketLimits>;
 }
 
 /** Pieces of a line kept before they are joined into one: bounds their count, not their bytes. */
@@ -119,9 +155,17 @@ interface LargeLineSlot {
 /**
  * Every line is bounded, complete or not: a line past its bound is refused and the connection
  * ended before the line is parsed (or kept growing), whether or not its newline came with it.
- * A line is kept as LinePieces.
+ * A line is kept as LinePieces. Reading stops (back-pressure, nothing buffered past the chunk
+ * read last) while the connection has its most requests in flight or its client has not read
+ * what it was sent, and resumes as answers are sent and read.
  */
-function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options: ControlSocketOptions, slot: LargeLineSlot): void {
+function handleConnection(
+  socket: net.Socket,
+  dispatch: ControlDispatch,
+  options: ControlSocketOptions,
+  slot: LargeLineSlot,
+  limits: ControlSocketLimits,
+): void {
   const pieces = new LinePieces();
   let bound = MAX_REQUEST_LINE_BYTES;
   /** The operation whose larger bound the current line has, once it passed the usual one. */
@@ -129,18 +173,39 @@ function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options
   /** This line's claim on the slot while it holds it. */
   let claim: object | undefined;
   let refused = false;
+  let inFlight = 0;
+  /** The last chunk read, from `offset` on: what is left of it while reading is stopped. */
+  let unread = '';
+  let offset = 0;
+  let waiting: NodeJS.Timeout | undefined;
+  let backstop: NodeJS.Timeout | undefined;
   const release = (held: object | undefined): void => {
     if (held !== undefined && slot.holder === held) slot.holder = undefined;
   };
+  // One signal for every request of the connection: a listener each on the socket would gather with the requests in flight.
+  const closed = new AbortController();
+  // A streaming request listens on it while it is answered (and stops when answered): at most one per request in flight.
+  setMaxListeners(limits.maxInFlight + 10, closed.signal);
   socket.setEncoding('utf8');
   socket.on('error', () => socket.destroy());
-  socket.once('close', () => release(claim));
+  socket.once('close', () => {
+    closed.abort();
+    release(claim);
+    clearTimeout(waiting);
+    clearTimeout(backstop);
+  });
   const refuse = (error = fail('E_DOCUMENT_LIMIT', `A request line may be at most ${bound} bytes; send a smaller request`, { maxBytes: bound })): void => {
     refused = true;
     pieces.clear();
+    unread = '';
     release(claim);
+    clearTimeout(waiting);
     send(socket, { id: null, error: error.toJSON() });
     socket.end();
+    socket.resume();
+    // Ended, the connection closes once the client ends its side; one that never does is not kept for it.
+    backstop = setTimeout(() => socket.destroy(), limits.idleMs);
+    backstop.unref();
   };
   /** Called once a line passes the usual bound: the larger one its leading operation has, if any and if free. */
   const widen = (): void => {
@@ -157,15 +222,45 @@ function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options
     largeOp = op;
     bound = larger;
   };
-  socket.on('data', (chunk: string) => {
-    for (let start = 0; !refused; ) {
-      const newline = chunk.indexOf('\n', start);
-      const piece = newline < 0 ? chunk.slice(start) : chunk.slice(start, newline);
+  const blocked = (): boolean => inFlight >= limits.maxInFlight || (socket.writableNeedDrain && socket.writableLength > limits.unreadReplyBytes);
+  /**
+   * The idle clock runs while the gateway waits on the client: for a request, for the rest of a
+   * line, or for it to read its answers when none is owed. It stops while a request is answered
+   * (unless the client left a line unfinished that the gateway is reading), and it keeps the
+   * deadline it was started with until it stops, so trickling bytes does not extend it.
+   */
+  const watch = (): void => {
+    if (refused || (inFlight > 0 && (pieces.bytes === 0 || blocked()))) {
+      clearTimeout(waiting);
+      waiting = undefined;
+      return;
+    }
+    waiting ??= setTimeout(() => {
+      const what = pieces.bytes > 0 ? 'The request line was not finished' : socket.writableLength > 0 ? 'The answers sent were not read' : 'No request arrived';
+      refuse(
+        fail(
+          'E_REQUEST_TIMEOUT',
+          `${what} within ${limits.idleMs} ms; the connection is closed. Send each request as one line ending in a newline and read its answer`,
+          {
+            timeoutMs: limits.idleMs,
+          },
+        ),
+      );
+    }, limits.idleMs);
+  };
+  const pump = (): void => {
+    while (!refused && offset < unread.length && !blocked()) {
+      const newline = unread.indexOf('\n', offset);
+      const piece = newline < 0 ? unread.slice(offset) : unread.slice(offset, newline);
+      offset = newline < 0 ? unread.length : newline + 1;
       if (piece.length > 0) pieces.add(piece);
       if (pieces.bytes > bound && largeOp === undefined) widen();
       if (refused) return;
-      if (pieces.bytes > bound) return refuse();
-      if (newline < 0) return;
+      if (pieces.bytes > bound) {
+        refuse();
+        return;
+      }
+      if (newline < 0) break;
       const line = pieces.text();
       const op = largeOp;
       const held = claim;
@@ -173,22 +268,39 @@ function handleConnection(socket: net.Socket, dispatch: ControlDispatch, options
       bound = MAX_REQUEST_LINE_BYTES;
       largeOp = undefined;
       claim = undefined;
+      if (!line.trim()) {
+        release(held);
+        continue;
+      }
+      inFlight += 1;
       // The slot stays held while the large line is parsed and answered, then is free again.
-      if (line.trim()) void answer(socket, line, dispatch, op).finally(() => release(held));
-      else release(held);
-      start = newline + 1;
+      void answer(socket, closed.signal, line, dispatch, op).finally(() => {
+        release(held);
+        inFlight -= 1;
+        pump();
+      });
     }
+    if (refused) return;
+    if (offset >= unread.length) {
+      unread = '';
+      offset = 0;
+    }
+    if (unread.length > 0 || blocked()) socket.pause();
+    else socket.resume();
+    watch();
+  };
+  socket.on('data', (chunk: string) => {
+    if (refused) return;
+    unread = offset < unread.length ? unread.slice(offset) + chunk : chunk;
+    offset = 0;
+    pump();
   });
+  // Answers the client read: reading may go on.
+  socket.on('drain', pump);
+  watch();
 }
 
-function closedSignal(socket: net.Socket): AbortSignal {
-  const controller = new AbortController();
-  if (socket.destroyed) controller.abort();
-  else socket.once('close', () => controller.abort());
-  return controller.signal;
-}
-
-async function answer(socket: net.Socket, line: string, dispatch: ControlDispatch, largeOp: string | undefined): Promise<void> {
+async function answer(socket: net.Socket, closed: AbortSignal, line: string, dispatch: ControlDispatch, largeOp: string | undefined): Promise<void> {
   let id: unknown = null;
   try {
     const request = parseControlRequest(line);
@@ -199,7 +311,7 @@ async function answer(socket: net.Socket, line: string, dispatch: ControlDispatc
     }
     const result = await dispatch(request.op, request.params, {
       progress: (update) => send(socket, { id, progress: update }),
-      signal: closedSignal(socket),
+      signal: closed,
       backlog: () => socket.writableLength,
       drained: () =>
         new Promise<void>((resolve) => {
@@ -217,6 +329,22 @@ async function answer(socket: net.Socket, line: string, dispatch: ControlDispatc
   } catch (error) {
     send(socket, { id, error: toIsogateError(error).toJSON() });
   }
+}
+
+/** One connection past the limit: told why, then closed (what it sent is read and dropped meanwhile, so its write does not fail first). */
+function refuseConnection(socket: net.Socket, limits: ControlSocketLimits): void {
+  const error = fail(
+    'E_CONNECTION_LIMIT',
+    `The control socket serves at most ${limits.maxConnections} connections at once and that many are open; try again once one has finished`,
+    { maxConnections: limits.maxConnections },
+  );
+  socket.on('error', () => socket.destroy());
+  socket.resume();
+  socket.end(`${JSON.stringify({ id: null, error: error.toJSON() })}\n`);
+  // Not held for a client that never closes its side: it does not count, and neither may it linger.
+  const backstop = setTimeout(() => socket.destroy(), Math.min(limits.idleMs, 1000));
+  backstop.unref();
+  socket.once('close', () => clearTimeout(backstop));
 }
 
 async function socketInUse(socketPath: string): Promise<boolean> {
@@ -256,6 +384,15 @@ export async function serveControlSocket(socketPath: string, dispatch: ControlDi
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
     throw fail('E_OPTION', `The control socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes; use a shorter data directory`);
   }
+  const limits: ControlSocketLimits = { ...CONTROL_SOCKET_LIMITS, ...options.limits };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < (name === 'unreadReplyBytes' ? 0 : 1)) {
+      throw fail(
+        'E_OPTION',
+        `Control socket limit ${name} must be a ${name === 'unreadReplyBytes' ? 'non-negative' : 'positive'} integer, got ${String(value)}`,
+      );
+    }
+  }
   if (await socketInUse(socketPath)) {
     throw fail('E_CONFLICT', `A gateway is already running with this data directory (${socketPath} answers)`);
   }
@@ -263,11 +400,18 @@ export async function serveControlSocket(socketPath: string, dispatch: ControlDi
   let serving = false;
   // Nothing is served before the socket's mode is confirmed below.
   const slot: LargeLineSlot = { holder: undefined };
-  const server = net.createServer((socket) => (serving ? handleConnection(socket, dispatch, options, slot) : socket.destroy()));
   const sockets = new Set<net.Socket>();
-  server.on('connection', (socket) => {
+  let served = 0;
+  const server = net.createServer((socket) => {
+    if (!serving) return socket.destroy();
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    if (served >= limits.maxConnections) return refuseConnection(socket, limits);
+    served += 1;
+    socket.once('close', () => {
+      served -= 1;
+    });
+    handleConnection(socket, dispatch, options, slot, limits);
   });
   const listening = new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -316,8 +460,7 @@ function octal(mode: number): string {
 export async function checkControlSocket(socketPath: string, uid = currentUid()): Promise<void> {
   const dir = path.dirname(path.resolve(socketPath));
   const dirStat = await fs.stat(dir).catch(() => undefined);
-  if (!dirStat)
-    throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}: ${dir} does not exist; start one with "isogate start --data DIR"`);
+  if (!dirStat) throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}: ${dir} does not exist; ${START_HINT}`);
   await checkAncestors(dir, 'the data directory', uid);
   if (dirStat.uid !== uid && dirStat.uid !== 0) {
     throw fail(
@@ -334,8 +477,7 @@ export async function checkControlSocket(socketPath: string, uid = currentUid())
     );
   }
   const stat = await fs.lstat(socketPath).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT')
-      throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; start one with "isogate start --data DIR"`);
+    if (error.code === 'ENOENT') throw fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; ${START_HINT}`);
     throw fail('E_UNAVAILABLE', `The control socket ${socketPath} cannot be examined: ${error.message}`);
   });
   if (!stat.isSocket()) {
@@ -380,7 +522,7 @@ export async function callControl(socketPath: string, op: string, params: unknow
       settle(() =>
         reject(
           missing
-            ? fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; start one with "isogate start --data DIR"`)
+            ? fail('E_UNAVAILABLE', `No gateway is running with control socket ${socketPath}; ${START_HINT}`)
             : fail('E_UNAVAILABLE', `The control socket ${socketPath} failed: ${error.message}`),
         ),
       );

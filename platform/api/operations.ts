@@ -14,7 +14,7 @@ import { type ConfigDocument, configDocumentSchema, documentSectionSchema } from
 import { MAX_TAIL_LINES } from '../logs/index.js';
 import { type OverflowPolicy, ROUTE_QUEUE_BYTES } from '../router/index.js';
 import { appManifestView } from './app-manifest.js';
-import type { GatewayServices } from './services.js';
+import type { GatewayServices, InstalledAppView } from './services.js';
 
 export interface OperationContext {
   /** Streams an intermediate update to the caller (install progress, archive chunks, log lines). */
@@ -27,6 +27,17 @@ export interface OperationContext {
   drained?(): Promise<void>;
   /** Who asked, where the caller is an account of the web interface (the audit names its role); the local admin without. */
   actor?: { role: 'admin' | 'user'; name: string };
+}
+
+/**
+ * An installed app as the user account sees it (the manual's roles: the list of installed apps,
+ * nothing to change). What an app declares (endpoints, egress hosts, its configuration's schema),
+ * its signer's details, who pushed it and its last error are the administrator's, as
+ * `apps.manifest` is: the list must not hand the user what that route refuses it.
+ */
+const USER_APP_FIELDS = ['package_id', 'name', 'publisher', 'version', 'type', 'status', 'state', 'launch_rule', 'signature'] as const;
+function userAppRow(app: InstalledAppView): Pick<InstalledAppView, (typeof USER_APP_FIELDS)[number]> {
+  return Object.fromEntries(USER_APP_FIELDS.map((field) => [field, app[field]])) as Pick<InstalledAppView, (typeof USER_APP_FIELDS)[number]>;
 }
 
 /** A follower sends more lines only while the caller has less than this unread; what waits beyond is the follower's own bounded buffer. */
@@ -124,9 +135,13 @@ export const OPERATIONS: Record<string, Operation> = {
     run: async ({ orchestrator }) => orchestrator.available(),
   },
   'apps.list': {
-    summary: 'Installed apps with status, launch rule, manifest and signature state',
+    summary:
+      "Installed apps with status, launch rule, manifest and signature state (to the web interface's user account: name, version, publisher, state and start rule only)",
     params: params({}),
-    run: async (services) => services.installedApps(),
+    run: async (services, _params, context: OperationContext) => {
+      const apps = services.installedApps();
+      return context.actor?.role === 'user' ? apps.map(userAppRow) : apps;
+    },
   },
   'apps.manifest': {
     summary: 'What an installed app declares: endpoints, egress hosts, limits, capabilities, configuration schema, and its signer (or unsigned)',

@@ -104,6 +104,58 @@ describe('REST API app manifest', function () {
     assertError(await user.call('GET', `/apps/${ID}/manifest`), 'E_FORBIDDEN', 403);
   });
 
+  it('lists the installed apps in full to the administrator (and the control socket), and to the user without what the manifest route keeps from it', async () => {
+    const row = {
+      package_id: ID,
+      name: 'uplink',
+      publisher: SIGNER.subject,
+      publisher_claim: MANIFEST.publisher,
+      origin: 'debug',
+      owner: 'alice',
+      version: MANIFEST.version,
+      type: 'service',
+      status: 'failed',
+      state: 3,
+      launch_rule: 'auto',
+      log_level: 2,
+      configured: true,
+      restarts: 1,
+      last_error: { code: 'E_EGRESS', message: 'cloud.example.com:8883 refused', at: '2026-01-01T00:00:00.000Z' },
+      signature: 'verified',
+      signer: { subject: SIGNER.subject, issuer: SIGNER.issuer, fingerprint256: SIGNER.fingerprint256, spkiSha256: null, validTo: SIGNER.validTo },
+      installed_at: '2026-01-01T00:00:00.000Z',
+      manifest: MANIFEST,
+    };
+    const services = { ...installed(SIGNER), installedApps: () => [row] };
+    harness = await startHarness({}, services);
+    const admin = await readyClient(harness, 'admin');
+    const full = await admin.call('GET', '/apps');
+    assert.equal(full.status, 200, full.text);
+    assert.deepEqual(full.json, [JSON.parse(JSON.stringify(row))]);
+    assert.deepEqual(await invokeOperation(services as unknown as GatewayServices, 'apps.list', {}, { progress: () => undefined }), [row]);
+    await admin.call('DELETE', '/session');
+
+    const user = await readyClient(harness, 'user');
+    const reduced = await user.call('GET', '/apps');
+    assert.equal(reduced.status, 200, reduced.text);
+    assert.deepEqual(reduced.json, [
+      {
+        package_id: ID,
+        name: 'uplink',
+        publisher: SIGNER.subject,
+        version: '2.1.0',
+        type: 'service',
+        status: 'failed',
+        state: 3,
+        launch_rule: 'auto',
+        signature: 'verified',
+      },
+    ]);
+    assert.equal(reduced.text.includes('cloud.example.com'), false, 'no egress host, in the manifest or an error');
+    assert.equal(reduced.text.includes(SIGNER.fingerprint256), false);
+    assert.equal(reduced.text.includes('alice'), false);
+  });
+
   it("shows the same view from the CLI (`isogate apps manifest ID`), the publisher's text escaped", async () => {
     const dir = await makeTempDir();
     const view = appManifestView({

@@ -172,6 +172,10 @@ describe('web interface: the Applications page (chromium)', function () {
       assert.equal(answer.status, 403, `${method} ${apiPath}`);
       assert.equal(answer.body.code, 'E_FORBIDDEN', `${method} ${apiPath}`);
     }
+    // The list the page draws from: what the page shows, not the manifest the manifest route refuses.
+    const listed = (await callFromPage(userPage, 'GET', '/apps')).body as unknown as Record<string, unknown>[];
+    const row = listed.find((entry) => entry.package_id === TELEMETRY);
+    assert.deepEqual(Object.keys(row ?? {}).sort(), ['launch_rule', 'name', 'package_id', 'publisher', 'signature', 'state', 'status', 'type', 'version']);
     assert.equal(app().launch_rule, 'manual');
     await logOut(userPage);
     // The next test file's admin logs in again from its own page.
