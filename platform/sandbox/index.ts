@@ -34,6 +34,7 @@ import {
   isHostOperation,
   packInspection,
   resolvePayloads,
+  type TrafficAlert,
   type TrafficVerdict,
 } from './protocol.js';
 
@@ -262,6 +263,8 @@ class IsolateSandbox implements AppSandbox {
   #onReady: (() => void) | undefined;
   #onFailed: ((failure: SandboxFailure) => void) | undefined;
   readonly #inspected: boolean;
+  /** The alerts the isolate's inspector has sent, by number (protocol.ts PackedVerdicts): its guest SDK keeps the same numbering. */
+  readonly #alerts: TrafficAlert[] = [];
   #session: { inspector: ivm.InspectorSession; onEnd: () => void } | undefined;
   /** Ended sessions, kept referenced until the isolate is disposed (see #closeSession). */
   readonly #retiredSessions = new Set<{ inspector: ivm.InspectorSession; disposed: boolean }>();
@@ -586,7 +589,7 @@ class IsolateSandbox implements AppSandbox {
       throw fail(failure.code, failure.message);
     }
     try {
-      return decodePackedVerdicts(answer, dataItems);
+      return decodePackedVerdicts(answer, dataItems, this.#alerts);
     } catch (error) {
       const coded = toIsogateError(error);
       this.#fail({ code: 'E_APP_FAILED', message: coded.message });

@@ -7,3 +7,10 @@
 /** Numbers per item: its kind, connection id, direction (0 to_server, 1 to_client), byte length, timestamp. */
 export const INSPECT_WORDS = 5;
 export const INSPECT_KIND = { open: 0, data: 1, close: 2 } as const;
+
+/**
+ * Distinct alerts an inspecting isolate and its host keep numbered between crossings (protocol.ts
+ * PackedVerdicts): past it the guest starts the numbering over with the alerts of the crossing
+ * at hand. A rule's alert is one object, so a list of rules numbers each alert once.
+ */
+export const ALERT_TABLE_LIMIT = 4096;

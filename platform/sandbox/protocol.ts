@@ -16,7 +16,7 @@
  */
 import { type ErrorCode, fail, type IsogateError } from '../../sdk/errors.js';
 import type { EndpointDeclaration } from '../../sdk/manifest.js';
-import { INSPECT_KIND, INSPECT_WORDS } from './inspect-wire.js';
+import { ALERT_TABLE_LIMIT, INSPECT_KIND, INSPECT_WORDS } from './inspect-wire.js';
 import { MAX_EMIT_BATCH } from './wire-limits.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -402,74 +402,93 @@ export function packInspection(items: readonly InspectItem[]): PackedInspection 
 }
 
 /**
- * The answer to one crossing as it travels back: one number per data item, a release offset
- * (>= 0) or a drop (-1 - the index of its alert in `alerts`); the alerts of each item as indices
- * into `alerts`, which holds each distinct alert of the crossing once (the same rules match frame
- * after frame, and an alert is an object the copy and the decoder pay for).
+ * The answer to one crossing as it travels back, as numbers in one Float64Array (`words`): per
+ * data item a release offset (>= 0) or a drop (-1 - the number of its alert), then per data item
+ * the end of its alerts among the alert numbers, then the alert numbers. An alert's number is its
+ * place in the table the isolate and its host keep from crossing to crossing (the same rules
+ * match frame after frame): an answer naming only alerts sent before is `words` alone, a typed
+ * array that crosses without the serializer's walk of an object; one with alerts new to the
+ * table is `[words, fresh, base]`, `fresh` numbered from `base`, which is the table's length so
+ * far, or 0 when the guest started the numbering over (ALERT_TABLE_LIMIT).
  */
-export interface PackedVerdicts {
-  verdicts: Float64Array;
-  /** Per data item, the end of its alerts in alertRefs (each starts where the item before ended). */
-  alertEnds: Uint32Array;
-  alertRefs: Uint32Array;
-  alerts: TrafficAlert[];
-}
+export type PackedVerdicts = Float64Array | [words: Float64Array, fresh: TrafficAlert[], base: number];
 
 const forged = (what: string): IsogateError => fail('E_APP_FAILED', `answered the traffic gate with a forged verdict: ${what}`);
+
+/** A whole number at most `below` - 1 (words are doubles: NaN, fractions and -0 are refused alike). */
+const index = (word: number, below: number): boolean => Number.isInteger(word) && word >= 0 && word < below && !Object.is(word, -0);
 
 /**
  * A packed answer to one crossing, checked as decodeVerdicts checks the plain one (one verdict
  * per data item, releases non-negative integers, at most alertsPerVerdict alerts each, every
- * alert well formed) and unpacked to the verdicts the gate takes. Each distinct alert is decoded
- * once; the verdicts that name it share the decoded (frozen) copy.
+ * alert well formed) and unpacked to the verdicts the gate takes. `table` is the sandbox's alert
+ * table: each alert is decoded once, when it is new, and the verdicts that name it share the
+ * decoded (frozen) copy. The table takes the fresh alerts only once the whole answer is found
+ * well formed: a forged answer changes nothing.
  */
-export function decodePackedVerdicts(value: unknown, dataItems: number): TrafficVerdict[] {
-  if (!isPlainObject(value)) throw forged('the answer is not { verdicts, alertEnds, alertRefs, alerts }');
-  for (const key of Object.keys(value)) if (!['verdicts', 'alertEnds', 'alertRefs', 'alerts'].includes(key)) throw forged(`.${key} is not a field`);
-  const { verdicts, alertEnds, alertRefs, alerts: sent } = value;
-  if (!(verdicts instanceof Float64Array) || verdicts.length !== dataItems) throw forged(`.verdicts is not ${dataItems} numbers`);
-  if (!(alertEnds instanceof Uint32Array) || alertEnds.length !== dataItems) throw forged(`.alertEnds is not ${dataItems} offsets`);
-  if (!(alertRefs instanceof Uint32Array)) throw forged('.alertRefs is not a list of indices');
-  // At most as many distinct alerts as a full answer could name: every verdict's alerts and its drop.
-  if (!Array.isArray(sent) || sent.length > dataItems * (TRAFFIC_ALERT_LIMITS.alertsPerVerdict + 1)) throw forged('.alerts is not a bounded list');
-  const decoded: TrafficAlert[] = [];
-  for (let index = 0; index < sent.length; index += 1) {
-    if (!Object.hasOwn(sent, index)) throw forged(`.alerts[${index}] is missing`);
-    try {
-      decoded.push(Object.freeze(alertCodec.decode(sent[index])));
-    } catch (error) {
-      if (!(error instanceof Mismatch)) throw error;
-      throw forged(`.alerts[${index}]${error.path} is not ${error.expected}`);
+export function decodePackedVerdicts(value: unknown, dataItems: number, table: TrafficAlert[]): TrafficVerdict[] {
+  let words: unknown = value;
+  const fresh: TrafficAlert[] = [];
+  let base = table.length;
+  let restart = false;
+  if (!(value instanceof Float64Array)) {
+    if (!Array.isArray(value) || value.length !== 3 || !Object.hasOwn(value, 0) || !Object.hasOwn(value, 1) || !Object.hasOwn(value, 2)) {
+      throw forged('the answer is not words, or [words, alerts, base]');
     }
+    const [packed, sent, from] = value as unknown[];
+    if (from !== 0 && from !== table.length) throw forged(`.base ${String(from)} is neither 0 nor the ${table.length} alerts numbered so far`);
+    base = from;
+    restart = from === 0;
+    // At most as many new alerts as a full answer could name (every verdict's alerts and its
+    // drop), and never a table past its limit but by one crossing's own alerts after a restart.
+    const most = dataItems * (TRAFFIC_ALERT_LIMITS.alertsPerVerdict + 1);
+    if (!Array.isArray(sent) || sent.length > most || (base > 0 && base + sent.length > ALERT_TABLE_LIMIT)) throw forged('.alerts is not a bounded list');
+    for (let at = 0; at < sent.length; at += 1) {
+      if (!Object.hasOwn(sent, at)) throw forged(`.alerts[${at}] is missing`);
+      try {
+        fresh.push(Object.freeze(alertCodec.decode(sent[at])));
+      } catch (error) {
+        if (!(error instanceof Mismatch)) throw error;
+        throw forged(`.alerts[${at}]${error.path} is not ${error.expected}`);
+      }
+    }
+    words = packed;
   }
+  if (!(words instanceof Float64Array) || words.length < 2 * dataItems) throw forged(`the answer is not ${dataItems} verdicts and their alert ends`);
+  const known = base + fresh.length;
+  const alert = (number: number): TrafficAlert => (number < base ? table[number]! : fresh[number - base]!);
+  const refsFrom = 2 * dataItems;
+  const refs = words.length - refsFrom;
   const out: TrafficVerdict[] = new Array(dataItems);
   let start = 0;
-  for (let index = 0; index < dataItems; index += 1) {
-    const end = alertEnds[index]!;
-    if (end < start || end - start > TRAFFIC_ALERT_LIMITS.alertsPerVerdict || end > alertRefs.length) {
-      throw forged(`[${index}] has not 0 to ${TRAFFIC_ALERT_LIMITS.alertsPerVerdict} alerts`);
+  for (let item = 0; item < dataItems; item += 1) {
+    const end = words[dataItems + item]!;
+    if (!Number.isInteger(end) || end < start || end - start > TRAFFIC_ALERT_LIMITS.alertsPerVerdict || end > refs) {
+      throw forged(`[${item}] has not 0 to ${TRAFFIC_ALERT_LIMITS.alertsPerVerdict} alerts`);
     }
     let alerts: TrafficAlert[] | undefined;
     if (end > start) {
       alerts = new Array(end - start);
       for (let ref = start; ref < end; ref += 1) {
-        const alert = decoded[alertRefs[ref]!];
-        if (!alert) throw forged(`[${index}] names alert ${alertRefs[ref]} of ${decoded.length}`);
-        alerts[ref - start] = alert;
+        const number = words[refsFrom + ref]!;
+        if (!index(number, known)) throw forged(`[${item}] names alert ${number} of ${known}`);
+        alerts[ref - start] = alert(number);
       }
     }
     start = end;
-    const word = verdicts[index]!;
-    if (!Number.isSafeInteger(word)) throw forged(`[${index}] is not a release offset or a drop`);
+    const word = words[item]!;
+    if (!Number.isSafeInteger(word)) throw forged(`[${item}] is not a release offset or a drop`);
     if (word >= 0) {
-      out[index] = alerts ? { release: word, alerts } : { release: word };
+      out[item] = alerts ? { release: word, alerts } : { release: word };
     } else {
-      const drop = decoded[-1 - word];
-      if (!drop) throw forged(`[${index}] drops with alert ${-1 - word} of ${decoded.length}`);
-      out[index] = alerts ? { drop, alerts } : { drop };
+      if (!index(-1 - word, known)) throw forged(`[${item}] drops with alert ${-1 - word} of ${known}`);
+      const drop = alert(-1 - word);
+      out[item] = alerts ? { drop, alerts } : { drop };
     }
   }
-  if (start !== alertRefs.length) throw forged('.alertRefs holds indices no verdict names');
+  if (start !== refs) throw forged('the answer holds alert numbers no verdict names');
+  if (restart) table.length = 0;
+  for (const added of fresh) table.push(added);
   return out;
 }
 

@@ -7,7 +7,8 @@ import { strict as assert } from 'node:assert';
 import type { AppInspector } from '../../platform/sandbox/bridge.js';
 import { grantsFor, hostFor, type SandboxSide } from '../../platform/sandbox/capabilities.js';
 import { type AppSandbox, createAppSandbox, type SandboxFailure } from '../../platform/sandbox/index.js';
-import { decodePackedVerdicts, dispatch, type InspectItem, type TrafficConnection } from '../../platform/sandbox/protocol.js';
+import { ALERT_TABLE_LIMIT } from '../../platform/sandbox/inspect-wire.js';
+import { decodePackedVerdicts, dispatch, type InspectItem, type TrafficAlert, type TrafficConnection } from '../../platform/sandbox/protocol.js';
 import type { AppManifest } from '../../sdk/manifest.js';
 import { refusedWith } from '../fixtures/errors.js';
 import { fakeHost } from '../fixtures/fake-host.js';
@@ -23,22 +24,21 @@ describe('traffic.inspect across the boundary', function () {
   this.timeout(30_000);
 
   describe('verdicts, decoded on the host', () => {
-    // A packed answer as the guest SDK builds it, then bent one way per case.
-    const packed = (verdicts: number[], alertEnds: number[], alertRefs: number[], alerts: unknown[]): Record<string, unknown> => ({
-      verdicts: Float64Array.from(verdicts),
-      alertEnds: Uint32Array.from(alertEnds),
-      alertRefs: Uint32Array.from(alertRefs),
-      alerts,
-    });
+    // A packed answer as the guest SDK builds it, then bent one way per case: its words alone
+    // when it names only alerts numbered before, else [words, fresh alerts, base].
+    const words = (verdicts: number[], alertEnds: number[], alertRefs: number[]): Float64Array => Float64Array.from([...verdicts, ...alertEnds, ...alertRefs]);
+    const packed = (verdicts: number[], alertEnds: number[], alertRefs: number[], alerts?: unknown[], base = 0): unknown =>
+      alerts === undefined ? words(verdicts, alertEnds, alertRefs) : [words(verdicts, alertEnds, alertRefs), alerts, base];
     const FORGED: [string, unknown, number][] = [
       ['not an answer', [{ release: 1 }], 1],
-      ['an unknown field', { ...packed([1], [0], [], []), extra: true }, 1],
-      ['one verdict short', packed([], [], [], []), 1],
-      ['one verdict too many', packed([1, 2], [0, 0], [], []), 1],
-      ['verdicts as a plain list', { ...packed([1], [0], [], []), verdicts: [1] }, 1],
-      ['a fractional release', packed([1.5], [0], [], []), 1],
-      ['a release past a safe integer', packed([2 ** 53], [0], [], []), 1],
-      ['a drop naming no alert', packed([-1], [0], [], []), 1],
+      ['an answer of the object shape', { verdicts: Float64Array.of(1), alertEnds: Uint32Array.of(0), alertRefs: new Uint32Array(0), alerts: [] }, 1],
+      ['a fourth part', [words([1], [0], []), [], 0, true], 1],
+      ['one verdict short', packed([], [], []), 1],
+      ['a verdict naming alert numbers past the words', packed([1, 2], [0, 3], []), 2],
+      ['words as a plain list', [[1, 0], [], 0], 1],
+      ['a fractional release', packed([1.5], [0], []), 1],
+      ['a release past a safe integer', packed([2 ** 53], [0], []), 1],
+      ['a drop naming no alert', packed([-1], [0], []), 1],
       ['a drop that is no alert', packed([-1], [0], [], ['sig']), 1],
       ['an alert without its sid', packed([-1], [0], [], [{ ...ALERT, sid: undefined }]), 1],
       ['an alert of an unknown action', packed([-1], [0], [], [{ ...ALERT, action: 'reject' }]), 1],
@@ -54,8 +54,12 @@ describe('traffic.inspect across the boundary', function () {
         1,
       ],
       ['alert offsets that go back', packed([1, 1], [1, 0], [0], [ALERT]), 2],
-      ['an alert index past the alerts', packed([1], [1], [1], [ALERT]), 1],
-      ['alert indices no verdict names', packed([1], [0], [0], [ALERT]), 1],
+      ['a fractional alert offset', packed([1, 1], [0.5, 1], [0], [ALERT]), 2],
+      ['an alert number past the alerts', packed([1], [1], [1], [ALERT]), 1],
+      ['a fractional alert number', packed([1], [1], [0.5], [ALERT]), 1],
+      ['alert number -0', packed([1], [1], [-0], [ALERT]), 1],
+      ['alert number NaN', packed([1], [1], [Number.NaN], [ALERT]), 1],
+      ['alert numbers no verdict names', packed([1], [0], [0], [ALERT]), 1],
       [
         'more alerts than the verdicts could name',
         packed(
@@ -68,18 +72,48 @@ describe('traffic.inspect across the boundary', function () {
       ],
       // biome-ignore lint/suspicious/noSparseArray: the hole is the attack
       ['an alert list with a hole', packed([-2], [0], [], [, ALERT]), 1],
+      ['new alerts numbered from past the table', packed([-1], [0], [], [ALERT], 3), 1],
     ];
     for (const [what, value, items] of FORGED) {
       it(`refuses ${what} as a forged verdict (E_APP_FAILED)`, () => {
-        assert.throws(() => decodePackedVerdicts(value, items), refusedWith('E_APP_FAILED', /forged verdict/));
+        assert.throws(() => decodePackedVerdicts(value, items, []), refusedWith('E_APP_FAILED', /forged verdict/));
       });
     }
     it('takes well-formed verdicts, each distinct alert decoded once and shared', () => {
-      const verdicts = decodePackedVerdicts(packed([0, -1, 9], [0, 2, 2], [0, 0], [ALERT]), 3);
+      const verdicts = decodePackedVerdicts(packed([0, -1, 9], [0, 2, 2], [0, 0], [ALERT]), 3, []);
       assert.deepEqual(verdicts, [{ release: 0 }, { drop: ALERT, alerts: [ALERT, ALERT] }, { release: 9 }]);
       const drop = verdicts[1] as { drop: object; alerts: object[] };
       assert.equal(drop.alerts[0], drop.drop);
       assert.ok(Object.isFrozen(drop.drop));
+    });
+    it('numbers alerts from crossing to crossing: later answers name them alone, new ones follow, base 0 starts over', () => {
+      const table: TrafficAlert[] = [];
+      const first = decodePackedVerdicts(packed([5], [1], [0], [ALERT]), 1, table);
+      const again = decodePackedVerdicts(packed([6, -1], [1, 1], [0]), 2, table);
+      assert.deepEqual(again, [{ release: 6, alerts: [ALERT] }, { drop: ALERT }]);
+      assert.equal(
+        (again[0] as { alerts: object[] }).alerts[0],
+        (first[0] as { alerts: object[] }).alerts[0],
+        'the decoded alert is the one of the first answer',
+      );
+      const other = { ...ALERT, sid: 2 };
+      assert.deepEqual(decodePackedVerdicts(packed([7], [2], [1, 0], [other], 1), 1, table), [{ release: 7, alerts: [other, ALERT] }]);
+      assert.equal(table.length, 2);
+      assert.deepEqual(decodePackedVerdicts(packed([8], [1], [0], [other], 0), 1, table), [{ release: 8, alerts: [other] }]);
+      assert.deepEqual(table, [other], 'started over');
+      assert.throws(() => decodePackedVerdicts(packed([8], [1], [1]), 1, table), refusedWith('E_APP_FAILED', /names alert 1 of 1/));
+    });
+    it('a forged answer changes nothing: its new alerts are not numbered, a forged restart clears nothing, a table at its limit takes none more', () => {
+      const table: TrafficAlert[] = [Object.freeze({ ...ALERT })] as TrafficAlert[];
+      assert.throws(() => decodePackedVerdicts(packed([1.5], [0], [], [ALERT], 1), 1, table), refusedWith('E_APP_FAILED', /forged verdict/));
+      assert.throws(() => decodePackedVerdicts(packed([2 ** 53], [0], [], [ALERT], 0), 1, table), refusedWith('E_APP_FAILED', /forged verdict/));
+      assert.equal(table.length, 1);
+      const full = Array.from({ length: ALERT_TABLE_LIMIT }, (_, sid) => Object.freeze({ ...ALERT, sid })) as TrafficAlert[];
+      assert.throws(
+        () => decodePackedVerdicts(packed([1], [1], [ALERT_TABLE_LIMIT], [ALERT], ALERT_TABLE_LIMIT), 1, full),
+        refusedWith('E_APP_FAILED', /not a bounded list/),
+      );
+      assert.equal(full.length, ALERT_TABLE_LIMIT);
     });
   });
 
@@ -167,6 +201,36 @@ describe('traffic.inspect across the boundary', function () {
       ];
       assert.deepEqual(await registered[0]!.inspect(items), [{ release: 12 }, { release: 3 }]);
       assert.deepEqual(JSON.parse(await host.waitForLog(/^\["open/)), ['open 1 127.0.0.2 true', 'to_server 12', 'to_client 3', 'close 1']);
+    });
+
+    it('numbers its alerts across crossings: the same alert object crosses once, new objects past the table limit start it over, every verdict keeps its own alerts', async () => {
+      const { registered, failures } = await start(
+        `import { traffic } from 'isogate:sdk';
+        const same = { sid: 7, gid: 1, rev: 1, signature: 'every frame', action: 'alert', category: '', severity: 3 };
+        traffic.inspect({
+          open() {},
+          // A new alert object per frame, as a careless inspector makes them, beside one it reuses.
+          data(id, direction, bytes) { return { release: bytes[0] * 256 + bytes[1], alerts: [same, { ...same, sid: 1000 + bytes[0] * 256 + bytes[1] }] }; },
+          close() {},
+        });`,
+        inspecting(),
+        'image',
+      );
+      await waitFor(() => registered.length === 1);
+      const inspector = registered[0]!;
+      const alertOf = (sid: number) => ({ sid, gid: 1, rev: 1, signature: 'every frame', action: 'alert', category: '', severity: 3 });
+      assert.deepEqual(await inspector.inspect([['open', CONNECTION]]), []);
+      // Past ALERT_TABLE_LIMIT distinct alerts over crossings of 500 frames, some with two in flight.
+      for (let first = 0; first < ALERT_TABLE_LIMIT + 1500; first += 1000) {
+        const crossing = (from: number): InspectItem[] =>
+          Array.from({ length: 500 }, (_, k): InspectItem => ['data', 1, 'to_server', Uint8Array.of((from + k) >> 8, (from + k) & 255), from + k]);
+        const answers = await Promise.all([inspector.inspect(crossing(first)), inspector.inspect(crossing(first + 500))]);
+        answers.flat().forEach((verdict, k) => {
+          const frame = first + k;
+          assert.deepEqual(verdict, { release: frame, alerts: [alertOf(7), alertOf(1000 + frame)] }, `frame ${frame}`);
+        });
+      }
+      assert.deepEqual(failures, []);
     });
 
     for (const [what, body, code] of [

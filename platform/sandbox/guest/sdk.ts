@@ -10,7 +10,7 @@
  * host's own code and sentence (`../refusals.ts`); the host checks again, and its check counts.
  */
 import { jsonDepth } from '../../../sdk/limits.js';
-import { INSPECT_KIND, INSPECT_WORDS } from '../inspect-wire.js';
+import { ALERT_TABLE_LIMIT, INSPECT_KIND, INSPECT_WORDS } from '../inspect-wire.js';
 import type {
   Args,
   CallAnswer,
@@ -741,29 +741,26 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
   });
   const DIRECTIONS = ['to_server', 'to_client'] as const;
   /**
+   * Alerts this isolate has sent the host, by their number in the table both sides keep
+   * (protocol.ts PackedVerdicts): the inspector's rules hand out the same alert object each time
+   * they match, so an alert crosses once, and later answers name it by number.
+   */
+  const alertNumbers = new Map<TrafficAlert, number>();
+  /**
    * One packed crossing (protocol.ts PackedInspection), its answer packed too (PackedVerdicts).
    * Each frame reaches the inspector as a view into the crossing's one buffer: no copy and no
-   * buffer of its own per frame. An alert crosses back once per crossing however many verdicts
-   * name it (the inspector's rules hand out the same alert object each time they match).
+   * buffer of its own per frame.
    */
   function inspect(control: Float64Array, bytes: Uint8Array, opens: TrafficConnection[]): PackedVerdicts {
     if (!inspector) throw new Error('No traffic inspector is registered');
     const items = control.length / INSPECT_WORDS;
     let dataItems = 0;
     for (let at = 0; at < control.length; at += INSPECT_WORDS) if (control[at] === INSPECT_KIND.data) dataItems += 1;
-    const verdicts = new Float64Array(dataItems);
+    const releases = new Float64Array(dataItems);
     const alertEnds = new Uint32Array(dataItems);
-    const refs: number[] = [];
-    const alerts: TrafficAlert[] = [];
-    const sent = new Map<TrafficAlert, number>();
-    const ref = (alert: TrafficAlert): number => {
-      let index = sent.get(alert);
-      if (index === undefined) {
-        index = alerts.push(alert) - 1;
-        sent.set(alert, index);
-      }
-      return index;
-    };
+    // The alerts each verdict names, and the drops, as objects: numbered once the crossing is done.
+    const named: TrafficAlert[] = [];
+    const drops: [item: number, alert: TrafficAlert][] = [];
     let offset = 0;
     let data = 0;
     let opened = 0;
@@ -782,20 +779,20 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
         if (!verdict || typeof verdict !== 'object') throw new TypeError('traffic inspector: data() answered no verdict');
         if ('drop' in verdict) {
           if (!verdict.drop || typeof verdict.drop !== 'object') throw new TypeError('traffic inspector: a drop verdict without its alert');
-          verdicts[data] = -1 - ref(verdict.drop);
+          drops.push([data, verdict.drop]);
         } else {
           // Checked here, as the packed number cannot say what it was: a negative one would read as a drop.
           const release = verdict.release;
           if (typeof release !== 'number' || !Number.isSafeInteger(release) || release < 0) {
             throw new TypeError('traffic inspector: release is not a non-negative integer');
           }
-          verdicts[data] = release;
+          releases[data] = release;
         }
         if (verdict.alerts !== undefined) {
           if (!Array.isArray(verdict.alerts)) throw new TypeError('traffic inspector: alerts is not a list');
-          for (const alert of verdict.alerts as TrafficAlert[]) refs.push(ref(alert));
+          for (const alert of verdict.alerts as TrafficAlert[]) named.push(alert);
         }
-        alertEnds[data] = refs.length;
+        alertEnds[data] = named.length;
         data += 1;
       } else if (kind === INSPECT_KIND.open) {
         inspector.open(deepFreeze(opens[opened++]));
@@ -803,7 +800,33 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
         inspector.close(control[at + 1]!);
       }
     }
-    return { verdicts, alertEnds, alertRefs: Uint32Array.from(refs), alerts };
+    const words = new Float64Array(2 * dataItems + named.length);
+    words.set(releases, 0);
+    words.set(alertEnds, dataItems);
+    let base = alertNumbers.size;
+    let fresh: TrafficAlert[] = [];
+    const number = (alert: TrafficAlert): number => {
+      let known = alertNumbers.get(alert);
+      if (known === undefined) {
+        known = alertNumbers.size;
+        alertNumbers.set(alert, known);
+        fresh.push(alert);
+      }
+      return known;
+    };
+    const numberAll = (): void => {
+      for (let at = 0; at < named.length; at += 1) words[2 * dataItems + at] = number(named[at]!);
+      for (const [item, alert] of drops) words[item] = -1 - number(alert);
+    };
+    numberAll();
+    if (alertNumbers.size > ALERT_TABLE_LIMIT && base > 0) {
+      // Past the limit (an inspector making new alert objects): numbered again, this crossing's alone.
+      alertNumbers.clear();
+      base = 0;
+      fresh = [];
+      numberAll();
+    }
+    return fresh.length === 0 ? words : [words, fresh, base];
   }
 
   const sdk = Object.freeze({ app, log, on, emit, onStop, storage, config, egress, traffic });
