@@ -275,8 +275,12 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     });
   }
 
-  /** Every check the manual asks for, then the sandbox. Throws with the refusal's code. */
-  async #launch(packageId: string): Promise<void> {
+  /**
+   * Every check the manual asks for, then the sandbox. Throws with the refusal's code.
+   * `checked`: the integrity check of the files to launch, under way already (runHeld's caller);
+   * otherwise it is made here.
+   */
+  async #launch(packageId: string, checked?: Promise<Map<string, Buffer>>): Promise<void> {
     const app = this.#app(packageId);
     const entry = this.#entry(packageId);
     const runtime = this.#runtime(packageId);
@@ -315,7 +319,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, { code: coded.code, message: coded.message }));
       throw unwritten.error;
     };
-    const integrity = await this.#options.verifyIntegrity(app).then(
+    const integrity = await (checked ?? this.#options.verifyIntegrity(app)).then(
       (files) => ({ files }),
       (error: unknown) => ({ error }),
     );
@@ -666,9 +670,9 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
    * Starts a held app (the start rule and configuration checks apply as always) and watches it
    * for `watchMs`: resolves when it is still running then, rejects with the failure when it
    * could not start or failed within the window. A failed app is left stopped, never restarted
-   * while held.
+   * while held. `checked` is the integrity check of its files made by the caller (UpdateHooks.run).
    */
-  async runHeld(packageId: string, watchMs: number): Promise<void> {
+  async runHeld(packageId: string, watchMs: number, checked?: Promise<Map<string, Buffer>>): Promise<void> {
     if (!this.#held.has(packageId)) throw fail('E_STATE', `${packageId} is not held for an update`);
     let failed: ((failure: { code: string; message: string }) => void) | undefined;
     const failure = new Promise<{ code: string; message: string }>((resolve) => {
@@ -679,7 +683,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     };
     await this.#lock(packageId).run(async () => {
       this.#runtime(packageId).failures.reset();
-      await this.#launch(packageId);
+      await this.#launch(packageId, checked);
       this.on('status', watch);
     });
     let timer: NodeJS.Timeout | undefined;

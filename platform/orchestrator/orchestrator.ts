@@ -144,8 +144,13 @@ export interface UpdateHooks {
    * calls nothing else, `release` included).
    */
   hold(packageId: string): Promise<boolean>;
-  /** Starts the held app and watches it for `watchMs`; rejects with its failure (the app then stopped). */
-  run(packageId: string, watchMs: number): Promise<void>;
+  /**
+   * Starts the held app and watches it for `watchMs`; rejects with its failure (the app then
+   * stopped). `checked`, when given, is the launch's integrity check already under way (the new
+   * version's files, checked where they were staged): its outcome is the launch's, as its own
+   * check's would be.
+   */
+  run(packageId: string, watchMs: number, checked?: Promise<Map<string, Buffer>>): Promise<void>;
   /** Stops the held app if it runs (the new version that failed). */
   halt(packageId: string): Promise<void>;
   release(packageId: string): void;
@@ -366,11 +371,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /**
    * An app's integrity record, read and checked, or what is wrong with it. A link on the way is
    * not a finding but a refusal (E_UNSAFE_PATH): the gateway acts on nothing planted there.
+   * Read from the app's folder under apps/, or from `folder` (relative to the data directory: a
+   * new version's staging).
    */
-  async #readRecord(name: string): Promise<{ record: IntegrityRecord } | { problem: string; record?: undefined }> {
+  async #readRecord(name: string, folder = path.join('apps', name)): Promise<{ record: IntegrityRecord } | { problem: string; record?: undefined }> {
     let bytes: Buffer | undefined;
     try {
-      bytes = await this.#data.readFile(path.join('apps', name, 'record.json'));
+      bytes = await this.#data.readFile(path.join(folder, 'record.json'));
     } catch (error) {
       if (isIsogateError(error, 'E_UNSAFE_PATH')) throw error;
       return { problem: `its integrity record cannot be read (${(error as Error).message})` };
@@ -994,11 +1001,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await this.#options.onUpdateStep?.(name, packageId);
     };
     const root = path.join(this.#appsDir, packageId);
+    // The new version's launch check, made on its staged files while the old version is stopped
+    // (the launch takes the bytes it checked, so they are what runs), settled before those files move.
+    const checked = this.#checkFiles(packageId, manifest.version, data.relative(work));
+    const settled = checked.then(
+      () => undefined,
+      () => undefined,
+    );
     let wasRunning: boolean;
     try {
       wasRunning = await hooks.hold(packageId);
       tracePhase('held', packageId);
     } catch (error) {
+      await settled;
       await eraseTree(work, data);
       const coded = toIsogateError(error);
       return refused(
@@ -1044,6 +1059,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         await data.mkdir(data.relative(this.#updatesDir), 0o700);
         await eraseTree(dir, data);
         await data.mkdir(data.relative(dir), 0o700);
+        await settled;
         // Side by side: a crash leaves either, both or neither, and the start-up's recovery
         // handles each (a journal without new/ rolls back to the entry it holds, the one in use;
         // new/ without a journal is erased). Both are done, or failed, before the old files move.
@@ -1073,7 +1089,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         if (wasRunning) {
           report('start', entry.size, 90);
           starting = true;
-          await hooks.run(packageId, context.watchMs);
+          await hooks.run(packageId, context.watchMs, checked);
           await step('started');
         }
         // Audited before the commit point (fail closed): an update the trail cannot hold is rolled back.
@@ -1540,17 +1556,26 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   async verifyIntegrity(packageId: string): Promise<Map<string, Buffer>> {
     const app = this.#apps.get(packageId);
     if (!app) throw fail('E_NOT_INSTALLED', `${packageId} is not installed`, { packageId });
-    const read = await this.#readRecord(packageId);
+    return this.#checkFiles(packageId, app.version, this.#data.relative(path.dirname(app.dir)));
+  }
+
+  /**
+   * The launch-time check of the files in `folder` (relative to the data directory: an app's
+   * folder, or a new version's staging): the record re-read from disk (its MAC proves it is the
+   * one the gateway wrote) and every file re-hashed. Returns the verified file contents.
+   */
+  async #checkFiles(packageId: string, version: string, folder: string): Promise<Map<string, Buffer>> {
+    const read = await this.#readRecord(packageId, folder);
     if (!read.record)
       throw fail('E_INTEGRITY', `${packageId} failed its integrity check: ${read.problem}`, {
         packageId,
         violations: [{ path: 'record.json', problem: 'record' }],
       });
     const { record } = read;
-    if (record.version !== app.version) {
-      throw fail('E_INTEGRITY', `The integrity record of ${packageId} names another version (${record.version}, installed ${app.version})`, { packageId });
+    if (record.version !== version) {
+      throw fail('E_INTEGRITY', `The integrity record of ${packageId} names another version (${record.version}, installed ${version})`, { packageId });
     }
-    return verifyInstalledFiles(this.#data.sub(this.#data.relative(app.dir)), record, this.#options.keys);
+    return verifyInstalledFiles(this.#data.sub(path.join(folder, 'package')), record, this.#options.keys);
   }
 
   #begin(packageId: string): void {

@@ -29,6 +29,8 @@ describe('launcher', () => {
   let startError: Error | undefined;
   let configError: Error | undefined;
   let appLogs: { packageId: string; level: number; message: string }[];
+  let integrityChecks = 0;
+  let launchedFiles: Map<string, Buffer> | undefined;
   const id = sampleManifest().package_id;
 
   async function install(manifest = sampleManifest()): Promise<void> {
@@ -59,10 +61,12 @@ describe('launcher', () => {
         appLogs.push({ packageId, level, message });
       },
       verifyIntegrity: async () => {
+        integrityChecks += 1;
         if (!integrityOk) throw fail('E_INTEGRITY', 'app/main.js differs from the install record');
         return new Map([['app/main.js', Buffer.from('')]]);
       },
-      createSandbox: async (_app, _files, onFailure) => {
+      createSandbox: async (_app, files, onFailure) => {
+        launchedFiles = files;
         const sandbox: FakeSandbox = {
           configs: [],
           stopped: false,
@@ -169,6 +173,25 @@ describe('launcher', () => {
     await l.stop(configured.package_id);
     await l.start(configured.package_id);
     assert.equal(sandboxes.length, 5, 'no restart ran while it was held');
+  });
+
+  it("starts a held app with the files of the caller's integrity check, making none of its own; that check's refusal is the start's (E_INTEGRITY, audited, Error)", async () => {
+    const l = launcher();
+    await l.start(id);
+    assert.equal(await l.hold(id), true);
+    const checks = integrityChecks;
+    const staged = new Map([['app/main.js', Buffer.from('log.info("new")')]]);
+    await l.runHeld(id, 0, Promise.resolve(staged));
+    assert.equal(launchedFiles, staged);
+    assert.equal(integrityChecks, checks, 'no second check');
+    await l.haltHeld(id);
+    await assert.rejects(l.runHeld(id, 0, Promise.reject(fail('E_INTEGRITY', 'app/main.js differs from the staged record'))), { code: 'E_INTEGRITY' });
+    assert.equal(l.status(id).status, 'error');
+    assert.ok(audit.events().includes('launchUntrusted'));
+    assert.equal(sandboxes.length, 2, 'no sandbox for the refused start');
+    l.release(id);
+    // Released in Error, its restart rule applies: stopped, so that nothing of it outlives the test.
+    await l.stop(id);
   });
 
   // A hold that failed partway used to keep the app held: stopped, never started again, every admin command E_BUSY.

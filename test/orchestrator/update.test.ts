@@ -5,7 +5,7 @@
  * to the old or the new version at the next open.
  */
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
 import { ConfigStore } from '../../platform/config/index.js';
@@ -37,9 +37,13 @@ class FakeRunner implements UpdateHooks {
     this.running = false;
     return was;
   }
-  async run(id: string): Promise<void> {
+  /** The files of the last start, as the launch check the update made gave them. */
+  checkedFiles: Map<string, Buffer> | undefined;
+  async run(id: string, _watchMs: number, checked?: Promise<Map<string, Buffer>>): Promise<void> {
     const version = this.versionOf();
     this.calls.push(`run ${id} ${version}`);
+    // As the launcher: the check's refusal is the start's.
+    this.checkedFiles = checked && (await checked);
     const failure = this.failing.get(version ?? '');
     if (failure) throw failure;
     this.running = true;
@@ -354,6 +358,38 @@ describe('orchestrator: in-place update', function () {
     const rolledBack = audit.records.at(-1)!;
     assert.equal(rolledBack.name, 'Updater: Application update rolled back');
     assert.equal(rolledBack.text, 'Error E_APP_FAILED occurred during the update of the application Sample; version 1.0.0 is restored');
+  });
+
+  it('starts the new version with the files its launch check read where they were staged, while the old version was held', async () => {
+    const orchestrator = await installedV1();
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    await orchestrator.update(ID);
+    assert.match(runner.checkedFiles?.get('app/main.js')?.toString() ?? '', /\/\/ 2\.0\.0\n$/);
+    await orchestrator.verifyIntegrity(ID);
+  });
+
+  it('a staged file changed before the launch check read it: the start refused (E_INTEGRITY), rolled back (E_UPDATE_ROLLED_BACK), 1.0.0 as it was and running', async () => {
+    const orchestrator = await installedV1();
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    const before = await state();
+    const hold = runner.hold.bind(runner);
+    runner.hold = (id) => {
+      // Called while the check reads the record: none of the package's files is open yet.
+      const [work] = readdirSync(path.join(dir, 'staging'));
+      writeFileSync(path.join(dir, 'staging', work!, 'package', 'app', 'main.js'), 'globalThis.tampered = true;\n');
+      return hold(id);
+    };
+
+    await assert.rejects(orchestrator.update(ID), (error: unknown) => {
+      assert.ok(isIsogateError(error, 'E_UPDATE_ROLLED_BACK'), String(error));
+      assert.equal((error.details.failure as { code: string }).code, 'E_INTEGRITY');
+      assert.equal(error.details.restarted, true);
+      return true;
+    });
+    assert.deepEqual(await state(), before);
+    assert.equal(orchestrator.get(ID)!.version, '1.0.0');
+    assert.equal(runner.running, true);
+    assert.equal(runner.checkedFiles, undefined, 'the old version started with its own launch check');
   });
 
   // The hold's contract (UpdateHooks.hold): one that rejects has left the app as it was, so the update calls nothing else.
