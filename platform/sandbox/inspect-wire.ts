@@ -11,6 +11,8 @@ export const INSPECT_KIND = { open: 0, data: 1, close: 2 } as const;
 /**
  * Distinct alerts an inspecting isolate and its host keep numbered between crossings (protocol.ts
  * PackedVerdicts): past it the guest starts the numbering over with the alerts of the crossing
- * at hand. A rule's alert is one object, so a list of rules numbers each alert once.
+ * at hand, and a crossing naming more distinct alerts than this is refused (the host keeps no
+ * more, whatever a guest sends). A rule's alert is one object, so a list of rules numbers each
+ * alert once: above Network Protector's 10,000 rules.
  */
-export const ALERT_TABLE_LIMIT = 4096;
+export const ALERT_TABLE_LIMIT = 16_384;

@@ -440,9 +440,9 @@ export function decodePackedVerdicts(value: unknown, dataItems: number, table: T
     base = from;
     restart = from === 0;
     // At most as many new alerts as a full answer could name (every verdict's alerts and its
-    // drop), and never a table past its limit but by one crossing's own alerts after a restart.
+    // drop), and never a table past its limit, a restart's included: the host keeps what it takes.
     const most = dataItems * (TRAFFIC_ALERT_LIMITS.alertsPerVerdict + 1);
-    if (!Array.isArray(sent) || sent.length > most || (base > 0 && base + sent.length > ALERT_TABLE_LIMIT)) throw forged('.alerts is not a bounded list');
+    if (!Array.isArray(sent) || sent.length > most || base + sent.length > ALERT_TABLE_LIMIT) throw forged('.alerts is not a bounded list');
     for (let at = 0; at < sent.length; at += 1) {
       if (!Object.hasOwn(sent, at)) throw forged(`.alerts[${at}] is missing`);
       try {

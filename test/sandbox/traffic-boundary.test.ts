@@ -114,6 +114,12 @@ describe('traffic.inspect across the boundary', function () {
         refusedWith('E_APP_FAILED', /not a bounded list/),
       );
       assert.equal(full.length, ALERT_TABLE_LIMIT);
+      // A restart (base 0) is bounded too: the host keeps what it takes.
+      const items = 300;
+      const many = Array.from({ length: ALERT_TABLE_LIMIT + 1 }, (_, sid) => ({ ...ALERT, sid }));
+      const restart = packed(new Array<number>(items).fill(0), new Array<number>(items).fill(0), [], many, 0);
+      assert.throws(() => decodePackedVerdicts(restart, items, full), refusedWith('E_APP_FAILED', /not a bounded list/));
+      assert.equal(full.length, ALERT_TABLE_LIMIT);
     });
   });
 
@@ -231,6 +237,34 @@ describe('traffic.inspect across the boundary', function () {
         });
       }
       assert.deepEqual(failures, []);
+    });
+
+    it('fails the app whose inspector changes an alert it sent already (frozen once numbered), instead of reporting what it said first', async () => {
+      const { registered, failures } = await start(
+        `import { traffic } from 'isogate:sdk';
+        const reused = { sid: 101, gid: 1, rev: 1, signature: 'frame 1', action: 'alert', category: '', severity: 3 };
+        let frames = 0;
+        traffic.inspect({
+          open() {},
+          data(id, direction, bytes) {
+            frames += 1;
+            if (frames > 1) { reused.sid = 100 + frames; reused.signature = 'frame ' + frames; }
+            return { release: bytes.length, alerts: [reused] };
+          },
+          close() {},
+        });`,
+        inspecting(),
+        'image',
+      );
+      await waitFor(() => registered.length === 1);
+      const inspector = registered[0]!;
+      const frame: InspectItem = ['data', 1, 'to_server', new Uint8Array(4), 1];
+      assert.deepEqual(await inspector.inspect([['open', CONNECTION], frame]), [
+        { release: 4, alerts: [{ sid: 101, gid: 1, rev: 1, signature: 'frame 1', action: 'alert', category: '', severity: 3 }] },
+      ]);
+      await assert.rejects(inspector.inspect([frame]), refusedWith('E_APP_FAILED'));
+      await waitFor(() => failures.length === 1);
+      assert.equal(failures[0]!.code, 'E_APP_FAILED');
     });
 
     for (const [what, body, code] of [

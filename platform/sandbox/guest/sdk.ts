@@ -809,6 +809,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       let known = alertNumbers.get(alert);
       if (known === undefined) {
         known = alertNumbers.size;
+        // Named by its number from now on, it must stay what was sent: a change would reach no one.
+        Object.freeze(alert);
         alertNumbers.set(alert, known);
         fresh.push(alert);
       }
@@ -825,6 +827,10 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       base = 0;
       fresh = [];
       numberAll();
+    }
+    if (alertNumbers.size > ALERT_TABLE_LIMIT) {
+      alertNumbers.clear();
+      throw new TypeError(`traffic inspector: one crossing named more than ${ALERT_TABLE_LIMIT} distinct alerts`);
     }
     return fresh.length === 0 ? words : [words, fresh, base];
   }

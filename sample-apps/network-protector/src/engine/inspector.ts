@@ -82,10 +82,11 @@ const candidateList = (all: readonly CompiledRule[]): CandidateList => ({
 });
 
 /**
- * Message contents one inspector keeps narrowed lists for, all its lists together: a poll cycles
- * through a few dozen requests, and a client sending ever new ones must not grow the memory.
+ * Rules one inspector's narrowed lists hold, all together: a poll cycles through a few dozen
+ * requests, and a client sending ever new ones must not grow the memory (a count of lists alone
+ * let each copy a list of thousands of rules). About 512 KiB of references per connection.
  */
-const MESSAGE_LISTS = 1024;
+const MESSAGE_LIST_RULES = 65_536;
 
 /** The three facts a rule's cheap refusals look at, as an index into CandidateList.byState. */
 const stateOf = (hasEvents: boolean, complete: boolean, settled: boolean): number => (hasEvents ? 1 : 0) | (complete ? 2 : 0) | (settled ? 4 : 0);
@@ -123,7 +124,7 @@ export class StreamInspector {
   readonly #workedOut: Uint32Array;
   readonly #matched: Uint8Array;
   #change = 0;
-  #messageLists = 0;
+  #messageListRules = 0;
 
   constructor(rules: CompiledRules, connection: TrafficConnection) {
     this.#protocol = connection.protocol;
@@ -292,14 +293,16 @@ export class StreamInspector {
     let lists = list.byMessage[state];
     const known = lists?.get(key);
     if (known !== undefined) return known;
-    if (this.#messageLists >= MESSAGE_LISTS) return undefined;
-    const narrowed = rules.filter((rule) => !rule.settledByMessage || rule.rule.modbus.every((c) => modbusMatches(c, tx)));
+    if (this.#messageListRules >= MESSAGE_LIST_RULES) return undefined;
+    const kept = rules.filter((rule) => !rule.settledByMessage || rule.rule.modbus.every((c) => modbusMatches(c, tx)));
+    // Nothing left out: the state's own list, which costs nothing more to keep.
+    const narrowed = kept.length === rules.length ? rules : kept;
     if (!lists) {
       lists = new Map();
       list.byMessage[state] = lists;
     }
     lists.set(key, narrowed);
-    this.#messageLists += 1;
+    this.#messageListRules += narrowed === rules ? 1 : narrowed.length + 1;
     return narrowed;
   }
 
