@@ -810,7 +810,8 @@ export function bootstrap(sendRef: HostReference, notifyRef: HostReference, gran
       if (known === undefined) {
         known = alertNumbers.size;
         // Named by its number from now on, it must stay what was sent: a change would reach no one.
-        Object.freeze(alert);
+        // (Network Protector freezes its alerts when it compiles its rules, so nothing changes here.)
+        if (!Object.isFrozen(alert)) Object.freeze(alert);
         alertNumbers.set(alert, known);
         fresh.push(alert);
       }

@@ -68,7 +68,8 @@ export function compileRules(lists: { text: string; name: string }[], vars: Reco
 
 export function compileRule(rule: Rule, index = 0): CompiledRule {
   const action = rule.header.action === 'alert' ? 'alert' : rule.header.action === 'pass' ? 'pass' : 'drop';
-  const alert: TrafficAlert = {
+  // Frozen once, here: the SDK freezes an alert it has sent (it names it by number afterwards).
+  const alert: TrafficAlert = Object.freeze({
     sid: rule.sid,
     gid: rule.gid,
     rev: rule.rev,
@@ -76,7 +77,7 @@ export function compileRule(rule: Rule, index = 0): CompiledRule {
     action,
     category: rule.category,
     severity: rule.priority,
-  };
+  });
   const direction = rule.flow?.direction;
   const app = rule.appProtocol;
   return {
