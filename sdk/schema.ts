@@ -539,19 +539,41 @@ class SchemaCheck {
  * `place` names the schema in messages ("/endpoints/0/schema").
  */
 export function checkUntrustedSchema(schema: unknown, place: string, code: ErrorCode = 'E_MANIFEST'): number {
+  return checkedSchema(schema, place, code).cost;
+}
+
+/** The schema texts that passed checkUntrustedSchema last, with their cost, least recently used first out. */
+const checkedByText = new Map<string, number>();
+const CHECKED_BY_TEXT_MAX = 256;
+
+/**
+ * checkUntrustedSchema, with the schema's JSON text. A text that passed once passes again at
+ * the same cost (the checks read nothing but the schema), so the walk is made once per text:
+ * a push parses its manifest in the gateway, the verify worker and the launcher, each time into
+ * new objects, and the walk was a quarter of a parse.
+ */
+function checkedSchema(schema: unknown, place: string, code: ErrorCode): { text: string; cost: number } {
   if (typeof schema !== 'boolean' && (!schema || typeof schema !== 'object' || Array.isArray(schema))) {
     throw fail(code, `The schema ${place} is not a JSON Schema (an object or a boolean)`);
   }
-  if (typeof schema === 'boolean') return 0;
+  if (typeof schema === 'boolean') return { text: String(schema), cost: 0 };
+  // Before the text is made: JSON.stringify recurses.
   const depth = jsonDepth(schema, SCHEMA_LIMITS.maxDepth);
   if (depth > SCHEMA_LIMITS.maxDepth) {
     throw fail('E_SCHEMA_LIMIT', `The schema ${place} nests deeper than ${SCHEMA_LIMITS.maxDepth} levels`, { pointer: place });
   }
-  const bytes = Buffer.byteLength(JSON.stringify(schema));
+  const text = JSON.stringify(schema);
+  const bytes = Buffer.byteLength(text);
   if (bytes > SCHEMA_LIMITS.maxBytes) {
     throw fail('E_SCHEMA_LIMIT', `The schema ${place} is ${bytes} bytes as JSON; the limit is ${SCHEMA_LIMITS.maxBytes}`, { pointer: place });
   }
-  return new SchemaCheck(schema, place, code).cost(schema, '', 0).perByte;
+  let cost = checkedByText.get(text);
+  if (cost === undefined) {
+    cost = new SchemaCheck(schema, place, code).cost(schema, '', 0).perByte;
+    if (checkedByText.size >= CHECKED_BY_TEXT_MAX) checkedByText.delete(checkedByText.keys().next().value!);
+  } else checkedByText.delete(text);
+  checkedByText.set(text, cost);
+  return { text, cost };
 }
 
 /** A package's schema's work per byte of message (SCHEMA_LIMITS.maxCostPerByte's units), after the checks of checkUntrustedSchema. */
@@ -662,12 +684,11 @@ const UNTRUSTED_BY_TEXT_MAX = 256;
 export function compileUntrustedSchema(schema: object, place: string, code: ErrorCode = 'E_MANIFEST'): ValidateFunction {
   let validate = untrustedCompiled.get(schema);
   if (validate) return validate;
-  checkUntrustedSchema(schema, place, code);
   // Checked first (size and depth bound the text). The same text compiles to the same validator:
   // each parse of a manifest (a push reads it in the gateway, the verify worker, the launcher and
   // the router) makes new objects, and ajv's compile was the largest CPU cost of a push in the
   // gateway's thread.
-  const text = JSON.stringify(schema);
+  const { text } = checkedSchema(schema, place, code);
   validate = untrustedByText.get(text);
   if (validate) {
     untrustedByText.delete(text);

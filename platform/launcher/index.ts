@@ -471,9 +471,18 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
   async #halt(packageId: string, execute: boolean, recordStopped = true): Promise<void> {
     const runtime = this.#runtime(packageId);
     let unwritten: unknown;
-    const stopping = this.#setStatus(packageId, 'stopping').catch((error: unknown) => {
-      unwritten = error;
-    });
+    // Unrecorded (an update's hold), Stopping is not written either: the update's write of the
+    // entry records the state, and a crash before it leaves the Running the entry says, which
+    // start-up reads as it reads Stopping (by the Execute flag), one durable write fewer.
+    const stopping = recordStopped
+      ? this.#setStatus(packageId, 'stopping').catch((error: unknown) => {
+          unwritten = error;
+        })
+      : undefined;
+    if (!recordStopped) {
+      runtime.status = 'stopping';
+      this.#announce(packageId);
+    }
     const sandbox = runtime.sandbox;
     runtime.sandbox = undefined;
     const stopped = sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch((error: unknown) => {
@@ -628,12 +637,17 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
           // written here: the update's next write of the app's entry records it (UpdateHooks.hold),
           // one durable write of the configuration document fewer while the app is down.
           await this.#halt(packageId, true, false);
-          await this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId, reason: 'update' });
           this.#options.appLog(packageId, 3, 'Stopped for an update');
-        } else if (before === 'error') {
-          await this.#setStatus(packageId, 'stopped');
+          // Side by side: both wait mostly for the disk, and a failure of either undoes the hold.
+          const held = await Promise.allSettled([
+            this.#options.audit.record('appStopped', { 'application name': this.#appName(packageId) }, { packageId, reason: 'update' }),
+            also?.(),
+          ]);
+          for (const outcome of held) if (outcome.status === 'rejected') throw outcome.reason;
+        } else {
+          if (before === 'error') await this.#setStatus(packageId, 'stopped');
+          await also?.();
         }
-        await also?.();
       } catch (error) {
         await this.#unhold(packageId, before, error);
         throw toIsogateError(error);
