@@ -579,10 +579,9 @@ class IsolateSandbox implements AppSandbox {
       // No isolated-vm timeout: it arms a timer per call, about 20 us of process CPU per
       // crossing (an empty call measured alone: 55 us with it, 35 without), and a crossing of the
       // gate bench carries a handful of frames. An inspector that loops is ended by the watchdog
-      // (its CPU past the per-event budget with no crossing answered meanwhile: one slice), and
-      // the gate's verdict deadline fails traffic closed if it never answers.
+      // (its CPU past the per-event budget with no other crossing begun: #live counts each as a
+      // slice), and the gate's verdict deadline fails traffic closed if it never answers.
       answer = await guest.inspect.apply(undefined, [control, bytes, opens], { arguments: { copy: true }, result: { copy: true } });
-      this.#slices += 1;
     } catch (error) {
       if (this.#disposed && !this.#failure) throw fail('E_STATE', `${this.options.manifest.package_id} stopped while inspecting traffic`);
       const failure = this.#classify(error);

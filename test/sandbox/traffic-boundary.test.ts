@@ -267,6 +267,31 @@ describe('traffic.inspect across the boundary', function () {
       assert.equal(failures[0]!.code, 'E_APP_FAILED');
     });
 
+    // Each crossing answered is an event done: a busy inspector is not one event running long.
+    it('keeps an inspector busy with back-to-back crossings past its per-event budget running (no E_CPU_LIMIT)', async () => {
+      const { registered, failures } = await start(
+        `import { traffic } from 'isogate:sdk';
+        traffic.inspect({ open() {}, data(_c, _d, bytes) { const until = Date.now() + 20; while (Date.now() < until) {} return { release: bytes.length }; }, close() {} });`,
+        inspecting({ resources: { memoryMb: 32, cpuMsPerEvent: 100, storageMb: 1 } }),
+        'image',
+      );
+      await waitFor(() => registered.length === 1);
+      const inspector = registered[0]!;
+      await inspector.inspect([['open', CONNECTION]]);
+      // Two crossings in flight at all times, as the gate keeps them, for 1.5 s: over four times
+      // the watchdog's budget for one event (100 ms + 250 ms) of the isolate's CPU without a pause.
+      const started = performance.now();
+      let offset = 0;
+      const keepBusy = async (): Promise<void> => {
+        while (performance.now() - started < 1500) {
+          const verdicts = await inspector.inspect([['data', 1, 'to_server', new Uint8Array(4), (offset += 4)]]);
+          assert.equal(verdicts.length, 1);
+        }
+      };
+      await Promise.all([keepBusy(), keepBusy()]);
+      assert.deepEqual(failures, []);
+    });
+
     for (const [what, body, code] of [
       ['answers a forged verdict', 'return { release: -5 };', 'E_APP_FAILED'],
       ['answers a release as text', "return { release: '4' };", 'E_APP_FAILED'],
