@@ -284,7 +284,8 @@ describe('traffic.inspect across the boundary', function () {
       let offset = 0;
       const keepBusy = async (): Promise<void> => {
         while (performance.now() - started < 1500) {
-          const verdicts = await inspector.inspect([['data', 1, 'to_server', new Uint8Array(4), (offset += 4)]]);
+          offset += 4;
+          const verdicts = await inspector.inspect([['data', 1, 'to_server', new Uint8Array(4), offset]]);
           assert.equal(verdicts.length, 1);
         }
       };
