@@ -283,9 +283,17 @@ async function main(): Promise<void> {
         if (newest !== undefined) assert.ok(n >= newest, `slot${slot}: ${n} is older than the acknowledged ${newest}`);
       }
       const markedNow = new Set<string>();
+      const uninstallRecorded = new Set<string>();
       for (const id of [PLANT, SPARE]) {
         // Opened only where it exists: opening would make a log for an app that has none.
         if (!(await fs.stat(path.join(dataDir, 'storage', id, 'data.log')).catch(() => undefined))) continue;
+        // An uninstall past its commit point (its record written) erases the storage, overwriting
+        // it before the unlink: a kill there leaves a log that fails its authentication, which the
+        // next start finishes erasing. The start below checks that the app is gone.
+        if (await fs.stat(path.join(dataDir, 'uninstalls', `${id}.json`)).catch(() => undefined)) {
+          uninstallRecorded.add(id);
+          continue;
+        }
         if ((await (await storage.open(id, 1024 * 1024)).get('mark')) === 'kept') markedNow.add(id);
       }
       await storage.closeAll();
@@ -304,6 +312,7 @@ async function main(): Promise<void> {
       const rows = (await call(gateway.socket, 'apps.list')) as AppRow[];
       const onDisk = (await fs.readdir(path.join(dataDir, 'apps'))).sort();
       assert.deepEqual(rows.map((row) => row.package_id).sort(), onDisk, 'the app list is what apps/ holds');
+      for (const id of uninstallRecorded) assert.ok(!onDisk.includes(id), `${id}'s uninstall was recorded before the kill, so the start finished it`);
       assert.ok(!rows.some((row) => row.status === 'quarantined'), 'nothing is quarantined');
       const config = JSON.parse(await fs.readFile(path.join(dataDir, 'config.json'), 'utf8'));
       const entries = config.APPLICATIONS.APPS_CONTROL.applications.map((entry: { package_id: string }) => entry.package_id).sort();
