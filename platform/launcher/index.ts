@@ -468,18 +468,18 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
    * decides by it at start-up, where the entry's Execute flag does), and the Stopped state is
    * written once both are done, so it is the one that stays.
    */
-  async #halt(packageId: string, execute: boolean, recordStopped = true): Promise<void> {
+  async #halt(packageId: string, execute: boolean, writeStates = true): Promise<void> {
     const runtime = this.#runtime(packageId);
     let unwritten: unknown;
-    // Unrecorded (an update's hold), Stopping is not written either: the update's write of the
-    // entry records the state, and a crash before it leaves the Running the entry says, which
-    // start-up reads as it reads Stopping (by the Execute flag), one durable write fewer.
-    const stopping = recordStopped
+    // Without writes (an update's hold), neither Stopping nor Stopped is written: the update's
+    // write of the entry records the state, and a crash before it leaves the Running the entry
+    // says, which start-up reads as it reads either (by the Execute flag).
+    const stopping = writeStates
       ? this.#setStatus(packageId, 'stopping').catch((error: unknown) => {
           unwritten = error;
         })
       : undefined;
-    if (!recordStopped) {
+    if (!writeStates) {
       runtime.status = 'stopping';
       this.#announce(packageId);
     }
@@ -490,7 +490,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       sandbox.dispose();
     });
     await Promise.all([stopping, stopped]);
-    if (!recordStopped) {
+    if (!writeStates) {
       runtime.status = 'stopped';
       this.#announce(packageId);
     } else {
@@ -633,9 +633,9 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
       try {
         if (before === 'running') {
           // `execute` stays as the Running state wrote it (true): the app is meant to run, and after
-          // a crash mid-update it comes back with its Autostart rule. Its Stopped state is not
-          // written here: the update's next write of the app's entry records it (UpdateHooks.hold),
-          // one durable write of the configuration document fewer while the app is down.
+          // a crash mid-update it comes back with its Autostart rule. Neither its Stopping nor
+          // its Stopped state is written here: the update's next write of the app's entry records
+          // it (UpdateHooks.hold), two durable writes of the configuration document fewer.
           await this.#halt(packageId, true, false);
           this.#options.appLog(packageId, 3, 'Stopped for an update');
           // Side by side: both wait mostly for the disk, and a failure of either undoes the hold.

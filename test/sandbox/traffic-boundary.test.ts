@@ -173,6 +173,13 @@ describe('traffic.inspect across the boundary', function () {
       return { host, registered, failures, sandbox };
     }
 
+    /** An inspector of the platform's origin, once its app has registered it. */
+    async function startInspector(source: string, manifest = inspecting()) {
+      const { registered, failures } = await start(source, manifest, 'image');
+      await waitFor(() => registered.length === 1);
+      return { inspector: registered[0]!, failures };
+    }
+
     it("refuses traffic.inspect in the guest without the capability, with the host's code", async () => {
       const { host, registered } = await start(
         `import { traffic, log } from 'isogate:sdk';
@@ -210,7 +217,7 @@ describe('traffic.inspect across the boundary', function () {
     });
 
     it('numbers its alerts across crossings: the same alert object crosses once, new objects past the table limit start it over, every verdict keeps its own alerts', async () => {
-      const { registered, failures } = await start(
+      const { inspector, failures } = await startInspector(
         `import { traffic } from 'isogate:sdk';
         const same = { sid: 7, gid: 1, rev: 1, signature: 'every frame', action: 'alert', category: '', severity: 3 };
         traffic.inspect({
@@ -219,11 +226,7 @@ describe('traffic.inspect across the boundary', function () {
           data(id, direction, bytes) { return { release: bytes[0] * 256 + bytes[1], alerts: [same, { ...same, sid: 1000 + bytes[0] * 256 + bytes[1] }] }; },
           close() {},
         });`,
-        inspecting(),
-        'image',
       );
-      await waitFor(() => registered.length === 1);
-      const inspector = registered[0]!;
       const alertOf = (sid: number) => ({ sid, gid: 1, rev: 1, signature: 'every frame', action: 'alert', category: '', severity: 3 });
       assert.deepEqual(await inspector.inspect([['open', CONNECTION]]), []);
       // Past ALERT_TABLE_LIMIT distinct alerts over crossings of 500 frames, some with two in flight.
@@ -240,7 +243,7 @@ describe('traffic.inspect across the boundary', function () {
     });
 
     it('fails the app whose inspector changes an alert it sent already (frozen once numbered), instead of reporting what it said first', async () => {
-      const { registered, failures } = await start(
+      const { inspector, failures } = await startInspector(
         `import { traffic } from 'isogate:sdk';
         const reused = { sid: 101, gid: 1, rev: 1, signature: 'frame 1', action: 'alert', category: '', severity: 3 };
         let frames = 0;
@@ -253,11 +256,7 @@ describe('traffic.inspect across the boundary', function () {
           },
           close() {},
         });`,
-        inspecting(),
-        'image',
       );
-      await waitFor(() => registered.length === 1);
-      const inspector = registered[0]!;
       const frame: InspectItem = ['data', 1, 'to_server', new Uint8Array(4), 1];
       assert.deepEqual(await inspector.inspect([['open', CONNECTION], frame]), [
         { release: 4, alerts: [{ sid: 101, gid: 1, rev: 1, signature: 'frame 1', action: 'alert', category: '', severity: 3 }] },
@@ -269,14 +268,11 @@ describe('traffic.inspect across the boundary', function () {
 
     // Each crossing answered is an event done: a busy inspector is not one event running long.
     it('keeps an inspector busy with back-to-back crossings past its per-event budget running (no E_CPU_LIMIT)', async () => {
-      const { registered, failures } = await start(
+      const { inspector, failures } = await startInspector(
         `import { traffic } from 'isogate:sdk';
         traffic.inspect({ open() {}, data(_c, _d, bytes) { const until = Date.now() + 20; while (Date.now() < until) {} return { release: bytes.length }; }, close() {} });`,
         inspecting({ resources: { memoryMb: 32, cpuMsPerEvent: 100, storageMb: 1 } }),
-        'image',
       );
-      await waitFor(() => registered.length === 1);
-      const inspector = registered[0]!;
       await inspector.inspect([['open', CONNECTION]]);
       // Two crossings in flight at all times, as the gate keeps them, for 1.5 s: over four times
       // the watchdog's budget for one event (100 ms + 250 ms) of the isolate's CPU without a pause.
@@ -304,16 +300,14 @@ describe('traffic.inspect across the boundary', function () {
       ['loops', 'for (;;) {}', 'E_CPU_LIMIT'],
     ] as const) {
       it(`fails the app that ${what} (${code}), and its inspector answers no more`, async () => {
-        const { registered, failures } = await start(
+        const { inspector, failures } = await startInspector(
           `import { traffic } from 'isogate:sdk';
           traffic.inspect({ open() {}, data() { ${body} }, close() {} });`,
           inspecting({ resources: { memoryMb: 32, cpuMsPerEvent: 100, storageMb: 1 } }),
-          'image',
         );
-        await waitFor(() => registered.length === 1);
-        await assert.rejects(registered[0]!.inspect([['data', 1, 'to_server', new Uint8Array(4), 1]]), refusedWith(code));
+        await assert.rejects(inspector.inspect([['data', 1, 'to_server', new Uint8Array(4), 1]]), refusedWith(code));
         assert.equal(failures[0]?.code, code);
-        await assert.rejects(registered[0]!.inspect([['close', 1]]), (error: { code: string }) => ['E_APP_FAILED', 'E_STATE'].includes(error.code));
+        await assert.rejects(inspector.inspect([['close', 1]]), (error: { code: string }) => ['E_APP_FAILED', 'E_STATE'].includes(error.code));
       });
     }
   });
