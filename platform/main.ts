@@ -277,7 +277,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             await egress.closeApp(id);
             await storage.close(id);
           }),
-        run: (id, watchMs, checked) => launcher!.runHeld(id, watchMs, checked),
+        run: (id, watchMs, held) => launcher!.runHeld(id, watchMs, held),
         halt: (id) => launcher!.haltHeld(id),
         release: (id) => launcher!.release(id),
         replaced: (id) => router.appReplaced(id),

@@ -32,6 +32,17 @@ export interface LaunchedSandbox extends AppGuest {
   dispose(): void;
 }
 
+/** What an update did for the start of the app it holds, so that the launch does not do it again. */
+export interface HeldLaunch {
+  /** The integrity check of the files to launch, under way already: its outcome is the launch's, as its own check's would be. */
+  checked?: Promise<Map<string, Buffer>>;
+  /**
+   * The caller's entry write, durable before this start, recorded Starting: the launch writes no
+   * Starting state of its own (a durable write in front of the app's first line).
+   */
+  startingRecorded?: boolean;
+}
+
 export interface LaunchFailure {
   code: string;
   message: string;
@@ -249,6 +260,13 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     }
   }
 
+  /** Starting, where the caller's own durable write recorded it already: in memory and announced, nothing written. */
+  #markStarting(packageId: string): Promise<undefined> {
+    this.#runtime(packageId).status = 'starting';
+    this.#announce(packageId);
+    return Promise.resolve(undefined);
+  }
+
   #refuseHeld(packageId: string): void {
     if (this.#held.has(packageId)) throw fail('E_BUSY', `${packageId} is being updated; try again when the update has finished`, { packageId });
   }
@@ -277,10 +295,10 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
 
   /**
    * Every check the manual asks for, then the sandbox. Throws with the refusal's code.
-   * `checked`: the integrity check of the files to launch, under way already (runHeld's caller);
-   * otherwise it is made here.
+   * `held`: how runHeld's caller prepared the start (see HeldLaunch); otherwise the files are
+   * checked and the Starting state written here.
    */
-  async #launch(packageId: string, checked?: Promise<Map<string, Buffer>>): Promise<void> {
+  async #launch(packageId: string, held: HeldLaunch = {}): Promise<void> {
     const app = this.#app(packageId);
     const entry = this.#entry(packageId);
     const runtime = this.#runtime(packageId);
@@ -309,17 +327,19 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     // files are checked, the sandbox is made and the app's code is compiled and linked; the
     // app's code runs only once the write is done (the sandbox waits for it before evaluating).
     // Each outcome is then handled as if one came after the other, the write's first.
-    const starting = this.#setStatus(packageId, 'starting').then(
-      () => undefined,
-      (error: unknown) => ({ error }),
-    );
+    const starting = held.startingRecorded
+      ? this.#markStarting(packageId)
+      : this.#setStatus(packageId, 'starting').then(
+          () => undefined,
+          (error: unknown) => ({ error }),
+        );
     // Not left Starting, which nothing leaves: Error, from which a start or a stop goes on.
     const refuseUnwritten = async (unwritten: { error: unknown }): Promise<never> => {
       const coded = toIsogateError(unwritten.error);
       await this.#attempt(packageId, 'record the Error state', () => this.#recordError(packageId, { code: coded.code, message: coded.message }));
       throw unwritten.error;
     };
-    const integrity = await (checked ?? this.#options.verifyIntegrity(app)).then(
+    const integrity = await (held.checked ?? this.#options.verifyIntegrity(app)).then(
       (files) => ({ files }),
       (error: unknown) => ({ error }),
     );
@@ -684,9 +704,9 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
    * Starts a held app (the start rule and configuration checks apply as always) and watches it
    * for `watchMs`: resolves when it is still running then, rejects with the failure when it
    * could not start or failed within the window. A failed app is left stopped, never restarted
-   * while held. `checked` is the integrity check of its files made by the caller (UpdateHooks.run).
+   * while held. `held`: what the caller (UpdateHooks.run) did for the start already.
    */
-  async runHeld(packageId: string, watchMs: number, checked?: Promise<Map<string, Buffer>>): Promise<void> {
+  async runHeld(packageId: string, watchMs: number, held: HeldLaunch = {}): Promise<void> {
     if (!this.#held.has(packageId)) throw fail('E_STATE', `${packageId} is not held for an update`);
     let failed: ((failure: { code: string; message: string }) => void) | undefined;
     const failure = new Promise<{ code: string; message: string }>((resolve) => {
@@ -697,7 +717,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     };
     await this.#lock(packageId).run(async () => {
       this.#runtime(packageId).failures.reset();
-      await this.#launch(packageId, checked);
+      await this.#launch(packageId, held);
       this.on('status', watch);
     });
     let timer: NodeJS.Timeout | undefined;

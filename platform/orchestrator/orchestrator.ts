@@ -20,6 +20,7 @@ import type { DeviceKeys } from '../device/index.js';
 import { DataDir, eraseTree, fsyncTree, readJsonIfExists, renameDurable, writeJsonDurable } from '../durable/index.js';
 import { type AppOrigin, canonicalJson, type IntegrityRecord, originOf, recordIsAuthentic, sealRecord, verifyInstalledFiles } from '../integrity/index.js';
 import { carryConfiguration } from '../launcher/configuration.js';
+import type { HeldLaunch } from '../launcher/index.js';
 import { RemovalJournal } from './removal.js';
 import { type SignerBinding, SignerBindings, type SignerIdentity } from './signer-bindings.js';
 import type { CatalogEntry, StoreClient } from './store-client.js';
@@ -146,11 +147,10 @@ export interface UpdateHooks {
   hold(packageId: string): Promise<boolean>;
   /**
    * Starts the held app and watches it for `watchMs`; rejects with its failure (the app then
-   * stopped). `checked`, when given, is the launch's integrity check already under way (the new
-   * version's files, checked where they were staged): its outcome is the launch's, as its own
-   * check's would be.
+   * stopped). `held`: the launch's integrity check already under way (the new version's files,
+   * checked where they were staged), and whether the update's entry write recorded Starting.
    */
-  run(packageId: string, watchMs: number, checked?: Promise<Map<string, Buffer>>): Promise<void>;
+  run(packageId: string, watchMs: number, held?: HeldLaunch): Promise<void>;
   /** Stops the held app if it runs (the new version that failed). */
   halt(packageId: string): Promise<void>;
   release(packageId: string): void;
@@ -1036,8 +1036,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       type: manifest.type,
       manifest: JSON.stringify(manifest),
       configured: !manifest.configuration?.required || carried.value !== undefined || manifest.configuration.defaults !== undefined,
-      // Held, the app is stopped (the hold leaves it to this write to record).
-      state: APP_STATE.stopped,
+      // Held, the app is stopped (the hold leaves it to this write to record), or about to start
+      // again: then this write records Starting, and the start that follows writes none of its own.
+      // Before the commit point a crash restores the journal's entry, so no state written here outlives one.
+      state: wasRunning ? APP_STATE.starting : APP_STATE.stopped,
     };
     const journal: Omit<UpdateJournal, 'mac'> = {
       package_id: packageId,
@@ -1089,7 +1091,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         if (wasRunning) {
           report('start', entry.size, 90);
           starting = true;
-          await hooks.run(packageId, context.watchMs, checked);
+          await hooks.run(packageId, context.watchMs, { checked, startingRecorded: true });
           await step('started');
         }
         // Audited before the commit point (fail closed): an update the trail cannot hold is rolled back.

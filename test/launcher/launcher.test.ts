@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sinon from 'sinon';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
-import { ConfigStore } from '../../platform/config/index.js';
+import { APP_STATE, ConfigStore } from '../../platform/config/index.js';
 import { type LaunchableApp, type LaunchedSandbox, Launcher, type LaunchFailure } from '../../platform/launcher/index.js';
 import { fail } from '../../sdk/errors.js';
 import { sampleManifest } from '../fixtures/packages.js';
@@ -181,16 +181,42 @@ describe('launcher', () => {
     assert.equal(await l.hold(id), true);
     const checks = integrityChecks;
     const staged = new Map([['app/main.js', Buffer.from('log.info("new")')]]);
-    await l.runHeld(id, 0, Promise.resolve(staged));
+    await l.runHeld(id, 0, { checked: Promise.resolve(staged) });
     assert.equal(launchedFiles, staged);
     assert.equal(integrityChecks, checks, 'no second check');
     await l.haltHeld(id);
-    await assert.rejects(l.runHeld(id, 0, Promise.reject(fail('E_INTEGRITY', 'app/main.js differs from the staged record'))), { code: 'E_INTEGRITY' });
+    await assert.rejects(l.runHeld(id, 0, { checked: Promise.reject(fail('E_INTEGRITY', 'app/main.js differs from the staged record')) }), {
+      code: 'E_INTEGRITY',
+    });
     assert.equal(l.status(id).status, 'error');
     assert.ok(audit.events().includes('launchUntrusted'));
     assert.equal(sandboxes.length, 2, 'no sandbox for the refused start');
     l.release(id);
     // Released in Error, its restart rule applies: stopped, so that nothing of it outlives the test.
+    await l.stop(id);
+  });
+
+  it("starts a held app whose Starting state the update's entry write recorded without writing it again, announcing it all the same", async () => {
+    const l = launcher();
+    await l.start(id);
+    assert.equal(await l.hold(id), true);
+    const written: number[] = [];
+    const update = config.update.bind(config);
+    sinon.stub(config, 'update').callsFake(async (change, options) => {
+      const result = await update(change, options);
+      written.push(config.read((doc) => doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === id)!.state!));
+      return result;
+    });
+    const announced: string[] = [];
+    l.on('status', (info) => info.packageId === id && announced.push(info.status));
+    await l.runHeld(id, 0, { startingRecorded: true });
+    assert.deepEqual(written, [APP_STATE.running]);
+    assert.deepEqual(announced, ['starting', 'running']);
+    await l.haltHeld(id);
+    written.length = 0;
+    await l.runHeld(id, 0);
+    assert.deepEqual(written, [APP_STATE.starting, APP_STATE.running], 'unless told, the start writes its Starting state');
+    l.release(id);
     await l.stop(id);
   });
 

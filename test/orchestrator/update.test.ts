@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { promises as fs, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MemoryAuditLog } from '../../platform/audit/index.js';
-import { ConfigStore } from '../../platform/config/index.js';
+import { APP_STATE, ConfigStore } from '../../platform/config/index.js';
 import { memoryDeviceKeys } from '../../platform/device/index.js';
+import type { HeldLaunch } from '../../platform/launcher/index.js';
 import { Orchestrator, type UpdateHooks, type UpdateStep, WorkerPackageVerifier } from '../../platform/orchestrator/index.js';
 import { fail, isIsogateError } from '../../sdk/errors.js';
 import type { AppManifest } from '../../sdk/manifest.js';
@@ -39,11 +40,14 @@ class FakeRunner implements UpdateHooks {
   }
   /** The files of the last start, as the launch check the update made gave them. */
   checkedFiles: Map<string, Buffer> | undefined;
-  async run(id: string, _watchMs: number, checked?: Promise<Map<string, Buffer>>): Promise<void> {
+  /** What the last start was told the update had done for it. */
+  lastHeld: HeldLaunch | undefined;
+  async run(id: string, _watchMs: number, held?: HeldLaunch): Promise<void> {
     const version = this.versionOf();
     this.calls.push(`run ${id} ${version}`);
+    this.lastHeld = held;
     // As the launcher: the check's refusal is the start's.
-    this.checkedFiles = checked && (await checked);
+    this.checkedFiles = held?.checked && (await held.checked);
     const failure = this.failing.get(version ?? '');
     if (failure) throw failure;
     this.running = true;
@@ -223,8 +227,8 @@ describe('orchestrator: in-place update', function () {
     assert.ok(!names.includes('Launcher: Attempting to download a new version of the application'), 'an update is not the refused install');
   });
 
-  // The launcher's hold writes only the Stopping state: the Stopped one is this write's.
-  it('writes the new entry with the held app recorded stopped, whatever state the entry read before the hold had', async () => {
+  // The launcher's hold writes no state: the Stopped one is this write's.
+  it('writes the new entry of an app that did not run recorded stopped, whatever state the entry read before the hold had', async () => {
     await publish({ version: '1.0.0', configuration: V1_CONFIG });
     let atConfigured: ReturnType<typeof entryOf>;
     const orchestrator = await open((step) => {
@@ -234,10 +238,27 @@ describe('orchestrator: in-place update', function () {
     await config.update((doc) => {
       doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === ID)!.state = 1;
     });
+    runner.running = false;
     await publish({ version: '2.0.0', configuration: V2_CONFIG });
     await orchestrator.update(ID);
     assert.equal(atConfigured!.version, '2.0.0');
-    assert.equal(atConfigured!.state, 4);
+    assert.equal(atConfigured!.state, APP_STATE.stopped);
+  });
+
+  // The launch's own Starting write was a durable write in front of the new version's first line.
+  it('writes the new entry of an app that ran recorded Starting, and tells the start it need not write that state', async () => {
+    await publish({ version: '1.0.0', configuration: V1_CONFIG });
+    let atConfigured: ReturnType<typeof entryOf>;
+    const orchestrator = await open((step) => {
+      if (step === 'configured') atConfigured = entryOf(config);
+    });
+    await orchestrator.install(ID);
+    runner.running = true;
+    await publish({ version: '2.0.0', configuration: V2_CONFIG });
+    await orchestrator.update(ID);
+    assert.equal(atConfigured!.version, '2.0.0');
+    assert.equal(atConfigured!.state, APP_STATE.starting);
+    assert.equal(runner.lastHeld?.startingRecorded, true);
   });
 
   it('carries the configuration saved while the app was being held, not the one before it, and journals that one', async () => {
