@@ -9,7 +9,6 @@
 import { fail, type IsogateError, toIsogateError } from '../../sdk/errors.js';
 import type { AppInspector, InspectItem, TrafficVerdict } from '../sandbox/bridge.js';
 
-/** Bounds of one crossing: a few hundred Modbus frames, or one large MQTT publish. */
 /**
  * Crossings in flight at once. With two, the next batch is on its way while the isolate inspects
  * the one before (it takes them in order), instead of waiting for its verdicts and the wake-ups
@@ -17,6 +16,7 @@ import type { AppInspector, InspectItem, TrafficVerdict } from '../sandbox/bridg
  */
 const MAX_IN_FLIGHT = 2;
 
+/** Bounds of one crossing: a few hundred Modbus frames, or one large MQTT publish. */
 export const CROSSING_LIMITS = { items: 1024, bytes: 4 * 1024 * 1024 } as const;
 
 /** What the gate learns back for one data item. */
@@ -77,9 +77,16 @@ export class InspectionQueue {
 
   async #cross(): Promise<void> {
     if (this.#inFlight >= MAX_IN_FLIGHT || this.#stopped || this.#queue.length === 0) return;
+    // With nothing in flight, half of what waits goes now and the rest right behind it, so that
+    // the gate forwards the first half's frames while the isolate inspects the second. A wave
+    // crossing whole (every connection's window in one turn, as polling masters send them) left
+    // each side idle while the other worked: in the gate bench the gate's thread was busy 0.72 of
+    // the time, 0.95 split, and the rate went from 0.47x to 0.59-0.70x of the gate without inspection.
+    const waiting = this.#queue.length;
+    const most = Math.min(CROSSING_LIMITS.items, this.#inFlight === 0 ? Math.ceil(waiting / 2) : waiting);
     let take = 0;
     let bytes = 0;
-    while (take < this.#queue.length && take < CROSSING_LIMITS.items && (take === 0 || bytes + this.#queue[take]!.bytes <= CROSSING_LIMITS.bytes)) {
+    while (take < most && (take === 0 || bytes + this.#queue[take]!.bytes <= CROSSING_LIMITS.bytes)) {
       bytes += this.#queue[take]!.bytes;
       take += 1;
     }

@@ -60,6 +60,29 @@ describe('traffic gate: the inspection queue', () => {
     assert.equal(queue.crossings, 3);
   });
 
+  it('splits what waits while nothing is in flight: half crosses at once, the rest right behind it, the verdicts in order', async () => {
+    const { inspector, crossings } = handInspector();
+    const queue = new InspectionQueue({ inspector, deadlineMs: 10_000, onFailure: () => undefined });
+    const handled: number[] = [];
+    for (let connection = 1; connection <= 5; connection += 1) queue.push(data(connection, connection), () => handled.push(connection));
+    await waitFor(() => crossings.length === 2);
+    assert.deepEqual(
+      crossings.map((crossing) => crossing.items.map((item) => item[1])),
+      [
+        [1, 2, 3],
+        [4, 5],
+      ],
+    );
+    crossings[1]!.answer([release(1), release(1)]);
+    crossings[0]!.answer([release(1), release(1), release(1)]);
+    await waitFor(() => handled.length === 5);
+    assert.deepEqual(handled, [1, 2, 3, 4, 5]);
+    // One alone crosses alone.
+    queue.push(data(6, 6), () => handled.push(6));
+    await waitFor(() => crossings.length === 3);
+    assert.equal(crossings[2]!.items.length, 1);
+  });
+
   it('fails closed when a crossing is refused: the verdicts of the one after it are never handled', async () => {
     const { inspector, crossings } = handInspector();
     const failures: { code: string }[] = [];
