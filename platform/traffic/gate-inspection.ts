@@ -43,6 +43,13 @@ export class InspectionQueue {
   #handled: Promise<void> = Promise.resolve();
   #scheduled = false;
   #stopped = false;
+  /**
+   * When each crossing in flight went (performance.now()), in the order they went, and the one
+   * timer that holds the oldest to the deadline: a timer and a promise race per crossing cost the
+   * gate's thread more than the crossing's own bookkeeping.
+   */
+  #sentAt: number[] = [];
+  #deadline: NodeJS.Timeout | undefined;
   /** Crossings made and data items inspected, for the gate's counters and the bench. */
   crossings = 0;
   items = 0;
@@ -73,6 +80,30 @@ export class InspectionQueue {
   stop(): void {
     this.#stopped = true;
     this.#queue = [];
+    clearTimeout(this.#deadline);
+    this.#deadline = undefined;
+  }
+
+  #fail(error: IsogateError): void {
+    if (this.#stopped) return;
+    this.stop();
+    this.options.onFailure(error);
+  }
+
+  /** Armed while a crossing is in flight, for what is left of the oldest one's time; once it passes, the inspector has failed. */
+  #watchDeadline(): void {
+    if (this.#deadline || this.#stopped || this.#sentAt.length === 0) return;
+    const left = this.#sentAt[0]! + this.options.deadlineMs - performance.now();
+    this.#deadline = setTimeout(
+      () => {
+        this.#deadline = undefined;
+        const oldest = this.#sentAt[0];
+        if (oldest !== undefined && performance.now() - oldest >= this.options.deadlineMs) {
+          this.#fail(fail('E_APP_FAILED', `did not answer the traffic gate within ${this.options.deadlineMs} ms`, { notAnswering: true }));
+        } else this.#watchDeadline();
+      },
+      Math.max(1, Math.ceil(left)),
+    );
   }
 
   async #cross(): Promise<void> {
@@ -95,17 +126,10 @@ export class InspectionQueue {
     this.#inFlight += 1;
     this.crossings += 1;
     this.items += handlers.length;
-    let deadline: NodeJS.Timeout | undefined;
-    const answered = Promise.race([
-      this.options.inspector.inspect(batch.map((entry) => entry.item)),
-      new Promise<never>((_, reject) => {
-        deadline = setTimeout(
-          () => reject(fail('E_APP_FAILED', `did not answer the traffic gate within ${this.options.deadlineMs} ms`, { notAnswering: true })),
-          this.options.deadlineMs,
-        );
-      }),
-    ]).finally(() => clearTimeout(deadline));
-    answered.catch(() => undefined);
+    const sentAt = performance.now();
+    this.#sentAt.push(sentAt);
+    this.#watchDeadline();
+    const answered = this.options.inspector.inspect(batch.map((entry) => entry.item));
     const before = this.#handled;
     let done!: () => void;
     this.#handled = new Promise<void>((resolve) => {
@@ -122,14 +146,12 @@ export class InspectionQueue {
     let verdicts: TrafficVerdict[];
     try {
       verdicts = await answered;
+      this.#sentAt.splice(this.#sentAt.indexOf(sentAt), 1);
       await before;
     } catch (error) {
       this.#inFlight -= 1;
       done();
-      if (!this.#stopped) {
-        this.stop();
-        this.options.onFailure(toIsogateError(error));
-      }
+      this.#fail(toIsogateError(error));
       return;
     }
     this.#inFlight -= 1;

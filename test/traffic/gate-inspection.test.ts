@@ -3,6 +3,7 @@
  * two crossings in flight, and that an inspector's failure stops everything after it.
  */
 import { strict as assert } from 'node:assert';
+import sinon from 'sinon';
 import type { AppInspector, InspectItem, TrafficVerdict } from '../../platform/sandbox/bridge.js';
 import { InspectionQueue } from '../../platform/traffic/gate-inspection.js';
 import { waitFor } from '../fixtures/wait.js';
@@ -103,6 +104,34 @@ describe('traffic gate: the inspection queue', () => {
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(crossings.length, 2, 'nothing crosses once stopped');
     assert.equal(handled.length, 0);
+  });
+
+  // One timer holds the oldest crossing in flight to the deadline, not one per crossing.
+  it('holds each crossing to the deadline from its own start: one answered in time leaves the next its whole time', async () => {
+    const clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'performance'] });
+    try {
+      const { inspector, crossings } = handInspector();
+      const failures: { code: string; details: Record<string, unknown> }[] = [];
+      const queue = new InspectionQueue({ inspector, deadlineMs: 100, onFailure: (error) => failures.push(error as never) });
+      queue.push(data(1, 1), () => undefined);
+      await clock.tickAsync(0);
+      assert.equal(crossings.length, 1);
+      await clock.tickAsync(60);
+      queue.push(data(1, 2), () => undefined);
+      await clock.tickAsync(0);
+      assert.equal(crossings.length, 2);
+      crossings[0]!.answer([release(1)]);
+      // The first one's deadline has passed, answered: the second has 40 ms left.
+      await clock.tickAsync(80);
+      assert.equal(failures.length, 0);
+      await clock.tickAsync(20);
+      assert.equal(failures.length, 1);
+      assert.equal(failures[0]!.code, 'E_APP_FAILED');
+      assert.equal(failures[0]!.details.notAnswering, true);
+      assert.equal(queue.stopped, true);
+    } finally {
+      clock.restore();
+    }
   });
 
   it('fails closed when the inspector misses the deadline (E_APP_FAILED, not answering)', async () => {
