@@ -33,7 +33,15 @@ import { IntegrityService } from './integrity/service.js';
 import { Launcher } from './launcher/index.js';
 import { AppLogs } from './logs/index.js';
 import { type EmergencyHook, EmergencyMode, type EmergencyState } from './modes/index.js';
-import { HttpStoreClient, type InstalledApp, Orchestrator, type QuarantinedApp, type UnfinishedUninstall, type UninstallStep } from './orchestrator/index.js';
+import {
+  HttpStoreClient,
+  type InstalledApp,
+  Orchestrator,
+  type QuarantinedApp,
+  type UnfinishedUninstall,
+  type UninstallStep,
+  WorkerPackageVerifier,
+} from './orchestrator/index.js';
 import { Router } from './router/index.js';
 import type { AppHost, LogLevelCode } from './sandbox/bridge.js';
 import { type AppSandbox, createAppSandbox, PreparedIsolate } from './sandbox/index.js';
@@ -243,7 +251,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     /** Isolates made for pushed versions while they were verified, until their start takes them. */
     const preparedIsolates = new Map<string, PreparedIsolate>();
+    const verifier = new WorkerPackageVerifier();
     orchestrator = await Orchestrator.open({
+      verifier,
       dataDir,
       config,
       audit,
@@ -373,6 +383,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const inspecting = new Set<string>();
     const inspectedSandboxes = new Map<string, AppSandbox>();
     const developerMode = (): boolean => config.read((doc) => doc.MODE_SWITCH.is_developer_mode === true);
+    // Pushes come often in developer mode: their verification does not wait for a worker to start.
+    if (developerMode()) verifier.keepWarm();
 
     launcher = new Launcher({
       config,
@@ -449,6 +461,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         await config.update((doc) => {
           doc.MODE_SWITCH.is_developer_mode = true;
         });
+        verifier.keepWarm();
         await audit.record('developerMode');
       },
       push: async (file, owner) => {
