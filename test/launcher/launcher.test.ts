@@ -50,8 +50,10 @@ describe('launcher', () => {
     });
   }
 
+  /** Shut down after each test, so that a restart one of them left due cannot start a sandbox in the next. */
+  const made: Launcher[] = [];
   function launcher(restart = { initialBackoffMs: 10, maxBackoffMs: 40, multiplier: 2, maxRestarts: 2, windowMs: 60_000 }): Launcher {
-    return new Launcher({
+    const l = new Launcher({
       config,
       audit,
       restart,
@@ -98,6 +100,8 @@ describe('launcher', () => {
         return sandbox;
       },
     });
+    made.push(l);
+    return l;
   }
 
   beforeEach(async () => {
@@ -114,6 +118,7 @@ describe('launcher', () => {
   });
   afterEach(async () => {
     sinon.restore();
+    await Promise.all(made.splice(0).map((l) => l.shutdown()));
     await removeDir(dir);
   });
 
@@ -248,7 +253,8 @@ describe('launcher', () => {
   });
 
   it('a hold that fails on an app waiting in restart backoff leaves it in Error with its restart still due', async () => {
-    const l = launcher();
+    // A backoff the failed hold comes well within: at 10 ms a loaded machine ran the restart first.
+    const l = launcher({ initialBackoffMs: 500, maxBackoffMs: 500, multiplier: 2, maxRestarts: 2, windowMs: 60_000 });
     await l.start(id);
     sandboxes[0]!.failWith({ code: 'E_CPU_LIMIT', message: 'busy' });
     await waitFor(() => l.status(id).status === 'error' && logged(/^Restarting in/));
