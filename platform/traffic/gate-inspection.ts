@@ -112,7 +112,8 @@ export class InspectionQueue {
     // the gate forwards the first half's frames while the isolate inspects the second. A wave
     // crossing whole (every connection's window in one turn, as polling masters send them) left
     // each side idle while the other worked: in the gate bench the gate's thread was busy 0.72 of
-    // the time, 0.95 split, and the rate went from 0.47x to 0.59-0.70x of the gate without inspection.
+    // the time, 0.95 split, and the rate went from 0.40-0.53x to 0.52-0.61x of the gate without
+    // inspection (with the one deadline timer below), in runs of the same hour.
     const waiting = this.#queue.length;
     const most = Math.min(CROSSING_LIMITS.items, this.#inFlight === 0 ? Math.ceil(waiting / 2) : waiting);
     let take = 0;
