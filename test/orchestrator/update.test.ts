@@ -227,37 +227,38 @@ describe('orchestrator: in-place update', function () {
     assert.ok(!names.includes('Launcher: Attempting to download a new version of the application'), 'an update is not the refused install');
   });
 
-  // The launcher's hold writes no state: the Stopped one is this write's.
-  it('writes the new entry of an app that did not run recorded stopped, whatever state the entry read before the hold had', async () => {
+  /** 1.0.0 installed, `beforeUpdate` run, then the update to 2.0.0: the entry its write made, as the step `configured` finds it. */
+  async function entryWrittenByUpdate(beforeUpdate: () => Promise<void>): Promise<NonNullable<ReturnType<typeof entryOf>>> {
     await publish({ version: '1.0.0', configuration: V1_CONFIG });
     let atConfigured: ReturnType<typeof entryOf>;
     const orchestrator = await open((step) => {
       if (step === 'configured') atConfigured = entryOf(config);
     });
     await orchestrator.install(ID);
-    await config.update((doc) => {
-      doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === ID)!.state = 1;
-    });
-    runner.running = false;
+    await beforeUpdate();
     await publish({ version: '2.0.0', configuration: V2_CONFIG });
     await orchestrator.update(ID);
     assert.equal(atConfigured!.version, '2.0.0');
-    assert.equal(atConfigured!.state, APP_STATE.stopped);
+    return atConfigured!;
+  }
+
+  // The launcher's hold writes no state: the Stopped one is this write's.
+  it('writes the new entry of an app that did not run recorded stopped, whatever state the entry read before the hold had', async () => {
+    const entry = await entryWrittenByUpdate(async () => {
+      await config.update((doc) => {
+        doc.APPLICATIONS.APPS_CONTROL.applications.find((e) => e.package_id === ID)!.state = 1;
+      });
+      runner.running = false;
+    });
+    assert.equal(entry.state, APP_STATE.stopped);
   });
 
   // The launch's own Starting write was a durable write in front of the new version's first line.
   it('writes the new entry of an app that ran recorded Starting, and tells the start it need not write that state', async () => {
-    await publish({ version: '1.0.0', configuration: V1_CONFIG });
-    let atConfigured: ReturnType<typeof entryOf>;
-    const orchestrator = await open((step) => {
-      if (step === 'configured') atConfigured = entryOf(config);
+    const entry = await entryWrittenByUpdate(async () => {
+      runner.running = true;
     });
-    await orchestrator.install(ID);
-    runner.running = true;
-    await publish({ version: '2.0.0', configuration: V2_CONFIG });
-    await orchestrator.update(ID);
-    assert.equal(atConfigured!.version, '2.0.0');
-    assert.equal(atConfigured!.state, APP_STATE.starting);
+    assert.equal(entry.state, APP_STATE.starting);
     assert.equal(runner.lastHeld?.startingRecorded, true);
   });
 
