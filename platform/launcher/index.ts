@@ -260,11 +260,10 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     }
   }
 
-  /** Starting, where the caller's own durable write recorded it already: in memory and announced, nothing written. */
-  #markStarting(packageId: string): Promise<undefined> {
-    this.#runtime(packageId).status = 'starting';
+  /** A state in memory and announced, nothing written: where an update's own write of the entry records it (its hold and its start). */
+  #showStatus(packageId: string, status: Runtime['status']): void {
+    this.#runtime(packageId).status = status;
     this.#announce(packageId);
-    return Promise.resolve(undefined);
   }
 
   #refuseHeld(packageId: string): void {
@@ -327,12 +326,16 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     // files are checked, the sandbox is made and the app's code is compiled and linked; the
     // app's code runs only once the write is done (the sandbox waits for it before evaluating).
     // Each outcome is then handled as if one came after the other, the write's first.
-    const starting = held.startingRecorded
-      ? this.#markStarting(packageId)
-      : this.#setStatus(packageId, 'starting').then(
-          () => undefined,
-          (error: unknown) => ({ error }),
-        );
+    let starting: Promise<{ error: unknown } | undefined>;
+    if (held.startingRecorded) {
+      this.#showStatus(packageId, 'starting');
+      starting = Promise.resolve(undefined);
+    } else {
+      starting = this.#setStatus(packageId, 'starting').then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      );
+    }
     // Not left Starting, which nothing leaves: Error, from which a start or a stop goes on.
     const refuseUnwritten = async (unwritten: { error: unknown }): Promise<never> => {
       const coded = toIsogateError(unwritten.error);
@@ -499,10 +502,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
           unwritten = error;
         })
       : undefined;
-    if (!writeStates) {
-      runtime.status = 'stopping';
-      this.#announce(packageId);
-    }
+    if (!writeStates) this.#showStatus(packageId, 'stopping');
     const sandbox = runtime.sandbox;
     runtime.sandbox = undefined;
     const stopped = sandbox?.stop(this.#options.stopDeadlineMs ?? 2000).catch((error: unknown) => {
@@ -511,8 +511,7 @@ export class Launcher extends EventEmitter<{ status: [AppStatusInfo] }> {
     });
     await Promise.all([stopping, stopped]);
     if (!writeStates) {
-      runtime.status = 'stopped';
-      this.#announce(packageId);
+      this.#showStatus(packageId, 'stopped');
     } else {
       await this.#setStatus(packageId, 'stopped', execute).catch((error: unknown) => {
         unwritten ??= error;
