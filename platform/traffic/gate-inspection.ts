@@ -67,9 +67,13 @@ export class InspectionQueue {
   push(item: InspectItem, onVerdict?: VerdictHandler): void {
     if (this.#stopped) return;
     this.#queue.push({ item, ...(onVerdict ? { onVerdict } : {}), bytes: item[0] === 'data' ? item[3].byteLength : 0 });
-    if (this.#inFlight >= MAX_IN_FLIGHT || this.#scheduled) return;
+    if (this.#inFlight < MAX_IN_FLIGHT) this.#scheduleCrossing();
+  }
+
+  /** Everything the sockets deliver in this turn of the event loop crosses together, after it. */
+  #scheduleCrossing(): void {
+    if (this.#scheduled) return;
     this.#scheduled = true;
-    // Everything the sockets delivered in this turn of the event loop crosses together.
     setImmediate(() => {
       this.#scheduled = false;
       void this.#cross();
@@ -137,13 +141,7 @@ export class InspectionQueue {
       done = resolve;
     });
     // The next batch may cross while this one is inspected: the isolate takes them in order.
-    if (this.#queue.length > 0 && this.#inFlight < MAX_IN_FLIGHT && !this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(() => {
-        this.#scheduled = false;
-        void this.#cross();
-      });
-    }
+    if (this.#queue.length > 0 && this.#inFlight < MAX_IN_FLIGHT) this.#scheduleCrossing();
     let verdicts: TrafficVerdict[];
     try {
       verdicts = await answered;
