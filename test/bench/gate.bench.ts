@@ -10,9 +10,11 @@
  * trips one at a time beside the same round trip straight to the server.
  *
  * The rules are what a plant would load: drop rules for writes and diagnostics, unit and address
- * ranges, raw tcp content rules, Suricata 7's Modbus anomaly rules (8), none of which the bench's reads
- * match; and three alert rules that every read matches, so alerts cross back with verdicts and the
- * gate records them (within its firewall-log budget) as in production.
+ * ranges, raw tcp content rules, Suricata 7's Modbus anomaly rules (8), and three alert rules that
+ * every read matches, so alerts cross back with verdicts and the gate records them (within its
+ * firewall-log budget) as in production. Of the anomaly rules, only "Modbus Data mismatch" (sid
+ * 2250008, an alert) fires: on every answer, as Suricata 7.0.10 itself raises it on a register read
+ * answered in full (checked by replaying the bench's request and answer through both).
  */
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
@@ -150,8 +152,9 @@ const NP = 'dev.isogate.network-protector';
 
 /**
  * 100 rules. The reads the bench sends (function 3, holding registers 0-4, unit 1) and their
- * answers match only the three alert rules at the end; every other rule is a candidate for
- * every frame (their headers fit the connection) and is refused by its keywords or content.
+ * answers match only the three alert rules at the end and, on each answer, the anomaly list's
+ * "Modbus Data mismatch"; every other rule is a candidate for every frame (their headers fit the
+ * connection) and is refused by its keywords or content.
  */
 export async function benchRules(): Promise<{ commands: string; anomaly: string }> {
   const commands: string[] = [];
@@ -186,7 +189,8 @@ export async function benchRules(): Promise<{ commands: string; anomaly: string 
   add('alert modbus any any -> any any (msg:"read holding registers"; modbus: access read holding; sid:SID; rev:1;)');
   add('alert modbus any any -> any any (msg:"unit 1 function 3"; modbus: unit 1, function 3; sid:SID; rev:1;)');
   add('alert tcp any any -> any any (msg:"read request bytes"; flow:to_server; content:"|00 06 01 03|"; sid:SID; rev:1;)');
-  // The anomaly list: Suricata 7's own modbus-events.rules, which well-formed traffic never raises.
+  // The anomaly list: Suricata 7's own modbus-events.rules. Suricata raises its value_mismatch on a
+  // register read answered in full, so the bench's answers each carry that alert too.
   const anomaly = await fs.readFile(path.resolve('test/fixtures/suricata-rules/modbus-events.rules'), 'utf8');
   return { commands: `${commands.join('\n')}\n`, anomaly };
 }
