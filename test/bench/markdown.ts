@@ -108,7 +108,7 @@ export function markdown(options: {
     '## How to read it, and compare runs',
     '',
     '- Each figure is measured beside its baseline in the same process and the same minutes, in alternating rounds (the median round counts), and reported as a ratio: the load of the machine falls on both sides.',
-    `- A full \`npm run bench\` runs the whole suite ${FULL_RUN_REPEATS} times (\`--repeat N\` for another count; this page: ${options.runs}); each figure is the run with the median ratio, and its **spread** is (max - min) / median of the ratios over the runs. A figure run once keeps the spread of its rounds (paired with the baseline round beside each), and a latency percentile the spread between two interleaved halves of its samples.`,
+    `- A full \`npm run bench\` runs the whole suite ${FULL_RUN_REPEATS} times (\`--repeat N\` for another count; this page: ${options.runs}), each benchmark in a process of its own; each figure is the run with the median ratio, and its **spread** is (max - min) / median of the ratios over the runs. A figure run once keeps the spread of its rounds (paired with the baseline round beside each), and a latency percentile the spread between two interleaved halves of its samples.`,
     `- \`npm run bench -- --compare FILE\` compares each ratio with FILE's (an earlier bench-results.json): a ratio that fell by more than the larger spread of the two runs is a regression (exit code 1). The spread is never taken below ${MIN_SPREAD * 100}%, and is ${DEFAULT_SPREAD * 100}% where neither run measured one (test/bench/regression.ts).`,
     '- The chart draws each ratio on a log scale with its goal as a black tick; green meets the goal, red does not.',
     '',

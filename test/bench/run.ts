@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: every benchmark beside its baseline, as ratios. `npm run bench -- storage`
- * runs only the benchmarks whose name contains "storage".
+ * `npm run bench`: every benchmark beside its baseline, as ratios, each benchmark in a process of
+ * its own (one.ts). `npm run bench -- storage` runs only the benchmarks whose name contains "storage".
  *
  *   --repeat N      runs of the whole suite (default 2 for a full run, 1 for a filtered one);
  *                   each figure is the median run's, with the spread between runs stored beside it
@@ -13,30 +13,27 @@
  * and bench-report.svg (generated) and, for a full run, docs/benchmarks.md and
  * docs/benchmarks.svg: the latest table, committed, with the machine it came from.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { BENCHES, type Bench } from './benches.js';
 import { type BenchResult, type ResultEntry, report } from './harness.js';
 import { chart, markdown, thisMachine } from './markdown.js';
 import { compareResults, parseResults } from './regression.js';
 import { FULL_RUN_REPEATS, foldRuns } from './runs.js';
 
-type Bench = { name: string; run: () => Promise<BenchResult[]> };
-
-const BENCHES: Bench[] = [
-  { name: 'install', run: async () => (await import('./install.bench.js')).default() },
-  { name: 'storage', run: async () => (await import('./storage.bench.js')).default() },
-  { name: 'cold-start', run: async () => (await import('./cold-start.bench.js')).default() },
-  { name: 'memory', run: async () => (await import('./memory.bench.js')).default() },
-  { name: 'router', run: async () => (await import('./router.bench.js')).default() },
-  { name: 'egress', run: async () => (await import('./egress.bench.js')).default() },
-  { name: 'schema', run: async () => (await import('./schema.bench.js')).default() },
-  { name: 'cli', run: async () => (await import('./cli.bench.js')).default() },
-  { name: 'replay', run: async () => (await import('./replay.bench.js')).default() },
-  { name: 'gate', run: async () => (await import('./gate.bench.js')).default() },
-  { name: 'devloop', run: async () => (await import('./devloop.bench.js')).default() },
-  { name: 'web', run: async () => (await import('./web.bench.js')).default() },
-];
+/** Runs `bench` in a process of its own (one.ts says why), with this process's Node flags and environment. */
+async function runAlone(bench: Bench, dir: string): Promise<BenchResult[]> {
+  const out = path.join(dir, `${bench.name}.json`);
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('./one.ts', import.meta.url)), bench.name, out], { stdio: 'inherit' });
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  if (code !== 0) throw new Error(`its process ended with ${signal ?? `exit code ${code}`}`);
+  return JSON.parse(await fs.readFile(out, 'utf8')) as BenchResult[];
+}
 
 const RESULTS_FILE = path.resolve('bench-results.json');
 const REPORT_FILE = path.resolve('bench-report.md');
@@ -69,12 +66,13 @@ const previous = await previousRun();
 const started = Date.now();
 const machine = thisMachine();
 const runs: BenchResult[][] = [];
+const resultsDir = await fs.mkdtemp(path.join(os.tmpdir(), 'isogate-bench-'));
 for (let run = 1; run <= opts.repeat; run += 1) {
   const results: BenchResult[] = [];
   for (const bench of BENCHES.filter((b) => !opts.filter || b.name.includes(opts.filter))) {
     process.stderr.write(`running ${bench.name}${opts.repeat > 1 ? ` (run ${run} of ${opts.repeat})` : ''}...\n`);
     try {
-      results.push(...(await bench.run()));
+      results.push(...(await runAlone(bench, resultsDir)));
     } catch (error) {
       process.stderr.write(`  ${bench.name} failed: ${(error as Error).stack ?? String(error)}\n`);
       process.exitCode = 1;
@@ -85,6 +83,7 @@ for (let run = 1; run <= opts.repeat; run += 1) {
   );
   runs.push(results);
 }
+await fs.rm(resultsDir, { recursive: true, force: true });
 const durationS = (Date.now() - started) / 1000;
 const measured = foldRuns(runs);
 const kept = (previous ?? []).filter((e) => !measured.some((m) => m.name === e.name));
