@@ -37,7 +37,8 @@ export function alertEve(a: ReplayAlert): Record<string, unknown> {
   };
   if (a.tx) out.tx_id = a.tx.txId;
   out.alert = { action: 'allowed', gid: r.gid, signature_id: r.sid, rev: r.rev, signature: r.signature, category: r.category, severity: r.severity };
-  out.app_proto = a.flow.protocol;
-  if (a.tx) out[a.flow.protocol] = a.flow.protocol === 'modbus' ? modbusEve(a.tx as ModbusTransaction) : mqttEve(a.tx as MqttTransaction);
+  // Absent, as in Suricata's, on a packet before the flow's protocol was detected.
+  if (a.flow.protocol) out.app_proto = a.flow.protocol;
+  if (a.tx && a.flow.protocol) out[a.flow.protocol] = a.flow.protocol === 'modbus' ? modbusEve(a.tx as ModbusTransaction) : mqttEve(a.tx as MqttTransaction);
   return out;
 }

@@ -28,6 +28,8 @@ export interface ReassemblyHandler {
 }
 
 const MAX_PENDING = 4 * 1024 * 1024;
+/** Closed flows kept for their last packets. */
+const MAX_CLOSED = 4096;
 
 class Stream {
   base: number | undefined;
@@ -101,6 +103,11 @@ interface Flow extends FlowEndpoints {
 /** Feeds segments in capture order; `finish` flushes what is left of every flow. */
 export class TcpReassembler {
   readonly #flows = new Map<string, Flow>();
+  /**
+   * Flows both sides closed, by key: their last packets (the ACK of the second FIN) still belong to
+   * them, as in Suricata, which keeps a flow until it times out. The oldest go first past the bound.
+   */
+  readonly #closed = new Map<string, Flow>();
   #nextId = 1;
 
   constructor(readonly handler: ReassemblyHandler) {}
@@ -109,13 +116,17 @@ export class TcpReassembler {
     return this.#flows.size;
   }
 
-  segment(s: TcpSegment): void {
+  /** Takes one segment; returns the flow it belongs to and its direction, or undefined for one of no tracked flow. */
+  segment(s: TcpSegment): { flow: FlowEndpoints; side: Side } | undefined {
     const forward = `${s.src}|${s.sport}|${s.dst}|${s.dport}`;
     let flow = this.#flows.get(forward) ?? this.#flows.get(`${s.dst}|${s.dport}|${s.src}|${s.sport}`);
     const syn = (s.flags & TCP.SYN) !== 0;
     const ackFlag = (s.flags & TCP.ACK) !== 0;
     if (!flow) {
-      if (!syn || ackFlag) return;
+      const closed = this.#closed.get(forward) ?? this.#closed.get(`${s.dst}|${s.dport}|${s.src}|${s.sport}`);
+      if (closed && !(syn && !ackFlag)) return { flow: closed, side: s.src === closed.client.ip && s.sport === closed.client.port ? 'toserver' : 'toclient' };
+      if (closed) this.#closed.delete(closed.key);
+      if (!syn || ackFlag) return undefined;
       flow = {
         key: forward,
         id: this.#nextId++,
@@ -130,7 +141,7 @@ export class TcpReassembler {
     const mine = flow.streams[side];
     if (syn) {
       if (mine.base === undefined) mine.base = (s.seq + 1) >>> 0;
-      return;
+      return { flow, side };
     }
     if (ackFlag) this.#deliver(flow, other, (s.ack - (flow.streams[other].base ?? s.ack)) | 0);
     mine.insert(s.seq, s.payload);
@@ -141,7 +152,10 @@ export class TcpReassembler {
     if (s.flags & TCP.RST || (flow.streams.toserver.fin && flow.streams.toclient.fin)) {
       this.#flush(flow);
       this.#flows.delete(flow.key);
+      this.#closed.set(flow.key, flow);
+      if (this.#closed.size > MAX_CLOSED) this.#closed.delete(this.#closed.keys().next().value!);
     }
+    return { flow, side };
   }
 
   finish(): void {

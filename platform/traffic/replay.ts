@@ -4,11 +4,13 @@
  * by the protocol's probing parser), collect each flow's transactions and anomaly events in order,
  * and the alerts of the rules, each with the packet that delivered the bytes that matched.
  */
+import { compileRule } from '../../sample-apps/network-protector/src/engine/compile.js';
 import { type CompiledRule, type CompiledRules, StreamInspector, type Transaction } from '../../sample-apps/network-protector/src/engine/index.js';
 import { probeModbus } from '../../sample-apps/network-protector/src/protocols/modbus.js';
 import { probeMqtt } from '../../sample-apps/network-protector/src/protocols/mqtt.js';
 import type { ModbusTransaction, MqttTransaction } from '../../sample-apps/network-protector/src/protocols/types.js';
-import { decodeTcp, readPcap } from './pcap.js';
+import { isHeaderOnly, PacketRules } from './packet-rules.js';
+import { decodeTcp, readPcap, TCP } from './pcap.js';
 import { type FlowEndpoints, type Side, TcpReassembler } from './reassembly.js';
 
 export interface ReplayOptions {
@@ -24,7 +26,8 @@ export interface ReplayOptions {
 
 export interface ReplayAlert {
   readonly rule: CompiledRule;
-  readonly flow: FlowEndpoints & { readonly protocol: 'modbus' | 'mqtt' };
+  /** `protocol`: the flow's application protocol, absent on a packet before it was detected. */
+  readonly flow: FlowEndpoints & { readonly protocol?: 'modbus' | 'mqtt' };
   readonly direction: Side;
   readonly tx?: Transaction;
   /** The capture time of the packet that delivered the matching bytes. */
@@ -66,12 +69,19 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
   const mqttPorts = new Set(options.mqttPorts ?? [1883]);
   const capture = readPcap(file, name);
   const flows = new Map<number, ReplayFlow>();
-  const rules = options.rules ?? NO_RULES;
+  const all = options.rules ?? NO_RULES;
+  // Header-only rules go packet by packet (packet-rules.ts); the inspector takes the others.
+  const packetRules = new PacketRules(all.rules.filter((r) => isHeaderOnly(r.rule)));
+  const rules: CompiledRules = packetRules.empty
+    ? all
+    : { rules: all.rules.filter((r) => !isHeaderOnly(r.rule)).map((r, index) => compileRule(r.rule, index)) };
   const keep = options.keepTransactions ?? true;
   const parsers = new Map<number, StreamInspector>();
   const alerts: ReplayAlert[] = [];
   let now = { seconds: 0, nanos: 0 };
   const detecting = new Map<number, Detecting | null>();
+  /** Flows a transaction rule's drop ended during the current packet (the packet's own rules still run). */
+  const droppedNow = new Set<number>();
 
   const start = (endpoints: FlowEndpoints, protocol: 'modbus' | 'mqtt'): StreamInspector => {
     const parser = new StreamInspector(rules, {
@@ -99,6 +109,7 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
     // Transaction ids only grow: one past the last listed is new (a linear search would make a long flow quadratic).
     if (keep) for (const tx of result.updated) if (list.length === 0 || tx.txId > list[list.length - 1]!.txId) list.push(tx);
     record.stopped = result.stopped;
+    if (result.drop) droppedNow.add(endpoints.id);
   };
 
   const reassembler = new TcpReassembler({
@@ -142,14 +153,32 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
   });
 
   let skipped = 0;
-  for (const record of capture.records) {
-    now = record;
-    const segment = decodeTcp(capture.linkType, record.data);
+  for (const packet of capture.records) {
+    now = packet;
+    droppedNow.clear();
+    const segment = decodeTcp(capture.linkType, packet.data);
     if (!segment) {
       skipped++;
       continue;
     }
-    reassembler.segment(segment);
+    const before = alerts.length;
+    const at = reassembler.segment(segment);
+    if (!at || packetRules.empty) continue;
+    const { flow, side } = at;
+    // Only flows of the services the replay parses (the gate protects nothing else).
+    if (!modbusPorts.has(flow.server.port) && !mqttPorts.has(flow.server.port)) continue;
+    const record = flows.get(flow.id);
+    const verdict = packetRules.packet(flow, side, { syn: (segment.flags & TCP.SYN) !== 0, ack: (segment.flags & TCP.ACK) !== 0 }, record?.protocol);
+    if (verdict.passed) alerts.length = before;
+    const alertFlow = record ?? { id: flow.id, client: flow.client, server: flow.server };
+    for (const rule of verdict.alerts) alerts.push({ rule, flow: alertFlow, direction: side, seconds: now.seconds, nanos: now.nanos });
+    if (verdict.ended) {
+      parsers.delete(flow.id);
+      detecting.set(flow.id, null);
+      if (record) record.stopped = true;
+    }
+    // Suricata's quirk: after a drop matched, nothing more of the flow is inspected, packet rules included.
+    if (droppedNow.has(flow.id)) packetRules.end(flow);
   }
   reassembler.finish();
   return { flows: [...flows.values()].sort((a, b) => a.id - b.id), alerts, packets: capture.records.length, skipped };

@@ -85,4 +85,75 @@ describe('rule engine against Suricata 7 (alerts per sid)', function () {
     const theirs = eve.find((e) => e.event_type === 'alert')!;
     assert.equal(theirs.alert.action, (mine[0]!.alert as { action: string }).action);
   });
+
+  /** The capture time of each alert of `sid`, and whether it named the application protocol, on both sides. */
+  async function alertTimes(name: string, cap: PcapBuilder, rules: string[]): Promise<{ theirs: Record<string, string[]>; mine: Record<string, string[]> }> {
+    const file = path.join(dir, `${name}.pcap`);
+    await fs.writeFile(file, cap.bytes());
+    const rulesFile = path.join(dir, `${name}.rules`);
+    await fs.writeFile(rulesFile, `${rules.join('\n')}\n`);
+    const by = (records: { alert?: unknown; timestamp?: unknown; app_proto?: unknown }[]): Record<string, string[]> => {
+      const out: Record<string, string[]> = {};
+      for (const e of records) {
+        if (!e.alert) continue;
+        const sid = String((e.alert as { signature_id: number }).signature_id);
+        const times = out[sid] ?? [];
+        times.push(`${String(e.timestamp).slice(11, 26)}${e.app_proto ? '' : ' before detection'}`);
+        out[sid] = times;
+      }
+      return out;
+    };
+    const eve = await suricataEve(file, dir, {}, rulesFile);
+    const replay = replayPcap(cap.bytes(), { rules: compileRules([{ name: `${name}.rules`, text: rules.join('\n') }]) });
+    return { theirs: by(eve.filter((e) => e.event_type === 'alert')), mine: by(replay.alerts.map((a) => alertEve(a))) };
+  }
+
+  /** Two Modbus reads, each segment ACKed on its own or (`acks: false`) by the answer, then both FINs and the last ACK. */
+  function twoReads(acks: boolean): PcapBuilder {
+    const cap = new PcapBuilder();
+    const c = cap.connection({ port: 502 }).handshake();
+    for (let id = 1; id <= 2; id++)
+      c.send('toserver', mbap(id, 1, [3, 0, 0, 0, 2]), { ack: acks }).send('toclient', mbap(id, 1, [3, 4, 0, 1, 0, 2]), { ack: acks });
+    c.close();
+    return cap;
+  }
+
+  // Header-only rules (packet-rules.ts): per packet, on the same packets as Suricata's.
+  for (const acks of [true, false]) {
+    it(`header-only rules alert on the packets Suricata's do: IP-only, flow options, the protocol's (${acks ? 'every segment ACKed' : 'ACKed by the answer'})`, async () => {
+      const { theirs, mine } = await alertTimes(`header-only-${acks}`, twoReads(acks), [
+        'alert modbus any any -> any any (msg:"every modbus packet"; sid:1;)',
+        'alert modbus any any -> any 502 (msg:"modbus to the server"; sid:2;)',
+        'alert modbus any any -> any any (msg:"established to client"; flow:established,to_client; sid:3;)',
+        'alert modbus 127.0.0.2 any -> any any (msg:"another address"; sid:4;)',
+        'alert tcp any any -> any any (msg:"ip-only"; sid:5;)',
+        'alert tcp any any -> any 502 (msg:"ip-only, one way"; sid:6;)',
+        'alert tcp any any <> any 502 (msg:"ip-only, both ways"; sid:7;)',
+        'alert tcp any any -> any any (msg:"to server"; flow:to_server; sid:8;)',
+        'alert tcp any any -> any any (msg:"established"; flow:established; sid:9;)',
+        'alert tcp any any -> any any (msg:"not established"; flow:not_established; sid:10;)',
+        'alert tcp any any -> any any (msg:"stateless"; flow:stateless; sid:11;)',
+        'alert tcp any any -> any any (msg:"only stream"; flow:only_stream; sid:12;)',
+      ]);
+      assert.deepEqual(mine, theirs);
+      assert.equal(theirs['1']?.length, acks ? 10 : 6, 'every packet from the one that detected the protocol');
+    });
+  }
+
+  it("a header-only pass silences the flow, the packet it matched included; a header-only drop alerts beside the packet's other alerts, then ends the flow", async () => {
+    const passed = await alertTimes('header-only-pass', twoReads(false), [
+      'pass modbus any any -> any any (msg:"pass to client"; flow:to_client; sid:1;)',
+      'alert modbus any any -> any any (msg:"every modbus packet"; sid:2;)',
+      'alert tcp any any -> any any (msg:"ip-only"; sid:3;)',
+    ]);
+    assert.deepEqual(passed.mine, passed.theirs);
+    assert.deepEqual(Object.keys(passed.theirs), ['3'], 'only the handshake, before the pass');
+    const dropped = await alertTimes('header-only-drop', twoReads(true), [
+      'drop modbus any any -> any any (msg:"drop modbus"; sid:1;)',
+      'alert modbus any any -> any any (msg:"every modbus packet"; sid:2;)',
+      'alert tcp any any -> any any (msg:"to client"; flow:to_client; sid:3;)',
+    ]);
+    assert.deepEqual(dropped.mine, dropped.theirs);
+    assert.equal(dropped.theirs['2']?.length, 1, 'the drop packet alerts, nothing after it');
+  });
 });
