@@ -89,9 +89,14 @@ function extensionsFor(usage: CertificateUsage, altNames: string[]): object[] {
   }
 }
 
-function randomSerial(): string {
+/**
+ * 16 random bytes, positive as RFC 5280 requires. The first byte is never 0 either: forge writes
+ * the hex as it is, and a leading zero byte before one below 0x80 is DER that is not minimal,
+ * which OpenSSL refuses ("illegal padding"): one certificate in 128 was unreadable.
+ */
+export function randomSerial(): string {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f; // positive, as RFC 5280 requires
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
   return bytes.toString('hex');
 }
 
