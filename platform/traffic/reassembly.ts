@@ -119,12 +119,13 @@ export class TcpReassembler {
   /** Takes one segment; returns the flow it belongs to and its direction, or undefined for one of no tracked flow. */
   segment(s: TcpSegment): { flow: FlowEndpoints; side: Side } | undefined {
     const forward = `${s.src}|${s.sport}|${s.dst}|${s.dport}`;
-    let flow = this.#flows.get(forward) ?? this.#flows.get(`${s.dst}|${s.dport}|${s.src}|${s.sport}`);
+    const reverse = `${s.dst}|${s.dport}|${s.src}|${s.sport}`;
+    let flow = this.#flows.get(forward) ?? this.#flows.get(reverse);
     const syn = (s.flags & TCP.SYN) !== 0;
     const ackFlag = (s.flags & TCP.ACK) !== 0;
     if (!flow) {
-      const closed = this.#closed.get(forward) ?? this.#closed.get(`${s.dst}|${s.dport}|${s.src}|${s.sport}`);
-      if (closed && !(syn && !ackFlag)) return { flow: closed, side: s.src === closed.client.ip && s.sport === closed.client.port ? 'toserver' : 'toclient' };
+      const closed = this.#closed.get(forward) ?? this.#closed.get(reverse);
+      if (closed && !(syn && !ackFlag)) return { flow: closed, side: sideOf(closed, s) };
       if (closed) this.#closed.delete(closed.key);
       if (!syn || ackFlag) return undefined;
       flow = {
@@ -136,7 +137,7 @@ export class TcpReassembler {
       };
       this.#flows.set(forward, flow);
     }
-    const side: Side = s.src === flow.client.ip && s.sport === flow.client.port ? 'toserver' : 'toclient';
+    const side = sideOf(flow, s);
     const other: Side = side === 'toserver' ? 'toclient' : 'toserver';
     const mine = flow.streams[side];
     if (syn) {
@@ -186,6 +187,11 @@ export class TcpReassembler {
     stream.pendingBytes = 0;
     this.handler.gap(flow, side);
   }
+}
+
+/** The direction of a segment of `flow`: from its client, or from its server. */
+function sideOf(flow: FlowEndpoints, s: TcpSegment): Side {
+  return s.src === flow.client.ip && s.sport === flow.client.port ? 'toserver' : 'toclient';
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

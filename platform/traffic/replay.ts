@@ -67,14 +67,19 @@ const MAX_HELD = 64 * 1024;
 export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?: string): ReplayResult {
   const modbusPorts = new Set(options.modbusPorts ?? [502]);
   const mqttPorts = new Set(options.mqttPorts ?? [1883]);
+  /** The protocol a flow's server port says it should speak (detection then confirms it). */
+  const serviceOf = (flow: FlowEndpoints): 'modbus' | 'mqtt' | undefined =>
+    modbusPorts.has(flow.server.port) ? 'modbus' : mqttPorts.has(flow.server.port) ? 'mqtt' : undefined;
   const capture = readPcap(file, name);
   const flows = new Map<number, ReplayFlow>();
   const all = options.rules ?? NO_RULES;
-  // Header-only rules go packet by packet (packet-rules.ts); the inspector takes the others.
-  const packetRules = new PacketRules(all.rules.filter((r) => isHeaderOnly(r.rule)));
-  const rules: CompiledRules = packetRules.empty
-    ? all
-    : { rules: all.rules.filter((r) => !isHeaderOnly(r.rule)).map((r, index) => compileRule(r.rule, index)) };
+  // Header-only rules go packet by packet (packet-rules.ts); the inspector takes the others,
+  // numbered again for its own state (a rule's index is its place in the inspector's list).
+  const headerOnly: CompiledRule[] = [];
+  const inspected: CompiledRule[] = [];
+  for (const r of all.rules) (isHeaderOnly(r.rule) ? headerOnly : inspected).push(r);
+  const packetRules = new PacketRules(headerOnly);
+  const rules: CompiledRules = packetRules.empty ? all : { rules: inspected.map((r, index) => compileRule(r.rule, index)) };
   const keep = options.keepTransactions ?? true;
   const parsers = new Map<number, StreamInspector>();
   const alerts: ReplayAlert[] = [];
@@ -118,8 +123,7 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
       let state = detecting.get(endpoints.id);
       if (state === null) return;
       if (state === undefined) {
-        const port = endpoints.server.port;
-        const protocol = modbusPorts.has(port) ? 'modbus' : mqttPorts.has(port) ? 'mqtt' : undefined;
+        const protocol = serviceOf(endpoints);
         if (!protocol) return void detecting.set(endpoints.id, null);
         state = { protocol, pending: { toserver: [], toclient: [] }, verdict: { toserver: 'more', toclient: 'more' }, held: { toserver: 0, toclient: 0 } };
         detecting.set(endpoints.id, state);
@@ -166,7 +170,7 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
     if (!at || packetRules.empty) continue;
     const { flow, side } = at;
     // Only flows of the services the replay parses (the gate protects nothing else).
-    if (!modbusPorts.has(flow.server.port) && !mqttPorts.has(flow.server.port)) continue;
+    if (!serviceOf(flow)) continue;
     const record = flows.get(flow.id);
     const verdict = packetRules.packet(flow, side, { syn: (segment.flags & TCP.SYN) !== 0, ack: (segment.flags & TCP.ACK) !== 0 }, record?.protocol);
     if (verdict.passed) alerts.length = before;
