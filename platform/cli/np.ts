@@ -9,6 +9,7 @@ import type { CommandSpec, ParsedCommand } from '../../sdk/cli/shell.js';
 import { fail, IsogateError, isIsogateError } from '../../sdk/errors.js';
 import { escapeControls, safeJson } from '../../sdk/text.js';
 import { alertEve } from '../traffic/eve-alert.js';
+import { MAX_OPEN_FLOWS } from '../traffic/reassembly.js';
 import { replayPcap } from '../traffic/replay.js';
 
 /** Reading a file the user named: a missing or unreadable one is E_PATH naming it. */
@@ -72,6 +73,11 @@ async function replay(command: ParsedCommand): Promise<void> {
   // One line per alert, as eve.json holds them; safeJson escapes what a terminal would act on.
   const lines = result.alerts.map((a) => `${safeJson(alertEve(a))}\n`);
   for (let i = 0; i < lines.length; i += 1000) process.stdout.write(lines.slice(i, i + 1000).join(''));
+  if (result.untrackedFlows > 0) {
+    process.stderr.write(
+      `isogate np replay: ${result.untrackedFlows} connection(s) were not inspected: they began while ${MAX_OPEN_FLOWS} were open, the most the replay follows at once (as Suricata's flow memcap bounds its table)\n`,
+    );
+  }
 }
 
 /** `isogate np replay`: one command of the `np` group described in main.ts. */

@@ -103,6 +103,11 @@ export class PacketRules {
     return { alerts, passed: false, ended };
   }
 
+  /** No packet of the flow will come again (the reassembler forgot it). */
+  forget(flow: FlowEndpoints): void {
+    this.#flows.delete(flow.id);
+  }
+
   /** The flow's inspection ended elsewhere (a transaction rule's drop): nothing more matches here either. */
   end(flow: FlowEndpoints): void {
     this.#state(flow).ended = true;

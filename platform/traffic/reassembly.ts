@@ -11,6 +11,11 @@
  *  - a flow starts at a SYN (Suricata's `stream.midstream: false`); a flow whose SYN was not
  *    captured is not inspected.
  * Buffered out-of-order bytes are bounded per direction; past the bound the direction is a gap.
+ * The flow table is bounded too, as Suricata's is by its flow memcap: a capture of many
+ * connections never closed (a SYN flood) cannot grow it without end. Past MAX_OPEN_FLOWS open at
+ * once, a new connection is not tracked (counted, and the replay says so), as Suricata inspects
+ * nothing of a packet it finds no flow for. Closed flows are kept for their last packets, the
+ * oldest forgotten first past MAX_CLOSED; whoever keeps state per flow hears when one is.
  */
 import { TCP, type TcpSegment } from './pcap.js';
 
@@ -25,11 +30,17 @@ export interface FlowEndpoints {
 export interface ReassemblyHandler {
   data(flow: FlowEndpoints, side: Side, bytes: Uint8Array): void;
   gap(flow: FlowEndpoints, side: Side): void;
+  /** No packet will belong to `flow` again: state kept for it can go. */
+  forgotten?(flow: FlowEndpoints): void;
+  /** Whether to follow a new connection to `server` at all (default: every one). */
+  tracks?(server: { readonly ip: string; readonly port: number }): boolean;
 }
 
 const MAX_PENDING = 4 * 1024 * 1024;
 /** Closed flows kept for their last packets. */
 const MAX_CLOSED = 4096;
+/** Connections tracked at once (Suricata's default flow memcap holds about as many). */
+export const MAX_OPEN_FLOWS = 65_536;
 
 class Stream {
   base: number | undefined;
@@ -108,12 +119,24 @@ export class TcpReassembler {
    * them, as in Suricata, which keeps a flow until it times out. The oldest go first past the bound.
    */
   readonly #closed = new Map<string, Flow>();
+  readonly #maxOpenFlows: number;
   #nextId = 1;
+  #untracked = 0;
 
-  constructor(readonly handler: ReassemblyHandler) {}
+  constructor(
+    readonly handler: ReassemblyHandler,
+    options: { maxOpenFlows?: number } = {},
+  ) {
+    this.#maxOpenFlows = options.maxOpenFlows ?? MAX_OPEN_FLOWS;
+  }
 
   get flowCount(): number {
     return this.#flows.size;
+  }
+
+  /** Connections whose SYN came while MAX_OPEN_FLOWS were open: none of their packets was inspected. */
+  get untrackedFlows(): number {
+    return this.#untracked;
   }
 
   /** Takes one segment; returns the flow it belongs to and its direction, or undefined for one of no tracked flow. */
@@ -126,13 +149,19 @@ export class TcpReassembler {
     if (!flow) {
       const closed = this.#closed.get(forward) ?? this.#closed.get(reverse);
       if (closed && !(syn && !ackFlag)) return { flow: closed, side: sideOf(closed, s) };
-      if (closed) this.#closed.delete(closed.key);
+      if (closed) this.#forget(closed);
       if (!syn || ackFlag) return undefined;
+      const server = { ip: s.dst, port: s.dport };
+      if (this.handler.tracks && !this.handler.tracks(server)) return undefined;
+      if (this.#flows.size >= this.#maxOpenFlows) {
+        this.#untracked += 1;
+        return undefined;
+      }
       flow = {
         key: forward,
         id: this.#nextId++,
         client: { ip: s.src, port: s.sport },
-        server: { ip: s.dst, port: s.dport },
+        server,
         streams: { toserver: new Stream(), toclient: new Stream() },
       };
       this.#flows.set(forward, flow);
@@ -154,9 +183,14 @@ export class TcpReassembler {
       this.#flush(flow);
       this.#flows.delete(flow.key);
       this.#closed.set(flow.key, flow);
-      if (this.#closed.size > MAX_CLOSED) this.#closed.delete(this.#closed.keys().next().value!);
+      if (this.#closed.size > MAX_CLOSED) this.#forget(this.#closed.values().next().value!);
     }
     return { flow, side };
+  }
+
+  #forget(flow: Flow): void {
+    this.#closed.delete(flow.key);
+    this.handler.forgotten?.(flow);
   }
 
   finish(): void {

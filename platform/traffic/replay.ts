@@ -11,7 +11,7 @@ import { probeMqtt } from '../../sample-apps/network-protector/src/protocols/mqt
 import type { ModbusTransaction, MqttTransaction } from '../../sample-apps/network-protector/src/protocols/types.js';
 import { isHeaderOnly, PacketRules } from './packet-rules.js';
 import { decodeTcp, readPcap, TCP } from './pcap.js';
-import { type FlowEndpoints, type Side, TcpReassembler } from './reassembly.js';
+import { type FlowEndpoints, type ReassemblyHandler, type Side, TcpReassembler } from './reassembly.js';
 
 export interface ReplayOptions {
   /** Server ports parsed as Modbus/TCP (Suricata's default: 502). */
@@ -22,6 +22,8 @@ export interface ReplayOptions {
   readonly rules?: CompiledRules;
   /** Keep every flow's transactions in the result (default); the alerts hold theirs either way. */
   readonly keepTransactions?: boolean;
+  /** Connections tracked at once (default MAX_OPEN_FLOWS); tests set fewer. */
+  readonly maxOpenFlows?: number;
 }
 
 export interface ReplayAlert {
@@ -47,6 +49,8 @@ export interface ReplayResult {
   readonly packets: number;
   /** Frames that carried no decodable TCP segment (other protocols, truncated or garbage). */
   readonly skipped: number;
+  /** Connections not inspected because MAX_OPEN_FLOWS were open when they began (reassembly.ts). */
+  readonly untrackedFlows: number;
 }
 
 /** Suricata's probing parsers look at no more than this many bytes of a direction (`max_depth`). */
@@ -68,8 +72,8 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
   const modbusPorts = new Set(options.modbusPorts ?? [502]);
   const mqttPorts = new Set(options.mqttPorts ?? [1883]);
   /** The protocol a flow's server port says it should speak (detection then confirms it). */
-  const serviceOf = (flow: FlowEndpoints): 'modbus' | 'mqtt' | undefined =>
-    modbusPorts.has(flow.server.port) ? 'modbus' : mqttPorts.has(flow.server.port) ? 'mqtt' : undefined;
+  const serviceOf = (server: { readonly port: number }): 'modbus' | 'mqtt' | undefined =>
+    modbusPorts.has(server.port) ? 'modbus' : mqttPorts.has(server.port) ? 'mqtt' : undefined;
   const capture = readPcap(file, name);
   const flows = new Map<number, ReplayFlow>();
   const all = options.rules ?? NO_RULES;
@@ -117,13 +121,13 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
     if (result.drop) droppedNow.add(endpoints.id);
   };
 
-  const reassembler = new TcpReassembler({
+  const handler: ReassemblyHandler = {
     data(endpoints, side, bytes) {
       if (parsers.has(endpoints.id)) return feed(endpoints, side, bytes);
       let state = detecting.get(endpoints.id);
       if (state === null) return;
       if (state === undefined) {
-        const protocol = serviceOf(endpoints);
+        const protocol = serviceOf(endpoints.server);
         if (!protocol) return void detecting.set(endpoints.id, null);
         state = { protocol, pending: { toserver: [], toclient: [] }, verdict: { toserver: 'more', toclient: 'more' }, held: { toserver: 0, toclient: 0 } };
         detecting.set(endpoints.id, state);
@@ -154,7 +158,17 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
       parsers.delete(endpoints.id);
       detecting.set(endpoints.id, null);
     },
-  });
+    // Only connections to the services the replay parses (the gate protects nothing else): others
+    // take no place in the flow table.
+    tracks: (server) => serviceOf(server) !== undefined,
+    // What the replay keeps per flow goes with it; only the result's record stays.
+    forgotten(endpoints) {
+      parsers.delete(endpoints.id);
+      detecting.delete(endpoints.id);
+      packetRules.forget(endpoints);
+    },
+  };
+  const reassembler = new TcpReassembler(handler, options.maxOpenFlows === undefined ? {} : { maxOpenFlows: options.maxOpenFlows });
 
   let skipped = 0;
   for (const packet of capture.records) {
@@ -169,8 +183,6 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
     const at = reassembler.segment(segment);
     if (!at || packetRules.empty) continue;
     const { flow, side } = at;
-    // Only flows of the services the replay parses (the gate protects nothing else).
-    if (!serviceOf(flow)) continue;
     const record = flows.get(flow.id);
     const verdict = packetRules.packet(flow, side, { syn: (segment.flags & TCP.SYN) !== 0, ack: (segment.flags & TCP.ACK) !== 0 }, record?.protocol);
     if (verdict.passed) alerts.length = before;
@@ -185,7 +197,13 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
     if (droppedNow.has(flow.id)) packetRules.end(flow);
   }
   reassembler.finish();
-  return { flows: [...flows.values()].sort((a, b) => a.id - b.id), alerts, packets: capture.records.length, skipped };
+  return {
+    flows: [...flows.values()].sort((a, b) => a.id - b.id),
+    alerts,
+    packets: capture.records.length,
+    skipped,
+    untrackedFlows: reassembler.untrackedFlows,
+  };
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

@@ -224,6 +224,56 @@ describe('pcap reader and replay', () => {
     assert.equal(flow!.stopped, true);
   });
 
+  it('bounds the flow table: a connection begun while the most are open is not inspected, and counted; one begun after a close is', () => {
+    const cap = new PcapBuilder();
+    const request = (c: ReturnType<PcapBuilder['connection']>, id: number) =>
+      c.send('toserver', mbap(id, 1, [3, 0, 0, 0, 1])).send('toclient', mbap(id, 1, [3, 2, 0, 1]));
+    const first = request(cap.connection({ port: 502 }).handshake(), 1);
+    request(cap.connection({ port: 502 }).handshake(), 2);
+    // A third while two are open: not followed, its request not parsed.
+    request(cap.connection({ port: 502 }).handshake(), 3);
+    first.close();
+    request(cap.connection({ port: 502 }).handshake(), 4);
+    const result = replayPcap(cap.bytes(), { maxOpenFlows: 2 });
+    assert.equal(result.untrackedFlows, 1);
+    assert.deepEqual(
+      result.flows.map((f) => [f.client.port, f.transactions.length]),
+      [
+        [40000, 1],
+        [40001, 1],
+        [40003, 1],
+      ],
+    );
+    // Connections to a port the replay parses nothing on take no place in the table.
+    const mixed = new PcapBuilder();
+    mixed.connection({ port: 80 }).handshake().send('toserver', Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    request(mixed.connection({ port: 502 }).handshake(), 1);
+    const parsed = replayPcap(mixed.bytes(), { maxOpenFlows: 1 });
+    assert.equal(parsed.untrackedFlows, 0);
+    assert.deepEqual(
+      parsed.flows.map((f) => [f.server.port, f.transactions.length]),
+      [[502, 1]],
+    );
+  });
+
+  it('forgets a closed flow once past the closed flows it keeps, or when its ports start a new connection, and says so once', () => {
+    const cap = new PcapBuilder();
+    // 4097 closed connections: one more than the closed flows kept for their last packets.
+    for (let i = 0; i < 4097; i++)
+      cap
+        .connection({ port: 502 }, { port: 20000 + i })
+        .handshake()
+        .close();
+    // The last one's ports again: a new connection, and the closed one is forgotten.
+    cap.connection({ port: 502 }, { port: 20000 + 4096 }).handshake();
+    const file = readPcap(cap.bytes());
+    const forgotten: number[] = [];
+    const reassembler = new TcpReassembler({ data: () => undefined, gap: () => assert.fail('no gap here'), forgotten: (flow) => forgotten.push(flow.id) });
+    for (const r of file.records) reassembler.segment(decodeTcp(file.linkType, r.data)!);
+    assert.deepEqual(forgotten, [1, 4097]);
+    assert.equal(reassembler.flowCount, 1);
+  });
+
   it('decodes random frames of every link type without throwing', () => {
     let seed = 99;
     const next = () => {
