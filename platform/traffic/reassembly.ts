@@ -134,7 +134,7 @@ export class TcpReassembler {
     return this.#flows.size;
   }
 
-  /** Connections whose SYN came while MAX_OPEN_FLOWS were open: none of their packets was inspected. */
+  /** SYNs that came while MAX_OPEN_FLOWS were open (a retransmitted one counts again): none of their connections' packets was inspected. */
   get untrackedFlows(): number {
     return this.#untracked;
   }
