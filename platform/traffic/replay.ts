@@ -127,8 +127,8 @@ export function replayPcap(file: Uint8Array, options: ReplayOptions = {}, name?:
       let state = detecting.get(endpoints.id);
       if (state === null) return;
       if (state === undefined) {
-        const protocol = serviceOf(endpoints.server);
-        if (!protocol) return void detecting.set(endpoints.id, null);
+        // Every flow the reassembler follows is one of a service (`tracks` below).
+        const protocol = serviceOf(endpoints.server)!;
         state = { protocol, pending: { toserver: [], toclient: [] }, verdict: { toserver: 'more', toclient: 'more' }, held: { toserver: 0, toclient: 0 } };
         detecting.set(endpoints.id, state);
       }
